@@ -1,0 +1,142 @@
+/**
+ * Dynamic micro-batching: items from any number of callers are gathered into one run of up to
+ * `maxBatchSize`, waiting at most `maxWaitMs` after the first item for more to arrive. While a batch
+ * runs, new items queue; the next batch starts as soon as the previous one ends, without waiting again,
+ * so under load batches fill themselves and when idle a lone item pays at most `maxWaitMs`.
+ */
+import { AppError, ErrorCode } from '../errors.js';
+
+export interface BatcherOptions<I, O> {
+  /** Shown in errors and logs, e.g. `clip-vit-base-patch32/image`. */
+  name: string;
+  /** Largest batch one run takes. */
+  maxBatchSize: number;
+  /** How long the first item of a batch may wait for company, in milliseconds. */
+  maxWaitMs: number;
+  /** Items allowed to wait (not counting the running batch); past it `add` rejects with OVERLOADED. */
+  maxQueued: number;
+  /** Runs one batch: must return exactly one output per input, in order. */
+  run: (items: I[]) => Promise<O[]>;
+  /** Told after each run, for metrics. */
+  onBatch?: (size: number, durationMs: number) => void;
+}
+
+interface Pending<I, O> {
+  item: I;
+  resolve: (value: O) => void;
+  reject: (error: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+export class Batcher<I, O> {
+  readonly #options: BatcherOptions<I, O>;
+  #queue: Pending<I, O>[] = [];
+  #running: Promise<void> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #stopped = false;
+
+  constructor(options: BatcherOptions<I, O>) {
+    for (const key of ['maxBatchSize', 'maxQueued'] as const) {
+      if (!Number.isInteger(options[key]) || options[key] < 1) {
+        throw new TypeError(`Expected \`${key}\` to be an integer ≥ 1, got ${options[key]}`);
+      }
+    }
+    if (!(options.maxWaitMs >= 0)) throw new TypeError(`Expected \`maxWaitMs\` to be ≥ 0, got ${options.maxWaitMs}`);
+    this.#options = options;
+  }
+
+  /** Items waiting for a batch. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Resolves with this item's output once its batch has run. An aborted signal drops a still-queued item. */
+  add(item: I, signal?: AbortSignal): Promise<O> {
+    if (this.#stopped) return Promise.reject(new AppError(ErrorCode.ShuttingDown, 'The server is shutting down'));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#queue.length >= this.#options.maxQueued) {
+      return Promise.reject(
+        new AppError(
+          ErrorCode.Overloaded,
+          `The ${this.#options.name} queue is full (${this.#queue.length} waiting); retry later`,
+        ),
+      );
+    }
+    return new Promise<O>((resolve, reject) => {
+      const pending: Pending<I, O> = { item, resolve, reject, signal, onAbort: undefined };
+      if (signal) {
+        pending.onAbort = () => {
+          const index = this.#queue.indexOf(pending);
+          if (index >= 0) {
+            this.#queue.splice(index, 1);
+            reject(signal.reason);
+          }
+        };
+        signal.addEventListener('abort', pending.onAbort, { once: true });
+      }
+      this.#queue.push(pending);
+      this.#schedule();
+    });
+  }
+
+  /** Refuses new items and waits until everything queued has run. Idempotent. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    while (this.#queue.length > 0 || this.#running) {
+      if (this.#timer) {
+        clearTimeout(this.#timer);
+        this.#timer = null;
+        this.#dispatch();
+      }
+      await this.#running;
+    }
+  }
+
+  #schedule(): void {
+    if (this.#running) return; // the running batch dispatches the next when it ends
+    if (this.#queue.length >= this.#options.maxBatchSize || this.#options.maxWaitMs === 0) {
+      this.#dispatch();
+      return;
+    }
+    this.#timer ??= setTimeout(() => {
+      this.#timer = null;
+      this.#dispatch();
+    }, this.#options.maxWaitMs);
+  }
+
+  #dispatch(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    if (this.#running || this.#queue.length === 0) return;
+    const batch = this.#queue.splice(0, this.#options.maxBatchSize);
+    for (const pending of batch) {
+      if (pending.onAbort) pending.signal?.removeEventListener('abort', pending.onAbort);
+    }
+    this.#running = this.#runBatch(batch).finally(() => {
+      this.#running = null;
+      if (this.#queue.length > 0) this.#dispatch();
+    });
+  }
+
+  async #runBatch(batch: Pending<I, O>[]): Promise<void> {
+    const started = performance.now();
+    try {
+      const outputs = await this.#options.run(batch.map((p) => p.item));
+      if (outputs.length !== batch.length) {
+        throw new Error(`${this.#options.name}: batch of ${batch.length} gave ${outputs.length} outputs`);
+      }
+      this.#options.onBatch?.(batch.length, performance.now() - started);
+      batch.forEach((p, i) => p.resolve(outputs[i]!));
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]!.reject(error);
+        return;
+      }
+      // One bad input must fail only its own caller: rerun the items one by one to find it.
+      for (const pending of batch) await this.#runBatch([pending]);
+    }
+  }
+}

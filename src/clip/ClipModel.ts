@@ -1,0 +1,336 @@
+/**
+ * One loaded CLIP model: its ONNX graphs, tokenizer and preprocessor, the image and text batchers
+ * every job shares, and the embedding caches. The recipe for a classification is short:
+ * prompts → (cached) text embeddings → per-class ensemble; images → (cached) image embeddings;
+ * softmax of scale · cosine.
+ */
+import { createHash } from 'node:crypto';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { AppError, ErrorCode, isAppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { Batcher } from './Batcher.js';
+import { EmbeddingCache } from './EmbeddingCache.js';
+import { loadModelFiles, type LoadedModelFiles } from './modelFiles.js';
+import { OnnxGraph, type FeedValue, type OnnxSessionOptions } from './onnx.js';
+import { preprocessImage } from './preprocess.js';
+import { applyTemplate, classProbabilities, ensemble, normalize, templatesOf } from './scoring.js';
+import { ClipTokenizer } from './tokenizer.js';
+import type { ImageLimits, PreprocessorConfig, Precision, PromptConfig } from './types.js';
+
+export interface ClipModelOptions {
+  name: string;
+  /** A local directory in the hub layout (already downloaded). */
+  dir: string;
+  precision: Precision;
+  session: OnnxSessionOptions;
+  /** Largest image batch. @default 32 */
+  maxBatchSize: number;
+  /** How long a lone request waits for company, ms. @default 5 */
+  maxBatchWaitMs: number;
+  /** Largest text batch (prompts). @default 64 */
+  maxTextBatchSize: number;
+  /** Images allowed to wait for the image batcher; past it → OVERLOADED. */
+  maxQueuedImages: number;
+  /** Images decoded and resized at once (sharp work runs off the event loop). */
+  preprocessConcurrency: number;
+  /** LRU capacity (entries) of the text-embedding cache; 0 disables. */
+  textCacheSize: number;
+  /** LRU capacity (entries) of the image-embedding cache; 0 disables. */
+  imageCacheSize: number;
+  imageLimits: ImageLimits;
+  /** An explicit trained logit scale (not the log); wins over everything. */
+  logitScale?: number | undefined;
+  /** The scale the catalogue knows for this model, used when the model files cannot tell. */
+  knownLogitScale?: number | undefined;
+  logger: Logger;
+  onBatch?: (kind: 'image' | 'text', size: number, durationMs: number) => void;
+  onCacheLookup?: (kind: 'image' | 'text', hit: boolean) => void;
+}
+
+export type LogitScaleSource = 'config' | 'model' | 'catalogue' | 'default';
+
+/** Input ids of one prompt at its real length (`<|startoftext|>` … `<|endoftext|>`). */
+type PromptIds = readonly number[];
+
+export class ClipModel {
+  readonly name: string;
+  readonly precision: Precision;
+  readonly embeddingSize: number;
+  readonly contextLength: number;
+  readonly imageSize: number;
+  readonly logitScale: number;
+  readonly logitScaleSource: LogitScaleSource;
+
+  readonly #files: LoadedModelFiles;
+  readonly #tokenizer: ClipTokenizer;
+  readonly #text: OnnxGraph;
+  readonly #vision: OnnxGraph;
+  readonly #imageBatcher: Batcher<Float32Array, Float32Array>;
+  readonly #textBatcher: Batcher<PromptIds, Float32Array>;
+  readonly #textCache: EmbeddingCache;
+  readonly #imageCache: EmbeddingCache;
+  readonly #preprocessLimit: LimitFunction;
+  readonly #options: ClipModelOptions;
+
+  private constructor(
+    options: ClipModelOptions,
+    files: LoadedModelFiles,
+    tokenizer: ClipTokenizer,
+    graphs: { text: OnnxGraph; vision: OnnxGraph },
+    logitScale: { value: number; source: LogitScaleSource },
+    embeddingSize: number,
+  ) {
+    this.#options = options;
+    this.name = options.name;
+    this.precision = options.precision;
+    this.#files = files;
+    this.#tokenizer = tokenizer;
+    this.#text = graphs.text;
+    this.#vision = graphs.vision;
+    this.embeddingSize = embeddingSize;
+    this.contextLength = tokenizer.contextLength;
+    this.imageSize = files.preprocessor.cropHeight;
+    this.logitScale = logitScale.value;
+    this.logitScaleSource = logitScale.source;
+    this.#textCache = new EmbeddingCache(options.textCacheSize);
+    this.#imageCache = new EmbeddingCache(options.imageCacheSize);
+    this.#preprocessLimit = pLimit(options.preprocessConcurrency);
+    this.#imageBatcher = new Batcher({
+      name: `${options.name} image`,
+      maxBatchSize: options.maxBatchSize,
+      maxWaitMs: options.maxBatchWaitMs,
+      maxQueued: options.maxQueuedImages,
+      run: (pixels) => this.#runVision(pixels),
+      onBatch: (size, ms) => options.onBatch?.('image', size, ms),
+    });
+    this.#textBatcher = new Batcher({
+      name: `${options.name} text`,
+      maxBatchSize: options.maxTextBatchSize,
+      maxWaitMs: options.maxBatchWaitMs,
+      // Text work per job is bounded by the class limit; the image queue is the admission bound.
+      maxQueued: Number.MAX_SAFE_INTEGER,
+      run: (prompts) => this.#runText(prompts),
+      onBatch: (size, ms) => options.onBatch?.('text', size, ms),
+    });
+  }
+
+  /** Loads the files and graphs, resolves the logit scale, and warms both towers up. */
+  static async load(options: ClipModelOptions): Promise<ClipModel> {
+    const files = await loadModelFiles(options.dir, options.precision);
+    const tokenizer = await ClipTokenizer.fromFile(files.tokenizerPath, { contextLength: files.config.contextLength });
+    const graphs = await loadGraphs(files, options.session);
+    try {
+      const logitScale = await resolveLogitScale(files, tokenizer, options);
+      if (logitScale.source === 'default') {
+        options.logger.warn(
+          { model: options.name },
+          'the trained logit scale could not be read from the model (no onnx/model.onnx); using 100, as for OpenAI CLIP. Set LOGIT_SCALE to override',
+        );
+      }
+      const probe = await runVisionGraph(graphs.vision, [new Float32Array(pixelCount(files.preprocessor))], files.preprocessor, tokenizer);
+      const model = new ClipModel(options, files, tokenizer, graphs, logitScale, probe[0]!.length);
+      await model.#runText([tokenizer.encode('warm up')]);
+      return model;
+    } catch (error) {
+      await Promise.allSettled([graphs.text.release(), graphs.vision === graphs.text ? null : graphs.vision.release()]);
+      throw error;
+    }
+  }
+
+  /** Images waiting for an inference batch. */
+  get queuedImages(): number {
+    return this.#imageBatcher.queued;
+  }
+
+  get textCacheSize(): number {
+    return this.#textCache.size;
+  }
+
+  get imageCacheSize(): number {
+    return this.#imageCache.size;
+  }
+
+  /** Per image, the probability of each label. */
+  async classify(images: readonly Uint8Array[], labels: readonly string[], prompt: PromptConfig, signal?: AbortSignal): Promise<number[][]> {
+    const templates = templatesOf(prompt);
+    const classEmbeddings = Promise.all(
+      labels.map(async (label) => ensemble(await Promise.all(templates.map((t) => this.embedPrompt(applyTemplate(t, label)))))),
+    );
+    const imageEmbeddings = Promise.all(images.map((bytes, i) => this.embedImage(bytes, i, signal)));
+    // Settle both before throwing, so no rejection goes unobserved.
+    const [classes, pictures] = await Promise.allSettled([classEmbeddings, imageEmbeddings]);
+    if (pictures.status === 'rejected') throw pictures.reason;
+    if (classes.status === 'rejected') throw classes.reason;
+    return classProbabilities(pictures.value, classes.value, this.logitScale);
+  }
+
+  /** The normalised embedding of one prompt (cached by prompt text). */
+  embedPrompt(prompt: string): Promise<Float32Array> {
+    return this.#textCache.get(
+      prompt,
+      () => this.#textBatcher.add(this.#tokenizer.encode(prompt)),
+      (hit) => this.#options.onCacheLookup?.('text', hit),
+    );
+  }
+
+  /** The normalised embedding of one encoded image (cached by a hash of its bytes). `index` names it in errors. */
+  embedImage(bytes: Uint8Array, index: number, signal?: AbortSignal): Promise<Float32Array> {
+    const key = createHash('sha256').update(bytes).digest('base64');
+    return this.#imageCache.get(
+      key,
+      async () => {
+        const pixels = await this.#preprocessLimit(() =>
+          preprocessImage(bytes, this.#files.preprocessor, this.#options.imageLimits).catch((error: unknown) => {
+            throw isAppError(error) ? error : new AppError(ErrorCode.BadUserInput, `image ${index} could not be decoded`, { cause: error });
+          }),
+        );
+        // A cached promise is shared by later jobs, so it must not die with this job's signal.
+        return this.#imageBatcher.add(pixels, this.#imageCache.size > 0 ? undefined : signal);
+      },
+      (hit) => this.#options.onCacheLookup?.('image', hit),
+    );
+  }
+
+  /** Finishes queued work, then releases the ONNX sessions. */
+  async stop(): Promise<void> {
+    await Promise.all([this.#imageBatcher.stop(), this.#textBatcher.stop()]);
+    await this.#text.release();
+    if (this.#vision !== this.#text) await this.#vision.release();
+  }
+
+  async #runVision(pixels: Float32Array[]): Promise<Float32Array[]> {
+    return runVisionGraph(this.#vision, pixels, this.#files.preprocessor, this.#tokenizer);
+  }
+
+  async #runText(prompts: readonly PromptIds[]): Promise<Float32Array[]> {
+    return runTextGraph(this.#text, prompts, this.#tokenizer, this.#files.preprocessor);
+  }
+}
+
+async function loadGraphs(files: LoadedModelFiles, session: OnnxSessionOptions): Promise<{ text: OnnxGraph; vision: OnnxGraph }> {
+  if (files.textModelPath && files.visionModelPath) {
+    const [text, vision] = await Promise.all([OnnxGraph.load(files.textModelPath, session), OnnxGraph.load(files.visionModelPath, session)]);
+    return { text, vision };
+  }
+  if (files.combinedModelPath) {
+    const combined = await OnnxGraph.load(files.combinedModelPath, session);
+    return { text: combined, vision: combined };
+  }
+  throw new Error(`${files.dir}: neither the two towers nor onnx/model.onnx are present`);
+}
+
+function pixelCount(pre: PreprocessorConfig): number {
+  return 3 * pre.cropHeight * pre.cropWidth;
+}
+
+/** Tokens that make the smallest valid prompt, for feeding the text side of a combined graph we only need images from. */
+function minimalPrompt(tokenizer: ClipTokenizer): PromptIds {
+  return [tokenizer.sotId, tokenizer.eotId];
+}
+
+/** Normalised image embeddings; a combined graph (no separate towers) also needs a dummy prompt. */
+async function runVisionGraph(
+  graph: OnnxGraph,
+  pixels: readonly Float32Array[],
+  pre: PreprocessorConfig,
+  tokenizer: ClipTokenizer,
+): Promise<Float32Array[]> {
+  const size = pixelCount(pre);
+  const batch = new Float32Array(size * pixels.length);
+  pixels.forEach((p, i) => batch.set(p, i * size));
+  const feeds: Record<string, FeedValue> = {
+    pixel_values: { kind: 'float', data: batch, dims: [pixels.length, 3, pre.cropHeight, pre.cropWidth] },
+    ...textFeeds([minimalPrompt(tokenizer)], tokenizer.padId),
+  };
+  const { image_embeds } = await graph.run(feeds, ['image_embeds']);
+  return splitRows(image_embeds!.data, pixels.length);
+}
+
+/** Normalised text embeddings, the batch run at its longest real length (CLIP's causal mask makes padding irrelevant). */
+async function runTextGraph(
+  graph: OnnxGraph,
+  prompts: readonly PromptIds[],
+  tokenizer: ClipTokenizer,
+  pre: PreprocessorConfig,
+): Promise<Float32Array[]> {
+  const feeds: Record<string, FeedValue> = {
+    ...textFeeds(prompts, tokenizer.padId),
+    pixel_values: { kind: 'float', data: new Float32Array(pixelCount(pre)), dims: [1, 3, pre.cropHeight, pre.cropWidth] },
+  };
+  const { text_embeds } = await graph.run(feeds, ['text_embeds']);
+  return splitRows(text_embeds!.data, prompts.length);
+}
+
+export function textFeeds(prompts: readonly PromptIds[], padId: number, length?: number): Record<string, FeedValue> {
+  const width = length ?? Math.max(...prompts.map((p) => p.length));
+  const ids = new BigInt64Array(prompts.length * width).fill(BigInt(padId));
+  const mask = new BigInt64Array(prompts.length * width);
+  prompts.forEach((prompt, row) => {
+    prompt.forEach((id, col) => {
+      ids[row * width + col] = BigInt(id);
+      mask[row * width + col] = 1n;
+    });
+  });
+  return {
+    input_ids: { kind: 'int64', data: ids, dims: [prompts.length, width] },
+    attention_mask: { kind: 'int64', data: mask, dims: [prompts.length, width] },
+  };
+}
+
+function splitRows(data: Float32Array, rows: number): Float32Array[] {
+  const width = data.length / rows;
+  return Array.from({ length: rows }, (_, i) => normalize(data.slice(i * width, (i + 1) * width)));
+}
+
+/**
+ * The trained scale, in order: an explicit setting; the combined graph itself (one run: its logits
+ * divided by the cosines of its own embeddings); the catalogue's known value; 100 (OpenAI's) with a warning.
+ * config.json's `logit_scale_init_value` is the *initial* value before training and is never used.
+ */
+async function resolveLogitScale(
+  files: LoadedModelFiles,
+  tokenizer: ClipTokenizer,
+  options: ClipModelOptions,
+): Promise<{ value: number; source: LogitScaleSource }> {
+  if (options.logitScale !== undefined) return { value: options.logitScale, source: 'config' };
+  if (files.combinedModelPath) {
+    const value = await measureLogitScale(files.combinedModelPath, files.preprocessor, tokenizer, options.session);
+    if (value !== null) return { value, source: 'model' };
+  }
+  if (options.knownLogitScale !== undefined) return { value: options.knownLogitScale, source: 'catalogue' };
+  return { value: 100, source: 'default' };
+}
+
+async function measureLogitScale(
+  path: string,
+  pre: PreprocessorConfig,
+  tokenizer: ClipTokenizer,
+  session: OnnxSessionOptions,
+): Promise<number | null> {
+  const graph = await OnnxGraph.load(path, session);
+  try {
+    if (!graph.hasOutput('logits_per_image')) return null;
+    const pixels = new Float32Array(pixelCount(pre));
+    for (let i = 0; i < pixels.length; i++) pixels[i] = Math.sin(i * 0.37);
+    const prompts = [tokenizer.encode('a photo of a cat.'), tokenizer.encode('a diagram'), tokenizer.encode('x')];
+    const out = await graph.run(
+      { pixel_values: { kind: 'float', data: pixels, dims: [1, 3, pre.cropHeight, pre.cropWidth] }, ...textFeeds(prompts, tokenizer.padId) },
+      ['logits_per_image', 'image_embeds', 'text_embeds'],
+    );
+    const image = splitRows(out.image_embeds!.data, 1)[0]!;
+    const texts = splitRows(out.text_embeds!.data, prompts.length);
+    // Least squares over the prompts: logits = s · cos, robust when one cosine is near 0.
+    let num = 0;
+    let den = 0;
+    texts.forEach((t, j) => {
+      let cos = 0;
+      for (let k = 0; k < t.length; k++) cos += t[k]! * image[k]!;
+      num += out.logits_per_image!.data[j]! * cos;
+      den += cos * cos;
+    });
+    const scale = num / den;
+    return den > 1e-8 && Number.isFinite(scale) && scale > 0 ? scale : null;
+  } finally {
+    await graph.release();
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * The inference service the job layer talks to: every configured model, loaded once and shared by
+ * all jobs. The default model must load for the server to be ready; extra models load in the
+ * background and a failure there only marks that model failed.
+ */
+import { EventEmitter } from 'node:events';
+import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { findCatalogueEntry, resolveModelSource } from './catalogue.js';
+import { ClipModel } from './ClipModel.js';
+import { fetchModelFiles } from './hub.js';
+import { decodeImageString, inspectImage } from './imageInput.js';
+import type { GraphOptimizationLevel } from './onnx.js';
+import { parsePromptConfig } from './scoring.js';
+import type { ClassifyRequest, ClassifyResult, ImageInfo, ImageLimits, ModelInfo, Precision, PromptConfig } from './types.js';
+
+export interface HubSettings {
+  /** Where downloaded models are kept. */
+  cacheDir: string;
+  /** The hub (or a mirror). @default 'https://huggingface.co' */
+  endpoint: string;
+  /** Sent as a bearer token, for gated or private repos. */
+  token?: string | undefined;
+  /** Use only the cache; never the network. */
+  offline: boolean;
+  /** Draw a progress bar on stderr while downloading. */
+  progress: boolean;
+}
+
+export interface InferenceSettings {
+  /** @default 32 */
+  maxBatchSize: number;
+  /** @default 5 */
+  maxBatchWaitMs: number;
+  /** @default 64 */
+  maxTextBatchSize: number;
+  /** Images waiting per model before OVERLOADED. */
+  maxQueuedImages: number;
+  /** ONNX Runtime intra-op threads per inference. */
+  intraOpThreads: number;
+  graphOptimizationLevel: GraphOptimizationLevel;
+  /** Overrides the trained logit scale of every model. */
+  logitScale?: number | undefined;
+  /** Images decoded and resized at once. */
+  preprocessConcurrency: number;
+}
+
+export interface ClipServiceOptions {
+  /** Source of the default model: catalogue name, hub id `owner/name[@rev]`, or a local directory. */
+  defaultModel: string;
+  /** More models; a failure to load one never takes the default down. */
+  extraModels: { name: string; source: string }[];
+  precision: Precision;
+  hub: HubSettings;
+  inference: InferenceSettings;
+  /** LRU capacities, in entries. */
+  caches: { textEmbeddings: number; imageEmbeddings: number };
+  imageLimits: ImageLimits;
+  logger: Logger;
+}
+
+export type ClipEvents = {
+  batchCompleted: [{ model: string; kind: 'image' | 'text'; size: number; durationMs: number }];
+  cacheLookup: [{ model: string; kind: 'image' | 'text'; hit: boolean }];
+  modelStatusChanged: [ModelInfo];
+};
+
+type Entry = {
+  info: ModelInfo;
+  /** Settles when loading ends; never rejects (failure is recorded in `info`). */
+  loaded: Promise<ClipModel | null>;
+  model: ClipModel | null;
+};
+
+export class ClipService {
+  readonly events = new EventEmitter<ClipEvents>();
+  readonly defaultModelName: string;
+  readonly #options: ClipServiceOptions;
+  readonly #entries = new Map<string, Entry>();
+  readonly #specs: { name: string; source: string }[];
+  #started: Promise<void> | null = null;
+  #stopping: Promise<void> | null = null;
+
+  constructor(options: ClipServiceOptions) {
+    this.#options = options;
+    this.defaultModelName = findCatalogueEntry(options.defaultModel)?.name ?? options.defaultModel;
+    this.#specs = [{ name: this.defaultModelName, source: options.defaultModel }];
+    for (const extra of options.extraModels) {
+      if (this.#specs.some((s) => normalizeName(s.name) === normalizeName(extra.name))) {
+        throw new TypeError(`Expected distinct model names, got ${extra.name} twice`);
+      }
+      this.#specs.push(extra);
+    }
+    for (const spec of this.#specs) {
+      this.#entries.set(spec.name, {
+        info: {
+          name: spec.name,
+          source: spec.source,
+          precision: options.precision,
+          status: 'loading',
+          embeddingSize: null,
+          contextLength: null,
+          imageSize: null,
+          logitScale: null,
+          error: null,
+        },
+        loaded: Promise.resolve(null),
+        model: null,
+      });
+    }
+  }
+
+  /** Starts loading every model; resolves once the default is loaded and warmed, rejects if it fails. */
+  start(): Promise<void> {
+    this.#started ??= this.#start();
+    return this.#started;
+  }
+
+  async #start(): Promise<void> {
+    for (const [name, entry] of this.#entries) entry.loaded = this.#load(name, entry);
+    const defaultEntry = this.#entries.get(this.defaultModelName)!;
+    const model = await defaultEntry.loaded;
+    if (!model) throw new Error(`The default model ${this.defaultModelName} could not be loaded: ${defaultEntry.info.error}`);
+  }
+
+  async #load(name: string, entry: Entry): Promise<ClipModel | null> {
+    const { logger, inference, caches, hub, precision } = this.#options;
+    const started = performance.now();
+    try {
+      const source = resolveModelSource(entry.info.source);
+      const dir = source.kind === 'local' ? source.path : await fetchModelFiles(source, precision, { ...hub, logger });
+      const model = await ClipModel.load({
+        name,
+        dir,
+        precision,
+        session: { intraOpThreads: inference.intraOpThreads, graphOptimizationLevel: inference.graphOptimizationLevel },
+        maxBatchSize: inference.maxBatchSize,
+        maxBatchWaitMs: inference.maxBatchWaitMs,
+        maxTextBatchSize: inference.maxTextBatchSize,
+        maxQueuedImages: inference.maxQueuedImages,
+        preprocessConcurrency: inference.preprocessConcurrency,
+        textCacheSize: caches.textEmbeddings,
+        imageCacheSize: caches.imageEmbeddings,
+        imageLimits: this.#options.imageLimits,
+        logitScale: inference.logitScale,
+        knownLogitScale: findCatalogueEntry(entry.info.source)?.logitScale,
+        logger: logger.child({ model: name }),
+        onBatch: (kind, size, durationMs) => this.events.emit('batchCompleted', { model: name, kind, size, durationMs }),
+        onCacheLookup: (kind, hit) => this.events.emit('cacheLookup', { model: name, kind, hit }),
+      });
+      if (this.#stopping) {
+        await model.stop();
+        return null;
+      }
+      entry.model = model;
+      entry.info = {
+        ...entry.info,
+        status: 'ready',
+        embeddingSize: model.embeddingSize,
+        contextLength: model.contextLength,
+        imageSize: model.imageSize,
+        logitScale: model.logitScale,
+      };
+      logger.info(
+        { model: name, ms: Math.round(performance.now() - started), logitScale: model.logitScale, logitScaleSource: model.logitScaleSource },
+        'model ready',
+      );
+      this.events.emit('modelStatusChanged', entry.info);
+      return model;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      entry.info = { ...entry.info, status: 'failed', error: message };
+      logger.error({ model: name, err: error }, 'model failed to load');
+      this.events.emit('modelStatusChanged', entry.info);
+      return null;
+    }
+  }
+
+  /** The canonical name of a configured model: exact, case-insensitive, kebab or snake case, or its source / hub id. */
+  resolveModelName(name: string): string | undefined {
+    if (this.#entries.has(name)) return name;
+    const wanted = normalizeName(name);
+    for (const [key, entry] of this.#entries) {
+      if (normalizeName(key) === wanted || normalizeName(entry.info.source) === wanted) return key;
+      const catalogue = findCatalogueEntry(entry.info.source);
+      if (catalogue && (normalizeName(catalogue.repo) === wanted || normalizeName(catalogue.name) === wanted)) return key;
+    }
+    return undefined;
+  }
+
+  models(): ModelInfo[] {
+    return [...this.#entries.values()].map((e) => e.info);
+  }
+
+  readiness(): { ready: boolean; reason: string | null } {
+    const info = this.#entries.get(this.defaultModelName)!.info;
+    if (this.#stopping) return { ready: false, reason: 'shutting down' };
+    switch (info.status) {
+      case 'ready':
+        return { ready: true, reason: null };
+      case 'loading':
+        return { ready: false, reason: `loading the default model ${info.name}` };
+      case 'failed':
+        return { ready: false, reason: `the default model ${info.name} failed to load: ${info.error}` };
+    }
+  }
+
+  decodeImage(input: string, field: string): Buffer {
+    return decodeImageString(input, field, this.#options.imageLimits.maxBytes);
+  }
+
+  inspectImage(bytes: Uint8Array, field: string): Promise<ImageInfo> {
+    return inspectImage(bytes, field, this.#options.imageLimits);
+  }
+
+  validatePrompt(config: unknown, field: string): PromptConfig {
+    return parsePromptConfig(config, field);
+  }
+
+  async classify(request: ClassifyRequest): Promise<ClassifyResult> {
+    const name = this.resolveModelName(request.model);
+    const entry = name === undefined ? undefined : this.#entries.get(name);
+    if (!entry) throw badUserInput(`model: unknown model ${request.model}`, 'model');
+    const model = entry.model ?? (await entry.loaded);
+    if (!model) {
+      throw new AppError(ErrorCode.ModelUnavailable, `The model ${entry.info.name} is not available: ${entry.info.error ?? 'not loaded'}`);
+    }
+    try {
+      const probabilities = await model.classify(request.images, request.labels, request.prompt, request.signal);
+      return { probabilities };
+    } catch (error) {
+      if (isAppError(error) || request.signal?.aborted) throw error;
+      throw new AppError(ErrorCode.InferenceFailed, `Inference failed on ${entry.info.name}`, { cause: error });
+    }
+  }
+
+  queuedImages(): number {
+    let total = 0;
+    for (const entry of this.#entries.values()) total += entry.model?.queuedImages ?? 0;
+    return total;
+  }
+
+  /** Cache sizes per model, for metrics. */
+  cacheSizes(): { model: string; text: number; image: number }[] {
+    return [...this.#entries.values()]
+      .filter((e) => e.model)
+      .map((e) => ({ model: e.info.name, text: e.model!.textCacheSize, image: e.model!.imageCacheSize }));
+  }
+
+  /** Finishes queued inference, then releases every session. Idempotent; a second call awaits the first. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      await Promise.allSettled([...this.#entries.values()].map((e) => e.loaded));
+      await Promise.allSettled([...this.#entries.values()].map((e) => e.model?.stop()));
+    })();
+    return this.#stopping;
+  }
+}
+
+function normalizeName(name: string): string {
+  return name.trim().toLowerCase().replace(/_/g, '-');
+}

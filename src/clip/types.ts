@@ -1,0 +1,99 @@
+/**
+ * The contract of the clip folder: what the rest of the server may know about models,
+ * requests and results. Model JSON arrives in snake_case and becomes these camelCase types
+ * at the parse boundary (modelFiles.ts), never deeper.
+ */
+
+/** Which ONNX variant of a model to run: `fp32` → `*.onnx`, `fp16` → `*_fp16.onnx`, `int8` → `*_quantized.onnx`. */
+export type Precision = 'fp32' | 'fp16' | 'int8';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8'];
+
+/** Where a model's files come from, after a user's string has been resolved. */
+export type ModelSource =
+  | { kind: 'local'; path: string }
+  | { kind: 'hub'; repo: string; revision: string };
+
+/** `preprocessor_config.json`, parsed. */
+export interface PreprocessorConfig {
+  doConvertRgb: boolean;
+  doResize: boolean;
+  /** Target of the shortest edge after resizing, in pixels. */
+  shortestEdge: number;
+  /** PIL resample filter id (3 = bicubic, 2 = bilinear). */
+  resample: number;
+  doCenterCrop: boolean;
+  cropHeight: number;
+  cropWidth: number;
+  doRescale: boolean;
+  rescaleFactor: number;
+  doNormalize: boolean;
+  imageMean: [number, number, number];
+  imageStd: [number, number, number];
+}
+
+/** `config.json` (HF CLIPConfig), parsed: only what the server needs. */
+export interface ClipModelConfig {
+  projectionDim: number;
+  /** Text context length (text_config.max_position_embeddings), 77 for CLIP. */
+  contextLength: number;
+  imageSize: number;
+  /** `logit_scale_init_value`: NOT the trained scale; kept only for reporting. */
+  logitScaleInitValue: number | undefined;
+}
+
+/** Per-job prompt settings (GraphQL `ClassifyInput.config`, REST `config`). */
+export interface PromptConfig {
+  /** A string with `{}` where the class name goes; `"{}"` means the class text verbatim. */
+  promptTemplate?: string;
+  /** Several templates: their normalised text embeddings are averaged per class (OpenAI's ensemble). */
+  promptTemplates?: string[];
+}
+
+export const DEFAULT_PROMPT_TEMPLATE = 'a photo of a {}.';
+
+/** What a model looks like from outside, e.g. for GraphQL `models`. */
+export interface ModelInfo {
+  name: string;
+  /** The user's source string: catalogue name, hub id (`owner/name@rev`) or local path. */
+  source: string;
+  precision: Precision;
+  status: 'loading' | 'ready' | 'failed';
+  /** Size of the joint embedding space; null until loaded. */
+  embeddingSize: number | null;
+  contextLength: number | null;
+  imageSize: number | null;
+  logitScale: number | null;
+  /** Why loading failed, when status is 'failed'. */
+  error: string | null;
+}
+
+/** One classification request: raw encoded image bytes (already decoded from base64) against labels. */
+export interface ClassifyRequest {
+  model: string;
+  images: Uint8Array[];
+  labels: string[];
+  prompt: PromptConfig;
+  signal?: AbortSignal;
+}
+
+/** Per image (in request order), the probability of each label (in label order); each row sums to 1. */
+export interface ClassifyResult {
+  probabilities: number[][];
+}
+
+/** Per-image limits enforced before decoding. */
+export interface ImageLimits {
+  /** Largest encoded image, in bytes. */
+  maxBytes: number;
+  /** Largest width × height; checked from the header, before any pixel is decoded (decompression bombs). */
+  maxPixels: number;
+}
+
+/** What a header-only inspection of an image tells. */
+export interface ImageInfo {
+  format: string;
+  width: number;
+  height: number;
+  /** Frames of an animated image (only the first is classified). */
+  pages?: number;
+}

@@ -1,0 +1,109 @@
+/**
+ * vitest globalSetup: makes sure the tiny random-weight CLIP model exists in TINY_MODEL_DIR before
+ * any test runs, and regenerates it whenever the generator's source (or its version, seed or preset)
+ * changes. Several vitest runs may start at once on one checkout, so generation happens under a lock,
+ * into a temporary directory that is renamed into place.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GENERATOR_VERSION, makeTestModel } from '../scripts/make-test-model.js';
+import { TINY_MODEL_DIR } from './utils/testModel.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const GENERATOR_SOURCES = [path.join(ROOT, 'scripts', 'make-test-model.ts'), path.join(ROOT, 'scripts', 'model')];
+const STAMP_FILE = '.stamp.json';
+const SEED = 0;
+/** A lock older than this is from a run that died: generating tiny takes about a second. */
+const STALE_LOCK_MS = 120_000;
+const LOCK_POLL_MS = 100;
+
+interface Stamp {
+  key: string;
+  files: string[];
+}
+
+/** Hash of everything that determines the generated files. */
+async function generatorKey(): Promise<string> {
+  const hash = createHash('sha256').update(JSON.stringify({ GENERATOR_VERSION, preset: 'tiny', seed: SEED }));
+  for (const source of GENERATOR_SOURCES) {
+    const files = (await stat(source)).isDirectory()
+      ? (await readdir(source, { recursive: true })).filter((f) => f.endsWith('.ts')).sort().map((f) => path.join(source, f))
+      : [source];
+    for (const file of files) hash.update(path.relative(ROOT, file)).update(await readFile(file));
+  }
+  return hash.digest('hex');
+}
+
+async function isCurrent(dir: string, key: string): Promise<boolean> {
+  try {
+    const stamp = JSON.parse(await readFile(path.join(dir, STAMP_FILE), 'utf8')) as Stamp;
+    if (stamp.key !== key) return false;
+    await Promise.all(stamp.files.map((file) => stat(path.join(dir, file))));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function withLock<T>(lockDir: string, body: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      await mkdir(lockDir);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const age = await stat(lockDir).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > STALE_LOCK_MS) await rm(lockDir, { recursive: true, force: true });
+      else await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+    }
+  }
+  try {
+    return await body();
+  } finally {
+    await rm(lockDir, { recursive: true, force: true });
+  }
+}
+
+/** Leftovers of runs that were killed mid-generation (only safe to remove while holding the lock). */
+async function removeLeftovers(dir: string): Promise<void> {
+  const parent = path.dirname(dir);
+  const base = path.basename(dir);
+  for (const entry of await readdir(parent)) {
+    if (entry.startsWith(`${base}.tmp-`) || entry.startsWith(`${base}.old-`)) await rm(path.join(parent, entry), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Generates the tiny model (seed 0, with int8 variants) into `dir` unless a current one is there.
+ * Safe to call from several processes at once: one generates, the others wait and reuse it.
+ * @returns whether it had to generate.
+ */
+export async function ensureTinyModel(dir: string = TINY_MODEL_DIR): Promise<'current' | 'generated'> {
+  const key = await generatorKey();
+  if (await isCurrent(dir, key)) return 'current';
+  await mkdir(path.dirname(dir), { recursive: true });
+  return withLock(`${dir}.lock`, async () => {
+    if (await isCurrent(dir, key)) return 'current';
+    await removeLeftovers(dir);
+    const temporary = `${dir}.tmp-${process.pid}`;
+    const summary = await makeTestModel({ out: temporary, preset: 'tiny', seed: SEED, quantized: true });
+    const stamp: Stamp = { key, files: summary.files.map((file) => file.path) };
+    await writeFile(path.join(temporary, STAMP_FILE), `${JSON.stringify(stamp, null, 2)}\n`);
+    const old = `${dir}.old-${process.pid}`;
+    await rename(dir, old).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    await rename(temporary, dir);
+    await rm(old, { recursive: true, force: true });
+    return 'generated';
+  });
+}
+
+export default async function setup(): Promise<void> {
+  const started = performance.now();
+  if ((await ensureTinyModel()) === 'generated') {
+    console.log(`globalSetup: generated the tiny test model in ${TINY_MODEL_DIR} (${Math.round(performance.now() - started)} ms)`);
+  }
+}
