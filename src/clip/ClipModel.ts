@@ -180,8 +180,8 @@ export class ClipModel {
       key,
       async () => {
         const pixels = await this.#preprocessLimit(() =>
-          preprocessImage(bytes, this.#files.preprocessor, this.#options.imageLimits).catch((error: unknown) => {
-            throw isAppError(error) ? error : new AppError(ErrorCode.BadUserInput, `image ${index} could not be decoded`, { cause: error });
+          preprocessImage(bytes, this.#files.preprocessor, this.#options.imageLimits, { field: `images[${index}]` }).catch((error: unknown) => {
+            throw isAppError(error) ? error : new AppError(ErrorCode.BadUserInput, `images[${index}] could not be decoded`, { cause: error });
           }),
         );
         // A cached promise is shared by later jobs, so it must not die with this job's signal.

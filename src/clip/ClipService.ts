@@ -4,6 +4,7 @@
  * background and a failure there only marks that model failed.
  */
 import { EventEmitter } from 'node:events';
+import path from 'node:path';
 import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { findCatalogueEntry, resolveModelSource } from './catalogue.js';
@@ -83,7 +84,7 @@ export class ClipService {
 
   constructor(options: ClipServiceOptions) {
     this.#options = options;
-    this.defaultModelName = findCatalogueEntry(options.defaultModel)?.name ?? options.defaultModel;
+    this.defaultModelName = defaultNameOf(options.defaultModel);
     this.#specs = [{ name: this.defaultModelName, source: options.defaultModel }];
     for (const extra of options.extraModels) {
       if (this.#specs.some((s) => normalizeName(s.name) === normalizeName(extra.name))) {
@@ -255,6 +256,19 @@ export class ClipService {
     })();
     return this.#stopping;
   }
+}
+
+/** A catalogue model is called by its short name, a local directory by its folder name, a hub model by its id. */
+function defaultNameOf(source: string): string {
+  const catalogue = findCatalogueEntry(source);
+  if (catalogue) return catalogue.name;
+  try {
+    const resolved = resolveModelSource(source);
+    if (resolved.kind === 'local') return path.basename(resolved.path);
+  } catch {
+    // An unusable source keeps its own string as its name; loading it reports why.
+  }
+  return source;
 }
 
 function normalizeName(name: string): string {

@@ -71,7 +71,7 @@ describe('ClipService on the tiny generated model', () => {
   it('should be ready and report the model, with the trained logit scale read from the combined graph', () => {
     expect(service.readiness()).toEqual({ ready: true, reason: null });
     const [info] = service.models();
-    expect(info).toMatchObject({ name: TINY_MODEL_DIR, status: 'ready', precision: 'fp32', contextLength: 77, imageSize: 224 });
+    expect(info).toMatchObject({ name: 'tiny', source: TINY_MODEL_DIR, status: 'ready', precision: 'fp32', contextLength: 77, imageSize: 224 });
     // exp(4.605170) = 100, not exp(config.json's logit_scale_init_value 2.6592) ≈ 14.3.
     expect(info!.logitScale).toBeCloseTo(100, 2);
   });
@@ -199,7 +199,8 @@ describe('ClipService on the tiny generated model', () => {
     await expect(service.classify({ model: 'nope', images: [await noiseImage(1)], labels: CLASSES, prompt: {} })).rejects.toMatchObject({
       code: ErrorCode.BadUserInput,
     });
-    expect(service.resolveModelName(TINY_MODEL_DIR.toUpperCase())).toBe(TINY_MODEL_DIR);
+    expect(service.resolveModelName('TINY')).toBe('tiny');
+    expect(service.resolveModelName(TINY_MODEL_DIR)).toBe('tiny');
   });
 
   it('should report a failed extra model without taking the default down', async () => {
