@@ -1,6 +1,12 @@
+import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  resolve: {
+    // Node resolves `graphql` to its CommonJS build (the one type-graphql and graphql-ws require); Vite would
+    // pick the `module` (.mjs) build for our imports, and two copies of graphql reject each other's schemas.
+    alias: [{ find: /^graphql$/, replacement: createRequire(import.meta.url).resolve('graphql') }],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     // Generates the tiny random-weight CLIP model once per run (test/.models/tiny).

@@ -1,0 +1,98 @@
+/**
+ * The static files the GraphiQL page needs, read from installed npm packages (no CDN: many users are
+ * offline) and served under content-hashed names so they can be cached forever.
+ *
+ * Package files are located with `createRequire(import.meta.url).resolve('<pkg>/package.json')`, never a
+ * hard-coded node_modules path, so hoisting or a different install layout does not break them.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import { GRAPHIQL_BROWSER_SCRIPT, GRAPHIQL_PAGE_CSS } from './browserScript.js';
+
+const gzipAsync = promisify(gzip);
+
+/** One servable file. */
+export interface GraphiqlAsset {
+  /** The URL file name, with a content hash: `graphiql.min.1a2b3c4d.js`. */
+  fileName: string;
+  contentType: string;
+  body: Buffer;
+  /** Strong ETag, quoted. */
+  etag: string;
+  /** The gzip-compressed body, computed on first use and shared by concurrent requests. */
+  gzipped(): Promise<Buffer>;
+}
+
+/** The assets in the order the page loads them. */
+export interface GraphiqlAssets {
+  reactJs: GraphiqlAsset;
+  reactDomJs: GraphiqlAsset;
+  graphiqlJs: GraphiqlAsset;
+  graphiqlCss: GraphiqlAsset;
+  pageCss: GraphiqlAsset;
+  initJs: GraphiqlAsset;
+  /** By `fileName`. */
+  byFileName: ReadonlyMap<string, GraphiqlAsset>;
+}
+
+const JS = 'text/javascript; charset=utf-8';
+const CSS = 'text/css; charset=utf-8';
+
+/**
+ * Reads every asset once. Throws, naming the package and file, when one is missing: GraphiQL is part of the
+ * server, so a broken install should fail at startup rather than serve a blank page.
+ */
+export function loadGraphiqlAssets(): GraphiqlAssets {
+  const require = createRequire(import.meta.url);
+  const fromPackage = (pkg: string, file: string, contentType: string): GraphiqlAsset => {
+    let packageJson: string;
+    try {
+      packageJson = require.resolve(`${pkg}/package.json`);
+    } catch (cause) {
+      throw new Error(`GraphiQL needs the npm package "${pkg}", which is not installed; run npm install`, { cause });
+    }
+    const filePath = path.join(path.dirname(packageJson), file);
+    let body: Buffer;
+    try {
+      body = fs.readFileSync(filePath);
+    } catch (cause) {
+      throw new Error(`GraphiQL asset "${file}" is missing from the npm package "${pkg}"`, { cause });
+    }
+    return makeAsset(path.basename(file), contentType, body);
+  };
+
+  const assets = {
+    reactJs: fromPackage('react', 'umd/react.production.min.js', JS),
+    reactDomJs: fromPackage('react-dom', 'umd/react-dom.production.min.js', JS),
+    graphiqlJs: fromPackage('graphiql', 'graphiql.min.js', JS),
+    graphiqlCss: fromPackage('graphiql', 'graphiql.min.css', CSS),
+    pageCss: makeAsset('page.css', CSS, Buffer.from(GRAPHIQL_PAGE_CSS)),
+    initJs: makeAsset('init.js', JS, Buffer.from(GRAPHIQL_BROWSER_SCRIPT)),
+  };
+  const byFileName = new Map(Object.values(assets).map((asset) => [asset.fileName, asset]));
+  return { ...assets, byFileName };
+}
+
+function makeAsset(baseName: string, contentType: string, body: Buffer): GraphiqlAsset {
+  const hash = createHash('sha256').update(body).digest('hex').slice(0, 16);
+  const extension = path.extname(baseName);
+  const fileName = `${baseName.slice(0, baseName.length - extension.length)}.${hash}${extension}`;
+  let compressed: Promise<Buffer> | undefined;
+  return {
+    fileName,
+    contentType,
+    body,
+    etag: `"${hash}"`,
+    gzipped() {
+      compressed ??= gzipAsync(body).catch((error: unknown) => {
+        compressed = undefined;
+        throw error;
+      });
+      return compressed;
+    },
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * The REST request handlers: each reads path and body, calls the job or clip layer, and answers in the
+ * feature-extraction-server's shapes (src/rest/shapes.ts). They decide nothing about jobs; errors are thrown
+ * and leave through src/rest/errors.ts. Express 5 forwards rejected promises to the error handler.
+ */
+import type { Request, RequestHandler, Response } from 'express';
+import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
+import { isTerminal, type Job } from '../jobs/types.js';
+import type { RestDeps } from './deps.js';
+import {
+  ZERO_SHOT_TASK,
+  fesModelNames,
+  isZeroShotTask,
+  parseFesJobBody,
+  requireFesModel,
+  resolveFesModel,
+  toFesJobResponse,
+  toFesNewJobResponse,
+  unknownTask,
+  type FesClassification,
+} from './shapes.js';
+
+type TaskParams = { task: string };
+type ModelParams = { model: string };
+type TaskModelParams = { task: string; model: string };
+type TaskJobParams = { task: string; id: string };
+
+/** The handlers `createRestRouter` mounts, built over one set of dependencies. */
+export interface RestHandlers {
+  listTasks: RequestHandler;
+  listModels: RequestHandler;
+  listModelsForTask: RequestHandler<TaskParams>;
+  listTasksForModel: RequestHandler<ModelParams>;
+  newJob(batched: boolean): RequestHandler<TaskModelParams>;
+  getJob(batched: boolean): RequestHandler<TaskJobParams>;
+  runLegacyJob: RequestHandler<TaskModelParams>;
+}
+
+const DEFAULT_LEGACY_POLL_INTERVAL_MS = 25;
+
+/** Builds the handlers over one set of dependencies; `createRestRouter` decides which path each serves. */
+export function createRestHandlers(deps: RestDeps): RestHandlers {
+  const pollIntervalMs = deps.legacyPollIntervalMs ?? DEFAULT_LEGACY_POLL_INTERVAL_MS;
+
+  async function submit(req: Request<TaskModelParams>, batched: boolean): Promise<Job> {
+    if (!isZeroShotTask(req.params.task)) throw unknownTask(req.params.task);
+    const model = requireFesModel(deps.clip, req.params.model);
+    // The body is checked after the path so that a wrong URL is reported as such, not as a body error.
+    const input = parseFesJobBody(req.body, batched);
+    return deps.jobs.submit({ ...input, model });
+  }
+
+  return {
+    listTasks: (_req, res) => {
+      sendJson(res, [ZERO_SHOT_TASK]);
+    },
+
+    listModels: (_req, res) => {
+      sendJson(res, fesModelNames(deps.clip));
+    },
+
+    listModelsForTask: (req, res) => {
+      if (!isZeroShotTask(req.params.task)) throw unknownTask(req.params.task);
+      sendJson(res, fesModelNames(deps.clip));
+    },
+
+    listTasksForModel: (req, res) => {
+      if (resolveFesModel(deps.clip, req.params.model) === undefined) {
+        throw new AppError(ErrorCode.NotFound, `Unknown model "${req.params.model.slice(0, 100)}"`);
+      }
+      sendJson(res, [ZERO_SHOT_TASK]);
+    },
+
+    newJob: (batched) => async (req, res) => {
+      const job = await submit(req, batched);
+      sendJson(res, toFesNewJobResponse(job));
+    },
+
+    getJob: (batched) => async (req, res) => {
+      if (!isZeroShotTask(req.params.task)) throw unknownTask(req.params.task);
+      const job = await deps.jobs.get(req.params.id);
+      if (job === undefined) throw jobNotFound(req.params.id);
+      sendJson(res, toFesJobResponse(job, batched));
+    },
+
+    // The seed's synchronous route (legacy_api.py): submit, wait, answer the result itself.
+    runLegacyJob: async (req, res) => {
+      const aborted = new AbortController();
+      // 'close' on the response fires when the client goes away before we answer: stop polling for it.
+      res.on('close', () => aborted.abort());
+      const submitted = await submit(req, false);
+      const job = await waitForTerminal(deps, submitted.id, pollIntervalMs, aborted.signal);
+      if (job === undefined) return;
+      sendJson(res, legacyResult(job));
+    },
+  };
+}
+
+function legacyResult(job: Job): FesClassification {
+  switch (job.status) {
+    case 'complete': {
+      const first = job.result.images[0];
+      if (first === undefined) throw new Error(`Complete job ${job.id} has no image results`);
+      return { probabilities: first.probabilities };
+    }
+    case 'failed':
+      throw new AppError(job.error.code, job.error.message);
+    case 'cancelled':
+      throw new AppError(ErrorCode.NotFound, `Job ${job.id} was cancelled before it finished`);
+    case 'queued':
+    case 'running':
+      throw new Error(`Job ${job.id} is still ${job.status}`);
+    default:
+      throw new UnreachableCaseError(job);
+  }
+}
+
+/** Re-reads a job until it is terminal; undefined when the client went away first. */
+async function waitForTerminal(deps: RestDeps, id: string, intervalMs: number, signal: AbortSignal): Promise<Job | undefined> {
+  for (;;) {
+    if (signal.aborted) return undefined;
+    const job = await deps.jobs.get(id);
+    if (job === undefined) throw jobNotFound(id);
+    if (isTerminal(job)) return job;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+function jobNotFound(id: string): AppError {
+  return new AppError(ErrorCode.NotFound, `Job "${id.slice(0, 100)}" not found (it never existed or has expired)`);
+}
+
+// Job states change between polls, so no intermediary may cache an answer.
+function sendJson(res: Response, body: unknown): void {
+  res.setHeader('Cache-Control', 'no-store');
+  res.json(body);
+}

@@ -1,0 +1,56 @@
+/**
+ * The feature-extraction-server (FES) REST job API, declared in one place. Mount it at `/api`:
+ *
+ * | method | path (under /api)                                            | answer                                  |
+ * | ------ | ------------------------------------------------------------ | --------------------------------------- |
+ * | GET    | /tasks                                                       | `["zero-shot-image-classification"]`    |
+ * | GET    | /models                                                      | model names, kebab case                 |
+ * | GET    | /tasks/{task}/models                                         | model names, kebab case                 |
+ * | GET    | /models/{model}/tasks                                        | `["zero-shot-image-classification"]`    |
+ * | POST   | /tasks/zero-shot-image-classification/{model}/jobs           | `{"id", "status": "starting"}`          |
+ * | POST   | /tasks/zero-shot-image-classification/batched/{model}/jobs   | `{"id", "status": "starting"}`          |
+ * | GET    | /tasks/zero-shot-image-classification/jobs/{id}              | `{"status", "result"?: {probabilities}}` |
+ * | GET    | /tasks/zero-shot-image-classification/batched/jobs/{id}      | `{"status", "result"?: [{probabilities}]}` |
+ * | POST   | /legacy/tasks/zero-shot-image-classification/{model}/jobs    | `{probabilities}` once done (synchronous) |
+ *
+ * Task and model names are accepted in kebab or snake case. Job bodies: `{"image", "classes", "config"?}`
+ * with `image` a data URL or bare base64 (a list of them on the batched route). Status mapping and error
+ * shapes: src/rest/shapes.ts and src/rest/errors.ts. The router parses its own JSON bodies so that
+ * malformed or oversized ones are answered by its error exit: do not put another JSON parser in front of it.
+ */
+import express, { type Router } from 'express';
+import { DEFAULT_MAX_BODY_BYTES, type RestDeps } from './deps.js';
+import { restErrorHandler, restNotFoundHandler } from './errors.js';
+import { createRestHandlers } from './handlers.js';
+
+export type { ClipModels, JobSubmitter, RestDeps } from './deps.js';
+export { DEFAULT_MAX_BODY_BYTES } from './deps.js';
+
+/** Builds the REST router; every answer, errors included, is JSON. */
+export function createRestRouter(deps: RestDeps): Router {
+  const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) {
+    throw new TypeError(`createRestRouter expects maxBodyBytes to be a positive integer, but got ${String(maxBodyBytes)}`);
+  }
+  const handlers = createRestHandlers(deps);
+  const router = express.Router();
+
+  router.use(express.json({ limit: maxBodyBytes, strict: true }));
+
+  router.get('/tasks', handlers.listTasks);
+  router.get('/models', handlers.listModels);
+  router.get('/tasks/:task/models', handlers.listModelsForTask);
+  router.get('/models/:model/tasks', handlers.listTasksForModel);
+
+  // The batched routes come first: `batched` would otherwise be taken for a model name.
+  router.post('/tasks/:task/batched/:model/jobs', handlers.newJob(true));
+  router.get('/tasks/:task/batched/jobs/:id', handlers.getJob(true));
+  router.post('/tasks/:task/:model/jobs', handlers.newJob(false));
+  router.get('/tasks/:task/jobs/:id', handlers.getJob(false));
+
+  router.post('/legacy/tasks/:task/:model/jobs', handlers.runLegacyJob);
+
+  router.use(restNotFoundHandler());
+  router.use(restErrorHandler(deps.logger));
+  return router;
+}
