@@ -1,0 +1,256 @@
+/**
+ * `npm run bench [-- --json FILE --rounds N --quick]`
+ *
+ * Sets the server beside raw ONNX Runtime (the ceiling) and transformers.js on the random-weight
+ * ViT-B/32 test model, all measured in one run, alternating round by round, and reported as medians and
+ * ratios, because the machine is shared and noisy. Prints a table; asserts nothing.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { makeTestModel } from './make-test-model.js';
+import { CLASSES_10, ImagePool, makeImages, manyClasses, type BenchImage } from './bench/images.js';
+import { cosine, embedImages, loadRaw, textPaddingCost, visionThroughput } from './bench/rawOrt.js';
+import { peakRssMiB, runLoad, scrapeMetric, startServer, type BenchServer, type LoadResult } from './bench/server.js';
+import { median } from './bench/stats.js';
+import { loadTransformersJs, tjsThroughput } from './bench/transformersJs.js';
+import { ClipTokenizer } from '../src/clip/tokenizer.js';
+import { preprocessImage } from '../src/clip/preprocess.js';
+import { loadModelFiles } from '../src/clip/modelFiles.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+interface Options {
+  json?: string;
+  rounds: number;
+  quick: boolean;
+  modelDir: string;
+}
+
+function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a whole number ≥ 1, got ${value}`);
+  return n;
+}
+
+function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+async function ensureModel(dir: string): Promise<void> {
+  if (fs.existsSync(path.join(dir, 'onnx', 'vision_model_quantized.onnx'))) return;
+  log(`generating the vit-b-32 test model in ${dir} (random weights, real shapes)`);
+  await makeTestModel({ out: dir, preset: 'vit-b-32' });
+}
+
+type Samples = Record<string, number[]>;
+
+function push(samples: Samples, key: string, value: number): void {
+  (samples[key] ??= []).push(value);
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const options = new Command()
+    .name('bench')
+    .option('--json <file>', 'also write the results as JSON')
+    .option('--rounds <n>', 'alternating rounds; medians are taken across them', parsePositive, 3)
+    .option('--quick', 'one small round, to check the benchmark itself works', false)
+    .option('--model-dir <dir>', 'the vit-b-32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'vit-b-32'))
+    .parse(argv, { from: 'user' })
+    .opts<Options>();
+  const rounds = options.quick ? 1 : options.rounds;
+  const scale = options.quick ? 0.25 : 1;
+  const n = (x: number) => Math.max(1, Math.round(x * scale));
+  const started = Date.now();
+
+  await ensureModel(options.modelDir);
+  log('making benchmark images (JPEG, 640×480 to 1280×960)');
+  const images = await makeImages(64);
+  let cursor = 0;
+  const nextImages = (k: number): BenchImage[] => Array.from({ length: k }, () => images[cursor++ % images.length]!);
+  const classes100 = manyClasses(100, 'thing');
+
+  log('loading raw ONNX Runtime sessions, transformers.js, and two servers (fp32, int8)');
+  const raw = await loadRaw(options.modelDir, 'fp32');
+  const rawInt8 = await loadRaw(options.modelDir, 'int8');
+  const tjs = await loadTransformersJs(options.modelDir, 'fp32');
+  // The image cache is off so that reused benchmark images are really inferred every time.
+  const serverEnv = { CLIP_MODEL: options.modelDir, IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000' };
+  const server = await startServer(root, { ...serverEnv, CLIP_PRECISION: 'fp32' });
+  const serverInt8 = await startServer(root, { ...serverEnv, CLIP_PRECISION: 'int8' });
+
+  const samples: Samples = {};
+  const loads: Record<string, LoadResult[]> = {};
+  const load = async (key: string, target: BenchServer, clients: number, jobs: number, perJob: number, classes: string[]) => {
+    const result = await runLoad(target, clients, jobs, () => ({ images: nextImages(perJob).map((i) => i.dataUrl), classes }));
+    (loads[key] ??= []).push(result);
+    return result;
+  };
+
+  try {
+    // Warm every path once so that first-run costs stay out of the medians.
+    await load('warmup', server, 4, 8, 1, CLASSES_10);
+    await load('warmup', serverInt8, 4, 8, 1, CLASSES_10);
+    await tjs.call([images[0]!.jpeg], CLASSES_10);
+
+    let eventLoopP99 = 0;
+    for (let round = 1; round <= rounds; round++) {
+      log(`round ${round}/${rounds}: raw ONNX Runtime ceiling`);
+      for (const [batch, runs] of [[1, n(12)], [8, n(4)], [32, n(2)]] as const) {
+        push(samples, `raw.b${batch}`, (await visionThroughput(raw.vision, batch, runs)).imagesPerSecond);
+      }
+      push(samples, 'raw.b1.ms', (await visionThroughput(raw.vision, 1, n(12))).msPerRun);
+      push(samples, 'raw.int8.b8', (await visionThroughput(rawInt8.vision, 8, n(4))).imagesPerSecond);
+      push(samples, 'raw.fp32.b8', (await visionThroughput(raw.vision, 8, n(4))).imagesPerSecond);
+
+      log(`round ${round}/${rounds}: server, 1 image × 10 classes`);
+      push(samples, 'server.1x10.c1.latency', (await load('1x10.c1', server, 1, n(12), 1, CLASSES_10)).p50Ms);
+      await scrapeMetric(server.url, 'nodejs_eventloop_lag_p99_seconds'); // resets the lag histogram
+      for (const clients of [4, 16, 64]) {
+        const r = await load(`1x10.c${clients}`, server, clients, n(Math.max(48, clients * 2)), 1, CLASSES_10);
+        push(samples, `server.1x10.c${clients}`, r.imagesPerSecond);
+      }
+      eventLoopP99 = Math.max(eventLoopP99, (await scrapeMetric(server.url, 'nodejs_eventloop_lag_p99_seconds')) * 1000);
+
+      log(`round ${round}/${rounds}: server, 8 images × 10 classes`);
+      for (const clients of [1, 4, 16, 64]) {
+        const r = await load(`8x10.c${clients}`, server, clients, n(Math.max(8, clients)), 8, CLASSES_10);
+        push(samples, `server.8x10.c${clients}`, r.imagesPerSecond);
+      }
+      push(samples, 'server.int8.8x10.c16', (await load('int8.8x10.c16', serverInt8, 16, n(16), 8, CLASSES_10)).imagesPerSecond);
+
+      log(`round ${round}/${rounds}: server, 1 image × 100 classes (the same list every time)`);
+      push(samples, 'server.1x100.c16', (await load('1x100.c16', server, 16, n(48), 1, classes100)).imagesPerSecond);
+
+      log(`round ${round}/${rounds}: transformers.js`);
+      const tjs1 = await tjsThroughput(tjs, n(12), () => ({ jpegs: nextImages(1).map((i) => i.jpeg), classes: CLASSES_10 }));
+      push(samples, 'tjs.1x10', tjs1.imagesPerSecond);
+      push(samples, 'tjs.1x10.ms', tjs1.msPerCall);
+      push(samples, 'tjs.8x10', (await tjsThroughput(tjs, n(4), () => ({ jpegs: nextImages(8).map((i) => i.jpeg), classes: CLASSES_10 }))).imagesPerSecond);
+      push(samples, 'tjs.1x100', (await tjsThroughput(tjs, n(4), () => ({ jpegs: nextImages(1).map((i) => i.jpeg), classes: classes100 }))).imagesPerSecond);
+    }
+
+    log('text path: 1,000 distinct prompts cold, then again from the cache; padding cost');
+    const prompts = manyClasses(1000, `prompt ${Date.now()}`);
+    const cold = await load('text.cold', server, 1, 1, 1, prompts);
+    const warm = await load('text.warm', server, 1, 1, 1, prompts);
+    const files = await loadModelFiles(options.modelDir, 'fp32');
+    const tokenizer = await ClipTokenizer.fromFile(files.tokenizerPath, { contextLength: 77 });
+    const tenPrompts = CLASSES_10.map((c) => Array.from(tokenizer.encode(`a photo of a ${c}.`)));
+    const padding = await textPaddingCost(raw.text, tenPrompts, n(5));
+
+    log('precision: int8 versus fp32 embeddings of the same images');
+    const pixels = await Promise.all(images.slice(0, 16).map((i) => preprocessImage(i.jpeg, files.preprocessor, { maxBytes: 50e6, maxPixels: 50e6 })));
+    const batch = new Float32Array(16 * pixels[0]!.length);
+    pixels.forEach((p, i) => batch.set(p, i * p.length));
+    const [fp32Embeds, int8Embeds] = [await embedImages(raw.vision, batch, 16), await embedImages(rawInt8.vision, batch, 16)];
+    const dim = fp32Embeds.length / 16;
+    const rows = (e: Float32Array) => Array.from({ length: 16 }, (_, i) => e.slice(i * dim, (i + 1) * dim));
+    const centred = (rs: Float32Array[]) => {
+      const mean = new Float32Array(dim);
+      rs.forEach((r) => r.forEach((v, k) => (mean[k]! += v / rs.length)));
+      return rs.map((r) => r.map((v, k) => v - mean[k]!));
+    };
+    const cos = rows(fp32Embeds).map((r, i) => cosine(r, rows(int8Embeds)[i]!));
+    const cosCentred = centred(rows(fp32Embeds)).map((r, i) => cosine(r, centred(rows(int8Embeds))[i]!));
+
+    const m = (key: string) => median(samples[key] ?? []);
+    const loadMedian = (key: string, field: keyof LoadResult) => median((loads[key] ?? []).map((r) => r[field]));
+    const results: BenchResults = {
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      rounds,
+      quick: options.quick,
+      ceiling: { b1: m('raw.b1'), b8: m('raw.b8'), b32: m('raw.b32'), b1Ms: m('raw.b1.ms') },
+      server: Object.fromEntries(
+        Object.keys(loads)
+          .filter((k) => k !== 'warmup')
+          .map((k) => [k, { imagesPerSecond: loadMedian(k, 'imagesPerSecond'), p50Ms: loadMedian(k, 'p50Ms'), p95Ms: loadMedian(k, 'p95Ms'), p99Ms: loadMedian(k, 'p99Ms') }]),
+      ),
+      transformersJs: { '1x10': m('tjs.1x10'), '1x10Ms': m('tjs.1x10.ms'), '8x10': m('tjs.8x10'), '1x100': m('tjs.1x100') },
+      text: { coldMs: cold.p50Ms, warmMs: warm.p50Ms, tenPromptsRealMs: padding.realMs, tenPromptsPaddedMs: padding.paddedMs, realLength: padding.realLength },
+      precision: {
+        int8VsFp32SpeedB8: m('raw.int8.b8') / m('raw.fp32.b8'),
+        cosineMin: Math.min(...cos),
+        centredCosineMin: Math.min(...cosCentred),
+      },
+      peakRssMiB: { fp32Server: peakRssMiB(server.pid), int8Server: peakRssMiB(serverInt8.pid) },
+      eventLoopDelayP99Ms: eventLoopP99,
+      elapsedSeconds: (Date.now() - started) / 1000,
+    };
+    const targets = [
+      ['server 16 clients (1×10) ÷ raw batch-32 ceiling', m('server.1x10.c16') / m('raw.b32'), '≥ 0.85'],
+      ['server 16 clients (1×10) ÷ transformers.js (1×10)', m('server.1x10.c16') / m('tjs.1x10'), '≥ 2'],
+      ['single warm job latency ÷ raw batch-1 latency', m('server.1x10.c1.latency') / m('raw.b1.ms'), '≤ 1.15'],
+      ['single warm job latency ÷ transformers.js call', m('server.1x10.c1.latency') / m('tjs.1x10.ms'), '≤ 0.6'],
+      ['server 8×10 (16 clients) ÷ transformers.js 8×10, fp32', m('server.8x10.c16') / m('tjs.8x10'), '≥ 1.2'],
+      ['server int8 8×10 (16 clients) ÷ transformers.js 8×10 fp32', m('server.int8.8x10.c16') / m('tjs.8x10'), '≥ 2'],
+      ['server 1×100 same classes ÷ transformers.js 1×100', m('server.1x100.c16') / m('tjs.1x100'), '≥ 5'],
+      ['int8 ÷ fp32 image tower speed (batch 8)', results.precision.int8VsFp32SpeedB8, '≥ 1.8'],
+      ['int8 vs fp32 embedding cosine (min of 16 images)', results.precision.cosineMin, '≥ 0.99'],
+      ['event-loop delay p99 under load (ms)', eventLoopP99, '< 50'],
+    ] as const;
+    printTable(results, targets);
+    if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ ...results, targets }, null, 2)}\n`);
+  } finally {
+    await Promise.allSettled([server.stop(), serverInt8.stop(), raw.release(), rawInt8.release(), tjs.dispose()]);
+  }
+}
+
+function fmt(x: number, digits = 1): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : 'n/a';
+}
+
+interface LoadSummary {
+  imagesPerSecond: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+}
+
+interface BenchResults {
+  machine: { cpus: number; cpu: string; memoryGiB: number; node: string };
+  rounds: number;
+  quick: boolean;
+  ceiling: { b1: number; b8: number; b32: number; b1Ms: number };
+  server: Record<string, LoadSummary>;
+  transformersJs: { '1x10': number; '1x10Ms': number; '8x10': number; '1x100': number };
+  text: { coldMs: number; warmMs: number; tenPromptsRealMs: number; tenPromptsPaddedMs: number; realLength: number };
+  precision: { int8VsFp32SpeedB8: number; cosineMin: number; centredCosineMin: number };
+  peakRssMiB: { fp32Server: number; int8Server: number };
+  eventLoopDelayP99Ms: number;
+  elapsedSeconds: number;
+}
+
+function printTable(r: BenchResults, targets: readonly (readonly [string, number, string])[]): void {
+  const out: string[] = [];
+  out.push(`Machine: ${r.machine.cpus} × ${r.machine.cpu}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; ${r.rounds} alternating round(s), medians.`);
+  out.push('', '| raw ONNX Runtime, image tower fp32 | images/s |', '| --- | ---: |');
+  out.push(`| batch 1 (${fmt(r.ceiling.b1Ms, 0)} ms) | ${fmt(r.ceiling.b1)} |`, `| batch 8 | ${fmt(r.ceiling.b8)} |`, `| batch 32 | ${fmt(r.ceiling.b32)} |`);
+  out.push('', '| server end-to-end (GraphQL mutation + graphql-ws) | images/s | p50 ms | p95 ms | p99 ms |', '| --- | ---: | ---: | ---: | ---: |');
+  for (const [key, v] of Object.entries(r.server)) {
+    if (key.startsWith('text.')) continue;
+    out.push(`| ${key} | ${fmt(v.imagesPerSecond)} | ${fmt(v.p50Ms, 0)} | ${fmt(v.p95Ms, 0)} | ${fmt(v.p99Ms, 0)} |`);
+  }
+  out.push('', '| transformers.js pipeline (fp32) | images/s |', '| --- | ---: |');
+  out.push(`| 1 image × 10 classes (${fmt(r.transformersJs['1x10Ms'], 0)} ms/call) | ${fmt(r.transformersJs['1x10'])} |`);
+  out.push(`| 8 images × 10 classes | ${fmt(r.transformersJs['8x10'])} |`, `| 1 image × 100 classes | ${fmt(r.transformersJs['1x100'])} |`);
+  out.push('', '| text path | ms |', '| --- | ---: |');
+  out.push(`| 1 image × 1,000 new prompts (cold) | ${fmt(r.text.coldMs, 0)} |`, `| the same again (text cache) | ${fmt(r.text.warmMs, 0)} |`);
+  out.push(`| 10 prompts, real length (${r.text.realLength} tokens) | ${fmt(r.text.tenPromptsRealMs)} |`, `| 10 prompts padded to 77 | ${fmt(r.text.tenPromptsPaddedMs)} |`);
+  out.push('', `Peak RSS: fp32 server ${fmt(r.peakRssMiB.fp32Server, 0)} MiB, int8 server ${fmt(r.peakRssMiB.int8Server, 0)} MiB. int8 centred-embedding cosine (min): ${fmt(r.precision.centredCosineMin, 4)}.`);
+  out.push('', '| target | measured | wanted | met |', '| --- | ---: | --- | --- |');
+  for (const [name, value, wanted] of targets) {
+    const [op, bound] = [wanted.slice(0, wanted.indexOf(' ')), Number(wanted.slice(wanted.indexOf(' ') + 1))];
+    const met = op === '≥' ? value >= bound : op === '≤' ? value <= bound : value < bound;
+    out.push(`| ${name} | ${fmt(value, 2)} | ${wanted} | ${met ? 'yes' : 'no'} |`);
+  }
+  out.push('', `Benchmark took ${fmt(r.elapsedSeconds, 0)} s.`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,464 @@
+/**
+ * The server's configuration: the only module that reads environment variables and command-line flags.
+ *
+ * Every setting is an environment variable AND a flag (the env name in kebab case: `MAX_BATCH_SIZE` →
+ * `--max-batch-size`); a flag wins over the environment, the environment over the default. Values are
+ * parsed and validated here ("expected X, got Y"), and the result is one frozen, typed `Config`.
+ * `loadConfig` is pure: it reads only the `argv` and `env` it is given.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { PRECISIONS, type Precision } from './clip/types.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+
+/** A model to load besides the default one (`CLIP_MODELS=name=source,…`). */
+export interface ExtraModel {
+  readonly name: string;
+  readonly source: string;
+}
+
+/** The whole, validated configuration. Field docs (defaults, units) live in the setting table below. */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly clipModel: string;
+  readonly clipModels: readonly ExtraModel[];
+  readonly clipPrecision: Precision;
+  readonly modelCacheDir: string;
+  readonly hfEndpoint: string;
+  readonly hfToken: string | undefined;
+  readonly hfHubOffline: boolean;
+  readonly downloadProgress: boolean;
+  readonly maxBatchSize: number;
+  readonly maxBatchWaitMs: number;
+  readonly maxTextBatchSize: number;
+  readonly maxQueuedImages: number;
+  readonly ortIntraOpThreads: number;
+  readonly ortGraphOptimization: GraphOptimizationLevel;
+  readonly logitScale: number | undefined;
+  readonly preprocessConcurrency: number;
+  readonly textCacheSize: number;
+  readonly imageCacheSize: number;
+  readonly maxImagesPerJob: number;
+  readonly maxClassesPerJob: number;
+  readonly maxClassLength: number;
+  readonly maxImageBytes: number;
+  readonly maxImagePixels: number;
+  readonly maxBodyBytes: number;
+  readonly maxQueryDepth: number;
+  readonly maxQueryComplexity: number;
+  readonly maxAliases: number;
+  readonly maxQueuedJobs: number;
+  readonly maxConcurrentJobs: number;
+  readonly maxPendingImageBytes: number;
+  readonly jobTtlSeconds: number;
+  readonly drainTimeoutMs: number;
+  readonly corsOrigins: readonly string[];
+  readonly introspection: boolean;
+  readonly graphiql: boolean;
+  readonly apiKeys: readonly string[];
+  readonly logLevel: LogLevel;
+}
+
+/** One row of the settings table (README, `--help`). */
+export interface SettingDoc {
+  env: string;
+  flag: string;
+  /** The default as a human reads it (`4000`, `none`, `os.availableParallelism()`). */
+  default: string;
+  description: string;
+}
+
+/** A setting's value was malformed or out of range; the message names the variable and the flag. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+interface SettingSpec<T> {
+  env: string;
+  description: string;
+  /** The default, computed from the machine when it depends on it. */
+  defaultValue: T | (() => T);
+  /** How the default reads in docs, when `String(defaultValue)` would not do. */
+  defaultText?: string;
+  parse: (raw: string) => T;
+  /** Booleans may be given as a bare flag (`--hf-hub-offline`). */
+  boolean?: boolean;
+}
+
+type SettingSpecs = { [K in keyof Config]: SettingSpec<Config[K]> };
+
+const MiB = 1024 * 1024;
+
+// ---- value parsers: each throws "expected …, got …" (the caller adds the setting's name) ----
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER): (raw: string) => number {
+  return (raw) => {
+    const value = Number(raw.trim());
+    if (raw.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `between ${min} and ${max}`;
+      throw new Error(`expected an integer ${range}, got ${JSON.stringify(raw)}`);
+    }
+    return value;
+  };
+}
+
+function positiveNumber(raw: string): number {
+  const value = Number(raw.trim());
+  if (raw.trim() === '' || !Number.isFinite(value) || value <= 0) {
+    throw new Error(`expected a positive number, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function optional<T>(parse: (raw: string) => T): (raw: string) => T | undefined {
+  return (raw) => (raw.trim() === '' ? undefined : parse(raw));
+}
+
+const BYTE_UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: MiB, mb: 1e6, mib: MiB, g: 1024 * MiB, gb: 1e9, gib: 1024 * MiB,
+};
+
+/** A byte count: a plain integer or a number with a unit (`20MiB`, `100 MB`, `512k`). */
+function bytes(min: number): (raw: string) => number {
+  return (raw) => {
+    const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(raw);
+    const unit = BYTE_UNITS[match?.[2]?.toLowerCase() ?? 'x'];
+    const value = match && unit !== undefined ? Math.floor(Number(match[1]) * unit) : NaN;
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new Error(`expected a byte count >= ${min} (e.g. 1048576, 20MiB, 100MB), got ${JSON.stringify(raw)}`);
+    }
+    return value;
+  };
+}
+
+function boolean(raw: string): boolean {
+  const value = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new Error(`expected true or false (or 1/0, yes/no, on/off), got ${JSON.stringify(raw)}`);
+}
+
+function oneOf<T extends string>(values: readonly T[]): (raw: string) => T {
+  return (raw) => {
+    const value = raw.trim().toLowerCase();
+    if ((values as readonly string[]).includes(value)) return value as T;
+    throw new Error(`expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
+  };
+}
+
+function nonEmpty(raw: string): string {
+  if (raw.trim() === '') throw new Error('expected a non-empty string, got ""');
+  return raw.trim();
+}
+
+function list(raw: string): string[] {
+  return raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+}
+
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
+}
+
+function url(raw: string): string {
+  try {
+    const parsed = new URL(raw.trim());
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http(s)');
+  } catch {
+    throw new Error(`expected an http(s) URL, got ${JSON.stringify(raw)}`);
+  }
+  return raw.trim().replace(/\/+$/, '');
+}
+
+/** `name=source,…`; the source may itself contain `=`-free hub ids, paths or catalogue names. */
+function modelList(raw: string): ExtraModel[] {
+  const models = list(raw).map((item) => {
+    const eq = item.indexOf('=');
+    const name = item.slice(0, eq).trim();
+    const source = item.slice(eq + 1).trim();
+    if (eq <= 0 || name === '' || source === '') {
+      throw new Error(`expected name=source pairs separated by commas, got ${JSON.stringify(item)}`);
+    }
+    return { name, source: expandHome(source) };
+  });
+  const names = new Set<string>();
+  for (const { name } of models) {
+    if (names.has(name)) throw new Error(`expected unique model names, got ${JSON.stringify(name)} twice`);
+    names.add(name);
+  }
+  return models;
+}
+
+function originList(raw: string): string[] {
+  return list(raw).map((origin) => {
+    if (origin === '*') return origin;
+    try {
+      return new URL(origin).origin;
+    } catch {
+      throw new Error(`expected origins like https://app.example.com (or *), got ${JSON.stringify(origin)}`);
+    }
+  });
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const GRAPH_OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
+
+/** Every setting, keyed by its Config field: a Config field without a setting is a compile error. */
+const SETTINGS: SettingSpecs = {
+  port: { env: 'PORT', description: 'TCP port to listen on (0 = any free port).', defaultValue: 4000, parse: integer(0, 65535) },
+  host: { env: 'HOST', description: 'Interface to listen on; 0.0.0.0 exposes the server to the network.', defaultValue: '127.0.0.1', parse: nonEmpty },
+  clipModel: {
+    env: 'CLIP_MODEL',
+    description: 'The default model: a catalogue name, a hub id (owner/name[@revision]) or a local directory.',
+    defaultValue: 'clip-vit-base-patch32',
+    parse: (raw) => expandHome(nonEmpty(raw)),
+  },
+  clipModels: {
+    env: 'CLIP_MODELS',
+    description: 'More models, loaded in the background: name=source,… (a failure never takes the default down).',
+    defaultValue: [],
+    defaultText: 'none',
+    parse: modelList,
+  },
+  clipPrecision: { env: 'CLIP_PRECISION', description: 'ONNX variant to run: fp32, fp16 or int8.', defaultValue: 'fp32', parse: oneOf(PRECISIONS) },
+  modelCacheDir: {
+    env: 'MODEL_CACHE_DIR',
+    description: 'Where downloaded model files are cached.',
+    defaultValue: () => path.join(os.homedir(), '.cache', 'clip-server'),
+    defaultText: '~/.cache/clip-server',
+    parse: (raw) => path.resolve(expandHome(nonEmpty(raw))),
+  },
+  hfEndpoint: { env: 'HF_ENDPOINT', description: 'Base URL of the Hugging Face hub (or a mirror).', defaultValue: 'https://huggingface.co', parse: url },
+  hfToken: { env: 'HF_TOKEN', description: 'Hub access token for gated or private models.', defaultValue: undefined, defaultText: 'none', parse: optional(nonEmpty) },
+  hfHubOffline: { env: 'HF_HUB_OFFLINE', description: 'Never touch the network: use only cached or local model files.', defaultValue: false, parse: boolean, boolean: true },
+  downloadProgress: { env: 'DOWNLOAD_PROGRESS', description: 'Show a progress bar on stderr (when a TTY) while downloading models.', defaultValue: true, parse: boolean, boolean: true },
+  maxBatchSize: { env: 'MAX_BATCH_SIZE', description: 'Most images in one vision-model run.', defaultValue: 16, parse: integer(1, 1024) },
+  maxBatchWaitMs: { env: 'MAX_BATCH_WAIT_MS', description: 'Longest wait, in ms, for a batch to fill before running it.', defaultValue: 10, parse: integer(0, 60_000) },
+  maxTextBatchSize: { env: 'MAX_TEXT_BATCH_SIZE', description: 'Most prompts in one text-model run.', defaultValue: 256, parse: integer(1, 65_536) },
+  maxQueuedImages: {
+    env: 'MAX_QUEUED_IMAGES',
+    description: 'Images waiting for inference (all accepted, unfinished jobs); a job that would exceed it is refused with OVERLOADED.',
+    defaultValue: 1024,
+    parse: integer(1),
+  },
+  ortIntraOpThreads: {
+    env: 'ORT_INTRA_OP_THREADS',
+    description: 'ONNX Runtime threads per model run.',
+    defaultValue: () => os.availableParallelism(),
+    defaultText: 'os.availableParallelism()',
+    parse: integer(1, 1024),
+  },
+  ortGraphOptimization: {
+    env: 'ORT_GRAPH_OPTIMIZATION',
+    description: 'ONNX Runtime graph optimisation level: disabled, basic, extended or all.',
+    defaultValue: 'all',
+    parse: oneOf(GRAPH_OPTIMIZATION_LEVELS),
+  },
+  logitScale: {
+    env: 'LOGIT_SCALE',
+    description: "Override of the model's trained logit scale (softmax temperature); the model's own when unset.",
+    defaultValue: undefined,
+    defaultText: "the model's",
+    parse: optional(positiveNumber),
+  },
+  preprocessConcurrency: {
+    env: 'PREPROCESS_CONCURRENCY',
+    description: 'Images decoded and resized at once (sharp).',
+    defaultValue: () => Math.max(1, Math.min(4, os.availableParallelism())),
+    defaultText: 'min(4, os.availableParallelism())',
+    parse: integer(1, 256),
+  },
+  textCacheSize: { env: 'TEXT_CACHE_SIZE', description: 'Prompt embeddings kept (LRU entries, per model).', defaultValue: 10_000, parse: integer(0) },
+  imageCacheSize: { env: 'IMAGE_CACHE_SIZE', description: 'Image embeddings kept, keyed by content hash (LRU entries, per model).', defaultValue: 1_000, parse: integer(0) },
+  maxImagesPerJob: { env: 'MAX_IMAGES_PER_JOB', description: 'Most images in one job.', defaultValue: 64, parse: integer(1, 100_000) },
+  maxClassesPerJob: { env: 'MAX_CLASSES_PER_JOB', description: 'Most classes in one job.', defaultValue: 1000, parse: integer(1, 1_000_000) },
+  maxClassLength: { env: 'MAX_CLASS_LENGTH', description: 'Longest class name, in characters (code points).', defaultValue: 1000, parse: integer(1, 1_000_000) },
+  maxImageBytes: { env: 'MAX_IMAGE_BYTES', description: 'Largest encoded image, in bytes (after base64 decoding).', defaultValue: 20 * MiB, defaultText: '20MiB', parse: bytes(1) },
+  maxImagePixels: {
+    env: 'MAX_IMAGE_PIXELS',
+    description: 'Largest image, in pixels (width × height), checked from the header before decoding.',
+    defaultValue: 40_000_000,
+    parse: integer(1),
+  },
+  maxBodyBytes: {
+    env: 'MAX_BODY_BYTES',
+    description: 'Largest HTTP request body, in bytes (413 over it). Bounds a whole job: 64 images of ~1.5 MB each fit in the default.',
+    defaultValue: 100 * MiB,
+    defaultText: '100MiB',
+    parse: bytes(1024),
+  },
+  maxQueryDepth: { env: 'MAX_QUERY_DEPTH', description: 'Deepest GraphQL selection (introspection fields excluded).', defaultValue: 10, parse: integer(1, 1000) },
+  maxQueryComplexity: {
+    env: 'MAX_QUERY_COMPLEXITY',
+    description: 'Highest GraphQL operation cost (1 per field; list fields multiply by their `first`/`k`).',
+    defaultValue: 5000,
+    parse: integer(1),
+  },
+  maxAliases: { env: 'MAX_ALIASES', description: 'Most aliased fields in one GraphQL document.', defaultValue: 30, parse: integer(0, 100_000) },
+  maxQueuedJobs: {
+    env: 'MAX_QUEUED_JOBS',
+    description: 'Most queued plus running jobs; more are refused with OVERLOADED (HTTP 429 on REST).',
+    defaultValue: 256,
+    parse: integer(1),
+  },
+  maxConcurrentJobs: {
+    env: 'MAX_CONCURRENT_JOBS',
+    description: 'Jobs handed to the model at once (the rest wait QUEUED); enough to fill batches across jobs.',
+    defaultValue: 32,
+    parse: integer(1, 100_000),
+  },
+  maxPendingImageBytes: {
+    env: 'MAX_PENDING_IMAGE_BYTES',
+    description: 'Encoded image bytes held by accepted, unfinished jobs; a job that would exceed it is refused with OVERLOADED.',
+    defaultValue: 512 * MiB,
+    defaultText: '512MiB',
+    parse: bytes(1024),
+  },
+  jobTtlSeconds: { env: 'JOB_TTL_SECONDS', description: 'How long a job (and its result) is kept, in seconds, counted from its last change.', defaultValue: 3600, parse: integer(1) },
+  drainTimeoutMs: {
+    env: 'DRAIN_TIMEOUT_MS',
+    description: 'On SIGTERM/SIGINT, the longest wait, in ms, for accepted jobs to finish; jobs still unfinished then FAIL with SHUTTING_DOWN.',
+    defaultValue: 30_000,
+    parse: integer(0),
+  },
+  corsOrigins: {
+    env: 'CORS_ORIGINS',
+    description: 'Browser origins allowed to call the API (comma-separated, or *); none by default.',
+    defaultValue: [],
+    defaultText: 'none',
+    parse: originList,
+  },
+  introspection: { env: 'INTROSPECTION', description: 'Allow GraphQL introspection (turn off in production).', defaultValue: true, parse: boolean, boolean: true },
+  graphiql: { env: 'GRAPHIQL', description: 'Serve GraphiQL at GET /graphql for browsers (turn off in production).', defaultValue: true, parse: boolean, boolean: true },
+  apiKeys: {
+    env: 'API_KEYS',
+    description: 'Comma-separated API keys; when set, /graphql and /api need `Authorization: Bearer <key>` or `x-api-key` (websocket: connection_init { apiKey }).',
+    defaultValue: [],
+    defaultText: 'none (auth off)',
+    parse: list,
+  },
+  logLevel: { env: 'LOG_LEVEL', description: 'pino log level.', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
+};
+
+function flagOf(env: string): string {
+  return `--${env.toLowerCase().replace(/_/g, '-')}`;
+}
+
+function attributeOf(env: string): string {
+  return env.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function defaultTextOf(spec: SettingSpec<unknown>): string {
+  if (spec.defaultText !== undefined) return spec.defaultText;
+  const value = typeof spec.defaultValue === 'function' ? (spec.defaultValue as () => unknown)() : spec.defaultValue;
+  return String(value);
+}
+
+const SETTING_ENTRIES = Object.entries(SETTINGS) as [keyof Config, SettingSpec<unknown>][];
+
+/** The settings table: every env variable, its flag, default and meaning (for the README and `--help`). */
+export function describeSettings(): SettingDoc[] {
+  return SETTING_ENTRIES.map(([, spec]) => ({
+    env: spec.env,
+    flag: flagOf(spec.env),
+    default: defaultTextOf(spec),
+    description: spec.description,
+  }));
+}
+
+function buildCommand(): Command {
+  const command = new Command('clip-server')
+    .description('Zero-shot image classification server (GraphQL + REST) over CLIP.')
+    .exitOverride()
+    .allowExcessArguments(false)
+    // Help and errors go through the caller (main prints them); loadConfig itself writes nothing.
+    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
+  for (const [, spec] of SETTING_ENTRIES) {
+    const flags = spec.boolean === true ? `${flagOf(spec.env)} [value]` : `${flagOf(spec.env)} <value>`;
+    const option = new Option(flags, `${spec.description} (env ${spec.env}; default ${defaultTextOf(spec)})`);
+    command.addOption(option);
+  }
+  return command;
+}
+
+/** `--help` text (main prints it). */
+export function helpText(): string {
+  return buildCommand().helpInformation();
+}
+
+/** Thrown for `--help`: not an error, main prints the help and exits 0. */
+export class HelpRequested extends Error {
+  override name = 'HelpRequested';
+}
+
+/**
+ * Parses `argv` (user arguments only, without `node` and the script) and `env` into a frozen Config.
+ * Throws ConfigError naming the variable and flag for a malformed value, HelpRequested for `--help`.
+ */
+export function loadConfig(argv: readonly string[] = [], env: Readonly<Record<string, string | undefined>> = {}): Config {
+  const command = buildCommand();
+  try {
+    command.parse([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.help') throw new HelpRequested(helpText());
+      throw new ConfigError(error.message.replace(/^error: /, ''));
+    }
+    throw error;
+  }
+  const flags = command.opts<Record<string, string | true | undefined>>();
+
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of SETTING_ENTRIES) {
+    const flag = flags[attributeOf(spec.env)];
+    const raw = flag === true ? 'true' : (flag ?? env[spec.env]);
+    if (raw === undefined) {
+      values[key] = typeof spec.defaultValue === 'function' ? (spec.defaultValue as () => unknown)() : spec.defaultValue;
+      continue;
+    }
+    try {
+      values[key] = spec.parse(raw);
+    } catch (error) {
+      const source = flag === undefined ? spec.env : `${flagOf(spec.env)} (${spec.env})`;
+      throw new ConfigError(`${source}: ${(error as Error).message}`);
+    }
+  }
+  return finalizeConfig(values as unknown as Config);
+}
+
+/**
+ * Checks the rules between settings and freezes the result. Exported so tests and embedders can build a
+ * Config from `loadConfig()` defaults plus overrides and still get it validated.
+ */
+export function finalizeConfig(config: Config): Config {
+  // A single image at the byte limit, base64-encoded (4/3) in a JSON body, must fit the body limit,
+  // otherwise MAX_IMAGE_BYTES would be a promise the server cannot keep.
+  const oneImageBody = Math.ceil(config.maxImageBytes / 3) * 4 + 64 * 1024;
+  if (config.maxBodyBytes < oneImageBody) {
+    throw new ConfigError(
+      `MAX_BODY_BYTES: expected at least ${oneImageBody} (one base64 image of MAX_IMAGE_BYTES=${config.maxImageBytes} plus 64 KiB), got ${config.maxBodyBytes}`,
+    );
+  }
+  if (config.maxQueuedImages < config.maxImagesPerJob) {
+    throw new ConfigError(
+      `MAX_QUEUED_IMAGES: expected at least MAX_IMAGES_PER_JOB (${config.maxImagesPerJob}) so a full job can be admitted, got ${config.maxQueuedImages}`,
+    );
+  }
+  if (config.maxPendingImageBytes < config.maxImageBytes) {
+    throw new ConfigError(
+      `MAX_PENDING_IMAGE_BYTES: expected at least MAX_IMAGE_BYTES (${config.maxImageBytes}), got ${config.maxPendingImageBytes}`,
+    );
+  }
+  if (config.clipModels.some((model) => model.name === config.clipModel)) {
+    throw new ConfigError(`CLIP_MODELS: expected names other than the default model, got ${JSON.stringify(config.clipModel)}`);
+  }
+  return Object.freeze({
+    ...config,
+    clipModels: Object.freeze(config.clipModels.map((model) => Object.freeze({ ...model }))),
+    corsOrigins: Object.freeze([...config.corsOrigins]),
+    apiKeys: Object.freeze([...config.apiKeys]),
+  });
+}

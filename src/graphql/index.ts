@@ -1,0 +1,10 @@
+/** The graphql folder's public surface, for src/http/server.ts and scripts/emit-schema.ts. */
+export { buildGraphqlSchema, printGraphqlSchema } from './schema.js';
+export { createApolloServer } from './apollo.js';
+export type { ApolloOptions } from './apollo.js';
+export { startGraphqlWs } from './subscriptions.js';
+export type { AuthOutcome, GraphqlWs, GraphqlWsOptions } from './subscriptions.js';
+export { createContext } from './context.js';
+export type { GraphqlContext, GraphqlModels, GraphqlServices } from './context.js';
+export { formatGraphqlError } from './formatError.js';
+export type { OperationLimits } from './limits.js';

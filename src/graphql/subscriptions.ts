@@ -1,0 +1,165 @@
+/**
+ * GraphQL over websocket (graphql-ws protocol) on the HTTP server's `/graphql` path, with the same
+ * schema, context, limits and error formatting as HTTP. Malformed protocol messages are graphql-ws's
+ * business (it closes with 4400); everything this module adds is caught, so no client can crash it.
+ *
+ * Auth (when API keys are configured): `connection_init` carries `{ apiKey }` or
+ * `{ Authorization: 'Bearer …' }`; a missing key closes the socket with 4401, a wrong one with 4403.
+ * Browsers are only let in from the server's own origin or a configured CORS origin, so a foreign page
+ * cannot use a visitor's network position to reach the API (cross-site websocket hijacking).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { GraphQLError, parse, validate, type DocumentNode, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { CloseCode } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { ErrorCode } from '../errors.js';
+import { createContext, type GraphqlServices } from './context.js';
+import { formatGraphqlError } from './formatError.js';
+import { allValidationRules, complexityError, LIMIT_ERROR_CODE, type OperationLimits } from './limits.js';
+
+/** The outcome of checking a connection's credentials. */
+export type AuthOutcome = 'ok' | 'missing' | 'invalid';
+
+export interface GraphqlWsOptions {
+  httpServer: HttpServer;
+  schema: GraphQLSchema;
+  services: GraphqlServices;
+  limits: OperationLimits;
+  introspection: boolean;
+  /** The websocket path. @default '/graphql' */
+  path?: string;
+  /** Largest message, in bytes (a classify mutation may carry images). */
+  maxPayloadBytes: number;
+  /** Checks `connection_init` payloads; absent = auth off. Must not throw (a throw counts as invalid). */
+  authenticate?: (connectionParams: Readonly<Record<string, unknown>>) => AuthOutcome;
+  /** Whether a browser `Origin` other than the server's own may connect. */
+  isAllowedOrigin: (origin: string) => boolean;
+  /** Server ping interval, in ms; a client that misses a pong is dropped. @default 12000 */
+  keepAliveMs?: number;
+}
+
+export interface GraphqlWs {
+  /** Open websocket connections. */
+  connections(): number;
+  /** Closes every connection (1001 Going away) and stops accepting new ones. Idempotent. */
+  dispose(): Promise<void>;
+}
+
+/** Same host as the request, or allowed by configuration; requests without Origin are not browsers. */
+function originAllowed(request: IncomingMessage, isAllowedOrigin: (origin: string) => boolean): boolean {
+  const origin = request.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    if (new URL(origin).host === request.headers.host) return true;
+  } catch {
+    return false;
+  }
+  return isAllowedOrigin(origin);
+}
+
+function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
+  const { schema, services, limits, introspection, authenticate } = options;
+  const logger = services.logger.child({ component: 'graphql-ws' });
+  const path = options.path ?? '/graphql';
+  const rules = allValidationRules(limits, introspection);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes });
+
+  // Upgrades are routed by hand (noServer) so other paths and foreign origins are refused before any websocket exists.
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    try {
+      const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
+      if (pathname !== path) return refuseUpgrade(socket, 404, 'Not Found');
+      if (!originAllowed(request, options.isAllowedOrigin)) return refuseUpgrade(socket, 403, 'Forbidden');
+      wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    } catch (error) {
+      logger.warn({ err: error }, 'websocket upgrade failed');
+      socket.destroy();
+    }
+  };
+  options.httpServer.on('upgrade', onUpgrade);
+
+  const cleanup = useServer(
+    {
+      schema,
+      // Internal messages never reach clients as close reasons.
+      isProd: true,
+      onConnect: (ctx) => {
+        if (authenticate === undefined) return true;
+        let outcome: AuthOutcome;
+        try {
+          outcome = authenticate(ctx.connectionParams ?? {});
+        } catch (error) {
+          logger.warn({ err: error }, 'websocket authentication threw');
+          outcome = 'invalid';
+        }
+        if (outcome === 'ok') return true;
+        if (outcome === 'missing') {
+          // graphql-ws only knows 4403 for a refused connection_init; a missing key is 4401.
+          ctx.extra.socket.close(CloseCode.Unauthorized, 'Unauthorized: API key required');
+        }
+        return false;
+      },
+      onSubscribe: (_ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+        try {
+          let document: DocumentNode;
+          try {
+            document = parse(payload.query);
+          } catch (error) {
+            const message = error instanceof GraphQLError ? error.message : 'Syntax error';
+            return [new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+          }
+          const errors = validate(schema, document, rules);
+          if (errors.length > 0) {
+            return errors.map(
+              (error) =>
+                new GraphQLError(error.message, {
+                  nodes: error.nodes ?? null,
+                  extensions: { code: typeof error.extensions.code === 'string' ? error.extensions.code : LIMIT_ERROR_CODE },
+                }),
+            );
+          }
+          const variables = payload.variables ?? undefined;
+          const operationName = payload.operationName ?? undefined;
+          const tooComplex = complexityError(schema, document, variables, operationName, limits.maxComplexity);
+          if (tooComplex !== null) return [tooComplex];
+          return {
+            schema,
+            document,
+            variableValues: variables,
+            operationName,
+            contextValue: createContext(services, `ws-${randomUUID()}`),
+          };
+        } catch (error) {
+          logger.error({ err: error }, 'preparing a websocket operation failed');
+          return [new GraphQLError('Internal server error', { extensions: { code: ErrorCode.InternalServerError } })];
+        }
+      },
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        if (result.errors === undefined) return undefined;
+        return { ...result, errors: result.errors.map((error) => formatGraphqlError(error.toJSON(), error, logger)) };
+      },
+      onError: (_ctx, _id, _payload, errors) => errors.map((error) => formatGraphqlError(error.toJSON(), error, logger, LIMIT_ERROR_CODE)),
+    },
+    wss,
+    options.keepAliveMs ?? 12_000,
+  );
+
+  let disposed: Promise<void> | null = null;
+  return {
+    connections: () => wss.clients.size,
+    dispose: () => {
+      disposed ??= (async () => {
+        options.httpServer.off('upgrade', onUpgrade);
+        await cleanup.dispose();
+      })();
+      return disposed;
+    },
+  };
+}

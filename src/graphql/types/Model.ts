@@ -1,0 +1,55 @@
+import { Field, Float, Int, ObjectType } from 'type-graphql';
+import type { ModelInfo, Precision } from '../../clip/types.js';
+import { ModelStatusEnum, PrecisionEnum } from './enums.js';
+
+@ObjectType('Model', { description: 'A configured CLIP model.' })
+export class ModelObject {
+  @Field(() => String, { description: 'The name jobs use (`model` argument).' })
+  name!: string;
+
+  @Field(() => String, { description: 'Where it came from: catalogue name, hub id (owner/name@rev) or local directory.' })
+  source!: string;
+
+  @Field(() => PrecisionEnum)
+  precision!: Precision;
+
+  @Field(() => ModelStatusEnum)
+  status!: ModelInfo['status'];
+
+  @Field(() => Boolean, { description: 'Loaded and warmed: jobs run on it without waiting.' })
+  ready!: boolean;
+
+  @Field(() => Boolean, { description: 'Whether jobs without `model` use it.' })
+  isDefault!: boolean;
+
+  @Field(() => Int, { nullable: true, description: 'Size of the joint embedding space; null until loaded.' })
+  embeddingSize!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Text context length, in tokens.' })
+  contextLength!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Input image size, in pixels per side.' })
+  imageSize!: number | null;
+
+  @Field(() => Float, { nullable: true, description: 'The softmax temperature applied to cosine similarities.' })
+  logitScale!: number | null;
+
+  @Field(() => String, { nullable: true, description: 'Why loading failed, when FAILED.' })
+  error!: string | null;
+
+  static from(info: ModelInfo, defaultModelName: string): ModelObject {
+    const object = new ModelObject();
+    object.name = info.name;
+    object.source = info.source;
+    object.precision = info.precision;
+    object.status = info.status;
+    object.ready = info.status === 'ready';
+    object.isDefault = info.name === defaultModelName;
+    object.embeddingSize = info.embeddingSize;
+    object.contextLength = info.contextLength;
+    object.imageSize = info.imageSize;
+    object.logitScale = info.logitScale;
+    object.error = info.error;
+    return object;
+  }
+}

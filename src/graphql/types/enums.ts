@@ -1,0 +1,34 @@
+/**
+ * GraphQL enums over the domain's string unions: the GraphQL names are SCREAMING_CASE, the internal
+ * values are the domain's own strings, so resolvers pass `job.status` through unchanged.
+ */
+import { registerEnumType } from 'type-graphql';
+import type { ModelInfo, Precision } from '../../clip/types.js';
+import type { JobStatus } from '../../jobs/types.js';
+
+export const JobStatusEnum = {
+  QUEUED: 'queued',
+  RUNNING: 'running',
+  COMPLETE: 'complete',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+} as const satisfies Record<string, JobStatus>;
+
+export const ModelStatusEnum = {
+  LOADING: 'loading',
+  READY: 'ready',
+  FAILED: 'failed',
+} as const satisfies Record<string, ModelInfo['status']>;
+
+export const PrecisionEnum = {
+  FP32: 'fp32',
+  FP16: 'fp16',
+  INT8: 'int8',
+} as const satisfies Record<string, Precision>;
+
+registerEnumType(JobStatusEnum, {
+  name: 'JobStatus',
+  description: 'Where a job is in its lifecycle: QUEUED → RUNNING → COMPLETE | FAILED | CANCELLED.',
+});
+registerEnumType(ModelStatusEnum, { name: 'ModelStatus', description: 'Whether a model is usable.' });
+registerEnumType(PrecisionEnum, { name: 'Precision', description: 'Which ONNX variant of a model runs.' });

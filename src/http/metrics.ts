@@ -1,0 +1,179 @@
+/**
+ * Prometheus metrics (the only prom-client importer). Each server gets its own Registry, so several
+ * servers in one process (tests) do not collide. Counters and histograms are fed by the services'
+ * events; gauges are read from the services at scrape time.
+ */
+import type { EventEmitter } from 'node:events';
+import type { RequestHandler } from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ClipEvents } from '../clip/index.js';
+import type { JobEvents, JobStats } from '../jobs/index.js';
+import type { Logger } from '../logger.js';
+
+export interface MetricsSources {
+  clip: { readonly events: EventEmitter<ClipEvents>; queuedImages(): number };
+  jobs: { readonly events: JobEvents; stats(): JobStats };
+  /** Open websocket connections. */
+  websocketConnections?: () => number;
+  logger: Logger;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** GET /metrics. */
+  handler: RequestHandler;
+  /** Detaches from the services' events. Idempotent. */
+  dispose(): void;
+}
+
+const LATENCY_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+export function createMetrics(sources: MetricsSources): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const { clip, jobs } = sources;
+
+  const jobsTotal = new Counter({
+    name: 'clip_jobs_total',
+    help: 'Jobs that reached each status (a job counts once per status it passes; queued = submitted).',
+    labelNames: ['status'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'clip_jobs_active',
+    help: 'Unfinished jobs by status (queued, running).',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    collect() {
+      const stats = jobs.stats();
+      this.set({ status: 'queued' }, stats.queued);
+      this.set({ status: 'running' }, stats.running);
+    },
+  });
+  new Gauge({
+    name: 'clip_queued_jobs',
+    help: 'Jobs waiting to run (queue depth, in jobs).',
+    registers: [registry],
+    collect() {
+      this.set(jobs.stats().queued);
+    },
+  });
+  new Gauge({
+    name: 'clip_queued_images',
+    help: 'Images waiting in the inference batchers (queue depth, in images).',
+    registers: [registry],
+    collect() {
+      this.set(clip.queuedImages());
+    },
+  });
+  new Gauge({
+    name: 'clip_pending_images',
+    help: 'Images held by unfinished jobs (queued or running).',
+    registers: [registry],
+    collect() {
+      this.set(jobs.stats().pendingImages);
+    },
+  });
+  new Gauge({
+    name: 'clip_job_watchers',
+    help: 'Open job subscriptions.',
+    registers: [registry],
+    collect() {
+      this.set(jobs.stats().watchers);
+    },
+  });
+  if (sources.websocketConnections !== undefined) {
+    const connections = sources.websocketConnections;
+    new Gauge({
+      name: 'clip_websocket_connections',
+      help: 'Open GraphQL websocket connections.',
+      registers: [registry],
+      collect() {
+        this.set(connections());
+      },
+    });
+  }
+  const jobDuration = new Histogram({
+    name: 'clip_job_duration_seconds',
+    help: 'End-to-end job latency, from submission to a terminal status.',
+    labelNames: ['status'] as const,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [registry],
+  });
+  const batchSize = new Histogram({
+    name: 'clip_batch_size',
+    help: 'Inputs per model run (images or prompts).',
+    labelNames: ['model', 'kind'] as const,
+    buckets: BATCH_SIZE_BUCKETS,
+    registers: [registry],
+  });
+  const inferenceDuration = new Histogram({
+    name: 'clip_inference_duration_seconds',
+    help: 'Duration of one model run (a batch).',
+    labelNames: ['model', 'kind'] as const,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [registry],
+  });
+  const cacheLookups = new Counter({
+    name: 'clip_cache_lookups_total',
+    help: 'Embedding cache lookups by model, kind (text, image) and result (hit, miss).',
+    labelNames: ['model', 'kind', 'result'] as const,
+    registers: [registry],
+  });
+  const cacheCounts = new Map<string, { hits: number; misses: number }>();
+  new Gauge({
+    name: 'clip_cache_hit_ratio',
+    help: 'Embedding cache hits / lookups since start, by kind (text, image).',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect() {
+      for (const [kind, { hits, misses }] of cacheCounts) this.set({ kind }, hits + misses === 0 ? 0 : hits / (hits + misses));
+    },
+  });
+
+  const offJobUpdated = jobs.events.on('jobUpdated', (job) => {
+    jobsTotal.inc({ status: job.status });
+    if (job.status === 'complete' || job.status === 'failed' || job.status === 'cancelled') {
+      jobDuration.observe({ status: job.status }, (job.finishedAt.getTime() - job.createdAt.getTime()) / 1000);
+    }
+  });
+  const onBatch = (event: ClipEvents['batchCompleted'][0]): void => {
+    batchSize.observe({ model: event.model, kind: event.kind }, event.size);
+    inferenceDuration.observe({ model: event.model, kind: event.kind }, event.durationMs / 1000);
+  };
+  const onCacheLookup = (event: ClipEvents['cacheLookup'][0]): void => {
+    cacheLookups.inc({ model: event.model, kind: event.kind, result: event.hit ? 'hit' : 'miss' });
+    const counts = cacheCounts.get(event.kind) ?? { hits: 0, misses: 0 };
+    if (event.hit) counts.hits += 1;
+    else counts.misses += 1;
+    cacheCounts.set(event.kind, counts);
+  };
+  clip.events.on('batchCompleted', onBatch);
+  clip.events.on('cacheLookup', onCacheLookup);
+
+  let disposed = false;
+  return {
+    registry,
+    handler: (_req, res) => {
+      registry.metrics().then(
+        (text) => {
+          res.setHeader('Content-Type', registry.contentType);
+          res.setHeader('Cache-Control', 'no-store');
+          res.send(text);
+        },
+        (error: unknown) => {
+          sources.logger.error({ err: error }, 'collecting metrics failed');
+          res.status(500).json({ error: 'collecting metrics failed' });
+        },
+      );
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      offJobUpdated();
+      clip.events.off('batchCompleted', onBatch);
+      clip.events.off('cacheLookup', onCacheLookup);
+    },
+  };
+}

@@ -1,0 +1,403 @@
+/**
+ * Composes the server: CLIP service, jobs, GraphQL (HTTP + websocket), the REST API, GraphiQL,
+ * health and metrics on one Express app and one HTTP server; owns start and the stop order.
+ *
+ * Routes: GET /health, GET /ready, GET /metrics (open); GET /graphql for browsers (Accept: text/html)
+ * → GraphiQL (open: a static page; its requests carry the key); /graphql → Apollo and graphql-ws;
+ * /api → the feature-extraction-server REST API. /graphql and /api need an API key when API_KEYS is set.
+ *
+ * Lifecycle (a discriminated union, as in Apollo's ServerState): initialized → starting → started →
+ * stopping → stopped. `start()` listens first (so /health and /ready answer while the model loads),
+ * then resolves once the default model is ready, or rejects naming why it could not load.
+ * `stop()` is ordered and idempotent (a second call awaits the first):
+ *   1. stop accepting jobs (SHUTTING_DOWN; /ready turns 503),
+ *   2. drain queued and running jobs, bounded by DRAIN_TIMEOUT_MS (stragglers FAIL with SHUTTING_DOWN),
+ *   3. let subscribers receive those terminal states, then close websockets (1001),
+ *   4. stop Apollo (the drain plugin closes the HTTP server once in-flight requests end),
+ *   5. release the ONNX sessions.
+ */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expressMiddleware } from '@as-integrations/express5';
+import cors from 'cors';
+import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
+import { ClipService } from '../clip/index.js';
+import type { Config } from '../config.js';
+import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
+import { buildGraphqlSchema, createApolloServer, createContext, startGraphqlWs, type AuthOutcome, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
+import { JobService } from '../jobs/index.js';
+import { createLogger, type Logger } from '../logger.js';
+import { createRestRouter, type RestDeps } from '../rest/router.js';
+import { sendRestError, toRestError } from '../rest/errors.js';
+import { createGraphiqlHandler } from './graphiql.js';
+import { createHealthRouter, type Readiness } from './health.js';
+import { createMetrics } from './metrics.js';
+
+export interface CreateServerOptions {
+  /** Default: a pino logger at `config.logLevel`. */
+  logger?: Logger;
+}
+
+export interface ServerAddress {
+  /** `http://host:port`. */
+  url: string;
+  port: number;
+}
+
+export interface Server {
+  /** Listens, then resolves once the default model is loaded and warmed; rejects if it cannot load. */
+  start(): Promise<ServerAddress>;
+  /** Ordered, idempotent shutdown (see the module comment). Safe after a failed start. */
+  stop(): Promise<void>;
+  readonly clip: ClipService;
+  readonly jobs: JobService;
+  readonly httpServer: http.Server;
+  readonly logger: Logger;
+}
+
+type ServerState =
+  | { phase: 'initialized' }
+  | { phase: 'starting'; started: Promise<ServerAddress> }
+  | { phase: 'started'; address: ServerAddress }
+  | { phase: 'stopping'; stopped: Promise<void> }
+  | { phase: 'stopped' };
+
+/** Longest wait, after the drain, for subscribers to be sent their jobs' terminal states, in ms. */
+const SUBSCRIBER_FLUSH_MS = 2_000;
+
+// ---- API keys ----
+
+function digest(key: string): Buffer {
+  return createHash('sha256').update(key).digest();
+}
+
+/** Compares digests in constant time so response timing does not leak a key's prefix. */
+function createKeyCheck(apiKeys: readonly string[]): (key: string | undefined) => AuthOutcome {
+  const digests = apiKeys.map(digest);
+  return (key) => {
+    if (key === undefined || key === '') return 'missing';
+    const candidate = digest(key);
+    let match = false;
+    for (const known of digests) match = timingSafeEqual(known, candidate) || match;
+    return match ? 'ok' : 'invalid';
+  };
+}
+
+function bearer(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(value);
+  return match?.[1];
+}
+
+function keyFromRequest(req: Request): string | undefined {
+  const header = req.get('x-api-key');
+  return header !== undefined && header.trim() !== '' ? header.trim() : bearer(req.get('authorization'));
+}
+
+/** `{ apiKey }`, `{ Authorization: 'Bearer …' }`, or GraphiQL's headers object `{ 'x-api-key': … }`. */
+function keyFromConnectionParams(params: Readonly<Record<string, unknown>>): string | undefined {
+  for (const name of ['apiKey', 'x-api-key', 'X-API-Key']) {
+    const value = params[name];
+    if (typeof value === 'string') return value;
+  }
+  return bearer(params.Authorization ?? params.authorization);
+}
+
+const AUTH_MESSAGES: Record<Exclude<AuthOutcome, 'ok'>, string> = {
+  missing: 'An API key is required: send `Authorization: Bearer <key>` or `x-api-key: <key>`',
+  invalid: 'The API key is not valid',
+};
+
+// ---- small HTTP helpers ----
+
+function requestIdOf(req: Request): string {
+  const given = req.get('x-request-id');
+  return given !== undefined && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+}
+
+function graphqlErrorBody(message: string, code: string): { errors: { message: string; extensions: { code: string } }[] } {
+  return { errors: [{ message, extensions: { code } }] };
+}
+
+function formatUrl(host: string, port: number): string {
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
+}
+
+function createClip(config: Config, logger: Logger): ClipService {
+  return new ClipService({
+    defaultModel: config.clipModel,
+    extraModels: config.clipModels.map((model) => ({ name: model.name, source: model.source })),
+    precision: config.clipPrecision,
+    hub: {
+      cacheDir: config.modelCacheDir,
+      endpoint: config.hfEndpoint,
+      token: config.hfToken,
+      offline: config.hfHubOffline,
+      progress: config.downloadProgress,
+    },
+    inference: {
+      maxBatchSize: config.maxBatchSize,
+      maxBatchWaitMs: config.maxBatchWaitMs,
+      maxTextBatchSize: config.maxTextBatchSize,
+      maxQueuedImages: config.maxQueuedImages,
+      intraOpThreads: config.ortIntraOpThreads,
+      graphOptimizationLevel: config.ortGraphOptimization,
+      logitScale: config.logitScale,
+      preprocessConcurrency: config.preprocessConcurrency,
+    },
+    caches: { textEmbeddings: config.textCacheSize, imageEmbeddings: config.imageCacheSize },
+    imageLimits: { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels },
+    logger: logger.child({ component: 'clip' }),
+  });
+}
+
+/** Builds the server; nothing listens or loads until `start()`. */
+export function createServer(config: Config, options: CreateServerOptions = {}): Server {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const clip = createClip(config, logger);
+  const jobs = new JobService({
+    clip,
+    logger: logger.child({ component: 'jobs' }),
+    maxImagesPerJob: config.maxImagesPerJob,
+    maxClassesPerJob: config.maxClassesPerJob,
+    maxClassLength: config.maxClassLength,
+    maxQueuedJobs: config.maxQueuedJobs,
+    maxQueuedImages: config.maxQueuedImages,
+    maxPendingImageBytes: config.maxPendingImageBytes,
+    maxConcurrentJobs: config.maxConcurrentJobs,
+    ttlSeconds: config.jobTtlSeconds,
+  });
+  const limits: OperationLimits = {
+    maxDepth: config.maxQueryDepth,
+    maxAliases: config.maxAliases,
+    maxComplexity: config.maxQueryComplexity,
+  };
+  const services = { jobs, clip, logger };
+  const checkKey = config.apiKeys.length > 0 ? createKeyCheck(config.apiKeys) : null;
+  const allowAnyOrigin = config.corsOrigins.includes('*');
+  const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
+
+  let state: ServerState = { phase: 'initialized' };
+  let graphqlWs: GraphqlWs | null = null;
+  let apollo: ReturnType<typeof createApolloServer> | null = null;
+  let graphqlHandler: RequestHandler | null = null;
+
+  const readiness = (): Readiness => {
+    if (state.phase === 'stopping' || state.phase === 'stopped' || jobs.draining) return { ready: false, reason: 'shutting down' };
+    return clip.readiness();
+  };
+  const metrics = createMetrics({ clip, jobs, logger, websocketConnections: () => graphqlWs?.connections() ?? 0 });
+
+  const app = express();
+  app.disable('x-powered-by');
+  // CORS is off unless origins are configured: no CORS headers, so browsers on other origins cannot read answers.
+  if (config.corsOrigins.length > 0) {
+    app.use(
+      cors({
+        origin: allowAnyOrigin ? '*' : [...config.corsOrigins],
+        allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'apollo-require-preflight', 'x-apollo-operation-name', 'x-request-id'],
+        maxAge: 600,
+      }),
+    );
+  }
+  app.use((req, res, next) => {
+    const requestId = requestIdOf(req);
+    res.locals.requestId = requestId;
+    res.setHeader('X-Request-Id', requestId);
+    next();
+  });
+  app.use(createHealthRouter({ readiness }));
+  app.get('/metrics', metrics.handler);
+
+  // GraphiQL answers GET /graphql only for browsers (Accept: text/html) and serves its own assets;
+  // the page is static and open, the operations it sends need the key like any other.
+  if (config.graphiql) {
+    app.use(createGraphiqlHandler({ endpoint: '/graphql', subscriptionEndpoint: '/graphql', apiKeyHeader: checkKey !== null }));
+  }
+  const requireKey =
+    (kind: 'graphql' | 'rest'): RequestHandler =>
+    (req, res, next) => {
+      if (checkKey === null) return next();
+      const outcome = checkKey(keyFromRequest(req));
+      if (outcome === 'ok') return next();
+      const message = AUTH_MESSAGES[outcome];
+      res.setHeader('WWW-Authenticate', 'Bearer');
+      if (kind === 'rest') return sendRestError(res, toRestError(new AppError(ErrorCode.Unauthenticated, message)));
+      res.status(401).json(graphqlErrorBody(message, ErrorCode.Unauthenticated));
+    };
+
+  const graphqlRouter = express.Router();
+  graphqlRouter.use(requireKey('graphql'));
+  graphqlRouter.use(express.json({ limit: config.maxBodyBytes }));
+  graphqlRouter.use((req, res, next) => {
+    if (graphqlHandler === null) {
+      // Only before start() has built Apollo, which happens before listening: unreachable in practice.
+      res.status(503).json(graphqlErrorBody('GraphQL is not available yet', ErrorCode.ShuttingDown));
+      return;
+    }
+    graphqlHandler(req, res, next);
+  });
+  const graphqlBodyErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
+    const type = (error as { type?: unknown } | null)?.type;
+    if (res.headersSent) return next(error);
+    if (type === 'entity.too.large') {
+      res.status(413).json(graphqlErrorBody(`Request body is larger than the limit of ${config.maxBodyBytes} bytes (MAX_BODY_BYTES)`, ErrorCode.PayloadTooLarge));
+      return;
+    }
+    if (type === 'entity.parse.failed') {
+      res.status(400).json(graphqlErrorBody('Request body is not valid JSON', 'BAD_REQUEST'));
+      return;
+    }
+    if (typeof type === 'string' && (error as { expose?: unknown }).expose === true) {
+      const status = (error as { status?: unknown }).status;
+      res.status(typeof status === 'number' ? status : 400).json(graphqlErrorBody((error as Error).message, 'BAD_REQUEST'));
+      return;
+    }
+    next(error);
+  };
+  graphqlRouter.use(graphqlBodyErrors);
+  app.use('/graphql', graphqlRouter);
+
+  const restDeps: RestDeps = { jobs, clip, logger: logger.child({ component: 'rest' }), maxBodyBytes: config.maxBodyBytes };
+  app.use('/api', requireKey('rest'), createRestRouter(restDeps));
+
+  app.use((req, res) => {
+    res.status(404).json({ error: { code: ErrorCode.NotFound, message: `No route ${req.method} ${req.path}` } });
+  });
+  const lastResort: ErrorRequestHandler = (error: unknown, req, res, next) => {
+    logger.error({ err: error, method: req.method, path: req.path }, 'HTTP request failed');
+    if (res.headersSent) return next(error);
+    res.status(500).json({ error: { code: ErrorCode.InternalServerError, message: 'Internal server error' } });
+  };
+  app.use(lastResort);
+
+  const httpServer = http.createServer(app);
+
+  async function listen(): Promise<ServerAddress> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => {
+        httpServer.off('listening', onListening);
+        reject(new Error(`Cannot listen on ${config.host}:${config.port}: ${error.message}`, { cause: error }));
+      };
+      const onListening = (): void => {
+        httpServer.off('error', onError);
+        resolve();
+      };
+      httpServer.once('error', onError);
+      httpServer.once('listening', onListening);
+      httpServer.listen(config.port, config.host);
+    });
+    const port = (httpServer.address() as AddressInfo).port;
+    return { url: formatUrl(config.host, port), port };
+  }
+
+  /** Everything but the models: schema, websocket, Apollo, listening. */
+  async function setUp(): Promise<ServerAddress> {
+    const schema = await buildGraphqlSchema();
+    graphqlWs = startGraphqlWs({
+      httpServer,
+      schema,
+      services,
+      limits,
+      introspection: config.introspection,
+      maxPayloadBytes: config.maxBodyBytes,
+      isAllowedOrigin,
+      ...(checkKey === null ? {} : { authenticate: (params: Readonly<Record<string, unknown>>) => checkKey(keyFromConnectionParams(params)) }),
+    });
+    apollo = createApolloServer({ schema, httpServer, logger, limits, introspection: config.introspection });
+    await apollo.start();
+    graphqlHandler = expressMiddleware(apollo, {
+      context: async ({ res }) => createContext(services, typeof res.locals.requestId === 'string' ? res.locals.requestId : randomUUID()),
+    });
+    const address = await listen();
+    logger.info({ url: address.url, model: clip.defaultModelName }, 'listening; loading models');
+    return address;
+  }
+
+  let setUpDone: Promise<ServerAddress> | null = null;
+
+  async function doStart(): Promise<ServerAddress> {
+    setUpDone = setUp();
+    const address = await setUpDone;
+    const loadStarted = performance.now();
+    await clip.start();
+    logger.info({ url: address.url, loadMs: Math.round(performance.now() - loadStarted) }, 'ready');
+    return address;
+  }
+
+  async function doStop(): Promise<void> {
+    const started = performance.now();
+    // A stop during start waits for the listening part (never for model loading) so nothing opens after it.
+    await setUpDone?.catch(() => undefined);
+    const failedJobs = await jobs.drain(config.drainTimeoutMs);
+    if (failedJobs > 0) logger.warn({ failedJobs, drainTimeoutMs: config.drainTimeoutMs }, 'drain timed out; unfinished jobs failed');
+    // Subscribers end right after their terminal state; give graphql-ws the moment it needs to send it.
+    const flushDeadline = Date.now() + SUBSCRIBER_FLUSH_MS;
+    while (jobs.stats().watchers > 0 && Date.now() < flushDeadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setImmediate(resolve));
+    await graphqlWs?.dispose();
+    try {
+      if (apollo !== null) await apollo.stop();
+    } catch (error) {
+      logger.error({ err: error }, 'stopping Apollo failed');
+    }
+    if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    await clip.stop();
+    await jobs.close();
+    metrics.dispose();
+    logger.info({ ms: Math.round(performance.now() - started) }, 'stopped');
+  }
+
+  return {
+    clip,
+    jobs,
+    httpServer,
+    logger,
+    start() {
+      switch (state.phase) {
+        case 'initialized': {
+          const started = doStart();
+          state = { phase: 'starting', started };
+          started.then(
+            (address) => {
+              if (state.phase === 'starting') state = { phase: 'started', address };
+            },
+            () => {},
+          );
+          return started;
+        }
+        case 'starting':
+          return state.started;
+        case 'started':
+          return Promise.resolve(state.address);
+        case 'stopping':
+        case 'stopped':
+          return Promise.reject(new Error('the server has been stopped; create a new one'));
+        default:
+          throw new UnreachableCaseError(state);
+      }
+    },
+    stop() {
+      switch (state.phase) {
+        case 'stopping':
+          return state.stopped;
+        case 'stopped':
+          return Promise.resolve();
+        case 'initialized':
+        case 'starting':
+        case 'started': {
+          // A start still under way (model loading) is not awaited: stop releases what exists.
+          const stopped = doStop().finally(() => {
+            state = { phase: 'stopped' };
+          });
+          state = { phase: 'stopping', stopped };
+          return stopped;
+        }
+        default:
+          throw new UnreachableCaseError(state);
+      }
+    },
+  };
+}

@@ -1,0 +1,11 @@
+/** The jobs folder's public surface: what the API layers and the server may use. */
+export { JobService } from './JobService.js';
+export type { JobClassifier, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
+export { MemoryJobStore } from './MemoryJobStore.js';
+export type { MemoryJobStoreOptions } from './MemoryJobStore.js';
+export { InvalidCursorError } from './JobStore.js';
+export type { JobPage, JobStore, ListJobsOptions } from './JobStore.js';
+export { MemoryJobEvents } from './JobEvents.js';
+export type { JobEventListener, JobEventMap, JobEventName, JobEvents } from './JobEvents.js';
+export { isTerminal, JOB_STATUSES, TERMINAL_STATUSES } from './types.js';
+export type { ImageClassification, Job, JobFailure, JobResult, JobStatus, SubmitJobInput } from './types.js';

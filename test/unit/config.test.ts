@@ -1,0 +1,130 @@
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, describeSettings, finalizeConfig, HelpRequested, loadConfig } from '../../src/config.js';
+
+describe('loadConfig', () => {
+  it('should give the documented defaults with no flags and no environment', () => {
+    const config = loadConfig([], {});
+    expect(config).toMatchObject({
+      port: 4000,
+      host: '127.0.0.1',
+      clipModel: 'clip-vit-base-patch32',
+      clipModels: [],
+      clipPrecision: 'fp32',
+      modelCacheDir: path.join(os.homedir(), '.cache', 'clip-server'),
+      hfEndpoint: 'https://huggingface.co',
+      hfToken: undefined,
+      hfHubOffline: false,
+      ortIntraOpThreads: os.availableParallelism(),
+      maxImagesPerJob: 64,
+      maxClassesPerJob: 1000,
+      maxImageBytes: 20 * 1024 * 1024,
+      maxBodyBytes: 100 * 1024 * 1024,
+      jobTtlSeconds: 3600,
+      corsOrigins: [],
+      introspection: true,
+      graphiql: true,
+      apiKeys: [],
+      logLevel: 'info',
+      logitScale: undefined,
+    });
+  });
+
+  it('should read the environment and let flags win over it', () => {
+    const config = loadConfig(['--port', '5000', '--hf-hub-offline', '--introspection=false'], {
+      PORT: '4500',
+      HOST: '0.0.0.0',
+      CLIP_MODELS: 'big=openai/clip-vit-large-patch14@main, local=~/models/x',
+      CLIP_PRECISION: 'INT8',
+      API_KEYS: 'a, b,,c',
+      CORS_ORIGINS: 'https://app.example.com/path,http://localhost:3000',
+      MAX_IMAGE_BYTES: '5MiB',
+      MAX_BODY_BYTES: '100 MB',
+      LOGIT_SCALE: '50.5',
+      INTROSPECTION: 'true',
+    });
+    expect(config.port).toBe(5000);
+    expect(config.host).toBe('0.0.0.0');
+    expect(config.hfHubOffline).toBe(true);
+    expect(config.introspection).toBe(false);
+    expect(config.clipModels).toEqual([
+      { name: 'big', source: 'openai/clip-vit-large-patch14@main' },
+      { name: 'local', source: path.join(os.homedir(), 'models/x') },
+    ]);
+    expect(config.clipPrecision).toBe('int8');
+    expect(config.apiKeys).toEqual(['a', 'b', 'c']);
+    expect(config.corsOrigins).toEqual(['https://app.example.com', 'http://localhost:3000']);
+    expect(config.maxImageBytes).toBe(5 * 1024 * 1024);
+    expect(config.maxBodyBytes).toBe(100_000_000);
+    expect(config.logitScale).toBe(50.5);
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, /PORT: expected an integer between 0 and 65535, got "abc"/],
+    [{ PORT: '70000' }, /PORT: expected an integer between 0 and 65535, got "70000"/],
+    [{ CLIP_PRECISION: 'fp64' }, /CLIP_PRECISION: expected one of fp32, fp16, int8, got "fp64"/],
+    [{ HF_HUB_OFFLINE: 'maybe' }, /HF_HUB_OFFLINE: expected true or false/],
+    [{ CLIP_MODELS: 'nosource' }, /CLIP_MODELS: expected name=source pairs/],
+    [{ CLIP_MODELS: 'a=x,a=y' }, /CLIP_MODELS: expected unique model names/],
+    [{ MAX_IMAGE_BYTES: '20 parsecs' }, /MAX_IMAGE_BYTES: expected a byte count/],
+    [{ HF_ENDPOINT: 'ftp://x' }, /HF_ENDPOINT: expected an http\(s\) URL/],
+    [{ LOGIT_SCALE: '-1' }, /LOGIT_SCALE: expected a positive number/],
+    [{ CORS_ORIGINS: 'not a url' }, /CORS_ORIGINS: expected origins/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL: expected one of/],
+    [{ MAX_BATCH_SIZE: '0' }, /MAX_BATCH_SIZE: expected an integer between 1 and 1024, got "0"/],
+  ])('should refuse %j with a message naming the variable', (env, message) => {
+    expect(() => loadConfig([], env)).toThrow(ConfigError);
+    expect(() => loadConfig([], env)).toThrow(message);
+  });
+
+  it('should name the flag when a flag is malformed, and refuse unknown flags', () => {
+    expect(() => loadConfig(['--max-batch-size', 'x'], {})).toThrow(/--max-batch-size \(MAX_BATCH_SIZE\): expected an integer/);
+    expect(() => loadConfig(['--no-such-flag'], {})).toThrow(ConfigError);
+  });
+
+  it('should check the rules between settings', () => {
+    expect(() => loadConfig([], { MAX_IMAGE_BYTES: '20MiB', MAX_BODY_BYTES: '10MiB' })).toThrow(/MAX_BODY_BYTES: expected at least/);
+    expect(() => loadConfig([], { MAX_QUEUED_IMAGES: '10' })).toThrow(/MAX_QUEUED_IMAGES: expected at least MAX_IMAGES_PER_JOB \(64\)/);
+    expect(() => finalizeConfig({ ...loadConfig([], {}), clipModels: [{ name: 'clip-vit-base-patch32', source: 'x' }] })).toThrow(/CLIP_MODELS/);
+  });
+
+  it('should return a frozen configuration', () => {
+    const config = loadConfig([], { API_KEYS: 'k' });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.apiKeys)).toBe(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).toThrow(TypeError);
+  });
+
+  it('should signal --help with the help text', () => {
+    let error: unknown;
+    try {
+      loadConfig(['--help'], {});
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(HelpRequested);
+    expect((error as Error).message).toContain('--max-batch-size');
+    expect((error as Error).message).toContain('MAX_BATCH_SIZE');
+  });
+});
+
+describe('describeSettings', () => {
+  it('should document every setting with its env name, flag and default', () => {
+    const docs = describeSettings();
+    const envs = docs.map((doc) => doc.env);
+    for (const env of ['PORT', 'HOST', 'CLIP_MODEL', 'CLIP_MODELS', 'CLIP_PRECISION', 'MODEL_CACHE_DIR', 'HF_ENDPOINT', 'HF_TOKEN', 'HF_HUB_OFFLINE',
+      'MAX_BATCH_SIZE', 'MAX_BATCH_WAIT_MS', 'MAX_TEXT_BATCH_SIZE', 'MAX_QUEUED_IMAGES', 'ORT_INTRA_OP_THREADS', 'ORT_GRAPH_OPTIMIZATION', 'LOGIT_SCALE',
+      'PREPROCESS_CONCURRENCY', 'TEXT_CACHE_SIZE', 'IMAGE_CACHE_SIZE', 'MAX_IMAGES_PER_JOB', 'MAX_CLASSES_PER_JOB', 'MAX_CLASS_LENGTH', 'MAX_IMAGE_BYTES',
+      'MAX_IMAGE_PIXELS', 'MAX_BODY_BYTES', 'MAX_QUERY_DEPTH', 'MAX_QUERY_COMPLEXITY', 'MAX_ALIASES', 'MAX_QUEUED_JOBS', 'JOB_TTL_SECONDS',
+      'DRAIN_TIMEOUT_MS', 'CORS_ORIGINS', 'INTROSPECTION', 'GRAPHIQL', 'API_KEYS', 'LOG_LEVEL']) {
+      expect(envs).toContain(env);
+    }
+    expect(new Set(envs).size).toBe(envs.length);
+    expect(docs.find((doc) => doc.env === 'PORT')).toMatchObject({ flag: '--port', default: '4000' });
+    expect(docs.find((doc) => doc.env === 'MAX_BATCH_WAIT_MS')).toMatchObject({ flag: '--max-batch-wait-ms' });
+    for (const doc of docs) expect(doc.description.length).toBeGreaterThan(10);
+  });
+});

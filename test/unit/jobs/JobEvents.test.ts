@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryJobEvents } from '../../../src/jobs/JobEvents.js';
+import type { Job } from '../../../src/jobs/types.js';
+
+const job: Job = {
+  id: 'a', status: 'queued', model: 'm', classes: ['x'], imageCount: 1, batched: false, createdAt: new Date(), expiresAt: new Date(),
+};
+
+describe('MemoryJobEvents', () => {
+  it('should deliver jobUpdated to listeners until they unsubscribe', () => {
+    const events = new MemoryJobEvents();
+    const seen: string[] = [];
+    const off = events.on('jobUpdated', (updated) => seen.push(updated.id));
+    events.emit('jobUpdated', job);
+    expect(events.listenerCount('jobUpdated')).toBe(1);
+    off();
+    off();
+    events.emit('jobUpdated', job);
+    expect(seen).toEqual(['a']);
+    expect(events.listenerCount('jobUpdated')).toBe(0);
+  });
+
+  it('should isolate a throwing listener from the others', () => {
+    const errors: unknown[] = [];
+    const events = new MemoryJobEvents((error) => errors.push(error));
+    const seen: string[] = [];
+    events.on('jobUpdated', () => {
+      throw new Error('boom');
+    });
+    events.on('jobUpdated', (updated) => seen.push(updated.id));
+    events.emit('jobUpdated', job);
+    expect(seen).toEqual(['a']);
+    expect(errors).toHaveLength(1);
+  });
+});

@@ -1,0 +1,353 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { AppError, ErrorCode, badUserInput } from '../../../src/errors.js';
+import { JobService, type JobClassifier, type JobServiceOptions } from '../../../src/jobs/JobService.js';
+import { MemoryJobStore } from '../../../src/jobs/MemoryJobStore.js';
+import type { Job, SubmitJobInput } from '../../../src/jobs/types.js';
+import { silentLogger } from '../../../src/logger.js';
+import type { ClassifyRequest, ClassifyResult, ModelInfo, PromptConfig } from '../../../src/clip/types.js';
+
+interface Call {
+  request: ClassifyRequest;
+  resolve: (result: ClassifyResult) => void;
+  reject: (error: unknown) => void;
+}
+
+/** A stand-in for ClipService (the dependency, not the component under test): classify calls wait until released. */
+class FakeClassifier implements JobClassifier {
+  readonly defaultModelName = 'tiny';
+  readonly calls: Call[] = [];
+  /** When true, classify answers at once with uniform probabilities. */
+  autoComplete = false;
+  queued = 0;
+
+  resolveModelName(name: string): string | undefined {
+    return name === 'tiny' || name === 'Tiny' ? 'tiny' : undefined;
+  }
+
+  models(): ModelInfo[] {
+    return [{ name: 'tiny', source: 'dir', precision: 'fp32', status: 'ready', embeddingSize: 8, contextLength: 77, imageSize: 32, logitScale: 100, error: null }];
+  }
+
+  decodeImage(input: string, field: string): Buffer {
+    if (input.startsWith('!')) throw badUserInput(`${field}: not base64`, field);
+    return Buffer.from(input);
+  }
+
+  async inspectImage(bytes: Uint8Array, field: string): Promise<{ format: string; width: number; height: number }> {
+    if (Buffer.from(bytes).toString().startsWith('text')) throw badUserInput(`${field}: not an image`, field);
+    return { format: 'png', width: 1, height: 1 };
+  }
+
+  validatePrompt(config: unknown, field: string): PromptConfig {
+    if (typeof config !== 'object' || config === null || 'bad' in config) throw badUserInput(`${field}: bad prompt`, field);
+    return config as PromptConfig;
+  }
+
+  classify(request: ClassifyRequest): Promise<ClassifyResult> {
+    const uniform = (): ClassifyResult => ({
+      probabilities: request.images.map(() => request.labels.map(() => 1 / request.labels.length)),
+    });
+    if (this.autoComplete) return Promise.resolve(uniform());
+    return new Promise((resolve, reject) => {
+      this.calls.push({ request, resolve, reject });
+      request.signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+    });
+  }
+
+  /** Completes the n-th classify call with uniform probabilities. */
+  complete(index = 0): void {
+    const call = this.calls[index];
+    if (call === undefined) throw new Error(`no classify call #${index}`);
+    call.resolve({ probabilities: call.request.images.map(() => call.request.labels.map(() => 1 / call.request.labels.length)) });
+  }
+
+  queuedImages(): number {
+    return this.queued;
+  }
+}
+
+const input = (overrides: Partial<SubmitJobInput> = {}): SubmitJobInput => ({
+  images: ['img-a'],
+  imagesField: 'image',
+  batched: false,
+  classes: ['cat', 'dog'],
+  ...overrides,
+});
+
+const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
+    await tick(2);
+  }
+}
+
+const idle = (jobs: JobService): boolean => jobs.stats().queued + jobs.stats().running === 0;
+
+async function expectAppError(promise: Promise<unknown>, code: ErrorCode, field?: string, message?: RegExp): Promise<AppError> {
+  const error = await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(AppError);
+  const appError = error as AppError;
+  expect(appError.code).toBe(code);
+  if (field !== undefined) expect(appError.field).toBe(field);
+  if (message !== undefined) expect(appError.message).toMatch(message);
+  return appError;
+}
+
+describe('JobService', () => {
+  let services: JobService[] = [];
+  const make = (options: Partial<JobServiceOptions> = {}): { jobs: JobService; clip: FakeClassifier } => {
+    const clip = (options.clip as FakeClassifier | undefined) ?? new FakeClassifier();
+    const jobs = new JobService({ logger: silentLogger(), ...options, clip });
+    services.push(jobs);
+    return { jobs, clip };
+  };
+  afterEach(async () => {
+    for (const jobs of services) {
+      await jobs.drain(0);
+      await jobs.close();
+    }
+    services = [];
+  });
+
+  it('should run a job queued → running → complete and keep the result', async () => {
+    const { jobs, clip } = make();
+    const job = await jobs.submit(input());
+    expect(job.status).toBe('queued');
+    expect(job.model).toBe('tiny');
+    await until(() => clip.calls.length === 1);
+    expect((await jobs.get(job.id))?.status).toBe('running');
+    expect(clip.calls[0]?.request.labels).toEqual(['cat', 'dog']);
+    clip.complete(0);
+    await until(() => idle(jobs));
+    const done = await jobs.get(job.id);
+    expect(done?.status).toBe('complete');
+    if (done?.status !== 'complete') throw new Error('unreachable');
+    expect(done.result.images).toEqual([{ probabilities: [0.5, 0.5] }]);
+    expect(done.finishedAt.getTime()).toBeGreaterThanOrEqual(done.startedAt.getTime());
+    // Reading does not delete (unlike the seed).
+    expect((await jobs.get(job.id))?.status).toBe('complete');
+    expect(jobs.stats().totals).toMatchObject({ queued: 1, running: 1, complete: 1 });
+    expect(jobs.stats().pendingImages).toBe(0);
+  });
+
+  it('should refuse each kind of bad input with BAD_USER_INPUT naming the field', async () => {
+    const { jobs } = make({ maxImagesPerJob: 2, maxClassesPerJob: 3, maxClassLength: 5 });
+    await expectAppError(jobs.submit(input({ classes: [] })), ErrorCode.BadUserInput, 'classes', /at least one/);
+    await expectAppError(jobs.submit(input({ classes: ['a', 'b', 'c', 'd'] })), ErrorCode.BadUserInput, 'classes', /at most 3/);
+    await expectAppError(jobs.submit(input({ classes: ['a', '  '] })), ErrorCode.BadUserInput, 'classes[1]', /non-empty/);
+    await expectAppError(jobs.submit(input({ classes: ['a', 'toolong'] })), ErrorCode.BadUserInput, 'classes[1]', /at most 5 characters/);
+    // Five astral code points are ten UTF-16 units but within the limit.
+    await expect(jobs.submit(input({ classes: ['😀😀😀😀😀'] }))).resolves.toMatchObject({ status: 'queued' });
+    await expectAppError(jobs.submit(input({ classes: ['cat', 'dog', ' cat'] })), ErrorCode.BadUserInput, 'classes[2]', /duplicates classes\[0\]/);
+    await expectAppError(jobs.submit(input({ classes: ['a', 3 as unknown as string] })), ErrorCode.BadUserInput, 'classes[1]');
+    await expectAppError(jobs.submit(input({ model: 'nope' })), ErrorCode.BadUserInput, 'model', /unknown model "nope"; available: tiny/);
+    await expectAppError(jobs.submit(input({ config: { bad: 1 } })), ErrorCode.BadUserInput, 'config');
+    await expectAppError(jobs.submit(input({ images: [] })), ErrorCode.BadUserInput, 'image', /at least one image/);
+    await expectAppError(
+      jobs.submit(input({ images: ['a', 'b', 'c'], imagesField: 'images', batched: true })),
+      ErrorCode.BadUserInput,
+      'images',
+      /at most 2 images/,
+    );
+    await expectAppError(jobs.submit(input({ images: ['ok', '!bad'], imagesField: 'images', batched: true })), ErrorCode.BadUserInput, 'images[1]');
+    await expectAppError(jobs.submit(input({ images: ['text file'] })), ErrorCode.BadUserInput, 'image', /not an image/);
+    await expect(jobs.submit(input({ model: 'Tiny', config: { promptTemplate: '{}' } }))).resolves.toMatchObject({ model: 'tiny' });
+  });
+
+  it('should refuse with OVERLOADED when the admission bounds are reached', async () => {
+    const { jobs, clip } = make({ maxQueuedJobs: 2, maxConcurrentJobs: 1 });
+    await jobs.submit(input());
+    await jobs.submit(input());
+    await expectAppError(jobs.submit(input()), ErrorCode.Overloaded, undefined, /MAX_QUEUED_JOBS=2/);
+    clip.queued = 0;
+    const images = make({ maxQueuedImages: 3, maxImagesPerJob: 3 });
+    images.clip.queued = 2;
+    await expectAppError(
+      images.jobs.submit(input({ images: ['a', 'b'], imagesField: 'images', batched: true })),
+      ErrorCode.Overloaded,
+      undefined,
+      /MAX_QUEUED_IMAGES=3/,
+    );
+    await expect(images.jobs.submit(input())).resolves.toMatchObject({ status: 'queued' });
+    const bytes = make({ maxPendingImageBytes: 8 });
+    await bytes.jobs.submit(input({ images: ['12345'] }));
+    await expectAppError(bytes.jobs.submit(input({ images: ['12345'] })), ErrorCode.Overloaded, undefined, /MAX_PENDING_IMAGE_BYTES/);
+  });
+
+  it('should keep at most maxConcurrentJobs running and the rest queued', async () => {
+    const { jobs, clip } = make({ maxConcurrentJobs: 2 });
+    const submitted = await Promise.all([1, 2, 3].map(() => jobs.submit(input())));
+    await until(() => clip.calls.length === 2);
+    await tick(10);
+    expect(clip.calls).toHaveLength(2);
+    expect(jobs.stats()).toMatchObject({ queued: 1, running: 2 });
+    clip.complete(0);
+    await until(() => clip.calls.length === 3);
+    clip.complete(1);
+    clip.complete(2);
+    await until(() => idle(jobs));
+    for (const job of submitted) expect((await jobs.get(job.id))?.status).toBe('complete');
+  });
+
+  it('should mark a job FAILED with the AppError code, and mask unknown errors', async () => {
+    const { jobs, clip } = make();
+    const a = await jobs.submit(input());
+    const b = await jobs.submit(input());
+    const c = await jobs.submit(input());
+    await until(() => clip.calls.length === 3);
+    clip.calls[0]?.reject(new AppError(ErrorCode.InferenceFailed, 'the model produced NaN'));
+    clip.calls[1]?.reject(new Error('secret /path/to/file detail'));
+    clip.complete(2);
+    await until(() => idle(jobs));
+    expect(await jobs.get(a.id)).toMatchObject({ status: 'failed', error: { code: 'INFERENCE_FAILED', message: 'the model produced NaN' } });
+    expect(await jobs.get(b.id)).toMatchObject({ status: 'failed', error: { code: 'INTERNAL_SERVER_ERROR', message: 'internal error' } });
+    // One failing job does not affect another.
+    expect((await jobs.get(c.id))?.status).toBe('complete');
+  });
+
+  it('should fail a job whose classifier result has the wrong shape', async () => {
+    const { jobs, clip } = make();
+    const job = await jobs.submit(input());
+    await until(() => clip.calls.length === 1);
+    clip.calls[0]?.resolve({ probabilities: [[1]] });
+    await until(() => idle(jobs));
+    expect(await jobs.get(job.id)).toMatchObject({ status: 'failed', error: { code: 'INTERNAL_SERVER_ERROR' } });
+  });
+
+  it('should cancel queued and running jobs, and return finished ones unchanged', async () => {
+    const { jobs, clip } = make({ maxConcurrentJobs: 1 });
+    const running = await jobs.submit(input());
+    const queued = await jobs.submit(input());
+    await until(() => clip.calls.length === 1);
+    const cancelledQueued = await jobs.cancel(queued.id);
+    expect(cancelledQueued).toMatchObject({ status: 'cancelled', startedAt: null });
+    const cancelledRunning = await jobs.cancel(running.id);
+    expect(cancelledRunning?.status).toBe('cancelled');
+    expect(clip.calls[0]?.request.signal?.aborted).toBe(true);
+    await tick(10);
+    // The queued job never reached the classifier.
+    expect(clip.calls).toHaveLength(1);
+    expect((await jobs.get(running.id))?.status).toBe('cancelled');
+    expect(await jobs.cancel(running.id)).toMatchObject({ status: 'cancelled' });
+    expect(await jobs.cancel('unknown')).toBeUndefined();
+    expect(jobs.stats()).toMatchObject({ queued: 0, running: 0, pendingImages: 0, pendingImageBytes: 0 });
+  });
+
+  it('should watch a job: current state first, then every change, then end', async () => {
+    const { jobs, clip } = make();
+    const job = await jobs.submit(input());
+    const watch = await jobs.watch(job.id);
+    const seen: string[] = [];
+    const consumed = (async () => {
+      for await (const state of watch) seen.push(state.status);
+    })();
+    await until(() => clip.calls.length === 1);
+    clip.complete(0);
+    await consumed;
+    expect(seen).toEqual(['queued', 'running', 'complete']);
+    expect(jobs.stats().watchers).toBe(0);
+    expect(jobs.events.listenerCount('jobUpdated')).toBe(0);
+  });
+
+  it('should watch a finished job: one terminal state, then end', async () => {
+    const { jobs, clip } = make();
+    clip.autoComplete = true;
+    const job = await jobs.submit(input());
+    await until(() => idle(jobs));
+    const seen: Job[] = [];
+    for await (const state of await jobs.watch(job.id)) seen.push(state);
+    expect(seen.map((state) => state.status)).toEqual(['complete']);
+  });
+
+  it('should deliver a state that changes before the first next() (no race with a fast job)', async () => {
+    const { jobs, clip } = make();
+    clip.autoComplete = true;
+    const job = await jobs.submit(input());
+    const watch = await jobs.watch(job.id);
+    await until(() => idle(jobs));
+    const seen: string[] = [];
+    for await (const state of watch) seen.push(state.status);
+    expect(seen).toEqual(['queued', 'running', 'complete']);
+  });
+
+  it('should reject watching an unknown job with NOT_FOUND', async () => {
+    const { jobs } = make();
+    await expectAppError(jobs.watch('nope'), ErrorCode.NotFound);
+  });
+
+  it('should remove the listener when a watcher stops early, even while waiting', async () => {
+    const { jobs } = make({ maxConcurrentJobs: 1 });
+    await jobs.submit(input());
+    const job = await jobs.submit(input());
+    const watch = await jobs.watch(job.id);
+    expect((await watch.next()).value?.status).toBe('queued');
+    const waiting = watch.next();
+    expect(jobs.events.listenerCount('jobUpdated')).toBe(1);
+    await watch.return?.();
+    expect(await waiting).toEqual({ value: undefined, done: true });
+    expect(jobs.events.listenerCount('jobUpdated')).toBe(0);
+    expect(jobs.stats().watchers).toBe(0);
+  });
+
+  it('should list jobs with paging and refuse a bad page size or cursor', async () => {
+    const { jobs } = make();
+    const ids = [];
+    for (let i = 0; i < 3; i += 1) ids.push((await jobs.submit(input())).id);
+    const page = await jobs.list({ first: 2 });
+    expect(page.jobs.map((job) => job.id)).toEqual(ids.slice(0, 2));
+    const next = await jobs.list({ first: 2, after: page.endCursor ?? undefined });
+    expect(next.jobs.map((job) => job.id)).toEqual(ids.slice(2));
+    await expectAppError(jobs.list({ first: 0 }), ErrorCode.BadUserInput, 'first');
+    await expectAppError(jobs.list({ first: 101 }), ErrorCode.BadUserInput, 'first');
+    await expectAppError(jobs.list({ after: 'garbage' }), ErrorCode.BadUserInput, 'after');
+  });
+
+  it('should expire finished jobs after the TTL', async () => {
+    const store = new MemoryJobStore();
+    const { jobs, clip } = make({ ttlSeconds: 1, store });
+    clip.autoComplete = true;
+    const job = await jobs.submit(input());
+    await until(() => idle(jobs));
+    expect((await jobs.get(job.id))?.status).toBe('complete');
+    await tick(1100);
+    expect(await jobs.get(job.id)).toBeUndefined();
+    expect(store.size).toBe(0);
+  });
+
+  it('should drain: refuse new jobs, finish accepted ones, then fail stragglers at the timeout', async () => {
+    const { jobs, clip } = make();
+    const finishing = await jobs.submit(input());
+    const straggler = await jobs.submit(input());
+    await until(() => clip.calls.length === 2);
+    const watch = await jobs.watch(straggler.id);
+    const draining = jobs.drain(300);
+    await expectAppError(jobs.submit(input()), ErrorCode.ShuttingDown);
+    clip.complete(0);
+    expect(await draining).toBe(1);
+    expect((await jobs.get(finishing.id))?.status).toBe('complete');
+    expect(await jobs.get(straggler.id)).toMatchObject({ status: 'failed', error: { code: 'SHUTTING_DOWN' } });
+    const seen: string[] = [];
+    for await (const state of watch) seen.push(state.status);
+    expect(seen).toEqual(['running', 'failed']);
+  });
+
+  it('should resolve drain at once when idle', async () => {
+    const { jobs } = make();
+    const start = Date.now();
+    expect(await jobs.drain(5000)).toBe(0);
+    expect(Date.now() - start).toBeLessThan(100);
+    expect(jobs.draining).toBe(true);
+  });
+
+  it('should reject invalid options', () => {
+    expect(() => new JobService({ clip: new FakeClassifier(), logger: silentLogger(), maxQueuedJobs: 0 })).toThrow(/maxQueuedJobs/);
+  });
+});
