@@ -67,6 +67,8 @@ export type ClipEvents = {
 };
 
 type Entry = {
+  /** The operator's source string (may be a server path: never shown to clients). */
+  source: string;
   info: ModelInfo;
   /** Settles when loading ends; never rejects (failure is recorded in `info`). */
   loaded: Promise<ClipModel | null>;
@@ -94,9 +96,10 @@ export class ClipService {
     }
     for (const spec of this.#specs) {
       this.#entries.set(spec.name, {
+        source: spec.source,
         info: {
           name: spec.name,
-          source: spec.source,
+          source: publicSourceOf(spec.source),
           precision: options.precision,
           status: 'loading',
           embeddingSize: null,
@@ -128,7 +131,7 @@ export class ClipService {
     const { logger, inference, caches, hub, precision } = this.#options;
     const started = performance.now();
     try {
-      const source = resolveModelSource(entry.info.source);
+      const source = resolveModelSource(entry.source);
       const dir = source.kind === 'local' ? source.path : await fetchModelFiles(source, precision, { ...hub, logger });
       const model = await ClipModel.load({
         name,
@@ -144,7 +147,7 @@ export class ClipService {
         imageCacheSize: caches.imageEmbeddings,
         imageLimits: this.#options.imageLimits,
         logitScale: inference.logitScale,
-        knownLogitScale: findCatalogueEntry(entry.info.source)?.logitScale,
+        knownLogitScale: findCatalogueEntry(entry.source)?.logitScale,
         logger: logger.child({ model: name }),
         onBatch: (kind, size, durationMs) => this.events.emit('batchCompleted', { model: name, kind, size, durationMs }),
         onCacheLookup: (kind, hit) => this.events.emit('cacheLookup', { model: name, kind, hit }),
@@ -170,7 +173,7 @@ export class ClipService {
       return model;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      entry.info = { ...entry.info, status: 'failed', error: message };
+      entry.info = { ...entry.info, status: 'failed', error: withoutServerPaths(message) };
       logger.error({ model: name, err: error }, 'model failed to load');
       this.events.emit('modelStatusChanged', entry.info);
       return null;
@@ -182,8 +185,8 @@ export class ClipService {
     if (this.#entries.has(name)) return name;
     const wanted = normalizeName(name);
     for (const [key, entry] of this.#entries) {
-      if (normalizeName(key) === wanted || normalizeName(entry.info.source) === wanted) return key;
-      const catalogue = findCatalogueEntry(entry.info.source);
+      if (normalizeName(key) === wanted || normalizeName(entry.source) === wanted) return key;
+      const catalogue = findCatalogueEntry(entry.source);
       if (catalogue && (normalizeName(catalogue.repo) === wanted || normalizeName(catalogue.name) === wanted)) return key;
     }
     return undefined;
@@ -256,6 +259,25 @@ export class ClipService {
     })();
     return this.#stopping;
   }
+}
+
+/** How a source is shown to clients: hub ids and catalogue names as they are, a local directory as `local:<folder>`. */
+function publicSourceOf(source: string): string {
+  try {
+    const resolved = resolveModelSource(source);
+    return resolved.kind === 'local' ? `local:${path.basename(resolved.path)}` : source;
+  } catch {
+    return withoutServerPaths(source);
+  }
+}
+
+/**
+ * Load errors name the file at fault, but clients must not learn the server's directory layout:
+ * an absolute path keeps only its last two segments (`…/onnx/text_model.onnx`). The full message is logged.
+ */
+export function withoutServerPaths(message: string): string {
+  // The look-behind leaves URLs (`https://host/…`) and hub ids (`owner/name`) alone.
+  return message.replace(/(?<![\w:/.~-])(?:\/[^\s/'"`:,;()]+)*\/([^\s/'"`:,;()]+\/[^\s/'"`:,;()]+)/g, '…/$1');
 }
 
 /** A catalogue model is called by its short name, a local directory by its folder name, a hub model by its id. */

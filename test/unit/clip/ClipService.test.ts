@@ -4,6 +4,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClipService, type ClipServiceOptions } from '../../../src/clip/index.js';
+import { withoutServerPaths } from '../../../src/clip/ClipService.js';
 import { textFeeds } from '../../../src/clip/ClipModel.js';
 import { loadModelFiles } from '../../../src/clip/modelFiles.js';
 import { OnnxGraph } from '../../../src/clip/onnx.js';
@@ -71,7 +72,7 @@ describe('ClipService on the tiny generated model', () => {
   it('should be ready and report the model, with the trained logit scale read from the combined graph', () => {
     expect(service.readiness()).toEqual({ ready: true, reason: null });
     const [info] = service.models();
-    expect(info).toMatchObject({ name: 'tiny', source: TINY_MODEL_DIR, status: 'ready', precision: 'fp32', contextLength: 77, imageSize: 224 });
+    expect(info).toMatchObject({ name: 'tiny', source: 'local:tiny', status: 'ready', precision: 'fp32', contextLength: 77, imageSize: 224 });
     // exp(4.605170) = 100, not exp(config.json's logit_scale_init_value 2.6592) ≈ 14.3.
     expect(info!.logitScale).toBeCloseTo(100, 2);
   });
@@ -205,15 +206,25 @@ describe('ClipService on the tiny generated model', () => {
 
   it('should report a failed extra model without taking the default down', async () => {
     const withBroken = await started(
-      new ClipService({ ...options(), extraModels: [{ name: 'broken', source: path.join(os.tmpdir(), 'no-such-model-dir') }] }),
+      new ClipService({ ...options(), extraModels: [{ name: 'broken', source: path.join(os.tmpdir(), 'clip-tests', 'models', 'no-such-model-dir') }] }),
     );
     await new Promise((r) => setTimeout(r, 50));
     const broken = withBroken.models().find((m) => m.name === 'broken');
     expect(broken?.status).toBe('failed');
     expect(broken?.error).toMatch(/no-such-model-dir/);
+    expect(broken?.error).not.toContain(path.join(os.tmpdir(), 'clip-tests'));
     expect(withBroken.readiness().ready).toBe(true);
     await expect(withBroken.classify({ model: 'broken', images: [await noiseImage(1)], labels: CLASSES, prompt: {} })).rejects.toMatchObject({
       code: ErrorCode.ModelUnavailable,
     });
+  });
+});
+
+describe('withoutServerPaths', () => {
+  it('should keep only the last two segments of absolute paths, leaving URLs and hub ids alone', () => {
+    expect(withoutServerPaths("ENOENT: open '/srv/models/clip/onnx/text_model.onnx'")).toBe("ENOENT: open '…/onnx/text_model.onnx'");
+    expect(withoutServerPaths('Xenova/clip-vit-base-patch32: 404 at https://hub.example/Xenova/clip/resolve/main/onnx/model.onnx')).toBe(
+      'Xenova/clip-vit-base-patch32: 404 at https://hub.example/Xenova/clip/resolve/main/onnx/model.onnx',
+    );
   });
 });
