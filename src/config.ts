@@ -38,8 +38,10 @@ export interface Config {
   readonly maxQueuedImages: number;
   readonly ortIntraOpThreads: number;
   readonly ortGraphOptimization: GraphOptimizationLevel;
+  readonly ortAllowSpinning: boolean;
   readonly logitScale: number | undefined;
   readonly preprocessConcurrency: number;
+  readonly exactResizeMaxPixels: number;
   readonly textCacheSize: number;
   readonly imageCacheSize: number;
   readonly maxImagesPerJob: number;
@@ -236,7 +238,12 @@ const SETTINGS: SettingSpecs = {
   hfHubOffline: { env: 'HF_HUB_OFFLINE', description: 'Never touch the network: use only cached or local model files.', defaultValue: false, parse: boolean, boolean: true },
   downloadProgress: { env: 'DOWNLOAD_PROGRESS', description: 'Show a progress bar on stderr (when a TTY) while downloading models.', defaultValue: true, parse: boolean, boolean: true },
   maxBatchSize: { env: 'MAX_BATCH_SIZE', description: 'Most images in one vision-model run.', defaultValue: 16, parse: integer(1, 1024) },
-  maxBatchWaitMs: { env: 'MAX_BATCH_WAIT_MS', description: 'Longest wait, in ms, for a batch to fill before running it.', defaultValue: 10, parse: integer(0, 60_000) },
+  maxBatchWaitMs: {
+    env: 'MAX_BATCH_WAIT_MS',
+    description: 'Longest wait, in ms, for a batch to fill when the model is idle (0: run at once; under load batches fill while the previous one runs).',
+    defaultValue: 0,
+    parse: integer(0, 60_000),
+  },
   maxTextBatchSize: { env: 'MAX_TEXT_BATCH_SIZE', description: 'Most prompts in one text-model run.', defaultValue: 256, parse: integer(1, 65_536) },
   maxQueuedImages: {
     env: 'MAX_QUEUED_IMAGES',
@@ -257,6 +264,13 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 'all',
     parse: oneOf(GRAPH_OPTIMIZATION_LEVELS),
   },
+  ortAllowSpinning: {
+    env: 'ORT_ALLOW_SPINNING',
+    description: 'Let idle ONNX Runtime threads spin for work; off leaves the cores to image decoding between runs.',
+    defaultValue: false,
+    parse: boolean,
+    boolean: true,
+  },
   logitScale: {
     env: 'LOGIT_SCALE',
     description: "Override of the model's trained logit scale (softmax temperature); the model's own when unset.",
@@ -270,6 +284,13 @@ const SETTINGS: SettingSpecs = {
     defaultValue: () => Math.max(1, Math.min(4, os.availableParallelism())),
     defaultText: 'min(4, os.availableParallelism())',
     parse: integer(1, 256),
+  },
+  exactResizeMaxPixels: {
+    env: 'EXACT_RESIZE_MAX_PIXELS',
+    description:
+      "Downscales reading up to this many source pixels use the exact port of PIL's resampler on the event loop (bit-identical to CLIP's reference); larger ones use libvips off-thread (within ~0.004 on photos). 0: libvips for every downscale.",
+    defaultValue: 400_000,
+    parse: integer(0),
   },
   textCacheSize: { env: 'TEXT_CACHE_SIZE', description: 'Prompt embeddings kept (LRU entries, per model).', defaultValue: 10_000, parse: integer(0) },
   imageCacheSize: { env: 'IMAGE_CACHE_SIZE', description: 'Image embeddings kept, keyed by content hash (LRU entries, per model).', defaultValue: 1_000, parse: integer(0) },

@@ -29,9 +29,9 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts `node dist/src/main.js` with `env` on a free loopback port and waits until /ready says 200. */
-export async function startServer(root: string, env: Record<string, string>, timeoutMs = 180_000): Promise<BenchServer> {
+export async function startServer(root: string, env: Record<string, string>, nodeArgs: string[] = [], timeoutMs = 180_000): Promise<BenchServer> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [path.join(root, 'dist', 'src', 'main.js')], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, path.join(root, 'dist', 'src', 'main.js')], {
     cwd: root,
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -33,6 +33,8 @@ export interface ClipModelOptions {
   maxQueuedImages: number;
   /** Images decoded and resized at once (sharp work runs off the event loop). */
   preprocessConcurrency: number;
+  /** See PreprocessOptions.exactResizeMaxPixels. */
+  exactResizeMaxPixels?: number | undefined;
   /** LRU capacity (entries) of the text-embedding cache; 0 disables. */
   textCacheSize: number;
   /** LRU capacity (entries) of the image-embedding cache; 0 disables. */
@@ -71,6 +73,8 @@ export class ClipModel {
   readonly #imageCache: EmbeddingCache;
   readonly #preprocessLimit: LimitFunction;
   readonly #options: ClipModelOptions;
+  /** The last prompt waiting to be tokenized (see #tokenize). */
+  #tokenizeTurn: Promise<unknown> = Promise.resolve();
 
   private constructor(
     options: ClipModelOptions,
@@ -168,9 +172,20 @@ export class ClipModel {
   embedPrompt(prompt: string): Promise<Float32Array> {
     return this.#textCache.get(
       prompt,
-      () => this.#textBatcher.add(this.#tokenizer.encode(prompt)),
+      async () => this.#textBatcher.add(await this.#tokenize(prompt)),
       (hit) => this.#options.onCacheLookup?.('text', hit),
     );
+  }
+
+  /**
+   * Tokenizing is synchronous JavaScript: a job may bring up to classes × templates prompts (100,000 at
+   * the default limits), which in one tick would hold the event loop for seconds or minutes. One prompt
+   * per event-loop turn, in order, so requests, health checks and websockets are served in between (issue 5).
+   */
+  #tokenize(prompt: string): Promise<number[]> {
+    const ids = this.#tokenizeTurn.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(() => this.#tokenizer.encode(prompt));
+    this.#tokenizeTurn = ids.catch(() => undefined);
+    return ids;
   }
 
   /** The normalised embedding of one encoded image (cached by a hash of its bytes). `index` names it in errors. */
@@ -180,7 +195,10 @@ export class ClipModel {
       key,
       async () => {
         const pixels = await this.#preprocessLimit(() =>
-          preprocessImage(bytes, this.#files.preprocessor, this.#options.imageLimits, { field: `images[${index}]` }).catch((error: unknown) => {
+          preprocessImage(bytes, this.#files.preprocessor, this.#options.imageLimits, {
+            field: `images[${index}]`,
+            ...(this.#options.exactResizeMaxPixels === undefined ? {} : { exactResizeMaxPixels: this.#options.exactResizeMaxPixels }),
+          }).catch((error: unknown) => {
             throw isAppError(error) ? error : new AppError(ErrorCode.BadUserInput, `images[${index}] could not be decoded`, { cause: error });
           }),
         );

@@ -40,10 +40,14 @@ export interface InferenceSettings {
   /** ONNX Runtime intra-op threads per inference. */
   intraOpThreads: number;
   graphOptimizationLevel: GraphOptimizationLevel;
+  /** Let idle ONNX Runtime threads spin for work. @default false */
+  allowSpinning?: boolean | undefined;
   /** Overrides the trained logit scale of every model. */
   logitScale?: number | undefined;
   /** Images decoded and resized at once. */
   preprocessConcurrency: number;
+  /** Downscales reading more source pixels than this use libvips instead of the exact PIL port. @default 400000 */
+  exactResizeMaxPixels?: number | undefined;
 }
 
 export interface ClipServiceOptions {
@@ -137,12 +141,17 @@ export class ClipService {
         name,
         dir,
         precision,
-        session: { intraOpThreads: inference.intraOpThreads, graphOptimizationLevel: inference.graphOptimizationLevel },
+        session: {
+          intraOpThreads: inference.intraOpThreads,
+          graphOptimizationLevel: inference.graphOptimizationLevel,
+          allowSpinning: inference.allowSpinning ?? false,
+        },
         maxBatchSize: inference.maxBatchSize,
         maxBatchWaitMs: inference.maxBatchWaitMs,
         maxTextBatchSize: inference.maxTextBatchSize,
         maxQueuedImages: inference.maxQueuedImages,
         preprocessConcurrency: inference.preprocessConcurrency,
+        exactResizeMaxPixels: inference.exactResizeMaxPixels,
         textCacheSize: caches.textEmbeddings,
         imageCacheSize: caches.imageEmbeddings,
         imageLimits: this.#options.imageLimits,
