@@ -12,6 +12,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { OPENAI_CLIP_PREPROCESSOR_JSON } from '../fixtures/clipConfigs.js';
 
 /** Something to go wrong when a file is served. */
 export type FakeHubFault =
@@ -266,20 +267,7 @@ export async function writeFakeModelRepo(dir: string, sizes: FakeModelRepoSizes 
   );
   await fs.writeFile(
     path.join(dir, 'preprocessor_config.json'),
-    json({
-      crop_size: { height: 224, width: 224 },
-      do_center_crop: true,
-      do_convert_rgb: true,
-      do_normalize: true,
-      do_rescale: true,
-      do_resize: true,
-      image_mean: [0.48145466, 0.4578275, 0.40821073],
-      image_processor_type: 'CLIPImageProcessor',
-      image_std: [0.26862954, 0.26130258, 0.27577711],
-      resample: 3,
-      rescale_factor: 0.00392156862745098,
-      size: { shortest_edge: 224 },
-    }),
+    json(OPENAI_CLIP_PREPROCESSOR_JSON),
   );
   await fs.writeFile(path.join(dir, 'tokenizer.json'), json({ version: '1.0', model: { type: 'BPE', vocab: {}, merges: [] } }));
   await fs.writeFile(path.join(dir, 'tokenizer_config.json'), json({ model_max_length: 77 }));

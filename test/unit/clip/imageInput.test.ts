@@ -5,22 +5,10 @@ import { AppError, ErrorCode } from '../../../src/errors.js';
 import { decodeImageString, inspectImage, SUPPORTED_IMAGE_FORMATS } from '../../../src/clip/imageInput.js';
 import { preprocessImage } from '../../../src/clip/preprocess.js';
 import type { ImageLimits, PreprocessorConfig } from '../../../src/clip/types.js';
+import { OPENAI_CLIP_PREPROCESSOR } from '../../fixtures/clipConfigs.js';
 
 const LIMITS: ImageLimits = { maxBytes: 1_000_000, maxPixels: 40_000_000 };
-const CLIP_CONFIG: PreprocessorConfig = {
-  doConvertRgb: true,
-  doResize: true,
-  shortestEdge: 224,
-  resample: 3,
-  doCenterCrop: true,
-  cropHeight: 224,
-  cropWidth: 224,
-  doRescale: true,
-  rescaleFactor: 1 / 255,
-  doNormalize: true,
-  imageMean: [0.48145466, 0.4578275, 0.40821073],
-  imageStd: [0.26862954, 0.26130258, 0.27577711],
-};
+const CLIP_CONFIG: PreprocessorConfig = OPENAI_CLIP_PREPROCESSOR;
 
 /** Runs `fn` and returns the AppError it throws (failing the test if it throws anything else or nothing). */
 async function refusal(fn: () => unknown): Promise<AppError> {

@@ -15,6 +15,7 @@ import {
 } from '../../../src/clip/modelFiles.js';
 import { TINY_MODEL_DIR } from '../../utils/testModel.js';
 import { writeFakeModelRepo } from '../../utils/fakeHub.js';
+import { OPENAI_CLIP_PREPROCESSOR, OPENAI_CLIP_PREPROCESSOR_JSON } from '../../fixtures/clipConfigs.js';
 
 describe('requiredFiles', () => {
   it('should list the configs and both towers with the precision suffix', () => {
@@ -37,36 +38,10 @@ describe('requiredFiles', () => {
 });
 
 describe('parsePreprocessorConfig', () => {
-  const expectedClip = {
-    doConvertRgb: true,
-    doResize: true,
-    shortestEdge: 224,
-    resample: 3,
-    doCenterCrop: true,
-    cropHeight: 224,
-    cropWidth: 224,
-    doRescale: true,
-    rescaleFactor: 1 / 255,
-    doNormalize: true,
-    imageMean: OPENAI_CLIP_MEAN,
-    imageStd: OPENAI_CLIP_STD,
-  };
+  const expectedClip = OPENAI_CLIP_PREPROCESSOR;
 
   it('should parse the current CLIPImageProcessor form', () => {
-    const parsed = parsePreprocessorConfig({
-      crop_size: { height: 224, width: 224 },
-      do_center_crop: true,
-      do_convert_rgb: true,
-      do_normalize: true,
-      do_rescale: true,
-      do_resize: true,
-      image_mean: [0.48145466, 0.4578275, 0.40821073],
-      image_processor_type: 'CLIPImageProcessor',
-      image_std: [0.26862954, 0.26130258, 0.27577711],
-      resample: 3,
-      rescale_factor: 0.00392156862745098,
-      size: { shortest_edge: 224 },
-    });
+    const parsed = parsePreprocessorConfig(OPENAI_CLIP_PREPROCESSOR_JSON);
     expect(parsed).toEqual(expectedClip);
   });
 

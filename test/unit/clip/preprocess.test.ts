@@ -17,22 +17,10 @@ import {
 } from '../../../src/clip/preprocess.js';
 import type { ImageLimits, PreprocessorConfig } from '../../../src/clip/types.js';
 import { SHARED_CLIP_DIR } from '../../utils/testModel.js';
+import { OPENAI_CLIP_PREPROCESSOR } from '../../fixtures/clipConfigs.js';
 
 /** OpenAI CLIP ViT-B/32's preprocessor_config.json, by hand. */
-const CLIP_CONFIG: PreprocessorConfig = {
-  doConvertRgb: true,
-  doResize: true,
-  shortestEdge: 224,
-  resample: 3,
-  doCenterCrop: true,
-  cropHeight: 224,
-  cropWidth: 224,
-  doRescale: true,
-  rescaleFactor: 1 / 255,
-  doNormalize: true,
-  imageMean: [0.48145466, 0.4578275, 0.40821073],
-  imageStd: [0.26862954, 0.26130258, 0.27577711],
-};
+const CLIP_CONFIG: PreprocessorConfig = OPENAI_CLIP_PREPROCESSOR;
 const LIMITS: ImageLimits = { maxBytes: 50_000_000, maxPixels: 40_000_000 };
 const PLANE = 224 * 224;
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures');
