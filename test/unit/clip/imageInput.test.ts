@@ -104,10 +104,9 @@ describe('decodeImageString', () => {
     expect(decodeImageString(Buffer.alloc(100).toString('base64'), 'image', 100)).toHaveLength(100);
 
     const huge = 'A'.repeat(20_000_000);
-    const start = performance.now();
     const error = await refusal(() => decodeImageString(huge, 'image', 1000));
+    // "about": estimated from the encoded length, nothing was decoded.
     expect(error.message).toBe('image: image is about 15000000 bytes, over the limit of 1000 bytes');
-    expect(performance.now() - start).toBeLessThan(100);
   });
 });
 
@@ -163,12 +162,11 @@ describe('inspectImage', () => {
   it('should refuse a 20000×20000 image from its header, without decoding it', async () => {
     const bomb = pngHeaderOnly(20_000, 20_000);
     expect(bomb.length).toBeLessThan(200);
-    const start = performance.now();
     const error = await refusal(() => inspectImage(bomb, 'image', LIMITS));
     expect(error.message).toBe('image: 20000×20000 = 400000000 pixels exceeds the limit of 40000000');
     const viaPreprocess = await refusal(() => preprocessImage(bomb, CLIP_CONFIG, LIMITS));
+    // A header-only file could not be decoded at all: the refusal came from the header, before any decoding.
     expect(viaPreprocess.message).toBe(error.message);
-    expect(performance.now() - start).toBeLessThan(500);
     // The same header under the limit passes inspection: the refusal was the pixel count.
     expect(await inspectImage(pngHeaderOnly(2000, 2000), 'image', LIMITS)).toMatchObject({ format: 'png', width: 2000, height: 2000 });
   });

@@ -249,23 +249,25 @@ describe('preprocessImage', () => {
     expect((error as AppError).message).toMatch(/^images\[3\]: not an image/);
   });
 
-  it('should preprocess a 640×480 and a 4000×3000 JPEG in reasonable time', async () => {
+  it('should preprocess a 640×480 and a 4000×3000 JPEG (timings printed, not asserted)', async () => {
     const jpegOf = (width: number, height: number) =>
       sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } })
         .jpeg({ quality: 90 })
         .toBuffer();
     const small = await jpegOf(640, 480);
     await preprocessImage(small, CLIP_CONFIG, LIMITS); // warm-up (JIT, libvips caches)
-    for (const [jpeg, label, budgetMs] of [
-      [small, '640×480', 300],
-      [await jpegOf(4000, 3000), '4000×3000', 4000],
+    for (const [jpeg, label] of [
+      [small, '640×480'],
+      [await jpegOf(4000, 3000), '4000×3000'],
     ] as const) {
       const start = performance.now();
-      await preprocessImage(jpeg, CLIP_CONFIG, LIMITS);
+      const pixels = await preprocessImage(jpeg, CLIP_CONFIG, LIMITS);
       const elapsedMs = performance.now() - start;
+      // Typically ~11 ms and ~140 ms here (the latter is the full JPEG decode); speed is the benchmark's job.
       console.log(`preprocess ${label} JPEG: ${elapsedMs.toFixed(1)} ms`);
-      // Typically ~11 ms and ~140 ms here (the latter is the full JPEG decode); generous bounds for a loaded CI machine.
-      expect(elapsedMs).toBeLessThan(budgetMs);
+      expect(pixels).toHaveLength(3 * 224 * 224);
+      // Grey noise around 128 normalises to values near 0 in every channel.
+      expect(Math.abs(pixels.reduce((a, b) => a + b, 0) / pixels.length)).toBeLessThan(0.5);
     }
   });
 });

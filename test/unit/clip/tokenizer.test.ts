@@ -110,14 +110,15 @@ describe('ClipTokenizer (tiny model tokenizer.json)', () => {
     expect(() => tokenizer.encodeBatch(['a photo of a dog'], 3)).toThrow(RangeError);
   });
 
-  it('should encode 1,000 prompts quickly', () => {
+  it('should encode 1,000 distinct prompts to distinct id sequences (timing printed, not asserted)', () => {
     tokenizer.encode('warm up the regular expressions');
     const start = performance.now();
-    for (let i = 0; i < 1000; i++) tokenizer.encode(`a photo of a thing number ${i}, seen from afar.`);
+    const encoded = Array.from({ length: 1000 }, (_, i) => tokenizer.encode(`a photo of a thing number ${i}, seen from afar.`));
     const elapsedMs = performance.now() - start;
+    // Typically 25–50 ms here; speed is the benchmark's job.
     console.log(`tokenizer: 1,000 prompts in ${elapsedMs.toFixed(1)} ms`);
-    // Typically 25–50 ms here; the bound leaves room for a loaded 2-core CI machine.
-    expect(elapsedMs).toBeLessThan(400);
+    expect(new Set(encoded.map((ids) => ids.join(','))).size).toBe(1000);
+    for (const ids of encoded) expect([ids[0], ids.at(-1)]).toEqual([tokenizer.sotId, tokenizer.eotId]);
   });
 
   it('should refuse a file without CLIP markers and a bad context length', () => {
