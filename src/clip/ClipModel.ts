@@ -51,6 +51,9 @@ export interface ClipModelOptions {
 
 export type LogitScaleSource = 'config' | 'model' | 'catalogue' | 'default';
 
+/** Labels whose prompts are built and embedded at once by `classify`. */
+const LABELS_IN_FLIGHT = 256;
+
 /** Input ids of one prompt at its real length (`<|startoftext|>` … `<|endoftext|>`). */
 type PromptIds = readonly number[];
 
@@ -157,9 +160,16 @@ export class ClipModel {
   /** Per image, the probability of each label. */
   async classify(images: readonly Uint8Array[], labels: readonly string[], prompt: PromptConfig, signal?: AbortSignal): Promise<number[][]> {
     const templates = templatesOf(prompt);
-    const classEmbeddings = Promise.all(
-      labels.map(async (label) => ensemble(await Promise.all(templates.map((t) => this.embedPrompt(applyTemplate(t, label)))))),
-    );
+    const classEmbeddings = (async () => {
+      // A chunk of labels at a time: 1000 classes × 100 templates of 1000 characters would otherwise be
+      // 200 MB of prompt strings created in one go (issue 5); a chunk still fills many text batches.
+      const embeddings: Float32Array[] = [];
+      for (let start = 0; start < labels.length; start += LABELS_IN_FLIGHT) {
+        const chunk = labels.slice(start, start + LABELS_IN_FLIGHT);
+        embeddings.push(...(await Promise.all(chunk.map(async (label) => ensemble(await Promise.all(templates.map((t) => this.embedPrompt(applyTemplate(t, label)))))))));
+      }
+      return embeddings;
+    })();
     const imageEmbeddings = Promise.all(images.map((bytes, i) => this.embedImage(bytes, i, signal)));
     // Settle both before throwing, so no rejection goes unobserved.
     const [classes, pictures] = await Promise.allSettled([classEmbeddings, imageEmbeddings]);
@@ -227,8 +237,12 @@ export class ClipModel {
 
 async function loadGraphs(files: LoadedModelFiles, session: OnnxSessionOptions): Promise<{ text: OnnxGraph; vision: OnnxGraph }> {
   if (files.textModelPath && files.visionModelPath) {
-    const [text, vision] = await Promise.all([OnnxGraph.load(files.textModelPath, session), OnnxGraph.load(files.visionModelPath, session)]);
-    return { text, vision };
+    // Both settle before anything is decided: a tower still loading in its worker when the other failed would
+    // outlive the model, and a process exiting under a busy worker aborts in native code (issue 5).
+    const [text, vision] = await Promise.allSettled([OnnxGraph.load(files.textModelPath, session), OnnxGraph.load(files.visionModelPath, session)]);
+    if (text.status === 'fulfilled' && vision.status === 'fulfilled') return { text: text.value, vision: vision.value };
+    await Promise.allSettled([text, vision].flatMap((graph) => (graph.status === 'fulfilled' ? [graph.value.release()] : [])));
+    throw text.status === 'rejected' ? text.reason : (vision as PromiseRejectedResult).reason;
   }
   if (files.combinedModelPath) {
     const combined = await OnnxGraph.load(files.combinedModelPath, session);

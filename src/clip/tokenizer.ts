@@ -47,6 +47,9 @@ export function cleanClipText(text: string): string {
   return unescaped.replace(PY_WHITESPACE, ' ').trim().toLowerCase();
 }
 
+/** Characters tokenized per context position at most; CLIP's tokens average 2–4 characters on its reference texts. */
+const MAX_CHARS_PER_TOKEN = 16;
+
 interface TokenizerJson {
   added_tokens?: Array<{ id?: unknown; content?: unknown }>;
 }
@@ -125,10 +128,26 @@ export class ClipTokenizer {
   encode(text: string): number[] {
     // Markers are added here, not by the file's post-processor, so that any tokenizer.json
     // (RobertaProcessing, TemplateProcessing or none) yields the same framing.
-    const body = this.#tokenizer.encode(cleanClipText(text), { add_special_tokens: false }).ids;
+    const body = this.#tokenizer.encode(this.#reachable(cleanClipText(text)), { add_special_tokens: false }).ids;
     const room = this.contextLength - 2;
     const kept = body.length > room ? body.slice(0, room) : body;
     return [this.sotId, ...kept, this.eotId];
+  }
+
+  /**
+   * The start of a cleaned text that can reach the context: at most MAX_CHARS_PER_TOKEN characters per
+   * position. BPE costs microseconds per character and prompts can be long (MAX_CLASS_LENGTH may be set to a
+   * million; a 500,000-character prompt held the event loop for 4 s), so what the context cuts off is never
+   * tokenized (issue 5). Words are tokenized independently, so the kept tokens are unchanged unless they
+   * reach that far (over 16 characters per token on average).
+   */
+  #reachable(cleaned: string): string {
+    let end = this.contextLength * MAX_CHARS_PER_TOKEN;
+    if (cleaned.length <= end) return cleaned;
+    // Never split a surrogate pair.
+    const last = cleaned.charCodeAt(end - 1);
+    if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+    return cleaned.slice(0, end);
   }
 
   /**

@@ -7,7 +7,7 @@ import type { Server as HttpServer } from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import type { GraphQLSchema } from 'graphql';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { Logger } from '../logger.js';
 import type { GraphqlContext } from './context.js';
 import { formatGraphqlError } from './formatError.js';
@@ -23,12 +23,21 @@ export interface ApolloOptions {
   stopGracePeriodMs?: number;
 }
 
-/** Refuses operations over the cost limit once variables are known (validation rules cannot see them). */
+/**
+ * Refuses subscriptions (websocket only) and operations over the cost limit once variables are known
+ * (validation rules cannot see them).
+ */
 function complexityPlugin(schema: GraphQLSchema, maxComplexity: number): ApolloServerPlugin<GraphqlContext> {
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ request, document }) {
+        async didResolveOperation({ request, document, operation }) {
+          // Apollo would execute a subscription sent over HTTP as a query, with no event to resolve (an internal error).
+          if (operation?.operation === 'subscription') {
+            throw new GraphQLError('Subscriptions are served over the websocket (graphql-transport-ws protocol) at /graphql, not over HTTP', {
+              extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+            });
+          }
           const error = complexityError(schema, document, request.variables, request.operationName, maxComplexity);
           if (error !== null) throw error;
         },

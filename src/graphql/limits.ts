@@ -49,6 +49,9 @@ export function depthLimitRule(maxDepth: number): ValidationRule {
     for (const definition of context.getDocument().definitions) {
       if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
     }
+    // A fragment's depth does not depend on where it is spread: computed once. Without this, fragments that
+    // each spread the next one twice cost 2^n walks (a 1 KB document held the event loop for seconds; issue 5).
+    const fragmentDepths = new Map<string, number>();
     // Depth of a selection set; `visiting` breaks fragment cycles (reported by NoFragmentCyclesRule).
     const depthOf = (selectionSet: SelectionSetNode, visiting: Set<string>): number => {
       let deepest = 0;
@@ -65,9 +68,14 @@ export function depthLimitRule(maxDepth: number): ValidationRule {
             const name = selection.name.value;
             const fragment = fragments.get(name);
             if (fragment === undefined || visiting.has(name)) continue;
-            visiting.add(name);
-            deepest = Math.max(deepest, depthOf(fragment.selectionSet, visiting));
-            visiting.delete(name);
+            let fragmentDepth = fragmentDepths.get(name);
+            if (fragmentDepth === undefined) {
+              visiting.add(name);
+              fragmentDepth = depthOf(fragment.selectionSet, visiting);
+              visiting.delete(name);
+              fragmentDepths.set(name, fragmentDepth);
+            }
+            deepest = Math.max(deepest, fragmentDepth);
             break;
           }
         }

@@ -12,10 +12,11 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { GraphQLError, parse, validate, type DocumentNode, type ExecutionArgs, type GraphQLSchema } from 'graphql';
-import { CloseCode } from 'graphql-ws';
+import { CloseCode, MessageType } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
 import { createContext, type GraphqlServices } from './context.js';
 import { formatGraphqlError } from './formatError.js';
 import { allValidationRules, complexityError, LIMIT_ERROR_CODE, type OperationLimits } from './limits.js';
@@ -64,6 +65,42 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 
+/** Message types only a server sends; graphql-ws throws on receiving one. */
+const SERVER_ONLY_TYPES: ReadonlySet<unknown> = new Set<unknown>([MessageType.ConnectionAck, MessageType.Next, MessageType.Error]);
+
+function isServerOnlyMessage(data: unknown): boolean {
+  const text = String(data);
+  // Cheap test first: most messages are subscribe messages, some of them megabytes of images.
+  if (!text.includes('"connection_ack"') && !text.includes('"next"') && !text.includes('"error"')) return false;
+  try {
+    const message: unknown = JSON.parse(text);
+    return typeof message === 'object' && message !== null && SERVER_ONLY_TYPES.has((message as { type?: unknown }).type);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Closes two gaps of graphql-ws's `ws` adapter before it sees the socket (issue 5): a client sending a
+ * server-only message (connection_ack, next, error) is a bad request (4400), where the adapter would close
+ * with 4500 and print a stack trace; and socket errors (a frame over the size limit, invalid UTF-8), which
+ * `ws` has already answered with 1009/1007, are logged here rather than printed to the console.
+ */
+function guardSocket(socket: WebSocket, logger: Logger): void {
+  const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean;
+  socket.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    if (event === 'error') {
+      logger.debug({ err: args[0] }, 'websocket protocol error');
+      return true;
+    }
+    if (event === 'message' && isServerOnlyMessage(args[0])) {
+      socket.close(CloseCode.BadRequest, 'Invalid message received');
+      return true;
+    }
+    return emit(event, ...args);
+  }) as WebSocket['emit'];
+}
+
 export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   const { schema, services, limits, introspection, authenticate } = options;
   const logger = services.logger.child({ component: 'graphql-ws' });
@@ -77,7 +114,10 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
       if (pathname !== path) return refuseUpgrade(socket, 404, 'Not Found');
       if (!originAllowed(request, options.isAllowedOrigin)) return refuseUpgrade(socket, 403, 'Forbidden');
-      wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+      wss.handleUpgrade(request, socket, head, (ws) => {
+        guardSocket(ws, logger);
+        wss.emit('connection', ws, request);
+      });
     } catch (error) {
       logger.warn({ err: error }, 'websocket upgrade failed');
       socket.destroy();

@@ -19,6 +19,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
@@ -118,6 +119,29 @@ function requestIdOf(req: Request): string {
 
 function graphqlErrorBody(message: string, code: string): { errors: { message: string; extensions: { code: string } }[] } {
   return { errors: [{ message, extensions: { code } }] };
+}
+
+/**
+ * Node answers a request it cannot parse (a request line or headers over its 16 KiB limit, malformed
+ * HTTP) with an empty 4xx; ours carries a JSON `error.code` like every other refusal.
+ */
+function answerUnparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // As Node's own handler: nothing can be written once a response has started or the peer is gone.
+  const response = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || response?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, code, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', ErrorCode.PayloadTooLarge, 'The request line and headers are over the size limit']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', ErrorCode.BadUserInput, 'The request did not arrive in time']
+        : [400, 'Bad Request', ErrorCode.BadUserInput, 'Malformed HTTP request'];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 function formatUrl(host: string, port: number): string {
@@ -276,6 +300,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   app.use(lastResort);
 
   const httpServer = http.createServer(app);
+  httpServer.on('clientError', answerUnparsableRequest);
 
   async function listen(): Promise<ServerAddress> {
     await new Promise<void>((resolve, reject) => {

@@ -358,8 +358,10 @@ export class JobService {
     if (this.#active.size >= maxQueuedJobs) {
       throw new AppError(ErrorCode.Overloaded, `too many jobs in progress (${this.#active.size}, MAX_QUEUED_JOBS=${maxQueuedJobs}); retry later`);
     }
-    // Running jobs' images are in the classifier's queue, queued jobs' images in ours.
-    const waiting = this.#queuedImages + this.#clip.queuedImages();
+    // Queued jobs' images are in our queue, running jobs' in the classifier's, but only once decoded: every image
+    // of an unfinished job counts until the job ends. Otherwise jobs admitted while others decode overfill the
+    // classifier's queue, which then fails jobs already accepted with OVERLOADED (issue 5).
+    const waiting = Math.max(this.#pendingImages, this.#queuedImages + this.#clip.queuedImages());
     if (waiting + imageCount > maxQueuedImages) {
       throw new AppError(ErrorCode.Overloaded, `too many images waiting for inference (${waiting}, MAX_QUEUED_IMAGES=${maxQueuedImages}); retry later`);
     }

@@ -8,7 +8,8 @@
  *
  * Statuses: AppError → `httpStatusOf(code)` (422 bad input, 404 not found, 429 overloaded, 503 shutting down,
  * 413 too large …); express.json's own errors → 400 malformed JSON, 413 body over the limit, 415 unsupported
- * encoding; anything else → 500 "Internal server error" with the detail only logged.
+ * encoding; a path that is not valid percent-encoding → 400; anything else → 500 "Internal server error" with
+ * the detail only logged.
  */
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { ErrorCode, httpStatusOf, isAppError } from '../errors.js';
@@ -46,6 +47,8 @@ export function toRestError(error: unknown): RestError {
   }
   const bodyParserError = fromBodyParserError(error);
   if (bodyParserError !== undefined) return bodyParserError;
+  // Express's router throws a URIError (status 400, not marked safe to show) for a path parameter that is not valid percent-encoding.
+  if (error instanceof URIError) return clientError(400, ErrorCode.BadUserInput, 'Malformed percent-encoding in the URL path');
   return { status: 500, body: errorBody(ErrorCode.InternalServerError, INTERNAL_MESSAGE), clientError: false };
 }
 
@@ -75,6 +78,8 @@ export function restErrorHandler(logger: Logger): ErrorRequestHandler {
     const restError = toRestError(error);
     const context = { method: req.method, path: req.originalUrl, status: restError.status, code: restError.body.error.code };
     if (restError.clientError) logger.debug({ ...context, message: restError.body.error.message }, 'REST request refused');
+    // A deliberate refusal (SHUTTING_DOWN while draining) is no fault of ours: no error log, no stack.
+    else if (isAppError(error)) logger.info({ ...context, message: restError.body.error.message }, 'REST request refused');
     else logger.error({ ...context, err: error }, 'REST request failed');
     sendRestError(res, restError);
   };
