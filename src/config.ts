@@ -47,6 +47,7 @@ export interface Config {
   readonly maxImagesPerJob: number;
   readonly maxClassesPerJob: number;
   readonly maxClassLength: number;
+  readonly maxPromptsPerJob: number;
   readonly maxImageBytes: number;
   readonly maxImagePixels: number;
   readonly maxBodyBytes: number;
@@ -296,6 +297,12 @@ const SETTINGS: SettingSpecs = {
   imageCacheSize: { env: 'IMAGE_CACHE_SIZE', description: 'Image embeddings kept, keyed by content hash (LRU entries, per model).', defaultValue: 1_000, parse: integer(0) },
   maxImagesPerJob: { env: 'MAX_IMAGES_PER_JOB', description: 'Most images in one job.', defaultValue: 64, parse: integer(1, 100_000) },
   maxClassesPerJob: { env: 'MAX_CLASSES_PER_JOB', description: 'Most classes in one job.', defaultValue: 1000, parse: integer(1, 1_000_000) },
+  maxPromptsPerJob: {
+    env: 'MAX_PROMPTS_PER_JOB',
+    description: 'Most prompts (classes × prompt templates) in one job; each new prompt costs a text-model run.',
+    defaultValue: 10_000,
+    parse: integer(1, 10_000_000),
+  },
   maxClassLength: { env: 'MAX_CLASS_LENGTH', description: 'Longest class name, in characters (code points).', defaultValue: 1000, parse: integer(1, 1_000_000) },
   maxImageBytes: { env: 'MAX_IMAGE_BYTES', description: 'Largest encoded image, in bytes (after base64 decoding).', defaultValue: 20 * MiB, defaultText: '20MiB', parse: bytes(1) },
   maxImagePixels: {

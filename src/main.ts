@@ -30,7 +30,9 @@ let stopping = false;
 
 async function shutdown(signal: string): Promise<void> {
   if (stopping) {
-    logger.warn({ signal }, 'second signal while stopping: exiting now');
+    logger.warn({ signal }, 'second signal while stopping: exiting now, abandoning unfinished jobs');
+    // Exiting while a worker is inside onnxruntime can abort in native code: let the runs in flight end first (bounded).
+    await Promise.race([server.clip.abort(), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
     process.exit(1);
   }
   stopping = true;

@@ -93,6 +93,20 @@ export class Batcher<I, O> {
     }
   }
 
+  /** Refuses new items, rejects every queued one with `reason`, and waits only for the batch already running. */
+  async abort(reason: Error): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    for (const pending of this.#queue.splice(0)) {
+      if (pending.onAbort) pending.signal?.removeEventListener('abort', pending.onAbort);
+      pending.reject(reason);
+    }
+    await this.#running;
+  }
+
   #schedule(): void {
     if (this.#running) return; // the running batch dispatches the next when it ends
     if (this.#queue.length >= this.#options.maxBatchSize || this.#options.maxWaitMs === 0) {

@@ -219,6 +219,13 @@ export class ClipModel {
     );
   }
 
+  /** Abandons queued work (rejected with `reason`), waits for the runs in flight, then releases the sessions. */
+  async abort(reason: Error): Promise<void> {
+    await Promise.all([this.#imageBatcher.abort(reason), this.#textBatcher.abort(reason)]);
+    await this.#text.release();
+    if (this.#vision !== this.#text) await this.#vision.release();
+  }
+
   /** Finishes queued work, then releases the ONNX sessions. */
   async stop(): Promise<void> {
     await Promise.all([this.#imageBatcher.stop(), this.#textBatcher.stop()]);

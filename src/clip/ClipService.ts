@@ -260,6 +260,16 @@ export class ClipService {
       .map((e) => ({ model: e.info.name, text: e.model!.textCacheSize, image: e.model!.imageCacheSize }));
   }
 
+  /**
+   * The emergency stop (a second SIGTERM): queued inference is rejected with SHUTTING_DOWN, only the batches
+   * already inside ONNX Runtime finish, then every session is released. Exiting the process while a worker is
+   * inside onnxruntime-node can abort it in native code, so this must precede process.exit.
+   */
+  async abort(): Promise<void> {
+    const reason = new AppError(ErrorCode.ShuttingDown, 'The server stopped before this job finished');
+    await Promise.allSettled([...this.#entries.values()].map((e) => e.model?.abort(reason)));
+  }
+
   /** Finishes queued inference, then releases every session. Idempotent; a second call awaits the first. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {

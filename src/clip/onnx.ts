@@ -37,6 +37,7 @@ type WireReply =
 
 const WORKER_URL = new URL('./onnxWorker.js', import.meta.url);
 
+
 interface Pending {
   resolve: (reply: WireReply & { ok: true }) => void;
   reject: (error: Error) => void;

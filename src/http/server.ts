@@ -189,6 +189,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     maxImagesPerJob: config.maxImagesPerJob,
     maxClassesPerJob: config.maxClassesPerJob,
     maxClassLength: config.maxClassLength,
+    maxPromptsPerJob: config.maxPromptsPerJob,
     maxQueuedJobs: config.maxQueuedJobs,
     maxQueuedImages: config.maxQueuedImages,
     maxPendingImageBytes: config.maxPendingImageBytes,

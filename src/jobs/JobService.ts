@@ -42,6 +42,8 @@ export interface JobServiceOptions {
   maxClassesPerJob?: number;
   /** Longest class name in characters (code points); default 1000. */
   maxClassLength?: number;
+  /** Most prompts (classes × templates) in one job: each distinct prompt costs a text-model run; default 10,000. */
+  maxPromptsPerJob?: number;
   /** Admission bound on queued + running jobs (OVERLOADED over it); default 256. */
   maxQueuedJobs?: number;
   /** Admission bound on images not yet classified, here and in the clip batcher; default 1024. */
@@ -119,6 +121,7 @@ export class JobService {
       maxImagesPerJob: options.maxImagesPerJob ?? 64,
       maxClassesPerJob: options.maxClassesPerJob ?? 1000,
       maxClassLength: options.maxClassLength ?? 1000,
+      maxPromptsPerJob: options.maxPromptsPerJob ?? 10_000,
       maxQueuedJobs: options.maxQueuedJobs ?? 256,
       maxQueuedImages: options.maxQueuedImages ?? 1024,
       maxPendingImageBytes: options.maxPendingImageBytes ?? 512 * MiB,
@@ -131,6 +134,19 @@ export class JobService {
     }
   }
 
+  /** One job may not make the text model encode more than MAX_PROMPTS_PER_JOB prompts (it would hold the model for minutes). */
+  #checkPromptCount(classes: number, prompt: PromptConfig): void {
+    const templates = prompt.promptTemplates?.length ?? 1;
+    const prompts = classes * templates;
+    if (prompts > this.#limits.maxPromptsPerJob) {
+      const field = prompt.promptTemplates ? 'config.promptTemplates' : 'classes';
+      throw badUserInput(
+        `${field}: ${classes} classes × ${templates} templates = ${prompts} prompts, over the limit of ${this.#limits.maxPromptsPerJob} (MAX_PROMPTS_PER_JOB)`,
+        field,
+      );
+    }
+  }
+
   /**
    * Validates and admits a job, stores it QUEUED and starts it in the background.
    * Throws AppError BAD_USER_INPUT naming the field, OVERLOADED when saturated, SHUTTING_DOWN while draining.
@@ -140,6 +156,7 @@ export class JobService {
     const classes = this.#validateClasses(input.classes);
     const model = this.#resolveModel(input.model);
     const prompt = this.#clip.validatePrompt(input.config ?? {}, 'config');
+    this.#checkPromptCount(classes.length, prompt);
     const imageFields = this.#validateImageList(input);
     // Refuse early under overload, before spending time decoding images we would not keep.
     this.#admit(imageFields.length, 0);

@@ -173,11 +173,11 @@ describe('shutdown of the server process', () => {
     const second = performance.now();
     busy.child.kill('SIGTERM');
     const code = await busy.exited;
-    expect(performance.now() - second).toBeLessThan(3_000);
+    // Far sooner than the 60 s drain it abandons.
+    expect(performance.now() - second).toBeLessThan(30_000);
     expect(busy.logs.some((line) => line.msg?.includes('second signal') === true)).toBe(true);
-    // process.exit(1) while an ONNX worker thread is mid-run sometimes aborts in onnxruntime-node's
-    // native code instead (SIGABRT, "FATAL ERROR: Error::Error napi_define_properties"); either way it is gone at once.
-    if (code !== 1) console.log(`second SIGTERM: exit ${code}, signal ${busy.child.signalCode}: ${busy.output().split('\n')[0]}`);
-    expect(code === 1 || busy.child.signalCode === 'SIGABRT').toBe(true);
+    // The inference workers are terminated before process.exit: exiting while one is inside onnxruntime-node
+    // used to abort in native code (SIGABRT, "FATAL ERROR: Error::Error napi_define_properties").
+    expect({ code, signal: busy.child.signalCode }).toEqual({ code: 1, signal: null });
   });
 });

@@ -70,6 +70,18 @@ describe('Batcher', () => {
     await expect(batcher.add(1)).rejects.toMatchObject({ code: ErrorCode.ShuttingDown });
   });
 
+  it('should reject queued items on abort but let the running batch finish', async () => {
+    const { batcher, batches } = recordingBatcher({ maxBatchSize: 1, delayMs: 30 });
+    const running = batcher.add(1);
+    const queued = batcher.add(2);
+    await new Promise((r) => setTimeout(r, 5));
+    await batcher.abort(new Error('stopping'));
+    expect(await running).toBe(2);
+    await expect(queued).rejects.toThrow('stopping');
+    expect(batches).toEqual([[1]]);
+    await expect(batcher.add(3)).rejects.toMatchObject({ code: ErrorCode.ShuttingDown });
+  });
+
   it('should reject invalid options with the expected/got wording', () => {
     expect(() => new Batcher({ name: 'x', maxBatchSize: 0, maxWaitMs: 1, maxQueued: 1, run: async () => [] })).toThrow(
       'Expected `maxBatchSize` to be an integer ≥ 1, got 0',

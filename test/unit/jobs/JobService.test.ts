@@ -162,6 +162,18 @@ describe('JobService', () => {
     await expect(jobs.submit(input({ model: 'Tiny', config: { promptTemplate: '{}' } }))).resolves.toMatchObject({ model: 'tiny' });
   });
 
+  it('should refuse a job whose classes × templates exceed MAX_PROMPTS_PER_JOB, naming the field', async () => {
+    const { jobs } = make({ maxPromptsPerJob: 4 });
+    await expectAppError(jobs.submit(input({ classes: ['a', 'b', 'c', 'd', 'e'] })), ErrorCode.BadUserInput, 'classes', /5 classes × 1 templates = 5 prompts, over the limit of 4/);
+    await expectAppError(
+      jobs.submit(input({ classes: ['a', 'b', 'c'], config: { promptTemplates: ['{}', 'a {}'] } })),
+      ErrorCode.BadUserInput,
+      'config.promptTemplates',
+      /3 classes × 2 templates = 6 prompts/,
+    );
+    await expect(jobs.submit(input({ classes: ['a', 'b'], config: { promptTemplates: ['{}', 'a {}'] } }))).resolves.toMatchObject({ status: 'queued' });
+  });
+
   it('should refuse with OVERLOADED when the admission bounds are reached', async () => {
     const { jobs, clip } = make({ maxQueuedJobs: 2, maxConcurrentJobs: 1 });
     await jobs.submit(input());
