@@ -53,6 +53,9 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<Graphql
     introspection: options.introspection,
     csrfPrevention: true,
     includeStacktraceInErrorResponses: false,
+    // main.ts owns SIGTERM/SIGINT and the stop order (jobs drain first). Apollo's own handlers would stop
+    // GraphQL at once and then re-send the signal to the process, which main.ts would take for a second signal.
+    stopOnTerminationSignals: false,
     // Apollo adds its own no-introspection rule when introspection is off.
     validationRules: limitRules(options.limits, true),
     formatError: (formatted, error) => formatGraphqlError(formatted, error, logger),

@@ -135,6 +135,8 @@ describe('the process (node dist/src/main.js)', () => {
       cwd: ROOT,
       env: {
         ...process.env,
+        // As users run it (vitest sets NODE_ENV=test, which turns Apollo's own signal handlers off).
+        NODE_ENV: 'production',
         PORT: '0',
         HOST: '127.0.0.1',
         CLIP_MODEL: TINY_MODEL_DIR,

@@ -98,6 +98,8 @@ afterAll(() => {
 export function processEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
     ...process.env,
+    // As users run it: vitest sets NODE_ENV=test, under which Apollo (for one) behaves differently on SIGTERM.
+    NODE_ENV: 'production',
     PORT: '0',
     HOST: '127.0.0.1',
     CLIP_MODEL: TINY_MODEL_DIR,
