@@ -15,6 +15,8 @@ export interface BatcherOptions<I, O> {
   maxWaitMs: number;
   /** Items allowed to wait (not counting the running batch); past it `add` rejects with OVERLOADED. */
   maxQueued: number;
+  /** Batches allowed in flight at once (one per model replica). @default 1 */
+  concurrency?: number;
   /** Runs one batch: must return exactly one output per input, in order. */
   run: (items: I[]) => Promise<O[]>;
   /** Told after each run, for metrics. */
@@ -32,7 +34,8 @@ interface Pending<I, O> {
 export class Batcher<I, O> {
   readonly #options: BatcherOptions<I, O>;
   #queue: Pending<I, O>[] = [];
-  #running: Promise<void> | null = null;
+  readonly #running = new Set<Promise<void>>();
+  readonly #concurrency: number;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
 
@@ -44,6 +47,10 @@ export class Batcher<I, O> {
     }
     if (!(options.maxWaitMs >= 0)) throw new TypeError(`Expected \`maxWaitMs\` to be ≥ 0, got ${options.maxWaitMs}`);
     this.#options = options;
+    this.#concurrency = options.concurrency ?? 1;
+    if (!Number.isInteger(this.#concurrency) || this.#concurrency < 1) {
+      throw new TypeError(`Expected \`concurrency\` to be an integer ≥ 1, got ${options.concurrency}`);
+    }
   }
 
   /** Items waiting for a batch. */
@@ -83,13 +90,13 @@ export class Batcher<I, O> {
   /** Refuses new items and waits until everything queued has run. Idempotent. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    while (this.#queue.length > 0 || this.#running) {
+    while (this.#queue.length > 0 || this.#running.size > 0) {
       if (this.#timer) {
         clearTimeout(this.#timer);
         this.#timer = null;
         this.#dispatch();
       }
-      await this.#running;
+      await Promise.all(this.#running);
     }
   }
 
@@ -104,11 +111,11 @@ export class Batcher<I, O> {
       if (pending.onAbort) pending.signal?.removeEventListener('abort', pending.onAbort);
       pending.reject(reason);
     }
-    await this.#running;
+    await Promise.all(this.#running);
   }
 
   #schedule(): void {
-    if (this.#running) return; // the running batch dispatches the next when it ends
+    if (this.#running.size >= this.#concurrency) return; // a running batch dispatches the next when it ends
     if (this.#queue.length >= this.#options.maxBatchSize || this.#options.maxWaitMs === 0) {
       this.#dispatch();
       return;
@@ -124,15 +131,23 @@ export class Batcher<I, O> {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    if (this.#running || this.#queue.length === 0) return;
-    const batch = this.#queue.splice(0, this.#options.maxBatchSize);
-    for (const pending of batch) {
-      if (pending.onAbort) pending.signal?.removeEventListener('abort', pending.onAbort);
+    while (this.#running.size < this.#concurrency && this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#batchSizeFor(this.#queue.length));
+      for (const pending of batch) {
+        if (pending.onAbort) pending.signal?.removeEventListener('abort', pending.onAbort);
+      }
+      const running: Promise<void> = this.#runBatch(batch).finally(() => {
+        this.#running.delete(running);
+        if (this.#queue.length > 0) this.#dispatch();
+      });
+      this.#running.add(running);
     }
-    this.#running = this.#runBatch(batch).finally(() => {
-      this.#running = null;
-      if (this.#queue.length > 0) this.#dispatch();
-    });
+  }
+
+  /** With several runners free, split what waits evenly rather than giving one runner everything. */
+  #batchSizeFor(queued: number): number {
+    const free = this.#concurrency - this.#running.size;
+    return Math.min(this.#options.maxBatchSize, Math.ceil(queued / free));
   }
 
   async #runBatch(batch: Pending<I, O>[]): Promise<void> {

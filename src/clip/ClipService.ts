@@ -37,8 +37,10 @@ export interface InferenceSettings {
   maxTextBatchSize: number;
   /** Images waiting per model before OVERLOADED. */
   maxQueuedImages: number;
-  /** ONNX Runtime intra-op threads per inference. */
+  /** ONNX Runtime intra-op threads per model (the text tower's; image-tower replicas share them). */
   intraOpThreads: number;
+  /** Copies of the image tower running batches side by side. @default 1 */
+  visionReplicas?: number | undefined;
   graphOptimizationLevel: GraphOptimizationLevel;
   /** Let idle ONNX Runtime threads spin for work. @default false */
   allowSpinning?: boolean | undefined;
@@ -146,6 +148,7 @@ export class ClipService {
           graphOptimizationLevel: inference.graphOptimizationLevel,
           allowSpinning: inference.allowSpinning ?? false,
         },
+        visionReplicas: inference.visionReplicas,
         maxBatchSize: inference.maxBatchSize,
         maxBatchWaitMs: inference.maxBatchWaitMs,
         maxTextBatchSize: inference.maxTextBatchSize,

@@ -167,6 +167,7 @@ function createClip(config: Config, logger: Logger): ClipService {
       maxTextBatchSize: config.maxTextBatchSize,
       maxQueuedImages: config.maxQueuedImages,
       intraOpThreads: config.ortIntraOpThreads,
+      visionReplicas: config.visionReplicas,
       graphOptimizationLevel: config.ortGraphOptimization,
       allowSpinning: config.ortAllowSpinning,
       logitScale: config.logitScale,

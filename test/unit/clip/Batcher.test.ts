@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { Batcher } from '../../../src/clip/Batcher.js';
 import { AppError, ErrorCode } from '../../../src/errors.js';
 
-function recordingBatcher(options: Partial<{ maxBatchSize: number; maxWaitMs: number; maxQueued: number; delayMs: number }> = {}) {
+function recordingBatcher(options: Partial<{ maxBatchSize: number; maxWaitMs: number; maxQueued: number; delayMs: number; concurrency: number }> = {}) {
   const batches: number[][] = [];
   const batcher = new Batcher<number, number>({
     name: 'test',
+    concurrency: options.concurrency ?? 1,
     maxBatchSize: options.maxBatchSize ?? 4,
     maxWaitMs: options.maxWaitMs ?? 5,
     maxQueued: options.maxQueued ?? 100,
@@ -80,6 +81,30 @@ describe('Batcher', () => {
     await expect(queued).rejects.toThrow('stopping');
     expect(batches).toEqual([[1]]);
     await expect(batcher.add(3)).rejects.toMatchObject({ code: ErrorCode.ShuttingDown });
+  });
+
+  it('should run up to `concurrency` batches at once, sharing what waits between free runners', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const batches: number[][] = [];
+    const batcher = new Batcher<number, number>({
+      name: 'test',
+      concurrency: 2,
+      maxBatchSize: 8,
+      maxWaitMs: 5,
+      maxQueued: 100,
+      run: async (items) => {
+        batches.push(items);
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        await new Promise((r) => setTimeout(r, 20));
+        inFlight--;
+        return items.map((x) => -x);
+      },
+    });
+    const results = await Promise.all([1, 2, 3, 4, 5, 6].map((x) => batcher.add(x)));
+    expect(results).toEqual([-1, -2, -3, -4, -5, -6]);
+    expect(maxInFlight).toBe(2);
+    expect(batches).toEqual([[1, 2, 3], [4, 5, 6]]);
   });
 
   it('should reject invalid options with the expected/got wording', () => {

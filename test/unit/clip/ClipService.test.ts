@@ -114,6 +114,16 @@ describe('ClipService on the tiny generated model', () => {
     alone.probabilities[0]!.forEach((p, i) => expect(Math.abs(p - together.probabilities[5]![i]!)).toBeLessThan(1e-5));
   });
 
+  it('should give the same results with two image-tower replicas running batches side by side', async () => {
+    const replicated = await started(new ClipService(options({ visionReplicas: 2, intraOpThreads: 2 })));
+    const images = await Promise.all(Array.from({ length: 6 }, (_, i) => noiseImage(400 + i)));
+    const [one, two] = await Promise.all([
+      Promise.all(images.map((img) => service.classify({ model: TINY_MODEL_DIR, images: [img], labels: CLASSES, prompt: {} }))),
+      Promise.all(images.map((img) => replicated.classify({ model: TINY_MODEL_DIR, images: [img], labels: CLASSES, prompt: {} }))),
+    ]);
+    one.forEach((r, i) => r.probabilities[0]!.forEach((p, j) => expect(Math.abs(p - two[i]!.probabilities[0]![j]!)).toBeLessThan(1e-5)));
+  });
+
   it('should gather images of concurrent requests into shared batches', async () => {
     const fresh = await started(new ClipService(options({ maxBatchWaitMs: 30 })));
     const sizes: number[] = [];
