@@ -3,7 +3,6 @@
  * shutdown in-process (drain, subscribers see the terminal state) and as a real process on SIGTERM.
  */
 import { spawn, execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/logger.js';
 import { ClassifyDocument, JobDocument, JobUpdatedDocument } from '../generated/graphql.js';
-import { TINY_MODEL_DIR } from '../utils/testModel.js';
+import { buildServer, MAIN_JS, processEnv } from '../utils/processServer.js';
 import { distinctImages, gql, startTestServer, subscribe, testConfig, tinyImages, waitFor } from '../utils/testServer.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -115,37 +114,14 @@ describe('shutdown', () => {
 });
 
 const execFileAsync = promisify(execFile);
-const BUILD_DIR = path.join(ROOT, 'dist', '.test-build');
 
 describe('the process (node dist/src/main.js)', () => {
-  beforeAll(async () => {
-    // Its own build directory and build-info, so it neither races nor confuses `npm run build`.
-    await execFileAsync(
-      process.execPath,
-      [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR, '--tsBuildInfoFile', path.join(BUILD_DIR, '.tsbuildinfo')],
-      { cwd: ROOT },
-    ).catch((error: { stdout?: string }) => {
-      // Type errors elsewhere do not stop tsc from emitting; only a missing entry point is fatal.
-      if (!existsSync(path.join(BUILD_DIR, 'src', 'main.js'))) throw new Error(`build failed: ${error.stdout ?? String(error)}`);
-    });
-  }, 120_000);
+  beforeAll(() => buildServer(), 120_000);
 
   it('should drain on SIGTERM: refuse new jobs, finish the one in flight, deliver it to its subscriber, exit 0', async () => {
-    const child = spawn(process.execPath, [path.join(BUILD_DIR, 'src', 'main.js')], {
+    const child = spawn(process.execPath, [MAIN_JS], {
       cwd: ROOT,
-      env: {
-        ...process.env,
-        // As users run it (vitest sets NODE_ENV=test, which turns Apollo's own signal handlers off).
-        NODE_ENV: 'production',
-        PORT: '0',
-        HOST: '127.0.0.1',
-        CLIP_MODEL: TINY_MODEL_DIR,
-        HF_HUB_OFFLINE: '1',
-        LOG_LEVEL: 'info',
-        MAX_CONCURRENT_JOBS: '1',
-        ORT_INTRA_OP_THREADS: '1',
-        MAX_BATCH_WAIT_MS: '2',
-      },
+      env: processEnv({ MAX_CONCURRENT_JOBS: '1', MAX_BATCH_WAIT_MS: '2' }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const logs: { msg?: string; url?: string; status?: string; jobId?: string }[] = [];
@@ -196,9 +172,9 @@ describe('the process (node dist/src/main.js)', () => {
 
   it('should exit 1 with a clear message when the default model cannot load', async () => {
     const missing = path.join(ROOT, 'test', '.models', 'no-such-model');
-    const child = spawn(process.execPath, [path.join(BUILD_DIR, 'src', 'main.js')], {
+    const child = spawn(process.execPath, [MAIN_JS], {
       cwd: ROOT,
-      env: { ...process.env, PORT: '0', CLIP_MODEL: missing, HF_HUB_OFFLINE: '1', LOG_LEVEL: 'info' },
+      env: processEnv({ CLIP_MODEL: missing }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -211,9 +187,9 @@ describe('the process (node dist/src/main.js)', () => {
   });
 
   it('should exit 1 naming the variable for a bad setting', async () => {
-    const { stderr, code } = await execFileAsync(process.execPath, [path.join(BUILD_DIR, 'src', 'main.js')], {
+    const { stderr, code } = await execFileAsync(process.execPath, [MAIN_JS], {
       cwd: ROOT,
-      env: { ...process.env, PORT: 'eighty' },
+      env: processEnv({ PORT: 'eighty' }),
     }).then(
       () => ({ stderr: '', code: 0 }),
       (error: { stderr: string; code: number }) => error,

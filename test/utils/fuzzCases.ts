@@ -4,7 +4,7 @@
  * with it. Images are generated with sharp; "bombs" are small real files whose headers claim huge sizes.
  * The same seed always yields the same cases, so a failure can be replayed by its name.
  */
-import { gzipSync } from 'node:zlib';
+import { crc32, gzipSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 
 // ---- seeded randomness ----
@@ -109,20 +109,8 @@ export async function makeImageSamples(): Promise<ImageSamples> {
   return { png, jpeg, webp, gif, odd };
 }
 
-// CRC-32 (PNG chunks), table-driven.
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(data: Buffer): number {
-  let crc = 0xffffffff;
-  for (const byte of data) crc = (CRC_TABLE[(crc ^ byte) & 0xff] as number) ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
+/** One PNG chunk: length, type, data, CRC-32 of type + data. */
+export function pngChunk(type: string, data: Buffer): Buffer {
   const length = Buffer.alloc(4);
   length.writeUInt32BE(data.length);
   const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);

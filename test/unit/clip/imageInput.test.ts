@@ -1,4 +1,4 @@
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { AppError, ErrorCode } from '../../../src/errors.js';
@@ -6,6 +6,7 @@ import { decodeImageString, inspectImage, SUPPORTED_IMAGE_FORMATS } from '../../
 import { preprocessImage } from '../../../src/clip/preprocess.js';
 import type { ImageLimits, PreprocessorConfig } from '../../../src/clip/types.js';
 import { OPENAI_CLIP_PREPROCESSOR } from '../../fixtures/clipConfigs.js';
+import { pngChunk } from '../../utils/fuzzCases.js';
 
 const LIMITS: ImageLimits = { maxBytes: 1_000_000, maxPixels: 40_000_000 };
 const CLIP_CONFIG: PreprocessorConfig = OPENAI_CLIP_PREPROCESSOR;
@@ -22,16 +23,7 @@ async function refusal(fn: () => unknown): Promise<AppError> {
   throw new Error('expected a refusal');
 }
 
-function pngChunk(type: string, data: Buffer): Buffer {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([length, body, crc]);
-}
-
-/** A valid PNG header claiming `width × height` RGB pixels, with a token IDAT: costs nothing to make or inspect. */
+/** A PNG whose header claims `width`×`height` but whose data is a token: tiny however large it claims to be. */
 function pngHeaderOnly(width: number, height: number): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
