@@ -74,11 +74,12 @@ describe('Batcher', () => {
   it('should reject queued items on abort but let the running batch finish', async () => {
     const { batcher, batches } = recordingBatcher({ maxBatchSize: 1, delayMs: 30 });
     const running = batcher.add(1);
-    const queued = batcher.add(2);
+    // Observed before abort rejects it, so the rejection is never unhandled.
+    const queued = expect(batcher.add(2)).rejects.toThrow('stopping');
     await new Promise((r) => setTimeout(r, 5));
     await batcher.abort(new Error('stopping'));
     expect(await running).toBe(2);
-    await expect(queued).rejects.toThrow('stopping');
+    await queued;
     expect(batches).toEqual([[1]]);
     await expect(batcher.add(3)).rejects.toMatchObject({ code: ErrorCode.ShuttingDown });
   });
