@@ -24,10 +24,11 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
 import { AppError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { isValidRepoId, isValidRevision } from './catalogue.js';
+import { ProgressReporter } from './downloadProgress.js';
+import { withFileLock } from './fileLock.js';
 import { CONFIG_FILES, OPTIONAL_MODEL_FILES, combinedModelFile, towerModelFiles } from './modelFiles.js';
 import type { Precision } from './types.js';
 
@@ -566,134 +567,6 @@ async function hashFile(file: string | undefined, expected: string | undefined):
   if (file === undefined) return hash;
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash;
-}
-
-// --- cross-process lock ----------------------------------------------------------------------------------------
-
-const LOCK_POLL_MS = 250;
-
-/**
- * Runs `fn` holding `{file}.lock` (created exclusively, our pid inside), so two processes never append to one
- * `.incomplete`. A lock whose pid is gone is stale and taken over.
- */
-async function withFileLock<T>(lockPath: string, signal: AbortSignal, logger: Logger, fn: () => Promise<T>): Promise<T> {
-  await fs.mkdir(path.dirname(lockPath), { recursive: true });
-  let logged = false;
-  for (;;) {
-    try {
-      await fs.writeFile(lockPath, String(process.pid), { flag: 'wx' });
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    if (await isStaleLock(lockPath)) {
-      await fs.rm(lockPath, { force: true });
-      continue;
-    }
-    if (!logged) {
-      logger.info({ lock: lockPath }, 'another process is downloading this model file; waiting');
-      logged = true;
-    }
-    await sleep(LOCK_POLL_MS, signal);
-  }
-  try {
-    return await fn();
-  } finally {
-    await fs.rm(lockPath, { force: true });
-  }
-}
-
-async function isStaleLock(lockPath: string): Promise<boolean> {
-  const text = await fs.readFile(lockPath, 'utf8').catch(() => undefined);
-  if (text === undefined) return false; // gone already: the next create wins or waits
-  const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid <= 0) {
-    // Being written right now, or garbage: stale only once it is old.
-    const stat = await fs.stat(lockPath).catch(() => undefined);
-    return stat !== undefined && Date.now() - stat.mtimeMs > 10_000;
-  }
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
-// --- progress ----------------------------------------------------------------------------------------------
-
-interface FileProgress {
-  update(bytes: number): void;
-  done(): void;
-}
-
-const LOG_EVERY_MS = 10_000;
-const SMALL_FILE_BYTES = 1024 * 1024;
-
-/** One cli-progress bar per file of 1 MiB or more on stderr, or (no bar) a log line at its start and every 10 s. */
-class ProgressReporter {
-  #multibar: cliProgress.MultiBar | undefined;
-
-  constructor(
-    private readonly bar: boolean,
-    private readonly logger: Logger,
-  ) {}
-
-  start(file: string, total: number | undefined, startBytes: number): FileProgress {
-    // The JSON files take no time worth watching: no bar, no log line for them.
-    if (total !== undefined && total < SMALL_FILE_BYTES) return { update: () => undefined, done: () => undefined };
-    if (this.bar) {
-      this.#multibar ??= new cliProgress.MultiBar(
-        {
-          stream: process.stderr,
-          format: ' {bar} {percentage}% | {done} / {size} | {file}',
-          hideCursor: true,
-          clearOnComplete: false,
-          // Asked for explicitly on a non-TTY: print lines. Never install signal handlers in a server.
-          noTTYOutput: process.stderr.isTTY !== true,
-          gracefulExit: false,
-        },
-        cliProgress.Presets.shades_classic,
-      );
-      const totalBytes = total ?? 0;
-      const payload = (bytes: number) => ({ file, done: formatBytes(bytes), size: total === undefined ? '?' : formatBytes(total) });
-      const bar = this.#multibar.create(totalBytes, startBytes, payload(startBytes));
-      return {
-        update: (bytes) => bar.update(Math.min(bytes, totalBytes || bytes), payload(bytes)),
-        done: () => bar.stop(),
-      };
-    }
-    const t0 = Date.now();
-    let lastLog = t0;
-    this.logger.info({ file, bytes: total, resumeFrom: startBytes || undefined }, 'downloading model file');
-    return {
-      update: (bytes) => {
-        const now = Date.now();
-        if (now - lastLog < LOG_EVERY_MS) return;
-        lastLog = now;
-        const percent = total === undefined ? undefined : Math.round((100 * bytes) / total);
-        this.logger.info({ file, bytes, total, percent }, 'downloading model file');
-      },
-      done: () => undefined,
-    };
-  }
-
-  stop(): void {
-    this.#multibar?.stop();
-    this.#multibar = undefined;
-  }
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
 }
 
 // --- small helpers -------------------------------------------------------------------------------------------
