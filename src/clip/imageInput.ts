@@ -20,6 +20,9 @@ export interface ImageHeader extends ImageInfo {
   colourSpace: string | undefined;
   /** Sample format, e.g. `uchar` (8-bit) or `ushort` (16-bit). */
   depth: string | undefined;
+  /** Width and height once EXIF orientation is applied. */
+  orientedWidth: number;
+  orientedHeight: number;
 }
 
 const DATA_URL = /^data:([^,]*?),/i;
@@ -125,7 +128,15 @@ export async function inspectImage(bytes: Uint8Array, field: string, limits: Ima
   if (pixels > limits.maxPixels) {
     throw badUserInput(`${field}: ${width}×${height} = ${pixels} pixels exceeds the limit of ${limits.maxPixels}`, field);
   }
-  const header: ImageHeader = { format, width, height, colourSpace: meta.space, depth: meta.depth };
+  const header: ImageHeader = {
+    format,
+    width,
+    height,
+    colourSpace: meta.space,
+    depth: meta.depth,
+    orientedWidth: meta.autoOrient?.width ?? width,
+    orientedHeight: meta.autoOrient?.height ?? height,
+  };
   if (meta.pages !== undefined) header.pages = meta.pages;
   return header;
 }

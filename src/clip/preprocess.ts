@@ -12,7 +12,7 @@
  */
 import sharp, { type KernelEnum, type OutputInfo } from 'sharp';
 import { badUserInput } from '../errors.js';
-import { inspectImage } from './imageInput.js';
+import { inspectImage, type ImageHeader } from './imageInput.js';
 import { resizeWindow, type ResizeWindow, type RgbImage } from './pilResize.js';
 import type { ImageLimits, PreprocessorConfig } from './types.js';
 
@@ -53,9 +53,9 @@ export function shortestEdgeSize(width: number, height: number, shortestEdge: nu
  * @param field names the image in error messages (e.g. `images[2]`). @default 'image'
  * @throws AppError BAD_USER_INPUT for everything {@link inspectImage} refuses, and when the image cannot be decoded.
  */
-export async function decodeRgb(bytes: Uint8Array, limits: ImageLimits, field = 'image'): Promise<RgbImage> {
+export async function decodeRgb(bytes: Uint8Array, limits: ImageLimits, field = 'image', checked?: ImageHeader): Promise<RgbImage> {
   // Format and pixel count from the header first: nothing unsupported or oversized reaches a decoder.
-  const header = await inspectImage(bytes, field, limits);
+  const header = checked ?? (await inspectImage(bytes, field, limits));
   try {
     const input = sharp(bytes, {
       failOn: DECODE_FAIL_ON,
@@ -222,8 +222,41 @@ export async function resizeWindowWithSharp(
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
+/**
+ * Large JPEGs (shortest side at least 4× the target) are decoded at reduced scale by libjpeg itself (DCT scaling,
+ * libvips' shrink-on-load) and resized in the same pipeline: a 4000×3000 photo decodes at 1/8 the pixels. Such
+ * images take the libvips resize anyway (not the exact PIL port), and JPEG has no alpha, so one pipeline is safe.
+ */
+function canShrinkOnLoad(header: ImageHeader, config: PreprocessorConfig): boolean {
+  return (
+    config.doResize &&
+    header.format === 'jpeg' &&
+    header.colourSpace !== 'cmyk' &&
+    header.depth === 'uchar' &&
+    Math.min(header.orientedWidth, header.orientedHeight) >= 4 * config.shortestEdge
+  );
+}
+
+async function decodeAndResizeJpeg(bytes: Uint8Array, g: Geometry, config: PreprocessorConfig, limits: ImageLimits, field: string): Promise<Uint8Array> {
+  if (g.window.width === 0 || g.window.height === 0) return new Uint8Array(0);
+  try {
+    const data = await sharp(bytes, { failOn: DECODE_FAIL_ON, limitInputPixels: limits.maxPixels, ignoreIcc: true, autoOrient: true })
+      .toColourspace('srgb')
+      .resize(g.resizedWidth, g.resizedHeight, { fit: 'fill', kernel: SHARP_KERNELS.get(config.resample) ?? 'cubic', fastShrinkOnLoad: true })
+      .extract(g.window)
+      .raw({ depth: 'uchar' })
+      .toBuffer();
+    if (data.length !== g.window.width * g.window.height * 3) throw new Error(`decoded ${data.length} bytes, expected ${g.window.width}×${g.window.height}×3`);
+    return new Uint8Array(data.buffer, data.byteOffset, data.length);
+  } catch (error) {
+    throw decodeError(error, field, limits);
+  }
+}
+
 /** Options of {@link preprocessImage} and {@link preprocessInto}. */
 export interface PreprocessOptions {
+  /** Decode large JPEGs at reduced scale (see canShrinkOnLoad). @default true */
+  shrinkOnLoad?: boolean;
   /** Names the image in error messages, e.g. `images[2]`. @default 'image' */
   field?: string;
   /**
@@ -250,7 +283,7 @@ interface Geometry {
   intoY: number;
 }
 
-function geometryOf(image: RgbImage, config: PreprocessorConfig): Geometry {
+function geometryOf(image: { width: number; height: number }, config: PreprocessorConfig): Geometry {
   const resized = config.doResize ? shortestEdgeSize(image.width, image.height, config.shortestEdge) : image;
   const cols = config.doCenterCrop ? cropSpan(resized.width, config.cropWidth) : { start: 0, count: Math.min(resized.width, config.cropWidth), into: 0 };
   const rows = config.doCenterCrop ? cropSpan(resized.height, config.cropHeight) : { start: 0, count: Math.min(resized.height, config.cropHeight), into: 0 };
@@ -346,7 +379,14 @@ export async function preprocessInto(
   options: PreprocessOptions = {},
 ): Promise<void> {
   checkRoom(config, out, offset);
-  const image = await decodeRgb(bytes, limits, options.field);
+  const field = options.field ?? 'image';
+  const header = await inspectImage(bytes, field, limits);
+  if (options.shrinkOnLoad !== false && canShrinkOnLoad(header, config)) {
+    const g = geometryOf({ width: header.orientedWidth, height: header.orientedHeight }, config);
+    writePixelValues(await decodeAndResizeJpeg(bytes, g, config, limits, field), g, config, out, offset);
+    return;
+  }
+  const image = await decodeRgb(bytes, limits, field, header);
   const g = geometryOf(image, config);
   const read = sourcePixelsRead(image, g);
   const exact = read <= (options.exactResizeMaxPixels ?? DEFAULT_EXACT_RESIZE_MAX_PIXELS) || read <= g.window.width * g.window.height;
