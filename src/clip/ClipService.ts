@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { findCatalogueEntry, resolveModelSource } from './catalogue.js';
+import { findCatalogueEntry, normaliseModelName, resolveModelSource } from './catalogue.js';
 import { ClipModel } from './ClipModel.js';
 import { fetchModelFiles } from './hub.js';
 import { decodeImageString, inspectImage } from './imageInput.js';
@@ -95,7 +95,7 @@ export class ClipService {
     this.defaultModelName = defaultNameOf(options.defaultModel);
     this.#specs = [{ name: this.defaultModelName, source: options.defaultModel }];
     for (const extra of options.extraModels) {
-      if (this.#specs.some((s) => normalizeName(s.name) === normalizeName(extra.name))) {
+      if (this.#specs.some((s) => normaliseModelName(s.name) === normaliseModelName(extra.name))) {
         throw new TypeError(`Expected distinct model names, got ${extra.name} twice`);
       }
       this.#specs.push(extra);
@@ -195,11 +195,11 @@ export class ClipService {
   /** The canonical name of a configured model: exact, case-insensitive, kebab or snake case, or its source / hub id. */
   resolveModelName(name: string): string | undefined {
     if (this.#entries.has(name)) return name;
-    const wanted = normalizeName(name);
+    const wanted = normaliseModelName(name);
     for (const [key, entry] of this.#entries) {
-      if (normalizeName(key) === wanted || normalizeName(entry.source) === wanted) return key;
+      if (normaliseModelName(key) === wanted || normaliseModelName(entry.source) === wanted) return key;
       const catalogue = findCatalogueEntry(entry.source);
-      if (catalogue && (normalizeName(catalogue.repo) === wanted || normalizeName(catalogue.name) === wanted)) return key;
+      if (catalogue && (normaliseModelName(catalogue.repo) === wanted || normaliseModelName(catalogue.name) === wanted)) return key;
     }
     return undefined;
   }
@@ -315,6 +315,3 @@ function defaultNameOf(source: string): string {
   return source;
 }
 
-function normalizeName(name: string): string {
-  return name.trim().toLowerCase().replace(/_/g, '-');
-}

@@ -121,15 +121,10 @@ export function parseFesJobBody(body: unknown, batched: boolean): Omit<SubmitJob
 
 /**
  * The configured model a path segment names, in kebab or snake case as the seed allowed
- * (`clip-vit-base-patch32`, `clip_vit_base_patch32`); undefined when none matches.
+ * (`clip-vit-base-patch32`, `clip_vit_base_patch32`; resolveModelName matches either); undefined when none matches.
  */
 export function resolveFesModel(clip: ClipModels, name: string): string | undefined {
-  const candidates = [name, name.replace(/_/g, '-'), name.replace(/-/g, '_')];
-  for (const candidate of candidates) {
-    const resolved = clip.resolveModelName(candidate);
-    if (resolved !== undefined) return resolved;
-  }
-  return undefined;
+  return clip.resolveModelName(name);
 }
 
 /** Like {@link resolveFesModel}, but an unknown model is a BAD_USER_INPUT naming the configured ones. */

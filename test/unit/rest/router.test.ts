@@ -8,6 +8,7 @@ import { AppError, ErrorCode, badUserInput } from '../../../src/errors.js';
 import type { Job, SubmitJobInput } from '../../../src/jobs/types.js';
 import type { JobSubmitter } from '../../../src/rest/deps.js';
 import { createRestRouter } from '../../../src/rest/router.js';
+import { normaliseModelName } from '../../../src/clip/catalogue.js';
 
 /**
  * A JobSubmitter double: records submissions, lets a test move jobs through their states, and throws what a
@@ -83,7 +84,7 @@ beforeAll(async () => {
       jobs,
       clip: {
         models: () => MODELS,
-        resolveModelName: (name) => MODELS.find((m) => m.name === name)?.name,
+        resolveModelName: (name) => MODELS.find((m) => normaliseModelName(m.name) === normaliseModelName(name))?.name,
       },
       logger,
       maxBodyBytes: 4096,

@@ -12,6 +12,7 @@ import {
   toFesJobState,
   toFesNewJobResponse,
 } from '../../../src/rest/shapes.js';
+import { normaliseModelName } from '../../../src/clip/catalogue.js';
 
 const common = {
   id: 'job-1',
@@ -33,13 +34,13 @@ function thrown(fn: () => unknown): AppError {
   throw new Error('expected an AppError');
 }
 
-// Exact-match resolution only: proves resolveFesModel itself tries the kebab and snake spellings.
+// Resolves as ClipModels promises (any case, kebab or snake), like ClipService does.
 const clip: ClipModels = {
   models: () => [
     { name: 'my_model', source: '/m', precision: 'fp32', status: 'ready', embeddingSize: 8, contextLength: 77, imageSize: 32, logitScale: 100, error: null },
     { name: 'clip-vit-base-patch32', source: 'clip-vit-base-patch32', precision: 'fp32', status: 'loading', embeddingSize: null, contextLength: null, imageSize: null, logitScale: null, error: null },
   ],
-  resolveModelName: (name) => (name === 'my_model' || name === 'clip-vit-base-patch32' ? name : undefined),
+  resolveModelName: (name) => ['my_model', 'clip-vit-base-patch32'].find((model) => normaliseModelName(model) === normaliseModelName(name)),
 };
 
 describe('toFesJobState', () => {
