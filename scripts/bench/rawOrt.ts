@@ -4,7 +4,11 @@
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { textFeeds as serverTextFeeds } from '../../src/clip/ClipModel.js';
 import { median } from './stats.js';
+
+/** CLIP's `<|endoftext|>`, which also pads. */
+const EOT_ID = 49407;
 
 export interface RawSessions {
   vision: ort.InferenceSession;
@@ -53,15 +57,10 @@ export async function visionThroughput(session: ort.InferenceSession, batch: num
   return { imagesPerSecond: (batch * 1000) / ms, msPerRun: ms };
 }
 
-/** Token ids of `prompts` (already tokenized) padded to `length` with `<|endoftext|>` (49407). */
+/** The server's own text feeds (padded with `<|endoftext|>` to `length`), as raw ONNX Runtime tensors. */
 export function textFeeds(prompts: readonly number[][], length: number): Record<string, ort.Tensor> {
-  const ids = new BigInt64Array(prompts.length * length).fill(49407n);
-  const mask = new BigInt64Array(prompts.length * length);
-  prompts.forEach((p, r) => p.forEach((id, c) => ((ids[r * length + c] = BigInt(id)), (mask[r * length + c] = 1n))));
-  return {
-    input_ids: new ort.Tensor('int64', ids, [prompts.length, length]),
-    attention_mask: new ort.Tensor('int64', mask, [prompts.length, length]),
-  };
+  const feeds = serverTextFeeds(prompts, EOT_ID, length);
+  return Object.fromEntries(Object.entries(feeds).map(([name, feed]) => [name, new ort.Tensor('int64', feed.data as BigInt64Array, feed.dims)]));
 }
 
 /** Median ms for the text tower on `prompts`, at their real length and padded to 77. */
