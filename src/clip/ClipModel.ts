@@ -210,7 +210,7 @@ export class ClipModel {
 
   /** The normalised embedding of one encoded image (cached by a hash of its bytes). `index` names it in errors. */
   embedImage(bytes: Uint8Array, index: number, signal?: AbortSignal): Promise<Float32Array> {
-    const key = createHash('sha256').update(bytes).digest('base64');
+    const key = this.#imageCache.enabled ? createHash('sha256').update(bytes).digest('base64') : '';
     return this.#imageCache.get(
       key,
       async () => {
@@ -223,7 +223,7 @@ export class ClipModel {
           }),
         );
         // A cached promise is shared by later jobs, so it must not die with this job's signal.
-        return this.#imageBatcher.add(pixels, this.#imageCache.size > 0 ? undefined : signal);
+        return this.#imageBatcher.add(pixels, this.#imageCache.enabled ? undefined : signal);
       },
       (hit) => this.#options.onCacheLookup?.('image', hit),
     );

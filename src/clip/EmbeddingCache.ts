@@ -18,6 +18,11 @@ export class EmbeddingCache {
     this.#cache = capacity > 0 ? new LRUCache({ max: capacity }) : null;
   }
 
+  /** False at capacity 0: callers need not compute a key (e.g. hash an image) that nothing will look up. */
+  get enabled(): boolean {
+    return this.#cache !== null;
+  }
+
   get size(): number {
     return this.#cache?.size ?? 0;
   }

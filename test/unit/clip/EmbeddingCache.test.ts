@@ -40,5 +40,7 @@ describe('EmbeddingCache', () => {
     let calls = 0;
     for (let i = 0; i < 3; i++) await cache.get('k', async () => (calls++, new Float32Array([0])));
     expect(calls).toBe(3);
+    expect(cache.enabled).toBe(false);
+    expect(new EmbeddingCache(1).enabled).toBe(true);
   });
 });
