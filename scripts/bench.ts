@@ -16,9 +16,9 @@ import { cosine, embedImages, loadRaw, textPaddingCost, visionThroughput } from 
 import { peakRssMiB, runLoad, scrapeMetric, startServer, type BenchServer, type LoadResult } from './bench/server.js';
 import { median } from './bench/stats.js';
 import { loadTransformersJs, tjsThroughput } from './bench/transformersJs.js';
-import { ClipTokenizer } from '../src/clip/tokenizer.js';
-import { preprocessImage } from '../src/clip/preprocess.js';
-import { loadModelFiles } from '../src/clip/modelFiles.js';
+import { ClipTokenizer } from '../src/clip/text/clipBpe.js';
+import { preprocessImage } from '../src/clip/image/preprocess.js';
+import { loadModelFiles } from '../src/clip/layouts/hfClip.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 

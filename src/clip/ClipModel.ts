@@ -8,13 +8,13 @@ import { createHash } from 'node:crypto';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { AppError, ErrorCode, isAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { Batcher } from './Batcher.js';
+import { Batcher } from './runtime/Batcher.js';
 import { EmbeddingCache } from './EmbeddingCache.js';
-import { loadModelFiles, type LoadedModelFiles } from './modelFiles.js';
-import { OnnxGraph, type FeedValue, type OnnxSessionOptions } from './onnx.js';
-import { preprocessImage } from './preprocess.js';
+import { loadModelFiles, type LoadedModelFiles } from './layouts/hfClip.js';
+import { OnnxGraph, type FeedValue, type OnnxSessionOptions } from './runtime/onnx.js';
+import { preprocessImage } from './image/preprocess.js';
 import { applyTemplate, classProbabilities, ensemble, normalize, templatesOf } from './scoring.js';
-import { ClipTokenizer } from './tokenizer.js';
+import { ClipTokenizer } from './text/clipBpe.js';
 import type { ImageLimits, PreprocessorConfig, Precision, PromptConfig } from './types.js';
 
 export interface ClipModelOptions {

@@ -9,9 +9,9 @@ import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { findCatalogueEntry, normaliseModelName, resolveModelSource } from './catalogue.js';
 import { ClipModel } from './ClipModel.js';
-import { fetchModelFiles } from './hub.js';
-import { decodeImageString, inspectImage } from './imageInput.js';
-import type { GraphOptimizationLevel } from './onnx.js';
+import { fetchModelFiles } from './hub/fetchModel.js';
+import { decodeImageString, inspectImage } from './image/imageInput.js';
+import type { GraphOptimizationLevel } from './runtime/onnx.js';
 import { parsePromptConfig } from './scoring.js';
 import type { ClassifyRequest, ClassifyResult, ImageInfo, ImageLimits, ModelInfo, Precision, PromptConfig } from './types.js';
 

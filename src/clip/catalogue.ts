@@ -9,7 +9,7 @@
  *    other string that names an existing directory relative to the working directory;
  * 3. a hub id `owner/name` or `owner/name@revision` (revision default `main`).
  *
- * Hub ids and revisions are validated strictly here because hub.ts puts them into URLs and cache paths.
+ * Hub ids and revisions are validated strictly here because hub/fetchModel.ts puts them into URLs and cache paths.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,7 +39,7 @@ export const DEFAULT_REVISION = 'main';
 
 /**
  * Built-in models. Only ONNX exports whose hub layout (config.json, preprocessor_config.json, tokenizer.json,
- * onnx/{text,vision}_model*.onnx) is known to match what modelFiles.ts reads belong here.
+ * onnx/{text,vision}_model*.onnx) is known to match what layouts/hfClip.ts reads belong here.
  */
 export const CATALOGUE: readonly CatalogueEntry[] = Object.freeze([
   {
@@ -79,7 +79,7 @@ export function findCatalogueEntry(nameOrRepo: string): CatalogueEntry | undefin
 // One part of a hub id: what huggingface_hub's validate_repo_id accepts (word chars, '-', '.'; at most 96;
 // starting and ending with a word char); '--' and '..' are refused separately.
 const REPO_PART = /^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?$/;
-// A branch, tag, commit sha or `refs/pr/N`. Slashes are allowed (hub.ts encodes them), '..' and empty segments are not.
+// A branch, tag, commit sha or `refs/pr/N`. Slashes are allowed (hub/fetchModel.ts encodes them), '..' and empty segments are not.
 const REVISION = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
 
 /** True for `owner/name` ids that are safe to put into a URL path and a cache directory name. */

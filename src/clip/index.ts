@@ -1,7 +1,7 @@
 /** The clip folder's public surface: other folders import from here, never from its modules. */
 export { ClipService } from './ClipService.js';
 export type { ClipServiceOptions, ClipEvents, HubSettings, InferenceSettings } from './ClipService.js';
-export type { GraphOptimizationLevel } from './onnx.js';
+export type { GraphOptimizationLevel } from './runtime/onnx.js';
 export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE } from './types.js';
 export type {
   ClassifyRequest,

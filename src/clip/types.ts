@@ -1,7 +1,7 @@
 /**
  * The contract of the clip folder: what the rest of the server may know about models,
  * requests and results. Model JSON arrives in snake_case and becomes these camelCase types
- * at the parse boundary (modelFiles.ts), never deeper.
+ * at the parse boundary (layouts/hfClip.ts), never deeper.
  */
 
 /** Which ONNX variant of a model to run: `fp32` → `*.onnx`, `fp16` → `*_fp16.onnx`, `int8` → `*_quantized.onnx`. */

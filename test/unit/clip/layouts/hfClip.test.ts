@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppError, ErrorCode } from '../../../src/errors.js';
+import { AppError, ErrorCode } from '../../../../src/errors.js';
 import {
   OPENAI_CLIP_MEAN,
   OPENAI_CLIP_STD,
@@ -12,10 +12,10 @@ import {
   parseClipConfig,
   parsePreprocessorConfig,
   requiredFiles,
-} from '../../../src/clip/modelFiles.js';
-import { TINY_MODEL_DIR } from '../../utils/testModel.js';
-import { writeFakeModelRepo } from '../../utils/fakeHub.js';
-import { OPENAI_CLIP_PREPROCESSOR, OPENAI_CLIP_PREPROCESSOR_JSON } from '../../fixtures/clipConfigs.js';
+} from '../../../../src/clip/layouts/hfClip.js';
+import { TINY_MODEL_DIR } from '../../../utils/testModel.js';
+import { writeFakeModelRepo } from '../../../utils/fakeHub.js';
+import { OPENAI_CLIP_PREPROCESSOR, OPENAI_CLIP_PREPROCESSOR_JSON } from '../../../fixtures/clipConfigs.js';
 
 describe('requiredFiles', () => {
   it('should list the configs and both towers with the precision suffix', () => {

@@ -6,10 +6,10 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCode } from '../../../src/errors.js';
-import { fetchModel, fetchModelFiles, HubError, hubFileUrl, snapshotDir, type HubOptions } from '../../../src/clip/hub.js';
-import { requiredFiles } from '../../../src/clip/modelFiles.js';
-import { startFakeHub, writeFakeModelRepo, sha256, type FakeHub } from '../../utils/fakeHub.js';
+import { ErrorCode } from '../../../../src/errors.js';
+import { fetchModel, fetchModelFiles, HubError, hubFileUrl, snapshotDir, type HubOptions } from '../../../../src/clip/hub/fetchModel.js';
+import { requiredFiles } from '../../../../src/clip/layouts/hfClip.js';
+import { startFakeHub, writeFakeModelRepo, sha256, type FakeHub } from '../../../utils/fakeHub.js';
 
 const REPO = 'test-owner/tiny-clip';
 const SOURCE = { repo: REPO, revision: 'main' };

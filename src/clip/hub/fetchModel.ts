@@ -24,13 +24,13 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { AppError, ErrorCode } from '../errors.js';
-import { silentLogger, type Logger } from '../logger.js';
-import { isValidRepoId, isValidRevision } from './catalogue.js';
+import { AppError, ErrorCode } from '../../errors.js';
+import { silentLogger, type Logger } from '../../logger.js';
+import { isValidRepoId, isValidRevision } from '../catalogue.js';
 import { ProgressReporter } from './downloadProgress.js';
 import { withFileLock } from './fileLock.js';
-import { CONFIG_FILES, OPTIONAL_MODEL_FILES, combinedModelFile, towerModelFiles } from './modelFiles.js';
-import type { Precision } from './types.js';
+import { CONFIG_FILES, OPTIONAL_MODEL_FILES, combinedModelFile, towerModelFiles } from '../layouts/hfClip.js';
+import type { Precision } from '../types.js';
 
 /** The public hub; `HF_ENDPOINT` points elsewhere (a mirror). */
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
@@ -165,7 +165,7 @@ export interface FetchModelFilesOptions extends Omit<HubOptions, 'files' | 'opti
 }
 
 /**
- * Fetches what a CLIP model needs at a precision (see modelFiles.ts): the configs, the tokenizer and the two towers,
+ * Fetches what a CLIP model needs at a precision (see layouts/hfClip.ts): the configs, the tokenizer and the two towers,
  * or, when the repo has no towers at that precision, the combined graph. Returns the local directory, to be read
  * with `loadModelFiles(dir, precision)`. Throws a {@link HubError} naming the file, the URL and why.
  */

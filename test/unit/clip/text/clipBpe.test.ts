@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ClipTokenizer, cleanClipText, EOT_TOKEN, SOT_TOKEN } from '../../../src/clip/tokenizer.js';
-import { SHARED_CLIP_DIR, TINY_MODEL_DIR } from '../../utils/testModel.js';
+import { ClipTokenizer, cleanClipText, EOT_TOKEN, SOT_TOKEN } from '../../../../src/clip/text/clipBpe.js';
+import { SHARED_CLIP_DIR, TINY_MODEL_DIR } from '../../../utils/testModel.js';
 
 const TINY_TOKENIZER_JSON = path.join(TINY_MODEL_DIR, 'tokenizer.json');
 const REFERENCE_TOKENIZER_JSON = path.join(SHARED_CLIP_DIR, 'tokenizer.reference.json');

@@ -4,7 +4,7 @@
  * runs, new items queue; the next batch starts as soon as the previous one ends, without waiting again,
  * so under load batches fill themselves and when idle a lone item pays at most `maxWaitMs`.
  */
-import { AppError, ErrorCode } from '../errors.js';
+import { AppError, ErrorCode } from '../../errors.js';
 
 export interface BatcherOptions<I, O> {
   /** Shown in errors and logs, e.g. `clip-vit-base-patch32/image`. */

@@ -11,10 +11,10 @@
  * (`exactResizeMaxPixels`), which is within ~0.004 of PIL on photographs.
  */
 import sharp, { type KernelEnum, type OutputInfo } from 'sharp';
-import { badUserInput } from '../errors.js';
+import { badUserInput } from '../../errors.js';
 import { inspectImage, type ImageHeader } from './imageInput.js';
 import { resizeWindow, type ResizeWindow, type RgbImage } from './pilResize.js';
-import type { ImageLimits, PreprocessorConfig } from './types.js';
+import type { ImageLimits, PreprocessorConfig } from '../types.js';
 
 export { resizeWindow, type ResizeWindow, type RgbImage };
 

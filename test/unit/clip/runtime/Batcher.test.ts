@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Batcher } from '../../../src/clip/Batcher.js';
-import { AppError, ErrorCode } from '../../../src/errors.js';
+import { Batcher } from '../../../../src/clip/runtime/Batcher.js';
+import { AppError, ErrorCode } from '../../../../src/errors.js';
 
 function recordingBatcher(options: Partial<{ maxBatchSize: number; maxWaitMs: number; maxQueued: number; delayMs: number; concurrency: number }> = {}) {
   const batches: number[][] = [];

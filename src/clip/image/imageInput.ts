@@ -4,8 +4,8 @@
  * Every refusal is a BAD_USER_INPUT AppError naming the field; messages never contain file system paths.
  */
 import sharp, { type Metadata } from 'sharp';
-import { badUserInput } from '../errors.js';
-import type { ImageInfo, ImageLimits } from './types.js';
+import { badUserInput } from '../../errors.js';
+import type { ImageInfo, ImageLimits } from '../types.js';
 
 export type { ImageInfo, ImageLimits };
 

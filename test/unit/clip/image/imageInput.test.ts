@@ -1,12 +1,12 @@
 import { deflateSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { AppError, ErrorCode } from '../../../src/errors.js';
-import { decodeImageString, inspectImage, SUPPORTED_IMAGE_FORMATS } from '../../../src/clip/imageInput.js';
-import { preprocessImage } from '../../../src/clip/preprocess.js';
-import type { ImageLimits, PreprocessorConfig } from '../../../src/clip/types.js';
-import { OPENAI_CLIP_PREPROCESSOR } from '../../fixtures/clipConfigs.js';
-import { pngChunk } from '../../utils/fuzzCases.js';
+import { AppError, ErrorCode } from '../../../../src/errors.js';
+import { decodeImageString, inspectImage, SUPPORTED_IMAGE_FORMATS } from '../../../../src/clip/image/imageInput.js';
+import { preprocessImage } from '../../../../src/clip/image/preprocess.js';
+import type { ImageLimits, PreprocessorConfig } from '../../../../src/clip/types.js';
+import { OPENAI_CLIP_PREPROCESSOR } from '../../../fixtures/clipConfigs.js';
+import { pngChunk } from '../../../utils/fuzzCases.js';
 
 const LIMITS: ImageLimits = { maxBytes: 1_000_000, maxPixels: 40_000_000 };
 const CLIP_CONFIG: PreprocessorConfig = OPENAI_CLIP_PREPROCESSOR;

@@ -1,6 +1,6 @@
 /** Download progress: a cli-progress bar per large file on stderr, or periodic log lines when there is no terminal. */
 import cliProgress from 'cli-progress';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../logger.js';
 
 export interface FileProgress {
   update(bytes: number): void;

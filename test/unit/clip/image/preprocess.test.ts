@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { AppError, ErrorCode } from '../../../src/errors.js';
+import { AppError, ErrorCode } from '../../../../src/errors.js';
 import {
   decodeRgb,
   gifTransparentColour,
@@ -14,16 +14,16 @@ import {
   resizeWindow,
   shortestEdgeSize,
   type RgbImage,
-} from '../../../src/clip/preprocess.js';
-import type { ImageLimits, PreprocessorConfig } from '../../../src/clip/types.js';
-import { SHARED_CLIP_DIR } from '../../utils/testModel.js';
-import { OPENAI_CLIP_PREPROCESSOR } from '../../fixtures/clipConfigs.js';
+} from '../../../../src/clip/image/preprocess.js';
+import type { ImageLimits, PreprocessorConfig } from '../../../../src/clip/types.js';
+import { SHARED_CLIP_DIR } from '../../../utils/testModel.js';
+import { OPENAI_CLIP_PREPROCESSOR } from '../../../fixtures/clipConfigs.js';
 
 /** OpenAI CLIP ViT-B/32's preprocessor_config.json, by hand. */
 const CLIP_CONFIG: PreprocessorConfig = OPENAI_CLIP_PREPROCESSOR;
 const LIMITS: ImageLimits = { maxBytes: 50_000_000, maxPixels: 40_000_000 };
 const PLANE = 224 * 224;
-const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures');
+const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'fixtures');
 
 function meanAbsDiff(a: Float32Array, b: Float32Array): number {
   expect(a.length).toBe(b.length);

@@ -13,8 +13,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AppError, ErrorCode } from '../errors.js';
-import type { ClipModelConfig, Precision, PreprocessorConfig } from './types.js';
+import { AppError, ErrorCode } from '../../errors.js';
+import type { ClipModelConfig, Precision, PreprocessorConfig } from '../types.js';
 
 /** Which graphs a model directory is run from: the two towers, or the combined `onnx/model*.onnx`. */
 export type ModelLayout = 'towers' | 'combined';

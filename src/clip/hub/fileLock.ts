@@ -5,7 +5,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout } from 'node:timers/promises';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../logger.js';
 
 const LOCK_POLL_MS = 250;
 

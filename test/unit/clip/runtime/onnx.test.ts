@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { OnnxGraph } from '../../../src/clip/onnx.js';
-import { TINY_MODEL_DIR } from '../../utils/testModel.js';
+import { OnnxGraph } from '../../../../src/clip/runtime/onnx.js';
+import { TINY_MODEL_DIR } from '../../../utils/testModel.js';
 
 const OPTIONS = { intraOpThreads: 1, graphOptimizationLevel: 'all' } as const;
 
