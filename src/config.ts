@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { PRECISIONS, type Precision } from './clip/types.js';
+import type { LogFormatSetting } from './logger.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -60,11 +61,13 @@ export interface Config {
   readonly maxPendingImageBytes: number;
   readonly jobTtlSeconds: number;
   readonly drainTimeoutMs: number;
+  readonly shutdownGraceMs: number;
   readonly corsOrigins: readonly string[];
   readonly introspection: boolean;
   readonly graphiql: boolean;
   readonly apiKeys: readonly string[];
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormatSetting;
 }
 
 /** One row of the settings table (README, `--help`). */
@@ -208,6 +211,7 @@ function originList(raw: string): string[] {
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_FORMATS: readonly LogFormatSetting[] = ['auto', 'json', 'pretty'];
 const GRAPH_OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
 /** Every setting, keyed by its Config field: a Config field without a setting is a compile error. */
@@ -360,6 +364,13 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 30_000,
     parse: integer(0),
   },
+  shutdownGraceMs: {
+    env: 'SHUTDOWN_GRACE_MS',
+    description:
+      'Hard deadline, in ms: the process is gone DRAIN_TIMEOUT_MS + this after a first SIGTERM/SIGINT, and this after a second (which waits only for ONNX runs in flight); whatever is still pending then is logged and the process exits 1.',
+    defaultValue: 5_000,
+    parse: integer(0),
+  },
   corsOrigins: {
     env: 'CORS_ORIGINS',
     description: 'Browser origins allowed to call the API (comma-separated, or *); none by default.',
@@ -376,7 +387,13 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'none (auth off)',
     parse: list,
   },
-  logLevel: { env: 'LOG_LEVEL', description: 'pino log level.', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
+  logLevel: { env: 'LOG_LEVEL', description: 'pino log level; debug adds stack traces to expected errors (a model that cannot load, …).', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
+  logFormat: {
+    env: 'LOG_FORMAT',
+    description: 'Log lines: json (one JSON object a line), pretty (human-readable, pino-pretty) or auto (pretty when stdout is a terminal, else json).',
+    defaultValue: 'auto',
+    parse: oneOf(LOG_FORMATS),
+  },
 };
 
 function flagOf(env: string): string {

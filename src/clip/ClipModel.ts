@@ -133,9 +133,12 @@ export class ClipModel {
 
   /** Loads the files and graphs, resolves the logit scale, and warms both towers up. */
   static async load(options: ClipModelOptions): Promise<ClipModel> {
+    const loadStarted = performance.now();
     const files = await loadModelFiles(options.dir, options.precision);
     const tokenizer = await ClipTokenizer.fromFile(files.tokenizerPath, { contextLength: files.config.contextLength });
     const graphs = await loadGraphs(files, options.session, options.visionReplicas ?? 1);
+    const warmStarted = performance.now();
+    options.logger.info({ model: options.name, loadMs: Math.round(warmStarted - loadStarted) }, 'model loaded; warming up');
     try {
       const logitScale = await resolveLogitScale(files, tokenizer, options);
       if (logitScale.source === 'default') {
@@ -147,6 +150,7 @@ export class ClipModel {
       const probe = await runVisionGraph(graphs.visions[0]!, [new Float32Array(pixelCount(files.preprocessor))], files.preprocessor, tokenizer);
       const model = new ClipModel(options, files, tokenizer, graphs, logitScale, probe[0]!.length);
       await model.#runText([tokenizer.encode('warm up')]);
+      options.logger.info({ model: options.name, warmMs: Math.round(performance.now() - warmStarted) }, 'model warmed up');
       return model;
     } catch (error) {
       await releaseGraphs(graphs);

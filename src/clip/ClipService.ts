@@ -79,6 +79,8 @@ type Entry = {
   /** Settles when loading ends; never rejects (failure is recorded in `info`). */
   loaded: Promise<ClipModel | null>;
   model: ClipModel | null;
+  /** Why loading failed, kept as the cause of start()'s rejection (main explains it to the operator). */
+  failure?: unknown;
 };
 
 export class ClipService {
@@ -130,13 +132,14 @@ export class ClipService {
     for (const [name, entry] of this.#entries) entry.loaded = this.#load(name, entry);
     const defaultEntry = this.#entries.get(this.defaultModelName)!;
     const model = await defaultEntry.loaded;
-    if (!model) throw new Error(`The default model ${this.defaultModelName} could not be loaded: ${defaultEntry.info.error}`);
+    if (!model) throw new Error(`The default model ${this.defaultModelName} could not be loaded: ${defaultEntry.info.error}`, { cause: defaultEntry.failure });
   }
 
   async #load(name: string, entry: Entry): Promise<ClipModel | null> {
     const { logger, inference, caches, hub, precision } = this.#options;
     const started = performance.now();
     try {
+      logger.info({ model: name, source: entry.info.source, precision }, 'loading model');
       const source = resolveModelSource(entry.source);
       const dir = source.kind === 'local' ? source.path : await fetchModelFiles(source, precision, { ...hub, logger });
       const model = await ClipModel.load({
@@ -186,6 +189,7 @@ export class ClipService {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       entry.info = { ...entry.info, status: 'failed', error: withoutServerPaths(message) };
+      entry.failure = error;
       logger.error({ model: name, err: error }, 'model failed to load');
       this.events.emit('modelStatusChanged', entry.info);
       return null;
