@@ -43,9 +43,18 @@ export function sentencePiecePieces(): Array<[string, number]> {
   add(WORD_BOUNDARY, -2.5);
   WORDS.forEach((word, i) => add(WORD_BOUNDARY + word, -6 - i / 100));
   SUBWORDS.forEach((piece, i) => add(piece, -7 - i / 100));
-  let index = 0;
-  const addChar = (char: string): void => add(char, -9 - index++ / 1000);
-  for (const [from, to] of CHARACTER_RANGES) for (let cp = from; cp <= to; cp++) addChar(String.fromCodePoint(cp));
-  for (const char of CJK + HANGUL) addChar(char);
+  pieceCharacters().forEach((char, i) => add(char, -9 - i / 1000));
   return pieces;
+}
+
+/** The characters that get a piece of their own, in id order. */
+export function pieceCharacters(): string[] {
+  const chars: string[] = [];
+  for (const [from, to] of CHARACTER_RANGES) for (let cp = from; cp <= to; cp++) chars.push(String.fromCodePoint(cp));
+  return [...chars, ...(CJK + HANGUL)];
+}
+
+/** The whole words of the vocabulary (without the `▁` marker). */
+export function pieceWords(): readonly string[] {
+  return WORDS;
 }

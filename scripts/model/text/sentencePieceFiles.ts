@@ -7,10 +7,14 @@
  * - `siglip`: `timm/ViT-B-16-SigLIP`'s T5 layout (T5Converter, legacy=False: `Precompiled` + `Strip(right)` +
  *   `Replace(" {2,}", "▁")`, `Metaspace` (prepend first), `Unigram`, `TemplateProcessing` `$A </s>`; ids
  *   `<pad>`=0, `</s>`=1, `<unk>`=2), padded with `</s>` as open_clip's SigLipTokenizer saves it (`pad_token_id = 1`).
+ * - `siglip` with the Gemma vocabulary (SigLIP2, `timm/ViT-B-16-SigLIP2`): GemmaConverter's layout (`Replace(" ", "▁")`,
+ *   no pre-tokeniser, `BPE` with `byte_fallback` and `<0x00>`…`<0xFF>`; ids `<pad>`=0, `<eos>`=1, `<bos>`=2,
+ *   `<unk>`=3, `<mask>`=4), saved as open_clip builds it: `add_bos_token=false`, `add_eos_token=true`, so the
+ *   template is `$A <eos>`, padded with `<pad>`=0.
  * The charsmap and the vocabulary are generated (`charsmap.ts`, `pieces.ts`): deterministic, no network.
  */
 import { nmtNfkcCharsmap } from './charsmap.js';
-import { sentencePiecePieces, WORD_BOUNDARY } from './pieces.js';
+import { pieceCharacters, pieceWords, sentencePiecePieces, WORD_BOUNDARY } from './pieces.js';
 
 type Json = Record<string, unknown>;
 
@@ -146,5 +150,81 @@ export function siglipT5Files(contextLength: number): SentencePieceTokenizerFile
     files: { 'tokenizer.json': json(tokenizer), 'tokenizer_config.json': json(config), 'special_tokens_map.json': json(map) },
     vocabSize: vocab.length,
     padId: 1,
+  };
+}
+
+/** SigLIP2's Gemma files (as open_clip's tokenizer for `timm/ViT-B-16-SigLIP2` saves them), with a generated BPE vocabulary. */
+export function siglipGemmaFiles(contextLength: number): SentencePieceTokenizerFiles {
+  const specials = ['<pad>', '<eos>', '<bos>', '<unk>', '<mask>'];
+  const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+  const tokens: string[] = [...specials, ...bytes, WORD_BOUNDARY, ...pieceCharacters()];
+  const known = new Set(tokens);
+  const merges: Array<[string, string]> = [];
+  // Each word becomes a left-to-right chain of merges: ▁ + c1, then (▁c1) + c2, …
+  for (const word of pieceWords()) {
+    const chars = [...word.toLowerCase()];
+    let left = WORD_BOUNDARY;
+    for (const char of chars) {
+      const merged = left + char;
+      if (!known.has(merged)) {
+        known.add(merged);
+        tokens.push(merged);
+        merges.push([left, char]);
+      }
+      left = merged;
+    }
+  }
+  const vocab = Object.fromEntries(tokens.map((token, id) => [token, id]));
+  const tokenizer = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: specials.map((s, id) => ({ ...addedToken(id, s), normalized: false })),
+    normalizer: { type: 'Replace', pattern: { String: ' ' }, content: WORD_BOUNDARY },
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [sequenceTemplate('A'), specialTokenTemplate('<eos>')],
+      pair: [sequenceTemplate('A'), specialTokenTemplate('<eos>'), sequenceTemplate('B'), specialTokenTemplate('<eos>')],
+      special_tokens: { '<eos>': { id: '<eos>', ids: [1], tokens: ['<eos>'] } },
+    },
+    decoder: {
+      type: 'Sequence',
+      decoders: [{ type: 'Replace', pattern: { String: WORD_BOUNDARY }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }],
+    },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
+  };
+  const config = {
+    add_bos_token: false,
+    add_eos_token: true,
+    added_tokens_decoder: Object.fromEntries(specials.map((s, id) => [String(id), decoderConfig(s)])),
+    bos_token: '<bos>',
+    clean_up_tokenization_spaces: false,
+    eos_token: '<eos>',
+    model_max_length: contextLength,
+    pad_token: '<pad>',
+    padding_side: 'right',
+    sp_model_kwargs: {},
+    spaces_between_special_tokens: false,
+    tokenizer_class: 'GemmaTokenizer',
+    unk_token: '<unk>',
+    use_default_system_prompt: false,
+  };
+  const map = { bos_token: decoderConfig('<bos>'), eos_token: decoderConfig('<eos>'), pad_token: decoderConfig('<pad>'), unk_token: decoderConfig('<unk>') };
+  return {
+    files: { 'tokenizer.json': json(tokenizer), 'tokenizer_config.json': json(config), 'special_tokens_map.json': json(map) },
+    vocabSize: tokens.length,
+    padId: 0,
   };
 }

@@ -180,3 +180,31 @@ describe('siglip family rules (generated T5-format tokenizer, as timm/ViT-B-16-S
     expect(cased.encode('A Photo')).not.toEqual(cased.encode('a photo'));
   });
 });
+
+describe('siglip family rules (generated Gemma-format tokenizer, as timm/ViT-B-16-SigLIP2)', () => {
+  let tokenizer: TextTokenizer;
+  beforeAll(async () => {
+    const dir = tempDir();
+    await writeTokenizerFiles(dir, 'siglip', { contextLength: 64, siglipVocabulary: 'gemma' });
+    tokenizer = await loadTextTokenizer(dir, { contextLength: 64 });
+  });
+
+  it('should end with <eos>=1, add no <bos> (add_bos_token false), and pad with <pad>=0', () => {
+    expect(tokenizer.family).toBe('siglip');
+    expect(tokenizer.padId).toBe(0);
+    expect(tokenizer.minimalIds).toEqual([1]);
+    const ids = tokenizer.encode('a photo of a cat');
+    expect(ids.at(-1)).toBe(1);
+    expect(ids).not.toContain(2);
+    expect(padIds(ids, 64, tokenizer.padId).slice(ids.length).every((id) => id === 0)).toBe(true);
+  });
+
+  it('should canonicalize, fall back to UTF-8 byte tokens for unknown characters, and truncate keeping <eos>', () => {
+    expect(tokenizer.encode('A Photo, of_a CAT!')).toEqual(tokenizer.encode('a photo of a cat'));
+    // 🐱 is not in the vocabulary: its four UTF-8 bytes as <0xF0> <0x9F> <0x90> <0xB1> (ids 5 + byte).
+    expect(tokenizer.encode('🐱').slice(0, 4)).toEqual([0xf0, 0x9f, 0x90, 0xb1].map((b) => 5 + b));
+    const ids = tokenizer.encode('dog cat tree house '.repeat(60));
+    expect(ids).toHaveLength(64);
+    expect(ids[63]).toBe(1);
+  });
+});

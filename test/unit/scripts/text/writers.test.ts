@@ -14,10 +14,10 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 const TEXTS = ['a photo of a cat', 'Ein Foto einer Katze', 'ﬁne ½ ＦＵＬＬ café', 'cafe\u0301 naïve', 'x² ① Ⅻ', '日本語の写真', 'фото кошки', '', 'dog '.repeat(100)];
 
 describe('writeTokenizerFiles', () => {
-  it.each(['xlm-r', 'siglip', 'clip-bpe'] as const)('should write %s files that load back as that family, with the reported ids', async (family: TokenizerFamily) => {
+  it.each([['xlm-r'], ['siglip', 't5'], ['siglip', 'gemma'], ['clip-bpe']] as const)('should write %s %s files that load back as that family, with the reported ids', async (family: TokenizerFamily, siglipVocabulary?: 't5' | 'gemma') => {
     const contextLength = family === 'siglip' ? 64 : 77;
-    const dir = path.join(root, family);
-    const written = await writeTokenizerFiles(dir, family, { contextLength });
+    const dir = path.join(root, `${family}-${siglipVocabulary ?? ''}`);
+    const written = await writeTokenizerFiles(dir, family, { contextLength, siglipVocabulary });
     expect(written.files).toEqual(expect.arrayContaining(['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']));
     const tokenizer = await loadTextTokenizer(dir, { contextLength });
     expect(tokenizer.family).toBe(family);
@@ -34,6 +34,7 @@ describe('writeTokenizerFiles', () => {
     for (const family of ['xlm-r', 'siglip'] as const) {
       expect(tokenizerFilesFor(family, { contextLength: 64 })).toEqual(tokenizerFilesFor(family, { contextLength: 64 }));
     }
+    expect(tokenizerFilesFor('siglip', { contextLength: 64, siglipVocabulary: 'gemma' })).toEqual(tokenizerFilesFor('siglip', { contextLength: 64, siglipVocabulary: 'gemma' }));
   });
 
   it("should write XLM-R's exact format: ids 0–3, <mask> last, Precompiled + Replace, Metaspace, Unigram, <s> $A </s>", () => {
@@ -55,9 +56,9 @@ describe('writeTokenizerFiles', () => {
     expect(JSON.parse(files['tokenizer_config.json'] ?? '{}')).toMatchObject({ pad_token: '<pad>', tokenizer_class: 'XLMRobertaTokenizer' });
   });
 
-  it.each(['xlm-r', 'siglip'] as const)('should give @huggingface/tokenizers the same ids for %s on texts without the normaliser edge', async (family) => {
+  it.each([['xlm-r'], ['siglip', 't5']] as const)('should give @huggingface/tokenizers the same ids for %s %s on texts without the normaliser edge', async (family, siglipVocabulary?: 't5') => {
     const dir = path.join(root, `${family}-library`);
-    await writeTokenizerFiles(dir, family, { contextLength: 512 });
+    await writeTokenizerFiles(dir, family, { contextLength: 512, siglipVocabulary });
     const ours = await loadTextTokenizer(dir, { contextLength: 512, clean: 'whitespace' });
     const library = new Tokenizer(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')), {});
     for (const text of TEXTS) {
@@ -69,8 +70,19 @@ describe('writeTokenizerFiles', () => {
     expect(ours.encode('🏳️\u200d🌈 flag')).not.toEqual(library.encode('🏳️\u200d🌈 flag').ids);
   });
 
-  it('should refuse a bad context length', () => {
+  it('should give @huggingface/tokenizers the same ids for the Gemma vocabulary (no normaliser of its own to differ)', async () => {
+    const dir = path.join(root, 'gemma-library');
+    await writeTokenizerFiles(dir, 'siglip', { contextLength: 512, siglipVocabulary: 'gemma' });
+    const ours = await loadTextTokenizer(dir, { contextLength: 512, clean: 'whitespace' });
+    const library = new Tokenizer(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')), {});
+    for (const text of ['a photo of a cat', 'ein foto einer katze', '🐱 🏳️\u200d🌈 emoji', 'фото кошки', '日本語の写真']) {
+      expect(ours.encode(text)).toEqual(library.encode(text).ids);
+    }
+  });
+
+  it('should refuse a bad context length or vocabulary', () => {
     expect(() => tokenizerFilesFor('xlm-r', { contextLength: 1 })).toThrow(/contextLength/);
+    expect(() => tokenizerFilesFor('siglip', { contextLength: 64, siglipVocabulary: 'mc4' as 't5' })).toThrow(/siglipVocabulary/);
   });
 });
 
