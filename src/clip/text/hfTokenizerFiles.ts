@@ -199,19 +199,28 @@ export function modelType(files: HfTokenizerFiles): string {
   return typeof model['type'] === 'string' ? model['type'] : 'unknown';
 }
 
-/** CLIP's markers; a file with both as added tokens and a BPE model is OpenAI's CLIP tokenizer. */
+/** CLIP's markers. */
 const CLIP_MARKERS = ['<|startoftext|>', '<|endoftext|>'] as const;
 
 /**
  * Picks the family from the files' content: CLIP BPE by its markers; otherwise by the framing the post-processor
  * adds: `<bos> … <eos>` on a Unigram model is XLM-R, `… <eos>` alone is SigLIP (T5 Unigram or Gemma BPE).
  */
-export function detectFamily(files: HfTokenizerFiles, framing: Framing): TokenizerFamily {
-  const file = path.join(files.dir, TOKENIZER_JSON);
-  const type = modelType(files);
+/** A BPE model with both CLIP markers as added tokens: OpenAI's CLIP tokenizer (whatever its post-processor). */
+export function isClipBpe(files: HfTokenizerFiles): boolean {
   const added = Array.isArray(files.tokenizer['added_tokens']) ? (files.tokenizer['added_tokens'] as unknown[]) : [];
   const hasMarker = (m: string): boolean => added.some((t) => isRecord(t) && t['content'] === m);
-  if (type === 'BPE' && CLIP_MARKERS.every(hasMarker)) return 'clip-bpe';
+  return modelType(files) === 'BPE' && CLIP_MARKERS.every(hasMarker);
+}
+
+/**
+ * Picks the family from the files' content: CLIP BPE by its markers; otherwise by the framing the post-processor
+ * adds: `<bos> … <eos>` on a Unigram model is XLM-R, `… <eos>` alone is SigLIP (T5 Unigram or Gemma BPE).
+ */
+export function detectFamily(files: HfTokenizerFiles, framing: Framing): TokenizerFamily {
+  if (isClipBpe(files)) return 'clip-bpe';
+  const file = path.join(files.dir, TOKENIZER_JSON);
+  const type = modelType(files);
   const shape = `${framing.prefix.length} start and ${framing.suffix.length} end token(s)`;
   if (type === 'Unigram' && framing.prefix.length === 1 && framing.suffix.length === 1) return 'xlm-r';
   if ((type === 'Unigram' || type === 'BPE') && framing.prefix.length === 0 && framing.suffix.length === 1) return 'siglip';

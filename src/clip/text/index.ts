@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { ClipTokenizer } from './clipBpe.js';
-import { detectFamily, effectiveFraming, readHfTokenizerFiles, TOKENIZER_JSON } from './hfTokenizerFiles.js';
+import { isClipBpe, readHfTokenizerFiles, TOKENIZER_JSON } from './hfTokenizerFiles.js';
 import { SentencePieceTokenizer } from './sentencePiece.js';
 import type { TextTokenizer, TextTokenizerOptions } from './types.js';
 
@@ -23,8 +23,8 @@ export { cleanText } from './clean.js';
  */
 export async function loadTextTokenizer(dir: string, options: TextTokenizerOptions): Promise<TextTokenizer> {
   const files = await readHfTokenizerFiles(dir);
-  const family = detectFamily(files, effectiveFraming(files));
-  if (family === 'clip-bpe') {
+  // Before reading the framing: CLIP BPE frames the text itself, whatever the file's post-processor says.
+  if (isClipBpe(files)) {
     try {
       return ClipTokenizer.fromJSON(files.tokenizer, { contextLength: options.contextLength });
     } catch (error) {
@@ -42,4 +42,14 @@ export function padIds(ids: readonly number[], length: number, padId: number): n
   const padded = ids.slice();
   while (padded.length < length) padded.push(padId);
   return padded;
+}
+
+/**
+ * The attention mask of `ids` padded to `length`: 1 on the real positions, 0 on the padding (M-CLIP's graphs take it
+ * as `attention_mask`; built from the real length, not from `ids != padId`, so a pad token inside a text stays attended).
+ */
+export function attentionMask(ids: readonly number[], length: number): number[] {
+  if (!Number.isInteger(length) || length < 0) throw new RangeError(`expected length to be a non-negative integer, got ${String(length)}`);
+  if (ids.length > length) throw new RangeError(`expected at most ${length} ids, got ${ids.length}`);
+  return Array.from({ length }, (_, i) => (i < ids.length ? 1 : 0));
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClipTokenizer, loadTextTokenizer, padIds } from '../../../../src/clip/text/index.js';
+import { attentionMask, ClipTokenizer, loadTextTokenizer, padIds } from '../../../../src/clip/text/index.js';
 import { writeTokenizerFiles } from '../../../../scripts/model/text/index.js';
 import { TINY_MODEL_DIR } from '../../../utils/testModel.js';
 
@@ -99,5 +99,14 @@ describe('padIds', () => {
     expect(padIds([0, 2], 2, 1)).toEqual([0, 2]);
     expect(() => padIds([0, 5, 2], 2, 1)).toThrow(/at most 2 ids/);
     expect(() => padIds([], -1, 1)).toThrow(RangeError);
+  });
+});
+
+describe('attentionMask', () => {
+  it('should mark the real positions of a padded sequence', () => {
+    expect(attentionMask([0, 5, 2], 6)).toEqual([1, 1, 1, 0, 0, 0]);
+    // A pad id inside the text (a user typing "<pad>") is a real position: the mask follows the length.
+    expect(attentionMask([0, 1, 2], 4)).toEqual([1, 1, 1, 0]);
+    expect(() => attentionMask([0, 5, 2], 2)).toThrow(RangeError);
   });
 });
