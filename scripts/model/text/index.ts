@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { TokenizerFamily } from '../../../src/clip/text/index.js';
 import { CLIP_VOCAB_SIZE } from '../presets.js';
 import { END_OF_TEXT, loadClipVocabulary, tokenizerFiles as clipTokenizerFiles } from '../tokenizerFiles.js';
-import { siglipGemmaFiles, siglipT5Files, xlmRobertaFiles, type SentencePieceTokenizerFiles } from './sentencePieceFiles.js';
+import { bertFiles, nllbFiles, siglipGemmaFiles, siglipT5Files, xlmRobertaFiles, type SentencePieceTokenizerFiles } from './sentencePieceFiles.js';
 
 /** What {@link writeTokenizerFiles} wrote: what the text tower must be sized and padded for. */
 export interface WrittenTokenizer {
@@ -51,9 +51,13 @@ export function tokenizerFilesFor(family: TokenizerFamily, options: WriteTokeniz
         throw new TypeError(`expected siglipVocabulary to be t5 or gemma, got ${String(options.siglipVocabulary)}`);
       }
       return siglipT5Files(contextLength);
+    case 'nllb':
+      return nllbFiles();
+    case 'bert':
+      return bertFiles(contextLength);
     default: {
       const unknown: never = family;
-      throw new TypeError(`expected family to be clip-bpe, xlm-r or siglip, got ${String(unknown)}`);
+      throw new TypeError(`expected family to be clip-bpe, xlm-r, siglip, nllb or bert, got ${String(unknown)}`);
     }
   }
 }

@@ -58,3 +58,32 @@ export function pieceCharacters(): string[] {
 export function pieceWords(): readonly string[] {
   return WORDS;
 }
+
+/** A BPE vocabulary (tokens in id order) and its merges in rank order. */
+export interface BpeVocabulary {
+  tokens: string[];
+  merges: Array<[string, string]>;
+}
+
+/**
+ * A SentencePiece-style BPE vocabulary after `leading` tokens: `▁`, every piece character, then each word
+ * (`▁` + word) as a left-to-right chain of merges (`▁` + c1, then `▁c1` + c2, …), each intermediate kept.
+ */
+export function bpeVocabulary(leading: readonly string[], options: { lowercase: boolean }): BpeVocabulary {
+  const tokens: string[] = [...leading, WORD_BOUNDARY, ...pieceCharacters()];
+  const known = new Set(tokens);
+  const merges: Array<[string, string]> = [];
+  for (const word of WORDS) {
+    let left = WORD_BOUNDARY;
+    for (const char of options.lowercase ? word.toLowerCase() : word) {
+      const merged = left + char;
+      if (!known.has(merged)) {
+        known.add(merged);
+        tokens.push(merged);
+        merges.push([left, char]);
+      }
+      left = merged;
+    }
+  }
+  return { tokens, merges };
+}

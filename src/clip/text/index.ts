@@ -8,13 +8,13 @@
 import path from 'node:path';
 import { ClipTokenizer } from './clipBpe.js';
 import { isClipBpe, readHfTokenizerFiles, TOKENIZER_JSON } from './hfTokenizerFiles.js';
-import { SentencePieceTokenizer } from './sentencePiece.js';
+import { HfTextTokenizer } from './hfTokenizer.js';
 import type { TextTokenizer, TextTokenizerOptions } from './types.js';
 
 export type { TextClean, TextTokenizer, TextTokenizerOptions, TokenizerFamily } from './types.js';
 export { TEXT_CLEANS } from './types.js';
 export { ClipTokenizer, cleanClipText, EOT_TOKEN, SOT_TOKEN, type TokenBatch } from './clipBpe.js';
-export { SentencePieceTokenizer, DEFAULT_CLEAN } from './sentencePiece.js';
+export { HfTextTokenizer, DEFAULT_CLEAN } from './hfTokenizer.js';
 export { cleanText } from './clean.js';
 
 /**
@@ -32,7 +32,7 @@ export async function loadTextTokenizer(dir: string, options: TextTokenizerOptio
       throw new Error(`${path.join(dir, TOKENIZER_JSON)}: ${(error as Error).message}`, { cause: error });
     }
   }
-  return SentencePieceTokenizer.fromFiles(files, options);
+  return HfTextTokenizer.fromFiles(files, options);
 }
 
 /** ids padded with padId to exactly `length` (fixed-L graphs). */

@@ -14,7 +14,7 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 const TEXTS = ['a photo of a cat', 'Ein Foto einer Katze', 'ﬁne ½ ＦＵＬＬ café', 'cafe\u0301 naïve', 'x² ① Ⅻ', '日本語の写真', 'фото кошки', '', 'dog '.repeat(100)];
 
 describe('writeTokenizerFiles', () => {
-  it.each([['xlm-r'], ['siglip', 't5'], ['siglip', 'gemma'], ['clip-bpe']] as const)('should write %s %s files that load back as that family, with the reported ids', async (family: TokenizerFamily, siglipVocabulary?: 't5' | 'gemma') => {
+  it.each([['xlm-r'], ['siglip', 't5'], ['siglip', 'gemma'], ['nllb'], ['bert'], ['clip-bpe']] as const)('should write %s %s files that load back as that family, with the reported ids', async (family: TokenizerFamily, siglipVocabulary?: 't5' | 'gemma') => {
     const contextLength = family === 'siglip' ? 64 : 77;
     const dir = path.join(root, `${family}-${siglipVocabulary ?? ''}`);
     const written = await writeTokenizerFiles(dir, family, { contextLength, siglipVocabulary });
@@ -31,7 +31,7 @@ describe('writeTokenizerFiles', () => {
   });
 
   it('should be deterministic', () => {
-    for (const family of ['xlm-r', 'siglip'] as const) {
+    for (const family of ['xlm-r', 'siglip', 'nllb', 'bert'] as const) {
       expect(tokenizerFilesFor(family, { contextLength: 64 })).toEqual(tokenizerFilesFor(family, { contextLength: 64 }));
     }
     expect(tokenizerFilesFor('siglip', { contextLength: 64, siglipVocabulary: 'gemma' })).toEqual(tokenizerFilesFor('siglip', { contextLength: 64, siglipVocabulary: 'gemma' }));
@@ -56,7 +56,7 @@ describe('writeTokenizerFiles', () => {
     expect(JSON.parse(files['tokenizer_config.json'] ?? '{}')).toMatchObject({ pad_token: '<pad>', tokenizer_class: 'XLMRobertaTokenizer' });
   });
 
-  it.each([['xlm-r'], ['siglip', 't5']] as const)('should give @huggingface/tokenizers the same ids for %s %s on texts without the normaliser edge', async (family, siglipVocabulary?: 't5') => {
+  it.each([['xlm-r'], ['siglip', 't5'], ['nllb']] as const)('should give @huggingface/tokenizers the same ids for %s %s on texts without the normaliser edge', async (family, siglipVocabulary?: 't5') => {
     const dir = path.join(root, `${family}-library`);
     await writeTokenizerFiles(dir, family, { contextLength: 512, siglipVocabulary });
     const ours = await loadTextTokenizer(dir, { contextLength: 512, clean: 'whitespace' });
@@ -70,9 +70,9 @@ describe('writeTokenizerFiles', () => {
     expect(ours.encode('🏳️\u200d🌈 flag')).not.toEqual(library.encode('🏳️\u200d🌈 flag').ids);
   });
 
-  it('should give @huggingface/tokenizers the same ids for the Gemma vocabulary (no normaliser of its own to differ)', async () => {
-    const dir = path.join(root, 'gemma-library');
-    await writeTokenizerFiles(dir, 'siglip', { contextLength: 512, siglipVocabulary: 'gemma' });
+  it.each([['siglip', 'gemma'], ['bert']] as const)('should give @huggingface/tokenizers the same ids for %s %s (no Precompiled normaliser to differ)', async (family, siglipVocabulary?: 'gemma') => {
+    const dir = path.join(root, `${family}-${siglipVocabulary ?? ''}-library`);
+    await writeTokenizerFiles(dir, family, { contextLength: 512, siglipVocabulary });
     const ours = await loadTextTokenizer(dir, { contextLength: 512, clean: 'whitespace' });
     const library = new Tokenizer(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')), {});
     for (const text of ['a photo of a cat', 'ein foto einer katze', '🐱 🏳️\u200d🌈 emoji', 'фото кошки', '日本語の写真']) {

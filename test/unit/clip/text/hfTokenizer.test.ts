@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadTextTokenizer, padIds, SentencePieceTokenizer, type TextTokenizer } from '../../../../src/clip/text/index.js';
+import { loadTextTokenizer, padIds, HfTextTokenizer, type TextTokenizer } from '../../../../src/clip/text/index.js';
 import { writeTokenizerFiles } from '../../../../scripts/model/text/index.js';
 import { SHARED_CLIP_DIR } from '../../../utils/testModel.js';
 
@@ -41,7 +41,7 @@ describe.skipIf(sharedAbsent)('xlm-r goldens (SentencePiece 0.1.97 on the shared
     expect(tokenizer.padId).toBe(1);
     expect(tokenizer.minimalIds).toEqual([0, 2]);
     expect(tokenizer.contextLength).toBe(77);
-    expect((tokenizer as SentencePieceTokenizer).vocabSize).toBe(golden?.vocab_size);
+    expect((tokenizer as HfTextTokenizer).vocabSize).toBe(golden?.vocab_size);
   });
 
   it.each(golden?.cases.map((c, i) => [i, JSON.stringify(c.text.slice(0, 32)), c] as const) ?? [])(
@@ -52,7 +52,7 @@ describe.skipIf(sharedAbsent)('xlm-r goldens (SentencePiece 0.1.97 on the shared
   );
 
   it('should give SentencePiece ids for every golden clean string, untruncated', () => {
-    const sp = tokenizer as SentencePieceTokenizer;
+    const sp = tokenizer as HfTextTokenizer;
     for (const c of golden?.cases ?? []) expect([0, ...sp.encodeBody(c.clean), 2]).toEqual(c.ids);
   });
 
@@ -99,7 +99,7 @@ describe('xlm-r family rules (generated XLM-R-format tokenizer)', () => {
   it('should truncate to the context length keeping </s> last, the kept part being the text start', () => {
     const words = Array.from({ length: 200 }, (_, i) => ['dog', 'cat', 'tree', 'house'][i % 4]).join(' ');
     for (const contextLength of [77, 16, 3]) {
-      const short = SentencePieceTokenizer.fromFiles(
+      const short = HfTextTokenizer.fromFiles(
         { dir, tokenizer: JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')), config: { pad_token: '<pad>' }, specialTokensMap: undefined },
         { contextLength },
       );
@@ -206,5 +206,48 @@ describe('siglip family rules (generated Gemma-format tokenizer, as timm/ViT-B-1
     const ids = tokenizer.encode('dog cat tree house '.repeat(60));
     expect(ids).toHaveLength(64);
     expect(ids[63]).toBe(1);
+  });
+});
+
+describe('nllb family rules (generated NLLB-format tokenizer, as immich nllb-clip-*)', () => {
+  let tokenizer: TextTokenizer;
+  let engLatn: number;
+  beforeAll(async () => {
+    const dir = tempDir();
+    await writeTokenizerFiles(dir, 'nllb', { contextLength: 77 });
+    tokenizer = await loadTextTokenizer(dir, { contextLength: 77 });
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as { added_tokens: Array<{ id: number; content: string }> };
+    engLatn = json.added_tokens.find((t) => t.content === 'eng_Latn')?.id ?? -1;
+  });
+
+  it('should open with the saved language code, end with </s>=2, pad with <pad>=1 and keep case', () => {
+    expect(tokenizer.family).toBe('nllb');
+    expect(tokenizer.minimalIds).toEqual([engLatn, 2]);
+    expect(tokenizer.padId).toBe(1);
+    const ids = tokenizer.encode('a photo of a cat');
+    expect([ids[0], ids.at(-1)]).toEqual([engLatn, 2]);
+    expect(tokenizer.encode('A Photo')).not.toEqual(tokenizer.encode('a photo'));
+    const long = tokenizer.encode('dog cat tree house '.repeat(60));
+    expect(long).toHaveLength(77);
+    expect([long[0], long[76]]).toEqual([engLatn, 2]);
+  });
+});
+
+describe('bert family rules (generated WordPiece tokenizer, as M-CLIP LABSE-Vit-L-14)', () => {
+  let tokenizer: TextTokenizer;
+  beforeAll(async () => {
+    const dir = tempDir();
+    await writeTokenizerFiles(dir, 'bert', { contextLength: 77 });
+    tokenizer = await loadTextTokenizer(dir, { contextLength: 77 });
+  });
+
+  it('should frame with [CLS]=2 … [SEP]=3, pad with [PAD]=0, keep case and truncate keeping [SEP]', () => {
+    expect(tokenizer.family).toBe('bert');
+    expect(tokenizer.minimalIds).toEqual([2, 3]);
+    expect(tokenizer.padId).toBe(0);
+    expect(tokenizer.encode('Cat')).not.toEqual(tokenizer.encode('cat'));
+    const long = tokenizer.encode('dog cat tree house '.repeat(60));
+    expect(long).toHaveLength(77);
+    expect([long[0], long[76]]).toEqual([2, 3]);
   });
 });
