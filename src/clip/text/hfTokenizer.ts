@@ -126,7 +126,12 @@ export class HfTextTokenizer implements TextTokenizer {
 
   /** The ids of the cleaned text without special tokens and without truncation (for tests and diagnostics). */
   encodeBody(text: string): number[] {
-    return this.#tokenizer.encode(this.#reachable(cleanText(text, this.clean)), { add_special_tokens: false }).ids;
+    return this.encodeCleanedBody(this.#reachable(cleanText(text, this.clean)));
+  }
+
+  /** What `tokenizer.json` alone makes of an already cleaned text: no cleaning, framing or truncation (for tests and diagnostics). */
+  encodeCleanedBody(cleaned: string): number[] {
+    return this.#tokenizer.encode(cleaned, { add_special_tokens: false }).ids;
   }
 
   /**
