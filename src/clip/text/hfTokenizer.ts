@@ -1,5 +1,5 @@
 /**
- * @file The Hugging Face-tokenizer families (`xlm-r`, `siglip`, `nllb`, `bert`): open_clip's `HFTokenizer` over a SentencePiece
+ * @file The Hugging Face-tokenizer families (`xlm-r`, `siglip`, `nllb`, `bert`): open_clip's `HFTokenizer` over a
  * `tokenizer.json`. open_clip cleans the text (`clean.ts`), then transformers encodes it with the file's
  * post-processor framing, truncated to the context length with the framing kept (`truncation=True`), and pads with
  * the tokenizer's pad id. `tokenizer.json` runs in `@huggingface/tokenizers` with its `Precompiled` normalisers

@@ -63,6 +63,14 @@ describe.skipIf(sharedAbsent)('xlm-r goldens (SentencePiece 0.1.97 on the shared
     expect(differing.map((c) => c.text)).toEqual(['🏳️\u200d🌈 flag']);
   });
 
+  it('should encode 1,000 distinct prompts to distinct ids (timing printed, not asserted)', () => {
+    tokenizer.encode('warm up');
+    const start = performance.now();
+    const encoded = Array.from({ length: 1000 }, (_, i) => tokenizer.encode(`ein Foto von Ding Nummer ${i}, aus der Ferne gesehen.`));
+    console.log(`xlm-r: 1,000 prompts in ${(performance.now() - start).toFixed(1)} ms`);
+    expect(new Set(encoded.map((ids) => ids.join(','))).size).toBe(1000);
+  });
+
   it('should keep case, keep </s> last when truncating the long case, and never exceed 77 ids', () => {
     expect(tokenizer.encode('A Photo Of A Cat')).not.toEqual(tokenizer.encode('a photo of a cat'));
     const long = golden?.cases.find((c) => c.ids.length > 77);

@@ -60,6 +60,12 @@ describe.skipIf(sharedAbsent)('PrecompiledCharsmap (the real nmt_nfkc charsmap o
     expect(charsmap.transform('\u200d')).toBeNull();
   });
 
+  it('should give the same text with and without the ASCII fast path', () => {
+    const fixture = JSON.parse(fs.readFileSync(new URL('../../../fixtures/xlmr-sentencepiece-random.json', import.meta.url), 'utf8')) as { cases: Array<{ text: string }> };
+    const tricky = ['a\r\nb', '\r', 'x\u0600a b', 'e\u0301e', 'A\u030a\u0301', 'ab\u200d🐱', '\u0001a\u0002', '']; // CR LF, Prepend + ASCII, combining marks
+    for (const text of [...tricky, ...fixture.cases.map((c) => c.text)]) expect(charsmap.normalize(text)).toBe(charsmap.normalizeEveryCluster(text));
+  });
+
   it('should agree with the generator rules wherever the generator has one', () => {
     const rules = nmtNfkcRules();
     const differing = [...rules].filter(([key, value]) => (charsmap.normalize(key)) !== value).map(([key]) => key);
