@@ -10,8 +10,10 @@ import type { Precision, PreprocessorConfig, ScoringKind } from '../types.js';
 export type LayoutName = 'hf-clip' | 'immich';
 export const LAYOUT_NAMES: readonly LayoutName[] = ['hf-clip', 'immich'];
 
+import type { TextClean } from '../text/index.js';
+
 /** The text cleaning a tokenizer family applies before its tokenizer.json (open_clip's `clean`). */
-export type TextCleanName = 'whitespace' | 'lower' | 'canonicalize';
+export type TextCleanName = TextClean;
 
 /** What the text side needs: where the tokenizer files are and how prompts are framed. */
 export interface TextSpec {
