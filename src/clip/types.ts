@@ -75,6 +75,9 @@ export interface PromptConfig {
 
 export const DEFAULT_PROMPT_TEMPLATE = 'a photo of a {}.';
 
+/** The keys of {@link PromptConfig}: what a job's `config` may hold. */
+export const PROMPT_CONFIG_KEYS: readonly (keyof PromptConfig)[] = ['promptTemplate', 'promptTemplates'];
+
 /** What a model looks like from outside, e.g. for GraphQL `models`. */
 export interface ModelInfo {
   name: string;
