@@ -18,7 +18,9 @@ export interface ImmichRow {
   rawB1Ms: number;
   serverC16ImagesPerSecond: number;
   serverC16P50Ms: number;
+  /** The median of the per-round ratios. */
   ratio: number;
+  ratios: number[];
   rounds: number;
 }
 
@@ -64,16 +66,22 @@ export async function benchImmichRow(
   const rawMs: number[] = [];
   const served: number[] = [];
   const p50: number[] = [];
+  // Per round: raw, server, raw again; the round's ratio is the server over the mean of the raw runs around it, so a
+  // neighbour's load that comes and goes on a shared machine hits both sides of a ratio alike.
+  const ratios: number[] = [];
   try {
     await runLoad(server, 4, 8, () => ({ images: options.nextImages(1).map((i) => i.dataUrl), classes: CLASSES_10 }));
     for (let round = 1; round <= options.rounds; round++) {
       options.log(`immich row, round ${round}/${options.rounds}: raw batch 1, then the server at 16 clients`);
-      const r = await rawBatch1(session, options.rawRuns);
-      raw.push(r.imagesPerSecond);
-      rawMs.push(r.msPerRun);
+      const before = await rawBatch1(session, options.rawRuns);
       const load = await runLoad(server, 16, options.jobs, () => ({ images: options.nextImages(1).map((i) => i.dataUrl), classes: CLASSES_10 }));
+      const after = await rawBatch1(session, options.rawRuns);
+      const rawRate = (before.imagesPerSecond + after.imagesPerSecond) / 2;
+      raw.push(rawRate);
+      rawMs.push((before.msPerRun + after.msPerRun) / 2);
       served.push(load.imagesPerSecond);
       p50.push(load.p50Ms);
+      ratios.push(load.imagesPerSecond / rawRate);
     }
   } finally {
     await Promise.allSettled([server.stop(), session.release()]);
@@ -85,7 +93,8 @@ export async function benchImmichRow(
     rawB1Ms: median(rawMs),
     serverC16ImagesPerSecond,
     serverC16P50Ms: median(p50),
-    ratio: serverC16ImagesPerSecond / rawB1ImagesPerSecond,
+    ratio: median(ratios),
+    ratios,
     rounds: options.rounds,
   };
 }
@@ -97,6 +106,6 @@ export function formatImmichRow(row: ImmichRow): string {
     '| --- | ---: |',
     `| raw ONNX Runtime, batch 1 (${f(row.rawB1Ms, 0)} ms/run) | ${f(row.rawB1ImagesPerSecond)} |`,
     `| server, 16 clients × (1 image × 10 classes) (p50 ${f(row.serverC16P50Ms, 0)} ms) | ${f(row.serverC16ImagesPerSecond)} |`,
-    `| ratio server ÷ raw batch 1 (target ≥ 0.8) | ${f(row.ratio, 2)} (${row.ratio >= 0.8 ? 'met' : 'not met'}) |`,
+    `| ratio server ÷ raw batch 1, median of the rounds' ratios (target ≥ 0.8) | ${f(row.ratio, 2)} (${row.ratio >= 0.8 ? 'met' : 'not met'}; rounds: ${row.ratios.map((r) => f(r, 2)).join(', ')}) |`,
   ].join('\n');
 }
