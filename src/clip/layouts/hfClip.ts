@@ -363,7 +363,9 @@ export async function loadHfClipSpec(dir: string, precision: Precision): Promise
     image: files.preprocessor,
     text: {
       tokenizerDir: path.dirname(files.tokenizerPath),
-      resolve: (graph) => ({ contextLength: graph.fixedLength ?? contextLength, clean: undefined }),
+      // config.json's max_position_embeddings is the context; a graph that fixes a shorter length fails the prompts that
+      // do not fit (INFERENCE_FAILED) rather than having them silently cut to it.
+      resolve: () => ({ contextLength, clean: undefined }),
       padToContext: false,
     },
     graphs,
