@@ -4,13 +4,14 @@ export type { ClipServiceOptions, ClipEvents, HubSettings, InferenceSettings } f
 export type { GraphOptimizationLevel } from './runtime/onnx.js';
 export { HubError } from './hub/fetchModel.js';
 export type { HubErrorReason } from './hub/fetchModel.js';
-export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE } from './types.js';
+export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE, PROMPT_CONFIG_KEYS } from './types.js';
 export type {
   ClassifyRequest,
   ClassifyResult,
   ImageInfo,
   ImageLimits,
   ModelInfo,
+  ScoringKind,
   Precision,
   PromptConfig,
 } from './types.js';
