@@ -3,9 +3,13 @@ export { ClipService } from './ClipService.js';
 export type { ClipServiceOptions, ClipEvents, HubSettings, InferenceSettings } from './ClipService.js';
 export type { GraphOptimizationLevel } from './runtime/onnx.js';
 export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE } from './types.js';
+export { VERBATIM_TEMPLATE } from './embeddings.js';
 export type {
   ClassifyRequest,
   ClassifyResult,
+  EmbeddingVectors,
+  EmbedImagesRequest,
+  EmbedTextsRequest,
   ImageInfo,
   ImageLimits,
   ModelInfo,

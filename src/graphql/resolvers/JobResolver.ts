@@ -1,12 +1,14 @@
 /**
- * The job API: classify mutation, job/jobs queries, cancelJob, and the jobUpdated subscription.
+ * The job API: classify, embedImages and embedTexts mutations, job/jobs queries, cancelJob, and the
+ * jobUpdated subscription.
  * Resolvers only translate between GraphQL and JobService; JobService decides.
  */
 import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { badUserInput } from '../../errors.js';
 import type { Job, JobStatus } from '../../jobs/types.js';
 import type { GraphqlContext } from '../context.js';
 import { ClassifyInput } from '../types/ClassifyInput.js';
+import { EmbedImagesInput, EmbedTextsInput, submittedTexts } from '../types/EmbedInput.js';
+import { submittedImages } from '../types/ImageInput.js';
 import { JobStatusEnum } from '../types/enums.js';
 import { JobObject } from '../types/Job.js';
 import { JobConnectionObject } from '../types/JobConnection.js';
@@ -43,19 +45,32 @@ export class JobResolver {
     description: 'Creates a classification job (QUEUED). Refuses bad input with BAD_USER_INPUT and a full queue with OVERLOADED.',
   })
   async classify(@Arg('input', () => ClassifyInput) input: ClassifyInput, @Ctx() context: GraphqlContext): Promise<JobObject> {
-    const hasImage = input.image !== undefined && input.image !== null;
-    const hasImages = input.images !== undefined && input.images !== null;
-    if (hasImage === hasImages) {
-      throw badUserInput(
-        `input: expected exactly one of image or images, got ${hasImage ? 'both' : 'neither'}`,
-        hasImage ? 'image,images' : 'image',
-      );
-    }
     const job = await context.jobs.submit({
-      images: hasImage ? [input.image as string] : (input.images as string[]),
-      imagesField: hasImage ? 'image' : 'images',
-      batched: hasImages,
+      ...submittedImages(input),
       classes: input.classes,
+      model: input.model ?? undefined,
+      config: input.config ?? undefined,
+    });
+    return JobObject.from(job);
+  }
+
+  @Mutation(() => JobObject, {
+    description:
+      'Creates an image-embedding job (QUEUED): one L2-normalised vector per image, in `embeddings`. Refuses bad input with BAD_USER_INPUT and a full queue with OVERLOADED.',
+  })
+  async embedImages(@Arg('input', () => EmbedImagesInput) input: EmbedImagesInput, @Ctx() context: GraphqlContext): Promise<JobObject> {
+    const job = await context.jobs.submit({ task: 'image-embedding', ...submittedImages(input), model: input.model ?? undefined });
+    return JobObject.from(job);
+  }
+
+  @Mutation(() => JobObject, {
+    description:
+      'Creates a text-embedding job (QUEUED): one L2-normalised vector per text (verbatim unless `config` names a template), in `embeddings`. Refuses bad input with BAD_USER_INPUT and a full queue with OVERLOADED.',
+  })
+  async embedTexts(@Arg('input', () => EmbedTextsInput) input: EmbedTextsInput, @Ctx() context: GraphqlContext): Promise<JobObject> {
+    const job = await context.jobs.submit({
+      task: 'text-embedding',
+      ...submittedTexts(input),
       model: input.model ?? undefined,
       config: input.config ?? undefined,
     });
