@@ -23,6 +23,7 @@ import type {
 import { MemoryJobEvents, type JobEvents } from './JobEvents.js';
 import { InvalidCursorError, type JobPage, type JobStore } from './JobStore.js';
 import { MemoryJobStore } from './MemoryJobStore.js';
+import { rankBySimilarity, type SimilarityRanking } from './similarity.js';
 import {
   isTerminal,
   JOB_STATUSES,
@@ -330,6 +331,41 @@ export class JobService {
     const job = await this.#store.get(id);
     if (job === undefined) throw new AppError(ErrorCode.NotFound, `job ${JSON.stringify(id)} not found (unknown or expired)`);
     return this.#iterate(this.#active.get(id)?.job ?? job);
+  }
+
+  /**
+   * For every vector of the `queries` job, the `k` most similar vectors of the `candidates` job (cosine, best first):
+   * e.g. texts against images for retrieval. Both must be COMPLETE embedding jobs of one model (the vectors of two
+   * models live in different spaces). NOT_FOUND for an unknown job; BAD_USER_INPUT naming the argument otherwise.
+   */
+  async rank(queriesId: string, candidatesId: string, k: number): Promise<{ rankings: SimilarityRanking[]; queries: Job; candidates: Job }> {
+    if (!Number.isInteger(k) || k < 1) throw badUserInput(`k: expected a positive integer, got ${k}`, 'k');
+    const [queries, candidates] = await Promise.all([this.#completeEmbedding(queriesId, 'queries'), this.#completeEmbedding(candidatesId, 'candidates')]);
+    if (queries.model !== candidates.model) {
+      throw badUserInput(
+        `candidates: job ${candidatesId} ran on ${candidates.model} and job ${queriesId} on ${queries.model}; vectors of different models cannot be compared`,
+        'candidates',
+      );
+    }
+    // Ranking runs on the event loop: bound it to the size of its purpose, a full text job against a full image job
+    // (1000 × 64 × 768 multiply-adds at the defaults, ~50 ms), so two 1000-text jobs cannot stall the server.
+    const pairs = queries.result.embeddings.length * candidates.result.embeddings.length;
+    const maxPairs = this.#limits.maxTextsPerJob * this.#limits.maxImagesPerJob;
+    if (pairs > maxPairs) {
+      throw badUserInput(
+        `candidates: ${queries.result.embeddings.length} queries × ${candidates.result.embeddings.length} candidates = ${pairs} pairs, over the limit of ${maxPairs} (MAX_TEXTS_PER_JOB × MAX_IMAGES_PER_JOB)`,
+        'candidates',
+      );
+    }
+    return { rankings: rankBySimilarity(queries.result, candidates.result, k), queries: queries.job, candidates: candidates.job };
+  }
+
+  async #completeEmbedding(id: string, field: string): Promise<{ job: Job; model: string; result: EmbeddingResult }> {
+    const job = await this.#store.get(id);
+    if (job === undefined) throw new AppError(ErrorCode.NotFound, `${field}: job ${JSON.stringify(id.slice(0, 100))} not found (unknown or expired)`);
+    if (job.status !== 'complete') throw badUserInput(`${field}: job ${job.id} is ${job.status}; rank when it is complete`, field);
+    if (job.result.task === 'classification') throw badUserInput(`${field}: job ${job.id} is a classification, not an embedding job`, field);
+    return { job, model: job.model, result: job.result };
   }
 
   /** Whether new jobs are refused because the service is draining. */

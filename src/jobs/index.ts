@@ -2,6 +2,8 @@
 export { JobService } from './JobService.js';
 export type { JobClassifier, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
 export { MemoryJobStore } from './MemoryJobStore.js';
+export { rankBySimilarity } from './similarity.js';
+export type { SimilarityMatch, SimilarityRanking } from './similarity.js';
 export type { MemoryJobStoreOptions } from './MemoryJobStore.js';
 export { InvalidCursorError } from './JobStore.js';
 export type { JobPage, JobStore, ListJobsOptions } from './JobStore.js';

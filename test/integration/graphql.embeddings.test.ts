@@ -10,6 +10,7 @@ import {
   EmbedImagesDocument,
   EmbeddingJobUpdatedDocument,
   EmbedTextsDocument,
+  SimilaritiesDocument,
   type EmbeddingJobFieldsFragment,
 } from '../generated/graphql.js';
 import { distinctImages, gql, startTestServer, subscribe, waitFor, type TestServer } from '../utils/testServer.js';
@@ -132,5 +133,46 @@ describe('one Job type for every task', () => {
     const cancelled = await gql<{ cancelJob: { status: string; task: string } }>(server.url, 'mutation($id: ID!) { cancelJob(id: $id) { status task } }', { id });
     expect(['CANCELLED', 'COMPLETE']).toContain(cancelled.body.data?.cancelJob.status);
     expect(cancelled.body.data?.cancelJob.task).toBe('TEXT_EMBEDDING');
+  });
+});
+
+describe('similarities', () => {
+  it('should rank images for each text query by the cosine of their vectors, best first', async () => {
+    const texts = await gql(server.url, EmbedTextsDocument, { input: { texts: ['a red square', 'a photo of a dog'] } });
+    const imageJob = await gql(server.url, EmbedImagesDocument, { input: { images } });
+    const textsDone = await followToEnd(texts.body.data?.embedTexts.id ?? '');
+    const imagesDone = await followToEnd(imageJob.body.data?.embedImages.id ?? '');
+    const { body } = await gql(server.url, SimilaritiesDocument, { queries: textsDone.id, candidates: imagesDone.id, k: 2 });
+    expect(body.errors).toBeUndefined();
+    const rankings = body.data?.similarities ?? [];
+    expect(rankings.map((ranking) => [ranking.index, ranking.text])).toEqual([
+      [0, 'a red square'],
+      [1, 'a photo of a dog'],
+    ]);
+    const textVectors = textsDone.embeddings?.vectors ?? [];
+    const imageVectors = imagesDone.embeddings?.vectors ?? [];
+    for (const ranking of rankings) {
+      const expected = imageVectors
+        .map((vector, index) => ({ index, score: vector.reduce((sum, value, i) => sum + value * textVectors[ranking.index]![i]!, 0) }))
+        .sort((a, b) => b.score - a.score)
+        .slice(0, 2);
+      expect(ranking.matches.map((match) => match.index)).toEqual(expected.map((match) => match.index));
+      ranking.matches.forEach((match, i) => {
+        expect(match.score).toBeCloseTo(expected[i]!.score, 6);
+        expect(match.text).toBeNull();
+      });
+    }
+  });
+
+  it('should answer NOT_FOUND for an unknown job and BAD_USER_INPUT for a classification job', async () => {
+    const texts = await gql(server.url, EmbedTextsDocument, { input: { text: 'a cat' } });
+    const done = await followToEnd(texts.body.data?.embedTexts.id ?? '');
+    const unknown = await gql(server.url, SimilaritiesDocument, { queries: done.id, candidates: 'no-such-job' });
+    expect(unknown.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    const classified = await gql(server.url, ClassifyDocument, { input: { image: images[0], classes: ['a', 'b'] } });
+    const id = classified.body.data?.classify.id ?? '';
+    await waitFor(async () => ((await gql<{ job: { status: string } }>(server.url, 'query($id: ID!) { job(id: $id) { status } }', { id })).body.data?.job.status === 'COMPLETE' ? true : undefined));
+    const wrong = await gql(server.url, SimilaritiesDocument, { queries: done.id, candidates: id });
+    expect(wrong.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'candidates' });
   });
 });

@@ -12,10 +12,13 @@ import { submittedImages } from '../types/ImageInput.js';
 import { JobStatusEnum } from '../types/enums.js';
 import { JobObject } from '../types/Job.js';
 import { JobConnectionObject } from '../types/JobConnection.js';
+import { SimilarityRankingObject } from '../types/Similarity.js';
 
 const DEFAULT_PAGE_SIZE = 20;
 /** JobService's default `maxPageSize`. */
 const MAX_PAGE_SIZE = 100;
+/** Queries in a typical ranking (the real count is only known at run time), for the complexity estimate. */
+const RANKED_QUERIES_ESTIMATE = 8;
 
 @Resolver(() => JobObject)
 export class JobResolver {
@@ -39,6 +42,21 @@ export class JobResolver {
   ): Promise<JobConnectionObject> {
     const page = await context.jobs.list({ status: status ?? undefined, first: first ?? DEFAULT_PAGE_SIZE, after: after ?? undefined });
     return new JobConnectionObject(page);
+  }
+
+  @Query(() => [SimilarityRankingObject], {
+    description:
+      'Retrieval over two COMPLETE embedding jobs of one model: for every input of `queries`, the `k` inputs of `candidates` most similar to it (cosine, best first), e.g. texts against images. NOT_FOUND for an unknown job; BAD_USER_INPUT for a job that is not a complete embedding or of another model.',
+    complexity: ({ args, childComplexity }) => 1 + RANKED_QUERIES_ESTIMATE * Math.max(1, Number(args.k) || 5) * Math.max(1, childComplexity),
+  })
+  async similarities(
+    @Arg('queries', () => ID, { description: 'The job whose vectors are the queries.' }) queries: string,
+    @Arg('candidates', () => ID, { description: 'The job whose vectors are ranked for each query.' }) candidates: string,
+    @Arg('k', () => Int, { nullable: true, defaultValue: 5, description: 'Matches per query (fewer when there are fewer candidates).' }) k: number | null,
+    @Ctx() context: GraphqlContext,
+  ): Promise<SimilarityRankingObject[]> {
+    const ranked = await context.jobs.rank(queries, candidates, k ?? 5);
+    return ranked.rankings.map((ranking) => new SimilarityRankingObject(ranking, ranked.queries, ranked.candidates));
   }
 
   @Mutation(() => JobObject, {

@@ -258,6 +258,32 @@ describe('JobService', () => {
     await expectAppError(jobs.submit(textEmbedding({ texts: ['abcd'] })), ErrorCode.BadUserInput, 'text', /at most 3 characters/);
   });
 
+  it('should rank one embedding job against another, refusing jobs that cannot be compared', async () => {
+    const { jobs, clip } = make({ maxTextsPerJob: 3, maxImagesPerJob: 2 });
+    const texts = await jobs.submit(textEmbedding({ texts: ['ab', 'ba'], textsField: 'texts', batched: true }));
+    const images = await jobs.submit(imageEmbedding({ images: ['a', 'b'], imagesField: 'images', batched: true }));
+    const classified = await jobs.submit(input());
+    await until(() => clip.calls.length === 1);
+    await until(() => jobs.stats().running === 1);
+    // Fake vectors: text 'ab' → [97, 2], 'ba' → [98, 2]; image 'a' → [97, 1], 'b' → [98, 1] (not unit, but ranked by dot product all the same).
+    const ranked = await jobs.rank(texts.id, images.id, 1);
+    expect(ranked.rankings).toEqual([
+      { index: 0, matches: [{ index: 1, score: 97 * 98 + 2 }] },
+      { index: 1, matches: [{ index: 1, score: 98 * 98 + 2 }] },
+    ]);
+    expect(ranked.queries.texts).toEqual(['ab', 'ba']);
+    await expectAppError(jobs.rank('nope', images.id, 1), ErrorCode.NotFound, undefined, /queries: job "nope" not found/);
+    await expectAppError(jobs.rank(texts.id, classified.id, 1), ErrorCode.BadUserInput, 'candidates', /running/);
+    clip.complete(0);
+    await until(() => idle(jobs));
+    await expectAppError(jobs.rank(classified.id, images.id, 1), ErrorCode.BadUserInput, 'queries', /classification/);
+    await expectAppError(jobs.rank(texts.id, images.id, 0), ErrorCode.BadUserInput, 'k');
+    const many = await jobs.submit(textEmbedding({ texts: ['a', 'b', 'c'], textsField: 'texts', batched: true }));
+    await until(() => idle(jobs));
+    await expect(jobs.rank(many.id, images.id, 2)).resolves.toMatchObject({ rankings: { length: 3 } });
+    await expectAppError(jobs.rank(many.id, many.id, 2), ErrorCode.BadUserInput, 'candidates', /9 pairs, over the limit of 6/);
+  });
+
   it('should count text-embedding jobs against MAX_QUEUED_JOBS', async () => {
     const { jobs } = make({ maxQueuedJobs: 1, maxConcurrentJobs: 1 });
     await jobs.submit(input());
