@@ -1,8 +1,8 @@
 /**
- * Accepts jobs (classification, image embedding, text embedding), runs them on the CLIP service and moves them through their lifecycle:
- * queued → running → complete | failed | cancelled. Everything a user can get wrong is refused at
- * `submit` (so the API answers BAD_USER_INPUT at once, never a job that fails later for bad input),
- * admission is bounded (OVERLOADED), and `drain` finishes accepted work before shutdown.
+ * Accepts jobs (classification, image embedding, text embedding), runs them on the CLIP service and moves
+ * them through their lifecycle: queued → running → complete | failed | cancelled. Everything a user can get
+ * wrong is refused at `submit` (so the API answers BAD_USER_INPUT at once, never a job that fails later for
+ * bad input), admission is bounded (OVERLOADED), and `drain` finishes accepted work before shutdown.
  *
  * State lives in the JobStore; the in-process `#active` map holds what only this process needs while
  * a job is unfinished (its decoded images, its AbortController). The images are dropped the moment
