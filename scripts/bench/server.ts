@@ -1,6 +1,7 @@
 /**
  * The server as a user meets it: a child process started like `npm start` would, driven by clients that
- * send the `classify` mutation over HTTP and wait for the terminal state on a graphql-ws subscription.
+ * send the `classify` (or `embedImages`) mutation over HTTP and wait for the terminal state, result included,
+ * on a graphql-ws subscription.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -79,25 +80,37 @@ export async function scrapeMetric(url: string, name: string): Promise<number> {
   return line ? Number(line.split(' ').pop()) : Number.NaN;
 }
 
-const CLASSIFY = `mutation Classify($input: ClassifyInput!) { classify(input: $input) { id status } }`;
-const WATCH = `subscription Watch($id: ID!) { jobUpdated(id: $id) { id status error { code message } result { images { probabilities } } } }`;
+/** What a load sends: classification jobs, or image-embedding jobs (the same images, no classes). */
+export type LoadKind = 'classify' | 'embed-images';
+
+const MUTATIONS: Record<LoadKind, { field: string; query: string }> = {
+  classify: { field: 'classify', query: `mutation Classify($input: ClassifyInput!) { classify(input: $input) { id status } }` },
+  'embed-images': { field: 'embedImages', query: `mutation EmbedImages($input: EmbedImagesInput!) { embedImages(input: $input) { id status } }` },
+};
+// Each watcher takes its job's whole result, as a client would: probabilities, or every vector.
+const WATCH = `subscription Watch($id: ID!) {
+  jobUpdated(id: $id) { id status error { code message } result { images { probabilities } } embeddings { vectors } }
+}`;
 
 interface JobUpdate {
   id: string;
   status: string;
   error: { code: string; message: string } | null;
   result: { images: { probabilities: number[] }[] } | null;
+  embeddings: { vectors: number[][] } | null;
 }
 
-async function classify(url: string, input: Record<string, unknown>): Promise<string> {
+async function submit(url: string, kind: LoadKind, input: Record<string, unknown>): Promise<string> {
+  const { field, query } = MUTATIONS[kind];
   const response = await fetch(`${url}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query: CLASSIFY, variables: { input } }),
+    body: JSON.stringify({ query, variables: { input } }),
   });
-  const body = (await response.json()) as { data?: { classify: { id: string } }; errors?: { message: string }[] };
-  if (!body.data) throw new Error(`classify failed: ${JSON.stringify(body.errors)}`);
-  return body.data.classify.id;
+  const body = (await response.json()) as { data?: Record<string, { id: string }>; errors?: { message: string }[] };
+  const id = body.data?.[field]?.id;
+  if (id === undefined) throw new Error(`${field} failed: ${JSON.stringify(body.errors)}`);
+  return id;
 }
 
 function waitForTerminal(client: Client, id: string): Promise<JobUpdate> {
@@ -128,13 +141,15 @@ export interface LoadResult {
 
 /**
  * `clients` concurrent clients, each with its own websocket, send jobs back to back until `jobs` have
- * completed; `makeInput(i)` builds job i. Every job must complete with one probability row per image.
+ * completed; `makeInput(i)` builds job i. Every job must complete with one probability row (or, for
+ * `embed-images`, one vector) per image.
  */
 export async function runLoad(
   server: BenchServer,
   clients: number,
   jobs: number,
   makeInput: (i: number) => { images: string[]; classes: string[] },
+  kind: LoadKind = 'classify',
 ): Promise<LoadResult> {
   const wsClients = Array.from({ length: clients }, () =>
     createClient({ url: server.wsUrl, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0 }),
@@ -150,9 +165,11 @@ export async function runLoad(
           const i = next++;
           const input = makeInput(i);
           const jobStarted = performance.now();
-          const id = await classify(server.url, input.images.length === 1 ? { image: input.images[0], classes: input.classes } : input);
+          const sent = input.images.length === 1 ? { image: input.images[0] } : { images: input.images };
+          const id = await submit(server.url, kind, kind === 'classify' ? { ...sent, classes: input.classes } : sent);
           const final = await waitForTerminal(client, id);
-          if (final.status !== 'COMPLETE' || final.result?.images.length !== input.images.length) {
+          const results = kind === 'classify' ? final.result?.images.length : final.embeddings?.vectors.length;
+          if (final.status !== 'COMPLETE' || results !== input.images.length) {
             throw new Error(`job ${id} ended ${final.status}: ${JSON.stringify(final.error)}`);
           }
           latencies.push(performance.now() - jobStarted);
