@@ -26,7 +26,7 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler } 
 import { ClipService } from '../clip/index.js';
 import type { Config } from '../config.js';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
-import { buildGraphqlSchema, createApolloServer, createContext, startGraphqlWs, type AuthOutcome, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
+import { buildGraphqlSchema, createApolloServer, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type AuthOutcome, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
 import { JobService } from '../jobs/index.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createRestRouter, type RestDeps } from '../rest/router.js';
@@ -258,6 +258,8 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
 
   const graphqlRouter = express.Router();
   graphqlRouter.use(requireKey('graphql'));
+  // File uploads (multipart), before the JSON parser: MAX_IMAGE_BYTES per file, MAX_IMAGES_PER_JOB files, MAX_BODY_BYTES on the stream.
+  graphqlRouter.use(createUploadMiddleware({ maxFileBytes: config.maxImageBytes, maxFiles: config.maxImagesPerJob, maxBodyBytes: config.maxBodyBytes }));
   graphqlRouter.use(express.json({ limit: config.maxBodyBytes }));
   graphqlRouter.use((req, res, next) => {
     if (graphqlHandler === null) {
@@ -270,6 +272,10 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   const graphqlBodyErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
     const type = (error as { type?: unknown } | null)?.type;
     if (res.headersSent) return next(error);
+    if (error instanceof UploadRequestError) {
+      res.status(error.status).json(graphqlErrorBody(error.message, error.code));
+      return;
+    }
     if (type === 'entity.too.large') {
       res.status(413).json(graphqlErrorBody(`Request body is larger than the limit of ${config.maxBodyBytes} bytes (MAX_BODY_BYTES)`, ErrorCode.PayloadTooLarge));
       return;

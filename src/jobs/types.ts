@@ -45,8 +45,11 @@ export type Job =
 
 /** What an API layer hands to JobService.submit: still untrusted user input. */
 export interface SubmitJobInput {
-  /** Images as data URLs or bare base64, in order. */
-  images: string[];
+  /**
+   * Images in order: data URLs or bare base64 (JSON inputs), or the bytes themselves (file uploads, which
+   * skip the base64 decoding; every other check is the same).
+   */
+  images: (string | Uint8Array)[];
   /** The name of the input field the images came from (`image`, `images`), for error messages. */
   imagesField: string;
   batched: boolean;

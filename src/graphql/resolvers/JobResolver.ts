@@ -3,9 +3,9 @@
  * Resolvers only translate between GraphQL and JobService; JobService decides.
  */
 import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { badUserInput } from '../../errors.js';
 import type { Job, JobStatus } from '../../jobs/types.js';
 import type { GraphqlContext } from '../context.js';
+import { jobImagesFrom } from '../imageSources.js';
 import { ClassifyInput } from '../types/ClassifyInput.js';
 import { JobStatusEnum } from '../types/enums.js';
 import { JobObject } from '../types/Job.js';
@@ -43,18 +43,8 @@ export class JobResolver {
     description: 'Creates a classification job (QUEUED). Refuses bad input with BAD_USER_INPUT and a full queue with OVERLOADED.',
   })
   async classify(@Arg('input', () => ClassifyInput) input: ClassifyInput, @Ctx() context: GraphqlContext): Promise<JobObject> {
-    const hasImage = input.image !== undefined && input.image !== null;
-    const hasImages = input.images !== undefined && input.images !== null;
-    if (hasImage === hasImages) {
-      throw badUserInput(
-        `input: expected exactly one of image or images, got ${hasImage ? 'both' : 'neither'}`,
-        hasImage ? 'image,images' : 'image',
-      );
-    }
     const job = await context.jobs.submit({
-      images: hasImage ? [input.image as string] : (input.images as string[]),
-      imagesField: hasImage ? 'image' : 'images',
-      batched: hasImages,
+      ...(await jobImagesFrom(input)),
       classes: input.classes,
       model: input.model ?? undefined,
       config: input.config ?? undefined,

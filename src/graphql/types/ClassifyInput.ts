@@ -1,13 +1,21 @@
 import { GraphQLJSON } from 'graphql-scalars';
 import { Field, InputType } from 'type-graphql';
+import { GraphQLUpload, type UploadedFile } from '../uploads.js';
 
-@InputType('ClassifyInput', { description: 'A classification request: exactly one of `image` or `images`.' })
+@InputType('ClassifyInput', { description: 'A classification request: exactly one of `image`, `images` or `files`.' })
 export class ClassifyInput {
   @Field(() => String, { nullable: true, description: 'One image: a data URL or bare base64.' })
   image?: string | null;
 
   @Field(() => [String], { nullable: true, description: 'Several images (data URLs or bare base64), classified in order.' })
   images?: string[] | null;
+
+  @Field(() => [GraphQLUpload], {
+    nullable: true,
+    description:
+      'Several images as file uploads (GraphQL multipart request; send the `apollo-require-preflight` header), classified in order. No base64.',
+  })
+  files?: UploadedFile[] | null;
 
   @Field(() => [String], { description: 'The candidate classes (non-empty, distinct).' })
   classes!: string[];

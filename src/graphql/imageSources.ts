@@ -1,0 +1,35 @@
+/**
+ * @file The images of a job-creating input: exactly one of `image` (one data URL or base64 string), `images`
+ * (several) or `files` (file uploads, the GraphQL multipart request spec). Shared by every mutation that takes
+ * images, so each adds the same three fields and calls {@link jobImagesFrom}.
+ */
+import { badUserInput } from '../errors.js';
+import type { SubmitJobInput } from '../jobs/types.js';
+import { readUploadedImages, type UploadedFile } from './uploads.js';
+
+/** The three image fields, as type-graphql hands them to a resolver. */
+export interface ImageSourceFields {
+  image?: string | null | undefined;
+  images?: string[] | null | undefined;
+  files?: UploadedFile[] | null | undefined;
+}
+
+const SOURCE_FIELDS = ['image', 'images', 'files'] as const;
+
+/**
+ * Picks the one image field given and turns it into SubmitJobInput's images: strings as they are (JobService
+ * decodes them), uploads read into bytes (no base64 round trip). Throws AppError BAD_USER_INPUT when none or
+ * more than one is given, and what {@link readUploadedImages} throws for a file.
+ */
+export async function jobImagesFrom(input: ImageSourceFields): Promise<Pick<SubmitJobInput, 'images' | 'imagesField' | 'batched'>> {
+  const given = SOURCE_FIELDS.filter((name) => input[name] !== undefined && input[name] !== null);
+  if (given.length !== 1) {
+    throw badUserInput(
+      `input: expected exactly one of image, images or files, got ${given.length === 0 ? 'none' : given.join(' and ')}`,
+      given.length === 0 ? 'image' : given.join(','),
+    );
+  }
+  if (input.image !== undefined && input.image !== null) return { images: [input.image], imagesField: 'image', batched: false };
+  if (input.images !== undefined && input.images !== null) return { images: input.images, imagesField: 'images', batched: true };
+  return { images: await readUploadedImages(input.files ?? [], 'files'), imagesField: 'files', batched: true };
+}
