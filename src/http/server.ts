@@ -2,7 +2,8 @@
  * Composes the server: CLIP service, jobs, GraphQL (HTTP + websocket), the REST API, GraphiQL,
  * health and metrics on one Express app and one HTTP server; owns start and the stop order.
  *
- * Routes: GET /health, GET /ready, GET /metrics (open); GET /graphql for browsers (Accept: text/html)
+ * Routes: GET /health, GET /ready, GET /metrics (open); GET / the classification page (open, static; WEB_UI);
+ * GET /graphql for browsers (Accept: text/html)
  * → GraphiQL (open: a static page; its requests carry the key); /graphql → Apollo and graphql-ws;
  * /api → the feature-extraction-server REST API. /graphql and /api need an API key when API_KEYS is set.
  *
@@ -32,6 +33,7 @@ import { createLogger, type Logger } from '../logger.js';
 import { createRestRouter, type RestDeps } from '../rest/router.js';
 import { sendRestError, toRestError } from '../rest/errors.js';
 import { createGraphiqlHandler } from './graphiql.js';
+import { createWebUiHandler } from './webUi.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
 
@@ -243,6 +245,10 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   // the page is static and open, the operations it sends need the key like any other.
   if (config.graphiql) {
     app.use(createGraphiqlHandler({ endpoint: '/graphql', subscriptionEndpoint: '/graphql', apiKeyHeader: checkKey !== null }));
+  }
+  // The classification page at GET /: static and open like GraphiQL; it talks to the API with the key typed into it.
+  if (config.webUi) {
+    app.use(createWebUiHandler({ endpoint: '/graphql', apiKeyRequired: checkKey !== null, graphiqlPath: config.graphiql ? '/graphql' : null, logger }));
   }
   const requireKey =
     (kind: 'graphql' | 'rest'): RequestHandler =>
