@@ -1,6 +1,7 @@
 /**
  * The server as a user meets it: a child process started like `npm start` would, driven by clients that
- * send the `classify` mutation over HTTP and wait for the terminal state on a graphql-ws subscription.
+ * send the `classify` mutation over HTTP (images as base64 JSON or as file uploads) and wait for the terminal
+ * state on a graphql-ws subscription.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -72,6 +73,16 @@ export function peakRssMiB(pid: number): number {
   return kb / 1024;
 }
 
+/** CPU time a process has used so far (user + system, all its threads), in ms, from /proc/<pid>/stat. */
+export function cpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name (which may contain spaces): utime is the 12th, stime the 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  // USER_HZ is 100 on every Linux architecture Node supports.
+  return ticks * 10;
+}
+
 /** A metric's value from the server's Prometheus text. */
 export async function scrapeMetric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -89,12 +100,31 @@ interface JobUpdate {
   result: { images: { probabilities: number[] }[] } | null;
 }
 
-async function classify(url: string, input: Record<string, unknown>): Promise<string> {
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query: CLASSIFY, variables: { input } }),
-  });
+/** How a job's images travel: base64 data URLs in the JSON body, or file uploads (GraphQL multipart request). */
+export type ImageTransport = 'json' | 'multipart';
+
+export interface JobInput {
+  /** Data URLs (JSON) and their bytes (multipart). */
+  images: { dataUrl: string; jpeg: Buffer }[];
+  classes: string[];
+}
+
+async function classify(url: string, job: JobInput, transport: ImageTransport): Promise<string> {
+  let response: Response;
+  if (transport === 'json') {
+    const input = job.images.length === 1 ? { image: job.images[0]!.dataUrl, classes: job.classes } : { images: job.images.map((i) => i.dataUrl), classes: job.classes };
+    response = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: CLASSIFY, variables: { input } }),
+    });
+  } else {
+    const form = new FormData();
+    form.append('operations', JSON.stringify({ query: CLASSIFY, variables: { input: { files: job.images.map(() => null), classes: job.classes } } }));
+    form.append('map', JSON.stringify(Object.fromEntries(job.images.map((_, i) => [String(i), [`variables.input.files.${i}`]]))));
+    job.images.forEach((image, i) => form.append(String(i), new Blob([image.jpeg], { type: 'image/jpeg' }), `${i}.jpg`));
+    response = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'apollo-require-preflight': 'true' }, body: form });
+  }
   const body = (await response.json()) as { data?: { classify: { id: string } }; errors?: { message: string }[] };
   if (!body.data) throw new Error(`classify failed: ${JSON.stringify(body.errors)}`);
   return body.data.classify.id;
@@ -124,6 +154,8 @@ export interface LoadResult {
   p50Ms: number;
   p95Ms: number;
   p99Ms: number;
+  /** Server CPU time (all threads) during the run divided by the jobs, in ms. */
+  serverCpuMsPerJob: number;
 }
 
 /**
@@ -134,7 +166,8 @@ export async function runLoad(
   server: BenchServer,
   clients: number,
   jobs: number,
-  makeInput: (i: number) => { images: string[]; classes: string[] },
+  makeInput: (i: number) => JobInput,
+  transport: ImageTransport = 'json',
 ): Promise<LoadResult> {
   const wsClients = Array.from({ length: clients }, () =>
     createClient({ url: server.wsUrl, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0 }),
@@ -143,6 +176,7 @@ export async function runLoad(
   let next = 0;
   let images = 0;
   const started = performance.now();
+  const cpuStarted = cpuMs(server.pid);
   try {
     await Promise.all(
       wsClients.map(async (client) => {
@@ -150,7 +184,7 @@ export async function runLoad(
           const i = next++;
           const input = makeInput(i);
           const jobStarted = performance.now();
-          const id = await classify(server.url, input.images.length === 1 ? { image: input.images[0], classes: input.classes } : input);
+          const id = await classify(server.url, input, transport);
           const final = await waitForTerminal(client, id);
           if (final.status !== 'COMPLETE' || final.result?.images.length !== input.images.length) {
             throw new Error(`job ${id} ended ${final.status}: ${JSON.stringify(final.error)}`);
@@ -164,7 +198,9 @@ export async function runLoad(
     await Promise.all(wsClients.map((c) => c.dispose()));
   }
   const seconds = (performance.now() - started) / 1000;
+  const serverCpuMsPerJob = (cpuMs(server.pid) - cpuStarted) / jobs;
   return {
+    serverCpuMsPerJob,
     jobs,
     images,
     seconds,
