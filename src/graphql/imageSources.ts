@@ -1,11 +1,26 @@
 /**
  * @file The images of a job-creating input: exactly one of `image` (one data URL or base64 string), `images`
  * (several) or `files` (file uploads, the GraphQL multipart request spec). Shared by every mutation that takes
- * images, so each adds the same three fields and calls {@link jobImagesFrom}.
+ * images: each input type declares the three fields (`files` with {@link FilesField}) and its resolver passes
+ * `...(await jobImagesFrom(input))` to JobService.
  */
+import { Field } from 'type-graphql';
 import { badUserInput } from '../errors.js';
 import type { SubmitJobInput } from '../jobs/types.js';
-import { readUploadedImages, type UploadedFile } from './uploads.js';
+import { GraphQLUpload, readUploadedImages, type UploadedFile } from './uploads.js';
+
+/**
+ * The `files: [Upload!]` field of a job-creating input type, the same on every one:
+ *
+ *     @FilesField() files?: UploadedFile[] | null;
+ */
+export function FilesField(): PropertyDecorator {
+  return Field(() => [GraphQLUpload], {
+    nullable: true,
+    description:
+      'Several images as file uploads (GraphQL multipart request; send the `apollo-require-preflight` header), in order. No base64.',
+  });
+}
 
 /** The three image fields, as type-graphql hands them to a resolver. */
 export interface ImageSourceFields {

@@ -10,5 +10,5 @@ export { formatGraphqlError } from './formatError.js';
 export type { OperationLimits } from './limits.js';
 export { createUploadMiddleware, readUploadedImages, GraphQLUpload, UploadRequestError } from './uploads.js';
 export type { FileUpload, UploadedFile, UploadLimits } from './uploads.js';
-export { jobImagesFrom } from './imageSources.js';
+export { FilesField, jobImagesFrom } from './imageSources.js';
 export type { ImageSourceFields } from './imageSources.js';

@@ -7,6 +7,7 @@
  *   shown, most probable first, with bars that shrink down the list; every request stays on the server's
  *   origin; no console error or warning (a CSP violation would be one); the classes are remembered.
  * - A bad file shows its coded error on its own card, and the page keeps working.
+ * - Images dropped on the page or pasted into it are taken like picked ones.
  * - The whole flow with the keyboard alone.
  * - At 360 px wide nothing overflows horizontally.
  * - With API keys: the key field, a refusal without it, then the mutation and the subscription with it.
@@ -247,6 +248,29 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
       await page.screenshot({ path: path.join(OUTPUT_DIR, 'web-ui-bad-file.png') });
       // The refused upload is the server's answer, not a page error.
       expect(watched.problems.filter((problem) => !problem.includes('422') && !problem.includes('status of 4'))).toEqual([]);
+      await page.close();
+    });
+
+    it('should take images dropped anywhere on the page or pasted into it', async () => {
+      const { page } = await openPage(context, `${server.url}/`);
+      // The browser-side File objects are built from the same bytes; drop and paste are dispatched as the browser would.
+      const fileSource = (file: PictureFile): string =>
+        `new File([Uint8Array.from(atob(${JSON.stringify(file.buffer.toString('base64'))}), (c) => c.charCodeAt(0))], ${JSON.stringify(file.name)}, { type: 'image/png' })`;
+      await page.evaluate(`(() => {
+        const dropped = new DataTransfer();
+        dropped.items.add(${fileSource(files[0] as PictureFile)});
+        document.querySelector('.jobs').dispatchEvent(new DragEvent('drop', { dataTransfer: dropped, bubbles: true, cancelable: true }));
+        const pasted = new DataTransfer();
+        pasted.items.add(${fileSource(files[2] as PictureFile)});
+        document.body.dispatchEvent(new ClipboardEvent('paste', { clipboardData: pasted, bubbles: true, cancelable: true }));
+      })()`);
+      expect(await page.textContent('#picked-summary')).toBe('2 images ready.');
+      expect(await page.locator('#picked .chip-name').allTextContents()).toEqual(['red-square.png', 'green-triangle.png']);
+      await page.fill('#classes', CLASSES.join('\n'));
+      await page.click('#submit');
+      const cards = await settledCards(page, 2);
+      for (const card of cards) await expectCardMatchesApi(server, card);
+      expect(await page.textContent('#picked-summary')).toBe('No images chosen yet.');
       await page.close();
     });
 

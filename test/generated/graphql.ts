@@ -10,7 +10,7 @@ export type ClassifyInput = {
   classes: Array<string>;
   /** Prompt settings, e.g. { "promptTemplate": "a photo of a {}." } or { "promptTemplates": [...] }. */
   config?: unknown;
-  /** Several images as file uploads (GraphQL multipart request; send the `apollo-require-preflight` header), classified in order. No base64. */
+  /** Several images as file uploads (GraphQL multipart request; send the `apollo-require-preflight` header), in order. No base64. */
   files?: Array<unknown> | null | undefined;
   /** One image: a data URL or bare base64. */
   image?: string | null | undefined;

@@ -1,6 +1,7 @@
 import { GraphQLJSON } from 'graphql-scalars';
 import { Field, InputType } from 'type-graphql';
-import { GraphQLUpload, type UploadedFile } from '../uploads.js';
+import { FilesField } from '../imageSources.js';
+import type { UploadedFile } from '../uploads.js';
 
 @InputType('ClassifyInput', { description: 'A classification request: exactly one of `image`, `images` or `files`.' })
 export class ClassifyInput {
@@ -10,11 +11,7 @@ export class ClassifyInput {
   @Field(() => [String], { nullable: true, description: 'Several images (data URLs or bare base64), classified in order.' })
   images?: string[] | null;
 
-  @Field(() => [GraphQLUpload], {
-    nullable: true,
-    description:
-      'Several images as file uploads (GraphQL multipart request; send the `apollo-require-preflight` header), classified in order. No base64.',
-  })
+  @FilesField()
   files?: UploadedFile[] | null;
 
   @Field(() => [String], { description: 'The candidate classes (non-empty, distinct).' })
