@@ -21,11 +21,10 @@ export class JobCard {
   readonly #body: HTMLElement;
   readonly #jobId: HTMLElement;
   readonly #model: HTMLElement;
-  readonly #thumbnailUrl: string;
 
   constructor(file: File) {
-    this.#thumbnailUrl = URL.createObjectURL(file);
-    const image = h('img', { className: 'thumb', attrs: { src: this.#thumbnailUrl, alt: file.name } });
+    // The object URL lives as long as the page: cards stay listed while it is open.
+    const image = h('img', { className: 'thumb', attrs: { src: URL.createObjectURL(file), alt: file.name } });
     // A file the browser cannot show (e.g. not an image) still gets a card, with its name where the picture would be.
     image.addEventListener('error', () => image.replaceWith(h('div', { className: 'thumb thumb-missing', text: file.name })), { once: true });
     this.#status = h('span', { className: 'status', attrs: { 'data-status': 'SENDING' }, text: STATUS_TEXT.SENDING });
@@ -105,10 +104,5 @@ export class JobCard {
     this.#body.replaceChildren(
       h('div', { className: 'error', attrs: { role: 'alert' } }, [h('code', { className: 'error-code', text: code }), h('p', { className: 'error-message', text: message })]),
     );
-  }
-
-  /** Frees the thumbnail's object URL (the card is gone). */
-  dispose(): void {
-    URL.revokeObjectURL(this.#thumbnailUrl);
   }
 }
