@@ -21,6 +21,7 @@ export class JobCard {
   readonly #body: HTMLElement;
   readonly #jobId: HTMLElement;
   readonly #model: HTMLElement;
+  readonly #jobRef: HTMLElement;
 
   constructor(file: File) {
     // The object URL lives as long as the page: cards stay listed while it is open.
@@ -30,6 +31,9 @@ export class JobCard {
     this.#status = h('span', { className: 'status', attrs: { 'data-status': 'SENDING' }, text: STATUS_TEXT.SENDING });
     this.#jobId = h('code', { className: 'job-id' });
     this.#model = h('span', { className: 'model' });
+    // Hidden until the server has made a job (a refused upload has none).
+    this.#jobRef = h('span', { className: 'job-ref' }, [' · job ', this.#jobId]);
+    this.#jobRef.hidden = true;
     this.#body = h('div', { className: 'card-body', attrs: { 'aria-live': 'polite' } });
     this.element = h('article', { className: 'card', attrs: { 'data-status': 'SENDING' } }, [
       h('div', { className: 'thumb-frame' }, [image]),
@@ -38,7 +42,7 @@ export class JobCard {
           h('span', { className: 'file-name', text: file.name, attrs: { title: file.name } }),
           this.#status,
         ]),
-        h('p', { className: 'card-meta' }, [`${formatBytes(file.size)}`, this.#model, ' · job ', this.#jobId]),
+        h('p', { className: 'card-meta' }, [formatBytes(file.size), this.#model, this.#jobRef]),
         this.#body,
       ]),
     ]);
@@ -51,6 +55,7 @@ export class JobCard {
     this.#jobId.textContent = job.id.slice(0, 8);
     this.#jobId.title = job.id;
     this.#model.textContent = ` · ${job.model}`;
+    this.#jobRef.hidden = false;
     this.element.dataset.jobId = job.id;
     switch (job.status) {
       case 'QUEUED':
