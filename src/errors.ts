@@ -20,6 +20,10 @@ export enum ErrorCode {
   InferenceFailed = 'INFERENCE_FAILED',
   /** The request body is over the configured byte limit. */
   PayloadTooLarge = 'PAYLOAD_TOO_LARGE',
+  /** The worker running the job stopped answering (crashed or cut off) more often than MAX_STALLED_COUNT allows. */
+  WorkerLost = 'WORKER_LOST',
+  /** A backing service (Redis) is unreachable; retry later. */
+  ServiceUnavailable = 'SERVICE_UNAVAILABLE',
   /** Anything not caused by the user; details are only logged. */
   InternalServerError = 'INTERNAL_SERVER_ERROR',
 }
@@ -33,6 +37,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ModelUnavailable]: 503,
   [ErrorCode.InferenceFailed]: 500,
   [ErrorCode.PayloadTooLarge]: 413,
+  [ErrorCode.WorkerLost]: 500,
+  [ErrorCode.ServiceUnavailable]: 503,
   [ErrorCode.InternalServerError]: 500,
 };
 

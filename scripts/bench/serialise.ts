@@ -64,6 +64,7 @@ export async function measureSerialisation(count = 64, dimensions = 768, runs = 
     batched: true,
     createdAt: now,
     expiresAt: new Date(now.getTime() + 3_600_000),
+    version: 0,
     status: 'complete',
     startedAt: now,
     finishedAt: now,

@@ -1,41 +1,48 @@
 /**
- * Job events: a typed event map and the bus interface JobService emits on. In-process here; a Redis
- * pub/sub bus can implement the same interface so subscribers on other instances see the changes.
+ * Job events: a typed event map and the bus both job sides use. `publish` reaches every process of the
+ * deployment (MemoryJobEvents: this one; RedisJobEvents: all, over Redis pub/sub); `on` listens here, to
+ * changes published anywhere. Pub/sub may lose messages (Redis away) or repeat them: each job carries a
+ * `version`, so listeners drop what they have already seen, and `resynced` tells them to re-read the store.
  */
-import { EventEmitter } from 'node:events';
 import type { Job } from './types.js';
 
-/** Event name → listener arguments. `jobUpdated` fires on every status change, with the new state. */
+/** Event name → listener arguments. */
 export type JobEventMap = {
+  /** A job changed; fires once per stored transition (possibly more than once: compare `version`). */
   jobUpdated: [job: Job];
+  /** The bus reconnected: changes may have been missed meanwhile, so watchers re-read their jobs. */
+  resynced: [];
 };
 
 export type JobEventName = keyof JobEventMap;
 export type JobEventListener<K extends JobEventName> = (...args: JobEventMap[K]) => void;
 
 export interface JobEvents {
-  emit<K extends JobEventName>(event: K, ...args: JobEventMap[K]): void;
+  /** Announces a stored change to every listener in the deployment. */
+  publish(job: Job): Promise<void>;
   /** Adds a listener; the returned function removes it (safe to call twice). */
   on<K extends JobEventName>(event: K, listener: JobEventListener<K>): () => void;
   /** Current listeners of an event (for leak checks and metrics). */
   listenerCount(event: JobEventName): number;
+  /** Releases connections. Idempotent. */
+  close(): Promise<void>;
 }
 
-/** The in-process bus. A throwing listener is isolated: it never breaks the emitter or other listeners. */
-export class MemoryJobEvents implements JobEvents {
-  readonly #emitter = new EventEmitter<JobEventMap>();
+/**
+ * Local fan-out shared by both buses. A throwing listener is isolated: it never breaks the emitter or
+ * other listeners.
+ */
+export class LocalEmitter {
+  readonly #listeners: { [K in JobEventName]: Set<JobEventListener<K>> } = { jobUpdated: new Set(), resynced: new Set() };
   readonly #onListenerError: (error: unknown) => void;
 
-  /** @param onListenerError called when a listener throws (default: ignore). */
   constructor(onListenerError: (error: unknown) => void = () => {}) {
-    // Every live subscription is a listener; their number is bounded by connections, not by this limit.
-    this.#emitter.setMaxListeners(0);
     this.#onListenerError = onListenerError;
   }
 
   emit<K extends JobEventName>(event: K, ...args: JobEventMap[K]): void {
-    const listeners = this.#emitter.listeners(event) as unknown as JobEventListener<K>[];
-    for (const listener of listeners) {
+    const listeners = this.#listeners[event] as Set<JobEventListener<K>>;
+    for (const listener of [...listeners]) {
       try {
         listener(...args);
       } catch (error) {
@@ -45,14 +52,16 @@ export class MemoryJobEvents implements JobEvents {
   }
 
   on<K extends JobEventName>(event: K, listener: JobEventListener<K>): () => void {
-    const wrapped = listener as unknown as Parameters<EventEmitter<JobEventMap>['on']>[1];
-    this.#emitter.on(event, wrapped);
+    const listeners = this.#listeners[event] as Set<JobEventListener<K>>;
+    // A wrapper, so the same function added twice is two subscriptions, each removed by its own handle.
+    const wrapped: JobEventListener<K> = (...args) => listener(...args);
+    listeners.add(wrapped);
     return () => {
-      this.#emitter.off(event, wrapped);
+      listeners.delete(wrapped);
     };
   }
 
   listenerCount(event: JobEventName): number {
-    return this.#emitter.listenerCount(event);
+    return this.#listeners[event].size;
   }
 }

@@ -1,43 +1,39 @@
 /**
- * Accepts jobs (classification, image embedding, text embedding), runs them on the CLIP service and moves
- * them through their lifecycle: queued → running → complete | failed | cancelled. Everything a user can get
- * wrong is refused at `submit` (so the API answers BAD_USER_INPUT at once, never a job that fails later for
- * bad input), admission is bounded (OVERLOADED), and `drain` finishes accepted work before shutdown.
+ * The API side of jobs (classification, image embedding, text embedding): validates a submission, admits it
+ * against the cluster-wide counts (OVERLOADED over a limit), stores it QUEUED and hands it to the JobQueue;
+ * cancels (compare-and-set in the store, then an abort to whichever worker runs it), and serves reads and
+ * watchers. Everything a user can get wrong is refused at `submit`, so the API answers BAD_USER_INPUT at
+ * once, never a job that fails later for bad input.
  *
- * State lives in the JobStore; the in-process `#active` map holds what only this process needs while
- * a job is unfinished (its decoded images, its AbortController). The images are dropped the moment
- * the job reaches a terminal state.
+ * Nothing about a job lives only in this process: its state is in the JobStore, its images travel in the
+ * JobQueue, its changes on JobEvents. With no queue given (one process, `ROLE=all` in memory) the service
+ * builds the memory backends and a JobWorker on `clip` itself, so `npm start` stays one self-contained process.
  */
 import { randomUUID } from 'node:crypto';
-import { AppError, ErrorCode, badUserInput, isAppError, UnreachableCaseError } from '../errors.js';
+import { AppError, ErrorCode, badUserInput, UnreachableCaseError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type {
-  ClassifyRequest,
-  ClassifyResult,
-  EmbeddingVectors,
-  EmbedImagesRequest,
-  EmbedTextsRequest,
-  ModelInfo,
-  PromptConfig,
-} from '../clip/types.js';
-import { MemoryJobEvents, type JobEvents } from './JobEvents.js';
+import type { ModelInfo, PromptConfig } from '../clip/types.js';
+import type { JobEvents } from './JobEvents.js';
+import type { Admission, JobQueue, QueueCounts } from './JobQueue.js';
 import { InvalidCursorError, type JobPage, type JobStore } from './JobStore.js';
-import { MemoryJobStore } from './MemoryJobStore.js';
+import { JobWorker, type JobRunner } from './JobWorker.js';
+import { MemoryJobEvents } from './memory/MemoryJobEvents.js';
+import { MemoryJobQueue } from './memory/MemoryJobQueue.js';
+import { MemoryJobStore } from './memory/MemoryJobStore.js';
 import { rankBySimilarity, type SimilarityRanking } from './similarity.js';
+import { advanceJob, jobLogFields, type TransitionDeps } from './transitions.js';
 import {
   isTerminal,
   JOB_STATUSES,
   type EmbeddingResult,
   type Job,
-  type JobFailure,
-  type JobResult,
   type JobStatus,
   type JobTask,
   type SubmitImages,
   type SubmitJobInput,
 } from './types.js';
 
-/** The part of ClipService that jobs use (ClipService satisfies it; unit tests pass a small fake). */
+/** What the API side needs from the models: names, input checks. ClipService satisfies it, and so does the api role's catalogue. */
 export interface JobClassifier {
   readonly defaultModelName: string;
   resolveModelName(name: string): string | undefined;
@@ -45,19 +41,22 @@ export interface JobClassifier {
   decodeImage(input: string, field: string): Buffer;
   inspectImage(bytes: Uint8Array, field: string): Promise<{ format: string; width: number; height: number }>;
   validatePrompt(config: unknown, field: string): PromptConfig;
-  classify(request: ClassifyRequest): Promise<ClassifyResult>;
-  embedImages(request: EmbedImagesRequest): Promise<EmbeddingVectors>;
-  embedTexts(request: EmbedTextsRequest): Promise<EmbeddingVectors>;
-  queuedImages(): number;
+  /** Images waiting in this process's batchers (the all role), counted against MAX_QUEUED_IMAGES too. */
+  queuedImages?(): number;
 }
 
 export interface JobServiceOptions {
-  clip: JobClassifier;
+  /** Validation; with no `queue`, also the runner of the in-process worker (it must then be a JobRunner too). */
+  clip: JobClassifier & Partial<JobRunner>;
   logger: Logger;
   /** Default: a new MemoryJobStore. */
   store?: JobStore;
   /** Default: a new MemoryJobEvents. */
   events?: JobEvents;
+  /** Default: a new MemoryJobQueue run by an in-process JobWorker on `clip`. */
+  queue?: JobQueue;
+  /** The worker of this process, drained by `drain` (only with `queue`; the api role has none). */
+  worker?: JobWorker;
   /** Most images in one job; default 64. */
   maxImagesPerJob?: number;
   /** Most classes in one job; default 1000. */
@@ -70,13 +69,13 @@ export interface JobServiceOptions {
   maxTextLength?: number;
   /** Most prompts (classes × templates) in one job: each distinct prompt costs a text-model run; default 10,000. */
   maxPromptsPerJob?: number;
-  /** Admission bound on queued + running jobs (OVERLOADED over it); default 256. */
+  /** Admission bound on queued + running jobs, cluster-wide (OVERLOADED over it); default 256. */
   maxQueuedJobs?: number;
-  /** Admission bound on images not yet classified, here and in the clip batcher; default 1024. */
+  /** Admission bound on images held by unfinished jobs, cluster-wide; default 1024. */
   maxQueuedImages?: number;
-  /** Admission bound on encoded image bytes held by unfinished jobs; default 512 MiB. */
+  /** Admission bound on encoded image bytes held by unfinished jobs, cluster-wide; default 512 MiB. */
   maxPendingImageBytes?: number;
-  /** Jobs handed to the classifier at once; the rest wait QUEUED. Default 32. */
+  /** Jobs the in-process worker runs at once; the rest wait QUEUED. Default 32. */
   maxConcurrentJobs?: number;
   /** How long a job is kept after its last change, in seconds; default 3600. */
   ttlSeconds?: number;
@@ -93,27 +92,17 @@ export interface ListJobsInput {
 
 /** Live numbers for metrics and readiness. */
 export interface JobStats {
+  /** Jobs waiting for a worker (cluster-wide with Redis). */
   queued: number;
   running: number;
   /** Images held by unfinished jobs. */
   pendingImages: number;
   pendingImageBytes: number;
-  /** Open `watch` iterators. */
+  /** Open `watch` iterators in this process. */
   watchers: number;
   draining: boolean;
-  /** Jobs that reached each status since start (a job counts once per status it passed). */
+  /** Jobs that reached each status since start, as seen by this process (a job counts once per status it passed). */
   totals: Record<JobStatus, number>;
-}
-
-interface ActiveJob {
-  job: Job;
-  /** Decoded images; null once handed over for the last time or finished. */
-  images: Uint8Array[] | null;
-  imageBytes: number;
-  prompt: PromptConfig;
-  abort: AbortController;
-  /** Serialises this job's transitions (run, cancel and drain may race). */
-  chain: Promise<unknown>;
 }
 
 /** A submission checked up to image decoding: what the job will be. */
@@ -130,24 +119,20 @@ interface JobPlan {
 
 const MiB = 1024 * 1024;
 const DEFAULT_PAGE_SIZE = 20;
-const STATUS_RANK: Record<JobStatus, number> = { queued: 0, running: 1, complete: 2, failed: 2, cancelled: 2 };
 
 export class JobService {
   readonly events: JobEvents;
   readonly #clip: JobClassifier;
   readonly #store: JobStore;
+  readonly #queue: JobQueue;
+  readonly #worker: JobWorker | undefined;
   readonly #logger: Logger;
-  readonly #limits: Required<Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events'>>;
-  readonly #active = new Map<string, ActiveJob>();
-  /** Ids waiting to run, in submission order (cancelled ones are skipped when reached). */
-  readonly #queue: string[] = [];
-  #running = 0;
-  #queuedImages = 0;
-  #pendingImages = 0;
-  #pendingImageBytes = 0;
+  readonly #deps: TransitionDeps;
+  readonly #limits: Required<Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker'>>;
+  /** Submissions past their last SHUTTING_DOWN check: drain waits for them, so none is enqueued after the queue drained. */
+  readonly #admitting = new Set<Promise<unknown>>();
   #watchers = 0;
   #draining = false;
-  #idleWaiters: (() => void)[] = [];
   readonly #totals = Object.fromEntries(JOB_STATUSES.map((status) => [status, 0])) as Record<JobStatus, number>;
 
   constructor(options: JobServiceOptions) {
@@ -172,6 +157,33 @@ export class JobService {
     };
     for (const [name, value] of Object.entries(this.#limits)) {
       if (!Number.isInteger(value) || value < 1) throw new TypeError(`JobService: expected ${name} to be an integer >= 1, got ${value}`);
+    }
+    // Totals count the changes this process makes (its submissions and cancels, and its worker's transitions).
+    const onChanged = (job: Job): void => {
+      this.#totals[job.status] += 1;
+    };
+    this.#deps = { store: this.#store, events: this.events, logger: this.#logger, ttlSeconds: this.#limits.ttlSeconds, onChanged };
+    if (options.queue !== undefined) {
+      this.#queue = options.queue;
+      this.#worker = options.worker;
+    } else {
+      const { classify, embedImages, embedTexts } = options.clip;
+      if (classify === undefined || embedImages === undefined || embedTexts === undefined) {
+        throw new TypeError('JobService: without a queue, clip must also run jobs (classify, embedImages, embedTexts)');
+      }
+      this.#queue = new MemoryJobQueue();
+      const clip = options.clip as JobRunner;
+      this.#worker = new JobWorker({
+        clip,
+        store: this.#store,
+        events: this.events,
+        queue: this.#queue,
+        logger: this.#logger,
+        maxConcurrentJobs: this.#limits.maxConcurrentJobs,
+        ttlSeconds: this.#limits.ttlSeconds,
+        onChanged,
+      });
+      this.#worker.start();
     }
   }
 
@@ -222,7 +234,7 @@ export class JobService {
   async #decodeImages(input: SubmitImages): Promise<{ images: Uint8Array[]; imageBytes: number }> {
     const imageFields = this.#validateImageList(input);
     // Refuse early under overload, before spending time decoding images we would not keep.
-    this.#admit(imageFields.length, 0);
+    this.#checkCounts(await this.#queue.counts(), imageFields.length, 0);
     const images: Uint8Array[] = [];
     let imageBytes = 0;
     for (const [index, image] of imageFields.entries()) {
@@ -239,22 +251,38 @@ export class JobService {
   }
 
   /**
-   * Validates and admits a job, stores it QUEUED and starts it in the background.
-   * Throws AppError BAD_USER_INPUT naming the field, OVERLOADED when saturated, SHUTTING_DOWN while draining.
+   * Validates and admits a job, stores it QUEUED and enqueues it for a worker.
+   * Throws AppError BAD_USER_INPUT naming the field, OVERLOADED when saturated, SHUTTING_DOWN while draining,
+   * SERVICE_UNAVAILABLE when the backend (Redis) is unreachable.
    */
   async submit(input: SubmitJobInput): Promise<Job> {
     this.#assertAccepting();
     const plan = this.#plan(input);
-    if (plan.images === null) this.#admit(0, 0);
+    if (plan.images === null) this.#checkCounts(await this.#queue.counts(), 0, 0);
     const { images, imageBytes } = plan.images === null ? { images: [], imageBytes: 0 } : await this.#decodeImages(plan.images);
     // Checked again: the awaits above let other submissions (or a drain) in.
     this.#assertAccepting();
-    this.#admit(images.length, imageBytes);
+    const admitting = this.#admitAndEnqueue(plan, images, imageBytes);
+    this.#admitting.add(admitting);
+    try {
+      return await admitting;
+    } finally {
+      this.#admitting.delete(admitting);
+    }
+  }
 
+  async #admitAndEnqueue(plan: JobPlan, images: Uint8Array[], imageBytes: number): Promise<Job> {
+    const id = randomUUID();
+    this.#checkCounts(this.#queue.lastCounts(), images.length, imageBytes);
+    const admission = await this.#queue.reserve(id, images.length, imageBytes, {
+      maxJobs: this.#limits.maxQueuedJobs,
+      maxImages: this.#limits.maxQueuedImages,
+      maxImageBytes: this.#limits.maxPendingImageBytes,
+    });
+    if (!admission.admitted) throw this.#refusal(admission);
     const now = new Date();
-    const { prompt } = plan;
     const job: Job = {
-      id: randomUUID(),
+      id,
       status: 'queued',
       task: plan.task,
       model: plan.model,
@@ -263,25 +291,29 @@ export class JobService {
       imageCount: images.length,
       batched: plan.batched,
       createdAt: now,
-      expiresAt: this.#expiry(now),
+      expiresAt: new Date(now.getTime() + this.#limits.ttlSeconds * 1000),
+      version: 0,
     };
-    const entry: ActiveJob = { job, images, imageBytes, prompt, abort: new AbortController(), chain: Promise.resolve() };
-    // Registered before the first await so drain() and the admission counters see it at once.
-    this.#active.set(job.id, entry);
-    this.#queuedImages += images.length;
-    this.#pendingImages += images.length;
-    this.#pendingImageBytes += imageBytes;
     try {
       await this.#store.create(job);
     } catch (error) {
-      this.#queuedImages -= images.length;
-      this.#release(entry);
+      await this.#queue.release(id).catch(() => undefined);
       throw error;
     }
-    this.#announce(job);
-    this.#queue.push(job.id);
-    // Next macrotask: the caller gets the QUEUED job before it can start running.
-    setImmediate(() => this.#pump());
+    this.#totals.queued += 1;
+    this.#logger.info(jobLogFields(job), 'job queued');
+    await this.events.publish(job).catch((error: unknown) => this.#logger.warn({ err: error, jobId: id }, 'publishing a job change failed'));
+    try {
+      await this.#queue.enqueue({ id, images, prompt: plan.prompt });
+    } catch (error) {
+      // Stored but never queued (the backend went away in between): fail it, so nobody waits for it forever.
+      await this.#queue.release(id).catch(() => undefined);
+      const failure = { code: ErrorCode.ServiceUnavailable, message: 'the job queue was unreachable; submit the job again' };
+      await advanceJob(this.#deps, id, (current) => ({ ...current, status: 'failed', startedAt: null, finishedAt: new Date(), error: failure })).catch(
+        () => undefined,
+      );
+      throw error;
+    }
     return job;
   }
 
@@ -305,19 +337,17 @@ export class JobService {
   }
 
   /**
-   * Cancels a queued or running job (it becomes CANCELLED at once; inference already under way is
-   * abandoned). A finished job is returned unchanged; undefined when the job is unknown.
+   * Cancels a queued or running job (it becomes CANCELLED at once; the worker running it, in whichever
+   * process, abandons its inference). A finished job is returned unchanged; undefined when the job is unknown.
    */
   async cancel(id: string): Promise<Job | undefined> {
-    const entry = this.#active.get(id);
-    if (entry === undefined) return this.#store.get(id);
-    const job = await this.#transition(entry, (current) => ({
+    const { job, changed } = await advanceJob(this.#deps, id, (current) => ({
       ...current,
       status: 'cancelled',
       startedAt: current.status === 'running' ? current.startedAt : null,
       finishedAt: new Date(),
     }));
-    entry.abort.abort();
+    if (changed) await this.#queue.cancel(id);
     return job;
   }
 
@@ -327,12 +357,19 @@ export class JobService {
    * (`return()`) removes the listener at once.
    */
   async watch(id: string): Promise<AsyncIterableIterator<Job>> {
-    const entry = this.#active.get(id);
-    // Snapshot and listener are taken in the same tick as each transition's emit: no state is missed or doubled.
-    if (entry !== undefined) return this.#iterate(entry.job);
-    const job = await this.#store.get(id);
-    if (job === undefined) throw new AppError(ErrorCode.NotFound, `job ${JSON.stringify(id)} not found (unknown or expired)`);
-    return this.#iterate(this.#active.get(id)?.job ?? job);
+    // Listen first, then read: a change stored after the read is published after the listener exists, so none is missed.
+    const watcher = this.#iterate(id);
+    try {
+      const current = await this.#store.get(id);
+      if (current === undefined && !watcher.seen()) {
+        throw new AppError(ErrorCode.NotFound, `job ${JSON.stringify(id)} not found (unknown or expired)`);
+      }
+      if (current !== undefined) watcher.offer(current);
+      return watcher.iterator;
+    } catch (error) {
+      await watcher.iterator.return?.();
+      throw error;
+    }
   }
 
   /**
@@ -375,14 +412,18 @@ export class JobService {
     return this.#draining;
   }
 
+  /** Cluster-wide unfinished work (one backend round trip); `stats` shows the last value seen. */
+  async counts(): Promise<QueueCounts> {
+    return this.#queue.counts();
+  }
+
   stats(): JobStats {
-    let queued = 0;
-    for (const entry of this.#active.values()) if (entry.job.status === 'queued') queued += 1;
+    const counts = this.#queue.lastCounts();
     return {
-      queued,
-      running: this.#active.size - queued,
-      pendingImages: this.#pendingImages,
-      pendingImageBytes: this.#pendingImageBytes,
+      queued: counts.waiting,
+      running: counts.jobs - counts.waiting,
+      pendingImages: counts.images,
+      pendingImageBytes: counts.imageBytes,
       watchers: this.#watchers,
       draining: this.#draining,
       totals: { ...this.#totals },
@@ -390,42 +431,24 @@ export class JobService {
   }
 
   /**
-   * Stops accepting jobs (SHUTTING_DOWN) and waits, at most `timeoutMs`, for accepted ones to finish.
-   * Jobs still unfinished then are FAILED with SHUTTING_DOWN, so every watcher sees a terminal state.
-   * Resolves to the number of jobs failed that way.
+   * Stops accepting jobs (SHUTTING_DOWN) and drains this process's worker, if any: it waits, at most
+   * `timeoutMs`, for accepted work to finish; work no other process will run is FAILED with SHUTTING_DOWN,
+   * so every watcher sees a terminal state. Resolves to the number of jobs failed that way.
    */
   async drain(timeoutMs: number): Promise<number> {
     this.#draining = true;
-    if (this.#active.size > 0) {
-      this.#logger.info({ unfinishedJobs: this.#active.size, timeoutMs }, 'draining jobs');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.#whenIdle(),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
-    const leftovers = [...this.#active.values()];
-    await Promise.all(
-      leftovers.map(async (entry) => {
-        await this.#transition(entry, (current) => ({
-          ...current,
-          status: 'failed',
-          startedAt: current.status === 'running' ? current.startedAt : null,
-          finishedAt: new Date(),
-          error: { code: ErrorCode.ShuttingDown, message: 'the server shut down before the job finished' },
-        }));
-        entry.abort.abort();
-      }),
-    );
-    return leftovers.length;
+    await Promise.allSettled([...this.#admitting]);
+    if (this.#worker === undefined) return 0;
+    const { jobs } = this.#queue.lastCounts();
+    if (jobs > 0) this.#logger.info({ unfinishedJobs: jobs, timeoutMs }, 'draining jobs');
+    return this.#worker.drain(timeoutMs);
   }
 
-  /** Releases the store. Call after drain(). Idempotent. */
+  /** Releases the queue, the bus and the store. Call after drain(). Idempotent. */
   async close(): Promise<void> {
     this.#draining = true;
+    await this.#queue.close();
+    await this.events.close();
     await this.#store.close();
   }
 
@@ -506,156 +529,57 @@ export class JobService {
     return images;
   }
 
-  #admit(imageCount: number, imageBytes: number): void {
+  #checkCounts(queueCounts: QueueCounts, imageCount: number, imageBytes: number): void {
     const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes } = this.#limits;
-    if (this.#active.size >= maxQueuedJobs) {
-      throw new AppError(ErrorCode.Overloaded, `too many jobs in progress (${this.#active.size}, MAX_QUEUED_JOBS=${maxQueuedJobs}); retry later`);
-    }
-    // Queued jobs' images are in our queue, running jobs' in the classifier's, but only once decoded: every image
-    // of an unfinished job counts until the job ends. Otherwise jobs admitted while others decode overfill the
-    // classifier's queue, which then fails jobs already accepted with OVERLOADED (issue 5).
-    const waiting = Math.max(this.#pendingImages, this.#queuedImages + this.#clip.queuedImages());
-    if (waiting + imageCount > maxQueuedImages) {
-      throw new AppError(ErrorCode.Overloaded, `too many images waiting for inference (${waiting}, MAX_QUEUED_IMAGES=${maxQueuedImages}); retry later`);
-    }
-    if (this.#pendingImageBytes + imageBytes > maxPendingImageBytes) {
-      throw new AppError(
-        ErrorCode.Overloaded,
-        `too many image bytes held by unfinished jobs (MAX_PENDING_IMAGE_BYTES=${maxPendingImageBytes}); retry later`,
-      );
-    }
-  }
-
-  // ---- running ----
-
-  #pump(): void {
-    while (this.#running < this.#limits.maxConcurrentJobs && this.#queue.length > 0) {
-      const id = this.#queue.shift() as string;
-      const entry = this.#active.get(id);
-      if (entry === undefined || entry.job.status !== 'queued') continue;
-      this.#running += 1;
-      void this.#run(entry).finally(() => {
-        this.#running -= 1;
-        this.#pump();
-      });
-    }
-  }
-
-  async #run(entry: ActiveJob): Promise<void> {
-    const images = entry.images;
-    const running = await this.#transition(entry, (current) =>
-      current.status === 'queued' ? { ...current, status: 'running', startedAt: new Date() } : null,
-    );
-    if (running.status !== 'running' || images === null) return;
-    try {
-      const jobResult = await this.#infer(running, images, entry);
-      await this.#transition(entry, (current) =>
-        current.status === 'running' ? { ...current, status: 'complete', finishedAt: new Date(), result: jobResult } : null,
-      );
-    } catch (error) {
-      // A cancel or drain already made the job terminal; its abandoned inference error is expected noise.
-      if (isTerminal(entry.job)) return;
-      const failure = this.#toFailure(error, running);
-      await this.#transition(entry, (current) =>
-        current.status === 'running' ? { ...current, status: 'failed', finishedAt: new Date(), error: failure } : null,
-      );
-    }
-  }
-
-  /** The task's inference, checked against the job's shape (one row per input, in order). */
-  async #infer(job: Job, images: Uint8Array[], entry: ActiveJob): Promise<JobResult> {
-    const signal = entry.abort.signal;
-    switch (job.task) {
-      case 'classification':
-        return toClassificationResult(
-          await this.#clip.classify({ model: job.model, images, labels: job.classes, prompt: entry.prompt, signal }),
-          job,
-        );
-      case 'image-embedding':
-        return toEmbeddingResult(await this.#clip.embedImages({ model: job.model, images, signal }), job.task, job.imageCount);
-      case 'text-embedding':
-        return toEmbeddingResult(
-          await this.#clip.embedTexts({ model: job.model, texts: job.texts, prompt: entry.prompt, signal }),
-          job.task,
-          job.texts.length,
-        );
-      default:
-        throw new UnreachableCaseError(job.task);
-    }
-  }
-
-  #toFailure(error: unknown, job: Job): JobFailure {
-    if (isAppError(error)) return { code: error.code, message: error.message };
-    this.#logger.error({ err: error, jobId: job.id, model: job.model }, 'job failed with an unexpected error');
-    return { code: ErrorCode.InternalServerError, message: 'internal error' };
+    // Images in this process's batchers count even when they are not a job's (direct ClipService callers).
+    const counts = { ...queueCounts, images: Math.max(queueCounts.images, this.#clip.queuedImages?.() ?? 0) };
+    if (counts.jobs >= maxQueuedJobs) throw this.#refusal({ admitted: false, limit: 'jobs', counts });
+    if (counts.images + imageCount > maxQueuedImages) throw this.#refusal({ admitted: false, limit: 'images', counts });
+    if (counts.imageBytes + imageBytes > maxPendingImageBytes) throw this.#refusal({ admitted: false, limit: 'imageBytes', counts });
   }
 
   /**
-   * Applies `next` to the job's current state unless it is terminal (or `next` returns null), stores
-   * it, then updates the in-process state and emits in the same tick. Serialised per job.
+   * Every image of an unfinished job counts until the job ends, whether it waits in the queue or in a batcher:
+   * otherwise jobs admitted while others decode overfill the classifier's queue, which then fails jobs already
+   * accepted with OVERLOADED (issue 5).
    */
-  #transition(entry: ActiveJob, next: (current: Job) => Job | null): Promise<Job> {
-    const result = entry.chain.then(async () => {
-      const current = entry.job;
-      if (isTerminal(current)) return current;
-      const proposed = next(current);
-      if (proposed === null) return current;
-      // The TTL counts from the last change, so a finished job keeps its result for the full TTL.
-      const updated: Job = { ...proposed, expiresAt: this.#expiry(new Date()) };
-      try {
-        await this.#store.update(updated);
-      } catch (error) {
-        // The in-process state still advances so watchers and drain are not stuck on a store outage.
-        this.#logger.error({ err: error, jobId: current.id }, 'job store update failed');
-      }
-      // Leaving QUEUED: the images are now the classifier's to count (or gone).
-      if (current.status === 'queued') this.#queuedImages -= current.imageCount;
-      entry.job = updated;
-      if (isTerminal(updated)) this.#release(entry);
-      this.#announce(updated);
-      return updated;
-    });
-    entry.chain = result.catch(() => undefined);
-    return result;
-  }
-
-  /** Forgets the unfinished-job state (images included) and wakes drain() when nothing is left. */
-  #release(entry: ActiveJob): void {
-    if (!this.#active.delete(entry.job.id)) return;
-    entry.images = null;
-    this.#pendingImages -= entry.job.imageCount;
-    this.#pendingImageBytes -= entry.imageBytes;
-    if (this.#active.size === 0) {
-      const waiters = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const resolve of waiters) resolve();
+  #refusal(admission: Exclude<Admission, { admitted: true }>): AppError {
+    const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes } = this.#limits;
+    switch (admission.limit) {
+      case 'jobs':
+        return new AppError(ErrorCode.Overloaded, `too many jobs in progress (${admission.counts.jobs}, MAX_QUEUED_JOBS=${maxQueuedJobs}); retry later`);
+      case 'images':
+        return new AppError(
+          ErrorCode.Overloaded,
+          `too many images waiting for inference (${admission.counts.images}, MAX_QUEUED_IMAGES=${maxQueuedImages}); retry later`,
+        );
+      case 'imageBytes':
+        return new AppError(
+          ErrorCode.Overloaded,
+          `too many image bytes held by unfinished jobs (MAX_PENDING_IMAGE_BYTES=${maxPendingImageBytes}); retry later`,
+        );
+      default:
+        throw new UnreachableCaseError(admission.limit);
     }
-  }
-
-  #whenIdle(): Promise<void> {
-    if (this.#active.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
-  }
-
-  #announce(job: Job): void {
-    this.#totals[job.status] += 1;
-    this.#logger.info(jobLogFields(job), `job ${job.status}`);
-    this.events.emit('jobUpdated', job);
-  }
-
-  #expiry(from: Date): Date {
-    return new Date(from.getTime() + this.#limits.ttlSeconds * 1000);
   }
 
   // ---- watching ----
 
-  #iterate(current: Job): AsyncIterableIterator<Job> {
-    const buffer: Job[] = [current];
-    let lastRank = STATUS_RANK[current.status];
+  /**
+   * A watcher of one job: `offer` feeds it states (from the bus or the store); only versions newer than the
+   * last one pass, so repeated, stale or reordered deliveries are dropped. After a bus reconnect it re-reads.
+   */
+  #iterate(id: string): { iterator: AsyncIterableIterator<Job>; offer: (job: Job) => void; seen: () => boolean } {
+    const buffer: Job[] = [];
+    let lastVersion = -1;
     let finished = false;
     let pending: ((result: IteratorResult<Job>) => void) | null = null;
     this.#watchers += 1;
 
+    const unsubscribe = (): void => {
+      offUpdated();
+      offResynced();
+    };
     const finish = (): void => {
       if (finished) return;
       finished = true;
@@ -667,9 +591,9 @@ export class JobService {
         resolve({ value: undefined, done: true });
       }
     };
-    const unsubscribe = this.events.on('jobUpdated', (job) => {
-      if (job.id !== current.id || finished || STATUS_RANK[job.status] <= lastRank) return;
-      lastRank = STATUS_RANK[job.status];
+    const offer = (job: Job): void => {
+      if (job.id !== id || finished || job.version <= lastVersion) return;
+      lastVersion = job.version;
       if (pending !== null) {
         const resolve = pending;
         pending = null;
@@ -680,9 +604,14 @@ export class JobService {
         if (isTerminal(job)) unsubscribe();
         buffer.push(job);
       }
+    };
+    const offUpdated = this.events.on('jobUpdated', offer);
+    const offResynced = this.events.on('resynced', () => {
+      void this.#store.get(id).then(
+        (job) => job !== undefined && offer(job),
+        () => undefined,
+      );
     });
-    // The current state may already be the last one.
-    if (isTerminal(current)) unsubscribe();
 
     const iterator: AsyncIterableIterator<Job> = {
       next: () => {
@@ -709,60 +638,8 @@ export class JobService {
         return iterator;
       },
     };
-    return iterator;
+    return { iterator, offer, seen: () => lastVersion >= 0 };
   }
-
-}
-
-function toClassificationResult(result: ClassifyResult, job: Job): JobResult {
-  const rows = result.probabilities;
-  if (rows.length !== job.imageCount || rows.some((row) => row.length !== job.classes.length)) {
-    throw new Error(
-      `classifier returned ${rows.length} rows of ${rows[0]?.length ?? 0} for ${job.imageCount} images × ${job.classes.length} classes`,
-    );
-  }
-  return { task: 'classification', images: rows.map((probabilities) => ({ probabilities: [...probabilities] })) };
-}
-
-function toEmbeddingResult(result: EmbeddingVectors, task: EmbeddingResult['task'], inputs: number): EmbeddingResult {
-  const rows = result.embeddings;
-  const width = rows[0]?.length ?? 0;
-  if (rows.length !== inputs || width === 0 || rows.some((row) => row.length !== width)) {
-    throw new Error(`embedder returned ${rows.length} vectors of ${width} for ${inputs} inputs`);
-  }
-  return { task, embeddings: rows };
-}
-
-function jobLogFields(job: Job): Record<string, unknown> {
-  const fields: Record<string, unknown> = {
-    jobId: job.id,
-    task: job.task,
-    model: job.model,
-    status: job.status,
-    images: job.imageCount,
-    classes: job.classes.length,
-    texts: job.texts.length,
-  };
-  switch (job.status) {
-    case 'queued':
-      break;
-    case 'running':
-      fields.queuedMs = job.startedAt.getTime() - job.createdAt.getTime();
-      break;
-    case 'complete':
-    case 'failed':
-    case 'cancelled':
-      if (job.startedAt !== null) {
-        fields.queuedMs = job.startedAt.getTime() - job.createdAt.getTime();
-        fields.runMs = job.finishedAt.getTime() - job.startedAt.getTime();
-      }
-      fields.totalMs = job.finishedAt.getTime() - job.createdAt.getTime();
-      if (job.status === 'failed') fields.error = job.error;
-      break;
-    default:
-      throw new UnreachableCaseError(job);
-  }
-  return fields;
 }
 
 function countCodePoints(text: string): number {

@@ -1,6 +1,7 @@
 /**
- * Where jobs live between submission and expiry. Asynchronous throughout, because the planned Redis
- * implementation is; the in-process one is MemoryJobStore.
+ * Where jobs live between submission and expiry: MemoryJobStore in one process, RedisJobStore across a
+ * cluster. Changes go through compare-and-set `transition`, because several processes (APIs cancelling,
+ * workers running a job BullMQ delivered twice) may race on one job: exactly one of them wins.
  */
 import type { Job, JobStatus } from './types.js';
 
@@ -22,15 +23,16 @@ export interface ListJobsOptions {
 }
 
 export interface JobStore {
-  /** Stores a new job; it expires at `job.expiresAt`. */
+  /** Stores a new job; it expires at `job.expiresAt`. Throws when the id exists. */
   create(job: Job): Promise<void>;
   /** The job, or undefined when unknown or expired. */
   get(id: string): Promise<Job | undefined>;
   /**
-   * Replaces a stored job (its expiry follows the new `expiresAt`). Returns false, storing nothing,
-   * when the job is unknown or has expired meanwhile.
+   * Replaces the job with `next` only if it is still stored with status `from` and version `next.version - 1`
+   * (its expiry follows `next.expiresAt`). Resolves to whether it did: false means someone else changed
+   * the job first (or it expired), and the caller's change must not be announced.
    */
-  update(job: Job): Promise<boolean>;
+  transition(id: string, from: JobStatus, next: Job): Promise<boolean>;
   /** Jobs in creation order, optionally filtered by status. Throws InvalidCursorError for a foreign cursor. */
   list(options: ListJobsOptions): Promise<JobPage>;
   /** Forgets a job; false when it was unknown. */
@@ -42,4 +44,20 @@ export interface JobStore {
 /** `after` is not a cursor this store produced. */
 export class InvalidCursorError extends Error {
   override name = 'InvalidCursorError';
+}
+
+const CURSOR_PREFIX = 'job:';
+
+/** Cursors are creation sequence numbers, opaque to clients; shared by both stores so pages look alike. */
+export function encodeCursor(seq: number): string {
+  return Buffer.from(`${CURSOR_PREFIX}${seq}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): number {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  const seq = Number(text.slice(CURSOR_PREFIX.length));
+  if (!text.startsWith(CURSOR_PREFIX) || !Number.isSafeInteger(seq) || seq < 0 || encodeCursor(seq) !== cursor) {
+    throw new InvalidCursorError(`not a job cursor: ${JSON.stringify(cursor.slice(0, 64))}`);
+  }
+  return seq;
 }

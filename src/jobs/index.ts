@@ -1,14 +1,19 @@
-/** The jobs folder's public surface: what the API layers and the server may use. */
+/** The jobs folder's public surface: what the API layers, the server and the roles may use. */
 export { JobService } from './JobService.js';
 export type { JobClassifier, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
-export { MemoryJobStore } from './MemoryJobStore.js';
+export { JobWorker } from './JobWorker.js';
+export type { JobRunner, JobWorkerOptions } from './JobWorker.js';
+export { MemoryJobStore } from './memory/MemoryJobStore.js';
+export type { MemoryJobStoreOptions } from './memory/MemoryJobStore.js';
+export { MemoryJobEvents } from './memory/MemoryJobEvents.js';
+export { MemoryJobQueue } from './memory/MemoryJobQueue.js';
 export { rankBySimilarity } from './similarity.js';
 export type { SimilarityMatch, SimilarityRanking } from './similarity.js';
-export type { MemoryJobStoreOptions } from './MemoryJobStore.js';
 export { InvalidCursorError } from './JobStore.js';
 export type { JobPage, JobStore, ListJobsOptions } from './JobStore.js';
-export { MemoryJobEvents } from './JobEvents.js';
 export type { JobEventListener, JobEventMap, JobEventName, JobEvents } from './JobEvents.js';
+export type { Admission, AdmissionLimits, JobHandler, JobQueue, JobWork, QueueCounts } from './JobQueue.js';
+export { jobFromJSON, jobToJSON } from './serialise.js';
 export { isTerminal, JOB_STATUSES, JOB_TASKS, TERMINAL_STATUSES } from './types.js';
 export type {
   ClassificationResult,

@@ -5,7 +5,7 @@
  * A job is one of three tasks (classification, image embedding, text embedding); its result says which.
  *
  * A Job is plain data (strings, numbers, arrays, Dates): no class instances with behaviour and no
- * functions, so a store can keep it as JSON (issue 10; the Redis backend serialises it).
+ * functions; `serialise.ts` turns it into JSON and back at the storage boundary (issue 9).
  */
 import type { ErrorCode } from '../errors.js';
 
@@ -64,6 +64,11 @@ interface JobCommon {
   createdAt: Date;
   /** When the store forgets the job. */
   expiresAt: Date;
+  /**
+   * 0 when created, +1 on every stored transition. Events carry it, so a subscriber drops stale or
+   * repeated ones (pub/sub may redeliver, reorder across reconnects, or lose messages while Redis is away).
+   */
+  version: number;
 }
 
 export type Job =

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AppError, ErrorCode, badUserInput } from '../../../src/errors.js';
 import { JobService, type JobClassifier, type JobServiceOptions } from '../../../src/jobs/JobService.js';
-import { MemoryJobStore } from '../../../src/jobs/MemoryJobStore.js';
+import { MemoryJobStore } from '../../../src/jobs/memory/MemoryJobStore.js';
 import type { Job, SubmitClassificationInput, SubmitImageEmbeddingInput, SubmitTextEmbeddingInput } from '../../../src/jobs/types.js';
 import { silentLogger } from '../../../src/logger.js';
 import type {

@@ -37,6 +37,7 @@ class JobsDouble implements JobSubmitter {
       batched: input.batched,
       createdAt: new Date(),
       expiresAt: new Date(Date.now() + 3_600_000),
+      version: 0,
       status: 'queued',
     };
     this.jobs.set(job.id, job);

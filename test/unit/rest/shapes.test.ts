@@ -27,6 +27,7 @@ const common = {
   batched: false,
   createdAt: new Date(0),
   expiresAt: new Date(3_600_000),
+  version: 0,
 };
 
 function thrown(fn: () => unknown): AppError {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryJobEvents } from '../../../src/jobs/JobEvents.js';
-import type { Job } from '../../../src/jobs/types.js';
+import { MemoryJobEvents } from '../../../../src/jobs/memory/MemoryJobEvents.js';
+import type { Job } from '../../../../src/jobs/types.js';
 
 const job: Job = {
-  id: 'a', status: 'queued', task: 'classification', model: 'm', classes: ['x'], texts: [], imageCount: 1, batched: false, createdAt: new Date(), expiresAt: new Date(),
+  id: 'a', status: 'queued', task: 'classification', model: 'm', classes: ['x'], texts: [], imageCount: 1, batched: false, createdAt: new Date(), expiresAt: new Date(), version: 0,
 };
 
 describe('MemoryJobEvents', () => {
@@ -11,11 +11,11 @@ describe('MemoryJobEvents', () => {
     const events = new MemoryJobEvents();
     const seen: string[] = [];
     const off = events.on('jobUpdated', (updated) => seen.push(updated.id));
-    events.emit('jobUpdated', job);
+    void events.publish(job);
     expect(events.listenerCount('jobUpdated')).toBe(1);
     off();
     off();
-    events.emit('jobUpdated', job);
+    void events.publish(job);
     expect(seen).toEqual(['a']);
     expect(events.listenerCount('jobUpdated')).toBe(0);
   });
@@ -28,7 +28,7 @@ describe('MemoryJobEvents', () => {
       throw new Error('boom');
     });
     events.on('jobUpdated', (updated) => seen.push(updated.id));
-    events.emit('jobUpdated', job);
+    void events.publish(job);
     expect(seen).toEqual(['a']);
     expect(errors).toHaveLength(1);
   });

@@ -1,13 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { InvalidCursorError } from '../../../src/jobs/JobStore.js';
-import { MemoryJobStore } from '../../../src/jobs/MemoryJobStore.js';
-import type { Job } from '../../../src/jobs/types.js';
+import { InvalidCursorError } from '../../../../src/jobs/JobStore.js';
+import { MemoryJobStore } from '../../../../src/jobs/memory/MemoryJobStore.js';
+import type { Job } from '../../../../src/jobs/types.js';
 
 function makeJob(id: string, ttlMs = 60_000, status: Job['status'] = 'queued'): Job {
   const createdAt = new Date();
-  const base = { id, task: 'classification' as const, model: 'm', classes: ['a'], texts: [], imageCount: 1, batched: false, createdAt, expiresAt: new Date(createdAt.getTime() + ttlMs) };
+  const base = { id, task: 'classification' as const, model: 'm', classes: ['a'], texts: [], imageCount: 1, batched: false, createdAt, expiresAt: new Date(createdAt.getTime() + ttlMs), version: 0 };
   if (status === 'complete') {
-    return { ...base, status, startedAt: createdAt, finishedAt: createdAt, result: { task: 'classification', images: [{ probabilities: [1] }] } };
+    return { ...base, version: 1, status, startedAt: createdAt, finishedAt: createdAt, result: { task: 'classification', images: [{ probabilities: [1] }] } };
   }
   return { ...base, status: 'queued' };
 }
@@ -18,17 +18,19 @@ describe('MemoryJobStore', () => {
     await store.close();
   });
 
-  it('should create, get, update and delete a job', async () => {
+  it('should create, get, transition and delete a job', async () => {
     store = new MemoryJobStore();
     const job = makeJob('a');
     await store.create(job);
     expect(await store.get('a')).toBe(job);
     const done = makeJob('a', 60_000, 'complete');
-    expect(await store.update(done)).toBe(true);
+    expect(await store.transition('a', 'running', done)).toBe(false);
+    expect(await store.transition('a', 'queued', done)).toBe(true);
     expect((await store.get('a'))?.status).toBe('complete');
+    expect(await store.transition('a', 'queued', done)).toBe(false);
     expect(await store.delete('a')).toBe(true);
     expect(await store.get('a')).toBeUndefined();
-    expect(await store.update(done)).toBe(false);
+    expect(await store.transition('a', 'complete', { ...done, version: 2 })).toBe(false);
     expect(await store.get('a')).toBeUndefined();
   });
 

@@ -2,8 +2,8 @@
  * The in-process JobStore: a Map in creation order, each entry with an unref'd expiry timer, so a
  * job disappears at its `expiresAt` without keeping the process alive.
  */
-import { InvalidCursorError, type JobPage, type JobStore, type ListJobsOptions } from './JobStore.js';
-import type { Job } from './types.js';
+import { decodeCursor, encodeCursor, type JobPage, type JobStore, type ListJobsOptions } from '../JobStore.js';
+import type { Job, JobStatus } from '../types.js';
 
 interface Entry {
   job: Job;
@@ -14,20 +14,6 @@ interface Entry {
 
 // setTimeout fires at once for delays over 2^31-1 ms (~24.8 days); longer TTLs re-arm.
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const CURSOR_PREFIX = 'job:';
-
-function encodeCursor(seq: number): string {
-  return Buffer.from(`${CURSOR_PREFIX}${seq}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): number {
-  const text = Buffer.from(cursor, 'base64url').toString();
-  const seq = Number(text.slice(CURSOR_PREFIX.length));
-  if (!text.startsWith(CURSOR_PREFIX) || !Number.isSafeInteger(seq) || seq < 0 || encodeCursor(seq) !== cursor) {
-    throw new InvalidCursorError(`not a job cursor: ${JSON.stringify(cursor.slice(0, 64))}`);
-  }
-  return seq;
-}
 
 export interface MemoryJobStoreOptions {
   /** The clock, in ms since the epoch (tests may pass a fake); default Date.now. */
@@ -60,10 +46,10 @@ export class MemoryJobStore implements JobStore {
     return this.#live(id)?.job;
   }
 
-  async update(job: Job): Promise<boolean> {
+  async transition(id: string, from: JobStatus, job: Job): Promise<boolean> {
     this.#assertOpen();
-    const entry = this.#live(job.id);
-    if (entry === undefined) return false;
+    const entry = this.#live(id);
+    if (entry === undefined || entry.job.status !== from || entry.job.version !== job.version - 1) return false;
     clearTimeout(entry.timer);
     entry.job = job;
     entry.timer = this.#arm(job);

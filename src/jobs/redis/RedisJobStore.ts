@@ -1,0 +1,124 @@
+/**
+ * The JobStore on Redis: one JSON string per job (`<prefix>:job:<id>`, expiring at the job's `expiresAt`),
+ * a sorted set of ids by creation sequence for paging, and Lua scripts for create and compare-and-set, so
+ * every API and worker process sees one order of changes. Expired ids leave the set lazily, when a page meets them.
+ */
+import { decodeCursor, encodeCursor, type JobPage, type JobStore, type ListJobsOptions } from '../JobStore.js';
+import { jobFromJSON, jobToJSON } from '../serialise.js';
+import type { Job, JobStatus } from '../types.js';
+import { closeConnection, viaRedis, type Redis } from './connection.js';
+
+export interface RedisJobStoreOptions {
+  redis: Redis;
+  /** Key prefix shared by every process of one deployment. */
+  keyPrefix: string;
+  /** Whether `close` quits the connection (true when the store owns it). */
+  ownsConnection?: boolean;
+}
+
+// KEYS: job key, index, sequence; ARGV: id, json, expiresAt ms.
+const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+return 1`;
+
+// KEYS: job key; ARGV: expected status, expected version, json, expiresAt ms.
+const TRANSITION = `
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local job = cjson.decode(current)
+if job.status ~= ARGV[1] or tonumber(job.version) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[4])
+return 1`;
+
+/** Ids fetched per round trip while paging. */
+const SCAN_CHUNK = 200;
+
+export class RedisJobStore implements JobStore {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #ownsConnection: boolean;
+  #closed = false;
+
+  constructor(options: RedisJobStoreOptions) {
+    this.#redis = options.redis;
+    this.#prefix = options.keyPrefix;
+    this.#ownsConnection = options.ownsConnection ?? false;
+  }
+
+  async create(job: Job): Promise<void> {
+    const created = await viaRedis(() =>
+      this.#redis.eval(CREATE, 3, this.#jobKey(job.id), this.#indexKey(), `${this.#prefix}:seq`, job.id, jobToJSON(job), job.expiresAt.getTime()),
+    );
+    if (created !== 1) throw new Error(`job ${job.id} already exists`);
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const text = await viaRedis(() => this.#redis.get(this.#jobKey(id)));
+    return text === null ? undefined : jobFromJSON(text);
+  }
+
+  async transition(id: string, from: JobStatus, next: Job): Promise<boolean> {
+    const changed = await viaRedis(() =>
+      this.#redis.eval(TRANSITION, 1, this.#jobKey(id), from, next.version - 1, jobToJSON(next), next.expiresAt.getTime()),
+    );
+    return changed === 1;
+  }
+
+  async list(options: ListJobsOptions): Promise<JobPage> {
+    const afterSeq = options.after === undefined ? -1 : decodeCursor(options.after);
+    const jobs: Job[] = [];
+    let endSeq: number | null = null;
+    let from = `(${afterSeq}`;
+    for (;;) {
+      const chunk = await viaRedis(() => this.#redis.zrangebyscore(this.#indexKey(), from, '+inf', 'WITHSCORES', 'LIMIT', 0, SCAN_CHUNK));
+      if (chunk.length === 0) break;
+      const ids: string[] = [];
+      const seqs: number[] = [];
+      for (let i = 0; i < chunk.length; i += 2) {
+        ids.push(chunk[i] as string);
+        seqs.push(Number(chunk[i + 1]));
+      }
+      const texts = await viaRedis(() => this.#redis.mget(...ids.map((id) => this.#jobKey(id))));
+      const expired: string[] = [];
+      for (const [index, text] of texts.entries()) {
+        if (text === null) {
+          expired.push(ids[index] as string);
+          continue;
+        }
+        const job = jobFromJSON(text);
+        if (options.status !== undefined && job.status !== options.status) continue;
+        if (jobs.length === options.first) {
+          if (expired.length > 0) await viaRedis(() => this.#redis.zrem(this.#indexKey(), ...expired));
+          return { jobs, endCursor: endSeq === null ? null : encodeCursor(endSeq), hasNextPage: true };
+        }
+        jobs.push(job);
+        endSeq = seqs[index] as number;
+      }
+      if (expired.length > 0) await viaRedis(() => this.#redis.zrem(this.#indexKey(), ...expired));
+      from = `(${seqs[seqs.length - 1] as number}`;
+    }
+    return { jobs, endCursor: endSeq === null ? null : encodeCursor(endSeq), hasNextPage: false };
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const [[, deleted]] = (await viaRedis(() => this.#redis.multi().del(this.#jobKey(id)).zrem(this.#indexKey(), id).exec())) as [[unknown, number]];
+    return deleted === 1;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#ownsConnection) await closeConnection(this.#redis);
+  }
+
+  #jobKey(id: string): string {
+    return `${this.#prefix}:job:${id}`;
+  }
+
+  #indexKey(): string {
+    return `${this.#prefix}:jobs`;
+  }
+}

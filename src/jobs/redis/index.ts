@@ -1,0 +1,72 @@
+/** The Redis backend: one command connection shared by the store, the bus's publisher and the queue's producer. */
+import type { Logger } from '../../logger.js';
+import { BullJobQueue, type StallSettings } from './BullJobQueue.js';
+import { closeConnection, createCommandConnection, createWaitingConnection, isReachable, type Redis } from './connection.js';
+import { RedisJobEvents } from './RedisJobEvents.js';
+import { RedisJobStore } from './RedisJobStore.js';
+
+export { BullJobQueue, RedisJobEvents, RedisJobStore };
+export type { StallSettings };
+
+export interface RedisBackendOptions {
+  url: string;
+  /** Prefix of every key and channel, so deployments can share one Redis. */
+  keyPrefix: string;
+  stall: StallSettings;
+  logger: Logger;
+}
+
+export interface RedisBackend {
+  store: RedisJobStore;
+  events: RedisJobEvents;
+  queue: BullJobQueue;
+  /** Resolves once the connections are up, or after `timeoutMs` (Redis down at start is survivable: calls answer 503 until it is back). */
+  connected(timeoutMs: number): Promise<boolean>;
+  /** Whether Redis answers now (readiness). */
+  reachable(): Promise<boolean>;
+  /** Closes the shared connection (after the store, bus and queue are closed). */
+  close(): Promise<void>;
+}
+
+export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
+  const redis: Redis = createCommandConnection({ url: options.url });
+  let warned = false;
+  redis.on('error', (error: Error) => {
+    // ioredis reports every failed reconnect: log the outage once, and its end.
+    if (!warned) options.logger.warn({ err: error }, 'Redis is unreachable; retrying');
+    warned = true;
+  });
+  redis.on('ready', () => {
+    if (warned) options.logger.info('Redis is reachable again');
+    warned = false;
+  });
+  const connect = (): Redis => {
+    const connection = createWaitingConnection({ url: options.url });
+    connection.on('error', () => undefined);
+    return connection;
+  };
+  const store = new RedisJobStore({ redis, keyPrefix: options.keyPrefix });
+  const events = new RedisJobEvents({
+    publisher: redis,
+    subscriber: connect(),
+    keyPrefix: options.keyPrefix,
+    onListenerError: (error) => options.logger.error({ err: error }, 'job event listener threw'),
+  });
+  const queue = new BullJobQueue({ redis, connect, keyPrefix: options.keyPrefix, stall: options.stall, logger: options.logger });
+  return {
+    store,
+    events,
+    queue,
+    connected: async (timeoutMs) => {
+      const deadline = Date.now() + timeoutMs;
+      await events.ready().catch(() => undefined);
+      while (Date.now() < deadline) {
+        if (redis.status === 'ready' && queue.producerReady()) return true;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return false;
+    },
+    reachable: () => isReachable(redis),
+    close: () => closeConnection(redis),
+  };
+}

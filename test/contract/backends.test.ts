@@ -1,0 +1,337 @@
+/**
+ * One contract, two backends: the memory backend and the Redis backend (RedisJobStore, RedisJobEvents,
+ * BullJobQueue) against a real redis-server on a free port. JobService (API side) and JobWorker (worker
+ * side) run on each exactly as the roles compose them.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { AppError, ErrorCode } from '../../src/errors.js';
+import type { ClassifyRequest, ClassifyResult, EmbeddingVectors, ModelInfo, PromptConfig } from '../../src/clip/types.js';
+import { JobService, type JobClassifier } from '../../src/jobs/JobService.js';
+import { JobWorker, type JobRunner } from '../../src/jobs/JobWorker.js';
+import type { JobEvents } from '../../src/jobs/JobEvents.js';
+import type { JobQueue } from '../../src/jobs/JobQueue.js';
+import type { JobStore } from '../../src/jobs/JobStore.js';
+import { MemoryJobEvents } from '../../src/jobs/memory/MemoryJobEvents.js';
+import { MemoryJobQueue } from '../../src/jobs/memory/MemoryJobQueue.js';
+import { MemoryJobStore } from '../../src/jobs/memory/MemoryJobStore.js';
+import { createRedisBackend, type RedisBackend } from '../../src/jobs/redis/index.js';
+import { jobFromJSON, jobToJSON } from '../../src/jobs/serialise.js';
+import type { Job } from '../../src/jobs/types.js';
+import { silentLogger } from '../../src/logger.js';
+import { redisServerPath, startRedisServer, type RedisServer } from '../utils/redisServer.js';
+
+interface Backend {
+  store: JobStore;
+  events: JobEvents;
+  queue: JobQueue;
+  close(): Promise<void>;
+}
+
+interface BackendFactory {
+  name: string;
+  /** A fresh backend; `shared` backends made by one factory call see the same data (processes of one deployment). */
+  create(): Promise<{ make: () => Promise<Backend> }>;
+}
+
+const STALL = { lockDurationMs: 1000, stalledIntervalMs: 500, maxStalledCount: 1 };
+
+const memory: BackendFactory = {
+  name: 'memory',
+  async create() {
+    const store = new MemoryJobStore();
+    const events = new MemoryJobEvents();
+    const queue = new MemoryJobQueue();
+    const backend: Backend = { store, events, queue, close: async () => undefined };
+    return { make: async () => backend };
+  },
+};
+
+let redis: RedisServer | null = null;
+const REDIS = redisServerPath();
+if (REDIS === null) console.log('skipping the Redis backend contract: redis-server is not installed (apt-get install redis-server)');
+
+const redisFactory: BackendFactory = {
+  name: 'redis',
+  async create() {
+    const keyPrefix = `t${randomUUID().slice(0, 8)}`;
+    const made: RedisBackend[] = [];
+    return {
+      make: async () => {
+        if (redis === null) throw new Error('no redis');
+        const backend = createRedisBackend({ url: redis.url, keyPrefix, stall: STALL, logger: silentLogger() });
+        made.push(backend);
+        await backend.connected(10_000);
+        return {
+          store: backend.store,
+          events: backend.events,
+          queue: backend.queue,
+          close: async () => {
+            await backend.queue.close();
+            await backend.events.close();
+            await backend.store.close();
+            await backend.close();
+          },
+        };
+      },
+    };
+  },
+};
+
+class FakeRunner implements JobRunner, JobClassifier {
+  readonly defaultModelName = 'm';
+  calls: ClassifyRequest[] = [];
+  /** When set, classify waits for it. */
+  gate: Promise<void> | null = null;
+  resolveModelName(name: string): string | undefined {
+    return name === 'm' ? 'm' : undefined;
+  }
+  models(): ModelInfo[] {
+    return [];
+  }
+  decodeImage(input: string): Buffer {
+    return Buffer.from(input, 'base64');
+  }
+  async inspectImage(): Promise<{ format: string; width: number; height: number }> {
+    return { format: 'png', width: 1, height: 1 };
+  }
+  validatePrompt(): PromptConfig {
+    return {};
+  }
+  async classify(request: ClassifyRequest): Promise<ClassifyResult> {
+    this.calls.push(request);
+    if (this.gate !== null) {
+      const gate = this.gate;
+      await new Promise<void>((resolve, reject) => {
+        request.signal?.addEventListener('abort', () => reject(new AppError(ErrorCode.InferenceFailed, 'aborted')));
+        void gate.then(resolve);
+      });
+    }
+    // Each image's probabilities from its first byte: results show the bytes arrived intact.
+    return {
+      probabilities: request.images.map((bytes) => {
+        const p = (bytes[0] ?? 0) / 255;
+        return request.labels.length === 2 ? [p, 1 - p] : request.labels.map(() => 1 / request.labels.length);
+      }),
+    } as ClassifyResult;
+  }
+  async embedImages(): Promise<EmbeddingVectors> {
+    throw new Error('unused');
+  }
+  async embedTexts(): Promise<EmbeddingVectors> {
+    throw new Error('unused');
+  }
+}
+
+function baseJob(id: string, ttlMs = 60_000): Job {
+  const createdAt = new Date();
+  return { id, status: 'queued', task: 'classification', model: 'm', classes: ['a'], texts: [], imageCount: 1, batched: false, createdAt, expiresAt: new Date(createdAt.getTime() + ttlMs), version: 0 };
+}
+
+async function collect(iterator: AsyncIterableIterator<Job>): Promise<Job[]> {
+  const seen: Job[] = [];
+  for await (const job of iterator) seen.push(job);
+  return seen;
+}
+
+beforeAll(async () => {
+  if (REDIS !== null) redis = await startRedisServer();
+}, 30_000);
+afterAll(async () => {
+  await redis?.dispose();
+});
+
+describe('serialise', () => {
+  it('should round-trip a job through JSON, dates included', () => {
+    const job: Job = { ...baseJob('a'), status: 'complete', startedAt: new Date(5), finishedAt: new Date(9), version: 2, result: { task: 'classification', images: [{ probabilities: [1] }] } };
+    const back = jobFromJSON(jobToJSON(job));
+    expect(back).toEqual(job);
+    expect(back.createdAt).toBeInstanceOf(Date);
+    expect(() => jobFromJSON('{"hello":1}')).toThrow(/not a stored job/);
+  });
+});
+
+for (const factory of [memory, redisFactory]) {
+  describe.skipIf(factory.name === 'redis' && REDIS === null)(`${factory.name} backend`, () => {
+    const open: Backend[] = [];
+    const services: JobService[] = [];
+    const make = async (deployment: { make: () => Promise<Backend> }): Promise<Backend> => {
+      const backend = await deployment.make();
+      open.push(backend);
+      return backend;
+    };
+    afterEach(async () => {
+      for (const service of services.splice(0)) await service.close().catch(() => undefined);
+      for (const backend of open.splice(0)) await backend.close().catch(() => undefined);
+    });
+
+    /** An API-side service and a worker on their own backends (one deployment). */
+    const cluster = async (options: { workers?: number; maxConcurrentJobs?: number; maxQueuedJobs?: number; maxQueuedImages?: number } = {}) => {
+      const deployment = await factory.create();
+      const api = await make(deployment);
+      const runner = new FakeRunner();
+      const workers: JobWorker[] = [];
+      for (let i = 0; i < (options.workers ?? 1); i += 1) {
+        const backend = factory.name === 'memory' ? api : await make(deployment);
+        const worker = new JobWorker({ clip: runner, ...backend, logger: silentLogger(), maxConcurrentJobs: options.maxConcurrentJobs ?? 4, ttlSeconds: 60 });
+        worker.start();
+        workers.push(worker);
+        if (backend.queue instanceof Object && 'ready' in backend.queue) await (backend.queue as { ready(): Promise<void> }).ready();
+      }
+      const jobs = new JobService({
+        clip: runner,
+        logger: silentLogger(),
+        ...api,
+        maxQueuedJobs: options.maxQueuedJobs ?? 256,
+        maxQueuedImages: options.maxQueuedImages ?? 1024,
+        ttlSeconds: 60,
+      });
+      services.push(jobs);
+      return { deployment, api, jobs, runner, workers };
+    };
+
+    it('should create, read and compare-and-set a job; exactly one of two racing transitions wins', async () => {
+      const { store } = await make(await factory.create());
+      const job = baseJob(randomUUID());
+      await store.create(job);
+      await expect(store.create(job)).rejects.toThrow(/already exists/);
+      expect(await store.get(job.id)).toEqual(job);
+      const running: Job = { ...job, status: 'running', startedAt: new Date(), version: 1 };
+      const cancelled: Job = { ...job, status: 'cancelled', startedAt: null, finishedAt: new Date(), version: 1 };
+      const outcomes = await Promise.all([store.transition(job.id, 'queued', running), store.transition(job.id, 'queued', cancelled)]);
+      expect(outcomes.filter(Boolean)).toHaveLength(1);
+      const stored = await store.get(job.id);
+      expect(stored?.status).toBe(outcomes[0] ? 'running' : 'cancelled');
+      expect(await store.transition(randomUUID(), 'queued', running)).toBe(false);
+    });
+
+    it('should expire jobs at expiresAt and page in creation order with a status filter', async () => {
+      const { store } = await make(await factory.create());
+      await store.create(baseJob('short', 150));
+      const ids = ['j0', 'j1', 'j2', 'j3'];
+      for (const id of ids) await store.create(baseJob(id));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await store.get('short')).toBeUndefined();
+      const page1 = await store.list({ first: 2 });
+      expect(page1.jobs.map((job) => job.id)).toEqual(['j0', 'j1']);
+      expect(page1.hasNextPage).toBe(true);
+      const page2 = await store.list({ first: 2, after: page1.endCursor ?? undefined });
+      expect(page2.jobs.map((job) => job.id)).toEqual(['j2', 'j3']);
+      expect(page2.hasNextPage).toBe(false);
+      expect((await store.list({ first: 10, status: 'complete' })).jobs).toEqual([]);
+      expect(await store.delete('j0')).toBe(true);
+      expect(await store.delete('j0')).toBe(false);
+    });
+
+    it('should publish changes to every listener of the deployment', async () => {
+      const deployment = await factory.create();
+      const a = await make(deployment);
+      const b = await make(deployment);
+      const seen: number[] = [];
+      b.events.on('jobUpdated', (job) => seen.push(job.version));
+      await a.events.publish(baseJob('x'));
+      await a.events.publish({ ...baseJob('x'), version: 1 });
+      await expect.poll(() => seen).toEqual([0, 1]);
+    });
+
+    it('should admit atomically against the counts, and release idempotently', async () => {
+      const { queue } = await make(await factory.create());
+      const limits = { maxJobs: 2, maxImages: 3, maxImageBytes: 100 };
+      const results = await Promise.all([1, 2, 3].map((i) => queue.reserve(`r${i}`, 1, 10, limits)));
+      expect(results.filter((r) => r.admitted)).toHaveLength(2);
+      expect((await queue.counts()).jobs).toBe(2);
+      const refused = results.find((r) => !r.admitted);
+      expect(refused).toMatchObject({ admitted: false, limit: 'jobs' });
+      for (const i of [1, 2, 3]) await queue.release(`r${i}`);
+      await queue.release('r1');
+      expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, imageBytes: 0 });
+      expect(await queue.reserve('big', 4, 10, limits)).toMatchObject({ admitted: false, limit: 'images' });
+      expect(await queue.reserve('fat', 1, 101, limits)).toMatchObject({ admitted: false, limit: 'imageBytes' });
+    });
+
+    it('should run a job end to end: watch sees every state in order, image bytes arrive intact, counts return to zero', async () => {
+      const { jobs, runner } = await cluster();
+      const job = await jobs.submit({ images: [Buffer.from([51]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      const states = await collect(await jobs.watch(job.id));
+      expect(states.map((state) => state.status)).toEqual(['queued', 'running', 'complete']);
+      expect(states.map((state) => state.version)).toEqual([0, 1, 2]);
+      const done = await jobs.get(job.id);
+      expect(done?.status === 'complete' && done.result).toEqual({ task: 'classification', images: [{ probabilities: [51 / 255, 1 - 51 / 255] }] });
+      expect(Array.from(runner.calls[0]?.images[0] ?? [])).toEqual([51]);
+      await expect.poll(async () => (await jobs.counts()).jobs).toBe(0);
+    });
+
+    it('should take up to maxConcurrentJobs jobs at once, so batches fill across jobs', async () => {
+      const { jobs, runner } = await cluster({ maxConcurrentJobs: 3 });
+      let open!: () => void;
+      runner.gate = new Promise((resolve) => {
+        open = resolve;
+      });
+      const submitted = await Promise.all(
+        [1, 2, 3, 4].map((i) => jobs.submit({ images: [Buffer.from([i]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] })),
+      );
+      await expect.poll(() => runner.calls.length, { timeout: 10_000 }).toBe(3);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(runner.calls.length).toBe(3);
+      open();
+      for (const job of submitted) {
+        const states = await collect(await jobs.watch(job.id));
+        expect(states.at(-1)?.status).toBe('complete');
+      }
+    });
+
+    it('should cancel a queued job and a running one (the worker gives it up), and never complete a cancelled job', async () => {
+      const { jobs, runner } = await cluster({ maxConcurrentJobs: 1 });
+      runner.gate = new Promise(() => undefined);
+      const image = { images: [Buffer.from([1]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] };
+      const first = await jobs.submit(image);
+      const second = await jobs.submit(image);
+      await expect.poll(async () => (await jobs.get(first.id))?.status, { timeout: 10_000 }).toBe('running');
+      const watching = collect(await jobs.watch(first.id));
+      expect((await jobs.cancel(second.id))?.status).toBe('cancelled');
+      expect((await jobs.cancel(first.id))?.status).toBe('cancelled');
+      expect((await watching).map((state) => state.status)).toEqual(['running', 'cancelled']);
+      await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
+      expect((await jobs.get(first.id))?.status).toBe('cancelled');
+      expect(runner.calls).toHaveLength(1);
+      expect(await jobs.cancel(randomUUID())).toBeUndefined();
+    });
+
+    it('should hold MAX_QUEUED_JOBS across API processes', async () => {
+      const { deployment, runner } = await cluster({ maxConcurrentJobs: 1 });
+      runner.gate = new Promise(() => undefined);
+      const second = await make(deployment);
+      const other = new JobService({ clip: runner, logger: silentLogger(), ...second, maxQueuedJobs: 2, ttlSeconds: 60 });
+      const first = new JobService({ clip: runner, logger: silentLogger(), ...(factory.name === 'memory' ? second : await make(deployment)), maxQueuedJobs: 2, ttlSeconds: 60 });
+      services.push(other, first);
+      const image = { images: [Buffer.from([1]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] };
+      await first.submit(image);
+      await other.submit(image);
+      await expect(first.submit(image)).rejects.toMatchObject({ code: ErrorCode.Overloaded, message: expect.stringMatching(/MAX_QUEUED_JOBS=2/) });
+      await expect(other.submit(image)).rejects.toMatchObject({ code: ErrorCode.Overloaded });
+    });
+
+    it('should finish a job once when it is delivered twice (compare-and-set decides)', async () => {
+      const { jobs, api } = await cluster({ workers: 0 });
+      const runner = new FakeRunner();
+      const job = await jobs.submit({ images: [Buffer.from([9]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      const changes: string[] = [];
+      api.events.on('jobUpdated', (update) => {
+        if (update.id === job.id) changes.push(update.status);
+      });
+      // Two runs of one delivery's work, as BullMQ may do after a stall: only one completion is stored and announced.
+      // Drive a worker through a private queue that carries the same work twice.
+      const work = { id: job.id, images: [new Uint8Array([9])], prompt: {} };
+      const duplicate = new MemoryJobQueue();
+      const twice = new JobWorker({ clip: runner, store: api.store, events: api.events, queue: duplicate, logger: silentLogger(), maxConcurrentJobs: 2, ttlSeconds: 60 });
+      twice.start();
+      await duplicate.enqueue(work);
+      await duplicate.enqueue(work);
+      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('complete');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(changes.filter((status) => status === 'complete')).toHaveLength(1);
+      expect((await jobs.get(job.id))?.version).toBe(2);
+      await duplicate.close();
+    });
+  });
+}
