@@ -13,6 +13,10 @@ import { parseModelOptions } from './clip/modelOptions.js';
 import { PRECISIONS, type Precision } from './clip/types.js';
 import type { LogFormatSetting } from './logger.js';
 
+/** What this process runs: everything (one process), the API only, or the inference worker only (issue 9). */
+export type Role = 'all' | 'api' | 'worker';
+export const ROLES: readonly Role[] = ['all', 'api', 'worker'];
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -24,6 +28,12 @@ export interface ExtraModel {
 
 /** The whole, validated configuration. Field docs (defaults, units) live in the setting table below. */
 export interface Config {
+  readonly role: Role;
+  readonly redisUrl: string | undefined;
+  readonly redisKeyPrefix: string;
+  readonly lockDurationMs: number;
+  readonly stalledIntervalMs: number;
+  readonly maxStalledCount: number;
   readonly port: number;
   readonly host: string;
   readonly clipModel: string;
@@ -174,6 +184,16 @@ function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
 }
 
+function redisUrl(raw: string): string {
+  try {
+    const parsed = new URL(raw.trim());
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error('not redis');
+  } catch {
+    throw new Error(`expected a redis:// or rediss:// URL, got ${JSON.stringify(raw.replace(/\/\/[^@]*@/, '//***@'))}`);
+  }
+  return raw.trim();
+}
+
 function url(raw: string): string {
   try {
     const parsed = new URL(raw.trim());
@@ -227,6 +247,44 @@ const GRAPH_OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled'
 
 /** Every setting, keyed by its Config field: a Config field without a setting is a compile error. */
 const SETTINGS: SettingSpecs = {
+  role: {
+    env: 'ROLE',
+    description:
+      'What this process runs: all (API and inference in one process), api (GraphQL, REST, websockets; no model loaded; needs REDIS_URL) or worker (runs jobs from Redis; serves only /health, /ready, /metrics; needs REDIS_URL).',
+    defaultValue: 'all',
+    parse: oneOf(ROLES),
+  },
+  redisUrl: {
+    env: 'REDIS_URL',
+    description: 'Redis for jobs, queue and events (redis://[user:password@]host:port[/db]); none = in memory (ROLE=all only). With ROLE=all, jobs survive a restart.',
+    defaultValue: undefined,
+    defaultText: 'none (in memory)',
+    parse: optional(redisUrl),
+  },
+  redisKeyPrefix: {
+    env: 'REDIS_KEY_PREFIX',
+    description: 'Prefix of every Redis key and channel, so several deployments can share one Redis.',
+    defaultValue: 'clip',
+    parse: nonEmpty,
+  },
+  lockDurationMs: {
+    env: 'LOCK_DURATION_MS',
+    description: "How long a worker's lock on a job lasts without renewal, in ms (renewed at half of it): a killed worker's jobs go to another worker after about this long.",
+    defaultValue: 30_000,
+    parse: integer(100),
+  },
+  stalledIntervalMs: {
+    env: 'STALLED_INTERVAL_MS',
+    description: 'How often each worker looks for jobs whose worker was lost, in ms.',
+    defaultValue: 30_000,
+    parse: integer(100),
+  },
+  maxStalledCount: {
+    env: 'MAX_STALLED_COUNT',
+    description: 'How many times a job may lose its worker and be run again; once more and it FAILS with WORKER_LOST.',
+    defaultValue: 1,
+    parse: integer(0, 1000),
+  },
   port: { env: 'PORT', description: 'TCP port to listen on (0 = any free port).', defaultValue: 4000, parse: integer(0, 65535) },
   host: { env: 'HOST', description: 'Interface to listen on; 0.0.0.0 exposes the server to the network.', defaultValue: '127.0.0.1', parse: nonEmpty },
   clipModel: {
@@ -532,6 +590,9 @@ export function finalizeConfig(config: Config): Config {
     throw new ConfigError(
       `MAX_PENDING_IMAGE_BYTES: expected at least MAX_IMAGE_BYTES (${config.maxImageBytes}), got ${config.maxPendingImageBytes}`,
     );
+  }
+  if (config.role !== 'all' && config.redisUrl === undefined) {
+    throw new ConfigError(`REDIS_URL: expected a Redis URL for ROLE=${config.role} (API and worker processes meet in Redis), got none`);
   }
   if (config.clipModels.some((model) => model.name === config.clipModel)) {
     throw new ConfigError(`CLIP_MODELS: expected names other than the default model, got ${JSON.stringify(config.clipModel)}`);

@@ -7,6 +7,7 @@ import 'reflect-metadata';
 import { isatty } from 'node:tty';
 import { ConfigError, HelpRequested, loadConfig, type Config } from './config.js';
 import { createServer } from './http/server.js';
+import { createWorkerServer } from './http/workerServer.js';
 import { createLogger, resolveLogFormat } from './logger.js';
 import { installProcessShutdown } from './processShutdown.js';
 import { explainStartFailure } from './startupFailure.js';
@@ -30,7 +31,8 @@ function readConfig(): Config {
 const config = readConfig();
 // isatty(1) rather than process.stdout.isTTY: the logger writes to fd 1 itself and needs no stream on it.
 const logger = createLogger(config.logLevel, { format: resolveLogFormat(config.logFormat, isatty(1)) });
-const server = createServer(config, { logger });
+// ROLE=all and ROLE=api serve the API (api without models); ROLE=worker runs jobs and serves only health and metrics.
+const server = config.role === 'worker' ? createWorkerServer(config, { logger }) : createServer(config, { logger });
 const shutdown = installProcessShutdown({
   logger,
   stop: () => server.stop(),
@@ -47,7 +49,8 @@ process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unha
 
 try {
   const { url } = await server.start();
-  logger.info({ url, graphql: `${url}/graphql`, rest: `${url}/api` }, `clip-server ready at ${url}/graphql`);
+  if (config.role === 'worker') logger.info({ url, role: config.role }, `clip-server ready (worker) at ${url}`);
+  else logger.info({ url, role: config.role, graphql: `${url}/graphql`, rest: `${url}/api` }, `clip-server ready at ${url}/graphql`);
 } catch (error) {
   if (!shutdown.stopping) {
     const withStack = config.logLevel === 'debug' || config.logLevel === 'trace';

@@ -12,8 +12,8 @@ export interface Readiness {
 }
 
 export interface HealthOptions {
-  /** The current readiness; called per request, must be cheap and must not throw. */
-  readiness: () => Readiness;
+  /** The current readiness; called per request, must be cheap and must not throw (a Redis ping at most). */
+  readiness: () => Readiness | Promise<Readiness>;
 }
 
 export function createHealthRouter(options: HealthOptions): Router {
@@ -22,8 +22,8 @@ export function createHealthRouter(options: HealthOptions): Router {
     res.setHeader('Cache-Control', 'no-store');
     res.json({ status: 'ok' });
   });
-  router.get('/ready', (_req, res) => {
-    const { ready, reason } = options.readiness();
+  router.get('/ready', async (_req, res) => {
+    const { ready, reason } = await options.readiness();
     res.setHeader('Cache-Control', 'no-store');
     res.status(ready ? 200 : 503).json(ready ? { ready: true } : { ready: false, reason });
   });

@@ -29,7 +29,7 @@ import { ClipService } from '../clip/index.js';
 import type { Config } from '../config.js';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
 import { buildGraphqlSchema, createApolloServer, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type AuthOutcome, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
-import { JobService } from '../jobs/index.js';
+import { createJobs, type JobService } from '../jobs/index.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createRestRouter, type RestDeps } from '../rest/router.js';
 import { sendRestError, toRestError } from '../rest/errors.js';
@@ -154,7 +154,8 @@ function formatUrl(host: string, port: number): string {
   return `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
 }
 
-function createClip(config: Config, logger: Logger): ClipService {
+/** The CLIP service from the settings (shared by the all, api and worker compositions). */
+export function createClip(config: Config, logger: Logger): ClipService {
   return new ClipService({
     defaultModel: config.clipModel,
     extraModels: config.clipModels.map((model) => ({ name: model.name, source: model.source })),
@@ -189,21 +190,35 @@ function createClip(config: Config, logger: Logger): ClipService {
 export function createServer(config: Config, options: CreateServerOptions = {}): Server {
   const logger = options.logger ?? createLogger(config.logLevel);
   const clip = createClip(config, logger);
-  const jobs = new JobService({
+  // ROLE=api runs no model here: ClipService only resolves names and checks inputs, and is never started.
+  const runsModels = config.role !== 'api';
+  const jobsLayer = createJobs({
+    role: config.role,
+    redis:
+      config.redisUrl === undefined
+        ? undefined
+        : {
+            url: config.redisUrl,
+            keyPrefix: config.redisKeyPrefix,
+            stall: { lockDurationMs: config.lockDurationMs, stalledIntervalMs: config.stalledIntervalMs, maxStalledCount: config.maxStalledCount },
+          },
     clip,
     logger: logger.child({ component: 'jobs' }),
-    maxImagesPerJob: config.maxImagesPerJob,
-    maxClassesPerJob: config.maxClassesPerJob,
-    maxClassLength: config.maxClassLength,
-    maxTextsPerJob: config.maxTextsPerJob,
-    maxTextLength: config.maxTextLength,
-    maxPromptsPerJob: config.maxPromptsPerJob,
-    maxQueuedJobs: config.maxQueuedJobs,
-    maxQueuedImages: config.maxQueuedImages,
-    maxPendingImageBytes: config.maxPendingImageBytes,
-    maxConcurrentJobs: config.maxConcurrentJobs,
-    ttlSeconds: config.jobTtlSeconds,
+    limits: {
+      maxImagesPerJob: config.maxImagesPerJob,
+      maxClassesPerJob: config.maxClassesPerJob,
+      maxClassLength: config.maxClassLength,
+      maxTextsPerJob: config.maxTextsPerJob,
+      maxTextLength: config.maxTextLength,
+      maxPromptsPerJob: config.maxPromptsPerJob,
+      maxQueuedJobs: config.maxQueuedJobs,
+      maxQueuedImages: config.maxQueuedImages,
+      maxPendingImageBytes: config.maxPendingImageBytes,
+      maxConcurrentJobs: config.maxConcurrentJobs,
+      ttlSeconds: config.jobTtlSeconds,
+    },
   });
+  const jobs = jobsLayer.service;
   const limits: OperationLimits = {
     maxDepth: config.maxQueryDepth,
     maxAliases: config.maxAliases,
@@ -219,9 +234,12 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   let apollo: ReturnType<typeof createApolloServer> | null = null;
   let graphqlHandler: RequestHandler | null = null;
 
-  const readiness = (): Readiness => {
+  const readiness = async (): Promise<Readiness> => {
     if (state.phase === 'stopping' || state.phase === 'stopped' || jobs.draining) return { ready: false, reason: 'shutting down' };
-    return clip.readiness();
+    const models: Readiness = runsModels ? clip.readiness() : { ready: true, reason: null };
+    if (!models.ready) return models;
+    if (!(await jobsLayer.reachable())) return { ready: false, reason: 'Redis is unreachable' };
+    return models;
   };
   const metrics = createMetrics({ clip, jobs, logger, websocketConnections: () => graphqlWs?.connections() ?? 0 });
 
@@ -373,8 +391,11 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   async function doStart(): Promise<ServerAddress> {
     setUpDone = setUp();
     const address = await setUpDone;
+    // Redis down at start is survivable: requests answer SERVICE_UNAVAILABLE until it is back.
+    if (!(await jobsLayer.connect(5_000))) logger.warn('Redis is unreachable at start; answering SERVICE_UNAVAILABLE until it is back');
     const loadStarted = performance.now();
-    await clip.start();
+    if (runsModels) await clip.start();
+    jobsLayer.startWorker();
     logger.info({ url: address.url, loadMs: Math.round(performance.now() - loadStarted) }, 'ready');
     return address;
   }
@@ -419,7 +440,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     }
     if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     await clip.stop();
-    await jobs.close();
+    await jobsLayer.close();
     metrics.dispose();
     logger.info({ ms: Math.round(performance.now() - started) }, 'stopped');
   }

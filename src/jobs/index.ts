@@ -2,6 +2,8 @@
 export { JobService } from './JobService.js';
 export type { JobClassifier, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
 export { JobWorker } from './JobWorker.js';
+export { createJobs } from './createJobs.js';
+export type { CreateJobsOptions, Jobs, JobsRole } from './createJobs.js';
 export type { JobRunner, JobWorkerOptions } from './JobWorker.js';
 export { MemoryJobStore } from './memory/MemoryJobStore.js';
 export type { MemoryJobStoreOptions } from './memory/MemoryJobStore.js';
