@@ -155,6 +155,27 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
     for (const id of accepted) expect(await settled(api1, id, 120_000)).toBe('COMPLETE');
   }, 180_000);
 
+  it('should answer SERVICE_UNAVAILABLE while Redis is down, never crash, and resume without a restart, losing no accepted job', async () => {
+    const [api1, api2] = apis as [ProcessServer, ProcessServer];
+    const images = await Promise.all([...Array(16).keys()].map((seed) => pngDataUrl(seed + 200, 96)));
+    const accepted = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => submit(i % 2 === 0 ? api1 : api2, images)));
+    await redis.stop();
+    const refused = await gql<{ classify: { id: string } }>(api1, CLASSIFY, { input: { images, classes: ['a', 'b'] } });
+    expect(refused.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+    const read = await fetch(`${api2.url}/api/tasks/zero-shot-image-classification/jobs/${accepted[0] ?? ''}`);
+    expect(read.status).toBe(503);
+    expect((await fetch(`${api1.url}/ready`)).status).toBe(503);
+    expect((await fetch(`${(workers[0] as ProcessServer).url}/ready`)).status).toBe(503);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await redis.restart();
+    for (const server of [...apis, ...workers]) {
+      expect(server.child.exitCode).toBeNull();
+      await expect.poll(async () => (await fetch(`${server.url}/ready`)).status, { timeout: 30_000, interval: 200 }).toBe(200);
+    }
+    for (const id of accepted) expect(await settled(api1, id, 120_000)).toBe('COMPLETE');
+    expect(await settled(api2, await submit(api2, images), 60_000)).toBe('COMPLETE');
+  }, 240_000);
+
   it('should complete the jobs of a worker SIGKILLed mid-batch on the other worker, each once', async () => {
     const [api1] = apis as [ProcessServer];
     const victim = workers[0] as ProcessServer;

@@ -31,7 +31,7 @@ interface Backend {
 interface BackendFactory {
   name: string;
   /** A fresh backend; `shared` backends made by one factory call see the same data (processes of one deployment). */
-  create(): Promise<{ make: () => Promise<Backend> }>;
+  create(stall?: typeof STALL): Promise<{ make: () => Promise<Backend> }>;
 }
 
 const STALL = { lockDurationMs: 1000, stalledIntervalMs: 500, maxStalledCount: 1 };
@@ -53,13 +53,13 @@ if (REDIS === null) console.log('skipping the Redis backend contract: redis-serv
 
 const redisFactory: BackendFactory = {
   name: 'redis',
-  async create() {
+  async create(stall = STALL) {
     const keyPrefix = `t${randomUUID().slice(0, 8)}`;
     const made: RedisBackend[] = [];
     return {
       make: async () => {
         if (redis === null) throw new Error('no redis');
-        const backend = createRedisBackend({ url: redis.url, keyPrefix, stall: STALL, logger: silentLogger() });
+        const backend = createRedisBackend({ url: redis.url, keyPrefix, stall, logger: silentLogger() });
         made.push(backend);
         await backend.connected(10_000);
         return {
@@ -333,5 +333,25 @@ for (const factory of [memory, redisFactory]) {
       expect((await jobs.get(job.id))?.version).toBe(2);
       await duplicate.close();
     });
+
+    it.skipIf(factory.name === 'memory')('should fail a job with WORKER_LOST once its worker is lost more often than maxStalledCount', async () => {
+      const deployment = await factory.create({ lockDurationMs: 500, stalledIntervalMs: 300, maxStalledCount: 0 });
+      const lost = await make(deployment);
+      const survivor = await make(deployment);
+      // A worker that hangs and then disappears without a word: its lock is never renewed or released.
+      const hanging: JobRunner = { classify: () => new Promise(() => undefined), embedImages: () => new Promise(() => undefined), embedTexts: () => new Promise(() => undefined) };
+      new JobWorker({ clip: hanging, ...lost, logger: silentLogger(), maxConcurrentJobs: 1, ttlSeconds: 60 }).start();
+      await (lost.queue as unknown as { ready(): Promise<void> }).ready();
+      const jobs = new JobService({ clip: new FakeRunner(), logger: silentLogger(), ...survivor, ttlSeconds: 60 });
+      services.push(jobs);
+      const job = await jobs.submit({ images: [Buffer.from([1]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('running');
+      await lost.queue.close();
+      new JobWorker({ clip: new FakeRunner(), ...survivor, logger: silentLogger(), maxConcurrentJobs: 1, ttlSeconds: 60 }).start();
+      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 20_000 }).toBe('failed');
+      const failed = await jobs.get(job.id);
+      expect(failed?.status === 'failed' && failed.error.code).toBe(ErrorCode.WorkerLost);
+      await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
+    }, 40_000);
   });
 }
