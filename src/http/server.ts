@@ -30,6 +30,8 @@ import type { Config } from '../config.js';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
 import { buildGraphqlSchema, createApolloServer, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type AuthOutcome, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
 import { createJobs, type JobService } from '../jobs/index.js';
+import { mergeModelViews } from '../jobs/redis/index.js';
+import type { ModelInfo } from '../clip/types.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createRestRouter, type RestDeps } from '../rest/router.js';
 import { sendRestError, toRestError } from '../rest/errors.js';
@@ -224,7 +226,23 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     maxAliases: config.maxAliases,
     maxComplexity: config.maxQueryComplexity,
   };
-  const services = { jobs, clip, logger };
+  // ROLE=api: `models` shows the configured models with the status and metadata the workers registered in Redis.
+  let workerModels: ModelInfo[][] = [];
+  const registry = runsModels ? undefined : jobsLayer.models;
+  const modelsRefresh =
+    registry === undefined
+      ? null
+      : setInterval(() => {
+          registry.read().then(
+            (views) => {
+              workerModels = views;
+            },
+            () => undefined,
+          );
+        }, 1_000);
+  modelsRefresh?.unref();
+  const graphqlModels = registry === undefined ? clip : { defaultModelName: clip.defaultModelName, models: () => mergeModelViews(clip.models(), workerModels) };
+  const services = { jobs, clip: graphqlModels, logger };
   const checkKey = config.apiKeys.length > 0 ? createKeyCheck(config.apiKeys) : null;
   const allowAnyOrigin = config.corsOrigins.includes('*');
   const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
@@ -439,6 +457,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       logger.error({ err: error }, 'stopping Apollo failed');
     }
     if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    if (modelsRefresh !== null) clearInterval(modelsRefresh);
     await clip.stop();
     await jobsLayer.close();
     metrics.dispose();

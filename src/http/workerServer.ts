@@ -6,6 +6,7 @@
  * to BullMQ's stalled-job recovery on the other workers), hand unstarted jobs back (they never left Redis),
  * then release the ONNX sessions and the connections. Idempotent.
  */
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -71,6 +72,8 @@ export function createWorkerServer(config: Config, options: CreateServerOptions 
     const address = { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port };
     logger.info({ url: address.url, model: clip.defaultModelName }, 'worker listening; loading models');
     if (!(await jobsLayer.connect(5_000))) logger.warn('Redis is unreachable at start; the worker takes jobs once it is back');
+    // APIs load no model: they learn each model's status and metadata from what the workers register.
+    jobsLayer.models?.register(randomUUID(), () => clip.models());
     await clip.start();
     jobsLayer.startWorker();
     logger.info({ url: address.url }, 'worker ready');

@@ -5,7 +5,7 @@
 import type { Logger } from '../logger.js';
 import { JobService, type JobClassifier, type JobServiceOptions } from './JobService.js';
 import { JobWorker, type JobRunner } from './JobWorker.js';
-import { createRedisBackend, type StallSettings } from './redis/index.js';
+import { createRedisBackend, type RedisModelRegistry, type StallSettings } from './redis/index.js';
 
 export type JobsRole = 'all' | 'api' | 'worker';
 
@@ -23,6 +23,8 @@ export interface Jobs {
   readonly service: JobService;
   /** This process's worker (all, worker), or undefined (api). */
   readonly worker: JobWorker | undefined;
+  /** Where workers register their models and APIs read them (Redis only). */
+  readonly models: RedisModelRegistry | undefined;
   /** Whether the backend is reachable (always true in memory). */
   reachable(): Promise<boolean>;
   /** Connects (bounded: an unreachable Redis is survivable) and, where models run, starts consuming once they are warm. */
@@ -40,6 +42,7 @@ export function createJobs(options: CreateJobsOptions): Jobs {
     return {
       service,
       worker: undefined,
+      models: undefined,
       reachable: async () => true,
       startWorker: () => undefined,
       connect: async () => true,
@@ -72,6 +75,7 @@ export function createJobs(options: CreateJobsOptions): Jobs {
   return {
     service,
     worker,
+    models: backend.models,
     reachable: () => backend.reachable(),
     startWorker: () => worker?.start(),
     connect: (timeoutMs) => backend.connected(timeoutMs),

@@ -127,6 +127,12 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
     const worker = workers[0] as ProcessServer;
     expect((await fetch(`${worker.url}/ready`)).status).toBe(200);
     expect((await fetch(`${worker.url}/graphql`)).status).toBe(404);
+    // Model metadata on the API comes from what the workers registered.
+    const models = await gql<{ models: { status: string; embeddingSize: number | null }[] }>(api1, '{ models { status embeddingSize } }', {});
+    await expect
+      .poll(async () => (await gql<{ models: { status: string; embeddingSize: number | null }[] }>(api1, '{ models { status embeddingSize } }', {})).data?.models[0], { timeout: 10_000 })
+      .toMatchObject({ status: 'READY', embeddingSize: expect.any(Number) });
+    expect(models.errors).toBeUndefined();
   });
 
   it('should cancel a job from the other API', async () => {

@@ -4,8 +4,9 @@ import { BullJobQueue, type StallSettings } from './BullJobQueue.js';
 import { closeConnection, createCommandConnection, createWaitingConnection, isReachable, type Redis } from './connection.js';
 import { RedisJobEvents } from './RedisJobEvents.js';
 import { RedisJobStore } from './RedisJobStore.js';
+import { mergeModelViews, RedisModelRegistry } from './RedisModelRegistry.js';
 
-export { BullJobQueue, RedisJobEvents, RedisJobStore };
+export { BullJobQueue, mergeModelViews, RedisJobEvents, RedisJobStore, RedisModelRegistry };
 export type { StallSettings };
 
 export interface RedisBackendOptions {
@@ -20,6 +21,8 @@ export interface RedisBackend {
   store: RedisJobStore;
   events: RedisJobEvents;
   queue: BullJobQueue;
+  /** What the workers serve (written by workers, read by APIs). */
+  models: RedisModelRegistry;
   /** Resolves once the connections are up, or after `timeoutMs` (Redis down at start is survivable: calls answer 503 until it is back). */
   connected(timeoutMs: number): Promise<boolean>;
   /** Whether Redis answers now (readiness). */
@@ -27,6 +30,9 @@ export interface RedisBackend {
   /** Closes the shared connection (after the store, bus and queue are closed). */
   close(): Promise<void>;
 }
+
+/** A worker's model entry outlives its last renewal by this long: a dead worker drops out within it. */
+const MODEL_ENTRY_TTL_MS = 6_000;
 
 export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   const redis: Redis = createCommandConnection({ url: options.url });
@@ -53,10 +59,12 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     onListenerError: (error) => options.logger.error({ err: error }, 'job event listener threw'),
   });
   const queue = new BullJobQueue({ redis, connect, keyPrefix: options.keyPrefix, stall: options.stall, logger: options.logger });
+  const models = new RedisModelRegistry({ redis, keyPrefix: options.keyPrefix, entryTtlMs: MODEL_ENTRY_TTL_MS });
   return {
     store,
     events,
     queue,
+    models,
     connected: async (timeoutMs) => {
       const deadline = Date.now() + timeoutMs;
       await events.ready().catch(() => undefined);
@@ -67,6 +75,9 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       return false;
     },
     reachable: () => isReachable(redis),
-    close: () => closeConnection(redis),
+    close: async () => {
+      await models.close();
+      await closeConnection(redis);
+    },
   };
 }

@@ -1,0 +1,85 @@
+/**
+ * What the workers serve, for the API processes (which load no model): each worker writes its models'
+ * ModelInfo (status, embedding size, scale, …) under its own key with a short expiry and renews it; a worker
+ * that dies drops out when its key expires. APIs read every worker's entry.
+ */
+import type { ModelInfo } from '../../clip/types.js';
+import { closeConnection, type Redis } from './connection.js';
+
+export interface RedisModelRegistryOptions {
+  redis: Redis;
+  keyPrefix: string;
+  /** How long a worker's entry outlives its last renewal, in ms. */
+  entryTtlMs: number;
+  /** Whether `close` quits the connection. */
+  ownsConnection?: boolean;
+}
+
+export class RedisModelRegistry {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #ttlMs: number;
+  readonly #ownsConnection: boolean;
+  #heartbeat: NodeJS.Timeout | null = null;
+  #registeredAs: string | null = null;
+
+  constructor(options: RedisModelRegistryOptions) {
+    this.#redis = options.redis;
+    this.#prefix = options.keyPrefix;
+    this.#ttlMs = options.entryTtlMs;
+    this.#ownsConnection = options.ownsConnection ?? false;
+  }
+
+  /** Registers this worker's models now and renews them every third of the TTL until `close`. */
+  register(workerId: string, models: () => ModelInfo[]): void {
+    this.#registeredAs = workerId;
+    const write = (): void => {
+      void this.#redis.set(this.#key(workerId), JSON.stringify(models()), 'PX', this.#ttlMs).catch(() => undefined);
+    };
+    write();
+    this.#heartbeat = setInterval(write, Math.max(100, Math.floor(this.#ttlMs / 3)));
+    this.#heartbeat.unref();
+  }
+
+  /** Every live worker's models. */
+  async read(): Promise<ModelInfo[][]> {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.#redis.scan(cursor, 'MATCH', `${this.#prefix}:models:*`, 'COUNT', 100);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    if (keys.length === 0) return [];
+    const values = await this.#redis.mget(...keys);
+    return values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as ModelInfo[]);
+  }
+
+  async close(): Promise<void> {
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+    if (this.#registeredAs !== null) await this.#redis.del(this.#key(this.#registeredAs)).catch(() => undefined);
+    this.#registeredAs = null;
+    if (this.#ownsConnection) await closeConnection(this.#redis);
+  }
+
+  #key(workerId: string): string {
+    return `${this.#prefix}:models:${workerId}`;
+  }
+}
+
+/**
+ * The API's view of a model: its configured name and source, with the status and metadata of the best worker
+ * entry (ready over loading over failed); `loading` while no worker serves it.
+ */
+export function mergeModelViews(configured: ModelInfo[], workers: ModelInfo[][]): ModelInfo[] {
+  const rank: Record<ModelInfo['status'], number> = { ready: 2, loading: 1, failed: 0 };
+  return configured.map((model) => {
+    let best: ModelInfo | undefined;
+    for (const entry of workers) {
+      const seen = entry.find((info) => info.name === model.name);
+      if (seen !== undefined && (best === undefined || rank[seen.status] > rank[best.status])) best = seen;
+    }
+    return best === undefined ? { ...model, status: 'loading', error: null } : { ...best, name: model.name, source: model.source };
+  });
+}
