@@ -287,11 +287,16 @@ describe.each(ROLES)('the $role server process ends after SIGTERM', (role) => {
       }
     }
 
-    it.each([1, 2] as const)('should be gone within the deadline after %i signal(s) sent by the parent on its way out', async (signals) => {
+    it.each([
+      [1, 'json'],
+      [2, 'json'],
+      [1, 'pretty'],
+      [2, 'pretty'],
+    ] as const)('should be gone within the deadline after %i signal(s) sent by the parent on its way out (%s logs)', async (signals, logFormat) => {
       const options = {
         command: [process.execPath, ...role.args],
         cwd: REPO_ROOT,
-        env: processEnv({ ...role.env, ...deadlineEnv, MAX_CONCURRENT_JOBS: '2' }),
+        env: processEnv({ ...role.env, ...deadlineEnv, MAX_CONCURRENT_JOBS: '2', LOG_FORMAT: logFormat }),
         signals,
         // The issue's parent signals and exits at once; a short pause lets the second signal arrive on its own.
         signalGapMs: signals === 2 ? 30 : 0,
@@ -320,7 +325,7 @@ describe.each(ROLES)('the $role server process ends after SIGTERM', (role) => {
         process.kill(pid, 'SIGKILL');
         throw error;
       });
-      console.log(`${role.role} / dead pipes / ${signals} signal(s): gone ${Math.round(performance.now() - since)} ms after the parent exited`);
+      console.log(`${role.role} / dead pipes / ${logFormat} / ${signals} signal(s): gone ${Math.round(performance.now() - since)} ms after the parent exited`);
     }, 120_000);
   });
 });
