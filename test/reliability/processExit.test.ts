@@ -223,8 +223,8 @@ const CASES: Case[] = [
   },
   {
     name: 'subscribers SIGKILLed while their jobs run',
+    // Its jobs may be done within the 300 ms before a second signal: the two-signal run adds a long one behind them.
     env: { MAX_CONCURRENT_JOBS: '1' },
-    busy: true,
     oneSignalCode: 0,
     arrange: async (server) => {
       const child = spawn(process.execPath, [SUBSCRIBER_SCRIPT, JSON.stringify({ url: server.url, jobs: 3, imagesPerJob: 16, imageSize: 192 })], {
