@@ -9,6 +9,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { parseModelOptions } from './clip/modelOptions.js';
 import { PRECISIONS, type Precision } from './clip/types.js';
 import type { LogFormatSetting } from './logger.js';
 
@@ -180,6 +181,13 @@ function url(raw: string): string {
   return raw.trim().replace(/\/+$/, '');
 }
 
+/** A model source with its per-model options (`source;logitScale=…;logitBias=…`), checked here and kept as written. */
+function modelSource(raw: string): string {
+  const { source } = parseModelOptions(raw);
+  if (source === '') throw new Error(`expected a model source before its options, got ${JSON.stringify(raw)}`);
+  return expandHome(raw.trim());
+}
+
 /** `name=source,…`; the source may itself contain `=`-free hub ids, paths or catalogue names. */
 function modelList(raw: string): ExtraModel[] {
   const models = list(raw).map((item) => {
@@ -189,7 +197,7 @@ function modelList(raw: string): ExtraModel[] {
     if (eq <= 0 || name === '' || source === '') {
       throw new Error(`expected name=source pairs separated by commas, got ${JSON.stringify(item)}`);
     }
-    return { name, source: expandHome(source) };
+    return { name, source: modelSource(source) };
   });
   const names = new Set<string>();
   for (const { name } of models) {
@@ -220,13 +228,15 @@ const SETTINGS: SettingSpecs = {
   host: { env: 'HOST', description: 'Interface to listen on; 0.0.0.0 exposes the server to the network.', defaultValue: '127.0.0.1', parse: nonEmpty },
   clipModel: {
     env: 'CLIP_MODEL',
-    description: 'The default model: a catalogue name, a hub id (owner/name[@revision]) or a local directory.',
+    description:
+      'The default model: a catalogue name, a hub id (owner/name[@revision]) or a local directory, in either layout (Hugging Face CLIP or immich), optionally followed by per-model options: ;logitScale=N;logitBias=N.',
     defaultValue: 'clip-vit-base-patch32',
-    parse: (raw) => expandHome(nonEmpty(raw)),
+    parse: (raw) => modelSource(nonEmpty(raw)),
   },
   clipModels: {
     env: 'CLIP_MODELS',
-    description: 'More models, loaded in the background: name=source,… (a failure never takes the default down).',
+    description:
+      'More models, loaded in the background: name=source,… (a failure never takes the default down). A source may end in per-model options, e.g. name=immich-app/ViT-B-16-SigLIP__webli;logitScale=112.3;logitBias=-16.5 (a SigLIP model needs both unless the catalogue or its files give them).',
     defaultValue: [],
     defaultText: 'none',
     parse: modelList,
@@ -286,7 +296,8 @@ const SETTINGS: SettingSpecs = {
   },
   logitScale: {
     env: 'LOGIT_SCALE',
-    description: "Override of the model's trained logit scale (softmax temperature); the model's own when unset.",
+    description:
+      "Override of the trained logit scale (softmax temperature) of every softmax (CLIP) model; a model's own logitScale option wins over it, and sigmoid (SigLIP) models ignore it. The model's own when unset.",
     defaultValue: undefined,
     defaultText: "the model's",
     parse: optional(positiveNumber),

@@ -11,7 +11,7 @@ import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { ClipTokenizer } from '../../src/clip/tokenizer.js';
+import { ClipTokenizer } from '../../src/clip/text/clipBpe.js';
 import { createServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/logger.js';
 import { craftPng } from '../utils/fuzzCases.js';

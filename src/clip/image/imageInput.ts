@@ -1,0 +1,142 @@
+/**
+ * @file The user-input boundary for images: base64 / data-URL strings → bytes, and a header-only inspection
+ * (format, dimensions) that refuses unsupported formats and decompression bombs before any pixel is decoded.
+ * Every refusal is a BAD_USER_INPUT AppError naming the field; messages never contain file system paths.
+ */
+import sharp, { type Metadata } from 'sharp';
+import { badUserInput } from '../../errors.js';
+import type { ImageInfo, ImageLimits } from '../types.js';
+
+export type { ImageInfo, ImageLimits };
+
+/** The formats the server classifies (AVIF is libheif's AV1 flavour; HEIC is not supported). */
+export const SUPPORTED_IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'avif', 'tiff'] as const;
+export type SupportedImageFormat = (typeof SUPPORTED_IMAGE_FORMATS)[number];
+
+/** What {@link inspectImage} reads from a header: {@link ImageInfo} plus what the decoder needs to know. */
+export interface ImageHeader extends ImageInfo {
+  format: SupportedImageFormat;
+  /** libvips interpretation, e.g. `srgb`, `b-w`, `cmyk`, `rgb16`. */
+  colourSpace: string | undefined;
+  /** Sample format, e.g. `uchar` (8-bit) or `ushort` (16-bit). */
+  depth: string | undefined;
+  /** Width and height once EXIF orientation is applied. */
+  orientedWidth: number;
+  orientedHeight: number;
+}
+
+const DATA_URL = /^data:([^,]*?),/i;
+const STANDARD_ALPHABET = /^[A-Za-z0-9+/]*$/;
+const URL_SAFE_ALPHABET = /^[A-Za-z0-9_-]*$/;
+/** Whitespace tolerated inside base64 (line-wrapped MIME output, pretty-printed JSON). */
+const BASE64_WHITESPACE = /[\t\n\f\r ]+/g;
+
+/** Base64 characters needed for `bytes` bytes, padded. */
+function encodedLength(bytes: number): number {
+  return Math.ceil(bytes / 3) * 4;
+}
+
+function formatBytes(bytes: number): string {
+  return `${bytes} bytes`;
+}
+
+/**
+ * Decodes a user's image string: a data URL `data:image/<type>;base64,<data>` or bare base64, standard or
+ * URL-safe alphabet, with optional whitespace/newlines and optional padding.
+ *
+ * The encoded length is checked against `maxBytes` before anything is decoded, so an oversized string is
+ * refused in O(1); the alphabet is checked strictly, since `Buffer.from(…, 'base64')` silently skips garbage.
+ *
+ * @param field names the input in messages, e.g. `images[2]`.
+ * @param maxBytes largest decoded size accepted, in bytes.
+ * @throws AppError BAD_USER_INPUT: empty, not base64, a data URL that is not base64 or not an image type, too large.
+ */
+export function decodeImageString(input: string, field: string, maxBytes: number): Buffer {
+  let payload = input;
+  const dataUrl = DATA_URL.exec(input.trimStart());
+  if (dataUrl !== null) {
+    const [mediaType = '', ...params] = (dataUrl[1] ?? '').split(';').map((part) => part.trim());
+    if (!/^image\/[\w.+-]+$/i.test(mediaType)) {
+      throw badUserInput(`${field}: data URL has type "${mediaType || 'text/plain'}"; expected image/*`, field);
+    }
+    if (!params.some((param) => param.toLowerCase() === 'base64')) {
+      throw badUserInput(`${field}: data URL is not base64-encoded (expected "data:${mediaType};base64,…")`, field);
+    }
+    payload = input.trimStart().slice(dataUrl[0].length);
+  } else if (/^\s*data:/i.test(input)) {
+    throw badUserInput(`${field}: malformed data URL (expected "data:image/<type>;base64,<data>")`, field);
+  }
+
+  // Whitespace can at most be a small fraction of honest input; anything far over the limit is refused unread.
+  const maxEncoded = encodedLength(maxBytes);
+  if (payload.length > 2 * maxEncoded + 1024) throw tooLarge(field, Math.floor((payload.length * 3) / 4), maxBytes, true);
+  const compact = payload.replace(BASE64_WHITESPACE, '');
+  if (compact.length === 0) throw badUserInput(`${field}: empty image`, field);
+  if (compact.length > maxEncoded) throw tooLarge(field, Math.floor((compact.length * 3) / 4), maxBytes, true);
+
+  const padding = compact.endsWith('==') ? 2 : compact.endsWith('=') ? 1 : 0;
+  const body = compact.slice(0, compact.length - padding);
+  const alphabetOk = STANDARD_ALPHABET.test(body) || URL_SAFE_ALPHABET.test(body);
+  // Unpadded input may end anywhere except one character into a group; padded input must fill its group.
+  const lengthOk = padding === 0 ? body.length % 4 !== 1 : compact.length % 4 === 0;
+  if (!alphabetOk || !lengthOk) throw badUserInput(`${field}: not valid base64`, field);
+
+  const bytes = Buffer.from(body, URL_SAFE_ALPHABET.test(body) ? 'base64url' : 'base64');
+  if (bytes.length === 0) throw badUserInput(`${field}: empty image`, field);
+  if (bytes.length > maxBytes) throw tooLarge(field, bytes.length, maxBytes, false);
+  return bytes;
+}
+
+function tooLarge(field: string, bytes: number, maxBytes: number, estimated: boolean) {
+  const size = estimated ? `about ${formatBytes(bytes)}` : formatBytes(bytes);
+  return badUserInput(`${field}: image is ${size}, over the limit of ${formatBytes(maxBytes)}`, field);
+}
+
+/** sharp/libvips format names → ours; HEIF is AVIF only when its compression is AV1. */
+function supportedFormatOf(format: string, compression: string | undefined): SupportedImageFormat | undefined {
+  if (format === 'heif') return compression === 'av1' ? 'avif' : undefined;
+  if (format === 'jpg') return 'jpeg';
+  if (format === 'tif') return 'tiff';
+  return (SUPPORTED_IMAGE_FORMATS as readonly string[]).includes(format) ? (format as SupportedImageFormat) : undefined;
+}
+
+/**
+ * Reads an image's header (sharp `metadata()`: no pixels are decoded) and checks it against the limits:
+ * non-empty, at most `limits.maxBytes`, a supported format, positive dimensions, and width × height at most
+ * `limits.maxPixels` (decompression bombs are refused here, before decoding).
+ *
+ * @param field names the image in messages, e.g. `images[2]`.
+ * @throws AppError BAD_USER_INPUT naming `field` for every refusal.
+ */
+export async function inspectImage(bytes: Uint8Array, field: string, limits: ImageLimits): Promise<ImageHeader> {
+  if (bytes.length === 0) throw badUserInput(`${field}: empty image`, field);
+  if (bytes.length > limits.maxBytes) throw tooLarge(field, bytes.length, limits.maxBytes, false);
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch {
+    throw badUserInput(`${field}: not an image (unrecognised format); expected one of ${SUPPORTED_IMAGE_FORMATS.join(', ')}`, field);
+  }
+  const format = supportedFormatOf(meta.format, meta.compression);
+  if (format === undefined) {
+    const name = meta.format === 'heif' ? (meta.compression === 'hevc' ? 'heic' : 'heif') : meta.format;
+    throw badUserInput(`${field}: unsupported format ${name}; expected one of ${SUPPORTED_IMAGE_FORMATS.join(', ')}`, field);
+  }
+  const { width, height } = meta;
+  if (!(width > 0) || !(height > 0)) throw badUserInput(`${field}: image has no pixels (${width}×${height})`, field);
+  const pixels = width * height;
+  if (pixels > limits.maxPixels) {
+    throw badUserInput(`${field}: ${width}×${height} = ${pixels} pixels exceeds the limit of ${limits.maxPixels}`, field);
+  }
+  const header: ImageHeader = {
+    format,
+    width,
+    height,
+    colourSpace: meta.space,
+    depth: meta.depth,
+    orientedWidth: meta.autoOrient?.width ?? width,
+    orientedHeight: meta.autoOrient?.height ?? height,
+  };
+  if (meta.pages !== undefined) header.pages = meta.pages;
+  return header;
+}

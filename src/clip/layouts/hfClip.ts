@@ -1,0 +1,376 @@
+/**
+ * Which files a CLIP ONNX export needs, and the parse boundary for its JSON: `config.json` and
+ * `preprocessor_config.json` arrive in snake_case (in the variants real hub repos have) and leave as the
+ * camelCase types of types.ts, with CLIP's defaults filled in. Nothing deeper ever reads the raw JSON.
+ *
+ * Layout (as in `Xenova/clip-vit-base-patch32`):
+ * ```
+ * config.json  preprocessor_config.json  tokenizer.json  [tokenizer_config.json  special_tokens_map.json]
+ * onnx/text_model{suffix}.onnx  onnx/vision_model{suffix}.onnx     the two towers (preferred)
+ * onnx/model{suffix}.onnx                                          the combined graph (fallback; logit scale)
+ * ```
+ * with suffix `''` (fp32), `_fp16` or `_quantized` (int8).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { AppError, ErrorCode } from '../../errors.js';
+import type { ClipModelConfig, Precision, PreprocessorConfig } from '../types.js';
+import type { GraphFiles, ModelSpec } from './modelSpec.js';
+
+/** Which graphs a model directory is run from: the two towers, or the combined `onnx/model*.onnx`. */
+export type ModelLayout = 'towers' | 'combined';
+
+export const CONFIG_FILE = 'config.json';
+export const PREPROCESSOR_CONFIG_FILE = 'preprocessor_config.json';
+export const TOKENIZER_FILE = 'tokenizer.json';
+/** Files a model may have and the server reads when present; never required. */
+export const OPTIONAL_MODEL_FILES: readonly string[] = Object.freeze(['tokenizer_config.json', 'special_tokens_map.json']);
+
+const SUFFIX: Record<Precision, string> = { fp32: '', fp16: '_fp16', int8: '_quantized' };
+
+/** The ONNX file name suffix of a precision: `''`, `'_fp16'` or `'_quantized'`. */
+export function precisionSuffix(precision: Precision): string {
+  return SUFFIX[precision];
+}
+
+/** The two tower graphs of a precision, relative to the model directory. */
+export function towerModelFiles(precision: Precision): { text: string; vision: string } {
+  const suffix = precisionSuffix(precision);
+  return { text: `onnx/text_model${suffix}.onnx`, vision: `onnx/vision_model${suffix}.onnx` };
+}
+
+/** The combined graph of a precision (`onnx/model{suffix}.onnx`), relative to the model directory. */
+export function combinedModelFile(precision: Precision): string {
+  return `onnx/model${precisionSuffix(precision)}.onnx`;
+}
+
+/** The JSON files every layout needs. */
+export const CONFIG_FILES: readonly string[] = Object.freeze([CONFIG_FILE, PREPROCESSOR_CONFIG_FILE, TOKENIZER_FILE]);
+
+/** Every file a model needs in a layout, relative to its directory (`/`-separated, as on the hub). */
+export function requiredFiles(precision: Precision, layout: ModelLayout): string[] {
+  if (layout === 'combined') return [...CONFIG_FILES, combinedModelFile(precision)];
+  const towers = towerModelFiles(precision);
+  return [...CONFIG_FILES, towers.text, towers.vision];
+}
+
+/** A model directory checked and parsed by {@link loadModelFiles}; every path is absolute. */
+export type LoadedModelFiles = {
+  dir: string;
+  precision: Precision;
+  config: ClipModelConfig;
+  preprocessor: PreprocessorConfig;
+  tokenizerPath: string;
+  /** `tokenizer_config.json`, when the directory has it. */
+  tokenizerConfigPath: string | undefined;
+} & (
+  | {
+      layout: 'towers';
+      textModelPath: string;
+      visionModelPath: string;
+      /** The combined graph too, when present: a source for the trained logit scale. */
+      combinedModelPath: string | undefined;
+    }
+  | {
+      layout: 'combined';
+      // Absent, but typed so that `files.textModelPath && files.visionModelPath` narrows without a layout switch.
+      textModelPath?: undefined;
+      visionModelPath?: undefined;
+      combinedModelPath: string;
+    }
+);
+
+/**
+ * Checks a model directory and parses its configs. Towers are used when both exist, else the combined graph.
+ * Throws an AppError (MODEL_UNAVAILABLE) naming the file for a missing directory, a missing, empty, truncated or
+ * invalid JSON file, or a missing or empty .onnx file (deeper ONNX corruption is left to ONNX Runtime).
+ */
+export async function loadModelFiles(dir: string, precision: Precision): Promise<LoadedModelFiles> {
+  const root = path.resolve(dir);
+  const stat = await fs.stat(root).catch(() => undefined);
+  if (stat === undefined || !stat.isDirectory()) {
+    throw modelFileError(`model directory ${root} does not exist or is not a directory`);
+  }
+  const abs = (file: string): string => path.join(root, ...file.split('/'));
+
+  const [configJson, preprocessorJson, tokenizerJson] = await Promise.all(
+    CONFIG_FILES.map((file) => readJsonFile(abs(file))),
+  );
+  const config = parseClipConfig(configJson, abs(CONFIG_FILE));
+  const preprocessor = parsePreprocessorConfig(preprocessorJson, abs(PREPROCESSOR_CONFIG_FILE));
+  // The tokenizer module parses it for real; checked here so that a truncated download fails at load, by name.
+  if (!isRecord(tokenizerJson) || !isRecord(tokenizerJson['model'])) {
+    throw modelFileError(`invalid ${abs(TOKENIZER_FILE)}: expected a Hugging Face tokenizer with a "model" object`);
+  }
+  const tokenizerConfigPath = (await fileSize(abs('tokenizer_config.json'))) === undefined ? undefined : abs('tokenizer_config.json');
+  const common = { dir: root, precision, config, preprocessor, tokenizerPath: abs(TOKENIZER_FILE), tokenizerConfigPath };
+
+  const towers = towerModelFiles(precision);
+  const combined = combinedModelFile(precision);
+  const [textSize, visionSize, combinedSize] = await Promise.all(
+    [towers.text, towers.vision, combined].map((file) => fileSize(abs(file))),
+  );
+  for (const [file, size] of [
+    [towers.text, textSize],
+    [towers.vision, visionSize],
+    [combined, combinedSize],
+  ] as const) {
+    if (size === 0) throw modelFileError(`${abs(file)} is empty (0 bytes): a truncated download? Delete it and retry`);
+  }
+
+  if (textSize !== undefined && visionSize !== undefined) {
+    return {
+      ...common,
+      layout: 'towers',
+      textModelPath: abs(towers.text),
+      visionModelPath: abs(towers.vision),
+      combinedModelPath: combinedSize === undefined ? undefined : abs(combined),
+    };
+  }
+  if (combinedSize !== undefined) return { ...common, layout: 'combined', combinedModelPath: abs(combined) };
+
+  const missingTower = textSize === undefined ? towers.text : towers.vision;
+  throw modelFileError(
+    `model directory ${root} has no ${precision} graphs: ${abs(missingTower)} is missing and so is the combined ${abs(combined)} ` +
+      `(a ${precision} model needs ${towers.text} + ${towers.vision}, or ${combined})`,
+  );
+}
+
+/** Reads and parses a JSON file; any failure becomes an error naming the file and why. */
+export async function readJsonFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'file is missing' : `cannot read it (${code ?? String(error)})`;
+    throw modelFileError(`${file}: ${why}`, error);
+  }
+  if (text.trim() === '') throw modelFileError(`${file} is empty: a truncated download? Delete it and retry`);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw modelFileError(`${file} is not valid JSON (truncated or corrupt?): ${(error as Error).message}`, error);
+  }
+}
+
+// --- config.json -------------------------------------------------------------------------------------------
+
+/** CLIPConfig's defaults (transformers), used when a field is absent. */
+const CONFIG_DEFAULTS = { projectionDim: 512, contextLength: 77, imageSize: 224 };
+
+/**
+ * Parses `config.json` (HF `CLIPConfig`). Reads `projection_dim`, `text_config.max_position_embeddings`,
+ * `vision_config.image_size` (falling back to the older `*_config_dict` copies, then to CLIP's defaults
+ * 512 / 77 / 224) and `logit_scale_init_value`. `file` only names the file in errors.
+ */
+export function parseClipConfig(json: unknown, file: string = CONFIG_FILE): ClipModelConfig {
+  const read = new FieldReader(json, file);
+  const text = read.section('text_config') ?? read.section('text_config_dict');
+  const vision = read.section('vision_config') ?? read.section('vision_config_dict');
+  return {
+    projectionDim: read.positiveInt(read.root, 'projection_dim') ?? CONFIG_DEFAULTS.projectionDim,
+    contextLength: read.positiveInt(text, 'max_position_embeddings', 'text_config.') ?? CONFIG_DEFAULTS.contextLength,
+    imageSize: read.positiveInt(vision, 'image_size', 'vision_config.') ?? CONFIG_DEFAULTS.imageSize,
+    logitScaleInitValue: read.finiteNumber(read.root, 'logit_scale_init_value'),
+  };
+}
+
+// --- preprocessor_config.json ------------------------------------------------------------------------------
+
+/** OpenAI CLIP's normalisation constants: the defaults of CLIPImageProcessor. */
+export const OPENAI_CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+export const OPENAI_CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+
+/**
+ * Parses `preprocessor_config.json` (`CLIPImageProcessor`, or the older `CLIPFeatureExtractor`).
+ * - `size`: `{shortest_edge}`, a number (the shortest edge, as CLIPFeatureExtractor meant it) or `{height, width}`
+ *   (mapped to a shortest edge of `min(height, width)`: PreprocessorConfig has no exact-resize mode, and for the
+ *   square CLIP inputs that follow a centre crop the two agree on square images only).
+ * - `crop_size`: a number or `{height, width}`; default 224.
+ * - absent fields take CLIPImageProcessor's defaults: resample 3 (bicubic), rescale 1/255, OpenAI mean/std,
+ *   every `do_*` true.
+ * `file` only names the file in errors.
+ */
+export function parsePreprocessorConfig(json: unknown, file: string = PREPROCESSOR_CONFIG_FILE): PreprocessorConfig {
+  const read = new FieldReader(json, file);
+  const root = read.root;
+  const crop = read.size(root, 'crop_size');
+  return {
+    doConvertRgb: read.bool(root, 'do_convert_rgb') ?? true,
+    doResize: read.bool(root, 'do_resize') ?? true,
+    shortestEdge: read.shortestEdge(root, 'size') ?? 224,
+    resample: read.nonNegativeInt(root, 'resample') ?? 3,
+    doCenterCrop: read.bool(root, 'do_center_crop') ?? true,
+    cropHeight: crop?.height ?? 224,
+    cropWidth: crop?.width ?? 224,
+    doRescale: read.bool(root, 'do_rescale') ?? true,
+    rescaleFactor: read.positiveNumber(root, 'rescale_factor') ?? 1 / 255,
+    doNormalize: read.bool(root, 'do_normalize') ?? true,
+    imageMean: read.triple(root, 'image_mean', false) ?? [...OPENAI_CLIP_MEAN],
+    imageStd: read.triple(root, 'image_std', true) ?? [...OPENAI_CLIP_STD],
+  };
+}
+
+// --- helpers -----------------------------------------------------------------------------------------------
+
+type JsonObject = Record<string, unknown>;
+
+function isRecord(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function modelFileError(message: string, cause?: unknown): AppError {
+  return new AppError(ErrorCode.ModelUnavailable, message, cause === undefined ? {} : { cause });
+}
+
+async function fileSize(file: string): Promise<number | undefined> {
+  const stat = await fs.stat(file).catch(() => undefined);
+  return stat?.isFile() === true ? stat.size : undefined;
+}
+
+/**
+ * Typed reads of optional fields. Absent (or null) → undefined, present but wrong → an error worded
+ * `invalid FILE: "field" expected X, but got Y`.
+ */
+export class FieldReader {
+  readonly root: JsonObject;
+
+  constructor(
+    json: unknown,
+    private readonly file: string,
+  ) {
+    if (!isRecord(json)) throw modelFileError(`invalid ${file}: expected a JSON object, but got ${describe(json)}`);
+    this.root = json;
+  }
+
+  section(key: string): JsonObject | undefined {
+    const value = this.root[key];
+    if (value === undefined || value === null) return undefined;
+    if (!isRecord(value)) throw this.fail(key, 'an object', value);
+    return value;
+  }
+
+  bool(obj: JsonObject, key: string): boolean | undefined {
+    const value = obj[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'boolean') throw this.fail(key, 'true or false', value);
+    return value;
+  }
+
+  finiteNumber(obj: JsonObject | undefined, key: string, prefix = ''): number | undefined {
+    const value = obj?.[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw this.fail(prefix + key, 'a number', value);
+    return value;
+  }
+
+  positiveNumber(obj: JsonObject, key: string): number | undefined {
+    const value = this.finiteNumber(obj, key);
+    if (value !== undefined && value <= 0) throw this.fail(key, 'a positive number', value);
+    return value;
+  }
+
+  positiveInt(obj: JsonObject | undefined, key: string, prefix = ''): number | undefined {
+    const value = obj?.[key];
+    if (value === undefined || value === null) return undefined;
+    if (!isPositiveInt(value)) throw this.fail(prefix + key, 'a positive integer', value);
+    return value;
+  }
+
+  nonNegativeInt(obj: JsonObject, key: string): number | undefined {
+    const value = obj[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+      throw this.fail(key, 'a non-negative integer', value);
+    }
+    return value;
+  }
+
+  /** `size`: a number, `{shortest_edge}` or `{height, width}`. */
+  shortestEdge(obj: JsonObject, key: string): number | undefined {
+    const value = obj[key];
+    if (value === undefined || value === null) return undefined;
+    if (isPositiveInt(value)) return value;
+    if (isRecord(value)) {
+      if (isPositiveInt(value['shortest_edge'])) return value['shortest_edge'];
+      if (isPositiveInt(value['height']) && isPositiveInt(value['width'])) {
+        return Math.min(value['height'], value['width']);
+      }
+    }
+    throw this.fail(key, 'a positive integer, {"shortest_edge": n} or {"height": h, "width": w}', value);
+  }
+
+  /** `crop_size`: a number or `{height, width}`. */
+  size(obj: JsonObject, key: string): { height: number; width: number } | undefined {
+    const value = obj[key];
+    if (value === undefined || value === null) return undefined;
+    if (isPositiveInt(value)) return { height: value, width: value };
+    if (isRecord(value) && isPositiveInt(value['height']) && isPositiveInt(value['width'])) {
+      return { height: value['height'], width: value['width'] };
+    }
+    throw this.fail(key, 'a positive integer or {"height": h, "width": w}', value);
+  }
+
+  /** `image_mean`/`image_std`: three numbers, or one number (or a one-element list) meaning all three channels. */
+  triple(obj: JsonObject, key: string, positive: boolean): [number, number, number] | undefined {
+    const value = obj[key];
+    if (value === undefined || value === null) return undefined;
+    const list = typeof value === 'number' ? [value] : value;
+    const ok = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && (!positive || v > 0);
+    if (Array.isArray(list) && (list.length === 1 || list.length === 3) && list.every(ok)) {
+      const [a, b = a, c = a] = list as number[];
+      return [a as number, b as number, c as number];
+    }
+    throw this.fail(key, `three ${positive ? 'positive ' : ''}numbers (one per RGB channel)`, value);
+  }
+
+  private fail(field: string, expected: string, got: unknown): AppError {
+    return modelFileError(`invalid ${this.file}: "${field}" expected ${expected}, but got ${describe(got)}`);
+  }
+}
+
+function isPositiveInt(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value > 0;
+}
+
+function describe(value: unknown): string {
+  const text = JSON.stringify(value);
+  if (text === undefined) return String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+// --- the model description ---------------------------------------------------------------------------------
+
+/** True when `dir` looks like this layout: a `preprocessor_config.json` or an `onnx/` folder beside `config.json`. */
+export async function isHfClipDir(dir: string): Promise<boolean> {
+  const has = async (file: string): Promise<boolean> => (await fs.stat(path.join(dir, file)).catch(() => undefined)) !== undefined;
+  return (await has(PREPROCESSOR_CONFIG_FILE)) || (await has('onnx'));
+}
+
+/** Reads a directory in this layout into the common {@link ModelSpec}. Errors as {@link loadModelFiles}. */
+export async function loadHfClipSpec(dir: string, precision: Precision): Promise<ModelSpec> {
+  const files = await loadModelFiles(dir, precision);
+  const graphs: GraphFiles =
+    files.layout === 'towers'
+      ? { kind: 'towers', vision: files.visionModelPath, text: files.textModelPath, combined: files.combinedModelPath }
+      : { kind: 'combined', combined: files.combinedModelPath };
+  const contextLength = files.config.contextLength;
+  return {
+    layout: 'hf-clip',
+    dir: files.dir,
+    precision,
+    image: files.preprocessor,
+    text: {
+      tokenizerDir: path.dirname(files.tokenizerPath),
+      // config.json's max_position_embeddings is the context; a graph that fixes a shorter length fails the prompts that
+      // do not fit (INFERENCE_FAILED) rather than having them silently cut to it.
+      resolve: () => ({ contextLength, clean: undefined }),
+      padToContext: false,
+    },
+    graphs,
+    embeddingSize: files.config.projectionDim,
+    scoring: 'softmax',
+    architecture: undefined,
+  };
+}

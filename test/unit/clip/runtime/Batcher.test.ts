@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { Batcher } from '../../../../src/clip/runtime/Batcher.js';
+import { AppError, ErrorCode } from '../../../../src/errors.js';
+
+function recordingBatcher(options: Partial<{ maxBatchSize: number; maxWaitMs: number; maxQueued: number; delayMs: number; concurrency: number }> = {}) {
+  const batches: number[][] = [];
+  const batcher = new Batcher<number, number>({
+    name: 'test',
+    concurrency: options.concurrency ?? 1,
+    maxBatchSize: options.maxBatchSize ?? 4,
+    maxWaitMs: options.maxWaitMs ?? 5,
+    maxQueued: options.maxQueued ?? 100,
+    run: async (items) => {
+      batches.push(items);
+      if (options.delayMs) await new Promise((r) => setTimeout(r, options.delayMs));
+      if (items.includes(-1)) throw new Error('poison');
+      return items.map((x) => x * 2);
+    },
+  });
+  return { batcher, batches };
+}
+
+describe('Batcher', () => {
+  it('should gather concurrent items into one batch and fan results back in order', async () => {
+    const { batcher, batches } = recordingBatcher();
+    const results = await Promise.all([1, 2, 3].map((x) => batcher.add(x)));
+    expect(results).toEqual([2, 4, 6]);
+    expect(batches).toEqual([[1, 2, 3]]);
+  });
+
+  it('should split at maxBatchSize and run the next batch as soon as the previous ends', async () => {
+    const { batcher, batches } = recordingBatcher({ maxBatchSize: 2, delayMs: 10 });
+    const results = await Promise.all([1, 2, 3, 4, 5].map((x) => batcher.add(x)));
+    expect(results).toEqual([2, 4, 6, 8, 10]);
+    expect(batches).toEqual([[1, 2], [3, 4], [5]]);
+  });
+
+  it('should fail only the item that breaks a batch', async () => {
+    const { batcher } = recordingBatcher();
+    const settled = await Promise.allSettled([1, -1, 3].map((x) => batcher.add(x)));
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((settled[2] as PromiseFulfilledResult<number>).value).toBe(6);
+  });
+
+  it('should refuse items with OVERLOADED once the queue is full', async () => {
+    const { batcher } = recordingBatcher({ maxBatchSize: 1, maxQueued: 2, delayMs: 20 });
+    const accepted = [batcher.add(1), batcher.add(2), batcher.add(3)];
+    const refused = batcher.add(4);
+    await expect(refused).rejects.toMatchObject({ code: ErrorCode.Overloaded });
+    await expect(refused).rejects.toBeInstanceOf(AppError);
+    expect(await Promise.all(accepted)).toEqual([2, 4, 6]);
+  });
+
+  it('should drop a queued item whose signal aborts', async () => {
+    const { batcher, batches } = recordingBatcher({ maxBatchSize: 1, delayMs: 20 });
+    const controller = new AbortController();
+    const first = batcher.add(1);
+    const second = batcher.add(2, controller.signal);
+    controller.abort(new Error('cancelled'));
+    await expect(second).rejects.toThrow('cancelled');
+    expect(await first).toBe(2);
+    await batcher.stop();
+    expect(batches).toEqual([[1]]);
+  });
+
+  it('should finish queued work on stop and refuse new work after', async () => {
+    const { batcher } = recordingBatcher({ maxWaitMs: 1000 });
+    const pending = batcher.add(7);
+    await batcher.stop();
+    expect(await pending).toBe(14);
+    await expect(batcher.add(1)).rejects.toMatchObject({ code: ErrorCode.ShuttingDown });
+  });
+
+  it('should reject queued items on abort but let the running batch finish', async () => {
+    const { batcher, batches } = recordingBatcher({ maxBatchSize: 1, delayMs: 30 });
+    const running = batcher.add(1);
+    // Observed before abort rejects it, so the rejection is never unhandled.
+    const queued = expect(batcher.add(2)).rejects.toThrow('stopping');
+    await new Promise((r) => setTimeout(r, 5));
+    await batcher.abort(new Error('stopping'));
+    expect(await running).toBe(2);
+    await queued;
+    expect(batches).toEqual([[1]]);
+    await expect(batcher.add(3)).rejects.toMatchObject({ code: ErrorCode.ShuttingDown });
+  });
+
+  it('should run up to `concurrency` batches at once, sharing what waits between free runners', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const batches: number[][] = [];
+    const batcher = new Batcher<number, number>({
+      name: 'test',
+      concurrency: 2,
+      maxBatchSize: 8,
+      maxWaitMs: 5,
+      maxQueued: 100,
+      run: async (items) => {
+        batches.push(items);
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        await new Promise((r) => setTimeout(r, 20));
+        inFlight--;
+        return items.map((x) => -x);
+      },
+    });
+    const results = await Promise.all([1, 2, 3, 4, 5, 6].map((x) => batcher.add(x)));
+    expect(results).toEqual([-1, -2, -3, -4, -5, -6]);
+    expect(maxInFlight).toBe(2);
+    expect(batches).toEqual([[1, 2, 3], [4, 5, 6]]);
+  });
+
+  it('should reject invalid options with the expected/got wording', () => {
+    expect(() => new Batcher({ name: 'x', maxBatchSize: 0, maxWaitMs: 1, maxQueued: 1, run: async () => [] })).toThrow(
+      'Expected `maxBatchSize` to be an integer ≥ 1, got 0',
+    );
+  });
+});
