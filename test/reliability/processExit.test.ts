@@ -268,9 +268,11 @@ describe.each(ROLES)('the $role server process ends after SIGTERM', (role) => {
       const server = await startProcessServer({ ...role.env, ...deadlineEnv, ...vit, ...testCase.env }, role.args, testCase.readyTimeoutMs);
       await testCase.arrange(server);
       if (signals === 2 && testCase.busy !== true) {
-        // A job that outlasts the drain timeout, so the second signal interrupts a drain under way.
-        const id = await submit(server, await Promise.all(Array.from({ length: 48 }, (_, i) => pngDataUrl(500 + i, 160))));
-        await until(async () => (await statusOf(server, id)) === 'RUNNING', 30_000, 'the job to run');
+        // Two long jobs, so a second signal 300 ms after the first interrupts a drain under way. Waiting for the
+        // first to start (or even finish, on a fast machine) leaves the second running or queued.
+        const ids: string[] = [];
+        for (let job = 0; job < 2; job += 1) ids.push(await submit(server, await Promise.all(Array.from({ length: 48 }, (_, i) => pngDataUrl(500 + 100 * job + i, 160)))));
+        await until(async () => ['RUNNING', 'COMPLETE'].includes((await statusOf(server, ids[0]!)) ?? ''), 60_000, 'the first long job to run');
       }
       const env = { ...deadlineEnv, ...testCase.env };
       const { since, withinMs } = await signal(server, signals, Number(env.DRAIN_TIMEOUT_MS), Number(env.SHUTDOWN_GRACE_MS));
