@@ -59,7 +59,7 @@ function hubWaysOut(error: HubError, config: Config): string[] {
 }
 
 /**
- * One paragraph (no stack trace) explaining why the server failed to start, for the operator's terminal
+ * One paragraph (no stack trace) explaining why the server could not start, for the operator's terminal
  * and the fatal log line. Model failures (a download, a broken model directory, a wrong CLIP_MODEL) get
  * their specific story and ways out; anything else its message.
  */
@@ -71,21 +71,21 @@ export function explainStartFailure(error: unknown, config: Config): string {
     const named = hub.url === undefined || hub.message.includes(hub.url);
     const tried = named ? '' : ` It tried to download ${hub.file} from ${hub.url}.`;
     return [
-      `clip-server failed to start: ${model} is not available.${tried} ${sentence(hub.message)}`,
+      `clip-server could not start: ${model} is not available.${tried} ${sentence(hub.message)}`,
       `Ways out: ${hubWaysOut(hub, config).join('; ')}.`,
     ].join(' ');
   }
   const appError = findCause(error, isAppError);
   if (appError?.code === ErrorCode.ModelUnavailable) {
     return [
-      `clip-server failed to start: ${model} is a model directory that cannot be used: ${sentence(appError.message)}`,
+      `clip-server could not start: ${model} is a model directory that cannot be used: ${sentence(appError.message)}`,
       `Ways out: fix or replace that file (re-download the model, or delete the directory's broken file and start again to fetch it);`,
       `set CLIP_MODEL to another model directory or hub id; or try the server without real weights: \`${MAKE_TEST_MODEL_COMMAND}\`, then \`CLIP_MODEL=DIR npm start\`.`,
     ].join(' ');
   }
   if (appError?.code === ErrorCode.BadUserInput) {
     return [
-      `clip-server failed to start: CLIP_MODEL=${JSON.stringify(config.clipModel)} names no model it can load: ${sentence(appError.message)}`,
+      `clip-server could not start: CLIP_MODEL=${JSON.stringify(config.clipModel)} names no model it can load: ${sentence(appError.message)}`,
       `Ways out: a catalogue name (e.g. clip-vit-base-patch32), a hub id (owner/name[@revision]) or an existing model directory;`,
       `or try the server without real weights: \`${MAKE_TEST_MODEL_COMMAND}\`, then \`CLIP_MODEL=DIR npm start\`.`,
     ].join(' ');
@@ -94,10 +94,10 @@ export function explainStartFailure(error: unknown, config: Config): string {
   if (loadFailure !== undefined) {
     // ClipService's rejection wraps what went wrong loading the model (e.g. ONNX Runtime refusing a graph file).
     return [
-      `clip-server failed to start: ${model} could not be loaded: ${sentence(messageOf(loadFailure))}`,
+      `clip-server could not start: ${model} could not be loaded: ${sentence(messageOf(loadFailure))}`,
       `Ways out: replace the file named there (re-download or regenerate the model); set CLIP_MODEL to another model directory or hub id;`,
       `or try the server without real weights: \`${MAKE_TEST_MODEL_COMMAND}\`, then \`CLIP_MODEL=DIR npm start\`. (LOG_LEVEL=debug logs the stack trace.)`,
     ].join(' ');
   }
-  return `clip-server failed to start: ${sentence(messageOf(error))} (LOG_LEVEL=debug logs the stack trace.)`;
+  return `clip-server could not start: ${sentence(messageOf(error))} (LOG_LEVEL=debug logs the stack trace.)`;
 }

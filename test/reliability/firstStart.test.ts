@@ -134,7 +134,7 @@ describe('the first start without a usable default model', () => {
     const result = await runToExit({ CLIP_MODEL: 'clip-vit-base-patch32', HF_HUB_OFFLINE: '1', MODEL_CACHE_DIR: cache, LOG_FORMAT: 'pretty' });
     expect(result.code).toBe(1);
     expect(result.logs).toEqual([]);
-    expect(result.output).toMatch(/FATAL.*clip-server failed to start: the default model "clip-vit-base-patch32" is not available\..*Ways out: .*--preset tiny/);
+    expect(result.output).toMatch(/FATAL.*clip-server could not start: the default model "clip-vit-base-patch32" is not available\..*Ways out: .*--preset tiny/);
     expect(result.output).not.toMatch(STACK_FRAME);
     // The line logged last, just before process.exit: there only if the logs were flushed first.
     expect(result.output).toMatch(/INFO.*stopped/);

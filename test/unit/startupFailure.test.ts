@@ -54,7 +54,7 @@ describe('explainStartFailure', () => {
 
   it('should fall back to the failure message for anything else', () => {
     expect(explainStartFailure(new Error('Cannot listen on 127.0.0.1:4000: listen EADDRINUSE'), config)).toBe(
-      'clip-server failed to start: Cannot listen on 127.0.0.1:4000: listen EADDRINUSE. (LOG_LEVEL=debug logs the stack trace.)',
+      'clip-server could not start: Cannot listen on 127.0.0.1:4000: listen EADDRINUSE. (LOG_LEVEL=debug logs the stack trace.)',
     );
   });
 });
