@@ -6,6 +6,7 @@ import {
   fesModelNames,
   isZeroShotTask,
   parseFesJobBody,
+  unknownFesConfigKeys,
   requireFesModel,
   resolveFesModel,
   toFesJobResponse,
@@ -105,6 +106,13 @@ describe('toFesJobResponse', () => {
 });
 
 describe('parseFesJobBody', () => {
+  it("should accept and drop unknown config keys such as vitrivr-engine's top_k (FES declares config free-form), keeping the prompt settings", () => {
+    const body = { image: 'AAAA', classes: ['a'], config: { top_k: 50, promptTemplate: 'a {}', temperature: 0.5 } };
+    expect(parseFesJobBody(body, false).config).toEqual({ promptTemplate: 'a {}' });
+    expect(unknownFesConfigKeys(body)).toEqual(['top_k', 'temperature']);
+    expect(unknownFesConfigKeys({ image: 'AAAA', classes: ['a'] })).toEqual([]);
+  });
+
   it('should read a single-image body', () => {
     expect(parseFesJobBody({ image: 'data:image/png;base64,AAAA', classes: ['a', 'b'], config: { promptTemplate: '{}' }, extra: 1 }, false)).toEqual({
       images: ['data:image/png;base64,AAAA'],
