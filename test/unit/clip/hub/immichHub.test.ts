@@ -72,6 +72,14 @@ describe('fetchModelFiles on an immich-layout repo', () => {
     expect(hub.requests.filter((r) => r.kind !== 'listing')).toEqual([]);
   });
 
+  it('should send HF_TOKEN for the listing of a gated repo, and say to set it when missing', async () => {
+    hub = await startFakeHub({ repos: { [REPO]: repoDir }, token: 'secret' });
+    await expect(fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, progress: false })).rejects.toThrow(/gated or private \(HTTP 401 for its file listing.*set HF_TOKEN/);
+    const dir = await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, token: 'secret', progress: false });
+    expect((await loadModelSpec(dir, 'fp32')).layout).toBe('immich');
+    expect(hub.requests.filter((r) => r.kind === 'listing').map((r) => r.authorization)).toEqual([undefined, 'Bearer secret']);
+  });
+
   it('should name the missing file when a listed repo lacks part of the layout', async () => {
     await fs.rm(path.join(repoDir, 'textual', 'tokenizer.json'));
     hub = await startFakeHub({ repos: { [REPO]: repoDir } });
