@@ -1,8 +1,8 @@
 /**
- * One loaded CLIP model: its ONNX graphs, tokenizer and preprocessor, the image and text batchers
- * every job shares, and the embedding caches. The recipe for a classification is short:
- * prompts → (cached) text embeddings → per-class ensemble; images → (cached) image embeddings;
- * softmax of scale · cosine.
+ * One loaded CLIP-style model (any layout: see layouts/): its ONNX graphs as towers, tokenizer and preprocessor, the
+ * image and text batchers every job shares, and the embedding caches. The recipe for a classification is short:
+ * prompts → (cached) text embeddings → per-class ensemble; images → (cached) image embeddings; the model's scoring
+ * (softmax of scale · cosine, or SigLIP's per-class sigmoid of scale · cosine + bias).
  */
 import { createHash } from 'node:crypto';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -20,7 +20,7 @@ import type { ImageLimits, Precision, PreprocessorConfig, PromptConfig, Scoring,
 
 export interface ClipModelOptions {
   name: string;
-  /** A local directory in the hub layout (already downloaded). */
+  /** A local model directory in a known layout (already downloaded). */
   dir: string;
   precision: Precision;
   session: OnnxSessionOptions;
