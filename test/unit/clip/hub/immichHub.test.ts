@@ -62,6 +62,9 @@ describe('fetchModelFiles on an immich-layout repo', () => {
     hub = undefined;
     expect(await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: 'http://127.0.0.1:9', offline: true, progress: false })).toBe(dir);
     expect(seen).toBeGreaterThan(0);
+    // Even without the cached listing (files put into the cache by hand), an immich snapshot is used offline.
+    await fs.rm(path.join(dir, LISTING_FILE));
+    expect(await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: 'http://127.0.0.1:9', offline: true, progress: false })).toBe(dir);
   });
 
   it('should refuse CLIP_PRECISION=fp16 for a repo with only fp32 graphs, naming what exists, before any download', async () => {
