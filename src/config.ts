@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { parseModelOptions } from './clip/modelOptions.js';
 import { PRECISIONS, type Precision } from './clip/types.js';
+import type { LogFormatSetting } from './logger.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -49,6 +50,8 @@ export interface Config {
   readonly maxImagesPerJob: number;
   readonly maxClassesPerJob: number;
   readonly maxClassLength: number;
+  readonly maxTextsPerJob: number;
+  readonly maxTextLength: number;
   readonly maxPromptsPerJob: number;
   readonly maxImageBytes: number;
   readonly maxImagePixels: number;
@@ -61,11 +64,14 @@ export interface Config {
   readonly maxPendingImageBytes: number;
   readonly jobTtlSeconds: number;
   readonly drainTimeoutMs: number;
+  readonly shutdownGraceMs: number;
   readonly corsOrigins: readonly string[];
   readonly introspection: boolean;
   readonly graphiql: boolean;
+  readonly webUi: boolean;
   readonly apiKeys: readonly string[];
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormatSetting;
 }
 
 /** One row of the settings table (README, `--help`). */
@@ -216,6 +222,7 @@ function originList(raw: string): string[] {
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_FORMATS: readonly LogFormatSetting[] = ['auto', 'json', 'pretty'];
 const GRAPH_OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
 /** Every setting, keyed by its Config field: a Config field without a setting is a compile error. */
@@ -314,7 +321,7 @@ const SETTINGS: SettingSpecs = {
   },
   textCacheSize: { env: 'TEXT_CACHE_SIZE', description: 'Prompt embeddings kept (LRU entries, per model).', defaultValue: 10_000, parse: integer(0) },
   imageCacheSize: { env: 'IMAGE_CACHE_SIZE', description: 'Image embeddings kept, keyed by content hash (LRU entries, per model).', defaultValue: 1_000, parse: integer(0) },
-  maxImagesPerJob: { env: 'MAX_IMAGES_PER_JOB', description: 'Most images in one job.', defaultValue: 64, parse: integer(1, 100_000) },
+  maxImagesPerJob: { env: 'MAX_IMAGES_PER_JOB', description: 'Most images in one job (and files in one upload request).', defaultValue: 64, parse: integer(1, 100_000) },
   maxClassesPerJob: { env: 'MAX_CLASSES_PER_JOB', description: 'Most classes in one job.', defaultValue: 1000, parse: integer(1, 1_000_000) },
   maxPromptsPerJob: {
     env: 'MAX_PROMPTS_PER_JOB',
@@ -323,7 +330,14 @@ const SETTINGS: SettingSpecs = {
     parse: integer(1, 10_000_000),
   },
   maxClassLength: { env: 'MAX_CLASS_LENGTH', description: 'Longest class name, in characters (code points).', defaultValue: 1000, parse: integer(1, 1_000_000) },
-  maxImageBytes: { env: 'MAX_IMAGE_BYTES', description: 'Largest encoded image, in bytes (after base64 decoding).', defaultValue: 20 * MiB, defaultText: '20MiB', parse: bytes(1) },
+  maxTextsPerJob: { env: 'MAX_TEXTS_PER_JOB', description: 'Most texts in one text-embedding job.', defaultValue: 1000, parse: integer(1, 1_000_000) },
+  maxTextLength: {
+    env: 'MAX_TEXT_LENGTH',
+    description: "Longest text to embed, in characters (code points); the model reads at most its context length (77 tokens for CLIP), the rest is cut as FES's tokenizer does.",
+    defaultValue: 10_000,
+    parse: integer(1, 10_000_000),
+  },
+  maxImageBytes: { env: 'MAX_IMAGE_BYTES', description: 'Largest encoded image, in bytes (after base64 decoding; an uploaded file is cut off and refused at it).', defaultValue: 20 * MiB, defaultText: '20MiB', parse: bytes(1) },
   maxImagePixels: {
     env: 'MAX_IMAGE_PIXELS',
     description: 'Largest image, in pixels (width × height), checked from the header before decoding.',
@@ -332,7 +346,7 @@ const SETTINGS: SettingSpecs = {
   },
   maxBodyBytes: {
     env: 'MAX_BODY_BYTES',
-    description: 'Largest HTTP request body, in bytes (413 over it). Bounds a whole job: 64 images of ~1.5 MB each fit in the default.',
+    description: 'Largest HTTP request body, in bytes (413 over it; uploads are counted as they stream). Bounds a whole job: 64 images of ~1.5 MB each fit in the default.',
     defaultValue: 100 * MiB,
     defaultText: '100MiB',
     parse: bytes(1024),
@@ -371,6 +385,13 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 30_000,
     parse: integer(0),
   },
+  shutdownGraceMs: {
+    env: 'SHUTDOWN_GRACE_MS',
+    description:
+      'Hard deadline, in ms: the process is gone DRAIN_TIMEOUT_MS + this after a first SIGTERM/SIGINT, and this after a second (which waits only for ONNX runs in flight); whatever is still pending then is logged and the process exits 1.',
+    defaultValue: 5_000,
+    parse: integer(0),
+  },
   corsOrigins: {
     env: 'CORS_ORIGINS',
     description: 'Browser origins allowed to call the API (comma-separated, or *); none by default.',
@@ -380,6 +401,13 @@ const SETTINGS: SettingSpecs = {
   },
   introspection: { env: 'INTROSPECTION', description: 'Allow GraphQL introspection (turn off in production).', defaultValue: true, parse: boolean, boolean: true },
   graphiql: { env: 'GRAPHIQL', description: 'Serve GraphiQL at GET /graphql for browsers (turn off in production).', defaultValue: true, parse: boolean, boolean: true },
+  webUi: {
+    env: 'WEB_UI',
+    description: 'Serve the classification page at GET / (built by npm run build; it uses the public API, so API_KEYS apply).',
+    defaultValue: true,
+    parse: boolean,
+    boolean: true,
+  },
   apiKeys: {
     env: 'API_KEYS',
     description: 'Comma-separated API keys; when set, /graphql and /api need `Authorization: Bearer <key>` or `x-api-key` (websocket: connection_init { apiKey }).',
@@ -387,7 +415,13 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'none (auth off)',
     parse: list,
   },
-  logLevel: { env: 'LOG_LEVEL', description: 'pino log level.', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
+  logLevel: { env: 'LOG_LEVEL', description: 'pino log level; debug adds stack traces to expected errors (a model that cannot load, …).', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
+  logFormat: {
+    env: 'LOG_FORMAT',
+    description: 'Log lines: json (one JSON object a line), pretty (human-readable, pino-pretty) or auto (pretty when stdout is a terminal, else json).',
+    defaultValue: 'auto',
+    parse: oneOf(LOG_FORMATS),
+  },
 };
 
 function flagOf(env: string): string {

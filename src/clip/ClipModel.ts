@@ -143,8 +143,11 @@ export class ClipModel {
 
   /** Reads the files (any layout), loads the graphs and the tokenizer, resolves the scoring, and warms both towers up. */
   static async load(options: ClipModelOptions): Promise<ClipModel> {
+    const loadStarted = performance.now();
     const spec = await loadModelSpec(options.dir, options.precision);
     const graphs = await loadGraphs(spec, options.session, options.visionReplicas ?? 1);
+    const warmStarted = performance.now();
+    options.logger.info({ model: options.name, loadMs: Math.round(warmStarted - loadStarted) }, 'model loaded; warming up');
     try {
       const loaded = await describeTowers(spec, graphs);
       const scoring = await resolveModelScoring(spec, loaded, options);
@@ -170,6 +173,7 @@ export class ClipModel {
       if (warm[0]!.length !== probe.length) {
         throw new AppError(ErrorCode.ModelUnavailable, `${spec.dir}: the text graph gives ${warm[0]!.length}-d embeddings, the image graph ${probe.length}-d`);
       }
+      options.logger.info({ model: options.name, warmMs: Math.round(performance.now() - warmStarted) }, 'model warmed up');
       return model;
     } catch (error) {
       await releaseGraphs(graphs);

@@ -2,7 +2,8 @@
  * Composes the server: CLIP service, jobs, GraphQL (HTTP + websocket), the REST API, GraphiQL,
  * health and metrics on one Express app and one HTTP server; owns start and the stop order.
  *
- * Routes: GET /health, GET /ready, GET /metrics (open); GET /graphql for browsers (Accept: text/html)
+ * Routes: GET /health, GET /ready, GET /metrics (open); GET / the classification page (open, static; WEB_UI);
+ * GET /graphql for browsers (Accept: text/html)
  * → GraphiQL (open: a static page; its requests carry the key); /graphql → Apollo and graphql-ws;
  * /api → the feature-extraction-server REST API. /graphql and /api need an API key when API_KEYS is set.
  *
@@ -12,7 +13,8 @@
  * `stop()` is ordered and idempotent (a second call awaits the first):
  *   1. stop accepting jobs (SHUTTING_DOWN; /ready turns 503),
  *   2. drain queued and running jobs, bounded by DRAIN_TIMEOUT_MS (stragglers FAIL with SHUTTING_DOWN),
- *   3. let subscribers receive those terminal states, then close websockets (1001),
+ *   3. let subscribers receive those terminal states, then close websockets (1001; peers that do not answer
+ *      the close handshake within WEBSOCKET_CLOSE_MS are cut),
  *   4. stop Apollo (the drain plugin closes the HTTP server once in-flight requests end),
  *   5. release the ONNX sessions.
  */
@@ -26,12 +28,13 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler } 
 import { ClipService } from '../clip/index.js';
 import type { Config } from '../config.js';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
-import { buildGraphqlSchema, createApolloServer, createContext, startGraphqlWs, type AuthOutcome, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
+import { buildGraphqlSchema, createApolloServer, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type AuthOutcome, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
 import { JobService } from '../jobs/index.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createRestRouter, type RestDeps } from '../rest/router.js';
 import { sendRestError, toRestError } from '../rest/errors.js';
 import { createGraphiqlHandler } from './graphiql.js';
+import { createWebUiHandler } from './webUi.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
 
@@ -66,6 +69,8 @@ type ServerState =
 
 /** Longest wait, after the drain, for subscribers to be sent their jobs' terminal states, in ms. */
 const SUBSCRIBER_FLUSH_MS = 2_000;
+/** Longest wait for websocket peers to answer the close handshake on stop, in ms; the rest are cut. */
+const WEBSOCKET_CLOSE_MS = 1_000;
 
 // ---- API keys ----
 
@@ -190,6 +195,8 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     maxImagesPerJob: config.maxImagesPerJob,
     maxClassesPerJob: config.maxClassesPerJob,
     maxClassLength: config.maxClassLength,
+    maxTextsPerJob: config.maxTextsPerJob,
+    maxTextLength: config.maxTextLength,
     maxPromptsPerJob: config.maxPromptsPerJob,
     maxQueuedJobs: config.maxQueuedJobs,
     maxQueuedImages: config.maxQueuedImages,
@@ -244,6 +251,10 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   if (config.graphiql) {
     app.use(createGraphiqlHandler({ endpoint: '/graphql', subscriptionEndpoint: '/graphql', apiKeyHeader: checkKey !== null }));
   }
+  // The classification page at GET /: static and open like GraphiQL; it talks to the API with the key typed into it.
+  if (config.webUi) {
+    app.use(createWebUiHandler({ endpoint: '/graphql', apiKeyRequired: checkKey !== null, graphiqlPath: config.graphiql ? '/graphql' : null, logger }));
+  }
   const requireKey =
     (kind: 'graphql' | 'rest'): RequestHandler =>
     (req, res, next) => {
@@ -258,6 +269,8 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
 
   const graphqlRouter = express.Router();
   graphqlRouter.use(requireKey('graphql'));
+  // File uploads (multipart), before the JSON parser: MAX_IMAGE_BYTES per file, MAX_IMAGES_PER_JOB files, MAX_BODY_BYTES on the stream.
+  graphqlRouter.use(createUploadMiddleware({ maxFileBytes: config.maxImageBytes, maxFiles: config.maxImagesPerJob, maxBodyBytes: config.maxBodyBytes }));
   graphqlRouter.use(express.json({ limit: config.maxBodyBytes }));
   graphqlRouter.use((req, res, next) => {
     if (graphqlHandler === null) {
@@ -270,6 +283,10 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   const graphqlBodyErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
     const type = (error as { type?: unknown } | null)?.type;
     if (res.headersSent) return next(error);
+    if (error instanceof UploadRequestError) {
+      res.status(error.status).json(graphqlErrorBody(error.message, error.code));
+      return;
+    }
     if (type === 'entity.too.large') {
       res.status(413).json(graphqlErrorBody(`Request body is larger than the limit of ${config.maxBodyBytes} bytes (MAX_BODY_BYTES)`, ErrorCode.PayloadTooLarge));
       return;
@@ -303,6 +320,12 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
 
   const httpServer = http.createServer(app);
   httpServer.on('clientError', answerUnparsableRequest);
+  // Upgraded sockets leave the HTTP server's bookkeeping: stop() needs its own list to end the unresponsive ones.
+  const upgradedSockets = new Set<Duplex>();
+  httpServer.on('upgrade', (_req: http.IncomingMessage, socket: Duplex) => {
+    upgradedSockets.add(socket);
+    socket.once('close', () => upgradedSockets.delete(socket));
+  });
 
   async function listen(): Promise<ServerAddress> {
     await new Promise<void>((resolve, reject) => {
@@ -356,6 +379,28 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     return address;
   }
 
+  /**
+   * graphql-ws closes every socket with 1001 and waits for each close handshake, which `ws` bounds at 30 s per
+   * peer: a client that stopped reading (paused, suspended, its network gone) would hold the stop that long
+   * (issue 13). Peers get WEBSOCKET_CLOSE_MS to answer; the rest are cut.
+   */
+  async function closeWebsockets(): Promise<void> {
+    if (graphqlWs === null) return;
+    const disposed = graphqlWs.dispose();
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([
+      disposed.then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), WEBSOCKET_CLOSE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (answered) return;
+    logger.warn({ sockets: upgradedSockets.size, waitedMs: WEBSOCKET_CLOSE_MS }, 'websocket peers did not answer the close handshake; cutting them');
+    for (const socket of upgradedSockets) socket.destroy();
+    await disposed;
+  }
+
   async function doStop(): Promise<void> {
     const started = performance.now();
     // A stop during start waits for the listening part (never for model loading) so nothing opens after it.
@@ -366,7 +411,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     const flushDeadline = Date.now() + SUBSCRIBER_FLUSH_MS;
     while (jobs.stats().watchers > 0 && Date.now() < flushDeadline) await new Promise((resolve) => setTimeout(resolve, 10));
     await new Promise((resolve) => setImmediate(resolve));
-    await graphqlWs?.dispose();
+    await closeWebsockets();
     try {
       if (apollo !== null) await apollo.stop();
     } catch (error) {

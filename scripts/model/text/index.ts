@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { TokenizerFamily } from '../../../src/clip/text/index.js';
 import { CLIP_VOCAB_SIZE } from '../presets.js';
 import { END_OF_TEXT, loadClipVocabulary, tokenizerFiles as clipTokenizerFiles } from '../tokenizerFiles.js';
-import { siglipT5Files, xlmRobertaFiles, type SentencePieceTokenizerFiles } from './sentencePieceFiles.js';
+import { bertFiles, nllbFiles, siglipGemmaFiles, siglipT5Files, xlmRobertaFiles, type SentencePieceTokenizerFiles } from './sentencePieceFiles.js';
 
 /** What {@link writeTokenizerFiles} wrote: what the text tower must be sized and padded for. */
 export interface WrittenTokenizer {
@@ -24,6 +24,11 @@ export interface WrittenTokenizer {
 export interface WriteTokenizerOptions {
   /** The text graph's sequence length L (written where the real files hold it, e.g. T5's `model_max_length`). */
   contextLength: number;
+  /**
+   * For `siglip`: SigLIP's T5 SentencePiece Unigram (`t5`, `timm/ViT-B-16-SigLIP`, 32k pieces on the real model)
+   * or SigLIP2's Gemma BPE (`gemma`, `timm/ViT-B-16-SigLIP2`, 256k on the real model). Default `t5`.
+   */
+  siglipVocabulary?: 't5' | 'gemma' | undefined;
 }
 
 function clipFiles(contextLength: number): SentencePieceTokenizerFiles {
@@ -41,10 +46,18 @@ export function tokenizerFilesFor(family: TokenizerFamily, options: WriteTokeniz
     case 'xlm-r':
       return xlmRobertaFiles();
     case 'siglip':
+      if (options.siglipVocabulary === 'gemma') return siglipGemmaFiles(contextLength);
+      if (options.siglipVocabulary !== undefined && options.siglipVocabulary !== 't5') {
+        throw new TypeError(`expected siglipVocabulary to be t5 or gemma, got ${String(options.siglipVocabulary)}`);
+      }
       return siglipT5Files(contextLength);
+    case 'nllb':
+      return nllbFiles();
+    case 'bert':
+      return bertFiles(contextLength);
     default: {
       const unknown: never = family;
-      throw new TypeError(`expected family to be clip-bpe, xlm-r or siglip, got ${String(unknown)}`);
+      throw new TypeError(`expected family to be clip-bpe, xlm-r, siglip, nllb or bert, got ${String(unknown)}`);
     }
   }
 }

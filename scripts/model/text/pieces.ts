@@ -43,9 +43,47 @@ export function sentencePiecePieces(): Array<[string, number]> {
   add(WORD_BOUNDARY, -2.5);
   WORDS.forEach((word, i) => add(WORD_BOUNDARY + word, -6 - i / 100));
   SUBWORDS.forEach((piece, i) => add(piece, -7 - i / 100));
-  let index = 0;
-  const addChar = (char: string): void => add(char, -9 - index++ / 1000);
-  for (const [from, to] of CHARACTER_RANGES) for (let cp = from; cp <= to; cp++) addChar(String.fromCodePoint(cp));
-  for (const char of CJK + HANGUL) addChar(char);
+  pieceCharacters().forEach((char, i) => add(char, -9 - i / 1000));
   return pieces;
+}
+
+/** The characters that get a piece of their own, in id order. */
+export function pieceCharacters(): string[] {
+  const chars: string[] = [];
+  for (const [from, to] of CHARACTER_RANGES) for (let cp = from; cp <= to; cp++) chars.push(String.fromCodePoint(cp));
+  return [...chars, ...(CJK + HANGUL)];
+}
+
+/** The whole words of the vocabulary (without the `▁` marker). */
+export function pieceWords(): readonly string[] {
+  return WORDS;
+}
+
+/** A BPE vocabulary (tokens in id order) and its merges in rank order. */
+export interface BpeVocabulary {
+  tokens: string[];
+  merges: Array<[string, string]>;
+}
+
+/**
+ * A SentencePiece-style BPE vocabulary after `leading` tokens: `▁`, every piece character, then each word
+ * (`▁` + word) as a left-to-right chain of merges (`▁` + c1, then `▁c1` + c2, …), each intermediate kept.
+ */
+export function bpeVocabulary(leading: readonly string[], options: { lowercase: boolean }): BpeVocabulary {
+  const tokens: string[] = [...leading, WORD_BOUNDARY, ...pieceCharacters()];
+  const known = new Set(tokens);
+  const merges: Array<[string, string]> = [];
+  for (const word of WORDS) {
+    let left = WORD_BOUNDARY;
+    for (const char of options.lowercase ? word.toLowerCase() : word) {
+      const merged = left + char;
+      if (!known.has(merged)) {
+        known.add(merged);
+        tokens.push(merged);
+        merges.push([left, char]);
+      }
+      left = merged;
+    }
+  }
+  return { tokens, merges };
 }

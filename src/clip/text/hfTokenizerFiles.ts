@@ -199,24 +199,48 @@ export function modelType(files: HfTokenizerFiles): string {
   return typeof model['type'] === 'string' ? model['type'] : 'unknown';
 }
 
-/** CLIP's markers; a file with both as added tokens and a BPE model is OpenAI's CLIP tokenizer. */
+/** CLIP's markers. */
 const CLIP_MARKERS = ['<|startoftext|>', '<|endoftext|>'] as const;
 
-/**
- * Picks the family from the files' content: CLIP BPE by its markers; otherwise by the framing the post-processor
- * adds: `<bos> … <eos>` on a Unigram model is XLM-R, `… <eos>` alone is SigLIP (T5 Unigram or Gemma BPE).
- */
-export function detectFamily(files: HfTokenizerFiles, framing: Framing): TokenizerFamily {
-  const file = path.join(files.dir, TOKENIZER_JSON);
-  const type = modelType(files);
+/** A BPE model with both CLIP markers as added tokens: OpenAI's CLIP tokenizer (whatever its post-processor). */
+export function isClipBpe(files: HfTokenizerFiles): boolean {
   const added = Array.isArray(files.tokenizer['added_tokens']) ? (files.tokenizer['added_tokens'] as unknown[]) : [];
   const hasMarker = (m: string): boolean => added.some((t) => isRecord(t) && t['content'] === m);
-  if (type === 'BPE' && CLIP_MARKERS.every(hasMarker)) return 'clip-bpe';
-  const shape = `${framing.prefix.length} start and ${framing.suffix.length} end token(s)`;
-  if (type === 'Unigram' && framing.prefix.length === 1 && framing.suffix.length === 1) return 'xlm-r';
-  if ((type === 'Unigram' || type === 'BPE') && framing.prefix.length === 0 && framing.suffix.length === 1) return 'siglip';
+  return modelType(files) === 'BPE' && CLIP_MARKERS.every(hasMarker);
+}
+
+/** A FLORES-200 language code (`eng_Latn`): NLLB's tokenizers open every text with one. */
+const FLORES_CODE = /^[a-z]{3}_[A-Z][a-z]{3}$/;
+
+/** The content of the token with `id` among the added tokens. */
+function addedTokenContent(tokenizer: JsonRecord, id: number): string | undefined {
+  const added = tokenizer['added_tokens'];
+  if (!Array.isArray(added)) return undefined;
+  const token = added.find((t) => isRecord(t) && t['id'] === id);
+  return isRecord(token) && typeof token['content'] === 'string' ? token['content'] : undefined;
+}
+
+/**
+ * Picks the family from the files' content: CLIP BPE by its markers; otherwise by the model type and the framing
+ * the post-processor adds: a language code … `</s>` is NLLB; `<bos> … <eos>` is XLM-R on a Unigram model and BERT on
+ * a WordPiece one; `… <eos>` alone is SigLIP (T5 Unigram or Gemma BPE).
+ */
+export function detectFamily(files: HfTokenizerFiles, framing: Framing): TokenizerFamily {
+  if (isClipBpe(files)) return 'clip-bpe';
+  const file = path.join(files.dir, TOKENIZER_JSON);
+  const type = modelType(files);
+  const { prefix, suffix } = framing;
+  if (prefix.length === 1 && suffix.length === 1) {
+    const first = addedTokenContent(files.tokenizer, prefix[0] as number);
+    if (first !== undefined && FLORES_CODE.test(first) && (type === 'BPE' || type === 'Unigram')) return 'nllb';
+    if (type === 'Unigram') return 'xlm-r';
+    if (type === 'WordPiece') return 'bert';
+  }
+  if ((type === 'Unigram' || type === 'BPE') && prefix.length === 0 && suffix.length === 1) return 'siglip';
+  const shape = `${prefix.length} start and ${suffix.length} end token(s)`;
   throw new Error(
     `${file}: unsupported tokenizer (a ${type} model whose post-processor adds ${shape}); supported: CLIP BPE ` +
-      '(<|startoftext|> … <|endoftext|>), XLM-R (Unigram, <s> … </s>), SigLIP (T5 Unigram or Gemma BPE, … </s>)',
+      '(<|startoftext|> … <|endoftext|>), XLM-R (Unigram, <s> … </s>), SigLIP (T5 Unigram or Gemma BPE, … </s>), ' +
+      'NLLB (<language code> … </s>), BERT (WordPiece, [CLS] … [SEP])',
   );
 }

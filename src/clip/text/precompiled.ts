@@ -89,7 +89,29 @@ export class PrecompiledCharsmap {
   /** Normalises a whole text as Rust's `Precompiled` normaliser does (see the file comment). */
   normalize(text: string): string {
     let out = '';
-    for (const { segment } of graphemes.segment(text)) {
+    const n = text.length;
+    let i = 0;
+    while (i < n) {
+      // Fast path: an ASCII character (not CR, which joins a following LF) followed by ASCII or the end is a
+      // cluster of its own; only Prepend characters (never ASCII) and CR LF join ASCII into longer clusters.
+      if (isSingleAsciiCluster(text, i)) {
+        out += this.#ascii(text.charCodeAt(i));
+        i++;
+        continue;
+      }
+      // Otherwise segment the stretch up to the next certain boundary: two ASCII characters in a row (not CR LF).
+      let j = i + 1;
+      while (j < n && !(isAsciiNotCr(text.charCodeAt(j - 1)) && text.charCodeAt(j) < 0x80)) j++;
+      out += this.normalizeEveryCluster(text.slice(i, j));
+      i = j;
+    }
+    return out;
+  }
+
+  /** The same rewrite with every cluster segmented (no ASCII fast path): the reference `normalize` is tested against. */
+  normalizeEveryCluster(stretch: string): string {
+    let out = '';
+    for (const { segment } of graphemes.segment(stretch)) {
       if (utf8ByteLength(segment) < WHOLE_CLUSTER_MAX_BYTES) {
         const whole = this.transform(segment);
         if (whole !== null) {
@@ -100,6 +122,15 @@ export class PrecompiledCharsmap {
       for (const char of segment) out += this.transform(char) ?? char;
     }
     return out;
+  }
+
+  #asciiTable: string[] | undefined;
+  #ascii(code: number): string {
+    this.#asciiTable ??= Array.from({ length: 0x80 }, (_, c) => {
+      const char = String.fromCharCode(c);
+      return this.transform(char) ?? char;
+    });
+    return this.#asciiTable[code] as string;
   }
 
   #firstPrefixValue(key: Uint8Array): number | null {
@@ -124,6 +155,14 @@ export class PrecompiledCharsmap {
     while (end < bytes.length && bytes[end] !== 0) end++;
     return Buffer.from(bytes.buffer, bytes.byteOffset + Math.min(offset, bytes.length), Math.max(0, end - offset)).toString('utf8');
   }
+}
+
+function isAsciiNotCr(code: number): boolean {
+  return code < 0x80 && code !== 0x0d;
+}
+
+function isSingleAsciiCluster(text: string, i: number): boolean {
+  return isAsciiNotCr(text.charCodeAt(i)) && (i + 1 === text.length || text.charCodeAt(i + 1) < 0x80);
 }
 
 function utf8ByteLength(text: string): number {

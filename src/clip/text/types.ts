@@ -8,8 +8,11 @@
  * - `clip-bpe`: OpenAI's CLIP byte-level BPE, `<|startoftext|> … <|endoftext|>`, lower-cased (OpenAI and most OpenCLIP models).
  * - `xlm-r`: a SentencePiece Unigram with `<s> … </s>` framing (OpenCLIP `xlm-roberta-*` towers, M-CLIP).
  * - `siglip`: a SentencePiece tokenizer that adds only an end token (SigLIP's T5 Unigram, SigLIP2's Gemma BPE).
+ * - `nllb`: NLLB's SentencePiece BPE, `<language code> … </s>` (immich's `nllb-clip-*` exports; the code the files were
+ *   saved with, `eng_Latn` by default, as open_clip uses it when no language is set).
+ * - `bert`: a WordPiece tokenizer, `[CLS] … [SEP]` (M-CLIP's `LABSE-Vit-L-14`).
  */
-export type TokenizerFamily = 'clip-bpe' | 'xlm-r' | 'siglip';
+export type TokenizerFamily = 'clip-bpe' | 'xlm-r' | 'siglip' | 'nllb' | 'bert';
 
 /** open_clip's `text_cfg.tokenizer_kwargs.clean` (`get_clean_fn` in `open_clip/tokenizer.py`). */
 export type TextClean = 'whitespace' | 'lower' | 'canonicalize';

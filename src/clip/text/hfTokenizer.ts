@@ -1,5 +1,5 @@
 /**
- * @file The Hugging Face-tokenizer families (`xlm-r`, `siglip`): open_clip's `HFTokenizer` over a SentencePiece
+ * @file The Hugging Face-tokenizer families (`xlm-r`, `siglip`, `nllb`, `bert`): open_clip's `HFTokenizer` over a
  * `tokenizer.json`. open_clip cleans the text (`clean.ts`), then transformers encodes it with the file's
  * post-processor framing, truncated to the context length with the framing kept (`truncation=True`), and pads with
  * the tokenizer's pad id. `tokenizer.json` runs in `@huggingface/tokenizers` with its `Precompiled` normalisers
@@ -21,12 +21,17 @@ import {
 } from './hfTokenizerFiles.js';
 import { isPrecompiledNormalizer, isSequenceNormalizer, type LibraryNormalizer } from './hfNormalizers.js';
 import { ExactPrecompiledNormalizer, PrecompiledCharsmap } from './precompiled.js';
-import type { TextClean, TextTokenizer, TextTokenizerOptions } from './types.js';
+import { TEXT_CLEANS, type TextClean, type TextTokenizer, type TextTokenizerOptions, type TokenizerFamily } from './types.js';
 
 /** The HF families and the clean open_clip applies to each when the model config names none. */
-export const DEFAULT_CLEAN = { 'xlm-r': 'whitespace', siglip: 'canonicalize' } as const satisfies Record<SentencePieceFamily, TextClean>;
+export const DEFAULT_CLEAN = {
+  'xlm-r': 'whitespace',
+  siglip: 'canonicalize',
+  nllb: 'whitespace',
+  bert: 'whitespace',
+} as const satisfies Record<HfFamily, TextClean>;
 
-export type SentencePieceFamily = 'xlm-r' | 'siglip';
+export type HfFamily = Exclude<TokenizerFamily, 'clip-bpe'>;
 
 /** Characters tokenized per context position at most (see `#reachable`). */
 const MAX_CHARS_PER_TOKEN = 16;
@@ -52,9 +57,9 @@ function exactNormalizer(built: LibraryNormalizer | null, config: unknown, file:
   return built;
 }
 
-/** One SentencePiece tokenizer of the `xlm-r` or `siglip` family. */
-export class SentencePieceTokenizer implements TextTokenizer {
-  readonly family: SentencePieceFamily;
+/** One Hugging Face tokenizer of the `xlm-r`, `siglip`, `nllb` or `bert` family. */
+export class HfTextTokenizer implements TextTokenizer {
+  readonly family: HfFamily;
   readonly contextLength: number;
   readonly padId: number;
   readonly minimalIds: readonly number[];
@@ -66,7 +71,7 @@ export class SentencePieceTokenizer implements TextTokenizer {
   readonly #framing: Framing;
 
   private constructor(
-    family: SentencePieceFamily,
+    family: HfFamily,
     tokenizer: Tokenizer,
     framing: Framing,
     padId: number,
@@ -85,7 +90,7 @@ export class SentencePieceTokenizer implements TextTokenizer {
   }
 
   /** Builds the tokenizer from parsed files; throws naming the file at fault. */
-  static fromFiles(files: HfTokenizerFiles, options: TextTokenizerOptions): SentencePieceTokenizer {
+  static fromFiles(files: HfTokenizerFiles, options: TextTokenizerOptions): HfTextTokenizer {
     const file = path.join(files.dir, TOKENIZER_JSON);
     const framing = effectiveFraming(files);
     const family = detectFamily(files, framing);
@@ -109,7 +114,8 @@ export class SentencePieceTokenizer implements TextTokenizer {
     const library = tokenizer as unknown as { normalizer: LibraryNormalizer | null };
     library.normalizer = exactNormalizer(library.normalizer, files.tokenizer['normalizer'], file);
     const clean = options.clean ?? DEFAULT_CLEAN[family];
-    return new SentencePieceTokenizer(family, tokenizer, framing, padId, clean, contextLength, vocabularySize(files.tokenizer));
+    if (!TEXT_CLEANS.includes(clean)) throw new TypeError(`expected clean to be one of ${TEXT_CLEANS.join(', ')}, got ${String(clean)}`);
+    return new HfTextTokenizer(family, tokenizer, framing, padId, clean, contextLength, vocabularySize(files.tokenizer));
   }
 
   encode(text: string): number[] {
@@ -120,12 +126,17 @@ export class SentencePieceTokenizer implements TextTokenizer {
 
   /** The ids of the cleaned text without special tokens and without truncation (for tests and diagnostics). */
   encodeBody(text: string): number[] {
-    return this.#tokenizer.encode(this.#reachable(cleanText(text, this.clean)), { add_special_tokens: false }).ids;
+    return this.encodeCleanedBody(this.#reachable(cleanText(text, this.clean)));
+  }
+
+  /** What `tokenizer.json` alone makes of an already cleaned text: no cleaning, framing or truncation (for tests and diagnostics). */
+  encodeCleanedBody(cleaned: string): number[] {
+    return this.#tokenizer.encode(cleaned, { add_special_tokens: false }).ids;
   }
 
   /**
    * The start of a cleaned text that can reach the context: at most MAX_CHARS_PER_TOKEN characters per position,
-   * so a huge prompt costs what its first tokens cost (issue 5). Every SentencePiece piece is shorter than that.
+   * so a huge prompt costs what its first tokens cost (issue 5). Every piece of these vocabularies is shorter than that.
    */
   #reachable(cleaned: string): string {
     let end = this.contextLength * MAX_CHARS_PER_TOKEN;
