@@ -1,8 +1,10 @@
 /**
  * `npm run make-test-model -- --out DIR --preset tiny|vit-b-32 [--seed N] [--no-quantized]`
+ * `npm run make-test-model -- --layout immich --out DIR --preset openclip-tiny|xlmr-tiny|siglip-tiny|mclip-tiny|openclip-vit-b-32
+ *    [--external-data] [--dynamic] [--resize-mode shortest|squash|longest]`
  *
- * Writes a random-weight CLIP model directory in the Hugging Face hub layout (see
- * scripts/model/makeTestModel.ts). Importing this module only re-exports the generator; the CLI runs
+ * Writes a random-weight CLIP model directory in the Hugging Face hub layout (scripts/model/makeTestModel.ts) or in
+ * immich's layout (scripts/model/immichModel.ts). Importing this module only re-exports the generator; the CLI runs
  * when it is the process entry point.
  */
 import path from 'node:path';
@@ -10,10 +12,14 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { makeTestModel, type MakeTestModelProgress, type ModelSummary } from './model/makeTestModel.js';
 import { PRESET_NAMES, type PresetName } from './model/presets.js';
+import { IMMICH_PRESET_NAMES, isImmichPresetName, makeImmichModel } from './model/immichModel.js';
+import { RESIZE_MODES, type ResizeMode } from '../src/clip/types.js';
 
 export { GENERATOR_VERSION, makeTestModel } from './model/makeTestModel.js';
 export type { MakeTestModelOptions, MakeTestModelProgress, ModelSummary, WrittenFile } from './model/makeTestModel.js';
 export { countParameters, PRESETS, PRESET_NAMES } from './model/presets.js';
+export { IMMICH_PRESETS, IMMICH_PRESET_NAMES, makeImmichModel, makeImmichModelAtomically } from './model/immichModel.js';
+export type { ImmichModelSummary, ImmichPresetName, MakeImmichModelOptions } from './model/immichModel.js';
 export type { ParameterCounts, PresetName } from './model/presets.js';
 
 function formatBytes(bytes: number): string {
@@ -77,17 +83,49 @@ function parseSeed(value: string): number {
 export async function main(argv: readonly string[]): Promise<void> {
   const program = new Command()
     .name('make-test-model')
-    .description('Write a random-weight CLIP model directory in the Hugging Face hub layout.')
+    .description('Write a random-weight CLIP model directory in the Hugging Face hub layout or in immich\'s layout.')
     .requiredOption('--out <dir>', 'output directory (created if missing)')
-    .addOption(new Option('--preset <name>', 'model shapes').choices(PRESET_NAMES).makeOptionMandatory())
+    .addOption(new Option('--layout <layout>', 'file layout').choices(['hf', 'immich']).default('hf'))
+    .addOption(new Option('--preset <name>', 'model shapes').choices([...PRESET_NAMES, ...IMMICH_PRESET_NAMES]).makeOptionMandatory())
     .option('--seed <n>', 'PRNG seed: the same seed gives byte-identical files', parseSeed, 0)
-    .option('--no-quantized', 'skip the int8 *_quantized.onnx variants')
+    .option('--no-quantized', 'skip the int8 *_quantized.onnx variants (hf layout)')
+    .option('--external-data', 'immich layout: store the larger weights as ONNX external data files beside model.onnx')
+    .option('--dynamic', 'immich layout: an older export (dynamic batch, outputs image_embedding / text_embedding)')
+    .addOption(new Option('--resize-mode <mode>', 'immich layout: preprocess_cfg.json resize_mode').choices(RESIZE_MODES))
     .parse(argv);
-  const options = program.opts<{ out: string; preset: PresetName; seed: number; quantized: boolean }>();
+  const options = program.opts<{
+    out: string;
+    layout: 'hf' | 'immich';
+    preset: string;
+    seed: number;
+    quantized: boolean;
+    externalData?: boolean;
+    dynamic?: boolean;
+    resizeMode?: ResizeMode;
+  }>();
+  // npm runs scripts from the package root; resolve --out against where the user typed the command.
+  const out = path.resolve(process.env['INIT_CWD'] ?? process.cwd(), options.out);
+  if (options.layout === 'immich') {
+    if (!isImmichPresetName(options.preset)) throw new InvalidArgumentError(`--layout immich takes --preset ${IMMICH_PRESET_NAMES.join('|')}, got ${options.preset}`);
+    const summary = await makeImmichModel({
+      out,
+      preset: options.preset,
+      seed: options.seed,
+      externalData: options.externalData === true,
+      dynamic: options.dynamic === true,
+      ...(options.resizeMode === undefined ? {} : { resizeMode: options.resizeMode }),
+    });
+    const lines = [
+      `immich-layout test model "${summary.preset}" (${summary.family} tokenizer, ${summary.embeddingSize}-d, L=${summary.contextLength}, seed ${options.seed}, random weights) in ${summary.dir}`,
+      ...summary.files.map((file) => `  ${file.path.padEnd(60)} ${formatBytes(file.bytes).padStart(10)}`),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return;
+  }
+  if (!(PRESET_NAMES as readonly string[]).includes(options.preset)) throw new InvalidArgumentError(`--layout hf takes --preset ${PRESET_NAMES.join('|')}, got ${options.preset}`);
   const summary = await makeTestModel({
-    // npm runs scripts from the package root; resolve --out against where the user typed the command.
-    out: path.resolve(process.env['INIT_CWD'] ?? process.cwd(), options.out),
-    preset: options.preset,
+    out,
+    preset: options.preset as PresetName,
     seed: options.seed,
     quantized: options.quantized,
     onProgress: createProgressPrinter(),

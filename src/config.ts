@@ -9,7 +9,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { parseModelOptions } from './clip/modelOptions.js';
 import { PRECISIONS, type Precision } from './clip/types.js';
+import type { LogFormatSetting } from './logger.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -62,11 +64,13 @@ export interface Config {
   readonly maxPendingImageBytes: number;
   readonly jobTtlSeconds: number;
   readonly drainTimeoutMs: number;
+  readonly shutdownGraceMs: number;
   readonly corsOrigins: readonly string[];
   readonly introspection: boolean;
   readonly graphiql: boolean;
   readonly apiKeys: readonly string[];
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormatSetting;
 }
 
 /** One row of the settings table (README, `--help`). */
@@ -179,6 +183,13 @@ function url(raw: string): string {
   return raw.trim().replace(/\/+$/, '');
 }
 
+/** A model source with its per-model options (`source;logitScale=…;logitBias=…`), checked here and kept as written. */
+function modelSource(raw: string): string {
+  const { source } = parseModelOptions(raw);
+  if (source === '') throw new Error(`expected a model source before its options, got ${JSON.stringify(raw)}`);
+  return expandHome(raw.trim());
+}
+
 /** `name=source,…`; the source may itself contain `=`-free hub ids, paths or catalogue names. */
 function modelList(raw: string): ExtraModel[] {
   const models = list(raw).map((item) => {
@@ -188,7 +199,7 @@ function modelList(raw: string): ExtraModel[] {
     if (eq <= 0 || name === '' || source === '') {
       throw new Error(`expected name=source pairs separated by commas, got ${JSON.stringify(item)}`);
     }
-    return { name, source: expandHome(source) };
+    return { name, source: modelSource(source) };
   });
   const names = new Set<string>();
   for (const { name } of models) {
@@ -210,6 +221,7 @@ function originList(raw: string): string[] {
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_FORMATS: readonly LogFormatSetting[] = ['auto', 'json', 'pretty'];
 const GRAPH_OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
 /** Every setting, keyed by its Config field: a Config field without a setting is a compile error. */
@@ -218,13 +230,15 @@ const SETTINGS: SettingSpecs = {
   host: { env: 'HOST', description: 'Interface to listen on; 0.0.0.0 exposes the server to the network.', defaultValue: '127.0.0.1', parse: nonEmpty },
   clipModel: {
     env: 'CLIP_MODEL',
-    description: 'The default model: a catalogue name, a hub id (owner/name[@revision]) or a local directory.',
+    description:
+      'The default model: a catalogue name, a hub id (owner/name[@revision]) or a local directory, in either layout (Hugging Face CLIP or immich), optionally followed by per-model options: ;logitScale=N;logitBias=N.',
     defaultValue: 'clip-vit-base-patch32',
-    parse: (raw) => expandHome(nonEmpty(raw)),
+    parse: (raw) => modelSource(nonEmpty(raw)),
   },
   clipModels: {
     env: 'CLIP_MODELS',
-    description: 'More models, loaded in the background: name=source,… (a failure never takes the default down).',
+    description:
+      'More models, loaded in the background: name=source,… (a failure never takes the default down). A source may end in per-model options, e.g. name=immich-app/ViT-B-16-SigLIP__webli;logitScale=112.3;logitBias=-16.5 (a SigLIP model needs both unless the catalogue or its files give them).',
     defaultValue: [],
     defaultText: 'none',
     parse: modelList,
@@ -284,7 +298,8 @@ const SETTINGS: SettingSpecs = {
   },
   logitScale: {
     env: 'LOGIT_SCALE',
-    description: "Override of the model's trained logit scale (softmax temperature); the model's own when unset.",
+    description:
+      "Override of the trained logit scale (softmax temperature) of every softmax (CLIP) model; a model's own logitScale option wins over it, and sigmoid (SigLIP) models ignore it. The model's own when unset.",
     defaultValue: undefined,
     defaultText: "the model's",
     parse: optional(positiveNumber),
@@ -369,6 +384,13 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 30_000,
     parse: integer(0),
   },
+  shutdownGraceMs: {
+    env: 'SHUTDOWN_GRACE_MS',
+    description:
+      'Hard deadline, in ms: the process is gone DRAIN_TIMEOUT_MS + this after a first SIGTERM/SIGINT, and this after a second (which waits only for ONNX runs in flight); whatever is still pending then is logged and the process exits 1.',
+    defaultValue: 5_000,
+    parse: integer(0),
+  },
   corsOrigins: {
     env: 'CORS_ORIGINS',
     description: 'Browser origins allowed to call the API (comma-separated, or *); none by default.',
@@ -385,7 +407,13 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'none (auth off)',
     parse: list,
   },
-  logLevel: { env: 'LOG_LEVEL', description: 'pino log level.', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
+  logLevel: { env: 'LOG_LEVEL', description: 'pino log level; debug adds stack traces to expected errors (a model that cannot load, …).', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
+  logFormat: {
+    env: 'LOG_FORMAT',
+    description: 'Log lines: json (one JSON object a line), pretty (human-readable, pino-pretty) or auto (pretty when stdout is a terminal, else json).',
+    defaultValue: 'auto',
+    parse: oneOf(LOG_FORMATS),
+  },
 };
 
 function flagOf(env: string): string {

@@ -1,11 +1,15 @@
 /**
  * Process entry: load the configuration, start the server, and stop it cleanly on SIGTERM/SIGINT
- * (exit 0). A configuration error or a default model that cannot load is logged clearly and exits 1.
+ * (exit 0; see processShutdown.ts for the second signal and the hard deadline). A configuration error or
+ * a default model that cannot load is explained in one paragraph and exits 1.
  */
 import 'reflect-metadata';
+import { isatty } from 'node:tty';
 import { ConfigError, HelpRequested, loadConfig, type Config } from './config.js';
 import { createServer } from './http/server.js';
-import { createLogger } from './logger.js';
+import { createLogger, resolveLogFormat } from './logger.js';
+import { installProcessShutdown } from './processShutdown.js';
+import { explainStartFailure } from './startupFailure.js';
 
 function readConfig(): Config {
   try {
@@ -24,30 +28,20 @@ function readConfig(): Config {
 }
 
 const config = readConfig();
-const logger = createLogger(config.logLevel);
+// isatty(1) rather than process.stdout.isTTY: the logger writes to fd 1 itself and needs no stream on it.
+const logger = createLogger(config.logLevel, { format: resolveLogFormat(config.logFormat, isatty(1)) });
 const server = createServer(config, { logger });
-let stopping = false;
-
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) {
-    logger.warn({ signal }, 'second signal while stopping: exiting now, abandoning unfinished jobs');
-    // Exiting while a worker is inside onnxruntime can abort in native code: let the runs in flight end first (bounded).
-    await Promise.race([server.clip.abort(), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
-    process.exit(1);
-  }
-  stopping = true;
-  logger.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down');
-  try {
-    await server.stop();
-    process.exit(0);
-  } catch (error) {
-    logger.fatal({ err: error }, 'shutdown failed');
-    process.exit(1);
-  }
-}
-
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+const shutdown = installProcessShutdown({
+  logger,
+  stop: () => server.stop(),
+  abort: () => server.clip.abort(),
+  drainTimeoutMs: config.drainTimeoutMs,
+  graceMs: config.shutdownGraceMs,
+  describePending: () => {
+    const { queued, running, watchers } = server.jobs.stats();
+    return { jobs: { queued, running, watchers } };
+  },
+});
 // Last line of defence: a stray rejection is a bug to log, not a reason to drop every client's jobs.
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
 
@@ -55,9 +49,10 @@ try {
   const { url } = await server.start();
   logger.info({ url, graphql: `${url}/graphql`, rest: `${url}/api` }, `clip-server ready at ${url}/graphql`);
 } catch (error) {
-  if (!stopping) {
-    logger.fatal({ err: error }, `clip-server failed to start: ${error instanceof Error ? error.message : String(error)}`);
-    await server.stop().catch(() => undefined);
-    process.exit(1);
+  if (!shutdown.stopping) {
+    const withStack = config.logLevel === 'debug' || config.logLevel === 'trace';
+    logger.fatal(withStack ? { err: error } : {}, explainStartFailure(error, config));
+    await shutdown.stopAndExit(1);
   }
 }
+

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GENERATOR_VERSION, makeTestModel } from '../scripts/make-test-model.js';
-import { TINY_MODEL_DIR } from './utils/testModel.js';
+import { GENERATOR_VERSION, makeImmichModel, makeTestModel } from '../scripts/make-test-model.js';
+import { IMMICH_TEST_MODELS, TINY_MODEL_DIR, type ImmichTestModel } from './utils/testModel.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const GENERATOR_SOURCES = [path.join(ROOT, 'scripts', 'make-test-model.ts'), path.join(ROOT, 'scripts', 'model')];
@@ -25,8 +25,8 @@ interface Stamp {
 }
 
 /** Hash of everything that determines the generated files. */
-async function generatorKey(): Promise<string> {
-  const hash = createHash('sha256').update(JSON.stringify({ GENERATOR_VERSION, preset: 'tiny', seed: SEED }));
+async function generatorKey(variant: unknown = 'tiny'): Promise<string> {
+  const hash = createHash('sha256').update(JSON.stringify({ GENERATOR_VERSION, preset: variant, seed: SEED }));
   for (const source of GENERATOR_SOURCES) {
     const files = (await stat(source)).isDirectory()
       ? (await readdir(source, { recursive: true })).filter((f) => f.endsWith('.ts')).sort().map((f) => path.join(source, f))
@@ -101,9 +101,38 @@ export async function ensureTinyModel(dir: string = TINY_MODEL_DIR): Promise<'cu
   });
 }
 
+/** Generates one immich-layout test model (see IMMICH_TEST_MODELS) unless a current one is there; same locking as the tiny model. */
+export async function ensureImmichModel(model: ImmichTestModel): Promise<'current' | 'generated'> {
+  const { dir, ...variant } = model;
+  const key = await generatorKey(variant);
+  if (await isCurrent(dir, key)) return 'current';
+  await mkdir(path.dirname(dir), { recursive: true });
+  return withLock(`${dir}.lock`, async () => {
+    if (await isCurrent(dir, key)) return 'current';
+    await removeLeftovers(dir);
+    const temporary = `${dir}.tmp-${process.pid}`;
+    const summary = await makeImmichModel({ out: temporary, preset: model.preset, seed: SEED, externalData: model.externalData, dynamic: model.dynamic });
+    const stamp: Stamp = { key, files: summary.files.map((file) => file.path) };
+    await writeFile(path.join(temporary, STAMP_FILE), `${JSON.stringify(stamp, null, 2)}\n`);
+    const old = `${dir}.old-${process.pid}`;
+    await rename(dir, old).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    await rename(temporary, dir);
+    await rm(old, { recursive: true, force: true });
+    return 'generated';
+  });
+}
+
 export default async function setup(): Promise<void> {
   const started = performance.now();
   if ((await ensureTinyModel()) === 'generated') {
     console.log(`globalSetup: generated the tiny test model in ${TINY_MODEL_DIR} (${Math.round(performance.now() - started)} ms)`);
+  }
+  for (const model of Object.values(IMMICH_TEST_MODELS)) {
+    const t = performance.now();
+    if ((await ensureImmichModel(model)) === 'generated') {
+      console.log(`globalSetup: generated the immich-layout test model ${model.preset} in ${model.dir} (${Math.round(performance.now() - t)} ms)`);
+    }
   }
 }

@@ -7,8 +7,9 @@
  * fields followed by a `raw_data` field we frame by hand, and a GraphProto is its encoded body followed
  * by the `initializer` fields.
  */
-import { rename, open, rm, type FileHandle } from 'node:fs/promises';
+import { rename, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { type Attribute, type Graph, type TensorData, type ValueInfo } from './onnxGraph.js';
 
@@ -18,6 +19,16 @@ const { onnx } = onnxProto;
 export interface OpsetImport {
   domain: string;
   version: number;
+}
+
+/**
+ * ONNX external data: every initializer of at least `minBytes` goes to a file of its own beside the model (named after
+ * the tensor, as torch.onnx.export names them for models over 2 GB), referenced by `location`/`offset`/`length`.
+ */
+export interface ExternalDataOptions {
+  minBytes: number;
+  /** Told of each external file written: its name (relative to the model's folder) and size. */
+  onFile?: (name: string, bytes: number) => void;
 }
 
 export interface OnnxModel {
@@ -121,7 +132,7 @@ class ChunkWriter {
  * Writes `model` to `file` (via a temporary file renamed into place, so a reader never sees half a model).
  * @returns the file's size in bytes.
  */
-export async function writeOnnxModel(file: string, model: OnnxModel): Promise<number> {
+export async function writeOnnxModel(file: string, model: OnnxModel, external?: ExternalDataOptions): Promise<number> {
   // raw_data is little-endian by the ONNX spec; typed arrays use the host's byte order.
   if (os.endianness() !== 'LE') throw new Error('The test-model generator needs a little-endian host');
   const { graph } = model;
@@ -147,9 +158,28 @@ export async function writeOnnxModel(file: string, model: OnnxModel): Promise<nu
     output: graph.outputs.map(encodeValueInfo),
   }).finish();
 
+  const externalFiles: { name: string; raw: Uint8Array }[] = [];
   const tensors = [...graph.initializers.values()].map((tensor) => {
+    const bytes = bytesOf(tensor.data);
+    if (external !== undefined && bytes.byteLength >= external.minBytes) {
+      const location = externalFileName(tensor.name, externalFiles.length);
+      externalFiles.push({ name: location, raw: bytes });
+      const tensorHeader = onnx.TensorProto.encode({
+        name: tensor.name,
+        dataType: tensor.dataType,
+        dims: [...tensor.dims],
+        externalData: [
+          { key: 'location', value: location },
+          { key: 'offset', value: '0' },
+          { key: 'length', value: String(bytes.byteLength) },
+        ],
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      }).finish();
+      const tensorLength = varint(tensorHeader.byteLength);
+      return { tensorHeader, raw: undefined, rawLength: new Uint8Array(0), tensorLength, fieldBytes: 1 + tensorLength.byteLength + tensorHeader.byteLength };
+    }
     const tensorHeader = onnx.TensorProto.encode({ name: tensor.name, dataType: tensor.dataType, dims: [...tensor.dims] }).finish();
-    const raw = bytesOf(tensor.data);
+    const raw = bytes;
     const rawLength = varint(raw.byteLength);
     const tensorBytes = tensorHeader.byteLength + 1 + rawLength.byteLength + raw.byteLength;
     const tensorLength = varint(tensorBytes);
@@ -169,12 +199,17 @@ export async function writeOnnxModel(file: string, model: OnnxModel): Promise<nu
       await writer.write(Uint8Array.of(TAG_GRAPH_INITIALIZER));
       await writer.write(t.tensorLength);
       await writer.write(t.tensorHeader);
+      if (t.raw === undefined) continue;
       await writer.write(Uint8Array.of(TAG_TENSOR_RAW_DATA));
       await writer.write(t.rawLength);
       await writer.write(t.raw);
     }
     await writer.flush();
     await handle.close();
+    for (const { name, raw } of externalFiles) {
+      await writeFile(path.join(path.dirname(file), name), raw);
+      external?.onFile?.(name, raw.byteLength);
+    }
     await rename(temporary, file);
     return writer.bytesWritten;
   } catch (error) {
@@ -182,4 +217,10 @@ export async function writeOnnxModel(file: string, model: OnnxModel): Promise<nu
     await rm(temporary, { force: true });
     throw error;
   }
+}
+
+/** A file name for an external tensor: its name made safe, as torch's exporter does (`text_model.x.weight` → `text_model.x.weight`). */
+function externalFileName(tensorName: string, index: number): string {
+  const safe = tensorName.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return safe === '' || safe.startsWith('.') ? `tensor_${index}` : safe;
 }

@@ -10,12 +10,13 @@ import { AppError, ErrorCode, isAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { Batcher } from './runtime/Batcher.js';
 import { EmbeddingCache } from './EmbeddingCache.js';
-import { loadModelFiles, type LoadedModelFiles } from './layouts/hfClip.js';
+import { loadModelSpec, type LayoutName, type ModelSpec } from './layouts/index.js';
 import { OnnxGraph, type FeedValue, type OnnxSessionOptions } from './runtime/onnx.js';
+import { ImageTower, TextTower } from './runtime/towers.js';
 import { preprocessImage } from './image/preprocess.js';
-import { applyTemplate, classProbabilities, ensemble, normalize, templatesOf } from './scoring.js';
-import { ClipTokenizer } from './text/clipBpe.js';
-import type { ImageLimits, PreprocessorConfig, Precision, PromptConfig } from './types.js';
+import { applyTemplate, ensemble, normalize, resolveScoring, scoreClasses, templatesOf } from './scoring.js';
+import { loadTextTokenizer, type TextTokenizer } from './tokenizer.js';
+import type { ImageLimits, Precision, PreprocessorConfig, PromptConfig, Scoring, ScoringSource } from './types.js';
 
 export interface ClipModelOptions {
   name: string;
@@ -46,38 +47,45 @@ export interface ClipModelOptions {
   /** LRU capacity (entries) of the image-embedding cache; 0 disables. */
   imageCacheSize: number;
   imageLimits: ImageLimits;
-  /** An explicit trained logit scale (not the log); wins over everything. */
+  /** `LOGIT_SCALE`: the trained scale (not the log) of every softmax model; ignored by sigmoid (SigLIP) models. */
   logitScale?: number | undefined;
-  /** The scale the catalogue knows for this model, used when the model files cannot tell. */
-  knownLogitScale?: number | undefined;
+  /** This model's own option (`CLIP_MODELS=name=source;logitScale=…;logitBias=…`): wins over everything. */
+  modelScoring?: { logitScale?: number | undefined; logitBias?: number | undefined } | undefined;
+  /** What the catalogue publishes for this model, used when the model files cannot tell. */
+  known?: { logitScale?: number | undefined; logitBias?: number | undefined } | undefined;
   logger: Logger;
   onBatch?: (kind: 'image' | 'text', size: number, durationMs: number) => void;
   onCacheLookup?: (kind: 'image' | 'text', hit: boolean) => void;
 }
 
-export type LogitScaleSource = 'config' | 'model' | 'catalogue' | 'default';
+export type LogitScaleSource = ScoringSource;
 
 /** Labels whose prompts are built and embedded at once by `classify`. */
 const LABELS_IN_FLIGHT = 256;
 
-/** Input ids of one prompt at its real length (`<|startoftext|>` … `<|endoftext|>`). */
+/** Input ids of one prompt at its real length, specials included (CLIP: `<|startoftext|>` … `<|endoftext|>`). */
 type PromptIds = readonly number[];
 
 export class ClipModel {
   readonly name: string;
   readonly precision: Precision;
+  readonly layout: LayoutName;
   readonly embeddingSize: number;
   readonly contextLength: number;
   readonly imageSize: number;
+  readonly scoring: Scoring;
+  /** The softmax temperature or the sigmoid's scale. */
   readonly logitScale: number;
   readonly logitScaleSource: LogitScaleSource;
+  readonly logitBiasSource: LogitScaleSource | undefined;
 
-  readonly #files: LoadedModelFiles;
-  readonly #tokenizer: ClipTokenizer;
-  readonly #text: OnnxGraph;
+  readonly #spec: ModelSpec;
+  readonly #tokenizer: TextTokenizer;
+  readonly #text: TextTower;
   /** Replicas of the image tower; `#freeVisions` are those not running a batch. */
-  readonly #visions: readonly OnnxGraph[];
-  readonly #freeVisions: OnnxGraph[];
+  readonly #visions: readonly ImageTower[];
+  readonly #freeVisions: ImageTower[];
+  readonly #graphs: Graphs;
   readonly #imageBatcher: Batcher<Float32Array, Float32Array>;
   readonly #textBatcher: Batcher<PromptIds, Float32Array>;
   readonly #textCache: EmbeddingCache;
@@ -87,27 +95,24 @@ export class ClipModel {
   /** The last prompt waiting to be tokenized (see #tokenize). */
   #tokenizeTurn: Promise<unknown> = Promise.resolve();
 
-  private constructor(
-    options: ClipModelOptions,
-    files: LoadedModelFiles,
-    tokenizer: ClipTokenizer,
-    graphs: Graphs,
-    logitScale: { value: number; source: LogitScaleSource },
-    embeddingSize: number,
-  ) {
+  private constructor(options: ClipModelOptions, loaded: Loaded, scoring: ResolvedScoring, embeddingSize: number) {
     this.#options = options;
     this.name = options.name;
     this.precision = options.precision;
-    this.#files = files;
-    this.#tokenizer = tokenizer;
-    this.#text = graphs.text;
-    this.#visions = graphs.visions;
-    this.#freeVisions = [...graphs.visions];
+    this.#spec = loaded.spec;
+    this.layout = loaded.spec.layout;
+    this.#tokenizer = loaded.tokenizer;
+    this.#graphs = loaded.graphs;
+    this.#text = loaded.text;
+    this.#visions = loaded.visions;
+    this.#freeVisions = [...loaded.visions];
     this.embeddingSize = embeddingSize;
-    this.contextLength = tokenizer.contextLength;
-    this.imageSize = files.preprocessor.cropHeight;
-    this.logitScale = logitScale.value;
-    this.logitScaleSource = logitScale.source;
+    this.contextLength = loaded.tokenizer.contextLength;
+    this.imageSize = loaded.spec.image.cropHeight;
+    this.scoring = scoring.scoring;
+    this.logitScale = scoring.scoring.logitScale;
+    this.logitScaleSource = scoring.scaleSource;
+    this.logitBiasSource = scoring.biasSource;
     this.#textCache = new EmbeddingCache(options.textCacheSize);
     this.#imageCache = new EmbeddingCache(options.imageCacheSize);
     this.#preprocessLimit = pLimit(options.preprocessConcurrency);
@@ -116,7 +121,7 @@ export class ClipModel {
       maxBatchSize: options.maxBatchSize,
       maxWaitMs: options.maxBatchWaitMs,
       maxQueued: options.maxQueuedImages,
-      concurrency: graphs.visions.length,
+      concurrency: loaded.visions.length,
       run: (pixels) => this.#runVision(pixels),
       onBatch: (size, ms) => options.onBatch?.('image', size, ms),
     });
@@ -131,22 +136,44 @@ export class ClipModel {
     });
   }
 
-  /** Loads the files and graphs, resolves the logit scale, and warms both towers up. */
+  /** The trained SigLIP bias; undefined for softmax models. */
+  get logitBias(): number | undefined {
+    return this.scoring.kind === 'sigmoid' ? this.scoring.logitBias : undefined;
+  }
+
+  /** Reads the files (any layout), loads the graphs and the tokenizer, resolves the scoring, and warms both towers up. */
   static async load(options: ClipModelOptions): Promise<ClipModel> {
-    const files = await loadModelFiles(options.dir, options.precision);
-    const tokenizer = await ClipTokenizer.fromFile(files.tokenizerPath, { contextLength: files.config.contextLength });
-    const graphs = await loadGraphs(files, options.session, options.visionReplicas ?? 1);
+    const loadStarted = performance.now();
+    const spec = await loadModelSpec(options.dir, options.precision);
+    const graphs = await loadGraphs(spec, options.session, options.visionReplicas ?? 1);
+    const warmStarted = performance.now();
+    options.logger.info({ model: options.name, loadMs: Math.round(warmStarted - loadStarted) }, 'model loaded; warming up');
     try {
-      const logitScale = await resolveLogitScale(files, tokenizer, options);
-      if (logitScale.source === 'default') {
+      const loaded = await describeTowers(spec, graphs);
+      const scoring = await resolveModelScoring(spec, loaded, options);
+      const log = { model: options.name, layout: spec.layout, scoring: scoring.scoring.kind, logitScale: scoring.scoring.logitScale, logitScaleSource: scoring.scaleSource };
+      if (scoring.scaleSource === 'default') {
         options.logger.warn(
-          { model: options.name },
-          'the trained logit scale could not be read from the model (no onnx/model.onnx); using 100, as for OpenAI CLIP. Set LOGIT_SCALE to override',
+          log,
+          'the trained logit scale is known neither from the model files nor from the catalogue; using 100, as for OpenAI CLIP. Set LOGIT_SCALE or the per-model logitScale option to override',
         );
       }
-      const probe = await runVisionGraph(graphs.visions[0]!, [new Float32Array(pixelCount(files.preprocessor))], files.preprocessor, tokenizer);
-      const model = new ClipModel(options, files, tokenizer, graphs, logitScale, probe[0]!.length);
-      await model.#runText([tokenizer.encode('warm up')]);
+      if (scoring.scoring.kind === 'sigmoid' && options.logitScale !== undefined) {
+        options.logger.info(log, 'LOGIT_SCALE does not apply to this sigmoid-scored (SigLIP) model; its per-model logitScale option does');
+      }
+      const probe = (await loaded.visions[0]!.embed([new Float32Array(loaded.visions[0]!.pixelCount)]))[0]!;
+      if (spec.embeddingSize !== undefined && spec.embeddingSize !== probe.length && spec.layout === 'immich') {
+        throw new AppError(
+          ErrorCode.ModelUnavailable,
+          `${spec.dir}: config.json declares embed_dim ${spec.embeddingSize}, but ${spec.graphs.kind === 'towers' ? spec.graphs.vision : 'the graph'} gives ${probe.length}-d embeddings`,
+        );
+      }
+      const model = new ClipModel(options, loaded, scoring, probe.length);
+      const warm = await model.#runText([loaded.tokenizer.encode('warm up')]);
+      if (warm[0]!.length !== probe.length) {
+        throw new AppError(ErrorCode.ModelUnavailable, `${spec.dir}: the text graph gives ${warm[0]!.length}-d embeddings, the image graph ${probe.length}-d`);
+      }
+      options.logger.info({ model: options.name, warmMs: Math.round(performance.now() - warmStarted) }, 'model warmed up');
       return model;
     } catch (error) {
       await releaseGraphs(graphs);
@@ -185,7 +212,7 @@ export class ClipModel {
     const [classes, pictures] = await Promise.allSettled([classEmbeddings, imageEmbeddings]);
     if (pictures.status === 'rejected') throw pictures.reason;
     if (classes.status === 'rejected') throw classes.reason;
-    return classProbabilities(pictures.value, classes.value, this.logitScale);
+    return scoreClasses(pictures.value, classes.value, this.scoring);
   }
 
   /** The normalised embedding of one prompt (cached by prompt text). */
@@ -215,7 +242,7 @@ export class ClipModel {
       key,
       async () => {
         const pixels = await this.#preprocessLimit(() =>
-          preprocessImage(bytes, this.#files.preprocessor, this.#options.imageLimits, {
+          preprocessImage(bytes, this.#spec.image, this.#options.imageLimits, {
             field: `images[${index}]`,
             ...(this.#options.exactResizeMaxPixels === undefined ? {} : { exactResizeMaxPixels: this.#options.exactResizeMaxPixels }),
           }).catch((error: unknown) => {
@@ -232,28 +259,28 @@ export class ClipModel {
   /** Abandons queued work (rejected with `reason`), waits for the runs in flight, then releases the sessions. */
   async abort(reason: Error): Promise<void> {
     await Promise.all([this.#imageBatcher.abort(reason), this.#textBatcher.abort(reason)]);
-    await releaseGraphs({ text: this.#text, visions: this.#visions });
+    await releaseGraphs(this.#graphs);
   }
 
   /** Finishes queued work, then releases the ONNX sessions. */
   async stop(): Promise<void> {
     await Promise.all([this.#imageBatcher.stop(), this.#textBatcher.stop()]);
-    await releaseGraphs({ text: this.#text, visions: this.#visions });
+    await releaseGraphs(this.#graphs);
   }
 
   async #runVision(pixels: Float32Array[]): Promise<Float32Array[]> {
     // The batcher runs at most one batch per replica, so one is always free here.
-    const graph = this.#freeVisions.pop();
-    if (!graph) throw new Error(`${this.name}: no free image-tower replica`);
+    const tower = this.#freeVisions.pop();
+    if (!tower) throw new Error(`${this.name}: no free image-tower replica`);
     try {
-      return await runVisionGraph(graph, pixels, this.#files.preprocessor, this.#tokenizer);
+      return (await tower.embed(pixels)).map(normalize);
     } finally {
-      this.#freeVisions.push(graph);
+      this.#freeVisions.push(tower);
     }
   }
 
   async #runText(prompts: readonly PromptIds[]): Promise<Float32Array[]> {
-    return runTextGraph(this.#text, prompts, this.#tokenizer, this.#files.preprocessor);
+    return (await this.#text.embed(prompts)).map(normalize);
   }
 }
 
@@ -261,18 +288,31 @@ interface Graphs {
   text: OnnxGraph;
   /** Image-tower replicas; for a combined-only model, the combined graph itself (once). */
   visions: readonly OnnxGraph[];
+  /** The combined graph when the towers came without it but it exists (a source of the trained scale). */
+  combinedPath: string | undefined;
 }
 
-async function loadGraphs(files: LoadedModelFiles, session: OnnxSessionOptions, visionReplicas: number): Promise<Graphs> {
+/** The graphs, tokenizer and towers of a model, before its scoring is known. */
+interface Loaded {
+  spec: ModelSpec;
+  graphs: Graphs;
+  tokenizer: TextTokenizer;
+  text: TextTower;
+  visions: readonly ImageTower[];
+}
+
+type ResolvedScoring = ReturnType<typeof resolveScoring>;
+
+async function loadGraphs(spec: ModelSpec, session: OnnxSessionOptions, visionReplicas: number): Promise<Graphs> {
   // The replicas share the threads: one two-threaded copy, or two single-threaded ones, on 2 cores.
   const visionSession = { ...session, intraOpThreads: Math.max(1, Math.floor(session.intraOpThreads / visionReplicas)) };
-  if (files.textModelPath && files.visionModelPath) {
+  const files = spec.graphs;
+  if (files.kind === 'towers') {
     // All settle before anything is decided: a tower still loading in its worker when another failed would
     // outlive the model, and a process exiting under a busy worker aborts in native code (issue 5).
-    const visionPath = files.visionModelPath;
     const loads = await Promise.allSettled([
-      OnnxGraph.load(files.textModelPath, session),
-      ...Array.from({ length: visionReplicas }, () => OnnxGraph.load(visionPath, visionSession)),
+      OnnxGraph.load(files.text, session),
+      ...Array.from({ length: visionReplicas }, () => OnnxGraph.load(files.vision, visionSession)),
     ]);
     const failed = loads.find((load): load is PromiseRejectedResult => load.status === 'rejected');
     const loaded = loads.flatMap((load) => (load.status === 'fulfilled' ? [load.value] : []));
@@ -281,13 +321,10 @@ async function loadGraphs(files: LoadedModelFiles, session: OnnxSessionOptions, 
       throw failed.reason;
     }
     const [text, ...visions] = loaded;
-    return { text: text!, visions };
+    return { text: text!, visions, combinedPath: files.combined };
   }
-  if (files.combinedModelPath) {
-    const combined = await OnnxGraph.load(files.combinedModelPath, session);
-    return { text: combined, visions: [combined] };
-  }
-  throw new Error(`${files.dir}: neither the two towers nor onnx/model.onnx are present`);
+  const combined = await OnnxGraph.load(files.combined, session);
+  return { text: combined, visions: [combined], combinedPath: files.combined };
 }
 
 async function releaseGraphs(graphs: Graphs): Promise<void> {
@@ -299,42 +336,36 @@ function pixelCount(pre: PreprocessorConfig): number {
   return 3 * pre.cropHeight * pre.cropWidth;
 }
 
-/** Tokens that make the smallest valid prompt, for feeding the text side of a combined graph we only need images from. */
-function minimalPrompt(tokenizer: ClipTokenizer): PromptIds {
-  return [tokenizer.sotId, tokenizer.eotId];
+/** Towers over the loaded graphs (names, dtypes, fixed dims from the sessions), and the tokenizer the text graph fits. */
+async function describeTowers(spec: ModelSpec, graphs: Graphs): Promise<Loaded> {
+  const crop = { height: spec.image.cropHeight, width: spec.image.cropWidth };
+  const combined = graphs.text === graphs.visions[0];
+  // A combined graph needs both inputs on every run: a blank image for text runs, a minimal prompt for image runs.
+  let textForImages: TextTower | undefined;
+  let minimalIds: readonly number[] = [];
+  const text = new TextTower(graphs.text, combined ? () => ({ pixel_values: { kind: 'float', data: new Float32Array(pixelCount(spec.image)), dims: [1, 3, crop.height, crop.width] } }) : undefined);
+  const visions = graphs.visions.map((graph) => new ImageTower(graph, crop, combined ? () => textForImages!.feeds([minimalIds]) : undefined));
+  const { contextLength, clean } = spec.text.resolve({ fixedLength: text.fixedLength, takesAttentionMask: text.maskInput !== undefined });
+  const tokenizer = await loadTextTokenizer(spec.text.tokenizerDir, { contextLength, clean });
+  text.setPadding(tokenizer.padId, spec.text.padToContext ? tokenizer.contextLength : undefined);
+  textForImages = text;
+  minimalIds = tokenizer.minimalIds;
+  return { spec, graphs, tokenizer, text, visions };
 }
 
-/** Normalised image embeddings; a combined graph (no separate towers) also needs a dummy prompt. */
-async function runVisionGraph(
-  graph: OnnxGraph,
-  pixels: readonly Float32Array[],
-  pre: PreprocessorConfig,
-  tokenizer: ClipTokenizer,
-): Promise<Float32Array[]> {
-  const size = pixelCount(pre);
-  const batch = new Float32Array(size * pixels.length);
-  pixels.forEach((p, i) => batch.set(p, i * size));
-  const feeds: Record<string, FeedValue> = {
-    pixel_values: { kind: 'float', data: batch, dims: [pixels.length, 3, pre.cropHeight, pre.cropWidth] },
-    ...textFeeds([minimalPrompt(tokenizer)], tokenizer.padId),
-  };
-  const { image_embeds } = await graph.run(feeds, ['image_embeds']);
-  return splitRows(image_embeds!.data, pixels.length);
-}
-
-/** Normalised text embeddings, the batch run at its longest real length (CLIP's causal mask makes padding irrelevant). */
-async function runTextGraph(
-  graph: OnnxGraph,
-  prompts: readonly PromptIds[],
-  tokenizer: ClipTokenizer,
-  pre: PreprocessorConfig,
-): Promise<Float32Array[]> {
-  const feeds: Record<string, FeedValue> = {
-    ...textFeeds(prompts, tokenizer.padId),
-    pixel_values: { kind: 'float', data: new Float32Array(pixelCount(pre)), dims: [1, 3, pre.cropHeight, pre.cropWidth] },
-  };
-  const { text_embeds } = await graph.run(feeds, ['text_embeds']);
-  return splitRows(text_embeds!.data, prompts.length);
+/** The scoring from the candidates in order (see resolveScoring); the combined graph is measured only when it can decide. */
+async function resolveModelScoring(spec: ModelSpec, loaded: Loaded, options: ClipModelOptions): Promise<ResolvedScoring> {
+  const needsMeasure =
+    options.modelScoring?.logitScale === undefined && (spec.scoring === 'sigmoid' || options.logitScale === undefined) && loaded.graphs.combinedPath !== undefined;
+  const measured = needsMeasure ? await measureLogitScale(loaded.graphs.combinedPath!, spec.image, loaded.tokenizer, options.session, spec.scoring === 'sigmoid') : null;
+  return resolveScoring({
+    kind: spec.scoring,
+    model: options.name,
+    option: options.modelScoring,
+    setting: options.logitScale,
+    measured: measured ?? undefined,
+    catalogue: options.known,
+  });
 }
 
 export function textFeeds(prompts: readonly PromptIds[], padId: number, length?: number): Record<string, FeedValue> {
@@ -359,53 +390,53 @@ function splitRows(data: Float32Array, rows: number): Float32Array[] {
 }
 
 /**
- * The trained scale, in order: an explicit setting; the combined graph itself (one run: its logits
- * divided by the cosines of its own embeddings); the catalogue's known value; 100 (OpenAI's) with a warning.
+ * The trained scale (and, with `withBias`, a SigLIP bias) read from a combined graph (Hugging Face layout): one run,
+ * its logits fitted against the cosines of its own embeddings by least squares (logits = s · cos [+ b]).
  * config.json's `logit_scale_init_value` is the *initial* value before training and is never used.
  */
-async function resolveLogitScale(
-  files: LoadedModelFiles,
-  tokenizer: ClipTokenizer,
-  options: ClipModelOptions,
-): Promise<{ value: number; source: LogitScaleSource }> {
-  if (options.logitScale !== undefined) return { value: options.logitScale, source: 'config' };
-  if (files.combinedModelPath) {
-    const value = await measureLogitScale(files.combinedModelPath, files.preprocessor, tokenizer, options.session);
-    if (value !== null) return { value, source: 'model' };
-  }
-  if (options.knownLogitScale !== undefined) return { value: options.knownLogitScale, source: 'catalogue' };
-  return { value: 100, source: 'default' };
-}
-
 async function measureLogitScale(
   path: string,
   pre: PreprocessorConfig,
-  tokenizer: ClipTokenizer,
+  tokenizer: TextTokenizer,
   session: OnnxSessionOptions,
-): Promise<number | null> {
+  withBias: boolean,
+): Promise<{ logitScale: number; logitBias?: number } | null> {
   const graph = await OnnxGraph.load(path, session);
   try {
     if (!graph.hasOutput('logits_per_image')) return null;
     const pixels = new Float32Array(pixelCount(pre));
     for (let i = 0; i < pixels.length; i++) pixels[i] = Math.sin(i * 0.37);
-    const prompts = [tokenizer.encode('a photo of a cat.'), tokenizer.encode('a diagram'), tokenizer.encode('x')];
+    const prompts = [tokenizer.encode('a photo of a cat.'), tokenizer.encode('a diagram'), tokenizer.encode('x'), tokenizer.encode('two dogs playing in the snow')];
     const out = await graph.run(
       { pixel_values: { kind: 'float', data: pixels, dims: [1, 3, pre.cropHeight, pre.cropWidth] }, ...textFeeds(prompts, tokenizer.padId) },
       ['logits_per_image', 'image_embeds', 'text_embeds'],
     );
     const image = splitRows(out.image_embeds!.data, 1)[0]!;
     const texts = splitRows(out.text_embeds!.data, prompts.length);
+    const cosines = texts.map((t) => t.reduce((sum, v, k) => sum + v * image[k]!, 0));
+    const logits = Array.from(out.logits_per_image!.data.slice(0, prompts.length));
+    if (withBias) {
+      const n = cosines.length;
+      const mx = cosines.reduce((a, b) => a + b, 0) / n;
+      const my = logits.reduce((a, b) => a + b, 0) / n;
+      let sxy = 0;
+      let sxx = 0;
+      cosines.forEach((x, j) => {
+        sxy += (x - mx) * (logits[j]! - my);
+        sxx += (x - mx) ** 2;
+      });
+      const scale = sxy / sxx;
+      return sxx > 1e-10 && Number.isFinite(scale) && scale > 0 ? { logitScale: scale, logitBias: my - scale * mx } : null;
+    }
     // Least squares over the prompts: logits = s · cos, robust when one cosine is near 0.
     let num = 0;
     let den = 0;
-    texts.forEach((t, j) => {
-      let cos = 0;
-      for (let k = 0; k < t.length; k++) cos += t[k]! * image[k]!;
-      num += out.logits_per_image!.data[j]! * cos;
+    cosines.forEach((cos, j) => {
+      num += logits[j]! * cos;
       den += cos * cos;
     });
     const scale = num / den;
-    return den > 1e-8 && Number.isFinite(scale) && scale > 0 ? scale : null;
+    return den > 1e-8 && Number.isFinite(scale) && scale > 0 ? { logitScale: scale } : null;
   } finally {
     await graph.release();
   }

@@ -9,6 +9,7 @@ import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { findCatalogueEntry, normaliseModelName, resolveModelSource } from './catalogue.js';
 import { ClipModel } from './ClipModel.js';
+import { parseModelOptions } from './modelOptions.js';
 import { fetchModelFiles } from './hub/fetchModel.js';
 import { decodeImageString, inspectImage } from './image/imageInput.js';
 import type { GraphOptimizationLevel } from './runtime/onnx.js';
@@ -94,6 +95,8 @@ type Entry = {
   /** Settles when loading ends; never rejects (failure is recorded in `info`). */
   loaded: Promise<ClipModel | null>;
   model: ClipModel | null;
+  /** Why loading failed, kept as the cause of start()'s rejection (main explains it to the operator). */
+  failure?: unknown;
 };
 
 export class ClipService {
@@ -127,6 +130,9 @@ export class ClipService {
           contextLength: null,
           imageSize: null,
           logitScale: null,
+          scoring: null,
+          logitBias: null,
+          layout: null,
           error: null,
         },
         loaded: Promise.resolve(null),
@@ -145,14 +151,18 @@ export class ClipService {
     for (const [name, entry] of this.#entries) entry.loaded = this.#load(name, entry);
     const defaultEntry = this.#entries.get(this.defaultModelName)!;
     const model = await defaultEntry.loaded;
-    if (!model) throw new Error(`The default model ${this.defaultModelName} could not be loaded: ${defaultEntry.info.error}`);
+    if (!model) throw new Error(`The default model ${this.defaultModelName} could not be loaded: ${defaultEntry.info.error}`, { cause: defaultEntry.failure });
   }
 
   async #load(name: string, entry: Entry): Promise<ClipModel | null> {
     const { logger, inference, caches, hub, precision } = this.#options;
     const started = performance.now();
     try {
-      const source = resolveModelSource(entry.source);
+      logger.info({ model: name, source: entry.info.source, precision }, 'loading model');
+      const { source: sourceText, options: modelOptions } = parseModelOptions(entry.source);
+      const source = resolveModelSource(sourceText);
+      // A model configured under a catalogue name (e.g. FES's open-clip-vit-b32=<dir>) gets that entry's published values.
+      const known = findCatalogueEntry(sourceText) ?? findCatalogueEntry(name);
       const dir = source.kind === 'local' ? source.path : await fetchModelFiles(source, precision, { ...hub, logger });
       const model = await ClipModel.load({
         name,
@@ -174,7 +184,8 @@ export class ClipService {
         imageCacheSize: caches.imageEmbeddings,
         imageLimits: this.#options.imageLimits,
         logitScale: inference.logitScale,
-        knownLogitScale: findCatalogueEntry(entry.source)?.logitScale,
+        modelScoring: modelOptions,
+        known: known === undefined ? undefined : { logitScale: known.logitScale, logitBias: known.logitBias },
         logger: logger.child({ model: name }),
         onBatch: (kind, size, durationMs) => this.events.emit('batchCompleted', { model: name, kind, size, durationMs }),
         onCacheLookup: (kind, hit) => this.events.emit('cacheLookup', { model: name, kind, hit }),
@@ -191,9 +202,20 @@ export class ClipService {
         contextLength: model.contextLength,
         imageSize: model.imageSize,
         logitScale: model.logitScale,
+        scoring: model.scoring.kind,
+        logitBias: model.logitBias ?? null,
+        layout: model.layout,
       };
       logger.info(
-        { model: name, ms: Math.round(performance.now() - started), logitScale: model.logitScale, logitScaleSource: model.logitScaleSource },
+        {
+          model: name,
+          ms: Math.round(performance.now() - started),
+          layout: model.layout,
+          scoring: model.scoring.kind,
+          logitScale: model.logitScale,
+          logitScaleSource: model.logitScaleSource,
+          ...(model.logitBias === undefined ? {} : { logitBias: model.logitBias, logitBiasSource: model.logitBiasSource }),
+        },
         'model ready',
       );
       this.events.emit('modelStatusChanged', entry.info);
@@ -201,6 +223,7 @@ export class ClipService {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       entry.info = { ...entry.info, status: 'failed', error: withoutServerPaths(message) };
+      entry.failure = error;
       logger.error({ model: name, err: error }, 'model failed to load');
       this.events.emit('modelStatusChanged', entry.info);
       return null;
@@ -212,9 +235,17 @@ export class ClipService {
     if (this.#entries.has(name)) return name;
     const wanted = normaliseModelName(name);
     for (const [key, entry] of this.#entries) {
-      if (normaliseModelName(key) === wanted || normaliseModelName(entry.source) === wanted) return key;
-      const catalogue = findCatalogueEntry(entry.source);
-      if (catalogue && (normaliseModelName(catalogue.repo) === wanted || normaliseModelName(catalogue.name) === wanted)) return key;
+      const source = sourceOf(entry.source);
+      if (normaliseModelName(key) === wanted || normaliseModelName(source) === wanted) return key;
+    }
+    // Then through the catalogue: FES's `open-clip-vit-b32` finds the model configured as `xlm-roberta-base-ViT-B-32`,
+    // or under any name whose source is that hub repo.
+    const catalogue = findCatalogueEntry(name);
+    if (catalogue === undefined) return undefined;
+    for (const [key, entry] of this.#entries) {
+      const source = sourceOf(entry.source);
+      const configured = findCatalogueEntry(source) ?? findCatalogueEntry(key);
+      if (configured === catalogue) return key;
     }
     return undefined;
   }
@@ -355,7 +386,8 @@ export class ClipService {
 }
 
 /** How a source is shown to clients: hub ids and catalogue names as they are, a local directory as `local:<folder>`. */
-function publicSourceOf(source: string): string {
+function publicSourceOf(raw: string): string {
+  const source = sourceOf(raw);
   try {
     const resolved = resolveModelSource(source);
     return resolved.kind === 'local' ? `local:${path.basename(resolved.path)}` : source;
@@ -374,7 +406,8 @@ export function withoutServerPaths(message: string): string {
 }
 
 /** A catalogue model is called by its short name, a local directory by its folder name, a hub model by its id. */
-function defaultNameOf(source: string): string {
+function defaultNameOf(raw: string): string {
+  const source = sourceOf(raw);
   const catalogue = findCatalogueEntry(source);
   if (catalogue) return catalogue.name;
   try {
@@ -386,3 +419,12 @@ function defaultNameOf(source: string): string {
   return source;
 }
 
+
+/** The source without its per-model options (`source;logitScale=…`); an unparsable string is kept whole (loading reports it). */
+function sourceOf(raw: string): string {
+  try {
+    return parseModelOptions(raw).source;
+  } catch {
+    return raw.split(';')[0]!.trim();
+  }
+}

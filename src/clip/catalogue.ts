@@ -15,19 +15,32 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../errors.js';
-import type { ModelSource } from './types.js';
+import type { LayoutName } from './layouts/modelSpec.js';
+import type { ModelSource, ScoringKind } from './types.js';
 
 /** One built-in model. */
 export interface CatalogueEntry {
   /** The short name, kebab case (`clip-vit-base-patch32`). */
   name: string;
-  /** The hub repository (`owner/name`) in the CLIP ONNX layout. */
+  /** Other names that resolve to it: FES's names (`open-clip-vit-b32`), kebab case. */
+  aliases: readonly string[];
+  /** The hub repository (`owner/name`). */
   repo: string;
+  /** Its file layout (for documentation: the layout is always detected from the files). */
+  layout: LayoutName;
+  /** Its tokenizer family (for documentation: the family is always chosen from the files). */
+  tokenizerFamily: 'clip-bpe' | 'xlm-r' | 'siglip';
+  scoring: ScoringKind;
+  /** The joint embedding size. */
+  embeddingSize: number;
   /**
-   * The trained logit scale, i.e. `exp(logit_scale)` of the checkpoint (100 for every OpenAI CLIP model),
-   * for when the model's own graph does not reveal it.
+   * The trained logit scale, `exp(logit_scale)` of the checkpoint, for when the model's files do not reveal it;
+   * undefined where no published value is known (a softmax model then gets 100 with a warning, a SigLIP model
+   * refuses to load until the per-model option gives it).
    */
   logitScale: number | undefined;
+  /** A SigLIP model's trained `logit_bias`; undefined where no published value is known. */
+  logitBias: number | undefined;
   description: string;
 }
 
@@ -37,28 +50,141 @@ export const DEFAULT_MODEL_NAME = 'clip-vit-base-patch32';
 /** The default hub revision. */
 export const DEFAULT_REVISION = 'main';
 
+// Sources of the scales below:
+// - OpenAI CLIP: every released checkpoint's logit_scale is ln(100) (it hit the clamp at 100 during training; CLIP paper,
+//   section 2.5: "clipped to prevent scaling the logits by more than 100"); HF's openai/clip-* configs' logit_scale_init_value
+//   2.6592 is the initial value, and the exported combined graphs of Xenova/clip-* compute their logits with 100.
+// - OpenCLIP: training clamps logit_scale at ln(100) (open_clip src/training/train.py, `clamp_(0, math.log(100))`), and
+//   LAION's large runs end at that clamp; 100 unless a published value says otherwise.
+// - SigLIP / SigLIP2: trained with a learnt scale and bias (SigLIP paper, init t' = log 10, b = −10); immich's files carry
+//   only `init_logit_bias` (the initial −10), and we know no published trained pair for these checkpoints, so none is
+//   listed: such a model refuses to load until its per-model option gives `logitScale` and `logitBias`.
+//   (For reference: open_clip issue #746 gives ViT-SO400M-14-SigLIP-384/webli's trained logit_scale as 4.7215, i.e. ~112.3.)
+
 /**
- * Built-in models. Only ONNX exports whose hub layout (config.json, preprocessor_config.json, tokenizer.json,
- * onnx/{text,vision}_model*.onnx) is known to match what layouts/hfClip.ts reads belong here.
+ * Built-in models. The hub layout of each was checked against immich's exporter (immich layout) or the repo's file
+ * list (Hugging Face layout); every layout and tokenizer is still detected from the downloaded files.
  */
 export const CATALOGUE: readonly CatalogueEntry[] = Object.freeze([
   {
     name: 'clip-vit-base-patch32',
+    aliases: [],
     repo: 'Xenova/clip-vit-base-patch32',
+    layout: 'hf-clip',
+    tokenizerFamily: 'clip-bpe',
+    scoring: 'softmax',
+    embeddingSize: 512,
     logitScale: 100,
+    logitBias: undefined,
     description: 'OpenAI CLIP ViT-B/32 (224 px, 512-d embeddings); the default: fastest on CPU.',
   },
   {
     name: 'clip-vit-base-patch16',
+    aliases: [],
     repo: 'Xenova/clip-vit-base-patch16',
+    layout: 'hf-clip',
+    tokenizerFamily: 'clip-bpe',
+    scoring: 'softmax',
+    embeddingSize: 512,
     logitScale: 100,
+    logitBias: undefined,
     description: 'OpenAI CLIP ViT-B/16 (224 px, 512-d embeddings); ~4.4x the image cost of ViT-B/32, more accurate.',
   },
   {
     name: 'clip-vit-large-patch14',
+    aliases: [],
     repo: 'Xenova/clip-vit-large-patch14',
+    layout: 'hf-clip',
+    tokenizerFamily: 'clip-bpe',
+    scoring: 'softmax',
+    embeddingSize: 768,
     logitScale: 100,
-    description: 'OpenAI CLIP ViT-L/14 (224 px, 768-d embeddings); the most accurate and much the slowest.',
+    logitBias: undefined,
+    description: "OpenAI CLIP ViT-L/14 (224 px, 768-d embeddings); the most accurate and much the slowest. FES's clip-vit-large-patch14.",
+  },
+  {
+    name: 'xlm-roberta-base-vit-b-32',
+    aliases: ['open-clip-vit-b32'],
+    repo: 'immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k',
+    layout: 'immich',
+    tokenizerFamily: 'xlm-r',
+    scoring: 'softmax',
+    embeddingSize: 512,
+    logitScale: 100,
+    logitBias: undefined,
+    description: "OpenCLIP xlm-roberta-base-ViT-B-32 (laion5b_s13b_b90k): multilingual; FES's open-clip-vit-b32.",
+  },
+  {
+    name: 'vit-b-32-openai',
+    aliases: [],
+    repo: 'immich-app/ViT-B-32__openai',
+    layout: 'immich',
+    tokenizerFamily: 'clip-bpe',
+    scoring: 'softmax',
+    embeddingSize: 512,
+    logitScale: 100,
+    logitBias: undefined,
+    description: "OpenAI CLIP ViT-B/32 in immich's export (fixed batch 1).",
+  },
+  {
+    name: 'vit-b-16-openai',
+    aliases: [],
+    repo: 'immich-app/ViT-B-16__openai',
+    layout: 'immich',
+    tokenizerFamily: 'clip-bpe',
+    scoring: 'softmax',
+    embeddingSize: 512,
+    logitScale: 100,
+    logitBias: undefined,
+    description: "OpenAI CLIP ViT-B/16 in immich's export.",
+  },
+  {
+    name: 'vit-l-14-openai',
+    aliases: [],
+    repo: 'immich-app/ViT-L-14__openai',
+    layout: 'immich',
+    tokenizerFamily: 'clip-bpe',
+    scoring: 'softmax',
+    embeddingSize: 768,
+    logitScale: 100,
+    logitBias: undefined,
+    description: "OpenAI CLIP ViT-L/14 in immich's export (weights as ONNX external data).",
+  },
+  {
+    name: 'vit-b-16-siglip',
+    aliases: [],
+    repo: 'immich-app/ViT-B-16-SigLIP__webli',
+    layout: 'immich',
+    tokenizerFamily: 'siglip',
+    scoring: 'sigmoid',
+    embeddingSize: 768,
+    logitScale: undefined,
+    logitBias: undefined,
+    description: 'SigLIP ViT-B/16 (webli), sigmoid scoring; needs the per-model logitScale and logitBias options.',
+  },
+  {
+    name: 'vit-b-16-siglip2',
+    aliases: [],
+    repo: 'immich-app/ViT-B-16-SigLIP2__webli',
+    layout: 'immich',
+    tokenizerFamily: 'siglip',
+    scoring: 'sigmoid',
+    embeddingSize: 768,
+    logitScale: undefined,
+    logitBias: undefined,
+    description: 'SigLIP2 ViT-B/16 (webli), sigmoid scoring; needs the per-model logitScale and logitBias options.',
+  },
+  {
+    name: 'xlm-roberta-large-vit-b-16plus',
+    aliases: ['m-clip-xlm-roberta-large-vit-b-16plus'],
+    repo: 'immich-app/XLM-Roberta-Large-Vit-B-16Plus',
+    layout: 'immich',
+    tokenizerFamily: 'xlm-r',
+    scoring: 'softmax',
+    embeddingSize: 640,
+    logitScale: 100,
+    logitBias: undefined,
+    description: 'M-CLIP XLM-Roberta-Large-Vit-B-16Plus: multilingual text tower (input_ids + attention_mask) with OpenCLIP ViT-B-16-plus-240.',
   },
 ]);
 
@@ -73,7 +199,7 @@ export function normaliseModelName(name: string): string {
  */
 export function findCatalogueEntry(nameOrRepo: string): CatalogueEntry | undefined {
   const key = normaliseModelName(nameOrRepo);
-  return CATALOGUE.find((entry) => entry.name === key || entry.repo.toLowerCase() === key);
+  return CATALOGUE.find((entry) => entry.name === key || entry.aliases.includes(key) || normaliseModelName(entry.repo) === key);
 }
 
 // One part of a hub id: what huggingface_hub's validate_repo_id accepts (word chars, '-', '.'; at most 96;
@@ -178,7 +304,7 @@ export function formatModelSource(source: ModelSource): string {
 
 function findByShortName(name: string): CatalogueEntry | undefined {
   const key = normaliseModelName(name);
-  return CATALOGUE.find((entry) => entry.name === key);
+  return CATALOGUE.find((entry) => entry.name === key || entry.aliases.includes(key));
 }
 
 function splitRevision(text: string): [string, string | undefined] {

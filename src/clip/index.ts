@@ -2,7 +2,9 @@
 export { ClipService } from './ClipService.js';
 export type { ClipServiceOptions, ClipEvents, HubSettings, InferenceSettings } from './ClipService.js';
 export type { GraphOptimizationLevel } from './runtime/onnx.js';
-export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE } from './types.js';
+export { HubError } from './hub/fetchModel.js';
+export type { HubErrorReason } from './hub/fetchModel.js';
+export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE, PROMPT_CONFIG_KEYS } from './types.js';
 export { VERBATIM_TEMPLATE } from './embeddings.js';
 export type {
   ClassifyRequest,
@@ -13,6 +15,7 @@ export type {
   ImageInfo,
   ImageLimits,
   ModelInfo,
+  ScoringKind,
   Precision,
   PromptConfig,
 } from './types.js';

@@ -1,9 +1,10 @@
 /**
- * Zero-shot scoring as CLIP defines it: prompts from templates, an ensemble of normalised text
- * embeddings per class, then per image softmax over classes of `logitScale · cos(image, class)`.
+ * Zero-shot scoring: prompts from templates, an ensemble of normalised text embeddings per class, then per image
+ * either softmax over classes of `scale · cos(image, class)` (CLIP) or, for SigLIP, `σ(scale · cos + bias)` for each
+ * class on its own; and where the trained scale and bias come from ({@link resolveScoring}).
  */
-import { badUserInput } from '../errors.js';
-import { DEFAULT_PROMPT_TEMPLATE, type PromptConfig } from './types.js';
+import { AppError, ErrorCode, badUserInput } from '../errors.js';
+import { DEFAULT_PROMPT_TEMPLATE, type PromptConfig, type Scoring, type ScoringKind, type ScoringSource } from './types.js';
 
 /** The templates a prompt config stands for; validated (each must contain `{}`). */
 export function templatesOf(config: PromptConfig): string[] {
@@ -108,4 +109,73 @@ export function classProbabilities(
   logitScale: number,
 ): number[][] {
   return images.map((image) => softmax(classes.map((c) => logitScale * dot(image, c))));
+}
+
+/** Numerically stable logistic function. */
+export function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+/** Per image, the probability of each class under the model's scoring. Inputs are unit vectors. */
+export function scoreClasses(images: readonly Float32Array[], classes: readonly Float32Array[], scoring: Scoring): number[][] {
+  switch (scoring.kind) {
+    case 'softmax':
+      return classProbabilities(images, classes, scoring.logitScale);
+    case 'sigmoid':
+      // SigLIP is trained with a per-pair sigmoid loss: each class is a yes/no question of its own.
+      return images.map((image) => classes.map((c) => sigmoid(scoring.logitScale * dot(image, c) + scoring.logitBias)));
+  }
+}
+
+/** The places a trained scale (and a SigLIP bias) may come from, most specific first. */
+export interface ScoringCandidates {
+  /** What the model's files declare (hf-clip: softmax; immich: sigmoid when config.json has `init_logit_bias`). */
+  kind: ScoringKind;
+  /** The per-model option (`CLIP_MODELS=name=source;logitScale=…;logitBias=…`). */
+  option?: { logitScale?: number | undefined; logitBias?: number | undefined } | undefined;
+  /** `LOGIT_SCALE`: every softmax model's scale (not SigLIP's, whose scale and bias are trained as a pair). */
+  setting?: number | undefined;
+  /** Measured from a combined graph's logits. */
+  measured?: { logitScale: number; logitBias?: number | undefined } | undefined;
+  /** The catalogue's published values. */
+  catalogue?: { logitScale?: number | undefined; logitBias?: number | undefined } | undefined;
+  /** Names the model in errors. */
+  model: string;
+}
+
+/** The default scale of a softmax model nothing else informs: OpenAI CLIP's trained value (and open_clip's clamp). */
+export const DEFAULT_SOFTMAX_LOGIT_SCALE = 100;
+
+/**
+ * Decides the scoring: the per-model option, then (softmax only) LOGIT_SCALE, then the model's own graph, then the
+ * catalogue; a softmax model informed by none gets 100 (source `default`, to be warned about). A sigmoid model
+ * needs both a scale and a bias from one of those places; otherwise loading it fails with MODEL_UNAVAILABLE
+ * naming the option, because a made-up bias gives meaningless probabilities.
+ */
+export function resolveScoring(c: ScoringCandidates): { scoring: Scoring; scaleSource: ScoringSource; biasSource: ScoringSource | undefined } {
+  const pick = <T>(...options: [T | undefined, ScoringSource][]): [T, ScoringSource] | undefined =>
+    options.find(([value]) => value !== undefined) as [T, ScoringSource] | undefined;
+  if (c.kind === 'softmax') {
+    const scale = pick<number>(
+      [c.option?.logitScale, 'model-option'],
+      [c.setting, 'setting'],
+      [c.measured?.logitScale, 'model'],
+      [c.catalogue?.logitScale, 'catalogue'],
+    ) ?? [DEFAULT_SOFTMAX_LOGIT_SCALE, 'default'];
+    return { scoring: { kind: 'softmax', logitScale: scale[0] }, scaleSource: scale[1], biasSource: undefined };
+  }
+  const scale = pick<number>([c.option?.logitScale, 'model-option'], [c.measured?.logitScale, 'model'], [c.catalogue?.logitScale, 'catalogue']);
+  const bias = pick<number>([c.option?.logitBias, 'model-option'], [c.measured?.logitBias, 'model'], [c.catalogue?.logitBias, 'catalogue']);
+  if (scale === undefined || bias === undefined) {
+    const missing = [scale === undefined ? 'logitScale' : undefined, bias === undefined ? 'logitBias' : undefined].filter(Boolean).join(' and ');
+    throw new AppError(
+      ErrorCode.ModelUnavailable,
+      `${c.model} is a SigLIP (sigmoid-scored) model, and its trained ${missing} is known neither from its files nor from the catalogue. ` +
+        `Give them per model: CLIP_MODELS=${c.model}=<source>;logitScale=<exp of the trained logit_scale>;logitBias=<trained logit_bias> ` +
+        '(the same options follow the source in CLIP_MODEL)',
+    );
+  }
+  return { scoring: { kind: 'sigmoid', logitScale: scale[0], logitBias: bias[0] }, scaleSource: scale[1], biasSource: bias[1] };
 }

@@ -29,7 +29,31 @@ export interface PreprocessorConfig {
   doNormalize: boolean;
   imageMean: [number, number, number];
   imageStd: [number, number, number];
+  /**
+   * How the image is fitted to the crop, as open_clip's `resize_mode` (immich layout); absent: Hugging Face's
+   * CLIPImageProcessor (shortest-edge resize, centre crop at `(size - crop) // 2`). See image/resizeMode.ts.
+   */
+  resizeMode?: ResizeMode | undefined;
+  /** Pad value (0–255, every channel, before normalising) where `longest` leaves borders. @default 0 */
+  fillColor?: number | undefined;
 }
+
+/**
+ * open_clip's `resize_mode`: `shortest` = shortest edge to the size, then centre crop; `squash` = resize to the
+ * size ignoring aspect; `longest` = longest edge to the size, then centre pad with `fill_color`.
+ */
+export type ResizeMode = 'shortest' | 'squash' | 'longest';
+export const RESIZE_MODES: readonly ResizeMode[] = ['shortest', 'squash', 'longest'];
+
+/**
+ * How cosine similarities become probabilities. `softmax`: over the classes of `scale · cos` (CLIP; rows sum to 1).
+ * `sigmoid`: each class on its own, `σ(scale · cos + bias)` (SigLIP; rows do not sum to 1).
+ */
+export type Scoring = { kind: 'softmax'; logitScale: number } | { kind: 'sigmoid'; logitScale: number; logitBias: number };
+export type ScoringKind = Scoring['kind'];
+
+/** Where a model's scale (and bias) came from, as logged and shown. */
+export type ScoringSource = 'setting' | 'model-option' | 'model' | 'catalogue' | 'default';
 
 /** `config.json` (HF CLIPConfig), parsed: only what the server needs. */
 export interface ClipModelConfig {
@@ -51,6 +75,9 @@ export interface PromptConfig {
 
 export const DEFAULT_PROMPT_TEMPLATE = 'a photo of a {}.';
 
+/** The keys of {@link PromptConfig}: what a job's `config` may hold. */
+export const PROMPT_CONFIG_KEYS: readonly (keyof PromptConfig)[] = ['promptTemplate', 'promptTemplates'];
+
 /** What a model looks like from outside, e.g. for GraphQL `models`. */
 export interface ModelInfo {
   name: string;
@@ -63,6 +90,12 @@ export interface ModelInfo {
   contextLength: number | null;
   imageSize: number | null;
   logitScale: number | null;
+  /** `softmax` (CLIP) or `sigmoid` (SigLIP); null until loaded. */
+  scoring?: ScoringKind | null;
+  /** The sigmoid's bias (SigLIP); null for softmax models and until loaded. */
+  logitBias?: number | null;
+  /** The file layout it was loaded from (`hf-clip`, `immich`); null until loaded. */
+  layout?: string | null;
   /** Why loading failed, when status is 'failed'. */
   error: string | null;
 }
@@ -76,7 +109,7 @@ export interface ClassifyRequest {
   signal?: AbortSignal;
 }
 
-/** Per image (in request order), the probability of each label (in label order); each row sums to 1. */
+/** Per image (in request order), the probability of each label (in label order); each row sums to 1 for softmax models. */
 export interface ClassifyResult {
   probabilities: number[][];
 }

@@ -12,7 +12,8 @@
  * `stop()` is ordered and idempotent (a second call awaits the first):
  *   1. stop accepting jobs (SHUTTING_DOWN; /ready turns 503),
  *   2. drain queued and running jobs, bounded by DRAIN_TIMEOUT_MS (stragglers FAIL with SHUTTING_DOWN),
- *   3. let subscribers receive those terminal states, then close websockets (1001),
+ *   3. let subscribers receive those terminal states, then close websockets (1001; peers that do not answer
+ *      the close handshake within WEBSOCKET_CLOSE_MS are cut),
  *   4. stop Apollo (the drain plugin closes the HTTP server once in-flight requests end),
  *   5. release the ONNX sessions.
  */
@@ -66,6 +67,8 @@ type ServerState =
 
 /** Longest wait, after the drain, for subscribers to be sent their jobs' terminal states, in ms. */
 const SUBSCRIBER_FLUSH_MS = 2_000;
+/** Longest wait for websocket peers to answer the close handshake on stop, in ms; the rest are cut. */
+const WEBSOCKET_CLOSE_MS = 1_000;
 
 // ---- API keys ----
 
@@ -305,6 +308,12 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
 
   const httpServer = http.createServer(app);
   httpServer.on('clientError', answerUnparsableRequest);
+  // Upgraded sockets leave the HTTP server's bookkeeping: stop() needs its own list to end the unresponsive ones.
+  const upgradedSockets = new Set<Duplex>();
+  httpServer.on('upgrade', (_req: http.IncomingMessage, socket: Duplex) => {
+    upgradedSockets.add(socket);
+    socket.once('close', () => upgradedSockets.delete(socket));
+  });
 
   async function listen(): Promise<ServerAddress> {
     await new Promise<void>((resolve, reject) => {
@@ -358,6 +367,28 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     return address;
   }
 
+  /**
+   * graphql-ws closes every socket with 1001 and waits for each close handshake, which `ws` bounds at 30 s per
+   * peer: a client that stopped reading (paused, suspended, its network gone) would hold the stop that long
+   * (issue 13). Peers get WEBSOCKET_CLOSE_MS to answer; the rest are cut.
+   */
+  async function closeWebsockets(): Promise<void> {
+    if (graphqlWs === null) return;
+    const disposed = graphqlWs.dispose();
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([
+      disposed.then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), WEBSOCKET_CLOSE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (answered) return;
+    logger.warn({ sockets: upgradedSockets.size, waitedMs: WEBSOCKET_CLOSE_MS }, 'websocket peers did not answer the close handshake; cutting them');
+    for (const socket of upgradedSockets) socket.destroy();
+    await disposed;
+  }
+
   async function doStop(): Promise<void> {
     const started = performance.now();
     // A stop during start waits for the listening part (never for model loading) so nothing opens after it.
@@ -368,7 +399,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     const flushDeadline = Date.now() + SUBSCRIBER_FLUSH_MS;
     while (jobs.stats().watchers > 0 && Date.now() < flushDeadline) await new Promise((resolve) => setTimeout(resolve, 10));
     await new Promise((resolve) => setImmediate(resolve));
-    await graphqlWs?.dispose();
+    await closeWebsockets();
     try {
       if (apollo !== null) await apollo.stop();
     } catch (error) {

@@ -17,6 +17,9 @@ import {
   resolveFesModel,
   toFesJobResponse,
   toFesNewJobResponse,
+  unknownFesConfigKeys,
+  unknownTask,
+  type FesClassification,
   toFesOutputs,
   type FesTaskOutput,
 } from './shapes.js';
@@ -48,6 +51,8 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
     const model = requireFesModel(deps.clip, req.params.model);
     // The body is checked after the path so that a wrong URL is reported as such, not as a body error.
     const input = parseFesJobBody(req.body, batched, task);
+    const ignored = unknownFesConfigKeys(req.body);
+    if (ignored.length > 0) deps.logger.debug({ model, ignored: ignored.slice(0, 20).map((k) => k.slice(0, 100)) }, 'FES config keys ignored');
     return deps.jobs.submit({ ...input, model });
   }
 

@@ -13,6 +13,7 @@
  */
 import { AppError, ErrorCode, UnreachableCaseError, badUserInput } from '../errors.js';
 import type { Job, JobStatus, JobTask, SubmitJobInput } from '../jobs/types.js';
+import { PROMPT_CONFIG_KEYS } from '../clip/index.js';
 import type { ClipModels } from './deps.js';
 
 /** The FES tasks this server implements, in the kebab case the seed's paths use. */
@@ -304,10 +305,24 @@ function parseClasses(value: unknown): string[] {
   });
 }
 
+/**
+ * FES's OpenAPI spec declares `config` a free-form object whose unknown keys its models ignore (vitrivr-engine sends
+ * e.g. `{"top_k": 50}`), so keys other than the prompt settings are dropped here, not refused (issue 8); the GraphQL
+ * input stays strict. {@link unknownFesConfigKeys} names them, for a debug log.
+ */
 function parseConfig(value: unknown): Record<string, unknown> | undefined {
   if (value === undefined || value === null) return undefined;
   if (!isPlainObject(value)) throw badUserInput(`"config" expects an object, but got ${describe(value)}`, 'config');
-  return value;
+  const known: Record<string, unknown> = {};
+  for (const key of PROMPT_CONFIG_KEYS) if (key in value) known[key] = value[key];
+  return known;
+}
+
+/** The keys of an FES body's `config` this server ignores (none when `config` is absent or not an object). */
+export function unknownFesConfigKeys(body: unknown): string[] {
+  const config = isPlainObject(body) ? body.config : undefined;
+  if (!isPlainObject(config)) return [];
+  return Object.keys(config).filter((key) => !(PROMPT_CONFIG_KEYS as readonly string[]).includes(key));
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -4,7 +4,8 @@
  * Serves `GET|HEAD /{owner}/{name}/resolve/{revision}/{path}` from a directory per repo (any revision) the way the
  * hub does: LFS files (`*.onnx`, `*.onnx_data`) answer 302 to `/cdn/…` on the same server with `X-Linked-Size` and
  * `X-Linked-Etag` (their sha256) on that first response; other files answer 200 with a git-blob `ETag`. Both honour
- * `Range: bytes=N-` (206). Optional bearer-token auth, and per-file fault injection: a connection cut after N bytes,
+ * `Range: bytes=N-` (206). `GET /api/models/{owner}/{name}/revision/{revision}` answers the model-info JSON whose
+ * `siblings` list every file of the repo's directory (the listing immich-layout downloads follow). Optional bearer-token auth, and per-file fault injection: a connection cut after N bytes,
  * corrupted bytes, a status code, a server that ignores Range, a slow response.
  */
 import { createHash } from 'node:crypto';
@@ -33,8 +34,8 @@ export type FakeHubFault =
 export interface FakeHubRequest {
   method: string;
   url: string;
-  /** `resolve` (the hub URL) or `cdn` (the redirect target). */
-  kind: 'resolve' | 'cdn' | 'other';
+  /** `resolve` (the hub URL), `cdn` (the redirect target) or `listing` (the model-info API). */
+  kind: 'resolve' | 'cdn' | 'listing' | 'other';
   repo: string | undefined;
   file: string | undefined;
   range: string | undefined;
@@ -50,6 +51,8 @@ export interface FakeHubOptions {
   lfsRedirect?: boolean;
   /** `X-Repo-Commit` on every resolve answer. Default 40 × `c`. */
   commit?: string;
+  /** Serve the model-info API (the file listing). Default true; false answers it 404, as a mirror without the API would. */
+  listing?: boolean;
 }
 
 export interface FakeHub {
@@ -63,7 +66,17 @@ export interface FakeHub {
   close(): Promise<void>;
 }
 
-const isLfs = (file: string): boolean => file.endsWith('.onnx') || file.endsWith('.onnx_data');
+/** Graphs and their external data (any name) are LFS files on the hub; configs and tokenizers are not. */
+const isLfs = (file: string): boolean => !/\.(?:json|txt|md)$/i.test(file);
+
+async function listFiles(root: string): Promise<string[]> {
+  const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && !e.name.startsWith('.'))
+    .map((e) => path.relative(root, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
+    .filter((f) => !f.split('/').some((segment) => segment.startsWith('.')))
+    .sort();
+}
 
 /** Starts the fake hub on 127.0.0.1, port 0. Close it with `close()` (e.g. in afterEach). */
 export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
@@ -92,6 +105,20 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
       authorization: header(req, 'authorization'),
     };
     requests.push(record);
+    const listing = /^\/api\/models\/([^/]+)\/([^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
+    if (listing !== null) {
+      record.kind = 'listing';
+      const repo = `${decodeURIComponent(listing[1]!)}/${decodeURIComponent(listing[2]!)}`;
+      record.repo = repo;
+      if (options.listing === false) return void res.writeHead(404).end('Not found');
+      if (options.token !== undefined && record.authorization !== `Bearer ${options.token}`) {
+        return void res.writeHead(record.authorization === undefined ? 401 : 403).end('Unauthorized');
+      }
+      const dir = options.repos[repo];
+      if (dir === undefined) return void res.writeHead(404, { 'x-error-code': 'RepoNotFound' }).end('Repository not found');
+      const siblings = (await listFiles(dir)).map((rfilename) => ({ rfilename }));
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: repo, sha: commit, siblings }));
+    }
     if (parsed === undefined) return void res.writeHead(404).end('Not found');
 
     const root = options.repos[parsed.repo];

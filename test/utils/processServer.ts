@@ -22,6 +22,9 @@ const LOCK_DIR = `${BUILD_DIR}.lock`;
 /** A lock older than this belongs to a run that died (a build takes seconds). */
 const STALE_LOCK_MS = 180_000;
 
+/** The repository root (the server processes' working directory). */
+export const REPO_ROOT = ROOT;
+
 /** The compiled entry point. */
 export const MAIN_JS = path.join(BUILD_DIR, 'src', 'main.js');
 
@@ -112,9 +115,9 @@ export function processEnv(overrides: Record<string, string> = {}): NodeJS.Proce
   };
 }
 
-/** Spawns the built server; does not wait for it (see `untilReady`). */
-export function spawnServer(env: Record<string, string> = {}): ProcessServer {
-  const child = spawn(process.execPath, [MAIN_JS], { cwd: ROOT, env: processEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+/** Spawns the built server (`args`: node's arguments, the entry point first); does not wait for it (see `untilReady`). */
+export function spawnServer(env: Record<string, string> = {}, args: readonly string[] = [MAIN_JS]): ProcessServer {
+  const child = spawn(process.execPath, [...args], { cwd: ROOT, env: processEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const logs: ProcessLogLine[] = [];
   let other = '';
@@ -157,7 +160,7 @@ export async function untilReady(server: ProcessServer, timeoutMs = 60_000): Pro
 }
 
 /** Builds (once), spawns and waits for readiness. */
-export async function startProcessServer(env: Record<string, string> = {}): Promise<ProcessServer> {
+export async function startProcessServer(env: Record<string, string> = {}, args: readonly string[] = [MAIN_JS], readyTimeoutMs?: number): Promise<ProcessServer> {
   await buildServer();
-  return untilReady(spawnServer(env));
+  return untilReady(spawnServer(env, args), readyTimeoutMs);
 }

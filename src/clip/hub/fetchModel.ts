@@ -30,6 +30,15 @@ import { isValidRepoId, isValidRevision } from '../catalogue.js';
 import { ProgressReporter } from './downloadProgress.js';
 import { withFileLock } from './fileLock.js';
 import { CONFIG_FILES, OPTIONAL_MODEL_FILES, combinedModelFile, towerModelFiles } from '../layouts/hfClip.js';
+import {
+  IMMICH_CONFIG_FILE,
+  IMMICH_PREPROCESS_CFG,
+  IMMICH_TEXTUAL_MODEL,
+  IMMICH_TOKENIZER_FILE,
+  IMMICH_VISUAL_MODEL,
+  immichFilesToFetch,
+  isImmichListing,
+} from '../layouts/immich.js';
 import type { Precision } from '../types.js';
 
 /** The public hub; `HF_ENDPOINT` points elsewhere (a mirror). */
@@ -123,7 +132,8 @@ export async function fetchModel(source: HubRepoRef, options: HubOptions): Promi
     ...required.map((file) => ({ file, optional: false })),
     ...optional.map((file) => ({ file, optional: true })),
   ];
-  const isLarge = (file: string): boolean => file.endsWith('.onnx') || file.endsWith('.onnx_data');
+  // Graphs and their external data (any name) are large; configs and tokenizers are small.
+  const isLarge = (file: string): boolean => !/\.(?:json|txt|md|model)$/i.test(file);
 
   // A required failure stops this call's other downloads (shared ones go on if another caller still waits).
   const callAbort = new AbortController();
@@ -164,15 +174,117 @@ export interface FetchModelFilesOptions extends Omit<HubOptions, 'files' | 'opti
   withCombined?: boolean;
 }
 
+/** Where a repo revision's file listing is cached, beside its files (so offline starts know the layout). */
+export const LISTING_FILE = '.listing.json';
+
+/** `{endpoint}/api/models/{owner}/{name}/revision/{revision}`: the hub's model-info API, whose `siblings` list the files. */
+export function hubListingUrl(endpoint: string, source: HubRepoRef): string {
+  return `${endpoint.replace(/\/+$/, '')}/api/models/${source.repo}/revision/${encodeURIComponent(source.revision)}`;
+}
+
 /**
- * Fetches what a CLIP model needs at a precision (see layouts/hfClip.ts): the configs, the tokenizer and the two towers,
- * or, when the repo has no towers at that precision, the combined graph. Returns the local directory, to be read
- * with `loadModelFiles(dir, precision)`. Throws a {@link HubError} naming the file, the URL and why.
+ * The files of a repo revision (`/`-separated paths), as the hub's model-info API lists them, cached in the snapshot
+ * directory; undefined when they cannot be listed (offline without a cached listing, or a mirror without the API).
+ * A private or gated repo is an error (HubError `unauthorized`), as it would be for its files.
+ */
+export async function fetchRepoListing(source: HubRepoRef, options: Omit<HubOptions, 'files' | 'optionalFiles'>): Promise<string[] | undefined> {
+  const dir = snapshotDir(options.cacheDir ?? defaultCacheDir(), source);
+  const cached = path.join(dir, LISTING_FILE);
+  const text = await fs.readFile(cached, 'utf8').catch(() => undefined);
+  if (text !== undefined) {
+    try {
+      const parsed = JSON.parse(text) as { files?: unknown };
+      if (Array.isArray(parsed.files) && parsed.files.every((f) => typeof f === 'string')) return parsed.files as string[];
+    } catch {
+      // A torn listing is fetched again below.
+    }
+  }
+  const logger = options.logger ?? silentLogger();
+  if (options.offline === true) return undefined;
+  const endpoint = options.endpoint ?? DEFAULT_HUB_ENDPOINT;
+  const url = hubListingUrl(endpoint, source);
+  const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'clip-server' };
+  const token = options.token === '' ? undefined : options.token;
+  if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
+  let response: Response;
+  try {
+    response = await (options.fetch ?? globalThis.fetch)(url, { headers, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+  } catch (error) {
+    logger.debug({ repo: source.repo, url, err: causeText(error) }, 'file listing unavailable; falling back to the known file names');
+    return undefined;
+  }
+  if (response.status === 401 || response.status === 403) {
+    await response.body?.cancel();
+    const hint = token === undefined ? 'set HF_TOKEN' : 'the HF_TOKEN given has no access to it';
+    throw new HubError('unauthorized', LISTING_FILE, url, `${source.repo}@${source.revision} is gated or private (HTTP ${response.status} for its file listing at ${url}): ${hint}`);
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    logger.debug({ repo: source.repo, url, status: response.status }, 'file listing unavailable; falling back to the known file names');
+    return undefined;
+  }
+  let files: string[];
+  try {
+    const body = (await response.json()) as { siblings?: { rfilename?: unknown }[] };
+    files = (body.siblings ?? []).map((s) => s.rfilename).filter((f): f is string => typeof f === 'string');
+  } catch (error) {
+    logger.debug({ repo: source.repo, url, err: causeText(error) }, 'file listing unreadable; falling back to the known file names');
+    return undefined;
+  }
+  await fs.mkdir(dir, { recursive: true });
+  const temporary = `${cached}.tmp-${process.pid}`;
+  await fs.writeFile(temporary, `${JSON.stringify({ repo: source.repo, revision: source.revision, files }, null, 2)}\n`);
+  await fs.rename(temporary, cached);
+  return files;
+}
+
+/**
+ * Fetches what a model needs at a precision, in whichever layout its repo is (from its file listing):
+ * - immich's (`visual/model.onnx`, `textual/model.onnx`): config.json and every file under `visual/` and `textual/` the
+ *   listing names (external data included), except other runtimes' files (`*.armnn`, `*.rknn`, …); fp32 only.
+ * - Hugging Face's (see layouts/hfClip.ts): the configs, the tokenizer and the two towers, or, when the repo has no towers
+ *   at that precision, the combined graph.
+ * Without a listing (offline with an older cache, a mirror without the API) the Hugging Face file names are tried.
+ * Returns the local directory, to be read with `loadModelSpec(dir, precision)`. Throws a {@link HubError} naming the
+ * file, the URL and why; a precision the repo lacks is an error naming the graphs it has.
  */
 export async function fetchModelFiles(source: HubRepoRef, precision: Precision, options: FetchModelFilesOptions): Promise<string> {
   const { withCombined = false, ...hub } = options;
+  const listing = await fetchRepoListing(source, hub);
+  const what = `${source.repo}@${source.revision}`;
+  const url = hubListingUrl(hub.endpoint ?? DEFAULT_HUB_ENDPOINT, source);
+  if (listing !== undefined && isImmichListing(listing)) {
+    if (precision !== 'fp32') {
+      throw new HubError(
+        'not-found',
+        IMMICH_VISUAL_MODEL,
+        url,
+        `${what} is in immich's layout and has only fp32 ONNX graphs (${[IMMICH_VISUAL_MODEL, IMMICH_TEXTUAL_MODEL].filter((f) => listing.includes(f)).join(', ')}); ` +
+          `CLIP_PRECISION=${precision} asks for a variant it does not have: set CLIP_PRECISION=fp32`,
+      );
+    }
+    const missing = [IMMICH_CONFIG_FILE, IMMICH_VISUAL_MODEL, IMMICH_PREPROCESS_CFG, IMMICH_TEXTUAL_MODEL, IMMICH_TOKENIZER_FILE].filter((f) => !listing.includes(f));
+    if (missing.length > 0) throw new HubError('not-found', missing[0]!, url, `${what} lacks ${missing.join(', ')} (immich layout; its listing at ${url})`);
+    return fetchModel(source, { ...hub, files: immichFilesToFetch(listing) });
+  }
   const towers = towerModelFiles(precision);
   const combined = combinedModelFile(precision);
+  if (listing !== undefined) {
+    const hasTowers = listing.includes(towers.text) && listing.includes(towers.vision);
+    if (!hasTowers && listing.includes(combined)) {
+      return fetchModel(source, { ...hub, files: [...CONFIG_FILES, combined], optionalFiles: OPTIONAL_MODEL_FILES });
+    }
+    if (!hasTowers) {
+      const graphs = listing.filter((f) => f.endsWith('.onnx'));
+      throw new HubError(
+        'not-found',
+        towers.vision,
+        url,
+        `${what} has no ${precision} graphs (CLIP_PRECISION=${precision} needs ${towers.text} + ${towers.vision}, or ${combined}); ` +
+          (graphs.length === 0 ? 'it has no .onnx files at all' : `it has ${graphs.join(', ')}`),
+      );
+    }
+  }
   try {
     return await fetchModel(source, {
       ...hub,

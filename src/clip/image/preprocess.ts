@@ -14,6 +14,7 @@ import sharp, { type KernelEnum, type OutputInfo } from 'sharp';
 import { badUserInput } from '../../errors.js';
 import { inspectImage, type ImageHeader } from './imageInput.js';
 import { resizeWindow, type ResizeWindow, type RgbImage } from './pilResize.js';
+import { openClipGeometry, type Geometry } from './resizeMode.js';
 import type { ImageLimits, PreprocessorConfig } from '../types.js';
 
 export { resizeWindow, type ResizeWindow, type RgbImage };
@@ -273,17 +274,9 @@ export interface PreprocessOptions {
 /** Default of {@link PreprocessOptions.exactResizeMaxPixels}. */
 export const DEFAULT_EXACT_RESIZE_MAX_PIXELS = 400_000;
 
-/** Where an image goes on its way to `pixel_values`: resized size, the crop window in it, and where that lands in the crop. */
-interface Geometry {
-  resizedWidth: number;
-  resizedHeight: number;
-  window: ResizeWindow;
-  /** Column and row of the crop where the window's first pixel goes (> 0 only when padding). */
-  intoX: number;
-  intoY: number;
-}
-
+/** Where an image goes on its way to `pixel_values` (resize, window, padding): open_clip's modes, or Hugging Face's processor. */
 function geometryOf(image: { width: number; height: number }, config: PreprocessorConfig): Geometry {
+  if (config.resizeMode !== undefined) return openClipGeometry(image, config, config.resizeMode);
   const resized = config.doResize ? shortestEdgeSize(image.width, image.height, config.shortestEdge) : image;
   const cols = config.doCenterCrop ? cropSpan(resized.width, config.cropWidth) : { start: 0, count: Math.min(resized.width, config.cropWidth), into: 0 };
   const rows = config.doCenterCrop ? cropSpan(resized.height, config.cropHeight) : { start: 0, count: Math.min(resized.height, config.cropHeight), into: 0 };
@@ -332,12 +325,13 @@ function writePixelValues(pixels: Uint8Array, g: Geometry, config: PreprocessorC
   const plane = cropW * config.cropHeight;
   const { width, height } = g.window;
   const tables = tablesFor(config);
-  // Where the crop is larger than the image, Hugging Face pads with zero pixels before normalising.
+  // Where the crop is larger than the image, Hugging Face pads with zero pixels before normalising, open_clip with fill_color.
   const padded = width < cropW || height < config.cropHeight;
+  const fill = config.fillColor ?? 0;
   for (let c = 0; c < 3; c++) {
     const table = tables[c]!;
     const base = offset + c * plane;
-    if (padded) out.fill(table[0]!, base, base + plane);
+    if (padded) out.fill(table[fill]!, base, base + plane);
     for (let y = 0; y < height; y++) {
       let o = base + (g.intoY + y) * cropW + g.intoX;
       let p = y * width * 3 + c;

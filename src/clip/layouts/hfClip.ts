@@ -15,6 +15,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { ClipModelConfig, Precision, PreprocessorConfig } from '../types.js';
+import type { GraphFiles, ModelSpec } from './modelSpec.js';
 
 /** Which graphs a model directory is run from: the two towers, or the combined `onnx/model*.onnx`. */
 export type ModelLayout = 'towers' | 'combined';
@@ -219,7 +220,7 @@ function isRecord(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function modelFileError(message: string, cause?: unknown): AppError {
+export function modelFileError(message: string, cause?: unknown): AppError {
   return new AppError(ErrorCode.ModelUnavailable, message, cause === undefined ? {} : { cause });
 }
 
@@ -232,7 +233,7 @@ async function fileSize(file: string): Promise<number | undefined> {
  * Typed reads of optional fields. Absent (or null) → undefined, present but wrong → an error worded
  * `invalid FILE: "field" expected X, but got Y`.
  */
-class FieldReader {
+export class FieldReader {
   readonly root: JsonObject;
 
   constructor(
@@ -337,4 +338,39 @@ function describe(value: unknown): string {
   const text = JSON.stringify(value);
   if (text === undefined) return String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+// --- the model description ---------------------------------------------------------------------------------
+
+/** True when `dir` looks like this layout: a `preprocessor_config.json` or an `onnx/` folder beside `config.json`. */
+export async function isHfClipDir(dir: string): Promise<boolean> {
+  const has = async (file: string): Promise<boolean> => (await fs.stat(path.join(dir, file)).catch(() => undefined)) !== undefined;
+  return (await has(PREPROCESSOR_CONFIG_FILE)) || (await has('onnx'));
+}
+
+/** Reads a directory in this layout into the common {@link ModelSpec}. Errors as {@link loadModelFiles}. */
+export async function loadHfClipSpec(dir: string, precision: Precision): Promise<ModelSpec> {
+  const files = await loadModelFiles(dir, precision);
+  const graphs: GraphFiles =
+    files.layout === 'towers'
+      ? { kind: 'towers', vision: files.visionModelPath, text: files.textModelPath, combined: files.combinedModelPath }
+      : { kind: 'combined', combined: files.combinedModelPath };
+  const contextLength = files.config.contextLength;
+  return {
+    layout: 'hf-clip',
+    dir: files.dir,
+    precision,
+    image: files.preprocessor,
+    text: {
+      tokenizerDir: path.dirname(files.tokenizerPath),
+      // config.json's max_position_embeddings is the context; a graph that fixes a shorter length fails the prompts that
+      // do not fit (INFERENCE_FAILED) rather than having them silently cut to it.
+      resolve: () => ({ contextLength, clean: undefined }),
+      padToContext: false,
+    },
+    graphs,
+    embeddingSize: files.config.projectionDim,
+    scoring: 'softmax',
+    architecture: undefined,
+  };
 }

@@ -22,7 +22,22 @@ type FloatKind = 'float32' | 'float16';
 
 export type FeedValue =
   | { kind: 'float'; data: Float32Array; dims: number[] }
-  | { kind: 'int64'; data: BigInt64Array; dims: number[] };
+  | { kind: 'int64'; data: BigInt64Array; dims: number[] }
+  | { kind: 'int32'; data: Int32Array; dims: number[] };
+
+/** A graph input or output as the session declares it: a dimension is fixed (a number) or symbolic (a string). */
+export interface ValueInfo {
+  name: string;
+  /** ONNX Runtime's tensor type name (`float32`, `float16`, `int64`, `int32`, …). */
+  type: string;
+  shape: readonly (number | string)[];
+}
+
+/** The size of dimension `axis` when the graph fixes it, else undefined (symbolic or unknown). */
+export function fixedDim(info: ValueInfo, axis: number): number | undefined {
+  const dim = info.shape[axis];
+  return typeof dim === 'number' && dim > 0 ? dim : undefined;
+}
 
 export interface OutputValue {
   data: Float32Array;
@@ -30,10 +45,20 @@ export interface OutputValue {
 }
 
 /** What crosses the thread boundary (see onnxWorker.js). */
-type WireFeed = { type: 'float32' | 'float16' | 'int64'; data: Float32Array | Uint16Array | BigInt64Array; dims: number[] };
+type WireFeed = { type: 'float32' | 'float16' | 'int64' | 'int32'; data: Float32Array | Uint16Array | BigInt64Array | Int32Array; dims: number[] };
+type WireOutputs = Record<string, { type: string; data: Float32Array | Uint16Array; dims: number[] }>;
 type WireReply =
   | { id: number; ok: false; error: { message: string } }
-  | { id: number; ok: true; inputNames?: string[]; outputNames?: string[]; floatInputs?: [string, FloatKind][]; outputs?: Record<string, { type: string; data: Float32Array | Uint16Array; dims: number[] }> };
+  | {
+      id: number;
+      ok: true;
+      inputNames?: string[];
+      outputNames?: string[];
+      /** On load: the metadata; on run: the output tensors. */
+      inputs?: ValueInfo[];
+      outputs?: ValueInfo[] | WireOutputs;
+      results?: WireOutputs[];
+    };
 
 const WORKER_URL = new URL('./onnxWorker.js', import.meta.url);
 
@@ -48,6 +73,9 @@ export class OnnxGraph {
   readonly path: string;
   inputNames: readonly string[] = [];
   outputNames: readonly string[] = [];
+  /** The inputs and outputs as the session declares them (types and fixed or symbolic dimensions). */
+  inputs: readonly ValueInfo[] = [];
+  outputs: readonly ValueInfo[] = [];
   readonly #options: OnnxSessionOptions;
   #floatInputs = new Map<string, FloatKind>();
   #worker: Promise<Worker> | null = null;
@@ -74,28 +102,60 @@ export class OnnxGraph {
     return this.outputNames.includes(name);
   }
 
+  input(name: string): ValueInfo | undefined {
+    return this.inputs.find((info) => info.name === name);
+  }
+
+  output(name: string): ValueInfo | undefined {
+    return this.outputs.find((info) => info.name === name);
+  }
+
   /** Runs the graph; feeds the graph does not declare are dropped, so callers may always offer e.g. attention_mask. */
   async run(feeds: Record<string, FeedValue>, outputs: readonly string[]): Promise<Record<string, OutputValue>> {
     const worker = await this.#ensureWorker();
-    const wire: Record<string, WireFeed> = {};
     const transfer: ArrayBuffer[] = [];
+    const wire = this.#wireFeeds(feeds, transfer);
+    const reply = await this.#call(worker, { type: 'run', feeds: wire, outputs: [...outputs] }, transfer);
+    return this.#readOutputs(reply.outputs as WireOutputs | undefined, outputs);
+  }
+
+  /**
+   * Runs the graph once per feed set, in order, inside the worker (one message, not one per run): how a graph whose
+   * batch dimension is fixed at 1 serves a batch the Batcher gathered.
+   */
+  async runEach(feedsList: readonly Record<string, FeedValue>[], outputs: readonly string[]): Promise<Record<string, OutputValue>[]> {
+    const worker = await this.#ensureWorker();
+    const transfer: ArrayBuffer[] = [];
+    const wire = feedsList.map((feeds) => this.#wireFeeds(feeds, transfer));
+    const reply = await this.#call(worker, { type: 'runEach', feedsList: wire, outputs: [...outputs] }, transfer);
+    const results = reply.results ?? [];
+    if (results.length !== feedsList.length) throw new Error(`${this.path}: ${feedsList.length} runs gave ${results.length} results`);
+    return results.map((result) => this.#readOutputs(result, outputs));
+  }
+
+  #wireFeeds(feeds: Record<string, FeedValue>, transfer: ArrayBuffer[]): Record<string, WireFeed> {
+    const wire: Record<string, WireFeed> = {};
     for (const [name, value] of Object.entries(feeds)) {
       if (!this.hasInput(name)) continue;
       const feed = this.#toWire(name, value);
       wire[name] = feed;
       // Callers hand over fresh buffers per batch; transferring them saves a copy of up to ~20 MB.
-      if (feed.data.byteOffset === 0 && feed.data.byteLength === feed.data.buffer.byteLength) transfer.push(feed.data.buffer as ArrayBuffer);
+      const buffer = feed.data.buffer as ArrayBuffer;
+      if (feed.data.byteOffset === 0 && feed.data.byteLength === buffer.byteLength && !transfer.includes(buffer)) transfer.push(buffer);
     }
     for (const name of this.inputNames) {
       if (!(name in wire)) throw new Error(`${this.path}: the graph needs an input named ${name}, which was not provided`);
     }
-    const reply = await this.#call(worker, { type: 'run', feeds: wire, outputs: [...outputs] }, transfer);
+    return wire;
+  }
+
+  #readOutputs(tensors: WireOutputs | undefined, outputs: readonly string[]): Record<string, OutputValue> {
     const out: Record<string, OutputValue> = {};
     for (const name of outputs) {
-      const tensor = reply.outputs?.[name];
+      const tensor = tensors?.[name];
       if (!tensor) throw new Error(`${this.path}: no output named ${name}`);
-      const data = tensor.type === 'float16' ? float16ToFloat32(tensor.data as Uint16Array) : (tensor.data as Float32Array);
       if (tensor.type !== 'float16' && tensor.type !== 'float32') throw new Error(`expected a float32 or float16 output, got ${tensor.type}`);
+      const data = tensor.type === 'float16' ? float16ToFloat32(tensor.data as Uint16Array) : (tensor.data as Float32Array);
       out[name] = { data, dims: tensor.dims };
     }
     return out;
@@ -155,7 +215,11 @@ export class OnnxGraph {
       const loaded = await this.#call(worker, { type: 'load' }, []);
       this.inputNames = loaded.inputNames ?? [];
       this.outputNames = loaded.outputNames ?? [];
-      this.#floatInputs = new Map(loaded.floatInputs ?? []);
+      this.inputs = loaded.inputs ?? [];
+      this.outputs = (loaded.outputs as ValueInfo[] | undefined) ?? [];
+      this.#floatInputs = new Map(
+        this.inputs.filter((m) => m.type === 'float32' || m.type === 'float16').map((m) => [m.name, m.type as FloatKind]),
+      );
       return worker;
     } catch (error) {
       await worker.terminate();
@@ -173,6 +237,7 @@ export class OnnxGraph {
 
   #toWire(name: string, value: FeedValue): WireFeed {
     if (value.kind === 'int64') return { type: 'int64', data: value.data, dims: value.dims };
+    if (value.kind === 'int32') return { type: 'int32', data: value.data, dims: value.dims };
     if (this.#floatInputs.get(name) === 'float16') return { type: 'float16', data: float32ToFloat16(value.data), dims: value.dims };
     return { type: 'float32', data: value.data, dims: value.dims };
   }

@@ -29,38 +29,70 @@ function serialise(error) {
   return { message: error instanceof Error ? error.message : String(error) };
 }
 
+/**
+ * @param {import('onnxruntime-node').InferenceSession.ValueMetadata} m
+ * @returns {{ name: string; type: string; shape: (number | string)[] }}
+ */
+function describeValue(m) {
+  if (!m.isTensor) return { name: m.name, type: 'non-tensor', shape: [] };
+  return { name: m.name, type: m.type, shape: m.shape.map((d) => (typeof d === 'number' ? d : String(d))) };
+}
+
+/**
+ * @param {Record<string, { type: any; data: any; dims: number[] }>} wireFeeds
+ * @param {string[]} names
+ * @param {ArrayBuffer[]} transfer
+ */
+async function runOnce(wireFeeds, names, transfer) {
+  if (!session) throw new Error('the session is not loaded');
+  /** @type {Record<string, import('onnxruntime-node').Tensor>} */
+  const feeds = {};
+  for (const [name, feed] of Object.entries(wireFeeds)) {
+    feeds[name] = new ort.Tensor(feed.type, feed.data, feed.dims);
+  }
+  const result = await session.run(feeds, names);
+  /** @type {Record<string, { type: string; data: unknown; dims: number[] }>} */
+  const outputs = {};
+  for (const name of names) {
+    const tensor = result[name];
+    if (!tensor) throw new Error(`no output named ${name}`);
+    const data = /** @type {Float32Array | Uint16Array} */ (tensor.data).slice();
+    outputs[name] = { type: tensor.type, data, dims: tensor.dims.map(Number) };
+    transfer.push(/** @type {ArrayBuffer} */ (data.buffer));
+    tensor.dispose();
+  }
+  return outputs;
+}
+
 port.on('message', async (/** @type {any} */ message) => {
   try {
     switch (message.type) {
       case 'load': {
         session = await ort.InferenceSession.create(path, sessionOptions);
-        const floatInputs = session.inputMetadata
-          .filter((m) => m.isTensor && (m.type === 'float32' || m.type === 'float16'))
-          .map((m) => [m.name, /** @type {{ type: string }} */ (m).type]);
-        port.postMessage({ id: message.id, ok: true, inputNames: session.inputNames, outputNames: session.outputNames, floatInputs });
+        port.postMessage({
+          id: message.id,
+          ok: true,
+          inputNames: session.inputNames,
+          outputNames: session.outputNames,
+          inputs: session.inputMetadata.map(describeValue),
+          outputs: session.outputMetadata.map(describeValue),
+        });
         return;
       }
       case 'run': {
-        if (!session) throw new Error('the session is not loaded');
-        /** @type {Record<string, import('onnxruntime-node').Tensor>} */
-        const feeds = {};
-        for (const [name, feed] of Object.entries(message.feeds)) {
-          feeds[name] = new ort.Tensor(feed.type, feed.data, feed.dims);
-        }
-        const result = await session.run(feeds, message.outputs);
-        /** @type {Record<string, { type: string; data: unknown; dims: number[] }>} */
-        const outputs = {};
         /** @type {ArrayBuffer[]} */
         const transfer = [];
-        for (const name of message.outputs) {
-          const tensor = result[name];
-          if (!tensor) throw new Error(`no output named ${name}`);
-          const data = /** @type {Float32Array | Uint16Array} */ (tensor.data).slice();
-          outputs[name] = { type: tensor.type, data, dims: tensor.dims.map(Number) };
-          transfer.push(/** @type {ArrayBuffer} */ (data.buffer));
-          tensor.dispose();
-        }
+        const outputs = await runOnce(message.feeds, message.outputs, transfer);
         port.postMessage({ id: message.id, ok: true, outputs }, transfer);
+        return;
+      }
+      case 'runEach': {
+        // A graph with a fixed batch of 1 runs a batch item by item, here, without a round trip per item.
+        /** @type {ArrayBuffer[]} */
+        const transfer = [];
+        const results = [];
+        for (const feeds of message.feedsList) results.push(await runOnce(feeds, message.outputs, transfer));
+        port.postMessage({ id: message.id, ok: true, results }, transfer);
         return;
       }
       case 'release': {

@@ -7,6 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { decodeHTML } from 'entities';
+import { PY_WHITESPACE } from './clean.js';
+import type { TextTokenizer } from './types.js';
 
 /** The start/end markers every CLIP vocabulary carries as added tokens. */
 export const SOT_TOKEN = '<|startoftext|>';
@@ -30,12 +32,6 @@ export interface TokenBatch {
   /** Real length of each row, markers included; the `<|endoftext|>` of row i sits at `lengths[i] - 1`. */
   lengths: number[];
 }
-
-/**
- * Python's `\s` (str.isspace) rather than JavaScript's: it includes U+001C–U+001F and U+0085,
- * and excludes U+FEFF, so texts fold exactly as `re.sub(r'\s+', ' ', text)` does in the reference.
- */
-const PY_WHITESPACE = /[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/g;
 
 /**
  * The text cleaning of OpenAI's `simple_tokenizer.py`: NFC (the one ftfy step every text gets), HTML unescaped
@@ -73,7 +69,8 @@ function addedTokenId(json: TokenizerJson, content: string): number {
  * const tokenizer = await ClipTokenizer.fromFile(`${modelDir}/tokenizer.json`, { contextLength: 77 });
  * tokenizer.encode('a photo of a cat'); // [49406, 320, 1125, 539, 320, 2368, 49407]
  */
-export class ClipTokenizer {
+export class ClipTokenizer implements TextTokenizer {
+  readonly family = 'clip-bpe' as const;
   readonly contextLength: number;
   /** Id of `<|startoftext|>`, from the file's added tokens. */
   readonly sotId: number;
@@ -81,6 +78,8 @@ export class ClipTokenizer {
   readonly eotId: number;
   /** What CLIP pads with: `<|endoftext|>` (Hugging Face's convention; padding is masked and causal, so it never matters). */
   readonly padId: number;
+  /** `[<|startoftext|>, <|endoftext|>]`: what the empty text encodes to. */
+  readonly minimalIds: readonly number[];
   readonly #tokenizer: Tokenizer;
 
   private constructor(tokenizer: Tokenizer, sotId: number, eotId: number, options: ClipTokenizerOptions) {
@@ -88,6 +87,7 @@ export class ClipTokenizer {
     this.sotId = sotId;
     this.eotId = eotId;
     this.padId = eotId;
+    this.minimalIds = Object.freeze([sotId, eotId]);
     this.contextLength = options.contextLength;
   }
 

@@ -1,6 +1,6 @@
 import { Field, Float, Int, ObjectType } from 'type-graphql';
-import type { ModelInfo, Precision } from '../../clip/types.js';
-import { ModelStatusEnum, PrecisionEnum } from './enums.js';
+import type { ModelInfo, Precision, ScoringKind } from '../../clip/types.js';
+import { ModelLayoutEnum, ModelStatusEnum, PrecisionEnum, ScoringEnum } from './enums.js';
 
 @ObjectType('Model', { description: 'A configured CLIP model.' })
 export class ModelObject {
@@ -31,8 +31,17 @@ export class ModelObject {
   @Field(() => Int, { nullable: true, description: 'Input image size, in pixels per side.' })
   imageSize!: number | null;
 
-  @Field(() => Float, { nullable: true, description: 'The softmax temperature applied to cosine similarities.' })
+  @Field(() => Float, { nullable: true, description: 'The trained scale applied to cosine similarities: the softmax temperature (SOFTMAX) or the sigmoid slope (SIGMOID); null until loaded.' })
   logitScale!: number | null;
+
+  @Field(() => ScoringEnum, { nullable: true, description: 'SOFTMAX (CLIP: rows sum to 1) or SIGMOID (SigLIP: each class on its own); null until loaded.' })
+  scoring!: ScoringKind | null;
+
+  @Field(() => Float, { nullable: true, description: "The trained bias of a SIGMOID model's logits; null for SOFTMAX models and until loaded." })
+  logitBias!: number | null;
+
+  @Field(() => ModelLayoutEnum, { nullable: true, description: 'The file layout it was loaded from; null until loaded.' })
+  layout!: string | null;
 
   @Field(() => String, { nullable: true, description: 'Why loading failed, when FAILED.' })
   error!: string | null;
@@ -49,6 +58,9 @@ export class ModelObject {
     object.contextLength = info.contextLength;
     object.imageSize = info.imageSize;
     object.logitScale = info.logitScale;
+    object.scoring = info.scoring ?? null;
+    object.logitBias = info.logitBias ?? null;
+    object.layout = info.layout ?? null;
     object.error = info.error;
     return object;
   }

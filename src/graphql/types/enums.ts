@@ -3,7 +3,7 @@
  * values are the domain's own strings, so resolvers pass `job.status` through unchanged.
  */
 import { registerEnumType } from 'type-graphql';
-import type { ModelInfo, Precision } from '../../clip/types.js';
+import type { ModelInfo, Precision, ScoringKind } from '../../clip/types.js';
 import type { JobStatus, JobTask } from '../../jobs/types.js';
 
 export const JobStatusEnum = {
@@ -32,6 +32,16 @@ export const PrecisionEnum = {
   INT8: 'int8',
 } as const satisfies Record<string, Precision>;
 
+export const ScoringEnum = {
+  SOFTMAX: 'softmax',
+  SIGMOID: 'sigmoid',
+} as const satisfies Record<string, ScoringKind>;
+
+export const ModelLayoutEnum = {
+  HF_CLIP: 'hf-clip',
+  IMMICH: 'immich',
+} as const satisfies Record<string, string>;
+
 registerEnumType(JobStatusEnum, {
   name: 'JobStatus',
   description: 'Where a job is in its lifecycle: QUEUED → RUNNING → COMPLETE | FAILED | CANCELLED.',
@@ -42,3 +52,12 @@ registerEnumType(JobTaskEnum, {
 });
 registerEnumType(ModelStatusEnum, { name: 'ModelStatus', description: 'Whether a model is usable.' });
 registerEnumType(PrecisionEnum, { name: 'Precision', description: 'Which ONNX variant of a model runs.' });
+registerEnumType(ScoringEnum, {
+  name: 'Scoring',
+  description:
+    'How cosine similarities become probabilities. SOFTMAX (CLIP): softmax over the classes of logitScale · cos; each row sums to 1. SIGMOID (SigLIP): sigmoid(logitScale · cos + logitBias) for each class on its own; rows do not sum to 1.',
+});
+registerEnumType(ModelLayoutEnum, {
+  name: 'ModelLayout',
+  description: "The model's file layout: HF_CLIP (Hugging Face CLIP ONNX export: onnx/*.onnx) or IMMICH (immich's OpenCLIP/M-CLIP export: visual/ + textual/).",
+});

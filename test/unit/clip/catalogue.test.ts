@@ -42,7 +42,7 @@ function errorOf(fn: () => unknown): AppError {
 
 describe('catalogue', () => {
   it('should map the three OpenAI CLIP names to their Xenova ONNX repos with a logit scale of 100', () => {
-    expect(CATALOGUE.map((e) => [e.name, e.repo, e.logitScale])).toEqual([
+    expect(CATALOGUE.slice(0, 3).map((e) => [e.name, e.repo, e.logitScale])).toEqual([
       ['clip-vit-base-patch32', 'Xenova/clip-vit-base-patch32', 100],
       ['clip-vit-base-patch16', 'Xenova/clip-vit-base-patch16', 100],
       ['clip-vit-large-patch14', 'Xenova/clip-vit-large-patch14', 100],
@@ -50,11 +50,34 @@ describe('catalogue', () => {
     expect(DEFAULT_MODEL_NAME).toBe('clip-vit-base-patch32');
   });
 
+  it("should resolve FES's names: open-clip-vit-b32 to the XLM-R base model, clip-vit-large-patch14 to OpenAI ViT-L/14", () => {
+    for (const name of ['open-clip-vit-b32', 'open_clip_vit_b32', 'Open-CLIP-ViT-B32']) {
+      expect(resolveModelSource(name)).toEqual({ kind: 'hub', repo: 'immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k', revision: 'main' });
+    }
+    expect(resolveModelSource('clip_vit_large_patch14')).toEqual({ kind: 'hub', repo: 'Xenova/clip-vit-large-patch14', revision: 'main' });
+    expect(findCatalogueEntry('xlm-roberta-base-ViT-B-32')?.aliases).toContain('open-clip-vit-b32');
+  });
+
+  it('should list the issue 8 models with layout, tokenizer family, scoring and embedding size, and no invented SigLIP values', () => {
+    const byName = new Map(CATALOGUE.map((e) => [e.name, e]));
+    expect(byName.get('xlm-roberta-base-vit-b-32')).toMatchObject({ layout: 'immich', tokenizerFamily: 'xlm-r', scoring: 'softmax', embeddingSize: 512 });
+    expect(byName.get('vit-b-32-openai')).toMatchObject({ repo: 'immich-app/ViT-B-32__openai', layout: 'immich', logitScale: 100 });
+    expect(byName.get('vit-l-14-openai')).toMatchObject({ repo: 'immich-app/ViT-L-14__openai', embeddingSize: 768 });
+    expect(byName.get('xlm-roberta-large-vit-b-16plus')).toMatchObject({ repo: 'immich-app/XLM-Roberta-Large-Vit-B-16Plus', embeddingSize: 640 });
+    for (const name of ['vit-b-16-siglip', 'vit-b-16-siglip2']) {
+      expect(byName.get(name)).toMatchObject({ scoring: 'sigmoid', tokenizerFamily: 'siglip', logitScale: undefined, logitBias: undefined });
+    }
+    expect(findCatalogueEntry('immich-app/ViT-B-16-SigLIP2__webli')?.name).toBe('vit-b-16-siglip2');
+    // Any immich-app/<name> is a valid hub id, catalogued or not.
+    expect(resolveModelSource('immich-app/nllb-clip-base-siglip__v1')).toEqual({ kind: 'hub', repo: 'immich-app/nllb-clip-base-siglip__v1', revision: 'main' });
+  });
+
   it('should find entries by name in any case, kebab or snake, and by repo id', () => {
     expect(findCatalogueEntry('clip_vit_base_patch16')?.repo).toBe('Xenova/clip-vit-base-patch16');
     expect(findCatalogueEntry('CLIP-ViT-Large-Patch14')?.repo).toBe('Xenova/clip-vit-large-patch14');
     expect(findCatalogueEntry('Xenova/clip-vit-base-patch32')?.name).toBe('clip-vit-base-patch32');
-    expect(findCatalogueEntry('xlm-roberta-base-ViT-B-32')).toBeUndefined();
+    expect(findCatalogueEntry('xlm-roberta-base-ViT-B-32')?.repo).toBe('immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k');
+    expect(findCatalogueEntry('unknown-model')).toBeUndefined();
   });
 });
 
@@ -104,7 +127,7 @@ describe('resolveModelSource', () => {
       expect(error.code).toBe(ErrorCode.BadUserInput);
       expect(error.field).toBe('CLIP_MODEL');
       expect(error.message).toMatch(
-        /^CLIP_MODEL: expected a catalogue name \(clip-vit-base-patch32, clip-vit-base-patch16, clip-vit-large-patch14\), a local model directory .*, or a hub id owner\/name\[@revision\], but got/,
+        /^CLIP_MODEL: expected a catalogue name \(clip-vit-base-patch32, clip-vit-base-patch16, clip-vit-large-patch14, xlm-roberta-base-vit-b-32, .*\), a local model directory .*, or a hub id owner\/name\[@revision\], but got/,
       );
     }
   });

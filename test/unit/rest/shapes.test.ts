@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, ErrorCode } from '../../../src/errors.js';
-import type { Job } from '../../../src/jobs/types.js';
+import type { Job, SubmitClassificationInput } from '../../../src/jobs/types.js';
 import type { ClipModels } from '../../../src/rest/deps.js';
 import {
   assertJobOnRoute,
@@ -8,6 +8,7 @@ import {
   fesTaskOf,
   isZeroShotTask,
   parseFesJobBody,
+  unknownFesConfigKeys,
   requireFesModel,
   resolveFesModel,
   toFesJobResponse,
@@ -194,6 +195,13 @@ describe('embedding jobs', () => {
 });
 
 describe('parseFesJobBody', () => {
+  it("should accept and drop unknown config keys such as vitrivr-engine's top_k (FES declares config free-form), keeping the prompt settings", () => {
+    const body = { image: 'AAAA', classes: ['a'], config: { top_k: 50, promptTemplate: 'a {}', temperature: 0.5 } };
+    expect((parseFesJobBody(body, false) as SubmitClassificationInput).config).toEqual({ promptTemplate: 'a {}' });
+    expect(unknownFesConfigKeys(body)).toEqual(['top_k', 'temperature']);
+    expect(unknownFesConfigKeys({ image: 'AAAA', classes: ['a'] })).toEqual([]);
+  });
+
   it('should read a single-image body', () => {
     expect(parseFesJobBody({ image: 'data:image/png;base64,AAAA', classes: ['a', 'b'], config: { promptTemplate: '{}' }, extra: 1 }, false)).toEqual({
       images: ['data:image/png;base64,AAAA'],

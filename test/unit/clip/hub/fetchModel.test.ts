@@ -34,7 +34,7 @@ afterEach(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-async function startHub(options: { token?: string; lfsRedirect?: boolean } = {}): Promise<FakeHub> {
+async function startHub(options: { token?: string; lfsRedirect?: boolean; listing?: boolean } = {}): Promise<FakeHub> {
   hub = await startFakeHub({ repos: { [REPO]: repoDir }, ...options });
   return hub;
 }
@@ -370,10 +370,18 @@ describe('fetchModelFiles', () => {
     await expectSameFiles(dir, [...FILES, 'onnx/model.onnx', 'tokenizer_config.json']);
   });
 
-  it('should name both the towers and the combined graph when a precision is missing', async () => {
-    const fake = await startHub();
+  it('should name both the towers and the combined graph when a precision is missing (hub without a listing API)', async () => {
+    const fake = await startHub({ listing: false });
     await expect(fetchModelFiles(SOURCE, 'int8', { cacheDir, endpoint: fake.url, progress: false })).rejects.toThrow(
       /has no int8 graphs: .*(text|vision)_model_quantized\.onnx.* not found.*onnx\/model_quantized\.onnx.* not found/,
     );
+  });
+
+  it('should name what the repo has when its listing lacks the precision asked for, before downloading anything', async () => {
+    const fake = await startHub();
+    await expect(fetchModelFiles(SOURCE, 'int8', { cacheDir, endpoint: fake.url, progress: false })).rejects.toThrow(
+      /has no int8 graphs \(CLIP_PRECISION=int8 needs onnx\/text_model_quantized\.onnx \+ onnx\/vision_model_quantized\.onnx, or onnx\/model_quantized\.onnx\); it has onnx\/text_model\.onnx, onnx\/vision_model\.onnx/,
+    );
+    expect(fake.requests.filter((r) => r.kind !== 'listing')).toEqual([]);
   });
 });

@@ -1,0 +1,167 @@
+/**
+ * The two towers of a model as the server runs them, built from what the loaded sessions declare (never assumed):
+ * which input takes the pixels or the ids, whether the graph wants int32 or int64 ids and an attention mask, which
+ * output holds the embedding, and whether the batch and the sequence length are fixed (immich's exports fix them at
+ * 1 and L) or dynamic. A fixed batch of 1 runs a gathered batch item by item inside the graph's worker
+ * ({@link OnnxGraph.runEach}); a fixed length pads every prompt to exactly that length.
+ */
+import { fixedDim, type FeedValue, type OnnxGraph, type ValueInfo } from './onnx.js';
+
+/** Output names of image embeddings: Hugging Face's towers and combined graph, immich's current and older exports. */
+const IMAGE_OUTPUTS = ['image_embeds', 'embedding', 'image_embedding'];
+const TEXT_OUTPUTS = ['text_embeds', 'embedding', 'text_embedding'];
+const PIXEL_INPUTS = ['pixel_values', 'image'];
+const ID_INPUTS = ['input_ids', 'text'];
+const MASK_INPUT = 'attention_mask';
+
+/** Fresh feeds a combined graph needs for the tower it is not asked about (buffers are transferred, so new every call). */
+export type ExtraFeeds = () => Record<string, FeedValue>;
+
+function pickOutput(graph: OnnxGraph, candidates: readonly string[], what: string): string {
+  const found = candidates.find((name) => graph.hasOutput(name));
+  if (found !== undefined) return found;
+  if (graph.outputNames.length === 1) return graph.outputNames[0]!;
+  throw new Error(`${graph.path}: no ${what} output: expected one of ${candidates.join(', ')}, the graph has ${graph.outputNames.join(', ')}`);
+}
+
+/** A fixed batch must be 1 (what immich exports); anything else is refused rather than guessed at. */
+function batchOf(graph: OnnxGraph, input: ValueInfo): number | undefined {
+  const batch = fixedDim(input, 0);
+  if (batch !== undefined && batch !== 1) {
+    throw new Error(`${graph.path}: input ${input.name} has a fixed batch of ${batch}; only dynamic batches or a batch of 1 are supported`);
+  }
+  return batch;
+}
+
+function splitRows(data: Float32Array, rows: number): Float32Array[] {
+  const width = data.length / rows;
+  return Array.from({ length: rows }, (_, i) => data.slice(i * width, (i + 1) * width));
+}
+
+/** The image side of a graph. */
+export class ImageTower {
+  readonly input: string;
+  readonly output: string;
+  /** 1 when the graph fixes its batch (run item by item), undefined when dynamic. */
+  readonly fixedBatch: number | undefined;
+  readonly #graph: OnnxGraph;
+  readonly #dims: [number, number, number];
+  readonly #extra: ExtraFeeds | undefined;
+
+  constructor(graph: OnnxGraph, crop: { height: number; width: number }, extra?: ExtraFeeds) {
+    this.#graph = graph;
+    this.#extra = extra;
+    const input = PIXEL_INPUTS.map((name) => graph.input(name)).find((info) => info !== undefined) ?? graph.inputs.find((info) => info.shape.length === 4);
+    if (input === undefined) throw new Error(`${graph.path}: no image input: expected one of ${PIXEL_INPUTS.join(', ')}, the graph has ${graph.inputNames.join(', ')}`);
+    if (input.type !== 'float32' && input.type !== 'float16') {
+      throw new Error(`${graph.path}: image input ${input.name} is ${input.type}; expected float32 or float16 pixels (normalised CHW)`);
+    }
+    for (const [axis, expected, what] of [
+      [1, 3, 'channels'],
+      [2, crop.height, 'height'],
+      [3, crop.width, 'width'],
+    ] as const) {
+      const dim = fixedDim(input, axis);
+      if (dim !== undefined && dim !== expected) {
+        throw new Error(`${graph.path}: image input ${input.name} has ${what} ${dim}, but the preprocessing config gives ${expected}`);
+      }
+    }
+    this.input = input.name;
+    this.fixedBatch = batchOf(graph, input);
+    this.output = pickOutput(graph, IMAGE_OUTPUTS, 'image embedding');
+    this.#dims = [3, crop.height, crop.width];
+  }
+
+  /** Floats one image occupies. */
+  get pixelCount(): number {
+    return this.#dims[0] * this.#dims[1] * this.#dims[2];
+  }
+
+  /** Unnormalised (or already normalised) embeddings, one per image, in order. */
+  async embed(pixels: readonly Float32Array[]): Promise<Float32Array[]> {
+    if (this.fixedBatch !== undefined) {
+      const results = await this.#graph.runEach(
+        pixels.map((p) => ({ [this.input]: { kind: 'float', data: p.slice(), dims: [1, ...this.#dims] }, ...this.#extra?.() })),
+        [this.output],
+      );
+      return results.map((result) => result[this.output]!.data);
+    }
+    const size = this.pixelCount;
+    const batch = new Float32Array(size * pixels.length);
+    pixels.forEach((p, i) => batch.set(p, i * size));
+    const out = await this.#graph.run({ [this.input]: { kind: 'float', data: batch, dims: [pixels.length, ...this.#dims] }, ...this.#extra?.() }, [this.output]);
+    return splitRows(out[this.output]!.data, pixels.length);
+  }
+}
+
+/** The text side of a graph. */
+export class TextTower {
+  readonly idsInput: string;
+  readonly maskInput: string | undefined;
+  readonly idType: 'int32' | 'int64';
+  readonly output: string;
+  readonly fixedBatch: number | undefined;
+  /** The sequence length the graph fixes, or undefined when dynamic. */
+  readonly fixedLength: number | undefined;
+  readonly #graph: OnnxGraph;
+  readonly #extra: ExtraFeeds | undefined;
+  #padding: { padId: number; length: number | undefined } = { padId: 0, length: undefined };
+
+  constructor(graph: OnnxGraph, extra?: ExtraFeeds) {
+    this.#graph = graph;
+    this.#extra = extra;
+    const ids = ID_INPUTS.map((name) => graph.input(name)).find((info) => info !== undefined);
+    if (ids === undefined) throw new Error(`${graph.path}: no token input: expected one of ${ID_INPUTS.join(', ')}, the graph has ${graph.inputNames.join(', ')}`);
+    if (ids.type !== 'int32' && ids.type !== 'int64') throw new Error(`${graph.path}: token input ${ids.name} is ${ids.type}; expected int32 or int64`);
+    const mask = graph.input(MASK_INPUT);
+    if (mask !== undefined && mask.type !== ids.type) {
+      throw new Error(`${graph.path}: ${MASK_INPUT} is ${mask.type} but ${ids.name} is ${ids.type}; expected one integer type`);
+    }
+    this.idsInput = ids.name;
+    this.maskInput = mask?.name;
+    this.idType = ids.type;
+    this.fixedBatch = batchOf(graph, ids);
+    this.fixedLength = fixedDim(ids, 1);
+    this.output = pickOutput(graph, TEXT_OUTPUTS, 'text embedding');
+  }
+
+  /**
+   * How prompts are padded: with `padId`, to the graph's fixed length, else to `length` when given (open_clip's
+   * tokenizers pad to the context), else to the longest prompt of the batch.
+   */
+  setPadding(padId: number, length: number | undefined): void {
+    this.#padding = { padId, length: this.fixedLength ?? length };
+  }
+
+  /** Feeds for prompts (token ids with specials, unpadded). Exported for the benchmark's raw runs. */
+  feeds(prompts: readonly (readonly number[])[]): Record<string, FeedValue> {
+    const longest = Math.max(...prompts.map((p) => p.length));
+    const width = this.#padding.length ?? longest;
+    if (longest > width) throw new RangeError(`a prompt of ${longest} tokens does not fit the text graph's ${width}`);
+    const rows = prompts.length;
+    const ids = new Array<number>(rows * width).fill(this.#padding.padId);
+    const mask = new Array<number>(rows * width).fill(0);
+    prompts.forEach((prompt, row) => {
+      prompt.forEach((id, col) => {
+        ids[row * width + col] = id;
+        mask[row * width + col] = 1;
+      });
+    });
+    const dims = [rows, width];
+    const tensor = (values: number[]): FeedValue =>
+      this.idType === 'int32' ? { kind: 'int32', data: Int32Array.from(values), dims } : { kind: 'int64', data: BigInt64Array.from(values, (v) => BigInt(v)), dims };
+    return { [this.idsInput]: tensor(ids), ...(this.maskInput === undefined ? {} : { [this.maskInput]: tensor(mask) }) };
+  }
+
+  async embed(prompts: readonly (readonly number[])[]): Promise<Float32Array[]> {
+    if (this.fixedBatch !== undefined) {
+      const results = await this.#graph.runEach(
+        prompts.map((prompt) => ({ ...this.feeds([prompt]), ...this.#extra?.() })),
+        [this.output],
+      );
+      return results.map((result) => result[this.output]!.data);
+    }
+    const out = await this.#graph.run({ ...this.feeds(prompts), ...this.#extra?.() }, [this.output]);
+    return splitRows(out[this.output]!.data, prompts.length);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The seed's model by FES's name, end to end through real servers (issue 8 acceptance): an immich-layout XLM-R model
+ * (generated: random weights, fixed batch 1, external data) served as `CLIP_MODELS=open-clip-vit-b32=<dir>`, and the
+ * catalogue name `xlm-roberta-base-ViT-B-32` downloaded from a fake hub through its file listing; GraphQL and REST jobs,
+ * and a REST client asking for `open-clip-vit-b32` gets probabilities.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClassifyDocument, JobDocument, ModelsDocument } from '../generated/graphql.js';
+import { startFakeHub, type FakeHub } from '../utils/fakeHub.js';
+import { IMMICH_TEST_MODELS } from '../utils/testModel.js';
+import { distinctImages, gql, startTestServer, waitFor, type TestServer } from '../utils/testServer.js';
+
+const TASK = 'zero-shot-image-classification';
+const CLASSES = ['eine Katze', 'un chien', 'a red car', '一辆自行车'];
+
+async function restJob(server: TestServer, model: string, body: unknown): Promise<{ status: string; result?: { probabilities: number[] } }> {
+  const created = await fetch(`${server.url}/api/tasks/${TASK}/${model}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  expect(created.status).toBe(200);
+  const { id } = (await created.json()) as { id: string };
+  return waitFor(async () => {
+    const answer = (await (await fetch(`${server.url}/api/tasks/${TASK}/jobs/${id}`)).json()) as { status: string; result?: { probabilities: number[] } };
+    return answer.status === 'complete' || answer.status === 'failed' ? answer : undefined;
+  }, 60_000);
+}
+
+function expectDistribution(values: readonly number[] | undefined, length: number): void {
+  expect(values).toHaveLength(length);
+  for (const value of values!) expect(value).toBeGreaterThan(0);
+  expect(values!.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+}
+
+async function graphqlJob(server: TestServer, model: string, image: string): Promise<number[]> {
+  const { body } = await gql(server.url, ClassifyDocument, { input: { image, classes: CLASSES, model } });
+  expect(body.errors).toBeUndefined();
+  const id = body.data!.classify.id;
+  const job = await waitFor(async () => {
+    const answer = await gql(server.url, JobDocument, { id });
+    const status = answer.body.data?.job?.status;
+    return status === 'COMPLETE' || status === 'FAILED' ? answer.body.data!.job! : undefined;
+  }, 60_000);
+  expect(job.error).toBeNull();
+  return job.result!.images[0]!.probabilities;
+}
+
+describe("the seed's multilingual model by FES's name", () => {
+  let server: TestServer;
+  let images: string[];
+
+  beforeAll(async () => {
+    images = await distinctImages(3, 800);
+    server = await startTestServer({ clipModels: [{ name: 'open-clip-vit-b32', source: IMMICH_TEST_MODELS.xlmr.dir }] });
+    await waitFor(async () => {
+      const { body } = await gql(server.url, ModelsDocument);
+      const model = body.data?.models.find((m) => m.name === 'open-clip-vit-b32');
+      if (model?.status === 'FAILED') throw new Error(`open-clip-vit-b32 failed to load: ${model.error}`);
+      return model?.status === 'READY' ? model : undefined;
+    }, 60_000);
+  });
+
+  it('should show the model in GraphQL `models` with its layout, scoring, scale and embedding size', async () => {
+    const { body } = await gql(server.url, ModelsDocument);
+    expect(body.data!.models.find((m) => m.name === 'open-clip-vit-b32')).toMatchObject({
+      status: 'READY',
+      layout: 'IMMICH',
+      scoring: 'SOFTMAX',
+      logitScale: 100,
+      logitBias: null,
+      embeddingSize: 16,
+      contextLength: 77,
+    });
+  });
+
+  it('should serve a GraphQL job and a REST job asking for open-clip-vit-b32 (kebab or snake), with the same probabilities', async () => {
+    const viaGraphql = await graphqlJob(server, 'open-clip-vit-b32', images[0]!);
+    expectDistribution(viaGraphql, CLASSES.length);
+    for (const name of ['open-clip-vit-b32', 'open_clip_vit_b32']) {
+      const job = await restJob(server, name, { image: images[0], classes: CLASSES });
+      expect(job.status).toBe('complete');
+      expectDistribution(job.result?.probabilities, CLASSES.length);
+      job.result!.probabilities.forEach((p, i) => expect(p).toBeCloseTo(viaGraphql[i]!, 5));
+    }
+  });
+
+  it("should accept and ignore unknown REST config keys such as vitrivr-engine's top_k, while GraphQL stays strict", async () => {
+    const job = await restJob(server, 'open-clip-vit-b32', { image: images[1], classes: CLASSES, config: { top_k: 50 } });
+    expect(job.status).toBe('complete');
+    expectDistribution(job.result?.probabilities, CLASSES.length);
+    const { body } = await gql(server.url, ClassifyDocument, { input: { image: images[1]!, classes: CLASSES, model: 'open-clip-vit-b32', config: { top_k: 50 } } as never });
+    expect(body.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('the catalogue name from a (fake) hub', () => {
+  const REPO = 'immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k';
+  let hub: FakeHub;
+  let tmp: string;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'immich-e2e-'));
+    const repoDir = path.join(tmp, 'repo');
+    await fs.cp(IMMICH_TEST_MODELS.xlmr.dir, repoDir, { recursive: true });
+    await fs.rm(path.join(repoDir, '.stamp.json'), { force: true });
+    hub = await startFakeHub({ repos: { [REPO]: repoDir } });
+    server = await startTestServer({
+      clipModels: [{ name: 'xlm-roberta-base-ViT-B-32', source: 'xlm-roberta-base-ViT-B-32' }],
+      hfEndpoint: hub.url,
+      hfHubOffline: false,
+      modelCacheDir: path.join(tmp, 'cache'),
+    });
+    await waitFor(async () => {
+      const { body } = await gql(server.url, ModelsDocument);
+      const model = body.data?.models.find((m) => m.name === 'xlm-roberta-base-ViT-B-32');
+      if (model?.status === 'FAILED') throw new Error(`failed to load: ${model.error}`);
+      return model?.status === 'READY' ? model : undefined;
+    }, 60_000);
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await hub?.close();
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('should download it through the listing and answer a REST client asking for open-clip-vit-b32', async () => {
+    expect(hub.requests.some((r) => r.kind === 'listing' && r.repo === REPO)).toBe(true);
+    const job = await restJob(server, 'open-clip-vit-b32', { image: (await distinctImages(1, 900))[0], classes: CLASSES });
+    expect(job.status).toBe('complete');
+    expectDistribution(job.result?.probabilities, CLASSES.length);
+  });
+});

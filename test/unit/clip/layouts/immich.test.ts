@@ -1,0 +1,188 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ClipService, type ClipServiceOptions } from '../../../../src/clip/index.js';
+import { loadModelSpec } from '../../../../src/clip/layouts/index.js';
+import { immichFilesToFetch, parseOpenClipConfig, parseOpenClipPreprocessCfg } from '../../../../src/clip/layouts/immich.js';
+import { silentLogger } from '../../../../src/logger.js';
+import { IMMICH_TEST_MODELS } from '../../../utils/testModel.js';
+
+const LIMITS = { maxBytes: 5_000_000, maxPixels: 40_000_000 };
+
+function options(defaultModel: string, extraModels: ClipServiceOptions['extraModels'] = [], caches = { textEmbeddings: 0, imageEmbeddings: 0 }): ClipServiceOptions {
+  return {
+    defaultModel,
+    extraModels,
+    precision: 'fp32',
+    hub: { cacheDir: path.join(os.tmpdir(), 'clip-test-cache'), endpoint: 'http://127.0.0.1:9', offline: true, progress: false },
+    inference: {
+      maxBatchSize: 16,
+      maxBatchWaitMs: 5,
+      maxTextBatchSize: 64,
+      maxQueuedImages: 1000,
+      intraOpThreads: 1,
+      graphOptimizationLevel: 'all',
+      preprocessConcurrency: 4,
+    },
+    caches,
+    imageLimits: LIMITS,
+    logger: silentLogger(),
+  };
+}
+
+async function noiseImage(seed: number, width = 80, height = 60): Promise<Buffer> {
+  const data = Buffer.alloc(width * height * 3);
+  let s = seed * 2654435761 + 1;
+  for (let i = 0; i < data.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    data[i] = s >>> 24;
+  }
+  return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+const services: ClipService[] = [];
+async function started(service: ClipService): Promise<ClipService> {
+  services.push(service);
+  await service.start();
+  return service;
+}
+afterAll(async () => {
+  await Promise.all(services.map((s) => s.stop()));
+});
+
+const CLASSES = ['a cat', 'un chien', 'ein rotes Auto', 'diagram'];
+
+describe('immich layout files', () => {
+  it('should read open_clip config.json with its defaults: context length 77, clean, SigLIP init_logit_bias', () => {
+    expect(parseOpenClipConfig({ embed_dim: 512, vision_cfg: { image_size: 224 }, text_cfg: {} })).toMatchObject({ embedDim: 512, imageSize: 224, contextLength: 77, clean: undefined, initLogitBias: undefined });
+    expect(
+      parseOpenClipConfig({ embed_dim: 768, init_logit_bias: -10, vision_cfg: { image_size: [256, 256] }, text_cfg: { context_length: 64, tokenizer_kwargs: { clean: 'canonicalize' } } }),
+    ).toMatchObject({ embedDim: 768, imageSize: 256, contextLength: 64, clean: 'canonicalize', initLogitBias: -10 });
+    expect(() => parseOpenClipConfig({ vision_cfg: { image_size: 224 } }, 'x/config.json')).toThrow(/x\/config.json.*embed_dim/);
+  });
+
+  it('should read preprocess_cfg.json: size, mean, std, interpolation, resize_mode, fill_color; and refuse unknown modes', () => {
+    const config = parseOpenClipPreprocessCfg({ size: [240, 240], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: 'bilinear', resize_mode: 'longest', fill_color: 128 });
+    expect(config).toMatchObject({ cropHeight: 240, cropWidth: 240, resample: 2, resizeMode: 'longest', fillColor: 128, imageMean: [0.5, 0.5, 0.5] });
+    expect(parseOpenClipPreprocessCfg({ size: 224 })).toMatchObject({ resizeMode: 'shortest', resample: 3, fillColor: 0 });
+    expect(() => parseOpenClipPreprocessCfg({ size: 224, resize_mode: 'crop' })).toThrow(/resize_mode.*shortest, squash, longest.*"crop"/);
+    expect(() => parseOpenClipPreprocessCfg({ size: 224, interpolation: 'lanczos' })).toThrow(/interpolation/);
+  });
+
+  it("should fetch config.json and every visual/ and textual/ file, external data included, but no other runtime's files", () => {
+    const listing = [
+      '.gitattributes',
+      'README.md',
+      'config.json',
+      'visual/model.onnx',
+      'visual/preprocess_cfg.json',
+      'visual/fp16/model.armnn',
+      'visual/rknpu/rk3588/model.rknn',
+      'visual/onnx__MatMul_4321',
+      'textual/model.onnx',
+      'textual/model.onnx_data',
+      'textual/tokenizer.json',
+      'textual/tokenizer_config.json',
+      'textual/special_tokens_map.json',
+      'textual/fp16/model.armnn',
+    ];
+    expect(immichFilesToFetch(listing)).toEqual([
+      'config.json',
+      'visual/model.onnx',
+      'visual/preprocess_cfg.json',
+      'visual/onnx__MatMul_4321',
+      'textual/model.onnx',
+      'textual/model.onnx_data',
+      'textual/tokenizer.json',
+      'textual/tokenizer_config.json',
+      'textual/special_tokens_map.json',
+    ]);
+  });
+
+  it('should detect the layout from the files and refuse a precision the layout does not have, naming what exists', async () => {
+    const spec = await loadModelSpec(IMMICH_TEST_MODELS.openclip.dir, 'fp32');
+    expect(spec.layout).toBe('immich');
+    expect(spec.image.resizeMode).toBe('shortest');
+    await expect(loadModelSpec(IMMICH_TEST_MODELS.openclip.dir, 'fp16')).rejects.toThrow(/only fp32 ONNX graphs \(visual\/model.onnx, textual\/model.onnx\).*CLIP_PRECISION=fp16/);
+  });
+});
+
+describe('immich-layout models through ClipService', () => {
+  it('should give 16 concurrent jobs on a fixed-batch model the results of each job run alone (1e-5), gathering across jobs', async () => {
+    const service = await started(new ClipService(options(IMMICH_TEST_MODELS.openclip.dir)));
+    const info = service.models()[0]!;
+    expect(info).toMatchObject({ status: 'ready', layout: 'immich', scoring: 'softmax', logitScale: 100, contextLength: 77, imageSize: 224 });
+    const images = await Promise.all(Array.from({ length: 16 }, (_, i) => noiseImage(i + 1, 60 + i, 50 + 2 * i)));
+    const classesOf = (i: number): string[] => [...CLASSES.slice(i % 3), `class ${i}`];
+    const alone: number[][][] = [];
+    for (let i = 0; i < 16; i++) {
+      alone.push((await service.classify({ model: info.name, images: [images[i]!], labels: classesOf(i), prompt: {} })).probabilities);
+    }
+    const sizes: number[] = [];
+    service.events.on('batchCompleted', (e) => {
+      if (e.kind === 'image') sizes.push(e.size);
+    });
+    const together = await Promise.all(images.map((image, i) => service.classify({ model: info.name, images: [image], labels: classesOf(i), prompt: {} })));
+    together.forEach((result, i) => {
+      const expected = alone[i]![0]!;
+      expect(result.probabilities[0]!.length).toBe(expected.length);
+      result.probabilities[0]!.forEach((p, j) => expect(Math.abs(p - expected[j]!)).toBeLessThan(1e-5));
+      expect(result.probabilities[0]!.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    });
+    // The fixed-batch graph ran item by item, but the Batcher still gathered images of different jobs into one run.
+    expect(Math.max(...sizes)).toBeGreaterThan(1);
+  });
+
+  it('should load a model whose weights are ONNX external data (the XLM-R text tower), and classify', async () => {
+    const dir = IMMICH_TEST_MODELS.xlmr.dir;
+    const visual = await fs.readdir(path.join(dir, 'visual'));
+    expect(visual.filter((f) => f !== 'model.onnx' && f !== 'preprocess_cfg.json').length).toBeGreaterThan(0);
+    const service = await started(new ClipService(options(dir)));
+    expect(service.models()[0]).toMatchObject({ status: 'ready', layout: 'immich', contextLength: 77 });
+    const { probabilities } = await service.classify({ model: service.defaultModelName, images: [await noiseImage(3)], labels: CLASSES, prompt: {} });
+    expect(probabilities[0]!.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+  });
+
+  it('should run an M-CLIP text tower (input_ids + attention_mask) and an older dynamic-batch export', async () => {
+    const service = await started(
+      new ClipService(options(IMMICH_TEST_MODELS.mclip.dir, [{ name: 'dynamic', source: IMMICH_TEST_MODELS.openclipDynamic.dir }])),
+    );
+    const image = await noiseImage(5);
+    for (const model of [service.defaultModelName, 'dynamic']) {
+      const { probabilities } = await service.classify({ model, images: [image, await noiseImage(6)], labels: CLASSES, prompt: {} });
+      expect(probabilities).toHaveLength(2);
+      for (const row of probabilities) expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    }
+    expect(service.models().map((m) => m.status)).toEqual(['ready', 'ready']);
+  });
+
+  it('should refuse to load a SigLIP model without a trained scale and bias, naming the per-model option', async () => {
+    const service = new ClipService(options(IMMICH_TEST_MODELS.openclip.dir, [{ name: 'siglip', source: IMMICH_TEST_MODELS.siglip.dir }]));
+    await started(service);
+    await expect.poll(() => service.models()[1]!.status, { timeout: 30_000 }).toBe('failed');
+    expect(service.models()[1]!.error).toMatch(/SigLIP.*logitScale and logitBias.*CLIP_MODELS=siglip=<source>;logitScale=.*;logitBias=/);
+  });
+
+  it('should score SigLIP classes as independent sigmoids of scale · cos + bias', async () => {
+    const dir = IMMICH_TEST_MODELS.siglip.dir;
+    const service = await started(
+      new ClipService(options(`${dir};logitScale=10;logitBias=-2`, [{ name: 'bias3', source: `${dir};logitScale=10;logitBias=-3` }])),
+    );
+    await expect.poll(() => service.models()[1]!.status, { timeout: 30_000 }).toBe('ready');
+    const [main, bias3] = service.models();
+    expect(main).toMatchObject({ status: 'ready', scoring: 'sigmoid', logitScale: 10, logitBias: -2, contextLength: 64 });
+    expect(bias3).toMatchObject({ status: 'ready', logitBias: -3 });
+    const image = await noiseImage(9);
+    const all = (await service.classify({ model: main!.name, images: [image], labels: CLASSES, prompt: {} })).probabilities[0]!;
+    const one = (await service.classify({ model: main!.name, images: [image], labels: [CLASSES[1]!], prompt: {} })).probabilities[0]!;
+    const shifted = (await service.classify({ model: 'bias3', images: [image], labels: CLASSES, prompt: {} })).probabilities[0]!;
+    // Each class on its own: the same class scores the same whatever else is asked, and the row need not sum to 1.
+    expect(one[0]).toBeCloseTo(all[1]!, 6);
+    expect(Math.abs(all.reduce((a, b) => a + b, 0) - 1)).toBeGreaterThan(1e-3);
+    // logit(p) = scale · cos + bias: one less bias is exactly one less logit for every class.
+    const logit = (p: number): number => Math.log(p / (1 - p));
+    all.forEach((p, j) => expect(logit(p) - logit(shifted[j]!)).toBeCloseTo(1, 4));
+  });
+});
