@@ -1,5 +1,8 @@
 /**
- * `npm run bench [-- --json FILE --rounds N --quick --embeddings --model-dir DIR --immich-only]`
+ * `npm run bench [-- --json FILE --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads]`
+ *
+ * `--only uploads` runs just the transport rows: 1 image × 10 classes at 16 clients, images as base64 JSON
+ * versus file uploads (GraphQL multipart), with the server's CPU time per job.
  *
  * Sets the server beside raw ONNX Runtime (the ceiling) and transformers.js on the random-weight
  * ViT-B/32 test model, all measured in one run, alternating round by round, and reported as medians and
@@ -17,7 +20,7 @@ import { makeTestModel } from './make-test-model.js';
 import { CLASSES_10, ImagePool, makeImages, manyClasses, type BenchImage } from './bench/images.js';
 import { cosine, embedImages, loadRaw, textPaddingCost, visionThroughput } from './bench/rawOrt.js';
 import { measureSerialisation } from './bench/serialise.js';
-import { peakRssMiB, runLoad, scrapeMetric, startServer, type BenchServer, type LoadResult } from './bench/server.js';
+import { peakRssMiB, runLoad, scrapeMetric, startServer, type BenchServer, type ImageTransport, type LoadResult } from './bench/server.js';
 import { median } from './bench/stats.js';
 import { benchImmichRow, formatImmichRow, type ImmichRow } from './bench/immich.js';
 import { loadTransformersJs, tjsThroughput } from './bench/transformersJs.js';
@@ -33,8 +36,64 @@ interface Options {
   quick: boolean;
   embeddings: boolean;
   modelDir: string;
+  only?: string;
   immichOnly: boolean;
   immichModelDir: string;
+}
+
+/** The transport rows, alternating JSON and multipart round by round; one key per transport. */
+async function transportRows(
+  load: (key: string, clients: number, jobs: number, transport: ImageTransport) => Promise<LoadResult>,
+  jobs: number,
+): Promise<void> {
+  await load('1x10.c16.base64-json', 16, jobs, 'json');
+  await load('1x10.c16.multipart', 16, jobs, 'multipart');
+}
+
+/** `--only uploads`: one fp32 server, the transport rows only. */
+async function uploadsOnly(options: Options, rounds: number, n: (x: number) => number): Promise<void> {
+  await ensureModel(options.modelDir);
+  log('making benchmark images (JPEG, 640×480 to 1280×960)');
+  const images = await makeImages(64);
+  let cursor = 0;
+  const server = await startServer(root, { CLIP_MODEL: options.modelDir, IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000', CLIP_PRECISION: 'fp32' });
+  const loads: Record<string, LoadResult[]> = {};
+  const load = async (key: string, clients: number, jobs: number, transport: ImageTransport) => {
+    const result = await runLoad(server, clients, jobs, () => ({ images: [images[cursor++ % images.length]!], classes: CLASSES_10 }), transport);
+    (loads[key] ??= []).push(result);
+    return result;
+  };
+  try {
+    await runLoad(server, 4, 8, () => ({ images: [images[cursor++ % images.length]!], classes: CLASSES_10 }), 'json');
+    await runLoad(server, 4, 8, () => ({ images: [images[cursor++ % images.length]!], classes: CLASSES_10 }), 'multipart');
+    for (let round = 1; round <= rounds; round++) {
+      log(`round ${round}/${rounds}: 1 image × 10 classes, 16 clients, base64 JSON then multipart`);
+      await transportRows(load, n(96));
+    }
+    const bytes = images.map((i) => i.jpeg.length);
+    const out = [
+      `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}; model ${options.modelDir} (fp32); ${rounds} alternating round(s), medians.`,
+      `Images: ${images.length} distinct JPEGs, ${Math.round(Math.min(...bytes) / 1024)}–${Math.round(Math.max(...bytes) / 1024)} KiB; image cache off.`,
+      '',
+      '| 1 image × 10 classes, 16 clients | images/s | p50 ms | p95 ms | server CPU ms/job |',
+      '| --- | ---: | ---: | ---: | ---: |',
+    ];
+    const summary: Record<string, Record<string, number>> = {};
+    for (const [key, results] of Object.entries(loads)) {
+      const row = {
+        imagesPerSecond: median(results.map((r) => r.imagesPerSecond)),
+        p50Ms: median(results.map((r) => r.p50Ms)),
+        p95Ms: median(results.map((r) => r.p95Ms)),
+        serverCpuMsPerJob: median(results.map((r) => r.serverCpuMsPerJob)),
+      };
+      summary[key] = row;
+      out.push(`| ${key} | ${fmt(row.imagesPerSecond)} | ${fmt(row.p50Ms, 0)} | ${fmt(row.p95Ms, 0)} | ${fmt(row.serverCpuMsPerJob)} |`);
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+    if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ rounds, model: options.modelDir, transport: summary }, null, 2)}\n`);
+  } finally {
+    await server.stop();
+  }
 }
 
 function parsePositive(value: string): number {
@@ -67,6 +126,7 @@ async function main(argv: readonly string[]): Promise<void> {
     .option('--quick', 'one small round, to check the benchmark itself works', false)
     .option('--embeddings', 'only the embedding benchmark: embedImages vs classify throughput, result serialisation', false)
     .option('--model-dir <dir>', 'the vit-b-32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'vit-b-32'))
+    .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads)')
     .option('--immich-only', 'run only the fixed-batch immich-layout row (server at 16 clients ÷ raw batch 1)', false)
     .option('--immich-model-dir <dir>', 'the immich-layout ViT-B/32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'immich-vit-b-32'))
     .parse(argv, { from: 'user' })
@@ -75,6 +135,11 @@ async function main(argv: readonly string[]): Promise<void> {
   const scale = options.quick ? 0.25 : 1;
   const n = (x: number) => Math.max(1, Math.round(x * scale));
   const started = Date.now();
+  if (options.only !== undefined) {
+    if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads, got ${options.only}`);
+    await uploadsOnly(options, rounds, n);
+    return;
+  }
 
   if (options.immichOnly) {
     log('making benchmark images (JPEG, 640×480 to 1280×960)');
@@ -115,8 +180,8 @@ async function main(argv: readonly string[]): Promise<void> {
 
   const samples: Samples = {};
   const loads: Record<string, LoadResult[]> = {};
-  const load = async (key: string, target: BenchServer, clients: number, jobs: number, perJob: number, classes: string[]) => {
-    const result = await runLoad(target, clients, jobs, () => ({ images: nextImages(perJob).map((i) => i.dataUrl), classes }));
+  const load = async (key: string, target: BenchServer, clients: number, jobs: number, perJob: number, classes: string[], transport: ImageTransport = 'json') => {
+    const result = await runLoad(target, clients, jobs, () => ({ images: nextImages(perJob), classes }), transport);
     (loads[key] ??= []).push(result);
     return result;
   };
@@ -145,6 +210,9 @@ async function main(argv: readonly string[]): Promise<void> {
         push(samples, `server.1x10.c${clients}`, r.imagesPerSecond);
       }
       eventLoopP99 = Math.max(eventLoopP99, (await scrapeMetric(server.url, 'nodejs_eventloop_lag_p99_seconds')) * 1000);
+
+      log(`round ${round}/${rounds}: server, 1 image × 10 classes, 16 clients: base64 JSON versus multipart file uploads`);
+      await transportRows((key, clients, jobs, transport) => load(key, server, clients, jobs, 1, CLASSES_10, transport), n(96));
 
       log(`round ${round}/${rounds}: server, 8 images × 10 classes`);
       for (const clients of [1, 4, 16, 64]) {
@@ -201,7 +269,16 @@ async function main(argv: readonly string[]): Promise<void> {
       server: Object.fromEntries(
         Object.keys(loads)
           .filter((k) => k !== 'warmup')
-          .map((k) => [k, { imagesPerSecond: loadMedian(k, 'imagesPerSecond'), p50Ms: loadMedian(k, 'p50Ms'), p95Ms: loadMedian(k, 'p95Ms'), p99Ms: loadMedian(k, 'p99Ms') }]),
+          .map((k) => [
+            k,
+            {
+              imagesPerSecond: loadMedian(k, 'imagesPerSecond'),
+              p50Ms: loadMedian(k, 'p50Ms'),
+              p95Ms: loadMedian(k, 'p95Ms'),
+              p99Ms: loadMedian(k, 'p99Ms'),
+              serverCpuMsPerJob: loadMedian(k, 'serverCpuMsPerJob'),
+            },
+          ]),
       ),
       transformersJs: { '1x10': m('tjs.1x10'), '1x10Ms': m('tjs.1x10.ms'), '8x10': m('tjs.8x10'), '1x100': m('tjs.1x100') },
       text: { coldMs: cold.p50Ms, warmMs: warm.p50Ms, tenPromptsRealMs: padding.realMs, tenPromptsPaddedMs: padding.paddedMs, realLength: padding.realLength },
@@ -244,15 +321,15 @@ async function embeddingsBench(modelDir: string, rounds: number, n: (x: number) 
   log('making benchmark images (JPEG, 640×480 to 1280×960)');
   const images = await makeImages(64);
   let cursor = 0;
-  const nextImages = (k: number): string[] => Array.from({ length: k }, () => images[cursor++ % images.length]!.dataUrl);
+  const nextImages = (k: number): BenchImage[] => Array.from({ length: k }, () => images[cursor++ % images.length]!);
   // The image cache is off so that reused benchmark images are really inferred every time.
   const server = await startServer(root, { CLIP_MODEL: modelDir, CLIP_PRECISION: 'fp32', IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000' });
   const samples: Samples = {};
   const latencies: Samples = {};
   try {
     const modelName = path.basename(modelDir);
-    const classify = (jobs: number) => runLoad(server, 16, jobs, () => ({ images: nextImages(8), classes: CLASSES_10 }), 'classify');
-    const embed = (jobs: number) => runLoad(server, 16, jobs, () => ({ images: nextImages(8), classes: [] }), 'embed-images');
+    const classify = (jobs: number) => runLoad(server, 16, jobs, () => ({ images: nextImages(8), classes: CLASSES_10 }), 'json', 'classify');
+    const embed = (jobs: number) => runLoad(server, 16, jobs, () => ({ images: nextImages(8), classes: [] }), 'json', 'embed-images');
     await classify(n(8));
     await embed(n(8));
     for (let round = 1; round <= rounds; round++) {
@@ -271,7 +348,7 @@ async function embeddingsBench(modelDir: string, rounds: number, n: (x: number) 
       await fetch(`${server.url}/api/tasks/image-embedding/batched/${modelName}/jobs`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ image: nextImages(64) }),
+        body: JSON.stringify({ image: nextImages(64).map((i) => i.dataUrl) }),
       })
     ).json()) as { id: string };
     const readMs: number[] = [];
@@ -340,6 +417,7 @@ interface LoadSummary {
   p50Ms: number;
   p95Ms: number;
   p99Ms: number;
+  serverCpuMsPerJob: number;
 }
 
 interface BenchResults {
@@ -362,10 +440,10 @@ function printTable(r: BenchResults, targets: readonly (readonly [string, number
   out.push(`Machine: ${r.machine.cpus} × ${r.machine.cpu}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; ${r.rounds} alternating round(s), medians.`);
   out.push('', '| raw ONNX Runtime, image tower fp32 | images/s |', '| --- | ---: |');
   out.push(`| batch 1 (${fmt(r.ceiling.b1Ms, 0)} ms) | ${fmt(r.ceiling.b1)} |`, `| batch 8 | ${fmt(r.ceiling.b8)} |`, `| batch 32 | ${fmt(r.ceiling.b32)} |`);
-  out.push('', '| server end-to-end (GraphQL mutation + graphql-ws) | images/s | p50 ms | p95 ms | p99 ms |', '| --- | ---: | ---: | ---: | ---: |');
+  out.push('', '| server end-to-end (GraphQL mutation + graphql-ws) | images/s | p50 ms | p95 ms | p99 ms | server CPU ms/job |', '| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const [key, v] of Object.entries(r.server)) {
     if (key.startsWith('text.')) continue;
-    out.push(`| ${key} | ${fmt(v.imagesPerSecond)} | ${fmt(v.p50Ms, 0)} | ${fmt(v.p95Ms, 0)} | ${fmt(v.p99Ms, 0)} |`);
+    out.push(`| ${key} | ${fmt(v.imagesPerSecond)} | ${fmt(v.p50Ms, 0)} | ${fmt(v.p95Ms, 0)} | ${fmt(v.p99Ms, 0)} | ${fmt(v.serverCpuMsPerJob)} |`);
   }
   out.push('', '| transformers.js pipeline (fp32) | images/s |', '| --- | ---: |');
   out.push(`| 1 image × 10 classes (${fmt(r.transformersJs['1x10Ms'], 0)} ms/call) | ${fmt(r.transformersJs['1x10'])} |`);

@@ -68,6 +68,7 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   readonly introspection: boolean;
   readonly graphiql: boolean;
+  readonly webUi: boolean;
   readonly apiKeys: readonly string[];
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormatSetting;
@@ -320,7 +321,7 @@ const SETTINGS: SettingSpecs = {
   },
   textCacheSize: { env: 'TEXT_CACHE_SIZE', description: 'Prompt embeddings kept (LRU entries, per model).', defaultValue: 10_000, parse: integer(0) },
   imageCacheSize: { env: 'IMAGE_CACHE_SIZE', description: 'Image embeddings kept, keyed by content hash (LRU entries, per model).', defaultValue: 1_000, parse: integer(0) },
-  maxImagesPerJob: { env: 'MAX_IMAGES_PER_JOB', description: 'Most images in one job.', defaultValue: 64, parse: integer(1, 100_000) },
+  maxImagesPerJob: { env: 'MAX_IMAGES_PER_JOB', description: 'Most images in one job (and files in one upload request).', defaultValue: 64, parse: integer(1, 100_000) },
   maxClassesPerJob: { env: 'MAX_CLASSES_PER_JOB', description: 'Most classes in one job.', defaultValue: 1000, parse: integer(1, 1_000_000) },
   maxPromptsPerJob: {
     env: 'MAX_PROMPTS_PER_JOB',
@@ -336,7 +337,7 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 10_000,
     parse: integer(1, 10_000_000),
   },
-  maxImageBytes: { env: 'MAX_IMAGE_BYTES', description: 'Largest encoded image, in bytes (after base64 decoding).', defaultValue: 20 * MiB, defaultText: '20MiB', parse: bytes(1) },
+  maxImageBytes: { env: 'MAX_IMAGE_BYTES', description: 'Largest encoded image, in bytes (after base64 decoding; an uploaded file is cut off and refused at it).', defaultValue: 20 * MiB, defaultText: '20MiB', parse: bytes(1) },
   maxImagePixels: {
     env: 'MAX_IMAGE_PIXELS',
     description: 'Largest image, in pixels (width × height), checked from the header before decoding.',
@@ -345,7 +346,7 @@ const SETTINGS: SettingSpecs = {
   },
   maxBodyBytes: {
     env: 'MAX_BODY_BYTES',
-    description: 'Largest HTTP request body, in bytes (413 over it). Bounds a whole job: 64 images of ~1.5 MB each fit in the default.',
+    description: 'Largest HTTP request body, in bytes (413 over it; uploads are counted as they stream). Bounds a whole job: 64 images of ~1.5 MB each fit in the default.',
     defaultValue: 100 * MiB,
     defaultText: '100MiB',
     parse: bytes(1024),
@@ -400,6 +401,13 @@ const SETTINGS: SettingSpecs = {
   },
   introspection: { env: 'INTROSPECTION', description: 'Allow GraphQL introspection (turn off in production).', defaultValue: true, parse: boolean, boolean: true },
   graphiql: { env: 'GRAPHIQL', description: 'Serve GraphiQL at GET /graphql for browsers (turn off in production).', defaultValue: true, parse: boolean, boolean: true },
+  webUi: {
+    env: 'WEB_UI',
+    description: 'Serve the classification page at GET / (built by npm run build; it uses the public API, so API_KEYS apply).',
+    defaultValue: true,
+    parse: boolean,
+    boolean: true,
+  },
   apiKeys: {
     env: 'API_KEYS',
     description: 'Comma-separated API keys; when set, /graphql and /api need `Authorization: Bearer <key>` or `x-api-key` (websocket: connection_init { apiKey }).',

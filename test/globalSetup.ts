@@ -1,13 +1,15 @@
 /**
- * vitest globalSetup: makes sure the tiny random-weight CLIP model exists in TINY_MODEL_DIR before
- * any test runs, and regenerates it whenever the generator's source (or its version, seed or preset)
- * changes. Several vitest runs may start at once on one checkout, so generation happens under a lock,
+ * vitest globalSetup: builds the web UI bundle (dist/web, what `npm run build` builds; esbuild, under a
+ * second) so a fresh clone's `npm test` serves the page, and makes sure the tiny random-weight CLIP model
+ * exists in TINY_MODEL_DIR before any test runs, regenerating it whenever the generator's source (or its
+ * version, seed or preset) changes. Several vitest runs may start at once on one checkout, so generation happens under a lock,
  * into a temporary directory that is renamed into place.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildWebUi } from '../scripts/build-web.js';
 import { GENERATOR_VERSION, makeImmichModel, makeTestModel } from '../scripts/make-test-model.js';
 import { IMMICH_TEST_MODELS, TINY_MODEL_DIR, type ImmichTestModel } from './utils/testModel.js';
 
@@ -125,6 +127,7 @@ export async function ensureImmichModel(model: ImmichTestModel): Promise<'curren
 }
 
 export default async function setup(): Promise<void> {
+  await buildWebUi();
   const started = performance.now();
   if ((await ensureTinyModel()) === 'generated') {
     console.log(`globalSetup: generated the tiny test model in ${TINY_MODEL_DIR} (${Math.round(performance.now() - started)} ms)`);

@@ -70,11 +70,11 @@ export async function benchImmichRow(
   // neighbour's load that comes and goes on a shared machine hits both sides of a ratio alike.
   const ratios: number[] = [];
   try {
-    await runLoad(server, 4, 8, () => ({ images: options.nextImages(1).map((i) => i.dataUrl), classes: CLASSES_10 }));
+    await runLoad(server, 4, 8, () => ({ images: options.nextImages(1), classes: CLASSES_10 }));
     for (let round = 1; round <= options.rounds; round++) {
       options.log(`immich row, round ${round}/${options.rounds}: raw batch 1, then the server at 16 clients`);
       const before = await rawBatch1(session, options.rawRuns);
-      const load = await runLoad(server, 16, options.jobs, () => ({ images: options.nextImages(1).map((i) => i.dataUrl), classes: CLASSES_10 }));
+      const load = await runLoad(server, 16, options.jobs, () => ({ images: options.nextImages(1), classes: CLASSES_10 }));
       const after = await rawBatch1(session, options.rawRuns);
       const rawRate = (before.imagesPerSecond + after.imagesPerSecond) / 2;
       raw.push(rawRate);

@@ -1,7 +1,7 @@
 /**
  * The server as a user meets it: a child process started like `npm start` would, driven by clients that
- * send the `classify` (or `embedImages`) mutation over HTTP and wait for the terminal state, result included,
- * on a graphql-ws subscription.
+ * send the `classify` (or `embedImages`) mutation over HTTP (images as base64 JSON or as file uploads) and
+ * wait for the terminal state, result included, on a graphql-ws subscription.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -73,6 +73,16 @@ export function peakRssMiB(pid: number): number {
   return kb / 1024;
 }
 
+/** CPU time a process has used so far (user + system, all its threads), in ms, from /proc/<pid>/stat. */
+export function cpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name (which may contain spaces): utime is the 12th, stime the 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  // USER_HZ is 100 on every Linux architecture Node supports.
+  return ticks * 10;
+}
+
 /** A metric's value from the server's Prometheus text. */
 export async function scrapeMetric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -100,13 +110,34 @@ interface JobUpdate {
   embeddings: { vectors: number[][] } | null;
 }
 
-async function submit(url: string, kind: LoadKind, input: Record<string, unknown>): Promise<string> {
+/** How a job's images travel: base64 data URLs in the JSON body, or file uploads (GraphQL multipart request). */
+export type ImageTransport = 'json' | 'multipart';
+
+export interface JobInput {
+  /** Data URLs (JSON) and their bytes (multipart). */
+  images: { dataUrl: string; jpeg: Buffer }[];
+  /** The classes of a classification job (ignored by embedding jobs). */
+  classes: string[];
+}
+
+async function submit(url: string, kind: LoadKind, job: JobInput, transport: ImageTransport): Promise<string> {
   const { field, query } = MUTATIONS[kind];
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables: { input } }),
-  });
+  const withClasses = (input: Record<string, unknown>) => (kind === 'classify' ? { ...input, classes: job.classes } : input);
+  let response: Response;
+  if (transport === 'json') {
+    const input = withClasses(job.images.length === 1 ? { image: job.images[0]!.dataUrl } : { images: job.images.map((i) => i.dataUrl) });
+    response = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables: { input } }),
+    });
+  } else {
+    const form = new FormData();
+    form.append('operations', JSON.stringify({ query, variables: { input: withClasses({ files: job.images.map(() => null) }) } }));
+    form.append('map', JSON.stringify(Object.fromEntries(job.images.map((_, i) => [String(i), [`variables.input.files.${i}`]]))));
+    job.images.forEach((image, i) => form.append(String(i), new Blob([image.jpeg], { type: 'image/jpeg' }), `${i}.jpg`));
+    response = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'apollo-require-preflight': 'true' }, body: form });
+  }
   const body = (await response.json()) as { data?: Record<string, { id: string }>; errors?: { message: string }[] };
   const id = body.data?.[field]?.id;
   if (id === undefined) throw new Error(`${field} failed: ${JSON.stringify(body.errors)}`);
@@ -137,6 +168,8 @@ export interface LoadResult {
   p50Ms: number;
   p95Ms: number;
   p99Ms: number;
+  /** Server CPU time (all threads) during the run divided by the jobs, in ms. */
+  serverCpuMsPerJob: number;
 }
 
 /**
@@ -148,7 +181,8 @@ export async function runLoad(
   server: BenchServer,
   clients: number,
   jobs: number,
-  makeInput: (i: number) => { images: string[]; classes: string[] },
+  makeInput: (i: number) => JobInput,
+  transport: ImageTransport = 'json',
   kind: LoadKind = 'classify',
 ): Promise<LoadResult> {
   const wsClients = Array.from({ length: clients }, () =>
@@ -158,6 +192,7 @@ export async function runLoad(
   let next = 0;
   let images = 0;
   const started = performance.now();
+  const cpuStarted = cpuMs(server.pid);
   try {
     await Promise.all(
       wsClients.map(async (client) => {
@@ -165,8 +200,7 @@ export async function runLoad(
           const i = next++;
           const input = makeInput(i);
           const jobStarted = performance.now();
-          const sent = input.images.length === 1 ? { image: input.images[0] } : { images: input.images };
-          const id = await submit(server.url, kind, kind === 'classify' ? { ...sent, classes: input.classes } : sent);
+          const id = await submit(server.url, kind, input, transport);
           const final = await waitForTerminal(client, id);
           const results = kind === 'classify' ? final.result?.images.length : final.embeddings?.vectors.length;
           if (final.status !== 'COMPLETE' || results !== input.images.length) {
@@ -181,7 +215,9 @@ export async function runLoad(
     await Promise.all(wsClients.map((c) => c.dispose()));
   }
   const seconds = (performance.now() - started) / 1000;
+  const serverCpuMsPerJob = (cpuMs(server.pid) - cpuStarted) / jobs;
   return {
+    serverCpuMsPerJob,
     jobs,
     images,
     seconds,

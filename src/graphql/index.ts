@@ -8,3 +8,7 @@ export { createContext } from './context.js';
 export type { GraphqlContext, GraphqlModels, GraphqlServices } from './context.js';
 export { formatGraphqlError } from './formatError.js';
 export type { OperationLimits } from './limits.js';
+export { createUploadMiddleware, readUploadedImages, GraphQLUpload, UploadRequestError } from './uploads.js';
+export type { FileUpload, UploadedFile, UploadLimits } from './uploads.js';
+export { FilesField, jobImagesFrom } from './imageSources.js';
+export type { ImageSourceFields } from './imageSources.js';

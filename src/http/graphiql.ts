@@ -12,7 +12,8 @@
  * parameter, and `GET|HEAD {assetsPath}/{name}.{hash}.{ext}`; everything else goes to `next()`.
  */
 import type { Request, RequestHandler, Response } from 'express';
-import { loadGraphiqlAssets, type GraphiqlAsset } from './graphiql/assets.js';
+import { loadGraphiqlAssets } from './graphiql/assets.js';
+import { pathnameOf, sendAsset } from './staticAsset.js';
 import { graphiqlContentSecurityPolicy, renderGraphiqlPage, type GraphiqlPageOptions } from './graphiql/page.js';
 
 /**
@@ -44,9 +45,6 @@ export interface GraphiqlOptions {
   /** The page title. @default 'GraphiQL · CLIP classification server' */
   title?: string;
 }
-
-// Hashed names never change content, so a year and `immutable` are safe.
-const ASSET_CACHE_CONTROL = 'public, max-age=31536000, immutable';
 
 /** Builds the GraphiQL handler; throws at once if an asset package is not installed. */
 export function createGraphiqlHandler(options: GraphiqlOptions): RequestHandler {
@@ -86,24 +84,6 @@ function sendPage(req: Request, res: Response, html: string): void {
   res.send(html);
 }
 
-async function sendAsset(req: Request, res: Response, asset: GraphiqlAsset): Promise<void> {
-  res.setHeader('Content-Type', asset.contentType);
-  res.setHeader('Cache-Control', ASSET_CACHE_CONTROL);
-  res.setHeader('ETag', asset.etag);
-  res.setHeader('X-Content-Type-Options', 'nosniff');
-  res.setHeader('Vary', 'Accept-Encoding');
-  if (req.headers['if-none-match'] === asset.etag) {
-    res.status(304).end();
-    return;
-  }
-  if (req.acceptsEncodings('gzip', 'identity') === 'gzip') {
-    res.setHeader('Content-Encoding', 'gzip');
-    res.end(await asset.gzipped());
-    return;
-  }
-  res.end(asset.body);
-}
-
 /**
  * A browser navigating to the endpoint prefers text/html; GraphQL clients ask for JSON (or send `*\/*`,
  * which picks the first type offered, JSON). A GET carrying `query` is an operation, never the page.
@@ -111,13 +91,6 @@ async function sendAsset(req: Request, res: Response, asset: GraphiqlAsset): Pro
 function wantsPage(req: Request): boolean {
   if (typeof req.query.query === 'string') return false;
   return req.accepts(['application/json', 'application/graphql-response+json', 'text/html']) === 'text/html';
-}
-
-// originalUrl keeps the mount path that req.path drops; the query string is not part of the match.
-function pathnameOf(req: Request): string {
-  const url = req.originalUrl;
-  const queryStart = url.indexOf('?');
-  return queryStart === -1 ? url : url.slice(0, queryStart);
 }
 
 function normaliseOptions(options: GraphiqlOptions): GraphiqlPageOptions {

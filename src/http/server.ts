@@ -2,7 +2,8 @@
  * Composes the server: CLIP service, jobs, GraphQL (HTTP + websocket), the REST API, GraphiQL,
  * health and metrics on one Express app and one HTTP server; owns start and the stop order.
  *
- * Routes: GET /health, GET /ready, GET /metrics (open); GET /graphql for browsers (Accept: text/html)
+ * Routes: GET /health, GET /ready, GET /metrics (open); GET / the classification page (open, static; WEB_UI);
+ * GET /graphql for browsers (Accept: text/html)
  * → GraphiQL (open: a static page; its requests carry the key); /graphql → Apollo and graphql-ws;
  * /api → the feature-extraction-server REST API. /graphql and /api need an API key when API_KEYS is set.
  *
@@ -27,12 +28,13 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler } 
 import { ClipService } from '../clip/index.js';
 import type { Config } from '../config.js';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
-import { buildGraphqlSchema, createApolloServer, createContext, startGraphqlWs, type AuthOutcome, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
+import { buildGraphqlSchema, createApolloServer, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type AuthOutcome, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
 import { JobService } from '../jobs/index.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createRestRouter, type RestDeps } from '../rest/router.js';
 import { sendRestError, toRestError } from '../rest/errors.js';
 import { createGraphiqlHandler } from './graphiql.js';
+import { createWebUiHandler } from './webUi.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
 
@@ -249,6 +251,10 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   if (config.graphiql) {
     app.use(createGraphiqlHandler({ endpoint: '/graphql', subscriptionEndpoint: '/graphql', apiKeyHeader: checkKey !== null }));
   }
+  // The classification page at GET /: static and open like GraphiQL; it talks to the API with the key typed into it.
+  if (config.webUi) {
+    app.use(createWebUiHandler({ endpoint: '/graphql', apiKeyRequired: checkKey !== null, graphiqlPath: config.graphiql ? '/graphql' : null, logger }));
+  }
   const requireKey =
     (kind: 'graphql' | 'rest'): RequestHandler =>
     (req, res, next) => {
@@ -263,6 +269,8 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
 
   const graphqlRouter = express.Router();
   graphqlRouter.use(requireKey('graphql'));
+  // File uploads (multipart), before the JSON parser: MAX_IMAGE_BYTES per file, MAX_IMAGES_PER_JOB files, MAX_BODY_BYTES on the stream.
+  graphqlRouter.use(createUploadMiddleware({ maxFileBytes: config.maxImageBytes, maxFiles: config.maxImagesPerJob, maxBodyBytes: config.maxBodyBytes }));
   graphqlRouter.use(express.json({ limit: config.maxBodyBytes }));
   graphqlRouter.use((req, res, next) => {
     if (graphqlHandler === null) {
@@ -275,6 +283,10 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   const graphqlBodyErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
     const type = (error as { type?: unknown } | null)?.type;
     if (res.headersSent) return next(error);
+    if (error instanceof UploadRequestError) {
+      res.status(error.status).json(graphqlErrorBody(error.message, error.code));
+      return;
+    }
     if (type === 'entity.too.large') {
       res.status(413).json(graphqlErrorBody(`Request body is larger than the limit of ${config.maxBodyBytes} bytes (MAX_BODY_BYTES)`, ErrorCode.PayloadTooLarge));
       return;

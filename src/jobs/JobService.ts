@@ -227,8 +227,10 @@ export class JobService {
     let imageBytes = 0;
     for (const [index, image] of imageFields.entries()) {
       const field = input.batched ? `${input.imagesField}[${index}]` : input.imagesField;
-      if (typeof image !== 'string') throw badUserInput(`${field}: expected a data URL or base64 string, got ${typeName(image)}`, field);
-      const bytes = this.#clip.decodeImage(image, field);
+      let bytes: Uint8Array;
+      if (image instanceof Uint8Array) bytes = image;
+      else if (typeof image === 'string') bytes = this.#clip.decodeImage(image, field);
+      else throw badUserInput(`${field}: expected a data URL or base64 string, got ${typeName(image)}`, field);
       await this.#clip.inspectImage(bytes, field);
       images.push(bytes);
       imageBytes += bytes.byteLength;

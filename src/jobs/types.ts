@@ -75,8 +75,11 @@ export type Job =
 
 /** The image part of a submission, shared by every image-taking task (validated in one place by JobService). */
 export interface SubmitImages {
-  /** Images as data URLs or bare base64, in order. */
-  images: string[];
+  /**
+   * Images in order: data URLs or bare base64 (JSON inputs), or the bytes themselves (file uploads, which
+   * skip the base64 decoding; every other check is the same).
+   */
+  images: (string | Uint8Array)[];
   /** The name of the input field the images came from (`image`, `images`), for error messages. */
   imagesField: string;
   batched: boolean;

@@ -4,12 +4,14 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
-/** A classification request: exactly one of `image` or `images`. */
+/** A classification request: exactly one of `image`, `images` or `files`. */
 export type ClassifyInput = {
   /** The candidate classes (non-empty, distinct). */
   classes: Array<string>;
   /** Prompt settings, e.g. { "promptTemplate": "a photo of a {}." } or { "promptTemplates": [...] }. */
   config?: unknown;
+  /** Several images as file uploads (GraphQL multipart request; send the `apollo-require-preflight` header), in order. No base64. */
+  files?: Array<unknown> | null | undefined;
   /** One image: a data URL or bare base64. */
   image?: string | null | undefined;
   /** Several images (data URLs or bare base64), processed in order. */
@@ -18,8 +20,10 @@ export type ClassifyInput = {
   model?: string | null | undefined;
 };
 
-/** An image-embedding request: exactly one of `image` or `images`. */
+/** An image-embedding request: exactly one of `image`, `images` or `files`. */
 export type EmbedImagesInput = {
+  /** Several images as file uploads (GraphQL multipart request; send the `apollo-require-preflight` header), in order. No base64. */
+  files?: Array<unknown> | null | undefined;
   /** One image: a data URL or bare base64. */
   image?: string | null | undefined;
   /** Several images (data URLs or bare base64), processed in order. */

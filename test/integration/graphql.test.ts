@@ -159,8 +159,8 @@ describe('GraphQL over HTTP', () => {
 
 describe('bad input', () => {
   it.each([
-    ['neither image nor images', { classes: ['a'] }, 'image', /exactly one of image or images, got neither/],
-    ['both image and images', { image: 'x', images: ['x'], classes: ['a'] }, 'image,images', /got both/],
+    ['neither image nor images', { classes: ['a'] }, 'image', /exactly one of image, images or files, got none/],
+    ['both image and images', { image: 'x', images: ['x'], classes: ['a'] }, 'image,images', /got image and images/],
     ['empty classes', { image: 'IMG0', classes: [] }, 'classes', /at least one class/],
     ['a blank class', { image: 'IMG0', classes: ['a', '   '] }, 'classes[1]', /non-empty/],
     ['duplicate classes', { image: 'IMG0', classes: ['cat', 'dog', 'cat'] }, 'classes[2]', /duplicates classes\[0\]/],

@@ -6,9 +6,9 @@
 import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { Job, JobStatus } from '../../jobs/types.js';
 import type { GraphqlContext } from '../context.js';
+import { jobImagesFrom } from '../imageSources.js';
 import { ClassifyInput } from '../types/ClassifyInput.js';
 import { EmbedImagesInput, EmbedTextsInput, submittedTexts } from '../types/EmbedInput.js';
-import { submittedImages } from '../types/ImageInput.js';
 import { JobStatusEnum } from '../types/enums.js';
 import { JobObject } from '../types/Job.js';
 import { JobConnectionObject } from '../types/JobConnection.js';
@@ -64,7 +64,7 @@ export class JobResolver {
   })
   async classify(@Arg('input', () => ClassifyInput) input: ClassifyInput, @Ctx() context: GraphqlContext): Promise<JobObject> {
     const job = await context.jobs.submit({
-      ...submittedImages(input),
+      ...(await jobImagesFrom(input)),
       classes: input.classes,
       model: input.model ?? undefined,
       config: input.config ?? undefined,
@@ -77,7 +77,7 @@ export class JobResolver {
       'Creates an image-embedding job (QUEUED): one L2-normalised vector per image, in `embeddings`. Refuses bad input with BAD_USER_INPUT and a full queue with OVERLOADED.',
   })
   async embedImages(@Arg('input', () => EmbedImagesInput) input: EmbedImagesInput, @Ctx() context: GraphqlContext): Promise<JobObject> {
-    const job = await context.jobs.submit({ task: 'image-embedding', ...submittedImages(input), model: input.model ?? undefined });
+    const job = await context.jobs.submit({ task: 'image-embedding', ...(await jobImagesFrom(input)), model: input.model ?? undefined });
     return JobObject.from(job);
   }
 

@@ -2,7 +2,7 @@ import { GraphQLJSON } from 'graphql-scalars';
 import { Field, InputType } from 'type-graphql';
 import { ImageInputFields } from './ImageInput.js';
 
-@InputType('ClassifyInput', { description: 'A classification request: exactly one of `image` or `images`.' })
+@InputType('ClassifyInput', { description: 'A classification request: exactly one of `image`, `images` or `files`.' })
 export class ClassifyInput extends ImageInputFields {
   @Field(() => [String], { description: 'The candidate classes (non-empty, distinct).' })
   classes!: string[];

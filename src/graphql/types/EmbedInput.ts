@@ -5,7 +5,7 @@ import { ImageInputFields } from './ImageInput.js';
 
 const MODEL_DESCRIPTION = 'A model name, catalogue name or hub id of a configured model; the default model when omitted.';
 
-@InputType('EmbedImagesInput', { description: 'An image-embedding request: exactly one of `image` or `images`.' })
+@InputType('EmbedImagesInput', { description: 'An image-embedding request: exactly one of `image`, `images` or `files`.' })
 export class EmbedImagesInput extends ImageInputFields {
   @Field(() => String, { nullable: true, description: MODEL_DESCRIPTION })
   model?: string | null;

@@ -5,27 +5,14 @@
  * Package files are located with `createRequire(import.meta.url).resolve('<pkg>/package.json')`, never a
  * hard-coded node_modules path, so hoisting or a different install layout does not break them.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { CSS_CONTENT_TYPE as CSS, JS_CONTENT_TYPE as JS, makeAsset, type StaticAsset } from '../staticAsset.js';
 import { GRAPHIQL_BROWSER_SCRIPT, GRAPHIQL_PAGE_CSS } from './browserScript.js';
 
-const gzipAsync = promisify(gzip);
-
 /** One servable file. */
-export interface GraphiqlAsset {
-  /** The URL file name, with a content hash: `graphiql.min.1a2b3c4d.js`. */
-  fileName: string;
-  contentType: string;
-  body: Buffer;
-  /** Strong ETag, quoted. */
-  etag: string;
-  /** The gzip-compressed body, computed on first use and shared by concurrent requests. */
-  gzipped(): Promise<Buffer>;
-}
+export type GraphiqlAsset = StaticAsset;
 
 /** The assets in the order the page loads them. */
 export interface GraphiqlAssets {
@@ -39,8 +26,6 @@ export interface GraphiqlAssets {
   byFileName: ReadonlyMap<string, GraphiqlAsset>;
 }
 
-const JS = 'text/javascript; charset=utf-8';
-const CSS = 'text/css; charset=utf-8';
 
 /**
  * Reads every asset once. Throws, naming the package and file, when one is missing: GraphiQL is part of the
@@ -75,24 +60,4 @@ export function loadGraphiqlAssets(): GraphiqlAssets {
   };
   const byFileName = new Map(Object.values(assets).map((asset) => [asset.fileName, asset]));
   return { ...assets, byFileName };
-}
-
-function makeAsset(baseName: string, contentType: string, body: Buffer): GraphiqlAsset {
-  const hash = createHash('sha256').update(body).digest('hex').slice(0, 16);
-  const extension = path.extname(baseName);
-  const fileName = `${baseName.slice(0, baseName.length - extension.length)}.${hash}${extension}`;
-  let compressed: Promise<Buffer> | undefined;
-  return {
-    fileName,
-    contentType,
-    body,
-    etag: `"${hash}"`,
-    gzipped() {
-      compressed ??= gzipAsync(body).catch((error: unknown) => {
-        compressed = undefined;
-        throw error;
-      });
-      return compressed;
-    },
-  };
 }
