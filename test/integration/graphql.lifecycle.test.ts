@@ -182,7 +182,7 @@ describe('the process (node dist/src/main.js)', () => {
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(1);
-    expect(output).toMatch(/failed to start/);
+    expect(output).toMatch(/could not start/);
     expect(output).toMatch(/no-such-model/);
   });
 
