@@ -446,7 +446,7 @@ const SETTINGS: SettingSpecs = {
   shutdownGraceMs: {
     env: 'SHUTDOWN_GRACE_MS',
     description:
-      'Hard deadline, in ms: the process is gone DRAIN_TIMEOUT_MS + this after a first SIGTERM/SIGINT, and this after a second (which waits only for ONNX runs in flight); whatever is still pending then is logged and the process exits 1.',
+      'Hard deadline, in ms: DRAIN_TIMEOUT_MS + this after a first SIGTERM/SIGINT, or this after a second, whatever is still pending is logged and the process exits 1 (once the ONNX runs then in flight return, at most this again).',
     defaultValue: 5_000,
     parse: integer(0),
   },

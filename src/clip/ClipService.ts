@@ -419,7 +419,6 @@ function defaultNameOf(raw: string): string {
   return source;
 }
 
-
 /** The source without its per-model options (`source;logitScale=…`); an unparsable string is kept whole (loading reports it). */
 function sourceOf(raw: string): string {
   try {

@@ -79,6 +79,7 @@ export class UploadRequestError extends Error {
 
 const CSRF_HEADERS = ['apollo-require-preflight', 'x-apollo-operation-name'];
 const MiB = 1024 * 1024;
+const READ_CHUNK_BYTES = MiB;
 
 function bodyTooLargeError(limits: UploadLimits): UploadRequestError {
   return new UploadRequestError(413, ErrorCode.PayloadTooLarge, `Request body is larger than the limit of ${limits.maxBodyBytes} bytes (MAX_BODY_BYTES)`);
@@ -228,7 +229,8 @@ async function readUpload(upload: UploadedFile, field: string): Promise<{ bytes:
   const chunks: Buffer[] = [];
   let size = 0;
   try {
-    for await (const chunk of file.createReadStream()) {
+    // Large reads from graphql-upload's spool file: a photo in a few reads rather than one per 16 KiB.
+    for await (const chunk of file.createReadStream({ highWaterMark: READ_CHUNK_BYTES })) {
       const bytes = chunk as Buffer;
       size += bytes.length;
       // graphql-upload cuts the file at the limit; this keeps the promise even without its middleware's options.

@@ -7,8 +7,9 @@
  *   shown, most probable first, with bars that shrink down the list; every request stays on the server's
  *   origin; no console error or warning (a CSP violation would be one); the classes are remembered.
  * - A bad file shows its coded error on its own card, and the page keeps working.
- * - Images dropped on the page or pasted into it are taken like picked ones.
- * - The whole flow with the keyboard alone.
+ * - Images dropped on the page or pasted into it are taken like picked ones; the model (from `models`) and the
+ *   prompt template are used and remembered.
+ * - The whole flow with the keyboard alone, with a visible focus.
  * - At 360 px wide nothing overflows horizontally.
  * - With API keys: the key field, a refusal without it, then the mutation and the subscription with it.
  *
@@ -267,10 +268,19 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
       expect(await page.textContent('#picked-summary')).toBe('2 images ready.');
       expect(await page.locator('#picked .chip-name').allTextContents()).toEqual(['red-square.png', 'green-triangle.png']);
       await page.fill('#classes', CLASSES.join('\n'));
+      // The model list comes from the `models` query; a prompt template goes as config.promptTemplate.
+      expect(await page.locator('#model option').allTextContents()).toEqual(['Server default', 'tiny (default)']);
+      await page.selectOption('#model', 'tiny');
+      await page.fill('#template', 'a drawing of {}.');
       await page.click('#submit');
       const cards = await settledCards(page, 2);
       for (const card of cards) await expectCardMatchesApi(server, card);
       expect(await page.textContent('#picked-summary')).toBe('No images chosen yet.');
+      // Remembered for the next visit, like the classes.
+      await page.reload();
+      await page.waitForSelector('#model option[value="tiny"]', { state: 'attached' });
+      expect(await page.inputValue('#model')).toBe('tiny');
+      expect(await page.inputValue('#template')).toBe('a drawing of {}.');
       await page.close();
     });
 
@@ -284,6 +294,8 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
       };
 
       await tabTo('file-input');
+      // The focus is visible (a keyboard user must see where they are).
+      expect(await page.evaluate(`getComputedStyle(document.activeElement).outlineStyle`)).not.toBe('none');
       const chooser = page.waitForEvent('filechooser');
       await page.keyboard.press('Space');
       await (await chooser).setFiles([files[1] as PictureFile]);

@@ -166,6 +166,19 @@ describe('embedding refusals', () => {
     expect(answer.body).toMatchObject({ error: { code: 'BAD_USER_INPUT', field }, detail: expect.any(String) });
   });
 
+  it.each([
+    ['a body that is a list', `/tasks/${TEXT_TASK}/tiny/jobs`, ['a cat'], undefined],
+    ['a text that is an object', `/tasks/${TEXT_TASK}/tiny/jobs`, { text: { $gt: '' } }, 'text'],
+    ['nested text lists', `/tasks/${TEXT_TASK}/batched/tiny/jobs`, { text: ['a', ['b']] }, 'text[1]'],
+    ['an image that is a number', `/tasks/${IMAGE_TASK}/tiny/jobs`, { image: 12 }, 'image'],
+    ['a batched image list of objects', `/tasks/${IMAGE_TASK}/batched/tiny/jobs`, { image: [{}] }, 'image[0]'],
+  ])('should refuse %s with a coded 422 and keep serving', async (_name, path, body, field) => {
+    const answer = await api('POST', path, body);
+    expect(answer.status).toBe(422);
+    expect(answer.body).toMatchObject({ error: { code: 'BAD_USER_INPUT', ...(field === undefined ? {} : { field }) } });
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
   it('should accept and ignore unknown config keys, as FES declares config free-form (the GraphQL input stays strict)', async () => {
     const job = await runJob(TEXT_TASK, false, { text: 'a cat', config: { temperature: 1, top_k: 50 } });
     expect(job.status).toBe('complete');

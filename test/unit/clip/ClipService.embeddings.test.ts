@@ -16,7 +16,7 @@ import { preprocessImage } from '../../../src/clip/image/preprocess.js';
 import { ClipTokenizer } from '../../../src/clip/text/clipBpe.js';
 import { ErrorCode } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logger.js';
-import { TINY_MODEL_DIR } from '../../utils/testModel.js';
+import { IMMICH_TEST_MODELS, TINY_MODEL_DIR } from '../../utils/testModel.js';
 
 const LIMITS = { maxBytes: 5_000_000, maxPixels: 40_000_000 };
 const TEXTS = ['a photo of a cat', 'a diagram', 'x', 'a photo of a very small and rather sleepy tabby cat on a sofa.'];
@@ -201,4 +201,42 @@ describe('ClipService embeddings on the tiny generated model', () => {
     const corrupt = Buffer.concat([images[0]!.subarray(0, 100), Buffer.alloc(100, 0x41)]);
     await expect(service.embedImages({ model: 'tiny', images: [images[0]!, corrupt] })).rejects.toMatchObject({ code: ErrorCode.BadUserInput });
   });
+});
+
+describe('ClipService embeddings on every immich-layout family', () => {
+  const services: ClipService[] = [];
+  afterAll(async () => {
+    await Promise.all(services.map((s) => s.stop()));
+  });
+
+  it.each(Object.entries(IMMICH_TEST_MODELS))(
+    'should give unit vectors of the model size, in order, that reproduce classify (%s)',
+    async (_name, model) => {
+      // SigLIP's trained scale and bias cannot be read from its files: given per model, as an operator would.
+      const source = model.preset === 'siglip-tiny' ? `${model.dir};logitScale=10;logitBias=-2` : model.dir;
+      const service = new ClipService(options(source));
+      services.push(service);
+      await service.start();
+      const info = service.models()[0]!;
+      const name = info.name;
+      const images = await Promise.all([61, 62].map(noiseImage));
+      const texts = ['a cat', 'ein rotes Auto'];
+      const imageVectors = (await service.embedImages({ model: name, images })).embeddings;
+      const textVectors = (await service.embedTexts({ model: name, texts, prompt: {} })).embeddings;
+      for (const vector of [...imageVectors, ...textVectors]) {
+        expect(vector).toHaveLength(info.embeddingSize!);
+        expect(Math.hypot(...vector)).toBeCloseTo(1, 5);
+      }
+      const [alone] = (await service.embedImages({ model: name, images: [images[1]!] })).embeddings;
+      expectClose(alone!, imageVectors[1]!);
+      // The vectors are the ones classify scores: softmax(scale · cos) for CLIP, sigmoid(scale · cos + bias) for SigLIP.
+      const { probabilities } = await service.classify({ model: name, images: [images[0]!], labels: texts, prompt: { promptTemplate: '{}' } });
+      const logits = textVectors.map((text) => info.logitScale! * text.reduce((sum, v, i) => sum + v * imageVectors[0]![i]!, 0));
+      const expected =
+        info.scoring === 'sigmoid'
+          ? logits.map((logit) => 1 / (1 + Math.exp(-(logit + (info.logitBias ?? 0)))))
+          : logits.map((logit) => Math.exp(logit - Math.max(...logits))).map((e, _i, all) => e / all.reduce((a, b) => a + b, 0));
+      probabilities[0]!.forEach((p, i) => expect(p).toBeCloseTo(expected[i]!, 5));
+    },
+  );
 });

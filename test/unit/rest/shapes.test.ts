@@ -156,6 +156,9 @@ describe('embedding jobs', () => {
       batched: false,
     });
     expect(parseFesJobBody({ image: ['AAAA', 'BBBB'], config: {} }, true, 'image-embedding')).toMatchObject({ images: ['AAAA', 'BBBB'], batched: true });
+    // A generated client may send the optional config as null: the same as absent.
+    expect(parseFesJobBody({ image: 'AAAA', config: null }, false, 'image-embedding')).toMatchObject({ images: ['AAAA'] });
+    expect(parseFesJobBody({ text: 'a', config: null }, false, 'text-embedding')).toMatchObject({ texts: ['a'], config: undefined });
     expect(parseFesJobBody({ text: 'a cat' }, false, 'text-embedding')).toEqual({
       task: 'text-embedding',
       texts: ['a cat'],
