@@ -347,7 +347,11 @@ export class JobService {
       startedAt: current.status === 'running' ? current.startedAt : null,
       finishedAt: new Date(),
     }));
-    if (changed) await this.#queue.cancel(id);
+    if (changed) {
+      await this.#queue.cancel(id);
+      // A cancelled job no longer counts against admission, even while its worker is still letting go of it.
+      await this.#queue.release(id);
+    }
     return job;
   }
 
