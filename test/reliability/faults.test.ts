@@ -110,7 +110,7 @@ describe('a default model that cannot load', () => {
     );
     for (const { label, code, names, message, output } of results) {
       expect(code, label).toBe(1);
-      expect(message, label).toMatch(/clip-server failed to start/);
+      expect(message, label).toMatch(/clip-server could not start/);
       expect(message, label).toMatch(names);
       expect(output, label).not.toMatch(/unhandled|uncaught/i);
     }
