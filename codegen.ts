@@ -21,7 +21,7 @@ const config: CodegenConfig = {
         enumsAsTypes: true,
         // NodeNext ESM: generated relative imports need their `.js`.
         emitLegacyCommonJSImports: false,
-        scalars: { DateTime: 'string', JSON: 'unknown' },
+        scalars: { DateTime: 'string', JSON: 'unknown', Vector: 'number[]' },
         avoidOptionals: { field: true, inputValue: false, object: true, defaultValue: false },
       },
     },

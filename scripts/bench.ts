@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json FILE --rounds N --quick --immich-only --only uploads]`
+ * `npm run bench [-- --json FILE --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads]`
  *
  * `--only uploads` runs just the transport rows: 1 image × 10 classes at 16 clients, images as base64 JSON
  * versus file uploads (GraphQL multipart), with the server's CPU time per job.
@@ -7,6 +7,9 @@
  * Sets the server beside raw ONNX Runtime (the ceiling) and transformers.js on the random-weight
  * ViT-B/32 test model, all measured in one run, alternating round by round, and reported as medians and
  * ratios, because the machine is shared and noisy. Prints a table; asserts nothing.
+ *
+ * `--embeddings` measures only the embedding path (issue 10): 8-image embedImages jobs against 8 × 10
+ * classify jobs at 16 clients on one server, alternating, and the time to serialise one 64 × 768 result.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +19,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { makeTestModel } from './make-test-model.js';
 import { CLASSES_10, ImagePool, makeImages, manyClasses, type BenchImage } from './bench/images.js';
 import { cosine, embedImages, loadRaw, textPaddingCost, visionThroughput } from './bench/rawOrt.js';
+import { measureSerialisation } from './bench/serialise.js';
 import { peakRssMiB, runLoad, scrapeMetric, startServer, type BenchServer, type ImageTransport, type LoadResult } from './bench/server.js';
 import { median } from './bench/stats.js';
 import { benchImmichRow, formatImmichRow, type ImmichRow } from './bench/immich.js';
@@ -30,6 +34,7 @@ interface Options {
   json?: string;
   rounds: number;
   quick: boolean;
+  embeddings: boolean;
   modelDir: string;
   only?: string;
   immichOnly: boolean;
@@ -119,6 +124,7 @@ async function main(argv: readonly string[]): Promise<void> {
     .option('--json <file>', 'also write the results as JSON')
     .option('--rounds <n>', 'alternating rounds; medians are taken across them', parsePositive, 3)
     .option('--quick', 'one small round, to check the benchmark itself works', false)
+    .option('--embeddings', 'only the embedding benchmark: embedImages vs classify throughput, result serialisation', false)
     .option('--model-dir <dir>', 'the vit-b-32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'vit-b-32'))
     .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads)')
     .option('--immich-only', 'run only the fixed-batch immich-layout row (server at 16 clients ÷ raw batch 1)', false)
@@ -153,6 +159,10 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 
   await ensureModel(options.modelDir);
+  if (options.embeddings) {
+    await embeddingsBench(options.modelDir, rounds, n, options.json);
+    return;
+  }
   log('making benchmark images (JPEG, 640×480 to 1280×960)');
   const images = await makeImages(64);
   let cursor = 0;
@@ -299,6 +309,102 @@ async function main(argv: readonly string[]): Promise<void> {
     if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ ...results, targets }, null, 2)}\n`);
   } finally {
     await Promise.allSettled([server.stop(), serverInt8.stop(), raw.release(), rawInt8.release(), tjs.dispose()]);
+  }
+}
+
+/**
+ * Embedding jobs against classification jobs on the same server, the same images and the same load (16 clients,
+ * 8 images a job), alternating round by round; the ratio of their images/s says what returning vectors costs.
+ */
+async function embeddingsBench(modelDir: string, rounds: number, n: (x: number) => number, json: string | undefined): Promise<void> {
+  const started = Date.now();
+  log('making benchmark images (JPEG, 640×480 to 1280×960)');
+  const images = await makeImages(64);
+  let cursor = 0;
+  const nextImages = (k: number): BenchImage[] => Array.from({ length: k }, () => images[cursor++ % images.length]!);
+  // The image cache is off so that reused benchmark images are really inferred every time.
+  const server = await startServer(root, { CLIP_MODEL: modelDir, CLIP_PRECISION: 'fp32', IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000' });
+  const samples: Samples = {};
+  const latencies: Samples = {};
+  try {
+    const modelName = path.basename(modelDir);
+    const classify = (jobs: number) => runLoad(server, 16, jobs, () => ({ images: nextImages(8), classes: CLASSES_10 }), 'json', 'classify');
+    const embed = (jobs: number) => runLoad(server, 16, jobs, () => ({ images: nextImages(8), classes: [] }), 'json', 'embed-images');
+    await classify(n(8));
+    await embed(n(8));
+    for (let round = 1; round <= rounds; round++) {
+      // Alternate which goes first, so neither always meets a warmer (or busier) machine.
+      const order = round % 2 === 1 ? (['classify', 'embed'] as const) : (['embed', 'classify'] as const);
+      for (const kind of order) {
+        log(`round ${round}/${rounds}: 16 clients × 8-image ${kind === 'classify' ? 'classify (10 classes)' : 'embedImages'} jobs`);
+        const result = await (kind === 'classify' ? classify(n(32)) : embed(n(32)));
+        push(samples, kind, result.imagesPerSecond);
+        push(latencies, kind, result.p50Ms);
+      }
+    }
+
+    log('one 64-image embedding job over REST: the time to read its result (server serialisation + loopback + client parse)');
+    const created = (await (
+      await fetch(`${server.url}/api/tasks/image-embedding/batched/${modelName}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ image: nextImages(64).map((i) => i.dataUrl) }),
+      })
+    ).json()) as { id: string };
+    const readMs: number[] = [];
+    let bytes = 0;
+    for (;;) {
+      const readStarted = performance.now();
+      const text = await (await fetch(`${server.url}/api/tasks/image-embedding/batched/jobs/${created.id}`)).text();
+      const body = JSON.parse(text) as { status: string; result?: { embedding: number[] }[] };
+      if (body.status === 'failed') throw new Error(`64-image job failed: ${text.slice(0, 300)}`);
+      if (body.status === 'complete') {
+        readMs.push(performance.now() - readStarted);
+        bytes = text.length;
+        if (readMs.length === 5) break;
+      } else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+
+    log('serialising one 64 × 768 result in-process (REST body; GraphQL Vector leaves; [[Float!]!] lists for comparison)');
+    const serialise = await measureSerialisation(64, 768);
+
+    const ratio = median(samples.embed ?? []) / median(samples.classify ?? []);
+    const results = {
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      model: modelName,
+      rounds,
+      classify8x10c16: { imagesPerSecond: median(samples.classify ?? []), p50Ms: median(latencies.classify ?? []), samples: samples.classify },
+      embed8c16: { imagesPerSecond: median(samples.embed ?? []), p50Ms: median(latencies.embed ?? []), samples: samples.embed },
+      ratio,
+      rest64Read: { ms: median(readMs), bytes },
+      serialise,
+      elapsedSeconds: (Date.now() - started) / 1000,
+    };
+    const out = [
+      `Machine: ${results.machine.cpus} × ${results.machine.cpu}, Node ${results.machine.node}; model ${modelName} (fp32); ${rounds} alternating round(s), medians.`,
+      '',
+      '| 16 clients, 8 images a job (GraphQL mutation + graphql-ws, whole result received) | images/s | p50 ms |',
+      '| --- | ---: | ---: |',
+      `| classify, 10 classes | ${fmt(results.classify8x10c16.imagesPerSecond)} | ${fmt(results.classify8x10c16.p50Ms, 0)} |`,
+      `| embedImages | ${fmt(results.embed8c16.imagesPerSecond)} | ${fmt(results.embed8c16.p50Ms, 0)} |`,
+      '',
+      '| serialising one result of 64 vectors × 768 floats | ms | bytes |',
+      '| --- | ---: | ---: |',
+      `| REST batched body (toFesJobResponse + JSON.stringify) | ${fmt(serialise.restMs, 2)} | ${serialise.restBytes} |`,
+      `| GraphQL \`job { embeddings { vectors } }\` (execute + JSON.stringify, Vector leaves) | ${fmt(serialise.graphqlMs, 2)} | ${serialise.graphqlBytes} |`,
+      `| the same vectors as \`[[Float!]!]\` lists (for comparison) | ${fmt(serialise.graphqlFloatListsMs, 2)} | |`,
+      `| REST GET of a real 64-image job's result, ${modelName} vectors (HTTP round trip + client parse) | ${fmt(results.rest64Read.ms, 2)} | ${bytes} |`,
+      '',
+      '| target | measured | wanted | met |',
+      '| --- | ---: | --- | --- |',
+      `| embedImages 8 images (16 clients) ÷ classify 8×10 (16 clients), images/s | ${fmt(ratio, 3)} | ≥ 0.95 | ${ratio >= 0.95 ? 'yes' : 'no'} |`,
+      '',
+      `Benchmark took ${fmt(results.elapsedSeconds, 0)} s.`,
+    ];
+    process.stdout.write(`${out.join('\n')}\n`);
+    if (json) fs.writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
+  } finally {
+    await server.stop();
   }
 }
 

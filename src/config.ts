@@ -50,6 +50,8 @@ export interface Config {
   readonly maxImagesPerJob: number;
   readonly maxClassesPerJob: number;
   readonly maxClassLength: number;
+  readonly maxTextsPerJob: number;
+  readonly maxTextLength: number;
   readonly maxPromptsPerJob: number;
   readonly maxImageBytes: number;
   readonly maxImagePixels: number;
@@ -328,6 +330,13 @@ const SETTINGS: SettingSpecs = {
     parse: integer(1, 10_000_000),
   },
   maxClassLength: { env: 'MAX_CLASS_LENGTH', description: 'Longest class name, in characters (code points).', defaultValue: 1000, parse: integer(1, 1_000_000) },
+  maxTextsPerJob: { env: 'MAX_TEXTS_PER_JOB', description: 'Most texts in one text-embedding job.', defaultValue: 1000, parse: integer(1, 1_000_000) },
+  maxTextLength: {
+    env: 'MAX_TEXT_LENGTH',
+    description: "Longest text to embed, in characters (code points); the model reads at most its context length (77 tokens for CLIP), the rest is cut as FES's tokenizer does.",
+    defaultValue: 10_000,
+    parse: integer(1, 10_000_000),
+  },
   maxImageBytes: { env: 'MAX_IMAGE_BYTES', description: 'Largest encoded image, in bytes (after base64 decoding; an uploaded file is cut off and refused at it).', defaultValue: 20 * MiB, defaultText: '20MiB', parse: bytes(1) },
   maxImagePixels: {
     env: 'MAX_IMAGE_PIXELS',
@@ -379,7 +388,7 @@ const SETTINGS: SettingSpecs = {
   shutdownGraceMs: {
     env: 'SHUTDOWN_GRACE_MS',
     description:
-      'Hard deadline, in ms: the process is gone DRAIN_TIMEOUT_MS + this after a first SIGTERM/SIGINT, and this after a second (which waits only for ONNX runs in flight); whatever is still pending then is logged and the process exits 1.',
+      'Hard deadline, in ms: DRAIN_TIMEOUT_MS + this after a first SIGTERM/SIGINT, or this after a second, whatever is still pending is logged and the process exits 1 (once the ONNX runs then in flight return, at most this again).',
     defaultValue: 5_000,
     parse: integer(0),
   },

@@ -57,9 +57,12 @@ export function createLogger(level: LevelWithSilent = 'info', options: LoggerOpt
   if (options.format === 'pretty') {
     const transport = pino.transport({
       target: 'pino-pretty',
+      // No flush from a process 'exit' hook: there it blocks the main thread (Atomics.wait) until the worker
+      // catches up, and a worker writing into a dead pipe never did (issue 13). flushLogger() does it instead.
+      worker: { autoEnd: false },
       // sync: the worker writes each line before it takes the next, so a flush that saw the worker catch up
-      // means the lines are on the terminal.
-      options: { destination: 1, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: PRETTY_IGNORE, singleLine: true },
+      // means the lines are on the terminal. Colours follow the terminal (pino-pretty's default: fd 1 a TTY).
+      options: { destination: 1, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: PRETTY_IGNORE, singleLine: true },
     });
     return pino(base, transport);
   }

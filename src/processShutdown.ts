@@ -7,7 +7,8 @@
  *   instance of 'Napi::Error'"), then exit 1.
  * - Hard deadline, the last line of defence (issue 13): `drainTimeoutMs + graceMs` after the first signal,
  *   `graceMs` after the second, whatever is still pending is logged (`process.getActiveResourcesInfo()`) and
- *   the process exits 1. Its timer is unref'd: it never keeps the process alive by itself.
+ *   the process exits 1, as soon as the ONNX runs then in flight have returned (at most `graceMs` more).
+ *   Its timers are unref'd: they never keep the process alive by themselves.
  *
  * Every exit goes through `exitProcess`, which flushes the logger (bounded) first, so the last lines are
  * written when someone reads them and never waited for when nobody does.
@@ -41,6 +42,11 @@ export interface ProcessShutdown {
 }
 
 let exiting: Promise<never> | null = null;
+
+/** Resolves after `ms`; its timer does not keep the process alive. */
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
 
 /**
  * Flushes the logs (bounded), then exits. The first call decides the code; later calls (a deadline firing
@@ -86,6 +92,9 @@ export function installProcessShutdown(options: ProcessShutdownOptions): Process
       { reason, sinceFirstSignalMs: Date.now() - firstSignalAt.value, activeResources: process.getActiveResourcesInfo(), ...pending },
       'shutdown deadline passed; exiting with work still pending',
     );
+    // Only the ONNX runs in flight are worth waiting for: exiting under one aborts the process in native code
+    // instead of exiting 1. They end by themselves (one batch), but not even they get more than graceMs.
+    await Promise.race([options.abort().catch(() => undefined), delay(options.graceMs)]);
     await exitProcess(logger, 1);
   }
 

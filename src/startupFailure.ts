@@ -25,9 +25,11 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** `text` as a sentence of its own: capitalised, ending in a full stop. */
 function sentence(text: string): string {
   const trimmed = text.trim();
-  return /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
+  const capitalised = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capitalised) ? capitalised : `${capitalised}.`;
 }
 
 const isHubError = (candidate: unknown): candidate is HubError => candidate instanceof HubError;
@@ -65,9 +67,11 @@ export function explainStartFailure(error: unknown, config: Config): string {
   const model = `the default model ${JSON.stringify(config.clipModel)}`;
   const hub = findCause(error, isHubError);
   if (hub !== undefined) {
-    const where = hub.url !== undefined ? `${hub.file} from ${hub.url}` : `${hub.file} (from the local cache only: HF_HUB_OFFLINE is on)`;
+    // Hub messages usually name the file and URL already; say them only when they do not.
+    const named = hub.url === undefined || hub.message.includes(hub.url);
+    const tried = named ? '' : ` It tried to download ${hub.file} from ${hub.url}.`;
     return [
-      `clip-server could not start: it needs ${model} and tried to download ${where}, which failed: ${sentence(hub.message)}`,
+      `clip-server could not start: ${model} is not available.${tried} ${sentence(hub.message)}`,
       `Ways out: ${hubWaysOut(hub, config).join('; ')}.`,
     ].join(' ');
   }

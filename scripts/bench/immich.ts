@@ -52,12 +52,22 @@ export async function benchImmichRow(
   options: { rounds: number; rawRuns: number; jobs: number; nextImages: (k: number) => BenchImage[]; log: (message: string) => void },
 ): Promise<ImmichRow> {
   await ensureImmichBenchModel(dir, options.log);
-  const session = await ort.InferenceSession.create(path.join(dir, 'visual', 'model.onnx'), {
-    intraOpNumThreads: os.availableParallelism(),
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-  });
+  // The ceiling is the better of ONNX Runtime's default (idle threads spin) and the server's setting (they do not):
+  // spinning wins on an idle machine and loses badly on a busy one, and the ratio must not flatter the server.
+  const create = (spinning: boolean) =>
+    ort.InferenceSession.create(path.join(dir, 'visual', 'model.onnx'), {
+      intraOpNumThreads: os.availableParallelism(),
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } },
+    });
+  const sessions = [await create(true), await create(false)];
+  const session = sessions[0]!;
+  const rawBest = async (runs: number) => {
+    const [a, b] = [await rawBatch1(sessions[0]!, runs), await rawBatch1(sessions[1]!, runs)];
+    return a.imagesPerSecond >= b.imagesPerSecond ? a : b;
+  };
   const fixed = session.inputMetadata[0];
   if (fixed?.isTensor && fixed.shape[0] !== 1) throw new Error(`expected ${dir}/visual/model.onnx to have a fixed batch of 1, got ${String(fixed.shape[0])}`);
   // The image cache is off so that reused benchmark images are really inferred every time.
@@ -73,9 +83,9 @@ export async function benchImmichRow(
     await runLoad(server, 4, 8, () => ({ images: options.nextImages(1), classes: CLASSES_10 }));
     for (let round = 1; round <= options.rounds; round++) {
       options.log(`immich row, round ${round}/${options.rounds}: raw batch 1, then the server at 16 clients`);
-      const before = await rawBatch1(session, options.rawRuns);
+      const before = await rawBest(options.rawRuns);
       const load = await runLoad(server, 16, options.jobs, () => ({ images: options.nextImages(1), classes: CLASSES_10 }));
-      const after = await rawBatch1(session, options.rawRuns);
+      const after = await rawBest(options.rawRuns);
       const rawRate = (before.imagesPerSecond + after.imagesPerSecond) / 2;
       raw.push(rawRate);
       rawMs.push((before.msPerRun + after.msPerRun) / 2);
@@ -84,7 +94,7 @@ export async function benchImmichRow(
       ratios.push(load.imagesPerSecond / rawRate);
     }
   } finally {
-    await Promise.allSettled([server.stop(), session.release()]);
+    await Promise.allSettled([server.stop(), ...sessions.map((s) => s.release())]);
   }
   const rawB1ImagesPerSecond = median(raw);
   const serverC16ImagesPerSecond = median(served);

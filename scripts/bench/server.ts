@@ -1,7 +1,7 @@
 /**
  * The server as a user meets it: a child process started like `npm start` would, driven by clients that
- * send the `classify` mutation over HTTP (images as base64 JSON or as file uploads) and wait for the terminal
- * state on a graphql-ws subscription.
+ * send the `classify` (or `embedImages`) mutation over HTTP (images as base64 JSON or as file uploads) and
+ * wait for the terminal state, result included, on a graphql-ws subscription.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -90,14 +90,24 @@ export async function scrapeMetric(url: string, name: string): Promise<number> {
   return line ? Number(line.split(' ').pop()) : Number.NaN;
 }
 
-const CLASSIFY = `mutation Classify($input: ClassifyInput!) { classify(input: $input) { id status } }`;
-const WATCH = `subscription Watch($id: ID!) { jobUpdated(id: $id) { id status error { code message } result { images { probabilities } } } }`;
+/** What a load sends: classification jobs, or image-embedding jobs (the same images, no classes). */
+export type LoadKind = 'classify' | 'embed-images';
+
+const MUTATIONS: Record<LoadKind, { field: string; query: string }> = {
+  classify: { field: 'classify', query: `mutation Classify($input: ClassifyInput!) { classify(input: $input) { id status } }` },
+  'embed-images': { field: 'embedImages', query: `mutation EmbedImages($input: EmbedImagesInput!) { embedImages(input: $input) { id status } }` },
+};
+// Each watcher takes its job's whole result, as a client would: probabilities, or every vector.
+const WATCH = `subscription Watch($id: ID!) {
+  jobUpdated(id: $id) { id status error { code message } result { images { probabilities } } embeddings { vectors } }
+}`;
 
 interface JobUpdate {
   id: string;
   status: string;
   error: { code: string; message: string } | null;
   result: { images: { probabilities: number[] }[] } | null;
+  embeddings: { vectors: number[][] } | null;
 }
 
 /** How a job's images travel: base64 data URLs in the JSON body, or file uploads (GraphQL multipart request). */
@@ -106,28 +116,32 @@ export type ImageTransport = 'json' | 'multipart';
 export interface JobInput {
   /** Data URLs (JSON) and their bytes (multipart). */
   images: { dataUrl: string; jpeg: Buffer }[];
+  /** The classes of a classification job (ignored by embedding jobs). */
   classes: string[];
 }
 
-async function classify(url: string, job: JobInput, transport: ImageTransport): Promise<string> {
+async function submit(url: string, kind: LoadKind, job: JobInput, transport: ImageTransport): Promise<string> {
+  const { field, query } = MUTATIONS[kind];
+  const withClasses = (input: Record<string, unknown>) => (kind === 'classify' ? { ...input, classes: job.classes } : input);
   let response: Response;
   if (transport === 'json') {
-    const input = job.images.length === 1 ? { image: job.images[0]!.dataUrl, classes: job.classes } : { images: job.images.map((i) => i.dataUrl), classes: job.classes };
+    const input = withClasses(job.images.length === 1 ? { image: job.images[0]!.dataUrl } : { images: job.images.map((i) => i.dataUrl) });
     response = await fetch(`${url}/graphql`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: CLASSIFY, variables: { input } }),
+      body: JSON.stringify({ query, variables: { input } }),
     });
   } else {
     const form = new FormData();
-    form.append('operations', JSON.stringify({ query: CLASSIFY, variables: { input: { files: job.images.map(() => null), classes: job.classes } } }));
+    form.append('operations', JSON.stringify({ query, variables: { input: withClasses({ files: job.images.map(() => null) }) } }));
     form.append('map', JSON.stringify(Object.fromEntries(job.images.map((_, i) => [String(i), [`variables.input.files.${i}`]]))));
     job.images.forEach((image, i) => form.append(String(i), new Blob([image.jpeg], { type: 'image/jpeg' }), `${i}.jpg`));
     response = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'apollo-require-preflight': 'true' }, body: form });
   }
-  const body = (await response.json()) as { data?: { classify: { id: string } }; errors?: { message: string }[] };
-  if (!body.data) throw new Error(`classify failed: ${JSON.stringify(body.errors)}`);
-  return body.data.classify.id;
+  const body = (await response.json()) as { data?: Record<string, { id: string }>; errors?: { message: string }[] };
+  const id = body.data?.[field]?.id;
+  if (id === undefined) throw new Error(`${field} failed: ${JSON.stringify(body.errors)}`);
+  return id;
 }
 
 function waitForTerminal(client: Client, id: string): Promise<JobUpdate> {
@@ -160,7 +174,8 @@ export interface LoadResult {
 
 /**
  * `clients` concurrent clients, each with its own websocket, send jobs back to back until `jobs` have
- * completed; `makeInput(i)` builds job i. Every job must complete with one probability row per image.
+ * completed; `makeInput(i)` builds job i. Every job must complete with one probability row (or, for
+ * `embed-images`, one vector) per image.
  */
 export async function runLoad(
   server: BenchServer,
@@ -168,6 +183,7 @@ export async function runLoad(
   jobs: number,
   makeInput: (i: number) => JobInput,
   transport: ImageTransport = 'json',
+  kind: LoadKind = 'classify',
 ): Promise<LoadResult> {
   const wsClients = Array.from({ length: clients }, () =>
     createClient({ url: server.wsUrl, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0 }),
@@ -184,9 +200,10 @@ export async function runLoad(
           const i = next++;
           const input = makeInput(i);
           const jobStarted = performance.now();
-          const id = await classify(server.url, input, transport);
+          const id = await submit(server.url, kind, input, transport);
           const final = await waitForTerminal(client, id);
-          if (final.status !== 'COMPLETE' || final.result?.images.length !== input.images.length) {
+          const results = kind === 'classify' ? final.result?.images.length : final.embeddings?.vectors.length;
+          if (final.status !== 'COMPLETE' || results !== input.images.length) {
             throw new Error(`job ${id} ended ${final.status}: ${JSON.stringify(final.error)}`);
           }
           latencies.push(performance.now() - jobStarted);

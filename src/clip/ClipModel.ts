@@ -1,8 +1,8 @@
 /**
- * One loaded CLIP model: its ONNX graphs, tokenizer and preprocessor, the image and text batchers
- * every job shares, and the embedding caches. The recipe for a classification is short:
- * prompts → (cached) text embeddings → per-class ensemble; images → (cached) image embeddings;
- * softmax of scale · cosine.
+ * One loaded CLIP-style model (any layout: see layouts/): its ONNX graphs as towers, tokenizer and preprocessor, the
+ * image and text batchers every job shares, and the embedding caches. The recipe for a classification is short:
+ * prompts → (cached) text embeddings → per-class ensemble; images → (cached) image embeddings; the model's scoring
+ * (softmax of scale · cosine, or SigLIP's per-class sigmoid of scale · cosine + bias).
  */
 import { createHash } from 'node:crypto';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -20,7 +20,7 @@ import type { ImageLimits, Precision, PreprocessorConfig, PromptConfig, Scoring,
 
 export interface ClipModelOptions {
   name: string;
-  /** A local directory in the hub layout (already downloaded). */
+  /** A local model directory in a known layout (already downloaded). */
   dir: string;
   precision: Precision;
   session: OnnxSessionOptions;
@@ -122,7 +122,7 @@ export class ClipModel {
       maxWaitMs: options.maxBatchWaitMs,
       maxQueued: options.maxQueuedImages,
       concurrency: loaded.visions.length,
-      run: (pixels) => this.#runVision(pixels),
+      run: (pixels, deliver) => this.#runVision(pixels, deliver),
       onBatch: (size, ms) => options.onBatch?.('image', size, ms),
     });
     this.#textBatcher = new Batcher({
@@ -131,7 +131,7 @@ export class ClipModel {
       maxWaitMs: options.maxBatchWaitMs,
       // Text work per job is bounded by the class limit; the image queue is the admission bound.
       maxQueued: Number.MAX_SAFE_INTEGER,
-      run: (prompts) => this.#runText(prompts),
+      run: (prompts, deliver) => this.#runText(prompts, deliver),
       onBatch: (size, ms) => options.onBatch?.('text', size, ms),
     });
   }
@@ -268,20 +268,39 @@ export class ClipModel {
     await releaseGraphs(this.#graphs);
   }
 
-  async #runVision(pixels: Float32Array[]): Promise<Float32Array[]> {
+  async #runVision(pixels: Float32Array[], deliver?: Deliver): Promise<Float32Array[]> {
     // The batcher runs at most one batch per replica, so one is always free here.
     const tower = this.#freeVisions.pop();
     if (!tower) throw new Error(`${this.name}: no free image-tower replica`);
     try {
-      return (await tower.embed(pixels)).map(normalize);
+      return await embedNormalised((onEach) => tower.embed(pixels, onEach), deliver);
     } finally {
       this.#freeVisions.push(tower);
     }
   }
 
-  async #runText(prompts: readonly PromptIds[]): Promise<Float32Array[]> {
-    return (await this.#text.embed(prompts)).map(normalize);
+  async #runText(prompts: readonly PromptIds[], deliver?: Deliver): Promise<Float32Array[]> {
+    return embedNormalised((onEach) => this.#text.embed(prompts, onEach), deliver);
   }
+}
+
+type Deliver = (index: number, embedding: Float32Array) => void;
+
+/** Runs a tower and normalises its embeddings, each exactly once; those a fixed-batch graph hands over early go to `deliver` at once. */
+async function embedNormalised(
+  embed: (onEach: ((index: number, embedding: Float32Array) => void) | undefined) => Promise<Float32Array[]>,
+  deliver: Deliver | undefined,
+): Promise<Float32Array[]> {
+  const early: Float32Array[] = [];
+  const results = await embed(
+    deliver === undefined
+      ? undefined
+      : (index, embedding) => {
+          early[index] = normalize(embedding);
+          deliver(index, early[index]);
+        },
+  );
+  return results.map((embedding, i) => early[i] ?? normalize(embedding));
 }
 
 interface Graphs {

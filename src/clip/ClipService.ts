@@ -13,8 +13,20 @@ import { parseModelOptions } from './modelOptions.js';
 import { fetchModelFiles } from './hub/fetchModel.js';
 import { decodeImageString, inspectImage } from './image/imageInput.js';
 import type { GraphOptimizationLevel } from './runtime/onnx.js';
-import { parsePromptConfig } from './scoring.js';
-import type { ClassifyRequest, ClassifyResult, ImageInfo, ImageLimits, ModelInfo, Precision, PromptConfig } from './types.js';
+import { embeddingTemplatesOf, toVector } from './embeddings.js';
+import { applyTemplate, ensemble, parsePromptConfig } from './scoring.js';
+import type {
+  ClassifyRequest,
+  ClassifyResult,
+  EmbeddingVectors,
+  EmbedImagesRequest,
+  EmbedTextsRequest,
+  ImageInfo,
+  ImageLimits,
+  ModelInfo,
+  Precision,
+  PromptConfig,
+} from './types.js';
 
 export interface HubSettings {
   /** Where downloaded models are kept. */
@@ -72,6 +84,9 @@ export type ClipEvents = {
   cacheLookup: [{ model: string; kind: 'image' | 'text'; hit: boolean }];
   modelStatusChanged: [ModelInfo];
 };
+
+/** Texts whose prompts are built and embedded at once by `embedTexts`. */
+const TEXTS_IN_FLIGHT = 256;
 
 type Entry = {
   /** The operator's source string (may be a server path: never shown to clients). */
@@ -281,6 +296,62 @@ export class ClipService {
     }
   }
 
+  /**
+   * One normalised image-tower vector per image, in order. Shares the model's image cache (and batcher) with
+   * `classify`: an image embedded first and classified later runs the image tower once.
+   */
+  async embedImages(request: EmbedImagesRequest): Promise<EmbeddingVectors> {
+    const { model, name } = await this.#readyModel(request.model);
+    return this.#inferring(name, request.signal, async () => {
+      const vectors = await Promise.all(request.images.map((bytes, i) => model.embedImage(bytes, i, request.signal)));
+      return { embeddings: vectors.map(toVector) };
+    });
+  }
+
+  /**
+   * One normalised text-tower vector per text, in order: verbatim unless `prompt` names templates (several are
+   * averaged, as classification's ensemble). Shares the prompt cache with `classify`, keyed by the final prompt.
+   */
+  async embedTexts(request: EmbedTextsRequest): Promise<EmbeddingVectors> {
+    const { model, name } = await this.#readyModel(request.model);
+    const templates = embeddingTemplatesOf(request.prompt);
+    return this.#inferring(name, request.signal, async () => {
+      const embeddings: number[][] = [];
+      // A chunk at a time, as classify does for labels: bounded prompt strings and promises in flight.
+      for (let start = 0; start < request.texts.length; start += TEXTS_IN_FLIGHT) {
+        request.signal?.throwIfAborted();
+        const chunk = request.texts.slice(start, start + TEXTS_IN_FLIGHT);
+        const vectors = await Promise.all(
+          chunk.map(async (text) => ensemble(await Promise.all(templates.map((template) => model.embedPrompt(applyTemplate(template, text)))))),
+        );
+        for (const vector of vectors) embeddings.push(toVector(vector));
+      }
+      return { embeddings };
+    });
+  }
+
+  /** The loaded model a request names; BAD_USER_INPUT when unknown, MODEL_UNAVAILABLE when it failed to load. */
+  async #readyModel(requested: string): Promise<{ model: ClipModel; name: string }> {
+    const name = this.resolveModelName(requested);
+    const entry = name === undefined ? undefined : this.#entries.get(name);
+    if (!entry) throw badUserInput(`model: unknown model ${requested}`, 'model');
+    const model = entry.model ?? (await entry.loaded);
+    if (!model) {
+      throw new AppError(ErrorCode.ModelUnavailable, `The model ${entry.info.name} is not available: ${entry.info.error ?? 'not loaded'}`);
+    }
+    return { model, name: entry.info.name };
+  }
+
+  /** Runs inference, turning an unexpected failure into INFERENCE_FAILED (coded errors and aborts pass through). */
+  async #inferring<T>(name: string, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (isAppError(error) || signal?.aborted) throw error;
+      throw new AppError(ErrorCode.InferenceFailed, `Inference failed on ${name}`, { cause: error });
+    }
+  }
+
   queuedImages(): number {
     let total = 0;
     for (const entry of this.#entries.values()) total += entry.model?.queuedImages ?? 0;
@@ -347,7 +418,6 @@ function defaultNameOf(raw: string): string {
   }
   return source;
 }
-
 
 /** The source without its per-model options (`source;logitScale=…`); an unparsable string is kept whole (loading reports it). */
 function sourceOf(raw: string): string {

@@ -5,9 +5,13 @@ export type { GraphOptimizationLevel } from './runtime/onnx.js';
 export { HubError } from './hub/fetchModel.js';
 export type { HubErrorReason } from './hub/fetchModel.js';
 export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE, PROMPT_CONFIG_KEYS } from './types.js';
+export { VERBATIM_TEMPLATE } from './embeddings.js';
 export type {
   ClassifyRequest,
   ClassifyResult,
+  EmbeddingVectors,
+  EmbedImagesRequest,
+  EmbedTextsRequest,
   ImageInfo,
   ImageLimits,
   ModelInfo,

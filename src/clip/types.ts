@@ -130,3 +130,26 @@ export interface ImageInfo {
   /** Frames of an animated image (only the first is classified). */
   pages?: number;
 }
+
+/** Image embeddings: raw encoded image bytes (already decoded from base64). */
+export interface EmbedImagesRequest {
+  model: string;
+  images: Uint8Array[];
+  signal?: AbortSignal;
+}
+
+/**
+ * Text embeddings. Unlike classification, a text is embedded verbatim unless `prompt` names a template
+ * (`promptTemplate`, or `promptTemplates` averaged as an ensemble).
+ */
+export interface EmbedTextsRequest {
+  model: string;
+  texts: string[];
+  prompt: PromptConfig;
+  signal?: AbortSignal;
+}
+
+/** One L2-normalised vector per input, in input order, each `embeddingSize` long (JSON-ready numbers). */
+export interface EmbeddingVectors {
+  embeddings: number[][];
+}

@@ -6,7 +6,7 @@
  */
 import { Field } from 'type-graphql';
 import { badUserInput } from '../errors.js';
-import type { SubmitJobInput } from '../jobs/types.js';
+import type { SubmitImages } from '../jobs/types.js';
 import { GraphQLUpload, readUploadedImages, type UploadedFile } from './uploads.js';
 
 /**
@@ -32,11 +32,11 @@ export interface ImageSourceFields {
 const SOURCE_FIELDS = ['image', 'images', 'files'] as const;
 
 /**
- * Picks the one image field given and turns it into SubmitJobInput's images: strings as they are (JobService
+ * Picks the one image field given and turns it into a submission's images: strings as they are (JobService
  * decodes them), uploads read into bytes (no base64 round trip). Throws AppError BAD_USER_INPUT when none or
  * more than one is given, and what {@link readUploadedImages} throws for a file.
  */
-export async function jobImagesFrom(input: ImageSourceFields): Promise<Pick<SubmitJobInput, 'images' | 'imagesField' | 'batched'>> {
+export async function jobImagesFrom(input: ImageSourceFields): Promise<SubmitImages> {
   const given = SOURCE_FIELDS.filter((name) => input[name] !== undefined && input[name] !== null);
   if (given.length !== 1) {
     throw badUserInput(

@@ -36,8 +36,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
 
   const jobsTotal = new Counter({
     name: 'clip_jobs_total',
-    help: 'Jobs that reached each status (a job counts once per status it passes; queued = submitted).',
-    labelNames: ['status'] as const,
+    help: 'Jobs that reached each status, by task (a job counts once per status it passes; queued = submitted).',
+    labelNames: ['status', 'task'] as const,
     registers: [registry],
   });
   new Gauge({
@@ -96,8 +96,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
   }
   const jobDuration = new Histogram({
     name: 'clip_job_duration_seconds',
-    help: 'End-to-end job latency, from submission to a terminal status.',
-    labelNames: ['status'] as const,
+    help: 'End-to-end job latency, from submission to a terminal status, by task.',
+    labelNames: ['status', 'task'] as const,
     buckets: LATENCY_BUCKETS_SECONDS,
     registers: [registry],
   });
@@ -133,9 +133,9 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
 
   const offJobUpdated = jobs.events.on('jobUpdated', (job) => {
-    jobsTotal.inc({ status: job.status });
+    jobsTotal.inc({ status: job.status, task: job.task });
     if (job.status === 'complete' || job.status === 'failed' || job.status === 'cancelled') {
-      jobDuration.observe({ status: job.status }, (job.finishedAt.getTime() - job.createdAt.getTime()) / 1000);
+      jobDuration.observe({ status: job.status, task: job.task }, (job.finishedAt.getTime() - job.createdAt.getTime()) / 1000);
     }
   });
   const onBatch = (event: ClipEvents['batchCompleted'][0]): void => {

@@ -195,6 +195,8 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     maxImagesPerJob: config.maxImagesPerJob,
     maxClassesPerJob: config.maxClassesPerJob,
     maxClassLength: config.maxClassLength,
+    maxTextsPerJob: config.maxTextsPerJob,
+    maxTextLength: config.maxTextLength,
     maxPromptsPerJob: config.maxPromptsPerJob,
     maxQueuedJobs: config.maxQueuedJobs,
     maxQueuedImages: config.maxQueuedImages,

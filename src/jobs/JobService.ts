@@ -1,8 +1,8 @@
 /**
- * Accepts classification jobs, runs them on the CLIP service and moves them through their lifecycle:
- * queued → running → complete | failed | cancelled. Everything a user can get wrong is refused at
- * `submit` (so the API answers BAD_USER_INPUT at once, never a job that fails later for bad input),
- * admission is bounded (OVERLOADED), and `drain` finishes accepted work before shutdown.
+ * Accepts jobs (classification, image embedding, text embedding), runs them on the CLIP service and moves
+ * them through their lifecycle: queued → running → complete | failed | cancelled. Everything a user can get
+ * wrong is refused at `submit` (so the API answers BAD_USER_INPUT at once, never a job that fails later for
+ * bad input), admission is bounded (OVERLOADED), and `drain` finishes accepted work before shutdown.
  *
  * State lives in the JobStore; the in-process `#active` map holds what only this process needs while
  * a job is unfinished (its decoded images, its AbortController). The images are dropped the moment
@@ -11,11 +11,31 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, ErrorCode, badUserInput, isAppError, UnreachableCaseError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ClassifyRequest, ClassifyResult, ModelInfo, PromptConfig } from '../clip/types.js';
+import type {
+  ClassifyRequest,
+  ClassifyResult,
+  EmbeddingVectors,
+  EmbedImagesRequest,
+  EmbedTextsRequest,
+  ModelInfo,
+  PromptConfig,
+} from '../clip/types.js';
 import { MemoryJobEvents, type JobEvents } from './JobEvents.js';
 import { InvalidCursorError, type JobPage, type JobStore } from './JobStore.js';
 import { MemoryJobStore } from './MemoryJobStore.js';
-import { isTerminal, JOB_STATUSES, type Job, type JobFailure, type JobResult, type JobStatus, type SubmitJobInput } from './types.js';
+import { rankBySimilarity, type SimilarityRanking } from './similarity.js';
+import {
+  isTerminal,
+  JOB_STATUSES,
+  type EmbeddingResult,
+  type Job,
+  type JobFailure,
+  type JobResult,
+  type JobStatus,
+  type JobTask,
+  type SubmitImages,
+  type SubmitJobInput,
+} from './types.js';
 
 /** The part of ClipService that jobs use (ClipService satisfies it; unit tests pass a small fake). */
 export interface JobClassifier {
@@ -26,6 +46,8 @@ export interface JobClassifier {
   inspectImage(bytes: Uint8Array, field: string): Promise<{ format: string; width: number; height: number }>;
   validatePrompt(config: unknown, field: string): PromptConfig;
   classify(request: ClassifyRequest): Promise<ClassifyResult>;
+  embedImages(request: EmbedImagesRequest): Promise<EmbeddingVectors>;
+  embedTexts(request: EmbedTextsRequest): Promise<EmbeddingVectors>;
   queuedImages(): number;
 }
 
@@ -42,6 +64,10 @@ export interface JobServiceOptions {
   maxClassesPerJob?: number;
   /** Longest class name in characters (code points); default 1000. */
   maxClassLength?: number;
+  /** Most texts in one text-embedding job; default: maxClassesPerJob (the server passes MAX_TEXTS_PER_JOB). */
+  maxTextsPerJob?: number;
+  /** Longest text to embed in characters (code points); default: maxClassLength (the server passes MAX_TEXT_LENGTH). */
+  maxTextLength?: number;
   /** Most prompts (classes × templates) in one job: each distinct prompt costs a text-model run; default 10,000. */
   maxPromptsPerJob?: number;
   /** Admission bound on queued + running jobs (OVERLOADED over it); default 256. */
@@ -90,6 +116,18 @@ interface ActiveJob {
   chain: Promise<unknown>;
 }
 
+/** A submission checked up to image decoding: what the job will be. */
+interface JobPlan {
+  task: JobTask;
+  model: string;
+  classes: string[];
+  texts: string[];
+  prompt: PromptConfig;
+  /** The images to decode, or null for a task without images. */
+  images: SubmitImages | null;
+  batched: boolean;
+}
+
 const MiB = 1024 * 1024;
 const DEFAULT_PAGE_SIZE = 20;
 const STATUS_RANK: Record<JobStatus, number> = { queued: 0, running: 1, complete: 2, failed: 2, cancelled: 2 };
@@ -121,6 +159,9 @@ export class JobService {
       maxImagesPerJob: options.maxImagesPerJob ?? 64,
       maxClassesPerJob: options.maxClassesPerJob ?? 1000,
       maxClassLength: options.maxClassLength ?? 1000,
+      // Texts are bounded like classes unless told otherwise (the settings' defaults live in config.ts).
+      maxTextsPerJob: options.maxTextsPerJob ?? options.maxClassesPerJob ?? 1000,
+      maxTextLength: options.maxTextLength ?? options.maxClassLength ?? 1000,
       maxPromptsPerJob: options.maxPromptsPerJob ?? 10_000,
       maxQueuedJobs: options.maxQueuedJobs ?? 256,
       maxQueuedImages: options.maxQueuedImages ?? 1024,
@@ -135,32 +176,53 @@ export class JobService {
   }
 
   /** One job may not make the text model encode more than MAX_PROMPTS_PER_JOB prompts (it would hold the model for minutes). */
-  #checkPromptCount(classes: number, prompt: PromptConfig): void {
+  #checkPromptCount(inputs: number, prompt: PromptConfig, inputField: 'classes' | 'texts', inputsField: string): void {
     const templates = prompt.promptTemplates?.length ?? 1;
-    const prompts = classes * templates;
+    const prompts = inputs * templates;
     if (prompts > this.#limits.maxPromptsPerJob) {
-      const field = prompt.promptTemplates ? 'config.promptTemplates' : 'classes';
+      const field = prompt.promptTemplates ? 'config.promptTemplates' : inputsField;
       throw badUserInput(
-        `${field}: ${classes} classes × ${templates} templates = ${prompts} prompts, over the limit of ${this.#limits.maxPromptsPerJob} (MAX_PROMPTS_PER_JOB)`,
+        `${field}: ${inputs} ${inputField} × ${templates} templates = ${prompts} prompts, over the limit of ${this.#limits.maxPromptsPerJob} (MAX_PROMPTS_PER_JOB)`,
         field,
       );
     }
   }
 
+  /** Checks everything about a submission that needs no image decoding, in the order errors are reported. */
+  #plan(input: SubmitJobInput): JobPlan {
+    switch (input.task) {
+      case 'text-embedding': {
+        const texts = this.#validateTexts(input.texts, input.textsField, input.batched);
+        const model = this.#resolveModel(input.model);
+        const prompt = this.#clip.validatePrompt(input.config ?? {}, 'config');
+        this.#checkPromptCount(texts.length, prompt, 'texts', input.textsField);
+        return { task: 'text-embedding', model, classes: [], texts, prompt, images: null, batched: input.batched };
+      }
+      case 'image-embedding': {
+        const model = this.#resolveModel(input.model);
+        return { task: 'image-embedding', model, classes: [], texts: [], prompt: {}, images: input, batched: input.batched };
+      }
+      case undefined:
+      case 'classification': {
+        const classes = this.#validateClasses(input.classes);
+        const model = this.#resolveModel(input.model);
+        const prompt = this.#clip.validatePrompt(input.config ?? {}, 'config');
+        this.#checkPromptCount(classes.length, prompt, 'classes', 'classes');
+        return { task: 'classification', model, classes, texts: [], prompt, images: input, batched: input.batched };
+      }
+      default:
+        throw new UnreachableCaseError(input);
+    }
+  }
+
   /**
-   * Validates and admits a job, stores it QUEUED and starts it in the background.
-   * Throws AppError BAD_USER_INPUT naming the field, OVERLOADED when saturated, SHUTTING_DOWN while draining.
+   * The one place images are taken from a submission, for every image-taking task: list and count checks,
+   * base64 decoding, header inspection (format, size) before any pixel is decoded.
    */
-  async submit(input: SubmitJobInput): Promise<Job> {
-    this.#assertAccepting();
-    const classes = this.#validateClasses(input.classes);
-    const model = this.#resolveModel(input.model);
-    const prompt = this.#clip.validatePrompt(input.config ?? {}, 'config');
-    this.#checkPromptCount(classes.length, prompt);
+  async #decodeImages(input: SubmitImages): Promise<{ images: Uint8Array[]; imageBytes: number }> {
     const imageFields = this.#validateImageList(input);
     // Refuse early under overload, before spending time decoding images we would not keep.
     this.#admit(imageFields.length, 0);
-
     const images: Uint8Array[] = [];
     let imageBytes = 0;
     for (const [index, image] of imageFields.entries()) {
@@ -173,18 +235,33 @@ export class JobService {
       images.push(bytes);
       imageBytes += bytes.byteLength;
     }
+    return { images, imageBytes };
+  }
+
+  /**
+   * Validates and admits a job, stores it QUEUED and starts it in the background.
+   * Throws AppError BAD_USER_INPUT naming the field, OVERLOADED when saturated, SHUTTING_DOWN while draining.
+   */
+  async submit(input: SubmitJobInput): Promise<Job> {
+    this.#assertAccepting();
+    const plan = this.#plan(input);
+    if (plan.images === null) this.#admit(0, 0);
+    const { images, imageBytes } = plan.images === null ? { images: [], imageBytes: 0 } : await this.#decodeImages(plan.images);
     // Checked again: the awaits above let other submissions (or a drain) in.
     this.#assertAccepting();
     this.#admit(images.length, imageBytes);
 
     const now = new Date();
+    const { prompt } = plan;
     const job: Job = {
       id: randomUUID(),
       status: 'queued',
-      model,
-      classes,
+      task: plan.task,
+      model: plan.model,
+      classes: plan.classes,
+      texts: plan.texts,
       imageCount: images.length,
-      batched: input.batched,
+      batched: plan.batched,
       createdAt: now,
       expiresAt: this.#expiry(now),
     };
@@ -256,6 +333,41 @@ export class JobService {
     const job = await this.#store.get(id);
     if (job === undefined) throw new AppError(ErrorCode.NotFound, `job ${JSON.stringify(id)} not found (unknown or expired)`);
     return this.#iterate(this.#active.get(id)?.job ?? job);
+  }
+
+  /**
+   * For every vector of the `queries` job, the `k` most similar vectors of the `candidates` job (cosine, best first):
+   * e.g. texts against images for retrieval. Both must be COMPLETE embedding jobs of one model (the vectors of two
+   * models live in different spaces). NOT_FOUND for an unknown job; BAD_USER_INPUT naming the argument otherwise.
+   */
+  async rank(queriesId: string, candidatesId: string, k: number): Promise<{ rankings: SimilarityRanking[]; queries: Job; candidates: Job }> {
+    if (!Number.isInteger(k) || k < 1) throw badUserInput(`k: expected a positive integer, got ${k}`, 'k');
+    const [queries, candidates] = await Promise.all([this.#completeEmbedding(queriesId, 'queries'), this.#completeEmbedding(candidatesId, 'candidates')]);
+    if (queries.model !== candidates.model) {
+      throw badUserInput(
+        `candidates: job ${candidatesId} ran on ${candidates.model} and job ${queriesId} on ${queries.model}; vectors of different models cannot be compared`,
+        'candidates',
+      );
+    }
+    // Ranking runs on the event loop: bound it to the size of its purpose, a full text job against a full image job
+    // (1000 × 64 × 768 multiply-adds at the defaults, ~50 ms), so two 1000-text jobs cannot stall the server.
+    const pairs = queries.result.embeddings.length * candidates.result.embeddings.length;
+    const maxPairs = this.#limits.maxTextsPerJob * this.#limits.maxImagesPerJob;
+    if (pairs > maxPairs) {
+      throw badUserInput(
+        `candidates: ${queries.result.embeddings.length} queries × ${candidates.result.embeddings.length} candidates = ${pairs} pairs, over the limit of ${maxPairs} (MAX_TEXTS_PER_JOB × MAX_IMAGES_PER_JOB)`,
+        'candidates',
+      );
+    }
+    return { rankings: rankBySimilarity(queries.result, candidates.result, k), queries: queries.job, candidates: candidates.job };
+  }
+
+  async #completeEmbedding(id: string, field: string): Promise<{ job: Job; model: string; result: EmbeddingResult }> {
+    const job = await this.#store.get(id);
+    if (job === undefined) throw new AppError(ErrorCode.NotFound, `${field}: job ${JSON.stringify(id.slice(0, 100))} not found (unknown or expired)`);
+    if (job.status !== 'complete') throw badUserInput(`${field}: job ${job.id} is ${job.status}; rank when it is complete`, field);
+    if (job.result.task === 'classification') throw badUserInput(`${field}: job ${job.id} is a classification, not an embedding job`, field);
+    return { job, model: job.model, result: job.result };
   }
 
   /** Whether new jobs are refused because the service is draining. */
@@ -361,7 +473,29 @@ export class JobService {
     return resolved;
   }
 
-  #validateImageList(input: SubmitJobInput): unknown[] {
+  /** Texts to embed: a non-empty list of non-blank strings, bounded in count and length. Duplicates are fine (one vector each). */
+  #validateTexts(texts: unknown, listField: string, batched: boolean): string[] {
+    const { maxTextsPerJob, maxTextLength } = this.#limits;
+    if (!Array.isArray(texts)) throw badUserInput(`${listField}: expected a list of texts, got ${typeName(texts)}`, listField);
+    if (texts.length === 0) throw badUserInput(`${listField}: expected at least one text, got none`, listField);
+    if (texts.length > maxTextsPerJob) {
+      throw badUserInput(`${listField}: expected at most ${maxTextsPerJob} texts (MAX_TEXTS_PER_JOB), got ${texts.length}`, listField);
+    }
+    return texts.map((text: unknown, index) => {
+      const field = batched ? `${listField}[${index}]` : listField;
+      if (typeof text !== 'string') throw badUserInput(`${field}: expected a string, got ${typeName(text)}`, field);
+      if (text.trim() === '') throw badUserInput(`${field}: expected a non-empty text, got ${JSON.stringify(text)}`, field);
+      if (text.length > maxTextLength) {
+        const codePoints = countCodePoints(text);
+        if (codePoints > maxTextLength) {
+          throw badUserInput(`${field}: expected at most ${maxTextLength} characters (MAX_TEXT_LENGTH), got ${codePoints}`, field);
+        }
+      }
+      return text;
+    });
+  }
+
+  #validateImageList(input: SubmitImages): unknown[] {
     const field = input.imagesField;
     const images: unknown = input.images;
     if (!Array.isArray(images)) throw badUserInput(`${field}: expected a list of images, got ${typeName(images)}`, field);
@@ -414,14 +548,7 @@ export class JobService {
     );
     if (running.status !== 'running' || images === null) return;
     try {
-      const result = await this.#clip.classify({
-        model: running.model,
-        images,
-        labels: running.classes,
-        prompt: entry.prompt,
-        signal: entry.abort.signal,
-      });
-      const jobResult = toJobResult(result, running);
+      const jobResult = await this.#infer(running, images, entry);
       await this.#transition(entry, (current) =>
         current.status === 'running' ? { ...current, status: 'complete', finishedAt: new Date(), result: jobResult } : null,
       );
@@ -432,6 +559,28 @@ export class JobService {
       await this.#transition(entry, (current) =>
         current.status === 'running' ? { ...current, status: 'failed', finishedAt: new Date(), error: failure } : null,
       );
+    }
+  }
+
+  /** The task's inference, checked against the job's shape (one row per input, in order). */
+  async #infer(job: Job, images: Uint8Array[], entry: ActiveJob): Promise<JobResult> {
+    const signal = entry.abort.signal;
+    switch (job.task) {
+      case 'classification':
+        return toClassificationResult(
+          await this.#clip.classify({ model: job.model, images, labels: job.classes, prompt: entry.prompt, signal }),
+          job,
+        );
+      case 'image-embedding':
+        return toEmbeddingResult(await this.#clip.embedImages({ model: job.model, images, signal }), job.task, job.imageCount);
+      case 'text-embedding':
+        return toEmbeddingResult(
+          await this.#clip.embedTexts({ model: job.model, texts: job.texts, prompt: entry.prompt, signal }),
+          job.task,
+          job.texts.length,
+        );
+      default:
+        throw new UnreachableCaseError(job.task);
     }
   }
 
@@ -565,23 +714,34 @@ export class JobService {
 
 }
 
-function toJobResult(result: ClassifyResult, job: Job): JobResult {
+function toClassificationResult(result: ClassifyResult, job: Job): JobResult {
   const rows = result.probabilities;
   if (rows.length !== job.imageCount || rows.some((row) => row.length !== job.classes.length)) {
     throw new Error(
       `classifier returned ${rows.length} rows of ${rows[0]?.length ?? 0} for ${job.imageCount} images × ${job.classes.length} classes`,
     );
   }
-  return { images: rows.map((probabilities) => ({ probabilities: [...probabilities] })) };
+  return { task: 'classification', images: rows.map((probabilities) => ({ probabilities: [...probabilities] })) };
+}
+
+function toEmbeddingResult(result: EmbeddingVectors, task: EmbeddingResult['task'], inputs: number): EmbeddingResult {
+  const rows = result.embeddings;
+  const width = rows[0]?.length ?? 0;
+  if (rows.length !== inputs || width === 0 || rows.some((row) => row.length !== width)) {
+    throw new Error(`embedder returned ${rows.length} vectors of ${width} for ${inputs} inputs`);
+  }
+  return { task, embeddings: rows };
 }
 
 function jobLogFields(job: Job): Record<string, unknown> {
   const fields: Record<string, unknown> = {
     jobId: job.id,
+    task: job.task,
     model: job.model,
     status: job.status,
     images: job.imageCount,
     classes: job.classes.length,
+    texts: job.texts.length,
   };
   switch (job.status) {
     case 'queued':

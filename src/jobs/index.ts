@@ -2,10 +2,27 @@
 export { JobService } from './JobService.js';
 export type { JobClassifier, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
 export { MemoryJobStore } from './MemoryJobStore.js';
+export { rankBySimilarity } from './similarity.js';
+export type { SimilarityMatch, SimilarityRanking } from './similarity.js';
 export type { MemoryJobStoreOptions } from './MemoryJobStore.js';
 export { InvalidCursorError } from './JobStore.js';
 export type { JobPage, JobStore, ListJobsOptions } from './JobStore.js';
 export { MemoryJobEvents } from './JobEvents.js';
 export type { JobEventListener, JobEventMap, JobEventName, JobEvents } from './JobEvents.js';
-export { isTerminal, JOB_STATUSES, TERMINAL_STATUSES } from './types.js';
-export type { ImageClassification, Job, JobFailure, JobResult, JobStatus, SubmitJobInput } from './types.js';
+export { isTerminal, JOB_STATUSES, JOB_TASKS, TERMINAL_STATUSES } from './types.js';
+export type {
+  ClassificationResult,
+  EmbeddingResult,
+  EmbeddingTask,
+  ImageClassification,
+  Job,
+  JobFailure,
+  JobResult,
+  JobStatus,
+  JobTask,
+  SubmitClassificationInput,
+  SubmitImageEmbeddingInput,
+  SubmitImages,
+  SubmitJobInput,
+  SubmitTextEmbeddingInput,
+} from './types.js';

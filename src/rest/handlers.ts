@@ -8,17 +8,20 @@ import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
 import { isTerminal, type Job } from '../jobs/types.js';
 import type { RestDeps } from './deps.js';
 import {
-  ZERO_SHOT_TASK,
+  FES_TASKS,
+  assertJobOnRoute,
   fesModelNames,
-  isZeroShotTask,
   parseFesJobBody,
   requireFesModel,
+  requireFesTask,
   resolveFesModel,
   toFesJobResponse,
   toFesNewJobResponse,
   unknownFesConfigKeys,
   unknownTask,
   type FesClassification,
+  toFesOutputs,
+  type FesTaskOutput,
 } from './shapes.js';
 
 type TaskParams = { task: string };
@@ -44,18 +47,19 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
   const pollIntervalMs = deps.legacyPollIntervalMs ?? DEFAULT_LEGACY_POLL_INTERVAL_MS;
 
   async function submit(req: Request<TaskModelParams>, batched: boolean): Promise<Job> {
-    if (!isZeroShotTask(req.params.task)) throw unknownTask(req.params.task);
+    const task = requireFesTask(req.params.task);
     const model = requireFesModel(deps.clip, req.params.model);
     // The body is checked after the path so that a wrong URL is reported as such, not as a body error.
-    const input = parseFesJobBody(req.body, batched);
+    const input = parseFesJobBody(req.body, batched, task);
     const ignored = unknownFesConfigKeys(req.body);
     if (ignored.length > 0) deps.logger.debug({ model, ignored: ignored.slice(0, 20).map((k) => k.slice(0, 100)) }, 'FES config keys ignored');
     return deps.jobs.submit({ ...input, model });
   }
 
   return {
+    // Every configured model is a CLIP model, and CLIP serves all three tasks.
     listTasks: (_req, res) => {
-      sendJson(res, [ZERO_SHOT_TASK]);
+      sendJson(res, [...FES_TASKS]);
     },
 
     listModels: (_req, res) => {
@@ -63,7 +67,7 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
     },
 
     listModelsForTask: (req, res) => {
-      if (!isZeroShotTask(req.params.task)) throw unknownTask(req.params.task);
+      requireFesTask(req.params.task);
       sendJson(res, fesModelNames(deps.clip));
     },
 
@@ -71,7 +75,7 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
       if (resolveFesModel(deps.clip, req.params.model) === undefined) {
         throw new AppError(ErrorCode.NotFound, `Unknown model "${req.params.model.slice(0, 100)}"`);
       }
-      sendJson(res, [ZERO_SHOT_TASK]);
+      sendJson(res, [...FES_TASKS]);
     },
 
     newJob: (batched) => async (req, res) => {
@@ -80,9 +84,10 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
     },
 
     getJob: (batched) => async (req, res) => {
-      if (!isZeroShotTask(req.params.task)) throw unknownTask(req.params.task);
+      const task = requireFesTask(req.params.task);
       const job = await deps.jobs.get(req.params.id);
       if (job === undefined) throw jobNotFound(req.params.id);
+      assertJobOnRoute(job, task, batched);
       sendJson(res, toFesJobResponse(job, batched));
     },
 
@@ -99,12 +104,13 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
   };
 }
 
-function legacyResult(job: Job): FesClassification {
+/** The single (non-batched) output, as FES's legacy_api answers it: `{probabilities}` or `{embedding}`. */
+function legacyResult(job: Job): FesTaskOutput {
   switch (job.status) {
     case 'complete': {
-      const first = job.result.images[0];
-      if (first === undefined) throw new Error(`Complete job ${job.id} has no image results`);
-      return { probabilities: first.probabilities };
+      const first = toFesOutputs(job.result)[0];
+      if (first === undefined) throw new Error(`Complete job ${job.id} has no results`);
+      return first;
     }
     case 'failed':
       throw new AppError(job.error.code, job.error.message);

@@ -3,18 +3,22 @@
  *
  * | method | path (under /api)                                            | answer                                  |
  * | ------ | ------------------------------------------------------------ | --------------------------------------- |
- * | GET    | /tasks                                                       | `["zero-shot-image-classification"]`    |
+ * | GET    | /tasks                                                       | the three task names below              |
  * | GET    | /models                                                      | model names, kebab case                 |
  * | GET    | /tasks/{task}/models                                         | model names, kebab case                 |
- * | GET    | /models/{model}/tasks                                        | `["zero-shot-image-classification"]`    |
- * | POST   | /tasks/zero-shot-image-classification/{model}/jobs           | `{"id", "status": "starting"}`          |
- * | POST   | /tasks/zero-shot-image-classification/batched/{model}/jobs   | `{"id", "status": "starting"}`          |
- * | GET    | /tasks/zero-shot-image-classification/jobs/{id}              | `{"status", "result"?: {probabilities}}` |
- * | GET    | /tasks/zero-shot-image-classification/batched/jobs/{id}      | `{"status", "result"?: [{probabilities}]}` |
- * | POST   | /legacy/tasks/zero-shot-image-classification/{model}/jobs    | `{probabilities}` once done (synchronous) |
+ * | GET    | /models/{model}/tasks                                        | the three task names                    |
+ * | POST   | /tasks/{task}/{model}/jobs                                   | `{"id", "status": "starting"}`          |
+ * | POST   | /tasks/{task}/batched/{model}/jobs                           | `{"id", "status": "starting"}`          |
+ * | GET    | /tasks/{task}/jobs/{id}                                      | `{"status", "result"?: output}`         |
+ * | GET    | /tasks/{task}/batched/jobs/{id}                              | `{"status", "result"?: [output, …]}`    |
+ * | POST   | /legacy/tasks/{task}/{model}/jobs                            | `output` once done (synchronous)        |
  *
- * Task and model names are accepted in kebab or snake case. Job bodies: `{"image", "classes", "config"?}`
- * with `image` a data URL or bare base64 (a list of them on the batched route). Status mapping and error
+ * Tasks, their bodies and their outputs (one per input, in input order on the batched routes):
+ * - `zero-shot-image-classification`: `{"image", "classes", "config"?}` → `{probabilities}`
+ * - `image-embedding`: `{"image", "config"?}` → `{embedding}`
+ * - `text-embedding`: `{"text", "config"?}` → `{embedding}`
+ * with `image` a data URL or bare base64 and `image`/`text` lists on the batched routes. A job is read on its
+ * own task's routes (another task's: 404 NOT_FOUND). Task and model names are accepted in kebab or snake case. Status mapping and error
  * shapes: src/rest/shapes.ts and src/rest/errors.ts. The router parses its own JSON bodies so that
  * malformed or oversized ones are answered by its error exit: do not put another JSON parser in front of it.
  */

@@ -37,15 +37,15 @@ describe('health, readiness and metrics', () => {
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await metrics.text();
     for (const pattern of [
-      /^clip_jobs_total\{status="queued"\} [1-9]/m,
-      /^clip_jobs_total\{status="complete"\} [1-9]/m,
+      /^clip_jobs_total\{status="queued",task="classification"\} [1-9]/m,
+      /^clip_jobs_total\{status="complete",task="classification"\} [1-9]/m,
       /^clip_jobs_active\{status="running"\} 0$/m,
       /^clip_queued_jobs 0$/m,
       /^clip_queued_images 0$/m,
       /^clip_batch_size_bucket\{le="[\d.]+",model="[^"]+",kind="image"\} \d+/m,
       /^clip_inference_duration_seconds_count\{model="[^"]+",kind="image"\} [1-9]/m,
       /^clip_inference_duration_seconds_count\{model="[^"]+",kind="text"\} [1-9]/m,
-      /^clip_job_duration_seconds_count\{status="complete"\} [1-9]/m,
+      /^clip_job_duration_seconds_count\{status="complete",task="classification"\} [1-9]/m,
       /^clip_cache_lookups_total\{model="[^"]+",kind="image",result="(hit|miss)"\} [1-9]/m,
       /^clip_cache_hit_ratio\{kind="image"\} [\d.]+$/m,
       /^process_cpu_user_seconds_total /m,

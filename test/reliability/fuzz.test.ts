@@ -12,7 +12,7 @@ import { ErrorCode } from '../../src/errors.js';
 import type { Job } from '../../src/jobs/types.js';
 import { generateFuzzCases, makeImageSamples, type FuzzCase, type FuzzCategory, type HttpFuzzCase, type WsFuzzCase } from '../utils/fuzzCases.js';
 import { distinctImages, gql } from '../utils/testServer.js';
-import { countCrashes, expectClassification, leaksIn, metricValue, mib, MiB, sampleMemory, settledJob, startRecordedServer, type RecordedServer } from './support.js';
+import { countCrashes, probabilityRows, expectClassification, leaksIn, metricValue, mib, MiB, sampleMemory, settledJob, startRecordedServer, type RecordedServer } from './support.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 5);
 const CONCURRENCY = 6;
@@ -244,7 +244,7 @@ function checkJob(fuzzCase: FuzzCase, job: Job): string[] {
   if (expectation.kind === 'completes') {
     if (job.status !== 'complete') return [`expected COMPLETE, got ${job.status}${job.status === 'failed' ? ` (${job.error.code}: ${job.error.message})` : ''}`];
     try {
-      expectClassification(job.result.images.map((image) => image.probabilities), expectation.images, expectation.classes);
+      expectClassification(probabilityRows(job.result), expectation.images, expectation.classes);
     } catch (error) {
       return [`wrong result shape: ${(error as Error).message}`];
     }
@@ -359,7 +359,7 @@ describe('bad input (fuzz)', () => {
         const first = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input });
         const job = await settledJob(server.server, first.body.data?.classify.id ?? '');
         if (job.status !== 'complete') throw new Error(`baseline job ${job.status}`);
-        bystanders.push({ input, baseline: job.result.images.map((image) => image.probabilities) });
+        bystanders.push({ input, baseline: probabilityRows(job.result) });
       }
       const client = createClient({ url: server.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
       const bystanderRuns: Promise<number[][]>[] = [];

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Server } from '../../src/http/server.js';
 import { distinctImages, gql } from '../utils/testServer.js';
-import { countCrashes, expectClassification, forceGc, mib, MiB, settledJob, startRecordedServer } from './support.js';
+import { countCrashes, probabilityRows, expectClassification, forceGc, mib, MiB, settledJob, startRecordedServer } from './support.js';
 
 const JOBS = Number(process.env.SOAK_JOBS ?? 2_000);
 const CLIENTS = 12;
@@ -102,7 +102,7 @@ describe('soak', () => {
             const submitted = await submit(index);
             const job = await settledJob(server.server, submitted.id);
             if (job.status !== 'complete') throw new Error(`job ${index} ${job.status}`);
-            expectClassification(job.result.images.map((image) => image.probabilities), submitted.images, submitted.classes);
+            expectClassification(probabilityRows(job.result), submitted.images, submitted.classes);
             ids.push(job.id);
             done += 1;
             for (const size of server.server.clip.cacheSizes()) {

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { afterAll, expect } from 'vitest';
 import type { Config } from '../../src/config.js';
 import { createServer, type Server } from '../../src/http/server.js';
-import type { Job } from '../../src/jobs/types.js';
+import type { Job, JobResult } from '../../src/jobs/types.js';
 import { testConfig } from '../utils/testServer.js';
 
 export interface LogEntry {
@@ -157,6 +157,12 @@ export async function settledJob(server: Server, id: string, timeoutMs = 30_000)
 }
 
 /** One probability row per image, one probability per class, each row a distribution. */
+/** A classification result's probability rows, one per image; throws for another task's result. */
+export function probabilityRows(result: JobResult): number[][] {
+  if (result.task !== 'classification') throw new Error(`expected a classification result, got ${result.task}`);
+  return result.images.map((image) => image.probabilities);
+}
+
 export function expectClassification(rows: readonly (readonly number[])[], images: number, classes: number): void {
   expect(rows).toHaveLength(images);
   for (const row of rows) {

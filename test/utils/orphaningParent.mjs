@@ -44,15 +44,12 @@ const url = await new Promise((resolve) => {
   const timer = setTimeout(() => fail(`the server was not ready after ${options.readyTimeoutMs} ms`), options.readyTimeoutMs);
   server.once('exit', (code) => fail(`the server exited with ${code} before it was ready`));
   createInterface({ input: server.stdout }).on('line', (line) => {
-    // Reads every line (a reader that stops reading would fill the pipe instead of closing it).
-    try {
-      const entry = JSON.parse(line);
-      if (typeof entry.msg === 'string' && entry.msg.startsWith('clip-server ready') && typeof entry.url === 'string') {
-        clearTimeout(timer);
-        resolve(entry.url);
-      }
-    } catch {
-      // not a log line
+    // Reads every line (a reader that stops reading would fill the pipe instead of closing it). The ready
+    // line reads the same in JSON and in pretty logs.
+    const ready = /clip-server ready at (http:\/\/[^\s/"]+)\/graphql/.exec(line);
+    if (ready !== null) {
+      clearTimeout(timer);
+      resolve(ready[1]);
     }
   });
 });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { TokenizerFamily } from '../../../src/clip/text/index.js';
 import { CLIP_VOCAB_SIZE } from '../presets.js';
 import { END_OF_TEXT, loadClipVocabulary, tokenizerFiles as clipTokenizerFiles } from '../tokenizerFiles.js';
-import { bertFiles, nllbFiles, siglipGemmaFiles, siglipT5Files, xlmRobertaFiles, type SentencePieceTokenizerFiles } from './sentencePieceFiles.js';
+import { bertFiles, nllbFiles, siglipGemmaFiles, siglipT5Files, xlmRobertaFiles, type FamilyTokenizerFiles } from './familyFiles.js';
 
 /** What {@link writeTokenizerFiles} wrote: what the text tower must be sized and padded for. */
 export interface WrittenTokenizer {
@@ -31,13 +31,13 @@ export interface WriteTokenizerOptions {
   siglipVocabulary?: 't5' | 'gemma' | undefined;
 }
 
-function clipFiles(contextLength: number): SentencePieceTokenizerFiles {
+function clipFiles(contextLength: number): FamilyTokenizerFiles {
   const vocabulary = loadClipVocabulary();
   return { files: clipTokenizerFiles(vocabulary, contextLength), vocabSize: CLIP_VOCAB_SIZE, padId: vocabulary.tokens.indexOf(END_OF_TEXT) };
 }
 
 /** The files of one family, by name, without writing them. */
-export function tokenizerFilesFor(family: TokenizerFamily, options: WriteTokenizerOptions): SentencePieceTokenizerFiles {
+export function tokenizerFilesFor(family: TokenizerFamily, options: WriteTokenizerOptions): FamilyTokenizerFiles {
   const { contextLength } = options;
   if (!Number.isInteger(contextLength) || contextLength < 2) throw new TypeError(`expected contextLength to be an integer ≥ 2, got ${String(contextLength)}`);
   switch (family) {

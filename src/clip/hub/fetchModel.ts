@@ -37,6 +37,7 @@ import {
   IMMICH_TOKENIZER_FILE,
   IMMICH_VISUAL_MODEL,
   immichFilesToFetch,
+  isImmichDir,
   isImmichListing,
 } from '../layouts/immich.js';
 import type { Precision } from '../types.js';
@@ -266,6 +267,11 @@ export async function fetchModelFiles(source: HubRepoRef, precision: Precision, 
     const missing = [IMMICH_CONFIG_FILE, IMMICH_VISUAL_MODEL, IMMICH_PREPROCESS_CFG, IMMICH_TEXTUAL_MODEL, IMMICH_TOKENIZER_FILE].filter((f) => !listing.includes(f));
     if (missing.length > 0) throw new HubError('not-found', missing[0]!, url, `${what} lacks ${missing.join(', ')} (immich layout; its listing at ${url})`);
     return fetchModel(source, { ...hub, files: immichFilesToFetch(listing) });
+  }
+  if (listing === undefined && hub.offline === true) {
+    // Offline without a cached listing (files copied into the cache by hand): an immich-layout snapshot is used as it is.
+    const dir = snapshotDir(hub.cacheDir ?? defaultCacheDir(), source);
+    if (await isImmichDir(dir)) return dir;
   }
   const towers = towerModelFiles(precision);
   const combined = combinedModelFile(precision);

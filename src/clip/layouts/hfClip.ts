@@ -351,6 +351,14 @@ export async function isHfClipDir(dir: string): Promise<boolean> {
 /** Reads a directory in this layout into the common {@link ModelSpec}. Errors as {@link loadModelFiles}. */
 export async function loadHfClipSpec(dir: string, precision: Precision): Promise<ModelSpec> {
   const files = await loadModelFiles(dir, precision);
+  const modelType = ((await readJsonFile(path.join(files.dir, CONFIG_FILE))) as Record<string, unknown>)['model_type'];
+  if (typeof modelType === 'string' && modelType !== 'clip') {
+    // SigLIP's processor squashes without a crop and its tokenizer pads to 64: run as CLIP it would give wrong numbers.
+    throw modelFileError(
+      `${path.join(files.dir, CONFIG_FILE)}: model_type "${modelType}" is not served in the Hugging Face layout (only "clip"); ` +
+        "for SigLIP use an immich-layout export such as immich-app/ViT-B-16-SigLIP__webli",
+    );
+  }
   const graphs: GraphFiles =
     files.layout === 'towers'
       ? { kind: 'towers', vision: files.visionModelPath, text: files.textModelPath, combined: files.combinedModelPath }

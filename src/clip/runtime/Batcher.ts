@@ -17,8 +17,11 @@ export interface BatcherOptions<I, O> {
   maxQueued: number;
   /** Batches allowed in flight at once (one per model replica). @default 1 */
   concurrency?: number;
-  /** Runs one batch: must return exactly one output per input, in order. */
-  run: (items: I[]) => Promise<O[]>;
+  /**
+   * Runs one batch: must return exactly one output per input, in order. It may hand over outputs early through
+   * `deliver(index, output)` (a fixed-batch graph runs its items one by one): those callers are answered at once.
+   */
+  run: (items: I[], deliver: (index: number, output: O) => void) => Promise<O[]>;
   /** Told after each run, for metrics. */
   onBatch?: (size: number, durationMs: number) => void;
 }
@@ -152,20 +155,33 @@ export class Batcher<I, O> {
 
   async #runBatch(batch: Pending<I, O>[]): Promise<void> {
     const started = performance.now();
+    const delivered = new Set<number>();
+    const deliver = (index: number, output: O): void => {
+      const pending = batch[index];
+      if (pending === undefined || delivered.has(index)) return;
+      delivered.add(index);
+      pending.resolve(output);
+    };
     try {
-      const outputs = await this.#options.run(batch.map((p) => p.item));
+      const outputs = await this.#options.run(
+        batch.map((p) => p.item),
+        deliver,
+      );
       if (outputs.length !== batch.length) {
         throw new Error(`${this.#options.name}: batch of ${batch.length} gave ${outputs.length} outputs`);
       }
       this.#options.onBatch?.(batch.length, performance.now() - started);
-      batch.forEach((p, i) => p.resolve(outputs[i]!));
+      batch.forEach((p, i) => {
+        if (!delivered.has(i)) p.resolve(outputs[i]!);
+      });
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
+      const left = batch.filter((_, i) => !delivered.has(i));
+      if (batch.length === 1 || left.length === 1) {
+        left[0]?.reject(error);
         return;
       }
-      // One bad input must fail only its own caller: rerun the items one by one to find it.
-      for (const pending of batch) await this.#runBatch([pending]);
+      // One bad input must fail only its own caller: rerun the items not yet answered one by one to find it.
+      for (const pending of left) await this.#runBatch([pending]);
     }
   }
 }

@@ -57,7 +57,10 @@ type WireReply =
       /** On load: the metadata; on run: the output tensors. */
       inputs?: ValueInfo[];
       outputs?: ValueInfo[] | WireOutputs;
-      results?: WireOutputs[];
+      /** runEach: the index of the item whose outputs this partial reply carries. */
+      partial?: number;
+      /** runEach: the final reply, after every partial one. */
+      count?: number;
     };
 
 const WORKER_URL = new URL('./onnxWorker.js', import.meta.url);
@@ -66,6 +69,8 @@ const WORKER_URL = new URL('./onnxWorker.js', import.meta.url);
 interface Pending {
   resolve: (reply: WireReply & { ok: true }) => void;
   reject: (error: Error) => void;
+  /** Partial replies (runEach), before the final one. */
+  onPartial?: (reply: WireReply & { ok: true }) => void;
 }
 
 /** One loaded ONNX graph, served by its own worker thread. */
@@ -123,14 +128,25 @@ export class OnnxGraph {
    * Runs the graph once per feed set, in order, inside the worker (one message, not one per run): how a graph whose
    * batch dimension is fixed at 1 serves a batch the Batcher gathered.
    */
-  async runEach(feedsList: readonly Record<string, FeedValue>[], outputs: readonly string[]): Promise<Record<string, OutputValue>[]> {
+  async runEach(
+    feedsList: readonly Record<string, FeedValue>[],
+    outputs: readonly string[],
+    onEach?: (index: number, result: Record<string, OutputValue>) => void,
+  ): Promise<Record<string, OutputValue>[]> {
     const worker = await this.#ensureWorker();
     const transfer: ArrayBuffer[] = [];
     const wire = feedsList.map((feeds) => this.#wireFeeds(feeds, transfer));
-    const reply = await this.#call(worker, { type: 'runEach', feedsList: wire, outputs: [...outputs] }, transfer);
-    const results = reply.results ?? [];
-    if (results.length !== feedsList.length) throw new Error(`${this.path}: ${feedsList.length} runs gave ${results.length} results`);
-    return results.map((result) => this.#readOutputs(result, outputs));
+    const results: Record<string, OutputValue>[] = [];
+    await this.#call(worker, { type: 'runEach', feedsList: wire, outputs: [...outputs] }, transfer, (reply) => {
+      const index = reply.partial!;
+      const result = this.#readOutputs(reply.outputs as WireOutputs | undefined, outputs);
+      results[index] = result;
+      onEach?.(index, result);
+    });
+    if (results.length !== feedsList.length || results.includes(undefined as never)) {
+      throw new Error(`${this.path}: ${feedsList.length} runs gave ${results.filter(Boolean).length} results`);
+    }
+    return results;
   }
 
   #wireFeeds(feeds: Record<string, FeedValue>, transfer: ArrayBuffer[]): Record<string, WireFeed> {
@@ -198,6 +214,15 @@ export class OnnxGraph {
     worker.on('message', (reply: WireReply) => {
       const pending = this.#pending.get(reply.id);
       if (!pending) return;
+      if (reply.ok && reply.partial !== undefined) {
+        try {
+          pending.onPartial?.(reply);
+        } catch (error) {
+          this.#pending.delete(reply.id);
+          pending.reject(error instanceof Error ? error : new Error(String(error)));
+        }
+        return;
+      }
       this.#pending.delete(reply.id);
       if (reply.ok) pending.resolve(reply);
       else pending.reject(new Error(`${this.path}: ${reply.error.message}`));
@@ -227,10 +252,15 @@ export class OnnxGraph {
     }
   }
 
-  #call(worker: Worker, message: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<WireReply & { ok: true }> {
+  #call(
+    worker: Worker,
+    message: Record<string, unknown>,
+    transfer: ArrayBuffer[],
+    onPartial?: (reply: WireReply & { ok: true }) => void,
+  ): Promise<WireReply & { ok: true }> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, onPartial === undefined ? { resolve, reject } : { resolve, reject, onPartial });
       worker.postMessage({ ...message, id }, transfer);
     });
   }

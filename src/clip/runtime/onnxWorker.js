@@ -87,12 +87,15 @@ port.on('message', async (/** @type {any} */ message) => {
         return;
       }
       case 'runEach': {
-        // A graph with a fixed batch of 1 runs a batch item by item, here, without a round trip per item.
-        /** @type {ArrayBuffer[]} */
-        const transfer = [];
-        const results = [];
-        for (const feeds of message.feedsList) results.push(await runOnce(feeds, message.outputs, transfer));
-        port.postMessage({ id: message.id, ok: true, results }, transfer);
+        // A graph with a fixed batch of 1 runs a batch item by item, here, without a round trip per item; each result
+        // goes back as soon as it exists (a partial reply), so the caller can answer its job without waiting for the rest.
+        for (let index = 0; index < message.feedsList.length; index++) {
+          /** @type {ArrayBuffer[]} */
+          const transfer = [];
+          const outputs = await runOnce(message.feedsList[index], message.outputs, transfer);
+          port.postMessage({ id: message.id, ok: true, partial: index, outputs }, transfer);
+        }
+        port.postMessage({ id: message.id, ok: true, count: message.feedsList.length });
         return;
       }
       case 'release': {

@@ -77,12 +77,16 @@ export class ImageTower {
     return this.#dims[0] * this.#dims[1] * this.#dims[2];
   }
 
-  /** Unnormalised (or already normalised) embeddings, one per image, in order. */
-  async embed(pixels: readonly Float32Array[]): Promise<Float32Array[]> {
+  /**
+   * Unnormalised (or already normalised) embeddings, one per image, in order. A fixed-batch graph runs them one by
+   * one and tells `onEach` of each as soon as it exists.
+   */
+  async embed(pixels: readonly Float32Array[], onEach?: (index: number, embedding: Float32Array) => void): Promise<Float32Array[]> {
     if (this.fixedBatch !== undefined) {
       const results = await this.#graph.runEach(
         pixels.map((p) => ({ [this.input]: { kind: 'float', data: p.slice(), dims: [1, ...this.#dims] }, ...this.#extra?.() })),
         [this.output],
+        onEach === undefined ? undefined : (index, result) => onEach(index, result[this.output]!.data),
       );
       return results.map((result) => result[this.output]!.data);
     }
@@ -153,11 +157,13 @@ export class TextTower {
     return { [this.idsInput]: tensor(ids), ...(this.maskInput === undefined ? {} : { [this.maskInput]: tensor(mask) }) };
   }
 
-  async embed(prompts: readonly (readonly number[])[]): Promise<Float32Array[]> {
+  /** Embeddings of prompts, in order; a fixed-batch graph tells `onEach` of each as soon as it exists. */
+  async embed(prompts: readonly (readonly number[])[], onEach?: (index: number, embedding: Float32Array) => void): Promise<Float32Array[]> {
     if (this.fixedBatch !== undefined) {
       const results = await this.#graph.runEach(
         prompts.map((prompt) => ({ ...this.feeds([prompt]), ...this.#extra?.() })),
         [this.output],
+        onEach === undefined ? undefined : (index, result) => onEach(index, result[this.output]!.data),
       );
       return results.map((result) => result[this.output]!.data);
     }

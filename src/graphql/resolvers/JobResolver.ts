@@ -1,5 +1,6 @@
 /**
- * The job API: classify mutation, job/jobs queries, cancelJob, and the jobUpdated subscription.
+ * The job API: classify, embedImages and embedTexts mutations, job/jobs queries, cancelJob, and the
+ * jobUpdated subscription.
  * Resolvers only translate between GraphQL and JobService; JobService decides.
  */
 import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
@@ -7,13 +8,17 @@ import type { Job, JobStatus } from '../../jobs/types.js';
 import type { GraphqlContext } from '../context.js';
 import { jobImagesFrom } from '../imageSources.js';
 import { ClassifyInput } from '../types/ClassifyInput.js';
+import { EmbedImagesInput, EmbedTextsInput, submittedTexts } from '../types/EmbedInput.js';
 import { JobStatusEnum } from '../types/enums.js';
 import { JobObject } from '../types/Job.js';
 import { JobConnectionObject } from '../types/JobConnection.js';
+import { SimilarityRankingObject } from '../types/Similarity.js';
 
 const DEFAULT_PAGE_SIZE = 20;
 /** JobService's default `maxPageSize`. */
 const MAX_PAGE_SIZE = 100;
+/** Queries in a typical ranking (the real count is only known at run time), for the complexity estimate. */
+const RANKED_QUERIES_ESTIMATE = 8;
 
 @Resolver(() => JobObject)
 export class JobResolver {
@@ -39,6 +44,21 @@ export class JobResolver {
     return new JobConnectionObject(page);
   }
 
+  @Query(() => [SimilarityRankingObject], {
+    description:
+      'Retrieval over two COMPLETE embedding jobs of one model: for every input of `queries`, the `k` inputs of `candidates` most similar to it (cosine, best first), e.g. texts against images. NOT_FOUND for an unknown job; BAD_USER_INPUT for a job that is not a complete embedding or of another model.',
+    complexity: ({ args, childComplexity }) => 1 + RANKED_QUERIES_ESTIMATE * Math.max(1, Number(args.k) || 5) * Math.max(1, childComplexity),
+  })
+  async similarities(
+    @Arg('queries', () => ID, { description: 'The job whose vectors are the queries.' }) queries: string,
+    @Arg('candidates', () => ID, { description: 'The job whose vectors are ranked for each query.' }) candidates: string,
+    @Arg('k', () => Int, { nullable: true, defaultValue: 5, description: 'Matches per query (fewer when there are fewer candidates).' }) k: number | null,
+    @Ctx() context: GraphqlContext,
+  ): Promise<SimilarityRankingObject[]> {
+    const ranked = await context.jobs.rank(queries, candidates, k ?? 5);
+    return ranked.rankings.map((ranking) => new SimilarityRankingObject(ranking, ranked.queries, ranked.candidates));
+  }
+
   @Mutation(() => JobObject, {
     description: 'Creates a classification job (QUEUED). Refuses bad input with BAD_USER_INPUT and a full queue with OVERLOADED.',
   })
@@ -46,6 +66,29 @@ export class JobResolver {
     const job = await context.jobs.submit({
       ...(await jobImagesFrom(input)),
       classes: input.classes,
+      model: input.model ?? undefined,
+      config: input.config ?? undefined,
+    });
+    return JobObject.from(job);
+  }
+
+  @Mutation(() => JobObject, {
+    description:
+      'Creates an image-embedding job (QUEUED): one L2-normalised vector per image, in `embeddings`. Refuses bad input with BAD_USER_INPUT and a full queue with OVERLOADED.',
+  })
+  async embedImages(@Arg('input', () => EmbedImagesInput) input: EmbedImagesInput, @Ctx() context: GraphqlContext): Promise<JobObject> {
+    const job = await context.jobs.submit({ task: 'image-embedding', ...(await jobImagesFrom(input)), model: input.model ?? undefined });
+    return JobObject.from(job);
+  }
+
+  @Mutation(() => JobObject, {
+    description:
+      'Creates a text-embedding job (QUEUED): one L2-normalised vector per text (verbatim unless `config` names a template), in `embeddings`. Refuses bad input with BAD_USER_INPUT and a full queue with OVERLOADED.',
+  })
+  async embedTexts(@Arg('input', () => EmbedTextsInput) input: EmbedTextsInput, @Ctx() context: GraphqlContext): Promise<JobObject> {
+    const job = await context.jobs.submit({
+      task: 'text-embedding',
+      ...submittedTexts(input),
       model: input.model ?? undefined,
       config: input.config ?? undefined,
     });

@@ -4,8 +4,9 @@
 import { GraphQLDateTime } from 'graphql-scalars';
 import { Arg, Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { badUserInput, UnreachableCaseError } from '../../errors.js';
-import type { Job, JobStatus } from '../../jobs/types.js';
-import { JobStatusEnum } from './enums.js';
+import type { Job, JobResult, JobStatus, JobTask } from '../../jobs/types.js';
+import { VectorScalar } from '../scalars/Vector.js';
+import { JobStatusEnum, JobTaskEnum } from './enums.js';
 
 /**
  * Cost estimates for the complexity limit (MAX_QUERY_COMPLEXITY): they make `jobs(first: 100)` with
@@ -14,6 +15,8 @@ import { JobStatusEnum } from './enums.js';
  */
 const IMAGES_PER_RESULT_ESTIMATE = 8;
 const PROBABILITIES_COST = 5;
+/** A vector is a leaf, but up to a few thousand floats long: cost it like a probabilities list. */
+const VECTOR_COST = PROBABILITIES_COST;
 
 @ObjectType('ClassScore', { description: 'One class and its probability.' })
 export class ClassScoreObject {
@@ -73,6 +76,24 @@ export class ClassificationResultObject {
   }
 }
 
+@ObjectType('EmbeddingResult', { description: "A complete embedding job's result." })
+export class EmbeddingResultObject {
+  @Field(() => Int, { description: "The length of every vector: the model's embedding size." })
+  dimensions: number;
+
+  @Field(() => [VectorScalar], {
+    description:
+      'One L2-normalised vector per input (image or text), in input order. Image and text vectors of one model share a space: their dot product is the cosine similarity CLIP ranks by.',
+    complexity: () => 1 + IMAGES_PER_RESULT_ESTIMATE * VECTOR_COST,
+  })
+  vectors: number[][];
+
+  constructor(vectors: number[][]) {
+    this.vectors = vectors;
+    this.dimensions = vectors[0]?.length ?? 0;
+  }
+}
+
 @ObjectType('JobError', { description: 'Why a job FAILED.' })
 export class JobErrorObject {
   @Field(() => String, { description: 'An error code: INFERENCE_FAILED, MODEL_UNAVAILABLE, SHUTTING_DOWN, INTERNAL_SERVER_ERROR, …' })
@@ -87,7 +108,9 @@ export class JobErrorObject {
   }
 }
 
-@ObjectType('Job', { description: 'A classification job. Kept (with its result) until `expiresAt`.' })
+@ObjectType('Job', {
+  description: 'A job: a classification, an image embedding or a text embedding (`task`). Kept (with its result) until `expiresAt`.',
+})
 export class JobObject {
   @Field(() => ID)
   id!: string;
@@ -95,13 +118,19 @@ export class JobObject {
   @Field(() => JobStatusEnum)
   status!: JobStatus;
 
+  @Field(() => JobTaskEnum, { description: 'What the job computes; says whether `result` or `embeddings` is set once COMPLETE.' })
+  task!: JobTask;
+
   @Field(() => String, { description: 'The resolved name of the model the job runs on.' })
   model!: string;
 
-  @Field(() => [String], { description: 'The classes, in the order of every `probabilities` list.' })
+  @Field(() => [String], { description: 'The classes, in the order of every `probabilities` list (empty unless CLASSIFICATION).' })
   classes!: string[];
 
-  @Field(() => Int, { description: 'How many images the job classifies.' })
+  @Field(() => [String], { description: 'The texts of a TEXT_EMBEDDING job, in the order of `embeddings.vectors` (empty otherwise).' })
+  texts!: string[];
+
+  @Field(() => Int, { description: 'How many images the job takes (0 for TEXT_EMBEDDING).' })
   imageCount!: number;
 
   @Field(() => GraphQLDateTime)
@@ -119,16 +148,21 @@ export class JobObject {
   @Field(() => JobErrorObject, { nullable: true, description: 'Set when FAILED.' })
   error!: JobErrorObject | null;
 
-  @Field(() => ClassificationResultObject, { nullable: true, description: 'Set when COMPLETE.' })
+  @Field(() => ClassificationResultObject, { nullable: true, description: 'Set when a CLASSIFICATION job is COMPLETE (see `embeddings` for the other tasks).' })
   result!: ClassificationResultObject | null;
+
+  @Field(() => EmbeddingResultObject, { nullable: true, description: 'Set when an IMAGE_EMBEDDING or TEXT_EMBEDDING job is COMPLETE.' })
+  embeddings!: EmbeddingResultObject | null;
 
   /** The only mapping from the domain job to its GraphQL shape. */
   static from(job: Job): JobObject {
     const object = new JobObject();
     object.id = job.id;
     object.status = job.status;
+    object.task = job.task;
     object.model = job.model;
     object.classes = job.classes;
+    object.texts = job.texts;
     object.imageCount = job.imageCount;
     object.createdAt = job.createdAt;
     object.expiresAt = job.expiresAt;
@@ -136,6 +170,7 @@ export class JobObject {
     object.finishedAt = null;
     object.error = null;
     object.result = null;
+    object.embeddings = null;
     switch (job.status) {
       case 'queued':
         break;
@@ -145,9 +180,7 @@ export class JobObject {
       case 'complete':
         object.startedAt = job.startedAt;
         object.finishedAt = job.finishedAt;
-        object.result = new ClassificationResultObject(
-          job.result.images.map((image) => new ImageClassificationObject(image.probabilities, job.classes)),
-        );
+        object.setResult(job.result, job.classes);
         break;
       case 'failed':
         object.startedAt = job.startedAt;
@@ -162,5 +195,20 @@ export class JobObject {
         throw new UnreachableCaseError(job);
     }
     return object;
+  }
+
+  /** Each task's result goes to its own field, so a selection only ever sees the shape it asked for. */
+  private setResult(result: JobResult, classes: string[]): void {
+    switch (result.task) {
+      case 'classification':
+        this.result = new ClassificationResultObject(result.images.map((image) => new ImageClassificationObject(image.probabilities, classes)));
+        break;
+      case 'image-embedding':
+      case 'text-embedding':
+        this.embeddings = new EmbeddingResultObject(result.embeddings);
+        break;
+      default:
+        throw new UnreachableCaseError(result);
+    }
   }
 }

@@ -4,7 +4,7 @@
  */
 import { registerEnumType } from 'type-graphql';
 import type { ModelInfo, Precision, ScoringKind } from '../../clip/types.js';
-import type { JobStatus } from '../../jobs/types.js';
+import type { JobStatus, JobTask } from '../../jobs/types.js';
 
 export const JobStatusEnum = {
   QUEUED: 'queued',
@@ -13,6 +13,12 @@ export const JobStatusEnum = {
   FAILED: 'failed',
   CANCELLED: 'cancelled',
 } as const satisfies Record<string, JobStatus>;
+
+export const JobTaskEnum = {
+  CLASSIFICATION: 'classification',
+  IMAGE_EMBEDDING: 'image-embedding',
+  TEXT_EMBEDDING: 'text-embedding',
+} as const satisfies Record<string, JobTask>;
 
 export const ModelStatusEnum = {
   LOADING: 'loading',
@@ -39,6 +45,10 @@ export const ModelLayoutEnum = {
 registerEnumType(JobStatusEnum, {
   name: 'JobStatus',
   description: 'Where a job is in its lifecycle: QUEUED → RUNNING → COMPLETE | FAILED | CANCELLED.',
+});
+registerEnumType(JobTaskEnum, {
+  name: 'JobTask',
+  description: 'What a job computes: class probabilities per image (CLASSIFICATION, `result`), or one vector per image or text (IMAGE_EMBEDDING, TEXT_EMBEDDING, `embeddings`).',
 });
 registerEnumType(ModelStatusEnum, { name: 'ModelStatus', description: 'Whether a model is usable.' });
 registerEnumType(PrecisionEnum, { name: 'Precision', description: 'Which ONNX variant of a model runs.' });

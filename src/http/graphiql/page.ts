@@ -66,6 +66,22 @@ subscription JobUpdated($id: ID!) {
   variables: JSON.stringify({ id: 'paste a job id here' }, null, 2),
 };
 
+const EMBED_TAB = {
+  query: `# Embed texts (or images, with embedImages): one L2-normalised vector per input, in order.
+# Texts are embedded verbatim unless config names a template. Follow the job in the JobUpdated tab,
+# selecting \`embeddings { dimensions vectors }\` instead of \`result\`.
+mutation EmbedTexts($input: EmbedTextsInput!) {
+  embedTexts(input: $input) {
+    id
+    status
+    task
+    model
+  }
+}
+`,
+  variables: JSON.stringify({ input: { texts: ['a red square', 'a photo of a cat'] } }, null, 2),
+};
+
 const MODELS_TAB = {
   query: `# The models this server has configured.
 query Models {
@@ -81,7 +97,7 @@ export function graphiqlPageConfig(options: GraphiqlPageOptions): GraphiqlPageCo
   const config: GraphiqlPageConfig = {
     endpoint: options.endpoint,
     subscriptionEndpoint: options.subscriptionEndpoint,
-    defaultTabs: [CLASSIFY_TAB, JOB_UPDATED_TAB, MODELS_TAB],
+    defaultTabs: [CLASSIFY_TAB, JOB_UPDATED_TAB, MODELS_TAB, EMBED_TAB],
   };
   if (options.apiKeyHeader !== undefined) {
     const placeholder = options.apiKeyHeader.toLowerCase() === 'authorization' ? 'Bearer <your API key>' : '<your API key>';

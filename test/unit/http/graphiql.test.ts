@@ -4,7 +4,9 @@ import { gunzipSync } from 'node:zlib';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGraphiqlHandler } from '../../../src/http/graphiql.js';
-import { graphiqlContentSecurityPolicy } from '../../../src/http/graphiql/page.js';
+import { parse, validate } from 'graphql';
+import { buildGraphqlSchema } from '../../../src/graphql/schema.js';
+import { graphiqlContentSecurityPolicy, graphiqlPageConfig } from '../../../src/http/graphiql/page.js';
 
 const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
@@ -64,7 +66,13 @@ describe('createGraphiqlHandler', () => {
     expect(config.endpoint).toBe('/graphql');
     expect(config.subscriptionEndpoint).toBe('/graphql-ws');
     expect(JSON.parse(config.defaultHeaders)).toEqual({ Authorization: 'Bearer <your API key>' });
-    expect(config.defaultTabs.map((tab) => /^(mutation|subscription|query) (\w+)/m.exec(tab.query)?.[2])).toEqual(['Classify', 'JobUpdated', 'Models']);
+    expect(config.defaultTabs.map((tab) => /^(mutation|subscription|query) (\w+)/m.exec(tab.query)?.[2])).toEqual(['Classify', 'JobUpdated', 'Models', 'EmbedTexts']);
+  });
+
+  it('should pre-fill only tabs that are valid against the schema', async () => {
+    const schema = await buildGraphqlSchema();
+    const config = graphiqlPageConfig({ endpoint: '/graphql', subscriptionEndpoint: '/graphql-ws', assetsPath: '/a', apiKeyHeader: undefined, title: 't' });
+    for (const tab of config.defaultTabs) expect(validate(schema, parse(tab.query)).map((error) => error.message)).toEqual([]);
   });
 
   it('should let GraphQL requests through: JSON accept, no accept, a GET query, and POST', async () => {

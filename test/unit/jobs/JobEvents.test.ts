@@ -3,7 +3,7 @@ import { MemoryJobEvents } from '../../../src/jobs/JobEvents.js';
 import type { Job } from '../../../src/jobs/types.js';
 
 const job: Job = {
-  id: 'a', status: 'queued', model: 'm', classes: ['x'], imageCount: 1, batched: false, createdAt: new Date(), expiresAt: new Date(),
+  id: 'a', status: 'queued', task: 'classification', model: 'm', classes: ['x'], texts: [], imageCount: 1, batched: false, createdAt: new Date(), expiresAt: new Date(),
 };
 
 describe('MemoryJobEvents', () => {

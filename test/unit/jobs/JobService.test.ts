@@ -2,9 +2,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AppError, ErrorCode, badUserInput } from '../../../src/errors.js';
 import { JobService, type JobClassifier, type JobServiceOptions } from '../../../src/jobs/JobService.js';
 import { MemoryJobStore } from '../../../src/jobs/MemoryJobStore.js';
-import type { Job, SubmitJobInput } from '../../../src/jobs/types.js';
+import type { Job, SubmitClassificationInput, SubmitImageEmbeddingInput, SubmitTextEmbeddingInput } from '../../../src/jobs/types.js';
 import { silentLogger } from '../../../src/logger.js';
-import type { ClassifyRequest, ClassifyResult, ModelInfo, PromptConfig } from '../../../src/clip/types.js';
+import type {
+  ClassifyRequest,
+  ClassifyResult,
+  EmbeddingVectors,
+  EmbedImagesRequest,
+  EmbedTextsRequest,
+  ModelInfo,
+  PromptConfig,
+} from '../../../src/clip/types.js';
 
 interface Call {
   request: ClassifyRequest;
@@ -61,12 +69,42 @@ class FakeClassifier implements JobClassifier {
     call.resolve({ probabilities: call.request.images.map(() => call.request.labels.map(() => 1 / call.request.labels.length)) });
   }
 
+  readonly embedCalls: (EmbedImagesRequest | EmbedTextsRequest)[] = [];
+
+  /** A vector per image that tells the images apart: [first byte, length]. */
+  async embedImages(request: EmbedImagesRequest): Promise<EmbeddingVectors> {
+    this.embedCalls.push(request);
+    return { embeddings: request.images.map((bytes) => [bytes[0] ?? 0, bytes.length]) };
+  }
+
+  /** A vector per text that tells the texts apart: [first code unit, length]. */
+  async embedTexts(request: EmbedTextsRequest): Promise<EmbeddingVectors> {
+    this.embedCalls.push(request);
+    return { embeddings: request.texts.map((text) => [text.charCodeAt(0), text.length]) };
+  }
+
   queuedImages(): number {
     return this.queued;
   }
 }
 
-const input = (overrides: Partial<SubmitJobInput> = {}): SubmitJobInput => ({
+const imageEmbedding = (overrides: Partial<SubmitImageEmbeddingInput> = {}): SubmitImageEmbeddingInput => ({
+  task: 'image-embedding',
+  images: ['img-a'],
+  imagesField: 'image',
+  batched: false,
+  ...overrides,
+});
+
+const textEmbedding = (overrides: Partial<SubmitTextEmbeddingInput> = {}): SubmitTextEmbeddingInput => ({
+  task: 'text-embedding',
+  texts: ['a cat'],
+  textsField: 'text',
+  batched: false,
+  ...overrides,
+});
+
+const input = (overrides: Partial<SubmitClassificationInput> = {}): SubmitClassificationInput => ({
   images: ['img-a'],
   imagesField: 'image',
   batched: false,
@@ -130,7 +168,8 @@ describe('JobService', () => {
     const done = await jobs.get(job.id);
     expect(done?.status).toBe('complete');
     if (done?.status !== 'complete') throw new Error('unreachable');
-    expect(done.result.images).toEqual([{ probabilities: [0.5, 0.5] }]);
+    expect(done.task).toBe('classification');
+    expect(done.result).toEqual({ task: 'classification', images: [{ probabilities: [0.5, 0.5] }] });
     expect(done.finishedAt.getTime()).toBeGreaterThanOrEqual(done.startedAt.getTime());
     // Reading does not delete (unlike the seed).
     expect((await jobs.get(job.id))?.status).toBe('complete');
@@ -160,6 +199,95 @@ describe('JobService', () => {
     await expectAppError(jobs.submit(input({ images: ['ok', '!bad'], imagesField: 'images', batched: true })), ErrorCode.BadUserInput, 'images[1]');
     await expectAppError(jobs.submit(input({ images: ['text file'] })), ErrorCode.BadUserInput, 'image', /not an image/);
     await expect(jobs.submit(input({ model: 'Tiny', config: { promptTemplate: '{}' } }))).resolves.toMatchObject({ model: 'tiny' });
+  });
+
+  it('should run an image-embedding job to one vector per image, in order', async () => {
+    const { jobs, clip } = make();
+    const job = await jobs.submit(imageEmbedding({ images: ['b-img', 'a-image'], imagesField: 'images', batched: true, model: 'Tiny' }));
+    expect(job).toMatchObject({ status: 'queued', task: 'image-embedding', model: 'tiny', classes: [], texts: [], imageCount: 2, batched: true });
+    await until(() => idle(jobs));
+    const done = await jobs.get(job.id);
+    expect(done).toMatchObject({ status: 'complete', result: { task: 'image-embedding', embeddings: [[98, 5], [97, 7]] } });
+    expect(clip.embedCalls).toHaveLength(1);
+    expect(clip.calls).toHaveLength(0);
+    expect(jobs.stats().pendingImages).toBe(0);
+    // The job is plain data: a JSON round trip (the planned Redis store) loses nothing but the Dates' type.
+    expect(JSON.parse(JSON.stringify(done))).toMatchObject({ task: 'image-embedding', result: { embeddings: [[98, 5], [97, 7]] } });
+  });
+
+  it('should run a text-embedding job to one vector per text, in order, with the prompt config passed on', async () => {
+    const { jobs, clip } = make();
+    const job = await jobs.submit(textEmbedding({ texts: ['zebra', 'a cat', 'a cat'], textsField: 'texts', batched: true, config: { promptTemplate: 'a photo of {}' } }));
+    expect(job).toMatchObject({ task: 'text-embedding', texts: ['zebra', 'a cat', 'a cat'], classes: [], imageCount: 0 });
+    await until(() => idle(jobs));
+    expect(await jobs.get(job.id)).toMatchObject({ status: 'complete', result: { task: 'text-embedding', embeddings: [[122, 5], [97, 5], [97, 5]] } });
+    expect(clip.embedCalls[0]).toMatchObject({ model: 'tiny', texts: ['zebra', 'a cat', 'a cat'], prompt: { promptTemplate: 'a photo of {}' } });
+    // No config: no template (the clip layer embeds verbatim).
+    const plain = await jobs.submit(textEmbedding());
+    await until(() => idle(jobs));
+    expect(clip.embedCalls[1]).toMatchObject({ texts: ['a cat'], prompt: {} });
+    expect((await jobs.get(plain.id))?.status).toBe('complete');
+  });
+
+  it('should refuse bad embedding input with BAD_USER_INPUT naming the field, as for classification', async () => {
+    const { jobs } = make({ maxImagesPerJob: 2, maxTextsPerJob: 3, maxTextLength: 5, maxPromptsPerJob: 4 });
+    await expectAppError(jobs.submit(imageEmbedding({ images: [] })), ErrorCode.BadUserInput, 'image', /at least one image/);
+    await expectAppError(jobs.submit(imageEmbedding({ images: ['a', 'b', 'c'], imagesField: 'images', batched: true })), ErrorCode.BadUserInput, 'images', /at most 2 images \(MAX_IMAGES_PER_JOB\)/);
+    await expectAppError(jobs.submit(imageEmbedding({ images: ['ok', '!bad'], imagesField: 'images', batched: true })), ErrorCode.BadUserInput, 'images[1]');
+    await expectAppError(jobs.submit(imageEmbedding({ images: ['text file'] })), ErrorCode.BadUserInput, 'image', /not an image/);
+    await expectAppError(jobs.submit(imageEmbedding({ model: 'nope' })), ErrorCode.BadUserInput, 'model', /unknown model/);
+    await expectAppError(jobs.submit(textEmbedding({ texts: [], textsField: 'texts', batched: true })), ErrorCode.BadUserInput, 'texts', /at least one text/);
+    await expectAppError(jobs.submit(textEmbedding({ texts: ['a', 'b', 'c', 'd'], textsField: 'texts', batched: true })), ErrorCode.BadUserInput, 'texts', /at most 3 texts \(MAX_TEXTS_PER_JOB\)/);
+    await expectAppError(jobs.submit(textEmbedding({ texts: ['  '] })), ErrorCode.BadUserInput, 'text', /non-empty text/);
+    await expectAppError(jobs.submit(textEmbedding({ texts: ['ok', ''], textsField: 'texts', batched: true })), ErrorCode.BadUserInput, 'texts[1]', /non-empty/);
+    await expectAppError(jobs.submit(textEmbedding({ texts: ['toolong'] })), ErrorCode.BadUserInput, 'text', /at most 5 characters \(MAX_TEXT_LENGTH\)/);
+    await expectAppError(jobs.submit(textEmbedding({ texts: ['a', 7 as unknown as string], textsField: 'texts', batched: true })), ErrorCode.BadUserInput, 'texts[1]');
+    await expectAppError(jobs.submit(textEmbedding({ config: { bad: 1 } })), ErrorCode.BadUserInput, 'config');
+    await expectAppError(
+      jobs.submit(textEmbedding({ texts: ['a', 'b', 'c'], textsField: 'texts', batched: true, config: { promptTemplates: ['{}', 'a {}'] } })),
+      ErrorCode.BadUserInput,
+      'config.promptTemplates',
+      /3 texts × 2 templates = 6 prompts, over the limit of 4/,
+    );
+    await expect(jobs.submit(textEmbedding({ texts: ['😀😀😀😀😀'] }))).resolves.toMatchObject({ status: 'queued' });
+  });
+
+  it('should bound texts by the class limits when no text limits are given', async () => {
+    const { jobs } = make({ maxClassesPerJob: 1, maxClassLength: 3 });
+    await expectAppError(jobs.submit(textEmbedding({ texts: ['a', 'b'], textsField: 'texts', batched: true })), ErrorCode.BadUserInput, 'texts', /at most 1 texts/);
+    await expectAppError(jobs.submit(textEmbedding({ texts: ['abcd'] })), ErrorCode.BadUserInput, 'text', /at most 3 characters/);
+  });
+
+  it('should rank one embedding job against another, refusing jobs that cannot be compared', async () => {
+    const { jobs, clip } = make({ maxTextsPerJob: 3, maxImagesPerJob: 2 });
+    const texts = await jobs.submit(textEmbedding({ texts: ['ab', 'ba'], textsField: 'texts', batched: true }));
+    const images = await jobs.submit(imageEmbedding({ images: ['a', 'b'], imagesField: 'images', batched: true }));
+    const classified = await jobs.submit(input());
+    await until(() => clip.calls.length === 1);
+    await until(() => jobs.stats().running === 1);
+    // Fake vectors: text 'ab' → [97, 2], 'ba' → [98, 2]; image 'a' → [97, 1], 'b' → [98, 1] (not unit, but ranked by dot product all the same).
+    const ranked = await jobs.rank(texts.id, images.id, 1);
+    expect(ranked.rankings).toEqual([
+      { index: 0, matches: [{ index: 1, score: 97 * 98 + 2 }] },
+      { index: 1, matches: [{ index: 1, score: 98 * 98 + 2 }] },
+    ]);
+    expect(ranked.queries.texts).toEqual(['ab', 'ba']);
+    await expectAppError(jobs.rank('nope', images.id, 1), ErrorCode.NotFound, undefined, /queries: job "nope" not found/);
+    await expectAppError(jobs.rank(texts.id, classified.id, 1), ErrorCode.BadUserInput, 'candidates', /running/);
+    clip.complete(0);
+    await until(() => idle(jobs));
+    await expectAppError(jobs.rank(classified.id, images.id, 1), ErrorCode.BadUserInput, 'queries', /classification/);
+    await expectAppError(jobs.rank(texts.id, images.id, 0), ErrorCode.BadUserInput, 'k');
+    const many = await jobs.submit(textEmbedding({ texts: ['a', 'b', 'c'], textsField: 'texts', batched: true }));
+    await until(() => idle(jobs));
+    await expect(jobs.rank(many.id, images.id, 2)).resolves.toMatchObject({ rankings: { length: 3 } });
+    await expectAppError(jobs.rank(many.id, many.id, 2), ErrorCode.BadUserInput, 'candidates', /9 pairs, over the limit of 6/);
+  });
+
+  it('should count text-embedding jobs against MAX_QUEUED_JOBS', async () => {
+    const { jobs } = make({ maxQueuedJobs: 1, maxConcurrentJobs: 1 });
+    await jobs.submit(input());
+    await expectAppError(jobs.submit(textEmbedding()), ErrorCode.Overloaded, undefined, /MAX_QUEUED_JOBS=1/);
   });
 
   it('should refuse a job whose classes × templates exceed MAX_PROMPTS_PER_JOB, naming the field', async () => {

@@ -5,9 +5,9 @@ import type { Job } from '../../../src/jobs/types.js';
 
 function makeJob(id: string, ttlMs = 60_000, status: Job['status'] = 'queued'): Job {
   const createdAt = new Date();
-  const base = { id, model: 'm', classes: ['a'], imageCount: 1, batched: false, createdAt, expiresAt: new Date(createdAt.getTime() + ttlMs) };
+  const base = { id, task: 'classification' as const, model: 'm', classes: ['a'], texts: [], imageCount: 1, batched: false, createdAt, expiresAt: new Date(createdAt.getTime() + ttlMs) };
   if (status === 'complete') {
-    return { ...base, status, startedAt: createdAt, finishedAt: createdAt, result: { images: [{ probabilities: [1] }] } };
+    return { ...base, status, startedAt: createdAt, finishedAt: createdAt, result: { task: 'classification', images: [{ probabilities: [1] }] } };
   }
   return { ...base, status: 'queued' };
 }

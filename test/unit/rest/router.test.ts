@@ -29,9 +29,11 @@ class JobsDouble implements JobSubmitter {
     this.submitted.push(input);
     const job: Job = {
       id: `job-${++this.#count}`,
+      task: input.task ?? 'classification',
       model: input.model ?? 'default',
-      classes: input.classes,
-      imageCount: input.images.length,
+      classes: input.task === undefined || input.task === 'classification' ? input.classes : [],
+      texts: input.task === 'text-embedding' ? input.texts : [],
+      imageCount: input.task === 'text-embedding' ? 0 : input.images.length,
       batched: input.batched,
       createdAt: new Date(),
       expiresAt: new Date(Date.now() + 3_600_000),
@@ -47,7 +49,13 @@ class JobsDouble implements JobSubmitter {
 
   complete(id: string, probabilities: number[][]): void {
     const job = this.#job(id);
-    this.jobs.set(id, { ...job, status: 'complete', startedAt: new Date(), finishedAt: new Date(), result: { images: probabilities.map((p) => ({ probabilities: p })) } });
+    this.jobs.set(id, { ...job, status: 'complete', startedAt: new Date(), finishedAt: new Date(), result: { task: 'classification', images: probabilities.map((p) => ({ probabilities: p })) } });
+  }
+
+  completeEmbedding(id: string, embeddings: number[][]): void {
+    const job = this.#job(id);
+    if (job.task === 'classification') throw new Error(`${id} is a classification job`);
+    this.jobs.set(id, { ...job, status: 'complete', startedAt: new Date(), finishedAt: new Date(), result: { task: job.task, embeddings } });
   }
 
   run(id: string): void {
@@ -130,12 +138,13 @@ async function call(method: string, path: string, body?: unknown, contentType = 
 }
 
 const TASK = '/tasks/zero-shot-image-classification';
+const ALL_TASKS = ['zero-shot-image-classification', 'image-embedding', 'text-embedding'];
 
 describe('listing routes', () => {
-  it('should list the one task', async () => {
+  it('should list the three CLIP tasks', async () => {
     const answer = await call('GET', '/tasks');
     expect(answer.status).toBe(200);
-    expect(answer.body).toEqual(['zero-shot-image-classification']);
+    expect(answer.body).toEqual(ALL_TASKS);
   });
 
   it('should list models in kebab case, also per task in either spelling', async () => {
@@ -143,9 +152,10 @@ describe('listing routes', () => {
     expect((await call('GET', '/tasks/zero_shot_image_classification/models')).body).toEqual(['clip-vit-base-patch32', 'tiny-test']);
   });
 
-  it('should list the task for a model in kebab or snake case', async () => {
-    expect((await call('GET', '/models/tiny-test/tasks')).body).toEqual(['zero-shot-image-classification']);
-    expect((await call('GET', '/models/clip_vit_base_patch32/tasks')).body).toEqual(['zero-shot-image-classification']);
+  it('should list the tasks for a model in kebab or snake case', async () => {
+    expect((await call('GET', '/models/tiny-test/tasks')).body).toEqual(ALL_TASKS);
+    expect((await call('GET', '/models/clip_vit_base_patch32/tasks')).body).toEqual(ALL_TASKS);
+    expect((await call('GET', '/tasks/image_embedding/models')).body).toEqual(['clip-vit-base-patch32', 'tiny-test']);
   });
 
   it('should answer 404 JSON for an unknown task or model', async () => {
@@ -321,5 +331,70 @@ describe('the legacy synchronous route', () => {
     const answer = await pending;
     expect(answer.status).toBe(422);
     expect(answer.body).toMatchObject({ error: { code: 'BAD_USER_INPUT', message: 'image: not an image' } });
+  });
+});
+
+describe('embedding tasks', () => {
+  const IMAGE = '/tasks/image-embedding';
+  const TEXT = '/tasks/text-embedding';
+
+  it('should submit image-embedding jobs, single and batched, and answer {embedding} per image in order', async () => {
+    const single = await call('POST', `${IMAGE}/tiny-test/jobs`, { image: 'data:image/png;base64,AAAA' });
+    expect(single.body).toEqual({ id: expect.any(String), status: 'starting' });
+    expect(jobs.submitted.at(-1)).toEqual({ task: 'image-embedding', images: ['data:image/png;base64,AAAA'], imagesField: 'image', batched: false, model: 'tiny_test' });
+    const singleId = (single.body as { id: string }).id;
+    jobs.completeEmbedding(singleId, [[0.6, 0.8]]);
+    expect((await call('GET', `${IMAGE}/jobs/${singleId}`)).body).toEqual({ status: 'complete', result: { embedding: [0.6, 0.8] } });
+
+    const batched = await call('POST', `${IMAGE}/batched/tiny-test/jobs`, { image: ['AAAA', 'BBBB'] });
+    const batchedId = (batched.body as { id: string }).id;
+    expect((await call('GET', `${IMAGE}/batched/jobs/${batchedId}`)).body).toEqual({ status: 'starting' });
+    jobs.completeEmbedding(batchedId, [[1, 0], [0, 1]]);
+    expect((await call('GET', `${IMAGE}/batched/jobs/${batchedId}`)).body).toEqual({ status: 'complete', result: [{ embedding: [1, 0] }, { embedding: [0, 1] }] });
+  });
+
+  it('should submit text-embedding jobs with the texts and config, and answer {embedding}', async () => {
+    const answer = await call('POST', `${TEXT}/batched/tiny-test/jobs`, { text: ['a cat', 'a dog'], config: { promptTemplate: 'a photo of {}' } });
+    expect(jobs.submitted.at(-1)).toEqual({ task: 'text-embedding', texts: ['a cat', 'a dog'], textsField: 'text', batched: true, config: { promptTemplate: 'a photo of {}' }, model: 'tiny_test' });
+    const id = (answer.body as { id: string }).id;
+    jobs.completeEmbedding(id, [[1, 0], [0, 1]]);
+    expect((await call('GET', `${TEXT}/batched/jobs/${id}`)).body).toEqual({ status: 'complete', result: [{ embedding: [1, 0] }, { embedding: [0, 1] }] });
+  });
+
+  it("should answer 404 NOT_FOUND for a job read on another task's route", async () => {
+    const { body } = await call('POST', `${TEXT}/tiny-test/jobs`, { text: 'a cat' });
+    const { id } = body as { id: string };
+    for (const path of [`${IMAGE}/jobs/${id}`, `${TASK}/jobs/${id}`, `${IMAGE}/batched/jobs/${id}`]) {
+      const answer = await call('GET', path);
+      expect(answer.status).toBe(404);
+      expect(answer.body).toMatchObject({ error: { code: 'NOT_FOUND', message: expect.stringContaining(`/api/tasks/text-embedding`) } });
+    }
+    expect((await call('GET', `${TEXT}/jobs/${id}`)).status).toBe(200);
+  });
+
+  it.each([
+    ['no image', `${IMAGE}/tiny-test/jobs`, {}, 'image'],
+    ['no text', `${TEXT}/tiny-test/jobs`, { config: {} }, 'text'],
+    ['a text list on the single route', `${TEXT}/tiny-test/jobs`, { text: ['a'] }, 'text'],
+    ['a non-string batched text', `${TEXT}/batched/tiny-test/jobs`, { text: ['a', null] }, 'text[1]'],
+  ])('should answer 422 for %s, naming the field', async (_name, path, body, field) => {
+    const answer = await call('POST', path, body);
+    expect(answer.status).toBe(422);
+    expect(answer.body).toMatchObject({ error: { code: 'BAD_USER_INPUT', field } });
+  });
+
+  it('should answer {embedding} on the legacy synchronous routes', async () => {
+    for (const [path, body] of [
+      [`/legacy${IMAGE}/tiny-test/jobs`, { image: 'AAAA' }],
+      [`/legacy${TEXT}/tiny-test/jobs`, { text: 'a cat' }],
+    ] as const) {
+      const before = jobs.jobs.size;
+      const pending = call('POST', path, body);
+      await expect.poll(() => jobs.jobs.size, { timeout: 5000 }).toBe(before + 1);
+      jobs.completeEmbedding([...jobs.jobs.keys()].at(-1) ?? '', [[0, 1]]);
+      const answer = await pending;
+      expect(answer.status).toBe(200);
+      expect(answer.body).toEqual({ embedding: [0, 1] });
+    }
   });
 });

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, ErrorCode } from '../../../src/errors.js';
-import type { Job } from '../../../src/jobs/types.js';
+import type { Job, SubmitClassificationInput } from '../../../src/jobs/types.js';
 import type { ClipModels } from '../../../src/rest/deps.js';
 import {
+  assertJobOnRoute,
   fesModelNames,
+  fesTaskOf,
   isZeroShotTask,
   parseFesJobBody,
   unknownFesConfigKeys,
@@ -17,8 +19,10 @@ import { normaliseModelName } from '../../../src/clip/catalogue.js';
 
 const common = {
   id: 'job-1',
+  task: 'classification' as const,
   model: 'clip-vit-base-patch32',
   classes: ['cat', 'dog'],
+  texts: [],
   imageCount: 1,
   batched: false,
   createdAt: new Date(0),
@@ -60,7 +64,7 @@ describe('toFesJobResponse', () => {
     status: 'complete',
     startedAt: new Date(1),
     finishedAt: new Date(2),
-    result: { images: [{ probabilities: [0.25, 0.75] }] },
+    result: { task: 'classification', images: [{ probabilities: [0.25, 0.75] }] },
   };
 
   it('should answer a pending job with its status only', () => {
@@ -93,7 +97,7 @@ describe('toFesJobResponse', () => {
   });
 
   it('should refuse a job of several images on the single route, pointing at the batched one', () => {
-    const batchedJob: Job = { ...complete, imageCount: 2, batched: true, result: { images: [{ probabilities: [1, 0] }, { probabilities: [0, 1] }] } };
+    const batchedJob: Job = { ...complete, imageCount: 2, batched: true, result: { task: 'classification', images: [{ probabilities: [1, 0] }, { probabilities: [0, 1] }] } };
     const error = thrown(() => toFesJobResponse(batchedJob, false));
     expect(error.code).toBe(ErrorCode.BadUserInput);
     expect(error.message).toContain('/batched/jobs/job-1');
@@ -105,10 +109,95 @@ describe('toFesJobResponse', () => {
   });
 });
 
+describe('embedding jobs', () => {
+  const vectors = [
+    [0.6, 0.8],
+    [1, 0],
+  ];
+  const imageJob: Job = {
+    ...common,
+    task: 'image-embedding',
+    classes: [],
+    imageCount: 2,
+    batched: true,
+    status: 'complete',
+    startedAt: new Date(1),
+    finishedAt: new Date(2),
+    result: { task: 'image-embedding', embeddings: vectors },
+  };
+  const textJob: Job = { ...imageJob, task: 'text-embedding', texts: ['a cat'], imageCount: 0, batched: false, result: { task: 'text-embedding', embeddings: [[0, 1]] } };
+
+  it('should answer {embedding} per input: a list in input order on the batched route, one object on the single route', () => {
+    expect(toFesJobResponse(imageJob, true)).toEqual({ status: 'complete', result: [{ embedding: [0.6, 0.8] }, { embedding: [1, 0] }] });
+    expect(toFesJobResponse(textJob, false)).toEqual({ status: 'complete', result: { embedding: [0, 1] } });
+    expect(toFesJobResponse(textJob, true)).toEqual({ status: 'complete', result: [{ embedding: [0, 1] }] });
+  });
+
+  it('should refuse a text job of several texts on the single route, pointing at the batched one', () => {
+    const error = thrown(() => toFesJobResponse({ ...textJob, texts: ['a', 'b'] }, false));
+    expect(error.code).toBe(ErrorCode.BadUserInput);
+    expect(error.message).toContain('2 texts; read it at /api/tasks/text-embedding/batched/jobs/job-1');
+  });
+
+  it('should answer NOT_FOUND for a job read on another task\'s route, saying where it is', () => {
+    const error = thrown(() => assertJobOnRoute(imageJob, 'text-embedding', true));
+    expect(error.code).toBe(ErrorCode.NotFound);
+    expect(error.message).toContain('/api/tasks/image-embedding/batched/jobs/job-1');
+    expect(thrown(() => assertJobOnRoute(textJob, 'zero-shot-image-classification', false)).code).toBe(ErrorCode.NotFound);
+    expect(() => assertJobOnRoute(imageJob, 'image-embedding', true)).not.toThrow();
+  });
+
+  it("should read vitrivr-engine's bodies: image or text, single or list, no config", () => {
+    expect(parseFesJobBody({ image: 'data:image/png;base64,AAAA' }, false, 'image-embedding')).toEqual({
+      task: 'image-embedding',
+      images: ['data:image/png;base64,AAAA'],
+      imagesField: 'image',
+      batched: false,
+    });
+    expect(parseFesJobBody({ image: ['AAAA', 'BBBB'], config: {} }, true, 'image-embedding')).toMatchObject({ images: ['AAAA', 'BBBB'], batched: true });
+    // A generated client may send the optional config as null: the same as absent.
+    expect(parseFesJobBody({ image: 'AAAA', config: null }, false, 'image-embedding')).toMatchObject({ images: ['AAAA'] });
+    expect(parseFesJobBody({ text: 'a', config: null }, false, 'text-embedding')).toMatchObject({ texts: ['a'], config: undefined });
+    expect(parseFesJobBody({ text: 'a cat' }, false, 'text-embedding')).toEqual({
+      task: 'text-embedding',
+      texts: ['a cat'],
+      textsField: 'text',
+      batched: false,
+      config: undefined,
+    });
+    expect(parseFesJobBody({ text: ['a', 'b'], config: { promptTemplate: '{}' } }, true, 'text-embedding')).toMatchObject({
+      texts: ['a', 'b'],
+      batched: true,
+      config: { promptTemplate: '{}' },
+    });
+  });
+
+  it.each([
+    ['a missing image', {}, false, 'image-embedding', 'image'],
+    ['a list image on the single route', { image: ['AAAA'] }, false, 'image-embedding', 'image'],
+    ['a config that is not an object', { image: 'AAAA', config: [1] }, false, 'image-embedding', 'config'],
+    ['a missing text', { config: {} }, false, 'text-embedding', 'text'],
+    ['a list text on the single route', { text: ['a'] }, false, 'text-embedding', 'text'],
+    ['a string text on the batched route', { text: 'a' }, true, 'text-embedding', 'text'],
+    ['a non-string batched text', { text: ['a', 3] }, true, 'text-embedding', 'text[1]'],
+  ] as const)('should refuse %s with BAD_USER_INPUT naming the field', (_name, body, batched, task, field) => {
+    const error = thrown(() => parseFesJobBody(body, batched, task));
+    expect(error.code).toBe(ErrorCode.BadUserInput);
+    expect(error.field).toBe(field);
+  });
+
+  it('should know the three tasks in kebab or snake case', () => {
+    expect(fesTaskOf('image_embedding')).toBe('image-embedding');
+    expect(fesTaskOf('text-embedding')).toBe('text-embedding');
+    expect(fesTaskOf('zero_shot_image_classification')).toBe('zero-shot-image-classification');
+    expect(fesTaskOf('text-query-embedding')).toBeUndefined();
+  });
+});
+
 describe('parseFesJobBody', () => {
   it("should accept and drop unknown config keys such as vitrivr-engine's top_k (FES declares config free-form), keeping the prompt settings", () => {
     const body = { image: 'AAAA', classes: ['a'], config: { top_k: 50, promptTemplate: 'a {}', temperature: 0.5 } };
-    expect(parseFesJobBody(body, false).config).toEqual({ promptTemplate: 'a {}' });
+    expect((parseFesJobBody(body, false) as SubmitClassificationInput).config).toEqual({ promptTemplate: 'a {}' });
     expect(unknownFesConfigKeys(body)).toEqual(['top_k', 'temperature']);
     expect(unknownFesConfigKeys({ image: 'AAAA', classes: ['a'] })).toEqual([]);
   });

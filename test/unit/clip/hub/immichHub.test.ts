@@ -62,6 +62,9 @@ describe('fetchModelFiles on an immich-layout repo', () => {
     hub = undefined;
     expect(await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: 'http://127.0.0.1:9', offline: true, progress: false })).toBe(dir);
     expect(seen).toBeGreaterThan(0);
+    // Even without the cached listing (files put into the cache by hand), an immich snapshot is used offline.
+    await fs.rm(path.join(dir, LISTING_FILE));
+    expect(await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: 'http://127.0.0.1:9', offline: true, progress: false })).toBe(dir);
   });
 
   it('should refuse CLIP_PRECISION=fp16 for a repo with only fp32 graphs, naming what exists, before any download', async () => {
@@ -70,6 +73,14 @@ describe('fetchModelFiles on an immich-layout repo', () => {
       /immich's layout and has only fp32 ONNX graphs \(visual\/model\.onnx, textual\/model\.onnx\); CLIP_PRECISION=fp16 .* set CLIP_PRECISION=fp32/,
     );
     expect(hub.requests.filter((r) => r.kind !== 'listing')).toEqual([]);
+  });
+
+  it('should send HF_TOKEN for the listing of a gated repo, and say to set it when missing', async () => {
+    hub = await startFakeHub({ repos: { [REPO]: repoDir }, token: 'secret' });
+    await expect(fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, progress: false })).rejects.toThrow(/gated or private \(HTTP 401 for its file listing.*set HF_TOKEN/);
+    const dir = await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, token: 'secret', progress: false });
+    expect((await loadModelSpec(dir, 'fp32')).layout).toBe('immich');
+    expect(hub.requests.filter((r) => r.kind === 'listing').map((r) => r.authorization)).toEqual([undefined, 'Bearer secret']);
   });
 
   it('should name the missing file when a listed repo lacks part of the layout', async () => {

@@ -7,7 +7,7 @@ import { ClipService, type ClipServiceOptions } from '../../../../src/clip/index
 import { loadModelSpec } from '../../../../src/clip/layouts/index.js';
 import { immichFilesToFetch, parseOpenClipConfig, parseOpenClipPreprocessCfg } from '../../../../src/clip/layouts/immich.js';
 import { silentLogger } from '../../../../src/logger.js';
-import { IMMICH_TEST_MODELS } from '../../../utils/testModel.js';
+import { IMMICH_TEST_MODELS, TINY_MODEL_DIR } from '../../../utils/testModel.js';
 
 const LIMITS = { maxBytes: 5_000_000, maxPixels: 40_000_000 };
 
@@ -106,6 +106,22 @@ describe('immich layout files', () => {
     expect(spec.layout).toBe('immich');
     expect(spec.image.resizeMode).toBe('shortest');
     await expect(loadModelSpec(IMMICH_TEST_MODELS.openclip.dir, 'fp16')).rejects.toThrow(/only fp32 ONNX graphs \(visual\/model.onnx, textual\/model.onnx\).*CLIP_PRECISION=fp16/);
+  });
+});
+
+describe('the Hugging Face layout', () => {
+  it('should be detected for the tiny model, and refuse a non-CLIP model_type (SigLIP) rather than run it as CLIP', async () => {
+    expect((await loadModelSpec(TINY_MODEL_DIR, 'fp32')).layout).toBe('hf-clip');
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hf-siglip-'));
+    try {
+      for (const file of ['preprocessor_config.json', 'tokenizer.json']) await fs.copyFile(path.join(TINY_MODEL_DIR, file), path.join(dir, file));
+      await fs.symlink(path.join(TINY_MODEL_DIR, 'onnx'), path.join(dir, 'onnx'));
+      const config = JSON.parse(await fs.readFile(path.join(TINY_MODEL_DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
+      await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, model_type: 'siglip' }));
+      await expect(loadModelSpec(dir, 'fp32')).rejects.toThrow(/model_type "siglip" is not served in the Hugging Face layout.*immich-app\/ViT-B-16-SigLIP__webli/);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -21,6 +21,36 @@ function recordingBatcher(options: Partial<{ maxBatchSize: number; maxWaitMs: nu
 }
 
 describe('Batcher', () => {
+  it('should answer items a run delivers early at once, and rerun only the unanswered ones when the run then fails', async () => {
+    const runs: number[][] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const batcher = new Batcher<number, number>({
+      name: 'early',
+      maxBatchSize: 8,
+      maxWaitMs: 5,
+      maxQueued: 100,
+      run: async (items, deliver) => {
+        runs.push(items);
+        if (items.length === 1) {
+          if (items[0] === 3) throw new Error('bad item 3');
+          return items.map((x) => x * 10);
+        }
+        deliver(0, items[0]! * 10);
+        deliver(1, items[1]! * 10);
+        await gate;
+        throw new Error('the batch failed after two items');
+      },
+    });
+    const results = [1, 2, 3, 4].map((x) => batcher.add(x).then((v) => ({ ok: v }), (e: Error) => ({ err: e.message })));
+    // The two delivered items are answered while the run is still going.
+    expect(await Promise.race([results[0], new Promise((r) => setTimeout(() => r('pending'), 200))])).toEqual({ ok: 10 });
+    expect(await results[1]).toEqual({ ok: 20 });
+    release();
+    expect(await Promise.all(results)).toEqual([{ ok: 10 }, { ok: 20 }, { err: 'bad item 3' }, { ok: 40 }]);
+    expect(runs).toEqual([[1, 2, 3, 4], [3], [4]]);
+  });
+
   it('should gather concurrent items into one batch and fan results back in order', async () => {
     const { batcher, batches } = recordingBatcher();
     const results = await Promise.all([1, 2, 3].map((x) => batcher.add(x)));

@@ -41,6 +41,18 @@ describe('basicClean / whitespaceClean / canonicalizeText', () => {
     expect(pyStrip('\u00a0 x \u2003')).toBe('x');
   });
 
+  it('should fold exactly as the plain definition does (the regex only skips runs that are already one space)', () => {
+    const plain = (text: string): string => text.replace(/[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/g, ' ').trim();
+    const alphabet = [' ', ' ', '\t', '\n', '\u3000', '\x1f', '\x85', '\ufeff', 'a', 'b', '\u200b'];
+    let seed = 1;
+    const random = (): number => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    for (let i = 0; i < 2000; i++) {
+      const text = Array.from({ length: Math.floor(random() * 12) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+      // JavaScript's trim() also strips U+FEFF, Python's strip() does not: compare away from the ends.
+      expect(whitespaceClean(`x${text}x`)).toBe(plain(`x${text}x`));
+    }
+  });
+
   it("should canonicalize as big_vision: '_' to a space, string.punctuation removed, lower-cased, folded", () => {
     expect(canonicalizeText('A_Photo-of:  a "CAT"!')).toBe('a photoof a cat');
     expect(canonicalizeText('snake_case_words')).toBe('snake case words');

@@ -31,6 +31,11 @@ describe('writeTokenizerFiles', () => {
     }
   });
 
+  it('should give the vocabulary sizes the README states', () => {
+    const size = (family: TokenizerFamily, siglipVocabulary?: 't5' | 'gemma'): number => tokenizerFilesFor(family, { contextLength: 64, siglipVocabulary }).vocabSize;
+    expect([size('xlm-r'), size('siglip'), size('siglip', 'gemma'), size('nllb'), size('bert')]).toEqual([593, 591, 922, 693, 1094]);
+  });
+
   it('should be deterministic', () => {
     for (const family of ['xlm-r', 'siglip', 'nllb', 'bert'] as const) {
       expect(tokenizerFilesFor(family, { contextLength: 64 })).toEqual(tokenizerFilesFor(family, { contextLength: 64 }));

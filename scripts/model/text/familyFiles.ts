@@ -1,5 +1,5 @@
 /**
- * @file The tokenizer files of the SentencePiece families, in the exact layout of the real exports:
+ * @file The tokenizer files of the Hugging Face-tokenizer families, in the exact layout of the real exports:
  * - `xlm-r`: xlm-roberta-base's `tokenizer.json` (as transformers' XLMRobertaConverter writes it: `Precompiled` +
  *   `Replace(" {2,}", " ")`, `Metaspace` (prepend always), `Unigram`, `TemplateProcessing` `<s> $A </s>`; ids
  *   `<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3, pieces from 4, `<mask>` last) with its `tokenizer_config.json` and
@@ -11,6 +11,7 @@
  *   no pre-tokeniser, `BPE` with `byte_fallback` and `<0x00>`…`<0xFF>`; ids `<pad>`=0, `<eos>`=1, `<bos>`=2,
  *   `<unk>`=3, `<mask>`=4), saved as open_clip builds it: `add_bos_token=false`, `add_eos_token=true`, so the
  *   template is `$A <eos>`, padded with `<pad>`=0.
+ * - `nllb` (facebook/nllb-200-distilled-600M) and `bert` (LaBSE's cased WordPiece): see their functions.
  * The charsmap and the vocabulary are generated (`charsmap.ts`, `pieces.ts`): deterministic, no network.
  */
 import { nmtNfkcCharsmap } from './charsmap.js';
@@ -39,7 +40,7 @@ function sequenceTemplate(id: 'A' | 'B'): Json {
 }
 
 /** One family's three files, by name. */
-export interface SentencePieceTokenizerFiles {
+export interface FamilyTokenizerFiles {
   files: Record<string, string>;
   vocabSize: number;
   padId: number;
@@ -48,7 +49,7 @@ export interface SentencePieceTokenizerFiles {
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
 /** xlm-roberta-base's files, with the generated vocabulary and charsmap. */
-export function xlmRobertaFiles(): SentencePieceTokenizerFiles {
+export function xlmRobertaFiles(): FamilyTokenizerFiles {
   const specials = ['<s>', '<pad>', '</s>', '<unk>'];
   const pieces = sentencePiecePieces();
   const maskId = specials.length + pieces.length;
@@ -104,7 +105,7 @@ export function xlmRobertaFiles(): SentencePieceTokenizerFiles {
 }
 
 /** timm/ViT-B-16-SigLIP's T5 files (as open_clip's SigLipTokenizer saves them), with the generated vocabulary and charsmap. */
-export function siglipT5Files(contextLength: number): SentencePieceTokenizerFiles {
+export function siglipT5Files(contextLength: number): FamilyTokenizerFiles {
   const specials = ['<pad>', '</s>', '<unk>'];
   // SigLIP's texts are canonicalised (lower-cased, no ASCII punctuation) before tokenizing: no upper-case pieces needed, but harmless.
   const vocab: Array<[string, number]> = [...specials.map((s): [string, number] => [s, 0]), ...sentencePiecePieces()];
@@ -154,7 +155,7 @@ export function siglipT5Files(contextLength: number): SentencePieceTokenizerFile
 }
 
 /** SigLIP2's Gemma files (as open_clip's tokenizer for `timm/ViT-B-16-SigLIP2` saves them), with a generated BPE vocabulary. */
-export function siglipGemmaFiles(contextLength: number): SentencePieceTokenizerFiles {
+export function siglipGemmaFiles(contextLength: number): FamilyTokenizerFiles {
   const specials = ['<pad>', '<eos>', '<bos>', '<unk>', '<mask>'];
   const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
   // SigLIP2's texts are canonicalised (lower-cased) before tokenizing.
@@ -222,7 +223,7 @@ export const NLLB_LANGUAGE_CODES = ['eng_Latn', 'deu_Latn', 'fra_Latn', 'spa_Lat
  * (prepend always), SentencePiece `BPE`, `TemplateProcessing` `eng_Latn $A </s>`; ids `<s>`=0, `<pad>`=1, `</s>`=2,
  * `<unk>`=3, the language codes and `<mask>` after the pieces), with a generated vocabulary and charsmap.
  */
-export function nllbFiles(): SentencePieceTokenizerFiles {
+export function nllbFiles(): FamilyTokenizerFiles {
   const specials = ['<s>', '<pad>', '</s>', '<unk>'];
   const { tokens, merges } = bpeVocabulary(specials, { lowercase: false });
   const codesFrom = tokens.length;
@@ -299,7 +300,7 @@ export function nllbFiles(): SentencePieceTokenizerFiles {
  * (no lowercasing, no accent stripping), `BertPreTokenizer`, `WordPiece` (`##` continuations), `[CLS] $A [SEP]`;
  * ids `[PAD]`=0, `[UNK]`=1, `[CLS]`=2, `[SEP]`=3, `[MASK]`=4.
  */
-export function bertFiles(contextLength: number): SentencePieceTokenizerFiles {
+export function bertFiles(contextLength: number): FamilyTokenizerFiles {
   const specials = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
   const chars = pieceCharacters();
   const tokens = [...specials, ...chars, ...chars.map((c) => `##${c}`), ...pieceWords()];

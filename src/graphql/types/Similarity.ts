@@ -1,0 +1,39 @@
+import { Field, Float, Int, ObjectType } from 'type-graphql';
+import type { Job } from '../../jobs/types.js';
+import type { SimilarityRanking } from '../../jobs/similarity.js';
+
+@ObjectType('SimilarityMatch', { description: 'One candidate input and its cosine similarity to the query.' })
+export class SimilarityMatchObject {
+  @Field(() => Int, { description: "The candidate's index in its job's inputs (images or texts)." })
+  index: number;
+
+  @Field(() => Float, { description: 'Cosine similarity, -1..1 (the dot product of the unit vectors).' })
+  score: number;
+
+  @Field(() => String, { nullable: true, description: 'The candidate text, when the candidates job is a TEXT_EMBEDDING.' })
+  text: string | null;
+
+  constructor(index: number, score: number, text: string | null) {
+    this.index = index;
+    this.score = score;
+    this.text = text;
+  }
+}
+
+@ObjectType('SimilarityRanking', { description: 'The best candidates for one query input, most similar first.' })
+export class SimilarityRankingObject {
+  @Field(() => Int, { description: "The query's index in its job's inputs." })
+  index: number;
+
+  @Field(() => String, { nullable: true, description: 'The query text, when the queries job is a TEXT_EMBEDDING.' })
+  text: string | null;
+
+  @Field(() => [SimilarityMatchObject])
+  matches: SimilarityMatchObject[];
+
+  constructor(ranking: SimilarityRanking, queries: Job, candidates: Job) {
+    this.index = ranking.index;
+    this.text = queries.texts[ranking.index] ?? null;
+    this.matches = ranking.matches.map((match) => new SimilarityMatchObject(match.index, match.score, candidates.texts[match.index] ?? null));
+  }
+}
