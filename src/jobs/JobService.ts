@@ -600,8 +600,10 @@ export class JobService {
       if (isTerminal(current)) return current;
       const proposed = next(current);
       if (proposed === null) return current;
-      // The TTL counts from the last change, so a finished job keeps its result for the full TTL.
-      const updated: Job = { ...proposed, expiresAt: this.#expiry(new Date()) };
+      // The TTL counts from the last change, so a finished job keeps its result for the full TTL. The change's own
+      // timestamp is the base (not a second clock read), so expiresAt − finishedAt is exactly the TTL even under load.
+      const changedAt = proposed.status === 'running' ? proposed.startedAt : proposed.status === 'queued' ? new Date() : proposed.finishedAt;
+      const updated: Job = { ...proposed, expiresAt: this.#expiry(changedAt) };
       try {
         await this.#store.update(updated);
       } catch (error) {
