@@ -47,7 +47,8 @@ process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unha
 
 try {
   const { url } = await server.start();
-  logger.info({ url, graphql: `${url}/graphql`, rest: `${url}/api` }, `clip-server ready at ${url}/graphql`);
+  const page = config.webUi ? `${url}/` : undefined;
+  logger.info({ url, graphql: `${url}/graphql`, rest: `${url}/api`, page }, `clip-server ready at ${url}/graphql${page ? ` (page for people: ${page})` : ''}`);
 } catch (error) {
   if (!shutdown.stopping) {
     const withStack = config.logLevel === 'debug' || config.logLevel === 'trace';
