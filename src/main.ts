@@ -49,8 +49,15 @@ process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unha
 
 try {
   const { url } = await server.start();
-  if (config.role === 'worker') logger.info({ url, role: config.role }, `clip-server ready (worker) at ${url}`);
-  else logger.info({ url, role: config.role, graphql: `${url}/graphql`, rest: `${url}/api` }, `clip-server ready at ${url}/graphql`);
+  if (config.role === 'worker') {
+    logger.info({ url, role: config.role }, `clip-server ready (worker) at ${url}`);
+  } else {
+    const page = config.webUi ? `${url}/` : undefined;
+    logger.info(
+      { url, role: config.role, graphql: `${url}/graphql`, rest: `${url}/api`, page },
+      `clip-server ready at ${url}/graphql${page ? ` (page for people: ${page})` : ''}`,
+    );
+  }
 } catch (error) {
   if (!shutdown.stopping) {
     const withStack = config.logLevel === 'debug' || config.logLevel === 'trace';

@@ -189,6 +189,7 @@ describe('log format selection', () => {
     const lines = out.trim().split('\n');
     for (const line of lines) expect(() => JSON.parse(line) as unknown, line).toThrow();
     expect(out).toMatch(/\d\d:\d\d:\d\d\.\d{3}\] .*INFO.*clip-server ready at http:\/\/127\.0\.0\.1:\d+\/graphql/);
+    expect(out).toMatch(/page for people: http:\/\/127\.0\.0\.1:\d+\//);
     expect(out).toMatch(/model loaded; warming up .*loadMs/);
     expect(out).toMatch(/model warmed up .*warmMs/);
     // Written by the transport's worker thread after SIGTERM: lost unless flushed before exiting.
