@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildWebUi } from '../scripts/build-web.js';
 import { GENERATOR_VERSION, makeImmichModel, makeTestModel } from '../scripts/make-test-model.js';
+import { withDirLock } from './utils/dirLock.js';
 import { IMMICH_TEST_MODELS, TINY_MODEL_DIR, type ImmichTestModel } from './utils/testModel.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -49,23 +50,8 @@ async function isCurrent(dir: string, key: string): Promise<boolean> {
   }
 }
 
-async function withLock<T>(lockDir: string, body: () => Promise<T>): Promise<T> {
-  for (;;) {
-    try {
-      await mkdir(lockDir);
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const age = await stat(lockDir).then((s) => Date.now() - s.mtimeMs, () => 0);
-      if (age > STALE_LOCK_MS) await rm(lockDir, { recursive: true, force: true });
-      else await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
-    }
-  }
-  try {
-    return await body();
-  } finally {
-    await rm(lockDir, { recursive: true, force: true });
-  }
+function withLock<T>(lockDir: string, body: () => Promise<T>): Promise<T> {
+  return withDirLock(lockDir, { staleMs: STALE_LOCK_MS, pollMs: LOCK_POLL_MS }, body);
 }
 
 /** Leftovers of runs that were killed mid-generation (only safe to remove while holding the lock). */

@@ -7,13 +7,13 @@
  */
 import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll } from 'vitest';
+import { withDirLock } from './dirLock.js';
 import { TINY_MODEL_DIR } from './testModel.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -31,24 +31,8 @@ export const MAIN_JS = path.join(BUILD_DIR, 'src', 'main.js');
 const execFileAsync = promisify(execFile);
 let built: Promise<void> | null = null;
 
-async function withLock<T>(body: () => Promise<T>): Promise<T> {
-  await mkdir(path.dirname(LOCK_DIR), { recursive: true });
-  for (;;) {
-    try {
-      await mkdir(LOCK_DIR);
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const age = await stat(LOCK_DIR).then((s) => Date.now() - s.mtimeMs, () => 0);
-      if (age > STALE_LOCK_MS) await rm(LOCK_DIR, { recursive: true, force: true });
-      else await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  try {
-    return await body();
-  } finally {
-    await rm(LOCK_DIR, { recursive: true, force: true });
-  }
+function withLock<T>(body: () => Promise<T>): Promise<T> {
+  return withDirLock(LOCK_DIR, { staleMs: STALE_LOCK_MS, pollMs: 100 }, body);
 }
 
 /**

@@ -4,9 +4,10 @@
  * per checkout into test/.models/vit-b-32 (about 15 s of CPU and 1.2 GB), under a lock, into a temporary
  * directory renamed into place; regenerated when the generator's version changes.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GENERATOR_VERSION, makeTestModel } from '../../scripts/make-test-model.js';
+import { withDirLock } from './dirLock.js';
 import { TINY_MODEL_DIR } from './testModel.js';
 
 /** Where the model is written: beside the tiny one. */
@@ -31,19 +32,7 @@ let ensured: Promise<string> | null = null;
 export function ensureVitModel(): Promise<string> {
   ensured ??= (async () => {
     if (await isCurrent()) return VIT_MODEL_DIR;
-    await mkdir(path.dirname(LOCK_DIR), { recursive: true });
-    for (;;) {
-      try {
-        await mkdir(LOCK_DIR);
-        break;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        const age = await stat(LOCK_DIR).then((s) => Date.now() - s.mtimeMs, () => 0);
-        if (age > STALE_LOCK_MS) await rm(LOCK_DIR, { recursive: true, force: true });
-        else await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    }
-    try {
+    return withDirLock(LOCK_DIR, { staleMs: STALE_LOCK_MS, pollMs: 250 }, async () => {
       if (await isCurrent()) return VIT_MODEL_DIR;
       const temporary = `${VIT_MODEL_DIR}.tmp-${process.pid}`;
       await rm(temporary, { recursive: true, force: true });
@@ -52,9 +41,7 @@ export function ensureVitModel(): Promise<string> {
       await rm(VIT_MODEL_DIR, { recursive: true, force: true });
       await rename(temporary, VIT_MODEL_DIR);
       return VIT_MODEL_DIR;
-    } finally {
-      await rm(LOCK_DIR, { recursive: true, force: true });
-    }
+    });
   })();
   return ensured;
 }
