@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { PrecompiledCharsmap } from '../../../../src/clip/text/precompiled.js';
 import { compileCharsmap, nmtNfkcRules } from '../../../../scripts/model/text/charsmap.js';
 import { SHARED_CLIP_DIR } from '../../../utils/testModel.js';
@@ -49,8 +49,12 @@ describe('PrecompiledCharsmap (generated charsmap)', () => {
 });
 
 describe.skipIf(sharedAbsent)('PrecompiledCharsmap (the real nmt_nfkc charsmap of the shared XLM-R-format model)', () => {
-  const json = sharedAbsent ? undefined : (JSON.parse(fs.readFileSync(SHARED_TOKENIZER, 'utf8')) as { normalizer: { normalizers: Array<{ precompiled_charsmap?: string }> } });
-  const charsmap = PrecompiledCharsmap.fromBase64(json?.normalizer.normalizers[0]?.precompiled_charsmap ?? '');
+  // Read in beforeAll, not while collecting: a skipped suite's body still runs, and the file is absent then.
+  let charsmap: PrecompiledCharsmap;
+  beforeAll(() => {
+    const json = JSON.parse(fs.readFileSync(SHARED_TOKENIZER, 'utf8')) as { normalizer: { normalizers: Array<{ precompiled_charsmap?: string }> } };
+    charsmap = PrecompiledCharsmap.fromBase64(json.normalizer.normalizers[0]?.precompiled_charsmap ?? '');
+  });
 
   it('should apply nmt_nfkc: NFKC, controls removed, odd spaces to a space, U+200D and U+FE0F kept', () => {
     expect(charsmap.normalize('ﬁ ½ ＦＵＬＬ ①')).toBe('fi 1⁄2 FULL 1');
