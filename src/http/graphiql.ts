@@ -13,7 +13,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { loadGraphiqlAssets } from './graphiql/assets.js';
-import { pathnameOf, sendAsset } from './staticAsset.js';
+import { pathnameOf, serveAssetUnder } from './staticAsset.js';
 import { graphiqlContentSecurityPolicy, renderGraphiqlPage, type GraphiqlPageOptions } from './graphiql/page.js';
 
 /**
@@ -60,16 +60,7 @@ export function createGraphiqlHandler(options: GraphiqlOptions): RequestHandler 
       sendPage(req, res, html);
       return;
     }
-    if (pathname.startsWith(assetPrefix)) {
-      const asset = assets.byFileName.get(pathname.slice(assetPrefix.length));
-      if (asset === undefined) {
-        res.status(404).type('text/plain').send('Not found');
-        return;
-      }
-      sendAsset(req, res, asset).catch(next);
-      return;
-    }
-    next();
+    if (!serveAssetUnder(assetPrefix, pathname, assets.byFileName, req, res, next)) next();
   };
 }
 

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
-import type { Request, Response } from 'express';
+import type { NextFunction, Request, Response } from 'express';
 
 const gzipAsync = promisify(gzip);
 
@@ -64,6 +64,25 @@ export async function sendAsset(req: Request, res: Response, asset: StaticAsset)
     return;
   }
   res.end(asset.body);
+}
+
+/**
+ * Serves the asset a path names under `prefix` (404 for an unknown name). Returns false, sending nothing, when the
+ * path is not under `prefix`, so the caller's handler goes on.
+ */
+export function serveAssetUnder(
+  prefix: string,
+  pathname: string,
+  assetByFileName: ReadonlyMap<string, StaticAsset>,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+): boolean {
+  if (!pathname.startsWith(prefix)) return false;
+  const asset = assetByFileName.get(pathname.slice(prefix.length));
+  if (asset === undefined) res.status(404).type('text/plain').send('Not found');
+  else sendAsset(req, res, asset).catch(next);
+  return true;
 }
 
 /** originalUrl keeps the mount path that req.path drops; the query string is not part of the match. */

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RequestHandler } from 'express';
 import type { Logger } from '../logger.js';
-import { CSS_CONTENT_TYPE, JS_CONTENT_TYPE, makeAsset, pathnameOf, sendAsset, setPageHeaders, type StaticAsset } from './staticAsset.js';
+import { CSS_CONTENT_TYPE, JS_CONTENT_TYPE, makeAsset, pathnameOf, serveAssetUnder, setPageHeaders, type StaticAsset } from './staticAsset.js';
 import { WEB_BUNDLE_FILES, webBundleDir } from './webUi/bundle.js';
 import { renderWebUiPage, webUiContentSecurityPolicy } from './webUi/page.js';
 
@@ -71,15 +71,6 @@ export function createWebUiHandler(options: WebUiOptions): RequestHandler {
       res.send(html);
       return;
     }
-    if (pathname.startsWith(assetPrefix)) {
-      const asset = assets.get(pathname.slice(assetPrefix.length));
-      if (asset === undefined) {
-        res.status(404).type('text/plain').send('Not found');
-        return;
-      }
-      sendAsset(req, res, asset).catch(next);
-      return;
-    }
-    next();
+    if (!serveAssetUnder(assetPrefix, pathname, assets, req, res, next)) next();
   };
 }
