@@ -69,37 +69,33 @@ async function removeLeftovers(dir: string): Promise<void> {
  * @returns whether it had to generate.
  */
 export async function ensureTinyModel(dir: string = TINY_MODEL_DIR): Promise<'current' | 'generated'> {
-  const key = await generatorKey();
-  if (await isCurrent(dir, key)) return 'current';
-  await mkdir(path.dirname(dir), { recursive: true });
-  return withLock(`${dir}.lock`, async () => {
-    if (await isCurrent(dir, key)) return 'current';
-    await removeLeftovers(dir);
-    const temporary = `${dir}.tmp-${process.pid}`;
-    const summary = await makeTestModel({ out: temporary, preset: 'tiny', seed: SEED, quantized: true });
-    const stamp: Stamp = { key, files: summary.files.map((file) => file.path) };
-    await writeFile(path.join(temporary, STAMP_FILE), `${JSON.stringify(stamp, null, 2)}\n`);
-    const old = `${dir}.old-${process.pid}`;
-    await rename(dir, old).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
-    await rename(temporary, dir);
-    await rm(old, { recursive: true, force: true });
-    return 'generated';
-  });
+  return ensureGenerated(dir, await generatorKey(), (out) => makeTestModel({ out, preset: 'tiny', seed: SEED, quantized: true }));
 }
 
 /** Generates one immich-layout test model (see IMMICH_TEST_MODELS) unless a current one is there; same locking as the tiny model. */
 export async function ensureImmichModel(model: ImmichTestModel): Promise<'current' | 'generated'> {
   const { dir, ...variant } = model;
-  const key = await generatorKey(variant);
+  return ensureGenerated(dir, await generatorKey(variant), (out) =>
+    makeImmichModel({ out, preset: model.preset, seed: SEED, externalData: model.externalData, dynamic: model.dynamic }),
+  );
+}
+
+/**
+ * Leaves a current model in `dir`: when its stamp differs from `key`, `generate` writes one under the lock into a
+ * temporary directory, which is stamped and renamed into place.
+ */
+async function ensureGenerated(
+  dir: string,
+  key: string,
+  generate: (out: string) => Promise<{ files: { path: string }[] }>,
+): Promise<'current' | 'generated'> {
   if (await isCurrent(dir, key)) return 'current';
   await mkdir(path.dirname(dir), { recursive: true });
   return withLock(`${dir}.lock`, async () => {
     if (await isCurrent(dir, key)) return 'current';
     await removeLeftovers(dir);
     const temporary = `${dir}.tmp-${process.pid}`;
-    const summary = await makeImmichModel({ out: temporary, preset: model.preset, seed: SEED, externalData: model.externalData, dynamic: model.dynamic });
+    const summary = await generate(temporary);
     const stamp: Stamp = { key, files: summary.files.map((file) => file.path) };
     await writeFile(path.join(temporary, STAMP_FILE), `${JSON.stringify(stamp, null, 2)}\n`);
     const old = `${dir}.old-${process.pid}`;
