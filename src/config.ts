@@ -49,7 +49,8 @@ export interface Config {
   readonly maxTextBatchSize: number;
   readonly maxQueuedImages: number;
   readonly ortIntraOpThreads: number;
-  readonly visionReplicas: number;
+  /** Undefined: the runtime decides by the image graph (runtime/replicas.ts). */
+  readonly visionReplicas: number | undefined;
   readonly ortGraphOptimization: GraphOptimizationLevel;
   readonly ortAllowSpinning: boolean;
   readonly logitScale: number | undefined;
@@ -331,9 +332,10 @@ const SETTINGS: SettingSpecs = {
   visionReplicas: {
     env: 'VISION_REPLICAS',
     description:
-      'Copies of the image tower per model, each in its own worker running batches side by side and sharing ORT_INTRA_OP_THREADS (more throughput under load; a lone request runs on fewer threads).',
-    defaultValue: 1,
-    parse: integer(1, 64),
+      'Copies of the image tower per model, each in its own worker running batches side by side and sharing ORT_INTRA_OP_THREADS (more throughput under load; a lone request runs on fewer threads). auto: 2 for an image graph whose batch is fixed at 1 (immich exports: two runs in flight, half the threads each; 1 when ORT_INTRA_OP_THREADS is 1), else 1.',
+    defaultValue: undefined,
+    defaultText: 'auto',
+    parse: (raw) => (raw.trim().toLowerCase() === 'auto' ? undefined : integer(1, 64)(raw)),
   },
   ortIntraOpThreads: {
     env: 'ORT_INTRA_OP_THREADS',

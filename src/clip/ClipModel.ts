@@ -12,6 +12,8 @@ import { Batcher } from './runtime/Batcher.js';
 import { EmbeddingCache } from './EmbeddingCache.js';
 import { loadModelSpec, type LayoutName, type ModelSpec } from './layouts/index.js';
 import { OnnxGraph, type FeedValue, type OnnxSessionOptions } from './runtime/onnx.js';
+import { declaredInputs } from './runtime/onnxHeader.js';
+import { planVisionReplicas } from './runtime/replicas.js';
 import { ImageTower, TextTower } from './runtime/towers.js';
 import { preprocessImage } from './image/preprocess.js';
 import { applyTemplate, ensemble, normalize, resolveScoring, scoreClasses, templatesOf } from './scoring.js';
@@ -33,9 +35,9 @@ export interface ClipModelOptions {
   /** Images allowed to wait for the image batcher; past it → OVERLOADED. */
   maxQueuedImages: number;
   /**
-   * Copies of the image tower, each in its own worker, running batches side by side. Two single-threaded copies
-   * beat one two-threaded copy on throughput (no thread-pool barriers stalling when image decoding takes a core).
-   * @default 1
+   * Copies of the image tower, each in its own worker, running batches side by side and sharing the threads. Two
+   * single-threaded copies beat one two-threaded copy on throughput (no thread-pool barriers stalling when image
+   * decoding takes a core). Undefined: the runtime decides by the graph (runtime/replicas.ts).
    */
   visionReplicas?: number | undefined;
   /** Images decoded and resized at once (sharp work runs off the event loop). */
@@ -122,6 +124,8 @@ export class ClipModel {
       maxWaitMs: options.maxBatchWaitMs,
       maxQueued: options.maxQueuedImages,
       concurrency: loaded.visions.length,
+      // A fixed-batch graph runs its items one by one, so a big batch buys nothing and one replica must not take them all.
+      fairShare: loaded.visions[0]!.fixedBatch !== undefined,
       run: (pixels, deliver) => this.#runVision(pixels, deliver),
       onBatch: (size, ms) => options.onBatch?.('image', size, ms),
     });
@@ -145,7 +149,7 @@ export class ClipModel {
   static async load(options: ClipModelOptions): Promise<ClipModel> {
     const loadStarted = performance.now();
     const spec = await loadModelSpec(options.dir, options.precision);
-    const graphs = await loadGraphs(spec, options.session, options.visionReplicas ?? 1);
+    const graphs = await loadGraphs(spec, options.session, options.visionReplicas, options.logger, options.name);
     const warmStarted = performance.now();
     options.logger.info({ model: options.name, loadMs: Math.round(warmStarted - loadStarted) }, 'model loaded; warming up');
     try {
@@ -322,16 +326,19 @@ interface Loaded {
 
 type ResolvedScoring = ReturnType<typeof resolveScoring>;
 
-async function loadGraphs(spec: ModelSpec, session: OnnxSessionOptions, visionReplicas: number): Promise<Graphs> {
-  // The replicas share the threads: one two-threaded copy, or two single-threaded ones, on 2 cores.
-  const visionSession = { ...session, intraOpThreads: Math.max(1, Math.floor(session.intraOpThreads / visionReplicas)) };
+async function loadGraphs(spec: ModelSpec, session: OnnxSessionOptions, visionReplicas: number | undefined, logger: Logger, name: string): Promise<Graphs> {
   const files = spec.graphs;
   if (files.kind === 'towers') {
+    // The replicas share the threads (one two-threaded copy, or two single-threaded ones, on 2 cores), so the plan
+    // is made from the file's declared inputs before any session exists.
+    const plan = planVisionReplicas(visionReplicas, session.intraOpThreads, visionReplicas === undefined ? await declaredInputs(files.vision) : []);
+    logger.info({ model: name, visionReplicas: plan.replicas, threadsEach: plan.threadsEach, reason: plan.reason }, 'image tower replicas');
+    const visionSession = { ...session, intraOpThreads: plan.threadsEach };
     // All settle before anything is decided: a tower still loading in its worker when another failed would
     // outlive the model, and a process exiting under a busy worker aborts in native code (issue 5).
     const loads = await Promise.allSettled([
       OnnxGraph.load(files.text, session),
-      ...Array.from({ length: visionReplicas }, () => OnnxGraph.load(files.vision, visionSession)),
+      ...Array.from({ length: plan.replicas }, () => OnnxGraph.load(files.vision, visionSession)),
     ]);
     const failed = loads.find((load): load is PromiseRejectedResult => load.status === 'rejected');
     const loaded = loads.flatMap((load) => (load.status === 'fulfilled' ? [load.value] : []));

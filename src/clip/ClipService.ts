@@ -52,7 +52,7 @@ export interface InferenceSettings {
   maxQueuedImages: number;
   /** ONNX Runtime intra-op threads per model (the text tower's; image-tower replicas share them). */
   intraOpThreads: number;
-  /** Copies of the image tower running batches side by side. @default 1 */
+  /** Copies of the image tower running batches side by side; undefined: decided by the graph (runtime/replicas.ts). */
   visionReplicas?: number | undefined;
   graphOptimizationLevel: GraphOptimizationLevel;
   /** Let idle ONNX Runtime threads spin for work. @default false */

@@ -78,6 +78,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig([], env)).toThrow(message);
   });
 
+  it('should leave VISION_REPLICAS to the runtime by default or when auto, and take a count', () => {
+    expect(loadConfig([], {}).visionReplicas).toBeUndefined();
+    expect(loadConfig([], { VISION_REPLICAS: 'auto' }).visionReplicas).toBeUndefined();
+    expect(loadConfig(['--vision-replicas', '2'], {}).visionReplicas).toBe(2);
+    expect(() => loadConfig([], { VISION_REPLICAS: '0' })).toThrow(ConfigError);
+  });
+
   it('should name the flag when a flag is malformed, and refuse unknown flags', () => {
     expect(() => loadConfig(['--max-batch-size', 'x'], {})).toThrow(/--max-batch-size \(MAX_BATCH_SIZE\): expected an integer/);
     expect(() => loadConfig(['--no-such-flag'], {})).toThrow(ConfigError);

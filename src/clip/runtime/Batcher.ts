@@ -18,6 +18,12 @@ export interface BatcherOptions<I, O> {
   /** Batches allowed in flight at once (one per model replica). @default 1 */
   concurrency?: number;
   /**
+   * A batch takes at most its share (1 / `concurrency`) of what waits, even when the other runners are busy. For runners
+   * whose cost is per item, such as a graph with a fixed batch of 1 that runs its items one by one: a runner that frees
+   * up first must not take the whole queue while another is about to free up and would then sit idle. @default false
+   */
+  fairShare?: boolean;
+  /**
    * Runs one batch: must return exactly one output per input, in order. It may hand over outputs early through
    * `deliver(index, output)` (a fixed-batch graph runs its items one by one): those callers are answered at once.
    */
@@ -134,8 +140,9 @@ export class Batcher<I, O> {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
+    const size = this.#batchSize();
     while (this.#running.size < this.#concurrency && this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#batchSizeFor(this.#queue.length));
+      const batch = this.#queue.splice(0, size);
       for (const pending of batch) {
         if (pending.onAbort) pending.signal?.removeEventListener('abort', pending.onAbort);
       }
@@ -147,10 +154,13 @@ export class Batcher<I, O> {
     }
   }
 
-  /** With several runners free, split what waits evenly rather than giving one runner everything. */
-  #batchSizeFor(queued: number): number {
-    const free = this.#concurrency - this.#running.size;
-    return Math.min(this.#options.maxBatchSize, Math.ceil(queued / free));
+  /**
+   * The size of each batch a dispatch starts: what waits, split evenly between the free runners rather than given to
+   * one of them, or with `fairShare` between all the runners, busy ones included.
+   */
+  #batchSize(): number {
+    const sharers = this.#options.fairShare === true ? this.#concurrency : this.#concurrency - this.#running.size;
+    return Math.min(this.#options.maxBatchSize, Math.ceil(this.#queue.length / sharers));
   }
 
   async #runBatch(batch: Pending<I, O>[]): Promise<void> {

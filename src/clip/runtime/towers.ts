@@ -24,6 +24,11 @@ function pickOutput(graph: OnnxGraph, candidates: readonly string[], what: strin
   throw new Error(`${graph.path}: no ${what} output: expected one of ${candidates.join(', ')}, the graph has ${graph.outputNames.join(', ')}`);
 }
 
+/** The input that takes the pixels: by its known names, else the one 4-d input. */
+export function findPixelInput(inputs: readonly ValueInfo[]): ValueInfo | undefined {
+  return PIXEL_INPUTS.map((name) => inputs.find((info) => info.name === name)).find((info) => info !== undefined) ?? inputs.find((info) => info.shape.length === 4);
+}
+
 /** A fixed batch must be 1 (what immich exports); anything else is refused rather than guessed at. */
 function batchOf(graph: OnnxGraph, input: ValueInfo): number | undefined {
   const batch = fixedDim(input, 0);
@@ -51,7 +56,7 @@ export class ImageTower {
   constructor(graph: OnnxGraph, crop: { height: number; width: number }, extra?: ExtraFeeds) {
     this.#graph = graph;
     this.#extra = extra;
-    const input = PIXEL_INPUTS.map((name) => graph.input(name)).find((info) => info !== undefined) ?? graph.inputs.find((info) => info.shape.length === 4);
+    const input = findPixelInput(graph.inputs);
     if (input === undefined) throw new Error(`${graph.path}: no image input: expected one of ${PIXEL_INPUTS.join(', ')}, the graph has ${graph.inputNames.join(', ')}`);
     if (input.type !== 'float32' && input.type !== 'float16') {
       throw new Error(`${graph.path}: image input ${input.name} is ${input.type}; expected float32 or float16 pixels (normalised CHW)`);

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClipService, type ClipServiceOptions } from '../../../../src/clip/index.js';
@@ -149,6 +150,40 @@ describe('immich-layout models through ClipService', () => {
     });
     // The fixed-batch graph ran item by item, but the Batcher still gathered images of different jobs into one run.
     expect(Math.max(...sizes)).toBeGreaterThan(1);
+  });
+
+  it('should run a fixed-batch image graph as two replicas by default (two runs in flight) with the results of one', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const two = await started(new ClipService({ ...options(IMMICH_TEST_MODELS.openclip.dir), inference: { ...options('').inference, intraOpThreads: 2 }, logger }));
+    const one = await started(new ClipService({ ...options(IMMICH_TEST_MODELS.openclip.dir), inference: { ...options('').inference, intraOpThreads: 2, visionReplicas: 1 } }));
+    const plan = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry.msg === 'image tower replicas');
+    expect(plan).toMatchObject({ visionReplicas: 2, threadsEach: 1 });
+    const images = await Promise.all(Array.from({ length: 16 }, (_, i) => noiseImage(40 + i, 64 + i, 48 + i)));
+    const classify = (service: ClipService, image: Buffer) => service.classify({ model: service.defaultModelName, images: [image], labels: CLASSES, prompt: {} });
+    const alone: number[][] = [];
+    for (const image of images) alone.push((await classify(one, image)).probabilities[0]!);
+    const together = await Promise.all(images.map((image) => classify(two, image)));
+    together.forEach((result, i) => result.probabilities[0]!.forEach((p, j) => expect(Math.abs(p - alone[i]![j]!)).toBeLessThan(1e-5)));
+  });
+
+  it('should share the queue of a fixed-batch graph between its two replicas and drain both on stop', async () => {
+    // A long batch wait with room for more than 16: the 16 images below all wait in the queue until stop() dispatches them.
+    const inference = { ...options('').inference, intraOpThreads: 2, maxBatchSize: 32, maxBatchWaitMs: 60_000 };
+    const two = new ClipService({ ...options(IMMICH_TEST_MODELS.openclip.dir), inference });
+    await two.start();
+    const one = await started(new ClipService({ ...options(IMMICH_TEST_MODELS.openclip.dir), inference: { ...options('').inference, visionReplicas: 1 } }));
+    const images = await Promise.all(Array.from({ length: 16 }, (_, i) => noiseImage(70 + i, 50 + i, 70 - i)));
+    const expected = await one.embedImages({ model: one.defaultModelName, images });
+    const sizes: number[] = [];
+    two.events.on('batchCompleted', (e) => e.kind === 'image' && sizes.push(e.size));
+    const jobs = images.map((image) => two.embedImages({ model: two.defaultModelName, images: [image] }));
+    while (two.queuedImages() < 16) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Stopping with every image queued: the two replicas take half each, side by side, and every job completes.
+    await two.stop();
+    const results = await Promise.all(jobs);
+    expect(sizes).toEqual([8, 8]);
+    results.forEach((result, i) => result.embeddings[0]!.forEach((v, k) => expect(Math.abs(v - expected.embeddings[i]![k]!)).toBeLessThan(1e-5)));
   });
 
   it('should load a model whose weights are ONNX external data (the XLM-R text tower), and classify', async () => {

@@ -138,6 +138,63 @@ describe('Batcher', () => {
     expect(batches).toEqual([[1, 2, 3], [4, 5, 6]]);
   });
 
+  describe("with fairShare (a fixed-batch graph's replicas)", () => {
+    /** Two runners whose runs take 20 ms; records each batch. */
+    function fairBatcher(fairShare: boolean) {
+      const batches: number[][] = [];
+      let inFlight = 0;
+      let maxInFlight = 0;
+      const batcher = new Batcher<number, number>({
+        name: 'fair',
+        concurrency: 2,
+        fairShare,
+        maxBatchSize: 16,
+        maxWaitMs: 0,
+        maxQueued: 100,
+        run: async (items) => {
+          batches.push(items);
+          maxInFlight = Math.max(maxInFlight, ++inFlight);
+          await new Promise((r) => setTimeout(r, 20));
+          inFlight--;
+          if (items.includes(-1)) throw new Error('poison');
+          return items.map((x) => x * 10);
+        },
+      });
+      return { batcher, batches, maxInFlight: () => maxInFlight };
+    }
+
+    it('should let a runner that frees up take only its share of what waits, not all of it', async () => {
+      const fair = fairBatcher(true);
+      const unfair = fairBatcher(false);
+      const items = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+      const [a, b] = await Promise.all([Promise.all(items.map((x) => fair.batcher.add(x))), Promise.all(items.map((x) => unfair.batcher.add(x)))]);
+      expect(a).toEqual(items.map((x) => x * 10));
+      expect(b).toEqual(a);
+      // 1 and 2 start the two runners at once; 3–10 wait. The first runner to free up takes half of them, not all 8.
+      expect(fair.batches.slice(0, 3)).toEqual([[1], [2], [3, 4, 5, 6]]);
+      expect(Math.max(...fair.batches.map((batch) => batch.length))).toBe(4);
+      expect(unfair.batches.slice(0, 3)).toEqual([[1], [2], [3, 4, 5, 6, 7, 8, 9, 10]]);
+      expect(fair.maxInFlight()).toBe(2);
+    });
+
+    it('should fail only the item that breaks a batch while the other runner carries on', async () => {
+      const { batcher, maxInFlight } = fairBatcher(true);
+      const results = await Promise.allSettled([1, 2, 3, -1, 5, 6, 7, 8].map((x) => batcher.add(x)));
+      expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([10, 20, 30, 'poison', 50, 60, 70, 80]);
+      expect(maxInFlight()).toBe(2);
+    });
+
+    it("should finish both runners' batches and everything queued on stop", async () => {
+      const { batcher, batches } = fairBatcher(true);
+      const pending = [1, 2, 3, 4, 5, 6].map((x) => batcher.add(x));
+      await new Promise((r) => setTimeout(r, 5)); // both runners busy, four items queued
+      await batcher.stop();
+      expect(batches.flat().sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6]);
+      await expect(Promise.all(pending)).resolves.toEqual([10, 20, 30, 40, 50, 60]);
+      await expect(batcher.add(7)).rejects.toMatchObject({ code: ErrorCode.ShuttingDown });
+    });
+  });
+
   it('should reject invalid options with the expected/got wording', () => {
     expect(() => new Batcher({ name: 'x', maxBatchSize: 0, maxWaitMs: 1, maxQueued: 1, run: async () => [] })).toThrow(
       'Expected `maxBatchSize` to be an integer ≥ 1, got 0',

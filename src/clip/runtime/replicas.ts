@@ -1,0 +1,36 @@
+/**
+ * How many copies of a model's image tower run side by side, and with how many ONNX Runtime threads each.
+ *
+ * The rule when VISION_REPLICAS is not set (measured; README, "Fixed-batch immich model"): a graph whose batch is fixed
+ * at 1 (immich's exports) runs two single-image runs in flight with half the threads each. ONNX Runtime splits one
+ * image's operators across its threads with a barrier after each, so a second thread buys far less than a second
+ * core: on 2 cores a batch-1 ViT-B/32 run costs ~100 ms of CPU on one thread and ~125 ms on two, and a thread taken
+ * by image decoding stalls its partner at every barrier. Two independent single-threaded runs keep both cores on
+ * useful work. A dynamic-batch graph already fills its threads with a batch, so it keeps one copy with all of them.
+ */
+import { fixedDim, type ValueInfo } from './onnx.js';
+import { findPixelInput } from './towers.js';
+
+export interface VisionPlan {
+  replicas: number;
+  threadsEach: number;
+  /** Why, for the log. */
+  reason: string;
+}
+
+/** Copies of a fixed-batch image tower when the setting leaves it to the runtime. */
+const FIXED_BATCH_RUNS_IN_FLIGHT = 2;
+
+/**
+ * `requested` is VISION_REPLICAS (undefined: decide by the graph); `inputs` are what the image graph declares
+ * (onnxHeader.ts reads them before any session exists, since a session's thread count is fixed at creation).
+ */
+export function planVisionReplicas(requested: number | undefined, intraOpThreads: number, inputs: readonly ValueInfo[]): VisionPlan {
+  const split = (replicas: number, reason: string): VisionPlan => ({ replicas, threadsEach: Math.max(1, Math.floor(intraOpThreads / replicas)), reason });
+  if (requested !== undefined) return split(requested, 'VISION_REPLICAS');
+  const pixels = findPixelInput(inputs);
+  const fixedBatch = pixels !== undefined && fixedDim(pixels, 0) === 1;
+  if (!fixedBatch) return split(1, 'dynamic batch: one copy runs whole batches on every thread');
+  if (intraOpThreads < FIXED_BATCH_RUNS_IN_FLIGHT) return split(1, `fixed batch of 1, but only ${intraOpThreads} thread`);
+  return split(FIXED_BATCH_RUNS_IN_FLIGHT, `fixed batch of 1: ${FIXED_BATCH_RUNS_IN_FLIGHT} runs in flight with ${Math.floor(intraOpThreads / FIXED_BATCH_RUNS_IN_FLIGHT)} thread(s) each`);
+}
