@@ -13,7 +13,7 @@ import { EmbeddingCache } from './EmbeddingCache.js';
 import { loadModelSpec, type LayoutName, type ModelSpec } from './layouts/index.js';
 import { OnnxGraph, type FeedValue, type OnnxSessionOptions } from './runtime/onnx.js';
 import { declaredInputs } from './runtime/onnxHeader.js';
-import { planVisionReplicas } from './runtime/replicas.js';
+import { FIXED_BATCH_BATCHES_PER_REPLICA, planVisionReplicas } from './runtime/replicas.js';
 import { ImageTower, TextTower } from './runtime/towers.js';
 import { preprocessImage } from './image/preprocess.js';
 import { applyTemplate, ensemble, normalize, resolveScoring, scoreClasses, templatesOf } from './scoring.js';
@@ -84,9 +84,9 @@ export class ClipModel {
   readonly #spec: ModelSpec;
   readonly #tokenizer: TextTokenizer;
   readonly #text: TextTower;
-  /** Replicas of the image tower; `#freeVisions` are those not running a batch. */
+  /** Replicas of the image tower, and how many batches each has in flight. */
   readonly #visions: readonly ImageTower[];
-  readonly #freeVisions: ImageTower[];
+  readonly #visionLoads: number[];
   readonly #graphs: Graphs;
   readonly #imageBatcher: Batcher<Float32Array, Float32Array>;
   readonly #textBatcher: Batcher<PromptIds, Float32Array>;
@@ -107,7 +107,8 @@ export class ClipModel {
     this.#graphs = loaded.graphs;
     this.#text = loaded.text;
     this.#visions = loaded.visions;
-    this.#freeVisions = [...loaded.visions];
+    this.#visionLoads = loaded.visions.map(() => 0);
+    const fixedBatch = loaded.visions[0]!.fixedBatch !== undefined;
     this.embeddingSize = embeddingSize;
     this.contextLength = loaded.tokenizer.contextLength;
     this.imageSize = loaded.spec.image.cropHeight;
@@ -123,9 +124,10 @@ export class ClipModel {
       maxBatchSize: options.maxBatchSize,
       maxWaitMs: options.maxBatchWaitMs,
       maxQueued: options.maxQueuedImages,
-      concurrency: loaded.visions.length,
-      // A fixed-batch graph runs its items one by one, so a big batch buys nothing and one replica must not take them all.
-      fairShare: loaded.visions[0]!.fixedBatch !== undefined,
+      // A fixed-batch graph runs its items one by one, so a big batch buys nothing and one replica must not take them
+      // all; and a replica gets its next batch while it runs the current one, so it never waits for the event loop.
+      concurrency: loaded.visions.length * (fixedBatch ? FIXED_BATCH_BATCHES_PER_REPLICA : 1),
+      fairShare: fixedBatch,
       run: (pixels, deliver) => this.#runVision(pixels, deliver),
       onBatch: (size, ms) => options.onBatch?.('image', size, ms),
     });
@@ -273,13 +275,13 @@ export class ClipModel {
   }
 
   async #runVision(pixels: Float32Array[], deliver?: Deliver): Promise<Float32Array[]> {
-    // The batcher runs at most one batch per replica, so one is always free here.
-    const tower = this.#freeVisions.pop();
-    if (!tower) throw new Error(`${this.name}: no free image-tower replica`);
+    // The least busy replica (the batcher bounds the batches in flight, so the loads stay even).
+    const index = this.#visionLoads.indexOf(Math.min(...this.#visionLoads));
+    this.#visionLoads[index]!++;
     try {
-      return await embedNormalised((onEach) => tower.embed(pixels, onEach), deliver);
+      return await embedNormalised((onEach) => this.#visions[index]!.embed(pixels, onEach), deliver);
     } finally {
-      this.#freeVisions.push(tower);
+      this.#visionLoads[index]!--;
     }
   }
 

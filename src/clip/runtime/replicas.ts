@@ -18,6 +18,13 @@ export interface VisionPlan {
   reason: string;
 }
 
+/**
+ * Batches a fixed-batch replica holds at once: the one it runs and the next, already in its worker's queue, so it starts
+ * the next image the moment one ends instead of waiting for a busy event loop to hand it over. (Its worker interleaves
+ * the items of the two, never running two at a time.)
+ */
+export const FIXED_BATCH_BATCHES_PER_REPLICA = 2;
+
 /** Copies of a fixed-batch image tower when the setting leaves it to the runtime. */
 const FIXED_BATCH_RUNS_IN_FLIGHT = 2;
 

@@ -179,10 +179,11 @@ describe('immich-layout models through ClipService', () => {
     two.events.on('batchCompleted', (e) => e.kind === 'image' && sizes.push(e.size));
     const jobs = images.map((image) => two.embedImages({ model: two.defaultModelName, images: [image] }));
     while (two.queuedImages() < 16) await new Promise((resolve) => setTimeout(resolve, 10));
-    // Stopping with every image queued: the two replicas take half each, side by side, and every job completes.
+    // Stopping with every image queued: each of the two replicas takes two batches of a quarter (one running, the next
+    // waiting in its worker), and every job completes.
     await two.stop();
     const results = await Promise.all(jobs);
-    expect(sizes).toEqual([8, 8]);
+    expect(sizes).toEqual([4, 4, 4, 4]);
     results.forEach((result, i) => result.embeddings[0]!.forEach((v, k) => expect(Math.abs(v - expected.embeddings[i]![k]!)).toBeLessThan(1e-5)));
   });
 
