@@ -333,7 +333,15 @@ async function loadGraphs(spec: ModelSpec, session: OnnxSessionOptions, visionRe
   if (files.kind === 'towers') {
     // The replicas share the threads (one two-threaded copy, or two single-threaded ones, on 2 cores), so the plan
     // is made from the file's declared inputs before any session exists.
-    const plan = planVisionReplicas(visionReplicas, session.intraOpThreads, visionReplicas === undefined ? await declaredInputs(files.vision) : []);
+    const inputs =
+      visionReplicas === undefined
+        ? await declaredInputs(files.vision).catch((error: unknown) => {
+            // ONNX Runtime has the last word on the file: if it loads it, one copy on every thread is always right.
+            logger.warn({ model: name, err: error }, 'could not read the image graph inputs ahead of loading; running one copy of it');
+            return [];
+          })
+        : [];
+    const plan = planVisionReplicas(visionReplicas, session.intraOpThreads, inputs);
     logger.info({ model: name, visionReplicas: plan.replicas, threadsEach: plan.threadsEach, reason: plan.reason }, 'image tower replicas');
     const visionSession = { ...session, intraOpThreads: plan.threadsEach };
     // All settle before anything is decided: a tower still loading in its worker when another failed would

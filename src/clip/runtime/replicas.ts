@@ -36,8 +36,8 @@ export function planVisionReplicas(requested: number | undefined, intraOpThreads
   const split = (replicas: number, reason: string): VisionPlan => ({ replicas, threadsEach: Math.max(1, Math.floor(intraOpThreads / replicas)), reason });
   if (requested !== undefined) return split(requested, 'VISION_REPLICAS');
   const pixels = findPixelInput(inputs);
-  const fixedBatch = pixels !== undefined && fixedDim(pixels, 0) === 1;
-  if (!fixedBatch) return split(1, 'dynamic batch: one copy runs whole batches on every thread');
+  if (pixels === undefined) return split(1, 'no image input known ahead of loading: one copy on every thread');
+  if (fixedDim(pixels, 0) !== 1) return split(1, 'dynamic batch: one copy runs whole batches on every thread');
   if (intraOpThreads < FIXED_BATCH_RUNS_IN_FLIGHT) return split(1, `fixed batch of 1, but only ${intraOpThreads} thread`);
   return split(FIXED_BATCH_RUNS_IN_FLIGHT, `fixed batch of 1: ${FIXED_BATCH_RUNS_IN_FLIGHT} runs in flight with ${Math.floor(intraOpThreads / FIXED_BATCH_RUNS_IN_FLIGHT)} thread(s) each`);
 }

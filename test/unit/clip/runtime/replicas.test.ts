@@ -20,6 +20,8 @@ describe('planVisionReplicas', () => {
   it('should keep one copy on every thread for a dynamic batch, or when there is a single thread', () => {
     expect(planVisionReplicas(undefined, 2, dynamic)).toMatchObject({ replicas: 1, threadsEach: 2 });
     expect(planVisionReplicas(undefined, 1, fixed)).toMatchObject({ replicas: 1, threadsEach: 1 });
+    // Inputs that could not be read ahead of loading: the old behaviour, one copy on every thread.
+    expect(planVisionReplicas(undefined, 2, [])).toMatchObject({ replicas: 1, threadsEach: 2 });
     // The 4-d input is the pixel input when its name is not a known one.
     expect(planVisionReplicas(undefined, 2, [{ name: 'x', type: 'float32', shape: [1, 3, 32, 32] }])).toMatchObject({ replicas: 2 });
   });
