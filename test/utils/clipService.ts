@@ -5,7 +5,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { ClipServiceOptions } from '../../src/clip/index.js';
+import { afterAll } from 'vitest';
+import type { ClipService, ClipServiceOptions } from '../../src/clip/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { TINY_MODEL_DIR } from './testModel.js';
 
@@ -60,4 +61,20 @@ export async function noiseImage(seed: number, { width = 96, height = 64, format
   }
   const image = sharp(data, { raw: { width, height, channels: 3 } });
   return (format === 'jpeg' ? image.jpeg({ quality: 90 }) : image.png()).toBuffer();
+}
+
+/**
+ * `started(service)` starts a ClipService and remembers it; every one is stopped after the enclosing suite
+ * (call at the top of a file or inside a `describe`).
+ */
+export function serviceStarter(): (service: ClipService) => Promise<ClipService> {
+  const services: ClipService[] = [];
+  afterAll(async () => {
+    await Promise.all(services.splice(0).map((s) => s.stop()));
+  });
+  return async (service) => {
+    services.push(service);
+    await service.start();
+    return service;
+  };
 }

@@ -14,7 +14,7 @@ import { loadModelFiles } from '../../../src/clip/layouts/hfClip.js';
 import { preprocessImage } from '../../../src/clip/image/preprocess.js';
 import { ClipTokenizer } from '../../../src/clip/text/clipBpe.js';
 import { ErrorCode } from '../../../src/errors.js';
-import { noiseImage as noisePng, testServiceOptions, TEST_IMAGE_LIMITS } from '../../utils/clipService.js';
+import { noiseImage as noisePng, serviceStarter, testServiceOptions, TEST_IMAGE_LIMITS } from '../../utils/clipService.js';
 import { IMMICH_TEST_MODELS, TINY_MODEL_DIR } from '../../utils/testModel.js';
 
 const LIMITS = TEST_IMAGE_LIMITS;
@@ -70,12 +70,7 @@ async function towerVectors(images: readonly Buffer[], texts: readonly string[])
 }
 
 describe('ClipService embeddings on the tiny generated model', () => {
-  const services: ClipService[] = [];
-  async function started(service: ClipService): Promise<ClipService> {
-    services.push(service);
-    await service.start();
-    return service;
-  }
+  const started = serviceStarter();
   let service: ClipService;
   let images: Buffer[];
   let reference: { images: number[][]; texts: number[][] };
@@ -92,7 +87,6 @@ describe('ClipService embeddings on the tiny generated model', () => {
     });
   });
   afterAll(async () => {
-    await Promise.all(services.map((s) => s.stop()));
     await rm(combinedOnlyDir, { recursive: true, force: true });
   });
 
@@ -179,19 +173,14 @@ describe('ClipService embeddings on the tiny generated model', () => {
 });
 
 describe('ClipService embeddings on every immich-layout family', () => {
-  const services: ClipService[] = [];
-  afterAll(async () => {
-    await Promise.all(services.map((s) => s.stop()));
-  });
+  const started = serviceStarter();
 
   it.each(Object.entries(IMMICH_TEST_MODELS))(
     'should give unit vectors of the model size, in order, that reproduce classify (%s)',
     async (_name, model) => {
       // SigLIP's trained scale and bias cannot be read from its files: given per model, as an operator would.
       const source = model.preset === 'siglip-tiny' ? `${model.dir};logitScale=10;logitBias=-2` : model.dir;
-      const service = new ClipService(options(source));
-      services.push(service);
-      await service.start();
+      const service = await started(new ClipService(options(source)));
       const info = service.models()[0]!;
       const name = info.name;
       const images = await Promise.all([61, 62].map(noiseImage));

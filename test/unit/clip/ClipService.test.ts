@@ -10,7 +10,7 @@ import { OnnxGraph } from '../../../src/clip/runtime/onnx.js';
 import { preprocessImage } from '../../../src/clip/image/preprocess.js';
 import { ClipTokenizer } from '../../../src/clip/text/clipBpe.js';
 import { ErrorCode } from '../../../src/errors.js';
-import { noiseImage, testServiceOptions, TEST_IMAGE_LIMITS } from '../../utils/clipService.js';
+import { noiseImage, serviceStarter, testServiceOptions, TEST_IMAGE_LIMITS } from '../../utils/clipService.js';
 import { TINY_MODEL_DIR } from '../../utils/testModel.js';
 
 const LIMITS = TEST_IMAGE_LIMITS;
@@ -23,15 +23,7 @@ function options(inference: Partial<ClipServiceOptions['inference']> = {}, cache
 const CLASSES = ['cat', 'dog', 'a red car', 'diagram'];
 
 describe('ClipService on the tiny generated model', () => {
-  const services: ClipService[] = [];
-  async function started(service: ClipService): Promise<ClipService> {
-    services.push(service);
-    await service.start();
-    return service;
-  }
-  afterAll(async () => {
-    await Promise.all(services.map((s) => s.stop()));
-  });
+  const started = serviceStarter();
 
   let service: ClipService;
   beforeAll(async () => {

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ClipService, type ClipServiceOptions } from '../../../../src/clip/index.js';
 import { loadModelSpec } from '../../../../src/clip/layouts/index.js';
 import { immichFilesToFetch, parseOpenClipConfig, parseOpenClipPreprocessCfg } from '../../../../src/clip/layouts/immich.js';
-import { noiseImage as noisePng, testServiceOptions } from '../../../utils/clipService.js';
+import { noiseImage as noisePng, serviceStarter, testServiceOptions } from '../../../utils/clipService.js';
 import { IMMICH_TEST_MODELS, TINY_MODEL_DIR } from '../../../utils/testModel.js';
 
 function options(defaultModel: string, extraModels: ClipServiceOptions['extraModels'] = []): ClipServiceOptions {
@@ -17,15 +17,7 @@ function noiseImage(seed: number, width = 80, height = 60): Promise<Buffer> {
 }
 
 
-const services: ClipService[] = [];
-async function started(service: ClipService): Promise<ClipService> {
-  services.push(service);
-  await service.start();
-  return service;
-}
-afterAll(async () => {
-  await Promise.all(services.map((s) => s.stop()));
-});
+const started = serviceStarter();
 
 const CLASSES = ['a cat', 'un chien', 'ein rotes Auto', 'diagram'];
 
