@@ -274,13 +274,14 @@ export class JobService {
   async #admitAndEnqueue(plan: JobPlan, images: Uint8Array[], imageBytes: number): Promise<Job> {
     const id = randomUUID();
     this.#checkCounts(this.#queue.lastCounts(), images.length, imageBytes);
-    const admission = await this.#queue.reserve(id, images.length, imageBytes, {
-      maxJobs: this.#limits.maxQueuedJobs,
-      maxImages: this.#limits.maxQueuedImages,
-      maxImageBytes: this.#limits.maxPendingImageBytes,
-    });
-    if (!admission.admitted) throw this.#refusal(admission);
     const now = new Date();
+    // The reservation and the queued work expire with the job: nothing of it outlives its TTL in the queue.
+    const expiresAt = new Date(now.getTime() + this.#limits.ttlSeconds * 1000);
+    const admission = await this.#queue.reserve(
+      { id, images: images.length, imageBytes, expiresAt },
+      { maxJobs: this.#limits.maxQueuedJobs, maxImages: this.#limits.maxQueuedImages, maxImageBytes: this.#limits.maxPendingImageBytes },
+    );
+    if (!admission.admitted) throw this.#refusal(admission);
     const job: Job = {
       id,
       status: 'queued',
@@ -291,7 +292,7 @@ export class JobService {
       imageCount: images.length,
       batched: plan.batched,
       createdAt: now,
-      expiresAt: new Date(now.getTime() + this.#limits.ttlSeconds * 1000),
+      expiresAt,
       version: 0,
     };
     try {
@@ -304,7 +305,7 @@ export class JobService {
     this.#logger.info(jobLogFields(job), 'job queued');
     await this.events.publish(job).catch((error: unknown) => this.#logger.warn({ err: error, jobId: id }, 'publishing a job change failed'));
     try {
-      await this.#queue.enqueue({ id, images, prompt: plan.prompt });
+      await this.#queue.enqueue({ id, images, prompt: plan.prompt, expiresAt });
     } catch (error) {
       // Stored but never queued (the backend went away in between): fail it, so nobody waits for it forever.
       await this.#queue.release(id).catch(() => undefined);
