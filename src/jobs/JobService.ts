@@ -92,16 +92,17 @@ export interface ListJobsInput {
 
 /** Live numbers for metrics and readiness. */
 export interface JobStats {
-  /** Jobs waiting for a worker (cluster-wide with Redis). */
+  /** Jobs waiting for a worker (cluster-wide with Redis, refreshed every second). */
   queued: number;
+  /** Admitted jobs not waiting: running, or between admission and the queue (cluster-wide with Redis). */
   running: number;
-  /** Images held by unfinished jobs. */
+  /** Images held by unfinished jobs (cluster-wide with Redis). */
   pendingImages: number;
   pendingImageBytes: number;
   /** Open `watch` iterators in this process. */
   watchers: number;
   draining: boolean;
-  /** Jobs that reached each status since start, as seen by this process (a job counts once per status it passed). */
+  /** Jobs that reached each status since start, as stored by this process (a job counts once per status it passed). */
   totals: Record<JobStatus, number>;
 }
 
@@ -134,6 +135,8 @@ export class JobService {
   #watchers = 0;
   #draining = false;
   readonly #totals = Object.fromEntries(JOB_STATUSES.map((status) => [status, 0])) as Record<JobStatus, number>;
+  readonly #storedListeners = new Set<(job: Job) => void>();
+  readonly #onChanged: (job: Job) => void;
 
   constructor(options: JobServiceOptions) {
     this.#clip = options.clip;
@@ -158,10 +161,12 @@ export class JobService {
     for (const [name, value] of Object.entries(this.#limits)) {
       if (!Number.isInteger(value) || value < 1) throw new TypeError(`JobService: expected ${name} to be an integer >= 1, got ${value}`);
     }
-    // Totals count the changes this process makes (its submissions and cancels, and its worker's transitions).
+    // Totals count the changes this process stores (its submissions and cancels, and its worker's transitions).
     const onChanged = (job: Job): void => {
       this.#totals[job.status] += 1;
+      for (const listener of this.#storedListeners) listener(job);
     };
+    this.#onChanged = onChanged;
     this.#deps = { store: this.#store, events: this.events, logger: this.#logger, ttlSeconds: this.#limits.ttlSeconds, onChanged };
     if (options.queue !== undefined) {
       this.#queue = options.queue;
@@ -181,10 +186,19 @@ export class JobService {
         logger: this.#logger,
         maxConcurrentJobs: this.#limits.maxConcurrentJobs,
         ttlSeconds: this.#limits.ttlSeconds,
-        onChanged,
       });
       this.#worker.start();
     }
+    this.#worker?.onStored(onChanged);
+  }
+
+  /**
+   * Calls `listener` with every job state this process stores: its submissions and cancels, and its worker's
+   * transitions (per-process metrics: summed over the processes of a deployment, each change counts once).
+   */
+  onStored(listener: (job: Job) => void): () => void {
+    this.#storedListeners.add(listener);
+    return () => this.#storedListeners.delete(listener);
   }
 
   /** One job may not make the text model encode more than MAX_PROMPTS_PER_JOB prompts (it would hold the model for minutes). */
@@ -301,7 +315,7 @@ export class JobService {
       await this.#queue.release(id).catch(() => undefined);
       throw error;
     }
-    this.#totals.queued += 1;
+    this.#onChanged(job);
     this.#logger.info(jobLogFields(job), 'job queued');
     await this.events.publish(job).catch((error: unknown) => this.#logger.warn({ err: error, jobId: id }, 'publishing a job change failed'));
     try {

@@ -42,8 +42,6 @@ export interface JobWorkerOptions {
   maxConcurrentJobs: number;
   /** How long a job is kept after its last change, in seconds. */
   ttlSeconds: number;
-  /** Called with each state this worker stored. */
-  onChanged?: (job: Job) => void;
 }
 
 export class JobWorker {
@@ -52,6 +50,7 @@ export class JobWorker {
   readonly #logger: Logger;
   readonly #deps: TransitionDeps;
   readonly #maxConcurrentJobs: number;
+  readonly #storedListeners = new Set<(job: Job) => void>();
   /** Aborted once drained: ends the retries of writes waiting for the backend. */
   readonly #stopping = new AbortController();
   #started = false;
@@ -61,10 +60,19 @@ export class JobWorker {
     this.#queue = options.queue;
     this.#logger = options.logger;
     this.#maxConcurrentJobs = options.maxConcurrentJobs;
-    this.#deps = { store: options.store, events: options.events, logger: options.logger, ttlSeconds: options.ttlSeconds, onChanged: options.onChanged };
+    const onChanged = (job: Job): void => {
+      for (const listener of this.#storedListeners) listener(job);
+    };
+    this.#deps = { store: options.store, events: options.events, logger: options.logger, ttlSeconds: options.ttlSeconds, onChanged };
     if (!Number.isInteger(this.#maxConcurrentJobs) || this.#maxConcurrentJobs < 1) {
       throw new TypeError(`JobWorker: expected maxConcurrentJobs to be an integer >= 1, got ${this.#maxConcurrentJobs}`);
     }
+  }
+
+  /** Calls `listener` with every state this worker stores (per-process totals); the returned function removes it. */
+  onStored(listener: (job: Job) => void): () => void {
+    this.#storedListeners.add(listener);
+    return () => this.#storedListeners.delete(listener);
   }
 
   /** Starts consuming the queue. Idempotent. */
