@@ -9,13 +9,10 @@
  */
 import type { PromptConfig } from '../clip/types.js';
 
-/** What a worker needs to run a job besides the stored Job, as an API hands it to the queue. */
+/** What a worker needs to run a job besides the stored Job and the reserved image bytes, as an API hands it to the queue. */
 export interface JobWork {
   id: string;
-  images: Uint8Array[];
   prompt: PromptConfig;
-  /** The job's expiry while it waits (its `expiresAt` as created): waiting work and its bytes go then. */
-  expiresAt: Date;
 }
 
 /** Work as a worker takes it: the image bytes are read only once the job is known to run (not expired, not cancelled). */
@@ -29,12 +26,11 @@ export interface TakenWork {
   loadImages(keepUntil: Date): Promise<Uint8Array[] | undefined>;
 }
 
-/** What `reserve` counts for one job. */
+/** What `reserve` takes for one job: its image bytes, counted against the limits and kept with the reservation. */
 export interface Reservation {
   id: string;
-  images: number;
-  imageBytes: number;
-  /** The job's expiry as created: a reservation whose job has expired is released by the queue itself. */
+  images: Uint8Array[];
+  /** The job's expiry as created: the bytes expire then unless a worker runs the job, and the queue releases the reservation. */
   expiresAt: Date;
 }
 
@@ -71,11 +67,14 @@ export type Admission = { admitted: true } | { admitted: false; limit: 'jobs' | 
 export type JobHandler = (work: TakenWork, signal: AbortSignal) => Promise<void>;
 
 export interface JobQueue {
-  /** Counts the job's images and bytes unless a limit would be passed. */
+  /**
+   * Counts the job's images and bytes unless a limit would be passed, and keeps the bytes for the worker, in one
+   * atomic step (on Redis one round trip).
+   */
   reserve(reservation: Reservation, limits: AdmissionLimits): Promise<Admission>;
   /** Forgets a reservation and the work's image bytes (the job ended, expired or was never enqueued). Idempotent. */
   release(id: string): Promise<void>;
-  /** Hands work to the workers, in submission order. */
+  /** Hands reserved work to the workers, in submission order. */
   enqueue(work: JobWork): Promise<void>;
   /** Starts running work on `handler`, at most `concurrency` at once in this process. */
   process(handler: JobHandler, concurrency: number): void;

@@ -21,7 +21,7 @@ import { MemoryJobEvents } from './memory/MemoryJobEvents.js';
 import { MemoryJobQueue } from './memory/MemoryJobQueue.js';
 import { MemoryJobStore } from './memory/MemoryJobStore.js';
 import { rankBySimilarity, type SimilarityRanking } from './similarity.js';
-import { advanceJob, jobLogFields, type TransitionDeps } from './transitions.js';
+import { advanceJob, jobLogFields, publishChange, type TransitionDeps } from './transitions.js';
 import {
   isTerminal,
   JOB_STATUSES,
@@ -247,8 +247,9 @@ export class JobService {
    */
   async #decodeImages(input: SubmitImages): Promise<{ images: Uint8Array[]; imageBytes: number }> {
     const imageFields = this.#validateImageList(input);
-    // Refuse early under overload, before spending time decoding images we would not keep.
-    this.#checkCounts(await this.#queue.counts(), imageFields.length, 0);
+    // Refuse early under overload, before spending time decoding images we would not keep. The counts as last seen
+    // (exact in memory; on Redis refreshed every second and by every admission) are enough: `reserve` decides.
+    this.#checkCounts(this.#queue.lastCounts(), imageFields.length, 0);
     const images: Uint8Array[] = [];
     let imageBytes = 0;
     for (const [index, image] of imageFields.entries()) {
@@ -272,7 +273,7 @@ export class JobService {
   async submit(input: SubmitJobInput): Promise<Job> {
     this.#assertAccepting();
     const plan = this.#plan(input);
-    if (plan.images === null) this.#checkCounts(await this.#queue.counts(), 0, 0);
+    if (plan.images === null) this.#checkCounts(this.#queue.lastCounts(), 0, 0);
     const { images, imageBytes } = plan.images === null ? { images: [], imageBytes: 0 } : await this.#decodeImages(plan.images);
     // Checked again: the awaits above let other submissions (or a drain) in.
     this.#assertAccepting();
@@ -292,7 +293,7 @@ export class JobService {
     // The reservation and the queued work expire with the job: nothing of it outlives its TTL in the queue.
     const expiresAt = new Date(now.getTime() + this.#limits.ttlSeconds * 1000);
     const admission = await this.#queue.reserve(
-      { id, images: images.length, imageBytes, expiresAt },
+      { id, images, expiresAt },
       { maxJobs: this.#limits.maxQueuedJobs, maxImages: this.#limits.maxQueuedImages, maxImageBytes: this.#limits.maxPendingImageBytes },
     );
     if (!admission.admitted) throw this.#refusal(admission);
@@ -317,9 +318,9 @@ export class JobService {
     }
     this.#onChanged(job);
     this.#logger.info(jobLogFields(job), 'job queued');
-    await this.events.publish(job).catch((error: unknown) => this.#logger.warn({ err: error, jobId: id }, 'publishing a job change failed'));
+    publishChange(this.#deps, job);
     try {
-      await this.#queue.enqueue({ id, images, prompt: plan.prompt, expiresAt });
+      await this.#queue.enqueue({ id, prompt: plan.prompt });
     } catch (error) {
       // Stored but never queued (the backend went away in between): fail it, so nobody waits for it forever.
       await this.#queue.release(id).catch(() => undefined);

@@ -141,7 +141,7 @@ export class JobWorker {
         outcome = (current) => (current.status === 'running' ? { ...current, status: 'failed', finishedAt: new Date(), error: failure } : null);
       }
       // Held through an outage: the result is stored once the backend is back, not recomputed.
-      await this.#persist(work.id, () => advanceJob(this.#deps, work.id, outcome), signal);
+      await this.#persist(work.id, () => advanceJob(this.#deps, work.id, outcome, running), signal);
     } catch (error) {
       // Stopped (cancel, shutdown) while the store was unreachable, or the store failed otherwise: the delivery stays
       // unacknowledged, for a redelivery (Redis) or drain (memory) to settle.

@@ -317,7 +317,8 @@ for (const factory of [memory, redisFactory]) {
       const { queue } = await make(await factory.create());
       const limits = { maxJobs: 2, maxImages: 3, maxImageBytes: 100 };
       const expiresAt = new Date(Date.now() + 60_000);
-      const results = await Promise.all([1, 2, 3].map((i) => queue.reserve({ id: `r${i}`, images: 1, imageBytes: 10, expiresAt }, limits)));
+      const image = (bytes: number) => new Uint8Array(bytes).fill(7);
+      const results = await Promise.all([1, 2, 3].map((i) => queue.reserve({ id: `r${i}`, images: [image(10)], expiresAt }, limits)));
       expect(results.filter((r) => r.admitted)).toHaveLength(2);
       expect((await queue.counts()).jobs).toBe(2);
       const refused = results.find((r) => !r.admitted);
@@ -325,8 +326,9 @@ for (const factory of [memory, redisFactory]) {
       for (const i of [1, 2, 3]) await queue.release(`r${i}`);
       await queue.release('r1');
       expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, imageBytes: 0 });
-      expect(await queue.reserve({ id: 'big', images: 4, imageBytes: 10, expiresAt }, limits)).toMatchObject({ admitted: false, limit: 'images' });
-      expect(await queue.reserve({ id: 'fat', images: 1, imageBytes: 101, expiresAt }, limits)).toMatchObject({ admitted: false, limit: 'imageBytes' });
+      expect(await queue.reserve({ id: 'big', images: [1, 2, 3, 4].map(() => image(2)), expiresAt }, limits)).toMatchObject({ admitted: false, limit: 'images' });
+      expect(await queue.reserve({ id: 'fat', images: [image(101)], expiresAt }, limits)).toMatchObject({ admitted: false, limit: 'imageBytes' });
+      expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, imageBytes: 0 });
     });
 
     it('should run a job end to end: watch sees every state in order, image bytes arrive intact, counts return to zero', async () => {
@@ -401,9 +403,9 @@ for (const factory of [memory, redisFactory]) {
       });
       // Two runs of one delivery's work, as BullMQ may do after a stall: only one completion is stored and announced.
       // Drive a worker through a private queue that carries the same work twice.
-      const work = { id: job.id, images: [new Uint8Array([9])], prompt: {}, expiresAt: job.expiresAt };
+      const work = { id: job.id, prompt: {} };
       const duplicate = new MemoryJobQueue();
-      await duplicate.reserve({ id: job.id, images: 1, imageBytes: 1, expiresAt: job.expiresAt }, { maxJobs: 1, maxImages: 1, maxImageBytes: 1 });
+      await duplicate.reserve({ id: job.id, images: [new Uint8Array([9])], expiresAt: job.expiresAt }, { maxJobs: 1, maxImages: 1, maxImageBytes: 1 });
       const twice = new JobWorker({ clip: runner, store: api.store, events: api.events, queue: duplicate, logger: silentLogger(), maxConcurrentJobs: 2, ttlSeconds: 60 });
       twice.start();
       await duplicate.enqueue(work);

@@ -9,7 +9,7 @@ import type { Admission, AdmissionLimits, JobHandler, JobQueue, JobWork, QueueCo
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class MemoryJobQueue implements JobQueue {
-  readonly #reservations = new Map<string, { images: number; imageBytes: number }>();
+  readonly #reservations = new Map<string, { images: Uint8Array[]; imageBytes: number; expiresAt: Date }>();
   readonly #waiting: JobWork[] = [];
   readonly #expiryTimers = new Map<string, NodeJS.Timeout>();
   readonly #running = new Map<string, AbortController>();
@@ -21,14 +21,14 @@ export class MemoryJobQueue implements JobQueue {
   #idleWaiters: (() => void)[] = [];
 
   async reserve(reservation: Reservation, limits: AdmissionLimits): Promise<Admission> {
-    // The expiry is the waiting work's (see #armExpiry): every reservation here ends in this process.
-    const { id, images, imageBytes } = reservation;
+    const { id, images, expiresAt } = reservation;
+    const imageBytes = images.reduce((sum, bytes) => sum + bytes.byteLength, 0);
     const counts = this.#counts();
     if (counts.jobs >= limits.maxJobs) return { admitted: false, limit: 'jobs', counts };
-    if (counts.images + images > limits.maxImages) return { admitted: false, limit: 'images', counts };
+    if (counts.images + images.length > limits.maxImages) return { admitted: false, limit: 'images', counts };
     if (counts.imageBytes + imageBytes > limits.maxImageBytes) return { admitted: false, limit: 'imageBytes', counts };
-    this.#reservations.set(id, { images, imageBytes });
-    this.#images += images;
+    this.#reservations.set(id, { images, imageBytes, expiresAt });
+    this.#images += images.length;
     this.#imageBytes += imageBytes;
     return { admitted: true };
   }
@@ -37,7 +37,7 @@ export class MemoryJobQueue implements JobQueue {
     const reservation = this.#reservations.get(id);
     if (reservation === undefined) return;
     this.#reservations.delete(id);
-    this.#images -= reservation.images;
+    this.#images -= reservation.images.length;
     this.#imageBytes -= reservation.imageBytes;
     this.#wakeIfIdle();
   }
@@ -97,7 +97,9 @@ export class MemoryJobQueue implements JobQueue {
 
   /** At the job's expiry, work still waiting is dropped with its bytes and reservation (the store forgets the job then too). */
   #armExpiry(work: JobWork): void {
-    const delayMs = work.expiresAt.getTime() - Date.now();
+    const expiresAt = this.#reservations.get(work.id)?.expiresAt;
+    if (expiresAt === undefined) return;
+    const delayMs = expiresAt.getTime() - Date.now();
     if (delayMs > MAX_TIMER_MS) return;
     const timer = setTimeout(() => {
       if (this.#unqueue(work.id)) void this.release(work.id);
@@ -142,7 +144,7 @@ export class MemoryJobQueue implements JobQueue {
       const controller = new AbortController();
       this.#running.set(work.id, controller);
       // The bytes live as long as the reservation: a cancelled or released job's are gone, as in Redis.
-      const taken = { id: work.id, prompt: work.prompt, loadImages: async () => (this.#reservations.has(work.id) ? work.images : undefined) };
+      const taken = { id: work.id, prompt: work.prompt, loadImages: async () => this.#reservations.get(work.id)?.images };
       void handler(taken, controller.signal)
         .catch(() => undefined)
         .finally(async () => {

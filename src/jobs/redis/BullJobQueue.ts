@@ -46,7 +46,8 @@ const QUEUE_NAME = 'jobs';
 const STALLED_REASON = 'job stalled more than allowable limit';
 const COUNTS_REFRESH_MS = 1000;
 
-// KEYS: counts hash, reservations hash; ARGV: id, images, bytes, maxJobs, maxImages, maxBytes, expiresAt ms.
+// KEYS: counts hash, reservations hash, images list; ARGV: id, images, bytes, maxJobs, maxImages, maxBytes, expiresAt ms,
+// then the images' bytes. Admits and keeps the bytes (expiring with the job) in one step, one round trip.
 const RESERVE = `
 local jobs = tonumber(redis.call('HGET', KEYS[1], 'jobs') or '0')
 local images = tonumber(redis.call('HGET', KEYS[1], 'images') or '0')
@@ -58,6 +59,10 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[7]
 redis.call('HINCRBY', KEYS[1], 'jobs', 1)
 redis.call('HINCRBY', KEYS[1], 'images', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[3])
+if #ARGV >= 8 then
+  for i = 8, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+  redis.call('PEXPIREAT', KEYS[3], ARGV[7])
+end
 return {1, '', jobs + 1, images + tonumber(ARGV[2]), bytes + tonumber(ARGV[3])}`;
 
 // Shared by RELEASE and SWEEP: forgets a reservation (its value is images:bytes:expiresAt) and takes it off the counts.
@@ -138,24 +143,28 @@ export class BullJobQueue implements JobQueue {
   }
 
   async reserve(reservation: Reservation, limits: AdmissionLimits): Promise<Admission> {
-    const { id, images: imageCount, imageBytes, expiresAt } = reservation;
+    const { id, expiresAt } = reservation;
+    const images = reservation.images.map((bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    const imageBytes = images.reduce((sum, bytes) => sum + bytes.byteLength, 0);
     const reply = (await viaRedis(() =>
       this.#redis.eval(
         RESERVE,
-        2,
+        3,
         this.#keys.admission,
         this.#keys.reservations,
+        this.#keys.images(id),
         id,
-        imageCount,
+        images.length,
         imageBytes,
         limits.maxJobs,
         limits.maxImages,
         limits.maxImageBytes,
         expiresAt.getTime(),
+        ...images,
       ),
     )) as [number, string, number, number, number];
-    const [admitted, limit, jobs, images, bytes] = reply;
-    const counts = { ...this.#lastCounts, jobs, images, imageBytes: bytes };
+    const [admitted, limit, jobs, imageCount, bytes] = reply;
+    const counts = { ...this.#lastCounts, jobs, images: imageCount, imageBytes: bytes };
     this.#lastCounts = counts;
     if (admitted === 1) return { admitted: true };
     return { admitted: false, limit: limit as 'jobs' | 'images' | 'imageBytes', counts };
@@ -183,11 +192,7 @@ export class BullJobQueue implements JobQueue {
   }
 
   async enqueue(work: JobWork): Promise<void> {
-    if (work.images.length > 0) {
-      const key = this.#keys.images(work.id);
-      const images = work.images.map((bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      await viaRedis(async () => throwOnFailure(await this.#redis.multi().rpush(key, ...images).pexpireat(key, work.expiresAt.getTime()).exec()));
-    }
+    // The bytes are already in Redis, kept by `reserve`: BullMQ's JSON carries only the id and the prompt.
     const data: WorkData = { id: work.id, prompt: work.prompt };
     // Attempts cover a handler that rejects (its worker shut down during a Redis outage): the job is delivered again.
     await viaRedis(() => this.#queue.add('job', data, { jobId: work.id, removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 500 } }), this.#producer);
