@@ -10,6 +10,7 @@
  * model runs alike and the difference is what Redis, BullMQ and pub/sub add. Prints; asserts nothing.
  */
 import os from 'node:os';
+import { Redis } from 'ioredis';
 import { redisServerPath, startRedisServer } from '../redisServer.js';
 import { CLASSES_10, type BenchImage } from './images.js';
 import { cpuMs, runLoad, startServer, type BenchServer, type LoadResult } from './server.js';
@@ -45,11 +46,26 @@ export interface RedisRow {
   /** Median of the rounds' p50 differences, Redis − memory, ms (target ≤ 10). */
   overheadMs: number;
   overheads: number[];
+  /**
+   * Redis commands per job in the 16-client runs, by command (INFO commandstats: commands run by scripts count too),
+   * most frequent first: what each job costs Redis, independent of how loaded the machine is.
+   */
+  redisCommandsPerJob: Record<string, number>;
+  /** Bytes sent to Redis per job (INFO stats total_net_input_bytes). */
+  redisInputBytesPerJob: number;
   ortThreads: number;
   rounds: number;
 }
 
 export const REDIS_TARGETS = { ratio: 0.95, overheadMs: 10 } as const;
+
+/** Every command's call count and the bytes received so far, from INFO. */
+async function redisCounters(client: Redis): Promise<{ calls: Map<string, number>; inputBytes: number }> {
+  const calls = new Map<string, number>();
+  for (const match of (await client.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1]!, Number(match[2]));
+  const inputBytes = Number(/^total_net_input_bytes:(\d+)/m.exec(await client.info('stats'))?.[1] ?? NaN);
+  return { calls, inputBytes };
+}
 
 interface Sample {
   c16: LoadResult;
@@ -57,6 +73,9 @@ interface Sample {
   cpuMsPerJob: number;
   apiCpuMsPerJob: number;
   workerCpuMsPerJob: number;
+  /** Redis only: commands per job by command, and input bytes per job. */
+  commands?: Map<string, number>;
+  inputBytes?: number;
 }
 
 export async function benchRedisRow(root: string, modelDir: string, options: RedisBenchOptions): Promise<RedisRow> {
@@ -66,6 +85,7 @@ export async function benchRedisRow(root: string, modelDir: string, options: Red
   // The image cache is off so that reused benchmark images are really inferred every time.
   const env = { CLIP_MODEL: modelDir, CLIP_PRECISION: 'fp32', IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000', ORT_INTRA_OP_THREADS: String(ortThreads) };
   const redis = await startRedisServer();
+  const probe = new Redis(redis.url);
   const started: BenchServer[] = [];
   const start = async (extra: Record<string, string>): Promise<BenchServer> => {
     const server = await startServer(root, { ...env, ...extra });
@@ -82,10 +102,18 @@ export async function benchRedisRow(root: string, modelDir: string, options: Red
 
     const measure = async (target: BenchServer, workerPid: number | null): Promise<Sample> => {
       const workerCpu = workerPid === null ? 0 : cpuMs(workerPid);
+      const countersBefore = workerPid === null ? null : await redisCounters(probe);
       const c16 = await runLoad(target, 16, options.jobs, job);
       const workerCpuMsPerJob = workerPid === null ? 0 : (cpuMs(workerPid) - workerCpu) / options.jobs;
+      let redisCost: Pick<Sample, 'commands' | 'inputBytes'> = {};
+      if (countersBefore !== null) {
+        const after = await redisCounters(probe);
+        // Less the two INFO calls of this probe.
+        const perJob = [...after.calls].map(([name, calls]) => [name, (calls - (countersBefore.calls.get(name) ?? 0) - (name === 'info' ? 2 : 0)) / options.jobs] as const);
+        redisCost = { commands: new Map(perJob.filter(([, calls]) => calls > 0)), inputBytes: (after.inputBytes - countersBefore.inputBytes) / options.jobs };
+      }
       const c1 = await runLoad(target, 1, options.latencyJobs, job);
-      return { c16, c1, cpuMsPerJob: c16.serverCpuMsPerJob + workerCpuMsPerJob, apiCpuMsPerJob: c16.serverCpuMsPerJob, workerCpuMsPerJob };
+      return { c16, c1, cpuMsPerJob: c16.serverCpuMsPerJob + workerCpuMsPerJob, apiCpuMsPerJob: c16.serverCpuMsPerJob, workerCpuMsPerJob, ...redisCost };
     };
     // Warm both paths (model, text cache for the 10 classes, connections) so first-run costs stay out of the medians.
     await runLoad(memory, 4, 8, job);
@@ -119,10 +147,17 @@ export async function benchRedisRow(root: string, modelDir: string, options: Red
       ratios,
       overheadMs: median(overheads),
       overheads,
+      redisCommandsPerJob: Object.fromEntries(
+        [...new Set(redisSamples.flatMap((s) => [...(s.commands?.keys() ?? [])]))]
+          .map((name) => [name, median(redisSamples.map((s) => s.commands?.get(name) ?? 0))] as const)
+          .sort((a, b) => b[1] - a[1]),
+      ),
+      redisInputBytesPerJob: median(redisSamples.map((s) => s.inputBytes ?? NaN)),
       ortThreads,
       rounds: options.rounds,
     };
   } finally {
+    probe.disconnect();
     await Promise.allSettled(started.map((server) => server.stop()));
     await redis.dispose();
   }
@@ -141,5 +176,10 @@ export function formatRedisRow(row: RedisRow): string {
     '| --- | ---: | --- | --- |',
     `| throughput, Redis ÷ memory, 16 clients (median of the rounds' ratios: ${row.ratios.map((r) => f(r, 2)).join(', ')}) | ${f(row.ratio, 2)} | ≥ ${REDIS_TARGETS.ratio} | ${met(row.ratio >= REDIS_TARGETS.ratio)} |`,
     `| single-job latency overhead, p50 at 1 client (rounds: ${row.overheads.map((o) => f(o, 1)).join(', ')} ms) | ${f(row.overheadMs, 1)} ms | ≤ ${REDIS_TARGETS.overheadMs} ms | ${met(row.overheadMs <= REDIS_TARGETS.overheadMs)} |`,
+    '',
+    `Redis per job (16 clients; commands run inside scripts count too): ${f(Object.values(row.redisCommandsPerJob).reduce((a, b) => a + b, 0), 1)} commands (${Object.entries(row.redisCommandsPerJob)
+      .slice(0, 8)
+      .map(([name, perJob]) => `${name} ${f(perJob, 1)}`)
+      .join(', ')}), ${f(row.redisInputBytesPerJob / 1024, 1)} KiB sent.`,
   ].join('\n');
 }
