@@ -10,6 +10,7 @@
  * model runs alike and the difference is what Redis, BullMQ and pub/sub add. Prints; asserts nothing.
  */
 import os from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { redisServerPath, startRedisServer } from '../redisServer.js';
 import { CLASSES_10, type BenchImage } from './images.js';
@@ -53,6 +54,8 @@ export interface RedisRow {
   redisCommandsPerJob: Record<string, number>;
   /** Bytes sent to Redis per job (INFO stats total_net_input_bytes). */
   redisInputBytesPerJob: number;
+  /** The model directory's name. */
+  model: string;
   ortThreads: number;
   rounds: number;
 }
@@ -153,6 +156,7 @@ export async function benchRedisRow(root: string, modelDir: string, options: Red
           .sort((a, b) => b[1] - a[1]),
       ),
       redisInputBytesPerJob: median(redisSamples.map((s) => s.inputBytes ?? NaN)),
+      model: path.basename(modelDir),
       ortThreads,
       rounds: options.rounds,
     };
@@ -167,7 +171,7 @@ export function formatRedisRow(row: RedisRow): string {
   const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const met = (ok: boolean) => (ok ? 'met' : 'not met');
   return [
-    `| vit-b-32 test model, fp32, 1 image × 10 classes (ORT threads ${row.ortThreads}) | 16 clients, images/s | 16 clients, p50 ms | 1 client, p50 ms | CPU ms/job |`,
+    `| ${row.model}, fp32, 1 image × 10 classes (ORT threads ${row.ortThreads}) | 16 clients, images/s | 16 clients, p50 ms | 1 client, p50 ms | CPU ms/job |`,
     '| --- | ---: | ---: | ---: | ---: |',
     `| ROLE=all, in memory | ${f(row.memory.c16ImagesPerSecond)} | ${f(row.memory.c16P50Ms, 0)} | ${f(row.memory.c1P50Ms)} | ${f(row.memory.cpuMsPerJob, 0)} |`,
     `| ROLE=api + ROLE=worker on Redis | ${f(row.redis.c16ImagesPerSecond)} | ${f(row.redis.c16P50Ms, 0)} | ${f(row.redis.c1P50Ms)} | ${f(row.redis.cpuMsPerJob, 0)} (API ${f(row.redis.apiCpuMsPerJob, 0)} + worker ${f(row.redis.workerCpuMsPerJob, 0)}) |`,

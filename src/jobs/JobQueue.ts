@@ -8,17 +8,22 @@
  * work, its image bytes and its reservation, whether or not a worker ever comes.
  */
 import type { PromptConfig } from '../clip/types.js';
+import type { Job } from './types.js';
 
 /** What a worker needs to run a job besides the stored Job and the reserved image bytes, as an API hands it to the queue. */
 export interface JobWork {
   id: string;
   prompt: PromptConfig;
+  /** The job as stored when enqueued: the worker's first compare-and-set tries it without reading the store. */
+  job: Job;
 }
 
 /** Work as a worker takes it: the image bytes are read only once the job is known to run (not expired, not cancelled). */
 export interface TakenWork {
   id: string;
   prompt: PromptConfig;
+  /** The job as enqueued (possibly stale: a redelivery, a cancel; the compare-and-set then fails and the store is read). */
+  job: Job;
   /**
    * The job's image bytes, kept in the queue until `keepUntil` (the running job's expiry, so a redelivery after a
    * lost worker still finds them); undefined when they are gone (the job ended, was cancelled or expired).

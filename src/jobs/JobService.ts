@@ -320,7 +320,7 @@ export class JobService {
     this.#logger.info(jobLogFields(job), 'job queued');
     publishChange(this.#deps, job);
     try {
-      await this.#queue.enqueue({ id, prompt: plan.prompt });
+      await this.#queue.enqueue({ id, prompt: plan.prompt, job });
     } catch (error) {
       // Stored but never queued (the backend went away in between): fail it, so nobody waits for it forever.
       await this.#queue.release(id).catch(() => undefined);

@@ -121,7 +121,7 @@ export class JobWorker {
   async #run(work: TakenWork, signal: AbortSignal): Promise<void> {
     try {
       const { job: running } = await this.#persist(work.id, () =>
-        advanceJob(this.#deps, work.id, (current) => (current.status === 'queued' ? { ...current, status: 'running', startedAt: new Date() } : null)),
+        advanceJob(this.#deps, work.id, (current) => (current.status === 'queued' ? { ...current, status: 'running', startedAt: new Date() } : null), work.job),
         signal,
       );
       // Unknown (expired), cancelled, or already finished by an earlier delivery: nothing to do.

@@ -403,7 +403,7 @@ for (const factory of [memory, redisFactory]) {
       });
       // Two runs of one delivery's work, as BullMQ may do after a stall: only one completion is stored and announced.
       // Drive a worker through a private queue that carries the same work twice.
-      const work = { id: job.id, prompt: {} };
+      const work = { id: job.id, prompt: {}, job };
       const duplicate = new MemoryJobQueue();
       await duplicate.reserve({ id: job.id, images: [new Uint8Array([9])], expiresAt: job.expiresAt }, { maxJobs: 1, maxImages: 1, maxImageBytes: 1 });
       const twice = new JobWorker({ clip: runner, store: api.store, events: api.events, queue: duplicate, logger: silentLogger(), maxConcurrentJobs: 2, ttlSeconds: 60 });

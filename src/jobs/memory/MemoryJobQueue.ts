@@ -144,7 +144,7 @@ export class MemoryJobQueue implements JobQueue {
       const controller = new AbortController();
       this.#running.set(work.id, controller);
       // The bytes live as long as the reservation: a cancelled or released job's are gone, as in Redis.
-      const taken = { id: work.id, prompt: work.prompt, loadImages: async () => this.#reservations.get(work.id)?.images };
+      const taken = { ...work, loadImages: async () => this.#reservations.get(work.id)?.images };
       void handler(taken, controller.signal)
         .catch(() => undefined)
         .finally(async () => {

@@ -14,6 +14,7 @@ import type { PromptConfig } from '../../clip/types.js';
 import type { Logger } from '../../logger.js';
 import type { Admission, AdmissionLimits, GiveUpReason, JobHandler, JobQueue, JobWork, QueueCounts, Reservation } from '../JobQueue.js';
 import { retryWhileUnreachable } from '../retry.js';
+import { jobFromJSON, jobToJSON } from '../serialise.js';
 import { closeConnection, viaRedis, type Redis } from './connection.js';
 import { RedisKeys } from './keys.js';
 
@@ -39,6 +40,8 @@ export interface BullJobQueueOptions {
 interface WorkData {
   id: string;
   prompt: PromptConfig;
+  /** The job's JSON as enqueued (serialise.ts). */
+  job: string;
 }
 
 const QUEUE_NAME = 'jobs';
@@ -192,8 +195,8 @@ export class BullJobQueue implements JobQueue {
   }
 
   async enqueue(work: JobWork): Promise<void> {
-    // The bytes are already in Redis, kept by `reserve`: BullMQ's JSON carries only the id and the prompt.
-    const data: WorkData = { id: work.id, prompt: work.prompt };
+    // The bytes are already in Redis, kept by `reserve`: BullMQ's JSON carries the id, the prompt and the queued job.
+    const data: WorkData = { id: work.id, prompt: work.prompt, job: jobToJSON(work.job) };
     // Attempts cover a handler that rejects (its worker shut down during a Redis outage): the job is delivered again.
     await viaRedis(() => this.#queue.add('job', data, { jobId: work.id, removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 500 } }), this.#producer);
   }
@@ -213,11 +216,12 @@ export class BullJobQueue implements JobQueue {
       QUEUE_NAME,
       async (job: BullJob<WorkData>) => {
         const { id, prompt } = job.data;
+        const queued = jobFromJSON(job.data.job);
         const controller = new AbortController();
         this.#running.set(id, controller);
         try {
           // A rejection leaves the delivery unacknowledged: retried, or taken over by another worker once the lock lapses.
-          await handler({ id, prompt, loadImages: (keepUntil) => this.#loadImages(id, keepUntil) }, controller.signal);
+          await handler({ id, prompt, job: queued, loadImages: (keepUntil) => this.#loadImages(id, keepUntil) }, controller.signal);
         } finally {
           this.#running.delete(id);
         }
