@@ -1,7 +1,8 @@
 /**
  * The JobStore on Redis: one JSON string per job (`<prefix>:job:<id>`, expiring at the job's `expiresAt`),
  * a sorted set of ids by creation sequence for paging, and Lua scripts for create and compare-and-set, so
- * every API and worker process sees one order of changes. Expired ids leave the set lazily, when a page meets them.
+ * every API and worker process sees one order of changes. Expired ids leave the set when the queue's expiry sweep
+ * meets them (jobs that expired unfinished) or lazily, when a page meets them.
  */
 import { decodeCursor, encodeCursor, type JobPage, type JobStore, type ListJobsOptions } from '../JobStore.js';
 import { jobFromJSON, jobToJSON } from '../serialise.js';
