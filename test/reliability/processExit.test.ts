@@ -38,6 +38,8 @@ interface RoleUnderTest {
    * its jobs; the worker's API takes the jobs it runs. Roles with a partner need redis-server.
    */
   partner?: Readonly<Record<string, string>>;
+  /** On this file's Redis (implied by a partner). */
+  redis?: boolean;
 }
 
 /** The server commands these guarantees hold for; every case below runs against each. */
@@ -419,7 +421,7 @@ afterAll(async () => {
 /** The settings that put a role and its partner on this file's Redis, under a key prefix of their own (nothing left over from another test). */
 let deployments = 0;
 function redisEnv(role: RoleUnderTest): Record<string, string> {
-  if (role.partner === undefined) return {};
+  if (role.partner === undefined && role.redis !== true) return {};
   if (redis === undefined) throw new Error('redis-server is not running');
   deployments += 1;
   return { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `exit-${role.role}-${deployments}` };
@@ -528,3 +530,38 @@ describe.each(ROLES)('the $role server process ends after SIGTERM', (role) => {
     });
   });
 });
+
+/** ROLE=all with REDIS_URL: jobs in Redis, the worker in the same process. */
+const ALL_ON_REDIS: RoleUnderTest = { role: 'all', args: [MAIN_JS], env: {}, redis: true };
+
+/**
+ * Redis gone before the signal (stopped, then started again for the next test): nothing a role would record or
+ * hand back can reach it, and nothing it waits for in Redis will answer. Every role on Redis still stops at once
+ * and cleanly: exit 0, or 1 after a second signal. (An idle worker's graceful BullMQ close waited for Redis to
+ * come back, so worker and all-on-Redis processes exited 1 at the hard deadline.) The two-signal run keeps the
+ * role busy first: jobs running (all, worker) or subscribers waiting for their jobs' ends (api).
+ */
+describe.skipIf(REDIS === null).each([...ROLES.filter((role) => role.partner !== undefined), ALL_ON_REDIS])(
+  'the $role server process on Redis ends after SIGTERM with Redis stopped before the signal',
+  (role) => {
+    it.each([1, 2] as const)('should be gone within the deadline after %i signal(s)', async (signals) => {
+      const run = await startRun(role, deadlineEnv, undefined);
+      try {
+        if (signals === 2) await keepBusy(role.role, run);
+        await redis!.stop();
+        try {
+          const { since, withinMs } = await signal(run.server, signals, DRAIN_TIMEOUT_MS, SHUTDOWN_GRACE_MS);
+          const ending = await gone(run.server, since, withinMs);
+          console.log(`${role.role}${role.redis === true ? ' on Redis' : ''} / Redis stopped / ${signals} signal(s): exit ${ending.code ?? ending.signal} after ${ending.afterMs} ms`);
+          expectCleanEnding(run.server, ending, signals);
+          if (signals === 1) expect(ending.code).toBe(0);
+          if (signals === 2) expect(run.server.logs.some((line) => line.msg?.startsWith('second signal while stopping') === true)).toBe(true);
+        } finally {
+          await redis!.restart();
+        }
+      } finally {
+        run.partner?.child.kill('SIGKILL');
+      }
+    }, 120_000);
+  },
+);

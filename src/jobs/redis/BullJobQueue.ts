@@ -41,6 +41,24 @@ const QUEUE_NAME = 'jobs';
 // BullMQ's own reason for a job past maxStalledCount (moveStalledJobsToWait.lua).
 const STALLED_REASON = 'job stalled more than allowable limit';
 const COUNTS_REFRESH_MS = 1000;
+/** How often a drain checks whether Redis went away while nothing runs here, in ms. */
+const UNREACHABLE_POLL_MS = 100;
+/** Longest wait for one of BullMQ's closes before the connections are cut, in ms (a close with Redis up takes a few). */
+const CLOSE_MS = 1000;
+
+/** Waits for `promise` to settle, at most `ms` (its timer does not keep the process alive). */
+async function settleWithin(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (promise === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+}
 
 // KEYS: counts hash, reservations hash; ARGV: id, images, bytes, maxJobs, maxImages, maxBytes.
 const RESERVE = `
@@ -218,22 +236,39 @@ export class BullJobQueue implements JobQueue {
   /**
    * Stops taking jobs and lets the running ones finish (at most `timeoutMs`); waiting work stays in Redis for
    * the other workers. Past the timeout the worker lets go: its jobs' locks expire and another worker takes them.
+   * With Redis unreachable and none of this worker's jobs running, there is nothing left to finish or record:
+   * the worker lets go at once (BullMQ's graceful close would wait for Redis to come back, issue 13).
    */
   async drain(timeoutMs: number): Promise<string[]> {
     const worker = this.#worker;
     if (worker === null) return [];
+    const closed = worker.close().then(
+      () => 'closed' as const,
+      () => 'closed' as const,
+    );
     let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([
-      worker.close().then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
+    let poll: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      closed,
+      new Promise<'timed out'>((resolve) => {
+        timer = setTimeout(() => resolve('timed out'), timeoutMs);
+      }),
+      new Promise<'unreachable'>((resolve) => {
+        poll = setInterval(() => {
+          if (this.#running.size === 0 && this.#redis.status !== 'ready') resolve('unreachable');
+        }, UNREACHABLE_POLL_MS);
       }),
     ]);
     clearTimeout(timer);
-    if (!finished) {
-      this.#logger.warn({ jobs: [...this.#running.keys()] }, 'drain timed out; running jobs are left to the other workers');
+    clearInterval(poll);
+    if (outcome === 'timed out') this.#logger.warn({ jobs: [...this.#running.keys()] }, 'drain timed out; running jobs are left to the other workers');
+    if (outcome === 'unreachable') this.#logger.warn('Redis is unreachable and no job is running here; stopping without waiting for it');
+    if (outcome !== 'closed') {
       for (const controller of this.#running.values()) controller.abort();
-      await worker.close(true).catch(() => undefined);
+      // The aborted jobs return at once; what is left of BullMQ's close may need Redis, so it gets CLOSE_MS
+      // (and nothing when Redis is away). `close` cuts the connections. (A second `close(true)` would only return
+      // the pending graceful close, and BullMQ's `disconnect` first waits for a connection to be ready.)
+      if (outcome === 'timed out') await settleWithin(closed, CLOSE_MS);
     }
     return [];
   }
@@ -246,9 +281,9 @@ export class BullJobQueue implements JobQueue {
   async #doClose(): Promise<void> {
     clearInterval(this.#refresh);
     for (const controller of this.#running.values()) controller.abort();
-    await this.#worker?.close(true).catch(() => undefined);
-    await this.#queueEvents?.close().catch(() => undefined);
-    await this.#queue.close().catch(() => undefined);
+    // BullMQ's closes talk to Redis (QUIT, the end of blocking reads): with Redis away they would wait for its
+    // return (issue 13). They get CLOSE_MS together; then our connections are cut, failing what still waits.
+    await Promise.all([settleWithin(this.#worker?.close(true), CLOSE_MS), settleWithin(this.#queueEvents?.close(), CLOSE_MS), settleWithin(this.#queue.close(), CLOSE_MS)]);
     for (const connection of this.#ownedConnections) await closeConnection(connection);
   }
 
