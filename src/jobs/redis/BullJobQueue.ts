@@ -6,7 +6,7 @@
  * WORKER_LOST. BullMQ cannot cancel a job running in another process, so cancels travel on our own channel.
  * Admission counts live in one Redis hash, checked and taken by a Lua script, so limits hold across APIs.
  */
-import { Queue, QueueEvents, Worker, type Job as BullJob } from 'bullmq';
+import { Queue, QueueEvents, WaitingError, Worker, type Job as BullJob } from 'bullmq';
 import type { PromptConfig } from '../../clip/types.js';
 import type { Logger } from '../../logger.js';
 import type { Admission, AdmissionLimits, JobHandler, JobQueue, JobWork, QueueCounts } from '../JobQueue.js';
@@ -98,6 +98,8 @@ export class BullJobQueue implements JobQueue {
   readonly #lostListeners: ((id: string) => void)[] = [];
   readonly #ownedConnections: Redis[] = [];
   #worker: Worker<WorkData> | null = null;
+  /** Set when this worker lets go of its running jobs (drain past its timeout, close): they go back to the queue. */
+  #handingBack = false;
   #queueEvents: QueueEvents | null = null;
   #cancelSubscriber: Redis | null = null;
   #lastCounts: QueueCounts = { jobs: 0, waiting: 0, active: 0, images: 0, imageBytes: 0 };
@@ -143,15 +145,25 @@ export class BullJobQueue implements JobQueue {
     const workerConnection = this.#own(this.#connect());
     this.#worker = new Worker<WorkData>(
       QUEUE_NAME,
-      async (job: BullJob<WorkData>) => {
+      async (job: BullJob<WorkData>, token?: string) => {
         const { id, images, prompt } = job.data;
         const controller = new AbortController();
         this.#running.set(id, controller);
+        let handedBack = false;
         try {
           await handler({ id, images: images.map((text) => new Uint8Array(Buffer.from(text, 'base64'))), prompt }, controller.signal);
+          // Let go of before it finished (a cancel aborts too, but then the job is CANCELLED and its next run a no-op):
+          // back to the queue, so another worker runs it now instead of BullMQ counting it done and the store
+          // keeping it RUNNING forever. The job keeps its admission until that run ends.
+          handedBack = this.#handingBack && controller.signal.aborted;
+          if (handedBack) {
+            await job.moveToWait(token);
+            this.#logger.info({ jobId: id }, 'job handed back to the queue');
+            throw new WaitingError();
+          }
         } finally {
           this.#running.delete(id);
-          await this.release(id).catch((error: unknown) => this.#logger.warn({ err: error, jobId: id }, 'releasing a job reservation failed'));
+          if (!handedBack) await this.release(id).catch((error: unknown) => this.#logger.warn({ err: error, jobId: id }, 'releasing a job reservation failed'));
         }
       },
       {
@@ -235,7 +247,8 @@ export class BullJobQueue implements JobQueue {
 
   /**
    * Stops taking jobs and lets the running ones finish (at most `timeoutMs`); waiting work stays in Redis for
-   * the other workers. Past the timeout the worker lets go: its jobs' locks expire and another worker takes them.
+   * the other workers. Past the timeout the worker lets go: its running jobs are aborted and moved back to the
+   * queue, where another worker takes them (or, if Redis cannot be told, their locks lapse and the stalled check does).
    * With Redis unreachable and none of this worker's jobs running, there is nothing left to finish or record:
    * the worker lets go at once (BullMQ's graceful close would wait for Redis to come back, issue 13).
    */
@@ -264,6 +277,7 @@ export class BullJobQueue implements JobQueue {
     if (outcome === 'timed out') this.#logger.warn({ jobs: [...this.#running.keys()] }, 'drain timed out; running jobs are left to the other workers');
     if (outcome === 'unreachable') this.#logger.warn('Redis is unreachable and no job is running here; stopping without waiting for it');
     if (outcome !== 'closed') {
+      this.#handingBack = true;
       for (const controller of this.#running.values()) controller.abort();
       // The aborted jobs return at once; what is left of BullMQ's close may need Redis, so it gets CLOSE_MS
       // (and nothing when Redis is away). `close` cuts the connections. (A second `close(true)` would only return
@@ -280,6 +294,7 @@ export class BullJobQueue implements JobQueue {
 
   async #doClose(): Promise<void> {
     clearInterval(this.#refresh);
+    this.#handingBack = true;
     for (const controller of this.#running.values()) controller.abort();
     // BullMQ's closes talk to Redis (QUIT, the end of blocking reads): with Redis away they would wait for its
     // return (issue 13). They get CLOSE_MS together; then our connections are cut, failing what still waits.
