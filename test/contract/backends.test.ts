@@ -504,6 +504,34 @@ for (const factory of [memory, redisFactory]) {
       }
     }, 60_000);
 
+    it.skipIf(factory.name === 'memory')('should hand a job still running at the drain timeout back to the queue, where another worker completes it', async () => {
+      // Stall recovery far beyond the test: only a hand-back can move the job to the other worker in time.
+      const deployment = await factory.create({ lockDurationMs: 60_000, stalledIntervalMs: 60_000, maxStalledCount: 1 });
+      const leaving = await make(deployment);
+      const staying = await make(deployment);
+      const api = await make(deployment);
+      const stuck = new FakeRunner();
+      stuck.gate = new Promise(() => undefined);
+      const draining = new JobWorker({ clip: stuck, ...leaving, logger: silentLogger(), maxConcurrentJobs: 1, ttlSeconds: 60 });
+      draining.start();
+      await (leaving.queue as unknown as { ready(): Promise<void> }).ready();
+      const jobs = new JobService({ clip: new FakeRunner(), logger: silentLogger(), ...api, ttlSeconds: 60 });
+      services.push(jobs);
+      const job = await jobs.submit({ images: [Buffer.from([200]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('running');
+      expect(await draining.drain(200)).toBe(0);
+      // Not counted done: it waits in the queue again, still holding its admission.
+      await expect.poll(async () => (await jobs.counts()).waiting, { timeout: 5_000 }).toBe(1);
+      expect((await jobs.counts()).jobs).toBe(1);
+      const finisher = new FakeRunner();
+      new JobWorker({ clip: finisher, ...staying, logger: silentLogger(), maxConcurrentJobs: 1, ttlSeconds: 60 }).start();
+      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('complete');
+      const done = await jobs.get(job.id);
+      expect(done?.status === 'complete' && done.result).toEqual({ task: 'classification', images: [{ probabilities: [200 / 255, 1 - 200 / 255] }] });
+      expect(finisher.calls).toHaveLength(1);
+      await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
+    }, 40_000);
+
     it.skipIf(factory.name === 'memory')('should fail a job with WORKER_LOST once its worker is lost more often than maxStalledCount', async () => {
       const deployment = await factory.create({ lockDurationMs: 500, stalledIntervalMs: 300, maxStalledCount: 0 });
       const lost = await make(deployment);

@@ -9,7 +9,7 @@
  * WORKER_LOST. BullMQ cannot cancel a job running in another process, so cancels travel on our own channel.
  * Admission counts live in one Redis hash, checked and taken by a Lua script, so limits hold across APIs.
  */
-import { Queue, QueueEvents, Worker, type Job as BullJob } from 'bullmq';
+import { Queue, QueueEvents, WaitingError, Worker, type Job as BullJob } from 'bullmq';
 import type { PromptConfig } from '../../clip/types.js';
 import type { Logger } from '../../logger.js';
 import type { Admission, AdmissionLimits, GiveUpReason, JobHandler, JobQueue, JobWork, QueueCounts, Reservation } from '../JobQueue.js';
@@ -48,6 +48,24 @@ const QUEUE_NAME = 'jobs';
 // BullMQ's own reason for a job past maxStalledCount (moveStalledJobsToWait.lua).
 const STALLED_REASON = 'job stalled more than allowable limit';
 const COUNTS_REFRESH_MS = 1000;
+/** How often a drain checks whether Redis went away while nothing runs here, in ms. */
+const UNREACHABLE_POLL_MS = 100;
+/** Longest wait for one of BullMQ's closes before the connections are cut, in ms (a close with Redis up takes a few). */
+const CLOSE_MS = 1000;
+
+/** Waits for `promise` to settle, at most `ms` (its timer does not keep the process alive). */
+async function settleWithin(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (promise === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+}
 
 // KEYS: counts hash, reservations hash, images list; ARGV: id, images, bytes, maxJobs, maxImages, maxBytes, expiresAt ms,
 // then the images' bytes. Admits and keeps the bytes (expiring with the job) in one step, one round trip.
@@ -124,6 +142,8 @@ export class BullJobQueue implements JobQueue {
   readonly #closing = new AbortController();
   readonly #ownedConnections: Redis[] = [];
   #worker: Worker<WorkData> | null = null;
+  /** Set when this worker lets go of its running jobs (drain past its timeout, close): they go back to the queue. */
+  #handingBack = false;
   #queueEvents: QueueEvents | null = null;
   #cancelSubscriber: Redis | null = null;
   #lastCounts: QueueCounts = { jobs: 0, waiting: 0, active: 0, images: 0, imageBytes: 0 };
@@ -214,7 +234,7 @@ export class BullJobQueue implements JobQueue {
     const workerConnection = this.#own(this.#connect());
     this.#worker = new Worker<WorkData>(
       QUEUE_NAME,
-      async (job: BullJob<WorkData>) => {
+      async (job: BullJob<WorkData>, token?: string) => {
         const { id, prompt } = job.data;
         const queued = jobFromJSON(job.data.job);
         const controller = new AbortController();
@@ -224,6 +244,14 @@ export class BullJobQueue implements JobQueue {
           await handler({ id, prompt, job: queued, loadImages: (keepUntil) => this.#loadImages(id, keepUntil) }, controller.signal);
         } finally {
           this.#running.delete(id);
+        }
+        // Let go of before it finished (a cancel aborts too, but then the job is CANCELLED and its next run a no-op):
+        // back to the queue, so another worker runs it now instead of BullMQ counting it done and the store
+        // keeping it RUNNING forever. The job keeps its admission until that run ends.
+        if (this.#handingBack && controller.signal.aborted) {
+          await job.moveToWait(token);
+          this.#logger.info({ jobId: id }, 'job handed back to the queue');
+          throw new WaitingError();
         }
         // Released only once the job's state is stored; retried through an outage, so the counts never keep a finished job.
         await retryWhileUnreachable(() => this.release(id), {
@@ -314,23 +342,42 @@ export class BullJobQueue implements JobQueue {
 
   /**
    * Stops taking jobs and lets the running ones finish (at most `timeoutMs`); waiting work stays in Redis for
-   * the other workers. Past the timeout the worker lets go: its jobs' locks expire and another worker takes them.
+   * the other workers. Past the timeout the worker lets go: its running jobs are aborted and moved back to the
+   * queue, where another worker takes them (or, if Redis cannot be told, their locks lapse and the stalled check does).
+   * With Redis unreachable and none of this worker's jobs running, there is nothing left to finish or record:
+   * the worker lets go at once (BullMQ's graceful close would wait for Redis to come back, issue 13).
    */
   async drain(timeoutMs: number): Promise<string[]> {
     const worker = this.#worker;
     if (worker === null) return [];
+    const closed = worker.close().then(
+      () => 'closed' as const,
+      () => 'closed' as const,
+    );
     let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([
-      worker.close().then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
+    let poll: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      closed,
+      new Promise<'timed out'>((resolve) => {
+        timer = setTimeout(() => resolve('timed out'), timeoutMs);
+      }),
+      new Promise<'unreachable'>((resolve) => {
+        poll = setInterval(() => {
+          if (this.#running.size === 0 && this.#redis.status !== 'ready') resolve('unreachable');
+        }, UNREACHABLE_POLL_MS);
       }),
     ]);
     clearTimeout(timer);
-    if (!finished) {
-      this.#logger.warn({ jobs: [...this.#running.keys()] }, 'drain timed out; running jobs are left to the other workers');
+    clearInterval(poll);
+    if (outcome === 'timed out') this.#logger.warn({ jobs: [...this.#running.keys()] }, 'drain timed out; running jobs are left to the other workers');
+    if (outcome === 'unreachable') this.#logger.warn('Redis is unreachable and no job is running here; stopping without waiting for it');
+    if (outcome !== 'closed') {
+      this.#handingBack = true;
       for (const controller of this.#running.values()) controller.abort();
-      await worker.close(true).catch(() => undefined);
+      // The aborted jobs return at once; what is left of BullMQ's close may need Redis, so it gets CLOSE_MS
+      // (and nothing when Redis is away). `close` cuts the connections. (A second `close(true)` would only return
+      // the pending graceful close, and BullMQ's `disconnect` first waits for a connection to be ready.)
+      if (outcome === 'timed out') await settleWithin(closed, CLOSE_MS);
     }
     return [];
   }
@@ -342,11 +389,12 @@ export class BullJobQueue implements JobQueue {
 
   async #doClose(): Promise<void> {
     clearInterval(this.#refresh);
+    this.#handingBack = true;
     this.#closing.abort();
     for (const controller of this.#running.values()) controller.abort();
-    await this.#worker?.close(true).catch(() => undefined);
-    await this.#queueEvents?.close().catch(() => undefined);
-    await this.#queue.close().catch(() => undefined);
+    // BullMQ's closes talk to Redis (QUIT, the end of blocking reads): with Redis away they would wait for its
+    // return (issue 13). They get CLOSE_MS together; then our connections are cut, failing what still waits.
+    await Promise.all([settleWithin(this.#worker?.close(true), CLOSE_MS), settleWithin(this.#queueEvents?.close(), CLOSE_MS), settleWithin(this.#queue.close(), CLOSE_MS)]);
     for (const connection of this.#ownedConnections) await closeConnection(connection);
   }
 
