@@ -113,9 +113,15 @@ export class PreprocessPool {
       const slot = this.#freeSlot();
       if (slot === undefined) return;
       const job = this.#queue.shift()!;
+      try {
+        slot.worker.postMessage(job.request, [job.request.bytes]);
+      } catch (error) {
+        // Not cloneable (cannot happen for the pool's own copies): this job fails, the worker stays free.
+        job.reject(error);
+        continue;
+      }
       slot.running.set(job.request.id, job);
       slot.worker.ref();
-      slot.worker.postMessage(job.request, [job.request.bytes]);
     }
   }
 
