@@ -1,5 +1,11 @@
 /**
- * `npm run bench [-- --json FILE --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads]`
+ * `npm run bench [-- --json FILE --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess --redis]`
+ *
+ * `--redis` runs just the scale-out comparison (scripts/bench/redis.ts): 1 ROLE=api + 1 ROLE=worker over a real
+ * redis-server versus ROLE=all in memory, throughput at 16 clients and single-job latency at 1 client.
+ *
+ * `--only preprocess` runs the micro-benchmark of the request → pixel_values path alone (bench/preprocessPath.ts):
+ * CPU ms per image for a 640×480 JPEG as base64 JSON and as multipart, and a 4000×3000 JPEG, no model.
  *
  * `--only uploads` runs just the transport rows: 1 image × 10 classes at 16 clients, images as base64 JSON
  * versus file uploads (GraphQL multipart), with the server's CPU time per job.
@@ -23,7 +29,10 @@ import { measureSerialisation } from './bench/serialise.js';
 import { peakRssMiB, runLoad, scrapeMetric, startServer, type BenchServer, type ImageTransport, type LoadResult } from './bench/server.js';
 import { median } from './bench/stats.js';
 import { benchImmichRow, formatImmichRow, type ImmichRow } from './bench/immich.js';
+import { benchRedisRow, formatRedisRow } from './bench/redis.js';
 import { loadTransformersJs, tjsThroughput } from './bench/transformersJs.js';
+import { benchPreprocessPath, formatPreprocessPath } from './bench/preprocessPath.js';
+import { loadConfig } from '../src/config.js';
 import { ClipTokenizer } from '../src/clip/text/clipBpe.js';
 import { preprocessImage } from '../src/clip/image/preprocess.js';
 import { loadModelFiles } from '../src/clip/layouts/hfClip.js';
@@ -39,6 +48,7 @@ interface Options {
   only?: string;
   immichOnly: boolean;
   immichModelDir: string;
+  redis: boolean;
 }
 
 /** The transport rows, alternating JSON and multipart round by round; one key per transport. */
@@ -126,9 +136,10 @@ async function main(argv: readonly string[]): Promise<void> {
     .option('--quick', 'one small round, to check the benchmark itself works', false)
     .option('--embeddings', 'only the embedding benchmark: embedImages vs classify throughput, result serialisation', false)
     .option('--model-dir <dir>', 'the vit-b-32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'vit-b-32'))
-    .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads)')
+    .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model)')
     .option('--immich-only', 'run only the fixed-batch immich-layout row (server at 16 clients ÷ raw batch 1)', false)
     .option('--immich-model-dir <dir>', 'the immich-layout ViT-B/32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'immich-vit-b-32'))
+    .option('--redis', 'run only the scale-out row: 1 API + 1 worker over a real redis-server versus ROLE=all in memory', false)
     .parse(argv, { from: 'user' })
     .opts<Options>();
   const rounds = options.quick ? 1 : options.rounds;
@@ -136,7 +147,14 @@ async function main(argv: readonly string[]): Promise<void> {
   const n = (x: number) => Math.max(1, Math.round(x * scale));
   const started = Date.now();
   if (options.only !== undefined) {
-    if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads, got ${options.only}`);
+    if (options.only === 'preprocess') {
+      // The server's pool size (PREPROCESS_WORKERS, else its default).
+      const result = await benchPreprocessPath({ images: n(48), poolSize: loadConfig([], process.env).preprocessWorkers, log });
+      process.stdout.write(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatPreprocessPath(result)}\n`);
+      if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ preprocess: result }, null, 2)}\n`);
+      return;
+    }
+    if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads or preprocess, got ${options.only}`);
     await uploadsOnly(options, rounds, n);
     return;
   }
@@ -155,6 +173,19 @@ async function main(argv: readonly string[]): Promise<void> {
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}; ${rounds} alternating round(s), medians`;
     process.stdout.write(`Machine: ${machine}.\n\n${formatImmichRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
     if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ immich: row }, null, 2)}\n`);
+    return;
+  }
+
+  if (options.redis) {
+    await ensureModel(options.modelDir);
+    log('making benchmark images (JPEG, 640×480 to 1280×960)');
+    const pool = await makeImages(64);
+    let next = 0;
+    const nextImages = (k: number): BenchImage[] => Array.from({ length: k }, () => pool[next++ % pool.length]!);
+    const row = await benchRedisRow(root, options.modelDir, { rounds, jobs: n(96), latencyJobs: n(24), nextImages, log });
+    const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}; ${rounds} alternating round(s), medians`;
+    process.stdout.write(`Machine: ${machine}.\n\n${formatRedisRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+    if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ redis: row }, null, 2)}\n`);
     return;
   }
 

@@ -55,6 +55,7 @@ export interface Config {
   readonly ortAllowSpinning: boolean;
   readonly logitScale: number | undefined;
   readonly preprocessConcurrency: number;
+  readonly preprocessWorkers: number;
   readonly exactResizeMaxPixels: number;
   readonly textCacheSize: number;
   readonly imageCacheSize: number;
@@ -372,10 +373,17 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'min(4, os.availableParallelism())',
     parse: integer(1, 256),
   },
+  preprocessWorkers: {
+    env: 'PREPROCESS_WORKERS',
+    description:
+      'Worker threads that decode, resize and normalise images (shared by all models), so preprocessing never holds the event loop. 0: on the event loop (decoding stays on libvips threads).',
+    defaultValue: 1,
+    parse: integer(0, 64),
+  },
   exactResizeMaxPixels: {
     env: 'EXACT_RESIZE_MAX_PIXELS',
     description:
-      "Downscales reading up to this many source pixels use the exact port of PIL's resampler on the event loop (bit-identical to CLIP's reference); larger ones use libvips off-thread (within ~0.004 on photos). 0: libvips for every downscale.",
+      "Downscales reading up to this many source pixels use the exact port of PIL's resampler in JavaScript (bit-identical to CLIP's reference); larger ones use libvips off-thread (within ~0.004 on photos). 0: libvips for every downscale.",
     defaultValue: 400_000,
     parse: integer(0),
   },

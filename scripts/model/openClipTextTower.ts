@@ -10,11 +10,11 @@
  * The encoder blocks are the generator's pre-LN CLIP blocks (encoderLayer.ts) in every case: random weights, the real
  * masking and pooling that decide how padding and batching must be done.
  */
-import { attr, DataType, floatTensor, type GraphBuilder } from './onnxGraph.js';
-import { weight, type ClipWeights } from './clipWeights.js';
+import { attr, DataType, type GraphBuilder } from './onnxGraph.js';
+import { type ClipWeights } from './clipWeights.js';
 import { addEncoderLayer, layerNorm, linear } from './encoderLayer.js';
 import { type ClipPreset } from './presets.js';
-import { MASKED_SCORE } from './textTower.js';
+import { embedTokens, paddingMask, poolAtEndOfText, slicedCausalMask } from './textTower.js';
 
 export type TextTowerKind = 'clip' | 'xlm-r' | 'siglip' | 'mclip';
 
@@ -26,29 +26,13 @@ export interface TextTowerInputs {
   padId: number;
 }
 
-function causalMask(contextLength: number): Float32Array {
-  const mask = new Float32Array(contextLength * contextLength);
-  for (let row = 0; row < contextLength; row++) {
-    for (let column = row + 1; column < contextLength; column++) mask[row * contextLength + column] = MASKED_SCORE;
-  }
-  return mask;
-}
-
 /** Appends the tower; returns the name of the unnormalised embeddings [batch, projectionDim]. */
 export function addOpenClipTextTower(builder: GraphBuilder, weights: ClipWeights, preset: ClipPreset, kind: TextTowerKind, inputs: TextTowerInputs): string {
   const { text } = preset;
   const context = text.maxPositionEmbeddings;
   return builder.scoped('text_model', () => {
     const ids64 = builder.op('Cast', [inputs.inputIds], [attr.int('to', DataType.Int64)]);
-    const tokens = builder.op('Gather', [builder.initializer(weight(weights, 'text_model.embeddings.token_embedding.weight')), ids64], [attr.int('axis', 0)]);
-    const sequence = builder.op('Shape', [ids64], [attr.int('start', 1), attr.int('end', 2)]);
-    const positions = builder.op('Slice', [
-      builder.initializer(weight(weights, 'text_model.embeddings.position_embedding.weight')),
-      builder.int64([0]),
-      sequence,
-      builder.int64([0]),
-    ]);
-    let hidden = builder.op('Add', [tokens, positions]);
+    let { hidden, sequence } = embedTokens(builder, weights, ids64);
 
     // keep: float [B, S], 1 on real tokens (xlm-r: ids != pad; mclip: attention_mask).
     let keep: string | undefined;
@@ -60,15 +44,9 @@ export function addOpenClipTextTower(builder: GraphBuilder, weights: ClipWeights
     }
     let mask: string | undefined;
     if (kind === 'clip') {
-      mask = builder.op('Slice', [
-        builder.initializer(floatTensor('text_model.causal_mask', [context, context], causalMask(context))),
-        builder.int64([0, 0]),
-        builder.op('Concat', [sequence, sequence], [attr.int('axis', 0)]),
-        builder.int64([0, 1]),
-      ]);
+      mask = slicedCausalMask(builder, context, sequence);
     } else if (keep !== undefined) {
-      const padding = builder.op('Mul', [builder.op('Sub', [builder.float([1], []), keep]), builder.float([MASKED_SCORE], [])]);
-      mask = builder.op('Unsqueeze', [padding, builder.int64([1, 2])]);
+      mask = paddingMask(builder, keep);
     }
     for (let layer = 0; layer < text.numHiddenLayers; layer++) {
       hidden = addEncoderLayer({
@@ -84,8 +62,7 @@ export function addOpenClipTextTower(builder: GraphBuilder, weights: ClipWeights
 
     let pooled: string;
     if (kind === 'clip') {
-      const endOfText = builder.op('ArgMax', [builder.op('Cast', [ids64], [attr.int('to', DataType.Int32)])], [attr.int('axis', 1), attr.int('keepdims', 1)]);
-      pooled = builder.op('GatherND', [hidden, endOfText], [attr.int('batch_dims', 1)]);
+      pooled = poolAtEndOfText(builder, hidden, ids64);
     } else if (kind === 'siglip') {
       const last = builder.op('Sub', [sequence, builder.int64([1])]);
       pooled = builder.op('Squeeze', [builder.op('Gather', [hidden, last], [attr.int('axis', 1)]), builder.int64([1])]);

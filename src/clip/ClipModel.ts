@@ -15,7 +15,8 @@ import { OnnxGraph, type FeedValue, type OnnxSessionOptions } from './runtime/on
 import { declaredInputs } from './runtime/onnxHeader.js';
 import { FIXED_BATCH_BATCHES_PER_REPLICA, planVisionReplicas } from './runtime/replicas.js';
 import { ImageTower, TextTower } from './runtime/towers.js';
-import { preprocessImage } from './image/preprocess.js';
+import { preprocessImage, type PreprocessOptions } from './image/preprocess.js';
+import type { PreprocessPool } from './image/preprocessPool.js';
 import { applyTemplate, ensemble, normalize, resolveScoring, scoreClasses, templatesOf } from './scoring.js';
 import { loadTextTokenizer, type TextTokenizer } from './tokenizer.js';
 import type { ImageLimits, Precision, PreprocessorConfig, PromptConfig, Scoring, ScoringSource } from './types.js';
@@ -42,6 +43,8 @@ export interface ClipModelOptions {
   visionReplicas?: number | undefined;
   /** Images decoded and resized at once (sharp work runs off the event loop). */
   preprocessConcurrency: number;
+  /** Worker threads to preprocess on (see PreprocessPool); absent: on the event loop. Not closed by the model. */
+  preprocessPool?: PreprocessPool | undefined;
   /** See PreprocessOptions.exactResizeMaxPixels. */
   exactResizeMaxPixels?: number | undefined;
   /** LRU capacity (entries) of the text-embedding cache; 0 disables. */
@@ -247,11 +250,14 @@ export class ClipModel {
     return this.#imageCache.get(
       key,
       async () => {
+        const options: PreprocessOptions = {
+          field: `images[${index}]`,
+          ...(this.#options.exactResizeMaxPixels === undefined ? {} : { exactResizeMaxPixels: this.#options.exactResizeMaxPixels }),
+        };
+        const pool = this.#options.preprocessPool;
         const pixels = await this.#preprocessLimit(() =>
-          preprocessImage(bytes, this.#spec.image, this.#options.imageLimits, {
-            field: `images[${index}]`,
-            ...(this.#options.exactResizeMaxPixels === undefined ? {} : { exactResizeMaxPixels: this.#options.exactResizeMaxPixels }),
-          }).catch((error: unknown) => {
+          // The job keeps its bytes (retries, other models), so the pool copies them rather than taking them.
+          (pool ? pool.preprocess(bytes, this.#spec.image, this.#options.imageLimits, options) : preprocessImage(bytes, this.#spec.image, this.#options.imageLimits, options)).catch((error: unknown) => {
             throw isAppError(error) ? error : new AppError(ErrorCode.BadUserInput, `images[${index}] could not be decoded`, { cause: error });
           }),
         );

@@ -14,6 +14,7 @@ import { fetchModelFiles } from './hub/fetchModel.js';
 import { decodeImageString, inspectImage } from './image/imageInput.js';
 import type { GraphOptimizationLevel } from './runtime/onnx.js';
 import { embeddingTemplatesOf, toVector } from './embeddings.js';
+import { PreprocessPool } from './image/preprocessPool.js';
 import { applyTemplate, ensemble, parsePromptConfig } from './scoring.js';
 import type {
   ClassifyRequest,
@@ -61,6 +62,8 @@ export interface InferenceSettings {
   logitScale?: number | undefined;
   /** Images decoded and resized at once. */
   preprocessConcurrency: number;
+  /** Worker threads preprocessing images, shared by every model; 0 preprocesses on the event loop. @default 0 */
+  preprocessWorkers?: number | undefined;
   /** Downscales reading more source pixels than this use libvips instead of the exact PIL port. @default 400000 */
   exactResizeMaxPixels?: number | undefined;
 }
@@ -107,9 +110,13 @@ export class ClipService {
   readonly #specs: { name: string; source: string }[];
   #started: Promise<void> | null = null;
   #stopping: Promise<void> | null = null;
+  /** One pool for every model: the cores are shared anyway. */
+  readonly #preprocessPool: PreprocessPool | undefined;
 
   constructor(options: ClipServiceOptions) {
     this.#options = options;
+    const workers = options.inference.preprocessWorkers ?? 0;
+    this.#preprocessPool = workers > 0 ? new PreprocessPool({ size: workers }) : undefined;
     this.defaultModelName = defaultNameOf(options.defaultModel);
     this.#specs = [{ name: this.defaultModelName, source: options.defaultModel }];
     for (const extra of options.extraModels) {
@@ -179,6 +186,7 @@ export class ClipService {
         maxTextBatchSize: inference.maxTextBatchSize,
         maxQueuedImages: inference.maxQueuedImages,
         preprocessConcurrency: inference.preprocessConcurrency,
+        preprocessPool: this.#preprocessPool,
         exactResizeMaxPixels: inference.exactResizeMaxPixels,
         textCacheSize: caches.textEmbeddings,
         imageCacheSize: caches.imageEmbeddings,
@@ -373,6 +381,7 @@ export class ClipService {
   async abort(): Promise<void> {
     const reason = new AppError(ErrorCode.ShuttingDown, 'The server stopped before this job finished');
     await Promise.allSettled([...this.#entries.values()].map((e) => e.model?.abort(reason)));
+    await this.#preprocessPool?.close();
   }
 
   /** Finishes queued inference, then releases every session. Idempotent; a second call awaits the first. */
@@ -380,6 +389,7 @@ export class ClipService {
     this.#stopping ??= (async () => {
       await Promise.allSettled([...this.#entries.values()].map((e) => e.loaded));
       await Promise.allSettled([...this.#entries.values()].map((e) => e.model?.stop()));
+      await this.#preprocessPool?.close();
     })();
     return this.#stopping;
   }

@@ -2,17 +2,22 @@
  * Prometheus metrics (the only prom-client importer). Each server gets its own Registry, so several
  * servers in one process (tests) do not collide. Counters and histograms are fed by the services'
  * events; gauges are read from the services at scrape time.
+ *
+ * Two scopes, said in every help text: the job gauges a cluster's user reads (queued and running jobs, pending
+ * images and bytes) are cluster-wide on Redis (every process shows the same numbers, refreshed every second: read one,
+ * or take the max); job counters and histograms count what this process stored (sum them over processes, and each
+ * change counts once); batchers, caches, watchers and websockets are this process's.
  */
 import type { EventEmitter } from 'node:events';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ClipEvents } from '../clip/index.js';
-import type { JobEvents, JobStats } from '../jobs/index.js';
+import type { Job, JobStats } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 
 export interface MetricsSources {
   clip: { readonly events: EventEmitter<ClipEvents>; queuedImages(): number };
-  jobs: { readonly events: JobEvents; stats(): JobStats };
+  jobs: { onStored(listener: (job: Job) => void): () => void; stats(): JobStats };
   /** Open websocket connections. */
   websocketConnections?: () => number;
   logger: Logger;
@@ -36,13 +41,13 @@ export function createMetrics(sources: MetricsSources): Metrics {
 
   const jobsTotal = new Counter({
     name: 'clip_jobs_total',
-    help: 'Jobs that reached each status, by task (a job counts once per status it passes; queued = submitted).',
+    help: 'Job state changes this process stored, by status and task (a job counts once per status it passes; queued = submitted here). Per process: sum over processes for a cluster.',
     labelNames: ['status', 'task'] as const,
     registers: [registry],
   });
   new Gauge({
     name: 'clip_jobs_active',
-    help: 'Unfinished jobs by status (queued, running).',
+    help: 'Unfinished jobs by status (queued, running), cluster-wide with Redis (the same on every process, refreshed every second).',
     labelNames: ['status'] as const,
     registers: [registry],
     collect() {
@@ -53,7 +58,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Gauge({
     name: 'clip_queued_jobs',
-    help: 'Jobs waiting to run (queue depth, in jobs).',
+    help: 'Jobs waiting for a worker (queue depth, in jobs), cluster-wide with Redis.',
     registers: [registry],
     collect() {
       this.set(jobs.stats().queued);
@@ -61,7 +66,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Gauge({
     name: 'clip_queued_images',
-    help: 'Images waiting in the inference batchers (queue depth, in images).',
+    help: "Images waiting in this process's inference batchers (per process; 0 on an API).",
     registers: [registry],
     collect() {
       this.set(clip.queuedImages());
@@ -69,15 +74,23 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Gauge({
     name: 'clip_pending_images',
-    help: 'Images held by unfinished jobs (queued or running).',
+    help: 'Images held by unfinished jobs (queued or running), cluster-wide with Redis.',
     registers: [registry],
     collect() {
       this.set(jobs.stats().pendingImages);
     },
   });
   new Gauge({
+    name: 'clip_pending_image_bytes',
+    help: 'Encoded image bytes held by unfinished jobs (MAX_PENDING_IMAGE_BYTES bounds it), cluster-wide with Redis.',
+    registers: [registry],
+    collect() {
+      this.set(jobs.stats().pendingImageBytes);
+    },
+  });
+  new Gauge({
     name: 'clip_job_watchers',
-    help: 'Open job subscriptions.',
+    help: 'Open job subscriptions on this process.',
     registers: [registry],
     collect() {
       this.set(jobs.stats().watchers);
@@ -87,7 +100,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     const connections = sources.websocketConnections;
     new Gauge({
       name: 'clip_websocket_connections',
-      help: 'Open GraphQL websocket connections.',
+      help: 'Open GraphQL websocket connections on this process.',
       registers: [registry],
       collect() {
         this.set(connections());
@@ -96,7 +109,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   }
   const jobDuration = new Histogram({
     name: 'clip_job_duration_seconds',
-    help: 'End-to-end job latency, from submission to a terminal status, by task.',
+    help: 'End-to-end job latency, from submission to a terminal status, by task; observed by the process that stored the terminal status.',
     labelNames: ['status', 'task'] as const,
     buckets: LATENCY_BUCKETS_SECONDS,
     registers: [registry],
@@ -132,7 +145,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
     },
   });
 
-  const offJobUpdated = jobs.events.on('jobUpdated', (job) => {
+  // What this process stored, not what its bus heard: on Redis every process hears every job's changes.
+  const offJobUpdated = jobs.onStored((job) => {
     jobsTotal.inc({ status: job.status, task: job.task });
     if (job.status === 'complete' || job.status === 'failed' || job.status === 'cancelled') {
       jobDuration.observe({ status: job.status, task: job.task }, (job.finishedAt.getTime() - job.createdAt.getTime()) / 1000);

@@ -180,6 +180,7 @@ export function createClip(config: Config, logger: Logger): ClipService {
       allowSpinning: config.ortAllowSpinning,
       logitScale: config.logitScale,
       preprocessConcurrency: config.preprocessConcurrency,
+      preprocessWorkers: config.preprocessWorkers,
       exactResizeMaxPixels: config.exactResizeMaxPixels,
     },
     caches: { textEmbeddings: config.textCacheSize, imageEmbeddings: config.imageCacheSize },

@@ -21,7 +21,7 @@ import { MemoryJobEvents } from './memory/MemoryJobEvents.js';
 import { MemoryJobQueue } from './memory/MemoryJobQueue.js';
 import { MemoryJobStore } from './memory/MemoryJobStore.js';
 import { rankBySimilarity, type SimilarityRanking } from './similarity.js';
-import { advanceJob, jobLogFields, type TransitionDeps } from './transitions.js';
+import { advanceJob, jobLogFields, publishChange, type TransitionDeps } from './transitions.js';
 import {
   isTerminal,
   JOB_STATUSES,
@@ -92,16 +92,17 @@ export interface ListJobsInput {
 
 /** Live numbers for metrics and readiness. */
 export interface JobStats {
-  /** Jobs waiting for a worker (cluster-wide with Redis). */
+  /** Jobs waiting for a worker (cluster-wide with Redis, refreshed every second). */
   queued: number;
+  /** Admitted jobs not waiting: running, or between admission and the queue (cluster-wide with Redis). */
   running: number;
-  /** Images held by unfinished jobs. */
+  /** Images held by unfinished jobs (cluster-wide with Redis). */
   pendingImages: number;
   pendingImageBytes: number;
   /** Open `watch` iterators in this process. */
   watchers: number;
   draining: boolean;
-  /** Jobs that reached each status since start, as seen by this process (a job counts once per status it passed). */
+  /** Jobs that reached each status since start, as stored by this process (a job counts once per status it passed). */
   totals: Record<JobStatus, number>;
 }
 
@@ -134,6 +135,8 @@ export class JobService {
   #watchers = 0;
   #draining = false;
   readonly #totals = Object.fromEntries(JOB_STATUSES.map((status) => [status, 0])) as Record<JobStatus, number>;
+  readonly #storedListeners = new Set<(job: Job) => void>();
+  readonly #onChanged: (job: Job) => void;
 
   constructor(options: JobServiceOptions) {
     this.#clip = options.clip;
@@ -158,10 +161,12 @@ export class JobService {
     for (const [name, value] of Object.entries(this.#limits)) {
       if (!Number.isInteger(value) || value < 1) throw new TypeError(`JobService: expected ${name} to be an integer >= 1, got ${value}`);
     }
-    // Totals count the changes this process makes (its submissions and cancels, and its worker's transitions).
+    // Totals count the changes this process stores (its submissions and cancels, and its worker's transitions).
     const onChanged = (job: Job): void => {
       this.#totals[job.status] += 1;
+      for (const listener of this.#storedListeners) listener(job);
     };
+    this.#onChanged = onChanged;
     this.#deps = { store: this.#store, events: this.events, logger: this.#logger, ttlSeconds: this.#limits.ttlSeconds, onChanged };
     if (options.queue !== undefined) {
       this.#queue = options.queue;
@@ -181,10 +186,19 @@ export class JobService {
         logger: this.#logger,
         maxConcurrentJobs: this.#limits.maxConcurrentJobs,
         ttlSeconds: this.#limits.ttlSeconds,
-        onChanged,
       });
       this.#worker.start();
     }
+    this.#worker?.onStored(onChanged);
+  }
+
+  /**
+   * Calls `listener` with every job state this process stores: its submissions and cancels, and its worker's
+   * transitions (per-process metrics: summed over the processes of a deployment, each change counts once).
+   */
+  onStored(listener: (job: Job) => void): () => void {
+    this.#storedListeners.add(listener);
+    return () => this.#storedListeners.delete(listener);
   }
 
   /** One job may not make the text model encode more than MAX_PROMPTS_PER_JOB prompts (it would hold the model for minutes). */
@@ -233,8 +247,9 @@ export class JobService {
    */
   async #decodeImages(input: SubmitImages): Promise<{ images: Uint8Array[]; imageBytes: number }> {
     const imageFields = this.#validateImageList(input);
-    // Refuse early under overload, before spending time decoding images we would not keep.
-    this.#checkCounts(await this.#queue.counts(), imageFields.length, 0);
+    // Refuse early under overload, before spending time decoding images we would not keep. The counts as last seen
+    // (exact in memory; on Redis refreshed every second and by every admission) are enough: `reserve` decides.
+    this.#checkCounts(this.#queue.lastCounts(), imageFields.length, 0);
     const images: Uint8Array[] = [];
     let imageBytes = 0;
     for (const [index, image] of imageFields.entries()) {
@@ -258,7 +273,7 @@ export class JobService {
   async submit(input: SubmitJobInput): Promise<Job> {
     this.#assertAccepting();
     const plan = this.#plan(input);
-    if (plan.images === null) this.#checkCounts(await this.#queue.counts(), 0, 0);
+    if (plan.images === null) this.#checkCounts(this.#queue.lastCounts(), 0, 0);
     const { images, imageBytes } = plan.images === null ? { images: [], imageBytes: 0 } : await this.#decodeImages(plan.images);
     // Checked again: the awaits above let other submissions (or a drain) in.
     this.#assertAccepting();
@@ -274,13 +289,14 @@ export class JobService {
   async #admitAndEnqueue(plan: JobPlan, images: Uint8Array[], imageBytes: number): Promise<Job> {
     const id = randomUUID();
     this.#checkCounts(this.#queue.lastCounts(), images.length, imageBytes);
-    const admission = await this.#queue.reserve(id, images.length, imageBytes, {
-      maxJobs: this.#limits.maxQueuedJobs,
-      maxImages: this.#limits.maxQueuedImages,
-      maxImageBytes: this.#limits.maxPendingImageBytes,
-    });
-    if (!admission.admitted) throw this.#refusal(admission);
     const now = new Date();
+    // The reservation and the queued work expire with the job: nothing of it outlives its TTL in the queue.
+    const expiresAt = new Date(now.getTime() + this.#limits.ttlSeconds * 1000);
+    const admission = await this.#queue.reserve(
+      { id, images, expiresAt },
+      { maxJobs: this.#limits.maxQueuedJobs, maxImages: this.#limits.maxQueuedImages, maxImageBytes: this.#limits.maxPendingImageBytes },
+    );
+    if (!admission.admitted) throw this.#refusal(admission);
     const job: Job = {
       id,
       status: 'queued',
@@ -291,7 +307,7 @@ export class JobService {
       imageCount: images.length,
       batched: plan.batched,
       createdAt: now,
-      expiresAt: new Date(now.getTime() + this.#limits.ttlSeconds * 1000),
+      expiresAt,
       version: 0,
     };
     try {
@@ -300,11 +316,11 @@ export class JobService {
       await this.#queue.release(id).catch(() => undefined);
       throw error;
     }
-    this.#totals.queued += 1;
+    this.#onChanged(job);
     this.#logger.info(jobLogFields(job), 'job queued');
-    await this.events.publish(job).catch((error: unknown) => this.#logger.warn({ err: error, jobId: id }, 'publishing a job change failed'));
+    publishChange(this.#deps, job);
     try {
-      await this.#queue.enqueue({ id, images, prompt: plan.prompt });
+      await this.#queue.enqueue({ id, prompt: plan.prompt, job });
     } catch (error) {
       // Stored but never queued (the backend went away in between): fail it, so nobody waits for it forever.
       await this.#queue.release(id).catch(() => undefined);

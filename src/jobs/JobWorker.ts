@@ -3,8 +3,13 @@
  * batchers fill across jobs), runs it on ClipService and moves the stored job running → complete | failed
  * through compare-and-set, so a job delivered twice (BullMQ is at-least-once) is finished once. Cancels
  * arrive as aborted signals from the queue; `drain` finishes running work and fails or hands back the rest.
+ *
+ * A store write that meets a backend outage is retried until the backend is back (or the job is cancelled, or
+ * the worker stops), with the computed result held meanwhile: a job is never left RUNNING because its final
+ * state could not be written. Until then its delivery stays unacknowledged, so a worker that dies while
+ * waiting loses nothing: stalled-job recovery delivers the job again and the compare-and-set decides.
  */
-import { ErrorCode, isAppError, UnreachableCaseError } from '../errors.js';
+import { AppError, ErrorCode, isAppError, UnreachableCaseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type {
   ClassifyRequest,
@@ -14,8 +19,9 @@ import type {
   EmbedTextsRequest,
 } from '../clip/types.js';
 import type { JobEvents } from './JobEvents.js';
-import type { JobQueue, JobWork } from './JobQueue.js';
+import type { GiveUpReason, JobQueue, TakenWork } from './JobQueue.js';
 import type { JobStore } from './JobStore.js';
+import { retryWhileUnreachable } from './retry.js';
 import { advanceJob, type TransitionDeps } from './transitions.js';
 import { type EmbeddingResult, type Job, type JobFailure, type JobResult } from './types.js';
 
@@ -36,8 +42,6 @@ export interface JobWorkerOptions {
   maxConcurrentJobs: number;
   /** How long a job is kept after its last change, in seconds. */
   ttlSeconds: number;
-  /** Called with each state this worker stored. */
-  onChanged?: (job: Job) => void;
 }
 
 export class JobWorker {
@@ -46,6 +50,9 @@ export class JobWorker {
   readonly #logger: Logger;
   readonly #deps: TransitionDeps;
   readonly #maxConcurrentJobs: number;
+  readonly #storedListeners = new Set<(job: Job) => void>();
+  /** Aborted once drained: ends the retries of writes waiting for the backend. */
+  readonly #stopping = new AbortController();
   #started = false;
 
   constructor(options: JobWorkerOptions) {
@@ -53,19 +60,26 @@ export class JobWorker {
     this.#queue = options.queue;
     this.#logger = options.logger;
     this.#maxConcurrentJobs = options.maxConcurrentJobs;
-    this.#deps = { store: options.store, events: options.events, logger: options.logger, ttlSeconds: options.ttlSeconds, onChanged: options.onChanged };
+    const onChanged = (job: Job): void => {
+      for (const listener of this.#storedListeners) listener(job);
+    };
+    this.#deps = { store: options.store, events: options.events, logger: options.logger, ttlSeconds: options.ttlSeconds, onChanged };
     if (!Number.isInteger(this.#maxConcurrentJobs) || this.#maxConcurrentJobs < 1) {
       throw new TypeError(`JobWorker: expected maxConcurrentJobs to be an integer >= 1, got ${this.#maxConcurrentJobs}`);
     }
+  }
+
+  /** Calls `listener` with every state this worker stores (per-process totals); the returned function removes it. */
+  onStored(listener: (job: Job) => void): () => void {
+    this.#storedListeners.add(listener);
+    return () => this.#storedListeners.delete(listener);
   }
 
   /** Starts consuming the queue. Idempotent. */
   start(): void {
     if (this.#started) return;
     this.#started = true;
-    this.#queue.onLost((id) => {
-      void this.#fail(id, { code: ErrorCode.WorkerLost, message: 'the worker running the job was lost (crashed or cut off) more often than MAX_STALLED_COUNT allows' });
-    });
+    this.#queue.onGivenUp((id, reason) => void this.#fail(id, givenUpFailure(reason)));
     this.#queue.process((work, signal) => this.#run(work, signal), this.#maxConcurrentJobs);
   }
 
@@ -82,18 +96,21 @@ export class JobWorker {
         return outcome;
       }),
     );
+    this.#stopping.abort();
     return failed.filter(Boolean).length;
   }
 
   async #fail(id: string, error: JobFailure): Promise<boolean> {
     try {
-      const { changed } = await advanceJob(this.#deps, id, (current) => ({
-        ...current,
-        status: 'failed',
-        startedAt: current.status === 'running' ? current.startedAt : null,
-        finishedAt: new Date(),
-        error,
-      }));
+      const { changed } = await this.#persist(id, () =>
+        advanceJob(this.#deps, id, (current) => ({
+          ...current,
+          status: 'failed',
+          startedAt: current.status === 'running' ? current.startedAt : null,
+          finishedAt: new Date(),
+          error,
+        })),
+      );
       return changed;
     } catch (failure) {
       this.#logger.error({ err: failure, jobId: id }, 'could not fail a job');
@@ -101,37 +118,51 @@ export class JobWorker {
     }
   }
 
-  async #run(work: JobWork, signal: AbortSignal): Promise<void> {
+  async #run(work: TakenWork, signal: AbortSignal): Promise<void> {
     try {
-      const { job: running } = await advanceJob(this.#deps, work.id, (current) =>
-        current.status === 'queued' ? { ...current, status: 'running', startedAt: new Date() } : null,
+      const { job: running } = await this.#persist(work.id, () =>
+        advanceJob(this.#deps, work.id, (current) => (current.status === 'queued' ? { ...current, status: 'running', startedAt: new Date() } : null), work.job),
+        signal,
       );
       // Unknown (expired), cancelled, or already finished by an earlier delivery: nothing to do.
       // A RUNNING job here is a redelivery after its worker was lost: run it again; the CAS below decides.
-      if (running === undefined || running.status !== 'running' || signal.aborted) return;
+      if (running === undefined || running.status !== 'running' || signal.aborted) {
+        if (running === undefined) this.#logger.info({ jobId: work.id }, 'job gone (expired or deleted) before it ran; dropped');
+        return;
+      }
+      let outcome: (current: Job) => Job | null;
       try {
         const result = await this.#infer(running, work, signal);
-        await advanceJob(this.#deps, work.id, (current) =>
-          current.status === 'running' ? { ...current, status: 'complete', finishedAt: new Date(), result } : null,
-        );
+        outcome = (current) => (current.status === 'running' ? { ...current, status: 'complete', finishedAt: new Date(), result } : null);
       } catch (error) {
         // A cancel or drain aborted the inference: the job's state is theirs to set.
         if (signal.aborted) return;
         const failure = this.#toFailure(error, running);
-        await advanceJob(this.#deps, work.id, (current) =>
-          current.status === 'running' ? { ...current, status: 'failed', finishedAt: new Date(), error: failure } : null,
-        );
+        outcome = (current) => (current.status === 'running' ? { ...current, status: 'failed', finishedAt: new Date(), error: failure } : null);
       }
+      // Held through an outage: the result is stored once the backend is back, not recomputed.
+      await this.#persist(work.id, () => advanceJob(this.#deps, work.id, outcome, running), signal);
     } catch (error) {
-      // The store is unreachable: leave the job to be redelivered (Redis) or failed by drain (memory).
+      // Stopped (cancel, shutdown) while the store was unreachable, or the store failed otherwise: the delivery stays
+      // unacknowledged, for a redelivery (Redis) or drain (memory) to settle.
       this.#logger.error({ err: error, jobId: work.id }, 'job transition failed');
       throw error;
     }
   }
 
+  /** Retries `write` while the store is unreachable, until it succeeds, `signal` aborts or the worker stops. */
+  #persist<T>(id: string, write: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return retryWhileUnreachable(write, {
+      signal: signal === undefined ? this.#stopping.signal : AbortSignal.any([signal, this.#stopping.signal]),
+      onOutage: (error) => this.#logger.warn({ err: error, jobId: id }, 'the job store is unreachable; retrying until it is back'),
+    });
+  }
+
   /** The task's inference, checked against the job's shape (one row per input, in order). */
-  async #infer(job: Job, work: JobWork, signal: AbortSignal): Promise<JobResult> {
-    const { images, prompt } = work;
+  async #infer(job: Job, work: TakenWork, signal: AbortSignal): Promise<JobResult> {
+    const { prompt } = work;
+    const images = job.imageCount === 0 ? [] : await this.#persist(job.id, () => work.loadImages(job.expiresAt), signal);
+    if (images === undefined) throw new AppError(ErrorCode.InternalServerError, 'the job\'s images are gone from the queue (the job ended or expired meanwhile)');
     switch (job.task) {
       case 'classification':
         return toClassificationResult(await this.#clip.classify({ model: job.model, images, labels: job.classes, prompt, signal }), job);
@@ -148,6 +179,17 @@ export class JobWorker {
     if (isAppError(error)) return { code: error.code, message: error.message };
     this.#logger.error({ err: error, jobId: job.id, model: job.model }, 'job failed with an unexpected error');
     return { code: ErrorCode.InternalServerError, message: 'internal error' };
+  }
+}
+
+function givenUpFailure(reason: GiveUpReason): JobFailure {
+  switch (reason) {
+    case 'stalled':
+      return { code: ErrorCode.WorkerLost, message: 'the worker running the job was lost (crashed or cut off) more often than MAX_STALLED_COUNT allows' };
+    case 'failed':
+      return { code: ErrorCode.InternalServerError, message: 'the job could not be run: every delivery of it failed' };
+    default:
+      throw new UnreachableCaseError(reason);
   }
 }
 

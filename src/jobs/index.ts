@@ -14,7 +14,7 @@ export type { SimilarityMatch, SimilarityRanking } from './similarity.js';
 export { InvalidCursorError } from './JobStore.js';
 export type { JobPage, JobStore, ListJobsOptions } from './JobStore.js';
 export type { JobEventListener, JobEventMap, JobEventName, JobEvents } from './JobEvents.js';
-export type { Admission, AdmissionLimits, JobHandler, JobQueue, JobWork, QueueCounts } from './JobQueue.js';
+export type { Admission, AdmissionLimits, GiveUpReason, JobHandler, JobQueue, JobWork, QueueCounts, Reservation, TakenWork } from './JobQueue.js';
 export { jobFromJSON, jobToJSON } from './serialise.js';
 export { isTerminal, JOB_STATUSES, JOB_TASKS, TERMINAL_STATUSES } from './types.js';
 export type {

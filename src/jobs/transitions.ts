@@ -29,9 +29,12 @@ export async function advanceJob(
   deps: TransitionDeps,
   id: string,
   next: (current: Job) => Job | null,
+  known?: Job,
 ): Promise<{ job: Job | undefined; changed: boolean }> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-    const current = await deps.store.get(id);
+    // `known`: the state the caller stored or read last; tried first without a read (one round trip less on Redis),
+    // and if someone changed the job since, the compare-and-set fails and the loop reads the store.
+    const current = attempt === 0 && known !== undefined ? known : await deps.store.get(id);
     if (current === undefined || isTerminal(current)) return { job: current, changed: false };
     const proposed = next(current);
     if (proposed === null) return { job: current, changed: false };
@@ -42,14 +45,22 @@ export async function advanceJob(
     if (await deps.store.transition(id, current.status, updated)) {
       deps.logger.info(jobLogFields(updated), `job ${updated.status}`);
       deps.onChanged?.(updated);
-      await deps.events.publish(updated).catch((error: unknown) => {
-        // Stored is what counts: watchers re-read the store when the bus reconnects.
-        deps.logger.warn({ err: error, jobId: id }, 'publishing a job change failed');
-      });
+      publishChange(deps, updated);
       return { job: updated, changed: true };
     }
   }
   return { job: await deps.store.get(id), changed: false };
+}
+
+/**
+ * Announces a stored change without waiting for it: stored is what counts (watchers re-read the store when the bus
+ * reconnects, and drop stale versions), and on Redis the publish rides the store's connection right behind the
+ * write, in order, so waiting for its reply would only add a round trip to every change.
+ */
+export function publishChange(deps: Pick<TransitionDeps, 'events' | 'logger'>, job: Job): void {
+  deps.events.publish(job).catch((error: unknown) => {
+    deps.logger.warn({ err: error, jobId: job.id }, 'publishing a job change failed');
+  });
 }
 
 export function jobLogFields(job: Job): Record<string, unknown> {

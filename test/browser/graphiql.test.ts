@@ -9,27 +9,13 @@
  * Needs /usr/bin/chromium (`apt-get install -y chromium`); skipped with a message when it is absent.
  * Leaves a screenshot at /tmp/graphiql.png.
  */
-import fs from 'node:fs';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, launchChromium } from '../utils/browser.js';
 import { startTestServer, tinyImages, type TestServer } from '../utils/testServer.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = '/tmp/graphiql.png';
-const hasChromium = fs.existsSync(CHROMIUM);
-if (!hasChromium) console.log(`Skipping the GraphiQL browser test: ${CHROMIUM} is absent (apt-get install -y chromium).`);
-
-// The flags this machine needs: no sandbox as root, and no background traffic to Google's hosts.
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+const hasChromium = chromiumAvailable('the GraphiQL browser test');
 
 const QUERY_EDITOR = '.graphiql-query-editor .CodeMirror';
 const RESPONSE_EDITOR = '.graphiql-response .CodeMirror';
@@ -143,7 +129,7 @@ describe.skipIf(!hasChromium)('GraphiQL in headless Chromium', () => {
   let image: string;
 
   beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     [image = ''] = await tinyImages();
   });
 

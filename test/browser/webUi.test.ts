@@ -19,29 +19,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatPercent, rankClasses } from '../../src/web/format.js';
+import { chromiumAvailable, launchChromium } from '../utils/browser.js';
 import { gql, startTestServer, type TestServer } from '../utils/testServer.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OUTPUT_DIR = path.join(ROOT, 'test', '.output', 'browser');
 const README_SCREENSHOT = path.join(ROOT, 'docs', 'web-ui.png');
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = fs.existsSync(CHROMIUM);
-if (!hasChromium) console.log(`Skipping the web UI browser tests: ${CHROMIUM} is absent (apt-get install -y chromium).`);
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+const hasChromium = chromiumAvailable('the web UI browser tests');
 
 const CLASSES = ['a red square', 'a blue circle', 'a green triangle'];
 
@@ -168,7 +156,7 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
 
   beforeAll(async () => {
     fs.mkdirSync(OUTPUT_DIR, { recursive: true });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     files = await pictures();
   });
 

@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { metricValue } from '../utils/metrics.js';
 import { startProcessServer, type ProcessServer } from '../utils/processServer.js';
 import { redisServerPath, startRedisServer, type RedisServer } from '../utils/redisServer.js';
 
@@ -155,6 +156,8 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
         interval: 250,
       })
       .toBe(true);
+    const submittedOn = (api: ProcessServer) => metricValue(api.url, 'clip_jobs_total', 'status="queued",task="classification"').then((value) => value ?? 0);
+    const submittedBefore = await Promise.all([submittedOn(api1), submittedOn(api2)]);
     // Workers paused, so nothing finishes during the burst and the count is exact (admission is one atomic Lua step).
     for (const worker of workers) worker.child.kill('SIGSTOP');
     try {
@@ -167,8 +170,24 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
       const accepted = outcomes.filter((outcome) => outcome.length === 36);
       expect(accepted).toHaveLength(12);
       expect(outcomes.filter((outcome) => outcome === 'OVERLOADED')).toHaveLength(18);
+      // /metrics: each API counts the submissions it stored (they add up to the 12), and both show the cluster-wide depth.
+      const submittedAfter = await Promise.all([submittedOn(api1), submittedOn(api2)]);
+      expect(submittedAfter[0] - submittedBefore[0] + submittedAfter[1] - submittedBefore[1]).toBe(12);
+      for (const api of [api1, api2]) {
+        await expect
+          .poll(async () => ((await metricValue(api.url, 'clip_jobs_active', 'status="queued"')) ?? 0) + ((await metricValue(api.url, 'clip_jobs_active', 'status="running"')) ?? 0), {
+            timeout: 5_000,
+            interval: 200,
+          })
+          .toBe(12);
+        expect(await metricValue(api.url, 'clip_pending_images')).toBe(12 * 16);
+      }
       for (const worker of workers) worker.child.kill('SIGCONT');
       for (const id of accepted) expect(await settled(api1, id, 120_000)).toBe('COMPLETE');
+      // Completions are stored by the workers, so they count there, not on the APIs that only heard of them.
+      expect(await metricValue(api1.url, 'clip_jobs_total', 'status="complete",task="classification"')).toBeUndefined();
+      const completedOn = await Promise.all(workers.map((worker) => metricValue(worker.url, 'clip_jobs_total', 'status="complete",task="classification"')));
+      expect(completedOn.reduce((sum: number, value) => sum + (value ?? 0), 0)).toBeGreaterThanOrEqual(12);
     } finally {
       for (const worker of workers) worker.child.kill('SIGCONT');
     }

@@ -19,6 +19,7 @@ import { createRedisBackend, type RedisBackend } from '../../src/jobs/redis/inde
 import { jobFromJSON, jobToJSON } from '../../src/jobs/serialise.js';
 import type { Job } from '../../src/jobs/types.js';
 import { silentLogger } from '../../src/logger.js';
+import { Redis } from 'ioredis';
 import { redisServerPath, startRedisServer, type RedisServer } from '../utils/redisServer.js';
 
 interface Backend {
@@ -28,10 +29,17 @@ interface Backend {
   close(): Promise<void>;
 }
 
+/** Backends made by one deployment's `make` see the same data (processes of one deployment). */
+interface Deployment {
+  make: () => Promise<Backend>;
+  /** Every stored value of the deployment (Redis: every key under its prefix, whatever its type); null in memory. */
+  storedValues: (() => Promise<Buffer[]>) | null;
+}
+
 interface BackendFactory {
   name: string;
-  /** A fresh backend; `shared` backends made by one factory call see the same data (processes of one deployment). */
-  create(stall?: typeof STALL): Promise<{ make: () => Promise<Backend> }>;
+  /** A fresh deployment. */
+  create(stall?: typeof STALL, url?: string): Promise<Deployment>;
 }
 
 const STALL = { lockDurationMs: 1000, stalledIntervalMs: 500, maxStalledCount: 1 };
@@ -43,7 +51,7 @@ const memory: BackendFactory = {
     const events = new MemoryJobEvents();
     const queue = new MemoryJobQueue();
     const backend: Backend = { store, events, queue, close: async () => undefined };
-    return { make: async () => backend };
+    return { make: async () => backend, storedValues: null };
   },
 };
 
@@ -53,13 +61,17 @@ if (REDIS === null) console.log('skipping the Redis backend contract: redis-serv
 
 const redisFactory: BackendFactory = {
   name: 'redis',
-  async create(stall = STALL) {
+  async create(stall = STALL, url = redis?.url) {
     const keyPrefix = `t${randomUUID().slice(0, 8)}`;
     const made: RedisBackend[] = [];
     return {
+      storedValues: async () => {
+        if (url === undefined) throw new Error('no redis');
+        return storedValues(url, keyPrefix);
+      },
       make: async () => {
-        if (redis === null) throw new Error('no redis');
-        const backend = createRedisBackend({ url: redis.url, keyPrefix, stall, logger: silentLogger() });
+        if (url === undefined) throw new Error('no redis');
+        const backend = createRedisBackend({ url, keyPrefix, stall, logger: silentLogger() });
         made.push(backend);
         await backend.connected(10_000);
         return {
@@ -77,6 +89,68 @@ const redisFactory: BackendFactory = {
     };
   },
 };
+
+/** Every value (and hash field, stream entry, member) stored under `prefix`, as raw bytes. */
+async function storedValues(url: string, prefix: string): Promise<Buffer[]> {
+  const raw = new Redis(url);
+  try {
+    const values: Buffer[] = [];
+    for (const key of await raw.keys(`${prefix}:*`)) {
+      const type = await raw.type(key);
+      if (type === 'string') values.push((await raw.getBuffer(key)) ?? Buffer.alloc(0));
+      else if (type === 'list') values.push(...(await raw.lrangeBuffer(key, 0, -1)));
+      else if (type === 'hash') values.push(...Object.values(await raw.hgetallBuffer(key)));
+      else if (type === 'zset') values.push(...(await raw.zrange(key, '0', '-1')).map((member) => Buffer.from(member)));
+      else if (type === 'set') values.push(...(await raw.smembersBuffer(key)));
+      else if (type === 'stream') values.push(Buffer.from(JSON.stringify(await raw.xrange(key, '-', '+'))));
+      else throw new Error(`unexpected key type ${type} of ${key}`);
+    }
+    return values;
+  } finally {
+    raw.disconnect();
+  }
+}
+
+/** Whether any stored value holds `bytes`, raw or base64 (as JSON would carry them). */
+function holds(values: Buffer[], bytes: Buffer): boolean {
+  const base64 = Buffer.from(bytes.toString('base64'));
+  return values.some((value) => value.includes(bytes) || value.includes(base64));
+}
+
+/** A store that answers SERVICE_UNAVAILABLE while `down`, as the Redis store does while Redis is away. */
+class FlakyStore implements JobStore {
+  down = false;
+  failures = 0;
+  constructor(private readonly inner: JobStore) {}
+  #check(): void {
+    if (!this.down) return;
+    this.failures += 1;
+    throw new AppError(ErrorCode.ServiceUnavailable, 'the job backend (Redis) is unreachable; retry later');
+  }
+  async create(job: Job): Promise<void> {
+    this.#check();
+    return this.inner.create(job);
+  }
+  async get(id: string): Promise<Job | undefined> {
+    this.#check();
+    return this.inner.get(id);
+  }
+  async transition(id: string, from: Job['status'], next: Job): Promise<boolean> {
+    this.#check();
+    return this.inner.transition(id, from, next);
+  }
+  async list(options: Parameters<JobStore['list']>[0]): ReturnType<JobStore['list']> {
+    this.#check();
+    return this.inner.list(options);
+  }
+  async delete(id: string): Promise<boolean> {
+    this.#check();
+    return this.inner.delete(id);
+  }
+  async close(): Promise<void> {
+    return this.inner.close();
+  }
+}
 
 class FakeRunner implements JobRunner, JobClassifier {
   readonly defaultModelName = 'm';
@@ -155,7 +229,7 @@ for (const factory of [memory, redisFactory]) {
   describe.skipIf(factory.name === 'redis' && REDIS === null)(`${factory.name} backend`, () => {
     const open: Backend[] = [];
     const services: JobService[] = [];
-    const make = async (deployment: { make: () => Promise<Backend> }): Promise<Backend> => {
+    const make = async (deployment: Deployment): Promise<Backend> => {
       const backend = await deployment.make();
       open.push(backend);
       return backend;
@@ -166,17 +240,22 @@ for (const factory of [memory, redisFactory]) {
     });
 
     /** An API-side service and a worker on their own backends (one deployment). */
-    const cluster = async (options: { workers?: number; maxConcurrentJobs?: number; maxQueuedJobs?: number; maxQueuedImages?: number } = {}) => {
+    const startWorker = async (backend: Backend, runner: JobRunner, maxConcurrentJobs = 4): Promise<JobWorker> => {
+      const worker = new JobWorker({ clip: runner, ...backend, logger: silentLogger(), maxConcurrentJobs, ttlSeconds: 60 });
+      worker.start();
+      if ('ready' in backend.queue) await (backend.queue as { ready(): Promise<void> }).ready();
+      return worker;
+    };
+    const cluster = async (
+      options: { workers?: number; maxConcurrentJobs?: number; maxQueuedJobs?: number; maxQueuedImages?: number; ttlSeconds?: number } = {},
+    ) => {
       const deployment = await factory.create();
       const api = await make(deployment);
       const runner = new FakeRunner();
       const workers: JobWorker[] = [];
       for (let i = 0; i < (options.workers ?? 1); i += 1) {
         const backend = factory.name === 'memory' ? api : await make(deployment);
-        const worker = new JobWorker({ clip: runner, ...backend, logger: silentLogger(), maxConcurrentJobs: options.maxConcurrentJobs ?? 4, ttlSeconds: 60 });
-        worker.start();
-        workers.push(worker);
-        if (backend.queue instanceof Object && 'ready' in backend.queue) await (backend.queue as { ready(): Promise<void> }).ready();
+        workers.push(await startWorker(backend, runner, options.maxConcurrentJobs));
       }
       const jobs = new JobService({
         clip: runner,
@@ -184,7 +263,7 @@ for (const factory of [memory, redisFactory]) {
         ...api,
         maxQueuedJobs: options.maxQueuedJobs ?? 256,
         maxQueuedImages: options.maxQueuedImages ?? 1024,
-        ttlSeconds: 60,
+        ttlSeconds: options.ttlSeconds ?? 60,
       });
       services.push(jobs);
       return { deployment, api, jobs, runner, workers };
@@ -237,7 +316,9 @@ for (const factory of [memory, redisFactory]) {
     it('should admit atomically against the counts, and release idempotently', async () => {
       const { queue } = await make(await factory.create());
       const limits = { maxJobs: 2, maxImages: 3, maxImageBytes: 100 };
-      const results = await Promise.all([1, 2, 3].map((i) => queue.reserve(`r${i}`, 1, 10, limits)));
+      const expiresAt = new Date(Date.now() + 60_000);
+      const image = (bytes: number) => new Uint8Array(bytes).fill(7);
+      const results = await Promise.all([1, 2, 3].map((i) => queue.reserve({ id: `r${i}`, images: [image(10)], expiresAt }, limits)));
       expect(results.filter((r) => r.admitted)).toHaveLength(2);
       expect((await queue.counts()).jobs).toBe(2);
       const refused = results.find((r) => !r.admitted);
@@ -245,8 +326,9 @@ for (const factory of [memory, redisFactory]) {
       for (const i of [1, 2, 3]) await queue.release(`r${i}`);
       await queue.release('r1');
       expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, imageBytes: 0 });
-      expect(await queue.reserve('big', 4, 10, limits)).toMatchObject({ admitted: false, limit: 'images' });
-      expect(await queue.reserve('fat', 1, 101, limits)).toMatchObject({ admitted: false, limit: 'imageBytes' });
+      expect(await queue.reserve({ id: 'big', images: [1, 2, 3, 4].map(() => image(2)), expiresAt }, limits)).toMatchObject({ admitted: false, limit: 'images' });
+      expect(await queue.reserve({ id: 'fat', images: [image(101)], expiresAt }, limits)).toMatchObject({ admitted: false, limit: 'imageBytes' });
+      expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, imageBytes: 0 });
     });
 
     it('should run a job end to end: watch sees every state in order, image bytes arrive intact, counts return to zero', async () => {
@@ -321,8 +403,9 @@ for (const factory of [memory, redisFactory]) {
       });
       // Two runs of one delivery's work, as BullMQ may do after a stall: only one completion is stored and announced.
       // Drive a worker through a private queue that carries the same work twice.
-      const work = { id: job.id, images: [new Uint8Array([9])], prompt: {} };
+      const work = { id: job.id, prompt: {}, job };
       const duplicate = new MemoryJobQueue();
+      await duplicate.reserve({ id: job.id, images: [new Uint8Array([9])], expiresAt: job.expiresAt }, { maxJobs: 1, maxImages: 1, maxImageBytes: 1 });
       const twice = new JobWorker({ clip: runner, store: api.store, events: api.events, queue: duplicate, logger: silentLogger(), maxConcurrentJobs: 2, ttlSeconds: 60 });
       twice.start();
       await duplicate.enqueue(work);
@@ -333,6 +416,121 @@ for (const factory of [memory, redisFactory]) {
       expect((await jobs.get(job.id))?.version).toBe(2);
       await duplicate.close();
     });
+
+    it('should forget a job whose TTL runs out while it waits, image bytes and reservation included, with no worker running', async () => {
+      const { jobs, deployment, runner, api } = await cluster({ workers: 0, ttlSeconds: 1 });
+      const bytes = Buffer.from(`EXPIRING-IMAGE-${randomUUID()}`);
+      const job = await jobs.submit({ images: [bytes.toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      expect(await jobs.counts()).toMatchObject({ jobs: 1, waiting: 1, images: 1, imageBytes: bytes.length });
+      // The check below can see the bytes where they are kept (and would see them in BullMQ's JSON, base64).
+      if (deployment.storedValues !== null) expect(holds(await deployment.storedValues(), bytes)).toBe(true);
+      await expect.poll(async () => api.store.get(job.id), { timeout: 5000 }).toBeUndefined();
+      await expect.poll(async () => jobs.counts(), { timeout: 5000, interval: 100 }).toMatchObject({ jobs: 0, waiting: 0, images: 0, imageBytes: 0 });
+      const storedValues = deployment.storedValues;
+      if (storedValues !== null) await expect.poll(async () => holds(await storedValues(), bytes), { timeout: 5000 }).toBe(false);
+      // A worker that comes later finds nothing to run.
+      await startWorker(factory.name === 'memory' ? api : await make(deployment), runner);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(runner.calls).toHaveLength(0);
+    });
+
+    it('should drop, without running it, work whose job is gone from the store, and release it', async () => {
+      const { jobs, deployment, runner, api } = await cluster({ workers: 0 });
+      const bytes = Buffer.from(`GONE-IMAGE-${randomUUID()}`);
+      const job = await jobs.submit({ images: [bytes.toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      // As when the job expired between the expiry sweeps: the queue still holds its work.
+      expect(await api.store.delete(job.id)).toBe(true);
+      await startWorker(factory.name === 'memory' ? api : await make(deployment), runner);
+      await expect.poll(async () => jobs.counts(), { timeout: 10_000, interval: 100 }).toMatchObject({ jobs: 0, waiting: 0, active: 0, images: 0, imageBytes: 0 });
+      expect(runner.calls).toHaveLength(0);
+      if (deployment.storedValues !== null) expect(holds(await deployment.storedValues(), bytes)).toBe(false);
+    });
+
+    it('should hold a finished job through a store outage longer than any retry count, and store its result once, when the store is back', async () => {
+      const deployment = await factory.create();
+      const api = await make(deployment);
+      const workerSide = factory.name === 'memory' ? api : await make(deployment);
+      const flaky = new FlakyStore(workerSide.store);
+      const runner = new FakeRunner();
+      let openGate!: () => void;
+      runner.gate = new Promise((resolve) => {
+        openGate = resolve;
+      });
+      await startWorker({ ...workerSide, store: flaky }, runner, 1);
+      const jobs = new JobService({ clip: runner, logger: silentLogger(), ...api, ttlSeconds: 60 });
+      services.push(jobs);
+      const job = await jobs.submit({ images: [Buffer.from([77]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('running');
+      flaky.down = true;
+      openGate();
+      // More failed writes than BullMQ's delivery attempts (5): the worker keeps the result and waits.
+      await expect.poll(() => flaky.failures, { timeout: 20_000, interval: 100 }).toBeGreaterThan(5);
+      expect((await jobs.get(job.id))?.status).toBe('running');
+      flaky.down = false;
+      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('complete');
+      expect(runner.calls).toHaveLength(1);
+      await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
+    }, 40_000);
+
+    it.skipIf(factory.name === 'memory')('should complete a job whose worker met a Redis restart mid-job, leaving nothing RUNNING and running it once', async () => {
+      const own = await startRedisServer({ persistent: true });
+      try {
+        // A lock that outlives the outage: the job stays with its worker, which must store its result itself.
+        const deployment = await factory.create({ lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1 }, own.url);
+        const api = await make(deployment);
+        const runner = new FakeRunner();
+        let openGate!: () => void;
+        runner.gate = new Promise((resolve) => {
+          openGate = resolve;
+        });
+        await startWorker(await make(deployment), runner, 1);
+        const jobs = new JobService({ clip: runner, logger: silentLogger(), ...api, ttlSeconds: 60 });
+        services.push(jobs);
+        const job = await jobs.submit({ images: [Buffer.from([200]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+        await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('running');
+        await own.stop();
+        openGate();
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        await own.restart();
+        await expect.poll(async () => (await jobs.get(job.id).catch(() => undefined))?.status, { timeout: 20_000, interval: 200 }).toBe('complete');
+        const done = await jobs.get(job.id);
+        expect(done?.status === 'complete' && done.result).toEqual({ task: 'classification', images: [{ probabilities: [200 / 255, 1 - 200 / 255] }] });
+        expect(runner.calls).toHaveLength(1);
+        await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
+      } finally {
+        for (const service of services.splice(0)) await service.close().catch(() => undefined);
+        for (const backend of open.splice(0)) await backend.close().catch(() => undefined);
+        await own.dispose();
+      }
+    }, 60_000);
+
+    it.skipIf(factory.name === 'memory')('should hand a job still running at the drain timeout back to the queue, where another worker completes it', async () => {
+      // Stall recovery far beyond the test: only a hand-back can move the job to the other worker in time.
+      const deployment = await factory.create({ lockDurationMs: 60_000, stalledIntervalMs: 60_000, maxStalledCount: 1 });
+      const leaving = await make(deployment);
+      const staying = await make(deployment);
+      const api = await make(deployment);
+      const stuck = new FakeRunner();
+      stuck.gate = new Promise(() => undefined);
+      const draining = new JobWorker({ clip: stuck, ...leaving, logger: silentLogger(), maxConcurrentJobs: 1, ttlSeconds: 60 });
+      draining.start();
+      await (leaving.queue as unknown as { ready(): Promise<void> }).ready();
+      const jobs = new JobService({ clip: new FakeRunner(), logger: silentLogger(), ...api, ttlSeconds: 60 });
+      services.push(jobs);
+      const job = await jobs.submit({ images: [Buffer.from([200]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('running');
+      expect(await draining.drain(200)).toBe(0);
+      // Not counted done: it waits in the queue again, still holding its admission.
+      await expect.poll(async () => (await jobs.counts()).waiting, { timeout: 5_000 }).toBe(1);
+      expect((await jobs.counts()).jobs).toBe(1);
+      const finisher = new FakeRunner();
+      new JobWorker({ clip: finisher, ...staying, logger: silentLogger(), maxConcurrentJobs: 1, ttlSeconds: 60 }).start();
+      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('complete');
+      const done = await jobs.get(job.id);
+      expect(done?.status === 'complete' && done.result).toEqual({ task: 'classification', images: [{ probabilities: [200 / 255, 1 - 200 / 255] }] });
+      expect(finisher.calls).toHaveLength(1);
+      await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
+    }, 40_000);
 
     it.skipIf(factory.name === 'memory')('should fail a job with WORKER_LOST once its worker is lost more often than maxStalledCount', async () => {
       const deployment = await factory.create({ lockDurationMs: 500, stalledIntervalMs: 300, maxStalledCount: 0 });

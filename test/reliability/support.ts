@@ -133,17 +133,7 @@ export function mib(bytes: number): string {
   return `${(bytes / MiB).toFixed(1)} MiB`;
 }
 
-/** The value of one Prometheus sample (`name{labels}`) from GET /metrics; undefined when absent. */
-export async function metricValue(url: string, name: string, labels = ''): Promise<number | undefined> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const wanted = labels === '' ? name : `${name}{${labels}}`;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const space = line.lastIndexOf(' ');
-    if (line.slice(0, space) === wanted) return Number(line.slice(space + 1));
-  }
-  return undefined;
-}
+export { metricValue } from '../utils/metrics.js';
 
 /** Resolves with the job once it is COMPLETE, FAILED or CANCELLED (read in-process), or throws after `timeoutMs`. */
 export async function settledJob(server: Server, id: string, timeoutMs = 30_000): Promise<Job> {

@@ -11,7 +11,10 @@
  *
  * Usage: node orphaningParent.mjs '<json options>' with options
  *   { command: string[], env: Record<string, string>, cwd: string,  signals: 1 | 2, signalGapMs?: number,
- *     unknownSubscriptions: number, jobs: number, imagesPerJob: number, imageSize: number, readyTimeoutMs: number }
+ *     unknownSubscriptions: number, jobs: number, imagesPerJob: number, imageSize: number, readyTimeoutMs: number,
+ *     apiUrl?: string }
+ * `apiUrl` is where jobs are submitted and subscribed to when the server is not an API itself (ROLE=worker: its
+ * jobs come through an API of the same Redis); by default, the server's own URL.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -45,8 +48,8 @@ const url = await new Promise((resolve) => {
   server.once('exit', (code) => fail(`the server exited with ${code} before it was ready`));
   createInterface({ input: server.stdout }).on('line', (line) => {
     // Reads every line (a reader that stops reading would fill the pipe instead of closing it). The ready
-    // line reads the same in JSON and in pretty logs.
-    const ready = /clip-server ready at (http:\/\/[^\s/"]+)\/graphql/.exec(line);
+    // line reads the same in JSON and in pretty logs; a worker's says so and names no /graphql.
+    const ready = /clip-server ready (?:\(worker\) )?at (http:\/\/[^\s/"]+)/.exec(line);
     if (ready !== null) {
       clearTimeout(timer);
       resolve(ready[1]);
@@ -54,7 +57,8 @@ const url = await new Promise((resolve) => {
   });
 });
 
-const client = createClient({ url: `${url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
+const apiUrl = options.apiUrl ?? url;
+const client = createClient({ url: `${apiUrl.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
 /** @type {Promise<string>[]} */
 const firstStates = [];
 /** @param {string} id */
@@ -72,7 +76,7 @@ function subscribe(id) {
 for (let i = 0; i < options.unknownSubscriptions; i += 1) subscribe(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
 for (let job = 0; job < options.jobs; job += 1) {
   const images = await Promise.all(Array.from({ length: options.imagesPerJob }, (_, i) => pngDataUrl(job * 1000 + i, options.imageSize)));
-  const response = await fetch(`${url}/graphql`, {
+  const response = await fetch(`${apiUrl}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ query: CLASSIFY, variables: { input: { images, classes: ['a cat', 'a dog'] } } }),

@@ -208,10 +208,10 @@ export async function tinyImages(): Promise<string[]> {
   return [`data:image/png;base64,${png.toString('base64')}`, `data:image/jpeg;base64,${jpeg.toString('base64')}`, `data:image/webp;base64,${webp.toString('base64')}`];
 }
 
-/** `count` different small PNG data URLs (distinct content, so no embedding cache hits between them). */
-export async function distinctImages(count: number, offset = 0): Promise<string[]> {
-  const width = 32;
-  const height = 32;
+/** `count` different PNG data URLs, `size` px square (distinct content, so no embedding cache hits between them). */
+export async function distinctImages(count: number, offset = 0, size = 32): Promise<string[]> {
+  const width = size;
+  const height = size;
   return Promise.all(
     Array.from({ length: count }, async (_, index) => {
       const seed = index + offset;

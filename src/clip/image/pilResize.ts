@@ -3,7 +3,11 @@
  * `ImagingResampleHorizontal/Vertical_8bpc`), ported so that CLIP's reference preprocessing (PIL) is reproduced
  * bit for bit: pixel-centre alignment, the kernel widened on downscales only, fixed-point weights, and 8-bit
  * rounding and clipping between the horizontal and vertical passes. Only the window a centre crop keeps is computed.
+ * The passes run in WebAssembly SIMD (wasmResample.ts: the same integer arithmetic, ~4× faster) where available,
+ * else in the JavaScript below, which stays the reference the SIMD kernels are tested against bit for bit.
  */
+import { resampleWasm } from './wasmResample.js';
+
 
 /** An 8-bit RGB image, pixels interleaved row by row (`[r, g, b, r, g, b, …]`). */
 export interface RgbImage {
@@ -134,9 +138,10 @@ function clip8(sum: number): number {
  * `[left, left + width) × [top, top + height)` of the result.
  *
  * @param resample Pillow filter id: 0 nearest, 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming.
+ * @param passes `js` forces the JavaScript passes (the reference); `auto` uses the SIMD kernels where available.
  * @returns `width × height` RGB pixels, interleaved.
  */
-export function resizeWindow(image: RgbImage, outWidth: number, outHeight: number, window: ResizeWindow, resample: number): Uint8Array {
+export function resizeWindow(image: RgbImage, outWidth: number, outHeight: number, window: ResizeWindow, resample: number, passes: 'auto' | 'js' = 'auto'): Uint8Array {
   const { left, top, width, height } = window;
   if (left < 0 || top < 0 || width < 0 || height < 0 || left + width > outWidth || top + height > outHeight) {
     throw new RangeError(`window ${width}×${height}+${left}+${top} is outside ${outWidth}×${outHeight}`);
@@ -157,12 +162,17 @@ export function resizeWindow(image: RgbImage, outWidth: number, outHeight: numbe
     rowEnd = (vertical.first[height - 1] ?? 0) + (vertical.taps[height - 1] ?? 0);
   }
   const rows = rowEnd - rowFirst;
+  const horizontal = needHorizontal ? axisCoefficients(image.width, outWidth, left, width, filter) : undefined;
+  if (passes === 'auto' && width > 0 && rows > 0 && height > 0) {
+    const out = resampleWasm(src, image.width, rowFirst, rows, left, width, horizontal, vertical);
+    if (out !== null) return out;
+  }
 
   // Horizontal pass: source rows [rowFirst, rowEnd) → `width` columns, 8-bit.
   let temp: Uint8Array;
   const tempStride = width * 3;
-  if (needHorizontal) {
-    const { ksize, first, taps, weights } = axisCoefficients(image.width, outWidth, left, width, filter);
+  if (horizontal !== undefined) {
+    const { ksize, first, taps, weights } = horizontal;
     temp = new Uint8Array(rows * tempStride);
     const srcStride = image.width * 3;
     for (let y = 0; y < rows; y++) {

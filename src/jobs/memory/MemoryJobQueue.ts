@@ -1,17 +1,17 @@
 /**
  * The in-process queue: a FIFO of work, handlers run here with bounded concurrency, reservations in a Map.
- * Nobody else reads it, so `drain` waits for waiting work too and reports what is left.
+ * Nobody else reads it, so `drain` waits for waiting work too and reports what is left. Waiting work has an
+ * unref'd timer at its job's expiry, so an expired job's bytes and reservation go even when no worker runs.
  */
-import type { Admission, AdmissionLimits, JobHandler, JobQueue, JobWork, QueueCounts } from '../JobQueue.js';
+import type { Admission, AdmissionLimits, JobHandler, JobQueue, JobWork, QueueCounts, Reservation } from '../JobQueue.js';
 
-interface Reservation {
-  images: number;
-  imageBytes: number;
-}
+// setTimeout fires at once for delays over 2^31-1 ms (~24.8 days); later expiries are left to the worker, which drops them.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class MemoryJobQueue implements JobQueue {
-  readonly #reservations = new Map<string, Reservation>();
+  readonly #reservations = new Map<string, { images: Uint8Array[]; imageBytes: number; expiresAt: Date }>();
   readonly #waiting: JobWork[] = [];
+  readonly #expiryTimers = new Map<string, NodeJS.Timeout>();
   readonly #running = new Map<string, AbortController>();
   #images = 0;
   #imageBytes = 0;
@@ -20,13 +20,15 @@ export class MemoryJobQueue implements JobQueue {
   #draining = false;
   #idleWaiters: (() => void)[] = [];
 
-  async reserve(id: string, imageCount: number, imageBytes: number, limits: AdmissionLimits): Promise<Admission> {
+  async reserve(reservation: Reservation, limits: AdmissionLimits): Promise<Admission> {
+    const { id, images, expiresAt } = reservation;
+    const imageBytes = images.reduce((sum, bytes) => sum + bytes.byteLength, 0);
     const counts = this.#counts();
     if (counts.jobs >= limits.maxJobs) return { admitted: false, limit: 'jobs', counts };
-    if (counts.images + imageCount > limits.maxImages) return { admitted: false, limit: 'images', counts };
+    if (counts.images + images.length > limits.maxImages) return { admitted: false, limit: 'images', counts };
     if (counts.imageBytes + imageBytes > limits.maxImageBytes) return { admitted: false, limit: 'imageBytes', counts };
-    this.#reservations.set(id, { images: imageCount, imageBytes });
-    this.#images += imageCount;
+    this.#reservations.set(id, { images, imageBytes, expiresAt });
+    this.#images += images.length;
     this.#imageBytes += imageBytes;
     return { admitted: true };
   }
@@ -35,13 +37,14 @@ export class MemoryJobQueue implements JobQueue {
     const reservation = this.#reservations.get(id);
     if (reservation === undefined) return;
     this.#reservations.delete(id);
-    this.#images -= reservation.images;
+    this.#images -= reservation.images.length;
     this.#imageBytes -= reservation.imageBytes;
     this.#wakeIfIdle();
   }
 
   async enqueue(work: JobWork): Promise<void> {
     this.#waiting.push(work);
+    this.#armExpiry(work);
     // Next macrotask: the submitter gets the QUEUED job back before it can start running.
     setImmediate(() => this.#pump());
   }
@@ -53,11 +56,7 @@ export class MemoryJobQueue implements JobQueue {
   }
 
   async cancel(id: string): Promise<void> {
-    const index = this.#waiting.findIndex((work) => work.id === id);
-    if (index >= 0) {
-      this.#waiting.splice(index, 1);
-      await this.release(id);
-    }
+    if (this.#unqueue(id)) await this.release(id);
     this.#running.get(id)?.abort();
   }
 
@@ -69,7 +68,7 @@ export class MemoryJobQueue implements JobQueue {
     return this.#counts();
   }
 
-  onLost(): void {
+  onGivenUp(): void {
     // A worker in this process cannot be lost without the process.
   }
 
@@ -85,15 +84,44 @@ export class MemoryJobQueue implements JobQueue {
     clearTimeout(timer);
     this.#draining = true;
     const left = [...this.#reservations.keys()];
-    this.#waiting.length = 0;
+    this.#clearWaiting();
     for (const controller of this.#running.values()) controller.abort();
     return left;
   }
 
   async close(): Promise<void> {
     this.#draining = true;
-    this.#waiting.length = 0;
+    this.#clearWaiting();
     for (const controller of this.#running.values()) controller.abort();
+  }
+
+  /** At the job's expiry, work still waiting is dropped with its bytes and reservation (the store forgets the job then too). */
+  #armExpiry(work: JobWork): void {
+    const expiresAt = this.#reservations.get(work.id)?.expiresAt;
+    if (expiresAt === undefined) return;
+    const delayMs = expiresAt.getTime() - Date.now();
+    if (delayMs > MAX_TIMER_MS) return;
+    const timer = setTimeout(() => {
+      if (this.#unqueue(work.id)) void this.release(work.id);
+    }, Math.max(0, delayMs));
+    timer.unref();
+    this.#expiryTimers.set(work.id, timer);
+  }
+
+  /** Takes waiting work out of the FIFO; false when it was not waiting. */
+  #unqueue(id: string): boolean {
+    clearTimeout(this.#expiryTimers.get(id));
+    this.#expiryTimers.delete(id);
+    const index = this.#waiting.findIndex((work) => work.id === id);
+    if (index < 0) return false;
+    this.#waiting.splice(index, 1);
+    return true;
+  }
+
+  #clearWaiting(): void {
+    for (const timer of this.#expiryTimers.values()) clearTimeout(timer);
+    this.#expiryTimers.clear();
+    this.#waiting.length = 0;
   }
 
   #counts(): QueueCounts {
@@ -111,9 +139,13 @@ export class MemoryJobQueue implements JobQueue {
     if (handler === null || this.#draining) return;
     while (this.#running.size < this.#concurrency && this.#waiting.length > 0) {
       const work = this.#waiting.shift() as JobWork;
+      clearTimeout(this.#expiryTimers.get(work.id));
+      this.#expiryTimers.delete(work.id);
       const controller = new AbortController();
       this.#running.set(work.id, controller);
-      void handler(work, controller.signal)
+      // The bytes live as long as the reservation: a cancelled or released job's are gone, as in Redis.
+      const taken = { ...work, loadImages: async () => this.#reservations.get(work.id)?.images };
+      void handler(taken, controller.signal)
         .catch(() => undefined)
         .finally(async () => {
           this.#running.delete(work.id);

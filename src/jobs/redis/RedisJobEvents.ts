@@ -8,6 +8,7 @@ import { LocalEmitter, type JobEventListener, type JobEventName, type JobEvents 
 import { jobFromJSON, jobToJSON } from '../serialise.js';
 import type { Job } from '../types.js';
 import { closeConnection, viaRedis, type Redis } from './connection.js';
+import { RedisKeys } from './keys.js';
 
 export interface RedisJobEventsOptions {
   /** A command connection for PUBLISH. */
@@ -29,7 +30,7 @@ export class RedisJobEvents implements JobEvents {
   constructor(options: RedisJobEventsOptions) {
     this.#publisher = options.publisher;
     this.#subscriber = options.subscriber;
-    this.#channel = `${options.keyPrefix}:events`;
+    this.#channel = new RedisKeys(options.keyPrefix).events;
     this.#local = new LocalEmitter(options.onListenerError);
     this.#subscriber.on('message', (channel: string, message: string) => {
       if (channel !== this.#channel) return;

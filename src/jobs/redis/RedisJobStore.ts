@@ -1,12 +1,14 @@
 /**
  * The JobStore on Redis: one JSON string per job (`<prefix>:job:<id>`, expiring at the job's `expiresAt`),
  * a sorted set of ids by creation sequence for paging, and Lua scripts for create and compare-and-set, so
- * every API and worker process sees one order of changes. Expired ids leave the set lazily, when a page meets them.
+ * every API and worker process sees one order of changes. Expired ids leave the set when the queue's expiry sweep
+ * meets them (jobs that expired unfinished) or lazily, when a page meets them.
  */
 import { decodeCursor, encodeCursor, type JobPage, type JobStore, type ListJobsOptions } from '../JobStore.js';
 import { jobFromJSON, jobToJSON } from '../serialise.js';
 import type { Job, JobStatus } from '../types.js';
 import { closeConnection, viaRedis, type Redis } from './connection.js';
+import { RedisKeys } from './keys.js';
 
 export interface RedisJobStoreOptions {
   redis: Redis;
@@ -38,31 +40,31 @@ const SCAN_CHUNK = 200;
 
 export class RedisJobStore implements JobStore {
   readonly #redis: Redis;
-  readonly #prefix: string;
+  readonly #keys: RedisKeys;
   readonly #ownsConnection: boolean;
   #closed = false;
 
   constructor(options: RedisJobStoreOptions) {
     this.#redis = options.redis;
-    this.#prefix = options.keyPrefix;
+    this.#keys = new RedisKeys(options.keyPrefix);
     this.#ownsConnection = options.ownsConnection ?? false;
   }
 
   async create(job: Job): Promise<void> {
     const created = await viaRedis(() =>
-      this.#redis.eval(CREATE, 3, this.#jobKey(job.id), this.#indexKey(), `${this.#prefix}:seq`, job.id, jobToJSON(job), job.expiresAt.getTime()),
+      this.#redis.eval(CREATE, 3, this.#keys.job(job.id), this.#keys.index, this.#keys.sequence, job.id, jobToJSON(job), job.expiresAt.getTime()),
     );
     if (created !== 1) throw new Error(`job ${job.id} already exists`);
   }
 
   async get(id: string): Promise<Job | undefined> {
-    const text = await viaRedis(() => this.#redis.get(this.#jobKey(id)));
+    const text = await viaRedis(() => this.#redis.get(this.#keys.job(id)));
     return text === null ? undefined : jobFromJSON(text);
   }
 
   async transition(id: string, from: JobStatus, next: Job): Promise<boolean> {
     const changed = await viaRedis(() =>
-      this.#redis.eval(TRANSITION, 1, this.#jobKey(id), from, next.version - 1, jobToJSON(next), next.expiresAt.getTime()),
+      this.#redis.eval(TRANSITION, 1, this.#keys.job(id), from, next.version - 1, jobToJSON(next), next.expiresAt.getTime()),
     );
     return changed === 1;
   }
@@ -73,7 +75,7 @@ export class RedisJobStore implements JobStore {
     let endSeq: number | null = null;
     let from = `(${afterSeq}`;
     for (;;) {
-      const chunk = await viaRedis(() => this.#redis.zrangebyscore(this.#indexKey(), from, '+inf', 'WITHSCORES', 'LIMIT', 0, SCAN_CHUNK));
+      const chunk = await viaRedis(() => this.#redis.zrangebyscore(this.#keys.index, from, '+inf', 'WITHSCORES', 'LIMIT', 0, SCAN_CHUNK));
       if (chunk.length === 0) break;
       const ids: string[] = [];
       const seqs: number[] = [];
@@ -81,7 +83,7 @@ export class RedisJobStore implements JobStore {
         ids.push(chunk[i] as string);
         seqs.push(Number(chunk[i + 1]));
       }
-      const texts = await viaRedis(() => this.#redis.mget(...ids.map((id) => this.#jobKey(id))));
+      const texts = await viaRedis(() => this.#redis.mget(...ids.map((id) => this.#keys.job(id))));
       const expired: string[] = [];
       for (const [index, text] of texts.entries()) {
         if (text === null) {
@@ -91,20 +93,20 @@ export class RedisJobStore implements JobStore {
         const job = jobFromJSON(text);
         if (options.status !== undefined && job.status !== options.status) continue;
         if (jobs.length === options.first) {
-          if (expired.length > 0) await viaRedis(() => this.#redis.zrem(this.#indexKey(), ...expired));
+          if (expired.length > 0) await viaRedis(() => this.#redis.zrem(this.#keys.index, ...expired));
           return { jobs, endCursor: endSeq === null ? null : encodeCursor(endSeq), hasNextPage: true };
         }
         jobs.push(job);
         endSeq = seqs[index] as number;
       }
-      if (expired.length > 0) await viaRedis(() => this.#redis.zrem(this.#indexKey(), ...expired));
+      if (expired.length > 0) await viaRedis(() => this.#redis.zrem(this.#keys.index, ...expired));
       from = `(${seqs[seqs.length - 1] as number}`;
     }
     return { jobs, endCursor: endSeq === null ? null : encodeCursor(endSeq), hasNextPage: false };
   }
 
   async delete(id: string): Promise<boolean> {
-    const [[, deleted]] = (await viaRedis(() => this.#redis.multi().del(this.#jobKey(id)).zrem(this.#indexKey(), id).exec())) as [[unknown, number]];
+    const [[, deleted]] = (await viaRedis(() => this.#redis.multi().del(this.#keys.job(id)).zrem(this.#keys.index, id).exec())) as [[unknown, number]];
     return deleted === 1;
   }
 
@@ -112,13 +114,5 @@ export class RedisJobStore implements JobStore {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#ownsConnection) await closeConnection(this.#redis);
-  }
-
-  #jobKey(id: string): string {
-    return `${this.#prefix}:job:${id}`;
-  }
-
-  #indexKey(): string {
-    return `${this.#prefix}:jobs`;
   }
 }

@@ -5,6 +5,7 @@
  */
 import type { ModelInfo } from '../../clip/types.js';
 import { closeConnection, type Redis } from './connection.js';
+import { RedisKeys } from './keys.js';
 
 export interface RedisModelRegistryOptions {
   redis: Redis;
@@ -17,7 +18,7 @@ export interface RedisModelRegistryOptions {
 
 export class RedisModelRegistry {
   readonly #redis: Redis;
-  readonly #prefix: string;
+  readonly #keys: RedisKeys;
   readonly #ttlMs: number;
   readonly #ownsConnection: boolean;
   #heartbeat: NodeJS.Timeout | null = null;
@@ -25,7 +26,7 @@ export class RedisModelRegistry {
 
   constructor(options: RedisModelRegistryOptions) {
     this.#redis = options.redis;
-    this.#prefix = options.keyPrefix;
+    this.#keys = new RedisKeys(options.keyPrefix);
     this.#ttlMs = options.entryTtlMs;
     this.#ownsConnection = options.ownsConnection ?? false;
   }
@@ -34,7 +35,7 @@ export class RedisModelRegistry {
   register(workerId: string, models: () => ModelInfo[]): void {
     this.#registeredAs = workerId;
     const write = (): void => {
-      void this.#redis.set(this.#key(workerId), JSON.stringify(models()), 'PX', this.#ttlMs).catch(() => undefined);
+      void this.#redis.set(this.#keys.models(workerId), JSON.stringify(models()), 'PX', this.#ttlMs).catch(() => undefined);
     };
     write();
     this.#heartbeat = setInterval(write, Math.max(100, Math.floor(this.#ttlMs / 3)));
@@ -46,7 +47,7 @@ export class RedisModelRegistry {
     const keys: string[] = [];
     let cursor = '0';
     do {
-      const [next, batch] = await this.#redis.scan(cursor, 'MATCH', `${this.#prefix}:models:*`, 'COUNT', 100);
+      const [next, batch] = await this.#redis.scan(cursor, 'MATCH', this.#keys.models('*'), 'COUNT', 100);
       cursor = next;
       keys.push(...batch);
     } while (cursor !== '0');
@@ -58,13 +59,9 @@ export class RedisModelRegistry {
   async close(): Promise<void> {
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     this.#heartbeat = null;
-    if (this.#registeredAs !== null) await this.#redis.del(this.#key(this.#registeredAs)).catch(() => undefined);
+    if (this.#registeredAs !== null) await this.#redis.del(this.#keys.models(this.#registeredAs)).catch(() => undefined);
     this.#registeredAs = null;
     if (this.#ownsConnection) await closeConnection(this.#redis);
-  }
-
-  #key(workerId: string): string {
-    return `${this.#prefix}:models:${workerId}`;
   }
 }
 

@@ -7,7 +7,6 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClipService, type ClipServiceOptions } from '../../../src/clip/index.js';
 import { textFeeds } from '../../../src/clip/ClipModel.js';
@@ -15,45 +14,21 @@ import { loadModelFiles } from '../../../src/clip/layouts/hfClip.js';
 import { preprocessImage } from '../../../src/clip/image/preprocess.js';
 import { ClipTokenizer } from '../../../src/clip/text/clipBpe.js';
 import { ErrorCode } from '../../../src/errors.js';
-import { silentLogger } from '../../../src/logger.js';
+import { noiseImage as noisePng, serviceStarter, testServiceOptions, TEST_IMAGE_LIMITS } from '../../utils/clipService.js';
 import { IMMICH_TEST_MODELS, TINY_MODEL_DIR } from '../../utils/testModel.js';
 
-const LIMITS = { maxBytes: 5_000_000, maxPixels: 40_000_000 };
+const LIMITS = TEST_IMAGE_LIMITS;
 const TEXTS = ['a photo of a cat', 'a diagram', 'x', 'a photo of a very small and rather sleepy tabby cat on a sofa.'];
 
-function options(defaultModel = TINY_MODEL_DIR, caches = { textEmbeddings: 1000, imageEmbeddings: 1000 }): ClipServiceOptions {
-  return {
-    defaultModel,
-    extraModels: [],
-    precision: 'fp32',
-    hub: { cacheDir: path.join(os.tmpdir(), 'clip-test-cache'), endpoint: 'http://127.0.0.1:9', offline: true, progress: false },
-    inference: {
-      maxBatchSize: 32,
-      maxBatchWaitMs: 5,
-      maxTextBatchSize: 64,
-      maxQueuedImages: 1000,
-      intraOpThreads: 1,
-      graphOptimizationLevel: 'all',
-      preprocessConcurrency: 2,
-    },
-    caches,
-    imageLimits: LIMITS,
-    logger: silentLogger(),
-  };
+function options(defaultModel = TINY_MODEL_DIR): ClipServiceOptions {
+  return testServiceOptions({ defaultModel, inference: { preprocessConcurrency: 2 } });
 }
 
 /** A distinct, deterministic 80×56 RGB PNG per seed. */
-async function noiseImage(seed: number): Promise<Buffer> {
-  const width = 80;
-  const height = 56;
-  const data = Buffer.alloc(width * height * 3);
-  let s = seed * 2654435761 + 7;
-  for (let i = 0; i < data.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = s >>> 24;
-  }
-  return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
+function noiseImage(seed: number): Promise<Buffer> {
+  return noisePng(seed, { width: 80, height: 56 });
 }
+
 
 function normalised(data: Float32Array, row: number, width: number): number[] {
   const vector = Array.from(data.subarray(row * width, (row + 1) * width));
@@ -95,12 +70,7 @@ async function towerVectors(images: readonly Buffer[], texts: readonly string[])
 }
 
 describe('ClipService embeddings on the tiny generated model', () => {
-  const services: ClipService[] = [];
-  async function started(service: ClipService): Promise<ClipService> {
-    services.push(service);
-    await service.start();
-    return service;
-  }
+  const started = serviceStarter();
   let service: ClipService;
   let images: Buffer[];
   let reference: { images: number[][]; texts: number[][] };
@@ -117,7 +87,6 @@ describe('ClipService embeddings on the tiny generated model', () => {
     });
   });
   afterAll(async () => {
-    await Promise.all(services.map((s) => s.stop()));
     await rm(combinedOnlyDir, { recursive: true, force: true });
   });
 
@@ -204,19 +173,14 @@ describe('ClipService embeddings on the tiny generated model', () => {
 });
 
 describe('ClipService embeddings on every immich-layout family', () => {
-  const services: ClipService[] = [];
-  afterAll(async () => {
-    await Promise.all(services.map((s) => s.stop()));
-  });
+  const started = serviceStarter();
 
   it.each(Object.entries(IMMICH_TEST_MODELS))(
     'should give unit vectors of the model size, in order, that reproduce classify (%s)',
     async (_name, model) => {
       // SigLIP's trained scale and bias cannot be read from its files: given per model, as an operator would.
       const source = model.preset === 'siglip-tiny' ? `${model.dir};logitScale=10;logitBias=-2` : model.dir;
-      const service = new ClipService(options(source));
-      services.push(service);
-      await service.start();
+      const service = await started(new ClipService(options(source)));
       const info = service.models()[0]!;
       const name = info.name;
       const images = await Promise.all([61, 62].map(noiseImage));

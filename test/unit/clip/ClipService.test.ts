@@ -1,7 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClipService, type ClipServiceOptions } from '../../../src/clip/index.js';
 import { withoutServerPaths } from '../../../src/clip/ClipService.js';
@@ -11,58 +10,20 @@ import { OnnxGraph } from '../../../src/clip/runtime/onnx.js';
 import { preprocessImage } from '../../../src/clip/image/preprocess.js';
 import { ClipTokenizer } from '../../../src/clip/text/clipBpe.js';
 import { ErrorCode } from '../../../src/errors.js';
-import { silentLogger } from '../../../src/logger.js';
+import { noiseImage, serviceStarter, testServiceOptions, TEST_IMAGE_LIMITS } from '../../utils/clipService.js';
 import { TINY_MODEL_DIR } from '../../utils/testModel.js';
 
-const LIMITS = { maxBytes: 5_000_000, maxPixels: 40_000_000 };
+const LIMITS = TEST_IMAGE_LIMITS;
 
-function options(overrides: Partial<ClipServiceOptions['inference']> = {}, caches = { textEmbeddings: 1000, imageEmbeddings: 1000 }): ClipServiceOptions {
-  return {
-    defaultModel: TINY_MODEL_DIR,
-    extraModels: [],
-    precision: 'fp32',
-    hub: { cacheDir: path.join(os.tmpdir(), 'clip-test-cache'), endpoint: 'http://127.0.0.1:9', offline: true, progress: false },
-    inference: {
-      maxBatchSize: 32,
-      maxBatchWaitMs: 5,
-      maxTextBatchSize: 64,
-      maxQueuedImages: 1000,
-      intraOpThreads: 1,
-      graphOptimizationLevel: 'all',
-      preprocessConcurrency: 4,
-      ...overrides,
-    },
-    caches,
-    imageLimits: LIMITS,
-    logger: silentLogger(),
-  };
+function options(inference: Partial<ClipServiceOptions['inference']> = {}, caches = { textEmbeddings: 1000, imageEmbeddings: 1000 }): ClipServiceOptions {
+  return testServiceOptions({ inference, caches });
 }
 
-/** A distinct, deterministic 96×64 RGB image per seed. */
-async function noiseImage(seed: number, format: 'png' | 'jpeg' = 'png'): Promise<Buffer> {
-  const width = 96;
-  const height = 64;
-  const data = Buffer.alloc(width * height * 3);
-  let s = seed * 2654435761 + 1;
-  for (let i = 0; i < data.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = s >>> 24;
-  }
-  return sharp(data, { raw: { width, height, channels: 3 } })[format]().toBuffer();
-}
 
 const CLASSES = ['cat', 'dog', 'a red car', 'diagram'];
 
 describe('ClipService on the tiny generated model', () => {
-  const services: ClipService[] = [];
-  async function started(service: ClipService): Promise<ClipService> {
-    services.push(service);
-    await service.start();
-    return service;
-  }
-  afterAll(async () => {
-    await Promise.all(services.map((s) => s.stop()));
-  });
+  const started = serviceStarter();
 
   let service: ClipService;
   beforeAll(async () => {
@@ -78,7 +39,7 @@ describe('ClipService on the tiny generated model', () => {
   });
 
   it('should match an independent computation: softmax of the combined graph’s logits_per_image', async () => {
-    const image = await noiseImage(1, 'jpeg');
+    const image = await noiseImage(1, { format: 'jpeg' });
     const { probabilities } = await service.classify({ model: TINY_MODEL_DIR, images: [image], labels: CLASSES, prompt: { promptTemplate: '{}' } });
 
     const files = await loadModelFiles(TINY_MODEL_DIR, 'fp32');
@@ -195,7 +156,7 @@ describe('ClipService on the tiny generated model', () => {
   });
 
   it('should fail only the request whose image cannot be decoded', async () => {
-    const good = await noiseImage(21, 'jpeg');
+    const good = await noiseImage(21, { format: 'jpeg' });
     const corrupt = Buffer.concat([good.subarray(0, 200), Buffer.alloc(200, 0x41)]);
     const [bad, ok] = await Promise.allSettled([
       service.classify({ model: TINY_MODEL_DIR, images: [good, corrupt], labels: CLASSES, prompt: {} }),

@@ -72,6 +72,30 @@ describe('decodeImageString', () => {
     }
   });
 
+  it('should accept every clean encoding and refuse every string with one stray character (fast and strict paths agree)', () => {
+    let seed = 5;
+    const random = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const stray = ['*', '.', '=', '!', '\u00e9', '\u0000', '%', '"'];
+    for (let n = 0; n < 300; n++) {
+      const bytes = Buffer.from(Array.from({ length: 1 + Math.floor(random() * 200) }, () => Math.floor(random() * 256)));
+      const standard = bytes.toString('base64');
+      const urlSafe = bytes.toString('base64url');
+      for (const encoded of [standard, standard.replace(/=+$/, ''), urlSafe, `data:image/png;base64,${standard}`]) {
+        expect(decodeImageString(encoded, 'images[0]', 1000).equals(bytes), encoded).toBe(true);
+      }
+      const at = Math.floor(random() * (standard.length - 2));
+      const broken = `${standard.slice(0, at)}${stray[n % stray.length]}${standard.slice(at)}`;
+      expect(() => decodeImageString(broken, 'images[0]', 1000), broken).toThrow(/not valid base64|empty image/);
+      if (/[+/]/.test(standard)) {
+        const mixed = `${standard.replace(/[+/]/, (c) => c)}`.replace(/[A-Za-z0-9](?=[A-Za-z0-9]*$)/, '_');
+        if (/[-_]/.test(mixed)) expect(() => decodeImageString(mixed, 'images[0]', 1000), mixed).toThrow(/not valid base64/);
+      }
+    }
+  });
+
   it('should refuse empty input', async () => {
     for (const empty of ['', '   \n', 'data:image/png;base64,']) {
       expect((await refusal(() => decodeImageString(empty, 'image', 1000))).message).toBe('image: empty image');

@@ -2,56 +2,23 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClipService, type ClipServiceOptions } from '../../../../src/clip/index.js';
 import { loadModelSpec } from '../../../../src/clip/layouts/index.js';
 import { immichFilesToFetch, parseOpenClipConfig, parseOpenClipPreprocessCfg } from '../../../../src/clip/layouts/immich.js';
-import { silentLogger } from '../../../../src/logger.js';
+import { noiseImage as noisePng, serviceStarter, testServiceOptions } from '../../../utils/clipService.js';
 import { IMMICH_TEST_MODELS, TINY_MODEL_DIR } from '../../../utils/testModel.js';
 
-const LIMITS = { maxBytes: 5_000_000, maxPixels: 40_000_000 };
-
-function options(defaultModel: string, extraModels: ClipServiceOptions['extraModels'] = [], caches = { textEmbeddings: 0, imageEmbeddings: 0 }): ClipServiceOptions {
-  return {
-    defaultModel,
-    extraModels,
-    precision: 'fp32',
-    hub: { cacheDir: path.join(os.tmpdir(), 'clip-test-cache'), endpoint: 'http://127.0.0.1:9', offline: true, progress: false },
-    inference: {
-      maxBatchSize: 16,
-      maxBatchWaitMs: 5,
-      maxTextBatchSize: 64,
-      maxQueuedImages: 1000,
-      intraOpThreads: 1,
-      graphOptimizationLevel: 'all',
-      preprocessConcurrency: 4,
-    },
-    caches,
-    imageLimits: LIMITS,
-    logger: silentLogger(),
-  };
+function options(defaultModel: string, extraModels: ClipServiceOptions['extraModels'] = []): ClipServiceOptions {
+  return testServiceOptions({ defaultModel, extraModels, inference: { maxBatchSize: 16 }, caches: { textEmbeddings: 0, imageEmbeddings: 0 } });
 }
 
-async function noiseImage(seed: number, width = 80, height = 60): Promise<Buffer> {
-  const data = Buffer.alloc(width * height * 3);
-  let s = seed * 2654435761 + 1;
-  for (let i = 0; i < data.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = s >>> 24;
-  }
-  return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
+function noiseImage(seed: number, width = 80, height = 60): Promise<Buffer> {
+  return noisePng(seed, { width, height });
 }
 
-const services: ClipService[] = [];
-async function started(service: ClipService): Promise<ClipService> {
-  services.push(service);
-  await service.start();
-  return service;
-}
-afterAll(async () => {
-  await Promise.all(services.map((s) => s.stop()));
-});
+
+const started = serviceStarter();
 
 const CLASSES = ['a cat', 'un chien', 'ein rotes Auto', 'diagram'];
 

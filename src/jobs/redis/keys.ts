@@ -1,0 +1,61 @@
+/**
+ * Every Redis key and channel of one deployment, in one place: the store, the queue and the expiry sweep name the
+ * same keys (the sweep looks for a job's key to tell whether the job expired). BullMQ's own keys are
+ * `<prefix>:jobs:*` (the queue is named `jobs`).
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** A job's JSON, expiring at its `expiresAt`. */
+  job(id: string): string {
+    return `${this.jobPrefix}${id}`;
+  }
+
+  get jobPrefix(): string {
+    return `${this.prefix}:job:`;
+  }
+
+  /** Sorted set of job ids by creation sequence, for paging. */
+  get index(): string {
+    return `${this.prefix}:jobs`;
+  }
+
+  /** The creation sequence counter. */
+  get sequence(): string {
+    return `${this.prefix}:seq`;
+  }
+
+  /** A job's image bytes: a list of binary strings, expiring with the job. */
+  images(id: string): string {
+    return `${this.imagesPrefix}${id}`;
+  }
+
+  get imagesPrefix(): string {
+    return `${this.prefix}:images:`;
+  }
+
+  /** Cluster-wide admission counts (jobs, images, bytes). */
+  get admission(): string {
+    return `${this.prefix}:admission`;
+  }
+
+  /** Each unfinished job's reservation: `images:bytes:expiresAtMs`. */
+  get reservations(): string {
+    return `${this.prefix}:reservations`;
+  }
+
+  /** Job changes (pub/sub). */
+  get events(): string {
+    return `${this.prefix}:events`;
+  }
+
+  /** Cancels, for the worker running the job (pub/sub). */
+  get cancel(): string {
+    return `${this.prefix}:cancel`;
+  }
+
+  /** A worker's model entry. */
+  models(workerId: string): string {
+    return `${this.prefix}:models:${workerId}`;
+  }
+}
