@@ -5,6 +5,8 @@
  * feeds to it (transferring, not copying, the buffers) and restarts it if it ever dies.
  */
 import { Worker } from 'node:worker_threads';
+import type { InferenceSession } from 'onnxruntime-node';
+import { ExecutionProviderUnavailableError, type ExecutionProvider, type ProviderFailure } from './executionProviders.js';
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -15,6 +17,22 @@ export interface OnnxSessionOptions {
   graphOptimizationLevel: GraphOptimizationLevel;
   /** Idle intra-op threads spin waiting for work: a little faster alone, but they steal cores from image decoding. @default false */
   allowSpinning?: boolean;
+  /** The execution providers, in priority order (ONNX Runtime runs each node on the first that supports it). @default ['cpu'] */
+  executionProviders?: readonly ExecutionProvider[];
+}
+
+/** What the worker hands to `InferenceSession.create`: our settings in ONNX Runtime's words. */
+export function sessionOptionsFor(options: OnnxSessionOptions): InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: options.intraOpThreads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: options.graphOptimizationLevel,
+    executionProviders: [...(options.executionProviders ?? ['cpu'])],
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+    extra: { session: { intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' } } },
+  };
 }
 
 /** A float input may be declared float32 or float16 by the graph (the `_fp16` variants). */
@@ -48,7 +66,7 @@ export interface OutputValue {
 type WireFeed = { type: 'float32' | 'float16' | 'int64' | 'int32'; data: Float32Array | Uint16Array | BigInt64Array | Int32Array; dims: number[] };
 type WireOutputs = Record<string, { type: string; data: Float32Array | Uint16Array; dims: number[] }>;
 type WireReply =
-  | { id: number; ok: false; error: { message: string } }
+  | { id: number; ok: false; error: { message: string } & Partial<ProviderFailure> }
   | {
       id: number;
       ok: true;
@@ -200,15 +218,7 @@ export class OnnxGraph {
     const worker = new Worker(WORKER_URL, {
       workerData: {
         path: this.path,
-        sessionOptions: {
-          intraOpNumThreads: this.#options.intraOpThreads,
-          interOpNumThreads: 1,
-          executionMode: 'sequential',
-          graphOptimizationLevel: this.#options.graphOptimizationLevel,
-          enableCpuMemArena: true,
-          enableMemPattern: true,
-          extra: { session: { intra_op: { allow_spinning: this.#options.allowSpinning ? '1' : '0' } } },
-        },
+        sessionOptions: sessionOptionsFor(this.#options),
       },
     });
     worker.on('message', (reply: WireReply) => {
@@ -225,7 +235,7 @@ export class OnnxGraph {
       }
       this.#pending.delete(reply.id);
       if (reply.ok) pending.resolve(reply);
-      else pending.reject(new Error(`${this.path}: ${reply.error.message}`));
+      else pending.reject(this.#replyError(reply.error));
     });
     const fail = (error: Error) => {
       this.#worker = null;
@@ -250,6 +260,13 @@ export class OnnxGraph {
       await worker.terminate();
       throw error;
     }
+  }
+
+  #replyError(error: { message: string } & Partial<ProviderFailure>): Error {
+    if (error.provider !== undefined && error.reason !== undefined && error.detail !== undefined) {
+      return new ExecutionProviderUnavailableError(this.path, { provider: error.provider, reason: error.reason, detail: error.detail });
+    }
+    return new Error(`${this.path}: ${error.message}`);
   }
 
   #call(

@@ -9,6 +9,9 @@
  * Plain JavaScript (type-checked through JSDoc) so the same file runs under the TypeScript build and under
  * vitest, which does not transform worker entry points. The protocol is defined in onnx.ts.
  */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import nodePath from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
@@ -23,10 +26,76 @@ let session = null;
 
 /**
  * @param {unknown} error
- * @returns {{ message: string }}
+ * @returns {{ message: string; provider?: string; reason?: string; detail?: string }}
  */
 function serialise(error) {
-  return { message: error instanceof Error ? error.message : String(error) };
+  const message = error instanceof Error ? error.message : String(error);
+  const failure = /** @type {{ providerFailure?: { provider: string; reason: string; detail: string } }} */ (error ?? {}).providerFailure;
+  return failure ? { message, ...failure } : { message };
+}
+
+/**
+ * @param {string} provider
+ * @param {'not-in-binary' | 'not-installed' | 'failed'} reason
+ * @param {string} detail
+ */
+function providerError(provider, reason, detail) {
+  return Object.assign(new Error(`the ${provider} execution provider cannot be used: ${detail}`), { providerFailure: { provider, reason, detail } });
+}
+
+/** Where onnxruntime-node keeps its native libraries, downloaded ones (the CUDA providers) included. */
+function nativeDir() {
+  const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+  return nodePath.join(nodePath.dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+/** @param {string} provider */
+function providerLibraryPresent(provider) {
+  const file = process.platform === 'win32' ? `onnxruntime_providers_${provider}.dll` : `libonnxruntime_providers_${provider}.so`;
+  return fs.existsSync(nodePath.join(nativeDir(), file));
+}
+
+/**
+ * The session, with the providers the settings ask for, or an error naming the first one that cannot be used.
+ * Only a provider this binary was built with can be appended (listSupportedBackends says which, and whether its
+ * libraries ship in the package); one that is built in still fails at session creation when its libraries or
+ * device are missing, which is told apart from a broken graph by creating the session again on the CPU alone.
+ * @param {import('onnxruntime-node').InferenceSession.SessionOptions} options
+ */
+async function createSession(options) {
+  const requested = /** @type {string[]} */ (options.executionProviders ?? ['cpu']);
+  const backends = ort.listSupportedBackends();
+  for (const provider of requested) {
+    if (!backends.some((backend) => backend.name === provider)) {
+      const built = backends.map((backend) => backend.name).join(', ');
+      throw providerError(provider, 'not-in-binary', `this onnxruntime-node binary (${process.platform}/${process.arch}) has only ${built}`);
+    }
+  }
+  try {
+    return await ort.InferenceSession.create(path, options);
+  } catch (error) {
+    const accelerators = requested.filter((provider) => provider !== 'cpu');
+    if (accelerators.length === 0) throw error;
+    const onCpu = await ort.InferenceSession.create(path, { ...options, executionProviders: ['cpu'] }).catch(() => null);
+    if (!onCpu) throw error;
+    await onCpu.release();
+    let culprit = /** @type {string} */ (accelerators[0]);
+    let detail = error instanceof Error ? error.message : String(error);
+    for (const provider of accelerators.length > 1 ? accelerators : []) {
+      const alone = await ort.InferenceSession.create(path, { ...options, executionProviders: [provider] }).then(
+        (session) => session.release().then(() => null),
+        (/** @type {unknown} */ failure) => failure,
+      );
+      if (alone !== null) {
+        culprit = provider;
+        detail = alone instanceof Error ? alone.message : String(alone);
+        break;
+      }
+    }
+    const bundled = backends.find((backend) => backend.name === culprit)?.bundled !== false;
+    const reason = !bundled && !providerLibraryPresent(culprit) ? 'not-installed' : 'failed';
+    throw providerError(culprit, reason, reason === 'not-installed' ? `its libraries are not in ${nativeDir()} (${detail})` : detail);
+  }
 }
 
 /**
@@ -68,7 +137,7 @@ port.on('message', async (/** @type {any} */ message) => {
   try {
     switch (message.type) {
       case 'load': {
-        session = await ort.InferenceSession.create(path, sessionOptions);
+        session = await createSession(sessionOptions);
         port.postMessage({
           id: message.id,
           ok: true,
