@@ -4,6 +4,8 @@
  * `session.run` blocks the calling thread for the whole inference; here we keep the proxy that posts
  * feeds to it (transferring, not copying, the buffers) and restarts it if it ever dies.
  */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
 import { ExecutionProviderUnavailableError, type ExecutionProvider, type ProviderFailure } from './executionProviders.js';
@@ -83,6 +85,38 @@ type WireReply =
 
 const WORKER_URL = new URL('./onnxWorker.js', import.meta.url);
 
+/**
+ * Where a session lives: a worker thread (the default), or a child process, for a graph loaded once and dropped,
+ * whose memory must go back to the operating system (issue 12: glibc keeps what a worker thread's session freed,
+ * so a one-off 600 MB graph stayed in the server's RSS for good).
+ */
+export type SessionIsolation = 'thread' | 'process';
+
+/** The side of a worker thread or a child process that OnnxGraph talks to. */
+interface SessionHost {
+  postMessage(message: unknown, transfer: ArrayBuffer[]): void;
+  on(event: 'message', listener: (reply: WireReply) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'exit', listener: (code: number | null) => void): unknown;
+  terminate(): Promise<unknown>;
+}
+
+function startHost(isolation: SessionIsolation, workerData: { path: string; sessionOptions: InferenceSession.SessionOptions }): SessionHost {
+  if (isolation === 'thread') return new Worker(WORKER_URL, { workerData });
+  // Advanced serialisation carries typed arrays (copied: a process boundary has no transfer).
+  const child = fork(fileURLToPath(WORKER_URL), [JSON.stringify(workerData)], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return {
+    postMessage: (message) => child.send(message as object),
+    on: (event: 'message' | 'error' | 'exit', listener: (value: never) => void) => child.on(event, listener as (...args: unknown[]) => void),
+    terminate: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+        child.once('exit', resolve);
+        child.kill();
+      }),
+  };
+}
+
 
 interface Pending {
   resolve: (reply: WireReply & { ok: true }) => void;
@@ -101,18 +135,20 @@ export class OnnxGraph {
   outputs: readonly ValueInfo[] = [];
   readonly #options: OnnxSessionOptions;
   #floatInputs = new Map<string, FloatKind>();
-  #worker: Promise<Worker> | null = null;
+  #worker: Promise<SessionHost> | null = null;
+  readonly #isolation: SessionIsolation;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #released = false;
 
-  private constructor(path: string, options: OnnxSessionOptions) {
+  private constructor(path: string, options: OnnxSessionOptions, isolation: SessionIsolation) {
     this.path = path;
     this.#options = options;
+    this.#isolation = isolation;
   }
 
-  static async load(path: string, options: OnnxSessionOptions): Promise<OnnxGraph> {
-    const graph = new OnnxGraph(path, options);
+  static async load(path: string, options: OnnxSessionOptions, isolation: SessionIsolation = 'thread'): Promise<OnnxGraph> {
+    const graph = new OnnxGraph(path, options, isolation);
     await graph.#ensureWorker();
     return graph;
   }
@@ -205,7 +241,7 @@ export class OnnxGraph {
   }
 
   /** The worker, started (and the session loaded) on first use and again after a crash. */
-  #ensureWorker(): Promise<Worker> {
+  #ensureWorker(): Promise<SessionHost> {
     if (this.#released) return Promise.reject(new Error(`${this.path}: the session was released`));
     this.#worker ??= this.#startWorker().catch((error: unknown) => {
       this.#worker = null;
@@ -214,13 +250,8 @@ export class OnnxGraph {
     return this.#worker;
   }
 
-  async #startWorker(): Promise<Worker> {
-    const worker = new Worker(WORKER_URL, {
-      workerData: {
-        path: this.path,
-        sessionOptions: sessionOptionsFor(this.#options),
-      },
-    });
+  async #startWorker(): Promise<SessionHost> {
+    const worker = startHost(this.#isolation, { path: this.path, sessionOptions: sessionOptionsFor(this.#options) });
     worker.on('message', (reply: WireReply) => {
       const pending = this.#pending.get(reply.id);
       if (!pending) return;
@@ -270,7 +301,7 @@ export class OnnxGraph {
   }
 
   #call(
-    worker: Worker,
+    worker: SessionHost,
     message: Record<string, unknown>,
     transfer: ArrayBuffer[],
     onPartial?: (reply: WireReply & { ok: true }) => void,

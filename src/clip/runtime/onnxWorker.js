@@ -15,11 +15,24 @@ import nodePath from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
-if (!parentPort) throw new Error('onnxWorker.js must run as a worker thread');
-const port = parentPort;
+/** As a child process (onnx.ts's `process` isolation), the IPC channel plays the port and argv[2] the workerData. */
+function childPort() {
+  const send = process.send?.bind(process);
+  if (!send) throw new Error('onnxWorker.js must run as a worker thread or a forked child process');
+  // The parent gone (or done with us): nothing left to serve.
+  process.on('disconnect', () => process.exit(0));
+  return {
+    /** @param {'message'} event @param {(message: any) => void} listener */
+    on: (event, listener) => process.on(event, listener),
+    /** @param {unknown} message */
+    postMessage: (message) => send(message),
+  };
+}
+
+const port = parentPort ?? childPort();
 
 /** @type {{ path: string; sessionOptions: import('onnxruntime-node').InferenceSession.SessionOptions }} */
-const { path, sessionOptions } = workerData;
+const { path, sessionOptions } = parentPort ? workerData : JSON.parse(process.argv[2] ?? '{}');
 
 /** @type {import('onnxruntime-node').InferenceSession | null} */
 let session = null;
