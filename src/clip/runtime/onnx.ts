@@ -8,6 +8,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
+import { registerOnnxThreads } from './threadCpu.js';
 import { ExecutionProviderUnavailableError, type ExecutionProvider, type ProviderFailure } from './executionProviders.js';
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -77,6 +78,8 @@ type WireReply =
       /** On load: the metadata; on run: the output tensors. */
       inputs?: ValueInfo[];
       outputs?: ValueInfo[] | WireOutputs;
+      /** load: the worker thread's id and its session's intra-op pool threads (Linux). */
+      threads?: number[];
       /** runEach: the index of the item whose outputs this partial reply carries. */
       partial?: number;
       /** runEach: the final reply, after every partial one. */
@@ -283,6 +286,8 @@ export class OnnxGraph {
       this.outputNames = loaded.outputNames ?? [];
       this.inputs = loaded.inputs ?? [];
       this.outputs = (loaded.outputs as ValueInfo[] | undefined) ?? [];
+      // Another process's threads are not this process's CPU time.
+      if (this.#isolation === 'thread') registerOnnxThreads(loaded.threads ?? []);
       this.#floatInputs = new Map(
         this.inputs.filter((m) => m.type === 'float32' || m.type === 'float16').map((m) => [m.name, m.type as FloatKind]),
       );

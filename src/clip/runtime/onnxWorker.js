@@ -68,6 +68,24 @@ function providerLibraryPresent(provider) {
   return fs.existsSync(nodePath.join(nativeDir(), file));
 }
 
+/** This process's thread ids (Linux; empty elsewhere). */
+function taskIds() {
+  try {
+    return fs.readdirSync('/proc/self/task').map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** This thread's id (Linux), so the server can tell ONNX Runtime's CPU time from its own (issue 12). */
+function ownThreadId() {
+  try {
+    return [Number(nodePath.basename(fs.readlinkSync('/proc/thread-self')))];
+  } catch {
+    return [];
+  }
+}
+
 /**
  * The session, with the providers the settings ask for, or an error naming the first one that cannot be used.
  * Only a provider this binary was built with can be appended (listSupportedBackends says which, and whether its
@@ -150,7 +168,11 @@ port.on('message', async (/** @type {any} */ message) => {
   try {
     switch (message.type) {
       case 'load': {
+        // ONNX Runtime starts the session's intra-op pool (intraOpNumThreads - 1 threads) while creating it: the threads
+        // that appear meanwhile are this session's, or a sibling session's being created at the same time, ORT's either way.
+        const before = new Set(taskIds());
         session = await createSession(sessionOptions);
+        const threads = [...ownThreadId(), ...taskIds().filter((tid) => !before.has(tid))];
         port.postMessage({
           id: message.id,
           ok: true,
@@ -158,6 +180,7 @@ port.on('message', async (/** @type {any} */ message) => {
           outputNames: session.outputNames,
           inputs: session.inputMetadata.map(describeValue),
           outputs: session.outputMetadata.map(describeValue),
+          threads,
         });
         return;
       }
