@@ -6,7 +6,7 @@
 import type { EventEmitter } from 'node:events';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { onnxCpuSeconds, onnxThreadCount, type ClipEvents } from '../clip/index.js';
+import { onnxCpuSeconds, onnxThreadCount, onnxThreadCpu, type ClipEvents } from '../clip/index.js';
 import type { JobEvents, JobStats } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 
@@ -90,6 +90,15 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
     collect() {
       this.set(onnxCpuSeconds());
+    },
+  });
+  new Gauge({
+    name: 'clip_onnxruntime_thread_cpu_seconds',
+    help: 'CPU time of each ONNX Runtime thread, by thread id (as in /proc/<pid>/task/<tid>), in seconds (Linux).',
+    labelNames: ['tid'] as const,
+    registers: [registry],
+    collect() {
+      for (const { tid, seconds } of onnxThreadCpu()) this.set({ tid: String(tid) }, seconds);
     },
   });
   new Gauge({

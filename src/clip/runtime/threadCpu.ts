@@ -35,13 +35,16 @@ export function onnxThreadCount(): number {
   return threads.size;
 }
 
-/** CPU seconds used so far by ONNX Runtime's threads (session worker threads and their intra-op pools). */
-export function onnxCpuSeconds(): number {
-  let total = 0;
-  for (const tid of threads) {
+/** CPU seconds used so far by each ONNX Runtime thread (session worker threads and their intra-op pools). */
+export function onnxThreadCpu(): { tid: number; seconds: number }[] {
+  return [...threads].map((tid) => {
     const seconds = threadCpuSeconds(tid) ?? lastSeconds.get(tid) ?? 0;
     lastSeconds.set(tid, seconds);
-    total += seconds;
-  }
-  return total;
+    return { tid, seconds };
+  });
+}
+
+/** CPU seconds used so far by all of ONNX Runtime's threads. */
+export function onnxCpuSeconds(): number {
+  return onnxThreadCpu().reduce((sum, thread) => sum + thread.seconds, 0);
 }
