@@ -107,8 +107,8 @@ async function createSession(options) {
   } catch (error) {
     const accelerators = requested.filter((provider) => provider !== 'cpu');
     if (accelerators.length === 0) throw error;
-    const onCpu = await ort.InferenceSession.create(path, { ...options, executionProviders: ['cpu'] }).catch(() => null);
-    if (!onCpu) throw error;
+    // A graph that fails on the CPU alone is broken whatever the providers: that error is the one to report.
+    const onCpu = await ort.InferenceSession.create(path, { ...options, executionProviders: ['cpu'] });
     await onCpu.release();
     let culprit = /** @type {string} */ (accelerators[0]);
     let detail = error instanceof Error ? error.message : String(error);
