@@ -38,12 +38,13 @@ export async function onnxThreadIds(url: string): Promise<number[]> {
 }
 
 /**
- * The ONNX Runtime threads a server should have: one worker thread per session plus intraOpThreads - 1 pool threads
- * each (so intraOpThreads per session), and one more that ONNX Runtime starts with a process's first session.
+ * The ONNX Runtime threads a server should report: one worker thread per session plus intraOpThreads - 1 pool threads
+ * each (so intraOpThreads per session). ONNX Runtime also starts one process-wide thread of its own with the first
+ * session; it is counted only when it appears inside a session's creation, so one more is fine too.
  */
 export function expectedOnnxThreads(intraOpThreads: number, visionReplicas: number): number {
   const vision = Math.max(1, Math.floor(intraOpThreads / visionReplicas));
-  return 1 + intraOpThreads + visionReplicas * vision;
+  return intraOpThreads + visionReplicas * vision;
 }
 
 export interface CpuSplit {
@@ -59,7 +60,7 @@ export interface CpuSplit {
   otherThreadsMsPerImage: number;
   onnxThreads: number;
   expectedOnnxThreads: number;
-  /** The thread ids are ORT's as far as can be checked: as many as the settings imply, all alive in the server. */
+  /** The thread ids are ORT's as far as can be checked: as many as the settings imply (or one more), all alive in the server. */
   verified: boolean;
 }
 
@@ -90,7 +91,7 @@ export async function measureCpuSplit(server: BenchServer, expectedThreads: numb
     otherThreadsMsPerImage: other / images,
     onnxThreads: ort.size,
     expectedOnnxThreads: expectedThreads,
-    verified: alive && ort.size === expectedThreads,
+    verified: alive && (ort.size === expectedThreads || ort.size === expectedThreads + 1),
   };
 }
 
