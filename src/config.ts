@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { parseModelOptions } from './clip/modelOptions.js';
 import { PRECISIONS, type Precision } from './clip/types.js';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from './clip/runtime/executionProviders.js';
 import type { LogFormatSetting } from './logger.js';
 
 /** What this process runs: everything (one process), the API only, or the inference worker only (issue 9). */
@@ -53,6 +54,7 @@ export interface Config {
   readonly visionReplicas: number | undefined;
   readonly ortGraphOptimization: GraphOptimizationLevel;
   readonly ortAllowSpinning: boolean;
+  readonly ortExecutionProviders: readonly ExecutionProvider[];
   readonly logitScale: number | undefined;
   readonly preprocessConcurrency: number;
   readonly preprocessWorkers: number;
@@ -171,6 +173,16 @@ function oneOf<T extends string>(values: readonly T[]): (raw: string) => T {
     if ((values as readonly string[]).includes(value)) return value as T;
     throw new Error(`expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
   };
+}
+
+/** A comma list in priority order, each a known provider, none twice. */
+function providerList(raw: string): ExecutionProvider[] {
+  const parse = oneOf(EXECUTION_PROVIDERS);
+  const providers = list(raw).map(parse);
+  if (providers.length === 0) throw new Error(`expected a comma-separated list of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(raw)}`);
+  const twice = providers.find((provider, i) => providers.indexOf(provider) !== i);
+  if (twice !== undefined) throw new Error(`expected each provider once, got ${JSON.stringify(twice)} twice`);
+  return providers;
 }
 
 function nonEmpty(raw: string): string {
@@ -357,6 +369,14 @@ const SETTINGS: SettingSpecs = {
     defaultValue: false,
     parse: boolean,
     boolean: true,
+  },
+  ortExecutionProviders: {
+    env: 'ORT_EXECUTION_PROVIDERS',
+    description:
+      'ONNX Runtime execution providers for every session, in priority order (comma list of cpu, webgpu, cuda, tensorrt, coreml, dml; nodes a provider cannot run fall back to the CPU). A provider the installed onnxruntime-node cannot use stops the start with how to install it; see [GPUs](#gpus-execution-providers).',
+    defaultValue: ['cpu'],
+    defaultText: 'cpu',
+    parse: providerList,
   },
   logitScale: {
     env: 'LOGIT_SCALE',
@@ -612,5 +632,6 @@ export function finalizeConfig(config: Config): Config {
     clipModels: Object.freeze(config.clipModels.map((model) => Object.freeze({ ...model }))),
     corsOrigins: Object.freeze([...config.corsOrigins]),
     apiKeys: Object.freeze([...config.apiKeys]),
+    ortExecutionProviders: Object.freeze([...config.ortExecutionProviders]),
   });
 }

@@ -3,7 +3,7 @@
  * itself"): what it tried, from where, why it failed, and the ways out. Pure: it only reads the error chain
  * and the configuration, so main prints it and tests check it without a process.
  */
-import { HubError } from './clip/index.js';
+import { ExecutionProviderUnavailableError, HubError, howToInstall } from './clip/index.js';
 import type { Config } from './config.js';
 import { isAppError, ErrorCode } from './errors.js';
 
@@ -33,6 +33,24 @@ function sentence(text: string): string {
 }
 
 const isHubError = (candidate: unknown): candidate is HubError => candidate instanceof HubError;
+const isProviderError = (candidate: unknown): candidate is ExecutionProviderUnavailableError => candidate instanceof ExecutionProviderUnavailableError;
+
+const PROVIDER_REASONS = {
+  'not-in-binary': 'the installed onnxruntime-node was not built with it',
+  'not-installed': 'its libraries are not installed',
+  failed: 'ONNX Runtime could not create a session with it',
+} as const;
+
+/** A provider ORT_EXECUTION_PROVIDERS names that this machine's onnxruntime-node cannot use (issue 12). */
+function explainProviderFailure(error: ExecutionProviderUnavailableError, config: Config): string {
+  const others = config.ortExecutionProviders.filter((provider) => provider !== error.provider);
+  const without = others.length === 0 ? 'cpu' : others.join(',');
+  return [
+    `clip-server could not start: ORT_EXECUTION_PROVIDERS=${config.ortExecutionProviders.join(',')} asks for the ${error.provider} execution provider,`,
+    `but ${PROVIDER_REASONS[error.reason]}: ${sentence(error.detail)}`,
+    `Ways out: ${howToInstall(error.provider, error.reason)}; or leave ${error.provider} out (ORT_EXECUTION_PROVIDERS=${without}).`,
+  ].join(' ');
+}
 
 /** Ways out of a failed download, most likely first for the reason. */
 function hubWaysOut(error: HubError, config: Config): string[] {
@@ -65,6 +83,8 @@ function hubWaysOut(error: HubError, config: Config): string[] {
  */
 export function explainStartFailure(error: unknown, config: Config): string {
   const model = `the default model ${JSON.stringify(config.clipModel)}`;
+  const provider = findCause(error, isProviderError);
+  if (provider !== undefined) return explainProviderFailure(provider, config);
   const hub = findCause(error, isHubError);
   if (hub !== undefined) {
     // Hub messages usually name the file and URL already; say them only when they do not.

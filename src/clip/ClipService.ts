@@ -13,6 +13,7 @@ import { parseModelOptions } from './modelOptions.js';
 import { fetchModelFiles } from './hub/fetchModel.js';
 import { decodeImageString, inspectImage } from './image/imageInput.js';
 import type { GraphOptimizationLevel } from './runtime/onnx.js';
+import type { ExecutionProvider } from './runtime/executionProviders.js';
 import { embeddingTemplatesOf, toVector } from './embeddings.js';
 import { PreprocessPool } from './image/preprocessPool.js';
 import { applyTemplate, ensemble, parsePromptConfig } from './scoring.js';
@@ -58,6 +59,8 @@ export interface InferenceSettings {
   graphOptimizationLevel: GraphOptimizationLevel;
   /** Let idle ONNX Runtime threads spin for work. @default false */
   allowSpinning?: boolean | undefined;
+  /** ONNX Runtime execution providers, in priority order. @default ['cpu'] */
+  executionProviders?: readonly ExecutionProvider[] | undefined;
   /** Overrides the trained logit scale of every model. */
   logitScale?: number | undefined;
   /** Images decoded and resized at once. */
@@ -179,6 +182,7 @@ export class ClipService {
           intraOpThreads: inference.intraOpThreads,
           graphOptimizationLevel: inference.graphOptimizationLevel,
           allowSpinning: inference.allowSpinning ?? false,
+          ...(inference.executionProviders === undefined ? {} : { executionProviders: inference.executionProviders }),
         },
         visionReplicas: inference.visionReplicas,
         maxBatchSize: inference.maxBatchSize,

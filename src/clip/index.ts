@@ -2,6 +2,9 @@
 export { ClipService } from './ClipService.js';
 export type { ClipServiceOptions, ClipEvents, HubSettings, InferenceSettings } from './ClipService.js';
 export type { GraphOptimizationLevel } from './runtime/onnx.js';
+export { EXECUTION_PROVIDERS, ExecutionProviderUnavailableError, howToInstall, INSTALL_CUDA_COMMAND } from './runtime/executionProviders.js';
+export type { ExecutionProvider, ProviderFailureReason } from './runtime/executionProviders.js';
+export { onnxCpuSeconds, onnxThreadCount, onnxThreadCpu } from './runtime/threadCpu.js';
 export { HubError } from './hub/fetchModel.js';
 export type { HubErrorReason } from './hub/fetchModel.js';
 export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE, PROMPT_CONFIG_KEYS } from './types.js';

@@ -11,7 +11,7 @@
 import type { EventEmitter } from 'node:events';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ClipEvents } from '../clip/index.js';
+import { onnxCpuSeconds, onnxThreadCount, onnxThreadCpu, type ClipEvents } from '../clip/index.js';
 import type { Job, JobStats } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 
@@ -94,6 +94,32 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
     collect() {
       this.set(jobs.stats().watchers);
+    },
+  });
+  // The server's CPU split (issue 12): process_cpu_seconds_total minus this is what it spends outside inference.
+  new Gauge({
+    name: 'clip_onnxruntime_cpu_seconds',
+    help: "CPU time used so far by ONNX Runtime's threads (each session's worker thread and its intra-op pool), in seconds (Linux; 0 elsewhere).",
+    registers: [registry],
+    collect() {
+      this.set(onnxCpuSeconds());
+    },
+  });
+  new Gauge({
+    name: 'clip_onnxruntime_thread_cpu_seconds',
+    help: 'CPU time of each ONNX Runtime thread, by thread id (as in /proc/<pid>/task/<tid>), in seconds (Linux).',
+    labelNames: ['tid'] as const,
+    registers: [registry],
+    collect() {
+      for (const { tid, seconds } of onnxThreadCpu()) this.set({ tid: String(tid) }, seconds);
+    },
+  });
+  new Gauge({
+    name: 'clip_onnxruntime_threads',
+    help: "ONNX Runtime threads counted in clip_onnxruntime_cpu_seconds (each session's worker thread plus its intra-op pool threads).",
+    registers: [registry],
+    collect() {
+      this.set(onnxThreadCount());
     },
   });
   if (sources.websocketConnections !== undefined) {

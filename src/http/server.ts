@@ -178,6 +178,7 @@ export function createClip(config: Config, logger: Logger): ClipService {
       visionReplicas: config.visionReplicas,
       graphOptimizationLevel: config.ortGraphOptimization,
       allowSpinning: config.ortAllowSpinning,
+      executionProviders: config.ortExecutionProviders,
       logitScale: config.logitScale,
       preprocessConcurrency: config.preprocessConcurrency,
       preprocessWorkers: config.preprocessWorkers,

@@ -90,6 +90,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig(['--no-such-flag'], {})).toThrow(ConfigError);
   });
 
+  it('should read ORT_EXECUTION_PROVIDERS as a priority list of known providers (cpu by default)', () => {
+    expect(loadConfig([], {}).ortExecutionProviders).toEqual(['cpu']);
+    expect(loadConfig([], { ORT_EXECUTION_PROVIDERS: 'CUDA, cpu' }).ortExecutionProviders).toEqual(['cuda', 'cpu']);
+    expect(loadConfig(['--ort-execution-providers', 'webgpu'], { ORT_EXECUTION_PROVIDERS: 'cuda' }).ortExecutionProviders).toEqual(['webgpu']);
+    expect(() => loadConfig([], { ORT_EXECUTION_PROVIDERS: 'gpu' })).toThrow(/ORT_EXECUTION_PROVIDERS: expected one of cpu, webgpu, cuda, tensorrt, coreml, dml, got "gpu"/);
+    expect(() => loadConfig([], { ORT_EXECUTION_PROVIDERS: 'cuda,cuda' })).toThrow(/each provider once, got "cuda" twice/);
+    expect(() => loadConfig([], { ORT_EXECUTION_PROVIDERS: ' , ' })).toThrow(ConfigError);
+  });
+
   it('should check the rules between settings', () => {
     expect(() => loadConfig([], { MAX_IMAGE_BYTES: '20MiB', MAX_BODY_BYTES: '10MiB' })).toThrow(/MAX_BODY_BYTES: expected at least/);
     expect(() => loadConfig([], { MAX_QUEUED_IMAGES: '10' })).toThrow(/MAX_QUEUED_IMAGES: expected at least MAX_IMAGES_PER_JOB \(64\)/);

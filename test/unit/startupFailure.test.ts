@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HubError } from '../../src/clip/index.js';
+import { ExecutionProviderUnavailableError, HubError, INSTALL_CUDA_COMMAND } from '../../src/clip/index.js';
 import { loadConfig } from '../../src/config.js';
 import { AppError, ErrorCode } from '../../src/errors.js';
 import { explainStartFailure, MAKE_TEST_MODEL_COMMAND } from '../../src/startupFailure.js';
@@ -56,5 +56,28 @@ describe('explainStartFailure', () => {
     expect(explainStartFailure(new Error('Cannot listen on 127.0.0.1:4000: listen EADDRINUSE'), config)).toBe(
       'clip-server could not start: Cannot listen on 127.0.0.1:4000: listen EADDRINUSE. (LOG_LEVEL=debug logs the stack trace.)',
     );
+  });
+
+  it('should name a provider whose libraries are missing, how to install them, and how to start without it', () => {
+    const gpuConfig = loadConfig([], { ORT_EXECUTION_PROVIDERS: 'cuda,cpu' });
+    const error = new ExecutionProviderUnavailableError('/m/onnx/vision_model.onnx', {
+      provider: 'cuda',
+      reason: 'not-installed',
+      detail: 'its libraries are not in /x/bin (OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library)\n',
+    });
+    const text = explainStartFailure(wrapped(error), gpuConfig);
+    expect(text).toContain('ORT_EXECUTION_PROVIDERS=cuda,cpu asks for the cuda execution provider, but its libraries are not installed');
+    expect(text).toContain('Failed to load shared library');
+    expect(text).toContain(INSTALL_CUDA_COMMAND);
+    expect(text).toContain('leave cuda out (ORT_EXECUTION_PROVIDERS=cpu)');
+    expect(text).not.toMatch(/\n/);
+  });
+
+  it('should say which build has a provider this binary lacks', () => {
+    const error = new ExecutionProviderUnavailableError('/m/v.onnx', { provider: 'coreml', reason: 'not-in-binary', detail: 'this onnxruntime-node binary (linux/x64) has only cpu, webgpu, cuda, tensorrt' });
+    const text = explainStartFailure(wrapped(error), loadConfig([], { ORT_EXECUTION_PROVIDERS: 'coreml,webgpu' }));
+    expect(text).toContain('was not built with it');
+    expect(text).toContain('only in the macOS build');
+    expect(text).toContain('(ORT_EXECUTION_PROVIDERS=webgpu)');
   });
 });

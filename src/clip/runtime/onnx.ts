@@ -4,7 +4,12 @@
  * `session.run` blocks the calling thread for the whole inference; here we keep the proxy that posts
  * feeds to it (transferring, not copying, the buffers) and restarts it if it ever dies.
  */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { InferenceSession } from 'onnxruntime-node';
+import { registerOnnxThreads } from './threadCpu.js';
+import { ExecutionProviderUnavailableError, type ExecutionProvider, type ProviderFailure } from './executionProviders.js';
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -15,6 +20,22 @@ export interface OnnxSessionOptions {
   graphOptimizationLevel: GraphOptimizationLevel;
   /** Idle intra-op threads spin waiting for work: a little faster alone, but they steal cores from image decoding. @default false */
   allowSpinning?: boolean;
+  /** The execution providers, in priority order (ONNX Runtime runs each node on the first that supports it). @default ['cpu'] */
+  executionProviders?: readonly ExecutionProvider[];
+}
+
+/** What the worker hands to `InferenceSession.create`: our settings in ONNX Runtime's words. */
+export function sessionOptionsFor(options: OnnxSessionOptions): InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: options.intraOpThreads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: options.graphOptimizationLevel,
+    executionProviders: [...(options.executionProviders ?? ['cpu'])],
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+    extra: { session: { intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' } } },
+  };
 }
 
 /** A float input may be declared float32 or float16 by the graph (the `_fp16` variants). */
@@ -48,7 +69,7 @@ export interface OutputValue {
 type WireFeed = { type: 'float32' | 'float16' | 'int64' | 'int32'; data: Float32Array | Uint16Array | BigInt64Array | Int32Array; dims: number[] };
 type WireOutputs = Record<string, { type: string; data: Float32Array | Uint16Array; dims: number[] }>;
 type WireReply =
-  | { id: number; ok: false; error: { message: string } }
+  | { id: number; ok: false; error: { message: string } & Partial<ProviderFailure> }
   | {
       id: number;
       ok: true;
@@ -57,6 +78,8 @@ type WireReply =
       /** On load: the metadata; on run: the output tensors. */
       inputs?: ValueInfo[];
       outputs?: ValueInfo[] | WireOutputs;
+      /** load: the worker thread's id and its session's intra-op pool threads (Linux). */
+      threads?: number[];
       /** runEach: the index of the item whose outputs this partial reply carries. */
       partial?: number;
       /** runEach: the final reply, after every partial one. */
@@ -64,6 +87,38 @@ type WireReply =
     };
 
 const WORKER_URL = new URL('./onnxWorker.js', import.meta.url);
+
+/**
+ * Where a session lives: a worker thread (the default), or a child process, for a graph loaded once and dropped,
+ * whose memory must go back to the operating system (issue 12: glibc keeps what a worker thread's session freed,
+ * so a one-off 600 MB graph stayed in the server's RSS for good).
+ */
+export type SessionIsolation = 'thread' | 'process';
+
+/** The side of a worker thread or a child process that OnnxGraph talks to. */
+interface SessionHost {
+  postMessage(message: unknown, transfer: ArrayBuffer[]): void;
+  on(event: 'message', listener: (reply: WireReply) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'exit', listener: (code: number | null) => void): unknown;
+  terminate(): Promise<unknown>;
+}
+
+function startHost(isolation: SessionIsolation, workerData: { path: string; sessionOptions: InferenceSession.SessionOptions }): SessionHost {
+  if (isolation === 'thread') return new Worker(WORKER_URL, { workerData });
+  // Advanced serialisation carries typed arrays (copied: a process boundary has no transfer).
+  const child = fork(fileURLToPath(WORKER_URL), [JSON.stringify(workerData)], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return {
+    postMessage: (message) => child.send(message as object),
+    on: (event: 'message' | 'error' | 'exit', listener: (value: never) => void) => child.on(event, listener as (...args: unknown[]) => void),
+    terminate: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+        child.once('exit', resolve);
+        child.kill();
+      }),
+  };
+}
 
 
 interface Pending {
@@ -83,18 +138,20 @@ export class OnnxGraph {
   outputs: readonly ValueInfo[] = [];
   readonly #options: OnnxSessionOptions;
   #floatInputs = new Map<string, FloatKind>();
-  #worker: Promise<Worker> | null = null;
+  #worker: Promise<SessionHost> | null = null;
+  readonly #isolation: SessionIsolation;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #released = false;
 
-  private constructor(path: string, options: OnnxSessionOptions) {
+  private constructor(path: string, options: OnnxSessionOptions, isolation: SessionIsolation) {
     this.path = path;
     this.#options = options;
+    this.#isolation = isolation;
   }
 
-  static async load(path: string, options: OnnxSessionOptions): Promise<OnnxGraph> {
-    const graph = new OnnxGraph(path, options);
+  static async load(path: string, options: OnnxSessionOptions, isolation: SessionIsolation = 'thread'): Promise<OnnxGraph> {
+    const graph = new OnnxGraph(path, options, isolation);
     await graph.#ensureWorker();
     return graph;
   }
@@ -187,7 +244,7 @@ export class OnnxGraph {
   }
 
   /** The worker, started (and the session loaded) on first use and again after a crash. */
-  #ensureWorker(): Promise<Worker> {
+  #ensureWorker(): Promise<SessionHost> {
     if (this.#released) return Promise.reject(new Error(`${this.path}: the session was released`));
     this.#worker ??= this.#startWorker().catch((error: unknown) => {
       this.#worker = null;
@@ -196,21 +253,8 @@ export class OnnxGraph {
     return this.#worker;
   }
 
-  async #startWorker(): Promise<Worker> {
-    const worker = new Worker(WORKER_URL, {
-      workerData: {
-        path: this.path,
-        sessionOptions: {
-          intraOpNumThreads: this.#options.intraOpThreads,
-          interOpNumThreads: 1,
-          executionMode: 'sequential',
-          graphOptimizationLevel: this.#options.graphOptimizationLevel,
-          enableCpuMemArena: true,
-          enableMemPattern: true,
-          extra: { session: { intra_op: { allow_spinning: this.#options.allowSpinning ? '1' : '0' } } },
-        },
-      },
-    });
+  async #startWorker(): Promise<SessionHost> {
+    const worker = startHost(this.#isolation, { path: this.path, sessionOptions: sessionOptionsFor(this.#options) });
     worker.on('message', (reply: WireReply) => {
       const pending = this.#pending.get(reply.id);
       if (!pending) return;
@@ -225,7 +269,7 @@ export class OnnxGraph {
       }
       this.#pending.delete(reply.id);
       if (reply.ok) pending.resolve(reply);
-      else pending.reject(new Error(`${this.path}: ${reply.error.message}`));
+      else pending.reject(this.#replyError(reply.error));
     });
     const fail = (error: Error) => {
       this.#worker = null;
@@ -242,6 +286,8 @@ export class OnnxGraph {
       this.outputNames = loaded.outputNames ?? [];
       this.inputs = loaded.inputs ?? [];
       this.outputs = (loaded.outputs as ValueInfo[] | undefined) ?? [];
+      // Another process's threads are not this process's CPU time.
+      if (this.#isolation === 'thread') registerOnnxThreads(loaded.threads ?? []);
       this.#floatInputs = new Map(
         this.inputs.filter((m) => m.type === 'float32' || m.type === 'float16').map((m) => [m.name, m.type as FloatKind]),
       );
@@ -252,8 +298,15 @@ export class OnnxGraph {
     }
   }
 
+  #replyError(error: { message: string } & Partial<ProviderFailure>): Error {
+    if (error.provider !== undefined && error.reason !== undefined && error.detail !== undefined) {
+      return new ExecutionProviderUnavailableError(this.path, { provider: error.provider, reason: error.reason, detail: error.detail });
+    }
+    return new Error(`${this.path}: ${error.message}`);
+  }
+
   #call(
-    worker: Worker,
+    worker: SessionHost,
     message: Record<string, unknown>,
     transfer: ArrayBuffer[],
     onPartial?: (reply: WireReply & { ok: true }) => void,
