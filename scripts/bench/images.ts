@@ -3,6 +3,7 @@
  * larger, every one distinct so that the server's image-embedding cache never helps (it is keyed by bytes).
  */
 import sharp from 'sharp';
+import { mulberry32 } from '../model/rng.js';
 
 export interface BenchImage {
   jpeg: Buffer;
@@ -17,17 +18,6 @@ const SIZES: readonly [number, number][] = [
   [1024, 768],
   [1280, 960],
 ];
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export async function makeImage(seed: number): Promise<BenchImage> {
   const random = mulberry32(seed + 1);

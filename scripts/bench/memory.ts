@@ -6,17 +6,7 @@
 import fs from 'node:fs';
 import sharp from 'sharp';
 import { peakRssMiB, runLoad, type BenchServer } from './server.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../model/rng.js';
 
 /** A distinct 96 × 72 JPEG for every seed. */
 async function smallImage(seed: number): Promise<{ dataUrl: string; jpeg: Buffer }> {

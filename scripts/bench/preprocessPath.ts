@@ -28,21 +28,11 @@ import { loadConfig } from '../../src/config.js';
 import { createUploadMiddleware, readUploadedImages, type UploadedFile } from '../../src/graphql/uploads.js';
 import type { ImageLimits, PreprocessorConfig } from '../../src/clip/types.js';
 import { makeImage } from './images.js';
+import { preprocessorConfigJson } from '../model/configFiles.js';
+import { PRESETS } from '../model/presets.js';
 
-/** OpenAI CLIP ViT-B/32's preprocessor_config.json (224, bicubic, shortest edge). */
-export const CLIP_PREPROCESSOR: PreprocessorConfig = parsePreprocessorConfig({
-  crop_size: { height: 224, width: 224 },
-  do_center_crop: true,
-  do_convert_rgb: true,
-  do_normalize: true,
-  do_rescale: true,
-  do_resize: true,
-  image_mean: [0.48145466, 0.4578275, 0.40821073],
-  image_std: [0.26862954, 0.26130258, 0.27577711],
-  resample: 3,
-  rescale_factor: 0.00392156862745098,
-  size: { shortest_edge: 224 },
-});
+/** OpenAI CLIP ViT-B/32's preprocessor_config.json (224, bicubic, shortest edge), as the test-model generator writes it. */
+export const CLIP_PREPROCESSOR: PreprocessorConfig = parsePreprocessorConfig(JSON.parse(preprocessorConfigJson(PRESETS['vit-b-32'])) as Record<string, unknown>);
 
 const LIMITS: ImageLimits = { maxBytes: 20 * 1024 * 1024, maxPixels: 40_000_000 };
 const QUERY = 'mutation Classify($input: ClassifyInput!) { classify(input: $input) { id } }';

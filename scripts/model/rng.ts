@@ -78,3 +78,15 @@ export function fillNormal(target: Float32Array, rng: Rng, std: number, mean = 0
   for (let i = 0; i < target.length; i++) target[i] = mean + std * rng.normal();
   return target;
 }
+
+/** mulberry32: a small seeded generator of uniforms in [0, 1), for benchmark images and randomised test cases. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

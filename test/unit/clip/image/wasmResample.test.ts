@@ -3,18 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { resizeWindow, type ResizeWindow, type RgbImage } from '../../../../src/clip/image/pilResize.js';
 import { wasmResampleAvailable } from '../../../../src/clip/image/wasmResample.js';
 import { assembleResampler, GENERATED_FILE, generatedSource } from '../../../../scripts/build-wasm.js';
-
-/** A seeded generator, so a failure names a reproducible case. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../../../scripts/model/rng.js';
 
 function randomImage(random: () => number, width: number, height: number, smooth: boolean): RgbImage {
   const data = new Uint8Array(width * height * 3);
