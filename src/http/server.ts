@@ -157,6 +157,36 @@ function formatUrl(host: string, port: number): string {
 }
 
 /** The CLIP service from the settings (shared by the all, api and worker compositions). */
+/** The jobs layer of a role, with the settings of `config`: in memory, or on Redis when REDIS_URL is set. */
+export function jobsFromConfig(config: Config, role: Config['role'], clip: ClipService, logger: Logger): ReturnType<typeof createJobs> {
+  return createJobs({
+    role,
+    redis:
+      config.redisUrl === undefined
+        ? undefined
+        : {
+            url: config.redisUrl,
+            keyPrefix: config.redisKeyPrefix,
+            stall: { lockDurationMs: config.lockDurationMs, stalledIntervalMs: config.stalledIntervalMs, maxStalledCount: config.maxStalledCount },
+          },
+    clip,
+    logger: logger.child({ component: 'jobs' }),
+    limits: {
+      maxImagesPerJob: config.maxImagesPerJob,
+      maxClassesPerJob: config.maxClassesPerJob,
+      maxClassLength: config.maxClassLength,
+      maxTextsPerJob: config.maxTextsPerJob,
+      maxTextLength: config.maxTextLength,
+      maxPromptsPerJob: config.maxPromptsPerJob,
+      maxQueuedJobs: config.maxQueuedJobs,
+      maxQueuedImages: config.maxQueuedImages,
+      maxPendingImageBytes: config.maxPendingImageBytes,
+      maxConcurrentJobs: config.maxConcurrentJobs,
+      ttlSeconds: config.jobTtlSeconds,
+    },
+  });
+}
+
 export function createClip(config: Config, logger: Logger): ClipService {
   return new ClipService({
     defaultModel: config.clipModel,
@@ -196,32 +226,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   const clip = createClip(config, logger);
   // ROLE=api runs no model here: ClipService only resolves names and checks inputs, and is never started.
   const runsModels = config.role !== 'api';
-  const jobsLayer = createJobs({
-    role: config.role,
-    redis:
-      config.redisUrl === undefined
-        ? undefined
-        : {
-            url: config.redisUrl,
-            keyPrefix: config.redisKeyPrefix,
-            stall: { lockDurationMs: config.lockDurationMs, stalledIntervalMs: config.stalledIntervalMs, maxStalledCount: config.maxStalledCount },
-          },
-    clip,
-    logger: logger.child({ component: 'jobs' }),
-    limits: {
-      maxImagesPerJob: config.maxImagesPerJob,
-      maxClassesPerJob: config.maxClassesPerJob,
-      maxClassLength: config.maxClassLength,
-      maxTextsPerJob: config.maxTextsPerJob,
-      maxTextLength: config.maxTextLength,
-      maxPromptsPerJob: config.maxPromptsPerJob,
-      maxQueuedJobs: config.maxQueuedJobs,
-      maxQueuedImages: config.maxQueuedImages,
-      maxPendingImageBytes: config.maxPendingImageBytes,
-      maxConcurrentJobs: config.maxConcurrentJobs,
-      ttlSeconds: config.jobTtlSeconds,
-    },
-  });
+  const jobsLayer = jobsFromConfig(config, config.role, clip, logger);
   const jobs = jobsLayer.service;
   const limits: OperationLimits = {
     maxDepth: config.maxQueryDepth,

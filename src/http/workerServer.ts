@@ -12,34 +12,16 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
-import { createJobs } from '../jobs/index.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
-import { createClip, type CreateServerOptions, type Server, type ServerAddress } from './server.js';
+import { createClip, jobsFromConfig, type CreateServerOptions, type Server, type ServerAddress } from './server.js';
 
 export function createWorkerServer(config: Config, options: CreateServerOptions = {}): Server {
   const logger = options.logger ?? createLogger(config.logLevel);
   if (config.redisUrl === undefined) throw new TypeError('ROLE=worker needs REDIS_URL');
   const clip = createClip(config, logger);
-  const jobsLayer = createJobs({
-    role: 'worker',
-    redis: {
-      url: config.redisUrl,
-      keyPrefix: config.redisKeyPrefix,
-      stall: { lockDurationMs: config.lockDurationMs, stalledIntervalMs: config.stalledIntervalMs, maxStalledCount: config.maxStalledCount },
-    },
-    clip,
-    logger: logger.child({ component: 'jobs' }),
-    limits: {
-      maxImagesPerJob: config.maxImagesPerJob,
-      maxQueuedJobs: config.maxQueuedJobs,
-      maxQueuedImages: config.maxQueuedImages,
-      maxPendingImageBytes: config.maxPendingImageBytes,
-      maxConcurrentJobs: config.maxConcurrentJobs,
-      ttlSeconds: config.jobTtlSeconds,
-    },
-  });
+  const jobsLayer = jobsFromConfig(config, 'worker', clip, logger);
   const jobs = jobsLayer.service;
   let stopping = false;
   const readiness = async (): Promise<Readiness> => {
