@@ -2,7 +2,7 @@
  * Micro-benchmark of the request → pixel_values path alone (issue 12), in one process, no model:
  * - `640×480 base64 JSON`: JSON.parse of a classify body with one data URL, decodeImageString, preprocessing;
  * - `640×480 multipart`: the same JPEG as a GraphQL multipart request through the server's upload middleware
- *   (graphql-upload, busboy, its temp file) and readUploadedImages, then preprocessing;
+ *   (busboy, each file read into memory: src/graphql/multipart.ts) and readUploadedImages, then preprocessing;
  * - `4000×3000 JPEG (base64)`: a 12 MP photo-like JPEG as a data URL (shrink-on-load path).
  *
  * CPU time is the process's (process.cpuUsage: every thread, libvips' and libuv's included) over a run of distinct
@@ -128,8 +128,6 @@ async function receiveMultipart(body: Buffer, contentType: string): Promise<Buff
   });
   // What GraphQLUpload's parseValue hands the resolver: each placeholder's promise.
   const [bytes] = await readUploadedImages(parsed.variables.input.files.map((upload) => upload.promise));
-  // The response closing is what makes graphql-upload delete its temp files.
-  res.emit('close');
   return bytes!;
 }
 

@@ -9,6 +9,6 @@ export type { GraphqlContext, GraphqlModels, GraphqlServices } from './context.j
 export { formatGraphqlError } from './formatError.js';
 export type { OperationLimits } from './limits.js';
 export { createUploadMiddleware, readUploadedImages, GraphQLUpload, UploadRequestError } from './uploads.js';
-export type { FileUpload, UploadedFile, UploadLimits } from './uploads.js';
+export type { ReceivedFile, UploadedFile, UploadLimits } from './uploads.js';
 export { FilesField, jobImagesFrom } from './imageSources.js';
 export type { ImageSourceFields } from './imageSources.js';
