@@ -35,6 +35,19 @@ async function gql<T>(server: ProcessServer, query: string, variables: Record<st
   return (await response.json()) as { data?: T; errors?: { extensions?: { code?: string } }[] };
 }
 
+/**
+ * Until nothing is left over from earlier tests: no job queued or running, so no admission held (the depth on
+ * /metrics is cluster-wide, refreshed every second; a finished job's counts are released just after its state is stored).
+ */
+async function untilIdle(api: ProcessServer): Promise<void> {
+  await expect
+    .poll(async () => (await (await fetch(`${api.url}/metrics`)).text()).match(/^clip_jobs_active\{status="(queued|running)"\} (\d+)/gm)?.every((line) => line.endsWith(' 0')), {
+      timeout: 30_000,
+      interval: 250,
+    })
+    .toBe(true);
+}
+
 async function submit(server: ProcessServer, images: string[]): Promise<string> {
   const body = await gql<{ classify: { id: string } }>(server, CLASSIFY, { input: { images, classes: ['a cat', 'a dog'] } });
   const id = body.data?.classify.id;
@@ -149,13 +162,7 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
     const [api1, api2] = apis as [ProcessServer, ProcessServer];
     const image = await pngDataUrl(7, 64);
     const images = Array.from({ length: 16 }, () => image);
-    // Nothing left over from earlier tests (the depth on /metrics is cluster-wide, refreshed every second).
-    await expect
-      .poll(async () => (await (await fetch(`${api1.url}/metrics`)).text()).match(/^clip_jobs_active\{status="(queued|running)"\} (\d+)/gm)?.every((line) => line.endsWith(' 0')), {
-        timeout: 30_000,
-        interval: 250,
-      })
-      .toBe(true);
+    await untilIdle(api1);
     const submittedOn = (api: ProcessServer) => metricValue(api.url, 'clip_jobs_total', 'status="queued",task="classification"').then((value) => value ?? 0);
     const submittedBefore = await Promise.all([submittedOn(api1), submittedOn(api2)]);
     // Workers paused, so nothing finishes during the burst and the count is exact (admission is one atomic Lua step).
@@ -196,6 +203,7 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
   it('should answer SERVICE_UNAVAILABLE while Redis is down, never crash, and resume without a restart, losing no accepted job', async () => {
     const [api1, api2] = apis as [ProcessServer, ProcessServer];
     const images = await Promise.all([...Array(16).keys()].map((seed) => pngDataUrl(seed + 200, 96)));
+    await untilIdle(api1);
     const accepted = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => submit(i % 2 === 0 ? api1 : api2, images)));
     await redis.stop();
     const refused = await gql<{ classify: { id: string } }>(api1, CLASSIFY, { input: { images, classes: ['a', 'b'] } });
