@@ -41,7 +41,12 @@ async function gql<T>(server: ProcessServer, query: string, variables: Record<st
  */
 async function untilIdle(api: ProcessServer): Promise<void> {
   await expect
-    .poll(async () => (await (await fetch(`${api.url}/metrics`)).text()).match(/^clip_jobs_active\{status="(queued|running)"\} (\d+)/gm)?.every((line) => line.endsWith(' 0')), {
+    .poll(async () => {
+      const text = await (await fetch(`${api.url}/metrics`)).text();
+      // The job gauges come from the store, clip_pending_images from the admission counts, released a moment later.
+      const gauges = text.match(/^clip_jobs_active\{status="(queued|running)"\} (\d+)|^clip_pending_images (\d+)/gm);
+      return gauges?.length === 3 && gauges.every((line) => line.endsWith(' 0'));
+    }, {
       timeout: 30_000,
       interval: 250,
     })
