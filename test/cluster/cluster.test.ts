@@ -208,7 +208,8 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
   it('should answer SERVICE_UNAVAILABLE while Redis is down, never crash, and resume without a restart, losing no accepted job', async () => {
     const [api1, api2] = apis as [ProcessServer, ProcessServer];
     const images = await Promise.all([...Array(16).keys()].map((seed) => pngDataUrl(seed + 200, 96)));
-    await untilIdle(api1);
+    // Both APIs: each refuses early on the counts it last saw (refreshed every second), so both must have seen the release.
+    await Promise.all([untilIdle(api1), untilIdle(api2)]);
     const accepted = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => submit(i % 2 === 0 ? api1 : api2, images)));
     await redis.stop();
     const refused = await gql<{ classify: { id: string } }>(api1, CLASSIFY, { input: { images, classes: ['a', 'b'] } });
