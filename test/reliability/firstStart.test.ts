@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAKE_TEST_MODEL_COMMAND } from '../../src/startupFailure.js';
 import { startFakeHub, type FakeHub } from '../utils/fakeHub.js';
 import { MAIN_JS, REPO_ROOT, buildServer, processEnv, spawnServer, type ProcessLogLine, type ProcessServer } from '../utils/processServer.js';
+import { refusedPort } from '../utils/refusedPort.js';
 import { TINY_MODEL_DIR } from '../utils/testModel.js';
 
 const STACK_FRAME = /\n\s+at .+:\d+:\d+\)?/;
@@ -62,13 +63,11 @@ describe('the first start without a usable default model', () => {
 
   beforeAll(async () => {
     await buildServer();
-    // A hub that serves one repo; another one started and closed gives an address where nothing listens.
+    // A hub that serves one repo, and an address where connections are refused.
     const repoDir = await temporaryDir();
     await cp(TINY_MODEL_DIR, repoDir, { recursive: true });
     hub = await startFakeHub({ repos: { 'test-org/tiny-clip': repoDir } });
-    const dead = await startFakeHub({ repos: {} });
-    deadHubUrl = dead.url;
-    await dead.close();
+    deadHubUrl = `http://127.0.0.1:${await refusedPort()}`;
   }, 180_000);
 
   afterAll(async () => {

@@ -1,6 +1,5 @@
 import fs from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -10,6 +9,7 @@ import { ErrorCode } from '../../../../src/errors.js';
 import { fetchModel, fetchModelFiles, HubError, hubFileUrl, snapshotDir, type HubOptions } from '../../../../src/clip/hub/fetchModel.js';
 import { requiredFiles } from '../../../../src/clip/layouts/hfClip.js';
 import { startFakeHub, writeFakeModelRepo, sha256, type FakeHub } from '../../../utils/fakeHub.js';
+import { refusedPort } from '../../../utils/refusedPort.js';
 
 const REPO = 'test-owner/tiny-clip';
 const SOURCE = { repo: REPO, revision: 'main' };
@@ -53,15 +53,6 @@ async function expectSameFiles(dir: string, files: readonly string[]): Promise<v
 async function listFiles(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
-}
-
-/** A port on loopback that nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function captureLogger(): { logger: pino.Logger; text: () => string } {
@@ -261,7 +252,7 @@ describe('fetchModel', () => {
   });
 
   it('should name the URL and the cause when the hub cannot be reached', async () => {
-    const port = await closedPort();
+    const port = await refusedPort();
     const error = (await fetchModel(SOURCE, opts({ endpoint: `http://127.0.0.1:${port}`, maxRetries: 1 })).catch(
       (e: unknown) => e,
     )) as HubError;
