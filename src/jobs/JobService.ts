@@ -247,9 +247,8 @@ export class JobService {
    */
   async #decodeImages(input: SubmitImages): Promise<{ images: Uint8Array[]; imageBytes: number }> {
     const imageFields = this.#validateImageList(input);
-    // Refuse early under overload, before spending time decoding images we would not keep. The counts as last seen
-    // (exact in memory; on Redis refreshed every second and by every admission) are enough: `reserve` decides.
-    this.#checkCounts(this.#queue.lastCounts(), imageFields.length, 0);
+    // Refuse early under overload, before spending time decoding images we would not keep.
+    await this.#refuseIfSaturated(imageFields.length, 0);
     const images: Uint8Array[] = [];
     let imageBytes = 0;
     for (const [index, image] of imageFields.entries()) {
@@ -273,7 +272,7 @@ export class JobService {
   async submit(input: SubmitJobInput): Promise<Job> {
     this.#assertAccepting();
     const plan = this.#plan(input);
-    if (plan.images === null) this.#checkCounts(this.#queue.lastCounts(), 0, 0);
+    if (plan.images === null) await this.#refuseIfSaturated(0, 0);
     const { images, imageBytes } = plan.images === null ? { images: [], imageBytes: 0 } : await this.#decodeImages(plan.images);
     // Checked again: the awaits above let other submissions (or a drain) in.
     this.#assertAccepting();
@@ -288,7 +287,7 @@ export class JobService {
 
   async #admitAndEnqueue(plan: JobPlan, images: Uint8Array[], imageBytes: number): Promise<Job> {
     const id = randomUUID();
-    this.#checkCounts(this.#queue.lastCounts(), images.length, imageBytes);
+    await this.#refuseIfSaturated(images.length, imageBytes);
     const now = new Date();
     // The reservation and the queued work expire with the job: nothing of it outlives its TTL in the queue.
     const expiresAt = new Date(now.getTime() + this.#limits.ttlSeconds * 1000);
@@ -549,13 +548,27 @@ export class JobService {
     return images;
   }
 
-  #checkCounts(queueCounts: QueueCounts, imageCount: number, imageBytes: number): void {
+  /**
+   * Throws OVERLOADED when a job of `imageCount` images and `imageBytes` bytes would pass a limit. A check before
+   * `reserve`, which alone decides (atomically, cluster-wide): it spares the decoding and the round trips of a job
+   * that cannot be kept, and it also counts this process's batchers. It is first made on the counts as last seen,
+   * which cost nothing but on Redis can be a second old (another API's burst may have drained since), so a refusal
+   * is made only on counts read again: nobody is refused on a stale view.
+   */
+  async #refuseIfSaturated(imageCount: number, imageBytes: number): Promise<void> {
+    if (this.#saturation(this.#queue.lastCounts(), imageCount, imageBytes) === null) return;
+    const refusal = this.#saturation(await this.#queue.counts(), imageCount, imageBytes);
+    if (refusal !== null) throw this.#refusal(refusal);
+  }
+
+  #saturation(queueCounts: QueueCounts, imageCount: number, imageBytes: number): Exclude<Admission, { admitted: true }> | null {
     const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes } = this.#limits;
     // Images in this process's batchers count even when they are not a job's (direct ClipService callers).
     const counts = { ...queueCounts, images: Math.max(queueCounts.images, this.#clip.queuedImages?.() ?? 0) };
-    if (counts.jobs >= maxQueuedJobs) throw this.#refusal({ admitted: false, limit: 'jobs', counts });
-    if (counts.images + imageCount > maxQueuedImages) throw this.#refusal({ admitted: false, limit: 'images', counts });
-    if (counts.imageBytes + imageBytes > maxPendingImageBytes) throw this.#refusal({ admitted: false, limit: 'imageBytes', counts });
+    if (counts.jobs >= maxQueuedJobs) return { admitted: false, limit: 'jobs', counts };
+    if (counts.images + imageCount > maxQueuedImages) return { admitted: false, limit: 'images', counts };
+    if (counts.imageBytes + imageBytes > maxPendingImageBytes) return { admitted: false, limit: 'imageBytes', counts };
+    return null;
   }
 
   /**

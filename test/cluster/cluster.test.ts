@@ -3,15 +3,18 @@
  * one ONNX thread each, the tiny test model), all children on free ports. Short stall settings, so a killed
  * worker's jobs move within seconds.
  */
+import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { RedisKeys } from '../../src/jobs/redis/keys.js';
 import { metricValue } from '../utils/metrics.js';
 import { startProcessServer, type ProcessServer } from '../utils/processServer.js';
 import { redisServerPath, startRedisServer, type RedisServer } from '../utils/redisServer.js';
 
 const REDIS = redisServerPath();
+const KEYS = new RedisKeys('cluster-test');
 if (REDIS === null) console.log('skipping the cluster test: redis-server is not installed (apt-get install redis-server)');
 
 const CLASSIFY = 'mutation($input: ClassifyInput!) { classify(input: $input) { id status } }';
@@ -53,6 +56,16 @@ async function untilIdle(api: ProcessServer): Promise<void> {
     .toBe(true);
 }
 
+/** Until the cluster-wide admission counts, read in Redis itself every 5 ms, hold no job. */
+async function untilReleased(): Promise<void> {
+  const client = new Redis(redis.url);
+  try {
+    await expect.poll(async () => Number((await client.hget(KEYS.admission, 'jobs')) ?? 0), { timeout: 30_000, interval: 5 }).toBe(0);
+  } finally {
+    client.disconnect();
+  }
+}
+
 async function submit(server: ProcessServer, images: string[]): Promise<string> {
   const body = await gql<{ classify: { id: string } }>(server, CLASSIFY, { input: { images, classes: ['a cat', 'a dog'] } });
   const id = body.data?.classify.id;
@@ -88,6 +101,7 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
       MAX_STALLED_COUNT: '2',
       DRAIN_TIMEOUT_MS: '20000',
       MAX_QUEUED_JOBS: '12',
+      REDIS_KEY_PREFIX: KEYS.prefix,
       LOG_LEVEL: 'info',
     };
     const started = await Promise.all([
@@ -204,6 +218,27 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
       for (const worker of workers) worker.child.kill('SIGCONT');
     }
   }, 180_000);
+
+  it('should admit on an API the moment the cluster has room again, though that API last saw the counts full', async () => {
+    const [api1, api2] = apis as [ProcessServer, ProcessServer];
+    const images = [await pngDataUrl(8)];
+    await Promise.all([untilIdle(api1), untilIdle(api2)]);
+    // Workers paused: the 12 jobs stay waiting, so cancelling them releases all their admissions within milliseconds.
+    for (const worker of workers) worker.child.kill('SIGSTOP');
+    try {
+      const ids = await Promise.all([...Array(12).keys()].map(() => submit(api1, images)));
+      const refused = await gql(api2, CLASSIFY, { input: { images, classes: ['a', 'b'] } });
+      expect(refused.errors?.[0]?.extensions?.code).toBe('OVERLOADED');
+      await Promise.all(ids.map((id) => gql(api1, CANCEL, { id })));
+      await untilReleased();
+      // API 2 last saw the counts full (its refused submission, its refresh every second): it must not refuse on them.
+      const id = await submit(api2, images);
+      for (const worker of workers) worker.child.kill('SIGCONT');
+      expect(await settled(api2, id)).toBe('COMPLETE');
+    } finally {
+      for (const worker of workers) worker.child.kill('SIGCONT');
+    }
+  }, 120_000);
 
   it('should answer SERVICE_UNAVAILABLE while Redis is down, never crash, and resume without a restart, losing no accepted job', async () => {
     const [api1, api2] = apis as [ProcessServer, ProcessServer];

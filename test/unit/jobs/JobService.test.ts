@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AppError, ErrorCode, badUserInput } from '../../../src/errors.js';
 import { JobService, type JobClassifier, type JobServiceOptions } from '../../../src/jobs/JobService.js';
+import type { QueueCounts } from '../../../src/jobs/JobQueue.js';
+import { MemoryJobQueue } from '../../../src/jobs/memory/MemoryJobQueue.js';
 import { MemoryJobStore } from '../../../src/jobs/memory/MemoryJobStore.js';
 import type { Job, SubmitClassificationInput, SubmitImageEmbeddingInput, SubmitTextEmbeddingInput } from '../../../src/jobs/types.js';
 import { silentLogger } from '../../../src/logger.js';
@@ -137,6 +139,23 @@ async function expectAppError(promise: Promise<unknown>, code: ErrorCode, field?
   if (field !== undefined) expect(appError.field).toBe(field);
   if (message !== undefined) expect(appError.message).toMatch(message);
   return appError;
+}
+
+/** The memory queue as an API on Redis sees it between refreshes: `lastCounts` stays as it was last read. */
+class StaleCountsQueue extends MemoryJobQueue {
+  freshReads = 0;
+  constructor(private readonly stale: QueueCounts) {
+    super();
+  }
+
+  override lastCounts(): QueueCounts {
+    return this.stale;
+  }
+
+  override async counts(): Promise<QueueCounts> {
+    this.freshReads += 1;
+    return super.counts();
+  }
 }
 
 describe('JobService', () => {
@@ -320,6 +339,18 @@ describe('JobService', () => {
     const bytes = make({ maxPendingImageBytes: 8 });
     await bytes.jobs.submit(input({ images: ['12345'] }));
     await expectAppError(bytes.jobs.submit(input({ images: ['12345'] })), ErrorCode.Overloaded, undefined, /MAX_PENDING_IMAGE_BYTES/);
+  });
+
+  it('should not refuse on counts last seen that are stale (another API drained since), only on counts read again', async () => {
+    // As on Redis between refreshes: the counts last seen are a second old and show a burst that has drained.
+    const queue = new StaleCountsQueue({ jobs: 2, waiting: 2, active: 0, images: 2, imageBytes: 10 });
+    const { jobs } = make({ queue, maxQueuedJobs: 2, maxQueuedImages: 2, maxPendingImageBytes: 10 });
+    await expect(jobs.submit(input())).resolves.toMatchObject({ status: 'queued' });
+    await expect(jobs.submit(textEmbedding())).resolves.toMatchObject({ status: 'queued' });
+    expect(queue.freshReads).toBeGreaterThan(0);
+    // Really saturated now (two unfinished jobs): refused, on the counts read again.
+    await expectAppError(jobs.submit(input()), ErrorCode.Overloaded, undefined, /too many jobs in progress \(2, MAX_QUEUED_JOBS=2\)/);
+    await expectAppError(jobs.submit(textEmbedding()), ErrorCode.Overloaded, undefined, /MAX_QUEUED_JOBS=2/);
   });
 
   it('should keep at most maxConcurrentJobs running and the rest queued', async () => {
