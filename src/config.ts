@@ -72,6 +72,7 @@ export interface Config {
   readonly maxBodyBytes: number;
   readonly maxQueryDepth: number;
   readonly maxQueryComplexity: number;
+  readonly wsDocumentCacheBytes: number;
   readonly maxAliases: number;
   readonly maxQueuedJobs: number;
   readonly maxConcurrentJobs: number;
@@ -445,6 +446,13 @@ const SETTINGS: SettingSpecs = {
     description: 'Highest GraphQL operation cost (1 per field; list fields multiply by their `first`/`k`).',
     defaultValue: 5000,
     parse: integer(1),
+  },
+  wsDocumentCacheBytes: {
+    env: 'WS_DOCUMENT_CACHE_BYTES',
+    description: 'Parsed and validated websocket documents kept for reuse, by size (a subscription sent again skips parsing and validation, as Apollo does over HTTP); 0 turns it off.',
+    defaultValue: 16 * MiB,
+    defaultText: '16MiB',
+    parse: bytes(0),
   },
   maxAliases: { env: 'MAX_ALIASES', description: 'Most aliased fields in one GraphQL document.', defaultValue: 30, parse: integer(0, 100_000) },
   maxQueuedJobs: {

@@ -11,13 +11,14 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { GraphQLError, parse, validate, type DocumentNode, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { GraphQLError, type ExecutionArgs, type GraphQLSchema } from 'graphql';
 import { CloseCode, MessageType } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createContext, type GraphqlServices } from './context.js';
+import { validatedDocuments } from './documentCache.js';
 import { formatGraphqlError } from './formatError.js';
 import { allValidationRules, complexityError, LIMIT_ERROR_CODE, type OperationLimits } from './limits.js';
 
@@ -32,6 +33,8 @@ export interface GraphqlWsOptions {
   introspection: boolean;
   /** The websocket path. @default '/graphql' */
   path?: string;
+  /** Parsed and validated documents kept for reuse, by size (see documentCache.ts); 0: none. */
+  documentCacheBytes: number;
   /** Largest message, in bytes (a classify mutation may carry images). */
   maxPayloadBytes: number;
   /** Checks `connection_init` payloads; absent = auth off. Must not throw (a throw counts as invalid). */
@@ -105,7 +108,7 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   const { schema, services, limits, introspection, authenticate } = options;
   const logger = services.logger.child({ component: 'graphql-ws' });
   const path = options.path ?? '/graphql';
-  const rules = allValidationRules(limits, introspection);
+  const documents = validatedDocuments({ schema, rules: allValidationRules(limits, introspection), maxBytes: options.documentCacheBytes });
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes });
 
   // Upgrades are routed by hand (noServer) so other paths and foreign origins are refused before any websocket exists.
@@ -148,16 +151,9 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       },
       onSubscribe: (_ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
         try {
-          let document: DocumentNode;
-          try {
-            document = parse(payload.query);
-          } catch (error) {
-            const message = error instanceof GraphQLError ? error.message : 'Syntax error';
-            return [new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
-          }
-          const errors = validate(schema, document, rules);
-          if (errors.length > 0) {
-            return errors.map(
+          const validated = documents(payload.query);
+          if (!validated.ok) {
+            return validated.errors.map(
               (error) =>
                 new GraphQLError(error.message, {
                   nodes: error.nodes ?? null,
@@ -165,6 +161,7 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
                 }),
             );
           }
+          const { document } = validated;
           const variables = payload.variables ?? undefined;
           const operationName = payload.operationName ?? undefined;
           const tooComplex = complexityError(schema, document, variables, operationName, limits.maxComplexity);

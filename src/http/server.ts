@@ -398,6 +398,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       limits,
       introspection: config.introspection,
       maxPayloadBytes: config.maxBodyBytes,
+      documentCacheBytes: config.wsDocumentCacheBytes,
       isAllowedOrigin,
       ...(checkKey === null ? {} : { authenticate: (params: Readonly<Record<string, unknown>>) => checkKey(keyFromConnectionParams(params)) }),
     });

@@ -66,4 +66,26 @@ describe('operation limits', () => {
   it('should leave bad variables to execution', () => {
     expect(complexityError(schema, parse('query($id: ID!) { job(id: $id) { id } }'), {}, undefined, 10)).toBeNull();
   });
+
+  it('should price one document object again for each value of its cost variables, whatever order they come in', () => {
+    // One document object, as Apollo's and the websocket's caches hand it out: its outcomes are kept per `first`.
+    const query = parse('query($first: Int, $id: ID!) { job(id: $id) { id } jobs(first: $first) { nodes { result { images { top(k: 50) { label } } } } } }');
+    for (const id of ['a', 'b']) {
+      expect(complexityError(schema, query, { first: 100, id }, undefined, 5000)).not.toBeNull();
+      expect(complexityError(schema, query, { first: 1, id }, undefined, 5000)).toBeNull();
+      expect(complexityError(schema, query, { first: 100, id }, undefined, 5000)).not.toBeNull();
+    }
+    // @include(if: $var) changes what is priced.
+    const included = parse('query($big: Boolean!) { models { name } jobs(first: 100) @include(if: $big) { nodes { result { images { top(k: 50) { label } } } } } }');
+    expect(complexityError(schema, included, { big: false }, undefined, 5000)).toBeNull();
+    expect(complexityError(schema, included, { big: true }, undefined, 5000)).not.toBeNull();
+    expect(complexityError(schema, included, { big: false }, undefined, 5000)).toBeNull();
+  });
+
+  it('should not take a cost left unknown by bad variables for a pass when the variables are good', () => {
+    const costly = parse('query($id: ID!) { job(id: $id) { id } jobs(first: 100) { nodes { result { images { top(k: 50) { label } } } } } }');
+    // `id` missing: the cost cannot be worked out, execution refuses the variables.
+    expect(complexityError(schema, costly, {}, undefined, 5000)).toBeNull();
+    expect(complexityError(schema, costly, { id: 'a' }, undefined, 5000)).not.toBeNull();
+  });
 });
