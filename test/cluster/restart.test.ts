@@ -119,7 +119,12 @@ describe.skipIf(REDIS === null)('ROLE=all with REDIS_URL across a restart', () =
         `${signal}: gone ${Math.round(stoppedAt - signalledAt)} ms after the signal; the ${pending.length} jobs done ${Math.round(performance.now() - stoppedAt)} ms after it, ` +
           `${notRun.length} of them queued at the signal`,
       );
-      for (const id of notRun) expect(completions(second, id), `job ${id}, queued at the ${signal}`).toBe(1);
+      // Queued when read, just before the signal: the restarted process ran them. One of them may have been started
+      // by the first process in the few milliseconds between the reading and the signal (one job at a time), and
+      // then finished by its drain (SIGTERM) or taken over (SIGKILL): each is still completed exactly once (above).
+      const runBySecond = notRun.filter((id) => completions(second, id) === 1);
+      expect(runBySecond.length, `jobs queued at the ${signal} and completed by the restarted process`).toBeGreaterThanOrEqual(notRun.length - 1);
+      if (signal === 'SIGKILL') expect(runBySecond).toHaveLength(notRun.length);
       second.child.kill('SIGTERM');
       expect(await second.exited).toBe(0);
     },
