@@ -146,7 +146,9 @@ export async function fetchModel(source: HubRepoRef, options: HubOptions): Promi
       [entries.filter((e) => !isLarge(e.file)), 4],
       [entries.filter((e) => isLarge(e.file)), 2],
     ] as const) {
-      await runPool(phase, limit, async ({ file, optional: isOptional }) => {
+      // Offline there is nothing to download, only files to look for: one at a time, so the error names the first missing
+      // file in the order asked for, not whichever check answered first.
+      await runPool(phase, ctx.offline ? 1 : limit, async ({ file, optional: isOptional }) => {
         try {
           await ensureFile(ctx, file, isOptional, callAbort.signal);
         } catch (error) {
