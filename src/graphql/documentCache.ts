@@ -6,8 +6,9 @@
  *
  * Only documents that passed validation are kept, so a cached entry means "valid for this schema and these rules"
  * (both fixed for the server's life); refusals are worked out again each time. graphql-js documents are never
- * mutated by execution, so one can serve every connection. The cost check (graphql-query-complexity) is not
- * cached: it depends on the variables (`first`, `k`).
+ * mutated by execution, so one can serve every connection. The cost check is not done here: it needs the variables
+ * (`first`, `k`), and `complexityError` (limits.ts) keeps its outcomes per document object, which this cache makes
+ * the same for the same text.
  */
 import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { LRUCache } from 'lru-cache';

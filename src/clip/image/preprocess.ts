@@ -331,9 +331,7 @@ function writePixelValues(pixels: Uint8Array, g: Geometry, config: PreprocessorC
   const padded = width < cropW || height < config.cropHeight;
   const fill = config.fillColor ?? 0;
   const [red, green, blue] = tables as [Float32Array, Float32Array, Float32Array];
-  if (padded) {
-    for (const [c, table] of [red, green, blue].entries()) out.fill(table[fill]!, offset + c * plane, offset + (c + 1) * plane);
-  }
+  if (padded) tables.forEach((table, c) => out.fill(table[fill]!, offset + c * plane, offset + (c + 1) * plane));
   // One pass over the pixels writing all three planes: measured 0.45 against 0.8 ms for a 224×224 window with one pass per plane.
   for (let y = 0; y < height; y++) {
     let o = offset + (g.intoY + y) * cropW + g.intoX;
