@@ -2,9 +2,10 @@
  * `npm run make-test-model -- --out DIR --preset tiny|vit-b-32 [--seed N] [--no-quantized]`
  * `npm run make-test-model -- --layout immich --out DIR --preset openclip-tiny|xlmr-tiny|siglip-tiny|mclip-tiny|openclip-vit-b-32
  *    [--external-data] [--dynamic] [--resize-mode shortest|squash|longest]`
+ * `npm run make-test-model -- --layout hf-siglip --out DIR --preset siglip-tiny [--seed N]`
  *
- * Writes a random-weight CLIP model directory in the Hugging Face hub layout (scripts/model/makeTestModel.ts) or in
- * immich's layout (scripts/model/immichModel.ts). Importing this module only re-exports the generator; the CLI runs
+ * Writes a random-weight CLIP model directory in the Hugging Face hub layout (scripts/model/makeTestModel.ts), in
+ * immich's layout (scripts/model/immichModel.ts), or a SigLIP model in Hugging Face's layout (scripts/model/hfSiglipModel.ts). Importing this module only re-exports the generator; the CLI runs
  * when it is the process entry point.
  */
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { makeTestModel, type MakeTestModelProgress, type ModelSummary } from './model/makeTestModel.js';
 import { PRESET_NAMES, type PresetName } from './model/presets.js';
 import { IMMICH_PRESET_NAMES, isImmichPresetName, makeImmichModel } from './model/immichModel.js';
+import { makeHfSiglipModel } from './model/hfSiglipModel.js';
 import { RESIZE_MODES, type ResizeMode } from '../src/clip/types.js';
 
 export { GENERATOR_VERSION, makeTestModel } from './model/makeTestModel.js';
@@ -20,7 +22,12 @@ export type { MakeTestModelOptions, MakeTestModelProgress, ModelSummary, Written
 export { countParameters, PRESETS, PRESET_NAMES } from './model/presets.js';
 export { IMMICH_PRESETS, IMMICH_PRESET_NAMES, makeImmichModel, makeImmichModelAtomically } from './model/immichModel.js';
 export type { ImmichModelSummary, ImmichPresetName, MakeImmichModelOptions } from './model/immichModel.js';
+export { HF_SIGLIP_TEST_SCORING, makeHfSiglipModel } from './model/hfSiglipModel.js';
+export type { HfSiglipModelSummary, MakeHfSiglipModelOptions } from './model/hfSiglipModel.js';
 export type { ParameterCounts, PresetName } from './model/presets.js';
+
+/** The one preset of the Hugging Face SigLIP layout (the tiny shapes with SigLIP's tokenizer and L = 64). */
+const HF_SIGLIP_PRESET = 'siglip-tiny';
 
 function formatBytes(bytes: number): string {
   if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
@@ -85,7 +92,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .name('make-test-model')
     .description('Write a random-weight CLIP model directory in the Hugging Face hub layout or in immich\'s layout.')
     .requiredOption('--out <dir>', 'output directory (created if missing)')
-    .addOption(new Option('--layout <layout>', 'file layout').choices(['hf', 'immich']).default('hf'))
+    .addOption(new Option('--layout <layout>', 'file layout').choices(['hf', 'immich', 'hf-siglip']).default('hf'))
     .addOption(new Option('--preset <name>', 'model shapes').choices([...PRESET_NAMES, ...IMMICH_PRESET_NAMES]).makeOptionMandatory())
     .option('--seed <n>', 'PRNG seed: the same seed gives byte-identical files', parseSeed, 0)
     .option('--no-quantized', 'skip the int8 *_quantized.onnx variants (hf layout)')
@@ -95,7 +102,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .parse(argv);
   const options = program.opts<{
     out: string;
-    layout: 'hf' | 'immich';
+    layout: 'hf' | 'immich' | 'hf-siglip';
     preset: string;
     seed: number;
     quantized: boolean;
@@ -105,6 +112,15 @@ export async function main(argv: readonly string[]): Promise<void> {
   }>();
   // npm runs scripts from the package root; resolve --out against where the user typed the command.
   const out = path.resolve(process.env['INIT_CWD'] ?? process.cwd(), options.out);
+  if (options.layout === 'hf-siglip') {
+    if (options.preset !== HF_SIGLIP_PRESET) throw new InvalidArgumentError(`--layout hf-siglip takes --preset ${HF_SIGLIP_PRESET}, got ${options.preset}`);
+    const summary = await makeHfSiglipModel({ out, seed: options.seed });
+    process.stdout.write(
+      `Hugging Face-layout SigLIP test model (${summary.embeddingSize}-d, L=${summary.contextLength}, seed ${options.seed}, random weights) in ${summary.dir}\n` +
+        summary.files.map((file) => `  ${file}\n`).join(''),
+    );
+    return;
+  }
   if (options.layout === 'immich') {
     if (!isImmichPresetName(options.preset)) throw new InvalidArgumentError(`--layout immich takes --preset ${IMMICH_PRESET_NAMES.join('|')}, got ${options.preset}`);
     const summary = await makeImmichModel({

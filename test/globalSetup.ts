@@ -10,9 +10,9 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildWebUi } from '../scripts/build-web.js';
-import { GENERATOR_VERSION, makeImmichModel, makeTestModel } from '../scripts/make-test-model.js';
+import { GENERATOR_VERSION, makeHfSiglipModel, makeImmichModel, makeTestModel } from '../scripts/make-test-model.js';
 import { withDirLock } from './utils/dirLock.js';
-import { IMMICH_TEST_MODELS, TINY_MODEL_DIR, type ImmichTestModel } from './utils/testModel.js';
+import { HF_SIGLIP_TEST_MODEL_DIR, IMMICH_TEST_MODELS, TINY_MODEL_DIR, type ImmichTestModel } from './utils/testModel.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const GENERATOR_SOURCES = [path.join(ROOT, 'scripts', 'make-test-model.ts'), path.join(ROOT, 'scripts', 'model')];
@@ -80,6 +80,14 @@ export async function ensureImmichModel(model: ImmichTestModel): Promise<'curren
   );
 }
 
+/** Generates the Hugging Face-layout SigLIP test model unless a current one is there; same locking as the tiny model. */
+export async function ensureHfSiglipModel(dir: string = HF_SIGLIP_TEST_MODEL_DIR): Promise<'current' | 'generated'> {
+  return ensureGenerated(dir, await generatorKey('hf-siglip'), async (out) => {
+    const summary = await makeHfSiglipModel({ out, seed: SEED });
+    return { files: summary.files.map((file) => ({ path: file })) };
+  });
+}
+
 /**
  * Leaves a current model in `dir`: when its stamp differs from `key`, `generate` writes one under the lock into a
  * temporary directory, which is stamped and renamed into place.
@@ -119,5 +127,9 @@ export default async function setup(): Promise<void> {
     if ((await ensureImmichModel(model)) === 'generated') {
       console.log(`globalSetup: generated the immich-layout test model ${model.preset} in ${model.dir} (${Math.round(performance.now() - t)} ms)`);
     }
+  }
+  const t = performance.now();
+  if ((await ensureHfSiglipModel()) === 'generated') {
+    console.log(`globalSetup: generated the Hugging Face-layout SigLIP test model in ${HF_SIGLIP_TEST_MODEL_DIR} (${Math.round(performance.now() - t)} ms)`);
   }
 }

@@ -385,8 +385,13 @@ async function describeTowers(spec: ModelSpec, graphs: Graphs): Promise<Loaded> 
   // A combined graph needs both inputs on every run: a blank image for text runs, a minimal prompt for image runs.
   let textForImages: TextTower | undefined;
   let minimalIds: readonly number[] = [];
-  const text = new TextTower(graphs.text, combined ? () => ({ pixel_values: { kind: 'float', data: new Float32Array(pixelCount(spec.image)), dims: [1, 3, crop.height, crop.width] } }) : undefined);
-  const visions = graphs.visions.map((graph) => new ImageTower(graph, crop, combined ? () => textForImages!.feeds([minimalIds]) : undefined));
+  const also = spec.embeddingOutputs ?? { image: [], text: [] };
+  const text = new TextTower(
+    graphs.text,
+    combined ? () => ({ pixel_values: { kind: 'float', data: new Float32Array(pixelCount(spec.image)), dims: [1, 3, crop.height, crop.width] } }) : undefined,
+    also.text,
+  );
+  const visions = graphs.visions.map((graph) => new ImageTower(graph, crop, combined ? () => textForImages!.feeds([minimalIds]) : undefined, also.image));
   const { contextLength, clean } = spec.text.resolve({ fixedLength: text.fixedLength, takesAttentionMask: text.maskInput !== undefined });
   const tokenizer = await loadTextTokenizer(spec.text.tokenizerDir, { contextLength, clean });
   text.setPadding(tokenizer.padId, spec.text.padToContext ? tokenizer.contextLength : undefined);

@@ -173,7 +173,11 @@ export class ClipService {
       const source = resolveModelSource(sourceText);
       // A model configured under a catalogue name (e.g. FES's open-clip-vit-b32=<dir>) gets that entry's published values.
       const known = findCatalogueEntry(sourceText) ?? findCatalogueEntry(name);
-      const dir = source.kind === 'local' ? source.path : await fetchModelFiles(source, precision, { ...hub, logger });
+      // A SigLIP export's trained scale and bias are in its combined graph alone: fetched unless the model's option or
+      // the catalogue already gives them.
+      const scaleKnown = modelOptions.logitScale !== undefined || known?.logitScale !== undefined;
+      const dir =
+        source.kind === 'local' ? source.path : await fetchModelFiles(source, precision, { ...hub, logger, withCombined: scaleKnown ? false : 'for-siglip' });
       const model = await ClipModel.load({
         name,
         dir,

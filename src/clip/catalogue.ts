@@ -175,6 +175,19 @@ export const CATALOGUE: readonly CatalogueEntry[] = Object.freeze([
     description: 'SigLIP2 ViT-B/16 (webli), sigmoid scoring; needs the per-model logitScale and logitBias options.',
   },
   {
+    name: 'siglip-base-patch16-224',
+    aliases: [],
+    repo: 'Xenova/siglip-base-patch16-224',
+    layout: 'hf-siglip',
+    tokenizerFamily: 'siglip',
+    scoring: 'sigmoid',
+    embeddingSize: 768,
+    // Read at load from the export's combined onnx/model.onnx, which computes its logits with the trained pair.
+    logitScale: undefined,
+    logitBias: undefined,
+    description: "SigLIP ViT-B/16 224 px in Hugging Face's layout (the export transformers.js loads), sigmoid scoring with the trained scale and bias read from its combined graph.",
+  },
+  {
     name: 'xlm-roberta-large-vit-b-16plus',
     aliases: ['m-clip-xlm-roberta-large-vit-b-16plus'],
     repo: 'immich-app/XLM-Roberta-Large-Vit-B-16Plus',

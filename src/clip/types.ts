@@ -94,7 +94,7 @@ export interface ModelInfo {
   scoring?: ScoringKind | null;
   /** The sigmoid's bias (SigLIP); null for softmax models and until loaded. */
   logitBias?: number | null;
-  /** The file layout it was loaded from (`hf-clip`, `immich`); null until loaded. */
+  /** The file layout it was loaded from (`hf-clip`, `hf-siglip`, `immich`); null until loaded. */
   layout?: string | null;
   /** Why loading failed, when status is 'failed'. */
   error: string | null;

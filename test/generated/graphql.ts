@@ -58,9 +58,10 @@ export type JobTask =
   | 'IMAGE_EMBEDDING'
   | 'TEXT_EMBEDDING';
 
-/** The model's file layout: HF_CLIP (Hugging Face CLIP ONNX export: onnx/*.onnx) or IMMICH (immich's OpenCLIP/M-CLIP export: visual/ + textual/). */
+/** The model's file layout: HF_CLIP (Hugging Face CLIP ONNX export: onnx/*.onnx), HF_SIGLIP (Hugging Face SigLIP ONNX export, same files, model_type siglip) or IMMICH (immich's OpenCLIP/M-CLIP export: visual/ + textual/). */
 export type ModelLayout =
   | 'HF_CLIP'
+  | 'HF_SIGLIP'
   | 'IMMICH';
 
 /** Whether a model is usable. */

@@ -2,7 +2,8 @@
  * The seed's model by FES's name, end to end through real servers (issue 8 acceptance): an immich-layout XLM-R model
  * (generated: random weights, fixed batch 1, external data) served as `CLIP_MODELS=open-clip-vit-b32=<dir>`, and the
  * catalogue name `xlm-roberta-base-ViT-B-32` downloaded from a fake hub through its file listing; GraphQL and REST jobs,
- * and a REST client asking for `open-clip-vit-b32` gets probabilities.
+ * and a REST client asking for `open-clip-vit-b32` gets probabilities. Beside it, SigLIP in Hugging Face's layout by its
+ * catalogue name from the fake hub: its trained scale and bias read from the combined graph the download fetched.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -10,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClassifyDocument, JobDocument, ModelsDocument } from '../generated/graphql.js';
 import { startFakeHub, type FakeHub } from '../utils/fakeHub.js';
-import { IMMICH_TEST_MODELS } from '../utils/testModel.js';
+import { HF_SIGLIP_TEST_MODEL_DIR, IMMICH_TEST_MODELS } from '../utils/testModel.js';
 import { distinctImages, gql, startTestServer, waitFor, type TestServer } from '../utils/testServer.js';
 
 const TASK = 'zero-shot-image-classification';
@@ -134,5 +135,52 @@ describe('the catalogue name from a (fake) hub', () => {
     const job = await restJob(server, 'open-clip-vit-b32', { image: (await distinctImages(1, 900))[0], classes: CLASSES });
     expect(job.status).toBe('complete');
     expectDistribution(job.result?.probabilities, CLASSES.length);
+  });
+});
+
+describe("SigLIP in Hugging Face's layout by its catalogue name, from a (fake) hub", () => {
+  const REPO = 'Xenova/siglip-base-patch16-224';
+  let hub: FakeHub;
+  let tmp: string;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'hf-siglip-e2e-'));
+    hub = await startFakeHub({ repos: { [REPO]: HF_SIGLIP_TEST_MODEL_DIR } });
+    server = await startTestServer({
+      clipModels: [{ name: 'siglip', source: 'siglip-base-patch16-224' }],
+      hfEndpoint: hub.url,
+      hfHubOffline: false,
+      modelCacheDir: path.join(tmp, 'cache'),
+    });
+    await waitFor(async () => {
+      const { body } = await gql(server.url, ModelsDocument);
+      const model = body.data?.models.find((m) => m.name === 'siglip');
+      if (model?.status === 'FAILED') throw new Error(`failed to load: ${model.error}`);
+      return model?.status === 'READY' ? model : undefined;
+    }, 60_000);
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await hub?.close();
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('should show HF_SIGLIP with sigmoid scoring and the scale and bias of its combined graph, and serve GraphQL and REST jobs alike', async () => {
+    expect(hub.contentRequests('onnx/model.onnx').length).toBeGreaterThan(0);
+    const { body } = await gql(server.url, ModelsDocument);
+    const model = body.data!.models.find((m) => m.name === 'siglip')!;
+    expect(model).toMatchObject({ layout: 'HF_SIGLIP', scoring: 'SIGMOID', contextLength: 64 });
+    expect(model.logitScale).toBeCloseTo(20, 3);
+    expect(model.logitBias).toBeCloseTo(-1.5, 3);
+    const [image] = await distinctImages(1, 950);
+    const viaGraphql = await graphqlJob(server, 'siglip', image!);
+    const viaRest = await restJob(server, 'siglip', { image, classes: CLASSES });
+    expect(viaRest.status).toBe('complete');
+    viaRest.result!.probabilities.forEach((p, j) => expect(p).toBeCloseTo(viaGraphql[j]!, 6));
+    // Independent sigmoids: each in (0, 1), the row not a distribution.
+    for (const p of viaGraphql) expect(p > 0 && p < 1).toBe(true);
+    expect(Math.abs(viaGraphql.reduce((a, b) => a + b, 0) - 1)).toBeGreaterThan(1e-3);
   });
 });

@@ -32,5 +32,8 @@ export const IMMICH_TEST_MODELS = {
   openclipDynamic: immich('openclip-dynamic', 'openclip-tiny', false, true),
 } as const satisfies Record<string, ImmichTestModel>;
 
+/** A SigLIP model in Hugging Face's layout (towers with `pooler_output`, combined graph with its scale and bias); test/globalSetup.ts makes it. */
+export const HF_SIGLIP_TEST_MODEL_DIR = path.join(root, 'test', '.models', 'hf-siglip');
+
 /** `../shared/clip` beside the checkout: present on developer machines, absent on a user's fresh clone. */
 export const SHARED_CLIP_DIR = path.resolve(root, '..', 'shared', 'clip');

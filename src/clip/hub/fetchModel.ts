@@ -30,6 +30,7 @@ import { isValidRepoId, isValidRevision } from '../catalogue.js';
 import { ProgressReporter } from './downloadProgress.js';
 import { withFileLock } from './fileLock.js';
 import { CONFIG_FILES, OPTIONAL_MODEL_FILES, combinedModelFile, towerModelFiles } from '../layouts/hfClip.js';
+import { isHfSiglipDir } from '../layouts/hfSiglip.js';
 import {
   IMMICH_CONFIG_FILE,
   IMMICH_PREPROCESS_CFG,
@@ -171,10 +172,11 @@ export async function fetchModel(source: HubRepoRef, options: HubOptions): Promi
 /** Options of {@link fetchModelFiles}: the hub settings, less the file lists it decides. */
 export interface FetchModelFilesOptions extends Omit<HubOptions, 'files' | 'optionalFiles'> {
   /**
-   * Also fetch the combined `onnx/model*.onnx` when the repo has it, as a source of the trained logit scale.
-   * It is as large as both towers together. Default false.
+   * Also fetch the combined `onnx/model*.onnx` when the repo has it, as a source of the trained logit scale: always
+   * (true), never (false), or `'for-siglip'`: only for a Hugging Face SigLIP export (its config.json's `model_type`),
+   * whose trained scale and bias are in that graph alone. It is as large as both towers together. Default false.
    */
-  withCombined?: boolean;
+  withCombined?: boolean | 'for-siglip';
 }
 
 /** Where a repo revision's file listing is cached, beside its files (so offline starts know the layout). */
@@ -294,11 +296,10 @@ export async function fetchModelFiles(source: HubRepoRef, precision: Precision, 
     }
   }
   try {
-    return await fetchModel(source, {
-      ...hub,
-      files: [...CONFIG_FILES, towers.text, towers.vision],
-      optionalFiles: withCombined ? [...OPTIONAL_MODEL_FILES, combined] : OPTIONAL_MODEL_FILES,
-    });
+    const towersAnd = (optionalFiles: readonly string[]): Promise<string> => fetchModel(source, { ...hub, files: [...CONFIG_FILES, towers.text, towers.vision], optionalFiles });
+    const dir = await towersAnd(withCombined === true ? [...OPTIONAL_MODEL_FILES, combined] : OPTIONAL_MODEL_FILES);
+    // Complete files are not fetched again, so the second call costs only the combined graph.
+    return withCombined === 'for-siglip' && (await isHfSiglipDir(dir)) ? await towersAnd([...OPTIONAL_MODEL_FILES, combined]) : dir;
   } catch (error) {
     const towerMissing =
       error instanceof HubError &&

@@ -353,10 +353,11 @@ export async function loadHfClipSpec(dir: string, precision: Precision): Promise
   const files = await loadModelFiles(dir, precision);
   const modelType = ((await readJsonFile(path.join(files.dir, CONFIG_FILE))) as Record<string, unknown>)['model_type'];
   if (typeof modelType === 'string' && modelType !== 'clip') {
-    // SigLIP's processor squashes without a crop and its tokenizer pads to 64: run as CLIP it would give wrong numbers.
+    // Another architecture's processor and tokenizer mean other things (SigLIP's have their own layout, hfSiglip.ts):
+    // run as CLIP it would give wrong numbers.
     throw modelFileError(
-      `${path.join(files.dir, CONFIG_FILE)}: model_type "${modelType}" is not served in the Hugging Face layout (only "clip"); ` +
-        "for SigLIP use an immich-layout export such as immich-app/ViT-B-16-SigLIP__webli",
+      `${path.join(files.dir, CONFIG_FILE)}: model_type "${modelType}" is not served in the Hugging Face layout (only "clip" and "siglip"); ` +
+        'other architectures may have an immich-layout export (immich-app/<name>)',
     );
   }
   const graphs: GraphFiles =

@@ -7,8 +7,8 @@
 import type { Precision, PreprocessorConfig, ScoringKind } from '../types.js';
 
 /** The file layouts the server loads. */
-export type LayoutName = 'hf-clip' | 'immich';
-export const LAYOUT_NAMES: readonly LayoutName[] = ['hf-clip', 'immich'];
+export type LayoutName = 'hf-clip' | 'hf-siglip' | 'immich';
+export const LAYOUT_NAMES: readonly LayoutName[] = ['hf-clip', 'hf-siglip', 'immich'];
 
 import type { TextClean } from '../text/index.js';
 
@@ -51,6 +51,12 @@ export interface ModelSpec {
   embeddingSize: number | undefined;
   /** Which scoring the files declare: `sigmoid` for SigLIP (`init_logit_bias` / `model_type: siglip`), else `softmax`. */
   scoring: ScoringKind;
+  /**
+   * Embedding output names of this layout's towers beyond the common ones (`image_embeds`/`text_embeds`, `embedding`,
+   * …): Hugging Face's SigLIP towers give theirs as `pooler_output`, which in a CLIP text tower would be the
+   * unprojected state, so only a layout that knows it may name it.
+   */
+  embeddingOutputs?: { image: readonly string[]; text: readonly string[] } | undefined;
   /** The model's architecture name when the files give one (open_clip's model name, `_name_or_path`), for logs. */
   architecture: string | undefined;
 }

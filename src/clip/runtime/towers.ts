@@ -53,7 +53,8 @@ export class ImageTower {
   readonly #dims: [number, number, number];
   readonly #extra: ExtraFeeds | undefined;
 
-  constructor(graph: OnnxGraph, crop: { height: number; width: number }, extra?: ExtraFeeds) {
+  /** `alsoOutputs`: the layout's own embedding output names, tried after the common ones (see ModelSpec.embeddingOutputs). */
+  constructor(graph: OnnxGraph, crop: { height: number; width: number }, extra?: ExtraFeeds, alsoOutputs: readonly string[] = []) {
     this.#graph = graph;
     this.#extra = extra;
     const input = findPixelInput(graph.inputs);
@@ -73,7 +74,7 @@ export class ImageTower {
     }
     this.input = input.name;
     this.fixedBatch = batchOf(graph, input);
-    this.output = pickOutput(graph, IMAGE_OUTPUTS, 'image embedding');
+    this.output = pickOutput(graph, [...IMAGE_OUTPUTS, ...alsoOutputs], 'image embedding');
     this.#dims = [3, crop.height, crop.width];
   }
 
@@ -116,7 +117,8 @@ export class TextTower {
   readonly #extra: ExtraFeeds | undefined;
   #padding: { padId: number; length: number | undefined } = { padId: 0, length: undefined };
 
-  constructor(graph: OnnxGraph, extra?: ExtraFeeds) {
+  /** `alsoOutputs`: the layout's own embedding output names, tried after the common ones (see ModelSpec.embeddingOutputs). */
+  constructor(graph: OnnxGraph, extra?: ExtraFeeds, alsoOutputs: readonly string[] = []) {
     this.#graph = graph;
     this.#extra = extra;
     const ids = ID_INPUTS.map((name) => graph.input(name)).find((info) => info !== undefined);
@@ -131,7 +133,7 @@ export class TextTower {
     this.idType = ids.type;
     this.fixedBatch = batchOf(graph, ids);
     this.fixedLength = fixedDim(ids, 1);
-    this.output = pickOutput(graph, TEXT_OUTPUTS, 'text embedding');
+    this.output = pickOutput(graph, [...TEXT_OUTPUTS, ...alsoOutputs], 'text embedding');
   }
 
   /**

@@ -4,6 +4,7 @@
  */
 import { registerEnumType } from 'type-graphql';
 import type { ModelInfo, Precision, ScoringKind } from '../../clip/types.js';
+import type { LayoutName } from '../../clip/layouts/index.js';
 import type { JobStatus, JobTask } from '../../jobs/types.js';
 
 export const JobStatusEnum = {
@@ -39,8 +40,9 @@ export const ScoringEnum = {
 
 export const ModelLayoutEnum = {
   HF_CLIP: 'hf-clip',
+  HF_SIGLIP: 'hf-siglip',
   IMMICH: 'immich',
-} as const satisfies Record<string, string>;
+} as const satisfies Record<string, LayoutName>;
 
 registerEnumType(JobStatusEnum, {
   name: 'JobStatus',
@@ -59,5 +61,5 @@ registerEnumType(ScoringEnum, {
 });
 registerEnumType(ModelLayoutEnum, {
   name: 'ModelLayout',
-  description: "The model's file layout: HF_CLIP (Hugging Face CLIP ONNX export: onnx/*.onnx) or IMMICH (immich's OpenCLIP/M-CLIP export: visual/ + textual/).",
+  description: "The model's file layout: HF_CLIP (Hugging Face CLIP ONNX export: onnx/*.onnx), HF_SIGLIP (Hugging Face SigLIP ONNX export, same files, model_type siglip) or IMMICH (immich's OpenCLIP/M-CLIP export: visual/ + textual/).",
 });

@@ -64,7 +64,8 @@ describe('catalogue', () => {
     expect(byName.get('vit-b-32-openai')).toMatchObject({ repo: 'immich-app/ViT-B-32__openai', layout: 'immich', logitScale: 100 });
     expect(byName.get('vit-l-14-openai')).toMatchObject({ repo: 'immich-app/ViT-L-14__openai', embeddingSize: 768 });
     expect(byName.get('xlm-roberta-large-vit-b-16plus')).toMatchObject({ repo: 'immich-app/XLM-Roberta-Large-Vit-B-16Plus', embeddingSize: 640 });
-    for (const name of ['vit-b-16-siglip', 'vit-b-16-siglip2']) {
+    expect(byName.get('siglip-base-patch16-224')).toMatchObject({ repo: 'Xenova/siglip-base-patch16-224', layout: 'hf-siglip', embeddingSize: 768 });
+    for (const name of ['vit-b-16-siglip', 'vit-b-16-siglip2', 'siglip-base-patch16-224']) {
       expect(byName.get(name)).toMatchObject({ scoring: 'sigmoid', tokenizerFamily: 'siglip', logitScale: undefined, logitBias: undefined });
     }
     expect(findCatalogueEntry('immich-app/ViT-B-16-SigLIP2__webli')?.name).toBe('vit-b-16-siglip2');

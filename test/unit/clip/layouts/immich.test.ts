@@ -78,15 +78,15 @@ describe('immich layout files', () => {
 });
 
 describe('the Hugging Face layout', () => {
-  it('should be detected for the tiny model, and refuse a non-CLIP model_type (SigLIP) rather than run it as CLIP', async () => {
+  it('should be detected for the tiny model, and refuse a model_type it does not know rather than run it as CLIP', async () => {
     expect((await loadModelSpec(TINY_MODEL_DIR, 'fp32')).layout).toBe('hf-clip');
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hf-siglip-'));
     try {
       for (const file of ['preprocessor_config.json', 'tokenizer.json']) await fs.copyFile(path.join(TINY_MODEL_DIR, file), path.join(dir, file));
       await fs.symlink(path.join(TINY_MODEL_DIR, 'onnx'), path.join(dir, 'onnx'));
       const config = JSON.parse(await fs.readFile(path.join(TINY_MODEL_DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
-      await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, model_type: 'siglip' }));
-      await expect(loadModelSpec(dir, 'fp32')).rejects.toThrow(/model_type "siglip" is not served in the Hugging Face layout.*immich-app\/ViT-B-16-SigLIP__webli/);
+      await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, model_type: 'flava' }));
+      await expect(loadModelSpec(dir, 'fp32')).rejects.toThrow(/model_type "flava" is not served in the Hugging Face layout \(only "clip" and "siglip"\).*immich-app/);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
