@@ -43,7 +43,8 @@ export function buildTextGraph(preset: ClipPreset, weights: ClipWeights): Graph 
   return builder.build();
 }
 
-function l2Normalize(builder: GraphBuilder, input: string, output: string): string {
+/** `output` = `input` / ‖input‖ along the last axis. */
+export function l2Normalize(builder: GraphBuilder, input: string, output: string): string {
   const norm = builder.op('ReduceL2', [input], [attr.ints('axes', [-1]), attr.int('keepdims', 1)]);
   return builder.op('Div', [input, norm], [], { outputs: [output] });
 }

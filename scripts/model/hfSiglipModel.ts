@@ -16,7 +16,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { IR_VERSION, OPSET_VERSION } from './clipGraphs.js';
+import { IR_VERSION, l2Normalize, OPSET_VERSION } from './clipGraphs.js';
 import { createClipWeights, type ClipWeights } from './clipWeights.js';
 import { attr, DataType, GraphBuilder, type Graph } from './onnxGraph.js';
 import { addOpenClipTextTower } from './openClipTextTower.js';
@@ -63,11 +63,6 @@ function towerGraph(name: string, shapes: ClipPreset, build: (builder: GraphBuil
   builder.output({ name: 'last_hidden_state', elemType: DataType.Float, shape: ['batch_size', shapes.projectionDim] });
   builder.output({ name: 'pooler_output', elemType: DataType.Float, shape: ['batch_size', shapes.projectionDim] });
   return builder.build();
-}
-
-function l2Normalize(builder: GraphBuilder, input: string, output: string): string {
-  const norm = builder.op('ReduceL2', [input], [attr.ints('axes', [-1]), attr.int('keepdims', 1)]);
-  return builder.op('Div', [input, norm], [], { outputs: [output] });
 }
 
 /** HF SiglipModel: normalised embeddings, logits_per_text = exp(t) · text · imageᵀ + b, logits_per_image its transpose. */

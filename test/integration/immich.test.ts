@@ -98,77 +98,52 @@ describe("the seed's multilingual model by FES's name", () => {
   });
 });
 
-describe('the catalogue name from a (fake) hub', () => {
-  const REPO = 'immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k';
-  let hub: FakeHub;
-  let tmp: string;
-  let server: TestServer;
-
+/** A server loading `model` (by catalogue name) from a fake hub serving `repo` from a copy of `dir`; stopped after the file's describe. */
+function servedFromFakeHub(repo: string, dir: string, model: { name: string; source: string }): { hub: () => FakeHub; server: () => TestServer } {
+  let hub: FakeHub | undefined;
+  let server: TestServer | undefined;
+  let tmp: string | undefined;
   beforeAll(async () => {
-    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'immich-e2e-'));
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-e2e-'));
     const repoDir = path.join(tmp, 'repo');
-    await fs.cp(IMMICH_TEST_MODELS.xlmr.dir, repoDir, { recursive: true });
+    await fs.cp(dir, repoDir, { recursive: true });
     await fs.rm(path.join(repoDir, '.stamp.json'), { force: true });
-    hub = await startFakeHub({ repos: { [REPO]: repoDir } });
-    server = await startTestServer({
-      clipModels: [{ name: 'xlm-roberta-base-ViT-B-32', source: 'xlm-roberta-base-ViT-B-32' }],
-      hfEndpoint: hub.url,
-      hfHubOffline: false,
-      modelCacheDir: path.join(tmp, 'cache'),
-    });
+    hub = await startFakeHub({ repos: { [repo]: repoDir } });
+    const started = await startTestServer({ clipModels: [model], hfEndpoint: hub.url, hfHubOffline: false, modelCacheDir: path.join(tmp, 'cache') });
+    server = started;
     await waitFor(async () => {
-      const { body } = await gql(server.url, ModelsDocument);
-      const model = body.data?.models.find((m) => m.name === 'xlm-roberta-base-ViT-B-32');
-      if (model?.status === 'FAILED') throw new Error(`failed to load: ${model.error}`);
-      return model?.status === 'READY' ? model : undefined;
+      const { body } = await gql(started.url, ModelsDocument);
+      const loaded = body.data?.models.find((m) => m.name === model.name);
+      if (loaded?.status === 'FAILED') throw new Error(`failed to load: ${loaded.error}`);
+      return loaded?.status === 'READY' ? loaded : undefined;
     }, 60_000);
   });
-
   afterAll(async () => {
     await server?.stop();
     await hub?.close();
-    await fs.rm(tmp, { recursive: true, force: true });
+    if (tmp !== undefined) await fs.rm(tmp, { recursive: true, force: true });
   });
+  return { hub: () => hub!, server: () => server! };
+}
+
+describe('the catalogue name from a (fake) hub', () => {
+  const REPO = 'immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k';
+  const served = servedFromFakeHub(REPO, IMMICH_TEST_MODELS.xlmr.dir, { name: 'xlm-roberta-base-ViT-B-32', source: 'xlm-roberta-base-ViT-B-32' });
 
   it('should download it through the listing and answer a REST client asking for open-clip-vit-b32', async () => {
-    expect(hub.requests.some((r) => r.kind === 'listing' && r.repo === REPO)).toBe(true);
-    const job = await restJob(server, 'open-clip-vit-b32', { image: (await distinctImages(1, 900))[0], classes: CLASSES });
+    expect(served.hub().requests.some((r) => r.kind === 'listing' && r.repo === REPO)).toBe(true);
+    const job = await restJob(served.server(), 'open-clip-vit-b32', { image: (await distinctImages(1, 900))[0], classes: CLASSES });
     expect(job.status).toBe('complete');
     expectDistribution(job.result?.probabilities, CLASSES.length);
   });
 });
 
 describe("SigLIP in Hugging Face's layout by its catalogue name, from a (fake) hub", () => {
-  const REPO = 'Xenova/siglip-base-patch16-224';
-  let hub: FakeHub;
-  let tmp: string;
-  let server: TestServer;
-
-  beforeAll(async () => {
-    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'hf-siglip-e2e-'));
-    hub = await startFakeHub({ repos: { [REPO]: HF_SIGLIP_TEST_MODEL_DIR } });
-    server = await startTestServer({
-      clipModels: [{ name: 'siglip', source: 'siglip-base-patch16-224' }],
-      hfEndpoint: hub.url,
-      hfHubOffline: false,
-      modelCacheDir: path.join(tmp, 'cache'),
-    });
-    await waitFor(async () => {
-      const { body } = await gql(server.url, ModelsDocument);
-      const model = body.data?.models.find((m) => m.name === 'siglip');
-      if (model?.status === 'FAILED') throw new Error(`failed to load: ${model.error}`);
-      return model?.status === 'READY' ? model : undefined;
-    }, 60_000);
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await hub?.close();
-    await fs.rm(tmp, { recursive: true, force: true });
-  });
+  const served = servedFromFakeHub('Xenova/siglip-base-patch16-224', HF_SIGLIP_TEST_MODEL_DIR, { name: 'siglip', source: 'siglip-base-patch16-224' });
 
   it('should show HF_SIGLIP with sigmoid scoring and the scale and bias of its combined graph, and serve GraphQL and REST jobs alike', async () => {
-    expect(hub.contentRequests('onnx/model.onnx').length).toBeGreaterThan(0);
+    const server = served.server();
+    expect(served.hub().contentRequests('onnx/model.onnx').length).toBeGreaterThan(0);
     const { body } = await gql(server.url, ModelsDocument);
     const model = body.data!.models.find((m) => m.name === 'siglip')!;
     expect(model).toMatchObject({ layout: 'HF_SIGLIP', scoring: 'SIGMOID', contextLength: 64 });
