@@ -14,12 +14,12 @@ export const OPSET_VERSION = 17;
 /** The IR version that goes with opset 17. */
 export const IR_VERSION = 8;
 
-function pixelValuesInput(builder: GraphBuilder, preset: ClipPreset, batch: string): string {
+export function pixelValuesInput(builder: GraphBuilder, preset: ClipPreset, batch: string): string {
   const { numChannels, imageSize } = preset.vision;
   return builder.input({ name: 'pixel_values', elemType: DataType.Float, shape: [batch, numChannels, imageSize, imageSize] });
 }
 
-function textInput(builder: GraphBuilder, name: 'input_ids' | 'attention_mask', batch: string): string {
+export function textInput(builder: GraphBuilder, name: 'input_ids' | 'attention_mask', batch: string): string {
   return builder.input({ name, elemType: DataType.Int64, shape: [batch, 'sequence_length'] });
 }
 
@@ -61,13 +61,31 @@ export function buildCombinedGraph(preset: ClipPreset, weights: ClipWeights): Gr
   const attentionMask = textInput(builder, 'attention_mask', 'text_batch_size');
   const textEmbeds = l2Normalize(builder, addTextTower(builder, weights, preset, inputIds, attentionMask), 'text_embeds');
   const imageEmbeds = l2Normalize(builder, addVisionTower(builder, weights, preset, pixelValues), 'image_embeds');
-  const scale = builder.op('Exp', [builder.initializer(weight(weights, 'logit_scale'))]);
+  addCombinedOutputs(builder, preset, { textEmbeds, imageEmbeds, logScale: builder.initializer(weight(weights, 'logit_scale')) });
+  return builder.build();
+}
+
+/**
+ * The logits and outputs of a combined graph (HF CLIPModel and SiglipModel) over its L2-normalised `text_embeds` and
+ * `image_embeds` (see {@link l2Normalize}): logits_per_text = exp(logScale) · text · imageᵀ (+ bias, SigLIP's), and
+ * logits_per_image its transpose.
+ */
+export function addCombinedOutputs(
+  builder: GraphBuilder,
+  preset: ClipPreset,
+  towers: { textEmbeds: string; imageEmbeds: string; logScale: string; bias?: string },
+): void {
+  const { textEmbeds, imageEmbeds } = towers;
+  const scale = builder.op('Exp', [towers.logScale]);
   const similarity = builder.op('MatMul', [textEmbeds, builder.op('Transpose', [imageEmbeds], [attr.ints('perm', [1, 0])])]);
-  builder.op('Mul', [similarity, scale], [], { outputs: ['logits_per_text'] });
+  if (towers.bias === undefined) {
+    builder.op('Mul', [similarity, scale], [], { outputs: ['logits_per_text'] });
+  } else {
+    builder.op('Add', [builder.op('Mul', [similarity, scale]), towers.bias], [], { outputs: ['logits_per_text'] });
+  }
   builder.op('Transpose', ['logits_per_text'], [attr.ints('perm', [1, 0])], { outputs: ['logits_per_image'] });
   builder.output({ name: 'logits_per_image', elemType: DataType.Float, shape: ['image_batch_size', 'text_batch_size'] });
   builder.output({ name: 'logits_per_text', elemType: DataType.Float, shape: ['text_batch_size', 'image_batch_size'] });
   builder.output({ name: 'text_embeds', elemType: DataType.Float, shape: ['text_batch_size', preset.projectionDim] });
   builder.output({ name: 'image_embeds', elemType: DataType.Float, shape: ['image_batch_size', preset.projectionDim] });
-  return builder.build();
 }

@@ -16,9 +16,9 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { IR_VERSION, l2Normalize, OPSET_VERSION } from './clipGraphs.js';
+import { addCombinedOutputs, IR_VERSION, l2Normalize, OPSET_VERSION, pixelValuesInput, textInput } from './clipGraphs.js';
 import { createClipWeights, type ClipWeights } from './clipWeights.js';
-import { attr, DataType, GraphBuilder, type Graph } from './onnxGraph.js';
+import { DataType, GraphBuilder, type Graph } from './onnxGraph.js';
 import { addOpenClipTextTower } from './openClipTextTower.js';
 import { PRESETS, type ClipPreset } from './presets.js';
 import { writeTokenizerFiles } from './text/index.js';
@@ -31,8 +31,6 @@ export const HF_SIGLIP_TEST_SCORING = Object.freeze({ logitScale: 20, logitBias:
 export interface MakeHfSiglipModelOptions {
   out: string;
   seed?: number;
-  /** Write only the combined graph (some exports have no towers). Default false. */
-  combinedOnly?: boolean;
 }
 
 export interface HfSiglipModelSummary {
@@ -40,19 +38,9 @@ export interface HfSiglipModelSummary {
   files: string[];
   embeddingSize: number;
   contextLength: number;
-  padId: number;
 }
 
 const CONTEXT_LENGTH = 64;
-
-function pixelInput(builder: GraphBuilder, shapes: ClipPreset, batch: string): string {
-  const { numChannels, imageSize } = shapes.vision;
-  return builder.input({ name: 'pixel_values', elemType: DataType.Float, shape: [batch, numChannels, imageSize, imageSize] });
-}
-
-function idsInput(builder: GraphBuilder, batch: string): string {
-  return builder.input({ name: 'input_ids', elemType: DataType.Int64, shape: [batch, 'sequence_length'] });
-}
 
 /** A tower graph with SigLIP's two outputs; `pooler_output` is the embedding. */
 function towerGraph(name: string, shapes: ClipPreset, build: (builder: GraphBuilder) => string): Graph {
@@ -65,22 +53,17 @@ function towerGraph(name: string, shapes: ClipPreset, build: (builder: GraphBuil
   return builder.build();
 }
 
-/** HF SiglipModel: normalised embeddings, logits_per_text = exp(t) · text · imageᵀ + b, logits_per_image its transpose. */
+/** HF SiglipModel: the combined outputs with SigLIP's bias (logits_per_text = exp(t) · text · imageᵀ + b). */
 function combinedGraph(shapes: ClipPreset, weights: ClipWeights, padId: number): Graph {
   const builder = new GraphBuilder('siglip_model');
-  const ids = idsInput(builder, 'text_batch_size');
-  const pixels = pixelInput(builder, shapes, 'image_batch_size');
-  const textEmbeds = l2Normalize(builder, addOpenClipTextTower(builder, weights, shapes, 'siglip', { inputIds: ids, padId }), 'text_embeds');
-  const imageEmbeds = l2Normalize(builder, addVisionTower(builder, weights, shapes, pixels), 'image_embeds');
-  const scale = builder.op('Exp', [builder.float([Math.log(HF_SIGLIP_TEST_SCORING.logitScale)], [])]);
-  const similarity = builder.op('MatMul', [textEmbeds, builder.op('Transpose', [imageEmbeds], [attr.ints('perm', [1, 0])])]);
-  const scaled = builder.op('Mul', [similarity, scale]);
-  builder.op('Add', [scaled, builder.float([HF_SIGLIP_TEST_SCORING.logitBias], [])], [], { outputs: ['logits_per_text'] });
-  builder.op('Transpose', ['logits_per_text'], [attr.ints('perm', [1, 0])], { outputs: ['logits_per_image'] });
-  builder.output({ name: 'logits_per_image', elemType: DataType.Float, shape: ['image_batch_size', 'text_batch_size'] });
-  builder.output({ name: 'logits_per_text', elemType: DataType.Float, shape: ['text_batch_size', 'image_batch_size'] });
-  builder.output({ name: 'text_embeds', elemType: DataType.Float, shape: ['text_batch_size', shapes.projectionDim] });
-  builder.output({ name: 'image_embeds', elemType: DataType.Float, shape: ['image_batch_size', shapes.projectionDim] });
+  const ids = textInput(builder, 'input_ids', 'text_batch_size');
+  const pixels = pixelValuesInput(builder, shapes, 'image_batch_size');
+  addCombinedOutputs(builder, shapes, {
+    textEmbeds: l2Normalize(builder, addOpenClipTextTower(builder, weights, shapes, 'siglip', { inputIds: ids, padId }), 'text_embeds'),
+    imageEmbeds: l2Normalize(builder, addVisionTower(builder, weights, shapes, pixels), 'image_embeds'),
+    logScale: builder.float([Math.log(HF_SIGLIP_TEST_SCORING.logitScale)], []),
+    bias: builder.float([HF_SIGLIP_TEST_SCORING.logitBias], []),
+  });
   return builder.build();
 }
 
@@ -122,17 +105,17 @@ export async function makeHfSiglipModel(options: MakeHfSiglipModelOptions): Prom
     size: { height: shapes.vision.imageSize, width: shapes.vision.imageSize },
   });
 
-  const graphs: [string, Graph][] = [['onnx/model.onnx', combinedGraph(shapes, weights, tokenizer.padId)]];
-  if (options.combinedOnly !== true) {
-    graphs.push(['onnx/vision_model.onnx', towerGraph('siglip_vision_model', shapes, (b) => addVisionTower(b, weights, shapes, pixelInput(b, shapes, 'batch_size')))]);
-    graphs.push([
+  const graphs: [string, Graph][] = [
+    ['onnx/model.onnx', combinedGraph(shapes, weights, tokenizer.padId)],
+    ['onnx/vision_model.onnx', towerGraph('siglip_vision_model', shapes, (b) => addVisionTower(b, weights, shapes, pixelValuesInput(b, shapes, 'batch_size')))],
+    [
       'onnx/text_model.onnx',
-      towerGraph('siglip_text_model', shapes, (b) => addOpenClipTextTower(b, weights, shapes, 'siglip', { inputIds: idsInput(b, 'batch_size'), padId: tokenizer.padId })),
-    ]);
-  }
+      towerGraph('siglip_text_model', shapes, (b) => addOpenClipTextTower(b, weights, shapes, 'siglip', { inputIds: textInput(b, 'input_ids', 'batch_size'), padId: tokenizer.padId })),
+    ],
+  ];
   for (const [file, graph] of graphs) {
     await writeOnnxModel(path.join(out, file), { graph, irVersion: IR_VERSION, opsetImports: [{ domain: '', version: OPSET_VERSION }], producerName: 'clip-classify-server make-test-model --layout hf-siglip', producerVersion: '1' });
     files.push(file);
   }
-  return { dir: out, files, embeddingSize: shapes.projectionDim, contextLength: CONTEXT_LENGTH, padId: tokenizer.padId };
+  return { dir: out, files, embeddingSize: shapes.projectionDim, contextLength: CONTEXT_LENGTH };
 }

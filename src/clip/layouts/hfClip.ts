@@ -55,10 +55,10 @@ export function requiredFiles(precision: Precision, layout: ModelLayout): string
 }
 
 /** A model directory checked and parsed by {@link loadModelFiles}; every path is absolute. */
-export type LoadedModelFiles = {
+export type LoadedModelFiles<Config = ClipModelConfig> = {
   dir: string;
   precision: Precision;
-  config: ClipModelConfig;
+  config: Config;
   preprocessor: PreprocessorConfig;
   tokenizerPath: string;
   /** `tokenizer_config.json`, when the directory has it. */
@@ -81,11 +81,27 @@ export type LoadedModelFiles = {
 );
 
 /**
- * Checks a model directory and parses its configs. Towers are used when both exist, else the combined graph.
- * Throws an AppError (MODEL_UNAVAILABLE) naming the file for a missing directory, a missing, empty, truncated or
- * invalid JSON file, or a missing or empty .onnx file (deeper ONNX corruption is left to ONNX Runtime).
+ * How a layout with these files reads its two configs: CLIP's parsers here, SigLIP's in hfSiglip.ts (the same file
+ * names, another meaning). `file` names the file in errors.
  */
-export async function loadModelFiles(dir: string, precision: Precision): Promise<LoadedModelFiles> {
+export interface ConfigParsers<Config> {
+  config(json: unknown, file: string): Config;
+  preprocessor(json: unknown, file: string): PreprocessorConfig;
+}
+
+/**
+ * Checks a model directory and parses its configs (with CLIP's parsers unless given others). Towers are used when both
+ * exist, else the combined graph. Throws an AppError (MODEL_UNAVAILABLE) naming the file for a missing directory, a
+ * missing, empty, truncated or invalid JSON file, or a missing or empty .onnx file (deeper ONNX corruption is left to
+ * ONNX Runtime).
+ */
+export async function loadModelFiles(dir: string, precision: Precision): Promise<LoadedModelFiles>;
+export async function loadModelFiles<Config>(dir: string, precision: Precision, parsers: ConfigParsers<Config>): Promise<LoadedModelFiles<Config>>;
+export async function loadModelFiles(
+  dir: string,
+  precision: Precision,
+  parsers: ConfigParsers<unknown> = { config: parseClipConfig, preprocessor: parsePreprocessorConfig },
+): Promise<LoadedModelFiles<unknown>> {
   const root = path.resolve(dir);
   const stat = await fs.stat(root).catch(() => undefined);
   if (stat === undefined || !stat.isDirectory()) {
@@ -96,8 +112,8 @@ export async function loadModelFiles(dir: string, precision: Precision): Promise
   const [configJson, preprocessorJson, tokenizerJson] = await Promise.all(
     CONFIG_FILES.map((file) => readJsonFile(abs(file))),
   );
-  const config = parseClipConfig(configJson, abs(CONFIG_FILE));
-  const preprocessor = parsePreprocessorConfig(preprocessorJson, abs(PREPROCESSOR_CONFIG_FILE));
+  const config = parsers.config(configJson, abs(CONFIG_FILE));
+  const preprocessor = parsers.preprocessor(preprocessorJson, abs(PREPROCESSOR_CONFIG_FILE));
   // The tokenizer module parses it for real; checked here so that a truncated download fails at load, by name.
   if (!isRecord(tokenizerJson) || !isRecord(tokenizerJson['model'])) {
     throw modelFileError(`invalid ${abs(TOKENIZER_FILE)}: expected a Hugging Face tokenizer with a "model" object`);

@@ -81,12 +81,9 @@ export function parseSiglipPreprocessorConfig(json: unknown, file: string = PREP
 
 /** Reads a directory in this layout into the common {@link ModelSpec}. Errors as hfClip's `loadModelFiles`. */
 export async function loadHfSiglipSpec(dir: string, precision: Precision): Promise<ModelSpec> {
-  // The same files, sizes and JSON checks as the CLIP layout; the two configs are then read as SigLIP's.
-  const files = await loadModelFiles(dir, precision);
-  const configFile = path.join(files.dir, CONFIG_FILE);
-  const preprocessorFile = path.join(files.dir, PREPROCESSOR_CONFIG_FILE);
-  const config = parseSiglipConfig(await readJsonFile(configFile), configFile);
-  const image = parseSiglipPreprocessorConfig(await readJsonFile(preprocessorFile), preprocessorFile);
+  // The same files, sizes and JSON checks as the CLIP layout, the two configs read as SigLIP's.
+  const files = await loadModelFiles(dir, precision, { config: parseSiglipConfig, preprocessor: parseSiglipPreprocessorConfig });
+  const { config, preprocessor: image } = files;
   const graphs: GraphFiles =
     files.layout === 'towers'
       ? { kind: 'towers', vision: files.visionModelPath, text: files.textModelPath, combined: files.combinedModelPath }
