@@ -374,7 +374,7 @@ const SETTINGS: SettingSpecs = {
   ortExecutionProviders: {
     env: 'ORT_EXECUTION_PROVIDERS',
     description:
-      'ONNX Runtime execution providers for every session, in priority order (comma list of cpu, webgpu, cuda, tensorrt, coreml, dml; nodes a provider cannot run fall back to the CPU). A provider the installed onnxruntime-node cannot use stops the start with how to install it; see [GPUs](#gpus-execution-providers).',
+      'ONNX Runtime execution providers for every session, in priority order (comma list of cpu, webgpu, cuda, tensorrt, coreml, dml; nodes a provider cannot run fall back to the CPU). A provider the installed onnxruntime-node cannot use stops the start with how to install it; see [GPUs](models.md#gpus-execution-providers).',
     defaultValue: ['cpu'],
     defaultText: 'cpu',
     parse: providerList,
