@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json FILE --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess --redis]`
+ * `npm run bench [-- --json [FILE] --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess --redis]`
  *
  * `--redis` runs just the scale-out comparison (scripts/bench/redis.ts): 1 ROLE=api + 1 ROLE=worker over a real
  * redis-server versus ROLE=all in memory, throughput at 16 clients and single-job latency at 1 client.
@@ -45,6 +45,7 @@ import { loadModelFiles } from '../src/clip/layouts/hfClip.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 interface Options {
+  /** Where to write the JSON results; resolved from `--json [file]` in main. */
   json?: string;
   rounds: number;
   quick: boolean;
@@ -106,7 +107,7 @@ async function uploadsOnly(options: Options, rounds: number, n: (x: number) => n
       out.push(`| ${key} | ${fmt(row.imagesPerSecond)} | ${fmt(row.p50Ms, 0)} | ${fmt(row.p95Ms, 0)} | ${fmt(row.serverCpuMsPerJob)} |`);
     }
     process.stdout.write(`${out.join('\n')}\n`);
-    if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ rounds, model: options.modelDir, transport: summary }, null, 2)}\n`);
+    if (options.json) writeBenchJson(options.json, { rounds, model: options.modelDir, transport: summary });
   } finally {
     await server.stop();
   }
@@ -134,10 +135,41 @@ function push(samples: Samples, key: string, value: number): void {
   (samples[key] ??= []).push(value);
 }
 
+/** Where `--json` without a file name writes: one file per run, next to the dated runs docs/performance.md cites. */
+const BENCHMARKS_DIR = 'docs/benchmarks';
+
+/** The part of the benchmark a run measures, for its default JSON file name. */
+function sectionOf(options: Omit<Options, 'json'>): string {
+  if (options.only !== undefined) return options.only;
+  if (options.immichOnly) return 'immich';
+  if (options.redis) return 'redis';
+  if (options.memory) return 'memory';
+  if (options.embeddings) return 'embeddings';
+  return options.quick ? 'quick' : 'full';
+}
+
+function jsonFileOf(json: string | true | undefined, section: string): string | undefined {
+  if (json === undefined || typeof json === 'string') return json;
+  const stamp = new Date().toISOString().slice(0, 16).replace(/:/g, '');
+  return path.join(root, BENCHMARKS_DIR, `${stamp}-${section}.json`);
+}
+
+/** The command line this run was started with, recorded in its JSON. */
+const benchArgv = process.argv.slice(2);
+
+/** Writes a run's results with what a number needs to mean anything later: when, on what machine, by which command. */
+function writeBenchJson(file: string, results: object): void {
+  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
+  const header = { date: new Date().toISOString(), machine, loadAverage: os.loadavg()[0], command: ['npm run bench --', ...benchArgv].join(' ') };
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify({ ...header, ...results }, null, 2)}\n`);
+  log(`wrote ${path.relative(process.cwd(), file) || file}`);
+}
+
 async function main(argv: readonly string[]): Promise<void> {
-  const options = new Command()
+  const parsed = new Command()
     .name('bench')
-    .option('--json <file>', 'also write the results as JSON')
+    .option('--json [file]', `also write the results as JSON, with the date and machine (default: ${BENCHMARKS_DIR}/<date>-<section>.json)`)
     .option('--rounds <n>', 'alternating rounds; medians are taken across them', parsePositive, 3)
     .option('--quick', 'one small round, to check the benchmark itself works', false)
     .option('--embeddings', 'only the embedding benchmark: embedImages vs classify throughput, result serialisation', false)
@@ -148,7 +180,8 @@ async function main(argv: readonly string[]): Promise<void> {
     .option('--immich-model-dir <dir>', 'the immich-layout ViT-B/32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'immich-vit-b-32'))
     .option('--redis', 'run only the scale-out row: 1 API + 1 worker over a real redis-server versus ROLE=all in memory', false)
     .parse(argv, { from: 'user' })
-    .opts<Options>();
+    .opts<Omit<Options, 'json'> & { json?: string | true }>();
+  const options: Options = { ...parsed, json: jsonFileOf(parsed.json, sectionOf(parsed)) };
   const rounds = options.quick ? 1 : options.rounds;
   const scale = options.quick ? 0.25 : 1;
   const n = (x: number) => Math.max(1, Math.round(x * scale));
@@ -158,7 +191,7 @@ async function main(argv: readonly string[]): Promise<void> {
       // The server's pool size (PREPROCESS_WORKERS, else its default).
       const result = await benchPreprocessPath({ images: n(48), poolSize: loadConfig([], process.env).preprocessWorkers, log });
       process.stdout.write(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatPreprocessPath(result)}\n`);
-      if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ preprocess: result }, null, 2)}\n`);
+      if (options.json) writeBenchJson(options.json, { preprocess: result });
       return;
     }
     if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads or preprocess, got ${options.only}`);
@@ -179,7 +212,7 @@ async function main(argv: readonly string[]): Promise<void> {
     });
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}; ${rounds} alternating round(s), medians`;
     process.stdout.write(`Machine: ${machine}.\n\n${formatImmichRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
-    if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ immich: row }, null, 2)}\n`);
+    if (options.json) writeBenchJson(options.json, { immich: row });
     return;
   }
 
@@ -192,7 +225,7 @@ async function main(argv: readonly string[]): Promise<void> {
     const row = await benchRedisRow(root, options.modelDir, { rounds, jobs: n(96), latencyJobs: n(24), nextImages, log });
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}; ${rounds} alternating round(s), medians`;
     process.stdout.write(`Machine: ${machine}.\n\n${formatRedisRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
-    if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ redis: row }, null, 2)}\n`);
+    if (options.json) writeBenchJson(options.json, { redis: row });
     return;
   }
 
@@ -377,7 +410,7 @@ async function main(argv: readonly string[]): Promise<void> {
       ['immich fixed-batch ViT-B/32: server 16 clients ÷ raw batch 1', immich.ratio, '≥ 0.8'],
     ] as const;
     printTable(results, targets);
-    if (options.json) fs.writeFileSync(options.json, `${JSON.stringify({ ...results, targets }, null, 2)}\n`);
+    if (options.json) writeBenchJson(options.json, { ...results, targets });
   } finally {
     await Promise.allSettled([server.stop(), serverInt8.stop(), raw.release(), rawInt8.release(), tjs.dispose()]);
   }
@@ -473,7 +506,7 @@ async function embeddingsBench(modelDir: string, rounds: number, n: (x: number) 
       `Benchmark took ${fmt(results.elapsedSeconds, 0)} s.`,
     ];
     process.stdout.write(`${out.join('\n')}\n`);
-    if (json) fs.writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
+    if (json) writeBenchJson(json, results);
   } finally {
     await server.stop();
   }
@@ -511,7 +544,7 @@ async function memoryBench(modelDir: string, total: number, json: string | undef
     `${fmt(run.imagesPerSecond)} images/s over the run; benchmark took ${fmt((Date.now() - started) / 1000, 0)} s.`,
   ];
   process.stdout.write(`${out.join('\n')}\n`);
-  if (json) fs.writeFileSync(json, `${JSON.stringify({ memory: run, growth }, null, 2)}\n`);
+  if (json) writeBenchJson(json, { memory: run, growth });
 }
 
 function fmt(x: number, digits = 1): string {
