@@ -89,7 +89,7 @@ export interface Config {
   readonly logFormat: LogFormatSetting;
 }
 
-/** One row of the settings table (README, `--help`). */
+/** One row of the settings table (docs/configuration.md, `--help`). */
 export interface SettingDoc {
   env: string;
   flag: string;
@@ -536,7 +536,7 @@ function defaultTextOf(spec: SettingSpec<unknown>): string {
 
 const SETTING_ENTRIES = Object.entries(SETTINGS) as [keyof Config, SettingSpec<unknown>][];
 
-/** The settings table: every env variable, its flag, default and meaning (for the README and `--help`). */
+/** The settings table: every env variable, its flag, default and meaning (for docs/configuration.md through `npm run docs`, and `--help`). */
 export function describeSettings(): SettingDoc[] {
   return SETTING_ENTRIES.map(([, spec]) => ({
     env: spec.env,

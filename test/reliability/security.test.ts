@@ -2,7 +2,7 @@
  * Security (issue 5), across GraphQL over HTTP, graphql-ws and REST: CSRF prevention, CORS (off for other
  * origins unless configured), introspection and GraphiQL switches, operation limits (including the
  * fragment tricks that get around naive ones), API keys everywhere they apply, and what responses do
- * not reveal. `npm audit` needs the registry, so it is run by hand (see the README), not here.
+ * not reveal. `npm audit` needs the registry, so it is run by hand (see docs/deployment.md), not here.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';

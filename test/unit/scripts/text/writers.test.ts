@@ -31,7 +31,7 @@ describe('writeTokenizerFiles', () => {
     }
   });
 
-  it('should give the vocabulary sizes the README states', () => {
+  it('should give the vocabulary sizes docs/models.md states', () => {
     const size = (family: TokenizerFamily, siglipVocabulary?: 't5' | 'gemma'): number => tokenizerFilesFor(family, { contextLength: 64, siglipVocabulary }).vocabSize;
     expect([size('xlm-r'), size('siglip'), size('siglip', 'gemma'), size('nllb'), size('bert')]).toEqual([593, 591, 922, 693, 1094]);
   });
