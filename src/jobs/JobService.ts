@@ -268,7 +268,7 @@ export class JobService {
       if (typeof image !== 'string') throw badUserInput(`${field}: expected a data URL, base64 string or http(s) URL, got ${typeName(image)}`, field);
       return isImageUrl(image) ? image : this.#clip.decodeImage(image, field);
     });
-    const images = await this.#fetchUrls(decoded, fieldOf);
+    const images = await this.#fetchUrls(decoded, fieldOf, input.imagesField);
     let imageBytes = 0;
     for (const [index, bytes] of images.entries()) {
       await this.#clip.inspectImage(bytes, fieldOf(index));
@@ -277,8 +277,12 @@ export class JobService {
     return { images, imageBytes };
   }
 
-  /** Replaces every URL by its fetched bytes, fetching them side by side; the first refusal stops the others. */
-  async #fetchUrls(images: (Uint8Array | string)[], fieldOf: (index: number) => string): Promise<Uint8Array[]> {
+  /**
+   * Replaces every URL by its fetched bytes, fetching them side by side; the first refusal stops the others. A job
+   * whose images add up to more than MAX_PENDING_IMAGE_BYTES could never be admitted: its fetches stop as soon as
+   * they pass it, so one request cannot make the API hold images × MAX_IMAGE_BYTES.
+   */
+  async #fetchUrls(images: (Uint8Array | string)[], fieldOf: (index: number) => string, listField: string): Promise<Uint8Array[]> {
     const fetchImageUrl = this.#fetchImageUrl;
     const urls = images.flatMap((image, index) => (typeof image === 'string' ? [{ url: image, index }] : []));
     if (urls.length === 0) return images as Uint8Array[];
@@ -288,8 +292,15 @@ export class JobService {
     }
     const stop = new AbortController();
     const fetched = [...images];
+    const maxBytes = this.#limits.maxPendingImageBytes;
+    let totalBytes = images.reduce((sum, image) => sum + (typeof image === 'string' ? 0 : image.byteLength), 0);
     const fetches = urls.map(async ({ url, index }) => {
-      fetched[index] = await fetchImageUrl(url, fieldOf(index), stop.signal);
+      const bytes = await fetchImageUrl(url, fieldOf(index), stop.signal);
+      totalBytes += bytes.byteLength;
+      if (totalBytes > maxBytes) {
+        throw badUserInput(`${listField}: the job's images add up to more than ${maxBytes} bytes (MAX_PENDING_IMAGE_BYTES); send fewer or smaller images`, listField);
+      }
+      fetched[index] = bytes;
     });
     try {
       await Promise.all(fetches);
