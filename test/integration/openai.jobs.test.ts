@@ -1,7 +1,8 @@
 /**
  * `/v1/embeddings` requests are jobs like any other: an API process (ROLE=api) over a real redis-server with no
  * worker keeps every job QUEUED, so what the route does with its job is observable without timing: a caller that
- * disconnects cancels its job, and a full queue (MAX_QUEUED_JOBS) answers 429 with Retry-After in OpenAI's shape.
+ * disconnects cancels its job, a full queue (MAX_QUEUED_JOBS) answers 429 with Retry-After in OpenAI's shape, and a
+ * draining server 503 SHUTTING_DOWN.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gql, startTestServer, waitFor, type TestServer } from '../utils/testServer.js';
@@ -64,5 +65,12 @@ describe.skipIf(!hasRedis)('/v1/embeddings as jobs (ROLE=api, no worker)', () =>
     expect(answer.error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded' });
     expect(answer.error.message).toContain('MAX_QUEUED_JOBS');
     await gql(server.url, 'mutation ($id: ID!) { cancelJob(id: $id) { id } }', { id: blocking });
+  });
+
+  it('should answer 503 SHUTTING_DOWN in OpenAI’s shape once the server drains', async () => {
+    await server.server.jobs.drain(0);
+    const refused = await embed();
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: unknown }).error).toMatchObject({ type: 'server_error', code: 'SHUTTING_DOWN' });
   });
 });
