@@ -65,6 +65,7 @@ export function isImageUrl(input: string): boolean {
   return /^\s*[a-z][a-z0-9+.-]*:\/\//i.test(input);
 }
 
+/** The system resolver (`dns.lookup`, all addresses, in the order the system gives them): what production uses. */
 export async function systemResolver(hostname: string): Promise<ResolvedAddress[]> {
   const addresses = await dns.promises.lookup(hostname, { all: true, verbatim: true });
   return addresses.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4 }));
@@ -196,79 +197,104 @@ function pinnedLookup(addresses: readonly ResolvedAddress[]): LookupFunction {
   };
 }
 
+/** One GET to the checked addresses; its answer is a redirect to follow or the body, read under the size cap. */
 function request(url: URL, host: string, addresses: readonly ResolvedAddress[], context: HopContext): Promise<HopOutcome> {
-  const { field, maxBytes, signal } = context;
+  const { field, signal } = context;
   // The signal destroys the request (and its response) on abort; racing it also settles a response cut mid-body.
-  return abortable(new Promise<HopOutcome>((resolve, reject) => {
-    const transport = url.protocol === 'https:' ? https : http;
-    const req = transport.request({
-      protocol: url.protocol,
-      hostname: host,
-      port: url.port === '' ? undefined : Number(url.port),
-      path: `${url.pathname}${url.search}`,
-      method: 'GET',
-      // Only these: never a cookie, an Authorization or anything else of the caller's request.
-      headers: { host: url.host, accept: 'image/*', 'user-agent': context.userAgent },
-      setHost: false,
-      agent: false,
-      lookup: pinnedLookup(addresses),
-      signal,
-    });
-    const fail = (error: unknown): void => {
-      req.destroy();
-      reject(error);
-    };
-    req.on('error', (error) => {
-      if (signal.aborted) reject(signal.reason);
-      else reject(refusal(field, ImageUrlRefusal.Unreachable, `${display(url)} could not be fetched (${describeNetworkError(error)})`));
-    });
-    req.on('response', (res) => {
-      const status = res.statusCode ?? 0;
-      if (REDIRECT_STATUSES.has(status)) {
-        res.resume();
-        req.destroy();
-        const location = res.headers.location;
-        let next: URL | undefined;
+  return abortable(
+    new Promise<HopOutcome>((resolve, reject) => {
+      const transport = url.protocol === 'https:' ? https : http;
+      const req = transport.request({
+        protocol: url.protocol,
+        hostname: host,
+        port: url.port === '' ? undefined : Number(url.port),
+        path: `${url.pathname}${url.search}`,
+        method: 'GET',
+        // Only these: never a cookie, an Authorization or anything else of the caller's request.
+        headers: { host: url.host, accept: 'image/*', 'user-agent': context.userAgent },
+        setHost: false,
+        agent: false,
+        lookup: pinnedLookup(addresses),
+        signal,
+      });
+      req.on('error', (error) => {
+        if (signal.aborted) reject(signal.reason);
+        else reject(refusal(field, ImageUrlRefusal.Unreachable, `${display(url)} could not be fetched (${describeNetworkError(error)})`));
+      });
+      req.on('response', (res) => {
         try {
-          next = location === undefined ? undefined : new URL(location, url);
-        } catch {
-          next = undefined;
-        }
-        if (next === undefined) reject(refusal(field, ImageUrlRefusal.Redirects, `${display(url)} answered ${status} without a valid Location`));
-        else resolve({ kind: 'redirect', location: next });
-        return;
-      }
-      if (status < 200 || status > 299) {
-        fail(refusal(field, ImageUrlRefusal.HttpStatus, `${display(url)} answered HTTP ${status}; expected 2xx with the image`));
-        return;
-      }
-      const declared = Number(res.headers['content-length']);
-      if (Number.isFinite(declared) && declared > maxBytes) {
-        fail(tooLarge(field, url, maxBytes, `declares ${declared} bytes`));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let received = 0;
-      res.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-        if (received > maxBytes) {
-          fail(tooLarge(field, url, maxBytes, `sent more than ${maxBytes} bytes`));
+          const location = redirectOf(res, url, field);
+          if (location !== undefined) {
+            res.resume();
+            req.destroy();
+            resolve({ kind: 'redirect', location });
+            return;
+          }
+          checkAnswer(res, url, context);
+        } catch (error) {
+          req.destroy();
+          reject(error);
           return;
         }
-        chunks.push(chunk);
+        readBody(res, url, context).then(
+          (bytes) => resolve({ kind: 'body', bytes }),
+          (error: unknown) => {
+            req.destroy();
+            reject(error);
+          },
+        );
       });
-      res.on('end', () => resolve({ kind: 'body', bytes: Buffer.concat(chunks, received) }));
-      const brokeOff = (error?: unknown): void => {
-        if (signal.aborted) reject(signal.reason);
-        else reject(refusal(field, ImageUrlRefusal.Unreachable, `${display(url)} broke off while sending (${describeNetworkError(error)})`));
-      };
-      res.on('error', brokeOff);
-      res.on('close', () => {
-        if (!res.complete) brokeOff();
-      });
+      req.end();
+    }),
+    signal,
+  );
+}
+
+/** Where a redirect leads, or undefined for an answer that is not one; a redirect without a usable Location is refused. */
+function redirectOf(res: http.IncomingMessage, url: URL, field: string): URL | undefined {
+  const status = res.statusCode ?? 0;
+  if (!REDIRECT_STATUSES.has(status)) return undefined;
+  const location = res.headers.location;
+  try {
+    if (location !== undefined) return new URL(location, url);
+  } catch {
+    // Refused below, like a missing Location.
+  }
+  throw refusal(field, ImageUrlRefusal.Redirects, `${display(url)} answered ${status} without a valid Location`);
+}
+
+/** A 2xx answer whose declared length (if any) is within the cap; the body is not read when it is not. */
+function checkAnswer(res: http.IncomingMessage, url: URL, { field, maxBytes }: HopContext): void {
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status > 299) throw refusal(field, ImageUrlRefusal.HttpStatus, `${display(url)} answered HTTP ${status}; expected 2xx with the image`);
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(field, url, maxBytes, `declares ${declared} bytes`);
+}
+
+/** The body, refused (and the caller cuts the connection) as soon as it passes the cap. */
+function readBody(res: http.IncomingMessage, url: URL, { field, maxBytes, signal }: HopContext): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let settled = false;
+    const settle = (outcome: () => void): void => {
+      if (settled) return;
+      settled = true;
+      outcome();
+    };
+    const brokeOff = (error?: unknown): void =>
+      settle(() => reject(signal.aborted ? signal.reason : refusal(field, ImageUrlRefusal.Unreachable, `${display(url)} broke off while sending (${describeNetworkError(error)})`)));
+    res.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > maxBytes) settle(() => reject(tooLarge(field, url, maxBytes, `sent more than ${maxBytes} bytes`)));
+      else chunks.push(chunk);
     });
-    req.end();
-  }), signal);
+    res.on('end', () => settle(() => resolve(Buffer.concat(chunks, received))));
+    res.on('error', brokeOff);
+    res.on('close', () => {
+      if (!res.complete) brokeOff();
+    });
+  });
 }
 
 function tooLarge(field: string, url: URL, maxBytes: number, what: string): AppError {
