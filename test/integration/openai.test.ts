@@ -145,15 +145,18 @@ describe("LangChain's OpenAIEmbeddings", () => {
 });
 
 describe('with API keys', () => {
-  it('should answer 401 invalid_api_key without the key and embed with it', async () => {
+  it('should answer 401 invalid_api_key without the key, embed with it, and 413 a body over MAX_BODY_BYTES', async () => {
     const KEY = 'openai-test-key';
-    const keyed = await startTestServer({ apiKeys: [KEY] });
+    const keyed = await startTestServer({ apiKeys: [KEY], maxImageBytes: 1024, maxBodyBytes: 70_000 });
     const wrong = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: 'wrong', maxRetries: 0 });
     const error = await apiErrorOf(wrong.embeddings.create({ model: MODEL, input: 'a cat' }));
     expect(error).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(error.code).toBe('invalid_api_key');
     const right = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: KEY, maxRetries: 0 });
     expect((await right.embeddings.create({ model: MODEL, input: 'a cat' })).data).toHaveLength(1);
+    const tooLarge = await apiErrorOf(right.embeddings.create({ model: MODEL, input: 'x'.repeat(80_000) }));
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.code).toBe('PAYLOAD_TOO_LARGE');
     await keyed.stop();
   });
 });
