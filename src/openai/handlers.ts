@@ -18,6 +18,8 @@ export interface OpenAiHandlers {
   embeddings: RequestHandler;
 }
 
+type CompleteJob = Extract<Job, { status: 'complete' }>;
+
 /** One job of a request and where its vectors go in the answer. */
 interface PlannedJob {
   input: SubmitJobInput;
@@ -53,19 +55,25 @@ export function createOpenAiHandlers(deps: OpenAiDeps): OpenAiHandlers {
       const jobs = await submitAll(deps.jobs, planned, request.single);
       const finished = await finishAll(deps.jobs, jobs, left.signal);
       if (finished === undefined) return;
-      const vectors: number[][] = new Array<number[]>(request.inputs.length);
-      let tokens = 0;
-      for (const [i, job] of finished.entries()) {
-        const positions = planned[i]?.positions ?? [];
-        const { result } = job;
-        if (result.task === 'classification') throw new Error(`job ${job.id} is a classification, not an embedding`);
-        for (const [k, vector] of result.embeddings.entries()) vectors[positions[k] ?? -1] = vector;
-        tokens += result.tokens ?? 0;
-      }
+      const { vectors, tokens } = inInputOrder(finished, planned, request.inputs.length);
       if (request.dimensions !== undefined && vectors[0]?.length !== request.dimensions) throw wrongDimensions(request.dimensions, vectors[0]?.length ?? 0);
       sendJson(res, toEmbeddingsResponse(vectors, model, request.encodingFormat, tokens));
     },
   };
+}
+
+/** The jobs' vectors put back in the request's order, and the texts' tokens summed. */
+function inInputOrder(finished: readonly CompleteJob[], planned: readonly PlannedJob[], inputs: number): { vectors: number[][]; tokens: number } {
+  const vectors = new Array<number[]>(inputs);
+  let tokens = 0;
+  for (const [i, job] of finished.entries()) {
+    const positions = planned[i]?.positions ?? [];
+    const { result } = job;
+    if (result.task === 'classification') throw new Error(`job ${job.id} is a classification, not an embedding`);
+    for (const [k, vector] of result.embeddings.entries()) vectors[positions[k] ?? -1] = vector;
+    tokens += result.tokens ?? 0;
+  }
+  return { vectors, tokens };
 }
 
 function resolveModel(models: OpenAiModels, name: string): string {
@@ -140,7 +148,7 @@ function inRequestTerms(error: unknown, positions: number[], single: boolean): u
  * Follows every job to its end. Resolves to the complete jobs, or undefined when the caller left first (its jobs
  * are then cancelled). A failed job fails the request with the job's code; the others are cancelled.
  */
-async function finishAll(jobs: OpenAiJobs, submitted: Job[], left: AbortSignal): Promise<Extract<Job, { status: 'complete' }>[] | undefined> {
+async function finishAll(jobs: OpenAiJobs, submitted: Job[], left: AbortSignal): Promise<CompleteJob[] | undefined> {
   const stop = new AbortController();
   const onLeft = (): void => stop.abort();
   left.addEventListener('abort', onLeft, { once: true });
@@ -157,7 +165,7 @@ async function finishAll(jobs: OpenAiJobs, submitted: Job[], left: AbortSignal):
     if (left.aborted || failure !== undefined) await cancelAll(jobs, submitted);
     if (left.aborted) return undefined;
     if (failure !== undefined) throw failureOf(failure);
-    return ends as Extract<Job, { status: 'complete' }>[];
+    return ends as CompleteJob[];
   } finally {
     left.removeEventListener('abort', onLeft);
   }
