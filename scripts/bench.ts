@@ -1,5 +1,8 @@
 /**
- * `npm run bench [-- --json [FILE] --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess --redis]`
+ * `npm run bench [-- --json [FILE] --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess|openai --redis]`
+ *
+ * `--only openai` compares `POST /v1/embeddings` with GraphQL `embedImages` on one server: 8 images a request at 16
+ * clients, alternating; the ratio of their images/s is the OpenAI adapter's cost (bench/openai.ts; goal ≥ 0.95).
  *
  * `--redis` runs just the scale-out comparison (scripts/bench/redis.ts): 1 ROLE=api + 1 ROLE=worker over a real
  * redis-server versus ROLE=all in memory, throughput at 16 clients and single-job latency at 1 client.
@@ -35,6 +38,7 @@ import { benchImmichRow, formatImmichRow, type ImmichRow } from './bench/immich.
 import { benchRedisRow, formatRedisRow } from './bench/redis.js';
 import { loadTransformersJs, tjsThroughput } from './bench/transformersJs.js';
 import { benchPreprocessPath, formatPreprocessPath } from './bench/preprocessPath.js';
+import { benchOpenAiRow, formatOpenAiRow } from './bench/openai.js';
 import { loadConfig } from '../src/config.js';
 import { expectedOnnxThreads, formatCpuSplit, measureCpuSplit, sizedImages, type CpuSplit } from './bench/cpuSplit.js';
 import { memoryRun, type MemoryRun } from './bench/memory.js';
@@ -113,6 +117,26 @@ async function uploadsOnly(options: Options, rounds: number, n: (x: number) => n
   }
 }
 
+/** `--only openai`: one fp32 server, `/v1/embeddings` against GraphQL embedImages (8 images a job, 16 clients). */
+async function openAiOnly(options: Options, rounds: number, n: (x: number) => number): Promise<void> {
+  const started = Date.now();
+  await ensureModel(options.modelDir);
+  log('making benchmark images (JPEG, 640×480 to 1280×960)');
+  const images = await makeImages(64);
+  let cursor = 0;
+  const nextImages = (k: number): BenchImage[] => Array.from({ length: k }, () => images[cursor++ % images.length]!);
+  // The image cache is off so that reused benchmark images are really inferred every time.
+  const server = await startServer(root, { CLIP_MODEL: options.modelDir, CLIP_PRECISION: 'fp32', IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000' });
+  try {
+    const row = await benchOpenAiRow(server, { rounds, jobs: n(32), model: path.basename(options.modelDir), nextImages, log });
+    const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}; model ${path.basename(options.modelDir)} (fp32); ${rounds} alternating round(s), medians`;
+    process.stdout.write(`Machine: ${machine}.\n\n${formatOpenAiRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+    if (options.json) writeBenchJson(options.json, { openai: row });
+  } finally {
+    await server.stop();
+  }
+}
+
 function parsePositive(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a whole number ≥ 1, got ${value}`);
@@ -174,7 +198,7 @@ async function main(argv: readonly string[]): Promise<void> {
     .option('--quick', 'one small round, to check the benchmark itself works', false)
     .option('--embeddings', 'only the embedding benchmark: embedImages vs classify throughput, result serialisation', false)
     .option('--model-dir <dir>', 'the vit-b-32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'vit-b-32'))
-    .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model)')
+    .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model), openai (/v1/embeddings versus GraphQL embedImages)')
     .option('--memory', 'only the memory target: peak RSS of the fp32 server after 1,000 and 10,000 cheap jobs (long)', false)
     .option('--immich-only', 'run only the fixed-batch immich-layout row (server at 16 clients ÷ raw batch 1)', false)
     .option('--immich-model-dir <dir>', 'the immich-layout ViT-B/32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'immich-vit-b-32'))
@@ -194,7 +218,11 @@ async function main(argv: readonly string[]): Promise<void> {
       if (options.json) writeBenchJson(options.json, { preprocess: result });
       return;
     }
-    if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads or preprocess, got ${options.only}`);
+    if (options.only === 'openai') {
+      await openAiOnly(options, rounds, n);
+      return;
+    }
+    if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads, preprocess or openai, got ${options.only}`);
     await uploadsOnly(options, rounds, n);
     return;
   }
@@ -335,6 +363,8 @@ async function main(argv: readonly string[]): Promise<void> {
     const padding = await textPaddingCost(raw.text, tenPrompts, n(5));
 
     log('immich layout: fixed-batch ViT-B/32, server at 16 clients ÷ raw batch 1');
+    log('OpenAI-compatible route: /v1/embeddings versus GraphQL embedImages, 8 images a job, 16 clients');
+    const openai = await benchOpenAiRow(server, { rounds, jobs: n(32), model: path.basename(options.modelDir), nextImages, log });
     const immich: ImmichRow = await benchImmichRow(root, options.immichModelDir, { rounds, rawRuns: n(12), jobs: n(48), nextImages, log });
 
     log('precision: int8 versus fp32 embeddings of the same images');
@@ -408,9 +438,10 @@ async function main(argv: readonly string[]): Promise<void> {
       ['int8 vs fp32 embedding cosine (min of 16 images)', results.precision.cosineMin, '≥ 0.99'],
       ['event-loop delay p99 under load (ms)', eventLoopP99, '< 50'],
       ['immich fixed-batch ViT-B/32: server 16 clients ÷ raw batch 1', immich.ratio, '≥ 0.8'],
+      ['/v1/embeddings ÷ GraphQL embedImages, images/s at 16 clients (8 images a job)', openai.ratio, '≥ 0.95'],
     ] as const;
     printTable(results, targets);
-    if (options.json) writeBenchJson(options.json, { ...results, targets });
+    if (options.json) writeBenchJson(options.json, { ...results, openai, targets });
   } finally {
     await Promise.allSettled([server.stop(), serverInt8.stop(), raw.release(), rawInt8.release(), tjs.dispose()]);
   }

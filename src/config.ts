@@ -9,6 +9,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import ipaddr from 'ipaddr.js';
 import { parseModelOptions } from './clip/modelOptions.js';
 import { PRECISIONS, type Precision } from './clip/types.js';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from './clip/runtime/executionProviders.js';
@@ -17,6 +18,10 @@ import type { LogFormatSetting } from './logger.js';
 /** What this process runs: everything (one process), the API only, or the inference worker only (issue 9). */
 export type Role = 'all' | 'api' | 'worker';
 export const ROLES: readonly Role[] = ['all', 'api', 'worker'];
+
+/** Whether images may be given as http(s) URLs the server fetches: `public` destinations only, or not at all. */
+export type ImageUrlsMode = 'public' | 'off';
+export const IMAGE_URLS_MODES: readonly ImageUrlsMode[] = ['public', 'off'];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -69,6 +74,11 @@ export interface Config {
   readonly maxPromptsPerJob: number;
   readonly maxImageBytes: number;
   readonly maxImagePixels: number;
+  readonly imageUrls: ImageUrlsMode;
+  readonly imageUrlAllowedNetworks: readonly string[];
+  readonly imageUrlMaxRedirects: number;
+  readonly imageUrlTimeoutMs: number;
+  readonly imageUrlConcurrency: number;
   readonly maxBodyBytes: number;
   readonly maxQueryDepth: number;
   readonly maxQueryComplexity: number;
@@ -189,6 +199,19 @@ function providerList(raw: string): ExecutionProvider[] {
 function nonEmpty(raw: string): string {
   if (raw.trim() === '') throw new Error('expected a non-empty string, got ""');
   return raw.trim();
+}
+
+/** A comma list of CIDR networks (`10.20.0.0/16`, `fd00::/8`); a bare address is its own /32 or /128. */
+function cidrList(raw: string): string[] {
+  return list(raw).map((item) => {
+    const cidr = item.includes('/') ? item : `${item}/${ipaddr.IPv4.isValidFourPartDecimal(item) ? 32 : 128}`;
+    try {
+      const [address, bits] = ipaddr.parseCIDR(cidr);
+      return `${address.toString()}/${bits}`;
+    } catch {
+      throw new Error(`expected CIDR networks like 10.20.0.0/16 or fd00::/8, separated by commas, got ${JSON.stringify(item)}`);
+    }
+  });
 }
 
 function list(raw: string): string[] {
@@ -433,6 +456,40 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 40_000_000,
     parse: integer(1),
   },
+  imageUrls: {
+    env: 'IMAGE_URLS',
+    description:
+      'Images given as http(s) URLs (GraphQL image/images, REST image, /v1/embeddings, the page) are fetched by the API process when the job is submitted: public (only destinations whose every address is global unicast, or in IMAGE_URL_ALLOWED_NETWORKS) or off (URLs refused with URL_IMAGES_OFF). See docs/image-urls.md.',
+    defaultValue: 'public',
+    parse: oneOf(IMAGE_URLS_MODES),
+  },
+  imageUrlAllowedNetworks: {
+    env: 'IMAGE_URL_ALLOWED_NETWORKS',
+    description:
+      'Networks image URLs may reach although they are not public (an intranet image store), as a comma list of CIDRs (10.20.0.0/16, fd00:1::/64); everything else that is not global unicast (loopback, private, link-local, shared, …) is refused with URL_FORBIDDEN.',
+    defaultValue: [],
+    defaultText: 'none',
+    parse: cidrList,
+  },
+  imageUrlMaxRedirects: {
+    env: 'IMAGE_URL_MAX_REDIRECTS',
+    description: 'Most redirects one image URL may follow, each checked like the URL itself; one more is refused with URL_REDIRECTS.',
+    defaultValue: 5,
+    parse: integer(0, 20),
+  },
+  imageUrlTimeoutMs: {
+    env: 'IMAGE_URL_TIMEOUT_MS',
+    description:
+      'Longest time, in ms, for fetching one image URL: waiting for a fetch slot, DNS, every redirect and the whole body (a server that trickles bytes is cut at it); URL_TIMEOUT after it.',
+    defaultValue: 10_000,
+    parse: integer(1, 600_000),
+  },
+  imageUrlConcurrency: {
+    env: 'IMAGE_URL_CONCURRENCY',
+    description: 'Image URL fetches in flight at once per API process; more wait for a slot (within IMAGE_URL_TIMEOUT_MS).',
+    defaultValue: 16,
+    parse: integer(1, 10_000),
+  },
   maxBodyBytes: {
     env: 'MAX_BODY_BYTES',
     description: 'Largest HTTP request body, in bytes (413 over it; uploads are counted as they stream). Bounds a whole job: 64 images of ~1.5 MB each fit in the default.',
@@ -640,6 +697,7 @@ export function finalizeConfig(config: Config): Config {
     clipModels: Object.freeze(config.clipModels.map((model) => Object.freeze({ ...model }))),
     corsOrigins: Object.freeze([...config.corsOrigins]),
     apiKeys: Object.freeze([...config.apiKeys]),
+    imageUrlAllowedNetworks: Object.freeze([...config.imageUrlAllowedNetworks]),
     ortExecutionProviders: Object.freeze([...config.ortExecutionProviders]),
   });
 }

@@ -47,9 +47,38 @@ export function httpStatusOf(code: ErrorCode): number {
   return HTTP_STATUS[code];
 }
 
+/**
+ * Why an image URL was refused: a finer code inside BAD_USER_INPUT (GraphQL `extensions.reason`, REST
+ * `error.reason`, OpenAI `error.code`). Each names the rule of the URL guard (src/imageUrls/) that refused it.
+ */
+export enum ImageUrlRefusal {
+  /** IMAGE_URLS=off: this server takes no image URLs. */
+  Off = 'URL_IMAGES_OFF',
+  /** Not a well-formed absolute URL. */
+  Malformed = 'URL_MALFORMED',
+  /** A scheme other than http or https. */
+  Scheme = 'URL_SCHEME',
+  /** A user name or password in the URL. */
+  Credentials = 'URL_CREDENTIALS',
+  /** The destination (or one of the addresses its name resolves to) is not a public address, nor in IMAGE_URL_ALLOWED_NETWORKS. */
+  Forbidden = 'URL_FORBIDDEN',
+  /** The name does not resolve, or the server could not be reached. */
+  Unreachable = 'URL_UNREACHABLE',
+  /** More redirects than IMAGE_URL_MAX_REDIRECTS, or a redirect without a usable Location. */
+  Redirects = 'URL_REDIRECTS',
+  /** The body is over MAX_IMAGE_BYTES. */
+  TooLarge = 'URL_TOO_LARGE',
+  /** The whole fetch took longer than IMAGE_URL_TIMEOUT_MS. */
+  Timeout = 'URL_TIMEOUT',
+  /** The server answered with a status other than 2xx. */
+  HttpStatus = 'URL_HTTP_STATUS',
+}
+
 export interface AppErrorOptions {
   /** The input field at fault (e.g. `images[3]`, `classes`), for BAD_USER_INPUT. */
   field?: string;
+  /** A finer code inside `code` (an {@link ImageUrlRefusal}); sent as `reason` (GraphQL extensions, REST, OpenAI `code`). */
+  refusal?: string;
   cause?: unknown;
 }
 
@@ -58,11 +87,13 @@ export class AppError extends Error {
   override name = 'AppError';
   readonly code: ErrorCode;
   readonly field: string | undefined;
+  readonly refusal: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.field = options.field;
+    this.refusal = options.refusal;
   }
 
   get httpStatus(): number {

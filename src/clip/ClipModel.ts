@@ -233,6 +233,11 @@ export class ClipModel {
     );
   }
 
+  /** How many token ids the text tower reads for a prompt (special tokens included, after truncation): usage reports count them. */
+  async countTokens(prompt: string): Promise<number> {
+    return (await this.#tokenize(prompt)).length;
+  }
+
   /**
    * Tokenizing is synchronous JavaScript: a job may bring up to classes × templates prompts (100,000 at
    * the default limits), which in one tick would hold the event loop for seconds or minutes. One prompt

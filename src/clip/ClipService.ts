@@ -333,16 +333,25 @@ export class ClipService {
     const templates = embeddingTemplatesOf(request.prompt);
     return this.#inferring(name, request.signal, async () => {
       const embeddings: number[][] = [];
+      let tokens = 0;
       // A chunk at a time, as classify does for labels: bounded prompt strings and promises in flight.
       for (let start = 0; start < request.texts.length; start += TEXTS_IN_FLIGHT) {
         request.signal?.throwIfAborted();
         const chunk = request.texts.slice(start, start + TEXTS_IN_FLIGHT);
         const vectors = await Promise.all(
-          chunk.map(async (text) => ensemble(await Promise.all(templates.map((template) => model.embedPrompt(applyTemplate(template, text)))))),
+          chunk.map(async (text) => {
+            const prompts = templates.map((template) => applyTemplate(template, text));
+            const [vectors, counts] = await Promise.all([
+              Promise.all(prompts.map((prompt) => model.embedPrompt(prompt))),
+              Promise.all(prompts.map((prompt) => model.countTokens(prompt))),
+            ]);
+            for (const count of counts) tokens += count;
+            return ensemble(vectors);
+          }),
         );
         for (const vector of vectors) embeddings.push(toVector(vector));
       }
-      return { embeddings };
+      return { embeddings, tokens };
     });
   }
 

@@ -152,4 +152,6 @@ export interface EmbedTextsRequest {
 /** One L2-normalised vector per input, in input order, each `embeddingSize` long (JSON-ready numbers). */
 export interface EmbeddingVectors {
   embeddings: number[][];
+  /** Text embeddings only: the token ids the text tower read for all the texts (special tokens included, after truncation). */
+  tokens?: number;
 }

@@ -1,7 +1,7 @@
 /**
  * The single error exit of the GraphQL API (HTTP through Apollo's `formatError`, websocket through
  * graphql-ws `onNext`/`onError`). Clients see:
- * - an AppError: its message, `extensions.code` and, when set, `extensions.field`;
+ * - an AppError: its message, `extensions.code` and, when set, `extensions.field` and `extensions.reason`;
  * - a GraphQL request error (parse, validation, variable coercion, limits): its message and code;
  * - anything else: "Internal server error" / INTERNAL_SERVER_ERROR; the detail is logged, never sent.
  * Never stack traces, file paths or other extensions. This function does not throw.
@@ -49,7 +49,11 @@ export function formatGraphqlError(
   try {
     const original = unwrapResolverError(error);
     if (isAppError(original)) {
-      return pick(formatted, original.message, { code: original.code, ...(original.field === undefined ? {} : { field: original.field }) });
+      return pick(formatted, original.message, {
+        code: original.code,
+        ...(original.field === undefined ? {} : { field: original.field }),
+        ...(original.refusal === undefined ? {} : { reason: original.refusal }),
+      });
     }
     if (error instanceof GraphQLError) {
       const code = typeof error.extensions.code === 'string' ? error.extensions.code : undefined;

@@ -5,7 +5,8 @@
  * Routes: GET /health, GET /ready, GET /metrics (open); GET / the classification page (open, static; WEB_UI);
  * GET /graphql for browsers (Accept: text/html)
  * → GraphiQL (open: a static page; its requests carry the key); /graphql → Apollo and graphql-ws;
- * /api → the feature-extraction-server REST API. /graphql and /api need an API key when API_KEYS is set.
+ * /api → the feature-extraction-server REST API; /v1 → the OpenAI-compatible embeddings API. /graphql, /api
+ * and /v1 need an API key when API_KEYS is set.
  *
  * Lifecycle (a discriminated union, as in Apollo's ServerState): initialized → starting → started →
  * stopping → stopped. `start()` listens first (so /health and /ready answer while the model loads),
@@ -33,8 +34,10 @@ import { createJobs, type JobService } from '../jobs/index.js';
 import { mergeModelViews } from '../jobs/redis/index.js';
 import type { ModelInfo } from '../clip/types.js';
 import { createLogger, type Logger } from '../logger.js';
+import { createImageUrlFetcher, type ImageUrlFetcher } from '../imageUrls/index.js';
 import { createRestRouter, type RestDeps } from '../rest/router.js';
 import { sendRestError, toRestError } from '../rest/errors.js';
+import { createOpenAiRouter, sendOpenAiError, toOpenAiError, type OpenAiDeps } from '../openai/index.js';
 import { createGraphiqlHandler } from './graphiql.js';
 import { createWebUiHandler } from './webUi.js';
 import { createHealthRouter, type Readiness } from './health.js';
@@ -68,6 +71,9 @@ type ServerState =
   | { phase: 'started'; address: ServerAddress }
   | { phase: 'stopping'; stopped: Promise<void> }
   | { phase: 'stopped' };
+
+/** Names this server to the hosts it fetches image URLs from. */
+const IMAGE_URL_USER_AGENT = 'clip-classify-server (image URL fetcher)';
 
 /** Longest wait, after the drain, for subscribers to be sent their jobs' terminal states, in ms. */
 const SUBSCRIBER_FLUSH_MS = 2_000;
@@ -171,6 +177,8 @@ export function jobsFromConfig(config: Config, role: Config['role'], clip: ClipS
           },
     clip,
     logger: logger.child({ component: 'jobs' }),
+    // Only the API side submits jobs: a worker process never fetches URLs.
+    ...(role === 'worker' ? {} : { fetchImageUrl: imageUrlFetcherFromConfig(config).fetch }),
     limits: {
       maxImagesPerJob: config.maxImagesPerJob,
       maxClassesPerJob: config.maxClassesPerJob,
@@ -184,6 +192,19 @@ export function jobsFromConfig(config: Config, role: Config['role'], clip: ClipS
       maxConcurrentJobs: config.maxConcurrentJobs,
       ttlSeconds: config.jobTtlSeconds,
     },
+  });
+}
+
+/** The guarded image-URL fetcher of this process (src/imageUrls/), from the IMAGE_URL* settings. */
+export function imageUrlFetcherFromConfig(config: Config): ImageUrlFetcher {
+  return createImageUrlFetcher({
+    mode: config.imageUrls,
+    allowedNetworks: config.imageUrlAllowedNetworks,
+    maxRedirects: config.imageUrlMaxRedirects,
+    timeoutMs: config.imageUrlTimeoutMs,
+    maxBytes: config.maxImageBytes,
+    concurrency: config.imageUrlConcurrency,
+    userAgent: IMAGE_URL_USER_AGENT,
   });
 }
 
@@ -299,7 +320,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     app.use(createWebUiHandler({ endpoint: '/graphql', apiKeyRequired: checkKey !== null, graphiqlPath: config.graphiql ? '/graphql' : null, logger }));
   }
   const requireKey =
-    (kind: 'graphql' | 'rest'): RequestHandler =>
+    (kind: 'graphql' | 'rest' | 'openai'): RequestHandler =>
     (req, res, next) => {
       if (checkKey === null) return next();
       const outcome = checkKey(keyFromRequest(req));
@@ -307,6 +328,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       const message = AUTH_MESSAGES[outcome];
       res.setHeader('WWW-Authenticate', 'Bearer');
       if (kind === 'rest') return sendRestError(res, toRestError(new AppError(ErrorCode.Unauthenticated, message)));
+      if (kind === 'openai') return sendOpenAiError(res, toOpenAiError(new AppError(ErrorCode.Unauthenticated, message)));
       res.status(401).json(graphqlErrorBody(message, ErrorCode.Unauthenticated));
     };
 
@@ -350,6 +372,16 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
 
   const restDeps: RestDeps = { jobs, clip, logger: logger.child({ component: 'rest' }), maxBodyBytes: config.maxBodyBytes };
   app.use('/api', requireKey('rest'), createRestRouter(restDeps));
+
+  // OpenAI's embeddings API: the same jobs as every other route, answered synchronously.
+  const openAiDeps: OpenAiDeps = {
+    jobs,
+    models: { models: () => graphqlModels.models(), resolveModelName: (name) => clip.resolveModelName(name) },
+    logger: logger.child({ component: 'openai' }),
+    maxBodyBytes: config.maxBodyBytes,
+    createdAt: Math.floor(Date.now() / 1000),
+  };
+  app.use('/v1', requireKey('openai'), createOpenAiRouter(openAiDeps));
 
   app.use((req, res) => {
     res.status(404).json({ error: { code: ErrorCode.NotFound, message: `No route ${req.method} ${req.path}` } });

@@ -10,9 +10,10 @@
  * builds the memory backends and a JobWorker on `clip` itself, so `npm start` stays one self-contained process.
  */
 import { randomUUID } from 'node:crypto';
-import { AppError, ErrorCode, badUserInput, UnreachableCaseError } from '../errors.js';
+import { AppError, ErrorCode, ImageUrlRefusal, badUserInput, UnreachableCaseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelInfo, PromptConfig } from '../clip/types.js';
+import { isImageUrl } from '../imageUrls/index.js';
 import type { JobEvents } from './JobEvents.js';
 import type { Admission, JobQueue, QueueCounts } from './JobQueue.js';
 import { InvalidCursorError, type JobPage, type JobStore } from './JobStore.js';
@@ -45,10 +46,18 @@ export interface JobClassifier {
   queuedImages?(): number;
 }
 
+/**
+ * Fetches an image given as a URL, at submission (src/imageUrls/ builds the guarded one). Throws AppError
+ * BAD_USER_INPUT naming `field`; rejects with the signal's reason once `signal` aborts.
+ */
+export type FetchImageUrl = (url: string, field: string, signal?: AbortSignal) => Promise<Uint8Array>;
+
 export interface JobServiceOptions {
   /** Validation; with no `queue`, also the runner of the in-process worker (it must then be a JobRunner too). */
   clip: JobClassifier & Partial<JobRunner>;
   logger: Logger;
+  /** Images given as http(s) URLs are fetched with it; without it they are refused. */
+  fetchImageUrl?: FetchImageUrl;
   /** Default: a new MemoryJobStore. */
   store?: JobStore;
   /** Default: a new MemoryJobEvents. */
@@ -129,7 +138,8 @@ export class JobService {
   readonly #worker: JobWorker | undefined;
   readonly #logger: Logger;
   readonly #deps: TransitionDeps;
-  readonly #limits: Required<Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker'>>;
+  readonly #limits: Required<Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl'>>;
+  readonly #fetchImageUrl: FetchImageUrl | undefined;
   /** Submissions past their last SHUTTING_DOWN check: drain waits for them, so none is enqueued after the queue drained. */
   readonly #admitting = new Set<Promise<unknown>>();
   #watchers = 0;
@@ -141,6 +151,7 @@ export class JobService {
   constructor(options: JobServiceOptions) {
     this.#clip = options.clip;
     this.#logger = options.logger;
+    this.#fetchImageUrl = options.fetchImageUrl;
     this.#store = options.store ?? new MemoryJobStore();
     this.events = options.events ?? new MemoryJobEvents((error) => this.#logger.error({ err: error }, 'job event listener threw'));
     this.#limits = {
@@ -243,25 +254,62 @@ export class JobService {
 
   /**
    * The one place images are taken from a submission, for every image-taking task: list and count checks,
-   * base64 decoding, header inspection (format, size) before any pixel is decoded.
+   * base64 decoding, URL fetching, header inspection (format, size) before any pixel is decoded. Fetched bytes
+   * pass the same checks as bytes sent inline.
    */
   async #decodeImages(input: SubmitImages): Promise<{ images: Uint8Array[]; imageBytes: number }> {
     const imageFields = this.#validateImageList(input);
-    // Refuse early under overload, before spending time decoding images we would not keep.
+    // Refuse early under overload, before spending time decoding or fetching images we would not keep.
     await this.#refuseIfSaturated(imageFields.length, 0);
-    const images: Uint8Array[] = [];
+    const fieldOf = (index: number): string => (input.batched ? `${input.imagesField}[${index}]` : input.imagesField);
+    const decoded = imageFields.map((image, index): Uint8Array | string => {
+      const field = fieldOf(index);
+      if (image instanceof Uint8Array) return image;
+      if (typeof image !== 'string') throw badUserInput(`${field}: expected a data URL, base64 string or http(s) URL, got ${typeName(image)}`, field);
+      return isImageUrl(image) ? image : this.#clip.decodeImage(image, field);
+    });
+    const images = await this.#fetchUrls(decoded, fieldOf, input.imagesField);
     let imageBytes = 0;
-    for (const [index, image] of imageFields.entries()) {
-      const field = input.batched ? `${input.imagesField}[${index}]` : input.imagesField;
-      let bytes: Uint8Array;
-      if (image instanceof Uint8Array) bytes = image;
-      else if (typeof image === 'string') bytes = this.#clip.decodeImage(image, field);
-      else throw badUserInput(`${field}: expected a data URL or base64 string, got ${typeName(image)}`, field);
-      await this.#clip.inspectImage(bytes, field);
-      images.push(bytes);
+    for (const [index, bytes] of images.entries()) {
+      await this.#clip.inspectImage(bytes, fieldOf(index));
       imageBytes += bytes.byteLength;
     }
     return { images, imageBytes };
+  }
+
+  /**
+   * Replaces every URL by its fetched bytes, fetching them side by side; the first refusal stops the others. A job
+   * whose images add up to more than MAX_PENDING_IMAGE_BYTES could never be admitted: its fetches stop as soon as
+   * they pass it, so one request cannot make the API hold images × MAX_IMAGE_BYTES.
+   */
+  async #fetchUrls(images: (Uint8Array | string)[], fieldOf: (index: number) => string, listField: string): Promise<Uint8Array[]> {
+    const fetchImageUrl = this.#fetchImageUrl;
+    const urls = images.flatMap((image, index) => (typeof image === 'string' ? [{ url: image, index }] : []));
+    if (urls.length === 0) return images as Uint8Array[];
+    if (fetchImageUrl === undefined) {
+      const field = fieldOf(urls[0]?.index ?? 0);
+      throw new AppError(ErrorCode.BadUserInput, `${field}: this server does not fetch image URLs; send the image itself`, { field, refusal: ImageUrlRefusal.Off });
+    }
+    const stop = new AbortController();
+    const fetched = [...images];
+    const maxBytes = this.#limits.maxPendingImageBytes;
+    let totalBytes = images.reduce((sum, image) => sum + (typeof image === 'string' ? 0 : image.byteLength), 0);
+    const fetches = urls.map(async ({ url, index }) => {
+      const bytes = await fetchImageUrl(url, fieldOf(index), stop.signal);
+      totalBytes += bytes.byteLength;
+      if (totalBytes > maxBytes) {
+        throw badUserInput(`${listField}: the job's images add up to more than ${maxBytes} bytes (MAX_PENDING_IMAGE_BYTES); send fewer or smaller images`, listField);
+      }
+      fetched[index] = bytes;
+    });
+    try {
+      await Promise.all(fetches);
+    } catch (error) {
+      stop.abort();
+      await Promise.allSettled(fetches);
+      throw error;
+    }
+    return fetched as Uint8Array[];
   }
 
   /**

@@ -207,6 +207,6 @@ function toEmbeddingResult(result: EmbeddingVectors, task: EmbeddingResult['task
   if (rows.length !== inputs || width === 0 || rows.some((row) => row.length !== width)) {
     throw new Error(`embedder returned ${rows.length} vectors of ${width} for ${inputs} inputs`);
   }
-  return { task, embeddings: rows };
+  return result.tokens === undefined ? { task, embeddings: rows } : { task, embeddings: rows, tokens: result.tokens };
 }
 

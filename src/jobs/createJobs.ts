@@ -3,7 +3,7 @@
  * Redis (ROLE=all with REDIS_URL, api, worker), with a JobWorker wherever models run (all, worker).
  */
 import type { Logger } from '../logger.js';
-import { JobService, type JobClassifier, type JobServiceOptions } from './JobService.js';
+import { JobService, type FetchImageUrl, type JobClassifier, type JobServiceOptions } from './JobService.js';
 import { JobWorker, type JobRunner } from './JobWorker.js';
 import { createRedisBackend, type RedisModelRegistry, type StallSettings } from './redis/index.js';
 
@@ -16,7 +16,9 @@ export interface CreateJobsOptions {
   /** Validation for the API side; also the runner where a worker runs (all, worker). */
   clip: JobClassifier & JobRunner;
   logger: Logger;
-  limits: Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker'> & { maxConcurrentJobs: number; ttlSeconds: number };
+  limits: Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl'> & { maxConcurrentJobs: number; ttlSeconds: number };
+  /** Fetches images given as URLs, in the API process; without it URLs are refused. */
+  fetchImageUrl?: FetchImageUrl;
 }
 
 export interface Jobs {
@@ -36,9 +38,10 @@ export interface Jobs {
 
 export function createJobs(options: CreateJobsOptions): Jobs {
   const { role, clip, logger, limits } = options;
+  const urls = options.fetchImageUrl === undefined ? {} : { fetchImageUrl: options.fetchImageUrl };
   if (options.redis === undefined) {
     if (role !== 'all') throw new TypeError(`createJobs: ROLE=${role} needs Redis`);
-    const service = new JobService({ clip, logger, ...limits });
+    const service = new JobService({ clip, logger, ...limits, ...urls });
     return {
       service,
       worker: undefined,
@@ -66,6 +69,7 @@ export function createJobs(options: CreateJobsOptions): Jobs {
     clip,
     logger,
     ...limits,
+    ...urls,
     store: backend.store,
     events: backend.events,
     queue: backend.queue,

@@ -1,6 +1,6 @@
 /** The jobs folder's public surface: what the API layers, the server and the roles may use. */
 export { JobService } from './JobService.js';
-export type { JobClassifier, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
+export type { FetchImageUrl, JobClassifier, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
 export { JobWorker } from './JobWorker.js';
 export { createJobs } from './createJobs.js';
 export type { CreateJobsOptions, Jobs, JobsRole } from './createJobs.js';

@@ -38,6 +38,8 @@ export interface ClassificationResult {
 export interface EmbeddingResult {
   task: EmbeddingTask;
   embeddings: number[][];
+  /** A text embedding's tokens: the ids the text tower read, summed over its texts (special tokens included, after truncation). */
+  tokens?: number;
 }
 
 /** A complete job's result; `result.task` is always the job's `task`. */
@@ -81,7 +83,7 @@ export type Job =
 /** The image part of a submission, shared by every image-taking task (validated in one place by JobService). */
 export interface SubmitImages {
   /**
-   * Images in order: data URLs or bare base64 (JSON inputs), or the bytes themselves (file uploads, which
+   * Images in order: data URLs, bare base64 or http(s) URLs (JSON inputs), or the bytes themselves (file uploads, which
    * skip the base64 decoding; every other check is the same).
    */
   images: (string | Uint8Array)[];

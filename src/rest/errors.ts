@@ -2,7 +2,7 @@
  * The single error exit of the REST API: anything thrown or passed to `next(err)` under `/api` ends here and
  * leaves as JSON, never as an HTML page, a stack trace or a file path.
  *
- * Body shape: `{ "error": { "code", "message", "field"? }, "detail": message }`. `error` is ours (codes from
+ * Body shape: `{ "error": { "code", "message", "field"?, "reason"? }, "detail": message }`. `error` is ours (codes from
  * src/errors.ts); `detail` repeats the message because the seed (feature-extraction-server, FastAPI) answered
  * every error as `{ "detail": "..." }`, and its clients print that field.
  *
@@ -22,6 +22,8 @@ export interface RestErrorBody {
     message: string;
     /** The request field at fault (`image`, `image[2]`, `classes`, `config`, `model`), when known. */
     field?: string;
+    /** A finer code inside `code`, e.g. why an image URL was refused (`URL_FORBIDDEN`). */
+    reason?: string;
   };
   /** The message again, where the seed's clients look for it. */
   detail: string;
@@ -43,7 +45,9 @@ const INTERNAL_MESSAGE = 'Internal server error';
 export function toRestError(error: unknown): RestError {
   if (isAppError(error)) {
     const status = httpStatusOf(error.code);
-    return { status, body: errorBody(error.code, error.message, error.field), clientError: status < 500 };
+    const body = errorBody(error.code, error.message, error.field);
+    if (error.refusal !== undefined) body.error.reason = error.refusal;
+    return { status, body, clientError: status < 500 };
   }
   const bodyParserError = fromBodyParserError(error);
   if (bodyParserError !== undefined) return bodyParserError;

@@ -17,7 +17,7 @@
  * - `zero-shot-image-classification`: `{"image", "classes", "config"?}` → `{probabilities}`
  * - `image-embedding`: `{"image", "config"?}` → `{embedding}`
  * - `text-embedding`: `{"text", "config"?}` → `{embedding}`
- * with `image` a data URL or bare base64 and `image`/`text` lists on the batched routes. A job is read on its
+ * with `image` a data URL, bare base64 or an http(s) URL (fetched by the server, docs/image-urls.md) and `image`/`text` lists on the batched routes. A job is read on its
  * own task's routes (another task's: 404 NOT_FOUND). Task and model names are accepted in kebab or snake case. Status mapping and error
  * shapes: src/rest/shapes.ts and src/rest/errors.ts. The router parses its own JSON bodies so that
  * malformed or oversized ones are answered by its error exit: do not put another JSON parser in front of it.

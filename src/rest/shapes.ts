@@ -255,22 +255,22 @@ export function toKebabCase(name: string): string {
 }
 
 function parseSingleImage(value: unknown, task: FesTask): string {
-  if (value === undefined || value === null) throw badUserInput('"image" is required: a data URL or base64 string', 'image');
+  if (value === undefined || value === null) throw badUserInput('"image" is required: a data URL, base64 string or http(s) URL', 'image');
   if (typeof value !== 'string') {
     const hint = Array.isArray(value) ? `; for several images use /api/tasks/${task}/batched/{model}/jobs` : '';
-    throw badUserInput(`"image" expects a data URL or base64 string, but got ${describe(value)}${hint}`, 'image');
+    throw badUserInput(`"image" expects a data URL, base64 string or http(s) URL, but got ${describe(value)}${hint}`, 'image');
   }
   return value;
 }
 
 function parseImageList(value: unknown): string[] {
-  if (value === undefined || value === null) throw badUserInput('"image" is required: a list of data URLs or base64 strings', 'image');
+  if (value === undefined || value === null) throw badUserInput('"image" is required: a list of data URLs, base64 strings or http(s) URLs', 'image');
   if (!Array.isArray(value)) {
-    throw badUserInput(`"image" expects a list of data URLs or base64 strings on the batched route, but got ${describe(value)}`, 'image');
+    throw badUserInput(`"image" expects a list of data URLs, base64 strings or http(s) URLs on the batched route, but got ${describe(value)}`, 'image');
   }
   return value.map((item: unknown, index) => {
     if (typeof item !== 'string') {
-      throw badUserInput(`"image[${index}]" expects a data URL or base64 string, but got ${describe(item)}`, `image[${index}]`);
+      throw badUserInput(`"image[${index}]" expects a data URL, base64 string or http(s) URL, but got ${describe(item)}`, `image[${index}]`);
     }
     return item;
   });

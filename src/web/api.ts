@@ -5,6 +5,7 @@
  * on the websocket.
  */
 import { createClient, type Client } from 'graphql-ws';
+import type { PendingImage } from './imageSources.js';
 
 export type JobStatus = 'QUEUED' | 'RUNNING' | 'COMPLETE' | 'FAILED' | 'CANCELLED';
 
@@ -45,7 +46,7 @@ const JOB_UPDATED = `subscription JobUpdated($id: ID!) { jobUpdated(id: $id) { $
 const MODELS = 'query Models { models { name isDefault ready } }';
 
 export interface ClassifyRequest {
-  file: File;
+  image: PendingImage;
   classes: string[];
   model: string | undefined;
   promptTemplate: string | undefined;
@@ -90,15 +91,27 @@ export class Api {
     return answer.models;
   }
 
-  /** Creates a job for one image, sent as a file upload (no base64). Resolves with the job as created. */
+  /**
+   * Creates a job for one image: a file as a file upload (no base64), a URL as `image` (the server fetches it).
+   * Resolves with the job as created.
+   */
   async classify(request: ClassifyRequest): Promise<JobUpdate> {
-    const input: Record<string, unknown> = { files: [null], classes: request.classes };
+    const input: Record<string, unknown> = { classes: request.classes };
     if (request.model !== undefined) input.model = request.model;
     if (request.promptTemplate !== undefined) input.config = { promptTemplate: request.promptTemplate };
+    if (request.image.kind === 'url') {
+      input.image = request.image.url;
+      const answer = await this.#post<{ classify: JobUpdate }>(
+        { 'content-type': 'application/json' },
+        JSON.stringify({ query: CLASSIFY, operationName: 'Classify', variables: { input } }),
+      );
+      return answer.classify;
+    }
+    input.files = [null];
     const form = new FormData();
     form.append('operations', JSON.stringify({ query: CLASSIFY, operationName: 'Classify', variables: { input } }));
     form.append('map', JSON.stringify({ 0: ['variables.input.files.0'] }));
-    form.append('0', request.file, request.file.name);
+    form.append('0', request.image.file, request.image.file.name);
     // Apollo's CSRF prevention: a multipart request must carry a preflight header.
     const answer = await this.#post<{ classify: JobUpdate }>({ 'apollo-require-preflight': 'true' }, form);
     return answer.classify;

@@ -4,6 +4,7 @@
  */
 import type { ApiError, JobStatus, JobUpdate } from './api.js';
 import { h } from './dom.js';
+import { displayNameOf, type PendingImage } from './imageSources.js';
 import { formatBytes, formatPercent, rankClasses } from './format.js';
 
 const STATUS_TEXT: Record<JobStatus | 'SENDING', string> = {
@@ -23,11 +24,18 @@ export class JobCard {
   readonly #model: HTMLElement;
   readonly #jobRef: HTMLElement;
 
-  constructor(file: File) {
-    // The object URL lives as long as the page: cards stay listed while it is open.
-    const image = h('img', { className: 'thumb', attrs: { src: URL.createObjectURL(file), alt: file.name } });
-    // A file the browser cannot show (e.g. not an image) still gets a card, with its name where the picture would be.
-    image.addEventListener('error', () => image.replaceWith(h('div', { className: 'thumb thumb-missing', text: file.name })), { once: true });
+  constructor(source: PendingImage) {
+    const name = displayNameOf(source);
+    // A URL's picture is not loaded by the page (it talks to this server only): its name stands in for it.
+    const missing = (): HTMLElement => h('div', { className: 'thumb thumb-missing', text: name });
+    let thumb: HTMLElement = missing();
+    if (source.kind === 'file') {
+      // The object URL lives as long as the page: cards stay listed while it is open.
+      const image = h('img', { className: 'thumb', attrs: { src: URL.createObjectURL(source.file), alt: name } });
+      // A file the browser cannot show (e.g. not an image) still gets a card, with its name where the picture would be.
+      image.addEventListener('error', () => image.replaceWith(missing()), { once: true });
+      thumb = image;
+    }
     this.#status = h('span', { className: 'status', attrs: { 'data-status': 'SENDING' }, text: STATUS_TEXT.SENDING });
     this.#jobId = h('code', { className: 'job-id' });
     this.#model = h('span', { className: 'model' });
@@ -36,13 +44,13 @@ export class JobCard {
     this.#jobRef.hidden = true;
     this.#body = h('div', { className: 'card-body', attrs: { 'aria-live': 'polite' } });
     this.element = h('article', { className: 'card', attrs: { 'data-status': 'SENDING' } }, [
-      h('div', { className: 'thumb-frame' }, [image]),
+      h('div', { className: 'thumb-frame' }, [thumb]),
       h('div', { className: 'card-main' }, [
         h('header', { className: 'card-head' }, [
-          h('span', { className: 'file-name', text: file.name, attrs: { title: file.name } }),
+          h('span', { className: 'file-name', text: name, attrs: { title: source.kind === 'url' ? source.url : name } }),
           this.#status,
         ]),
-        h('p', { className: 'card-meta' }, [formatBytes(file.size), this.#model, this.#jobRef]),
+        h('p', { className: 'card-meta' }, [source.kind === 'file' ? formatBytes(source.file.size) : 'URL', this.#model, this.#jobRef]),
         this.#body,
       ]),
     ]);

@@ -1,7 +1,8 @@
 /**
- * @file The classification page: pick, drop or paste images, type classes, optionally choose a model and a
- * prompt template, and submit. Each image becomes one job (so one bad file fails only its own card), sent as a
- * file upload; its card follows the job live over the `jobUpdated` subscription. Cards stay listed, newest
+ * @file The classification page: pick, drop or paste images (or their http(s) URLs: typed, pasted, or an image
+ * dragged from another tab), type classes, optionally choose a model and a prompt template, and submit. Each image
+ * becomes one job (so one bad file fails only its own card), a file sent as a file upload, a URL as the URL (the
+ * server fetches it); its card follows the job live over the `jobUpdated` subscription. Cards stay listed, newest
  * first, while the page is open.
  *
  * The server embeds its settings as JSON in `<script type="application/json" id="clip-ui-config">` (no inline
@@ -11,6 +12,7 @@ import { Api, ApiError, type JobUpdate, type ModelSummary } from './api.js';
 import { parseClasses } from './classes.js';
 import { byId, h } from './dom.js';
 import { formatBytes } from './format.js';
+import { displayNameOf, httpUrlOf, urlsOfPastedText, urlsOfUriList, type PendingImage } from './imageSources.js';
 import { JobCard } from './jobCard.js';
 import { remembered, sessionKey } from './storage.js';
 
@@ -25,9 +27,9 @@ function readConfig(): PageConfig {
   return { endpoint: typeof parsed.endpoint === 'string' ? parsed.endpoint : '/graphql', apiKeyRequired: parsed.apiKeyRequired === true };
 }
 
-/** Files waiting to be submitted, shown as a list with a remove button each. */
-class PendingFiles {
-  readonly #files: File[] = [];
+/** Images waiting to be submitted (files and URLs), shown as a list with a remove button each. */
+class PendingImages {
+  readonly #images: PendingImage[] = [];
   readonly #list: HTMLUListElement;
   readonly #onChange: () => void;
 
@@ -36,33 +38,49 @@ class PendingFiles {
     this.#onChange = onChange;
   }
 
-  get files(): readonly File[] {
-    return this.#files;
+  get images(): readonly PendingImage[] {
+    return this.#images;
   }
 
-  add(files: Iterable<File>): void {
-    for (const file of files) this.#files.push(file);
+  addFiles(files: Iterable<File>): void {
+    for (const file of files) this.#images.push({ kind: 'file', file });
+    this.#render();
+  }
+
+  addUrls(urls: Iterable<string>): void {
+    for (const url of urls) this.#images.push({ kind: 'url', url });
     this.#render();
   }
 
   clear(): void {
-    this.#files.length = 0;
+    this.#images.length = 0;
     this.#render();
   }
 
   #render(): void {
     this.#list.replaceChildren(
-      ...this.#files.map((file, index) => {
-        const remove = h('button', { className: 'chip-remove', text: '×', attrs: { type: 'button', 'aria-label': `Remove ${file.name}` } });
+      ...this.#images.map((image, index) => {
+        const name = displayNameOf(image);
+        const remove = h('button', { className: 'chip-remove', text: '×', attrs: { type: 'button', 'aria-label': `Remove ${name}` } });
         remove.addEventListener('click', () => {
-          this.#files.splice(index, 1);
+          this.#images.splice(index, 1);
           this.#render();
         });
-        return h('li', { className: 'chip' }, [h('span', { className: 'chip-name', text: file.name }), h('span', { className: 'chip-size', text: formatBytes(file.size) }), remove]);
+        const detail = image.kind === 'file' ? formatBytes(image.file.size) : 'URL';
+        return h('li', { className: 'chip', attrs: { 'data-kind': image.kind } }, [
+          h('span', { className: 'chip-name', text: name, attrs: { title: image.kind === 'url' ? image.url : name } }),
+          h('span', { className: 'chip-size', text: detail }),
+          remove,
+        ]);
       }),
     );
     this.#onChange();
   }
+}
+
+/** True when a paste lands in a field that takes text, where it belongs. */
+function isTextField(target: EventTarget | null): boolean {
+  return target instanceof HTMLTextAreaElement || (target instanceof HTMLInputElement && target.type !== 'file');
 }
 
 function start(): void {
@@ -70,6 +88,8 @@ function start(): void {
   const api = new Api({ endpoint: config.endpoint });
   const form = byId('classify-form', HTMLFormElement);
   const fileInput = byId('file-input', HTMLInputElement);
+  const urlInput = byId('image-url', HTMLInputElement);
+  const addUrlButton = byId('add-url', HTMLButtonElement);
   const dropZone = byId('drop-zone', HTMLElement);
   const classesInput = byId('classes', HTMLTextAreaElement);
   const modelSelect = byId('model', HTMLSelectElement);
@@ -81,8 +101,8 @@ function start(): void {
   const noJobs = byId('no-jobs', HTMLElement);
   const pickedSummary = byId('picked-summary', HTMLElement);
 
-  const pending = new PendingFiles(byId('picked', HTMLUListElement), () => {
-    const count = pending.files.length;
+  const pending = new PendingImages(byId('picked', HTMLUListElement), () => {
+    const count = pending.images.length;
     pickedSummary.textContent = count === 0 ? 'No images chosen yet.' : `${count} image${count === 1 ? '' : 's'} ready.`;
     dropZone.classList.toggle('has-files', count > 0);
   });
@@ -121,14 +141,29 @@ function start(): void {
   }
   void loadModels();
 
-  // ---- choosing images: the picker, drag and drop (anywhere on the page), paste ----
+  // ---- choosing images: the picker, a typed URL, drag and drop (anywhere on the page), paste ----
   fileInput.addEventListener('change', () => {
-    if (fileInput.files) pending.add(fileInput.files);
+    if (fileInput.files) pending.addFiles(fileInput.files);
     fileInput.value = '';
   });
+  const addTypedUrl = (): void => {
+    const url = httpUrlOf(urlInput.value);
+    formError.textContent = url === null ? 'An image URL must be an http or https address.' : '';
+    if (url === null) return;
+    pending.addUrls([url]);
+    urlInput.value = '';
+  };
+  addUrlButton.addEventListener('click', addTypedUrl);
+  urlInput.addEventListener('keydown', (event) => {
+    // Enter adds the URL instead of submitting the form with it still in the box.
+    if (event.key !== 'Enter') return;
+    event.preventDefault();
+    addTypedUrl();
+  });
   let dragDepth = 0;
+  const carriesImages = (event: DragEvent): boolean => ['Files', 'text/uri-list'].some((type) => event.dataTransfer?.types.includes(type) === true);
   document.addEventListener('dragenter', (event) => {
-    if (!event.dataTransfer?.types.includes('Files')) return;
+    if (!carriesImages(event)) return;
     dragDepth += 1;
     dropZone.classList.add('dragging');
   });
@@ -142,23 +177,37 @@ function start(): void {
     event.preventDefault();
     dragDepth = 0;
     dropZone.classList.remove('dragging');
-    if (event.dataTransfer && event.dataTransfer.files.length > 0) pending.add(event.dataTransfer.files);
+    const transfer = event.dataTransfer;
+    if (!transfer) return;
+    // An image dragged from another tab carries its address (and sometimes its bytes too): the address is sent,
+    // so the server fetches the original rather than the browser's copy.
+    const urls = urlsOfUriList(transfer.getData('text/uri-list'));
+    if (urls.length > 0) pending.addUrls(urls);
+    else if (transfer.files.length > 0) pending.addFiles(transfer.files);
   });
   document.addEventListener('paste', (event) => {
     const files = [...(event.clipboardData?.files ?? [])];
-    if (files.length === 0) return; // text pastes go where the person pastes them
+    if (files.length > 0) {
+      event.preventDefault();
+      pending.addFiles(files);
+      return;
+    }
+    // Text pastes go where the person pastes them; elsewhere on the page, pasted image URLs are taken.
+    if (isTextField(event.target)) return;
+    const urls = urlsOfPastedText(event.clipboardData?.getData('text/plain') ?? '');
+    if (urls.length === 0) return;
     event.preventDefault();
-    pending.add(files);
+    pending.addUrls(urls);
   });
 
   // ---- submitting ----
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const classes = parseClasses(classesInput.value);
-    const problem = pending.files.length === 0 ? 'Choose, drop or paste at least one image.' : classes.length === 0 ? 'Type at least one class.' : '';
+    const problem = pending.images.length === 0 ? 'Choose, drop or paste at least one image, or add its URL.' : classes.length === 0 ? 'Type at least one class.' : '';
     formError.textContent = problem;
     if (problem !== '') {
-      (pending.files.length === 0 ? fileInput : classesInput).focus();
+      (pending.images.length === 0 ? fileInput : classesInput).focus();
       return;
     }
     remembered.set('classes', classesInput.value);
@@ -167,16 +216,16 @@ function start(): void {
     const model = modelSelect.value === '' ? undefined : modelSelect.value;
     const promptTemplate = templateInput.value.trim() === '' ? undefined : templateInput.value.trim();
     noJobs.hidden = true;
-    const batch = pending.files.map((file) => ({ file, card: new JobCard(file) }));
+    const batch = pending.images.map((image) => ({ image, card: new JobCard(image) }));
     cards.prepend(...batch.map(({ card }) => card.element));
     pending.clear();
-    for (const { file, card } of batch) void runJob(file, card, classes, model, promptTemplate);
+    for (const { image, card } of batch) void runJob(image, card, classes, model, promptTemplate);
   });
 
-  async function runJob(file: File, card: JobCard, classes: string[], model: string | undefined, promptTemplate: string | undefined): Promise<void> {
+  async function runJob(image: PendingImage, card: JobCard, classes: string[], model: string | undefined, promptTemplate: string | undefined): Promise<void> {
     let created: JobUpdate;
     try {
-      created = await api.classify({ file, classes, model, promptTemplate });
+      created = await api.classify({ image, classes, model, promptTemplate });
     } catch (error) {
       card.fail(error instanceof ApiError ? error : new ApiError('ERROR', String(error)));
       return;

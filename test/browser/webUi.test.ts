@@ -9,6 +9,8 @@
  * - A bad file shows its coded error on its own card, and the page keeps working.
  * - Images dropped on the page or pasted into it are taken like picked ones; the model (from `models`) and the
  *   prompt template are used and remembered.
+ * - An image URL typed or pasted, or an image dragged from another tab, is sent as its URL (the server fetches it
+ *   from a loopback image host listed in IMAGE_URL_ALLOWED_NETWORKS), with the probabilities of the same bytes inline.
  * - The whole flow with the keyboard alone, with a visible focus.
  * - At 360 px wide nothing overflows horizontally.
  * - With API keys: the key field, a refusal without it, then the mutation and the subscription with it.
@@ -24,6 +26,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatPercent, rankClasses } from '../../src/web/format.js';
 import { chromiumAvailable, launchChromium } from '../utils/browser.js';
+import { startImageHost, type LoopbackHost } from '../utils/imageHost.js';
 import { gql, startTestServer, type TestServer } from '../utils/testServer.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -115,6 +118,16 @@ async function expectCardMatchesApi(server: TestServer, card: ShownCard): Promis
   }
 }
 
+async function waitForComplete(server: TestServer, id: string): Promise<ApiJob> {
+  for (let attempt = 0; ; attempt += 1) {
+    const { body } = await gql<{ job: (ApiJob & { status: string }) | null }>(server.graphqlUrl, 'query ($id: ID!) { job(id: $id) { status classes result { images { probabilities } } } }', { id });
+    const job = body.data?.job;
+    if (job?.status === 'COMPLETE') return job;
+    if (attempt > 600 || (job !== null && job !== undefined && job.status !== 'QUEUED' && job.status !== 'RUNNING')) throw new Error(`job ${id} did not complete: ${JSON.stringify(body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 interface Watched {
   page: Page;
   requests: string[];
@@ -167,11 +180,13 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
   describe('without API keys', () => {
     let server: TestServer;
     let context: BrowserContext;
+    let imageHost: LoopbackHost;
 
     beforeAll(async () => {
       // The random-weight model's logit scale (100) puts nearly all mass on one class; a lower one spreads the
       // bars out, which is what the screenshot is for. The comparison with the API holds at any scale.
-      server = await startTestServer({ logitScale: 8 });
+      server = await startTestServer({ logitScale: 8, imageUrlAllowedNetworks: ['127.0.0.1/32'] });
+      imageHost = await startImageHost(Object.fromEntries(files.map((file) => [file.name, file.buffer])));
       context = await browser.newContext({ viewport: { width: 1280, height: 760 }, deviceScaleFactor: 1 });
     });
 
@@ -269,6 +284,51 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
       await page.waitForSelector('#model option[value="tiny"]', { state: 'attached' });
       expect(await page.inputValue('#model')).toBe('tiny');
       expect(await page.inputValue('#template')).toBe('a drawing of {}.');
+      await page.close();
+    });
+
+    it('should send an image URL typed, pasted, or an image dragged from another tab as its URL, with the probabilities of the same bytes inline', async () => {
+      const watched = await openPage(context, `${server.url}/`);
+      const { page } = watched;
+      const url = (file: PictureFile): string => `${imageHost.url}/${file.name}`;
+      await page.fill('#image-url', url(files[0] as PictureFile));
+      await page.press('#image-url', 'Enter');
+      // A drag from another tab carries the image's address (and here its bytes too): the address is what is sent.
+      await page.evaluate(`(() => {
+        const pasted = new DataTransfer();
+        pasted.setData('text/plain', ${JSON.stringify(url(files[1] as PictureFile))});
+        document.body.dispatchEvent(new ClipboardEvent('paste', { clipboardData: pasted, bubbles: true, cancelable: true }));
+        const dragged = new DataTransfer();
+        dragged.setData('text/uri-list', ${JSON.stringify(`# from another tab\n${url(files[2] as PictureFile)}`)});
+        dragged.items.add(new File([new Uint8Array([1, 2, 3])], 'copy.png', { type: 'image/png' }));
+        document.querySelector('.jobs').dispatchEvent(new DragEvent('drop', { dataTransfer: dragged, bubbles: true, cancelable: true }));
+      })()`);
+      expect(await page.textContent('#picked-summary')).toBe('3 images ready.');
+      expect(await page.locator('#picked .chip-name').allTextContents()).toEqual(files.map((file) => file.name));
+      const sentUrls: string[] = [];
+      page.on('request', (request) => {
+        const body = request.postData() ?? '';
+        if (request.method() === 'POST' && body.includes(imageHost.url)) sentUrls.push((JSON.parse(body) as { variables: { input: { image: string } } }).variables.input.image);
+      });
+      await page.fill('#classes', CLASSES.join(', '));
+      // An earlier test left a template remembered; the inline jobs below use none.
+      await page.fill('#template', '');
+      await page.click('#submit');
+      const cards = await settledCards(page, 3);
+      expect(sentUrls.sort()).toEqual(files.map(url).sort());
+      expect(imageHost.paths.sort()).toEqual(files.map((file) => `/${file.name}`).sort());
+      for (const card of cards) {
+        await expectCardMatchesApi(server, card);
+        const file = files.find((candidate) => candidate.name === card.fileName) as PictureFile;
+        const inline = await gql<{ classify: { id: string } }>(server.graphqlUrl, 'mutation ($input: ClassifyInput!) { classify(input: $input) { id } }', {
+          input: { image: `data:image/png;base64,${file.buffer.toString('base64')}`, classes: CLASSES },
+        });
+        const inlineJob = await waitForComplete(server, inline.body.data?.classify.id ?? '');
+        expect((await apiJob(server, card.jobId)).result).toEqual(inlineJob.result);
+      }
+      // The page itself never fetched the pictures: only the server did.
+      expectSameOrigin(server, watched);
+      expect(watched.problems).toEqual([]);
       await page.close();
     });
 

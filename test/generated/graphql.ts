@@ -12,9 +12,9 @@ export type ClassifyInput = {
   config?: unknown;
   /** Several images as file uploads (GraphQL multipart request; send the `apollo-require-preflight` header), in order. No base64. */
   files?: Array<unknown> | null | undefined;
-  /** One image: a data URL or bare base64. */
+  /** One image: a data URL, bare base64 or an http(s) URL the server fetches (public addresses only). */
   image?: string | null | undefined;
-  /** Several images (data URLs or bare base64), processed in order. */
+  /** Several images (data URLs, bare base64 or http(s) URLs), processed in order. */
   images?: Array<string> | null | undefined;
   /** A model name, catalogue name or hub id of a configured model; the default model when omitted. */
   model?: string | null | undefined;
@@ -24,9 +24,9 @@ export type ClassifyInput = {
 export type EmbedImagesInput = {
   /** Several images as file uploads (GraphQL multipart request; send the `apollo-require-preflight` header), in order. No base64. */
   files?: Array<unknown> | null | undefined;
-  /** One image: a data URL or bare base64. */
+  /** One image: a data URL, bare base64 or an http(s) URL the server fetches (public addresses only). */
   image?: string | null | undefined;
-  /** Several images (data URLs or bare base64), processed in order. */
+  /** Several images (data URLs, bare base64 or http(s) URLs), processed in order. */
   images?: Array<string> | null | undefined;
   /** A model name, catalogue name or hub id of a configured model; the default model when omitted. */
   model?: string | null | undefined;

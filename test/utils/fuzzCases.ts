@@ -514,7 +514,9 @@ export function generateFuzzCases(options: FuzzOptions): FuzzCase[] {
     ['data URL with an empty payload', 'data:image/png;base64,'],
     ['data URL without a comma', `data:image/png;base64${base64Of}`],
     ['data URL of application/octet-stream', `data:application/octet-stream;base64,${base64Of}`],
-    ['a URL instead of data', 'https://example.com/cat.png'],
+    // URLs are fetched under the guard; these are refused by it without any connection (tests never leave loopback).
+    ['a URL to the cloud metadata address', 'http://169.254.169.254/latest/meta-data/'],
+    ['a URL to a loopback port', 'http://127.0.0.1:1/cat.png'],
     ['a file path', '/etc/passwd'],
     ['a file URL', 'file:///etc/passwd'],
     ['hex instead of base64', rng.pick(validImages).toString('hex')],

@@ -28,7 +28,7 @@ const SAMPLE_IMAGE =
 
 const CLASSIFY_TAB = {
   query: `# Classify an image against a list of classes: run it with the ▶ button or Ctrl-Enter.
-# \`image\` takes a data URL or bare base64; \`images\` takes several (one result each).
+# \`image\` takes a data URL, bare base64 or an http(s) URL; \`images\` takes several (one result each).
 # The answer is a job: copy its id into the JobUpdated tab to follow it to the end.
 mutation Classify($input: ClassifyInput!) {
   classify(input: $input) {

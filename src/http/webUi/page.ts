@@ -47,9 +47,15 @@ export function renderWebUiPage(options: WebUiPageOptions): string {
 <div class="layout">
   <form id="classify-form" class="panel" novalidate aria-label="Classify images">
     <div id="drop-zone" class="drop-zone">
-      <p class="drop-title">Drop images here or paste them</p>
+      <p class="drop-title">Drop images here (from your files or another tab) or paste them or their URLs</p>
       <label class="label" for="file-input">Images</label>
       <input type="file" id="file-input" name="images" multiple accept="image/*">
+      <label class="label" for="image-url">Image URL</label>
+      <div class="url-row">
+        <input type="url" id="image-url" name="image-url" inputmode="url" placeholder="https://example.com/photo.jpg" aria-describedby="image-url-hint">
+        <button type="button" id="add-url" class="add-url">Add</button>
+      </div>
+      <p id="image-url-hint" class="hint">The server fetches it (public addresses only).</p>
       <p id="picked-summary" class="hint" aria-live="polite"></p>
       <ul id="picked" class="picked" aria-label="Chosen images"></ul>
     </div>

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AppError, ErrorCode, badUserInput } from '../../../src/errors.js';
+import { AppError, ErrorCode, ImageUrlRefusal, badUserInput } from '../../../src/errors.js';
+import { createImageUrlFetcher } from '../../../src/imageUrls/index.js';
+import { startImageHost, type LoopbackHost } from '../../utils/imageHost.js';
 import { JobService, type JobClassifier, type JobServiceOptions } from '../../../src/jobs/JobService.js';
 import type { QueueCounts } from '../../../src/jobs/JobQueue.js';
 import { MemoryJobQueue } from '../../../src/jobs/memory/MemoryJobQueue.js';
@@ -520,5 +522,60 @@ describe('JobService', () => {
 
   it('should reject invalid options', () => {
     expect(() => new JobService({ clip: new FakeClassifier(), logger: silentLogger(), maxQueuedJobs: 0 })).toThrow(/maxQueuedJobs/);
+  });
+});
+
+describe('JobService images by URL', () => {
+  const imageA = Buffer.from('image bytes A');
+  const imageB = Buffer.from('image bytes B, a little longer');
+  let host: LoopbackHost;
+  const services: JobService[] = [];
+
+  afterEach(async () => {
+    for (const service of services.splice(0)) await service.close();
+  });
+
+  async function serviceWith(options: Partial<JobServiceOptions>): Promise<{ jobs: JobService; clip: FakeClassifier }> {
+    host ??= await startImageHost({ 'a.png': imageA, 'b.png': imageB });
+    const clip = new FakeClassifier();
+    const jobs = new JobService({ clip, logger: silentLogger(), ...options });
+    services.push(jobs);
+    return { jobs, clip };
+  }
+
+  const fetcher = (maxBytes = 1024) =>
+    createImageUrlFetcher({ mode: 'public', allowedNetworks: ['127.0.0.1/32'], maxRedirects: 1, timeoutMs: 5_000, maxBytes, concurrency: 2, userAgent: 'test' }).fetch;
+
+  it('should run a job on the fetched bytes, in input order, URLs and inline images mixed', async () => {
+    const { jobs, clip } = await serviceWith({ fetchImageUrl: fetcher() });
+    const job = await jobs.submit(imageEmbedding({ images: [`${host.url}/b.png`, 'inline', `${host.url}/a.png`], imagesField: 'images', batched: true }));
+    expect(job.imageCount).toBe(3);
+    await until(() => clip.embedCalls.length === 1);
+    const request = clip.embedCalls[0] as EmbedImagesRequest;
+    expect(request.images.map((bytes) => Buffer.from(bytes).toString())).toEqual([imageB.toString(), 'inline', imageA.toString()]);
+  });
+
+  it('should refuse a URL the guard refuses, naming its field, and run nothing', async () => {
+    const { jobs, clip } = await serviceWith({ fetchImageUrl: fetcher() });
+    const error = await expectAppError(jobs.submit(input({ images: ['inline', `${host.url}/missing.png`], imagesField: 'images', batched: true })), ErrorCode.BadUserInput, 'images[1]');
+    expect(error.refusal).toBe(ImageUrlRefusal.HttpStatus);
+    expect(clip.calls).toHaveLength(0);
+    expect(jobs.stats().totals.queued).toBe(0);
+  });
+
+  it('should refuse URLs when it has no fetcher', async () => {
+    const { jobs } = await serviceWith({});
+    const error = await expectAppError(jobs.submit(input({ images: [`${host.url}/a.png`] })), ErrorCode.BadUserInput, 'image');
+    expect(error.refusal).toBe(ImageUrlRefusal.Off);
+  });
+
+  it('should stop fetching once a job’s images pass MAX_PENDING_IMAGE_BYTES', async () => {
+    const { jobs } = await serviceWith({ fetchImageUrl: fetcher(), maxPendingImageBytes: imageA.length + imageB.length - 1 });
+    await expectAppError(
+      jobs.submit(input({ images: [`${host.url}/a.png`, `${host.url}/b.png`], imagesField: 'images', batched: true })),
+      ErrorCode.BadUserInput,
+      'images',
+      /MAX_PENDING_IMAGE_BYTES/,
+    );
   });
 });

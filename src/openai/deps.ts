@@ -1,0 +1,34 @@
+/**
+ * What the OpenAI-compatible API needs from the rest of the server: it submits embedding jobs through the same
+ * JobService calls as the other APIs (admission, limits, batching, Redis and shutdown apply unchanged), follows
+ * them to their end and cancels them when the caller leaves.
+ */
+import type { ModelInfo } from '../clip/types.js';
+import type { Job, SubmitJobInput } from '../jobs/types.js';
+import type { Logger } from '../logger.js';
+
+/** The part of JobService the OpenAI routes call. */
+export interface OpenAiJobs {
+  /** Accepts a job; throws AppError BAD_USER_INPUT, OVERLOADED, SHUTTING_DOWN or SERVICE_UNAVAILABLE. */
+  submit(input: SubmitJobInput): Promise<Job>;
+  /** The job's states, the current one first, ending after a terminal one. */
+  watch(id: string): Promise<AsyncIterableIterator<Job>>;
+  /** Cancels a queued or running job. */
+  cancel(id: string): Promise<Job | undefined>;
+}
+
+/** The configured models: their names, sizes (once loaded) and how a user's name resolves. */
+export interface OpenAiModels {
+  models(): ModelInfo[];
+  resolveModelName(name: string): string | undefined;
+}
+
+export interface OpenAiDeps {
+  jobs: OpenAiJobs;
+  models: OpenAiModels;
+  logger: Logger;
+  /** The largest JSON body accepted, in bytes (MAX_BODY_BYTES); 413 over it. */
+  maxBodyBytes: number;
+  /** `created` of every model in `GET /v1/models`: when this server started, in Unix seconds. */
+  createdAt: number;
+}
