@@ -17,7 +17,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { createContext, type GraphqlServices } from './context.js';
+import { createContext, type GraphqlContext, type GraphqlServices } from './context.js';
 import { validatedDocuments } from './documentCache.js';
 import { formatGraphqlError } from './formatError.js';
 import { allValidationRules, complexityError, LIMIT_ERROR_CODE, type OperationLimits } from './limits.js';
@@ -178,7 +178,10 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           return [new GraphQLError('Internal server error', { extensions: { code: ErrorCode.InternalServerError } })];
         }
       },
-      onNext: (_ctx, _id, _payload, _args, result) => {
+      onNext: (_ctx, _id, _payload, args, result) => {
+        // Over MAX_RESPONSE_BYTES the message is the refusal alone, as over HTTP (responseBudget.ts).
+        const refusal = (args.contextValue as GraphqlContext).response.refusal;
+        if (refusal !== null) return { errors: [{ message: refusal.message, extensions: { code: refusal.code } }] };
         if (result.errors === undefined) return undefined;
         return { ...result, errors: result.errors.map((error) => formatGraphqlError(error.toJSON(), error, logger)) };
       },

@@ -32,6 +32,7 @@ import { buildGraphqlSchema, createApolloServer, createUploadMiddleware, UploadR
 import { createJobs, type JobService } from '../jobs/index.js';
 import { mergeModelViews } from '../jobs/redis/index.js';
 import type { ModelInfo } from '../clip/types.js';
+import { JsonShapeError, jsonShapeVerifier, type JsonShapeLimits } from '../jsonShape.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createRestRouter, type RestDeps } from '../rest/router.js';
 import { sendRestError, toRestError } from '../rest/errors.js';
@@ -183,6 +184,7 @@ export function jobsFromConfig(config: Config, role: Config['role'], clip: ClipS
       maxPendingImageBytes: config.maxPendingImageBytes,
       maxConcurrentJobs: config.maxConcurrentJobs,
       ttlSeconds: config.jobTtlSeconds,
+      maxRetainedJobBytes: config.maxRetainedJobBytes,
     },
   });
 }
@@ -249,7 +251,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
         }, 1_000);
   modelsRefresh?.unref();
   const graphqlModels = registry === undefined ? clip : { defaultModelName: clip.defaultModelName, models: () => mergeModelViews(clip.models(), workerModels) };
-  const services = { jobs, clip: graphqlModels, logger };
+  const services = { jobs, clip: graphqlModels, logger, maxResponseBytes: config.maxResponseBytes };
   const checkKey = config.apiKeys.length > 0 ? createKeyCheck(config.apiKeys) : null;
   const allowAnyOrigin = config.corsOrigins.includes('*');
   const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
@@ -314,7 +316,9 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   graphqlRouter.use(requireKey('graphql'));
   // File uploads (multipart), before the JSON parser: MAX_IMAGE_BYTES per file, MAX_IMAGES_PER_JOB files, MAX_BODY_BYTES on the stream.
   graphqlRouter.use(createUploadMiddleware({ maxFileBytes: config.maxImageBytes, maxFiles: config.maxImagesPerJob, maxBodyBytes: config.maxBodyBytes }));
-  graphqlRouter.use(express.json({ limit: config.maxBodyBytes }));
+  // Structure is checked on the raw bytes before parsing (src/jsonShape.ts), as on REST.
+  const jsonLimits: JsonShapeLimits = { maxDepth: config.maxJsonDepth, maxValues: config.maxJsonValues };
+  graphqlRouter.use(express.json({ limit: config.maxBodyBytes, verify: jsonShapeVerifier(jsonLimits) }));
   graphqlRouter.use((req, res, next) => {
     if (graphqlHandler === null) {
       // Only before start() has built Apollo, which happens before listening: unreachable in practice.
@@ -328,6 +332,10 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     if (res.headersSent) return next(error);
     if (error instanceof UploadRequestError) {
       res.status(error.status).json(graphqlErrorBody(error.message, error.code));
+      return;
+    }
+    if (error instanceof JsonShapeError) {
+      res.status(error.status).json(graphqlErrorBody(error.message, error.status === 413 ? ErrorCode.PayloadTooLarge : 'BAD_REQUEST'));
       return;
     }
     if (type === 'entity.too.large') {
@@ -348,7 +356,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   graphqlRouter.use(graphqlBodyErrors);
   app.use('/graphql', graphqlRouter);
 
-  const restDeps: RestDeps = { jobs, clip, logger: logger.child({ component: 'rest' }), maxBodyBytes: config.maxBodyBytes };
+  const restDeps: RestDeps = { jobs, clip, logger: logger.child({ component: 'rest' }), maxBodyBytes: config.maxBodyBytes, jsonLimits };
   app.use('/api', requireKey('rest'), createRestRouter(restDeps));
 
   app.use((req, res) => {
