@@ -11,6 +11,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { subscribe } from '../utils/testServer.js';
 import { forceGc, metricValue, MiB, mib, settledJob, startRecordedServer, type RecordedServer } from './support.js';
 
 const TEXT_JOBS = '/api/tasks/text-embedding/batched/tiny/jobs';
@@ -102,6 +103,12 @@ describe('finished jobs and answers are bounded', () => {
     expect(small.body.data).toBeUndefined();
     expect(JSON.stringify(small.body).length).toBeLessThan(1000);
     expect(JSON.stringify(small.body)).toMatch(/MAX_RESPONSE_BYTES/);
+
+    // The same over the websocket: one error, no data.
+    const overWs = await subscribe(server.wsUrl, `{ ${page('a0', 20)} }`);
+    expect(overWs.messages).toHaveLength(1);
+    expect(overWs.messages[0]?.data).toBeUndefined();
+    expect(overWs.messages[0]?.errors?.[0]?.extensions?.code).toBe('RESPONSE_TOO_LARGE');
 
     // What fits is answered: ids only, and one job's texts.
     const ids = await post(server.graphqlUrl, JSON.stringify({ query: '{ jobs(first: 20) { nodes { id } } }' }));
