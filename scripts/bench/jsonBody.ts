@@ -1,7 +1,7 @@
 /**
  * What the structural pre-scan of JSON bodies (src/jsonShape.ts) costs, and what it saves: for honest bodies (one
  * large base64 image, a full text-embedding job) the scan beside JSON.parse, which runs anyway; for hostile bodies
- * (millions of tiny values) the scan up to its refusal against what parsing them used to cost. Medians of a few runs,
+ * (millions of tiny values) the scan up to its refusal against what parsing them would cost. Medians of a few runs,
  * in-process, no server: `npm run bench -- --only json-body`.
  */
 import { scanJsonShape, type JsonShapeLimits } from '../../src/jsonShape.js';

@@ -1,5 +1,5 @@
 /**
- * Hostile requests inside the documented limits (issue 24, findings 3, 6 and 7), on the real server:
+ * Hostile requests inside the documented limits, on the real server:
  * - large finished jobs do not pile up until their TTL: the retention budget drops the oldest, and /metrics shows it;
  *   answers over many large jobs are refused with a code, before they are built;
  * - JSON bodies of millions of tiny values are refused by their structure before they are parsed, on REST and
