@@ -105,11 +105,11 @@ export class JsonShapeError extends Error {
   }
 }
 
-/** The refusal's message: what was passed and the setting that bounds it. */
-export function jsonShapeMessage(refusal: JsonShapeRefusal, limits: JsonShapeLimits): string {
+/** The refusal's message: what was passed and the setting that bounds it. `subject` names what was scanned. */
+export function jsonShapeMessage(refusal: JsonShapeRefusal, limits: JsonShapeLimits, subject: 'Request body' | 'Message'): string {
   return refusal.limit === 'depth'
-    ? `Request body nests arrays and objects deeper than ${limits.maxDepth} levels (${SETTING_OF.depth})`
-    : `Request body has more than ${limits.maxValues} JSON values (${SETTING_OF.values})`;
+    ? `${subject} nests arrays and objects deeper than ${limits.maxDepth} levels (${SETTING_OF.depth})`
+    : `${subject} has more than ${limits.maxValues} JSON values (${SETTING_OF.values})`;
 }
 
 /**
@@ -123,6 +123,6 @@ export function jsonShapeVerifier(limits: JsonShapeLimits): (req: unknown, res: 
       throw new JsonShapeError(415, `JSON bodies must be UTF-8, got charset ${JSON.stringify(encoding)}`);
     }
     const refusal = scanJsonShape(body, limits);
-    if (refusal !== null) throw new JsonShapeError(413, jsonShapeMessage(refusal, limits));
+    if (refusal !== null) throw new JsonShapeError(413, jsonShapeMessage(refusal, limits, 'Request body'));
   };
 }

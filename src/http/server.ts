@@ -406,6 +406,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       limits,
       introspection: config.introspection,
       maxPayloadBytes: config.maxBodyBytes,
+      jsonLimits,
       documentCacheBytes: config.wsDocumentCacheBytes,
       isAllowedOrigin,
       ...(checkKey === null ? {} : { authenticate: (params: Readonly<Record<string, unknown>>) => checkKey(keyFromConnectionParams(params)) }),

@@ -10,6 +10,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
+import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { subscribe } from '../utils/testServer.js';
 import { forceGc, metricValue, MiB, mib, settledJob, startRecordedServer, type RecordedServer } from './support.js';
@@ -124,7 +125,7 @@ describe('JSON bodies are refused by structure before they are parsed', () => {
   const tinyValues = (megabytes: number): string => `{"image":"x","classes":[${'{},'.repeat(Math.floor((megabytes * 1e6) / 3))}{}]}`;
   const nested = (levels: number): string => `{"image":"x","classes":${'['.repeat(levels)}${']'.repeat(levels)}}`;
 
-  it('should answer 413 naming MAX_JSON_VALUES or MAX_JSON_DEPTH on REST and GraphQL, and let one large base64 string through', async () => {
+  it('should answer 413 naming MAX_JSON_VALUES or MAX_JSON_DEPTH on REST and GraphQL (websocket: 4400), and let one large base64 string through', async () => {
     const server = await startRecordedServer();
     const rest = `${server.url}${CLASSIFY_JOB}`;
 
@@ -143,6 +144,16 @@ describe('JSON bodies are refused by structure before they are parsed', () => {
     expect(graphql.value.status).toBe(413);
     expect(codeOf(graphql.value.body)).toBe('PAYLOAD_TOO_LARGE');
     expect(JSON.stringify(graphql.value.body)).toMatch(/MAX_JSON_VALUES/);
+
+    // The same over the websocket: the connection is closed as a bad request before graphql-ws parses the message.
+    const closed = await new Promise<{ code: number; reason: string }>((resolve) => {
+      const socket = new WebSocket(server.wsUrl, 'graphql-transport-ws');
+      socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
+      socket.on('message', () => socket.send(`{"type":"subscribe","id":"1","payload":{"query":"{ models { name } }","variables":{"x":[${'[],'.repeat(1_000_000)}[]]}}}`));
+      socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+      socket.on('error', () => undefined);
+    });
+    expect(closed).toEqual({ code: 4400, reason: 'Message has more than 100000 JSON values (MAX_JSON_VALUES)' });
 
     // One 40 MB base64 string is one value: it reaches the image checks (not an image: 422), not the structure limit.
     const base64 = await loopStallMs(() => post(rest, JSON.stringify({ image: 'A'.repeat(40_000_000), classes: ['a', 'b'] })));
