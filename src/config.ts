@@ -454,8 +454,8 @@ const SETTINGS: SettingSpecs = {
   maxJsonValues: {
     env: 'MAX_JSON_VALUES',
     description:
-      'Most values (strings, object keys, numbers, literals, arrays, objects) in a JSON request body, counted on the raw bytes before parsing (413 over it), so a body of millions of tiny values is refused after a few hundred kilobytes instead of holding the event loop for seconds while it is parsed. The largest job a route takes at the defaults has about 11,100 (10,000 prompt templates, 1,000 classes, 64 images); this is 9 times that, and parses in about 10 ms. Must be at least MAX_PROMPTS_PER_JOB + MAX_CLASSES_PER_JOB + MAX_TEXTS_PER_JOB + MAX_IMAGES_PER_JOB + 1000. Base64 images are one value each, however large.',
-    defaultValue: 100_000,
+      'Most values (strings, object keys, numbers, literals, arrays, objects) in a JSON request body, counted on the raw bytes before parsing (413 over it), so a body of millions of tiny values is refused after a few hundred kilobytes instead of holding the event loop for seconds while it is parsed. The largest job a route takes at the defaults has about 11,100 (10,000 prompt templates, 1,000 classes, 64 images); this is 4.5 times that, and a body of as many values parses in 35–60 ms on a busy 2-core machine. Must be at least MAX_PROMPTS_PER_JOB + MAX_CLASSES_PER_JOB + MAX_TEXTS_PER_JOB + MAX_IMAGES_PER_JOB + 1000. Base64 images are one value each, however large.',
+    defaultValue: 50_000,
     parse: integer(1),
   },
   maxQueryDepth: { env: 'MAX_QUERY_DEPTH', description: 'Deepest GraphQL selection (introspection fields excluded).', defaultValue: 10, parse: integer(1, 1000) },

@@ -109,7 +109,7 @@ describe('loadConfig', () => {
   });
 
   it('should read the hostile-request limits, with units for byte sizes', () => {
-    expect(loadConfig([], {})).toMatchObject({ maxJsonDepth: 32, maxJsonValues: 100_000, maxResponseBytes: 64 * 1024 * 1024, maxRetainedJobBytes: 256 * 1024 * 1024 });
+    expect(loadConfig([], {})).toMatchObject({ maxJsonDepth: 32, maxJsonValues: 50_000, maxResponseBytes: 64 * 1024 * 1024, maxRetainedJobBytes: 256 * 1024 * 1024 });
     const config = loadConfig(['--max-retained-job-bytes', '1GiB'], { MAX_RESPONSE_BYTES: '8MB', MAX_JSON_DEPTH: '8' });
     expect(config).toMatchObject({ maxRetainedJobBytes: 1024 ** 3, maxResponseBytes: 8e6, maxJsonDepth: 8 });
     expect(() => loadConfig([], { MAX_JSON_DEPTH: '1' })).toThrow(/MAX_JSON_DEPTH: expected an integer between 2 and 10000/);
