@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json [FILE] --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess|openai --redis]`
+ * `npm run bench [-- --json [FILE] --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess|openai|json-body --redis]`
  *
  * `--only openai` compares `POST /v1/embeddings` with GraphQL `embedImages` on one server: 8 images a request at 16
  * clients, alternating; the ratio of their images/s is the OpenAI adapter's cost (bench/openai.ts; goal ≥ 0.95).
@@ -9,6 +9,9 @@
  *
  * `--only preprocess` runs the micro-benchmark of the request → pixel_values path alone (bench/preprocessPath.ts):
  * CPU ms per image for a 640×480 JPEG as base64 JSON and as multipart, and a 4000×3000 JPEG, no model.
+ *
+ * `--only json-body` times the structural pre-scan of JSON bodies (bench/jsonBody.ts) beside JSON.parse, on honest
+ * bodies (a base64 image of 10 and 100 MB, a full text job) and hostile ones (millions of tiny values), no server.
  *
  * `--only uploads` runs just the transport rows: 1 image × 10 classes at 16 clients, images as base64 JSON
  * versus file uploads (GraphQL multipart), with the server's CPU time per job.
@@ -39,6 +42,7 @@ import { benchRedisRow, formatRedisRow } from './bench/redis.js';
 import { loadTransformersJs, tjsThroughput } from './bench/transformersJs.js';
 import { benchPreprocessPath, formatPreprocessPath } from './bench/preprocessPath.js';
 import { benchOpenAiRow, formatOpenAiRow } from './bench/openai.js';
+import { benchJsonBody, formatJsonBody } from './bench/jsonBody.js';
 import { loadConfig } from '../src/config.js';
 import { expectedOnnxThreads, formatCpuSplit, measureCpuSplit, sizedImages, type CpuSplit } from './bench/cpuSplit.js';
 import { memoryRun, type MemoryRun } from './bench/memory.js';
@@ -198,7 +202,7 @@ async function main(argv: readonly string[]): Promise<void> {
     .option('--quick', 'one small round, to check the benchmark itself works', false)
     .option('--embeddings', 'only the embedding benchmark: embedImages vs classify throughput, result serialisation', false)
     .option('--model-dir <dir>', 'the vit-b-32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'vit-b-32'))
-    .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model), openai (/v1/embeddings versus GraphQL embedImages)')
+    .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model), openai (/v1/embeddings versus GraphQL embedImages), json-body (the JSON pre-scan, no server)')
     .option('--memory', 'only the memory target: peak RSS of the fp32 server after 1,000 and 10,000 cheap jobs (long)', false)
     .option('--immich-only', 'run only the fixed-batch immich-layout row (server at 16 clients ÷ raw batch 1)', false)
     .option('--immich-model-dir <dir>', 'the immich-layout ViT-B/32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'immich-vit-b-32'))
@@ -222,7 +226,15 @@ async function main(argv: readonly string[]): Promise<void> {
       await openAiOnly(options, rounds, n);
       return;
     }
-    if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads, preprocess or openai, got ${options.only}`);
+    if (options.only === 'json-body') {
+      const config = loadConfig([], process.env);
+      const limits = { maxDepth: config.maxJsonDepth, maxValues: config.maxJsonValues };
+      const rows = benchJsonBody(limits, options.quick ? 1 : 5);
+      process.stdout.write(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatJsonBody(rows, limits)}\n`);
+      if (options.json) writeBenchJson(options.json, { jsonBody: rows });
+      return;
+    }
+    if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads, preprocess, openai or json-body, got ${options.only}`);
     await uploadsOnly(options, rounds, n);
     return;
   }

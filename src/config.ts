@@ -80,14 +80,18 @@ export interface Config {
   readonly imageUrlTimeoutMs: number;
   readonly imageUrlConcurrency: number;
   readonly maxBodyBytes: number;
+  readonly maxJsonDepth: number;
+  readonly maxJsonValues: number;
   readonly maxQueryDepth: number;
   readonly maxQueryComplexity: number;
+  readonly maxResponseBytes: number;
   readonly wsDocumentCacheBytes: number;
   readonly maxAliases: number;
   readonly maxQueuedJobs: number;
   readonly maxConcurrentJobs: number;
   readonly maxPendingImageBytes: number;
   readonly jobTtlSeconds: number;
+  readonly maxRetainedJobBytes: number;
   readonly drainTimeoutMs: number;
   readonly shutdownGraceMs: number;
   readonly corsOrigins: readonly string[];
@@ -497,12 +501,34 @@ const SETTINGS: SettingSpecs = {
     defaultText: '100MiB',
     parse: bytes(1024),
   },
+  maxJsonDepth: {
+    env: 'MAX_JSON_DEPTH',
+    description:
+      'Deepest nesting of arrays and objects in a JSON request body (REST and GraphQL over HTTP), checked on the raw bytes before parsing (413 over it). No route needs more than 6 levels; the margin leaves room for clients that wrap their input, while parsers and validators that recurse stay far from the stack limit.',
+    defaultValue: 32,
+    parse: integer(2, 10_000),
+  },
+  maxJsonValues: {
+    env: 'MAX_JSON_VALUES',
+    description:
+      'Most values (strings, object keys, numbers, literals, arrays, objects) in a JSON request body, counted on the raw bytes before parsing (413 over it), so a body of millions of tiny values is refused after a few hundred kilobytes instead of holding the event loop for seconds while it is parsed. The largest job a route takes at the defaults has about 11,100 (10,000 prompt templates, 1,000 classes, 64 images); this is 4.5 times that, and a body of as many values parses in 35–60 ms on a busy 2-core machine. Must be at least MAX_PROMPTS_PER_JOB + MAX_CLASSES_PER_JOB + MAX_TEXTS_PER_JOB + MAX_IMAGES_PER_JOB + 1000. Base64 images are one value each, however large.',
+    defaultValue: 50_000,
+    parse: integer(1),
+  },
   maxQueryDepth: { env: 'MAX_QUERY_DEPTH', description: 'Deepest GraphQL selection (introspection fields excluded).', defaultValue: 10, parse: integer(1, 1000) },
   maxQueryComplexity: {
     env: 'MAX_QUERY_COMPLEXITY',
     description: 'Highest GraphQL operation cost (1 per field; list fields multiply by their `first`/`k`).',
     defaultValue: 5000,
     parse: integer(1),
+  },
+  maxResponseBytes: {
+    env: 'MAX_RESPONSE_BYTES',
+    description:
+      "Largest GraphQL answer, in bytes, estimated from the job data a response would carry (texts, classes, probabilities, vectors) as it is resolved: an operation that would pass it is refused with RESPONSE_TOO_LARGE (HTTP 400) before its answer is serialised. The default holds the largest single job (MAX_TEXTS_PER_JOB texts of MAX_TEXT_LENGTH characters with their vectors, about 35 MB), so any one job can always be read whole; pages of many large jobs must be read in smaller pages.",
+    defaultValue: 64 * MiB,
+    defaultText: '64MiB',
+    parse: bytes(1024),
   },
   wsDocumentCacheBytes: {
     env: 'WS_DOCUMENT_CACHE_BYTES',
@@ -532,6 +558,14 @@ const SETTINGS: SettingSpecs = {
     parse: bytes(1024),
   },
   jobTtlSeconds: { env: 'JOB_TTL_SECONDS', description: 'How long a job (and its result) is kept, in seconds, counted from its last change.', defaultValue: 3600, parse: integer(1) },
+  maxRetainedJobBytes: {
+    env: 'MAX_RETAINED_JOB_BYTES',
+    description:
+      "Bytes that finished jobs (complete, failed, cancelled: their inputs and results) may hold while they wait out JOB_TTL_SECONDS: past it, the jobs that finished first are forgotten early (read as unknown, as if expired; the job that just finished is always kept). In memory an upper estimate of the heap they hold (2 bytes per character, 8 per number); with Redis the stored JSON, per deployment (REDIS_KEY_PREFIX). Unfinished jobs are bounded by MAX_QUEUED_JOBS instead. The default keeps about 25 of the largest text jobs (1,000 texts of 10,000 characters) or hundreds of thousands of typical classifications.",
+    defaultValue: 256 * MiB,
+    defaultText: '256MiB',
+    parse: bytes(1024),
+  },
   drainTimeoutMs: {
     env: 'DRAIN_TIMEOUT_MS',
     description: 'On SIGTERM/SIGINT, the longest wait, in ms, for accepted jobs to finish; jobs still unfinished then FAIL with SHUTTING_DOWN.',
@@ -684,6 +718,13 @@ export function finalizeConfig(config: Config): Config {
   if (config.maxPendingImageBytes < config.maxImageBytes) {
     throw new ConfigError(
       `MAX_PENDING_IMAGE_BYTES: expected at least MAX_IMAGE_BYTES (${config.maxImageBytes}), got ${config.maxPendingImageBytes}`,
+    );
+  }
+  // Every job a route accepts must fit the JSON structure limit, or the limit would refuse honest requests.
+  const largestJobValues = config.maxPromptsPerJob + config.maxClassesPerJob + config.maxTextsPerJob + config.maxImagesPerJob + 1000;
+  if (config.maxJsonValues < largestJobValues) {
+    throw new ConfigError(
+      `MAX_JSON_VALUES: expected at least ${largestJobValues} (MAX_PROMPTS_PER_JOB + MAX_CLASSES_PER_JOB + MAX_TEXTS_PER_JOB + MAX_IMAGES_PER_JOB + 1000), got ${config.maxJsonValues}`,
     );
   }
   if (config.role !== 'all' && config.redisUrl === undefined) {

@@ -20,6 +20,8 @@ export enum ErrorCode {
   InferenceFailed = 'INFERENCE_FAILED',
   /** The request body is over the configured byte limit. */
   PayloadTooLarge = 'PAYLOAD_TOO_LARGE',
+  /** The answer would be over the configured byte limit (MAX_RESPONSE_BYTES): ask for less at once. */
+  ResponseTooLarge = 'RESPONSE_TOO_LARGE',
   /** The worker running the job stopped answering (crashed or cut off) more often than MAX_STALLED_COUNT allows. */
   WorkerLost = 'WORKER_LOST',
   /** A backing service (Redis) is unreachable; retry later. */
@@ -37,6 +39,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ModelUnavailable]: 503,
   [ErrorCode.InferenceFailed]: 500,
   [ErrorCode.PayloadTooLarge]: 413,
+  [ErrorCode.ResponseTooLarge]: 400,
   [ErrorCode.WorkerLost]: 500,
   [ErrorCode.ServiceUnavailable]: 503,
   [ErrorCode.InternalServerError]: 500,

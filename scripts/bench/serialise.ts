@@ -5,7 +5,7 @@
  * the same vectors as `[[Float!]!]` lists beside it for comparison (what a list type would cost).
  */
 import { execute, GraphQLFloat, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLSchema, parse } from 'graphql';
-import { buildGraphqlSchema, type GraphqlContext } from '../../src/graphql/index.js';
+import { buildGraphqlSchema, createContext, type GraphqlContext } from '../../src/graphql/index.js';
 import type { Job, JobService } from '../../src/jobs/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { toFesJobResponse } from '../../src/rest/shapes.js';
@@ -77,7 +77,7 @@ export async function measureSerialisation(count = 64, dimensions = 768, runs = 
   const document = parse('query($id: ID!) { job(id: $id) { status embeddings { dimensions vectors } } }');
   // Only `jobs.get` is reached by this query: the rest of JobService is not needed to measure serialisation.
   const jobs = { get: async () => job } as unknown as JobService;
-  const contextValue: GraphqlContext = { jobs, clip: { defaultModelName: 'bench', models: () => [] }, logger: silentLogger(), requestId: 'bench' };
+  const contextValue: GraphqlContext = createContext({ jobs, clip: { defaultModelName: 'bench', models: () => [] }, logger: silentLogger(), maxResponseBytes: 2 ** 40 }, 'bench');
   const graphql = await timed(runs, async () => {
     const answer = await execute({ schema, document, variableValues: { id: job.id }, contextValue });
     if (answer.errors) throw new Error(answer.errors.map((e) => e.message).join('; '));

@@ -8,6 +8,7 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { httpStatusOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { GraphqlContext } from './context.js';
 import { formatGraphqlError } from './formatError.js';
@@ -46,6 +47,25 @@ function complexityPlugin(schema: GraphQLSchema, maxComplexity: number): ApolloS
   };
 }
 
+/**
+ * Once a field passed MAX_RESPONSE_BYTES (responseBudget.ts), the answer is the refusal alone, with its status:
+ * the partial data is dropped before Apollo serialises it.
+ */
+function responseBudgetPlugin(): ApolloServerPlugin<GraphqlContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response, contextValue }) {
+          const refusal = contextValue.response.refusal;
+          if (refusal === null) return;
+          response.body = { kind: 'single', singleResult: { errors: [{ message: refusal.message, extensions: { code: refusal.code } }] } };
+          response.http.status = httpStatusOf(refusal.code);
+        },
+      };
+    },
+  };
+}
+
 export function createApolloServer(options: ApolloOptions): ApolloServer<GraphqlContext> {
   const logger = options.logger.child({ component: 'apollo' });
   return new ApolloServer<GraphqlContext>({
@@ -64,6 +84,7 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<Graphql
       ApolloServerPluginDrainHttpServer({ httpServer: options.httpServer, stopGracePeriodMillis: options.stopGracePeriodMs ?? 10_000 }),
       ApolloServerPluginLandingPageDisabled(),
       complexityPlugin(options.schema, options.limits.maxComplexity),
+      responseBudgetPlugin(),
     ],
   });
 }

@@ -4,6 +4,7 @@
 import type { ModelInfo } from '../clip/types.js';
 import type { JobService } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
+import { ResponseBudget } from './responseBudget.js';
 
 /** What resolvers need from the clip layer: only model listing. */
 export interface GraphqlModels {
@@ -17,6 +18,8 @@ export interface GraphqlContext {
   /** A child logger carrying `requestId`. */
   logger: Logger;
   requestId: string;
+  /** What the answer may still carry (MAX_RESPONSE_BYTES); fields returning job data charge it. */
+  response: ResponseBudget;
 }
 
 /** The services a context is built from (fixed for the server's life). */
@@ -24,8 +27,16 @@ export interface GraphqlServices {
   jobs: JobService;
   clip: GraphqlModels;
   logger: Logger;
+  /** MAX_RESPONSE_BYTES. */
+  maxResponseBytes: number;
 }
 
 export function createContext(services: GraphqlServices, requestId: string): GraphqlContext {
-  return { jobs: services.jobs, clip: services.clip, logger: services.logger.child({ requestId }), requestId };
+  return {
+    jobs: services.jobs,
+    clip: services.clip,
+    logger: services.logger.child({ requestId }),
+    requestId,
+    response: new ResponseBudget(services.maxResponseBytes),
+  };
 }

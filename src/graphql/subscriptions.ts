@@ -16,8 +16,9 @@ import { CloseCode, MessageType } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ErrorCode } from '../errors.js';
+import { jsonShapeMessage, scanJsonShape, type JsonShapeLimits } from '../jsonShape.js';
 import type { Logger } from '../logger.js';
-import { createContext, type GraphqlServices } from './context.js';
+import { createContext, type GraphqlContext, type GraphqlServices } from './context.js';
 import { validatedDocuments } from './documentCache.js';
 import { formatGraphqlError } from './formatError.js';
 import { allValidationRules, complexityError, LIMIT_ERROR_CODE, type OperationLimits } from './limits.js';
@@ -37,6 +38,8 @@ export interface GraphqlWsOptions {
   documentCacheBytes: number;
   /** Largest message, in bytes (a classify mutation may carry images). */
   maxPayloadBytes: number;
+  /** How much structure a message may have (MAX_JSON_DEPTH, MAX_JSON_VALUES), checked before graphql-ws parses it. */
+  jsonLimits: JsonShapeLimits;
   /** Checks `connection_init` payloads; absent = auth off. Must not throw (a throw counts as invalid). */
   authenticate?: (connectionParams: Readonly<Record<string, unknown>>) => AuthOutcome;
   /** Whether a browser `Origin` other than the server's own may connect. */
@@ -83,17 +86,32 @@ function isServerOnlyMessage(data: unknown): boolean {
   }
 }
 
+/** A message as `ws` delivers it (a Buffer, or fragments), as one Buffer. */
+function messageBytes(data: unknown): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data as Buffer[]);
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  return Buffer.from(String(data));
+}
+
 /**
- * Closes two gaps of graphql-ws's `ws` adapter before it sees the socket (issue 5): a client sending a
+ * Closes gaps of graphql-ws's `ws` adapter before it sees the socket (issue 5): a client sending a
  * server-only message (connection_ack, next, error) is a bad request (4400), where the adapter would close
- * with 4500 and print a stack trace; and socket errors (a frame over the size limit, invalid UTF-8), which
- * `ws` has already answered with 1009/1007, are logged here rather than printed to the console.
+ * with 4500 and print a stack trace; socket errors (a frame over the size limit, invalid UTF-8), which
+ * `ws` has already answered with 1009/1007, are logged here rather than printed to the console; and a message
+ * over the JSON structure limits is a bad request (4400) before it is parsed.
  */
-function guardSocket(socket: WebSocket, logger: Logger): void {
+function guardSocket(socket: WebSocket, logger: Logger, jsonLimits: JsonShapeLimits): void {
   const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean;
   socket.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
     if (event === 'error') {
       logger.debug({ err: args[0] }, 'websocket protocol error');
+      return true;
+    }
+    // As HTTP bodies: a message of millions of tiny values would hold the event loop in graphql-ws's JSON.parse.
+    const refusal = event === 'message' ? scanJsonShape(messageBytes(args[0]), jsonLimits) : null;
+    if (refusal !== null) {
+      socket.close(CloseCode.BadRequest, jsonShapeMessage(refusal, jsonLimits, 'Message'));
       return true;
     }
     if (event === 'message' && isServerOnlyMessage(args[0])) {
@@ -118,7 +136,7 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       if (pathname !== path) return refuseUpgrade(socket, 404, 'Not Found');
       if (!originAllowed(request, options.isAllowedOrigin)) return refuseUpgrade(socket, 403, 'Forbidden');
       wss.handleUpgrade(request, socket, head, (ws) => {
-        guardSocket(ws, logger);
+        guardSocket(ws, logger, options.jsonLimits);
         wss.emit('connection', ws, request);
       });
     } catch (error) {
@@ -178,7 +196,10 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           return [new GraphQLError('Internal server error', { extensions: { code: ErrorCode.InternalServerError } })];
         }
       },
-      onNext: (_ctx, _id, _payload, _args, result) => {
+      onNext: (_ctx, _id, _payload, args, result) => {
+        // Over MAX_RESPONSE_BYTES the message is the refusal alone, as over HTTP (responseBudget.ts).
+        const refusal = (args.contextValue as GraphqlContext).response.refusal;
+        if (refusal !== null) return { errors: [{ message: refusal.message, extensions: { code: refusal.code } }] };
         if (result.errors === undefined) return undefined;
         return { ...result, errors: result.errors.map((error) => formatGraphqlError(error.toJSON(), error, logger)) };
       },

@@ -12,12 +12,12 @@ import type { EventEmitter } from 'node:events';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { onnxCpuSeconds, onnxThreadCount, onnxThreadCpu, type ClipEvents } from '../clip/index.js';
-import type { Job, JobStats } from '../jobs/index.js';
+import type { Job, JobStats, RetentionStats } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 
 export interface MetricsSources {
   clip: { readonly events: EventEmitter<ClipEvents>; queuedImages(): number };
-  jobs: { onStored(listener: (job: Job) => void): () => void; stats(): JobStats };
+  jobs: { onStored(listener: (job: Job) => void): () => void; stats(): JobStats; retention(): Promise<RetentionStats> };
   /** Open websocket connections. */
   websocketConnections?: () => number;
   logger: Logger;
@@ -86,6 +86,38 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
     collect() {
       this.set(jobs.stats().pendingImageBytes);
+    },
+  });
+  // Read at scrape time; with Redis unreachable the last values stay (a scrape must not fail with it).
+  const retention = (): Promise<RetentionStats | undefined> => jobs.retention().catch(() => undefined);
+  new Gauge({
+    name: 'clip_retained_job_bytes',
+    help: 'Bytes held by finished jobs (inputs and results) against MAX_RETAINED_JOB_BYTES: estimated heap in memory, stored JSON with Redis (cluster-wide).',
+    registers: [registry],
+    async collect() {
+      const stats = await retention();
+      if (stats !== undefined) this.set(stats.bytes);
+    },
+  });
+  new Gauge({
+    name: 'clip_retained_jobs',
+    help: 'Finished jobs held until their TTL or the retention budget (MAX_RETAINED_JOB_BYTES) drops them; cluster-wide with Redis.',
+    registers: [registry],
+    async collect() {
+      const stats = await retention();
+      if (stats !== undefined) this.set(stats.jobs);
+    },
+  });
+  let evictedSeen = 0;
+  new Counter({
+    name: 'clip_jobs_evicted_total',
+    help: 'Finished jobs this process dropped before their TTL to stay within MAX_RETAINED_JOB_BYTES (they read as unknown, as if expired). Per process: sum over processes for a cluster.',
+    registers: [registry],
+    async collect() {
+      const stats = await retention();
+      if (stats === undefined || stats.evicted <= evictedSeen) return;
+      this.inc(stats.evicted - evictedSeen);
+      evictedSeen = stats.evicted;
     },
   });
   new Gauge({

@@ -33,6 +33,7 @@ import { buildGraphqlSchema, createApolloServer, createUploadMiddleware, UploadR
 import { createJobs, type JobService } from '../jobs/index.js';
 import { mergeModelViews } from '../jobs/redis/index.js';
 import type { ModelInfo } from '../clip/types.js';
+import { JsonShapeError, jsonShapeVerifier, type JsonShapeLimits } from '../jsonShape.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createImageUrlFetcher, type ImageUrlFetcher } from '../imageUrls/index.js';
 import { createRestRouter, type RestDeps } from '../rest/router.js';
@@ -191,6 +192,7 @@ export function jobsFromConfig(config: Config, role: Config['role'], clip: ClipS
       maxPendingImageBytes: config.maxPendingImageBytes,
       maxConcurrentJobs: config.maxConcurrentJobs,
       ttlSeconds: config.jobTtlSeconds,
+      maxRetainedJobBytes: config.maxRetainedJobBytes,
     },
   });
 }
@@ -270,7 +272,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
         }, 1_000);
   modelsRefresh?.unref();
   const graphqlModels = registry === undefined ? clip : { defaultModelName: clip.defaultModelName, models: () => mergeModelViews(clip.models(), workerModels) };
-  const services = { jobs, clip: graphqlModels, logger };
+  const services = { jobs, clip: graphqlModels, logger, maxResponseBytes: config.maxResponseBytes };
   const checkKey = config.apiKeys.length > 0 ? createKeyCheck(config.apiKeys) : null;
   const allowAnyOrigin = config.corsOrigins.includes('*');
   const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
@@ -336,7 +338,9 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   graphqlRouter.use(requireKey('graphql'));
   // File uploads (multipart), before the JSON parser: MAX_IMAGE_BYTES per file, MAX_IMAGES_PER_JOB files, MAX_BODY_BYTES on the stream.
   graphqlRouter.use(createUploadMiddleware({ maxFileBytes: config.maxImageBytes, maxFiles: config.maxImagesPerJob, maxBodyBytes: config.maxBodyBytes }));
-  graphqlRouter.use(express.json({ limit: config.maxBodyBytes }));
+  // Structure is checked on the raw bytes before parsing (src/jsonShape.ts), as on REST.
+  const jsonLimits: JsonShapeLimits = { maxDepth: config.maxJsonDepth, maxValues: config.maxJsonValues };
+  graphqlRouter.use(express.json({ limit: config.maxBodyBytes, verify: jsonShapeVerifier(jsonLimits) }));
   graphqlRouter.use((req, res, next) => {
     if (graphqlHandler === null) {
       // Only before start() has built Apollo, which happens before listening: unreachable in practice.
@@ -350,6 +354,10 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     if (res.headersSent) return next(error);
     if (error instanceof UploadRequestError) {
       res.status(error.status).json(graphqlErrorBody(error.message, error.code));
+      return;
+    }
+    if (error instanceof JsonShapeError) {
+      res.status(error.status).json(graphqlErrorBody(error.message, error.status === 413 ? ErrorCode.PayloadTooLarge : 'BAD_REQUEST'));
       return;
     }
     if (type === 'entity.too.large') {
@@ -370,7 +378,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   graphqlRouter.use(graphqlBodyErrors);
   app.use('/graphql', graphqlRouter);
 
-  const restDeps: RestDeps = { jobs, clip, logger: logger.child({ component: 'rest' }), maxBodyBytes: config.maxBodyBytes };
+  const restDeps: RestDeps = { jobs, clip, logger: logger.child({ component: 'rest' }), maxBodyBytes: config.maxBodyBytes, jsonLimits };
   app.use('/api', requireKey('rest'), createRestRouter(restDeps));
 
   // OpenAI's embeddings API: the same jobs as every other route, answered synchronously.
@@ -379,6 +387,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     models: { models: () => graphqlModels.models(), resolveModelName: (name) => clip.resolveModelName(name) },
     logger: logger.child({ component: 'openai' }),
     maxBodyBytes: config.maxBodyBytes,
+    jsonLimits,
     createdAt: Math.floor(Date.now() / 1000),
   };
   app.use('/v1', requireKey('openai'), createOpenAiRouter(openAiDeps));
@@ -430,6 +439,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       limits,
       introspection: config.introspection,
       maxPayloadBytes: config.maxBodyBytes,
+      jsonLimits,
       documentCacheBytes: config.wsDocumentCacheBytes,
       isAllowedOrigin,
       ...(checkKey === null ? {} : { authenticate: (params: Readonly<Record<string, unknown>>) => checkKey(keyFromConnectionParams(params)) }),

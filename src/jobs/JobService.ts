@@ -21,6 +21,7 @@ import { JobWorker, type JobRunner } from './JobWorker.js';
 import { MemoryJobEvents } from './memory/MemoryJobEvents.js';
 import { MemoryJobQueue } from './memory/MemoryJobQueue.js';
 import { MemoryJobStore } from './memory/MemoryJobStore.js';
+import type { RetentionStats } from './retention.js';
 import { rankBySimilarity, type SimilarityRanking } from './similarity.js';
 import { advanceJob, jobLogFields, publishChange, type TransitionDeps } from './transitions.js';
 import {
@@ -88,6 +89,11 @@ export interface JobServiceOptions {
   maxConcurrentJobs?: number;
   /** How long a job is kept after its last change, in seconds; default 3600. */
   ttlSeconds?: number;
+  /**
+   * MAX_RETAINED_JOB_BYTES for the memory store this service builds when given no `store` (a given store carries
+   * its own budget); no bound when omitted.
+   */
+  maxRetainedJobBytes?: number;
   /** Largest `first` of `list`; default 100. */
   maxPageSize?: number;
 }
@@ -138,7 +144,7 @@ export class JobService {
   readonly #worker: JobWorker | undefined;
   readonly #logger: Logger;
   readonly #deps: TransitionDeps;
-  readonly #limits: Required<Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl'>>;
+  readonly #limits: Required<Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl' | 'maxRetainedJobBytes'>>;
   readonly #fetchImageUrl: FetchImageUrl | undefined;
   /** Submissions past their last SHUTTING_DOWN check: drain waits for them, so none is enqueued after the queue drained. */
   readonly #admitting = new Set<Promise<unknown>>();
@@ -152,7 +158,8 @@ export class JobService {
     this.#clip = options.clip;
     this.#logger = options.logger;
     this.#fetchImageUrl = options.fetchImageUrl;
-    this.#store = options.store ?? new MemoryJobStore();
+    this.#store =
+      options.store ?? new MemoryJobStore(options.maxRetainedJobBytes === undefined ? {} : { maxRetainedBytes: options.maxRetainedJobBytes });
     this.events = options.events ?? new MemoryJobEvents((error) => this.#logger.error({ err: error }, 'job event listener threw'));
     this.#limits = {
       maxImagesPerJob: options.maxImagesPerJob ?? 64,
@@ -472,6 +479,11 @@ export class JobService {
     if (job.status !== 'complete') throw badUserInput(`${field}: job ${job.id} is ${job.status}; rank when it is complete`, field);
     if (job.result.task === 'classification') throw badUserInput(`${field}: job ${job.id} is a classification, not an embedding job`, field);
     return { job, model: job.model, result: job.result };
+  }
+
+  /** What finished jobs hold against MAX_RETAINED_JOB_BYTES (one backend round trip on Redis). */
+  async retention(): Promise<RetentionStats> {
+    return this.#store.retention();
   }
 
   /** Whether new jobs are refused because the service is draining. */

@@ -3,6 +3,7 @@
  * cluster. Changes go through compare-and-set `transition`, because several processes (APIs cancelling,
  * workers running a job BullMQ delivered twice) may race on one job: exactly one of them wins.
  */
+import type { RetentionStats } from './retention.js';
 import type { Job, JobStatus } from './types.js';
 
 /** A page of `list`, in creation order. */
@@ -37,6 +38,11 @@ export interface JobStore {
   list(options: ListJobsOptions): Promise<JobPage>;
   /** Forgets a job; false when it was unknown. */
   delete(id: string): Promise<boolean>;
+  /**
+   * What finished jobs hold against the retention budget (MAX_RETAINED_JOB_BYTES, see retention.ts). A store with a
+   * budget forgets the jobs that finished first, before their TTL, once a finishing job takes it over the budget.
+   */
+  retention(): Promise<RetentionStats>;
   /** Releases timers and connections; the store is unusable afterwards. Idempotent. */
   close(): Promise<void>;
 }

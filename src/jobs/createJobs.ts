@@ -52,7 +52,11 @@ export function createJobs(options: CreateJobsOptions): Jobs {
       close: () => service.close(),
     };
   }
-  const backend = createRedisBackend({ ...options.redis, logger });
+  const backend = createRedisBackend({
+    ...options.redis,
+    logger,
+    ...(limits.maxRetainedJobBytes === undefined ? {} : { maxRetainedJobBytes: limits.maxRetainedJobBytes }),
+  });
   const worker =
     role === 'api'
       ? undefined

@@ -13,6 +13,7 @@ export { rankBySimilarity } from './similarity.js';
 export type { SimilarityMatch, SimilarityRanking } from './similarity.js';
 export { InvalidCursorError } from './JobStore.js';
 export type { JobPage, JobStore, ListJobsOptions } from './JobStore.js';
+export type { RetentionStats } from './retention.js';
 export type { JobEventListener, JobEventMap, JobEventName, JobEvents } from './JobEvents.js';
 export type { Admission, AdmissionLimits, GiveUpReason, JobHandler, JobQueue, JobWork, QueueCounts, Reservation, TakenWork } from './JobQueue.js';
 export { jobFromJSON, jobToJSON } from './serialise.js';

@@ -5,6 +5,7 @@
  */
 import type { ModelInfo } from '../clip/types.js';
 import type { Job, SubmitJobInput } from '../jobs/types.js';
+import type { JsonShapeLimits } from '../jsonShape.js';
 import type { Logger } from '../logger.js';
 
 /** The part of JobService the OpenAI routes call. */
@@ -29,6 +30,8 @@ export interface OpenAiDeps {
   logger: Logger;
   /** The largest JSON body accepted, in bytes (MAX_BODY_BYTES); 413 over it. */
   maxBodyBytes: number;
+  /** Bounds on a JSON body's depth and value count (MAX_JSON_DEPTH, MAX_JSON_VALUES), checked before parsing. */
+  jsonLimits: JsonShapeLimits;
   /** `created` of every model in `GET /v1/models`: when this server started, in Unix seconds. */
   createdAt: number;
 }

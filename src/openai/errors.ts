@@ -56,6 +56,7 @@ export function toOpenAiError(error: unknown): OpenAiError {
   }
   const bodyError = error as { type?: unknown; status?: unknown; expose?: unknown; message?: unknown } | null;
   if (bodyError?.type === 'entity.too.large') return openAiError(413, 'The request body is over the size limit (MAX_BODY_BYTES)', null, ErrorCode.PayloadTooLarge);
+  if (bodyError?.type === 'entity.too.complex') return openAiError(413, String(bodyError.message), null, ErrorCode.PayloadTooLarge);
   if (bodyError?.type === 'entity.parse.failed') return openAiError(400, 'The request body is not valid JSON', null, null);
   if (bodyError?.expose === true && typeof bodyError.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
     return openAiError(bodyError.status, typeof bodyError.message === 'string' ? bodyError.message : 'Bad request', null, null);

@@ -9,9 +9,10 @@
  * | GET    | /models/{model}    | one model object                                                                    |
  *
  * Request shapes: ./request.ts; answers: ./response.ts; errors (OpenAI's `{"error": {…}}`): ./errors.ts. The
- * router parses its own JSON bodies so that malformed or oversized ones are answered in OpenAI's shape.
+ * router parses its own JSON bodies (their structure bounded first, src/jsonShape.ts) so that malformed, oversized or too complex ones are answered in OpenAI's shape.
  */
 import express, { type Router } from 'express';
+import { jsonShapeVerifier } from '../jsonShape.js';
 import type { OpenAiDeps } from './deps.js';
 import { openAiErrorHandler, openAiNotFoundHandler } from './errors.js';
 import { createOpenAiHandlers } from './handlers.js';
@@ -19,7 +20,7 @@ import { createOpenAiHandlers } from './handlers.js';
 export function createOpenAiRouter(deps: OpenAiDeps): Router {
   const handlers = createOpenAiHandlers(deps);
   const router = express.Router();
-  router.use(express.json({ limit: deps.maxBodyBytes, strict: true }));
+  router.use(express.json({ limit: deps.maxBodyBytes, strict: true, verify: jsonShapeVerifier(deps.jsonLimits) }));
   router.post('/embeddings', handlers.embeddings);
   router.get('/models', handlers.listModels);
   router.get('/models/:model', handlers.getModel);

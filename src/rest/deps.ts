@@ -5,6 +5,7 @@
  */
 import type { ModelInfo } from '../clip/types.js';
 import type { Job, SubmitJobInput } from '../jobs/types.js';
+import type { JsonShapeLimits } from '../jsonShape.js';
 import type { Logger } from '../logger.js';
 
 /** The part of JobService the REST API calls. */
@@ -33,6 +34,11 @@ export interface RestDeps {
    * @default DEFAULT_MAX_BODY_BYTES (64 MiB: 64 images of ~750 KB each once base64-encoded)
    */
   maxBodyBytes?: number;
+  /**
+   * How much structure a JSON body may have (MAX_JSON_DEPTH, MAX_JSON_VALUES), checked on its bytes before it is
+   * parsed; a body over it gets 413 PAYLOAD_TOO_LARGE naming the setting.
+   */
+  jsonLimits: JsonShapeLimits;
   /**
    * How often the synchronous legacy route (`/api/legacy/tasks/...`) re-reads a job while it waits, in ms.
    * @default 25

@@ -19,10 +19,12 @@
  * - `text-embedding`: `{"text", "config"?}` → `{embedding}`
  * with `image` a data URL, bare base64 or an http(s) URL (fetched by the server, docs/image-urls.md) and `image`/`text` lists on the batched routes. A job is read on its
  * own task's routes (another task's: 404 NOT_FOUND). Task and model names are accepted in kebab or snake case. Status mapping and error
- * shapes: src/rest/shapes.ts and src/rest/errors.ts. The router parses its own JSON bodies so that
+ * shapes: src/rest/shapes.ts and src/rest/errors.ts. The router parses its own JSON bodies (bounded in bytes and in
+ * structure, src/jsonShape.ts) so that
  * malformed or oversized ones are answered by its error exit: do not put another JSON parser in front of it.
  */
 import express, { type Router } from 'express';
+import { jsonShapeVerifier } from '../jsonShape.js';
 import { DEFAULT_MAX_BODY_BYTES, type RestDeps } from './deps.js';
 import { restErrorHandler, restNotFoundHandler } from './errors.js';
 import { createRestHandlers } from './handlers.js';
@@ -39,7 +41,9 @@ export function createRestRouter(deps: RestDeps): Router {
   const handlers = createRestHandlers(deps);
   const router = express.Router();
 
-  router.use(express.json({ limit: maxBodyBytes, strict: true }));
+  // The structure is checked on the raw bytes before they are parsed: a body of millions of tiny values would
+  // otherwise hold the event loop for seconds in JSON.parse, only to be refused by validation afterwards.
+  router.use(express.json({ limit: maxBodyBytes, strict: true, verify: jsonShapeVerifier(deps.jsonLimits) }));
 
   router.get('/tasks', handlers.listTasks);
   router.get('/models', handlers.listModels);

@@ -16,6 +16,7 @@ import { MemoryJobEvents } from '../../src/jobs/memory/MemoryJobEvents.js';
 import { MemoryJobQueue } from '../../src/jobs/memory/MemoryJobQueue.js';
 import { MemoryJobStore } from '../../src/jobs/memory/MemoryJobStore.js';
 import { createRedisBackend, type RedisBackend } from '../../src/jobs/redis/index.js';
+import { estimatedJobHeapBytes } from '../../src/jobs/retention.js';
 import { jobFromJSON, jobToJSON } from '../../src/jobs/serialise.js';
 import type { Job } from '../../src/jobs/types.js';
 import { silentLogger } from '../../src/logger.js';
@@ -39,15 +40,18 @@ interface Deployment {
 interface BackendFactory {
   name: string;
   /** A fresh deployment. */
-  create(stall?: typeof STALL, url?: string): Promise<Deployment>;
+  create(stall?: typeof STALL, url?: string, maxRetainedJobBytes?: number): Promise<Deployment>;
+  /** How the backend's store measures a job against MAX_RETAINED_JOB_BYTES. */
+  retainedBytesOf(job: Job): number;
 }
 
 const STALL = { lockDurationMs: 1000, stalledIntervalMs: 500, maxStalledCount: 1 };
 
 const memory: BackendFactory = {
   name: 'memory',
-  async create() {
-    const store = new MemoryJobStore();
+  retainedBytesOf: estimatedJobHeapBytes,
+  async create(_stall, _url, maxRetainedJobBytes) {
+    const store = new MemoryJobStore(maxRetainedJobBytes === undefined ? {} : { maxRetainedBytes: maxRetainedJobBytes });
     const events = new MemoryJobEvents();
     const queue = new MemoryJobQueue();
     const backend: Backend = { store, events, queue, close: async () => undefined };
@@ -61,7 +65,8 @@ if (REDIS === null) console.log('skipping the Redis backend contract: redis-serv
 
 const redisFactory: BackendFactory = {
   name: 'redis',
-  async create(stall = STALL, url = redis?.url) {
+  retainedBytesOf: (job) => Buffer.byteLength(jobToJSON(job)),
+  async create(stall = STALL, url = redis?.url, maxRetainedJobBytes) {
     const keyPrefix = `t${randomUUID().slice(0, 8)}`;
     const made: RedisBackend[] = [];
     return {
@@ -71,7 +76,13 @@ const redisFactory: BackendFactory = {
       },
       make: async () => {
         if (url === undefined) throw new Error('no redis');
-        const backend = createRedisBackend({ url, keyPrefix, stall, logger: silentLogger() });
+        const backend = createRedisBackend({
+          url,
+          keyPrefix,
+          stall,
+          logger: silentLogger(),
+          ...(maxRetainedJobBytes === undefined ? {} : { maxRetainedJobBytes }),
+        });
         made.push(backend);
         await backend.connected(10_000);
         return {
@@ -146,6 +157,10 @@ class FlakyStore implements JobStore {
   async delete(id: string): Promise<boolean> {
     this.#check();
     return this.inner.delete(id);
+  }
+  async retention(): ReturnType<JobStore['retention']> {
+    this.#check();
+    return this.inner.retention();
   }
   async close(): Promise<void> {
     return this.inner.close();
@@ -300,6 +315,54 @@ for (const factory of [memory, redisFactory]) {
       expect((await store.list({ first: 10, status: 'complete' })).jobs).toEqual([]);
       expect(await store.delete('j0')).toBe(true);
       expect(await store.delete('j0')).toBe(false);
+    });
+
+    it('should forget the jobs that finished first once finished jobs pass the retention budget, never the one just finished', async () => {
+      const started = Date.now();
+      // One TTL for all: the later a job finishes, the later it expires (Redis orders by expiry).
+      const finished = (job: Job, finishedAtMs: number, texts = job.texts): Job => ({
+        ...job,
+        texts,
+        status: 'complete',
+        startedAt: new Date(finishedAtMs),
+        finishedAt: new Date(finishedAtMs),
+        expiresAt: new Date(finishedAtMs + 60_000),
+        version: job.version + 1,
+        result: { task: 'text-embedding', embeddings: texts.map(() => [0.5, -0.5]) },
+      });
+      const queued = (id: string): Job => ({ ...baseJob(id), task: 'text-embedding', classes: [], texts: ['t'.repeat(2000), 'u'.repeat(2000)] });
+      const oneJob = factory.retainedBytesOf(finished(queued('r0'), started));
+      const { store } = await make(await factory.create(STALL, undefined, Math.floor(2.5 * oneJob)));
+      const ids = ['r0', 'r1', 'r2', 'r3'];
+      for (const id of [...ids, 'waiting']) await store.create(queued(id));
+      for (const [i, id] of ids.entries()) expect(await store.transition(id, 'queued', finished(queued(id), started + i))).toBe(true);
+      // Two fit the budget of 2.5 jobs: the third and fourth to finish pushed out the first and second.
+      expect(await store.get('r0')).toBeUndefined();
+      expect(await store.get('r1')).toBeUndefined();
+      expect((await store.get('r2'))?.status).toBe('complete');
+      expect((await store.list({ first: 10 })).jobs.map((job) => job.id)).toEqual(['r2', 'r3', 'waiting']);
+      expect(await store.retention()).toEqual({ bytes: 2 * oneJob, jobs: 2, evicted: 2 });
+
+      // A job larger than the whole budget is kept alone; the unfinished one is never counted nor dropped.
+      await store.create(queued('huge'));
+      const huge = finished(queued('huge'), started + 10, Array.from({ length: 10 }, () => 'h'.repeat(2000)));
+      expect(await store.transition('huge', 'queued', huge)).toBe(true);
+      expect((await store.list({ first: 10 })).jobs.map((job) => job.id)).toEqual(['waiting', 'huge']);
+      expect(await store.retention()).toEqual({ bytes: factory.retainedBytesOf(huge), jobs: 1, evicted: 4 });
+      expect(await store.delete('huge')).toBe(true);
+      expect(await store.retention()).toEqual({ bytes: 0, jobs: 0, evicted: 4 });
+    });
+
+    it('should stop counting a finished job against the retention budget once its TTL runs out', async () => {
+      const { store } = await make(await factory.create(STALL, undefined, 1024 * 1024));
+      const job = baseJob('brief', 60_000);
+      await store.create(job);
+      const now = Date.now();
+      const done: Job = { ...job, status: 'cancelled', startedAt: null, finishedAt: new Date(now), expiresAt: new Date(now + 150), version: 1 };
+      expect(await store.transition('brief', 'queued', done)).toBe(true);
+      expect((await store.retention()).jobs).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await store.retention()).toEqual({ bytes: 0, jobs: 0, evicted: 0 });
     });
 
     it('should publish changes to every listener of the deployment', async () => {

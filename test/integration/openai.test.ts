@@ -145,7 +145,7 @@ describe("LangChain's OpenAIEmbeddings", () => {
 });
 
 describe('with API keys', () => {
-  it('should answer 401 invalid_api_key without the key, embed with it, and 413 a body over MAX_BODY_BYTES', async () => {
+  it('should answer 401 invalid_api_key without the key, embed with it, and 413 a body over MAX_BODY_BYTES or nested past MAX_JSON_DEPTH', async () => {
     const KEY = 'openai-test-key';
     const keyed = await startTestServer({ apiKeys: [KEY], maxImageBytes: 1024, maxBodyBytes: 70_000 });
     const wrong = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: 'wrong', maxRetries: 0 });
@@ -157,6 +157,15 @@ describe('with API keys', () => {
     const tooLarge = await apiErrorOf(right.embeddings.create({ model: MODEL, input: 'x'.repeat(80_000) }));
     expect(tooLarge.status).toBe(413);
     expect(tooLarge.code).toBe('PAYLOAD_TOO_LARGE');
+    const tooComplex = await fetch(`${keyed.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: `{"model":"${MODEL}","input":${'['.repeat(1000)}${']'.repeat(1000)}}`,
+    });
+    expect(tooComplex.status).toBe(413);
+    const refusal = (await tooComplex.json()) as { error: { message: string; type: string; code: string } };
+    expect(refusal.error).toMatchObject({ type: 'invalid_request_error', code: 'PAYLOAD_TOO_LARGE' });
+    expect(refusal.error.message).toContain('MAX_JSON_DEPTH');
     await keyed.stop();
   });
 });

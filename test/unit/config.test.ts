@@ -103,6 +103,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig([], { MAX_IMAGE_BYTES: '20MiB', MAX_BODY_BYTES: '10MiB' })).toThrow(/MAX_BODY_BYTES: expected at least/);
     expect(() => loadConfig([], { MAX_QUEUED_IMAGES: '10' })).toThrow(/MAX_QUEUED_IMAGES: expected at least MAX_IMAGES_PER_JOB \(64\)/);
     expect(() => finalizeConfig({ ...loadConfig([], {}), clipModels: [{ name: 'clip-vit-base-patch32', source: 'x' }] })).toThrow(/CLIP_MODELS/);
+    // The JSON structure limit must let the largest job any route accepts through.
+    expect(() => loadConfig([], { MAX_JSON_VALUES: '12000' })).toThrow(/MAX_JSON_VALUES: expected at least 13064 \(MAX_PROMPTS_PER_JOB/);
+    expect(loadConfig([], { MAX_JSON_VALUES: '13064' }).maxJsonValues).toBe(13064);
+  });
+
+  it('should read the hostile-request limits, with units for byte sizes', () => {
+    expect(loadConfig([], {})).toMatchObject({ maxJsonDepth: 32, maxJsonValues: 50_000, maxResponseBytes: 64 * 1024 * 1024, maxRetainedJobBytes: 256 * 1024 * 1024 });
+    const config = loadConfig(['--max-retained-job-bytes', '1GiB'], { MAX_RESPONSE_BYTES: '8MB', MAX_JSON_DEPTH: '8' });
+    expect(config).toMatchObject({ maxRetainedJobBytes: 1024 ** 3, maxResponseBytes: 8e6, maxJsonDepth: 8 });
+    expect(() => loadConfig([], { MAX_JSON_DEPTH: '1' })).toThrow(/MAX_JSON_DEPTH: expected an integer between 2 and 10000/);
+    expect(() => loadConfig([], { MAX_RETAINED_JOB_BYTES: '10' })).toThrow(/MAX_RETAINED_JOB_BYTES: expected a byte count >= 1024/);
   });
 
   it('should return a frozen configuration', () => {

@@ -20,12 +20,38 @@ import type { ImageLimits, PreprocessorConfig } from '../types.js';
 export { resizeWindow, type ResizeWindow, type RgbImage };
 
 /**
- * How picky the decoder is (sharp `failOn`). 'error' aborts on truncated files (libjpeg's "premature end of
- * JPEG image" and libpng read errors fail at this level; tested) and on decoding errors, so a damaged upload is
- * refused rather than classified as grey filler. 'warning', sharp's default, would also abort on what
- * libjpeg/libpng only warn about, which PIL accepts.
+ * How picky the decoder is (sharp `failOn`). 'error' aborts on truncated files (libvips' "premature end of JPEG
+ * image", libpng read errors; tested) and on decoding errors. For every format but JPEG that is all it takes.
  */
 export const DECODE_FAIL_ON = 'error' as const;
+
+/**
+ * libjpeg only warns when the entropy-coded data runs out or breaks before the image the header announces is
+ * complete (an 8×8 JPEG whose header says 6000×6000, a damaged scan), and fills the rest with grey. These are its
+ * warnings for that (jerror.h: JWRN_HIT_MARKER, JWRN_JPEG_EOF, JWRN_HUFF_BAD_CODE, JWRN_ARITH_BAD_CODE,
+ * JWRN_MUST_RESYNC) and libvips' own for a truncated source.
+ */
+const LOST_JPEG_DATA = /premature end of data segment|premature end of JPEG|bad Huffman code|bad arithmetic code|instead of RST/i;
+
+type FailOn = typeof DECODE_FAIL_ON | 'warning';
+
+/**
+ * Runs a decode of `header`'s image with the strictness that refuses what would be decoded as filler. A JPEG is
+ * decoded with failOn 'warning' first: it stops at libjpeg's first warning, and one of {@link LOST_JPEG_DATA} fails
+ * the image. Any other warning (stray bytes before a marker, an unknown JFIF revision or Adobe transform, a bad ICC
+ * chunk: the pixel data is whole, and PIL accepts such files) leads to a second decode at 'error', so only those rare
+ * files pay twice. Other formats are decoded once at 'error'.
+ */
+async function decodeStrictly<T>(header: ImageHeader, decode: (failOn: FailOn) => Promise<T>): Promise<T> {
+  if (header.format !== 'jpeg') return decode(DECODE_FAIL_ON);
+  try {
+    return await decode('warning');
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (LOST_JPEG_DATA.test(message)) throw error;
+    return decode(DECODE_FAIL_ON);
+  }
+}
 
 /** Number of floats one image occupies in a batch tensor: `3 × cropHeight × cropWidth`. */
 export function pixelValuesLength(config: PreprocessorConfig): number {
@@ -58,32 +84,36 @@ export async function decodeRgb(bytes: Uint8Array, limits: ImageLimits, field = 
   // Format and pixel count from the header first: nothing unsupported or oversized reaches a decoder.
   const header = checked ?? (await inspectImage(bytes, field, limits));
   try {
-    const input = sharp(bytes, {
-      failOn: DECODE_FAIL_ON,
-      limitInputPixels: limits.maxPixels,
-      ignoreIcc: true,
-      autoOrient: true,
-    });
-    if (header.colourSpace === 'cmyk' && header.depth === 'uchar') {
-      // CMYK kept as CMYK end to end: otherwise sharp round-trips it through sRGB with a built-in profile.
-      const { data, info } = await input
-        .pipelineColourspace('cmyk')
-        .removeAlpha()
-        .toColourspace('cmyk')
-        .raw()
-        .toBuffer({ resolveWithObject: true });
-      return { data: cmykToRgb(checkBands(data, info, 4)), width: info.width, height: info.height };
-    }
-    const transparent = header.format === 'gif' ? gifTransparentColour(bytes) : undefined;
-    if (transparent !== undefined) {
-      const { data, info } = await input.toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      return { data: rgbaToRgb(checkBands(data, info, 4), transparent), width: info.width, height: info.height };
-    }
-    const { data, info } = await input.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    return { data: checkBands(data, info, 3), width: info.width, height: info.height };
+    return await decodeStrictly(header, (failOn) => decodeRgbOnce(bytes, header, limits, failOn));
   } catch (error) {
     throw decodeError(error, field, limits);
   }
+}
+
+async function decodeRgbOnce(bytes: Uint8Array, header: ImageHeader, limits: ImageLimits, failOn: FailOn): Promise<RgbImage> {
+  const input = sharp(bytes, {
+    failOn,
+    limitInputPixels: limits.maxPixels,
+    ignoreIcc: true,
+    autoOrient: true,
+  });
+  if (header.colourSpace === 'cmyk' && header.depth === 'uchar') {
+    // CMYK kept as CMYK end to end: otherwise sharp round-trips it through sRGB with a built-in profile.
+    const { data, info } = await input
+      .pipelineColourspace('cmyk')
+      .removeAlpha()
+      .toColourspace('cmyk')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return { data: cmykToRgb(checkBands(data, info, 4)), width: info.width, height: info.height };
+  }
+  const transparent = header.format === 'gif' ? gifTransparentColour(bytes) : undefined;
+  if (transparent !== undefined) {
+    const { data, info } = await input.toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    return { data: rgbaToRgb(checkBands(data, info, 4), transparent), width: info.width, height: info.height };
+  }
+  const { data, info } = await input.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  return { data: checkBands(data, info, 3), width: info.width, height: info.height };
 }
 
 function checkBands(data: Buffer, info: OutputInfo, channels: number): Uint8Array {
@@ -238,10 +268,17 @@ function canShrinkOnLoad(header: ImageHeader, config: PreprocessorConfig): boole
   );
 }
 
-async function decodeAndResizeJpeg(bytes: Uint8Array, g: Geometry, config: PreprocessorConfig, limits: ImageLimits, field: string): Promise<Uint8Array> {
+async function decodeAndResizeJpeg(
+  bytes: Uint8Array,
+  header: ImageHeader,
+  g: Geometry,
+  config: PreprocessorConfig,
+  limits: ImageLimits,
+  field: string,
+): Promise<Uint8Array> {
   if (g.window.width === 0 || g.window.height === 0) return new Uint8Array(0);
-  try {
-    const data = await sharp(bytes, { failOn: DECODE_FAIL_ON, limitInputPixels: limits.maxPixels, ignoreIcc: true, autoOrient: true })
+  const decode = async (failOn: FailOn): Promise<Uint8Array> => {
+    const data = await sharp(bytes, { failOn, limitInputPixels: limits.maxPixels, ignoreIcc: true, autoOrient: true })
       .toColourspace('srgb')
       .resize(g.resizedWidth, g.resizedHeight, { fit: 'fill', kernel: SHARP_KERNELS.get(config.resample) ?? 'cubic', fastShrinkOnLoad: true })
       .extract(g.window)
@@ -249,6 +286,9 @@ async function decodeAndResizeJpeg(bytes: Uint8Array, g: Geometry, config: Prepr
       .toBuffer();
     if (data.length !== g.window.width * g.window.height * 3) throw new Error(`decoded ${data.length} bytes, expected ${g.window.width}×${g.window.height}×3`);
     return new Uint8Array(data.buffer, data.byteOffset, data.length);
+  };
+  try {
+    return await decodeStrictly(header, decode);
   } catch (error) {
     throw decodeError(error, field, limits);
   }
@@ -381,7 +421,7 @@ export async function preprocessInto(
   const header = await inspectImage(bytes, field, limits);
   if (options.shrinkOnLoad !== false && canShrinkOnLoad(header, config)) {
     const g = geometryOf({ width: header.orientedWidth, height: header.orientedHeight }, config);
-    writePixelValues(await decodeAndResizeJpeg(bytes, g, config, limits, field), g, config, out, offset);
+    writePixelValues(await decodeAndResizeJpeg(bytes, header, g, config, limits, field), g, config, out, offset);
     return;
   }
   const image = await decodeRgb(bytes, limits, field, header);

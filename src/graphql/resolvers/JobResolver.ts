@@ -108,7 +108,9 @@ export class JobResolver {
     description: "The job's current state at once, then every change; completes after COMPLETE, FAILED or CANCELLED. NOT_FOUND for an unknown job.",
     subscribe: ({ args, context }) => (context as GraphqlContext).jobs.watch(String((args as { id: unknown }).id)),
   })
-  jobUpdated(@Root() job: Job, @Arg('id', () => ID) _id: string): JobObject {
+  jobUpdated(@Root() job: Job, @Arg('id', () => ID) _id: string, @Ctx() context: GraphqlContext): JobObject {
+    // Each event is an answer of its own: MAX_RESPONSE_BYTES bounds one, not the subscription's sum.
+    context.response.reset();
     return JobObject.from(job);
   }
 }

@@ -2,9 +2,11 @@
  * The job's GraphQL shapes and the one mapping from the domain Job (src/jobs/types.ts) to them.
  */
 import { GraphQLDateTime } from 'graphql-scalars';
-import { Arg, Field, Float, ID, Int, ObjectType } from 'type-graphql';
+import { Arg, Ctx, Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { badUserInput, UnreachableCaseError } from '../../errors.js';
 import type { Job, JobResult, JobStatus, JobTask } from '../../jobs/types.js';
+import type { GraphqlContext } from '../context.js';
+import { numberListBytes, stringBytes, stringListBytes } from '../responseBudget.js';
 import { VectorScalar } from '../scalars/Vector.js';
 import { JobStatusEnum, JobTaskEnum } from './enums.js';
 
@@ -17,6 +19,12 @@ const IMAGES_PER_RESULT_ESTIMATE = 8;
 const PROBABILITIES_COST = 5;
 /** A vector is a leaf, but up to a few thousand floats long: cost it like a probabilities list. */
 const VECTOR_COST = PROBABILITIES_COST;
+/**
+ * A job's classes or texts: up to MAX_CLASSES_PER_JOB / MAX_TEXTS_PER_JOB strings, each up to thousands of
+ * characters, where a scalar field costs 1. Costed as 50 strings: 100 jobs' texts pass the default limit, 20 fit.
+ * Their real size is charged to MAX_RESPONSE_BYTES as they resolve (responseBudget.ts).
+ */
+const STRING_LIST_COST = 50;
 
 @ObjectType('ClassScore', { description: 'One class and its probability.' })
 export class ClassScoreObject {
@@ -39,12 +47,16 @@ export class ImageClassificationObject {
     // A list as long as the job's classes (up to MAX_CLASSES_PER_JOB): costlier than a scalar.
     complexity: PROBABILITIES_COST,
   })
-  probabilities: number[];
+  probabilities(@Ctx() context: GraphqlContext): number[] {
+    context.response.charge(numberListBytes(this.#probabilities.length), 'probabilities');
+    return this.#probabilities;
+  }
 
+  readonly #probabilities: number[];
   readonly #labels: readonly string[];
 
   constructor(probabilities: number[], labels: readonly string[]) {
-    this.probabilities = probabilities;
+    this.#probabilities = probabilities;
     this.#labels = labels;
   }
 
@@ -52,13 +64,17 @@ export class ImageClassificationObject {
     description: 'The `k` most probable classes, most probable first (all of them when `k` exceeds their number).',
     complexity: ({ args, childComplexity }) => 1 + Math.max(1, Number(args.k) || 0) * Math.max(1, childComplexity),
   })
-  top(@Arg('k', () => Int, { nullable: true, defaultValue: 5 }) k: number | null): ClassScoreObject[] {
+  top(@Arg('k', () => Int, { nullable: true, defaultValue: 5 }) k: number | null, @Ctx() context: GraphqlContext): ClassScoreObject[] {
     k ??= 5;
     if (k < 0) throw badUserInput(`k: expected a non-negative integer, got ${k}`, 'k');
-    return this.probabilities
+    const top = this.#probabilities
       .map((probability, index) => new ClassScoreObject(this.#labels[index] ?? '', probability))
       .sort((a, b) => b.probability - a.probability)
       .slice(0, k);
+    let bytes = numberListBytes(top.length);
+    for (const score of top) bytes += stringBytes(score.label);
+    context.response.charge(bytes, 'top');
+    return top;
   }
 }
 
@@ -86,10 +102,15 @@ export class EmbeddingResultObject {
       'One L2-normalised vector per input (image or text), in input order. Image and text vectors of one model share a space: their dot product is the cosine similarity CLIP ranks by.',
     complexity: () => 1 + IMAGES_PER_RESULT_ESTIMATE * VECTOR_COST,
   })
-  vectors: number[][];
+  vectors(@Ctx() context: GraphqlContext): number[][] {
+    context.response.charge(this.#vectors.length * numberListBytes(this.dimensions), 'vectors');
+    return this.#vectors;
+  }
+
+  readonly #vectors: number[][];
 
   constructor(vectors: number[][]) {
-    this.vectors = vectors;
+    this.#vectors = vectors;
     this.dimensions = vectors[0]?.length ?? 0;
   }
 }
@@ -124,11 +145,26 @@ export class JobObject {
   @Field(() => String, { description: 'The resolved name of the model the job runs on.' })
   model!: string;
 
-  @Field(() => [String], { description: 'The classes, in the order of every `probabilities` list (empty unless CLASSIFICATION).' })
-  classes!: string[];
+  @Field(() => [String], {
+    description: 'The classes, in the order of every `probabilities` list (empty unless CLASSIFICATION).',
+    complexity: STRING_LIST_COST,
+  })
+  classes(@Ctx() context: GraphqlContext): string[] {
+    context.response.charge(stringListBytes(this.#classes), 'classes');
+    return this.#classes;
+  }
 
-  @Field(() => [String], { description: 'The texts of a TEXT_EMBEDDING job, in the order of `embeddings.vectors` (empty otherwise).' })
-  texts!: string[];
+  @Field(() => [String], {
+    description: 'The texts of a TEXT_EMBEDDING job, in the order of `embeddings.vectors` (empty otherwise).',
+    complexity: STRING_LIST_COST,
+  })
+  texts(@Ctx() context: GraphqlContext): string[] {
+    context.response.charge(stringListBytes(this.#texts), 'texts');
+    return this.#texts;
+  }
+
+  #classes: string[] = [];
+  #texts: string[] = [];
 
   @Field(() => Int, { description: 'How many images the job takes (0 for TEXT_EMBEDDING).' })
   imageCount!: number;
@@ -161,8 +197,8 @@ export class JobObject {
     object.status = job.status;
     object.task = job.task;
     object.model = job.model;
-    object.classes = job.classes;
-    object.texts = job.texts;
+    object.#classes = job.classes;
+    object.#texts = job.texts;
     object.imageCount = job.imageCount;
     object.createdAt = job.createdAt;
     object.expiresAt = job.expiresAt;

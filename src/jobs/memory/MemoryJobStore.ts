@@ -1,9 +1,11 @@
 /**
  * The in-process JobStore: a Map in creation order, each entry with an unref'd expiry timer, so a
- * job disappears at its `expiresAt` without keeping the process alive.
+ * job disappears at its `expiresAt` without keeping the process alive. Finished jobs are also held to the
+ * retention budget (retention.ts): past it, those that finished first are forgotten before their TTL.
  */
 import { decodeCursor, encodeCursor, type JobPage, type JobStore, type ListJobsOptions } from '../JobStore.js';
-import type { Job, JobStatus } from '../types.js';
+import { estimatedJobHeapBytes, type RetentionStats } from '../retention.js';
+import { isTerminal, type Job, type JobStatus } from '../types.js';
 
 interface Entry {
   job: Job;
@@ -18,16 +20,29 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export interface MemoryJobStoreOptions {
   /** The clock, in ms since the epoch (tests may pass a fake); default Date.now. */
   now?: () => number;
+  /**
+   * MAX_RETAINED_JOB_BYTES: the estimated heap bytes finished jobs may hold before the oldest are forgotten
+   * early; no bound when omitted.
+   */
+  maxRetainedBytes?: number;
 }
 
 export class MemoryJobStore implements JobStore {
   readonly #entries = new Map<string, Entry>();
   readonly #now: () => number;
+  readonly #maxRetainedBytes: number;
+  /** Finished jobs' estimated bytes by id, in the order they finished (a Map keeps insertion order). */
+  readonly #finished = new Map<string, number>();
+  #retainedBytes = 0;
+  #evicted = 0;
   #nextSeq = 0;
   #closed = false;
 
   constructor(options: MemoryJobStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
+    const max = options.maxRetainedBytes ?? Number.POSITIVE_INFINITY;
+    if (!(max > 0)) throw new TypeError(`MemoryJobStore: expected maxRetainedBytes to be a positive number, got ${max}`);
+    this.#maxRetainedBytes = max;
   }
 
   /** Jobs currently held (expired ones are removed by their timers). */
@@ -53,6 +68,7 @@ export class MemoryJobStore implements JobStore {
     clearTimeout(entry.timer);
     entry.job = job;
     entry.timer = this.#arm(job);
+    if (isTerminal(job)) this.#retain(job);
     return true;
   }
 
@@ -76,17 +92,45 @@ export class MemoryJobStore implements JobStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    const entry = this.#entries.get(id);
-    if (entry === undefined) return false;
-    clearTimeout(entry.timer);
-    this.#entries.delete(id);
-    return true;
+    return this.#remove(id);
+  }
+
+  async retention(): Promise<RetentionStats> {
+    return { bytes: this.#retainedBytes, jobs: this.#finished.size, evicted: this.#evicted };
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     for (const entry of this.#entries.values()) clearTimeout(entry.timer);
     this.#entries.clear();
+    this.#finished.clear();
+    this.#retainedBytes = 0;
+  }
+
+  /** Counts a job that just finished against the budget, then forgets the oldest finished jobs while over it. */
+  #retain(job: Job): void {
+    const bytes = estimatedJobHeapBytes(job);
+    this.#finished.set(job.id, bytes);
+    this.#retainedBytes += bytes;
+    for (const id of this.#finished.keys()) {
+      if (this.#retainedBytes <= this.#maxRetainedBytes || id === job.id) break;
+      this.#remove(id);
+      this.#evicted += 1;
+    }
+  }
+
+  /** The one way a job leaves the store (deleted, expired, evicted): its timer and its retained bytes go with it. */
+  #remove(id: string): boolean {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return false;
+    clearTimeout(entry.timer);
+    this.#entries.delete(id);
+    const bytes = this.#finished.get(id);
+    if (bytes !== undefined) {
+      this.#finished.delete(id);
+      this.#retainedBytes -= bytes;
+    }
+    return true;
   }
 
   /** The entry unless expired; a timer that fired late must not resurrect a job past its TTL. */
@@ -94,8 +138,7 @@ export class MemoryJobStore implements JobStore {
     const entry = this.#entries.get(id);
     if (entry === undefined) return undefined;
     if (entry.job.expiresAt.getTime() <= this.#now()) {
-      clearTimeout(entry.timer);
-      this.#entries.delete(id);
+      this.#remove(id);
       return undefined;
     }
     return entry;
@@ -110,7 +153,7 @@ export class MemoryJobStore implements JobStore {
         entry.timer = this.#arm(entry.job);
         return;
       }
-      this.#entries.delete(job.id);
+      this.#remove(job.id);
     }, Math.min(delayMs, MAX_TIMER_MS));
     timer.unref();
     return timer;

@@ -15,6 +15,8 @@ export interface RedisBackendOptions {
   keyPrefix: string;
   stall: StallSettings;
   logger: Logger;
+  /** MAX_RETAINED_JOB_BYTES, per deployment (see retention.ts); no bound when omitted. */
+  maxRetainedJobBytes?: number;
 }
 
 export interface RedisBackend {
@@ -51,7 +53,11 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     connection.on('error', () => undefined);
     return connection;
   };
-  const store = new RedisJobStore({ redis, keyPrefix: options.keyPrefix });
+  const store = new RedisJobStore({
+    redis,
+    keyPrefix: options.keyPrefix,
+    ...(options.maxRetainedJobBytes === undefined ? {} : { maxRetainedBytes: options.maxRetainedJobBytes }),
+  });
   const events = new RedisJobEvents({
     publisher: redis,
     subscriber: connect(),

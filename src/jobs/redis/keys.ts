@@ -20,6 +20,21 @@ export class RedisKeys {
     return `${this.prefix}:jobs`;
   }
 
+  /** Finished job ids by expiry (ms): the order the retention budget forgets them in. */
+  get finished(): string {
+    return `${this.prefix}:finished`;
+  }
+
+  /** Each finished job's stored bytes, by id. */
+  get retainedSizes(): string {
+    return `${this.prefix}:retained`;
+  }
+
+  /** The sum of `retainedSizes`: what finished jobs hold now. */
+  get retainedBytes(): string {
+    return `${this.prefix}:retainedBytes`;
+  }
+
   /** The creation sequence counter. */
   get sequence(): string {
     return `${this.prefix}:seq`;

@@ -97,6 +97,7 @@ beforeAll(async () => {
       },
       logger,
       maxBodyBytes: 4096,
+      jsonLimits: { maxDepth: 8, maxValues: 200 },
       legacyPollIntervalMs: 5,
     }),
   );
@@ -290,6 +291,23 @@ describe('refusals', () => {
     const answer = await call('POST', `${TASK}/tiny-test/jobs`, { image: 'A'.repeat(5000), classes: ['a'] });
     expect(answer.status).toBe(413);
     expect(answer.body).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'Request body is over the size limit of 4096 bytes' } });
+  });
+
+  it('should answer 413 naming the setting for a body with too many values or too deep, before any job is submitted', async () => {
+    const submitted = jobs.submitted.length;
+    const many = await call('POST', `${TASK}/tiny-test/jobs`, `{"image":"AAAA","classes":[${'{},'.repeat(300)}{}]}`);
+    expect(many.status).toBe(413);
+    expect(many.body).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('MAX_JSON_VALUES') } });
+    const deep = await call('POST', `${TASK}/tiny-test/jobs`, `{"image":"AAAA","classes":${'['.repeat(20)}${']'.repeat(20)}}`);
+    expect(deep.status).toBe(413);
+    expect(deep.body).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('MAX_JSON_DEPTH') } });
+    expect(jobs.submitted.length).toBe(submitted);
+  });
+
+  it('should answer 415 for a JSON body in a charset other than UTF-8', async () => {
+    const answer = await call('POST', `${TASK}/tiny-test/jobs`, '{"image":"AAAA","classes":["a"]}', 'application/json; charset=utf-16');
+    expect(answer.status).toBe(415);
+    expect(answer.body).toMatchObject({ error: { code: 'BAD_USER_INPUT', message: expect.stringContaining('UTF-8') } });
   });
 
   it('should answer 422 for a body that is not JSON at all', async () => {

@@ -199,6 +199,32 @@ describe('inspectImage', () => {
     expect(error.field).toBe('images[1]');
   });
 
+  it('should refuse a JPEG whose header promises more pixels than its data holds, on the full and the shrink-on-load paths', async () => {
+    const pixels = Buffer.alloc(8 * 8 * 3, 0).map((_, i) => (i * 37) % 256);
+    const tiny = await sharp(pixels, { raw: { width: 8, height: 8, channels: 3 } }).jpeg().toBuffer();
+    const frame = tiny.indexOf(Buffer.from([0xff, 0xc0]));
+    // 300×300 decodes whole (then resized exactly); 6000×6000 is decoded at reduced scale by libjpeg itself.
+    for (const size of [300, 6000]) {
+      const patched = Buffer.from(tiny);
+      patched.writeUInt16BE(size, frame + 5);
+      patched.writeUInt16BE(size, frame + 7);
+      await expect(inspectImage(patched, 'image', LIMITS)).resolves.toMatchObject({ format: 'jpeg', width: size, height: size });
+      const error = await refusal(() => preprocessImage(patched, CLIP_CONFIG, LIMITS));
+      expect(error.message).toMatch(/^image could not be decoded: .*premature end of data segment/i);
+    }
+  });
+
+  it('should still decode a JPEG with a harmless warning (stray bytes before a marker) exactly as the clean file', async () => {
+    const jpeg = await sharp({ create: { width: 120, height: 90, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 30 } } })
+      .jpeg()
+      .toBuffer();
+    const scan = jpeg.indexOf(Buffer.from([0xff, 0xda]));
+    const stray = Buffer.concat([jpeg.subarray(0, scan), Buffer.from([0x12, 0x34, 0x56]), jpeg.subarray(scan)]);
+    // libjpeg warns "3 extraneous bytes before marker 0xda", and PIL reads such files: the pixels are whole.
+    await expect(sharp(stray, { failOn: 'warning' }).raw().toBuffer()).rejects.toThrow(/extraneous bytes/);
+    expect(await preprocessImage(stray, CLIP_CONFIG, LIMITS)).toEqual(await preprocessImage(jpeg, CLIP_CONFIG, LIMITS));
+  });
+
   it('should refuse a corrupted PNG when decoding it', async () => {
     const png = await sharp({ create: { width: 120, height: 90, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 30 } } })
       .png()
