@@ -1,7 +1,8 @@
 /**
  * The Apollo Server for GraphQL over HTTP: CSRF prevention on (Apollo's default), introspection per
  * configuration, no landing page (GraphiQL is served separately), stack traces never sent, one error
- * exit (formatError.ts), operation limits, and the drain plugin so `stop()` lets in-flight requests finish.
+ * exit (formatError.ts), document limits (size before parsing, tokens while parsing), a document store bounded by
+ * the memory its documents keep, operation limits, and the drain plugin so `stop()` lets in-flight requests finish.
  */
 import type { Server as HttpServer } from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
@@ -10,6 +11,8 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { Logger } from '../logger.js';
 import type { GraphqlContext } from './context.js';
+import { createDocumentStore } from './documentCache.js';
+import { documentSizePlugin, type DocumentLimits } from './documentLimits.js';
 import { formatGraphqlError } from './formatError.js';
 import { complexityError, limitRules, type OperationLimits } from './limits.js';
 
@@ -18,6 +21,10 @@ export interface ApolloOptions {
   httpServer: HttpServer;
   logger: Logger;
   limits: OperationLimits;
+  /** Size and token bounds of a document (MAX_DOCUMENT_BYTES, MAX_DOCUMENT_TOKENS). */
+  documentLimits: DocumentLimits;
+  /** Parsed and validated documents kept for reuse, by the memory they keep (see documentCache.ts); 0: none. */
+  documentCacheBytes: number;
   introspection: boolean;
   /** How long `stop()` waits for in-flight HTTP requests before closing their connections, in ms. @default 10000 */
   stopGracePeriodMs?: number;
@@ -58,11 +65,14 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<Graphql
     stopOnTerminationSignals: false,
     // Apollo adds its own no-introspection rule when introspection is off.
     validationRules: limitRules(options.limits, true),
+    parseOptions: { maxTokens: options.documentLimits.maxTokens },
+    documentStore: createDocumentStore(options.documentCacheBytes),
     formatError: (formatted, error) => formatGraphqlError(formatted, error, logger),
     logger,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: options.httpServer, stopGracePeriodMillis: options.stopGracePeriodMs ?? 10_000 }),
       ApolloServerPluginLandingPageDisabled(),
+      documentSizePlugin<GraphqlContext>(options.documentLimits),
       complexityPlugin(options.schema, options.limits.maxComplexity),
     ],
   });
