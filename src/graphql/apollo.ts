@@ -1,7 +1,7 @@
 /**
  * The Apollo Server for GraphQL over HTTP: CSRF prevention on (Apollo's default), introspection per
  * configuration, no landing page (GraphiQL is served separately), stack traces never sent, one error
- * exit (formatError.ts), document limits (size before parsing, tokens while parsing), a document store bounded by
+ * exit (formatError.ts), the token limit while parsing (the size is checked before: documentLimits.ts), a document store bounded by
  * the memory its documents keep, operation limits, and the drain plugin so `stop()` lets in-flight requests finish.
  */
 import type { Server as HttpServer } from 'node:http';
@@ -12,7 +12,7 @@ import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { Logger } from '../logger.js';
 import type { GraphqlContext } from './context.js';
 import { createDocumentStore } from './documentCache.js';
-import { documentSizePlugin, type DocumentLimits } from './documentLimits.js';
+import type { DocumentLimits } from './documentLimits.js';
 import { formatGraphqlError } from './formatError.js';
 import { complexityError, limitRules, type OperationLimits } from './limits.js';
 
@@ -21,7 +21,7 @@ export interface ApolloOptions {
   httpServer: HttpServer;
   logger: Logger;
   limits: OperationLimits;
-  /** Size and token bounds of a document (MAX_DOCUMENT_BYTES, MAX_DOCUMENT_TOKENS). */
+  /** Token bound of a document (MAX_DOCUMENT_TOKENS); its size is checked before Apollo (documentSizeMiddleware). */
   documentLimits: DocumentLimits;
   /** Parsed and validated documents kept for reuse, by the memory they keep (see documentCache.ts); 0: none. */
   documentCacheBytes: number;
@@ -72,7 +72,6 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<Graphql
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: options.httpServer, stopGracePeriodMillis: options.stopGracePeriodMs ?? 10_000 }),
       ApolloServerPluginLandingPageDisabled(),
-      documentSizePlugin<GraphqlContext>(options.documentLimits),
       complexityPlugin(options.schema, options.limits.maxComplexity),
     ],
   });

@@ -6,7 +6,7 @@
  * constant time for most documents; the token count stops the parser itself (graphql-js's `maxTokens`), so a
  * dense document within the size costs at most that many tokens. Comments are not tokens: the size bounds them.
  */
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { RequestHandler } from 'express';
 import { GraphQLError, parse, type DocumentNode } from 'graphql';
 
 export interface DocumentLimits {
@@ -29,13 +29,14 @@ function overByteLimit(query: string, maxBytes: number): boolean {
   return Buffer.byteLength(query, 'utf8') > maxBytes;
 }
 
-/** The refusal of a document over MAX_DOCUMENT_BYTES (HTTP 400), or null; anything but a string is left to the transport. */
+function tooLargeMessage(limits: DocumentLimits): string {
+  return `The GraphQL document is larger than the limit of ${limits.maxBytes} bytes (MAX_DOCUMENT_BYTES); send images and long texts as variables`;
+}
+
+/** The refusal of a document over MAX_DOCUMENT_BYTES, or null; anything but a string is left to the transport. */
 export function documentSizeError(query: unknown, limits: DocumentLimits): GraphQLError | null {
   if (typeof query !== 'string' || !overByteLimit(query, limits.maxBytes)) return null;
-  return new GraphQLError(
-    `The GraphQL document is larger than the limit of ${limits.maxBytes} bytes (MAX_DOCUMENT_BYTES); send images and long texts as variables`,
-    { extensions: { code: DOCUMENT_TOO_LARGE_CODE, http: { status: 400 } } },
-  );
+  return new GraphQLError(tooLargeMessage(limits), { extensions: { code: DOCUMENT_TOO_LARGE_CODE } });
 }
 
 /** graphql-js 16 words it "more that N tokens"; either spelling is recognised. */
@@ -62,15 +63,27 @@ export function parseDocument(query: string, limits: DocumentLimits): DocumentNo
 }
 
 /**
- * Apollo's side of the size limit: refuses the request as it starts, before Apollo hashes or parses the text
- * (a throw there is answered like any request error, with the status in `extensions.http`). The token limit is
- * Apollo's `parseOptions.maxTokens`.
+ * A request refused for its document's size, in the shape of body-parser's errors (`type`, `status`, `expose`),
+ * which the server's GraphQL body-error handler answers: 400 BAD_REQUEST with this message.
  */
-export function documentSizePlugin<TContext extends object>(limits: DocumentLimits): ApolloServerPlugin<TContext> {
-  return {
-    async requestDidStart({ request }) {
-      const error = documentSizeError(request.query, limits);
-      if (error !== null) throw error;
-    },
+export class DocumentTooLargeError extends Error {
+  override name = 'DocumentTooLargeError';
+  readonly type = 'graphql.document.too.large';
+  readonly status = 400;
+  readonly expose = true;
+}
+
+/**
+ * The HTTP side of the size limit, mounted after the body parsers and before Apollo: the `query` of a POST (JSON
+ * or multipart `operations`) or of a GET. Apollo hashes and parses a document before any plugin hook may refuse it
+ * (a throw from its hooks is an internal error), so the check is made here. The token limit is Apollo's
+ * `parseOptions.maxTokens`.
+ */
+export function documentSizeMiddleware(limits: DocumentLimits): RequestHandler {
+  return (req, _res, next) => {
+    const body: unknown = req.body;
+    const query = req.method === 'GET' ? req.query.query : typeof body === 'object' && body !== null ? (body as { query?: unknown }).query : undefined;
+    if (documentSizeError(query, limits) !== null) return next(new DocumentTooLargeError(tooLargeMessage(limits)));
+    next();
   };
 }

@@ -32,7 +32,7 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler } 
 import { ClipService } from '../clip/index.js';
 import { allowedHostNames, type Config } from '../config.js';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
-import { buildGraphqlSchema, createApolloServer, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type AuthOutcome, type DocumentLimits, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
+import { buildGraphqlSchema, createApolloServer, documentSizeMiddleware, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type AuthOutcome, type DocumentLimits, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
 import { createJobs, type JobService } from '../jobs/index.js';
 import { mergeModelViews } from '../jobs/redis/index.js';
 import type { ModelInfo } from '../clip/types.js';
@@ -343,6 +343,8 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   // File uploads (multipart), before the JSON parser: MAX_IMAGE_BYTES per file, MAX_IMAGES_PER_JOB files, MAX_BODY_BYTES on the stream.
   graphqlRouter.use(createUploadMiddleware({ maxFileBytes: config.maxImageBytes, maxFiles: config.maxImagesPerJob, maxBodyBytes: config.maxBodyBytes }));
   graphqlRouter.use(express.json({ limit: config.maxBodyBytes }));
+  // MAX_DOCUMENT_BYTES, before Apollo hashes or parses the document.
+  graphqlRouter.use(documentSizeMiddleware(documentLimits));
   graphqlRouter.use((req, res, next) => {
     if (graphqlHandler === null) {
       // Only before start() has built Apollo, which happens before listening: unreachable in practice.
