@@ -297,7 +297,6 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
 
   const app = express();
   app.disable('x-powered-by');
-  app.use(refuseForeignHosts(isAllowedHost));
   // CORS is off unless origins are configured: no CORS headers, so browsers on other origins cannot read answers.
   if (config.corsOrigins.length > 0) {
     app.use(
@@ -314,6 +313,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     res.setHeader('X-Request-Id', requestId);
     next();
   });
+  app.use(refuseForeignHosts(isAllowedHost));
   app.use(createHealthRouter({ readiness }));
   app.get('/metrics', metrics.handler);
 

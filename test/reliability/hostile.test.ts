@@ -258,6 +258,18 @@ describe('every malformed request is answered (finding 4)', () => {
     expect(body.closedByServer).toBe(true);
     expect(body.received).toMatch(/^HTTP\/1\.1 408 /);
     expect((await rawRequest(`${server.url}/health`)).status).toBe(200);
+
+    // The deadlines are for receiving a request: an open websocket outlives them.
+    const socket = new WebSocket(server.wsUrl, 'graphql-transport-ws');
+    const messages: string[] = [];
+    socket.on('message', (data) => messages.push(JSON.parse(String(data)).type as string));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(init());
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    socket.send(JSON.stringify({ type: 'subscribe', id: '1', payload: { query: MODELS } }));
+    await new Promise<void>((resolve) => socket.on('message', () => messages.includes('complete') && resolve()));
+    expect(messages).toEqual(['connection_ack', 'next', 'complete']);
+    socket.close(1000);
   });
 });
 
