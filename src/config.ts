@@ -456,7 +456,13 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 400_000,
     parse: integer(0),
   },
-  textCacheSize: { env: 'TEXT_CACHE_SIZE', description: 'Prompt embeddings kept (LRU entries, per model).', defaultValue: 10_000, parse: integer(0) },
+  textCacheSize: {
+    env: 'TEXT_CACHE_SIZE',
+    description:
+      'Prompt embeddings kept (LRU entries, per model). A prompt over 128 characters is kept by its SHA-256, so an entry weighs its embedding (4 bytes per dimension) and at most a few hundred bytes of key.',
+    defaultValue: 10_000,
+    parse: integer(0),
+  },
   imageCacheSize: { env: 'IMAGE_CACHE_SIZE', description: 'Image embeddings kept, keyed by content hash (LRU entries, per model).', defaultValue: 1_000, parse: integer(0) },
   maxImagesPerJob: { env: 'MAX_IMAGES_PER_JOB', description: 'Most images in one job (and files in one upload request).', defaultValue: 64, parse: integer(1, 100_000) },
   maxClassesPerJob: { env: 'MAX_CLASSES_PER_JOB', description: 'Most classes in one job.', defaultValue: 1000, parse: integer(1, 1_000_000) },

@@ -5,7 +5,7 @@
  *
  * Bounded in bytes as well as entries: a key longer than {@link MAX_PLAIN_KEY_LENGTH} is kept as its SHA-256,
  * so an entry weighs its embedding and at most a few hundred bytes of key, whatever the prompt (a text to embed
- * may be 10,000 characters: 10,000 of them as keys were 200 MB).
+ * may be 10,000 characters: 10,000 of them as keys would be 200 MB).
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';

@@ -9,8 +9,8 @@
  *   so one can serve every connection.
  * - {@link createDocumentStore}: Apollo's over HTTP (its `documentStore`). Apollo's own weighs a document by its
  *   JSON, where a comment is nothing and each location is `{start,end}`; but every node's location keeps the whole
- *   source text and the token list alive, so 2 MB comments cached at a few hundred bytes each grew the heap
- *   without bound.
+ *   source text and the token list alive: documents with 2 MB comments would be weighed at a few hundred bytes
+ *   each, and the heap would grow with every distinct one.
  *
  * Both weigh an entry by {@link retainedBytes}. The cost check is not done here: it needs the variables (`first`,
  * `k`), and `complexityError` (limits.ts) keeps its outcomes per document object, which these caches make the same

@@ -2,7 +2,7 @@
  * Bounds on a GraphQL document before and while it is parsed (MAX_DOCUMENT_BYTES, MAX_DOCUMENT_TOKENS), on every
  * transport: Apollo over HTTP (POST, GET, multipart) and graphql-ws. Depth, alias and cost limits (limits.ts) only
  * run on a parsed document, and graphql-js builds a token object and syntax-tree nodes for every token it reads:
- * a 16 MB document of `a a a …` took gigabytes and ended the process. The size is checked before parsing, in
+ * unbounded, a 16 MB document of `a a a …` takes gigabytes, more than the heap has. The size is checked before parsing, in
  * constant time for most documents; the token count stops the parser itself (graphql-js's `maxTokens`), so a
  * dense document within the size costs at most that many tokens. Comments are not tokens: the size bounds them.
  */
