@@ -2,9 +2,10 @@
  * Bounds on a GraphQL document before and while it is parsed (MAX_DOCUMENT_BYTES, MAX_DOCUMENT_TOKENS), on every
  * transport: Apollo over HTTP (POST, GET, multipart) and graphql-ws. Depth, alias and cost limits (limits.ts) only
  * run on a parsed document, and graphql-js builds a token object and syntax-tree nodes for every token it reads:
- * unbounded, a 16 MB document of `a a a …` takes gigabytes, more than the heap has. The size is checked before parsing, in
- * constant time for most documents; the token count stops the parser itself (graphql-js's `maxTokens`), so a
- * dense document within the size costs at most that many tokens. Comments are not tokens: the size bounds them.
+ * unbounded, a 16 MB document of `a a a …` takes gigabytes, more than the heap has. The size is checked before
+ * parsing, in constant time for most documents; the token count stops the parser itself (graphql-js's
+ * `maxTokens`), so a dense document within the size costs at most that many tokens. Comments are not tokens: the
+ * size bounds them.
  */
 import type { RequestHandler } from 'express';
 import { GraphQLError, parse, type DocumentNode } from 'graphql';
@@ -17,7 +18,7 @@ export interface DocumentLimits {
 }
 
 /** The code of the size refusal; the token limit is a parse failure (GRAPHQL_PARSE_FAILED) as graphql-js reports it. */
-export const DOCUMENT_TOO_LARGE_CODE = 'BAD_REQUEST';
+const DOCUMENT_TOO_LARGE_CODE = 'BAD_REQUEST';
 
 /**
  * True when `query` is over `maxBytes` in UTF-8. A UTF-16 code unit is 1 to 3 UTF-8 bytes, so only documents
