@@ -23,6 +23,12 @@ export const ROLES: readonly Role[] = ['all', 'api', 'worker'];
 export type ImageUrlsMode = 'public' | 'off';
 export const IMAGE_URLS_MODES: readonly ImageUrlsMode[] = ['public', 'off'];
 
+/**
+ * Which `Host` headers requests may carry (DNS rebinding): `auto` (decided by HOST, see {@link allowedHostNames}),
+ * `any`, or exactly these host names.
+ */
+export type AllowedHostsSetting = 'auto' | 'any' | readonly string[];
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -42,6 +48,9 @@ export interface Config {
   readonly maxStalledCount: number;
   readonly port: number;
   readonly host: string;
+  readonly allowedHosts: AllowedHostsSetting;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
   readonly clipModel: string;
   readonly clipModels: readonly ExtraModel[];
   readonly clipPrecision: Precision;
@@ -85,6 +94,9 @@ export interface Config {
   readonly maxQueryDepth: number;
   readonly maxQueryComplexity: number;
   readonly maxResponseBytes: number;
+  readonly maxDocumentBytes: number;
+  readonly maxDocumentTokens: number;
+  readonly httpDocumentCacheBytes: number;
   readonly wsDocumentCacheBytes: number;
   readonly maxAliases: number;
   readonly maxQueuedJobs: number;
@@ -283,6 +295,21 @@ function originList(raw: string): string[] {
   });
 }
 
+/** A host name as a `Host` header carries it, without the port: `api.example.com`, `10.0.0.5`, `[::1]`. */
+const HOST_NAME = /^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)$/i;
+
+function allowedHostList(raw: string): AllowedHostsSetting {
+  const value = raw.trim().toLowerCase();
+  if (value === '' || value === 'auto') return 'auto';
+  if (value === '*') return 'any';
+  const names = list(value).map((name) => name.replace(/\.$/, ''));
+  const wrong = names.find((name) => name === '*' || !HOST_NAME.test(name));
+  if (wrong !== undefined || names.length === 0) {
+    throw new Error(`expected auto, * or host names without scheme or port (e.g. api.example.com,localhost,[::1]), got ${JSON.stringify(wrong ?? raw)}`);
+  }
+  return names;
+}
+
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const LOG_FORMATS: readonly LogFormatSetting[] = ['auto', 'json', 'pretty'];
 const GRAPH_OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
@@ -329,6 +356,27 @@ const SETTINGS: SettingSpecs = {
   },
   port: { env: 'PORT', description: 'TCP port to listen on (0 = any free port).', defaultValue: 4000, parse: integer(0, 65535) },
   host: { env: 'HOST', description: 'Interface to listen on; 0.0.0.0 exposes the server to the network.', defaultValue: '127.0.0.1', parse: nonEmpty },
+  allowedHosts: {
+    env: 'ALLOWED_HOSTS',
+    description:
+      "Host names requests may be addressed to (the `Host` header, any port), on every route and websocket; another gets 403 FORBIDDEN_HOST. A web page whose own name resolves to this server (DNS rebinding) sends its name. auto: when HOST is an address of its own (the default 127.0.0.1), only localhost, 127.0.0.1, [::1] and HOST; when HOST is 0.0.0.0 or :: (all interfaces), any. Otherwise a comma list of names (exactly those), or * for any.",
+    defaultValue: 'auto',
+    parse: allowedHostList,
+  },
+  headersTimeoutMs: {
+    env: 'HEADERS_TIMEOUT_MS',
+    description:
+      "Longest time, in ms, a client may take to send a request's headers; then it gets 408 and the connection is closed. A client that holds connections open by sending headers slowly holds each for at most this long; real clients send headers in milliseconds.",
+    defaultValue: 20_000,
+    parse: integer(100),
+  },
+  requestTimeoutMs: {
+    env: 'REQUEST_TIMEOUT_MS',
+    description:
+      'Longest time, in ms, a client may take to send a whole request, headers and body; then it gets 408 and the connection is closed (answering takes as long as it takes). The default lets a full MAX_BODY_BYTES upload arrive at about 1 MB/s. At least HEADERS_TIMEOUT_MS.',
+    defaultValue: 120_000,
+    parse: integer(100),
+  },
   clipModel: {
     env: 'CLIP_MODEL',
     description:
@@ -435,7 +483,13 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 400_000,
     parse: integer(0),
   },
-  textCacheSize: { env: 'TEXT_CACHE_SIZE', description: 'Prompt embeddings kept (LRU entries, per model).', defaultValue: 10_000, parse: integer(0) },
+  textCacheSize: {
+    env: 'TEXT_CACHE_SIZE',
+    description:
+      'Prompt embeddings kept (LRU entries, per model). A prompt over 128 characters is kept by its SHA-256, so an entry weighs its embedding (4 bytes per dimension) and at most a few hundred bytes of key.',
+    defaultValue: 10_000,
+    parse: integer(0),
+  },
   imageCacheSize: { env: 'IMAGE_CACHE_SIZE', description: 'Image embeddings kept, keyed by content hash (LRU entries, per model).', defaultValue: 1_000, parse: integer(0) },
   maxImagesPerJob: { env: 'MAX_IMAGES_PER_JOB', description: 'Most images in one job (and files in one upload request).', defaultValue: 64, parse: integer(1, 100_000) },
   maxClassesPerJob: { env: 'MAX_CLASSES_PER_JOB', description: 'Most classes in one job.', defaultValue: 1000, parse: integer(1, 1_000_000) },
@@ -530,9 +584,33 @@ const SETTINGS: SettingSpecs = {
     defaultText: '64MiB',
     parse: bytes(1024),
   },
+  maxDocumentBytes: {
+    env: 'MAX_DOCUMENT_BYTES',
+    description:
+      'Largest GraphQL document (the `query` text, HTTP and websocket), in bytes; a larger one is refused with BAD_REQUEST before it is parsed. The schema\'s operations are a few KB (introspection: 2 KB); the default leaves room for a small image written into the document, but images and long texts belong in variables, which only MAX_BODY_BYTES bounds.',
+    defaultValue: 256 * 1024,
+    defaultText: '256KiB',
+    parse: bytes(1024),
+  },
+  maxDocumentTokens: {
+    env: 'MAX_DOCUMENT_TOKENS',
+    description:
+      "Most tokens (names, punctuation, values; not comments) in one GraphQL document; parsing stops there with GRAPHQL_PARSE_FAILED. Parsing costs memory and time per token: introspection is ~200 tokens, a job's longest inline lists (1,000 classes or texts, a 1,152-float vector) ~1,200.",
+    defaultValue: 5_000,
+    parse: integer(100, 10_000_000),
+  },
+  httpDocumentCacheBytes: {
+    env: 'HTTP_DOCUMENT_CACHE_BYTES',
+    description:
+      'Parsed and validated documents kept for reuse over HTTP (Apollo\'s document store), by what they keep in memory: their text (comments included) and syntax tree; 0 turns it off.',
+    defaultValue: 16 * MiB,
+    defaultText: '16MiB',
+    parse: bytes(0),
+  },
   wsDocumentCacheBytes: {
     env: 'WS_DOCUMENT_CACHE_BYTES',
-    description: 'Parsed and validated websocket documents kept for reuse, by size (a subscription sent again skips parsing and validation, as Apollo does over HTTP); 0 turns it off.',
+    description:
+      'Parsed and validated websocket documents kept for reuse, by what they keep in memory: their text (comments included) and syntax tree (a subscription sent again skips parsing and validation, as Apollo does over HTTP); 0 turns it off.',
     defaultValue: 16 * MiB,
     defaultText: '16MiB',
     parse: bytes(0),
@@ -727,6 +805,9 @@ export function finalizeConfig(config: Config): Config {
       `MAX_JSON_VALUES: expected at least ${largestJobValues} (MAX_PROMPTS_PER_JOB + MAX_CLASSES_PER_JOB + MAX_TEXTS_PER_JOB + MAX_IMAGES_PER_JOB + 1000), got ${config.maxJsonValues}`,
     );
   }
+  if (config.headersTimeoutMs > config.requestTimeoutMs) {
+    throw new ConfigError(`HEADERS_TIMEOUT_MS: expected at most REQUEST_TIMEOUT_MS (${config.requestTimeoutMs}), got ${config.headersTimeoutMs}`);
+  }
   if (config.role !== 'all' && config.redisUrl === undefined) {
     throw new ConfigError(`REDIS_URL: expected a Redis URL for ROLE=${config.role} (API and worker processes meet in Redis), got none`);
   }
@@ -737,8 +818,30 @@ export function finalizeConfig(config: Config): Config {
     ...config,
     clipModels: Object.freeze(config.clipModels.map((model) => Object.freeze({ ...model }))),
     corsOrigins: Object.freeze([...config.corsOrigins]),
+    allowedHosts: typeof config.allowedHosts === 'string' ? config.allowedHosts : Object.freeze([...config.allowedHosts]),
     apiKeys: Object.freeze([...config.apiKeys]),
     imageUrlAllowedNetworks: Object.freeze([...config.imageUrlAllowedNetworks]),
     ortExecutionProviders: Object.freeze([...config.ortExecutionProviders]),
   });
+}
+
+/** Listen addresses that mean "every interface": a request may name the machine in any way. */
+const ALL_INTERFACES: ReadonlySet<string> = new Set(['0.0.0.0', '::', '[::]', '']);
+
+/** How an address reads in a `Host` header: IPv6 in brackets. */
+function hostHeaderName(address: string): string {
+  const name = address.trim().toLowerCase();
+  return name.includes(':') && !name.startsWith('[') ? `[${name}]` : name;
+}
+
+/**
+ * The host names requests may carry, or `any`: ALLOWED_HOSTS resolved against HOST. `auto` lets in the loopback
+ * names and HOST itself when the server listens on one address (a browser on this machine reaches it by those
+ * names; a page of another name that resolves here is a DNS-rebinding attempt), and any name when it listens on
+ * every interface (it is then reached by names this process cannot know: list them to restrict).
+ */
+export function allowedHostNames(config: Pick<Config, 'allowedHosts' | 'host'>): 'any' | readonly string[] {
+  if (config.allowedHosts !== 'auto') return config.allowedHosts;
+  if (ALL_INTERFACES.has(config.host.trim())) return 'any';
+  return [...new Set(['localhost', '127.0.0.1', '[::1]', hostHeaderName(config.host)])];
 }

@@ -14,6 +14,8 @@ export enum ErrorCode {
   ShuttingDown = 'SHUTTING_DOWN',
   /** Missing or wrong API key. */
   Unauthenticated = 'UNAUTHENTICATED',
+  /** The request's `Host` is not one the server answers to (ALLOWED_HOSTS). */
+  ForbiddenHost = 'FORBIDDEN_HOST',
   /** A model could not be downloaded or loaded. */
   ModelUnavailable = 'MODEL_UNAVAILABLE',
   /** The model failed while running a job's images or prompts. */
@@ -36,6 +38,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.Overloaded]: 429,
   [ErrorCode.ShuttingDown]: 503,
   [ErrorCode.Unauthenticated]: 401,
+  [ErrorCode.ForbiddenHost]: 403,
   [ErrorCode.ModelUnavailable]: 503,
   [ErrorCode.InferenceFailed]: 500,
   [ErrorCode.PayloadTooLarge]: 413,

@@ -2,8 +2,21 @@
  * A bounded LRU of embedding *promises*: concurrent callers asking for the same key share one
  * computation, and a rejected computation is evicted so the next caller retries.
  * Used for text embeddings (key: prompt) and image embeddings (key: sha256 of the image bytes).
+ *
+ * Bounded in bytes as well as entries: a key longer than {@link MAX_PLAIN_KEY_LENGTH} is kept as its SHA-256,
+ * so an entry weighs its embedding and at most a few hundred bytes of key, whatever the prompt (a text to embed
+ * may be 10,000 characters: 10,000 of them as keys would be 200 MB).
  */
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+
+/** Longest key kept as it is, in UTF-16 units; longer ones are kept as their digest. */
+const MAX_PLAIN_KEY_LENGTH = 128;
+
+/** The key an entry is stored under: plain and hashed keys in separate namespaces, so no text can pose as a digest. */
+function storedKey(key: string): string {
+  return key.length <= MAX_PLAIN_KEY_LENGTH ? `=${key}` : `#${createHash('sha256').update(key).digest('base64')}`;
+}
 
 export class EmbeddingCache {
   readonly #cache: LRUCache<string, Promise<Float32Array>> | null;
@@ -37,7 +50,8 @@ export class EmbeddingCache {
 
   /** The cached promise for `key`, or the one `compute` starts (then cached). `onLookup` is told hit or miss. */
   get(key: string, compute: () => Promise<Float32Array>, onLookup?: (hit: boolean) => void): Promise<Float32Array> {
-    const cached = this.#cache?.get(key);
+    const stored = this.#cache === null ? key : storedKey(key);
+    const cached = this.#cache?.get(stored);
     if (cached) {
       this.#hits++;
       onLookup?.(true);
@@ -48,9 +62,9 @@ export class EmbeddingCache {
     const promise = compute();
     if (this.#cache) {
       const cache = this.#cache;
-      cache.set(key, promise);
+      cache.set(stored, promise);
       promise.catch(() => {
-        if (cache.get(key) === promise) cache.delete(key);
+        if (cache.get(stored) === promise) cache.delete(stored);
       });
     }
     return promise;

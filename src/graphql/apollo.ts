@@ -1,7 +1,8 @@
 /**
  * The Apollo Server for GraphQL over HTTP: CSRF prevention on (Apollo's default), introspection per
  * configuration, no landing page (GraphiQL is served separately), stack traces never sent, one error
- * exit (formatError.ts), operation limits, and the drain plugin so `stop()` lets in-flight requests finish.
+ * exit (formatError.ts), the token limit while parsing (the size is checked before: documentLimits.ts), a document store bounded by
+ * the memory its documents keep, operation limits, and the drain plugin so `stop()` lets in-flight requests finish.
  */
 import type { Server as HttpServer } from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
@@ -11,6 +12,8 @@ import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { httpStatusOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { GraphqlContext } from './context.js';
+import { createDocumentStore } from './documentCache.js';
+import type { DocumentLimits } from './documentLimits.js';
 import { formatGraphqlError } from './formatError.js';
 import { complexityError, limitRules, type OperationLimits } from './limits.js';
 
@@ -19,6 +22,10 @@ export interface ApolloOptions {
   httpServer: HttpServer;
   logger: Logger;
   limits: OperationLimits;
+  /** Token bound of a document (MAX_DOCUMENT_TOKENS); its size is checked before Apollo (documentSizeMiddleware). */
+  documentLimits: DocumentLimits;
+  /** Parsed and validated documents kept for reuse, by the memory they keep (see documentCache.ts); 0: none. */
+  documentCacheBytes: number;
   introspection: boolean;
   /** How long `stop()` waits for in-flight HTTP requests before closing their connections, in ms. @default 10000 */
   stopGracePeriodMs?: number;
@@ -78,6 +85,8 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<Graphql
     stopOnTerminationSignals: false,
     // Apollo adds its own no-introspection rule when introspection is off.
     validationRules: limitRules(options.limits, true),
+    parseOptions: { maxTokens: options.documentLimits.maxTokens },
+    documentStore: createDocumentStore(options.documentCacheBytes),
     formatError: (formatted, error) => formatGraphqlError(formatted, error, logger),
     logger,
     plugins: [

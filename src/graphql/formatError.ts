@@ -10,6 +10,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { ErrorCode, isAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { withTokenLimitSetting } from './documentLimits.js';
 
 /** Codes a GraphQLError may carry to the client as they are; anything else is masked. */
 const REQUEST_ERROR_CODES: ReadonlySet<string> = new Set([
@@ -60,6 +61,8 @@ export function formatGraphqlError(
       // A GraphQLError that wraps something else is a resolver or scalar failure: not a request error
       // unless it says so with a code (Apollo marks variable-coercion failures BAD_USER_INPUT).
       const wrapsUnknown = error.originalError !== undefined && !(error.originalError instanceof GraphQLError);
+      // Apollo parses with graphql-js's token limit, whose message does not name the setting.
+      if (code === 'GRAPHQL_PARSE_FAILED') return pick(formatted, withTokenLimitSetting(formatted.message), { code });
       if (code !== undefined && REQUEST_ERROR_CODES.has(code)) return pick(formatted, formatted.message, { code });
       if (code === undefined && !wrapsUnknown) return pick(formatted, formatted.message, { code: defaultCode });
     }

@@ -8,6 +8,8 @@ export { createContext } from './context.js';
 export type { GraphqlContext, GraphqlModels, GraphqlServices } from './context.js';
 export { formatGraphqlError } from './formatError.js';
 export type { OperationLimits } from './limits.js';
+export { documentSizeMiddleware } from './documentLimits.js';
+export type { DocumentLimits } from './documentLimits.js';
 export { createUploadMiddleware, readUploadedImages, GraphQLUpload, UploadRequestError } from './uploads.js';
 export type { ReceivedFile, UploadedFile, UploadLimits } from './uploads.js';
 export { FilesField, jobImagesFrom } from './imageSources.js';

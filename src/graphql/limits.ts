@@ -139,6 +139,12 @@ interface DocumentCosts {
 
 /** Outcomes kept per document: one per distinct value of its cost variables (`first`, `k`), a handful in practice. */
 const OUTCOMES_PER_DOCUMENT = 32;
+/**
+ * Longest key an outcome is kept under, in characters. The key holds the operation name and the cost variables'
+ * values as the client sent them (over the websocket, before execution could refuse a name no operation has):
+ * without a bound, 32 keys of megabytes each would live as long as the cached document.
+ */
+const MAX_OUTCOME_KEY_LENGTH = 1024;
 const costsBySchema = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, DocumentCosts>>();
 
 /**
@@ -169,7 +175,7 @@ export function complexityError(
   const outcome = computeComplexityError(schema, document, variables, operationName, maxComplexity);
   // Variables that cannot be coerced leave the cost unknown (execution refuses them): nothing to keep then.
   if (outcome === BAD_VARIABLES) return null;
-  if (costs.outcomes.size < OUTCOMES_PER_DOCUMENT) costs.outcomes.set(key, outcome);
+  if (costs.outcomes.size < OUTCOMES_PER_DOCUMENT && key.length <= MAX_OUTCOME_KEY_LENGTH) costs.outcomes.set(key, outcome);
   return outcome;
 }
 

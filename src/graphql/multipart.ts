@@ -116,6 +116,29 @@ export function setAtPath(root: unknown, path: string, value: unknown): boolean 
   return false;
 }
 
+/**
+ * The `boundary` parameter of a multipart Content-Type, or undefined when it is missing, empty or longer than
+ * RFC 2046 allows (1–70 characters): without one the parts cannot be found.
+ */
+export function multipartBoundary(contentType: string | undefined): string | undefined {
+  const match = /;\s*boundary\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType ?? '');
+  const boundary = match?.[1] ?? match?.[2] ?? '';
+  return boundary.length >= 1 && boundary.length <= 70 ? boundary : undefined;
+}
+
+/**
+ * Reads and drops what the client still sends, up to `maxBytes`, then hangs up: the client gets to read the answer
+ * sent meanwhile, and the request ends (an answer waits for that; see uploads.ts).
+ */
+function discardRest(request: IncomingMessage, maxBytes: number): void {
+  let discarded = 0;
+  request.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > maxBytes) request.socket.destroy();
+  });
+  request.resume();
+}
+
 const malformed = (message: string): MultipartFailure => new MultipartFailure('malformed', `${message} (${SPEC_URL}).`);
 
 /**
@@ -136,7 +159,8 @@ export function parseMultipartRequest(request: IncomingMessage, limits: Multipar
       limits: { fieldSize: limits.maxFieldBytes, fields: 2, fileSize: limits.maxFileBytes },
     });
   } catch (error) {
-    // No boundary, or not multipart at all.
+    // No usable boundary, or not multipart at all. Nothing reads the body otherwise, so it would never end.
+    discardRest(request, limits.maxBodyBytes);
     return Promise.reject(malformed(`Malformed multipart request: ${error instanceof Error ? error.message : String(error)}`));
   }
 
@@ -161,15 +185,10 @@ export function parseMultipartRequest(request: IncomingMessage, limits: Multipar
     // busboy may still emit errors about the part it was in; they change nothing now.
     parser.on('error', () => undefined);
     parser.destroy();
-    if (error.kind === 'bodyTooLarge') {
-      // Read and drop up to another maxBodyBytes so the client gets to read the 413, then hang up.
-      let discarded = 0;
-      request.on('data', (chunk: Buffer) => {
-        discarded += chunk.length;
-        if (discarded > limits.maxBodyBytes) request.socket.destroy();
-      });
-    }
-    request.resume();
+    // Past the body limit, up to another maxBodyBytes so the client gets to read the 413; otherwise the body is
+    // already bounded by it.
+    if (error.kind === 'bodyTooLarge') discardRest(request, limits.maxBodyBytes);
+    else request.resume();
   };
 
   function feed(chunk: Buffer): void {

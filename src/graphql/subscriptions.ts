@@ -6,7 +6,11 @@
  * Auth (when API keys are configured): `connection_init` carries `{ apiKey }` or
  * `{ Authorization: 'Bearer …' }`; a missing key closes the socket with 4401, a wrong one with 4403.
  * Browsers are only let in from the server's own origin or a configured CORS origin, so a foreign page
- * cannot use a visitor's network position to reach the API (cross-site websocket hijacking).
+ * cannot use a visitor's network position to reach the API (cross-site websocket hijacking); upgrades naming a
+ * host the server does not answer to (ALLOWED_HOSTS) are refused, so neither can a page whose name resolves here.
+ *
+ * Before its connection_init is accepted a client may send only MAX_UNACKNOWLEDGED_BYTES, counted on the socket as
+ * they arrive: without a key nobody gets a large message buffered or parsed.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
@@ -20,6 +24,7 @@ import { jsonShapeMessage, scanJsonShape, type JsonShapeLimits } from '../jsonSh
 import type { Logger } from '../logger.js';
 import { createContext, type GraphqlContext, type GraphqlServices } from './context.js';
 import { validatedDocuments } from './documentCache.js';
+import type { DocumentLimits } from './documentLimits.js';
 import { formatGraphqlError } from './formatError.js';
 import { allValidationRules, complexityError, LIMIT_ERROR_CODE, type OperationLimits } from './limits.js';
 
@@ -36,6 +41,8 @@ export interface GraphqlWsOptions {
   path?: string;
   /** Parsed and validated documents kept for reuse, by size (see documentCache.ts); 0: none. */
   documentCacheBytes: number;
+  /** Size and token bounds of a document (MAX_DOCUMENT_BYTES, MAX_DOCUMENT_TOKENS). */
+  documentLimits: DocumentLimits;
   /** Largest message, in bytes (a classify mutation may carry images). */
   maxPayloadBytes: number;
   /** How much structure a message may have (MAX_JSON_DEPTH, MAX_JSON_VALUES), checked before graphql-ws parses it. */
@@ -44,6 +51,10 @@ export interface GraphqlWsOptions {
   authenticate?: (connectionParams: Readonly<Record<string, unknown>>) => AuthOutcome;
   /** Whether a browser `Origin` other than the server's own may connect. */
   isAllowedOrigin: (origin: string) => boolean;
+  /** Whether the upgrade's `Host` header names this server (ALLOWED_HOSTS); must not throw. */
+  isAllowedHost: (hostHeader: string | undefined) => boolean;
+  /** The 403 message for a host that is not allowed. */
+  foreignHostMessage: (hostHeader: string) => string;
   /** Server ping interval, in ms; a client that misses a pong is dropped. @default 12000 */
   keepAliveMs?: number;
 }
@@ -67,8 +78,55 @@ function originAllowed(request: IncomingMessage, isAllowedOrigin: (origin: strin
   return isAllowedOrigin(origin);
 }
 
-function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+function refuseUpgrade(socket: Duplex, status: number, reason: string, error?: { code: string; message: string }): void {
+  if (error === undefined) {
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    return;
+  }
+  const body = JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code } }] });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * Most bytes a client may send, frames included, before its connection_init is accepted. A connection_init with
+ * a key is a few hundred bytes; without this bound, frames up to MAX_BODY_BYTES would be buffered and parsed as
+ * JSON before the key is looked at (a 57 MB one of empty objects holds the event loop for seconds).
+ */
+const MAX_UNACKNOWLEDGED_BYTES = 8 * 1024;
+
+/** WebSocket close code for a message over a size limit (RFC 6455 §7.4.1). */
+const MESSAGE_TOO_BIG = 1009;
+
+/** Sockets whose connection_init was accepted: their messages may be as large as maxPayloadBytes. */
+const acknowledged = new WeakSet<WebSocket>();
+/** Sockets refused for sending too much before that: what they still send is dropped unread. */
+const overflowed = new WeakSet<WebSocket>();
+
+/**
+ * Counts what arrives on the socket until the connection is acknowledged. Over MAX_UNACKNOWLEDGED_BYTES the socket
+ * is closed with 1009, and `ws`'s frame parser gets no more data: the rest of an oversized frame is read and dropped.
+ */
+function limitUnacknowledgedBytes(ws: WebSocket, socket: Duplex, logger: Logger): void {
+  let received = 0;
+  const count = (chunk: Buffer): void => {
+    if (acknowledged.has(ws)) {
+      socket.removeListener('data', count);
+      return;
+    }
+    received += chunk.length;
+    if (received <= MAX_UNACKNOWLEDGED_BYTES) return;
+    socket.removeListener('data', count);
+    overflowed.add(ws);
+    logger.debug({ received }, 'websocket sent too much before connection_init was accepted');
+    ws.close(MESSAGE_TOO_BIG, `At most ${MAX_UNACKNOWLEDGED_BYTES} bytes before connection_init is accepted`);
+    // `ws` gets this chunk (listeners run in order), nothing after it: the data listener left is `ws`'s parser.
+    socket.removeAllListeners('data');
+    socket.resume();
+  };
+  // Ahead of `ws`'s own listener, so the chunk that crosses the limit is counted before it can complete a message.
+  socket.prependListener('data', count);
 }
 
 /** Message types only a server sends; graphql-ws throws on receiving one. */
@@ -108,6 +166,7 @@ function guardSocket(socket: WebSocket, logger: Logger, jsonLimits: JsonShapeLim
       logger.debug({ err: args[0] }, 'websocket protocol error');
       return true;
     }
+    if (event === 'message' && overflowed.has(socket)) return true;
     // As HTTP bodies: a message of millions of tiny values would hold the event loop in graphql-ws's JSON.parse.
     const refusal = event === 'message' ? scanJsonShape(messageBytes(args[0]), jsonLimits) : null;
     if (refusal !== null) {
@@ -126,17 +185,27 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   const { schema, services, limits, introspection, authenticate } = options;
   const logger = services.logger.child({ component: 'graphql-ws' });
   const path = options.path ?? '/graphql';
-  const documents = validatedDocuments({ schema, rules: allValidationRules(limits, introspection), maxBytes: options.documentCacheBytes });
+  const documents = validatedDocuments({
+    schema,
+    rules: allValidationRules(limits, introspection),
+    limits: options.documentLimits,
+    maxBytes: options.documentCacheBytes,
+  });
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes });
 
   // Upgrades are routed by hand (noServer) so other paths and foreign origins are refused before any websocket exists.
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     try {
       const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
+      const host = request.headers.host;
+      if (!options.isAllowedHost(host)) {
+        return refuseUpgrade(socket, 403, 'Forbidden', { code: ErrorCode.ForbiddenHost, message: options.foreignHostMessage(host ?? '') });
+      }
       if (pathname !== path) return refuseUpgrade(socket, 404, 'Not Found');
       if (!originAllowed(request, options.isAllowedOrigin)) return refuseUpgrade(socket, 403, 'Forbidden');
       wss.handleUpgrade(request, socket, head, (ws) => {
         guardSocket(ws, logger, options.jsonLimits);
+        limitUnacknowledgedBytes(ws, socket, logger);
         wss.emit('connection', ws, request);
       });
     } catch (error) {
@@ -152,7 +221,10 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       // Internal messages never reach clients as close reasons.
       isProd: true,
       onConnect: (ctx) => {
-        if (authenticate === undefined) return true;
+        if (authenticate === undefined) {
+          acknowledged.add(ctx.extra.socket);
+          return true;
+        }
         let outcome: AuthOutcome;
         try {
           outcome = authenticate(ctx.connectionParams ?? {});
@@ -160,7 +232,10 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           logger.warn({ err: error }, 'websocket authentication threw');
           outcome = 'invalid';
         }
-        if (outcome === 'ok') return true;
+        if (outcome === 'ok') {
+          acknowledged.add(ctx.extra.socket);
+          return true;
+        }
         if (outcome === 'missing') {
           // graphql-ws only knows 4403 for a refused connection_init; a missing key is 4401.
           ctx.extra.socket.close(CloseCode.Unauthorized, 'Unauthorized: API key required');

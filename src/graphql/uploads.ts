@@ -4,7 +4,8 @@
  *
  * Two halves, one module, because they share the limits and the way failures read:
  * - {@link createUploadMiddleware} (HTTP side, mounted before Apollo): refuses a multipart request without Apollo's
- *   CSRF preflight header, or with a declared Content-Length over MAX_BODY_BYTES, before reading it; then parses
+ *   CSRF preflight header, without a usable boundary, or with a declared Content-Length over MAX_BODY_BYTES, before
+ *   reading it; then parses
  *   it with MAX_IMAGE_BYTES per file (cut off at the limit, never buffered whole), MAX_IMAGES_PER_JOB files and
  *   MAX_BODY_BYTES counted on the stream (files the `map` does not name count too).
  * - {@link readUploadedImages} (resolver side): awaits each `Upload` and its bytes, turning every failure (too
@@ -16,7 +17,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { RequestHandler } from 'express';
 import { AppError, ErrorCode, badUserInput } from '../errors.js';
-import { MultipartFailure, parseMultipartRequest, type ReceivedFile } from './multipart.js';
+import { MultipartFailure, multipartBoundary, parseMultipartRequest, type ReceivedFile } from './multipart.js';
 
 export { default as GraphQLUpload } from 'graphql-upload/GraphQLUpload.mjs';
 export type { ReceivedFile };
@@ -122,6 +123,18 @@ export function createUploadMiddleware(limits: UploadLimits): RequestHandler {
           400,
           'BAD_REQUEST',
           `This multipart request has been blocked as a potential Cross-Site Request Forgery (CSRF): send a non-empty ${CSRF_HEADERS.join(' or ')} header`,
+        ),
+      );
+      return;
+    }
+    if (multipartBoundary(req.get('content-type')) === undefined) {
+      // Its parts cannot be found: refused unread, at once.
+      res.setHeader('Connection', 'close');
+      next(
+        new UploadRequestError(
+          400,
+          'BAD_REQUEST',
+          'Malformed multipart request: the Content-Type needs a boundary of 1 to 70 characters (multipart/form-data; boundary=…)',
         ),
       );
       return;

@@ -2,6 +2,10 @@
  * Composes the server: CLIP service, jobs, GraphQL (HTTP + websocket), the REST API, GraphiQL,
  * health and metrics on one Express app and one HTTP server; owns start and the stop order.
  *
+ * Every route and the websocket first check that the request names this server (`Host`, ALLOWED_HOSTS: 403
+ * FORBIDDEN_HOST), and every request has a deadline for its headers and its body (HEADERS_TIMEOUT_MS,
+ * REQUEST_TIMEOUT_MS: 408).
+ *
  * Routes: GET /health, GET /ready, GET /metrics (open); GET / the classification page (open, static; WEB_UI);
  * GET /graphql for browsers (Accept: text/html)
  * → GraphiQL (open: a static page; its requests carry the key); /graphql → Apollo and graphql-ws;
@@ -27,9 +31,9 @@ import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
 import { ClipService } from '../clip/index.js';
-import type { Config } from '../config.js';
+import { allowedHostNames, type Config } from '../config.js';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
-import { buildGraphqlSchema, createApolloServer, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type AuthOutcome, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
+import { buildGraphqlSchema, createApolloServer, documentSizeMiddleware, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type AuthOutcome, type DocumentLimits, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
 import { createJobs, type JobService } from '../jobs/index.js';
 import { mergeModelViews } from '../jobs/redis/index.js';
 import type { ModelInfo } from '../clip/types.js';
@@ -39,6 +43,7 @@ import { createImageUrlFetcher, type ImageUrlFetcher } from '../imageUrls/index.
 import { createRestRouter, type RestDeps } from '../rest/router.js';
 import { sendRestError, toRestError } from '../rest/errors.js';
 import { createOpenAiRouter, sendOpenAiError, toOpenAiError, type OpenAiDeps } from '../openai/index.js';
+import { createHostCheck, foreignHostMessage, refuseForeignHosts } from './allowedHosts.js';
 import { createGraphiqlHandler } from './graphiql.js';
 import { createWebUiHandler } from './webUi.js';
 import { createHealthRouter, type Readiness } from './health.js';
@@ -158,6 +163,26 @@ function answerUnparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): 
   );
 }
 
+/**
+ * How often Node looks for requests past their deadline, in ms. Its default (30 s) would let a request overstay
+ * HEADERS_TIMEOUT_MS or REQUEST_TIMEOUT_MS by that much; the check only walks the open connections.
+ */
+const DEADLINE_CHECK_INTERVAL_MS = 1_000;
+
+/** Node's HTTP server with the request deadlines of `config` (answered 408 by `answerUnparsableRequest`). */
+export function createHttpServer(config: Pick<Config, 'headersTimeoutMs' | 'requestTimeoutMs'>, app: http.RequestListener): http.Server {
+  const server = http.createServer(
+    {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(DEADLINE_CHECK_INTERVAL_MS, config.headersTimeoutMs),
+    },
+    app,
+  );
+  server.on('clientError', answerUnparsableRequest);
+  return server;
+}
+
 function formatUrl(host: string, port: number): string {
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
@@ -256,6 +281,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     maxAliases: config.maxAliases,
     maxComplexity: config.maxQueryComplexity,
   };
+  const documentLimits: DocumentLimits = { maxBytes: config.maxDocumentBytes, maxTokens: config.maxDocumentTokens };
   // ROLE=api: `models` shows the configured models with the status and metadata the workers registered in Redis.
   let workerModels: ModelInfo[][] = [];
   const registry = runsModels ? undefined : jobsLayer.models;
@@ -276,6 +302,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   const checkKey = config.apiKeys.length > 0 ? createKeyCheck(config.apiKeys) : null;
   const allowAnyOrigin = config.corsOrigins.includes('*');
   const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
+  const isAllowedHost = createHostCheck(allowedHostNames(config));
 
   let state: ServerState = { phase: 'initialized' };
   let graphqlWs: GraphqlWs | null = null;
@@ -309,6 +336,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     res.setHeader('X-Request-Id', requestId);
     next();
   });
+  app.use(refuseForeignHosts(isAllowedHost));
   app.use(createHealthRouter({ readiness }));
   app.get('/metrics', metrics.handler);
 
@@ -341,6 +369,8 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   // Structure is checked on the raw bytes before parsing (src/jsonShape.ts), as on REST.
   const jsonLimits: JsonShapeLimits = { maxDepth: config.maxJsonDepth, maxValues: config.maxJsonValues };
   graphqlRouter.use(express.json({ limit: config.maxBodyBytes, verify: jsonShapeVerifier(jsonLimits) }));
+  // MAX_DOCUMENT_BYTES, before Apollo hashes or parses the document.
+  graphqlRouter.use(documentSizeMiddleware(documentLimits));
   graphqlRouter.use((req, res, next) => {
     if (graphqlHandler === null) {
       // Only before start() has built Apollo, which happens before listening: unreachable in practice.
@@ -402,8 +432,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   };
   app.use(lastResort);
 
-  const httpServer = http.createServer(app);
-  httpServer.on('clientError', answerUnparsableRequest);
+  const httpServer = createHttpServer(config, app);
   // Upgraded sockets leave the HTTP server's bookkeeping: stop() needs its own list to end the unresponsive ones.
   const upgradedSockets = new Set<Duplex>();
   httpServer.on('upgrade', (_req: http.IncomingMessage, socket: Duplex) => {
@@ -441,10 +470,21 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       maxPayloadBytes: config.maxBodyBytes,
       jsonLimits,
       documentCacheBytes: config.wsDocumentCacheBytes,
+      documentLimits,
       isAllowedOrigin,
+      isAllowedHost,
+      foreignHostMessage,
       ...(checkKey === null ? {} : { authenticate: (params: Readonly<Record<string, unknown>>) => checkKey(keyFromConnectionParams(params)) }),
     });
-    apollo = createApolloServer({ schema, httpServer, logger, limits, introspection: config.introspection });
+    apollo = createApolloServer({
+      schema,
+      httpServer,
+      logger,
+      limits,
+      documentLimits,
+      documentCacheBytes: config.httpDocumentCacheBytes,
+      introspection: config.introspection,
+    });
     await apollo.start();
     graphqlHandler = expressMiddleware(apollo, {
       context: async ({ res }) => createContext(services, typeof res.locals.requestId === 'string' ? res.locals.requestId : randomUUID()),

@@ -1,21 +1,22 @@
 /**
  * ROLE=worker: loads the models, consumes the Redis queue with a JobWorker, publishes job changes; serves only
- * GET /health, GET /ready (models warm and Redis reachable) and GET /metrics on PORT.
+ * GET /health, GET /ready (models warm and Redis reachable) and GET /metrics on PORT, to the hosts ALLOWED_HOSTS lets
+ * in and within the request deadlines (HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS), as the API does.
  *
  * stop(): stop taking jobs and finish the running batch (bounded by DRAIN_TIMEOUT_MS; past it, the jobs are left
  * to BullMQ's stalled-job recovery on the other workers), hand unstarted jobs back (they never left Redis),
  * then release the ONNX sessions and the connections. Idempotent.
  */
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import type { Config } from '../config.js';
+import { allowedHostNames, type Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
+import { createHostCheck, refuseForeignHosts } from './allowedHosts.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
-import { createClip, jobsFromConfig, type CreateServerOptions, type Server, type ServerAddress } from './server.js';
+import { createClip, createHttpServer, jobsFromConfig, type CreateServerOptions, type Server, type ServerAddress } from './server.js';
 
 export function createWorkerServer(config: Config, options: CreateServerOptions = {}): Server {
   const logger = options.logger ?? createLogger(config.logLevel);
@@ -34,12 +35,13 @@ export function createWorkerServer(config: Config, options: CreateServerOptions 
   const metrics = createMetrics({ clip, jobs, logger });
   const app = express();
   app.disable('x-powered-by');
+  app.use(refuseForeignHosts(createHostCheck(allowedHostNames(config))));
   app.use(createHealthRouter({ readiness }));
   app.get('/metrics', metrics.handler);
   app.use((req, res) => {
     res.status(404).json({ error: { code: ErrorCode.NotFound, message: `No route ${req.method} ${req.path} (a worker serves /health, /ready and /metrics)` } });
   });
-  const httpServer = http.createServer(app);
+  const httpServer = createHttpServer(config, app);
 
   let started: Promise<ServerAddress> | null = null;
   let stopped: Promise<void> | null = null;

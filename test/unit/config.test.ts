@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, describeSettings, finalizeConfig, HelpRequested, loadConfig } from '../../src/config.js';
+import { allowedHostNames, ConfigError, describeSettings, finalizeConfig, HelpRequested, loadConfig } from '../../src/config.js';
 
 describe('loadConfig', () => {
   it('should give the documented defaults with no flags and no environment', () => {
@@ -114,6 +114,35 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({ maxRetainedJobBytes: 1024 ** 3, maxResponseBytes: 8e6, maxJsonDepth: 8 });
     expect(() => loadConfig([], { MAX_JSON_DEPTH: '1' })).toThrow(/MAX_JSON_DEPTH: expected an integer between 2 and 10000/);
     expect(() => loadConfig([], { MAX_RETAINED_JOB_BYTES: '10' })).toThrow(/MAX_RETAINED_JOB_BYTES: expected a byte count >= 1024/);
+  });
+
+  it('should read the limits against hostile requests, and keep header deadlines within request deadlines', () => {
+    expect(loadConfig([], {})).toMatchObject({
+      allowedHosts: 'auto',
+      headersTimeoutMs: 20_000,
+      requestTimeoutMs: 120_000,
+      maxDocumentBytes: 256 * 1024,
+      maxDocumentTokens: 5_000,
+      httpDocumentCacheBytes: 16 * 1024 * 1024,
+    });
+    const set = loadConfig([], { ALLOWED_HOSTS: 'API.example.com, localhost., [::1]', MAX_DOCUMENT_BYTES: '64KiB', MAX_DOCUMENT_TOKENS: '2000' });
+    expect(set).toMatchObject({ allowedHosts: ['api.example.com', 'localhost', '[::1]'], maxDocumentBytes: 65_536, maxDocumentTokens: 2000 });
+    expect(loadConfig([], { ALLOWED_HOSTS: '*' }).allowedHosts).toBe('any');
+    for (const wrong of ['http://a.example', 'a.example:80', 'a.example/x', 'a.example,*']) {
+      expect(() => loadConfig([], { ALLOWED_HOSTS: wrong }), wrong).toThrow(/ALLOWED_HOSTS: expected auto, \* or host names/);
+    }
+    expect(() => loadConfig([], { HEADERS_TIMEOUT_MS: '5000', REQUEST_TIMEOUT_MS: '1000' })).toThrow(/HEADERS_TIMEOUT_MS: expected at most REQUEST_TIMEOUT_MS \(1000\)/);
+  });
+
+  it('should resolve ALLOWED_HOSTS=auto by HOST: loopback names and HOST for one address, any for all interfaces', () => {
+    const auto = { allowedHosts: 'auto' as const };
+    expect(allowedHostNames({ ...auto, host: '127.0.0.1' })).toEqual(['localhost', '127.0.0.1', '[::1]']);
+    expect(allowedHostNames({ ...auto, host: '::1' })).toEqual(['localhost', '127.0.0.1', '[::1]']);
+    expect(allowedHostNames({ ...auto, host: '192.168.1.20' })).toEqual(['localhost', '127.0.0.1', '[::1]', '192.168.1.20']);
+    expect(allowedHostNames({ ...auto, host: '0.0.0.0' })).toBe('any');
+    expect(allowedHostNames({ ...auto, host: '::' })).toBe('any');
+    expect(allowedHostNames({ allowedHosts: ['api.example'], host: '0.0.0.0' })).toEqual(['api.example']);
+    expect(allowedHostNames({ allowedHosts: 'any', host: '127.0.0.1' })).toBe('any');
   });
 
   it('should return a frozen configuration', () => {

@@ -1,5 +1,14 @@
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { EmbeddingCache } from '../../../src/clip/EmbeddingCache.js';
+
+/** heapUsed after a full collection. */
+function heapAfterGc(): number {
+  v8.setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().heapUsed;
+}
 
 describe('EmbeddingCache', () => {
   it('should share one computation between concurrent callers and count hits', async () => {
@@ -42,5 +51,22 @@ describe('EmbeddingCache', () => {
     expect(calls).toBe(3);
     expect(cache.enabled).toBe(false);
     expect(new EmbeddingCache(1).enabled).toBe(true);
+  });
+
+  it('should keep a long prompt by its digest: the same text hits, another does not, and the texts themselves are not kept', async () => {
+    const cache = new EmbeddingCache(10_000);
+    // A fresh flat string each time, as a parsed request body gives (`repeat` would share its parts).
+    const long = (i: number): string => `${i} ${Buffer.alloc(10_000, 'x').toString('latin1')}`;
+    const compute = async (): Promise<Float32Array> => new Float32Array(1);
+    await cache.get(long(1), compute);
+    await cache.get(long(1), compute);
+    await cache.get(long(2), compute);
+    expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 1, misses: 2 });
+    // 2,000 prompts of 10,000 characters: 20 MB if the cache kept them as keys.
+    const before = heapAfterGc();
+    for (let i = 10; i < 2_010; i++) await cache.get(long(i), compute);
+    const growth = heapAfterGc() - before;
+    expect(cache.size).toBe(2_002);
+    expect(growth).toBeLessThan(5 * 1024 * 1024);
   });
 });

@@ -1,3 +1,5 @@
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { getIntrospectionQuery, parse, specifiedRules, validate } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { aliasLimitRule, complexityError, depthLimitRule, limitRules } from '../../../src/graphql/limits.js';
@@ -87,5 +89,24 @@ describe('operation limits', () => {
     // `id` missing: the cost cannot be worked out, execution refuses the variables.
     expect(complexityError(schema, costly, {}, undefined, 5000)).toBeNull();
     expect(complexityError(schema, costly, { id: 'a' }, undefined, 5000)).not.toBeNull();
+  });
+});
+
+describe('kept cost outcomes', () => {
+  it('should not keep outcomes under operation names of megabytes for as long as the document lives', () => {
+    const heapAfterGc = (): number => {
+      v8.setFlagsFromString('--expose-gc');
+      (runInNewContext('gc') as () => void)();
+      return process.memoryUsage().heapUsed;
+    };
+    const document = parse('query Q($first: Int) { jobs(first: $first) { nodes { id } } }');
+    const before = heapAfterGc();
+    // What a websocket client may send: any operation name, checked by execution only after the cost.
+    for (let i = 0; i < 32; i++) {
+      const name = `${i}${Buffer.alloc(1_000_000, 'n').toString('latin1')}`;
+      expect(complexityError(schema, document, { first: 1 }, name, 5000)).toBeNull();
+    }
+    expect(heapAfterGc() - before).toBeLessThan(4 * 1024 * 1024);
+    expect(complexityError(schema, document, { first: 1 }, 'Q', 5000)).toBeNull();
   });
 });

@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { MultipartFailure, parseMultipartRequest, setAtPath, type MultipartLimits, type ReceivedFile } from '../../../src/graphql/multipart.js';
+import { MultipartFailure, multipartBoundary, parseMultipartRequest, setAtPath, type MultipartLimits, type ReceivedFile } from '../../../src/graphql/multipart.js';
 import { multipartParts } from '../../utils/multipart.js';
 
 const LIMITS: MultipartLimits = { maxFileBytes: 1000, maxFiles: 3, maxBodyBytes: 10_000, maxFieldBytes: 2000 };
@@ -157,9 +157,23 @@ describe('parseMultipartRequest', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
-  it('should refuse a multipart content type without a boundary', async () => {
-    const { request } = fakeRequest('multipart/form-data');
+  it('should refuse a multipart content type without a boundary, and read the body so the request ends', async () => {
+    const { request, stream } = fakeRequest('multipart/form-data');
     expect(await failureOf(parseMultipartRequest(request, LIMITS))).toMatchObject({ kind: 'malformed' });
+    const ended = new Promise<void>((resolve) => stream.once('end', () => resolve()));
+    stream.end(Buffer.from('anything'));
+    await ended;
+  });
+});
+
+describe('multipartBoundary', () => {
+  it('should find a boundary of 1 to 70 characters, quoted or not, and nothing else', () => {
+    expect(multipartBoundary('multipart/form-data; boundary=abc')).toBe('abc');
+    expect(multipartBoundary('multipart/form-data;BOUNDARY="a b;c"; charset=utf-8')).toBe('a b;c');
+    expect(multipartBoundary(`multipart/form-data; boundary=${'x'.repeat(70)}`)).toBe('x'.repeat(70));
+    for (const contentType of [undefined, 'multipart/form-data', 'multipart/form-data; boundary=', 'multipart/form-data; boundary=""', `multipart/form-data; boundary=${'x'.repeat(71)}`]) {
+      expect(multipartBoundary(contentType), contentType).toBeUndefined();
+    }
   });
 });
 
