@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
-import { createLogger, type Logger } from '../logger.js';
+import { createLogger } from '../logger.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
 import { createClip, jobsFromConfig, type CreateServerOptions, type Server, type ServerAddress } from './server.js';

@@ -1,6 +1,5 @@
 import { Field, Float, Int, ObjectType } from 'type-graphql';
-import type { Job } from '../../jobs/types.js';
-import type { SimilarityRanking } from '../../jobs/similarity.js';
+import type { Job, SimilarityRanking } from '../../jobs/index.js';
 
 @ObjectType('SimilarityMatch', { description: 'One candidate input and its cosine similarity to the query.' })
 export class SimilarityMatchObject {
