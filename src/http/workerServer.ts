@@ -37,7 +37,9 @@ export function createWorkerServer(config: Config, options: CreateServerOptions 
   app.use(createHealthRouter({ readiness }));
   app.get('/metrics', metrics.handler);
   app.use((req, res) => {
-    res.status(404).json({ error: { code: ErrorCode.NotFound, message: `No route ${req.method} ${req.path} (a worker serves /health, /ready and /metrics)` } });
+    res.status(404).json({
+      error: { code: ErrorCode.NotFound, message: `No route ${req.method} ${req.path} (a worker serves /health, /ready and /metrics)` },
+    });
   });
   const httpServer = http.createServer(app);
 
