@@ -32,7 +32,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { makeTestModel } from './make-test-model.js';
-import { CLASSES_10, ImagePool, makeImages, manyClasses, type BenchImage } from './bench/images.js';
+import { CLASSES_10, makeImages, manyClasses, type BenchImage } from './bench/images.js';
 import { cosine, embedImages, loadRaw, textPaddingCost, visionThroughput } from './bench/rawOrt.js';
 import { measureSerialisation } from './bench/serialise.js';
 import { peakRssMiB, runLoad, scrapeMetric, startServer, type BenchServer, type ImageTransport, type LoadResult } from './bench/server.js';

@@ -10,9 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import ipaddr from 'ipaddr.js';
-import { parseModelOptions } from './clip/modelOptions.js';
-import { PRECISIONS, type Precision } from './clip/types.js';
-import { EXECUTION_PROVIDERS, type ExecutionProvider } from './clip/runtime/executionProviders.js';
 import type { LogFormatSetting } from './logger.js';
 
 /** What this process runs: everything (one process), the API only, or the inference worker only (issue 9). */
@@ -31,6 +28,60 @@ export type AllowedHostsSetting = 'auto' | 'any' | readonly string[];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+
+/** Which ONNX variant of a model to run: `fp32` → `*.onnx`, `fp16` → `*_fp16.onnx`, `int8` → `*_quantized.onnx`. */
+export type Precision = 'fp32' | 'fp16' | 'int8';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8'];
+
+/** The providers onnxruntime-node 1.30 can be built with, in the names its `executionProviders` option takes. */
+export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda', 'tensorrt', 'coreml', 'dml'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+
+/**
+ * Per-model options written after a model's source: `source;logitScale=112.3;logitBias=-16.5` in `CLIP_MODEL` and in
+ * each `CLIP_MODELS` entry (`name=source;logitScale=…`). They set what the files of many exports do not carry: the
+ * trained softmax temperature, and a SigLIP model's trained scale and bias. Keys are case-insensitive, camel or snake case.
+ * These are the options one model may be given.
+ */
+export interface ModelOptions {
+  /** The trained logit scale (the exp of the checkpoint's `logit_scale`, e.g. 100 for OpenAI CLIP), > 0. */
+  logitScale?: number | undefined;
+  /** A SigLIP model's trained `logit_bias` (typically around −10 to −17). */
+  logitBias?: number | undefined;
+}
+
+export const MODEL_OPTION_KEYS = ['logitScale', 'logitBias'] as const;
+
+/**
+ * Splits `source;key=value;…` into the source and its options. Throws an Error worded "expected …, got …" for an
+ * unknown key, a missing `=`, or a value that is not a number in range.
+ */
+export function parseModelOptions(text: string): { source: string; options: ModelOptions } {
+  const [source = '', ...parts] = text.split(';');
+  const options: ModelOptions = {};
+  for (const raw of parts) {
+    const part = raw.trim();
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new Error(`expected a model option key=value (${MODEL_OPTION_KEYS.join(', ')}), got ${JSON.stringify(part)}`);
+    const key = part.slice(0, eq).trim().toLowerCase().replace(/[_-]/g, '');
+    const value = part.slice(eq + 1).trim();
+    const number = value === '' ? Number.NaN : Number(value);
+    switch (key) {
+      case 'logitscale':
+        if (!Number.isFinite(number) || number <= 0) throw new Error(`expected logitScale to be a positive number (the exp of the trained logit_scale), got ${JSON.stringify(value)}`);
+        options.logitScale = number;
+        break;
+      case 'logitbias':
+        if (!Number.isFinite(number)) throw new Error(`expected logitBias to be a number, got ${JSON.stringify(value)}`);
+        options.logitBias = number;
+        break;
+      default:
+        throw new Error(`expected a model option among ${MODEL_OPTION_KEYS.join(', ')}, got ${JSON.stringify(part.slice(0, eq).trim())}`);
+    }
+  }
+  return { source: source.trim(), options };
+}
 
 /** A model to load besides the default one (`CLIP_MODELS=name=source,…`). */
 export interface ExtraModel {

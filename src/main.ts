@@ -6,8 +6,7 @@
 import 'reflect-metadata';
 import { isatty } from 'node:tty';
 import { ConfigError, HelpRequested, loadConfig, type Config } from './config.js';
-import { createServer } from './http/server.js';
-import { createWorkerServer } from './http/workerServer.js';
+import { createServer, createWorkerServer } from './http/index.js';
 import { createLogger, resolveLogFormat } from './logger.js';
 import { installProcessShutdown } from './processShutdown.js';
 import { explainStartFailure } from './startupFailure.js';

@@ -122,7 +122,7 @@ async function receiveMultipart(body: Buffer, contentType: string): Promise<Buff
   const res = Object.assign(new EventEmitter(), { setHeader: () => undefined, send: () => undefined, status: () => undefined });
   const parsed = await new Promise<{ variables: { input: { files: { promise: UploadedFile }[] } } }>((resolve, reject) => {
     uploadMiddleware(req as unknown as Request, res as unknown as Response, (error?: unknown) => {
-      if (error !== undefined) reject(error instanceof Error ? error : new Error(String(error)));
+      if (error !== undefined) reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
       else resolve((req as unknown as { body: { variables: { input: { files: { promise: UploadedFile }[] } } } }).body);
     });
   });

@@ -201,7 +201,7 @@ export async function runLoad(
       }),
     );
   } finally {
-    await Promise.all(wsClients.map((c) => c.dispose()));
+    for (const client of wsClients) await client.dispose();
   }
   const seconds = (performance.now() - started) / 1000;
   const serverCpuMsPerJob = (cpuMs(server.pid) - cpuStarted) / jobs;

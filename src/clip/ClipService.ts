@@ -9,7 +9,7 @@ import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { findCatalogueEntry, normaliseModelName, resolveModelSource } from './catalogue.js';
 import { ClipModel } from './ClipModel.js';
-import { parseModelOptions } from './modelOptions.js';
+import { parseModelOptions } from '../config.js';
 import { fetchModelFiles } from './hub/fetchModel.js';
 import { decodeImageString, inspectImage } from './image/imageInput.js';
 import type { GraphOptimizationLevel } from './runtime/onnx.js';
@@ -397,7 +397,7 @@ export class ClipService {
    */
   async abort(): Promise<void> {
     const reason = new AppError(ErrorCode.ShuttingDown, 'The server stopped before this job finished');
-    await Promise.allSettled([...this.#entries.values()].map((e) => e.model?.abort(reason)));
+    await Promise.allSettled([...this.#entries.values()].flatMap((e) => (e.model ? [e.model.abort(reason)] : [])));
     await this.#preprocessPool?.close();
   }
 
@@ -405,7 +405,7 @@ export class ClipService {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       await Promise.allSettled([...this.#entries.values()].map((e) => e.loaded));
-      await Promise.allSettled([...this.#entries.values()].map((e) => e.model?.stop()));
+      await Promise.allSettled([...this.#entries.values()].flatMap((e) => (e.model ? [e.model.stop()] : [])));
       await this.#preprocessPool?.close();
     })();
     return this.#stopping;

@@ -9,6 +9,7 @@ export { HubError } from './hub/fetchModel.js';
 export type { HubErrorReason } from './hub/fetchModel.js';
 export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE, PROMPT_CONFIG_KEYS } from './types.js';
 export { VERBATIM_TEMPLATE } from './embeddings.js';
+export type { LayoutName } from './layouts/index.js';
 export type {
   ClassifyRequest,
   ClassifyResult,

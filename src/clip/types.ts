@@ -4,9 +4,11 @@
  * at the parse boundary (layouts/hfClip.ts), never deeper.
  */
 
-/** Which ONNX variant of a model to run: `fp32` → `*.onnx`, `fp16` → `*_fp16.onnx`, `int8` → `*_quantized.onnx`. */
-export type Precision = 'fp32' | 'fp16' | 'int8';
-export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8'];
+import type { Precision } from '../config.js';
+
+// What CLIP_PRECISION accepts is the setting's vocabulary, so config.ts declares it; the clip folder's contract shows it.
+export { PRECISIONS } from '../config.js';
+export type { Precision };
 
 /** Where a model's files come from, after a user's string has been resolved. */
 export type ModelSource =

@@ -8,7 +8,7 @@ import type { Server as HttpServer } from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { GraphQLError, OperationTypeNode, type GraphQLSchema } from 'graphql';
 import { httpStatusOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { GraphqlContext } from './context.js';
@@ -41,7 +41,7 @@ function complexityPlugin(schema: GraphQLSchema, maxComplexity: number): ApolloS
       return {
         async didResolveOperation({ request, document, operation }) {
           // Apollo would execute a subscription sent over HTTP as a query, with no event to resolve (an internal error).
-          if (operation?.operation === 'subscription') {
+          if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
             throw new GraphQLError('Subscriptions are served over the websocket (graphql-transport-ws protocol) at /graphql, not over HTTP', {
               extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
             });

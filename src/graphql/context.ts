@@ -1,7 +1,7 @@
 /**
  * The per-operation context every resolver receives, over HTTP and websocket alike.
  */
-import type { ModelInfo } from '../clip/types.js';
+import type { ModelInfo } from '../clip/index.js';
 import type { JobService } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 import { ResponseBudget } from './responseBudget.js';

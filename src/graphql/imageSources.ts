@@ -6,7 +6,7 @@
  */
 import { Field } from 'type-graphql';
 import { badUserInput } from '../errors.js';
-import type { SubmitImages } from '../jobs/types.js';
+import type { SubmitImages } from '../jobs/index.js';
 import { GraphQLUpload, readUploadedImages, type UploadedFile } from './uploads.js';
 
 /**

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { allowedHostNames, type Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
-import { createLogger, type Logger } from '../logger.js';
+import { createLogger } from '../logger.js';
 import { createHostCheck, refuseForeignHosts } from './allowedHosts.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
@@ -39,7 +39,9 @@ export function createWorkerServer(config: Config, options: CreateServerOptions 
   app.use(createHealthRouter({ readiness }));
   app.get('/metrics', metrics.handler);
   app.use((req, res) => {
-    res.status(404).json({ error: { code: ErrorCode.NotFound, message: `No route ${req.method} ${req.path} (a worker serves /health, /ready and /metrics)` } });
+    res.status(404).json({
+      error: { code: ErrorCode.NotFound, message: `No route ${req.method} ${req.path} (a worker serves /health, /ready and /metrics)` },
+    });
   });
   const httpServer = createHttpServer(config, app);
 

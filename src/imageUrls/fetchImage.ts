@@ -55,7 +55,7 @@ export interface ImageUrlFetcher {
    * The body of `url`, at most `maxBytes`. Throws AppError BAD_USER_INPUT naming `field`, with a reason, for
    * every refusal; rejects with the signal's reason when `signal` aborts first.
    */
-  fetch(url: string, field: string, signal?: AbortSignal): Promise<Uint8Array>;
+  fetch: (url: string, field: string, signal?: AbortSignal) => Promise<Uint8Array>;
 }
 
 const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);

@@ -7,7 +7,7 @@
  * Work expires with its job: once the job's `expiresAt` passes while it still waits, the queue forgets the
  * work, its image bytes and its reservation, whether or not a worker ever comes.
  */
-import type { PromptConfig } from '../clip/types.js';
+import type { PromptConfig } from '../clip/index.js';
 import type { Job } from './types.js';
 
 /** What a worker needs to run a job besides the stored Job and the reserved image bytes, as an API hands it to the queue. */

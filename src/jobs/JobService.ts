@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, ErrorCode, ImageUrlRefusal, badUserInput, UnreachableCaseError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ModelInfo, PromptConfig } from '../clip/types.js';
+import type { ModelInfo, PromptConfig } from '../clip/index.js';
 import { isImageUrl } from '../imageUrls/index.js';
 import type { JobEvents } from './JobEvents.js';
 import type { Admission, JobQueue, QueueCounts } from './JobQueue.js';

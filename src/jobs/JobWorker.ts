@@ -17,7 +17,7 @@ import type {
   EmbeddingVectors,
   EmbedImagesRequest,
   EmbedTextsRequest,
-} from '../clip/types.js';
+} from '../clip/index.js';
 import type { JobEvents } from './JobEvents.js';
 import type { GiveUpReason, JobQueue, TakenWork } from './JobQueue.js';
 import type { JobStore } from './JobStore.js';

@@ -17,6 +17,7 @@ export type { RetentionStats } from './retention.js';
 export type { JobEventListener, JobEventMap, JobEventName, JobEvents } from './JobEvents.js';
 export type { Admission, AdmissionLimits, GiveUpReason, JobHandler, JobQueue, JobWork, QueueCounts, Reservation, TakenWork } from './JobQueue.js';
 export { jobFromJSON, jobToJSON } from './serialise.js';
+export { mergeModelViews } from './redis/index.js';
 export { isTerminal, JOB_STATUSES, JOB_TASKS, TERMINAL_STATUSES } from './types.js';
 export type {
   ClassificationResult,

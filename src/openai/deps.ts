@@ -3,8 +3,8 @@
  * JobService calls as the other APIs (admission, limits, batching, Redis and shutdown apply unchanged), follows
  * them to their end and cancels them when the caller leaves.
  */
-import type { ModelInfo } from '../clip/types.js';
-import type { Job, SubmitJobInput } from '../jobs/types.js';
+import type { ModelInfo } from '../clip/index.js';
+import type { Job, SubmitJobInput } from '../jobs/index.js';
 import type { JsonShapeLimits } from '../jsonShape.js';
 import type { Logger } from '../logger.js';
 

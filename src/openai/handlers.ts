@@ -7,7 +7,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
-import { isTerminal, type Job, type SubmitJobInput } from '../jobs/types.js';
+import { isTerminal, type Job, type SubmitJobInput } from '../jobs/index.js';
 import type { OpenAiDeps, OpenAiJobs, OpenAiModels } from './deps.js';
 import { parseEmbeddingRequest, type EmbeddingRequest } from './request.js';
 import { toEmbeddingsResponse, toModelsResponse } from './response.js';
@@ -127,7 +127,7 @@ async function submitAll(jobs: OpenAiJobs, planned: PlannedJob[], single: boolea
   const refused = settled.findIndex((outcome) => outcome.status === 'rejected');
   if (refused === -1) return settled.map((outcome) => (outcome as PromiseFulfilledResult<Job>).value);
   await cancelAll(jobs, settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : [])));
-  const reason = (settled[refused] as PromiseRejectedResult).reason;
+  const reason: unknown = (settled[refused] as PromiseRejectedResult).reason;
   throw inRequestTerms(reason, planned[refused]?.positions ?? [], single);
 }
 

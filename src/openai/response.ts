@@ -1,7 +1,7 @@
 /**
  * @file The answers of the OpenAI-compatible routes, in OpenAI's shapes. Pure functions.
  */
-import type { ModelInfo } from '../clip/types.js';
+import type { ModelInfo } from '../clip/index.js';
 import type { EncodingFormat } from './request.js';
 
 export interface EmbeddingObject {

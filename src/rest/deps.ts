@@ -3,8 +3,8 @@
  * lists models and resolves model names. Kept minimal so the router can be driven by a small double in
  * unit tests and so the job or clip services can change without touching the REST code.
  */
-import type { ModelInfo } from '../clip/types.js';
-import type { Job, SubmitJobInput } from '../jobs/types.js';
+import type { ModelInfo } from '../clip/index.js';
+import type { Job, SubmitJobInput } from '../jobs/index.js';
 import type { JsonShapeLimits } from '../jsonShape.js';
 import type { Logger } from '../logger.js';
 

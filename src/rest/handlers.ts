@@ -5,7 +5,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
-import { isTerminal, type Job } from '../jobs/types.js';
+import { isTerminal, type Job } from '../jobs/index.js';
 import type { RestDeps } from './deps.js';
 import {
   FES_TASKS,
@@ -18,8 +18,6 @@ import {
   toFesJobResponse,
   toFesNewJobResponse,
   unknownFesConfigKeys,
-  unknownTask,
-  type FesClassification,
   toFesOutputs,
   type FesTaskOutput,
 } from './shapes.js';

@@ -12,7 +12,7 @@
  * HTTP layer unrolls a model's batched `{"embedding": [[...], …]}` into one `{"embedding": [...]}` per input.
  */
 import { AppError, ErrorCode, UnreachableCaseError, badUserInput } from '../errors.js';
-import type { Job, JobStatus, JobTask, SubmitJobInput } from '../jobs/types.js';
+import type { Job, JobStatus, JobTask, SubmitJobInput } from '../jobs/index.js';
 import { PROMPT_CONFIG_KEYS } from '../clip/index.js';
 import type { ClipModels } from './deps.js';
 

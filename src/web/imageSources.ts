@@ -32,7 +32,7 @@ export function urlsOfUriList(list: string): string[] {
 export function urlsOfPastedText(text: string): string[] {
   const lines = text.split(/\r?\n/).filter((line) => line.trim() !== '');
   const urls = lines.map(httpUrlOf);
-  return lines.length > 0 && urls.every((url) => url !== null) ? (urls as string[]) : [];
+  return lines.length > 0 && urls.every((url) => url !== null) ? urls : [];
 }
 
 /** The name a card and a chip show: a file's name, or a URL's last path segment (its host when it has none). */

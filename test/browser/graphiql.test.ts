@@ -28,7 +28,7 @@ function setQuery(page: Page, query: string): Promise<unknown> {
 }
 
 function responseText(page: Page): Promise<string> {
-  return page.evaluate(`document.querySelector(${JSON.stringify(RESPONSE_EDITOR)}).CodeMirror.getValue()`) as Promise<string>;
+  return page.evaluate<string>(`document.querySelector(${JSON.stringify(RESPONSE_EDITOR)}).CodeMirror.getValue()`);
 }
 
 /**
@@ -49,7 +49,7 @@ async function enterOperation(page: Page, name: string, query: string): Promise<
 /** Waits until the response pane shows JSON that `accept` takes, and returns what it returned. */
 async function waitForResponse<T>(page: Page, accept: (body: unknown) => T | undefined, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last = '';
+  let last: string;
   for (;;) {
     last = await responseText(page);
     try {
@@ -216,7 +216,7 @@ describe.skipIf(!hasChromium)('GraphiQL in headless Chromium', () => {
 
     const headerEditors = `Array.from(document.querySelectorAll('.graphiql-editor-tool .CodeMirror'))`;
     const headersText = (): Promise<string> =>
-      page.evaluate(`${headerEditors}.map((e) => e.CodeMirror.getValue()).find((v) => v.includes('Authorization')) || ''`) as Promise<string>;
+      page.evaluate<string>(`${headerEditors}.map((e) => e.CodeMirror.getValue()).find((v) => v.includes('Authorization')) || ''`);
 
     beforeAll(async () => {
       server = await startTestServer({ apiKeys: [KEY] });

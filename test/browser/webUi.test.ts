@@ -80,7 +80,7 @@ const READ_CARDS = `Array.from(document.querySelectorAll('#cards .card')).map((c
 }))`;
 
 function readCards(page: Page): Promise<ShownCard[]> {
-  return page.evaluate(READ_CARDS) as Promise<ShownCard[]>;
+  return page.evaluate<ShownCard[]>(READ_CARDS);
 }
 
 /** Waits until `count` cards are there and none is still in progress. */
@@ -335,7 +335,7 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
     it('should be usable with the keyboard alone', async () => {
       const keyboardContext = await browser.newContext({ viewport: { width: 1000, height: 800 } });
       const { page } = await openPage(keyboardContext, `${server.url}/`);
-      const focused = (): Promise<string> => page.evaluate('document.activeElement ? document.activeElement.id : ""') as Promise<string>;
+      const focused = (): Promise<string> => page.evaluate<string>('document.activeElement ? document.activeElement.id : ""');
       const tabTo = async (id: string): Promise<void> => {
         for (let presses = 0; presses < 20 && (await focused()) !== id; presses += 1) await page.keyboard.press('Tab');
         expect(await focused()).toBe(id);
@@ -365,13 +365,13 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
       await page.fill('#classes', 'a red square drawn on a pale background, a blue circle, a green triangle, a photo of a very long class name');
       await page.click('#submit');
       await settledCards(page, 3);
-      const overflow = (await page.evaluate(`(() => {
+      const overflow = await page.evaluate<{ width: number; scrollWidth: number; bodyScrollWidth: number; wide: string[] }>(`(() => {
         const width = document.documentElement.clientWidth;
         const wide = Array.from(document.querySelectorAll('body *'))
           .filter((element) => { const box = element.getBoundingClientRect(); return box.width > 0 && (box.right > width + 0.5 || box.left < -0.5); })
           .map((element) => element.tagName + '.' + element.className + ' ' + Math.round(element.getBoundingClientRect().right));
         return { width, scrollWidth: document.documentElement.scrollWidth, bodyScrollWidth: document.body.scrollWidth, wide };
-      })()`)) as { width: number; scrollWidth: number; bodyScrollWidth: number; wide: string[] };
+      })()`);
       expect(overflow.width).toBe(360);
       expect(overflow.wide).toEqual([]);
       expect(overflow.scrollWidth).toBeLessThanOrEqual(360);

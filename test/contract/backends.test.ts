@@ -202,7 +202,7 @@ class FakeRunner implements JobRunner, JobClassifier {
         const p = (bytes[0] ?? 0) / 255;
         return request.labels.length === 2 ? [p, 1 - p] : request.labels.map(() => 1 / request.labels.length);
       }),
-    } as ClassifyResult;
+    };
   }
   async embedImages(): Promise<EmbeddingVectors> {
     throw new Error('unused');

@@ -3,7 +3,6 @@
  * same Job followed to COMPLETE over graphql-ws, vectors of the model's size in input order, each task's result
  * in its own field, and bad input coded as for classify.
  */
-import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ClassifyDocument,
@@ -54,7 +53,7 @@ function expectUnitVectors(job: EmbeddingJobFieldsFragment, count: number): numb
 }
 
 async function errorOf(document: typeof EmbedImagesDocument | typeof EmbedTextsDocument, input: Record<string, unknown>): Promise<{ code: unknown; field: unknown }> {
-  const { body } = await gql<unknown, { input: never }>(server.url, document as TypedDocumentNode<unknown, { input: never }>, { input: input as never });
+  const { body } = await gql<unknown, { input: never }>(server.url, document, { input: input as never });
   expect(body.data ?? null).toBeNull();
   const error = body.errors?.[0];
   if (error === undefined) throw new Error(`expected an error, got ${JSON.stringify(body)}`);

@@ -29,7 +29,7 @@ async function api(method: 'GET' | 'POST', path: string, body?: unknown): Promis
     method,
     ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
   });
-  return { status: response.status, body: (await response.json()) as unknown };
+  return { status: response.status, body: (await response.json()) };
 }
 
 /** Submits as vitrivr-engine does and polls until `complete` or `failed`, checking every answer's shape. */

@@ -257,7 +257,7 @@ async function rawPost(server: TestServer, contentType: string, parts: Buffer[],
         try {
           resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Answer['body'] });
         } catch (error) {
-          reject(error as Error);
+          reject(error instanceof Error ? error : new Error(String(error)));
         }
       });
     });

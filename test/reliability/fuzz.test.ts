@@ -73,7 +73,7 @@ async function runHttp(server: RecordedServer, fuzzCase: HttpFuzzCase): Promise<
   }
   const text = await response.text();
   outcome.sent.push(text);
-  let body: Record<string, unknown> | null = null;
+  let body: Record<string, unknown> | null;
   try {
     body = JSON.parse(text) as Record<string, unknown>;
   } catch {
@@ -415,7 +415,7 @@ describe('bad input (fuzz)', () => {
       expect(cases.length).toBeGreaterThanOrEqual(500);
 
       // Another client's jobs: all complete, with the results they had before the fuzzing.
-      const failedBystanders = bystanderResults.filter((result) => result.status === 'rejected').map((result) => String((result as PromiseRejectedResult).reason));
+      const failedBystanders = bystanderResults.filter((result) => result.status === 'rejected').map((result) => String((result).reason));
       expect(failedBystanders).toEqual([]);
       bystanderResults.forEach((result, index) => {
         const { baseline, input } = bystanders[index % bystanders.length] as Bystander;

@@ -176,7 +176,7 @@ describe('bounded parsing', () => {
     expect(messageOf(post.body)).toMatch(/more than 1000 tokens \(MAX_DOCUMENT_TOKENS\)/);
 
     const query = new URLSearchParams({ query: `{ models { ${'a '.repeat(2_000)}} }` });
-    const get = await rawRequest(`${server.graphqlUrl}?${query}`, { headers: { 'apollo-require-preflight': '1' } });
+    const get = await rawRequest(`${server.graphqlUrl}?${query.toString()}`, { headers: { 'apollo-require-preflight': '1' } });
     expect(get.status).toBe(400);
     expect(codeOf(get.body)).toBe('GRAPHQL_PARSE_FAILED');
 

@@ -43,7 +43,7 @@ export function buildServer(): Promise<void> {
   built ??= withLock(async () => {
     const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
     await execFileAsync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR, '--tsBuildInfoFile', path.join(BUILD_DIR, '.tsbuildinfo')], { cwd: ROOT }).catch(
-      (error: { stdout?: string }) => {
+      (error: Error & { stdout?: string }) => {
         // Type errors elsewhere do not stop tsc from emitting; only a missing entry point is fatal.
         if (!existsSync(MAIN_JS)) throw new Error(`build failed: ${error.stdout ?? String(error)}`);
       },

@@ -161,10 +161,10 @@ export async function subscribe<R = Record<string, unknown>, V = Record<string, 
         resolve();
       }, options.timeoutMs ?? 20_000);
       client.subscribe<R>(
-        { query: source(query), variables: (variables ?? {}) as Record<string, unknown> },
+        { query: source(query), variables: (variables ?? {}) },
         {
           next: (message) => {
-            result.messages.push(message as SubscriptionResult<R>['messages'][number]);
+            result.messages.push(message);
             options.onMessage?.(message);
           },
           error: (error) => {

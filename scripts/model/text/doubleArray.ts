@@ -61,7 +61,7 @@ export function buildDoubleArray(entries: ReadonlyArray<readonly [Uint8Array, nu
       continue;
     }
     while (!isFree(firstFree)) firstFree++;
-    let base = -1;
+    let base: number;
     for (let candidate = firstFree; ; candidate++) {
       if (!isFree(candidate)) continue;
       const b = candidate ^ (labels[0] as number);

@@ -84,7 +84,7 @@ export function xlmRobertaFiles(): FamilyTokenizerFiles {
   };
   const mask = { content: '<mask>', lstrip: true, normalized: true, rstrip: false, single_word: false };
   const config = {
-    added_tokens_decoder: Object.fromEntries([...specials.map((s, id) => [String(id), decoderConfig(s)]), [String(maskId), decoderConfig('<mask>', true)]]),
+    added_tokens_decoder: Object.fromEntries([...specials.map((s, id) => [String(id), decoderConfig(s)] as const), [String(maskId), decoderConfig('<mask>', true)] as const]),
     bos_token: '<s>',
     clean_up_tokenization_spaces: true,
     cls_token: '<s>',

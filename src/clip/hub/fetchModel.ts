@@ -199,7 +199,7 @@ export async function fetchRepoListing(source: HubRepoRef, options: Omit<HubOpti
   if (text !== undefined) {
     try {
       const parsed = JSON.parse(text) as { files?: unknown };
-      if (Array.isArray(parsed.files) && parsed.files.every((f) => typeof f === 'string')) return parsed.files as string[];
+      if (Array.isArray(parsed.files) && parsed.files.every((f) => typeof f === 'string')) return parsed.files;
     } catch {
       // A torn listing is fetched again below.
     }
@@ -506,7 +506,8 @@ async function downloadOnce(ctx: HubContext, file: string, finalPath: string, si
   const bar = ctx.progress.start(file, expectedSize, offset);
   // An explicit reader, cancelled on abort: a fetch body aborted while we await a disk write was seen to leave the
   // next read pending for ever (Node 20's undici), which would hold the file lock for ever.
-  const reader = response.body?.getReader();
+  // Node's fetch types its body as a stream of `any`; it yields bytes.
+  const reader = response.body?.getReader() as ReadableStreamDefaultReader<Uint8Array> | undefined;
   const onAbort = (): void => void reader?.cancel(signal.reason).catch(() => undefined);
   signal.addEventListener('abort', onAbort, { once: true });
   try {

@@ -89,7 +89,7 @@ export class PreprocessPool {
     const { transfer = false, ...rest } = options;
     const owned = transfer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
     // `new Uint8Array(view)` copies just the view (a Buffer's slice() would share its whole, possibly pooled, memory).
-    const buffer = owned ? (bytes.buffer as ArrayBuffer) : new Uint8Array(bytes).buffer;
+    const buffer = owned ? (bytes.buffer) : new Uint8Array(bytes).buffer;
     const request: PreprocessRequest = { id: this.#nextId++, bytes: buffer, byteOffset: 0, byteLength: bytes.byteLength, config, limits, options: rest };
     return new Promise<Float32Array>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });

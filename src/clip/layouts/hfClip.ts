@@ -335,7 +335,7 @@ export class FieldReader {
     const list = typeof value === 'number' ? [value] : value;
     const ok = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && (!positive || v > 0);
     if (Array.isArray(list) && (list.length === 1 || list.length === 3) && list.every(ok)) {
-      const [a, b = a, c = a] = list as number[];
+      const [a, b = a, c = a] = list;
       return [a as number, b as number, c as number];
     }
     throw this.fail(key, `three ${positive ? 'positive ' : ''}numbers (one per RGB channel)`, value);

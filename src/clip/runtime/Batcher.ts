@@ -70,6 +70,7 @@ export class Batcher<I, O> {
   /** Resolves with this item's output once its batch has run. An aborted signal drops a still-queued item. */
   add(item: I, signal?: AbortSignal): Promise<O> {
     if (this.#stopped) return Promise.reject(new AppError(ErrorCode.ShuttingDown, 'The server is shutting down'));
+    // An aborted item rejects with its signal's reason, as fetch does.
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#queue.length >= this.#options.maxQueued) {
       return Promise.reject(

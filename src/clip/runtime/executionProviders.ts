@@ -4,9 +4,8 @@
  * live, in the worker threads (onnxWorker.js), against the onnxruntime-node binary actually installed.
  */
 
-/** The providers onnxruntime-node 1.30 can be built with, in the names its `executionProviders` option takes. */
-export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda', 'tensorrt', 'coreml', 'dml'] as const;
-export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+// The names ORT_EXECUTION_PROVIDERS accepts are the setting's vocabulary, so config.ts declares them.
+export { EXECUTION_PROVIDERS, type ExecutionProvider } from '../../config.js';
 
 /**
  * Why a provider cannot be used:

@@ -5,9 +5,9 @@
  * not reproduced. Reproduces the 20 reference cases of `../shared/clip/tokenizer-golden.json` exactly.
  */
 import { readFile } from 'node:fs/promises';
-import { Tokenizer } from '@huggingface/tokenizers';
 import { decodeHTML } from 'entities';
 import { PY_WHITESPACE } from './clean.js';
+import { LibraryTokenizer } from './libraryTokenizer.js';
 import type { TextTokenizer } from './types.js';
 
 /** The start/end markers every CLIP vocabulary carries as added tokens. */
@@ -80,9 +80,9 @@ export class ClipTokenizer implements TextTokenizer {
   readonly padId: number;
   /** `[<|startoftext|>, <|endoftext|>]`: what the empty text encodes to. */
   readonly minimalIds: readonly number[];
-  readonly #tokenizer: Tokenizer;
+  readonly #tokenizer: LibraryTokenizer;
 
-  private constructor(tokenizer: Tokenizer, sotId: number, eotId: number, options: ClipTokenizerOptions) {
+  private constructor(tokenizer: LibraryTokenizer, sotId: number, eotId: number, options: ClipTokenizerOptions) {
     this.#tokenizer = tokenizer;
     this.sotId = sotId;
     this.eotId = eotId;
@@ -118,7 +118,7 @@ export class ClipTokenizer implements TextTokenizer {
     const file = json as TokenizerJson;
     const sotId = addedTokenId(file, SOT_TOKEN);
     const eotId = addedTokenId(file, EOT_TOKEN);
-    return new ClipTokenizer(new Tokenizer(json, {}), sotId, eotId, options);
+    return new ClipTokenizer(new LibraryTokenizer(json, {}), sotId, eotId, options);
   }
 
   /**

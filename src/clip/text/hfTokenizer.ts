@@ -6,7 +6,6 @@
  * replaced by the exact one (`precompiled.ts`); padding is the caller's (`padIds`).
  */
 import path from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
 import { cleanText } from './clean.js';
 import {
   detectFamily,
@@ -20,6 +19,7 @@ import {
   type JsonRecord,
 } from './hfTokenizerFiles.js';
 import { isPrecompiledNormalizer, isSequenceNormalizer, type LibraryNormalizer } from './hfNormalizers.js';
+import { LibraryTokenizer } from './libraryTokenizer.js';
 import { ExactPrecompiledNormalizer, PrecompiledCharsmap } from './precompiled.js';
 import { TEXT_CLEANS, type TextClean, type TextTokenizer, type TextTokenizerOptions, type TokenizerFamily } from './types.js';
 
@@ -67,12 +67,12 @@ export class HfTextTokenizer implements TextTokenizer {
   readonly clean: TextClean;
   /** The `tokenizer.json` vocabulary size (model vocabulary plus added tokens beyond it). */
   readonly vocabSize: number;
-  readonly #tokenizer: Tokenizer;
+  readonly #tokenizer: LibraryTokenizer;
   readonly #framing: Framing;
 
   private constructor(
     family: HfFamily,
-    tokenizer: Tokenizer,
+    tokenizer: LibraryTokenizer,
     framing: Framing,
     padId: number,
     clean: TextClean,
@@ -104,15 +104,13 @@ export class HfTextTokenizer implements TextTokenizer {
     if (padId === undefined) {
       throw new Error(`${path.join(files.dir, TOKENIZER_CONFIG_JSON)}: no pad_token (nor in special_tokens_map.json or tokenizer.json's padding); the graph needs the pad id`);
     }
-    let tokenizer: Tokenizer;
+    let tokenizer: LibraryTokenizer;
     try {
-      tokenizer = new Tokenizer(files.tokenizer, {});
+      tokenizer = new LibraryTokenizer(files.tokenizer, {});
     } catch (error) {
       throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
     }
-    // The field is public in the library; its declared type does not resolve under NodeNext, hence the casts.
-    const library = tokenizer as unknown as { normalizer: LibraryNormalizer | null };
-    library.normalizer = exactNormalizer(library.normalizer, files.tokenizer['normalizer'], file);
+    tokenizer.normalizer = exactNormalizer(tokenizer.normalizer, files.tokenizer['normalizer'], file);
     const clean = options.clean ?? DEFAULT_CLEAN[family];
     if (!TEXT_CLEANS.includes(clean)) throw new TypeError(`expected clean to be one of ${TEXT_CLEANS.join(', ')}, got ${String(clean)}`);
     return new HfTextTokenizer(family, tokenizer, framing, padId, clean, contextLength, vocabularySize(files.tokenizer));

@@ -216,7 +216,7 @@ const FLORES_CODE = /^[a-z]{3}_[A-Z][a-z]{3}$/;
 function addedTokenContent(tokenizer: JsonRecord, id: number): string | undefined {
   const added = tokenizer['added_tokens'];
   if (!Array.isArray(added)) return undefined;
-  const token = added.find((t) => isRecord(t) && t['id'] === id);
+  const token: unknown = added.find((t) => isRecord(t) && t['id'] === id);
   return isRecord(token) && typeof token['content'] === 'string' ? token['content'] : undefined;
 }
 

@@ -4,7 +4,7 @@
  * Resolvers only translate between GraphQL and JobService; JobService decides.
  */
 import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import type { Job, JobStatus } from '../../jobs/types.js';
+import type { Job, JobStatus } from '../../jobs/index.js';
 import type { GraphqlContext } from '../context.js';
 import { jobImagesFrom } from '../imageSources.js';
 import { ClassifyInput } from '../types/ClassifyInput.js';

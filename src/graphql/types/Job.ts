@@ -4,7 +4,7 @@
 import { GraphQLDateTime } from 'graphql-scalars';
 import { Arg, Ctx, Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { badUserInput, UnreachableCaseError } from '../../errors.js';
-import type { Job, JobResult, JobStatus, JobTask } from '../../jobs/types.js';
+import type { Job, JobResult, JobStatus, JobTask } from '../../jobs/index.js';
 import type { GraphqlContext } from '../context.js';
 import { numberListBytes, stringBytes, stringListBytes } from '../responseBudget.js';
 import { VectorScalar } from '../scalars/Vector.js';

@@ -1,5 +1,5 @@
 import { Field, ObjectType } from 'type-graphql';
-import type { JobPage } from '../../jobs/JobStore.js';
+import type { JobPage } from '../../jobs/index.js';
 import { JobObject } from './Job.js';
 
 @ObjectType('PageInfo')

@@ -1,5 +1,5 @@
 import { Field, Float, Int, ObjectType } from 'type-graphql';
-import type { ModelInfo, Precision, ScoringKind } from '../../clip/types.js';
+import type { ModelInfo, Precision, ScoringKind } from '../../clip/index.js';
 import { ModelLayoutEnum, ModelStatusEnum, PrecisionEnum, ScoringEnum } from './enums.js';
 
 @ObjectType('Model', { description: 'A configured CLIP model.' })

@@ -1,6 +1,5 @@
 import { Ctx, Field, Float, Int, ObjectType } from 'type-graphql';
-import type { Job } from '../../jobs/types.js';
-import type { SimilarityRanking } from '../../jobs/similarity.js';
+import type { Job, SimilarityRanking } from '../../jobs/index.js';
 import type { GraphqlContext } from '../context.js';
 import { stringBytes } from '../responseBudget.js';
 

@@ -3,9 +3,8 @@
  * values are the domain's own strings, so resolvers pass `job.status` through unchanged.
  */
 import { registerEnumType } from 'type-graphql';
-import type { ModelInfo, Precision, ScoringKind } from '../../clip/types.js';
-import type { LayoutName } from '../../clip/layouts/index.js';
-import type { JobStatus, JobTask } from '../../jobs/types.js';
+import type { LayoutName, ModelInfo, Precision, ScoringKind } from '../../clip/index.js';
+import type { JobStatus, JobTask } from '../../jobs/index.js';
 
 export const JobStatusEnum = {
   QUEUED: 'queued',

@@ -10,7 +10,7 @@
  * Admission counts live in one Redis hash, checked and taken by a Lua script, so limits hold across APIs.
  */
 import { Queue, QueueEvents, WaitingError, Worker, type Job as BullJob } from 'bullmq';
-import type { PromptConfig } from '../../clip/types.js';
+import type { PromptConfig } from '../../clip/index.js';
 import type { Logger } from '../../logger.js';
 import type { Admission, AdmissionLimits, GiveUpReason, JobHandler, JobQueue, JobWork, QueueCounts, Reservation } from '../JobQueue.js';
 import { retryWhileUnreachable } from '../retry.js';
@@ -145,7 +145,6 @@ export class BullJobQueue implements JobQueue {
   /** Set when this worker lets go of its running jobs (drain past its timeout, close): they go back to the queue. */
   #handingBack = false;
   #queueEvents: QueueEvents | null = null;
-  #cancelSubscriber: Redis | null = null;
   #lastCounts: QueueCounts = { jobs: 0, waiting: 0, active: 0, images: 0, imageBytes: 0 };
   readonly #refresh: NodeJS.Timeout;
   #closed: Promise<void> | null = null;
@@ -285,7 +284,6 @@ export class BullJobQueue implements JobQueue {
     });
 
     const subscriber = this.#own(this.#connect());
-    this.#cancelSubscriber = subscriber;
     subscriber.on('message', (channel: string, id: string) => {
       if (channel === this.#keys.cancel) this.#running.get(id)?.abort();
     });

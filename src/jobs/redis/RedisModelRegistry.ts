@@ -3,7 +3,7 @@
  * ModelInfo (status, embedding size, scale, …) under its own key with a short expiry and renews it; a worker
  * that dies drops out when its key expires. APIs read every worker's entry.
  */
-import type { ModelInfo } from '../../clip/types.js';
+import type { ModelInfo } from '../../clip/index.js';
 import { closeConnection, type Redis } from './connection.js';
 import { RedisKeys } from './keys.js';
 

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ClipService, type ClipServiceOptions } from '../../../src/clip/index.js';
 import { withoutServerPaths } from '../../../src/clip/ClipService.js';
 import { textFeeds } from '../../../src/clip/ClipModel.js';
@@ -151,7 +151,7 @@ describe('ClipService on the tiny generated model', () => {
     );
     const refused = settled.filter((s) => s.status === 'rejected');
     expect(refused.length).toBeGreaterThan(0);
-    for (const r of refused) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: ErrorCode.Overloaded });
+    for (const r of refused) expect((r).reason).toMatchObject({ code: ErrorCode.Overloaded });
     for (const s of settled) if (s.status === 'fulfilled') expect(s.value.probabilities[0]).toHaveLength(4);
   });
 

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseModelOptions } from '../../../src/clip/modelOptions.js';
 import { resolveScoring, scoreClasses, sigmoid } from '../../../src/clip/scoring.js';
-import { ConfigError, loadConfig } from '../../../src/config.js';
+import { ConfigError, loadConfig, parseModelOptions } from '../../../src/config.js';
 
 describe('per-model options', () => {
   it('should split source;logitScale=…;logitBias=… with camel or snake case keys', () => {

@@ -52,7 +52,7 @@ class FakeClassifier implements JobClassifier {
 
   validatePrompt(config: unknown, field: string): PromptConfig {
     if (typeof config !== 'object' || config === null || 'bad' in config) throw badUserInput(`${field}: bad prompt`, field);
-    return config as PromptConfig;
+    return config;
   }
 
   classify(request: ClassifyRequest): Promise<ClassifyResult> {

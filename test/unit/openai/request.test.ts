@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../../src/errors.js';
+import { AppError, ErrorCode } from '../../../src/errors.js';
 import { parseEmbeddingRequest } from '../../../src/openai/request.js';
 
 function refusal(body: unknown): { field: string | undefined; message: string } {
   try {
     parseEmbeddingRequest(body);
   } catch (error) {
-    if (error instanceof AppError && error.code === 'BAD_USER_INPUT') return { field: error.field, message: error.message };
+    if (error instanceof AppError && error.code === ErrorCode.BadUserInput) return { field: error.field, message: error.message };
     throw error;
   }
   throw new Error('expected a refusal');

@@ -17,7 +17,7 @@ import { normaliseModelName } from '../../../src/clip/catalogue.js';
 class JobsDouble implements JobSubmitter {
   readonly jobs = new Map<string, Job>();
   readonly submitted: SubmitJobInput[] = [];
-  nextError: unknown;
+  nextError: Error | undefined;
   #count = 0;
 
   async submit(input: SubmitJobInput): Promise<Job> {

@@ -5,8 +5,6 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AppError, ErrorCode } from '../../../../src/errors.js';
 import {
-  OPENAI_CLIP_MEAN,
-  OPENAI_CLIP_STD,
   combinedModelFile,
   loadModelFiles,
   parseClipConfig,

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ClipService, type ClipServiceOptions } from '../../../../src/clip/index.js';
 import { loadModelSpec } from '../../../../src/clip/layouts/index.js';
 import { immichFilesToFetch, parseOpenClipConfig, parseOpenClipPreprocessCfg } from '../../../../src/clip/layouts/immich.js';
