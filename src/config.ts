@@ -55,6 +55,7 @@ export interface Config {
   readonly ortGraphOptimization: GraphOptimizationLevel;
   readonly ortAllowSpinning: boolean;
   readonly ortExecutionProviders: readonly ExecutionProvider[];
+  readonly ortTelemetry: boolean;
   readonly logitScale: number | undefined;
   readonly preprocessConcurrency: number;
   readonly preprocessWorkers: number;
@@ -379,6 +380,14 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'cpu',
     parse: providerList,
   },
+  ortTelemetry: {
+    env: 'ORT_TELEMETRY',
+    description:
+      "Let ONNX Runtime queue its usage telemetry (session events, a device id) for upload to Microsoft. Off: the server sets ORT_DISABLE_TELEMETRY=1 for itself, its worker threads and child processes before ONNX Runtime loads; on: it removes that variable. See docs/privacy.md.",
+    defaultValue: false,
+    parse: boolean,
+    boolean: true,
+  },
   logitScale: {
     env: 'LOGIT_SCALE',
     description:
@@ -559,6 +568,20 @@ function buildCommand(): Command {
     command.addOption(option);
   }
   return command;
+}
+
+/**
+ * ORT_TELEMETRY alone, for the scripts that load ONNX Runtime without the server's configuration (benchmarks, the
+ * test-model generator). Throws ConfigError for a malformed value.
+ */
+export function ortTelemetryFrom(env: Readonly<Record<string, string | undefined>>): boolean {
+  const raw = env[SETTINGS.ortTelemetry.env];
+  if (raw === undefined) return SETTINGS.ortTelemetry.defaultValue as boolean;
+  try {
+    return SETTINGS.ortTelemetry.parse(raw);
+  } catch (error) {
+    throw new ConfigError(`${SETTINGS.ortTelemetry.env}: ${(error as Error).message}`);
+  }
 }
 
 /** `--help` text (main prints it). */

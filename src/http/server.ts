@@ -209,6 +209,7 @@ export function createClip(config: Config, logger: Logger): ClipService {
       graphOptimizationLevel: config.ortGraphOptimization,
       allowSpinning: config.ortAllowSpinning,
       executionProviders: config.ortExecutionProviders,
+      ortTelemetry: config.ortTelemetry,
       logitScale: config.logitScale,
       preprocessConcurrency: config.preprocessConcurrency,
       preprocessWorkers: config.preprocessWorkers,
