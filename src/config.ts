@@ -76,6 +76,8 @@ export interface Config {
   readonly wsDocumentCacheBytes: number;
   readonly maxAliases: number;
   readonly maxQueuedJobs: number;
+  readonly maxQueuedJobsPerKey: number;
+  readonly maxQueuedImagesPerKey: number;
   readonly maxConcurrentJobs: number;
   readonly maxPendingImageBytes: number;
   readonly jobTtlSeconds: number;
@@ -86,6 +88,7 @@ export interface Config {
   readonly graphiql: boolean;
   readonly webUi: boolean;
   readonly apiKeys: readonly string[];
+  readonly adminApiKeys: readonly string[];
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormatSetting;
 }
@@ -107,8 +110,8 @@ export class ConfigError extends Error {
 interface SettingSpec<T> {
   env: string;
   description: string;
-  /** The default, computed from the machine when it depends on it. */
-  defaultValue: T | (() => T);
+  /** The default, computed from the machine or from the settings above it (in table order) when it depends on them. */
+  defaultValue: T | ((settings: Readonly<Partial<Config>>) => T);
   /** How the default reads in docs, when `String(defaultValue)` would not do. */
   defaultText?: string;
   parse: (raw: string) => T;
@@ -470,6 +473,22 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 256,
     parse: integer(1),
   },
+  maxQueuedJobsPerKey: {
+    env: 'MAX_QUEUED_JOBS_PER_KEY',
+    description:
+      "One API key's share of MAX_QUEUED_JOBS: its queued plus running jobs, cluster-wide; more are refused with OVERLOADED (HTTP 429) while other keys are still admitted. Applies only when API keys are configured.",
+    defaultValue: (settings) => Math.max(1, Math.ceil((settings.maxQueuedJobs ?? 1) / 2)),
+    defaultText: 'half of MAX_QUEUED_JOBS',
+    parse: integer(1),
+  },
+  maxQueuedImagesPerKey: {
+    env: 'MAX_QUEUED_IMAGES_PER_KEY',
+    description:
+      "One API key's share of MAX_QUEUED_IMAGES: images of its unfinished jobs, cluster-wide; a job that would exceed it is refused with OVERLOADED. Applies only when API keys are configured.",
+    defaultValue: (settings) => Math.max(Math.ceil((settings.maxQueuedImages ?? 1) / 2), settings.maxImagesPerJob ?? 1),
+    defaultText: 'half of MAX_QUEUED_IMAGES (at least MAX_IMAGES_PER_JOB)',
+    parse: integer(1),
+  },
   maxConcurrentJobs: {
     env: 'MAX_CONCURRENT_JOBS',
     description: 'Jobs handed to the model at once (the rest wait QUEUED); enough to fill batches across jobs.',
@@ -520,6 +539,14 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'none (auth off)',
     parse: list,
   },
+  adminApiKeys: {
+    env: 'ADMIN_API_KEYS',
+    description:
+      'Comma-separated admin API keys (also valid wherever API_KEYS are): an admin sees and may cancel every job, and alone may take operator actions. Other keys see only the jobs they created. See docs/privacy.md.',
+    defaultValue: [],
+    defaultText: 'none',
+    parse: list,
+  },
   logLevel: { env: 'LOG_LEVEL', description: 'pino log level; debug adds stack traces to expected errors (a model that cannot load, …).', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
   logFormat: {
     env: 'LOG_FORMAT',
@@ -539,7 +566,7 @@ function attributeOf(env: string): string {
 
 function defaultTextOf(spec: SettingSpec<unknown>): string {
   if (spec.defaultText !== undefined) return spec.defaultText;
-  const value = typeof spec.defaultValue === 'function' ? (spec.defaultValue as () => unknown)() : spec.defaultValue;
+  const value = typeof spec.defaultValue === 'function' ? (spec.defaultValue as (settings: Partial<Config>) => unknown)({}) : spec.defaultValue;
   return String(value);
 }
 
@@ -616,7 +643,7 @@ export function loadConfig(argv: readonly string[] = [], env: Readonly<Record<st
     const flag = flags[attributeOf(spec.env)];
     const raw = flag === true ? 'true' : (flag ?? env[spec.env]);
     if (raw === undefined) {
-      values[key] = typeof spec.defaultValue === 'function' ? (spec.defaultValue as () => unknown)() : spec.defaultValue;
+      values[key] = typeof spec.defaultValue === 'function' ? (spec.defaultValue as (settings: Partial<Config>) => unknown)(values as Partial<Config>) : spec.defaultValue;
       continue;
     }
     try {
@@ -647,6 +674,11 @@ export function finalizeConfig(config: Config): Config {
       `MAX_QUEUED_IMAGES: expected at least MAX_IMAGES_PER_JOB (${config.maxImagesPerJob}) so a full job can be admitted, got ${config.maxQueuedImages}`,
     );
   }
+  if (config.maxQueuedImagesPerKey < config.maxImagesPerJob) {
+    throw new ConfigError(
+      `MAX_QUEUED_IMAGES_PER_KEY: expected at least MAX_IMAGES_PER_JOB (${config.maxImagesPerJob}) so a full job can be admitted, got ${config.maxQueuedImagesPerKey}`,
+    );
+  }
   if (config.maxPendingImageBytes < config.maxImageBytes) {
     throw new ConfigError(
       `MAX_PENDING_IMAGE_BYTES: expected at least MAX_IMAGE_BYTES (${config.maxImageBytes}), got ${config.maxPendingImageBytes}`,
@@ -663,6 +695,7 @@ export function finalizeConfig(config: Config): Config {
     clipModels: Object.freeze(config.clipModels.map((model) => Object.freeze({ ...model }))),
     corsOrigins: Object.freeze([...config.corsOrigins]),
     apiKeys: Object.freeze([...config.apiKeys]),
+    adminApiKeys: Object.freeze([...config.adminApiKeys]),
     ortExecutionProviders: Object.freeze([...config.ortExecutionProviders]),
   });
 }

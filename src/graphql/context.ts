@@ -2,7 +2,7 @@
  * The per-operation context every resolver receives, over HTTP and websocket alike.
  */
 import type { ModelInfo } from '../clip/types.js';
-import type { JobService } from '../jobs/index.js';
+import type { Caller, JobService } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 
 /** What resolvers need from the clip layer: only model listing. */
@@ -17,6 +17,8 @@ export interface GraphqlContext {
   /** A child logger carrying `requestId`. */
   logger: Logger;
   requestId: string;
+  /** Who asks (from the API key); every job read and write acts as this caller. */
+  caller: Caller;
 }
 
 /** The services a context is built from (fixed for the server's life). */
@@ -26,6 +28,6 @@ export interface GraphqlServices {
   logger: Logger;
 }
 
-export function createContext(services: GraphqlServices, requestId: string): GraphqlContext {
-  return { jobs: services.jobs, clip: services.clip, logger: services.logger.child({ requestId }), requestId };
+export function createContext(services: GraphqlServices, requestId: string, caller: Caller): GraphqlContext {
+  return { jobs: services.jobs, clip: services.clip, logger: services.logger.child({ requestId }), requestId, caller };
 }

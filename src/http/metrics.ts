@@ -12,7 +12,7 @@ import type { EventEmitter } from 'node:events';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { onnxCpuSeconds, onnxThreadCount, onnxThreadCpu, type ClipEvents } from '../clip/index.js';
-import type { Job, JobStats } from '../jobs/index.js';
+import { ownerLabel, type Job, type JobStats } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 
 export interface MetricsSources {
@@ -86,6 +86,17 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
     collect() {
       this.set(jobs.stats().pendingImageBytes);
+    },
+  });
+  new Gauge({
+    name: 'clip_jobs_in_progress_by_key',
+    help: 'Unfinished jobs (queued or running) per API key, cluster-wide with Redis; `key` is a prefix of the keyed hash of the key (never the key itself). MAX_QUEUED_JOBS_PER_KEY bounds it.',
+    labelNames: ['key'] as const,
+    registers: [registry],
+    collect() {
+      // Keys whose jobs all finished leave the metric, rather than staying at 0 for the life of the process.
+      this.reset();
+      for (const [owner, counts] of Object.entries(jobs.stats().owners)) this.set({ key: ownerLabel(owner) }, counts.jobs);
     },
   });
   new Gauge({

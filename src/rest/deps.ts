@@ -4,15 +4,17 @@
  * unit tests and so the job or clip services can change without touching the REST code.
  */
 import type { ModelInfo } from '../clip/types.js';
+import type { Request, Response } from 'express';
+import type { Caller } from '../jobs/index.js';
 import type { Job, SubmitJobInput } from '../jobs/types.js';
 import type { Logger } from '../logger.js';
 
 /** The part of JobService the REST API calls. */
 export interface JobSubmitter {
-  /** Accepts a job; throws AppError BAD_USER_INPUT, OVERLOADED or SHUTTING_DOWN. */
-  submit(input: SubmitJobInput): Promise<Job>;
-  /** The job, or undefined when it never existed or has expired. */
-  get(id: string): Promise<Job | undefined>;
+  /** Accepts a job of `caller`'s; throws AppError BAD_USER_INPUT, OVERLOADED or SHUTTING_DOWN. */
+  submit(caller: Caller, input: SubmitJobInput): Promise<Job>;
+  /** The job, or undefined when it never existed, has expired, or is not `caller`'s to see. */
+  get(caller: Caller, id: string): Promise<Job | undefined>;
 }
 
 /** The part of the clip layer the REST API calls. */
@@ -28,6 +30,8 @@ export interface RestDeps {
   jobs: JobSubmitter;
   clip: ClipModels;
   logger: Logger;
+  /** Who sent the request (the API key check in front of the router decides). */
+  callerOf(req: Request, res: Response): Caller;
   /**
    * The largest JSON request body accepted, in bytes; larger ones get 413 PAYLOAD_TOO_LARGE.
    * @default DEFAULT_MAX_BODY_BYTES (64 MiB: 64 images of ~750 KB each once base64-encoded)

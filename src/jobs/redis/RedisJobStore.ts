@@ -92,6 +92,7 @@ export class RedisJobStore implements JobStore {
         }
         const job = jobFromJSON(text);
         if (options.status !== undefined && job.status !== options.status) continue;
+        if (options.owner !== undefined && job.owner !== options.owner) continue;
         if (jobs.length === options.first) {
           if (expired.length > 0) await viaRedis(() => this.#redis.zrem(this.#keys.index, ...expired));
           return { jobs, endCursor: endSeq === null ? null : encodeCursor(endSeq), hasNextPage: true };

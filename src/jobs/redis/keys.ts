@@ -39,7 +39,12 @@ export class RedisKeys {
     return `${this.prefix}:admission`;
   }
 
-  /** Each unfinished job's reservation: `images:bytes:expiresAtMs`. */
+  /** Unfinished jobs and images per owner (keyed hash of an API key, never the key): `<owner>:jobs`, `<owner>:images`. */
+  get admissionOwners(): string {
+    return `${this.prefix}:admission:owners`;
+  }
+
+  /** Each unfinished job's reservation: `images:bytes:expiresAtMs:owner`. */
   get reservations(): string {
     return `${this.prefix}:reservations`;
   }
