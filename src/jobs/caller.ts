@@ -35,9 +35,10 @@ export function assertOperator(caller: Caller, action: string): void {
   }
 }
 
+/** Hex digits of the owner hash in a metrics label: enough to tell keys apart, too few to stand for the hash. */
+const OWNER_LABEL_LENGTH = 12;
+
 /** The fingerprint `/metrics` labels a key's queued jobs with: a prefix of the keyed hash, never the key. */
 export function ownerLabel(owner: string): string {
   return owner.slice(0, OWNER_LABEL_LENGTH);
 }
-
-const OWNER_LABEL_LENGTH = 12;

@@ -332,6 +332,40 @@ for (const factory of [memory, redisFactory]) {
       expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, imageBytes: 0 });
     });
 
+    it("should admit an owner up to its share while others are still admitted, and release the owner's counts", async () => {
+      const { queue } = await make(await factory.create());
+      const limits = { maxJobs: 10, maxImages: 100, maxImageBytes: 10_000, maxJobsPerOwner: 2, maxImagesPerOwner: 3 };
+      const expiresAt = new Date(Date.now() + 60_000);
+      const image = new Uint8Array(4).fill(3);
+      const reserve = (id: string, owner: string | null, images = 1) => queue.reserve({ id, owner, images: Array.from({ length: images }, () => image), expiresAt }, limits);
+      expect(await reserve('a1', 'owner-a')).toEqual({ admitted: true });
+      expect(await reserve('a2', 'owner-a')).toEqual({ admitted: true });
+      expect(await reserve('a3', 'owner-a')).toMatchObject({ admitted: false, limit: 'ownerJobs' });
+      expect(await reserve('b1', 'owner-b', 3)).toEqual({ admitted: true });
+      expect(await reserve('b2', 'owner-b', 1)).toMatchObject({ admitted: false, limit: 'ownerImages' });
+      // Without an owner (authentication off) only the queue's own limits apply.
+      for (const id of ['n1', 'n2', 'n3']) expect(await reserve(id, null)).toEqual({ admitted: true });
+      expect((await queue.counts()).owners).toEqual({ 'owner-a': { jobs: 2, images: 2 }, 'owner-b': { jobs: 1, images: 3 } });
+      for (const id of ['a1', 'a2', 'a1', 'b1', 'n1', 'n2', 'n3']) await queue.release(id);
+      expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, imageBytes: 0, owners: {} });
+      // 1,000 reserve/release cycles per owner leave nothing behind.
+      for (let i = 0; i < 1_000; i += 1) {
+        await Promise.all([reserve(`x${i}`, 'owner-a'), reserve(`y${i}`, 'owner-b')]);
+        await Promise.all([queue.release(`x${i}`), queue.release(`y${i}`)]);
+      }
+      expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, owners: {} });
+    });
+
+    it("should list only one owner's jobs when asked", async () => {
+      const { store } = await make(await factory.create());
+      await store.create({ ...baseJob('mine'), owner: 'owner-a' });
+      await store.create({ ...baseJob('theirs'), owner: 'owner-b' });
+      await store.create(baseJob('nobody'));
+      expect((await store.list({ first: 10, owner: 'owner-a' })).jobs.map((job) => job.id)).toEqual(['mine']);
+      expect((await store.list({ first: 10 })).jobs.map((job) => job.id)).toEqual(['mine', 'theirs', 'nobody']);
+      expect((await store.get('theirs'))?.owner).toBe('owner-b');
+    });
+
     it('should run a job end to end: watch sees every state in order, image bytes arrive intact, counts return to zero', async () => {
       const { jobs, runner } = await cluster();
       const job = await jobs.submit(OPEN_CALLER, { images: [Buffer.from([51]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
@@ -421,12 +455,14 @@ for (const factory of [memory, redisFactory]) {
     it('should forget a job whose TTL runs out while it waits, image bytes and reservation included, with no worker running', async () => {
       const { jobs, deployment, runner, api } = await cluster({ workers: 0, ttlSeconds: 1 });
       const bytes = Buffer.from(`EXPIRING-IMAGE-${randomUUID()}`);
-      const job = await jobs.submit(OPEN_CALLER, { images: [bytes.toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
-      expect(await jobs.counts()).toMatchObject({ jobs: 1, waiting: 1, images: 1, imageBytes: bytes.length });
+      // An owned job, so the owner's share is seen released with the rest.
+      const owned = { owner: 'owner-e', seesAll: false, operator: false };
+      const job = await jobs.submit(owned, { images: [bytes.toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      expect(await jobs.counts()).toMatchObject({ jobs: 1, waiting: 1, images: 1, imageBytes: bytes.length, owners: { 'owner-e': { jobs: 1, images: 1 } } });
       // The check below can see the bytes where they are kept (and would see them in BullMQ's JSON, base64).
       if (deployment.storedValues !== null) expect(holds(await deployment.storedValues(), bytes)).toBe(true);
       await expect.poll(async () => api.store.get(job.id), { timeout: 5000 }).toBeUndefined();
-      await expect.poll(async () => jobs.counts(), { timeout: 5000, interval: 100 }).toMatchObject({ jobs: 0, waiting: 0, images: 0, imageBytes: 0 });
+      await expect.poll(async () => jobs.counts(), { timeout: 5000, interval: 100 }).toMatchObject({ jobs: 0, waiting: 0, images: 0, imageBytes: 0, owners: {} });
       const storedValues = deployment.storedValues;
       if (storedValues !== null) await expect.poll(async () => holds(await storedValues(), bytes), { timeout: 5000 }).toBe(false);
       // A worker that comes later finds nothing to run.

@@ -102,7 +102,7 @@ return {1, '', jobs + 1, images + tonumber(ARGV[2]), bytes + tonumber(ARGV[3]), 
 // the counts, its owner's included (whose fields go once it has no job left, so the hash holds only active owners).
 const UNRESERVE = `
 local function unreserve(counts, reservations, owners, id, reserved)
-  local images, bytes, owner = string.match(reserved, '^(%d+):(%d+):%d+:?(%x*)$')
+  local images, bytes, owner = string.match(reserved, '^(%d+):(%d+):%d+:?(.*)$')
   redis.call('HDEL', reservations, id)
   redis.call('HINCRBY', counts, 'jobs', -1)
   redis.call('HINCRBY', counts, 'images', -tonumber(images or '0'))
