@@ -46,7 +46,7 @@ export class JobResolver {
 
   @Query(() => [SimilarityRankingObject], {
     description:
-      'Retrieval over two COMPLETE embedding jobs of one model: for every input of `queries`, the `k` inputs of `candidates` most similar to it (cosine, best first), e.g. texts against images. NOT_FOUND for an unknown job; BAD_USER_INPUT for a job that is not a complete embedding or of another model.',
+      'Retrieval over two COMPLETE embedding jobs of one model: for every input of `queries`, the `k` inputs of `candidates` most similar to it (cosine, best first), e.g. texts against images. NOT_FOUND for an unknown job or one created with another API key; BAD_USER_INPUT for a job that is not a complete embedding or of another model.',
     complexity: ({ args, childComplexity }) => 1 + RANKED_QUERIES_ESTIMATE * Math.max(1, Number(args.k) || 5) * Math.max(1, childComplexity),
   })
   async similarities(
@@ -97,7 +97,7 @@ export class JobResolver {
 
   @Mutation(() => JobObject, {
     nullable: true,
-    description: 'Cancels a QUEUED or RUNNING job; a finished job is returned unchanged; null when unknown.',
+    description: 'Cancels a QUEUED or RUNNING job; a finished job is returned unchanged; null when unknown or created with another API key (an admin key may cancel any job).',
   })
   async cancelJob(@Arg('id', () => ID) id: string, @Ctx() context: GraphqlContext): Promise<JobObject | null> {
     const job = await context.jobs.cancel(context.caller, id);
@@ -105,7 +105,7 @@ export class JobResolver {
   }
 
   @Subscription(() => JobObject, {
-    description: "The job's current state at once, then every change; completes after COMPLETE, FAILED or CANCELLED. NOT_FOUND for an unknown job.",
+    description: "The job's current state at once, then every change; completes after COMPLETE, FAILED or CANCELLED. NOT_FOUND for an unknown job or one created with another API key.",
     subscribe: ({ args, context }) => {
       const { jobs, caller } = context as GraphqlContext;
       return jobs.watch(caller, String((args as { id: unknown }).id));
