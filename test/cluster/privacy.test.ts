@@ -176,6 +176,15 @@ describe.skipIf(REDIS === null)('separation between API keys across 2 APIs on Re
   it('should leave no key in Redis (keys or values) or in any process log', async () => {
     const dump = await dumpRedis();
     expect(dump).toContain(`${KEYS.prefix}:job:`);
+    // Each key's own job index is named by its keyed hash and expires with the key's last job.
+    const ownerIndexes = [...dump.matchAll(new RegExp(`^(${KEYS.prefix}:owner:[0-9a-f]{64}:jobs) zset`, 'gm'))].map((match) => match[1] as string);
+    expect(ownerIndexes.length).toBeGreaterThanOrEqual(2);
+    const client = new Redis(redis.url);
+    try {
+      for (const key of ownerIndexes) expect(await client.pttl(key)).toBeGreaterThan(0);
+    } finally {
+      client.disconnect();
+    }
     const logs = [api1, api2, worker].map((server) => `${JSON.stringify(server?.logs)}\n${server?.output()}`).join('\n');
     expect(logs.length).toBeGreaterThan(0);
     for (const key of [KEY_A, KEY_B, ADMIN]) {

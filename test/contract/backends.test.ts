@@ -362,7 +362,16 @@ for (const factory of [memory, redisFactory]) {
       await store.create({ ...baseJob('theirs'), owner: 'owner-b' });
       await store.create(baseJob('nobody'));
       expect((await store.list({ first: 10, owner: 'owner-a' })).jobs.map((job) => job.id)).toEqual(['mine']);
-      expect((await store.list({ first: 10 })).jobs.map((job) => job.id)).toEqual(['mine', 'theirs', 'nobody']);
+      await store.create({ ...baseJob('mine-too'), owner: 'owner-a' });
+      const page1 = await store.list({ first: 1, owner: 'owner-a' });
+      expect(page1).toMatchObject({ jobs: [{ id: 'mine' }], hasNextPage: true });
+      const page2 = await store.list({ first: 1, owner: 'owner-a', after: page1.endCursor ?? undefined });
+      expect(page2).toMatchObject({ jobs: [{ id: 'mine-too' }], hasNextPage: false });
+      // A change keeps the owner, and the owner's listing, as they were.
+      const mine = (await store.get('mine')) as Job;
+      expect(await store.transition('mine', 'queued', { ...mine, status: 'running', startedAt: new Date(), version: 1 })).toBe(true);
+      expect((await store.list({ first: 10, owner: 'owner-a', status: 'running' })).jobs.map((job) => job.id)).toEqual(['mine']);
+      expect((await store.list({ first: 10 })).jobs.map((job) => job.id)).toEqual(['mine', 'theirs', 'nobody', 'mine-too']);
       expect((await store.get('theirs'))?.owner).toBe('owner-b');
     });
 

@@ -20,6 +20,14 @@ export class RedisKeys {
     return `${this.prefix}:jobs`;
   }
 
+  /**
+   * Sorted set of one owner's job ids by creation sequence (owner: keyed hash of an API key), so a key pages through
+   * its own jobs without reading everyone's; it expires with the owner's last job.
+   */
+  ownerIndex(owner: string): string {
+    return `${this.prefix}:owner:${owner}:jobs`;
+  }
+
   /** The creation sequence counter. */
   get sequence(): string {
     return `${this.prefix}:seq`;
