@@ -1,5 +1,10 @@
 import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
+import { ortTelemetryFrom } from './src/config.js';
+import { applyOrtTelemetry } from './src/clip/runtime/telemetry.js';
+
+// Test files load ONNX Runtime in vitest's workers and in the processes they start, which inherit this environment.
+applyOrtTelemetry(ortTelemetryFrom(process.env));
 
 export default defineConfig({
   resolve: {

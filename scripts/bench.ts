@@ -26,6 +26,8 @@
  * `--embeddings` measures only the embedding path (issue 10): 8-image embedImages jobs against 8 × 10
  * classify jobs at 16 clients on one server, alternating, and the time to serialise one 64 × 768 result.
  */
+// First: ONNX Runtime's telemetry is off before anything below can load it.
+import './ortTelemetry.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -8,6 +8,8 @@
  * immich's layout (scripts/model/immichModel.ts), or a SigLIP model in Hugging Face's layout (scripts/model/hfSiglipModel.ts). Importing this module only re-exports the generator; the CLI runs
  * when it is the process entry point.
  */
+// First: ONNX Runtime's telemetry is off before anything below can load it.
+import './ortTelemetry.js';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';

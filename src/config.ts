@@ -120,6 +120,7 @@ export interface Config {
   readonly ortGraphOptimization: GraphOptimizationLevel;
   readonly ortAllowSpinning: boolean;
   readonly ortExecutionProviders: readonly ExecutionProvider[];
+  readonly ortTelemetry: boolean;
   readonly logitScale: number | undefined;
   readonly preprocessConcurrency: number;
   readonly preprocessWorkers: number;
@@ -151,6 +152,8 @@ export interface Config {
   readonly wsDocumentCacheBytes: number;
   readonly maxAliases: number;
   readonly maxQueuedJobs: number;
+  readonly maxQueuedJobsPerKey: number;
+  readonly maxQueuedImagesPerKey: number;
   readonly maxConcurrentJobs: number;
   readonly maxPendingImageBytes: number;
   readonly jobTtlSeconds: number;
@@ -162,6 +165,7 @@ export interface Config {
   readonly graphiql: boolean;
   readonly webUi: boolean;
   readonly apiKeys: readonly string[];
+  readonly adminApiKeys: readonly string[];
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormatSetting;
 }
@@ -183,8 +187,8 @@ export class ConfigError extends Error {
 interface SettingSpec<T> {
   env: string;
   description: string;
-  /** The default, computed from the machine when it depends on it. */
-  defaultValue: T | (() => T);
+  /** The default, computed from the machine or from the settings above it (in table order) when it depends on them. */
+  defaultValue: T | ((settings: Readonly<Partial<Config>>) => T);
   /** How the default reads in docs, when `String(defaultValue)` would not do. */
   defaultText?: string;
   parse: (raw: string) => T;
@@ -505,6 +509,14 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'cpu',
     parse: providerList,
   },
+  ortTelemetry: {
+    env: 'ORT_TELEMETRY',
+    description:
+      "Let ONNX Runtime queue its usage telemetry (session events, a device id) for upload to Microsoft. Off: the server sets ORT_DISABLE_TELEMETRY=1 for itself, its worker threads and child processes before ONNX Runtime loads; on: it removes that variable. See docs/privacy.md.",
+    defaultValue: false,
+    parse: boolean,
+    boolean: true,
+  },
   logitScale: {
     env: 'LOGIT_SCALE',
     description:
@@ -673,6 +685,22 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 256,
     parse: integer(1),
   },
+  maxQueuedJobsPerKey: {
+    env: 'MAX_QUEUED_JOBS_PER_KEY',
+    description:
+      "One API key's share of MAX_QUEUED_JOBS: its queued plus running jobs, cluster-wide; more are refused with OVERLOADED (HTTP 429) while other keys are still admitted. Applies only when API keys are configured.",
+    defaultValue: (settings) => Math.max(1, Math.ceil((settings.maxQueuedJobs ?? 1) / 2)),
+    defaultText: 'half of MAX_QUEUED_JOBS',
+    parse: integer(1),
+  },
+  maxQueuedImagesPerKey: {
+    env: 'MAX_QUEUED_IMAGES_PER_KEY',
+    description:
+      "One API key's share of MAX_QUEUED_IMAGES: images of its unfinished jobs, cluster-wide; a job that would exceed it is refused with OVERLOADED. Applies only when API keys are configured.",
+    defaultValue: (settings) => Math.max(Math.ceil((settings.maxQueuedImages ?? 1) / 2), settings.maxImagesPerJob ?? 1),
+    defaultText: 'half of MAX_QUEUED_IMAGES (at least MAX_IMAGES_PER_JOB)',
+    parse: integer(1),
+  },
   maxConcurrentJobs: {
     env: 'MAX_CONCURRENT_JOBS',
     description: 'Jobs handed to the model at once (the rest wait QUEUED); enough to fill batches across jobs.',
@@ -731,6 +759,14 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'none (auth off)',
     parse: list,
   },
+  adminApiKeys: {
+    env: 'ADMIN_API_KEYS',
+    description:
+      'Comma-separated admin API keys (also valid wherever API_KEYS are): an admin sees and may cancel every job, and alone may take operator actions. Other keys see only the jobs they created. See docs/privacy.md.',
+    defaultValue: [],
+    defaultText: 'none',
+    parse: list,
+  },
   logLevel: { env: 'LOG_LEVEL', description: 'pino log level; debug adds stack traces to expected errors (a model that cannot load, …).', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
   logFormat: {
     env: 'LOG_FORMAT',
@@ -750,7 +786,7 @@ function attributeOf(env: string): string {
 
 function defaultTextOf(spec: SettingSpec<unknown>): string {
   if (spec.defaultText !== undefined) return spec.defaultText;
-  const value = typeof spec.defaultValue === 'function' ? (spec.defaultValue as () => unknown)() : spec.defaultValue;
+  const value = typeof spec.defaultValue === 'function' ? (spec.defaultValue as (settings: Partial<Config>) => unknown)({}) : spec.defaultValue;
   return String(value);
 }
 
@@ -779,6 +815,20 @@ function buildCommand(): Command {
     command.addOption(option);
   }
   return command;
+}
+
+/**
+ * ORT_TELEMETRY alone, for the scripts that load ONNX Runtime without the server's configuration (benchmarks, the
+ * test-model generator). Throws ConfigError for a malformed value.
+ */
+export function ortTelemetryFrom(env: Readonly<Record<string, string | undefined>>): boolean {
+  const raw = env[SETTINGS.ortTelemetry.env];
+  if (raw === undefined) return SETTINGS.ortTelemetry.defaultValue as boolean;
+  try {
+    return SETTINGS.ortTelemetry.parse(raw);
+  } catch (error) {
+    throw new ConfigError(`${SETTINGS.ortTelemetry.env}: ${(error as Error).message}`);
+  }
 }
 
 /** `--help` text (main prints it). */
@@ -813,7 +863,7 @@ export function loadConfig(argv: readonly string[] = [], env: Readonly<Record<st
     const flag = flags[attributeOf(spec.env)];
     const raw = flag === true ? 'true' : (flag ?? env[spec.env]);
     if (raw === undefined) {
-      values[key] = typeof spec.defaultValue === 'function' ? (spec.defaultValue as () => unknown)() : spec.defaultValue;
+      values[key] = typeof spec.defaultValue === 'function' ? (spec.defaultValue as (settings: Partial<Config>) => unknown)(values) : spec.defaultValue;
       continue;
     }
     try {
@@ -844,6 +894,11 @@ export function finalizeConfig(config: Config): Config {
       `MAX_QUEUED_IMAGES: expected at least MAX_IMAGES_PER_JOB (${config.maxImagesPerJob}) so a full job can be admitted, got ${config.maxQueuedImages}`,
     );
   }
+  if (config.maxQueuedImagesPerKey < config.maxImagesPerJob) {
+    throw new ConfigError(
+      `MAX_QUEUED_IMAGES_PER_KEY: expected at least MAX_IMAGES_PER_JOB (${config.maxImagesPerJob}) so a full job can be admitted, got ${config.maxQueuedImagesPerKey}`,
+    );
+  }
   if (config.maxPendingImageBytes < config.maxImageBytes) {
     throw new ConfigError(
       `MAX_PENDING_IMAGE_BYTES: expected at least MAX_IMAGE_BYTES (${config.maxImageBytes}), got ${config.maxPendingImageBytes}`,
@@ -872,6 +927,7 @@ export function finalizeConfig(config: Config): Config {
     allowedHosts: typeof config.allowedHosts === 'string' ? config.allowedHosts : Object.freeze([...config.allowedHosts]),
     apiKeys: Object.freeze([...config.apiKeys]),
     imageUrlAllowedNetworks: Object.freeze([...config.imageUrlAllowedNetworks]),
+    adminApiKeys: Object.freeze([...config.adminApiKeys]),
     ortExecutionProviders: Object.freeze([...config.ortExecutionProviders]),
   });
 }

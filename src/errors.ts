@@ -16,6 +16,8 @@ export enum ErrorCode {
   Unauthenticated = 'UNAUTHENTICATED',
   /** The request's `Host` is not one the server answers to (ALLOWED_HOSTS). */
   ForbiddenHost = 'FORBIDDEN_HOST',
+  /** A valid API key that may not do this (an operator action needs an admin key). */
+  Forbidden = 'FORBIDDEN',
   /** A model could not be downloaded or loaded. */
   ModelUnavailable = 'MODEL_UNAVAILABLE',
   /** The model failed while running a job's images or prompts. */
@@ -39,6 +41,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ShuttingDown]: 503,
   [ErrorCode.Unauthenticated]: 401,
   [ErrorCode.ForbiddenHost]: 403,
+  [ErrorCode.Forbidden]: 403,
   [ErrorCode.ModelUnavailable]: 503,
   [ErrorCode.InferenceFailed]: 500,
   [ErrorCode.PayloadTooLarge]: 413,

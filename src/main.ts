@@ -6,10 +6,9 @@
 import 'reflect-metadata';
 import { isatty } from 'node:tty';
 import { ConfigError, HelpRequested, loadConfig, type Config } from './config.js';
-import { createServer, createWorkerServer } from './http/index.js';
-import { createLogger, resolveLogFormat } from './logger.js';
-import { installProcessShutdown } from './processShutdown.js';
-import { explainStartFailure } from './startupFailure.js';
+// Imported directly, not through clip/index.ts, which loads ONNX Runtime: this must run before it is evaluated.
+// eslint-disable-next-line no-restricted-imports -- the one import that must not go through the folder's index.ts
+import { applyOrtTelemetry } from './clip/runtime/telemetry.js';
 
 function readConfig(): Config {
   try {
@@ -28,6 +27,14 @@ function readConfig(): Config {
 }
 
 const config = readConfig();
+// Before the server's modules load (hence the dynamic imports below): ONNX Runtime reads it once, at its start.
+applyOrtTelemetry(config.ortTelemetry);
+const [{ createServer, createWorkerServer }, { createLogger, resolveLogFormat }, { installProcessShutdown }, { explainStartFailure }] = await Promise.all([
+  import('./http/index.js'),
+  import('./logger.js'),
+  import('./processShutdown.js'),
+  import('./startupFailure.js'),
+]);
 // isatty(1) rather than process.stdout.isTTY: the logger writes to fd 1 itself and needs no stream on it.
 const logger = createLogger(config.logLevel, { format: resolveLogFormat(config.logFormat, isatty(1)) });
 // ROLE=all and ROLE=api serve the API (api without models); ROLE=worker runs jobs and serves only health and metrics.

@@ -6,7 +6,7 @@
  */
 import { execute, GraphQLFloat, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLSchema, parse } from 'graphql';
 import { buildGraphqlSchema, createContext, type GraphqlContext } from '../../src/graphql/index.js';
-import type { Job, JobService } from '../../src/jobs/index.js';
+import { OPEN_CALLER, type Job, type JobService } from '../../src/jobs/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { toFesJobResponse } from '../../src/rest/shapes.js';
 import { median } from './stats.js';
@@ -56,6 +56,7 @@ export async function measureSerialisation(count = 64, dimensions = 768, runs = 
   const now = new Date();
   const job: Job = {
     id: 'bench-job',
+    owner: null,
     task: 'image-embedding',
     model: 'bench',
     classes: [],
@@ -77,7 +78,7 @@ export async function measureSerialisation(count = 64, dimensions = 768, runs = 
   const document = parse('query($id: ID!) { job(id: $id) { status embeddings { dimensions vectors } } }');
   // Only `jobs.get` is reached by this query: the rest of JobService is not needed to measure serialisation.
   const jobs = { get: async () => job } as unknown as JobService;
-  const contextValue: GraphqlContext = createContext({ jobs, clip: { defaultModelName: 'bench', models: () => [] }, logger: silentLogger(), maxResponseBytes: 2 ** 40 }, 'bench');
+  const contextValue: GraphqlContext = createContext({ jobs, clip: { defaultModelName: 'bench', models: () => [] }, logger: silentLogger(), maxResponseBytes: 2 ** 40 }, 'bench', OPEN_CALLER);
   const graphql = await timed(runs, async () => {
     const answer = await execute({ schema, document, variableValues: { id: job.id }, contextValue });
     if (answer.errors) throw new Error(answer.errors.map((e) => e.message).join('; '));

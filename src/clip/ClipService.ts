@@ -63,6 +63,8 @@ export interface InferenceSettings {
   executionProviders?: readonly ExecutionProvider[] | undefined;
   /** Overrides the trained logit scale of every model. */
   logitScale?: number | undefined;
+  /** Whether ONNX Runtime may queue its usage telemetry (ORT_TELEMETRY); absent: it may not. */
+  ortTelemetry?: boolean | undefined;
   /** Images decoded and resized at once. */
   preprocessConcurrency: number;
   /** Worker threads preprocessing images, shared by every model; 0 preprocesses on the event loop. @default 0 */
@@ -187,6 +189,7 @@ export class ClipService {
           graphOptimizationLevel: inference.graphOptimizationLevel,
           allowSpinning: inference.allowSpinning ?? false,
           ...(inference.executionProviders === undefined ? {} : { executionProviders: inference.executionProviders }),
+          telemetry: inference.ortTelemetry ?? false,
         },
         visionReplicas: inference.visionReplicas,
         maxBatchSize: inference.maxBatchSize,

@@ -2,7 +2,7 @@
  * The per-operation context every resolver receives, over HTTP and websocket alike.
  */
 import type { ModelInfo } from '../clip/index.js';
-import type { JobService } from '../jobs/index.js';
+import type { Caller, JobService } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 import { ResponseBudget } from './responseBudget.js';
 
@@ -20,6 +20,8 @@ export interface GraphqlContext {
   requestId: string;
   /** What the answer may still carry (MAX_RESPONSE_BYTES); fields returning job data charge it. */
   response: ResponseBudget;
+  /** Who asks (from the API key); every job read and write acts as this caller. */
+  caller: Caller;
 }
 
 /** The services a context is built from (fixed for the server's life). */
@@ -31,12 +33,13 @@ export interface GraphqlServices {
   maxResponseBytes: number;
 }
 
-export function createContext(services: GraphqlServices, requestId: string): GraphqlContext {
+export function createContext(services: GraphqlServices, requestId: string, caller: Caller): GraphqlContext {
   return {
     jobs: services.jobs,
     clip: services.clip,
     logger: services.logger.child({ requestId }),
     requestId,
     response: new ResponseBudget(services.maxResponseBytes),
+    caller,
   };
 }

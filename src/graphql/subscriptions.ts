@@ -4,7 +4,8 @@
  * business (it closes with 4400); everything this module adds is caught, so no client can crash it.
  *
  * Auth (when API keys are configured): `connection_init` carries `{ apiKey }` or
- * `{ Authorization: 'Bearer …' }`; a missing key closes the socket with 4401, a wrong one with 4403.
+ * `{ Authorization: 'Bearer …' }`; a missing key closes the socket with 4401, a wrong one with 4403. The caller the
+ * key belongs to is fixed for the connection's life: every operation on it acts as that caller.
  * Browsers are only let in from the server's own origin or a configured CORS origin, so a foreign page
  * cannot use a visitor's network position to reach the API (cross-site websocket hijacking); upgrades naming a
  * host the server does not answer to (ALLOWED_HOSTS) are refused, so neither can a page whose name resolves here.
@@ -21,6 +22,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ErrorCode } from '../errors.js';
 import { jsonShapeMessage, scanJsonShape, type JsonShapeLimits } from '../jsonShape.js';
+import type { Caller } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 import { createContext, type GraphqlContext, type GraphqlServices } from './context.js';
 import { validatedDocuments } from './documentCache.js';
@@ -28,8 +30,8 @@ import type { DocumentLimits } from './documentLimits.js';
 import { formatGraphqlError } from './formatError.js';
 import { allValidationRules, complexityError, LIMIT_ERROR_CODE, type OperationLimits } from './limits.js';
 
-/** The outcome of checking a connection's credentials. */
-export type AuthOutcome = 'ok' | 'missing' | 'invalid';
+/** The outcome of checking a connection's credentials: the caller, or why there is none. */
+export type AuthOutcome = { outcome: 'ok'; caller: Caller } | { outcome: 'missing' } | { outcome: 'invalid' };
 
 export interface GraphqlWsOptions {
   httpServer: HttpServer;
@@ -47,8 +49,8 @@ export interface GraphqlWsOptions {
   maxPayloadBytes: number;
   /** How much structure a message may have (MAX_JSON_DEPTH, MAX_JSON_VALUES), checked before graphql-ws parses it. */
   jsonLimits: JsonShapeLimits;
-  /** Checks `connection_init` payloads; absent = auth off. Must not throw (a throw counts as invalid). */
-  authenticate?: (connectionParams: Readonly<Record<string, unknown>>) => AuthOutcome;
+  /** Checks `connection_init` payloads (with auth off: the open caller for anyone). Must not throw (a throw counts as invalid). */
+  authenticate: (connectionParams: Readonly<Record<string, unknown>>) => AuthOutcome;
   /** Whether a browser `Origin` other than the server's own may connect. */
   isAllowedOrigin: (origin: string) => boolean;
   /** Whether the upgrade's `Host` header names this server (ALLOWED_HOSTS); must not throw. */
@@ -192,6 +194,8 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     maxBytes: options.documentCacheBytes,
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes });
+  // The caller each connection authenticated as, by graphql-ws's per-connection context.
+  const callers = new WeakMap<object, Caller>();
 
   // Upgrades are routed by hand (noServer) so other paths and foreign origins are refused before any websocket exists.
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -221,29 +225,29 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       // Internal messages never reach clients as close reasons.
       isProd: true,
       onConnect: (ctx) => {
-        if (authenticate === undefined) {
-          acknowledged.add(ctx.extra.socket);
-          return true;
-        }
-        let outcome: AuthOutcome;
+        let authentication: AuthOutcome;
         try {
-          outcome = authenticate(ctx.connectionParams ?? {});
+          authentication = authenticate(ctx.connectionParams ?? {});
         } catch (error) {
           logger.warn({ err: error }, 'websocket authentication threw');
-          outcome = 'invalid';
+          authentication = { outcome: 'invalid' };
         }
-        if (outcome === 'ok') {
+        if (authentication.outcome === 'ok') {
           acknowledged.add(ctx.extra.socket);
+          callers.set(ctx, authentication.caller);
           return true;
         }
-        if (outcome === 'missing') {
+        if (authentication.outcome === 'missing') {
           // graphql-ws only knows 4403 for a refused connection_init; a missing key is 4401.
           ctx.extra.socket.close(CloseCode.Unauthorized, 'Unauthorized: API key required');
         }
         return false;
       },
-      onSubscribe: (_ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+      onSubscribe: (ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
         try {
+          const caller = callers.get(ctx);
+          // graphql-ws runs no operation before an accepted connection_init; this is a guard, not a path.
+          if (caller === undefined) throw new Error('websocket operation before authentication');
           const validated = documents(payload.query);
           if (!validated.ok) {
             return validated.errors.map(
@@ -264,7 +268,7 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
             document,
             variableValues: variables,
             operationName,
-            contextValue: createContext(services, `ws-${randomUUID()}`),
+            contextValue: createContext(services, `ws-${randomUUID()}`, caller),
           };
         } catch (error) {
           logger.error({ err: error }, 'preparing a websocket operation failed');

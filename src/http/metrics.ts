@@ -12,7 +12,7 @@ import type { EventEmitter } from 'node:events';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { onnxCpuSeconds, onnxThreadCount, onnxThreadCpu, type ClipEvents } from '../clip/index.js';
-import type { Job, JobStats, RetentionStats } from '../jobs/index.js';
+import { ownerLabel, type Job, type JobStats, type RetentionStats } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 
 export interface MetricsSources {
@@ -118,6 +118,17 @@ export function createMetrics(sources: MetricsSources): Metrics {
       if (stats === undefined || stats.evicted <= evictedSeen) return;
       this.inc(stats.evicted - evictedSeen);
       evictedSeen = stats.evicted;
+    },
+  });
+  new Gauge({
+    name: 'clip_jobs_in_progress_by_key',
+    help: 'Unfinished jobs (queued or running) per API key, cluster-wide with Redis; `key` is a prefix of the keyed hash of the key (never the key itself). MAX_QUEUED_JOBS_PER_KEY bounds it.',
+    labelNames: ['key'] as const,
+    registers: [registry],
+    collect() {
+      // Keys whose jobs all finished leave the metric, rather than staying at 0 for the life of the process.
+      this.reset();
+      for (const [owner, counts] of Object.entries(jobs.stats().owners)) this.set({ key: ownerLabel(owner) }, counts.jobs);
     },
   });
   new Gauge({

@@ -23,7 +23,7 @@
  *   4. stop Apollo (the drain plugin closes the HTTP server once in-flight requests end),
  *   5. release the ONNX sessions.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -33,7 +33,7 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler } 
 import { ClipService, type ModelInfo } from '../clip/index.js';
 import { allowedHostNames, type Config } from '../config.js';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
-import { buildGraphqlSchema, createApolloServer, documentSizeMiddleware, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type AuthOutcome, type DocumentLimits, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
+import { buildGraphqlSchema, createApolloServer, documentSizeMiddleware, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type DocumentLimits, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
 import { createJobs, mergeModelViews, type JobService } from '../jobs/index.js';
 import { JsonShapeError, jsonShapeVerifier, type JsonShapeLimits } from '../jsonShape.js';
 import { createLogger, type Logger } from '../logger.js';
@@ -41,6 +41,7 @@ import { createImageUrlFetcher, type ImageUrlFetcher } from '../imageUrls/index.
 import { createRestRouter, sendRestError, toRestError, type RestDeps } from '../rest/index.js';
 import { createOpenAiRouter, sendOpenAiError, toOpenAiError, type OpenAiDeps } from '../openai/index.js';
 import { createHostCheck, foreignHostMessage, refuseForeignHosts } from './allowedHosts.js';
+import { AUTH_MESSAGES, callerOf, createAuth, keyFromConnectionParams, keyFromRequest, setCaller } from './auth.js';
 import { createGraphiqlHandler } from './graphiql.js';
 import { createWebUiHandler } from './webUi.js';
 import { createHealthRouter, type Readiness } from './health.js';
@@ -82,49 +83,6 @@ const IMAGE_URL_USER_AGENT = 'clip-classify-server (image URL fetcher)';
 const SUBSCRIBER_FLUSH_MS = 2_000;
 /** Longest wait for websocket peers to answer the close handshake on stop, in ms; the rest are cut. */
 const WEBSOCKET_CLOSE_MS = 1_000;
-
-// ---- API keys ----
-
-function digest(key: string): Buffer {
-  return createHash('sha256').update(key).digest();
-}
-
-/** Compares digests in constant time so response timing does not leak a key's prefix. */
-function createKeyCheck(apiKeys: readonly string[]): (key: string | undefined) => AuthOutcome {
-  const digests = apiKeys.map(digest);
-  return (key) => {
-    if (key === undefined || key === '') return 'missing';
-    const candidate = digest(key);
-    let match = false;
-    for (const known of digests) match = timingSafeEqual(known, candidate) || match;
-    return match ? 'ok' : 'invalid';
-  };
-}
-
-function bearer(value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(value);
-  return match?.[1];
-}
-
-function keyFromRequest(req: Request): string | undefined {
-  const header = req.get('x-api-key');
-  return header !== undefined && header.trim() !== '' ? header.trim() : bearer(req.get('authorization'));
-}
-
-/** `{ apiKey }`, `{ Authorization: 'Bearer …' }`, or GraphiQL's headers object `{ 'x-api-key': … }`. */
-function keyFromConnectionParams(params: Readonly<Record<string, unknown>>): string | undefined {
-  for (const name of ['apiKey', 'x-api-key', 'X-API-Key']) {
-    const value = params[name];
-    if (typeof value === 'string') return value;
-  }
-  return bearer(params.Authorization ?? params.authorization);
-}
-
-const AUTH_MESSAGES: Record<Exclude<AuthOutcome, 'ok'>, string> = {
-  missing: 'An API key is required: send `Authorization: Bearer <key>` or `x-api-key: <key>`',
-  invalid: 'The API key is not valid',
-};
 
 // ---- small HTTP helpers ----
 
@@ -212,6 +170,8 @@ export function jobsFromConfig(config: Config, role: Config['role'], clip: ClipS
       maxQueuedJobs: config.maxQueuedJobs,
       maxQueuedImages: config.maxQueuedImages,
       maxPendingImageBytes: config.maxPendingImageBytes,
+      maxQueuedJobsPerKey: config.maxQueuedJobsPerKey,
+      maxQueuedImagesPerKey: config.maxQueuedImagesPerKey,
       maxConcurrentJobs: config.maxConcurrentJobs,
       ttlSeconds: config.jobTtlSeconds,
       maxRetainedJobBytes: config.maxRetainedJobBytes,
@@ -254,6 +214,7 @@ export function createClip(config: Config, logger: Logger): ClipService {
       graphOptimizationLevel: config.ortGraphOptimization,
       allowSpinning: config.ortAllowSpinning,
       executionProviders: config.ortExecutionProviders,
+      ortTelemetry: config.ortTelemetry,
       logitScale: config.logitScale,
       preprocessConcurrency: config.preprocessConcurrency,
       preprocessWorkers: config.preprocessWorkers,
@@ -296,7 +257,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   modelsRefresh?.unref();
   const graphqlModels = registry === undefined ? clip : { defaultModelName: clip.defaultModelName, models: () => mergeModelViews(clip.models(), workerModels) };
   const services = { jobs, clip: graphqlModels, logger, maxResponseBytes: config.maxResponseBytes };
-  const checkKey = config.apiKeys.length > 0 ? createKeyCheck(config.apiKeys) : null;
+  const auth = createAuth(config.apiKeys, config.adminApiKeys);
   const allowAnyOrigin = config.corsOrigins.includes('*');
   const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
   const isAllowedHost = createHostCheck(allowedHostNames(config));
@@ -340,19 +301,21 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   // GraphiQL answers GET /graphql only for browsers (Accept: text/html) and serves its own assets;
   // the page is static and open, the operations it sends need the key like any other.
   if (config.graphiql) {
-    app.use(createGraphiqlHandler({ endpoint: '/graphql', subscriptionEndpoint: '/graphql', apiKeyHeader: checkKey !== null }));
+    app.use(createGraphiqlHandler({ endpoint: '/graphql', subscriptionEndpoint: '/graphql', apiKeyHeader: auth.enabled }));
   }
   // The classification page at GET /: static and open like GraphiQL; it talks to the API with the key typed into it.
   if (config.webUi) {
-    app.use(createWebUiHandler({ endpoint: '/graphql', apiKeyRequired: checkKey !== null, graphiqlPath: config.graphiql ? '/graphql' : null, logger }));
+    app.use(createWebUiHandler({ endpoint: '/graphql', apiKeyRequired: auth.enabled, graphiqlPath: config.graphiql ? '/graphql' : null, logger }));
   }
   const requireKey =
     (kind: 'graphql' | 'rest' | 'openai'): RequestHandler =>
     (req, res, next) => {
-      if (checkKey === null) return next();
-      const outcome = checkKey(keyFromRequest(req));
-      if (outcome === 'ok') return next();
-      const message = AUTH_MESSAGES[outcome];
+      const authentication = auth.authenticate(keyFromRequest(req));
+      if (authentication.outcome === 'ok') {
+        setCaller(res, authentication.caller);
+        return next();
+      }
+      const message = AUTH_MESSAGES[authentication.outcome];
       res.setHeader('WWW-Authenticate', 'Bearer');
       if (kind === 'rest') return sendRestError(res, toRestError(new AppError(ErrorCode.Unauthenticated, message)));
       if (kind === 'openai') return sendOpenAiError(res, toOpenAiError(new AppError(ErrorCode.Unauthenticated, message)));
@@ -405,7 +368,14 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   graphqlRouter.use(graphqlBodyErrors);
   app.use('/graphql', graphqlRouter);
 
-  const restDeps: RestDeps = { jobs, clip, logger: logger.child({ component: 'rest' }), maxBodyBytes: config.maxBodyBytes, jsonLimits };
+  const restDeps: RestDeps = {
+    jobs,
+    clip,
+    logger: logger.child({ component: 'rest' }),
+    maxBodyBytes: config.maxBodyBytes,
+    jsonLimits,
+    callerOf: (_req, res) => callerOf(res),
+  };
   app.use('/api', requireKey('rest'), createRestRouter(restDeps));
 
   // OpenAI's embeddings API: the same jobs as every other route, answered synchronously.
@@ -413,6 +383,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     jobs,
     models: { models: () => graphqlModels.models(), resolveModelName: (name) => clip.resolveModelName(name) },
     logger: logger.child({ component: 'openai' }),
+    callerOf: (_req, res) => callerOf(res),
     maxBodyBytes: config.maxBodyBytes,
     jsonLimits,
     createdAt: Math.floor(Date.now() / 1000),
@@ -471,7 +442,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       isAllowedOrigin,
       isAllowedHost,
       foreignHostMessage,
-      ...(checkKey === null ? {} : { authenticate: (params: Readonly<Record<string, unknown>>) => checkKey(keyFromConnectionParams(params)) }),
+      authenticate: (params: Readonly<Record<string, unknown>>) => auth.authenticate(keyFromConnectionParams(params)),
     });
     apollo = createApolloServer({
       schema,
@@ -484,7 +455,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     });
     await apollo.start();
     graphqlHandler = expressMiddleware(apollo, {
-      context: async ({ res }) => createContext(services, typeof res.locals.requestId === 'string' ? res.locals.requestId : randomUUID()),
+      context: async ({ res }) => createContext(services, typeof res.locals.requestId === 'string' ? res.locals.requestId : randomUUID(), callerOf(res)),
     });
     const address = await listen();
     logger.info({ url: address.url, model: clip.defaultModelName }, 'listening; loading models');

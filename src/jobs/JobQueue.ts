@@ -34,6 +34,8 @@ export interface TakenWork {
 /** What `reserve` takes for one job: its image bytes, counted against the limits and kept with the reservation. */
 export interface Reservation {
   id: string;
+  /** The job's owner (jobs/caller.ts), counted against the per-owner limits; null: no per-owner limit applies. */
+  owner: string | null;
   images: Uint8Array[];
   /** The job's expiry as created: the bytes expire then unless a worker runs the job, and the queue releases the reservation. */
   expiresAt: Date;
@@ -54,15 +56,29 @@ export interface QueueCounts {
   images: number;
   /** Encoded image bytes of unfinished jobs. */
   imageBytes: number;
+  /** Unfinished jobs and their images per owner (keyed hash of an API key); owners with none are absent. */
+  owners: Readonly<Record<string, OwnerCounts>>;
+}
+
+/** One owner's share of the unfinished work. */
+export interface OwnerCounts {
+  jobs: number;
+  images: number;
 }
 
 export interface AdmissionLimits {
   maxJobs: number;
   maxImages: number;
   maxImageBytes: number;
+  /** Bounds on one owner's unfinished jobs and images (a fair share of the queue per API key). */
+  maxJobsPerOwner: number;
+  maxImagesPerOwner: number;
 }
 
-export type Admission = { admitted: true } | { admitted: false; limit: 'jobs' | 'images' | 'imageBytes'; counts: QueueCounts };
+/** Which bound refused a job: the queue's, or its owner's share. */
+export type AdmissionLimit = 'jobs' | 'images' | 'imageBytes' | 'ownerJobs' | 'ownerImages';
+
+export type Admission = { admitted: true } | { admitted: false; limit: AdmissionLimit; counts: QueueCounts };
 
 /**
  * Runs one job. Resolves when the job is finished with (its terminal state stored, or nothing left to do).

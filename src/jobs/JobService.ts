@@ -15,7 +15,9 @@ import type { Logger } from '../logger.js';
 import type { ModelInfo, PromptConfig } from '../clip/index.js';
 import { isImageUrl } from '../imageUrls/index.js';
 import type { JobEvents } from './JobEvents.js';
-import type { Admission, JobQueue, QueueCounts } from './JobQueue.js';
+import { exceededLimit, type AdmissionRequest } from './admission.js';
+import { canAccess, visibleTo, type Caller } from './caller.js';
+import type { Admission, AdmissionLimits, JobQueue, OwnerCounts, QueueCounts } from './JobQueue.js';
 import { InvalidCursorError, type JobPage, type JobStore } from './JobStore.js';
 import { JobWorker, type JobRunner } from './JobWorker.js';
 import { MemoryJobEvents } from './memory/MemoryJobEvents.js';
@@ -85,6 +87,10 @@ export interface JobServiceOptions {
   maxQueuedImages?: number;
   /** Admission bound on encoded image bytes held by unfinished jobs, cluster-wide; default 512 MiB. */
   maxPendingImageBytes?: number;
+  /** Admission bound on one API key's queued + running jobs, cluster-wide (see MAX_QUEUED_JOBS_PER_KEY); default: maxQueuedJobs. */
+  maxQueuedJobsPerKey?: number;
+  /** Admission bound on images held by one API key's unfinished jobs (see MAX_QUEUED_IMAGES_PER_KEY); default: maxQueuedImages. */
+  maxQueuedImagesPerKey?: number;
   /** Jobs the in-process worker runs at once; the rest wait QUEUED. Default 32. */
   maxConcurrentJobs?: number;
   /** How long a job is kept after its last change, in seconds; default 3600. */
@@ -114,6 +120,8 @@ export interface JobStats {
   /** Images held by unfinished jobs (cluster-wide with Redis). */
   pendingImages: number;
   pendingImageBytes: number;
+  /** Unfinished jobs and their images per owner, by the keyed hash of its API key (cluster-wide with Redis). */
+  owners: Readonly<Record<string, OwnerCounts>>;
   /** Open `watch` iterators in this process. */
   watchers: number;
   draining: boolean;
@@ -172,6 +180,8 @@ export class JobService {
       maxQueuedJobs: options.maxQueuedJobs ?? 256,
       maxQueuedImages: options.maxQueuedImages ?? 1024,
       maxPendingImageBytes: options.maxPendingImageBytes ?? 512 * MiB,
+      maxQueuedJobsPerKey: options.maxQueuedJobsPerKey ?? options.maxQueuedJobs ?? 256,
+      maxQueuedImagesPerKey: options.maxQueuedImagesPerKey ?? options.maxQueuedImages ?? 1024,
       maxConcurrentJobs: options.maxConcurrentJobs ?? 32,
       ttlSeconds: options.ttlSeconds ?? 3600,
       maxPageSize: options.maxPageSize ?? 100,
@@ -264,10 +274,10 @@ export class JobService {
    * base64 decoding, URL fetching, header inspection (format, size) before any pixel is decoded. Fetched bytes
    * pass the same checks as bytes sent inline.
    */
-  async #decodeImages(input: SubmitImages): Promise<{ images: Uint8Array[]; imageBytes: number }> {
+  async #decodeImages(input: SubmitImages, owner: string | null): Promise<{ images: Uint8Array[]; imageBytes: number }> {
     const imageFields = this.#validateImageList(input);
     // Refuse early under overload, before spending time decoding or fetching images we would not keep.
-    await this.#refuseIfSaturated(imageFields.length, 0);
+    await this.#refuseIfSaturated({ owner, images: imageFields.length, imageBytes: 0 });
     const fieldOf = (index: number): string => (input.batched ? `${input.imagesField}[${index}]` : input.imagesField);
     const decoded = imageFields.map((image, index): Uint8Array | string => {
       const field = fieldOf(index);
@@ -320,18 +330,19 @@ export class JobService {
   }
 
   /**
-   * Validates and admits a job, stores it QUEUED and enqueues it for a worker.
-   * Throws AppError BAD_USER_INPUT naming the field, OVERLOADED when saturated, SHUTTING_DOWN while draining,
-   * SERVICE_UNAVAILABLE when the backend (Redis) is unreachable.
+   * Validates and admits a job of `caller`'s (its owner from now on), stores it QUEUED and enqueues it for a worker.
+   * Throws AppError BAD_USER_INPUT naming the field, OVERLOADED when saturated (or when the caller's key holds its
+   * share of the queue), SHUTTING_DOWN while draining, SERVICE_UNAVAILABLE when the backend (Redis) is unreachable.
    */
-  async submit(input: SubmitJobInput): Promise<Job> {
+  async submit(caller: Caller, input: SubmitJobInput): Promise<Job> {
     this.#assertAccepting();
     const plan = this.#plan(input);
-    if (plan.images === null) await this.#refuseIfSaturated(0, 0);
-    const { images, imageBytes } = plan.images === null ? { images: [], imageBytes: 0 } : await this.#decodeImages(plan.images);
+    const owner = caller.owner;
+    if (plan.images === null) await this.#refuseIfSaturated({ owner, images: 0, imageBytes: 0 });
+    const { images, imageBytes } = plan.images === null ? { images: [], imageBytes: 0 } : await this.#decodeImages(plan.images, owner);
     // Checked again: the awaits above let other submissions (or a drain) in.
     this.#assertAccepting();
-    const admitting = this.#admitAndEnqueue(plan, images, imageBytes);
+    const admitting = this.#admitAndEnqueue(plan, owner, images, imageBytes);
     this.#admitting.add(admitting);
     try {
       return await admitting;
@@ -340,19 +351,17 @@ export class JobService {
     }
   }
 
-  async #admitAndEnqueue(plan: JobPlan, images: Uint8Array[], imageBytes: number): Promise<Job> {
+  async #admitAndEnqueue(plan: JobPlan, owner: string | null, images: Uint8Array[], imageBytes: number): Promise<Job> {
     const id = randomUUID();
-    await this.#refuseIfSaturated(images.length, imageBytes);
+    await this.#refuseIfSaturated({ owner, images: images.length, imageBytes });
     const now = new Date();
     // The reservation and the queued work expire with the job: nothing of it outlives its TTL in the queue.
     const expiresAt = new Date(now.getTime() + this.#limits.ttlSeconds * 1000);
-    const admission = await this.#queue.reserve(
-      { id, images, expiresAt },
-      { maxJobs: this.#limits.maxQueuedJobs, maxImages: this.#limits.maxQueuedImages, maxImageBytes: this.#limits.maxPendingImageBytes },
-    );
-    if (!admission.admitted) throw this.#refusal(admission);
+    const admission = await this.#queue.reserve({ id, owner, images, expiresAt }, this.#admissionLimits());
+    if (!admission.admitted) throw this.#refusal(admission, owner);
     const job: Job = {
       id,
+      owner,
       status: 'queued',
       task: plan.task,
       model: plan.model,
@@ -387,19 +396,22 @@ export class JobService {
     return job;
   }
 
-  /** The job, or undefined when unknown or expired. */
-  async get(id: string): Promise<Job | undefined> {
-    return this.#store.get(id);
+  /** The job, or undefined when unknown, expired, or not `caller`'s to see. */
+  async get(caller: Caller, id: string): Promise<Job | undefined> {
+    return visibleTo(caller, await this.#store.get(id));
   }
 
-  /** Jobs in creation order. Throws BAD_USER_INPUT for a bad `first` or `after`. */
-  async list(input: ListJobsInput = {}): Promise<JobPage> {
+  /** The jobs `caller` may see (its own; every job for an admin), in creation order. Throws BAD_USER_INPUT for a bad `first` or `after`. */
+  async list(caller: Caller, input: ListJobsInput = {}): Promise<JobPage> {
     const first = input.first ?? DEFAULT_PAGE_SIZE;
     if (!Number.isInteger(first) || first < 1 || first > this.#limits.maxPageSize) {
       throw badUserInput(`first: expected an integer between 1 and ${this.#limits.maxPageSize}, got ${first}`, 'first');
     }
+    // A caller that sees only its own jobs has an owner; one without would see nothing.
+    const owner = caller.seesAll ? undefined : caller.owner;
+    if (owner === null) return { jobs: [], endCursor: null, hasNextPage: false };
     try {
-      return await this.#store.list({ status: input.status, first, after: input.after });
+      return await this.#store.list({ status: input.status, first, after: input.after, owner });
     } catch (error) {
       if (error instanceof InvalidCursorError) throw badUserInput(`after: ${error.message}`, 'after');
       throw error;
@@ -408,9 +420,11 @@ export class JobService {
 
   /**
    * Cancels a queued or running job (it becomes CANCELLED at once; the worker running it, in whichever
-   * process, abandons its inference). A finished job is returned unchanged; undefined when the job is unknown.
+   * process, abandons its inference). A finished job is returned unchanged; undefined when the job is unknown or not
+   * `caller`'s to see (an owner never changes, so the check before the change holds for it).
    */
-  async cancel(id: string): Promise<Job | undefined> {
+  async cancel(caller: Caller, id: string): Promise<Job | undefined> {
+    if ((await this.get(caller, id)) === undefined) return undefined;
     const { job, changed } = await advanceJob(this.#deps, id, (current) => ({
       ...current,
       status: 'cancelled',
@@ -427,14 +441,14 @@ export class JobService {
 
   /**
    * Resolves to an iterator over the job's states: the current one first, then every change; it ends
-   * after a terminal state. Rejects with AppError NOT_FOUND for an unknown job. Stopping early
-   * (`return()`) removes the listener at once.
+   * after a terminal state. Rejects with AppError NOT_FOUND for an unknown job, or one not `caller`'s to see.
+   * Stopping early (`return()`) removes the listener at once.
    */
-  async watch(id: string): Promise<AsyncIterableIterator<Job>> {
+  async watch(caller: Caller, id: string): Promise<AsyncIterableIterator<Job>> {
     // Listen first, then read: a change stored after the read is published after the listener exists, so none is missed.
-    const watcher = this.#iterate(id);
+    const watcher = this.#iterate(caller, id);
     try {
-      const current = await this.#store.get(id);
+      const current = visibleTo(caller, await this.#store.get(id));
       if (current === undefined && !watcher.seen()) {
         throw new AppError(ErrorCode.NotFound, `job ${JSON.stringify(id)} not found (unknown or expired)`);
       }
@@ -451,9 +465,12 @@ export class JobService {
    * e.g. texts against images for retrieval. Both must be COMPLETE embedding jobs of one model (the vectors of two
    * models live in different spaces). NOT_FOUND for an unknown job; BAD_USER_INPUT naming the argument otherwise.
    */
-  async rank(queriesId: string, candidatesId: string, k: number): Promise<{ rankings: SimilarityRanking[]; queries: Job; candidates: Job }> {
+  async rank(caller: Caller, queriesId: string, candidatesId: string, k: number): Promise<{ rankings: SimilarityRanking[]; queries: Job; candidates: Job }> {
     if (!Number.isInteger(k) || k < 1) throw badUserInput(`k: expected a positive integer, got ${k}`, 'k');
-    const [queries, candidates] = await Promise.all([this.#completeEmbedding(queriesId, 'queries'), this.#completeEmbedding(candidatesId, 'candidates')]);
+    const [queries, candidates] = await Promise.all([
+      this.#completeEmbedding(caller, queriesId, 'queries'),
+      this.#completeEmbedding(caller, candidatesId, 'candidates'),
+    ]);
     if (queries.model !== candidates.model) {
       throw badUserInput(
         `candidates: job ${candidatesId} ran on ${candidates.model} and job ${queriesId} on ${queries.model}; vectors of different models cannot be compared`,
@@ -473,8 +490,8 @@ export class JobService {
     return { rankings: rankBySimilarity(queries.result, candidates.result, k), queries: queries.job, candidates: candidates.job };
   }
 
-  async #completeEmbedding(id: string, field: string): Promise<{ job: Job; model: string; result: EmbeddingResult }> {
-    const job = await this.#store.get(id);
+  async #completeEmbedding(caller: Caller, id: string, field: string): Promise<{ job: Job; model: string; result: EmbeddingResult }> {
+    const job = await this.get(caller, id);
     if (job === undefined) throw new AppError(ErrorCode.NotFound, `${field}: job ${JSON.stringify(id.slice(0, 100))} not found (unknown or expired)`);
     if (job.status !== 'complete') throw badUserInput(`${field}: job ${job.id} is ${job.status}; rank when it is complete`, field);
     if (job.result.task === 'classification') throw badUserInput(`${field}: job ${job.id} is a classification, not an embedding job`, field);
@@ -503,6 +520,7 @@ export class JobService {
       running: counts.jobs - counts.waiting,
       pendingImages: counts.images,
       pendingImageBytes: counts.imageBytes,
+      owners: counts.owners,
       watchers: this.#watchers,
       draining: this.#draining,
       totals: { ...this.#totals },
@@ -615,20 +633,28 @@ export class JobService {
    * which cost nothing but on Redis can be a second old (another API's burst may have drained since), so a refusal
    * is made only on counts read again: nobody is refused on a stale view.
    */
-  async #refuseIfSaturated(imageCount: number, imageBytes: number): Promise<void> {
-    if (this.#saturation(this.#queue.lastCounts(), imageCount, imageBytes) === null) return;
-    const refusal = this.#saturation(await this.#queue.counts(), imageCount, imageBytes);
-    if (refusal !== null) throw this.#refusal(refusal);
+  async #refuseIfSaturated(request: AdmissionRequest): Promise<void> {
+    if (this.#saturation(this.#queue.lastCounts(), request) === null) return;
+    const refusal = this.#saturation(await this.#queue.counts(), request);
+    if (refusal !== null) throw this.#refusal(refusal, request.owner);
   }
 
-  #saturation(queueCounts: QueueCounts, imageCount: number, imageBytes: number): Exclude<Admission, { admitted: true }> | null {
-    const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes } = this.#limits;
+  #saturation(queueCounts: QueueCounts, request: AdmissionRequest): Exclude<Admission, { admitted: true }> | null {
     // Images in this process's batchers count even when they are not a job's (direct ClipService callers).
     const counts = { ...queueCounts, images: Math.max(queueCounts.images, this.#clip.queuedImages?.() ?? 0) };
-    if (counts.jobs >= maxQueuedJobs) return { admitted: false, limit: 'jobs', counts };
-    if (counts.images + imageCount > maxQueuedImages) return { admitted: false, limit: 'images', counts };
-    if (counts.imageBytes + imageBytes > maxPendingImageBytes) return { admitted: false, limit: 'imageBytes', counts };
-    return null;
+    const limit = exceededLimit(counts, request, this.#admissionLimits());
+    return limit === null ? null : { admitted: false, limit, counts };
+  }
+
+  #admissionLimits(): AdmissionLimits {
+    const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes, maxQueuedJobsPerKey, maxQueuedImagesPerKey } = this.#limits;
+    return {
+      maxJobs: maxQueuedJobs,
+      maxImages: maxQueuedImages,
+      maxImageBytes: maxPendingImageBytes,
+      maxJobsPerOwner: maxQueuedJobsPerKey,
+      maxImagesPerOwner: maxQueuedImagesPerKey,
+    };
   }
 
   /**
@@ -636,8 +662,9 @@ export class JobService {
    * otherwise jobs admitted while others decode overfill the classifier's queue, which then fails jobs already
    * accepted with OVERLOADED (issue 5).
    */
-  #refusal(admission: Exclude<Admission, { admitted: true }>): AppError {
-    const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes } = this.#limits;
+  #refusal(admission: Exclude<Admission, { admitted: true }>, owner: string | null): AppError {
+    const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes, maxQueuedJobsPerKey, maxQueuedImagesPerKey } = this.#limits;
+    const own = owner === null ? undefined : admission.counts.owners[owner];
     switch (admission.limit) {
       case 'jobs':
         return new AppError(ErrorCode.Overloaded, `too many jobs in progress (${admission.counts.jobs}, MAX_QUEUED_JOBS=${maxQueuedJobs}); retry later`);
@@ -651,6 +678,16 @@ export class JobService {
           ErrorCode.Overloaded,
           `too many image bytes held by unfinished jobs (MAX_PENDING_IMAGE_BYTES=${maxPendingImageBytes}); retry later`,
         );
+      case 'ownerJobs':
+        return new AppError(
+          ErrorCode.Overloaded,
+          `too many jobs in progress for this API key (${own?.jobs ?? maxQueuedJobsPerKey}, MAX_QUEUED_JOBS_PER_KEY=${maxQueuedJobsPerKey}); retry later`,
+        );
+      case 'ownerImages':
+        return new AppError(
+          ErrorCode.Overloaded,
+          `too many images waiting for inference for this API key (${own?.images ?? maxQueuedImagesPerKey}, MAX_QUEUED_IMAGES_PER_KEY=${maxQueuedImagesPerKey}); retry later`,
+        );
       default:
         throw new UnreachableCaseError(admission.limit);
     }
@@ -662,7 +699,7 @@ export class JobService {
    * A watcher of one job: `offer` feeds it states (from the bus or the store); only versions newer than the
    * last one pass, so repeated, stale or reordered deliveries are dropped. After a bus reconnect it re-reads.
    */
-  #iterate(id: string): { iterator: AsyncIterableIterator<Job>; offer: (job: Job) => void; seen: () => boolean } {
+  #iterate(caller: Caller, id: string): { iterator: AsyncIterableIterator<Job>; offer: (job: Job) => void; seen: () => boolean } {
     const buffer: Job[] = [];
     let lastVersion = -1;
     let finished = false;
@@ -685,7 +722,7 @@ export class JobService {
       }
     };
     const offer = (job: Job): void => {
-      if (job.id !== id || finished || job.version <= lastVersion) return;
+      if (job.id !== id || finished || job.version <= lastVersion || !canAccess(caller, job)) return;
       lastVersion = job.version;
       if (pending !== null) {
         const resolve = pending;

@@ -17,6 +17,8 @@ export interface JobPage {
 export interface ListJobsOptions {
   /** Only jobs in this status. */
   status?: JobStatus | undefined;
+  /** Only jobs of this owner (keyed hash of an API key); every job when absent. */
+  owner?: string | undefined;
   /** Page size (the caller bounds it). */
   first: number;
   /** An opaque cursor from a previous page's `endCursor`: jobs created after that one. */

@@ -1,5 +1,7 @@
 /** The jobs folder's public surface: what the API layers, the server and the roles may use. */
 export { JobService } from './JobService.js';
+export { assertOperator, canAccess, OPEN_CALLER, ownerLabel, visibleTo } from './caller.js';
+export type { Caller } from './caller.js';
 export type { FetchImageUrl, JobClassifier, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
 export { JobWorker } from './JobWorker.js';
 export { createJobs } from './createJobs.js';
@@ -15,7 +17,7 @@ export { InvalidCursorError } from './JobStore.js';
 export type { JobPage, JobStore, ListJobsOptions } from './JobStore.js';
 export type { RetentionStats } from './retention.js';
 export type { JobEventListener, JobEventMap, JobEventName, JobEvents } from './JobEvents.js';
-export type { Admission, AdmissionLimits, GiveUpReason, JobHandler, JobQueue, JobWork, QueueCounts, Reservation, TakenWork } from './JobQueue.js';
+export type { Admission, AdmissionLimit, AdmissionLimits, OwnerCounts, GiveUpReason, JobHandler, JobQueue, JobWork, QueueCounts, Reservation, TakenWork } from './JobQueue.js';
 export { jobFromJSON, jobToJSON } from './serialise.js';
 export { mergeModelViews } from './redis/index.js';
 export { isTerminal, JOB_STATUSES, JOB_TASKS, TERMINAL_STATUSES } from './types.js';

@@ -16,6 +16,8 @@ export function jobFromJSON(text: string): Job {
   if (typeof raw.id !== 'string' || typeof raw.status !== 'string' || typeof raw.version !== 'number') {
     throw new Error('not a stored job');
   }
+  // Stored before jobs had owners: nobody's (only admins see them once keys are configured).
+  if (typeof raw.owner !== 'string') raw.owner = null;
   for (const field of DATE_FIELDS) {
     const value = raw[field];
     if (typeof value === 'string') raw[field] = new Date(value);

@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../logger.js';
 import { UnreachableCaseError } from '../errors.js';
+import { ownerLabel } from './caller.js';
 import type { JobEvents } from './JobEvents.js';
 import type { JobStore } from './JobStore.js';
 import { isTerminal, type Job } from './types.js';
@@ -73,6 +74,8 @@ export function jobLogFields(job: Job): Record<string, unknown> {
     classes: job.classes.length,
     texts: job.texts.length,
   };
+  // The same label as /metrics: which key's job this is, never the key.
+  if (job.owner !== null) fields.key = ownerLabel(job.owner);
   switch (job.status) {
     case 'queued':
       break;

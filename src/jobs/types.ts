@@ -52,6 +52,11 @@ export interface JobFailure {
 
 interface JobCommon {
   id: string;
+  /**
+   * The keyed hash of the API key that created the job (jobs/caller.ts), never the key; null when it was created
+   * with authentication off. Only that key and admins see the job.
+   */
+  owner: string | null;
   task: JobTask;
   /** The resolved name of the model the job runs on. */
   model: string;

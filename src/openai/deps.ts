@@ -4,18 +4,19 @@
  * them to their end and cancels them when the caller leaves.
  */
 import type { ModelInfo } from '../clip/index.js';
-import type { Job, SubmitJobInput } from '../jobs/index.js';
+import type { Request, Response } from 'express';
+import type { Caller, Job, SubmitJobInput } from '../jobs/index.js';
 import type { JsonShapeLimits } from '../jsonShape.js';
 import type { Logger } from '../logger.js';
 
-/** The part of JobService the OpenAI routes call. */
+/** The part of JobService the OpenAI routes call, each call on behalf of the request's caller (its API key). */
 export interface OpenAiJobs {
-  /** Accepts a job; throws AppError BAD_USER_INPUT, OVERLOADED, SHUTTING_DOWN or SERVICE_UNAVAILABLE. */
-  submit(input: SubmitJobInput): Promise<Job>;
+  /** Accepts a job of the caller's; throws AppError BAD_USER_INPUT, OVERLOADED, SHUTTING_DOWN or SERVICE_UNAVAILABLE. */
+  submit(caller: Caller, input: SubmitJobInput): Promise<Job>;
   /** The job's states, the current one first, ending after a terminal one. */
-  watch(id: string): Promise<AsyncIterableIterator<Job>>;
+  watch(caller: Caller, id: string): Promise<AsyncIterableIterator<Job>>;
   /** Cancels a queued or running job. */
-  cancel(id: string): Promise<Job | undefined>;
+  cancel(caller: Caller, id: string): Promise<Job | undefined>;
 }
 
 /** The configured models: their names, sizes (once loaded) and how a user's name resolves. */
@@ -28,6 +29,8 @@ export interface OpenAiDeps {
   jobs: OpenAiJobs;
   models: OpenAiModels;
   logger: Logger;
+  /** Who sent the request (from its API key, checked before the router). */
+  callerOf(req: Request, res: Response): Caller;
   /** The largest JSON body accepted, in bytes (MAX_BODY_BYTES); 413 over it. */
   maxBodyBytes: number;
   /** Bounds on a JSON body's depth and value count (MAX_JSON_DEPTH, MAX_JSON_VALUES), checked before parsing. */

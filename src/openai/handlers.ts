@@ -7,7 +7,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
-import { isTerminal, type Job, type SubmitJobInput } from '../jobs/index.js';
+import { isTerminal, type Caller, type Job, type SubmitJobInput } from '../jobs/index.js';
 import type { OpenAiDeps, OpenAiJobs, OpenAiModels } from './deps.js';
 import { parseEmbeddingRequest, type EmbeddingRequest } from './request.js';
 import { toEmbeddingsResponse, toModelsResponse } from './response.js';
@@ -25,6 +25,21 @@ interface PlannedJob {
   input: SubmitJobInput;
   /** `positions[k]` is the request index of the job's k-th input. */
   positions: number[];
+}
+
+/** The caller's view of the jobs: every call below acts on the request's own jobs. */
+interface CallerJobs {
+  submit(input: SubmitJobInput): Promise<Job>;
+  watch(id: string): Promise<AsyncIterableIterator<Job>>;
+  cancel(id: string): Promise<Job | undefined>;
+}
+
+function jobsOf(jobs: OpenAiJobs, caller: Caller): CallerJobs {
+  return {
+    submit: (input) => jobs.submit(caller, input),
+    watch: (id) => jobs.watch(caller, id),
+    cancel: (id) => jobs.cancel(caller, id),
+  };
 }
 
 /** The field every job input is named by, so a JobService refusal (`input[k]`) can be mapped back to the request's index. */
@@ -52,8 +67,9 @@ export function createOpenAiHandlers(deps: OpenAiDeps): OpenAiHandlers {
         if (!res.writableFinished) left.abort();
       });
       const planned = planJobs(request, model);
-      const jobs = await submitAll(deps.jobs, planned, request.single);
-      const finished = await finishAll(deps.jobs, jobs, left.signal);
+      const callerJobs = jobsOf(deps.jobs, deps.callerOf(req, res));
+      const jobs = await submitAll(callerJobs, planned, request.single);
+      const finished = await finishAll(callerJobs, jobs, left.signal);
       if (finished === undefined) return;
       const { vectors, tokens } = inInputOrder(finished, planned, request.inputs.length);
       if (request.dimensions !== undefined && vectors[0]?.length !== request.dimensions) throw wrongDimensions(request.dimensions, vectors[0]?.length ?? 0);
@@ -122,7 +138,7 @@ function planJobs(request: EmbeddingRequest, model: string): PlannedJob[] {
 }
 
 /** Submits every job; if one is refused, the others are cancelled and the refusal names the request's own index. */
-async function submitAll(jobs: OpenAiJobs, planned: PlannedJob[], single: boolean): Promise<Job[]> {
+async function submitAll(jobs: CallerJobs, planned: PlannedJob[], single: boolean): Promise<Job[]> {
   const settled = await Promise.allSettled(planned.map((plan) => jobs.submit(plan.input)));
   const refused = settled.findIndex((outcome) => outcome.status === 'rejected');
   if (refused === -1) return settled.map((outcome) => (outcome as PromiseFulfilledResult<Job>).value);
@@ -148,7 +164,7 @@ function inRequestTerms(error: unknown, positions: number[], single: boolean): u
  * Follows every job to its end. Resolves to the complete jobs, or undefined when the caller left first (its jobs
  * are then cancelled). A failed job fails the request with the job's code; the others are cancelled.
  */
-async function finishAll(jobs: OpenAiJobs, submitted: Job[], left: AbortSignal): Promise<CompleteJob[] | undefined> {
+async function finishAll(jobs: CallerJobs, submitted: Job[], left: AbortSignal): Promise<CompleteJob[] | undefined> {
   const stop = new AbortController();
   const onLeft = (): void => stop.abort();
   left.addEventListener('abort', onLeft, { once: true });
@@ -172,7 +188,7 @@ async function finishAll(jobs: OpenAiJobs, submitted: Job[], left: AbortSignal):
 }
 
 /** The job's terminal state, or undefined once `signal` aborts. */
-async function waitForEnd(jobs: OpenAiJobs, id: string, signal: AbortSignal): Promise<Job | undefined> {
+async function waitForEnd(jobs: CallerJobs, id: string, signal: AbortSignal): Promise<Job | undefined> {
   if (signal.aborted) return undefined;
   const states = await jobs.watch(id);
   let onAbort = (): void => undefined;
@@ -198,7 +214,7 @@ function failureOf(job: Job): AppError {
   return new AppError(ErrorCode.NotFound, `Job ${job.id} was cancelled before it finished`);
 }
 
-async function cancelAll(jobs: OpenAiJobs, submitted: readonly Job[]): Promise<void> {
+async function cancelAll(jobs: CallerJobs, submitted: readonly Job[]): Promise<void> {
   await Promise.allSettled(submitted.map((job) => jobs.cancel(job.id)));
 }
 

@@ -3,17 +3,18 @@
  * lists models and resolves model names. Kept minimal so the router can be driven by a small double in
  * unit tests and so the job or clip services can change without touching the REST code.
  */
+import type { Request, Response } from 'express';
 import type { ModelInfo } from '../clip/index.js';
-import type { Job, SubmitJobInput } from '../jobs/index.js';
+import type { Caller, Job, SubmitJobInput } from '../jobs/index.js';
 import type { JsonShapeLimits } from '../jsonShape.js';
 import type { Logger } from '../logger.js';
 
 /** The part of JobService the REST API calls. */
 export interface JobSubmitter {
-  /** Accepts a job; throws AppError BAD_USER_INPUT, OVERLOADED or SHUTTING_DOWN. */
-  submit(input: SubmitJobInput): Promise<Job>;
-  /** The job, or undefined when it never existed or has expired. */
-  get(id: string): Promise<Job | undefined>;
+  /** Accepts a job of `caller`'s; throws AppError BAD_USER_INPUT, OVERLOADED or SHUTTING_DOWN. */
+  submit(caller: Caller, input: SubmitJobInput): Promise<Job>;
+  /** The job, or undefined when it never existed, has expired, or is not `caller`'s to see. */
+  get(caller: Caller, id: string): Promise<Job | undefined>;
 }
 
 /** The part of the clip layer the REST API calls. */
@@ -29,6 +30,8 @@ export interface RestDeps {
   jobs: JobSubmitter;
   clip: ClipModels;
   logger: Logger;
+  /** Who sent the request (the API key check in front of the router decides). */
+  callerOf(req: Request, res: Response): Caller;
   /**
    * The largest JSON request body accepted, in bytes; larger ones get 413 PAYLOAD_TOO_LARGE.
    * @default DEFAULT_MAX_BODY_BYTES (64 MiB: 64 images of ~750 KB each once base64-encoded)

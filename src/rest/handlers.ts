@@ -5,7 +5,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
-import { isTerminal, type Job } from '../jobs/index.js';
+import { isTerminal, type Caller, type Job } from '../jobs/index.js';
 import type { RestDeps } from './deps.js';
 import {
   FES_TASKS,
@@ -44,14 +44,14 @@ const DEFAULT_LEGACY_POLL_INTERVAL_MS = 25;
 export function createRestHandlers(deps: RestDeps): RestHandlers {
   const pollIntervalMs = deps.legacyPollIntervalMs ?? DEFAULT_LEGACY_POLL_INTERVAL_MS;
 
-  async function submit(req: Request<TaskModelParams>, batched: boolean): Promise<Job> {
+  async function submit(req: Request<TaskModelParams>, res: Response, batched: boolean): Promise<Job> {
     const task = requireFesTask(req.params.task);
     const model = requireFesModel(deps.clip, req.params.model);
     // The body is checked after the path so that a wrong URL is reported as such, not as a body error.
     const input = parseFesJobBody(req.body, batched, task);
     const ignored = unknownFesConfigKeys(req.body);
     if (ignored.length > 0) deps.logger.debug({ model, ignored: ignored.slice(0, 20).map((k) => k.slice(0, 100)) }, 'FES config keys ignored');
-    return deps.jobs.submit({ ...input, model });
+    return deps.jobs.submit(deps.callerOf(req, res), { ...input, model });
   }
 
   return {
@@ -77,13 +77,13 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
     },
 
     newJob: (batched) => async (req, res) => {
-      const job = await submit(req, batched);
+      const job = await submit(req, res, batched);
       sendJson(res, toFesNewJobResponse(job));
     },
 
     getJob: (batched) => async (req, res) => {
       const task = requireFesTask(req.params.task);
-      const job = await deps.jobs.get(req.params.id);
+      const job = await deps.jobs.get(deps.callerOf(req, res), req.params.id);
       if (job === undefined) throw jobNotFound(req.params.id);
       assertJobOnRoute(job, task, batched);
       sendJson(res, toFesJobResponse(job, batched));
@@ -94,8 +94,9 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
       const aborted = new AbortController();
       // 'close' on the response fires when the client goes away before we answer: stop polling for it.
       res.on('close', () => aborted.abort());
-      const submitted = await submit(req, false);
-      const job = await waitForTerminal(deps, submitted.id, pollIntervalMs, aborted.signal);
+      const caller = deps.callerOf(req, res);
+      const submitted = await submit(req, res, false);
+      const job = await waitForTerminal(deps, caller, submitted.id, pollIntervalMs, aborted.signal);
       if (job === undefined) return;
       sendJson(res, legacyResult(job));
     },
@@ -123,10 +124,10 @@ function legacyResult(job: Job): FesTaskOutput {
 }
 
 /** Re-reads a job until it is terminal; undefined when the client went away first. */
-async function waitForTerminal(deps: RestDeps, id: string, intervalMs: number, signal: AbortSignal): Promise<Job | undefined> {
+async function waitForTerminal(deps: RestDeps, caller: Caller, id: string, intervalMs: number, signal: AbortSignal): Promise<Job | undefined> {
   for (;;) {
     if (signal.aborted) return undefined;
-    const job = await deps.jobs.get(id);
+    const job = await deps.jobs.get(caller, id);
     if (job === undefined) throw jobNotFound(id);
     if (isTerminal(job)) return job;
     await new Promise((resolve) => setTimeout(resolve, intervalMs));

@@ -3,6 +3,7 @@
  * BullJobQueue) against a real redis-server on a free port. JobService (API side) and JobWorker (worker
  * side) run on each exactly as the roles compose them.
  */
+import { OPEN_CALLER } from '../../src/jobs/caller.js';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AppError, ErrorCode } from '../../src/errors.js';
@@ -214,7 +215,7 @@ class FakeRunner implements JobRunner, JobClassifier {
 
 function baseJob(id: string, ttlMs = 60_000): Job {
   const createdAt = new Date();
-  return { id, status: 'queued', task: 'classification', model: 'm', classes: ['a'], texts: [], imageCount: 1, batched: false, createdAt, expiresAt: new Date(createdAt.getTime() + ttlMs), version: 0 };
+  return { id, owner: null, status: 'queued', task: 'classification', model: 'm', classes: ['a'], texts: [], imageCount: 1, batched: false, createdAt, expiresAt: new Date(createdAt.getTime() + ttlMs), version: 0 };
 }
 
 async function collect(iterator: AsyncIterableIterator<Job>): Promise<Job[]> {
@@ -378,10 +379,10 @@ for (const factory of [memory, redisFactory]) {
 
     it('should admit atomically against the counts, and release idempotently', async () => {
       const { queue } = await make(await factory.create());
-      const limits = { maxJobs: 2, maxImages: 3, maxImageBytes: 100 };
+      const limits = { maxJobs: 2, maxImages: 3, maxImageBytes: 100, maxJobsPerOwner: 2, maxImagesPerOwner: 3 };
       const expiresAt = new Date(Date.now() + 60_000);
       const image = (bytes: number) => new Uint8Array(bytes).fill(7);
-      const results = await Promise.all([1, 2, 3].map((i) => queue.reserve({ id: `r${i}`, images: [image(10)], expiresAt }, limits)));
+      const results = await Promise.all([1, 2, 3].map((i) => queue.reserve({ owner: null, id: `r${i}`, images: [image(10)], expiresAt }, limits)));
       expect(results.filter((r) => r.admitted)).toHaveLength(2);
       expect((await queue.counts()).jobs).toBe(2);
       const refused = results.find((r) => !r.admitted);
@@ -389,18 +390,61 @@ for (const factory of [memory, redisFactory]) {
       for (const i of [1, 2, 3]) await queue.release(`r${i}`);
       await queue.release('r1');
       expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, imageBytes: 0 });
-      expect(await queue.reserve({ id: 'big', images: [1, 2, 3, 4].map(() => image(2)), expiresAt }, limits)).toMatchObject({ admitted: false, limit: 'images' });
-      expect(await queue.reserve({ id: 'fat', images: [image(101)], expiresAt }, limits)).toMatchObject({ admitted: false, limit: 'imageBytes' });
+      expect(await queue.reserve({ owner: null, id: 'big', images: [1, 2, 3, 4].map(() => image(2)), expiresAt }, limits)).toMatchObject({ admitted: false, limit: 'images' });
+      expect(await queue.reserve({ owner: null, id: 'fat', images: [image(101)], expiresAt }, limits)).toMatchObject({ admitted: false, limit: 'imageBytes' });
       expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, imageBytes: 0 });
+    });
+
+    it("should admit an owner up to its share while others are still admitted, and release the owner's counts", async () => {
+      const { queue } = await make(await factory.create());
+      const limits = { maxJobs: 10, maxImages: 100, maxImageBytes: 10_000, maxJobsPerOwner: 2, maxImagesPerOwner: 3 };
+      const expiresAt = new Date(Date.now() + 60_000);
+      const image = new Uint8Array(4).fill(3);
+      const reserve = (id: string, owner: string | null, images = 1) => queue.reserve({ id, owner, images: Array.from({ length: images }, () => image), expiresAt }, limits);
+      expect(await reserve('a1', 'owner-a')).toEqual({ admitted: true });
+      expect(await reserve('a2', 'owner-a')).toEqual({ admitted: true });
+      expect(await reserve('a3', 'owner-a')).toMatchObject({ admitted: false, limit: 'ownerJobs' });
+      expect(await reserve('b1', 'owner-b', 3)).toEqual({ admitted: true });
+      expect(await reserve('b2', 'owner-b', 1)).toMatchObject({ admitted: false, limit: 'ownerImages' });
+      // Without an owner (authentication off) only the queue's own limits apply.
+      for (const id of ['n1', 'n2', 'n3']) expect(await reserve(id, null)).toEqual({ admitted: true });
+      expect((await queue.counts()).owners).toEqual({ 'owner-a': { jobs: 2, images: 2 }, 'owner-b': { jobs: 1, images: 3 } });
+      for (const id of ['a1', 'a2', 'a1', 'b1', 'n1', 'n2', 'n3']) await queue.release(id);
+      expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, imageBytes: 0, owners: {} });
+      // 1,000 reserve/release cycles per owner leave nothing behind.
+      for (let i = 0; i < 1_000; i += 1) {
+        await Promise.all([reserve(`x${i}`, 'owner-a'), reserve(`y${i}`, 'owner-b')]);
+        await Promise.all([queue.release(`x${i}`), queue.release(`y${i}`)]);
+      }
+      expect(await queue.counts()).toMatchObject({ jobs: 0, images: 0, owners: {} });
+    });
+
+    it("should list only one owner's jobs when asked", async () => {
+      const { store } = await make(await factory.create());
+      await store.create({ ...baseJob('mine'), owner: 'owner-a' });
+      await store.create({ ...baseJob('theirs'), owner: 'owner-b' });
+      await store.create(baseJob('nobody'));
+      expect((await store.list({ first: 10, owner: 'owner-a' })).jobs.map((job) => job.id)).toEqual(['mine']);
+      await store.create({ ...baseJob('mine-too'), owner: 'owner-a' });
+      const page1 = await store.list({ first: 1, owner: 'owner-a' });
+      expect(page1).toMatchObject({ jobs: [{ id: 'mine' }], hasNextPage: true });
+      const page2 = await store.list({ first: 1, owner: 'owner-a', after: page1.endCursor ?? undefined });
+      expect(page2).toMatchObject({ jobs: [{ id: 'mine-too' }], hasNextPage: false });
+      // A change keeps the owner, and the owner's listing, as they were.
+      const mine = (await store.get('mine')) as Job;
+      expect(await store.transition('mine', 'queued', { ...mine, status: 'running', startedAt: new Date(), version: 1 })).toBe(true);
+      expect((await store.list({ first: 10, owner: 'owner-a', status: 'running' })).jobs.map((job) => job.id)).toEqual(['mine']);
+      expect((await store.list({ first: 10 })).jobs.map((job) => job.id)).toEqual(['mine', 'theirs', 'nobody', 'mine-too']);
+      expect((await store.get('theirs'))?.owner).toBe('owner-b');
     });
 
     it('should run a job end to end: watch sees every state in order, image bytes arrive intact, counts return to zero', async () => {
       const { jobs, runner } = await cluster();
-      const job = await jobs.submit({ images: [Buffer.from([51]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
-      const states = await collect(await jobs.watch(job.id));
+      const job = await jobs.submit(OPEN_CALLER, { images: [Buffer.from([51]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      const states = await collect(await jobs.watch(OPEN_CALLER, job.id));
       expect(states.map((state) => state.status)).toEqual(['queued', 'running', 'complete']);
       expect(states.map((state) => state.version)).toEqual([0, 1, 2]);
-      const done = await jobs.get(job.id);
+      const done = await jobs.get(OPEN_CALLER, job.id);
       expect(done?.status === 'complete' && done.result).toEqual({ task: 'classification', images: [{ probabilities: [51 / 255, 1 - 51 / 255] }] });
       expect(Array.from(runner.calls[0]?.images[0] ?? [])).toEqual([51]);
       await expect.poll(async () => (await jobs.counts()).jobs).toBe(0);
@@ -413,14 +457,14 @@ for (const factory of [memory, redisFactory]) {
         open = resolve;
       });
       const submitted = await Promise.all(
-        [1, 2, 3, 4].map((i) => jobs.submit({ images: [Buffer.from([i]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] })),
+        [1, 2, 3, 4].map((i) => jobs.submit(OPEN_CALLER, { images: [Buffer.from([i]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] })),
       );
       await expect.poll(() => runner.calls.length, { timeout: 10_000 }).toBe(3);
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(runner.calls.length).toBe(3);
       open();
       for (const job of submitted) {
-        const states = await collect(await jobs.watch(job.id));
+        const states = await collect(await jobs.watch(OPEN_CALLER, job.id));
         expect(states.at(-1)?.status).toBe('complete');
       }
     });
@@ -429,17 +473,17 @@ for (const factory of [memory, redisFactory]) {
       const { jobs, runner } = await cluster({ maxConcurrentJobs: 1 });
       runner.gate = new Promise(() => undefined);
       const image = { images: [Buffer.from([1]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] };
-      const first = await jobs.submit(image);
-      const second = await jobs.submit(image);
-      await expect.poll(async () => (await jobs.get(first.id))?.status, { timeout: 10_000 }).toBe('running');
-      const watching = collect(await jobs.watch(first.id));
-      expect((await jobs.cancel(second.id))?.status).toBe('cancelled');
-      expect((await jobs.cancel(first.id))?.status).toBe('cancelled');
+      const first = await jobs.submit(OPEN_CALLER, image);
+      const second = await jobs.submit(OPEN_CALLER, image);
+      await expect.poll(async () => (await jobs.get(OPEN_CALLER, first.id))?.status, { timeout: 10_000 }).toBe('running');
+      const watching = collect(await jobs.watch(OPEN_CALLER, first.id));
+      expect((await jobs.cancel(OPEN_CALLER, second.id))?.status).toBe('cancelled');
+      expect((await jobs.cancel(OPEN_CALLER, first.id))?.status).toBe('cancelled');
       expect((await watching).map((state) => state.status)).toEqual(['running', 'cancelled']);
       await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
-      expect((await jobs.get(first.id))?.status).toBe('cancelled');
+      expect((await jobs.get(OPEN_CALLER, first.id))?.status).toBe('cancelled');
       expect(runner.calls).toHaveLength(1);
-      expect(await jobs.cancel(randomUUID())).toBeUndefined();
+      expect(await jobs.cancel(OPEN_CALLER, randomUUID())).toBeUndefined();
     });
 
     it('should hold MAX_QUEUED_JOBS across API processes', async () => {
@@ -450,16 +494,16 @@ for (const factory of [memory, redisFactory]) {
       const first = new JobService({ clip: runner, logger: silentLogger(), ...(factory.name === 'memory' ? second : await make(deployment)), maxQueuedJobs: 2, ttlSeconds: 60 });
       services.push(other, first);
       const image = { images: [Buffer.from([1]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] };
-      await first.submit(image);
-      await other.submit(image);
-      await expect(first.submit(image)).rejects.toMatchObject({ code: ErrorCode.Overloaded, message: expect.stringMatching(/MAX_QUEUED_JOBS=2/) });
-      await expect(other.submit(image)).rejects.toMatchObject({ code: ErrorCode.Overloaded });
+      await first.submit(OPEN_CALLER, image);
+      await other.submit(OPEN_CALLER, image);
+      await expect(first.submit(OPEN_CALLER, image)).rejects.toMatchObject({ code: ErrorCode.Overloaded, message: expect.stringMatching(/MAX_QUEUED_JOBS=2/) });
+      await expect(other.submit(OPEN_CALLER, image)).rejects.toMatchObject({ code: ErrorCode.Overloaded });
     });
 
     it('should finish a job once when it is delivered twice (compare-and-set decides)', async () => {
       const { jobs, api } = await cluster({ workers: 0 });
       const runner = new FakeRunner();
-      const job = await jobs.submit({ images: [Buffer.from([9]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      const job = await jobs.submit(OPEN_CALLER, { images: [Buffer.from([9]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
       const changes: string[] = [];
       api.events.on('jobUpdated', (update) => {
         if (update.id === job.id) changes.push(update.status);
@@ -468,27 +512,29 @@ for (const factory of [memory, redisFactory]) {
       // Drive a worker through a private queue that carries the same work twice.
       const work = { id: job.id, prompt: {}, job };
       const duplicate = new MemoryJobQueue();
-      await duplicate.reserve({ id: job.id, images: [new Uint8Array([9])], expiresAt: job.expiresAt }, { maxJobs: 1, maxImages: 1, maxImageBytes: 1 });
+      await duplicate.reserve({ id: job.id, owner: null, images: [new Uint8Array([9])], expiresAt: job.expiresAt }, { maxJobs: 1, maxImages: 1, maxImageBytes: 1, maxJobsPerOwner: 1, maxImagesPerOwner: 1 });
       const twice = new JobWorker({ clip: runner, store: api.store, events: api.events, queue: duplicate, logger: silentLogger(), maxConcurrentJobs: 2, ttlSeconds: 60 });
       twice.start();
       await duplicate.enqueue(work);
       await duplicate.enqueue(work);
-      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('complete');
+      await expect.poll(async () => (await jobs.get(OPEN_CALLER, job.id))?.status, { timeout: 10_000 }).toBe('complete');
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(changes.filter((status) => status === 'complete')).toHaveLength(1);
-      expect((await jobs.get(job.id))?.version).toBe(2);
+      expect((await jobs.get(OPEN_CALLER, job.id))?.version).toBe(2);
       await duplicate.close();
     });
 
     it('should forget a job whose TTL runs out while it waits, image bytes and reservation included, with no worker running', async () => {
       const { jobs, deployment, runner, api } = await cluster({ workers: 0, ttlSeconds: 1 });
       const bytes = Buffer.from(`EXPIRING-IMAGE-${randomUUID()}`);
-      const job = await jobs.submit({ images: [bytes.toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
-      expect(await jobs.counts()).toMatchObject({ jobs: 1, waiting: 1, images: 1, imageBytes: bytes.length });
+      // An owned job, so the owner's share is seen released with the rest.
+      const owned = { owner: 'owner-e', seesAll: false, operator: false };
+      const job = await jobs.submit(owned, { images: [bytes.toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      expect(await jobs.counts()).toMatchObject({ jobs: 1, waiting: 1, images: 1, imageBytes: bytes.length, owners: { 'owner-e': { jobs: 1, images: 1 } } });
       // The check below can see the bytes where they are kept (and would see them in BullMQ's JSON, base64).
       if (deployment.storedValues !== null) expect(holds(await deployment.storedValues(), bytes)).toBe(true);
       await expect.poll(async () => api.store.get(job.id), { timeout: 5000 }).toBeUndefined();
-      await expect.poll(async () => jobs.counts(), { timeout: 5000, interval: 100 }).toMatchObject({ jobs: 0, waiting: 0, images: 0, imageBytes: 0 });
+      await expect.poll(async () => jobs.counts(), { timeout: 5000, interval: 100 }).toMatchObject({ jobs: 0, waiting: 0, images: 0, imageBytes: 0, owners: {} });
       const storedValues = deployment.storedValues;
       if (storedValues !== null) await expect.poll(async () => holds(await storedValues(), bytes), { timeout: 5000 }).toBe(false);
       // A worker that comes later finds nothing to run.
@@ -500,7 +546,7 @@ for (const factory of [memory, redisFactory]) {
     it('should drop, without running it, work whose job is gone from the store, and release it', async () => {
       const { jobs, deployment, runner, api } = await cluster({ workers: 0 });
       const bytes = Buffer.from(`GONE-IMAGE-${randomUUID()}`);
-      const job = await jobs.submit({ images: [bytes.toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      const job = await jobs.submit(OPEN_CALLER, { images: [bytes.toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
       // As when the job expired between the expiry sweeps: the queue still holds its work.
       expect(await api.store.delete(job.id)).toBe(true);
       await startWorker(factory.name === 'memory' ? api : await make(deployment), runner);
@@ -522,15 +568,15 @@ for (const factory of [memory, redisFactory]) {
       await startWorker({ ...workerSide, store: flaky }, runner, 1);
       const jobs = new JobService({ clip: runner, logger: silentLogger(), ...api, ttlSeconds: 60 });
       services.push(jobs);
-      const job = await jobs.submit({ images: [Buffer.from([77]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
-      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('running');
+      const job = await jobs.submit(OPEN_CALLER, { images: [Buffer.from([77]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      await expect.poll(async () => (await jobs.get(OPEN_CALLER, job.id))?.status, { timeout: 10_000 }).toBe('running');
       flaky.down = true;
       openGate();
       // More failed writes than BullMQ's delivery attempts (5): the worker keeps the result and waits.
       await expect.poll(() => flaky.failures, { timeout: 20_000, interval: 100 }).toBeGreaterThan(5);
-      expect((await jobs.get(job.id))?.status).toBe('running');
+      expect((await jobs.get(OPEN_CALLER, job.id))?.status).toBe('running');
       flaky.down = false;
-      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('complete');
+      await expect.poll(async () => (await jobs.get(OPEN_CALLER, job.id))?.status, { timeout: 10_000 }).toBe('complete');
       expect(runner.calls).toHaveLength(1);
       await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
     }, 40_000);
@@ -549,14 +595,14 @@ for (const factory of [memory, redisFactory]) {
         await startWorker(await make(deployment), runner, 1);
         const jobs = new JobService({ clip: runner, logger: silentLogger(), ...api, ttlSeconds: 60 });
         services.push(jobs);
-        const job = await jobs.submit({ images: [Buffer.from([200]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
-        await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('running');
+        const job = await jobs.submit(OPEN_CALLER, { images: [Buffer.from([200]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+        await expect.poll(async () => (await jobs.get(OPEN_CALLER, job.id))?.status, { timeout: 10_000 }).toBe('running');
         await own.stop();
         openGate();
         await new Promise((resolve) => setTimeout(resolve, 3000));
         await own.restart();
-        await expect.poll(async () => (await jobs.get(job.id).catch(() => undefined))?.status, { timeout: 20_000, interval: 200 }).toBe('complete');
-        const done = await jobs.get(job.id);
+        await expect.poll(async () => (await jobs.get(OPEN_CALLER, job.id).catch(() => undefined))?.status, { timeout: 20_000, interval: 200 }).toBe('complete');
+        const done = await jobs.get(OPEN_CALLER, job.id);
         expect(done?.status === 'complete' && done.result).toEqual({ task: 'classification', images: [{ probabilities: [200 / 255, 1 - 200 / 255] }] });
         expect(runner.calls).toHaveLength(1);
         await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
@@ -580,16 +626,16 @@ for (const factory of [memory, redisFactory]) {
       await (leaving.queue as unknown as { ready(): Promise<void> }).ready();
       const jobs = new JobService({ clip: new FakeRunner(), logger: silentLogger(), ...api, ttlSeconds: 60 });
       services.push(jobs);
-      const job = await jobs.submit({ images: [Buffer.from([200]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
-      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('running');
+      const job = await jobs.submit(OPEN_CALLER, { images: [Buffer.from([200]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      await expect.poll(async () => (await jobs.get(OPEN_CALLER, job.id))?.status, { timeout: 10_000 }).toBe('running');
       expect(await draining.drain(200)).toBe(0);
       // Not counted done: it waits in the queue again, still holding its admission.
       await expect.poll(async () => (await jobs.counts()).waiting, { timeout: 5_000 }).toBe(1);
       expect((await jobs.counts()).jobs).toBe(1);
       const finisher = new FakeRunner();
       new JobWorker({ clip: finisher, ...staying, logger: silentLogger(), maxConcurrentJobs: 1, ttlSeconds: 60 }).start();
-      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('complete');
-      const done = await jobs.get(job.id);
+      await expect.poll(async () => (await jobs.get(OPEN_CALLER, job.id))?.status, { timeout: 10_000 }).toBe('complete');
+      const done = await jobs.get(OPEN_CALLER, job.id);
       expect(done?.status === 'complete' && done.result).toEqual({ task: 'classification', images: [{ probabilities: [200 / 255, 1 - 200 / 255] }] });
       expect(finisher.calls).toHaveLength(1);
       await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
@@ -605,12 +651,12 @@ for (const factory of [memory, redisFactory]) {
       await (lost.queue as unknown as { ready(): Promise<void> }).ready();
       const jobs = new JobService({ clip: new FakeRunner(), logger: silentLogger(), ...survivor, ttlSeconds: 60 });
       services.push(jobs);
-      const job = await jobs.submit({ images: [Buffer.from([1]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
-      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 10_000 }).toBe('running');
+      const job = await jobs.submit(OPEN_CALLER, { images: [Buffer.from([1]).toString('base64')], imagesField: 'image', batched: false, classes: ['a', 'b'] });
+      await expect.poll(async () => (await jobs.get(OPEN_CALLER, job.id))?.status, { timeout: 10_000 }).toBe('running');
       await lost.queue.close();
       new JobWorker({ clip: new FakeRunner(), ...survivor, logger: silentLogger(), maxConcurrentJobs: 1, ttlSeconds: 60 }).start();
-      await expect.poll(async () => (await jobs.get(job.id))?.status, { timeout: 20_000 }).toBe('failed');
-      const failed = await jobs.get(job.id);
+      await expect.poll(async () => (await jobs.get(OPEN_CALLER, job.id))?.status, { timeout: 20_000 }).toBe('failed');
+      const failed = await jobs.get(OPEN_CALLER, job.id);
       expect(failed?.status === 'failed' && failed.error.code).toBe(ErrorCode.WorkerLost);
       await expect.poll(async () => (await jobs.counts()).jobs, { timeout: 10_000 }).toBe(0);
     }, 40_000);

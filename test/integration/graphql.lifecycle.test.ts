@@ -2,6 +2,7 @@
  * The server's lifecycle: health, readiness and metrics; a default model that cannot load; ordered
  * shutdown in-process (drain, subscribers see the terminal state) and as a real process on SIGTERM.
  */
+import { OPEN_CALLER } from '../../src/jobs/caller.js';
 import { spawn, execFile } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -92,7 +93,7 @@ describe('shutdown', () => {
     expect(stopping).toBeDefined();
     // A second stop awaits the first.
     await Promise.all([stopping, test.server.stop()]);
-    for (const id of ids) expect((await test.server.jobs.get(id).catch(() => undefined))?.status ?? 'gone').not.toBe('running');
+    for (const id of ids) expect((await test.server.jobs.get(OPEN_CALLER, id).catch(() => undefined))?.status ?? 'gone').not.toBe('running');
     await expect(fetch(`${test.url}/health`)).rejects.toThrow();
   });
 

@@ -11,6 +11,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
 import WebSocket from 'ws';
+import { OPEN_CALLER } from '../../src/jobs/index.js';
 import { describe, expect, it } from 'vitest';
 import { subscribe } from '../utils/testServer.js';
 import { forceGc, metricValue, MiB, mib, settledJob, startRecordedServer, type RecordedServer } from './support.js';
@@ -82,7 +83,7 @@ describe('finished jobs and answers are bounded', () => {
     // The first jobs read as unknown, as if expired; the last one is there.
     const oldest = await fetch(`${server.url}/api/tasks/text-embedding/batched/jobs/${first}`);
     expect(oldest.status).toBe(404);
-    expect((await server.server.jobs.get(ids[JOBS - 1] as string))?.status).toBe('complete');
+    expect((await server.server.jobs.get(OPEN_CALLER, ids[JOBS - 1] as string))?.status).toBe('complete');
     expect(server.errorLogs()).toEqual([]);
   });
 

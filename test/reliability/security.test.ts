@@ -4,6 +4,7 @@
  * fragment tricks that get around naive ones), API keys everywhere they apply, and what responses do
  * not reveal. `npm audit` needs the registry, so it is run by hand (see docs/deployment.md), not here.
  */
+import { OPEN_CALLER } from '../../src/jobs/caller.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -231,7 +232,7 @@ describe('costly but valid jobs', () => {
     const small = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { image: other, classes: ['a', 'b'] } });
     const health: number[] = [];
     const bigJob = settledJob(server.server, big.body.data?.classify.id ?? '', 60_000);
-    const unfinished = async (): Promise<boolean> => ['queued', 'running'].includes((await server.server.jobs.get(big.body.data?.classify.id ?? ''))?.status ?? '');
+    const unfinished = async (): Promise<boolean> => ['queued', 'running'].includes((await server.server.jobs.get(OPEN_CALLER, big.body.data?.classify.id ?? ''))?.status ?? '');
     while ((await unfinished()) && performance.now() - started < 50_000) {
       const asked = performance.now();
       expect((await fetch(`${server.url}/health`)).status).toBe(200);

@@ -3,6 +3,7 @@
  * sampled. After warm-up, memory must not grow beyond a stated bound; the embedding caches stay within
  * their capacities; jobs expire by TTL. 2,000 jobs in `npm test`; SOAK_JOBS=50000 (say) for a long run.
  */
+import { OPEN_CALLER } from '../../src/jobs/caller.js';
 import { createClient } from 'graphql-ws';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -34,7 +35,7 @@ async function liveJobs(server: Server): Promise<number> {
   let count = 0;
   let after: string | undefined;
   for (;;) {
-    const page = await server.jobs.list({ first: 100, after });
+    const page = await server.jobs.list(OPEN_CALLER, { first: 100, after });
     count += page.jobs.length;
     if (!page.hasNextPage || page.endCursor === null) return count;
     after = page.endCursor;

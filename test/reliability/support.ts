@@ -3,6 +3,7 @@
  * counters of unhandled rejections and uncaught exceptions, memory sampling, Prometheus scraping and
  * job-shape checks.
  */
+import { OPEN_CALLER } from '../../src/jobs/caller.js';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
@@ -139,7 +140,7 @@ export { metricValue } from '../utils/metrics.js';
 export async function settledJob(server: Server, id: string, timeoutMs = 30_000): Promise<Job> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const job = await server.jobs.get(id);
+    const job = await server.jobs.get(OPEN_CALLER, id);
     if (job !== undefined && (job.status === 'complete' || job.status === 'failed' || job.status === 'cancelled')) return job;
     if (Date.now() > deadline) throw new Error(`job ${id} not finished after ${timeoutMs} ms (${job?.status ?? 'gone'})`);
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { allowedHostNames, ConfigError, describeSettings, finalizeConfig, HelpRequested, loadConfig } from '../../src/config.js';
+import { allowedHostNames, ConfigError, describeSettings, finalizeConfig, HelpRequested, loadConfig, ortTelemetryFrom } from '../../src/config.js';
 
 describe('loadConfig', () => {
   it('should give the documented defaults with no flags and no environment', () => {
@@ -97,6 +97,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig([], { ORT_EXECUTION_PROVIDERS: 'gpu' })).toThrow(/ORT_EXECUTION_PROVIDERS: expected one of cpu, webgpu, cuda, tensorrt, coreml, dml, got "gpu"/);
     expect(() => loadConfig([], { ORT_EXECUTION_PROVIDERS: 'cuda,cuda' })).toThrow(/each provider once, got "cuda" twice/);
     expect(() => loadConfig([], { ORT_EXECUTION_PROVIDERS: ' , ' })).toThrow(ConfigError);
+  });
+
+  it('should derive each API key\'s share of the queue from the global limits unless given', () => {
+    expect(loadConfig([], {})).toMatchObject({ maxQueuedJobsPerKey: 128, maxQueuedImagesPerKey: 512, adminApiKeys: [], ortTelemetry: false });
+    expect(loadConfig([], { MAX_QUEUED_JOBS: '9', MAX_QUEUED_IMAGES: '100' })).toMatchObject({ maxQueuedJobsPerKey: 5, maxQueuedImagesPerKey: 64 });
+    expect(loadConfig(['--max-queued-jobs-per-key', '3'], { ADMIN_API_KEYS: 'x, y' })).toMatchObject({ maxQueuedJobsPerKey: 3, adminApiKeys: ['x', 'y'] });
+    expect(() => loadConfig([], { MAX_QUEUED_IMAGES_PER_KEY: '10' })).toThrow(/MAX_QUEUED_IMAGES_PER_KEY: expected at least MAX_IMAGES_PER_JOB \(64\)/);
+    expect(loadConfig([], { ORT_TELEMETRY: 'true' }).ortTelemetry).toBe(true);
+    expect(ortTelemetryFrom({ ORT_TELEMETRY: 'on' })).toBe(true);
+    expect(ortTelemetryFrom({})).toBe(false);
+    expect(() => ortTelemetryFrom({ ORT_TELEMETRY: 'maybe' })).toThrow(ConfigError);
   });
 
   it('should check the rules between settings', () => {

@@ -83,8 +83,10 @@ afterAll(() => {
 
 /** The environment every test process gets: the tiny model, any free port, offline, quick batching. */
 export function processEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+  // vitest's own opt-out (vitest.config.ts) is not inherited: the server must turn ONNX Runtime's telemetry off itself.
+  const { ORT_DISABLE_TELEMETRY: _vitestOptOut, ...inherited } = process.env;
   return {
-    ...process.env,
+    ...inherited,
     // As users run it: vitest sets NODE_ENV=test, under which Apollo (for one) behaves differently on SIGTERM.
     NODE_ENV: 'production',
     PORT: '0',

@@ -6,8 +6,9 @@
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { isMainThread, Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
+import { applyOrtTelemetry } from './telemetry.js';
 import { registerOnnxThreads } from './threadCpu.js';
 import { ExecutionProviderUnavailableError, type ExecutionProvider, type ProviderFailure } from './executionProviders.js';
 
@@ -22,6 +23,8 @@ export interface OnnxSessionOptions {
   allowSpinning?: boolean;
   /** The execution providers, in priority order (ONNX Runtime runs each node on the first that supports it). @default ['cpu'] */
   executionProviders?: readonly ExecutionProvider[];
+  /** Whether ONNX Runtime may queue its usage telemetry (the ORT_TELEMETRY setting); absent: it may not. */
+  telemetry?: boolean;
 }
 
 /** What the worker hands to `InferenceSession.create`: our settings in ONNX Runtime's words. */
@@ -104,10 +107,14 @@ interface SessionHost {
   terminate(): Promise<unknown>;
 }
 
-function startHost(isolation: SessionIsolation, workerData: { path: string; sessionOptions: InferenceSession.SessionOptions }): SessionHost {
+function startHost(isolation: SessionIsolation, workerData: { path: string; sessionOptions: InferenceSession.SessionOptions }, telemetry: boolean): SessionHost {
+  // A worker thread's session reads this process's environment, which only the main thread can change.
+  if (isMainThread) applyOrtTelemetry(telemetry);
   if (isolation === 'thread') return new Worker(WORKER_URL, { workerData });
+  const env = { ...process.env };
+  applyOrtTelemetry(telemetry, env);
   // Advanced serialisation carries typed arrays (copied: a process boundary has no transfer).
-  const child = fork(fileURLToPath(WORKER_URL), [JSON.stringify(workerData)], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(WORKER_URL), [JSON.stringify(workerData)], { env, serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return {
     postMessage: (message) => child.send(message as object),
     on: (event: 'message' | 'error' | 'exit', listener: (value: never) => void) => child.on(event, listener as (...args: unknown[]) => void),
@@ -254,7 +261,7 @@ export class OnnxGraph {
   }
 
   async #startWorker(): Promise<SessionHost> {
-    const worker = startHost(this.#isolation, { path: this.path, sessionOptions: sessionOptionsFor(this.#options) });
+    const worker = startHost(this.#isolation, { path: this.path, sessionOptions: sessionOptionsFor(this.#options) }, this.#options.telemetry ?? false);
     worker.on('message', (reply: WireReply) => {
       const pending = this.#pending.get(reply.id);
       if (!pending) return;

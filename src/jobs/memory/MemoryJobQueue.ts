@@ -3,13 +3,16 @@
  * Nobody else reads it, so `drain` waits for waiting work too and reports what is left. Waiting work has an
  * unref'd timer at its job's expiry, so an expired job's bytes and reservation go even when no worker runs.
  */
-import type { Admission, AdmissionLimits, JobHandler, JobQueue, JobWork, QueueCounts, Reservation } from '../JobQueue.js';
+import { exceededLimit } from '../admission.js';
+import type { Admission, AdmissionLimits, JobHandler, JobQueue, JobWork, OwnerCounts, QueueCounts, Reservation } from '../JobQueue.js';
 
 // setTimeout fires at once for delays over 2^31-1 ms (~24.8 days); later expiries are left to the worker, which drops them.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class MemoryJobQueue implements JobQueue {
-  readonly #reservations = new Map<string, { images: Uint8Array[]; imageBytes: number; expiresAt: Date }>();
+  readonly #reservations = new Map<string, { owner: string | null; images: Uint8Array[]; imageBytes: number; expiresAt: Date }>();
+  /** Per owner, only while it has unfinished jobs. */
+  readonly #owners = new Map<string, OwnerCounts>();
   readonly #waiting: JobWork[] = [];
   readonly #expiryTimers = new Map<string, NodeJS.Timeout>();
   readonly #running = new Map<string, AbortController>();
@@ -21,15 +24,18 @@ export class MemoryJobQueue implements JobQueue {
   #idleWaiters: (() => void)[] = [];
 
   async reserve(reservation: Reservation, limits: AdmissionLimits): Promise<Admission> {
-    const { id, images, expiresAt } = reservation;
+    const { id, owner, images, expiresAt } = reservation;
     const imageBytes = images.reduce((sum, bytes) => sum + bytes.byteLength, 0);
     const counts = this.#counts();
-    if (counts.jobs >= limits.maxJobs) return { admitted: false, limit: 'jobs', counts };
-    if (counts.images + images.length > limits.maxImages) return { admitted: false, limit: 'images', counts };
-    if (counts.imageBytes + imageBytes > limits.maxImageBytes) return { admitted: false, limit: 'imageBytes', counts };
-    this.#reservations.set(id, { images, imageBytes, expiresAt });
+    const limit = exceededLimit(counts, { owner, images: images.length, imageBytes }, limits);
+    if (limit !== null) return { admitted: false, limit, counts };
+    this.#reservations.set(id, { owner, images, imageBytes, expiresAt });
     this.#images += images.length;
     this.#imageBytes += imageBytes;
+    if (owner !== null) {
+      const own = this.#owners.get(owner) ?? { jobs: 0, images: 0 };
+      this.#owners.set(owner, { jobs: own.jobs + 1, images: own.images + images.length });
+    }
     return { admitted: true };
   }
 
@@ -39,6 +45,11 @@ export class MemoryJobQueue implements JobQueue {
     this.#reservations.delete(id);
     this.#images -= reservation.images.length;
     this.#imageBytes -= reservation.imageBytes;
+    const own = reservation.owner === null ? undefined : this.#owners.get(reservation.owner);
+    if (reservation.owner !== null && own !== undefined) {
+      if (own.jobs <= 1) this.#owners.delete(reservation.owner);
+      else this.#owners.set(reservation.owner, { jobs: own.jobs - 1, images: own.images - reservation.images.length });
+    }
     this.#wakeIfIdle();
   }
 
@@ -131,6 +142,7 @@ export class MemoryJobQueue implements JobQueue {
       active: this.#running.size,
       images: this.#images,
       imageBytes: this.#imageBytes,
+      owners: Object.fromEntries(this.#owners),
     };
   }
 

@@ -81,6 +81,7 @@ export class MemoryJobStore implements JobStore {
     for (const entry of this.#entries.values()) {
       if (entry.seq <= afterSeq || entry.job.expiresAt.getTime() <= now) continue;
       if (options.status !== undefined && entry.job.status !== options.status) continue;
+      if (options.owner !== undefined && entry.job.owner !== options.owner) continue;
       if (jobs.length === options.first) {
         hasNextPage = true;
         break;

@@ -12,7 +12,7 @@
 import { Queue, QueueEvents, WaitingError, Worker, type Job as BullJob } from 'bullmq';
 import type { PromptConfig } from '../../clip/index.js';
 import type { Logger } from '../../logger.js';
-import type { Admission, AdmissionLimits, GiveUpReason, JobHandler, JobQueue, JobWork, QueueCounts, Reservation } from '../JobQueue.js';
+import type { Admission, AdmissionLimit, AdmissionLimits, GiveUpReason, JobHandler, JobQueue, JobWork, OwnerCounts, QueueCounts, Reservation } from '../JobQueue.js';
 import { retryWhileUnreachable } from '../retry.js';
 import { jobFromJSON, jobToJSON } from '../serialise.js';
 import { closeConnection, viaRedis, type Redis } from './connection.js';
@@ -67,8 +67,10 @@ async function settleWithin(promise: Promise<unknown> | undefined, ms: number): 
   clearTimeout(timer);
 }
 
-// KEYS: counts hash, reservations hash, images list; ARGV: id, images, bytes, maxJobs, maxImages, maxBytes, expiresAt ms,
-// then the images' bytes. Admits and keeps the bytes (expiring with the job) in one step, one round trip.
+// KEYS: counts hash, reservations hash, images list, owners hash; ARGV: id, images, bytes, maxJobs, maxImages, maxBytes,
+// expiresAt ms, owner ('' for none), maxOwnerJobs, maxOwnerImages, then the images' bytes. Admits (the rule of
+// admission.ts) and keeps the bytes (expiring with the job) in one step, one round trip. A reservation reads
+// `images:bytes:expiresAt:owner`; the owners hash holds `<owner>:jobs` and `<owner>:images` while the owner has any.
 const RESERVE = `
 local jobs = tonumber(redis.call('HGET', KEYS[1], 'jobs') or '0')
 local images = tonumber(redis.call('HGET', KEYS[1], 'images') or '0')
@@ -76,35 +78,53 @@ local bytes = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
 if jobs >= tonumber(ARGV[4]) then return {0, 'jobs', jobs, images, bytes} end
 if images + tonumber(ARGV[2]) > tonumber(ARGV[5]) then return {0, 'images', jobs, images, bytes} end
 if bytes + tonumber(ARGV[3]) > tonumber(ARGV[6]) then return {0, 'imageBytes', jobs, images, bytes} end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[7])
+local owner = ARGV[8]
+local ownJobs, ownImages = 0, 0
+if owner ~= '' then
+  ownJobs = tonumber(redis.call('HGET', KEYS[4], owner .. ':jobs') or '0')
+  ownImages = tonumber(redis.call('HGET', KEYS[4], owner .. ':images') or '0')
+  if ownJobs >= tonumber(ARGV[9]) then return {0, 'ownerJobs', jobs, images, bytes, ownJobs, ownImages} end
+  if ownImages + tonumber(ARGV[2]) > tonumber(ARGV[10]) then return {0, 'ownerImages', jobs, images, bytes, ownJobs, ownImages} end
+  redis.call('HINCRBY', KEYS[4], owner .. ':jobs', 1)
+  redis.call('HINCRBY', KEYS[4], owner .. ':images', ARGV[2])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[7] .. ':' .. owner)
 redis.call('HINCRBY', KEYS[1], 'jobs', 1)
 redis.call('HINCRBY', KEYS[1], 'images', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[3])
-if #ARGV >= 8 then
-  for i = 8, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+if #ARGV >= 11 then
+  for i = 11, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
   redis.call('PEXPIREAT', KEYS[3], ARGV[7])
 end
-return {1, '', jobs + 1, images + tonumber(ARGV[2]), bytes + tonumber(ARGV[3])}`;
+return {1, '', jobs + 1, images + tonumber(ARGV[2]), bytes + tonumber(ARGV[3]), ownJobs + 1, ownImages + tonumber(ARGV[2])}`;
 
-// Shared by RELEASE and SWEEP: forgets a reservation (its value is images:bytes:expiresAt) and takes it off the counts.
+// Shared by RELEASE and SWEEP: forgets a reservation (its value is images:bytes:expiresAt[:owner]) and takes it off
+// the counts, its owner's included (whose fields go once it has no job left, so the hash holds only active owners).
 const UNRESERVE = `
-local function unreserve(counts, reservations, id, reserved)
-  local images, bytes = string.match(reserved, '^(%d+):(%d+)')
+local function unreserve(counts, reservations, owners, id, reserved)
+  local images, bytes, owner = string.match(reserved, '^(%d+):(%d+):%d+:?(.*)$')
   redis.call('HDEL', reservations, id)
   redis.call('HINCRBY', counts, 'jobs', -1)
   redis.call('HINCRBY', counts, 'images', -tonumber(images or '0'))
   redis.call('HINCRBY', counts, 'bytes', -tonumber(bytes or '0'))
+  if owner ~= nil and owner ~= '' then
+    if redis.call('HINCRBY', owners, owner .. ':jobs', -1) <= 0 then
+      redis.call('HDEL', owners, owner .. ':jobs', owner .. ':images')
+    else
+      redis.call('HINCRBY', owners, owner .. ':images', -tonumber(images or '0'))
+    end
+  end
 end`;
 
-// KEYS: counts hash, reservations hash, images list; ARGV: id. Idempotent: a second release of one id does nothing.
+// KEYS: counts hash, reservations hash, images list, owners hash; ARGV: id. Idempotent: a second release of one id does nothing.
 const RELEASE = `${UNRESERVE}
 redis.call('DEL', KEYS[3])
 local reserved = redis.call('HGET', KEYS[2], ARGV[1])
 if not reserved then return 0 end
-unreserve(KEYS[1], KEYS[2], ARGV[1], reserved)
+unreserve(KEYS[1], KEYS[2], KEYS[4], ARGV[1], reserved)
 return 1`;
 
-// KEYS: counts hash, reservations hash, the store's index; ARGV: job key prefix, images key prefix.
+// KEYS: counts hash, reservations hash, the store's index, owners hash; ARGV: job key prefix, images key prefix.
 // Releases every reservation past its job's expiry whose job is gone from the store (it expired while it waited, or
 // its release was lost), with its bytes and index entry; returns their ids. The job keys it checks are computed
 // here, not passed in KEYS: fine on one Redis (not Redis Cluster), like the deployment itself. Redis's own clock
@@ -116,9 +136,9 @@ local entries = redis.call('HGETALL', KEYS[2])
 local swept = {}
 for i = 1, #entries, 2 do
   local id, reserved = entries[i], entries[i + 1]
-  local expires = tonumber(string.match(reserved, '^%d+:%d+:(%d+)$') or '')
+  local expires = tonumber(string.match(reserved, '^%d+:%d+:(%d+)') or '')
   if expires ~= nil and expires <= now and redis.call('EXISTS', ARGV[1] .. id) == 0 then
-    unreserve(KEYS[1], KEYS[2], id, reserved)
+    unreserve(KEYS[1], KEYS[2], KEYS[4], id, reserved)
     redis.call('DEL', ARGV[2] .. id)
     redis.call('ZREM', KEYS[3], id)
     swept[#swept + 1] = id
@@ -145,7 +165,7 @@ export class BullJobQueue implements JobQueue {
   /** Set when this worker lets go of its running jobs (drain past its timeout, close): they go back to the queue. */
   #handingBack = false;
   #queueEvents: QueueEvents | null = null;
-  #lastCounts: QueueCounts = { jobs: 0, waiting: 0, active: 0, images: 0, imageBytes: 0 };
+  #lastCounts: QueueCounts = { jobs: 0, waiting: 0, active: 0, images: 0, imageBytes: 0, owners: {} };
   readonly #refresh: NodeJS.Timeout;
   #closed: Promise<void> | null = null;
 
@@ -165,16 +185,17 @@ export class BullJobQueue implements JobQueue {
   }
 
   async reserve(reservation: Reservation, limits: AdmissionLimits): Promise<Admission> {
-    const { id, expiresAt } = reservation;
+    const { id, owner, expiresAt } = reservation;
     const images = reservation.images.map((bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     const imageBytes = images.reduce((sum, bytes) => sum + bytes.byteLength, 0);
     const reply = (await viaRedis(() =>
       this.#redis.eval(
         RESERVE,
-        3,
+        4,
         this.#keys.admission,
         this.#keys.reservations,
         this.#keys.images(id),
+        this.#keys.admissionOwners,
         id,
         images.length,
         imageBytes,
@@ -182,18 +203,22 @@ export class BullJobQueue implements JobQueue {
         limits.maxImages,
         limits.maxImageBytes,
         expiresAt.getTime(),
+        owner ?? '',
+        limits.maxJobsPerOwner,
+        limits.maxImagesPerOwner,
         ...images,
       ),
-    )) as [number, string, number, number, number];
-    const [admitted, limit, jobs, imageCount, bytes] = reply;
-    const counts = { ...this.#lastCounts, jobs, images: imageCount, imageBytes: bytes };
+    )) as [number, string, number, number, number, number?, number?];
+    const [admitted, limit, jobs, imageCount, bytes, ownJobs, ownImages] = reply;
+    const owners = owner === null || ownJobs === undefined ? this.#lastCounts.owners : { ...this.#lastCounts.owners, [owner]: { jobs: ownJobs, images: ownImages ?? 0 } };
+    const counts = { ...this.#lastCounts, jobs, images: imageCount, imageBytes: bytes, owners };
     this.#lastCounts = counts;
     if (admitted === 1) return { admitted: true };
-    return { admitted: false, limit: limit as 'jobs' | 'images' | 'imageBytes', counts };
+    return { admitted: false, limit: limit as AdmissionLimit, counts };
   }
 
   async release(id: string): Promise<void> {
-    await viaRedis(() => this.#redis.eval(RELEASE, 3, this.#keys.admission, this.#keys.reservations, this.#keys.images(id), id));
+    await viaRedis(() => this.#redis.eval(RELEASE, 4, this.#keys.admission, this.#keys.reservations, this.#keys.images(id), this.#keys.admissionOwners, id));
   }
 
   /**
@@ -203,7 +228,7 @@ export class BullJobQueue implements JobQueue {
    */
   async sweepExpired(): Promise<string[]> {
     const swept = (await viaRedis(() =>
-      this.#redis.eval(SWEEP, 3, this.#keys.admission, this.#keys.reservations, this.#keys.index, this.#keys.jobPrefix, this.#keys.imagesPrefix),
+      this.#redis.eval(SWEEP, 4, this.#keys.admission, this.#keys.reservations, this.#keys.index, this.#keys.admissionOwners, this.#keys.jobPrefix, this.#keys.imagesPrefix),
     )) as string[];
     for (const id of swept) {
       // Refused (0) while a worker holds the job: that worker finds the job gone and drops it.
@@ -315,14 +340,16 @@ export class BullJobQueue implements JobQueue {
   }
 
   async counts(): Promise<QueueCounts> {
-    const [[jobs, images, bytes], queueCounts] = await Promise.all([
+    const [[jobs, images, bytes], owners, queueCounts] = await Promise.all([
       viaRedis(() => this.#redis.hmget(this.#keys.admission, 'jobs', 'images', 'bytes')),
+      viaRedis(() => this.#redis.hgetall(this.#keys.admissionOwners)),
       viaRedis(() => this.#queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active'), this.#producer),
     ]);
     const counts: QueueCounts = {
       jobs: Number(jobs ?? 0),
       images: Number(images ?? 0),
       imageBytes: Number(bytes ?? 0),
+      owners: ownerCountsFrom(owners),
       waiting: (queueCounts.waiting ?? 0) + (queueCounts.prioritized ?? 0) + (queueCounts.delayed ?? 0),
       active: queueCounts.active ?? 0,
     };
@@ -400,6 +427,20 @@ export class BullJobQueue implements JobQueue {
     this.#ownedConnections.push(connection);
     return connection;
   }
+}
+
+/** The owners hash (`<owner>:jobs`, `<owner>:images`) as counts per owner. */
+function ownerCountsFrom(fields: Record<string, string>): Record<string, OwnerCounts> {
+  const owners: Record<string, OwnerCounts> = {};
+  for (const [field, value] of Object.entries(fields)) {
+    const split = field.lastIndexOf(':');
+    const owner = field.slice(0, split);
+    const kind = field.slice(split + 1);
+    const counts = (owners[owner] ??= { jobs: 0, images: 0 });
+    if (kind === 'jobs') counts.jobs = Number(value);
+    else if (kind === 'images') counts.images = Number(value);
+  }
+  return owners;
 }
 
 /** The replies of a MULTI, or the first command's error (a MULTI resolves even when a command in it failed). */

@@ -1,8 +1,9 @@
 /**
  * The JobStore on Redis: one JSON string per job (`<prefix>:job:<id>`, expiring at the job's `expiresAt`),
- * a sorted set of ids by creation sequence for paging, and Lua scripts for create and compare-and-set, so
- * every API and worker process sees one order of changes. Expired ids leave the set when the queue's expiry sweep
- * meets them (jobs that expired unfinished) or lazily, when a page meets them.
+ * a sorted set of ids by creation sequence for paging (and one per owner, expiring with the owner's last job, so a
+ * key pages through its own jobs only), and Lua scripts for create and compare-and-set, so every API and worker
+ * process sees one order of changes. Expired ids leave the sets when the queue's expiry sweep meets them (jobs that
+ * expired unfinished; the main set) or lazily, when a page meets them.
  *
  * The retention budget (retention.ts) is kept per deployment in the same scripts: each finished job's JSON size in a
  * hash, their ids by expiry in a sorted set, and the total; a job that finishes over the budget makes the script
@@ -40,23 +41,38 @@ local function forgetExpired()
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do forget(id) end
 end`;
 
-// KEYS: job key, index, sequence; ARGV: id, json, expiresAt ms.
-const CREATE = `
+// Moves a key's expiry to `at` (ms) unless it already lasts longer (PEXPIREAT's GT needs Redis 7).
+const KEEP_UNTIL = `
+local function keepUntil(key, at)
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 or now + ttl < tonumber(at) then redis.call('PEXPIREAT', key, at) end
+end`;
+
+// KEYS: job key, index, sequence, owner index; ARGV: id, json, expiresAt ms, '1' when the job has an owner.
+const CREATE = `${KEEP_UNTIL}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local seq = redis.call('INCR', KEYS[3])
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
+if ARGV[4] == '1' then
+  redis.call('ZADD', KEYS[4], seq, ARGV[1])
+  keepUntil(KEYS[4], ARGV[3])
+end
 return 1`;
 
-// KEYS: job key, finished, sizes, total, index; ARGV: expected status, expected version, json, expiresAt ms, id,
-// whether the new state is terminal (1/0), the budget in bytes, the job key prefix. Returns {changed, evicted}.
-// The jobs evicted are deleted here, by keys computed from the prefix: fine on one Redis (not Redis Cluster).
-const TRANSITION = `${RETENTION_FUNCTIONS}
+// KEYS: job key, finished, sizes, total, index, owner index; ARGV: expected status, expected version, json, expiresAt ms,
+// id, whether the new state is terminal (1/0), the budget in bytes, the job key prefix, '1' when the job has an owner.
+// Returns {changed, evicted}. The jobs evicted are deleted here, by keys computed from the prefix: fine on one Redis
+// (not Redis Cluster); their ids leave the owner indexes lazily, when a page meets them.
+const TRANSITION = `${RETENTION_FUNCTIONS}${KEEP_UNTIL}
 local current = redis.call('GET', KEYS[1])
 if not current then return {0, 0} end
 local job = cjson.decode(current)
 if job.status ~= ARGV[1] or tonumber(job.version) ~= tonumber(ARGV[2]) then return {0, 0} end
 redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[4])
+if ARGV[9] == '1' then keepUntil(KEYS[6], ARGV[4]) end
 if ARGV[6] ~= '1' then return {1, 0} end
 forgetExpired()
 local size = string.len(ARGV[3])
@@ -116,7 +132,18 @@ export class RedisJobStore implements JobStore {
 
   async create(job: Job): Promise<void> {
     const created = await viaRedis(() =>
-      this.#redis.eval(CREATE, 3, this.#keys.job(job.id), this.#keys.index, this.#keys.sequence, job.id, jobToJSON(job), job.expiresAt.getTime()),
+      this.#redis.eval(
+        CREATE,
+        4,
+        this.#keys.job(job.id),
+        this.#keys.index,
+        this.#keys.sequence,
+        this.#ownerIndexOf(job),
+        job.id,
+        jobToJSON(job),
+        job.expiresAt.getTime(),
+        job.owner === null ? '' : '1',
+      ),
     );
     if (created !== 1) throw new Error(`job ${job.id} already exists`);
   }
@@ -130,8 +157,9 @@ export class RedisJobStore implements JobStore {
     const [changed, evicted] = (await viaRedis(() =>
       this.#redis.eval(
         TRANSITION,
-        5,
+        6,
         ...this.#retentionKeys(id),
+        this.#ownerIndexOf(next),
         from,
         next.version - 1,
         jobToJSON(next),
@@ -140,19 +168,27 @@ export class RedisJobStore implements JobStore {
         isTerminal(next) ? 1 : 0,
         this.#maxRetainedBytes,
         this.#keys.jobPrefix,
+        next.owner === null ? '' : '1',
       ),
     )) as [number, number];
     this.#evicted += evicted;
     return changed === 1;
   }
 
+  /** A job's owner index; the main index stands in for a job without owner (the scripts then leave it alone). */
+  #ownerIndexOf(job: Job): string {
+    return job.owner === null ? this.#keys.index : this.#keys.ownerIndex(job.owner);
+  }
+
   async list(options: ListJobsOptions): Promise<JobPage> {
     const afterSeq = options.after === undefined ? -1 : decodeCursor(options.after);
+    // One owner's jobs come from its own index: both share the creation sequence, so cursors mean the same.
+    const indexKey = options.owner === undefined ? this.#keys.index : this.#keys.ownerIndex(options.owner);
     const jobs: Job[] = [];
     let endSeq: number | null = null;
     let from = `(${afterSeq}`;
     for (;;) {
-      const chunk = await viaRedis(() => this.#redis.zrangebyscore(this.#keys.index, from, '+inf', 'WITHSCORES', 'LIMIT', 0, SCAN_CHUNK));
+      const chunk = await viaRedis(() => this.#redis.zrangebyscore(indexKey, from, '+inf', 'WITHSCORES', 'LIMIT', 0, SCAN_CHUNK));
       if (chunk.length === 0) break;
       const ids: string[] = [];
       const seqs: number[] = [];
@@ -169,14 +205,15 @@ export class RedisJobStore implements JobStore {
         }
         const job = jobFromJSON(text);
         if (options.status !== undefined && job.status !== options.status) continue;
+        if (options.owner !== undefined && job.owner !== options.owner) continue;
         if (jobs.length === options.first) {
-          if (expired.length > 0) await viaRedis(() => this.#redis.zrem(this.#keys.index, ...expired));
+          if (expired.length > 0) await viaRedis(() => this.#redis.zrem(indexKey, ...expired));
           return { jobs, endCursor: endSeq === null ? null : encodeCursor(endSeq), hasNextPage: true };
         }
         jobs.push(job);
         endSeq = seqs[index] as number;
       }
-      if (expired.length > 0) await viaRedis(() => this.#redis.zrem(this.#keys.index, ...expired));
+      if (expired.length > 0) await viaRedis(() => this.#redis.zrem(indexKey, ...expired));
       from = `(${seqs[seqs.length - 1] as number}`;
     }
     return { jobs, endCursor: endSeq === null ? null : encodeCursor(endSeq), hasNextPage: false };

@@ -35,6 +35,14 @@ export class RedisKeys {
     return `${this.prefix}:retainedBytes`;
   }
 
+  /**
+   * Sorted set of one owner's job ids by creation sequence (owner: keyed hash of an API key), so a key pages through
+   * its own jobs without reading everyone's; it expires with the owner's last job.
+   */
+  ownerIndex(owner: string): string {
+    return `${this.prefix}:owner:${owner}:jobs`;
+  }
+
   /** The creation sequence counter. */
   get sequence(): string {
     return `${this.prefix}:seq`;
@@ -54,7 +62,12 @@ export class RedisKeys {
     return `${this.prefix}:admission`;
   }
 
-  /** Each unfinished job's reservation: `images:bytes:expiresAtMs`. */
+  /** Unfinished jobs and images per owner (keyed hash of an API key, never the key): `<owner>:jobs`, `<owner>:images`. */
+  get admissionOwners(): string {
+    return `${this.prefix}:admission:owners`;
+  }
+
+  /** Each unfinished job's reservation: `images:bytes:expiresAtMs:owner`. */
   get reservations(): string {
     return `${this.prefix}:reservations`;
   }

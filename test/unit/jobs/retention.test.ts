@@ -12,6 +12,7 @@ const base: Job = {
   texts: [],
   imageCount: 0,
   batched: true,
+  owner: null,
   createdAt: new Date(0),
   expiresAt: new Date(1),
   version: 0,

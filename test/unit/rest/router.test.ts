@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { OPEN_CALLER, type Caller } from '../../../src/jobs/caller.js';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { pino } from 'pino';
@@ -20,7 +21,7 @@ class JobsDouble implements JobSubmitter {
   nextError: Error | undefined;
   #count = 0;
 
-  async submit(input: SubmitJobInput): Promise<Job> {
+  async submit(_caller: Caller, input: SubmitJobInput): Promise<Job> {
     if (this.nextError !== undefined) {
       const error = this.nextError;
       this.nextError = undefined;
@@ -29,6 +30,7 @@ class JobsDouble implements JobSubmitter {
     this.submitted.push(input);
     const job: Job = {
       id: `job-${++this.#count}`,
+      owner: null,
       task: input.task ?? 'classification',
       model: input.model ?? 'default',
       classes: input.task === undefined || input.task === 'classification' ? input.classes : [],
@@ -44,7 +46,7 @@ class JobsDouble implements JobSubmitter {
     return job;
   }
 
-  async get(id: string): Promise<Job | undefined> {
+  async get(_caller: Caller, id: string): Promise<Job | undefined> {
     return this.jobs.get(id);
   }
 
@@ -96,6 +98,7 @@ beforeAll(async () => {
         resolveModelName: (name) => MODELS.find((m) => normaliseModelName(m.name) === normaliseModelName(name))?.name,
       },
       logger,
+      callerOf: () => OPEN_CALLER,
       maxBodyBytes: 4096,
       jsonLimits: { maxDepth: 8, maxValues: 200 },
       legacyPollIntervalMs: 5,

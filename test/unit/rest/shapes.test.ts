@@ -19,6 +19,7 @@ import { normaliseModelName } from '../../../src/clip/catalogue.js';
 
 const common = {
   id: 'job-1',
+  owner: null,
   task: 'classification' as const,
   model: 'clip-vit-base-patch32',
   classes: ['cat', 'dog'],

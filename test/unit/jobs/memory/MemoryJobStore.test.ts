@@ -5,7 +5,7 @@ import type { Job } from '../../../../src/jobs/types.js';
 
 function makeJob(id: string, ttlMs = 60_000, status: Job['status'] = 'queued'): Job {
   const createdAt = new Date();
-  const base = { id, task: 'classification' as const, model: 'm', classes: ['a'], texts: [], imageCount: 1, batched: false, createdAt, expiresAt: new Date(createdAt.getTime() + ttlMs), version: 0 };
+  const base = { id, owner: null, task: 'classification' as const, model: 'm', classes: ['a'], texts: [], imageCount: 1, batched: false, createdAt, expiresAt: new Date(createdAt.getTime() + ttlMs), version: 0 };
   if (status === 'complete') {
     return { ...base, version: 1, status, startedAt: createdAt, finishedAt: createdAt, result: { task: 'classification', images: [{ probabilities: [1] }] } };
   }
