@@ -85,6 +85,8 @@ export interface Config {
   readonly graphiql: boolean;
   readonly webUi: boolean;
   readonly apiKeys: readonly string[];
+  readonly adminApiKeys: readonly string[];
+  readonly modelIdleStopSeconds: number;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormatSetting;
 }
@@ -511,6 +513,21 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'none (auth off)',
     parse: list,
   },
+  adminApiKeys: {
+    env: 'ADMIN_API_KEYS',
+    description:
+      'Comma-separated API keys that may also start and stop models (POST /api/models/{model}/start|stop, startModel, stopModel); each is a valid API key too. With API_KEYS set and no admin key, model control is refused (403 FORBIDDEN); with no keys at all it is open.',
+    defaultValue: [],
+    defaultText: 'none',
+    parse: list,
+  },
+  modelIdleStopSeconds: {
+    env: 'MODEL_IDLE_STOP_SECONDS',
+    description:
+      'Stop a model that has run no job for this many seconds, releasing its memory; its next job starts it again (and waits QUEUED while it loads). 0 never stops an idle model.',
+    defaultValue: 0,
+    parse: integer(0),
+  },
   logLevel: { env: 'LOG_LEVEL', description: 'pino log level; debug adds stack traces to expected errors (a model that cannot load, …).', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
   logFormat: {
     env: 'LOG_FORMAT',
@@ -640,6 +657,7 @@ export function finalizeConfig(config: Config): Config {
     clipModels: Object.freeze(config.clipModels.map((model) => Object.freeze({ ...model }))),
     corsOrigins: Object.freeze([...config.corsOrigins]),
     apiKeys: Object.freeze([...config.apiKeys]),
+    adminApiKeys: Object.freeze([...config.adminApiKeys]),
     ortExecutionProviders: Object.freeze([...config.ortExecutionProviders]),
   });
 }

@@ -14,6 +14,8 @@ export enum ErrorCode {
   ShuttingDown = 'SHUTTING_DOWN',
   /** Missing or wrong API key. */
   Unauthenticated = 'UNAUTHENTICATED',
+  /** A valid API key that may not do this (model control needs an ADMIN_API_KEYS key). */
+  Forbidden = 'FORBIDDEN',
   /** A model could not be downloaded or loaded. */
   ModelUnavailable = 'MODEL_UNAVAILABLE',
   /** The model failed while running a job's images or prompts. */
@@ -34,6 +36,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.Overloaded]: 429,
   [ErrorCode.ShuttingDown]: 503,
   [ErrorCode.Unauthenticated]: 401,
+  [ErrorCode.Forbidden]: 403,
   [ErrorCode.ModelUnavailable]: 503,
   [ErrorCode.InferenceFailed]: 500,
   [ErrorCode.PayloadTooLarge]: 413,

@@ -1,8 +1,13 @@
 /**
  * Per-model options written after a model's source: `source;logitScale=112.3;logitBias=-16.5` in `CLIP_MODEL` and in
  * each `CLIP_MODELS` entry (`name=source;logitScale=…`). They set what the files of many exports do not carry: the
- * trained softmax temperature, and a SigLIP model's trained scale and bias. Keys are case-insensitive, camel or snake case.
+ * trained softmax temperature, and a SigLIP model's trained scale and bias; and when the model is loaded (`load=lazy`: on its
+ * first job instead of at start). Keys are case-insensitive, camel or snake case.
  */
+
+/** When a model is loaded: `eager` at start, `lazy` on its first job (or an explicit start). */
+export type LoadPolicy = 'eager' | 'lazy';
+export const LOAD_POLICIES: readonly LoadPolicy[] = ['eager', 'lazy'];
 
 /** The options one model may be given. */
 export interface ModelOptions {
@@ -10,9 +15,11 @@ export interface ModelOptions {
   logitScale?: number | undefined;
   /** A SigLIP model's trained `logit_bias` (typically around −10 to −17). */
   logitBias?: number | undefined;
+  /** When the model is loaded; absent means `eager`. */
+  load?: LoadPolicy | undefined;
 }
 
-export const MODEL_OPTION_KEYS = ['logitScale', 'logitBias'] as const;
+export const MODEL_OPTION_KEYS = ['logitScale', 'logitBias', 'load'] as const;
 
 /**
  * Splits `source;key=value;…` into the source and its options. Throws an Error worded "expected …, got …" for an
@@ -38,6 +45,12 @@ export function parseModelOptions(text: string): { source: string; options: Mode
         if (!Number.isFinite(number)) throw new Error(`expected logitBias to be a number, got ${JSON.stringify(value)}`);
         options.logitBias = number;
         break;
+      case 'load': {
+        const policy = LOAD_POLICIES.find((p) => p === value.toLowerCase());
+        if (policy === undefined) throw new Error(`expected load to be ${LOAD_POLICIES.join(' or ')}, got ${JSON.stringify(value)}`);
+        options.load = policy;
+        break;
+      }
       default:
         throw new Error(`expected a model option among ${MODEL_OPTION_KEYS.join(', ')}, got ${JSON.stringify(part.slice(0, eq).trim())}`);
     }

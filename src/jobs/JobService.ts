@@ -337,6 +337,21 @@ export class JobService {
     return this.#store.get(id);
   }
 
+  /** The queued and running jobs on `model` (its resolved name), in creation order, across every process sharing the store. */
+  async unfinishedOn(model: string): Promise<Job[]> {
+    const found: Job[] = [];
+    for (const status of ['queued', 'running'] as const) {
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.#store.list({ status, first: this.#limits.maxPageSize, after });
+        found.push(...page.jobs.filter((job) => job.model === model));
+        if (!page.hasNextPage || page.endCursor === null) break;
+        after = page.endCursor;
+      }
+    }
+    return found.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  }
+
   /** Jobs in creation order. Throws BAD_USER_INPUT for a bad `first` or `after`. */
   async list(input: ListJobsInput = {}): Promise<JobPage> {
     const first = input.first ?? DEFAULT_PAGE_SIZE;

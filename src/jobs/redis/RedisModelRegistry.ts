@@ -67,10 +67,11 @@ export class RedisModelRegistry {
 
 /**
  * The API's view of a model: its configured name and source, with the status and metadata of the best worker
- * entry (ready over loading over failed); `loading` while no worker serves it.
+ * entry (running anywhere wins, then the states on the way to running, then stopped, failed last); `loading` while no
+ * worker serves it.
  */
 export function mergeModelViews(configured: ModelInfo[], workers: ModelInfo[][]): ModelInfo[] {
-  const rank: Record<ModelInfo['status'], number> = { ready: 2, loading: 1, failed: 0 };
+  const rank: Record<ModelInfo['status'], number> = { ready: 6, stopping: 5, loading: 4, starting: 3, stopped: 2, uninitialized: 1, failed: 0 };
   return configured.map((model) => {
     let best: ModelInfo | undefined;
     for (const entry of workers) {
