@@ -77,7 +77,7 @@ export async function measureSerialisation(count = 64, dimensions = 768, runs = 
   const document = parse('query($id: ID!) { job(id: $id) { status embeddings { dimensions vectors } } }');
   // Only `jobs.get` is reached by this query: the rest of JobService is not needed to measure serialisation.
   const jobs = { get: async () => job } as unknown as JobService;
-  const contextValue: GraphqlContext = { jobs, clip: { defaultModelName: 'bench', models: () => [] }, logger: silentLogger(), requestId: 'bench' };
+  const contextValue: GraphqlContext = { jobs, clip: { defaultModelName: 'bench', models: () => [] }, logger: silentLogger(), requestId: 'bench', apiKey: undefined, modelControl: undefined };
   const graphql = await timed(runs, async () => {
     const answer = await execute({ schema, document, variableValues: { id: job.id }, contextValue });
     if (answer.errors) throw new Error(answer.errors.map((e) => e.message).join('; '));

@@ -39,6 +39,8 @@ export interface GraphqlWsOptions {
   maxPayloadBytes: number;
   /** Checks `connection_init` payloads; absent = auth off. Must not throw (a throw counts as invalid). */
   authenticate?: (connectionParams: Readonly<Record<string, unknown>>) => AuthOutcome;
+  /** The API key a `connection_init` payload carries, handed to each operation's context. */
+  apiKeyOf?: (connectionParams: Readonly<Record<string, unknown>>) => string | undefined;
   /** Whether a browser `Origin` other than the server's own may connect. */
   isAllowedOrigin: (origin: string) => boolean;
   /** Server ping interval, in ms; a client that misses a pong is dropped. @default 12000 */
@@ -149,7 +151,7 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         }
         return false;
       },
-      onSubscribe: (_ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+      onSubscribe: (ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
         try {
           const validated = documents(payload.query);
           if (!validated.ok) {
@@ -171,7 +173,7 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
             document,
             variableValues: variables,
             operationName,
-            contextValue: createContext(services, `ws-${randomUUID()}`),
+            contextValue: createContext(services, `ws-${randomUUID()}`, options.apiKeyOf?.(ctx.connectionParams ?? {})),
           };
         } catch (error) {
           logger.error({ err: error }, 'preparing a websocket operation failed');

@@ -18,7 +18,7 @@
  *   4. stop Apollo (the drain plugin closes the HTTP server once in-flight requests end),
  *   5. release the ONNX sessions.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -35,7 +35,9 @@ import type { ModelInfo } from '../clip/types.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createRestRouter, type RestDeps } from '../rest/router.js';
 import { sendRestError, toRestError } from '../rest/errors.js';
+import { AUTH_MESSAGES, createKeyCheck, createModelControlAuthorizer, keyFromConnectionParams, keyFromRequest } from './auth.js';
 import { createGraphiqlHandler } from './graphiql.js';
+import { createLocalModelControl } from './modelControl.js';
 import { createWebUiHandler } from './webUi.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
@@ -73,49 +75,6 @@ type ServerState =
 const SUBSCRIBER_FLUSH_MS = 2_000;
 /** Longest wait for websocket peers to answer the close handshake on stop, in ms; the rest are cut. */
 const WEBSOCKET_CLOSE_MS = 1_000;
-
-// ---- API keys ----
-
-function digest(key: string): Buffer {
-  return createHash('sha256').update(key).digest();
-}
-
-/** Compares digests in constant time so response timing does not leak a key's prefix. */
-function createKeyCheck(apiKeys: readonly string[]): (key: string | undefined) => AuthOutcome {
-  const digests = apiKeys.map(digest);
-  return (key) => {
-    if (key === undefined || key === '') return 'missing';
-    const candidate = digest(key);
-    let match = false;
-    for (const known of digests) match = timingSafeEqual(known, candidate) || match;
-    return match ? 'ok' : 'invalid';
-  };
-}
-
-function bearer(value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(value);
-  return match?.[1];
-}
-
-function keyFromRequest(req: Request): string | undefined {
-  const header = req.get('x-api-key');
-  return header !== undefined && header.trim() !== '' ? header.trim() : bearer(req.get('authorization'));
-}
-
-/** `{ apiKey }`, `{ Authorization: 'Bearer …' }`, or GraphiQL's headers object `{ 'x-api-key': … }`. */
-function keyFromConnectionParams(params: Readonly<Record<string, unknown>>): string | undefined {
-  for (const name of ['apiKey', 'x-api-key', 'X-API-Key']) {
-    const value = params[name];
-    if (typeof value === 'string') return value;
-  }
-  return bearer(params.Authorization ?? params.authorization);
-}
-
-const AUTH_MESSAGES: Record<Exclude<AuthOutcome, 'ok'>, string> = {
-  missing: 'An API key is required: send `Authorization: Bearer <key>` or `x-api-key: <key>`',
-  invalid: 'The API key is not valid',
-};
 
 // ---- small HTTP helpers ----
 
@@ -217,6 +176,7 @@ export function createClip(config: Config, logger: Logger): ClipService {
     caches: { textEmbeddings: config.textCacheSize, imageEmbeddings: config.imageCacheSize },
     imageLimits: { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels },
     logger: logger.child({ component: 'clip' }),
+    idleStopSeconds: config.modelIdleStopSeconds,
   });
 }
 
@@ -249,8 +209,13 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
         }, 1_000);
   modelsRefresh?.unref();
   const graphqlModels = registry === undefined ? clip : { defaultModelName: clip.defaultModelName, models: () => mergeModelViews(clip.models(), workerModels) };
-  const services = { jobs, clip: graphqlModels, logger };
-  const checkKey = config.apiKeys.length > 0 ? createKeyCheck(config.apiKeys) : null;
+  // An admin key is an API key too; model control additionally needs one (see createModelControlAuthorizer).
+  const allKeys = [...config.apiKeys, ...config.adminApiKeys];
+  const checkKey = allKeys.length > 0 ? createKeyCheck(allKeys) : null;
+  const authorizeModelControl = createModelControlAuthorizer(config.apiKeys, config.adminApiKeys);
+  // ROLE=api holds no model: controlling the workers' models goes through Redis (not yet), so it is not offered here.
+  const modelControl = runsModels ? createLocalModelControl({ clip, jobs, logger: logger.child({ component: 'models' }), authorize: authorizeModelControl }) : undefined;
+  const services = { jobs, clip: graphqlModels, logger, modelControl };
   const allowAnyOrigin = config.corsOrigins.includes('*');
   const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
 
@@ -348,7 +313,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   graphqlRouter.use(graphqlBodyErrors);
   app.use('/graphql', graphqlRouter);
 
-  const restDeps: RestDeps = { jobs, clip, logger: logger.child({ component: 'rest' }), maxBodyBytes: config.maxBodyBytes };
+  const restDeps: RestDeps = { jobs, clip, models: modelControl, apiKeyOf: keyFromRequest, logger: logger.child({ component: 'rest' }), maxBodyBytes: config.maxBodyBytes };
   app.use('/api', requireKey('rest'), createRestRouter(restDeps));
 
   app.use((req, res) => {
@@ -401,11 +366,12 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       documentCacheBytes: config.wsDocumentCacheBytes,
       isAllowedOrigin,
       ...(checkKey === null ? {} : { authenticate: (params: Readonly<Record<string, unknown>>) => checkKey(keyFromConnectionParams(params)) }),
+      apiKeyOf: keyFromConnectionParams,
     });
     apollo = createApolloServer({ schema, httpServer, logger, limits, introspection: config.introspection });
     await apollo.start();
     graphqlHandler = expressMiddleware(apollo, {
-      context: async ({ res }) => createContext(services, typeof res.locals.requestId === 'string' ? res.locals.requestId : randomUUID()),
+      context: async ({ req, res }) => createContext(services, typeof res.locals.requestId === 'string' ? res.locals.requestId : randomUUID(), keyFromRequest(req)),
     });
     const address = await listen();
     logger.info({ url: address.url, model: clip.defaultModelName }, 'listening; loading models');

@@ -3,7 +3,8 @@
  * lists models and resolves model names. Kept minimal so the router can be driven by a small double in
  * unit tests and so the job or clip services can change without touching the REST code.
  */
-import type { ModelInfo } from '../clip/types.js';
+import type { Request } from 'express';
+import type { ModelInfo, ModelStatus } from '../clip/types.js';
 import type { Job, SubmitJobInput } from '../jobs/types.js';
 import type { Logger } from '../logger.js';
 
@@ -23,10 +24,29 @@ export interface ClipModels {
   resolveModelName(name: string): string | undefined;
 }
 
+/**
+ * Starting and stopping models (FES's `/api/models/{model}/start|stop|status`). Names are users' strings (kebab or
+ * snake case, catalogue names); an unknown one throws NOT_FOUND.
+ */
+export interface ModelControl {
+  /** Begins starting the model (idempotent); resolves, once that is under way, with the model as it then is. */
+  start(name: string): Promise<ModelInfo>;
+  /** Begins stopping the model (idempotent); resolves, once that is under way, with the model as it then is. */
+  stop(name: string): Promise<ModelInfo>;
+  /** The model's status and its unfinished jobs (the cluster's, with Redis). */
+  status(name: string): Promise<{ status: ModelStatus; jobs: Job[] }>;
+  /** Throws FORBIDDEN (or UNAUTHENTICATED) when the caller may not start or stop models. */
+  authorize(apiKey: string | undefined): void;
+}
+
 /** Everything `createRestRouter` needs. */
 export interface RestDeps {
   jobs: JobSubmitter;
   clip: ClipModels;
+  /** Model start / stop / status; without it those routes answer 404. */
+  models?: ModelControl | undefined;
+  /** The API key a request carries (the router's mount point has already checked it is valid). */
+  apiKeyOf?: ((req: Request) => string | undefined) | undefined;
   logger: Logger;
   /**
    * The largest JSON request body accepted, in bytes; larger ones get 413 PAYLOAD_TOO_LARGE.
