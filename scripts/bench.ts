@@ -202,7 +202,8 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     if (options.only === 'model-memory') {
-      await ensureModel(options.modelDir);
+      // Only the fp32 graphs are used: test/.models/vit-b-32 (fp32 only) serves as well as a full generated model.
+      if (!fs.existsSync(path.join(options.modelDir, 'onnx', 'text_model.onnx'))) await ensureModel(options.modelDir);
       const result = await benchModelMemory(root, options.modelDir, { cycles: options.quick ? 3 : 10, mallocMmapThreshold: options.mallocDefault ? null : 65_536, log });
       process.stdout.write(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatModelMemory(result)}\n`);
       if (options.json) writeBenchJson(options.json, { modelMemory: result });

@@ -4,6 +4,7 @@
  * the model's unfinished jobs from the job store.
  */
 import type { ClipService, ModelInfo } from '../clip/index.js';
+import { AppError, ErrorCode } from '../errors.js';
 import type { JobService } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 import type { ModelControl } from '../rest/router.js';
@@ -30,6 +31,45 @@ export function createLocalModelControl({ clip, jobs, logger, authorize }: Local
     stop: async (name) => begin(name, 'stop'),
     status: async (name) => {
       const info = clip.modelInfo(name);
+      return { status: info.status, jobs: await jobs.unfinishedOn(info.name) };
+    },
+    authorize,
+  };
+}
+
+export interface ClusterModelControlOptions {
+  /** Resolves model names (ROLE=api loads none). */
+  clip: Pick<ClipService, 'resolveModelName'>;
+  jobs: JobService;
+  /** Every worker's view merged (see mergeModelViews), as last read from Redis. */
+  models: () => ModelInfo[];
+  /** Sends the change to every worker. */
+  publish: (message: { model: string; change: 'start' | 'stop' }) => Promise<void>;
+  authorize: (apiKey: string | undefined) => void;
+}
+
+/**
+ * ROLE=api: a start or stop is published to every worker, and the status is the cluster's (running where any worker
+ * runs the model; the jobs of every process, from the shared store). The answer shows the model as last read from
+ * Redis: the change shows up there within the registry's refresh.
+ */
+export function createClusterModelControl({ clip, jobs, models, publish, authorize }: ClusterModelControlOptions): ModelControl {
+  const infoOf = (name: string): ModelInfo => {
+    const resolved = clip.resolveModelName(name);
+    const info = resolved === undefined ? undefined : models().find((model) => model.name === resolved);
+    if (info === undefined) throw new AppError(ErrorCode.NotFound, `Unknown model "${name.slice(0, 100)}"`);
+    return info;
+  };
+  const begin = async (name: string, change: 'start' | 'stop'): Promise<ModelInfo> => {
+    const info = infoOf(name);
+    await publish({ model: info.name, change });
+    return info;
+  };
+  return {
+    start: (name) => begin(name, 'start'),
+    stop: (name) => begin(name, 'stop'),
+    status: async (name) => {
+      const info = infoOf(name);
       return { status: info.status, jobs: await jobs.unfinishedOn(info.name) };
     },
     authorize,

@@ -37,7 +37,7 @@ import { createRestRouter, type RestDeps } from '../rest/router.js';
 import { sendRestError, toRestError } from '../rest/errors.js';
 import { AUTH_MESSAGES, createKeyCheck, createModelControlAuthorizer, keyFromConnectionParams, keyFromRequest } from './auth.js';
 import { createGraphiqlHandler } from './graphiql.js';
-import { createLocalModelControl } from './modelControl.js';
+import { createClusterModelControl, createLocalModelControl } from './modelControl.js';
 import { createWebUiHandler } from './webUi.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
@@ -213,8 +213,11 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   const allKeys = [...config.apiKeys, ...config.adminApiKeys];
   const checkKey = allKeys.length > 0 ? createKeyCheck(allKeys) : null;
   const authorizeModelControl = createModelControlAuthorizer(config.apiKeys, config.adminApiKeys);
-  // ROLE=api holds no model: controlling the workers' models goes through Redis (not yet), so it is not offered here.
-  const modelControl = runsModels ? createLocalModelControl({ clip, jobs, logger: logger.child({ component: 'models' }), authorize: authorizeModelControl }) : undefined;
+  // ROLE=api holds no model: a start or stop goes to every worker through Redis.
+  const modelControl =
+    registry === undefined
+      ? createLocalModelControl({ clip, jobs, logger: logger.child({ component: 'models' }), authorize: authorizeModelControl })
+      : createClusterModelControl({ clip, jobs, models: graphqlModels.models, publish: (message) => registry.publishControl(message), authorize: authorizeModelControl });
   const services = { jobs, clip: graphqlModels, logger, modelControl };
   const allowAnyOrigin = config.corsOrigins.includes('*');
   const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
