@@ -150,9 +150,11 @@ export class ModelSlot {
         };
         if (this.#closed) {
           // The service stopped while this model loaded: release it at once.
-          this.#state = { phase: 'stopping', model, stopped: Promise.resolve() };
-          await model.stop();
-          this.#state = { phase: 'stopped' };
+          const stopped = model.stop().then(() => {
+            this.#state = { phase: 'stopped' };
+          });
+          this.#state = { phase: 'stopping', model, stopped };
+          await stopped;
         } else {
           this.#state = { phase: 'running', model };
         }

@@ -172,9 +172,9 @@ export class JobService {
       this.#queue = options.queue;
       this.#worker = options.worker;
     } else {
-      const { classify, embedImages, embedTexts } = options.clip;
-      if (classify === undefined || embedImages === undefined || embedTexts === undefined) {
-        throw new TypeError('JobService: without a queue, clip must also run jobs (classify, embedImages, embedTexts)');
+      const { prepareModel, classify, embedImages, embedTexts } = options.clip;
+      if (prepareModel === undefined || classify === undefined || embedImages === undefined || embedTexts === undefined) {
+        throw new TypeError('JobService: without a queue, clip must also run jobs (prepareModel, classify, embedImages, embedTexts)');
       }
       this.#queue = new MemoryJobQueue();
       const clip = options.clip as JobRunner;

@@ -31,9 +31,11 @@ describe('ClipService model lifecycle', () => {
     expect(service.modelInfo('extra')).toMatchObject({ status: 'ready', load: 'eager' });
     expect(service.modelInfo('extra').sessionBytes).toBeGreaterThan(0);
 
-    const running = classifyOn(service, 'extra');
-    // Let the request reach the model before the stop is asked for.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const image = await noiseImage(1);
+    // The stop is asked for once the request is inside the model (its image cache is consulted there).
+    const inside = new Promise<void>((resolve) => service.events.on('cacheLookup', (e) => e.model === 'extra' && e.kind === 'image' && resolve()));
+    const running = service.classify({ model: 'extra', images: [image], labels: CLASSES, prompt: {} }).then((r) => r.probabilities[0]!);
+    await inside;
     const stopped = service.stopModel('extra');
     expect(service.modelInfo('extra').status).toBe('stopping');
     const probabilities = await running;

@@ -53,6 +53,8 @@ class FakeClassifier implements JobClassifier {
     return config as PromptConfig;
   }
 
+  async prepareModel(): Promise<void> {}
+
   classify(request: ClassifyRequest): Promise<ClassifyResult> {
     const uniform = (): ClassifyResult => ({
       probabilities: request.images.map(() => request.labels.map(() => 1 / request.labels.length)),
