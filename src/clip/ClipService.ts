@@ -315,8 +315,8 @@ export class ClipService {
   }
 
   /**
-   * Ready unless the default model failed, or is loading for the first time at start. A stopped (or lazy, not yet
-   * started) default model leaves the server ready: its next job starts it. Other models never count.
+   * Ready unless the default model failed, or is eager and has not finished its first load. A stopped (or lazy, not
+   * yet started) default model leaves the server ready: its next job starts it. Other models never count.
    */
   readiness(): { ready: boolean; reason: string | null } {
     const slot = this.#slots.get(this.defaultModelName)!;
@@ -326,8 +326,8 @@ export class ClipService {
       case 'ready':
       case 'stopping':
       case 'stopped':
-      case 'uninitialized':
         return { ready: true, reason: null };
+      case 'uninitialized':
       case 'starting':
       case 'loading':
         return slot.hasRun || slot.load === 'lazy' ? { ready: true, reason: null } : { ready: false, reason: `loading the default model ${info.name}` };

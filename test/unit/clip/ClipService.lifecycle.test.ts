@@ -106,6 +106,18 @@ describe('ClipService model lifecycle', () => {
     expect(service.modelInfo('tiny').status).toBe('ready');
   });
 
+  it('should be unready until an eager default model has loaded, and ready at once when the default is lazy', async () => {
+    const eager = new ClipService(testServiceOptions());
+    expect(eager.readiness()).toEqual({ ready: false, reason: 'loading the default model tiny' });
+    await started(eager);
+    expect(eager.readiness()).toEqual({ ready: true, reason: null });
+
+    const lazy = await started(new ClipService(testServiceOptions({ defaultModel: `${TINY_MODEL_DIR};load=lazy` })));
+    expect(lazy.modelInfo('tiny').status).toBe('uninitialized');
+    expect(lazy.readiness()).toEqual({ ready: true, reason: null });
+    expect(await classifyOn(lazy, 'tiny')).toHaveLength(2);
+  });
+
   it('should never stop an idle model when idleStopSeconds is 0', async () => {
     let now = 0;
     const service = await started(new ClipService({ ...testServiceOptions(), idleStopSeconds: 0, clock: () => now }));
