@@ -182,3 +182,16 @@ describe('who may start and stop models', () => {
     await server.stop();
   });
 });
+
+describe('MODEL_IDLE_STOP_SECONDS', () => {
+  it('should stop models idle that long, stay ready, and start one again for its next job', async () => {
+    const server = await startTestServer({ modelIdleStopSeconds: 1, clipModels: [{ name: 'extra', source: TINY_MODEL_DIR }] });
+    expect(await untilStatus(server, 'extra', 'stopped')).toEqual({ status: 'stopped', jobs: [] });
+    await untilStatus(server, 'tiny', 'stopped');
+    expect((await fetch(`${server.url}/ready`)).status).toBe(200);
+    const [image] = await tinyImages();
+    const submitted = await api(server, 'POST', `/tasks/${TASK}/extra/jobs`, { image, classes: ['a', 'b'] });
+    expect((await pollJob(server, (submitted.body as { id: string }).id)).status).toBe('complete');
+    await server.stop();
+  });
+});
