@@ -8,7 +8,7 @@
  */
 import type { ModelInfo } from '../../clip/types.js';
 import type { Logger } from '../../logger.js';
-import { closeConnection, type Redis } from './connection.js';
+import { closeConnection, viaRedis, type Redis } from './connection.js';
 import { RedisKeys } from './keys.js';
 
 export interface RedisModelRegistryOptions {
@@ -62,7 +62,8 @@ export class RedisModelRegistry {
 
   /** Asks every listening worker to start or stop `model`. */
   async publishControl(message: ModelControlMessage): Promise<void> {
-    await this.#redis.publish(this.#keys.modelControl, JSON.stringify(message));
+    // SERVICE_UNAVAILABLE while Redis is down, as every other request that needs it.
+    await viaRedis(() => this.#redis.publish(this.#keys.modelControl, JSON.stringify(message)), this.#redis);
   }
 
   /** Calls `listener` with every control message any API publishes, until `close`. */
