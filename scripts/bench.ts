@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json [FILE] --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess|openai|json-body --redis]`
+ * `npm run bench [-- --json [FILE] --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess|openai|json-body|model-memory --redis]`
  *
  * `--only openai` compares `POST /v1/embeddings` with GraphQL `embedImages` on one server: 8 images a request at 16
  * clients, alternating; the ratio of their images/s is the OpenAI adapter's cost (bench/openai.ts; goal ≥ 0.95).
@@ -12,6 +12,9 @@
  *
  * `--only json-body` times the structural pre-scan of JSON bodies (bench/jsonBody.ts) beside JSON.parse, on honest
  * bodies (a base64 image of 10 and 100 MB, a full text job) and hostile ones (millions of tiny values), no server.
+ * `--only model-memory` starts and stops the fp32 ViT-B/32-shaped model through the REST routes 10 times (3 with
+ * `--quick`) and reads the server's RSS after each (bench/modelMemory.ts), with MALLOC_MMAP_THRESHOLD_=65536 as
+ * docs/model-lifecycle.md recommends, or glibc's default with `--malloc-default`.
  *
  * `--only uploads` runs just the transport rows: 1 image × 10 classes at 16 clients, images as base64 JSON
  * versus file uploads (GraphQL multipart), with the server's CPU time per job.
@@ -48,6 +51,7 @@ import { benchJsonBody, formatJsonBody } from './bench/jsonBody.js';
 import { loadConfig } from '../src/config.js';
 import { expectedOnnxThreads, formatCpuSplit, measureCpuSplit, sizedImages, type CpuSplit } from './bench/cpuSplit.js';
 import { memoryRun, type MemoryRun } from './bench/memory.js';
+import { benchModelMemory, formatModelMemory } from './bench/modelMemory.js';
 import { ClipTokenizer } from '../src/clip/text/clipBpe.js';
 import { preprocessImage } from '../src/clip/image/preprocess.js';
 import { loadModelFiles } from '../src/clip/layouts/hfClip.js';
@@ -62,6 +66,7 @@ interface Options {
   embeddings: boolean;
   modelDir: string;
   only?: string;
+  mallocDefault: boolean;
   immichOnly: boolean;
   immichModelDir: string;
   redis: boolean;
@@ -204,7 +209,8 @@ async function main(argv: readonly string[]): Promise<void> {
     .option('--quick', 'one small round, to check the benchmark itself works', false)
     .option('--embeddings', 'only the embedding benchmark: embedImages vs classify throughput, result serialisation', false)
     .option('--model-dir <dir>', 'the vit-b-32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'vit-b-32'))
-    .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model), openai (/v1/embeddings versus GraphQL embedImages), json-body (the JSON pre-scan, no server)')
+    .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model), openai (/v1/embeddings versus GraphQL embedImages), json-body (the JSON pre-scan, no server), model-memory (RSS across model start/stop)')
+    .option('--malloc-default', 'model-memory: run the server with glibc\'s default allocator settings', false)
     .option('--memory', 'only the memory target: peak RSS of the fp32 server after 1,000 and 10,000 cheap jobs (long)', false)
     .option('--immich-only', 'run only the fixed-batch immich-layout row (server at 16 clients ÷ raw batch 1)', false)
     .option('--immich-model-dir <dir>', 'the immich-layout ViT-B/32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'immich-vit-b-32'))
@@ -236,7 +242,15 @@ async function main(argv: readonly string[]): Promise<void> {
       if (options.json) writeBenchJson(options.json, { jsonBody: rows });
       return;
     }
-    if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads, preprocess, openai or json-body, got ${options.only}`);
+    if (options.only === 'model-memory') {
+      // Only the fp32 graphs are used: test/.models/vit-b-32 (fp32 only) serves as well as a full generated model.
+      if (!fs.existsSync(path.join(options.modelDir, 'onnx', 'text_model.onnx'))) await ensureModel(options.modelDir);
+      const result = await benchModelMemory(root, options.modelDir, { cycles: options.quick ? 3 : 10, mallocMmapThreshold: options.mallocDefault ? null : 65_536, log });
+      process.stdout.write(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatModelMemory(result)}\n`);
+      if (options.json) writeBenchJson(options.json, { modelMemory: result });
+      return;
+    }
+    if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads, preprocess, openai, json-body or model-memory, got ${options.only}`);
     await uploadsOnly(options, rounds, n);
     return;
   }

@@ -40,17 +40,24 @@ export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 /**
  * Per-model options written after a model's source: `source;logitScale=112.3;logitBias=-16.5` in `CLIP_MODEL` and in
  * each `CLIP_MODELS` entry (`name=source;logitScale=…`). They set what the files of many exports do not carry: the
- * trained softmax temperature, and a SigLIP model's trained scale and bias. Keys are case-insensitive, camel or snake case.
+ * trained softmax temperature, and a SigLIP model's trained scale and bias; and when the model is loaded (`load=lazy`:
+ * on its first job instead of at start). Keys are case-insensitive, camel or snake case.
  * These are the options one model may be given.
  */
+/** When a model is loaded: `eager` at start, `lazy` on its first job (or an explicit start). */
+export type LoadPolicy = 'eager' | 'lazy';
+export const LOAD_POLICIES: readonly LoadPolicy[] = ['eager', 'lazy'];
+
 export interface ModelOptions {
   /** The trained logit scale (the exp of the checkpoint's `logit_scale`, e.g. 100 for OpenAI CLIP), > 0. */
   logitScale?: number | undefined;
   /** A SigLIP model's trained `logit_bias` (typically around −10 to −17). */
   logitBias?: number | undefined;
+  /** When the model is loaded; absent means `eager`. */
+  load?: LoadPolicy | undefined;
 }
 
-export const MODEL_OPTION_KEYS = ['logitScale', 'logitBias'] as const;
+export const MODEL_OPTION_KEYS = ['logitScale', 'logitBias', 'load'] as const;
 
 /**
  * Splits `source;key=value;…` into the source and its options. Throws an Error worded "expected …, got …" for an
@@ -76,6 +83,12 @@ export function parseModelOptions(text: string): { source: string; options: Mode
         if (!Number.isFinite(number)) throw new Error(`expected logitBias to be a number, got ${JSON.stringify(value)}`);
         options.logitBias = number;
         break;
+      case 'load': {
+        const policy = LOAD_POLICIES.find((p) => p === value.toLowerCase());
+        if (policy === undefined) throw new Error(`expected load to be ${LOAD_POLICIES.join(' or ')}, got ${JSON.stringify(value)}`);
+        options.load = policy;
+        break;
+      }
       default:
         throw new Error(`expected a model option among ${MODEL_OPTION_KEYS.join(', ')}, got ${JSON.stringify(part.slice(0, eq).trim())}`);
     }
@@ -166,6 +179,7 @@ export interface Config {
   readonly webUi: boolean;
   readonly apiKeys: readonly string[];
   readonly adminApiKeys: readonly string[];
+  readonly modelIdleStopSeconds: number;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormatSetting;
 }
@@ -762,10 +776,17 @@ const SETTINGS: SettingSpecs = {
   adminApiKeys: {
     env: 'ADMIN_API_KEYS',
     description:
-      'Comma-separated admin API keys (also valid wherever API_KEYS are): an admin sees and may cancel every job, and alone may take operator actions. Other keys see only the jobs they created. See docs/privacy.md.',
+      'Comma-separated admin API keys (also valid wherever API_KEYS are): an admin sees and may cancel every job, and alone may take operator actions (starting and stopping models: POST /api/models/{model}/start|stop, startModel, stopModel). Other keys see only the jobs they created; with API_KEYS set and no admin key, operator actions are refused (403 FORBIDDEN). See docs/privacy.md.',
     defaultValue: [],
     defaultText: 'none',
     parse: list,
+  },
+  modelIdleStopSeconds: {
+    env: 'MODEL_IDLE_STOP_SECONDS',
+    description:
+      'Stop a model that has run no job for this many seconds, releasing its memory; its next job starts it again (and waits QUEUED while it loads). 0 never stops an idle model.',
+    defaultValue: 0,
+    parse: integer(0),
   },
   logLevel: { env: 'LOG_LEVEL', description: 'pino log level; debug adds stack traces to expected errors (a model that cannot load, …).', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
   logFormat: {

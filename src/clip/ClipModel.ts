@@ -5,6 +5,7 @@
  * (softmax of scale · cosine, or SigLIP's per-class sigmoid of scale · cosine + bias).
  */
 import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { AppError, ErrorCode, isAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -83,6 +84,8 @@ export class ClipModel {
   readonly logitScale: number;
   readonly logitScaleSource: LogitScaleSource;
   readonly logitBiasSource: LogitScaleSource | undefined;
+  /** Bytes of ONNX graph (and external weight data) the sessions hold, each image-tower replica counted. */
+  readonly sessionBytes: number;
 
   readonly #spec: ModelSpec;
   readonly #tokenizer: TextTokenizer;
@@ -100,7 +103,8 @@ export class ClipModel {
   /** The last prompt waiting to be tokenized (see #tokenize). */
   #tokenizeTurn: Promise<unknown> = Promise.resolve();
 
-  private constructor(options: ClipModelOptions, loaded: Loaded, scoring: ResolvedScoring, embeddingSize: number) {
+  private constructor(options: ClipModelOptions, loaded: Loaded, scoring: ResolvedScoring, embeddingSize: number, sessionBytes: number) {
+    this.sessionBytes = sessionBytes;
     this.#options = options;
     this.name = options.name;
     this.precision = options.precision;
@@ -177,7 +181,7 @@ export class ClipModel {
           `${spec.dir}: config.json declares embed_dim ${spec.embeddingSize}, but ${spec.graphs.kind === 'towers' ? spec.graphs.vision : 'the graph'} gives ${probe.length}-d embeddings`,
         );
       }
-      const model = new ClipModel(options, loaded, scoring, probe.length);
+      const model = new ClipModel(options, loaded, scoring, probe.length, await sessionBytesOf(graphs));
       const warm = await model.#runText([loaded.tokenizer.encode('warm up')]);
       if (warm[0]!.length !== probe.length) {
         throw new AppError(ErrorCode.ModelUnavailable, `${spec.dir}: the text graph gives ${warm[0]!.length}-d embeddings, the image graph ${probe.length}-d`);
@@ -377,6 +381,14 @@ async function loadGraphs(spec: ModelSpec, session: OnnxSessionOptions, visionRe
 async function releaseGraphs(graphs: Graphs): Promise<void> {
   const distinct = new Set([graphs.text, ...graphs.visions]);
   await Promise.allSettled([...distinct].map((graph) => graph.release()));
+}
+
+/** The graph files behind the sessions, with the external weights of graphs over 2 GB (`model.onnx_data`). */
+async function sessionBytesOf(graphs: Graphs): Promise<number> {
+  const sizeOf = (file: string): Promise<number> => stat(file).then((s) => s.size, () => 0);
+  const sessions = [...new Set([graphs.text, ...graphs.visions])];
+  const sizes = await Promise.all(sessions.map(async (graph) => (await sizeOf(graph.path)) + (await sizeOf(`${graph.path}_data`))));
+  return sizes.reduce((a, b) => a + b, 0);
 }
 
 function pixelCount(pre: PreprocessorConfig): number {

@@ -5,11 +5,12 @@
  */
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
-import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
+import { AppError, ErrorCode, UnreachableCaseError, badUserInput, isAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { findCatalogueEntry, normaliseModelName, resolveModelSource } from './catalogue.js';
 import { ClipModel } from './ClipModel.js';
-import { parseModelOptions } from '../config.js';
+import { parseModelOptions, type LoadPolicy } from '../config.js';
+import { ModelSlot } from './ModelSlot.js';
 import { fetchModelFiles } from './hub/fetchModel.js';
 import { decodeImageString, inspectImage } from './image/imageInput.js';
 import type { GraphOptimizationLevel } from './runtime/onnx.js';
@@ -85,6 +86,10 @@ export interface ClipServiceOptions {
   caches: { textEmbeddings: number; imageEmbeddings: number };
   imageLimits: ImageLimits;
   logger: Logger;
+  /** Stop a model that ran no inference for this long, in seconds (it starts again on its next job); 0: never. See MODEL_IDLE_STOP_SECONDS. */
+  idleStopSeconds?: number | undefined;
+  /** Milliseconds since an epoch, for idle times; tests pass their own. @default Date.now */
+  clock?: (() => number) | undefined;
 }
 
 export type ClipEvents = {
@@ -96,82 +101,97 @@ export type ClipEvents = {
 /** Texts whose prompts are built and embedded at once by `embedTexts`. */
 const TEXTS_IN_FLIGHT = 256;
 
-type Entry = {
-  /** The operator's source string (may be a server path: never shown to clients). */
-  source: string;
-  info: ModelInfo;
-  /** Settles when loading ends; never rejects (failure is recorded in `info`). */
-  loaded: Promise<ClipModel | null>;
-  model: ClipModel | null;
-  /** Why loading failed, kept as the cause of start()'s rejection (main explains it to the operator). */
-  failure?: unknown;
-};
-
 export class ClipService {
   readonly events = new EventEmitter<ClipEvents>();
   readonly defaultModelName: string;
   readonly #options: ClipServiceOptions;
-  readonly #entries = new Map<string, Entry>();
-  readonly #specs: { name: string; source: string }[];
+  readonly #slots = new Map<string, ModelSlot>();
+  /** The operator's source string per model (may be a server path: never shown to clients). */
+  readonly #sources = new Map<string, string>();
   #started: Promise<void> | null = null;
   #stopping: Promise<void> | null = null;
+  #idleTimer: NodeJS.Timeout | null = null;
+  readonly #clock: () => number;
   /** One pool for every model: the cores are shared anyway. */
   readonly #preprocessPool: PreprocessPool | undefined;
 
   constructor(options: ClipServiceOptions) {
     this.#options = options;
+    this.#clock = options.clock ?? Date.now;
+    const idle = options.idleStopSeconds ?? 0;
+    if (!Number.isFinite(idle) || idle < 0) throw new TypeError(`Expected idleStopSeconds to be a number >= 0, got ${idle}`);
     const workers = options.inference.preprocessWorkers ?? 0;
     this.#preprocessPool = workers > 0 ? new PreprocessPool({ size: workers }) : undefined;
     this.defaultModelName = defaultNameOf(options.defaultModel);
-    this.#specs = [{ name: this.defaultModelName, source: options.defaultModel }];
+    const specs = [{ name: this.defaultModelName, source: options.defaultModel }];
     for (const extra of options.extraModels) {
-      if (this.#specs.some((s) => normaliseModelName(s.name) === normaliseModelName(extra.name))) {
+      if (specs.some((s) => normaliseModelName(s.name) === normaliseModelName(extra.name))) {
         throw new TypeError(`Expected distinct model names, got ${extra.name} twice`);
       }
-      this.#specs.push(extra);
+      specs.push(extra);
     }
-    for (const spec of this.#specs) {
-      this.#entries.set(spec.name, {
-        source: spec.source,
-        info: {
-          name: spec.name,
-          source: publicSourceOf(spec.source),
-          precision: options.precision,
-          status: 'loading',
-          embeddingSize: null,
-          contextLength: null,
-          imageSize: null,
-          logitScale: null,
-          scoring: null,
-          logitBias: null,
-          layout: null,
-          error: null,
-        },
-        loaded: Promise.resolve(null),
-        model: null,
-      });
+    for (const spec of specs) {
+      this.#sources.set(spec.name, spec.source);
+      this.#slots.set(
+        spec.name,
+        new ModelSlot({
+          info: {
+            name: spec.name,
+            source: publicSourceOf(spec.source),
+            precision: options.precision,
+            status: 'uninitialized',
+            embeddingSize: null,
+            contextLength: null,
+            imageSize: null,
+            logitScale: null,
+            scoring: null,
+            logitBias: null,
+            layout: null,
+            sessionBytes: null,
+            error: null,
+          },
+          load: loadPolicyOf(spec.source),
+          loader: (onLoading) => this.#load(spec.name, spec.source, onLoading),
+          describeFailure: (error) => withoutServerPaths(error instanceof Error ? error.message : String(error)),
+          clock: this.#clock,
+          onChange: (info) => this.events.emit('modelStatusChanged', info),
+        }),
+      );
     }
   }
 
-  /** Starts loading every model; resolves once the default is loaded and warmed, rejects if it fails. */
+  /**
+   * Starts every eager model (lazy ones wait for their first job); resolves once the default model is loaded and
+   * warmed (at once when it is lazy), rejects if it fails.
+   */
   start(): Promise<void> {
     this.#started ??= this.#start();
     return this.#started;
   }
 
   async #start(): Promise<void> {
-    for (const [name, entry] of this.#entries) entry.loaded = this.#load(name, entry);
-    const defaultEntry = this.#entries.get(this.defaultModelName)!;
-    const model = await defaultEntry.loaded;
-    if (!model) throw new Error(`The default model ${this.defaultModelName} could not be loaded: ${defaultEntry.info.error}`, { cause: defaultEntry.failure });
+    const idleSeconds = this.#options.idleStopSeconds ?? 0;
+    if (idleSeconds > 0) {
+      // A quarter of the idle time between checks: a model is stopped at most 25 % later than due.
+      this.#idleTimer = setInterval(() => void this.stopIdleModels(), Math.max(250, (idleSeconds * 1000) / 4));
+      this.#idleTimer.unref();
+    }
+    for (const slot of this.#slots.values()) if (slot.load === 'eager') void slot.start();
+    const slot = this.#slots.get(this.defaultModelName)!;
+    if (slot.load === 'lazy') return;
+    await slot.start();
+    if (slot.status === 'failed') {
+      throw new Error(`The default model ${this.defaultModelName} could not be loaded: ${slot.info().error}`, { cause: slot.failure });
+    }
   }
 
-  async #load(name: string, entry: Entry): Promise<ClipModel | null> {
+  /** Fetches the model's files, then loads and warms it; throws what went wrong (logged here). */
+  async #load(name: string, rawSource: string, onLoading: () => void): Promise<ClipModel> {
     const { logger, inference, caches, hub, precision } = this.#options;
     const started = performance.now();
     try {
-      logger.info({ model: name, source: entry.info.source, precision }, 'loading model');
-      const { source: sourceText, options: modelOptions } = parseModelOptions(entry.source);
+      logger.info({ model: name, source: publicSourceOf(rawSource), precision }, 'loading model');
+      const { source: sourceText, options: modelOptions } = parseModelOptions(rawSource);
       const source = resolveModelSource(sourceText);
       // A model configured under a catalogue name (e.g. FES's open-clip-vit-b32=<dir>) gets that entry's published values.
       const known = findCatalogueEntry(sourceText) ?? findCatalogueEntry(name);
@@ -180,6 +200,7 @@ export class ClipService {
       const scaleKnown = modelOptions.logitScale !== undefined || known?.logitScale !== undefined;
       const dir =
         source.kind === 'local' ? source.path : await fetchModelFiles(source, precision, { ...hub, logger, withCombined: scaleKnown ? false : 'for-siglip' });
+      onLoading();
       const model = await ClipModel.load({
         name,
         dir,
@@ -209,22 +230,6 @@ export class ClipService {
         onBatch: (kind, size, durationMs) => this.events.emit('batchCompleted', { model: name, kind, size, durationMs }),
         onCacheLookup: (kind, hit) => this.events.emit('cacheLookup', { model: name, kind, hit }),
       });
-      if (this.#stopping) {
-        await model.stop();
-        return null;
-      }
-      entry.model = model;
-      entry.info = {
-        ...entry.info,
-        status: 'ready',
-        embeddingSize: model.embeddingSize,
-        contextLength: model.contextLength,
-        imageSize: model.imageSize,
-        logitScale: model.logitScale,
-        scoring: model.scoring.kind,
-        logitBias: model.logitBias ?? null,
-        layout: model.layout,
-      };
       logger.info(
         {
           model: name,
@@ -237,32 +242,27 @@ export class ClipService {
         },
         'model ready',
       );
-      this.events.emit('modelStatusChanged', entry.info);
       return model;
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      entry.info = { ...entry.info, status: 'failed', error: withoutServerPaths(message) };
-      entry.failure = error;
       logger.error({ model: name, err: error }, 'model failed to load');
-      this.events.emit('modelStatusChanged', entry.info);
-      return null;
+      throw error;
     }
   }
 
   /** The canonical name of a configured model: exact, case-insensitive, kebab or snake case, or its source / hub id. */
   resolveModelName(name: string): string | undefined {
-    if (this.#entries.has(name)) return name;
+    if (this.#slots.has(name)) return name;
     const wanted = normaliseModelName(name);
-    for (const [key, entry] of this.#entries) {
-      const source = sourceOf(entry.source);
+    for (const [key, raw] of this.#sources) {
+      const source = sourceOf(raw);
       if (normaliseModelName(key) === wanted || normaliseModelName(source) === wanted) return key;
     }
     // Then through the catalogue: FES's `open-clip-vit-b32` finds the model configured as `xlm-roberta-base-ViT-B-32`,
     // or under any name whose source is that hub repo.
     const catalogue = findCatalogueEntry(name);
     if (catalogue === undefined) return undefined;
-    for (const [key, entry] of this.#entries) {
-      const source = sourceOf(entry.source);
+    for (const [key, raw] of this.#sources) {
+      const source = sourceOf(raw);
       const configured = findCatalogueEntry(source) ?? findCatalogueEntry(key);
       if (configured === catalogue) return key;
     }
@@ -270,19 +270,74 @@ export class ClipService {
   }
 
   models(): ModelInfo[] {
-    return [...this.#entries.values()].map((e) => e.info);
+    return [...this.#slots.values()].map((slot) => slot.info());
   }
 
+  /** The model's current state; NOT_FOUND when no configured model has that name. */
+  modelInfo(name: string): ModelInfo {
+    return this.#slotNamed(name).info();
+  }
+
+  /**
+   * Starts a model (idempotent); resolves once it runs or failed to (see its status). NOT_FOUND when unknown,
+   * SHUTTING_DOWN once the service stops.
+   */
+  async startModel(name: string): Promise<ModelInfo> {
+    const slot = this.#slotNamed(name);
+    if (this.#stopping) throw new AppError(ErrorCode.ShuttingDown, 'The server is shutting down and starts no model');
+    await slot.start();
+    return slot.info();
+  }
+
+  /**
+   * Stops a model (idempotent): its running inference finishes, then its sessions, worker threads and caches are
+   * released. Resolves once stopped. NOT_FOUND when unknown.
+   */
+  async stopModel(name: string): Promise<ModelInfo> {
+    const slot = this.#slotNamed(name);
+    await slot.stop();
+    return slot.info();
+  }
+
+  /**
+   * Waits until the model runs, starting it if it is lazy or stopped: what a job does before it runs.
+   * Throws BAD_USER_INPUT for an unknown model, MODEL_UNAVAILABLE (with the reason) when it failed to load.
+   */
+  async prepareModel(name: string): Promise<void> {
+    await this.#slotFor(name).ready();
+  }
+
+  /** Stops every model idle for `idleStopSeconds` or longer; resolves with their names once they are stopped. */
+  async stopIdleModels(): Promise<string[]> {
+    const idleMs = (this.#options.idleStopSeconds ?? 0) * 1000;
+    if (idleMs <= 0 || this.#stopping) return [];
+    const idle = [...this.#slots.values()].filter((slot) => slot.status === 'ready' && slot.idleMs() >= idleMs);
+    for (const slot of idle) this.#options.logger.info({ model: slot.name, idleSeconds: Math.round(slot.idleMs() / 1000) }, 'stopping an idle model');
+    await Promise.all(idle.map((slot) => slot.stop()));
+    return idle.map((slot) => slot.name);
+  }
+
+  /**
+   * Ready unless the default model failed, or is eager and has not finished its first load. A stopped (or lazy, not
+   * yet started) default model leaves the server ready: its next job starts it. Other models never count.
+   */
   readiness(): { ready: boolean; reason: string | null } {
-    const info = this.#entries.get(this.defaultModelName)!.info;
+    const slot = this.#slots.get(this.defaultModelName)!;
+    const info = slot.info();
     if (this.#stopping) return { ready: false, reason: 'shutting down' };
     switch (info.status) {
       case 'ready':
+      case 'stopping':
+      case 'stopped':
         return { ready: true, reason: null };
+      case 'uninitialized':
+      case 'starting':
       case 'loading':
-        return { ready: false, reason: `loading the default model ${info.name}` };
+        return slot.hasRun || slot.load === 'lazy' ? { ready: true, reason: null } : { ready: false, reason: `loading the default model ${info.name}` };
       case 'failed':
         return { ready: false, reason: `the default model ${info.name} failed to load: ${info.error}` };
+      default:
+        throw new UnreachableCaseError(info.status);
     }
   }
 
@@ -299,20 +354,10 @@ export class ClipService {
   }
 
   async classify(request: ClassifyRequest): Promise<ClassifyResult> {
-    const name = this.resolveModelName(request.model);
-    const entry = name === undefined ? undefined : this.#entries.get(name);
-    if (!entry) throw badUserInput(`model: unknown model ${request.model}`, 'model');
-    const model = entry.model ?? (await entry.loaded);
-    if (!model) {
-      throw new AppError(ErrorCode.ModelUnavailable, `The model ${entry.info.name} is not available: ${entry.info.error ?? 'not loaded'}`);
-    }
-    try {
-      const probabilities = await model.classify(request.images, request.labels, request.prompt, request.signal);
-      return { probabilities };
-    } catch (error) {
-      if (isAppError(error) || request.signal?.aborted) throw error;
-      throw new AppError(ErrorCode.InferenceFailed, `Inference failed on ${entry.info.name}`, { cause: error });
-    }
+    const slot = this.#slotFor(request.model);
+    return this.#inferring(slot.name, request.signal, () =>
+      slot.use(async (model) => ({ probabilities: await model.classify(request.images, request.labels, request.prompt, request.signal) })),
+    );
   }
 
   /**
@@ -320,11 +365,11 @@ export class ClipService {
    * `classify`: an image embedded first and classified later runs the image tower once.
    */
   async embedImages(request: EmbedImagesRequest): Promise<EmbeddingVectors> {
-    const { model, name } = await this.#readyModel(request.model);
-    return this.#inferring(name, request.signal, async () => {
+    const slot = this.#slotFor(request.model);
+    return this.#inferring(slot.name, request.signal, () => slot.use(async (model) => {
       const vectors = await Promise.all(request.images.map((bytes, i) => model.embedImage(bytes, i, request.signal)));
       return { embeddings: vectors.map(toVector) };
-    });
+    }));
   }
 
   /**
@@ -332,9 +377,9 @@ export class ClipService {
    * averaged, as classification's ensemble). Shares the prompt cache with `classify`, keyed by the final prompt.
    */
   async embedTexts(request: EmbedTextsRequest): Promise<EmbeddingVectors> {
-    const { model, name } = await this.#readyModel(request.model);
+    const slot = this.#slotFor(request.model);
     const templates = embeddingTemplatesOf(request.prompt);
-    return this.#inferring(name, request.signal, async () => {
+    return this.#inferring(slot.name, request.signal, () => slot.use(async (model) => {
       const embeddings: number[][] = [];
       let tokens = 0;
       // A chunk at a time, as classify does for labels: bounded prompt strings and promises in flight.
@@ -355,19 +400,23 @@ export class ClipService {
         for (const vector of vectors) embeddings.push(toVector(vector));
       }
       return { embeddings, tokens };
-    });
+    }));
   }
 
-  /** The loaded model a request names; BAD_USER_INPUT when unknown, MODEL_UNAVAILABLE when it failed to load. */
-  async #readyModel(requested: string): Promise<{ model: ClipModel; name: string }> {
+  /** The slot of the model a request names; BAD_USER_INPUT when unknown. */
+  #slotFor(requested: string): ModelSlot {
     const name = this.resolveModelName(requested);
-    const entry = name === undefined ? undefined : this.#entries.get(name);
-    if (!entry) throw badUserInput(`model: unknown model ${requested}`, 'model');
-    const model = entry.model ?? (await entry.loaded);
-    if (!model) {
-      throw new AppError(ErrorCode.ModelUnavailable, `The model ${entry.info.name} is not available: ${entry.info.error ?? 'not loaded'}`);
-    }
-    return { model, name: entry.info.name };
+    const slot = name === undefined ? undefined : this.#slots.get(name);
+    if (!slot) throw badUserInput(`model: unknown model ${requested}`, 'model');
+    return slot;
+  }
+
+  /** The slot of the model a control request names; NOT_FOUND when unknown (the model is the resource asked for). */
+  #slotNamed(requested: string): ModelSlot {
+    const name = this.resolveModelName(requested);
+    const slot = name === undefined ? undefined : this.#slots.get(name);
+    if (!slot) throw new AppError(ErrorCode.NotFound, `Unknown model "${requested.slice(0, 100)}"`);
+    return slot;
   }
 
   /** Runs inference, turning an unexpected failure into INFERENCE_FAILED (coded errors and aborts pass through). */
@@ -382,15 +431,16 @@ export class ClipService {
 
   queuedImages(): number {
     let total = 0;
-    for (const entry of this.#entries.values()) total += entry.model?.queuedImages ?? 0;
+    for (const slot of this.#slots.values()) total += slot.model?.queuedImages ?? 0;
     return total;
   }
 
   /** Cache sizes per model, for metrics. */
   cacheSizes(): { model: string; text: number; image: number }[] {
-    return [...this.#entries.values()]
-      .filter((e) => e.model)
-      .map((e) => ({ model: e.info.name, text: e.model!.textCacheSize, image: e.model!.imageCacheSize }));
+    return [...this.#slots.values()].flatMap((slot) => {
+      const model = slot.model;
+      return model === undefined ? [] : [{ model: slot.name, text: model.textCacheSize, image: model.imageCacheSize }];
+    });
   }
 
   /**
@@ -400,18 +450,33 @@ export class ClipService {
    */
   async abort(): Promise<void> {
     const reason = new AppError(ErrorCode.ShuttingDown, 'The server stopped before this job finished');
-    await Promise.allSettled([...this.#entries.values()].flatMap((e) => (e.model ? [e.model.abort(reason)] : [])));
+    this.#stopIdleTimer();
+    await Promise.allSettled([...this.#slots.values()].map((slot) => slot.abort(reason)));
     await this.#preprocessPool?.close();
   }
 
   /** Finishes queued inference, then releases every session. Idempotent; a second call awaits the first. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      await Promise.allSettled([...this.#entries.values()].map((e) => e.loaded));
-      await Promise.allSettled([...this.#entries.values()].flatMap((e) => (e.model ? [e.model.stop()] : [])));
+      this.#stopIdleTimer();
+      await Promise.allSettled([...this.#slots.values()].map((slot) => slot.close()));
       await this.#preprocessPool?.close();
     })();
     return this.#stopping;
+  }
+
+  #stopIdleTimer(): void {
+    if (this.#idleTimer !== null) clearInterval(this.#idleTimer);
+    this.#idleTimer = null;
+  }
+}
+
+/** A model's `load` option; an unparsable source is eager (loading it at start reports why). */
+function loadPolicyOf(raw: string): LoadPolicy {
+  try {
+    return parseModelOptions(raw).options.load ?? 'eager';
+  } catch {
+    return 'eager';
   }
 }
 

@@ -1,5 +1,6 @@
 /** The clip folder's public surface: other folders import from here, never from its modules. */
 export { ClipService } from './ClipService.js';
+export type { LoadPolicy } from '../config.js';
 export type { ClipServiceOptions, ClipEvents, HubSettings, InferenceSettings } from './ClipService.js';
 export type { GraphOptimizationLevel } from './runtime/onnx.js';
 export { EXECUTION_PROVIDERS, ExecutionProviderUnavailableError, howToInstall, INSTALL_CUDA_COMMAND } from './runtime/executionProviders.js';
@@ -19,6 +20,7 @@ export type {
   ImageInfo,
   ImageLimits,
   ModelInfo,
+  ModelStatus,
   ScoringKind,
   Precision,
   PromptConfig,

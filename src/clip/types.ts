@@ -4,7 +4,7 @@
  * at the parse boundary (layouts/hfClip.ts), never deeper.
  */
 
-import type { Precision } from '../config.js';
+import type { LoadPolicy, Precision } from '../config.js';
 
 // What CLIP_PRECISION accepts is the setting's vocabulary, so config.ts declares it; the clip folder's contract shows it.
 export { PRECISIONS } from '../config.js';
@@ -81,12 +81,25 @@ export const DEFAULT_PROMPT_TEMPLATE = 'a photo of a {}.';
 export const PROMPT_CONFIG_KEYS: readonly (keyof PromptConfig)[] = ['promptTemplate', 'promptTemplates'];
 
 /** What a model looks like from outside, e.g. for GraphQL `models`. */
+/**
+ * Where a model is in its lifecycle (see ModelSlot): never started (`uninitialized`, a lazy model), fetching its files
+ * (`starting`), loading its sessions (`loading`), `ready`, releasing them (`stopping`), `stopped`, or `failed` to load.
+ */
+export type ModelStatus = 'uninitialized' | 'starting' | 'loading' | 'ready' | 'stopping' | 'stopped' | 'failed';
+
 export interface ModelInfo {
   name: string;
   /** The user's source string: catalogue name, hub id (`owner/name@rev`) or local path. */
   source: string;
   precision: Precision;
-  status: 'loading' | 'ready' | 'failed';
+  status: ModelStatus;
+  /** When the model is loaded: at start (`eager`) or on its first job (`lazy`). */
+  load?: LoadPolicy;
+  /**
+   * Bytes of ONNX graph the model's sessions hold (each image-tower replica counted), from the last load; null until
+   * loaded. The weights dominate a session's memory; ONNX Runtime's working buffers come on top.
+   */
+  sessionBytes?: number | null;
   /** Size of the joint embedding space; null until loaded. */
   embeddingSize: number | null;
   contextLength: number | null;

@@ -4,6 +4,7 @@
 import type { ModelInfo } from '../clip/index.js';
 import type { Caller, JobService } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
+import type { ModelControl } from '../rest/index.js';
 import { ResponseBudget } from './responseBudget.js';
 
 /** What resolvers need from the clip layer: only model listing. */
@@ -22,6 +23,8 @@ export interface GraphqlContext {
   response: ResponseBudget;
   /** Who asks (from the API key); every job read and write acts as this caller. */
   caller: Caller;
+  /** Starting and stopping models; absent where this process cannot. */
+  modelControl: ModelControl | undefined;
 }
 
 /** The services a context is built from (fixed for the server's life). */
@@ -31,6 +34,7 @@ export interface GraphqlServices {
   logger: Logger;
   /** MAX_RESPONSE_BYTES. */
   maxResponseBytes: number;
+  modelControl?: ModelControl | undefined;
 }
 
 export function createContext(services: GraphqlServices, requestId: string, caller: Caller): GraphqlContext {
@@ -41,5 +45,6 @@ export function createContext(services: GraphqlServices, requestId: string, call
     requestId,
     response: new ResponseBudget(services.maxResponseBytes),
     caller,
+    modelControl: services.modelControl,
   };
 }

@@ -34,7 +34,7 @@ import { ClipService, type ModelInfo } from '../clip/index.js';
 import { allowedHostNames, type Config } from '../config.js';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
 import { buildGraphqlSchema, createApolloServer, documentSizeMiddleware, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type DocumentLimits, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
-import { createJobs, mergeModelViews, type JobService } from '../jobs/index.js';
+import { assertOperator, createJobs, mergeModelViews, type Caller, type JobService } from '../jobs/index.js';
 import { JsonShapeError, jsonShapeVerifier, type JsonShapeLimits } from '../jsonShape.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createImageUrlFetcher, type ImageUrlFetcher } from '../imageUrls/index.js';
@@ -42,6 +42,7 @@ import { createRestRouter, sendRestError, toRestError, type RestDeps } from '../
 import { createOpenAiRouter, sendOpenAiError, toOpenAiError, type OpenAiDeps } from '../openai/index.js';
 import { createHostCheck, foreignHostMessage, refuseForeignHosts } from './allowedHosts.js';
 import { AUTH_MESSAGES, callerOf, createAuth, keyFromConnectionParams, keyFromRequest, setCaller } from './auth.js';
+import { createClusterModelControl, createLocalModelControl } from './modelControl.js';
 import { createGraphiqlHandler } from './graphiql.js';
 import { createWebUiHandler } from './webUi.js';
 import { createHealthRouter, type Readiness } from './health.js';
@@ -223,6 +224,7 @@ export function createClip(config: Config, logger: Logger): ClipService {
     caches: { textEmbeddings: config.textCacheSize, imageEmbeddings: config.imageCacheSize },
     imageLimits: { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels },
     logger: logger.child({ component: 'clip' }),
+    idleStopSeconds: config.modelIdleStopSeconds,
   });
 }
 
@@ -256,8 +258,15 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
         }, 1_000);
   modelsRefresh?.unref();
   const graphqlModels = registry === undefined ? clip : { defaultModelName: clip.defaultModelName, models: () => mergeModelViews(clip.models(), workerModels) };
-  const services = { jobs, clip: graphqlModels, logger, maxResponseBytes: config.maxResponseBytes };
   const auth = createAuth(config.apiKeys, config.adminApiKeys);
+  // Model control changes the service for everyone: an operator action (an admin key, or anyone with auth off).
+  const authorizeModelControl = (caller: Caller): void => assertOperator(caller, 'Starting and stopping models');
+  // ROLE=api holds no model: a start or stop goes to every worker through Redis.
+  const modelControl =
+    registry === undefined
+      ? createLocalModelControl({ clip, jobs, logger: logger.child({ component: 'models' }), authorize: authorizeModelControl })
+      : createClusterModelControl({ clip, jobs, models: () => graphqlModels.models(), publish: (message) => registry.publishControl(message), authorize: authorizeModelControl });
+  const services = { jobs, clip: graphqlModels, logger, maxResponseBytes: config.maxResponseBytes, modelControl };
   const allowAnyOrigin = config.corsOrigins.includes('*');
   const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
   const isAllowedHost = createHostCheck(allowedHostNames(config));
@@ -375,6 +384,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     maxBodyBytes: config.maxBodyBytes,
     jsonLimits,
     callerOf: (_req, res) => callerOf(res),
+    models: modelControl,
   };
   app.use('/api', requireKey('rest'), createRestRouter(restDeps));
 

@@ -59,7 +59,17 @@ export function createWorkerServer(config: Config, options: CreateServerOptions 
     logger.info({ url: address.url, model: clip.defaultModelName }, 'worker listening; loading models');
     if (!(await jobsLayer.connect(5_000))) logger.warn('Redis is unreachable at start; the worker takes jobs once it is back');
     // APIs load no model: they learn each model's status and metadata from what the workers register.
-    jobsLayer.models?.register(randomUUID(), () => clip.models());
+    const registry = jobsLayer.models;
+    if (registry !== undefined) {
+      registry.register(randomUUID(), () => clip.models());
+      clip.events.on('modelStatusChanged', () => registry.refresh());
+      // A start or stop sent to any API: applied here, to this worker's copy of the model.
+      registry.onControl(({ model, change }) => {
+        if (clip.resolveModelName(model) === undefined) return;
+        const done = change === 'start' ? clip.startModel(model) : clip.stopModel(model);
+        done.catch((error: unknown) => logger.warn({ model, change, err: error }, 'model control did not complete'));
+      });
+    }
     await clip.start();
     jobsLayer.startWorker();
     logger.info({ url: address.url }, 'worker ready');

@@ -200,9 +200,9 @@ export class JobService {
       this.#queue = options.queue;
       this.#worker = options.worker;
     } else {
-      const { classify, embedImages, embedTexts } = options.clip;
-      if (classify === undefined || embedImages === undefined || embedTexts === undefined) {
-        throw new TypeError('JobService: without a queue, clip must also run jobs (classify, embedImages, embedTexts)');
+      const { prepareModel, classify, embedImages, embedTexts } = options.clip;
+      if (prepareModel === undefined || classify === undefined || embedImages === undefined || embedTexts === undefined) {
+        throw new TypeError('JobService: without a queue, clip must also run jobs (prepareModel, classify, embedImages, embedTexts)');
       }
       this.#queue = new MemoryJobQueue();
       const clip = options.clip as JobRunner;
@@ -399,6 +399,21 @@ export class JobService {
   /** The job, or undefined when unknown, expired, or not `caller`'s to see. */
   async get(caller: Caller, id: string): Promise<Job | undefined> {
     return visibleTo(caller, await this.#store.get(id));
+  }
+
+  /** The queued and running jobs on `model` (its resolved name), in creation order, across every process sharing the store. */
+  async unfinishedOn(model: string): Promise<Job[]> {
+    const found: Job[] = [];
+    for (const status of ['queued', 'running'] as const) {
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.#store.list({ status, first: this.#limits.maxPageSize, after });
+        found.push(...page.jobs.filter((job) => job.model === model));
+        if (!page.hasNextPage || page.endCursor === null) break;
+        after = page.endCursor;
+      }
+    }
+    return found.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
   }
 
   /** The jobs `caller` may see (its own; every job for an admin), in creation order. Throws BAD_USER_INPUT for a bad `first` or `after`. */

@@ -27,6 +27,8 @@ import { type EmbeddingResult, type Job, type JobFailure, type JobResult } from 
 
 /** The part of ClipService a worker runs jobs on. */
 export interface JobRunner {
+  /** Resolves once the model runs, starting it when lazy or stopped; throws MODEL_UNAVAILABLE when it cannot load. */
+  prepareModel(model: string): Promise<void>;
   classify(request: ClassifyRequest): Promise<ClassifyResult>;
   embedImages(request: EmbedImagesRequest): Promise<EmbeddingVectors>;
   embedTexts(request: EmbedTextsRequest): Promise<EmbeddingVectors>;
@@ -120,6 +122,14 @@ export class JobWorker {
 
   async #run(work: TakenWork, signal: AbortSignal): Promise<void> {
     try {
+      // A lazy or stopped model starts here; its jobs wait QUEUED while it loads, and fail if it cannot.
+      try {
+        await this.#clip.prepareModel(work.job.model);
+      } catch (error) {
+        if (signal.aborted) return;
+        await this.#fail(work.id, this.#toFailure(error, work.job));
+        return;
+      }
       const { job: running } = await this.#persist(work.id, () =>
         advanceJob(this.#deps, work.id, (current) => (current.status === 'queued' ? { ...current, status: 'running', startedAt: new Date() } : null), work.job),
         signal,

@@ -4,7 +4,7 @@
  * unit tests and so the job or clip services can change without touching the REST code.
  */
 import type { Request, Response } from 'express';
-import type { ModelInfo } from '../clip/index.js';
+import type { ModelInfo, ModelStatus } from '../clip/index.js';
 import type { Caller, Job, SubmitJobInput } from '../jobs/index.js';
 import type { JsonShapeLimits } from '../jsonShape.js';
 import type { Logger } from '../logger.js';
@@ -25,10 +25,27 @@ export interface ClipModels {
   resolveModelName(name: string): string | undefined;
 }
 
+/**
+ * Starting and stopping models (FES's `/api/models/{model}/start|stop|status`). Names are users' strings (kebab or
+ * snake case, catalogue names); an unknown one throws NOT_FOUND.
+ */
+export interface ModelControl {
+  /** Begins starting the model (idempotent); resolves, once that is under way, with the model as it then is. */
+  start(name: string): Promise<ModelInfo>;
+  /** Begins stopping the model (idempotent); resolves, once that is under way, with the model as it then is. */
+  stop(name: string): Promise<ModelInfo>;
+  /** The model's status and the unfinished jobs on it that `caller` may see (the cluster's, with Redis). */
+  status(name: string, caller: Caller): Promise<{ status: ModelStatus; jobs: Job[] }>;
+  /** Throws FORBIDDEN when `caller` may not start or stop models (an operator action). */
+  authorize(caller: Caller): void;
+}
+
 /** Everything `createRestRouter` needs. */
 export interface RestDeps {
   jobs: JobSubmitter;
   clip: ClipModels;
+  /** Model start / stop / status; without it those routes answer 404. */
+  models?: ModelControl | undefined;
   logger: Logger;
   /** Who sent the request (the API key check in front of the router decides). */
   callerOf(req: Request, res: Response): Caller;

@@ -6,7 +6,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
 import { isTerminal, type Caller, type Job } from '../jobs/index.js';
-import type { RestDeps } from './deps.js';
+import type { ModelControl, RestDeps } from './deps.js';
 import {
   FES_TASKS,
   assertJobOnRoute,
@@ -16,6 +16,7 @@ import {
   requireFesTask,
   resolveFesModel,
   toFesJobResponse,
+  toFesModelStatus,
   toFesNewJobResponse,
   unknownFesConfigKeys,
   toFesOutputs,
@@ -36,6 +37,9 @@ export interface RestHandlers {
   newJob(batched: boolean): RequestHandler<TaskModelParams>;
   getJob(batched: boolean): RequestHandler<TaskJobParams>;
   runLegacyJob: RequestHandler<TaskModelParams>;
+  startModel: RequestHandler<ModelParams>;
+  stopModel: RequestHandler<ModelParams>;
+  modelStatus: RequestHandler<ModelParams>;
 }
 
 const DEFAULT_LEGACY_POLL_INTERVAL_MS = 25;
@@ -89,6 +93,26 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
       sendJson(res, toFesJobResponse(job, batched));
     },
 
+    // FES answers start and stop with an empty 200 once the change is under way; both are idempotent.
+    startModel: async (req, res) => {
+      const models = modelControlOf(deps);
+      models.authorize(deps.callerOf(req, res));
+      await models.start(req.params.model);
+      sendEmpty(res);
+    },
+
+    stopModel: async (req, res) => {
+      const models = modelControlOf(deps);
+      models.authorize(deps.callerOf(req, res));
+      await models.stop(req.params.model);
+      sendEmpty(res);
+    },
+
+    modelStatus: async (req, res) => {
+      const { status, jobs } = await modelControlOf(deps).status(req.params.model, deps.callerOf(req, res));
+      sendJson(res, toFesModelStatus(status, jobs));
+    },
+
     // The seed's synchronous route (legacy_api.py): submit, wait, answer the result itself.
     runLegacyJob: async (req, res) => {
       const aborted = new AbortController();
@@ -134,8 +158,18 @@ async function waitForTerminal(deps: RestDeps, caller: Caller, id: string, inter
   }
 }
 
+function modelControlOf(deps: RestDeps): ModelControl {
+  if (deps.models === undefined) throw new AppError(ErrorCode.NotFound, 'Model control is not available on this server');
+  return deps.models;
+}
+
 function jobNotFound(id: string): AppError {
   return new AppError(ErrorCode.NotFound, `Job "${id.slice(0, 100)}" not found (it never existed or has expired)`);
+}
+
+function sendEmpty(res: Response): void {
+  res.setHeader('Cache-Control', 'no-store');
+  res.status(200).end();
 }
 
 // Job states change between polls, so no intermediary may cache an answer.

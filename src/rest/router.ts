@@ -12,6 +12,9 @@
  * | GET    | /tasks/{task}/jobs/{id}                                      | `{"status", "result"?: output}`         |
  * | GET    | /tasks/{task}/batched/jobs/{id}                              | `{"status", "result"?: [output, …]}`    |
  * | POST   | /legacy/tasks/{task}/{model}/jobs                            | `output` once done (synchronous)        |
+ * | POST   | /models/{model}/start                                        | 200, empty, once starting (admin)       |
+ * | POST   | /models/{model}/stop                                         | 200, empty, once stopping (admin)       |
+ * | GET    | /models/{model}/status                                       | `{"status", "jobs": [{"id", "status"}]}`|
  *
  * Tasks, their bodies and their outputs (one per input, in input order on the batched routes):
  * - `zero-shot-image-classification`: `{"image", "classes", "config"?}` → `{probabilities}`
@@ -29,7 +32,7 @@ import { DEFAULT_MAX_BODY_BYTES, type RestDeps } from './deps.js';
 import { restErrorHandler, restNotFoundHandler } from './errors.js';
 import { createRestHandlers } from './handlers.js';
 
-export type { ClipModels, JobSubmitter, RestDeps } from './deps.js';
+export type { ClipModels, JobSubmitter, ModelControl, RestDeps } from './deps.js';
 export { DEFAULT_MAX_BODY_BYTES } from './deps.js';
 
 /** Builds the REST router; every answer, errors included, is JSON. */
@@ -49,6 +52,9 @@ export function createRestRouter(deps: RestDeps): Router {
   router.get('/models', handlers.listModels);
   router.get('/tasks/:task/models', handlers.listModelsForTask);
   router.get('/models/:model/tasks', handlers.listTasksForModel);
+  router.post('/models/:model/start', handlers.startModel);
+  router.post('/models/:model/stop', handlers.stopModel);
+  router.get('/models/:model/status', handlers.modelStatus);
 
   // The batched routes come first: `batched` would otherwise be taken for a model name.
   router.post('/tasks/:task/batched/:model/jobs', handlers.newJob(true));

@@ -13,7 +13,7 @@
  */
 import { AppError, ErrorCode, UnreachableCaseError, badUserInput } from '../errors.js';
 import type { Job, JobStatus, JobTask, SubmitJobInput } from '../jobs/index.js';
-import { PROMPT_CONFIG_KEYS } from '../clip/index.js';
+import { PROMPT_CONFIG_KEYS, type ModelStatus } from '../clip/index.js';
 import type { ClipModels } from './deps.js';
 
 /** The FES tasks this server implements, in the kebab case the seed's paths use. */
@@ -119,6 +119,40 @@ export function toFesJobState(status: JobStatus): FesJobState {
     default:
       throw new UnreachableCaseError(status);
   }
+}
+
+/** FES's `ModelState` (openapi_spec.json). */
+export type FesModelState = 'uninitialized' | 'starting' | 'loading' | 'running' | 'stopped' | 'failed';
+
+/** FES's `ModelStatus`: the model's state and its unfinished jobs. */
+export interface FesModelStatus {
+  status: FesModelState;
+  jobs: { id: string; status: FesJobState }[];
+}
+
+/**
+ * Our model status as FES names it. FES has no `stopping`: a model finishing its running jobs before it releases
+ * its sessions still runs them, so it is `running` until it is `stopped`.
+ */
+export function toFesModelState(status: ModelStatus): FesModelState {
+  switch (status) {
+    case 'ready':
+    case 'stopping':
+      return 'running';
+    case 'uninitialized':
+    case 'starting':
+    case 'loading':
+    case 'stopped':
+    case 'failed':
+      return status;
+    default:
+      throw new UnreachableCaseError(status);
+  }
+}
+
+/** `GET /api/models/{model}/status`'s body. */
+export function toFesModelStatus(status: ModelStatus, jobs: readonly Job[]): FesModelStatus {
+  return { status: toFesModelState(status), jobs: jobs.map((job) => ({ id: job.id, status: toFesJobState(job.status) })) };
 }
 
 /** How many inputs (images, or texts for a text embedding) a job has. */

@@ -188,6 +188,7 @@ class FakeRunner implements JobRunner, JobClassifier {
   validatePrompt(): PromptConfig {
     return {};
   }
+  async prepareModel(): Promise<void> {}
   async classify(request: ClassifyRequest): Promise<ClassifyResult> {
     this.calls.push(request);
     if (this.gate !== null) {
@@ -646,7 +647,7 @@ for (const factory of [memory, redisFactory]) {
       const lost = await make(deployment);
       const survivor = await make(deployment);
       // A worker that hangs and then disappears without a word: its lock is never renewed or released.
-      const hanging: JobRunner = { classify: () => new Promise(() => undefined), embedImages: () => new Promise(() => undefined), embedTexts: () => new Promise(() => undefined) };
+      const hanging: JobRunner = { prepareModel: async () => undefined, classify: () => new Promise(() => undefined), embedImages: () => new Promise(() => undefined), embedTexts: () => new Promise(() => undefined) };
       new JobWorker({ clip: hanging, ...lost, logger: silentLogger(), maxConcurrentJobs: 1, ttlSeconds: 60 }).start();
       await (lost.queue as unknown as { ready(): Promise<void> }).ready();
       const jobs = new JobService({ clip: new FakeRunner(), logger: silentLogger(), ...survivor, ttlSeconds: 60 });

@@ -1,6 +1,6 @@
 import { Field, Float, Int, ObjectType } from 'type-graphql';
-import type { ModelInfo, Precision, ScoringKind } from '../../clip/index.js';
-import { ModelLayoutEnum, ModelStatusEnum, PrecisionEnum, ScoringEnum } from './enums.js';
+import type { LoadPolicy, ModelInfo, Precision, ScoringKind } from '../../clip/index.js';
+import { ModelLayoutEnum, ModelLoadEnum, ModelStatusEnum, PrecisionEnum, ScoringEnum } from './enums.js';
 
 @ObjectType('Model', { description: 'A configured CLIP model.' })
 export class ModelObject {
@@ -18,6 +18,15 @@ export class ModelObject {
 
   @Field(() => Boolean, { description: 'Loaded and warmed: jobs run on it without waiting.' })
   ready!: boolean;
+
+  @Field(() => ModelLoadEnum, { description: 'When it is loaded: EAGER at server start, LAZY on its first job (the `;load=lazy` model option).' })
+  load!: LoadPolicy;
+
+  @Field(() => Float, {
+    nullable: true,
+    description: 'Bytes of ONNX graph its sessions hold (each image-tower replica counted), from its last load: the weights, which dominate its memory; null until loaded.',
+  })
+  sessionBytes!: number | null;
 
   @Field(() => Boolean, { description: 'Whether jobs without `model` use it.' })
   isDefault!: boolean;
@@ -53,6 +62,8 @@ export class ModelObject {
     object.precision = info.precision;
     object.status = info.status;
     object.ready = info.status === 'ready';
+    object.load = info.load ?? 'eager';
+    object.sessionBytes = info.sessionBytes ?? null;
     object.isDefault = info.name === defaultModelName;
     object.embeddingSize = info.embeddingSize;
     object.contextLength = info.contextLength;

@@ -3,7 +3,7 @@
  * values are the domain's own strings, so resolvers pass `job.status` through unchanged.
  */
 import { registerEnumType } from 'type-graphql';
-import type { LayoutName, ModelInfo, Precision, ScoringKind } from '../../clip/index.js';
+import type { LayoutName, LoadPolicy, ModelInfo, Precision, ScoringKind } from '../../clip/index.js';
 import type { JobStatus, JobTask } from '../../jobs/index.js';
 
 export const JobStatusEnum = {
@@ -21,10 +21,19 @@ export const JobTaskEnum = {
 } as const satisfies Record<string, JobTask>;
 
 export const ModelStatusEnum = {
+  UNINITIALIZED: 'uninitialized',
+  STARTING: 'starting',
   LOADING: 'loading',
   READY: 'ready',
+  STOPPING: 'stopping',
+  STOPPED: 'stopped',
   FAILED: 'failed',
 } as const satisfies Record<string, ModelInfo['status']>;
+
+export const ModelLoadEnum = {
+  EAGER: 'eager',
+  LAZY: 'lazy',
+} as const satisfies Record<string, LoadPolicy>;
 
 export const PrecisionEnum = {
   FP32: 'fp32',
@@ -51,7 +60,12 @@ registerEnumType(JobTaskEnum, {
   name: 'JobTask',
   description: 'What a job computes: class probabilities per image (CLASSIFICATION, `result`), or one vector per image or text (IMAGE_EMBEDDING, TEXT_EMBEDDING, `embeddings`).',
 });
-registerEnumType(ModelStatusEnum, { name: 'ModelStatus', description: 'Whether a model is usable.' });
+registerEnumType(ModelStatusEnum, {
+  name: 'ModelStatus',
+  description:
+    'Where a model is in its lifecycle: UNINITIALIZED (lazy, never started) → STARTING (fetching files) → LOADING (sessions) → READY → STOPPING (finishing its running jobs) → STOPPED; FAILED when a start failed. A job on an UNINITIALIZED or STOPPED model starts it and waits QUEUED.',
+});
+registerEnumType(ModelLoadEnum, { name: 'ModelLoad', description: 'When a model is loaded: EAGER at server start, LAZY on its first job or startModel.' });
 registerEnumType(PrecisionEnum, { name: 'Precision', description: 'Which ONNX variant of a model runs.' });
 registerEnumType(ScoringEnum, {
   name: 'Scoring',

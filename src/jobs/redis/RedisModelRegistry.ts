@@ -2,9 +2,13 @@
  * What the workers serve, for the API processes (which load no model): each worker writes its models'
  * ModelInfo (status, embedding size, scale, …) under its own key with a short expiry and renews it; a worker
  * that dies drops out when its key expires. APIs read every worker's entry.
+ *
+ * Model control travels the other way: an API publishes `{model, change}` on one channel and every worker that
+ * listens applies it to its own models, so a start or stop sent to any API reaches the whole cluster.
  */
 import type { ModelInfo } from '../../clip/index.js';
-import { closeConnection, type Redis } from './connection.js';
+import type { Logger } from '../../logger.js';
+import { closeConnection, viaRedis, type Redis } from './connection.js';
 import { RedisKeys } from './keys.js';
 
 export interface RedisModelRegistryOptions {
@@ -14,6 +18,25 @@ export interface RedisModelRegistryOptions {
   entryTtlMs: number;
   /** Whether `close` quits the connection. */
   ownsConnection?: boolean;
+  /** Opens a connection for the control channel's subscription (workers only). */
+  connect?: () => Redis;
+  logger?: Logger;
+}
+
+/** A start or stop of one model (its configured name), for every worker. */
+export interface ModelControlMessage {
+  model: string;
+  change: 'start' | 'stop';
+}
+
+function parseControlMessage(text: string): ModelControlMessage | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<ModelControlMessage>;
+    if (typeof value.model === 'string' && (value.change === 'start' || value.change === 'stop')) return { model: value.model, change: value.change };
+  } catch {
+    // Not ours: ignored below.
+  }
+  return undefined;
 }
 
 export class RedisModelRegistry {
@@ -23,12 +46,43 @@ export class RedisModelRegistry {
   readonly #ownsConnection: boolean;
   #heartbeat: NodeJS.Timeout | null = null;
   #registeredAs: string | null = null;
+  #write: (() => void) | null = null;
+  readonly #connect: (() => Redis) | undefined;
+  readonly #logger: Logger | undefined;
+  #subscriber: Redis | null = null;
 
   constructor(options: RedisModelRegistryOptions) {
     this.#redis = options.redis;
     this.#keys = new RedisKeys(options.keyPrefix);
     this.#ttlMs = options.entryTtlMs;
     this.#ownsConnection = options.ownsConnection ?? false;
+    this.#connect = options.connect;
+    this.#logger = options.logger;
+  }
+
+  /** Asks every listening worker to start or stop `model`. */
+  async publishControl(message: ModelControlMessage): Promise<void> {
+    // SERVICE_UNAVAILABLE while Redis is down, as every other request that needs it.
+    await viaRedis(() => this.#redis.publish(this.#keys.modelControl, JSON.stringify(message)), this.#redis);
+  }
+
+  /** Calls `listener` with every control message any API publishes, until `close`. */
+  onControl(listener: (message: ModelControlMessage) => void): void {
+    if (this.#connect === undefined) throw new TypeError('RedisModelRegistry.onControl needs the connect option');
+    const subscriber = this.#connect();
+    this.#subscriber = subscriber;
+    subscriber.on('message', (channel: string, text: string) => {
+      if (channel !== this.#keys.modelControl) return;
+      const message = parseControlMessage(text);
+      if (message === undefined) this.#logger?.warn({ channel }, 'ignored a malformed model control message');
+      else listener(message);
+    });
+    void subscriber.subscribe(this.#keys.modelControl).catch((error: unknown) => this.#logger?.warn({ err: error }, 'model control subscription failed'));
+  }
+
+  /** Writes this worker's models now (after a status change), rather than at the next renewal. */
+  refresh(): void {
+    this.#write?.();
   }
 
   /** Registers this worker's models now and renews them every third of the TTL until `close`. */
@@ -37,6 +91,7 @@ export class RedisModelRegistry {
     const write = (): void => {
       void this.#redis.set(this.#keys.models(workerId), JSON.stringify(models()), 'PX', this.#ttlMs).catch(() => undefined);
     };
+    this.#write = write;
     write();
     this.#heartbeat = setInterval(write, Math.max(100, Math.floor(this.#ttlMs / 3)));
     this.#heartbeat.unref();
@@ -61,16 +116,20 @@ export class RedisModelRegistry {
     this.#heartbeat = null;
     if (this.#registeredAs !== null) await this.#redis.del(this.#keys.models(this.#registeredAs)).catch(() => undefined);
     this.#registeredAs = null;
+    this.#write = null;
+    if (this.#subscriber !== null) await closeConnection(this.#subscriber);
+    this.#subscriber = null;
     if (this.#ownsConnection) await closeConnection(this.#redis);
   }
 }
 
 /**
  * The API's view of a model: its configured name and source, with the status and metadata of the best worker
- * entry (ready over loading over failed); `loading` while no worker serves it.
+ * entry (running anywhere wins, then the states on the way to running, then stopped, failed last); `loading` while no
+ * worker serves it.
  */
 export function mergeModelViews(configured: ModelInfo[], workers: ModelInfo[][]): ModelInfo[] {
-  const rank: Record<ModelInfo['status'], number> = { ready: 2, loading: 1, failed: 0 };
+  const rank: Record<ModelInfo['status'], number> = { ready: 6, stopping: 5, loading: 4, starting: 3, stopped: 2, uninitialized: 1, failed: 0 };
   return configured.map((model) => {
     let best: ModelInfo | undefined;
     for (const entry of workers) {

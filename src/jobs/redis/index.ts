@@ -65,7 +65,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     onListenerError: (error) => options.logger.error({ err: error }, 'job event listener threw'),
   });
   const queue = new BullJobQueue({ redis, connect, keyPrefix: options.keyPrefix, stall: options.stall, logger: options.logger });
-  const models = new RedisModelRegistry({ redis, keyPrefix: options.keyPrefix, entryTtlMs: MODEL_ENTRY_TTL_MS });
+  const models = new RedisModelRegistry({ redis, keyPrefix: options.keyPrefix, entryTtlMs: MODEL_ENTRY_TTL_MS, connect, logger: options.logger });
   return {
     store,
     events,

@@ -78,6 +78,11 @@ export class RedisKeys {
   }
 
   /** Cancels, for the worker running the job (pub/sub). */
+  /** Channel of model start / stop requests, from any API to every worker. */
+  get modelControl(): string {
+    return `${this.prefix}:model-control`;
+  }
+
   get cancel(): string {
     return `${this.prefix}:cancel`;
   }

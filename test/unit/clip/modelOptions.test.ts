@@ -15,10 +15,16 @@ describe('per-model options', () => {
     ['x;logitScale=0', /logitScale to be a positive number/],
     ['x;logitScale=abc', /logitScale to be a positive number/],
     ['x;logitBias=', /logitBias to be a number/],
-    ['x;temperature=2', /among logitScale, logitBias, got "temperature"/],
+    ['x;temperature=2', /among logitScale, logitBias, load, got "temperature"/],
     ['x;logitScale', /key=value/],
   ])('should refuse %s', (text, message) => {
     expect(() => parseModelOptions(text)).toThrow(message);
+  });
+
+  it('should read load=lazy or eager, in any case, and refuse other policies', () => {
+    expect(parseModelOptions('x;load=lazy').options).toEqual({ load: 'lazy' });
+    expect(parseModelOptions('x;Load=EAGER').options).toEqual({ load: 'eager' });
+    expect(() => parseModelOptions('x;load=sometimes')).toThrow(/expected load to be eager or lazy, got "sometimes"/);
   });
 
   it('should be validated at start in CLIP_MODEL and CLIP_MODELS, naming the variable', () => {

@@ -56,6 +56,8 @@ class FakeClassifier implements JobClassifier {
     return config;
   }
 
+  async prepareModel(): Promise<void> {}
+
   classify(request: ClassifyRequest): Promise<ClassifyResult> {
     const uniform = (): ClassifyResult => ({
       probabilities: request.images.map(() => request.labels.map(() => 1 / request.labels.length)),
