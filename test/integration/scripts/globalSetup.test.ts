@@ -2,7 +2,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureTinyModel } from '../../globalSetup.js';
+import { ensureTinyModel } from '../../setup/models.js';
 
 describe('globalSetup ensureTinyModel', () => {
   let parent: string;

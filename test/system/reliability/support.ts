@@ -7,10 +7,10 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { afterAll, expect } from 'vitest';
-import type { Config } from '../../src/config.js';
-import { createServer, type Server } from '../../src/http/server.js';
-import type { Job, JobResult } from '../../src/jobs/types.js';
-import { testConfig } from '../utils/testServer.js';
+import type { Config } from '../../../src/config.js';
+import { createServer, type Server } from '../../../src/http/server.js';
+import type { Job, JobResult } from '../../../src/jobs/types.js';
+import { testConfig } from '../../utils/testServer.js';
 
 export interface LogEntry {
   level: number;
@@ -133,7 +133,7 @@ export function mib(bytes: number): string {
   return `${(bytes / MiB).toFixed(1)} MiB`;
 }
 
-export { metricValue } from '../utils/metrics.js';
+export { metricValue } from '../../utils/metrics.js';
 
 /** Resolves with the job once it is COMPLETE, FAILED or CANCELLED (read in-process), or throws after `timeoutMs`. */
 export async function settledJob(server: Server, id: string, timeoutMs = 30_000): Promise<Job> {

@@ -6,8 +6,8 @@
 import { createClient } from 'graphql-ws';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Server } from '../../src/http/server.js';
-import { distinctImages, gql } from '../utils/testServer.js';
+import type { Server } from '../../../src/http/server.js';
+import { distinctImages, gql } from '../../utils/testServer.js';
 import { countCrashes, probabilityRows, expectClassification, forceGc, mib, MiB, settledJob, startRecordedServer } from './support.js';
 
 const JOBS = Number(process.env.SOAK_JOBS ?? 2_000);

@@ -8,10 +8,10 @@
 import { createClient, type Client } from 'graphql-ws';
 import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { ErrorCode } from '../../src/errors.js';
-import type { Job } from '../../src/jobs/types.js';
-import { generateFuzzCases, makeImageSamples, type FuzzCase, type FuzzCategory, type HttpFuzzCase, type WsFuzzCase } from '../utils/fuzzCases.js';
-import { distinctImages, gql } from '../utils/testServer.js';
+import { ErrorCode } from '../../../src/errors.js';
+import type { Job } from '../../../src/jobs/types.js';
+import { generateFuzzCases, makeImageSamples, type FuzzCase, type FuzzCategory, type HttpFuzzCase, type WsFuzzCase } from '../../utils/fuzzCases.js';
+import { distinctImages, gql } from '../../utils/testServer.js';
 import { countCrashes, probabilityRows, expectClassification, leaksIn, metricValue, mib, MiB, sampleMemory, settledJob, startRecordedServer, type RecordedServer } from './support.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 5);

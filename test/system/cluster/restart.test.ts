@@ -6,9 +6,9 @@
  * the restart, each once. MAX_CONCURRENT_JOBS=1, so jobs wait behind the first; short stall settings.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startProcessServer, type ProcessServer } from '../utils/processServer.js';
-import { redisServerPath, startRedisServer, type RedisServer } from '../utils/redisServer.js';
-import { distinctImages, gql, waitFor } from '../utils/testServer.js';
+import { startProcessServer, type ProcessServer } from '../../utils/processServer.js';
+import { redisServerPath, startRedisServer, type RedisServer } from '../../utils/redisServer.js';
+import { distinctImages, gql, waitFor } from '../../utils/testServer.js';
 
 const REDIS = redisServerPath();
 if (REDIS === null) console.log('skipping the restart test: redis-server is not installed (apt-get install redis-server)');

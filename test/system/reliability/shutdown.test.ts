@@ -8,7 +8,7 @@ import { createClient, type Client } from 'graphql-ws';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { buildServer, startProcessServer, type ProcessServer } from '../utils/processServer.js';
+import { buildServer, startProcessServer, type ProcessServer } from '../../utils/processServer.js';
 
 const CLASSIFY = 'mutation($input: ClassifyInput!) { classify(input: $input) { id status } }';
 const JOB_UPDATED = 'subscription($id: ID!) { jobUpdated(id: $id) { id status error { code message } result { images { probabilities } } } }';

@@ -1,20 +1,19 @@
 /**
- * vitest globalSetup: builds the web UI bundle (dist/web, what `npm run build` builds; esbuild, under a
- * second) so a fresh clone's `npm test` serves the page, and makes sure the tiny random-weight CLIP model
- * exists in TINY_MODEL_DIR before any test runs, regenerating it whenever the generator's source (or its
- * version, seed or preset) changes. Several vitest runs may start at once on one checkout, so generation happens under a lock,
- * into a temporary directory that is renamed into place.
+ * vitest globalSetup of the integration and system tiers: makes sure the generated test models (the tiny
+ * random-weight CLIP model in TINY_MODEL_DIR, the immich-layout ones, the Hugging Face-layout SigLIP one) exist
+ * before any test runs, regenerating each whenever the generator's source (or its version, seed or preset)
+ * changes. Several vitest runs may start at once on one checkout, so generation happens under a lock, into a
+ * temporary directory that is renamed into place.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildWebUi } from '../scripts/build-web.js';
-import { GENERATOR_VERSION, makeHfSiglipModel, makeImmichModel, makeTestModel } from '../scripts/make-test-model.js';
-import { withDirLock } from './utils/dirLock.js';
-import { HF_SIGLIP_TEST_MODEL_DIR, IMMICH_TEST_MODELS, TINY_MODEL_DIR, type ImmichTestModel } from './utils/testModel.js';
+import { GENERATOR_VERSION, makeHfSiglipModel, makeImmichModel, makeTestModel } from '../../scripts/make-test-model.js';
+import { withDirLock } from '../utils/dirLock.js';
+import { HF_SIGLIP_TEST_MODEL_DIR, IMMICH_TEST_MODELS, TINY_MODEL_DIR, type ImmichTestModel } from '../utils/testModel.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const GENERATOR_SOURCES = [path.join(ROOT, 'scripts', 'make-test-model.ts'), path.join(ROOT, 'scripts', 'model')];
 const STAMP_FILE = '.stamp.json';
 const SEED = 0;
@@ -116,12 +115,16 @@ async function ensureGenerated(
   });
 }
 
-export default async function setup(): Promise<void> {
-  await buildWebUi();
+/** Generates the tiny model unless a current one is there, saying so when it had to. */
+export async function setupTinyModel(): Promise<void> {
   const started = performance.now();
   if ((await ensureTinyModel()) === 'generated') {
     console.log(`globalSetup: generated the tiny test model in ${TINY_MODEL_DIR} (${Math.round(performance.now() - started)} ms)`);
   }
+}
+
+export default async function setup(): Promise<void> {
+  await setupTinyModel();
   for (const model of Object.values(IMMICH_TEST_MODELS)) {
     const t = performance.now();
     if ((await ensureImmichModel(model)) === 'generated') {

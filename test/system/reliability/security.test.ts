@@ -7,7 +7,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { distinctImages, gql } from '../utils/testServer.js';
+import { distinctImages, gql } from '../../utils/testServer.js';
 import { settledJob, startRecordedServer, type RecordedServer } from './support.js';
 
 const MODELS = '{ models { name } }';

@@ -7,9 +7,9 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startProcessServer, type ProcessServer } from '../utils/processServer.js';
-import { redisServerPath, startRedisServer, type RedisServer } from '../utils/redisServer.js';
-import { distinctImages, gql, tinyImages, waitFor } from '../utils/testServer.js';
+import { startProcessServer, type ProcessServer } from '../../utils/processServer.js';
+import { redisServerPath, startRedisServer, type RedisServer } from '../../utils/redisServer.js';
+import { distinctImages, gql, tinyImages, waitFor } from '../../utils/testServer.js';
 
 const REDIS = redisServerPath();
 if (REDIS === null) console.log('skipping the Redis results test: redis-server is not installed (apt-get install redis-server)');

@@ -9,11 +9,11 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAKE_TEST_MODEL_COMMAND } from '../../src/startupFailure.js';
-import { startFakeHub, type FakeHub } from '../utils/fakeHub.js';
-import { MAIN_JS, REPO_ROOT, buildServer, processEnv, spawnServer, type ProcessLogLine, type ProcessServer } from '../utils/processServer.js';
-import { refusedPort } from '../utils/refusedPort.js';
-import { TINY_MODEL_DIR } from '../utils/testModel.js';
+import { MAKE_TEST_MODEL_COMMAND } from '../../../src/startupFailure.js';
+import { startFakeHub, type FakeHub } from '../../utils/fakeHub.js';
+import { MAIN_JS, REPO_ROOT, buildServer, processEnv, spawnServer, type ProcessLogLine, type ProcessServer } from '../../utils/processServer.js';
+import { refusedPort } from '../../utils/refusedPort.js';
+import { TINY_MODEL_DIR } from '../../utils/testModel.js';
 
 const STACK_FRAME = /\n\s+at .+:\d+:\d+\)?/;
 const temporaryDirs: string[] = [];

@@ -236,7 +236,7 @@ describe('loadModelFiles', () => {
   });
 
   const tinyConfig = path.join(TINY_MODEL_DIR, 'config.json');
-  if (!existsSync(tinyConfig)) console.log(`skipping the generated tiny model check: ${tinyConfig} does not exist (test/globalSetup.ts makes it)`);
+  if (!existsSync(tinyConfig)) console.log(`skipping the generated tiny model check: ${tinyConfig} does not exist (test/setup/models.ts makes it)`);
   it.skipIf(!existsSync(tinyConfig))('should load the generated tiny test model', async () => {
     const loaded = await loadModelFiles(TINY_MODEL_DIR, 'fp32');
     expect(loaded.config.contextLength).toBe(77);

@@ -5,9 +5,9 @@
  * is not in a Linux binary at all.
  */
 import { describe, expect, it, beforeAll } from 'vitest';
-import { INSTALL_CUDA_COMMAND } from '../../src/clip/index.js';
-import { buildServer, spawnServer, startProcessServer, type ProcessLogLine } from '../utils/processServer.js';
-import { TINY_MODEL_DIR } from '../utils/testModel.js';
+import { INSTALL_CUDA_COMMAND } from '../../../src/clip/index.js';
+import { buildServer, spawnServer, startProcessServer, type ProcessLogLine } from '../../utils/processServer.js';
+import { TINY_MODEL_DIR } from '../../utils/testModel.js';
 
 async function startFailure(env: Record<string, string>): Promise<{ code: number | null; paragraph: string }> {
   const server = spawnServer({ CLIP_MODEL: TINY_MODEL_DIR, ...env });

@@ -8,10 +8,10 @@ import sharp from 'sharp';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { RedisKeys } from '../../src/jobs/redis/keys.js';
-import { metricValue } from '../utils/metrics.js';
-import { startProcessServer, type ProcessServer } from '../utils/processServer.js';
-import { redisServerPath, startRedisServer, type RedisServer } from '../utils/redisServer.js';
+import { RedisKeys } from '../../../src/jobs/redis/keys.js';
+import { metricValue } from '../../utils/metrics.js';
+import { startProcessServer, type ProcessServer } from '../../utils/processServer.js';
+import { redisServerPath, startRedisServer, type RedisServer } from '../../utils/redisServer.js';
 
 const REDIS = redisServerPath();
 const KEYS = new RedisKeys('cluster-test');

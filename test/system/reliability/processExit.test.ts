@@ -22,9 +22,9 @@ import { createClient, type Client } from 'graphql-ws';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { MAIN_JS, REPO_ROOT, buildServer, processEnv, startProcessServer, type ProcessServer } from '../utils/processServer.js';
-import { redisServerPath, startRedisServer, type RedisServer } from '../utils/redisServer.js';
-import { ensureVitModel } from '../utils/vitModel.js';
+import { MAIN_JS, REPO_ROOT, buildServer, processEnv, startProcessServer, type ProcessServer } from '../../utils/processServer.js';
+import { redisServerPath, startRedisServer, type RedisServer } from '../../utils/redisServer.js';
+import { ensureVitModel } from '../../utils/vitModel.js';
 
 type RoleName = 'all' | 'api' | 'worker';
 

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { distinctImages, gql } from '../utils/testServer.js';
+import { distinctImages, gql } from '../../utils/testServer.js';
 import { countCrashes, probabilityRows, expectClassification, forceGc, mib, MiB, sampleMemory, settledJob, startRecordedServer, type RecordedServer } from './support.js';
 
 const CLASSIFY = 'mutation($input: ClassifyInput!) { classify(input: $input) { id status } }';
