@@ -31,7 +31,11 @@ export default defineConfig({
         extends: true,
         // Child processes (the compiled server, redis-server, the cluster), the reliability suites. Their servers
         // serve the page too, so a missing bundle would add a warning to the logs some of them read.
-        test: { name: 'system', include: ['test/system/**/*.test.ts'], globalSetup: ['test/setup/webBundle.ts', 'test/setup/models.ts'] },
+        test: {
+          name: 'system',
+          include: ['test/system/**/*.test.ts'],
+          globalSetup: ['test/setup/webBundle.ts', 'test/setup/models.ts', 'test/setup/server.ts'],
+        },
       },
       {
         extends: true,

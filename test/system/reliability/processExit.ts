@@ -1,18 +1,18 @@
 /**
- * The process always ends (issue 13): after SIGTERM the server process is gone within DRAIN_TIMEOUT_MS +
+ * The process always ends, the suites of processExit.*.test.ts (one file per role, so they run in parallel): after SIGTERM the server process is gone within DRAIN_TIMEOUT_MS +
  * SHUTDOWN_GRACE_MS, and after a second SIGTERM within SHUTDOWN_GRACE_MS (each plus, at most, SHUTDOWN_GRACE_MS
  * for ONNX runs in flight when the deadline passes, and a slack for the OS), whatever its clients did: websocket
  * clients connected and silent (some not even answering the close handshake), a client that half-sent a
  * request, subscribers SIGKILLed mid-job, stdout and stderr piped into a process that has exited, jobs
- * running on the ViT-B/32-shaped model. Every case runs with one signal and with a second signal during the
+ * running on a slow-by-design model (test/utils/slowModel.ts). Every case runs with one signal and with a second signal during the
  * drain, for every server role in ROLES: all (one process, in memory), and the scale-out roles api and worker,
- * each on one redis-server per file and each beside a partner process (the api's worker, which runs its jobs;
+ * each on one redis-server per test file and each beside a partner process (the api's worker, which runs its jobs;
  * the worker's API, through which its jobs arrive) that is never signalled.
  *
  * A case means what the role really has (each case's `byRole` says it): a worker serves no websockets and no
  * GraphQL, only /health, /ready and /metrics, so its silent clients are idle keep-alive HTTP clients and
  * connections that never send or read, and its half-sent requests go to /metrics; an api loads no model, so
- * "jobs running on the ViT model" means jobs its worker runs while the api holds their subscriptions.
+ * "jobs running on the slow model" means jobs its worker runs while the api holds their subscriptions.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,12 +24,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { MAIN_JS, REPO_ROOT, buildServer, processEnv, startProcessServer, type ProcessServer } from '../../utils/processServer.js';
 import { redisServerPath, startRedisServer, type RedisServer } from '../../utils/redisServer.js';
-import { ensureVitModel } from '../../utils/vitModel.js';
+import { ensureSlowModel } from '../../utils/slowModel.js';
 
-type RoleName = 'all' | 'api' | 'worker';
+export type RoleName = 'all' | 'api' | 'worker';
 
 /** A server role as a command: node's arguments and its environment. */
-interface RoleUnderTest {
+export interface RoleUnderTest {
   role: RoleName;
   args: readonly string[];
   env: Readonly<Record<string, string>>;
@@ -48,6 +48,13 @@ export const ROLES: readonly RoleUnderTest[] = [
   { role: 'api', args: [MAIN_JS], env: { ROLE: 'api' }, partner: { ROLE: 'worker' } },
   { role: 'worker', args: [MAIN_JS], env: { ROLE: 'worker' }, partner: { ROLE: 'api' } },
 ];
+
+/** The row of ROLES for `name`. */
+export function roleNamed(name: RoleName): RoleUnderTest {
+  const role = ROLES.find((candidate) => candidate.role === name);
+  if (role === undefined) throw new Error(`no role ${name} in ROLES`);
+  return role;
+}
 
 const REDIS = redisServerPath();
 if (REDIS === null) console.log('skipping the api and worker rows of the process-exit test: redis-server is not installed (apt-get install redis-server)');
@@ -273,8 +280,8 @@ interface Situation {
   busy?: boolean;
   /** Settings of the process under test and of its partner. */
   env?: Record<string, string>;
-  /** On the ViT-B/32-shaped model (both processes; an api only resolves its name), instead of the tiny one. */
-  vit?: boolean;
+  /** On the slow model (both processes; an api only resolves its name), instead of the tiny one. */
+  slow?: boolean;
   /** Puts the running processes into the situation under test. */
   arrange: (run: Run) => Promise<void>;
   /** The exit code after one signal: 0 when the stop can finish in time, 1 when the deadline must cut it. */
@@ -335,11 +342,11 @@ function killedSubscribers(name: string): Situation {
   };
 }
 
-/** Jobs on the ViT-shaped model, submitted through `front`, the first of them running. */
-function vitJobs(name: string, subscribeOnServer: boolean): Situation {
+/** Jobs on the slow model, submitted through `front`, the first of them running. */
+function slowJobs(name: string, subscribeOnServer: boolean): Situation {
   return {
     name,
-    vit: true,
+    slow: true,
     // Small batches: one run in flight is what a second signal waits for. A longer grace: on a loaded 2-core
     // machine the runs in flight after the drain can take seconds, and this case is about a clean exit 0.
     env: { MAX_BATCH_SIZE: '2', MAX_CONCURRENT_JOBS: '2', SHUTDOWN_GRACE_MS: '8000' },
@@ -402,10 +409,10 @@ const CASES: Case[] = [
     worker: killedSubscribers('subscribers (on its API) SIGKILLed while it runs their jobs from the queue'),
   },
   {
-    all: vitJobs('jobs running on the ViT-B/32-shaped model', false),
+    all: slowJobs('jobs running on the slow model', false),
     // An api loads no model: what it holds of running jobs are their subscribers, which its stop lets go of.
-    api: vitJobs('jobs running on the ViT-B/32-shaped model in its worker, with their subscribers on the api', true),
-    worker: vitJobs('jobs from the queue running on the ViT-B/32-shaped model', false),
+    api: slowJobs('jobs running on the slow model in its worker, with their subscribers on the api', true),
+    worker: slowJobs('jobs from the queue running on the slow model', false),
   },
 ];
 
@@ -421,13 +428,17 @@ async function keepBusy(role: RoleName, { server, front }: Run): Promise<void> {
   await until(async () => ['RUNNING', 'COMPLETE'].includes((await statusOf(front, ids[0]!)) ?? ''), 60_000, 'the first long job to run');
 }
 
+/** This test file's redis-server, for the roles on Redis. */
 let redis: RedisServer | undefined;
-beforeAll(async () => {
-  if (REDIS !== null && ROLES.some((role) => role.partner !== undefined)) redis = await startRedisServer();
-});
-afterAll(async () => {
-  await redis?.dispose();
-});
+function useRedis(): void {
+  beforeAll(async () => {
+    redis ??= await startRedisServer();
+  });
+  afterAll(async () => {
+    await redis?.dispose();
+    redis = undefined;
+  });
+}
 
 /** The settings that put a role and its partner on this file's Redis, under a key prefix of their own (nothing left over from another test). */
 let deployments = 0;
@@ -448,102 +459,106 @@ async function startRun(role: RoleUnderTest, env: Record<string, string>, readyT
   return { server, partner, front: role.role === 'worker' && partner !== undefined ? partner : server };
 }
 
-describe.each(ROLES)('the $role server process ends after SIGTERM', (role) => {
-  let vitModelDir = '';
-  beforeAll(async () => {
-    await buildServer();
-    vitModelDir = await ensureVitModel();
-  }, 600_000);
+/** The role's suite: every case with one signal and with two, and the dead pipes. */
+export function describeProcessExit(role: RoleUnderTest): void {
+  describe.each([role])('the $role server process ends after SIGTERM', () => {
+    let slowModelDir = '';
+    beforeAll(async () => {
+      await buildServer();
+      slowModelDir = await ensureSlowModel();
+    }, 600_000);
+    if (REDIS !== null && (role.partner !== undefined || role.redis === true)) useRedis();
 
-  describe.skipIf(role.partner !== undefined && REDIS === null)(role.partner === undefined ? 'alone' : 'beside its partner, on Redis', () => {
-    describe.each(CASES.map((testCase) => testCase[role.role]))('with $name', (situation) => {
-      it.each([1, 2] as const)('should be gone within the deadline after %i signal(s)', async (signals) => {
-        const env = { ...deadlineEnv, ...(situation.vit === true ? { CLIP_MODEL: vitModelDir } : {}), ...situation.env };
-        const run = await startRun(role, env, situation.readyTimeoutMs);
-        try {
-          await situation.arrange(run);
-          if (signals === 2 && situation.busy !== true) await keepBusy(role.role, run);
-          const { since, withinMs, delivered } = await signal(run.server, signals, Number(env.DRAIN_TIMEOUT_MS), Number(env.SHUTDOWN_GRACE_MS));
-          const ending = await gone(run.server, since, withinMs);
-          console.log(`${role.role} / ${situation.name} / ${signals} signal(s): exit ${ending.code ?? ending.signal} after ${ending.afterMs} ms (limit ${withinMs - EXIT_SLACK_MS} + ${EXIT_SLACK_MS} ms slack)`);
-          expectCleanEnding(run.server, ending, delivered);
-          if (signals === 1) expect(ending.code).toBe(situation.oneSignalCode);
-          if (delivered === 2 && !stoppedBeforeSecondSignal(run.server)) expect(run.server.logs.some((line) => line.msg?.startsWith('second signal while stopping') === true)).toBe(true);
-          if (signals === 1 && situation.oneSignalCode === 1) expect(deadlineLine(run.server)?.activeResources).toContain('TCPSocketWrap');
-          // Only the process under test was signalled.
-          expect(run.partner?.child.exitCode ?? null).toBeNull();
-        } finally {
-          run.partner?.child.kill('SIGKILL');
-        }
-      }, 240_000);
-    });
+    describe.skipIf(role.partner !== undefined && REDIS === null)(role.partner === undefined ? 'alone' : 'beside its partner, on Redis', () => {
+      describe.each(CASES.map((testCase) => testCase[role.role]))('with $name', (situation) => {
+        it.each([1, 2] as const)('should be gone within the deadline after %i signal(s)', async (signals) => {
+          const env = { ...deadlineEnv, ...(situation.slow === true ? { CLIP_MODEL: slowModelDir } : {}), ...situation.env };
+          const run = await startRun(role, env, situation.readyTimeoutMs);
+          try {
+            await situation.arrange(run);
+            if (signals === 2 && situation.busy !== true) await keepBusy(role.role, run);
+            const { since, withinMs, delivered } = await signal(run.server, signals, Number(env.DRAIN_TIMEOUT_MS), Number(env.SHUTDOWN_GRACE_MS));
+            const ending = await gone(run.server, since, withinMs);
+            console.log(`${role.role} / ${situation.name} / ${signals} signal(s): exit ${ending.code ?? ending.signal} after ${ending.afterMs} ms (limit ${withinMs - EXIT_SLACK_MS} + ${EXIT_SLACK_MS} ms slack)`);
+            expectCleanEnding(run.server, ending, delivered);
+            if (signals === 1) expect(ending.code).toBe(situation.oneSignalCode);
+            if (delivered === 2 && !stoppedBeforeSecondSignal(run.server)) expect(run.server.logs.some((line) => line.msg?.startsWith('second signal while stopping') === true)).toBe(true);
+            if (signals === 1 && situation.oneSignalCode === 1) expect(deadlineLine(run.server)?.activeResources).toContain('TCPSocketWrap');
+            // Only the process under test was signalled.
+            expect(run.partner?.child.exitCode ?? null).toBeNull();
+          } finally {
+            run.partner?.child.kill('SIGKILL');
+          }
+        }, 240_000);
+      });
 
-    describe('with stdout and stderr piped into a process that has exited', () => {
-      function alive(pid: number): boolean {
-        try {
-          // A zombie is gone for our purpose: it has exited and only waits for its (new) parent to reap it.
-          return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-        } catch {
-          return false;
+      describe('with stdout and stderr piped into a process that has exited', () => {
+        function alive(pid: number): boolean {
+          try {
+            // A zombie is gone for our purpose: it has exited and only waits for its (new) parent to reap it.
+            return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+          } catch {
+            return false;
+          }
         }
-      }
 
-      it.each([
-        [1, 'json'],
-        [2, 'json'],
-        [1, 'pretty'],
-        [2, 'pretty'],
-      ] as const)('should be gone within the deadline after %i signal(s) sent by the parent on its way out (%s logs)', async (signals, logFormat) => {
-        const env = { ...deadlineEnv, MAX_CONCURRENT_JOBS: '2', ...redisEnv(role) };
-        // The partner (the api's worker, running the jobs; the worker's API, taking them) is this test's child, not the parent's.
-        const partner = role.partner === undefined ? undefined : await startProcessServer({ ...env, ...role.partner });
-        try {
-          const options = {
-            command: [process.execPath, ...role.args],
-            cwd: REPO_ROOT,
-            env: processEnv({ ...env, ...role.env, LOG_FORMAT: logFormat }),
-            signals,
-            // The issue's parent signals and exits at once; a short pause lets the second signal arrive on its own.
-            signalGapMs: signals === 2 ? 30 : 0,
-            unknownSubscriptions: 10,
-            jobs: 6,
-            imagesPerJob: 16,
-            imageSize: 256,
-            readyTimeoutMs: 60_000,
-            // A worker serves no API: the parent's subscriptions and jobs go through the worker's partner.
-            ...(role.role === 'worker' && partner !== undefined ? { apiUrl: partner.url } : {}),
-          };
-          const parent = spawn(process.execPath, [ORPHANING_PARENT_SCRIPT, JSON.stringify(options)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-          let out = '';
-          parent.stdout.on('data', (chunk: Buffer) => {
-            out += chunk.toString();
-          });
-          await new Promise((resolve) => parent.once('close', resolve));
-          const since = performance.now();
-          const report = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { serverPid?: number; states?: string[]; error?: string };
-          expect(report.error).toBeUndefined();
-          const pid = report.serverPid!;
-          cleanups.push(() => {
-            if (alive(pid)) process.kill(pid, 'SIGKILL');
-          });
-          expect(report.states).toContain('RUNNING');
-          const withinMs = DRAIN_TIMEOUT_MS + 2 * SHUTDOWN_GRACE_MS + EXIT_SLACK_MS;
-          await until(() => !alive(pid), withinMs, `server ${pid} to exit`).catch((error: unknown) => {
-            process.kill(pid, 'SIGKILL');
-            throw error;
-          });
-          console.log(`${role.role} / dead pipes / ${logFormat} / ${signals} signal(s): gone ${Math.round(performance.now() - since)} ms after the parent exited`);
-          expect(partner?.child.exitCode ?? null).toBeNull();
-        } finally {
-          partner?.child.kill('SIGKILL');
-        }
-      }, 120_000);
+        it.each([
+          [1, 'json'],
+          [2, 'json'],
+          [1, 'pretty'],
+          [2, 'pretty'],
+        ] as const)('should be gone within the deadline after %i signal(s) sent by the parent on its way out (%s logs)', async (signals, logFormat) => {
+          const env = { ...deadlineEnv, MAX_CONCURRENT_JOBS: '2', ...redisEnv(role) };
+          // The partner (the api's worker, running the jobs; the worker's API, taking them) is this test's child, not the parent's.
+          const partner = role.partner === undefined ? undefined : await startProcessServer({ ...env, ...role.partner });
+          try {
+            const options = {
+              command: [process.execPath, ...role.args],
+              cwd: REPO_ROOT,
+              env: processEnv({ ...env, ...role.env, LOG_FORMAT: logFormat }),
+              signals,
+              // The issue's parent signals and exits at once; a short pause lets the second signal arrive on its own.
+              signalGapMs: signals === 2 ? 30 : 0,
+              unknownSubscriptions: 10,
+              jobs: 6,
+              imagesPerJob: 16,
+              imageSize: 256,
+              readyTimeoutMs: 60_000,
+              // A worker serves no API: the parent's subscriptions and jobs go through the worker's partner.
+              ...(role.role === 'worker' && partner !== undefined ? { apiUrl: partner.url } : {}),
+            };
+            const parent = spawn(process.execPath, [ORPHANING_PARENT_SCRIPT, JSON.stringify(options)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+            let out = '';
+            parent.stdout.on('data', (chunk: Buffer) => {
+              out += chunk.toString();
+            });
+            await new Promise((resolve) => parent.once('close', resolve));
+            const since = performance.now();
+            const report = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { serverPid?: number; states?: string[]; error?: string };
+            expect(report.error).toBeUndefined();
+            const pid = report.serverPid!;
+            cleanups.push(() => {
+              if (alive(pid)) process.kill(pid, 'SIGKILL');
+            });
+            expect(report.states).toContain('RUNNING');
+            const withinMs = DRAIN_TIMEOUT_MS + 2 * SHUTDOWN_GRACE_MS + EXIT_SLACK_MS;
+            await until(() => !alive(pid), withinMs, `server ${pid} to exit`).catch((error: unknown) => {
+              process.kill(pid, 'SIGKILL');
+              throw error;
+            });
+            console.log(`${role.role} / dead pipes / ${logFormat} / ${signals} signal(s): gone ${Math.round(performance.now() - since)} ms after the parent exited`);
+            expect(partner?.child.exitCode ?? null).toBeNull();
+          } finally {
+            partner?.child.kill('SIGKILL');
+          }
+        }, 120_000);
+      });
     });
   });
-});
+}
 
 /** ROLE=all with REDIS_URL: jobs in Redis, the worker in the same process. */
-const ALL_ON_REDIS: RoleUnderTest = { role: 'all', args: [MAIN_JS], env: {}, redis: true };
+export const ALL_ON_REDIS: RoleUnderTest = { role: 'all', args: [MAIN_JS], env: {}, redis: true };
 
 /**
  * Redis gone before the signal (stopped, then started again for the next test): nothing a role would record or
@@ -552,27 +567,31 @@ const ALL_ON_REDIS: RoleUnderTest = { role: 'all', args: [MAIN_JS], env: {}, red
  * come back, so worker and all-on-Redis processes exited 1 at the hard deadline.) The two-signal run keeps the
  * role busy first: jobs running (all, worker) or subscribers waiting for their jobs' ends (api).
  */
-describe.skipIf(REDIS === null).each([...ROLES.filter((role) => role.partner !== undefined), ALL_ON_REDIS])(
-  'the $role server process on Redis ends after SIGTERM with Redis stopped before the signal',
-  (role) => {
-    it.each([1, 2] as const)('should be gone within the deadline after %i signal(s)', async (signals) => {
-      const run = await startRun(role, deadlineEnv, undefined);
-      try {
-        if (signals === 2) await keepBusy(role.role, run);
-        await redis!.stop();
+export function describeRedisStopped(roles: readonly RoleUnderTest[]): void {
+  if (REDIS !== null) useRedis();
+  describe.skipIf(REDIS === null).each(roles)(
+    'the $role server process on Redis ends after SIGTERM with Redis stopped before the signal',
+    (role) => {
+      beforeAll(() => buildServer(), 600_000);
+      it.each([1, 2] as const)('should be gone within the deadline after %i signal(s)', async (signals) => {
+        const run = await startRun(role, deadlineEnv, undefined);
         try {
-          const { since, withinMs, delivered } = await signal(run.server, signals, DRAIN_TIMEOUT_MS, SHUTDOWN_GRACE_MS);
-          const ending = await gone(run.server, since, withinMs);
-          console.log(`${role.role}${role.redis === true ? ' on Redis' : ''} / Redis stopped / ${signals} signal(s): exit ${ending.code ?? ending.signal} after ${ending.afterMs} ms`);
-          expectCleanEnding(run.server, ending, delivered);
-          if (signals === 1) expect(ending.code).toBe(0);
-          if (delivered === 2 && !stoppedBeforeSecondSignal(run.server)) expect(run.server.logs.some((line) => line.msg?.startsWith('second signal while stopping') === true)).toBe(true);
+          if (signals === 2) await keepBusy(role.role, run);
+          await redis!.stop();
+          try {
+            const { since, withinMs, delivered } = await signal(run.server, signals, DRAIN_TIMEOUT_MS, SHUTDOWN_GRACE_MS);
+            const ending = await gone(run.server, since, withinMs);
+            console.log(`${role.role}${role.redis === true ? ' on Redis' : ''} / Redis stopped / ${signals} signal(s): exit ${ending.code ?? ending.signal} after ${ending.afterMs} ms`);
+            expectCleanEnding(run.server, ending, delivered);
+            if (signals === 1) expect(ending.code).toBe(0);
+            if (delivered === 2 && !stoppedBeforeSecondSignal(run.server)) expect(run.server.logs.some((line) => line.msg?.startsWith('second signal while stopping') === true)).toBe(true);
+          } finally {
+            await redis!.restart();
+          }
         } finally {
-          await redis!.restart();
+          run.partner?.child.kill('SIGKILL');
         }
-      } finally {
-        run.partner?.child.kill('SIGKILL');
-      }
-    }, 120_000);
-  },
-);
+      }, 120_000);
+    },
+  );
+}
