@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
+import { TierSequencer } from './test/setup/sequencer.js';
 
 /**
  * The tests in four tiers, one vitest project each (docs/testing.md): `npm test` runs them all, `npm run test:unit`
@@ -16,6 +17,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // 2 cores: ONNX Runtime sessions in parallel workers would just fight for them.
     maxWorkers: 2,
+    // `npm test` runs the four tiers in one pool of workers: the long system files first, the short unit ones last.
+    sequence: { sequencer: TierSequencer },
     projects: [
       {
         extends: true,
