@@ -1,13 +1,14 @@
 /**
- * The process always ends, the suites of processExit.*.test.ts (one file per role, so they run in parallel): after SIGTERM the server process is gone within DRAIN_TIMEOUT_MS +
- * SHUTDOWN_GRACE_MS, and after a second SIGTERM within SHUTDOWN_GRACE_MS (each plus, at most, SHUTDOWN_GRACE_MS
- * for ONNX runs in flight when the deadline passes, and a slack for the OS), whatever its clients did: websocket
- * clients connected and silent (some not even answering the close handshake), a client that half-sent a
- * request, subscribers SIGKILLed mid-job, stdout and stderr piped into a process that has exited, jobs
- * running on a slow-by-design model (test/utils/slowModel.ts). Every case runs with one signal and with a second signal during the
- * drain, for every server role in ROLES: all (one process, in memory), and the scale-out roles api and worker,
- * each on one redis-server per test file and each beside a partner process (the api's worker, which runs its jobs;
- * the worker's API, through which its jobs arrive) that is never signalled.
+ * The process always ends; the suites that processExit.*.test.ts run, one file per role so they run in parallel.
+ * After SIGTERM the server process is gone within DRAIN_TIMEOUT_MS + SHUTDOWN_GRACE_MS, and after a second SIGTERM
+ * within SHUTDOWN_GRACE_MS (each plus, at most, SHUTDOWN_GRACE_MS for ONNX runs in flight when the deadline passes,
+ * and a slack for the OS), whatever its clients did: websocket clients connected and silent (some not even answering
+ * the close handshake), a client that half-sent a request, subscribers SIGKILLed mid-job, stdout and stderr piped
+ * into a process that has exited, jobs running on a slow-by-design model (test/utils/slowModel.ts). Every case runs
+ * with one signal and with a second signal during the drain, for every server role in ROLES: all (one process, in
+ * memory), and the scale-out roles api and worker, each on one redis-server per test file and each beside a partner
+ * process (the api's worker, which runs its jobs; the worker's API, through which its jobs arrive) that is never
+ * signalled.
  *
  * A case means what the role really has (each case's `byRole` says it): a worker serves no websockets and no
  * GraphQL, only /health, /ready and /metrics, so its silent clients are idle keep-alive HTTP clients and
