@@ -13,7 +13,7 @@ import { MICROSOFT_DOMAIN, quantizeDynamic, usesMicrosoftDomain, type Quantizati
 import { loadClipVocabulary, tokenizerFiles } from './tokenizerFiles.js';
 import { writeOnnxModel, type OnnxModel } from './writeOnnxModel.js';
 
-/** Bump when the generated files change for the same preset and seed (test/globalSetup.ts regenerates on a change). */
+/** Bump when the generated files change for the same preset and seed (test/setup/models.ts regenerates on a change). */
 export const GENERATOR_VERSION = 1;
 
 export type MakeTestModelProgress =

@@ -1,54 +1,31 @@
 /**
  * The server as a real process (`node <build>/src/main.js`), for what only a process can show: exit codes,
- * signals, startup failures and what it prints. `buildServer()` compiles once per run into its own
- * directory (under a lock, since several test files may ask at once); `startProcessServer()` spawns it
+ * signals, startup failures and what it prints. `buildServer()` makes sure it is compiled (test/utils/serverBuild.ts:
+ * once per run, in the system tier's globalSetup); `startProcessServer()` spawns it
  * with the given environment and resolves once it logs that it is ready. Every process a test file
  * starts is killed in that file's afterAll.
  */
-import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterAll } from 'vitest';
-import { withDirLock } from './dirLock.js';
+import { afterAll, inject } from 'vitest';
+import { compileServer, MAIN_JS, REPO_ROOT } from './serverBuild.js';
 import { TINY_MODEL_DIR } from './testModel.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BUILD_DIR = path.join(ROOT, 'dist', '.reliability-build');
-const LOCK_DIR = `${BUILD_DIR}.lock`;
-/** A lock older than this belongs to a run that died (a build takes seconds). */
-const STALE_LOCK_MS = 180_000;
-
-/** The repository root (the server processes' working directory). */
-export const REPO_ROOT = ROOT;
-
-/** The compiled entry point. */
-export const MAIN_JS = path.join(BUILD_DIR, 'src', 'main.js');
-
-const execFileAsync = promisify(execFile);
-let built: Promise<void> | null = null;
-
-function withLock<T>(body: () => Promise<T>): Promise<T> {
-  return withDirLock(LOCK_DIR, { staleMs: STALE_LOCK_MS, pollMs: 100 }, body);
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The system tier's globalSetup compiled the server for this run (test/setup/server.ts). */
+    serverBuilt: boolean;
+  }
 }
 
-/**
- * Compiles src/ into dist/.reliability-build (incremental: fast when nothing changed). Its own directory and
- * build info, so it neither races nor confuses `npm run build` or other tests' builds.
- */
+let built: Promise<void> | null = null;
+
+export { MAIN_JS, REPO_ROOT };
+
+/** Compiles the server (test/utils/serverBuild.ts) unless this run's globalSetup already did; once per test file. */
 export function buildServer(): Promise<void> {
-  built ??= withLock(async () => {
-    const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    await execFileAsync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR, '--tsBuildInfoFile', path.join(BUILD_DIR, '.tsbuildinfo')], { cwd: ROOT }).catch(
-      (error: Error & { stdout?: string }) => {
-        // Type errors elsewhere do not stop tsc from emitting; only a missing entry point is fatal.
-        if (!existsSync(MAIN_JS)) throw new Error(`build failed: ${error.stdout ?? String(error)}`);
-      },
-    );
-  });
+  built ??= inject('serverBuilt') === true ? Promise.resolve() : compileServer();
   return built;
 }
 
@@ -103,7 +80,7 @@ export function processEnv(overrides: Record<string, string> = {}): NodeJS.Proce
 
 /** Spawns the built server (`args`: node's arguments, the entry point first); does not wait for it (see `untilReady`). */
 export function spawnServer(env: Record<string, string> = {}, args: readonly string[] = [MAIN_JS]): ProcessServer {
-  const child = spawn(process.execPath, [...args], { cwd: ROOT, env: processEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...args], { cwd: REPO_ROOT, env: processEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const logs: ProcessLogLine[] = [];
   let other = '';

@@ -3,10 +3,10 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The tiny random-weight CLIP model that test/globalSetup.ts generates before any test runs. */
+/** The tiny random-weight CLIP model that test/setup/models.ts generates before any test runs. */
 export const TINY_MODEL_DIR = path.join(root, 'test', '.models', 'tiny');
 
-/** One generated immich-layout model the tests use (test/globalSetup.ts makes them). */
+/** One generated immich-layout model the tests use (test/setup/models.ts makes them). */
 export interface ImmichTestModel {
   dir: string;
   preset: 'openclip-tiny' | 'xlmr-tiny' | 'siglip-tiny' | 'mclip-tiny';
@@ -32,7 +32,7 @@ export const IMMICH_TEST_MODELS = {
   openclipDynamic: immich('openclip-dynamic', 'openclip-tiny', false, true),
 } as const satisfies Record<string, ImmichTestModel>;
 
-/** A SigLIP model in Hugging Face's layout (towers with `pooler_output`, combined graph with its scale and bias); test/globalSetup.ts makes it. */
+/** A SigLIP model in Hugging Face's layout (towers with `pooler_output`, combined graph with its scale and bias); test/setup/models.ts makes it. */
 export const HF_SIGLIP_TEST_MODEL_DIR = path.join(root, 'test', '.models', 'hf-siglip');
 
 /** `../shared/clip` beside the checkout: present on developer machines, absent on a user's fresh clone. */

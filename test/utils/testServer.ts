@@ -1,6 +1,6 @@
 /**
  * Real servers for integration tests: `startTestServer` runs the whole server on 127.0.0.1, port 0,
- * with the tiny random-weight model (test/globalSetup.ts generates it) and fast batching. Every server
+ * with the tiny random-weight model (test/setup/models.ts generates it) and fast batching. Every server
  * a test file starts is stopped in that file's afterAll, even when the test forgot to.
  * Helpers: `gql` (HTTP), `subscribe` (graphql-ws client), `tinyImages` (small generated images).
  */

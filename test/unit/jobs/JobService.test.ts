@@ -1,8 +1,7 @@
 import { OPEN_CALLER } from '../../../src/jobs/caller.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AppError, ErrorCode, ImageUrlRefusal, badUserInput } from '../../../src/errors.js';
-import { createImageUrlFetcher } from '../../../src/imageUrls/index.js';
-import { startImageHost, type LoopbackHost } from '../../utils/imageHost.js';
+import type { FetchImageUrl } from '../../../src/jobs/index.js';
 import { JobService, type JobClassifier, type JobServiceOptions } from '../../../src/jobs/JobService.js';
 import type { QueueCounts } from '../../../src/jobs/JobQueue.js';
 import { MemoryJobQueue } from '../../../src/jobs/memory/MemoryJobQueue.js';
@@ -119,14 +118,25 @@ const input = (overrides: Partial<SubmitClassificationInput> = {}): SubmitClassi
   ...overrides,
 });
 
-const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves once every callback already queued has run, immediates included (the memory queue starts work in one). */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Lets the service take `count` turns: enough for anything it would start without waiting on a timer. */
+async function turns(count = 20): Promise<void> {
+  for (let i = 0; i < count; i += 1) await nextTurn();
+}
 
 async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
   const start = Date.now();
   while (!check()) {
     if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
-    await tick(2);
+    await nextTurn();
   }
+}
+
+/** `promise`'s value if it is settled once the callbacks queued so far have run, else 'pending'. */
+function settledOrPending<T>(promise: Promise<T>): Promise<T | 'pending'> {
+  return Promise.race([promise, nextTurn().then(() => 'pending' as const)]);
 }
 
 const idle = (jobs: JobService): boolean => jobs.stats().queued + jobs.stats().running === 0;
@@ -172,6 +182,7 @@ describe('JobService', () => {
     return { jobs, clip };
   };
   afterEach(async () => {
+    vi.useRealTimers();
     for (const jobs of services) {
       await jobs.drain(0);
       await jobs.close();
@@ -362,7 +373,7 @@ describe('JobService', () => {
     const { jobs, clip } = make({ maxConcurrentJobs: 2 });
     const submitted = await Promise.all([1, 2, 3].map(() => jobs.submit(OPEN_CALLER, input())));
     await until(() => clip.calls.length === 2);
-    await tick(10);
+    await turns();
     expect(clip.calls).toHaveLength(2);
     expect(jobs.stats()).toMatchObject({ queued: 1, running: 2 });
     clip.complete(0);
@@ -408,7 +419,7 @@ describe('JobService', () => {
     const cancelledRunning = await jobs.cancel(OPEN_CALLER, running.id);
     expect(cancelledRunning?.status).toBe('cancelled');
     expect(clip.calls[0]?.request.signal?.aborted).toBe(true);
-    await tick(10);
+    await turns();
     // The queued job never reached the classifier.
     expect(clip.calls).toHaveLength(1);
     expect((await jobs.get(OPEN_CALLER, running.id))?.status).toBe('cancelled');
@@ -487,13 +498,15 @@ describe('JobService', () => {
   });
 
   it('should expire finished jobs after the TTL', async () => {
+    // The TTL runs on a fake clock; the queue's immediates stay real, so the job still runs by itself.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const store = new MemoryJobStore();
     const { jobs, clip } = make({ ttlSeconds: 1, store });
     clip.autoComplete = true;
     const job = await jobs.submit(OPEN_CALLER, input());
-    await until(() => idle(jobs));
+    await vi.waitFor(() => expect(idle(jobs)).toBe(true));
     expect((await jobs.get(OPEN_CALLER, job.id))?.status).toBe('complete');
-    await tick(1100);
+    await vi.advanceTimersByTimeAsync(1100);
     expect(await jobs.get(OPEN_CALLER, job.id)).toBeUndefined();
     expect(store.size).toBe(0);
   });
@@ -517,9 +530,8 @@ describe('JobService', () => {
 
   it('should resolve drain at once when idle', async () => {
     const { jobs } = make();
-    const start = Date.now();
-    expect(await jobs.drain(5000)).toBe(0);
-    expect(Date.now() - start).toBeLessThan(100);
+    // Settled before the next turn: it never waited on its timeout.
+    expect(await settledOrPending(jobs.drain(5000))).toBe(0);
     expect(jobs.draining).toBe(true);
   });
 
@@ -531,7 +543,7 @@ describe('JobService', () => {
 describe('JobService images by URL', () => {
   const imageA = Buffer.from('image bytes A');
   const imageB = Buffer.from('image bytes B, a little longer');
-  let host: LoopbackHost;
+  const host = { url: 'http://images.test' };
   const services: JobService[] = [];
 
   afterEach(async () => {
@@ -539,15 +551,25 @@ describe('JobService images by URL', () => {
   });
 
   async function serviceWith(options: Partial<JobServiceOptions>): Promise<{ jobs: JobService; clip: FakeClassifier }> {
-    host ??= await startImageHost({ 'a.png': imageA, 'b.png': imageB });
     const clip = new FakeClassifier();
     const jobs = new JobService({ clip, logger: silentLogger(), ...options });
     services.push(jobs);
     return { jobs, clip };
   }
 
-  const fetcher = (maxBytes = 1024) =>
-    createImageUrlFetcher({ mode: 'public', allowedNetworks: ['127.0.0.1/32'], maxRedirects: 1, timeoutMs: 5_000, maxBytes, concurrency: 2, userAgent: 'test' }).fetch;
+  /**
+   * The fetcher is JobService's dependency, injected as the server injects the guarded one (src/imageUrls, tested
+   * against real loopback servers in test/integration/imageUrls): here it answers from a table, refusing an unknown
+   * path as the guard refuses an HTTP 404.
+   */
+  const fetcher = (): FetchImageUrl => {
+    const files: Record<string, Uint8Array> = { [`${host.url}/a.png`]: imageA, [`${host.url}/b.png`]: imageB };
+    return async (url, field) => {
+      const bytes = files[url];
+      if (bytes === undefined) throw new AppError(ErrorCode.BadUserInput, `${field}: HTTP 404`, { field, refusal: ImageUrlRefusal.HttpStatus });
+      return bytes;
+    };
+  };
 
   it('should run a job on the fetched bytes, in input order, URLs and inline images mixed', async () => {
     const { jobs, clip } = await serviceWith({ fetchImageUrl: fetcher() });

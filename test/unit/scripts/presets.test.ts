@@ -31,4 +31,10 @@ describe('presets', () => {
   it('should put ViT-B/32 at about 8.8 GFLOP per image', () => {
     expect(imageTowerFlops(PRESETS['vit-b-32']) / 1e9).toBeCloseTo(8.8, 1);
   });
+
+  it('should make the slow preset cost a third of ViT-B/32 per image in under 1 % of its image-tower weights', () => {
+    expect(imageTowerFlops(PRESETS.slow) / 1e9).toBeCloseTo(2.84, 2);
+    expect(imageTowerFlops(PRESETS.slow) / imageTowerFlops(PRESETS['vit-b-32'])).toBeGreaterThan(0.3);
+    expect(countParameters(PRESETS.slow).imageTower / countParameters(PRESETS['vit-b-32']).imageTower).toBeLessThan(0.01);
+  });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Batcher } from '../../../../src/clip/runtime/Batcher.js';
 import { AppError, ErrorCode } from '../../../../src/errors.js';
 
@@ -18,6 +18,25 @@ function recordingBatcher(options: Partial<{ maxBatchSize: number; maxWaitMs: nu
     },
   });
   return { batcher, batches };
+}
+
+// The batch wait and the runs' durations are timers on a fake clock: `settle` fires them, in order, without waiting.
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Fires every timer the batcher and its runs set, until none is left, then answers `work`. */
+async function settle<T>(work: Promise<T>): Promise<T> {
+  await vi.runAllTimersAsync();
+  return work;
+}
+
+/** `promise`'s value if it is settled once the promise callbacks queued so far have run, else 'pending'. */
+function settledOrPending<T>(promise: Promise<T>): Promise<T | 'pending'> {
+  return Promise.race([promise, new Promise<'pending'>((resolve) => setImmediate(() => resolve('pending')))]);
 }
 
 describe('Batcher', () => {
@@ -43,8 +62,10 @@ describe('Batcher', () => {
       },
     });
     const results = [1, 2, 3, 4].map((x) => batcher.add(x).then((v) => ({ ok: v }), (e: Error) => ({ err: e.message })));
+    // The batch's wait ends: the run delivers two items, then waits at the gate.
+    await vi.advanceTimersByTimeAsync(5);
     // The two delivered items are answered while the run is still going.
-    expect(await Promise.race([results[0], new Promise((r) => setTimeout(() => r('pending'), 200))])).toEqual({ ok: 10 });
+    expect(await settledOrPending(results[0]!)).toEqual({ ok: 10 });
     expect(await results[1]).toEqual({ ok: 20 });
     release();
     expect(await Promise.all(results)).toEqual([{ ok: 10 }, { ok: 20 }, { err: 'bad item 3' }, { ok: 40 }]);
@@ -53,21 +74,21 @@ describe('Batcher', () => {
 
   it('should gather concurrent items into one batch and fan results back in order', async () => {
     const { batcher, batches } = recordingBatcher();
-    const results = await Promise.all([1, 2, 3].map((x) => batcher.add(x)));
+    const results = await settle(Promise.all([1, 2, 3].map((x) => batcher.add(x))));
     expect(results).toEqual([2, 4, 6]);
     expect(batches).toEqual([[1, 2, 3]]);
   });
 
   it('should split at maxBatchSize and run the next batch as soon as the previous ends', async () => {
     const { batcher, batches } = recordingBatcher({ maxBatchSize: 2, delayMs: 10 });
-    const results = await Promise.all([1, 2, 3, 4, 5].map((x) => batcher.add(x)));
+    const results = await settle(Promise.all([1, 2, 3, 4, 5].map((x) => batcher.add(x))));
     expect(results).toEqual([2, 4, 6, 8, 10]);
     expect(batches).toEqual([[1, 2], [3, 4], [5]]);
   });
 
   it('should fail only the item that breaks a batch', async () => {
     const { batcher } = recordingBatcher();
-    const settled = await Promise.allSettled([1, -1, 3].map((x) => batcher.add(x)));
+    const settled = await settle(Promise.allSettled([1, -1, 3].map((x) => batcher.add(x))));
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((settled[2] as PromiseFulfilledResult<number>).value).toBe(6);
   });
@@ -78,7 +99,7 @@ describe('Batcher', () => {
     const refused = batcher.add(4);
     await expect(refused).rejects.toMatchObject({ code: ErrorCode.Overloaded });
     await expect(refused).rejects.toBeInstanceOf(AppError);
-    expect(await Promise.all(accepted)).toEqual([2, 4, 6]);
+    expect(await settle(Promise.all(accepted))).toEqual([2, 4, 6]);
   });
 
   it('should drop a queued item whose signal aborts', async () => {
@@ -88,7 +109,7 @@ describe('Batcher', () => {
     const second = batcher.add(2, controller.signal);
     controller.abort(new Error('cancelled'));
     await expect(second).rejects.toThrow('cancelled');
-    expect(await first).toBe(2);
+    expect(await settle(first)).toBe(2);
     await batcher.stop();
     expect(batches).toEqual([[1]]);
   });
@@ -106,8 +127,9 @@ describe('Batcher', () => {
     const running = batcher.add(1);
     // Observed before abort rejects it, so the rejection is never unhandled.
     const queued = expect(batcher.add(2)).rejects.toThrow('stopping');
-    await new Promise((r) => setTimeout(r, 5));
-    await batcher.abort(new Error('stopping'));
+    // The first batch is running (a batch of one starts at once) and waits on its 30 ms.
+    expect(batcher.queued).toBe(1);
+    await settle(batcher.abort(new Error('stopping')));
     expect(await running).toBe(2);
     await queued;
     expect(batches).toEqual([[1]]);
@@ -132,7 +154,7 @@ describe('Batcher', () => {
         return items.map((x) => -x);
       },
     });
-    const results = await Promise.all([1, 2, 3, 4, 5, 6].map((x) => batcher.add(x)));
+    const results = await settle(Promise.all([1, 2, 3, 4, 5, 6].map((x) => batcher.add(x))));
     expect(results).toEqual([-1, -2, -3, -4, -5, -6]);
     expect(maxInFlight).toBe(2);
     expect(batches).toEqual([[1, 2, 3], [4, 5, 6]]);
@@ -167,7 +189,7 @@ describe('Batcher', () => {
       const fair = fairBatcher(true);
       const unfair = fairBatcher(false);
       const items = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-      const [a, b] = await Promise.all([Promise.all(items.map((x) => fair.batcher.add(x))), Promise.all(items.map((x) => unfair.batcher.add(x)))]);
+      const [a, b] = await settle(Promise.all([Promise.all(items.map((x) => fair.batcher.add(x))), Promise.all(items.map((x) => unfair.batcher.add(x)))]));
       expect(a).toEqual(items.map((x) => x * 10));
       expect(b).toEqual(a);
       // 1 and 2 start the two runners at once; 3–10 wait. The first runner to free up takes half of them, not all 8.
@@ -179,7 +201,7 @@ describe('Batcher', () => {
 
     it('should fail only the item that breaks a batch while the other runner carries on', async () => {
       const { batcher, maxInFlight } = fairBatcher(true);
-      const results = await Promise.allSettled([1, 2, 3, -1, 5, 6, 7, 8].map((x) => batcher.add(x)));
+      const results = await settle(Promise.allSettled([1, 2, 3, -1, 5, 6, 7, 8].map((x) => batcher.add(x))));
       expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([10, 20, 30, 'poison', 50, 60, 70, 80]);
       expect(maxInFlight()).toBe(2);
     });
@@ -187,8 +209,9 @@ describe('Batcher', () => {
     it("should finish both runners' batches and everything queued on stop", async () => {
       const { batcher, batches } = fairBatcher(true);
       const pending = [1, 2, 3, 4, 5, 6].map((x) => batcher.add(x));
-      await new Promise((r) => setTimeout(r, 5)); // both runners busy, four items queued
-      await batcher.stop();
+      // With no batch wait, 1 and 2 start the two runners as they arrive; the other four wait.
+      expect(batcher.queued).toBe(4);
+      await settle(batcher.stop());
       expect(batches.flat().sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6]);
       await expect(Promise.all(pending)).resolves.toEqual([10, 20, 30, 40, 50, 60]);
       await expect(batcher.add(7)).rejects.toMatchObject({ code: ErrorCode.ShuttingDown });

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InvalidCursorError } from '../../../../src/jobs/JobStore.js';
 import { MemoryJobStore } from '../../../../src/jobs/memory/MemoryJobStore.js';
 import type { Job } from '../../../../src/jobs/types.js';
@@ -15,6 +15,7 @@ function makeJob(id: string, ttlMs = 60_000, status: Job['status'] = 'queued'): 
 describe('MemoryJobStore', () => {
   let store: MemoryJobStore;
   afterEach(async () => {
+    vi.useRealTimers();
     await store.close();
   });
 
@@ -41,11 +42,14 @@ describe('MemoryJobStore', () => {
   });
 
   it('should forget a job when its TTL passes, by timer', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     store = new MemoryJobStore();
     await store.create(makeJob('short', 50));
     await store.create(makeJob('long', 60_000));
     expect(store.size).toBe(2);
-    await new Promise((resolve) => setTimeout(resolve, 120));
+    await vi.advanceTimersByTimeAsync(49);
+    expect(store.size).toBe(2);
+    await vi.advanceTimersByTimeAsync(1);
     expect(store.size).toBe(1);
     expect(await store.get('short')).toBeUndefined();
     expect(await store.get('long')).toBeDefined();
