@@ -21,7 +21,7 @@ const reaching = (folders, rest = '') => `^(\\.\\./)+(${folders.join('|')})/${re
 /** Any module of another folder but its index.ts. */
 const pastIndex = {
   regex: reaching(FOLDERS, '(?!index\\.js$)'),
-  message: "Import another folder only through its index.ts; export the name there if it is missing.",
+  message: 'Import another folder only through its index.ts; export the name there if it is missing.',
 };
 /** The same, for the modules at the root of src/ (main.ts, startupFailure.ts…), whose imports start with `./`. */
 const pastIndexFromRoot = {
@@ -67,7 +67,10 @@ export default defineConfig(
       // assignment (two objects that refer to each other) cannot be a `const`.
       'prefer-const': ['error', { destructuring: 'all', ignoreReadBeforeAssign: true }],
       // Passing on what was caught, or an AbortSignal's reason, rejects with it unchanged: its type is `unknown`/`any`.
-      '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingAny: true, allowThrowingUnknown: true }],
+      '@typescript-eslint/prefer-promise-reject-errors': [
+        'error',
+        { allowThrowingAny: true, allowThrowingUnknown: true },
+      ],
     },
   },
   {
@@ -115,7 +118,8 @@ export default defineConfig(
     files: ['src/config.ts', 'src/errors.ts', 'src/logger.ts'],
     rules: boundaries({
       regex: '^\\.(?!/(config|errors|logger)\\.js$)',
-      message: 'config.ts, errors.ts and logger.ts are the base every module imports: they import nothing else from the app.',
+      message:
+        'config.ts, errors.ts and logger.ts are the base every module imports: they import nothing else from the app.',
     }),
   },
   prettier,

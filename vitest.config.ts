@@ -35,7 +35,11 @@ export default defineConfig({
       {
         extends: true,
         // Servers and services in the test's own process on port 0, the generated models, the page's bundle.
-        test: { name: 'integration', include: ['test/integration/**/*.test.ts'], globalSetup: ['test/setup/webBundle.ts', 'test/setup/models.ts'] },
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/setup/webBundle.ts', 'test/setup/models.ts'],
+        },
       },
       {
         extends: true,
@@ -50,7 +54,11 @@ export default defineConfig({
       {
         extends: true,
         // The page and GraphiQL in Chromium, against an in-process server on the tiny model.
-        test: { name: 'browser', include: ['test/browser/**/*.test.ts'], globalSetup: ['test/setup/webBundle.ts', 'test/setup/tinyModel.ts'] },
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          globalSetup: ['test/setup/webBundle.ts', 'test/setup/tinyModel.ts'],
+        },
       },
     ],
   },

@@ -40,7 +40,15 @@ import { makeTestModel } from './make-test-model.js';
 import { CLASSES_10, makeImages, manyClasses, type BenchImage } from './bench/images.js';
 import { cosine, embedImages, loadRaw, textPaddingCost, visionThroughput } from './bench/rawOrt.js';
 import { measureSerialisation } from './bench/serialise.js';
-import { peakRssMiB, runLoad, scrapeMetric, startServer, type BenchServer, type ImageTransport, type LoadResult } from './bench/server.js';
+import {
+  peakRssMiB,
+  runLoad,
+  scrapeMetric,
+  startServer,
+  type BenchServer,
+  type ImageTransport,
+  type LoadResult,
+} from './bench/server.js';
 import { median } from './bench/stats.js';
 import { benchImmichRow, formatImmichRow, type ImmichRow } from './bench/immich.js';
 import { benchRedisRow, formatRedisRow } from './bench/redis.js';
@@ -88,16 +96,34 @@ async function uploadsOnly(options: Options, rounds: number, n: (x: number) => n
   log('making benchmark images (JPEG, 640×480 to 1280×960)');
   const images = await makeImages(64);
   let cursor = 0;
-  const server = await startServer(root, { CLIP_MODEL: options.modelDir, IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000', CLIP_PRECISION: 'fp32' });
+  const server = await startServer(root, {
+    CLIP_MODEL: options.modelDir,
+    IMAGE_CACHE_SIZE: '0',
+    MAX_QUEUED_JOBS: '10000',
+    MAX_QUEUED_IMAGES: '100000',
+    CLIP_PRECISION: 'fp32',
+  });
   const loads: Record<string, LoadResult[]> = {};
   const load = async (key: string, clients: number, jobs: number, transport: ImageTransport) => {
-    const result = await runLoad(server, clients, jobs, () => ({ images: [images[cursor++ % images.length]!], classes: CLASSES_10 }), transport);
+    const result = await runLoad(
+      server,
+      clients,
+      jobs,
+      () => ({ images: [images[cursor++ % images.length]!], classes: CLASSES_10 }),
+      transport,
+    );
     (loads[key] ??= []).push(result);
     return result;
   };
   try {
     await runLoad(server, 4, 8, () => ({ images: [images[cursor++ % images.length]!], classes: CLASSES_10 }), 'json');
-    await runLoad(server, 4, 8, () => ({ images: [images[cursor++ % images.length]!], classes: CLASSES_10 }), 'multipart');
+    await runLoad(
+      server,
+      4,
+      8,
+      () => ({ images: [images[cursor++ % images.length]!], classes: CLASSES_10 }),
+      'multipart',
+    );
     for (let round = 1; round <= rounds; round++) {
       log(`round ${round}/${rounds}: 1 image × 10 classes, 16 clients, base64 JSON then multipart`);
       await transportRows(load, n(96));
@@ -119,7 +145,9 @@ async function uploadsOnly(options: Options, rounds: number, n: (x: number) => n
         serverCpuMsPerJob: median(results.map((r) => r.serverCpuMsPerJob)),
       };
       summary[key] = row;
-      out.push(`| ${key} | ${fmt(row.imagesPerSecond)} | ${fmt(row.p50Ms, 0)} | ${fmt(row.p95Ms, 0)} | ${fmt(row.serverCpuMsPerJob)} |`);
+      out.push(
+        `| ${key} | ${fmt(row.imagesPerSecond)} | ${fmt(row.p50Ms, 0)} | ${fmt(row.p95Ms, 0)} | ${fmt(row.serverCpuMsPerJob)} |`,
+      );
     }
     process.stdout.write(`${out.join('\n')}\n`);
     if (options.json) writeBenchJson(options.json, { rounds, model: options.modelDir, transport: summary });
@@ -137,11 +165,25 @@ async function openAiOnly(options: Options, rounds: number, n: (x: number) => nu
   let cursor = 0;
   const nextImages = (k: number): BenchImage[] => Array.from({ length: k }, () => images[cursor++ % images.length]!);
   // The image cache is off so that reused benchmark images are really inferred every time.
-  const server = await startServer(root, { CLIP_MODEL: options.modelDir, CLIP_PRECISION: 'fp32', IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000' });
+  const server = await startServer(root, {
+    CLIP_MODEL: options.modelDir,
+    CLIP_PRECISION: 'fp32',
+    IMAGE_CACHE_SIZE: '0',
+    MAX_QUEUED_JOBS: '10000',
+    MAX_QUEUED_IMAGES: '100000',
+  });
   try {
-    const row = await benchOpenAiRow(server, { rounds, jobs: n(32), model: path.basename(options.modelDir), nextImages, log });
+    const row = await benchOpenAiRow(server, {
+      rounds,
+      jobs: n(32),
+      model: path.basename(options.modelDir),
+      nextImages,
+      log,
+    });
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}; model ${path.basename(options.modelDir)} (fp32); ${rounds} alternating round(s), medians`;
-    process.stdout.write(`Machine: ${machine}.\n\n${formatOpenAiRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+    process.stdout.write(
+      `Machine: ${machine}.\n\n${formatOpenAiRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`,
+    );
     if (options.json) writeBenchJson(options.json, { openai: row });
   } finally {
     await server.stop();
@@ -194,8 +236,18 @@ const benchArgv = process.argv.slice(2);
 
 /** Writes a run's results with what a number needs to mean anything later: when, on what machine, by which command. */
 function writeBenchJson(file: string, results: object): void {
-  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
-  const header = { date: new Date().toISOString(), machine, loadAverage: os.loadavg()[0], command: ['npm run bench --', ...benchArgv].join(' ') };
+  const machine = {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  };
+  const header = {
+    date: new Date().toISOString(),
+    machine,
+    loadAverage: os.loadavg()[0],
+    command: ['npm run bench --', ...benchArgv].join(' '),
+  };
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, `${JSON.stringify({ ...header, ...results }, null, 2)}\n`);
   log(`wrote ${path.relative(process.cwd(), file) || file}`);
@@ -204,17 +256,43 @@ function writeBenchJson(file: string, results: object): void {
 async function main(argv: readonly string[]): Promise<void> {
   const parsed = new Command()
     .name('bench')
-    .option('--json [file]', `also write the results as JSON, with the date and machine (default: ${BENCHMARKS_DIR}/<date>-<section>.json)`)
+    .option(
+      '--json [file]',
+      `also write the results as JSON, with the date and machine (default: ${BENCHMARKS_DIR}/<date>-<section>.json)`,
+    )
     .option('--rounds <n>', 'alternating rounds; medians are taken across them', parsePositive, 3)
     .option('--quick', 'one small round, to check the benchmark itself works', false)
-    .option('--embeddings', 'only the embedding benchmark: embedImages vs classify throughput, result serialisation', false)
-    .option('--model-dir <dir>', 'the vit-b-32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'vit-b-32'))
-    .option('--only <section>', 'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model), openai (/v1/embeddings versus GraphQL embedImages), json-body (the JSON pre-scan, no server), model-memory (RSS across model start/stop)')
-    .option('--malloc-default', 'model-memory: run the server with glibc\'s default allocator settings', false)
-    .option('--memory', 'only the memory target: peak RSS of the fp32 server after 1,000 and 10,000 cheap jobs (long)', false)
+    .option(
+      '--embeddings',
+      'only the embedding benchmark: embedImages vs classify throughput, result serialisation',
+      false,
+    )
+    .option(
+      '--model-dir <dir>',
+      'the vit-b-32 test model (generated when absent)',
+      path.join(root, '.cache', 'bench', 'vit-b-32'),
+    )
+    .option(
+      '--only <section>',
+      'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model), openai (/v1/embeddings versus GraphQL embedImages), json-body (the JSON pre-scan, no server), model-memory (RSS across model start/stop)',
+    )
+    .option('--malloc-default', "model-memory: run the server with glibc's default allocator settings", false)
+    .option(
+      '--memory',
+      'only the memory target: peak RSS of the fp32 server after 1,000 and 10,000 cheap jobs (long)',
+      false,
+    )
     .option('--immich-only', 'run only the fixed-batch immich-layout row (server at 16 clients ÷ raw batch 1)', false)
-    .option('--immich-model-dir <dir>', 'the immich-layout ViT-B/32 test model (generated when absent)', path.join(root, '.cache', 'bench', 'immich-vit-b-32'))
-    .option('--redis', 'run only the scale-out row: 1 API + 1 worker over a real redis-server versus ROLE=all in memory', false)
+    .option(
+      '--immich-model-dir <dir>',
+      'the immich-layout ViT-B/32 test model (generated when absent)',
+      path.join(root, '.cache', 'bench', 'immich-vit-b-32'),
+    )
+    .option(
+      '--redis',
+      'run only the scale-out row: 1 API + 1 worker over a real redis-server versus ROLE=all in memory',
+      false,
+    )
     .parse(argv, { from: 'user' })
     .opts<Omit<Options, 'json'> & { json?: string | true }>();
   const options: Options = { ...parsed, json: jsonFileOf(parsed.json, sectionOf(parsed)) };
@@ -225,8 +303,14 @@ async function main(argv: readonly string[]): Promise<void> {
   if (options.only !== undefined) {
     if (options.only === 'preprocess') {
       // The server's pool size (PREPROCESS_WORKERS, else its default).
-      const result = await benchPreprocessPath({ images: n(48), poolSize: loadConfig([], process.env).preprocessWorkers, log });
-      process.stdout.write(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatPreprocessPath(result)}\n`);
+      const result = await benchPreprocessPath({
+        images: n(48),
+        poolSize: loadConfig([], process.env).preprocessWorkers,
+        log,
+      });
+      process.stdout.write(
+        `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatPreprocessPath(result)}\n`,
+      );
       if (options.json) writeBenchJson(options.json, { preprocess: result });
       return;
     }
@@ -238,19 +322,30 @@ async function main(argv: readonly string[]): Promise<void> {
       const config = loadConfig([], process.env);
       const limits = { maxDepth: config.maxJsonDepth, maxValues: config.maxJsonValues };
       const rows = benchJsonBody(limits, options.quick ? 1 : 5);
-      process.stdout.write(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatJsonBody(rows, limits)}\n`);
+      process.stdout.write(
+        `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatJsonBody(rows, limits)}\n`,
+      );
       if (options.json) writeBenchJson(options.json, { jsonBody: rows });
       return;
     }
     if (options.only === 'model-memory') {
       // Only the fp32 graphs are used: test/.models/vit-b-32 (fp32 only) serves as well as a full generated model.
       if (!fs.existsSync(path.join(options.modelDir, 'onnx', 'text_model.onnx'))) await ensureModel(options.modelDir);
-      const result = await benchModelMemory(root, options.modelDir, { cycles: options.quick ? 3 : 10, mallocMmapThreshold: options.mallocDefault ? null : 65_536, log });
-      process.stdout.write(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatModelMemory(result)}\n`);
+      const result = await benchModelMemory(root, options.modelDir, {
+        cycles: options.quick ? 3 : 10,
+        mallocMmapThreshold: options.mallocDefault ? null : 65_536,
+        log,
+      });
+      process.stdout.write(
+        `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatModelMemory(result)}\n`,
+      );
       if (options.json) writeBenchJson(options.json, { modelMemory: result });
       return;
     }
-    if (options.only !== 'uploads') throw new InvalidArgumentError(`--only expects uploads, preprocess, openai, json-body or model-memory, got ${options.only}`);
+    if (options.only !== 'uploads')
+      throw new InvalidArgumentError(
+        `--only expects uploads, preprocess, openai, json-body or model-memory, got ${options.only}`,
+      );
     await uploadsOnly(options, rounds, n);
     return;
   }
@@ -267,7 +362,9 @@ async function main(argv: readonly string[]): Promise<void> {
       log,
     });
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}; ${rounds} alternating round(s), medians`;
-    process.stdout.write(`Machine: ${machine}.\n\n${formatImmichRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+    process.stdout.write(
+      `Machine: ${machine}.\n\n${formatImmichRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`,
+    );
     if (options.json) writeBenchJson(options.json, { immich: row });
     return;
   }
@@ -278,9 +375,17 @@ async function main(argv: readonly string[]): Promise<void> {
     const pool = await makeImages(64);
     let next = 0;
     const nextImages = (k: number): BenchImage[] => Array.from({ length: k }, () => pool[next++ % pool.length]!);
-    const row = await benchRedisRow(root, options.modelDir, { rounds, jobs: n(96), latencyJobs: n(24), nextImages, log });
+    const row = await benchRedisRow(root, options.modelDir, {
+      rounds,
+      jobs: n(96),
+      latencyJobs: n(24),
+      nextImages,
+      log,
+    });
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}; ${rounds} alternating round(s), medians`;
-    process.stdout.write(`Machine: ${machine}.\n\n${formatRedisRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+    process.stdout.write(
+      `Machine: ${machine}.\n\n${formatRedisRow(row)}\n\nBenchmark took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`,
+    );
     if (options.json) writeBenchJson(options.json, { redis: row });
     return;
   }
@@ -311,7 +416,12 @@ async function main(argv: readonly string[]): Promise<void> {
   const rawInt8 = await loadRaw(options.modelDir, 'int8');
   const tjs = await loadTransformersJs(options.modelDir, 'fp32');
   // The image cache is off so that reused benchmark images are really inferred every time.
-  const serverEnv = { CLIP_MODEL: options.modelDir, IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000' };
+  const serverEnv = {
+    CLIP_MODEL: options.modelDir,
+    IMAGE_CACHE_SIZE: '0',
+    MAX_QUEUED_JOBS: '10000',
+    MAX_QUEUED_IMAGES: '100000',
+  };
   const server = await startServer(root, { ...serverEnv, CLIP_PRECISION: 'fp32' });
   const serverInt8 = await startServer(root, { ...serverEnv, CLIP_PRECISION: 'int8' });
 
@@ -320,7 +430,15 @@ async function main(argv: readonly string[]): Promise<void> {
   // The server's ONNX Runtime threads under the bench's settings (ORT_INTRA_OP_THREADS and VISION_REPLICAS defaults).
   const onnxThreads = expectedOnnxThreads(os.availableParallelism(), 1);
   const loads: Record<string, LoadResult[]> = {};
-  const load = async (key: string, target: BenchServer, clients: number, jobs: number, perJob: number, classes: string[], transport: ImageTransport = 'json') => {
+  const load = async (
+    key: string,
+    target: BenchServer,
+    clients: number,
+    jobs: number,
+    perJob: number,
+    classes: string[],
+    transport: ImageTransport = 'json',
+  ) => {
     const result = await runLoad(target, clients, jobs, () => ({ images: nextImages(perJob), classes }), transport);
     (loads[key] ??= []).push(result);
     return result;
@@ -335,7 +453,11 @@ async function main(argv: readonly string[]): Promise<void> {
     let eventLoopP99 = 0;
     for (let round = 1; round <= rounds; round++) {
       log(`round ${round}/${rounds}: raw ONNX Runtime ceiling`);
-      for (const [batch, runs] of [[1, n(12)], [8, n(4)], [32, n(2)]] as const) {
+      for (const [batch, runs] of [
+        [1, n(12)],
+        [8, n(4)],
+        [32, n(2)],
+      ] as const) {
         push(samples, `raw.b${batch}`, (await visionThroughput(raw.vision, batch, runs)).imagesPerSecond);
       }
       push(samples, 'raw.b1.ms', (await visionThroughput(raw.vision, 1, n(12))).msPerRun);
@@ -349,36 +471,77 @@ async function main(argv: readonly string[]): Promise<void> {
         const r = await load(`1x10.c${clients}`, server, clients, n(Math.max(48, clients * 2)), 1, CLASSES_10);
         push(samples, `server.1x10.c${clients}`, r.imagesPerSecond);
       }
-      eventLoopP99 = Math.max(eventLoopP99, (await scrapeMetric(server.url, 'nodejs_eventloop_lag_p99_seconds')) * 1000);
+      eventLoopP99 = Math.max(
+        eventLoopP99,
+        (await scrapeMetric(server.url, 'nodejs_eventloop_lag_p99_seconds')) * 1000,
+      );
 
-      log(`round ${round}/${rounds}: server CPU outside inference, 1 × 10 at 16 clients (640×480 JSON, 640×480 multipart, 4000×3000 JSON)`);
-      const split = async (key: string, jobs: number, pool: typeof vga, cursor: () => number, transport: ImageTransport) =>
+      log(
+        `round ${round}/${rounds}: server CPU outside inference, 1 × 10 at 16 clients (640×480 JSON, 640×480 multipart, 4000×3000 JSON)`,
+      );
+      const split = async (
+        key: string,
+        jobs: number,
+        pool: typeof vga,
+        cursor: () => number,
+        transport: ImageTransport,
+      ) =>
         (splits[key] ??= []).push(
-          await measureCpuSplit(server, onnxThreads, () => runLoad(server, 16, jobs, () => ({ images: [pool[cursor() % pool.length]!], classes: CLASSES_10 }), transport)),
+          await measureCpuSplit(server, onnxThreads, () =>
+            runLoad(
+              server,
+              16,
+              jobs,
+              () => ({ images: [pool[cursor() % pool.length]!], classes: CLASSES_10 }),
+              transport,
+            ),
+          ),
         );
       await split('vga.json', n(96), vga, () => vgaNext++, 'json');
       await split('vga.multipart', n(96), vga, () => vgaNext++, 'multipart');
       await split('large.json', n(32), large, () => largeNext++, 'json');
 
-      log(`round ${round}/${rounds}: server, 1 image × 10 classes, 16 clients: base64 JSON versus multipart file uploads`);
-      await transportRows((key, clients, jobs, transport) => load(key, server, clients, jobs, 1, CLASSES_10, transport), n(96));
+      log(
+        `round ${round}/${rounds}: server, 1 image × 10 classes, 16 clients: base64 JSON versus multipart file uploads`,
+      );
+      await transportRows(
+        (key, clients, jobs, transport) => load(key, server, clients, jobs, 1, CLASSES_10, transport),
+        n(96),
+      );
 
       log(`round ${round}/${rounds}: server, 8 images × 10 classes`);
       for (const clients of [1, 4, 16, 64]) {
         const r = await load(`8x10.c${clients}`, server, clients, n(Math.max(8, clients)), 8, CLASSES_10);
         push(samples, `server.8x10.c${clients}`, r.imagesPerSecond);
       }
-      push(samples, 'server.int8.8x10.c16', (await load('int8.8x10.c16', serverInt8, 16, n(16), 8, CLASSES_10)).imagesPerSecond);
+      push(
+        samples,
+        'server.int8.8x10.c16',
+        (await load('int8.8x10.c16', serverInt8, 16, n(16), 8, CLASSES_10)).imagesPerSecond,
+      );
 
       log(`round ${round}/${rounds}: server, 1 image × 100 classes (the same list every time)`);
       push(samples, 'server.1x100.c16', (await load('1x100.c16', server, 16, n(48), 1, classes100)).imagesPerSecond);
 
       log(`round ${round}/${rounds}: transformers.js`);
-      const tjs1 = await tjsThroughput(tjs, n(12), () => ({ jpegs: nextImages(1).map((i) => i.jpeg), classes: CLASSES_10 }));
+      const tjs1 = await tjsThroughput(tjs, n(12), () => ({
+        jpegs: nextImages(1).map((i) => i.jpeg),
+        classes: CLASSES_10,
+      }));
       push(samples, 'tjs.1x10', tjs1.imagesPerSecond);
       push(samples, 'tjs.1x10.ms', tjs1.msPerCall);
-      push(samples, 'tjs.8x10', (await tjsThroughput(tjs, n(4), () => ({ jpegs: nextImages(8).map((i) => i.jpeg), classes: CLASSES_10 }))).imagesPerSecond);
-      push(samples, 'tjs.1x100', (await tjsThroughput(tjs, n(4), () => ({ jpegs: nextImages(1).map((i) => i.jpeg), classes: classes100 }))).imagesPerSecond);
+      push(
+        samples,
+        'tjs.8x10',
+        (await tjsThroughput(tjs, n(4), () => ({ jpegs: nextImages(8).map((i) => i.jpeg), classes: CLASSES_10 })))
+          .imagesPerSecond,
+      );
+      push(
+        samples,
+        'tjs.1x100',
+        (await tjsThroughput(tjs, n(4), () => ({ jpegs: nextImages(1).map((i) => i.jpeg), classes: classes100 })))
+          .imagesPerSecond,
+      );
     }
 
     log('text path: 1,000 distinct prompts cold, then again from the cache; padding cost');
@@ -392,14 +555,31 @@ async function main(argv: readonly string[]): Promise<void> {
 
     log('immich layout: fixed-batch ViT-B/32, server at 16 clients ÷ raw batch 1');
     log('OpenAI-compatible route: /v1/embeddings versus GraphQL embedImages, 8 images a job, 16 clients');
-    const openai = await benchOpenAiRow(server, { rounds, jobs: n(32), model: path.basename(options.modelDir), nextImages, log });
-    const immich: ImmichRow = await benchImmichRow(root, options.immichModelDir, { rounds, rawRuns: n(12), jobs: n(48), nextImages, log });
+    const openai = await benchOpenAiRow(server, {
+      rounds,
+      jobs: n(32),
+      model: path.basename(options.modelDir),
+      nextImages,
+      log,
+    });
+    const immich: ImmichRow = await benchImmichRow(root, options.immichModelDir, {
+      rounds,
+      rawRuns: n(12),
+      jobs: n(48),
+      nextImages,
+      log,
+    });
 
     log('precision: int8 versus fp32 embeddings of the same images');
-    const pixels = await Promise.all(images.slice(0, 16).map((i) => preprocessImage(i.jpeg, files.preprocessor, { maxBytes: 50e6, maxPixels: 50e6 })));
+    const pixels = await Promise.all(
+      images.slice(0, 16).map((i) => preprocessImage(i.jpeg, files.preprocessor, { maxBytes: 50e6, maxPixels: 50e6 })),
+    );
     const batch = new Float32Array(16 * pixels[0]!.length);
     pixels.forEach((p, i) => batch.set(p, i * p.length));
-    const [fp32Embeds, int8Embeds] = [await embedImages(raw.vision, batch, 16), await embedImages(rawInt8.vision, batch, 16)];
+    const [fp32Embeds, int8Embeds] = [
+      await embedImages(raw.vision, batch, 16),
+      await embedImages(rawInt8.vision, batch, 16),
+    ];
     const dim = fp32Embeds.length / 16;
     const rows = (e: Float32Array) => Array.from({ length: 16 }, (_, i) => e.slice(i * dim, (i + 1) * dim));
     const centred = (rs: Float32Array[]) => {
@@ -413,7 +593,12 @@ async function main(argv: readonly string[]): Promise<void> {
     const m = (key: string) => median(samples[key] ?? []);
     const loadMedian = (key: string, field: keyof LoadResult) => median((loads[key] ?? []).map((r) => r[field]));
     const results: BenchResults = {
-      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      machine: {
+        cpus: os.cpus().length,
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+        node: process.version,
+      },
       rounds,
       quick: options.quick,
       ceiling: { b1: m('raw.b1'), b8: m('raw.b8'), b32: m('raw.b32'), b1Ms: m('raw.b1.ms') },
@@ -431,8 +616,19 @@ async function main(argv: readonly string[]): Promise<void> {
             },
           ]),
       ),
-      transformersJs: { '1x10': m('tjs.1x10'), '1x10Ms': m('tjs.1x10.ms'), '8x10': m('tjs.8x10'), '1x100': m('tjs.1x100') },
-      text: { coldMs: cold.p50Ms, warmMs: warm.p50Ms, tenPromptsRealMs: padding.realMs, tenPromptsPaddedMs: padding.paddedMs, realLength: padding.realLength },
+      transformersJs: {
+        '1x10': m('tjs.1x10'),
+        '1x10Ms': m('tjs.1x10.ms'),
+        '8x10': m('tjs.8x10'),
+        '1x100': m('tjs.1x100'),
+      },
+      text: {
+        coldMs: cold.p50Ms,
+        warmMs: warm.p50Ms,
+        tenPromptsRealMs: padding.realMs,
+        tenPromptsPaddedMs: padding.paddedMs,
+        realLength: padding.realLength,
+      },
       precision: {
         int8VsFp32SpeedB8: m('raw.int8.b8') / m('raw.fp32.b8'),
         cosineMin: Math.min(...cos),
@@ -443,18 +639,46 @@ async function main(argv: readonly string[]): Promise<void> {
       immich,
       elapsedSeconds: (Date.now() - started) / 1000,
     };
-    const splitMedian = (key: string, field: keyof CpuSplit) => median((splits[key] ?? []).map((s) => Number(s[field])));
+    const splitMedian = (key: string, field: keyof CpuSplit) =>
+      median((splits[key] ?? []).map((s) => Number(s[field])));
     const splitSummary = (key: string): CpuSplit => {
       const all = splits[key] ?? [];
-      const fields = ['images', 'processMsPerImage', 'onnxMsPerImage', 'outsideMsPerImage', 'mainThreadMsPerImage', 'otherThreadsMsPerImage'] as const;
-      const base = { onnxThreads: all[0]?.onnxThreads ?? 0, expectedOnnxThreads: onnxThreads, verified: all.length > 0 && all.every((s) => s.verified) };
+      const fields = [
+        'images',
+        'processMsPerImage',
+        'onnxMsPerImage',
+        'outsideMsPerImage',
+        'mainThreadMsPerImage',
+        'otherThreadsMsPerImage',
+      ] as const;
+      const base = {
+        onnxThreads: all[0]?.onnxThreads ?? 0,
+        expectedOnnxThreads: onnxThreads,
+        verified: all.length > 0 && all.every((s) => s.verified),
+      };
       return { ...base, ...Object.fromEntries(fields.map((f) => [f, splitMedian(key, f)])) } as CpuSplit;
     };
-    results.cpuSplit = { vgaJson: splitSummary('vga.json'), vgaMultipart: splitSummary('vga.multipart'), largeJson: splitSummary('large.json') };
+    results.cpuSplit = {
+      vgaJson: splitSummary('vga.json'),
+      vgaMultipart: splitSummary('vga.multipart'),
+      largeJson: splitSummary('large.json'),
+    };
     const targets = [
-      ['CPU per image outside inference, 640×480 base64 JSON, 16 clients (ms)', results.cpuSplit.vgaJson.outsideMsPerImage, '≤ 4'],
-      ['CPU per image outside inference, 640×480 multipart upload, 16 clients (ms)', results.cpuSplit.vgaMultipart.outsideMsPerImage, '≤ 3'],
-      ['CPU per image outside inference, 4000×3000 base64 JSON, 16 clients (ms)', results.cpuSplit.largeJson.outsideMsPerImage, '≤ 12'],
+      [
+        'CPU per image outside inference, 640×480 base64 JSON, 16 clients (ms)',
+        results.cpuSplit.vgaJson.outsideMsPerImage,
+        '≤ 4',
+      ],
+      [
+        'CPU per image outside inference, 640×480 multipart upload, 16 clients (ms)',
+        results.cpuSplit.vgaMultipart.outsideMsPerImage,
+        '≤ 3',
+      ],
+      [
+        'CPU per image outside inference, 4000×3000 base64 JSON, 16 clients (ms)',
+        results.cpuSplit.largeJson.outsideMsPerImage,
+        '≤ 12',
+      ],
       ['server 16 clients (1×10) ÷ raw batch-32 ceiling', m('server.1x10.c16') / m('raw.b32'), '≥ 0.85'],
       ['server 16 clients (1×10) ÷ transformers.js (1×10)', m('server.1x10.c16') / m('tjs.1x10'), '≥ 2'],
       ['single warm job latency ÷ raw batch-1 latency', m('server.1x10.c1.latency') / m('raw.b1.ms'), '≤ 1.2'],
@@ -479,34 +703,51 @@ async function main(argv: readonly string[]): Promise<void> {
  * Embedding jobs against classification jobs on the same server, the same images and the same load (16 clients,
  * 8 images a job), alternating round by round; the ratio of their images/s says what returning vectors costs.
  */
-async function embeddingsBench(modelDir: string, rounds: number, n: (x: number) => number, json: string | undefined): Promise<void> {
+async function embeddingsBench(
+  modelDir: string,
+  rounds: number,
+  n: (x: number) => number,
+  json: string | undefined,
+): Promise<void> {
   const started = Date.now();
   log('making benchmark images (JPEG, 640×480 to 1280×960)');
   const images = await makeImages(64);
   let cursor = 0;
   const nextImages = (k: number): BenchImage[] => Array.from({ length: k }, () => images[cursor++ % images.length]!);
   // The image cache is off so that reused benchmark images are really inferred every time.
-  const server = await startServer(root, { CLIP_MODEL: modelDir, CLIP_PRECISION: 'fp32', IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000' });
+  const server = await startServer(root, {
+    CLIP_MODEL: modelDir,
+    CLIP_PRECISION: 'fp32',
+    IMAGE_CACHE_SIZE: '0',
+    MAX_QUEUED_JOBS: '10000',
+    MAX_QUEUED_IMAGES: '100000',
+  });
   const samples: Samples = {};
   const latencies: Samples = {};
   try {
     const modelName = path.basename(modelDir);
-    const classify = (jobs: number) => runLoad(server, 16, jobs, () => ({ images: nextImages(8), classes: CLASSES_10 }), 'json', 'classify');
-    const embed = (jobs: number) => runLoad(server, 16, jobs, () => ({ images: nextImages(8), classes: [] }), 'json', 'embed-images');
+    const classify = (jobs: number) =>
+      runLoad(server, 16, jobs, () => ({ images: nextImages(8), classes: CLASSES_10 }), 'json', 'classify');
+    const embed = (jobs: number) =>
+      runLoad(server, 16, jobs, () => ({ images: nextImages(8), classes: [] }), 'json', 'embed-images');
     await classify(n(8));
     await embed(n(8));
     for (let round = 1; round <= rounds; round++) {
       // Alternate which goes first, so neither always meets a warmer (or busier) machine.
       const order = round % 2 === 1 ? (['classify', 'embed'] as const) : (['embed', 'classify'] as const);
       for (const kind of order) {
-        log(`round ${round}/${rounds}: 16 clients × 8-image ${kind === 'classify' ? 'classify (10 classes)' : 'embedImages'} jobs`);
+        log(
+          `round ${round}/${rounds}: 16 clients × 8-image ${kind === 'classify' ? 'classify (10 classes)' : 'embedImages'} jobs`,
+        );
         const result = await (kind === 'classify' ? classify(n(32)) : embed(n(32)));
         push(samples, kind, result.imagesPerSecond);
         push(latencies, kind, result.p50Ms);
       }
     }
 
-    log('one 64-image embedding job over REST: the time to read its result (server serialisation + loopback + client parse)');
+    log(
+      'one 64-image embedding job over REST: the time to read its result (server serialisation + loopback + client parse)',
+    );
     const created = (await (
       await fetch(`${server.url}/api/tasks/image-embedding/batched/${modelName}/jobs`, {
         method: 'POST',
@@ -528,16 +769,31 @@ async function embeddingsBench(modelDir: string, rounds: number, n: (x: number) 
       } else await new Promise((resolve) => setTimeout(resolve, 50));
     }
 
-    log('serialising one 64 × 768 result in-process (REST body; GraphQL Vector leaves; [[Float!]!] lists for comparison)');
+    log(
+      'serialising one 64 × 768 result in-process (REST body; GraphQL Vector leaves; [[Float!]!] lists for comparison)',
+    );
     const serialise = await measureSerialisation(64, 768);
 
     const ratio = median(samples.embed ?? []) / median(samples.classify ?? []);
     const results = {
-      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      machine: {
+        cpus: os.cpus().length,
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+        node: process.version,
+      },
       model: modelName,
       rounds,
-      classify8x10c16: { imagesPerSecond: median(samples.classify ?? []), p50Ms: median(latencies.classify ?? []), samples: samples.classify },
-      embed8c16: { imagesPerSecond: median(samples.embed ?? []), p50Ms: median(latencies.embed ?? []), samples: samples.embed },
+      classify8x10c16: {
+        imagesPerSecond: median(samples.classify ?? []),
+        p50Ms: median(latencies.classify ?? []),
+        samples: samples.classify,
+      },
+      embed8c16: {
+        imagesPerSecond: median(samples.embed ?? []),
+        p50Ms: median(latencies.embed ?? []),
+        samples: samples.embed,
+      },
       ratio,
       rest64Read: { ms: median(readMs), bytes },
       serialise,
@@ -574,7 +830,12 @@ async function embeddingsBench(modelDir: string, rounds: number, n: (x: number) 
 /** `--memory`: peak RSS of the fp32 server (default caches) after 1,000 and `total` cheap jobs, against issue 12's bounds. */
 async function memoryBench(modelDir: string, total: number, json: string | undefined): Promise<void> {
   const started = Date.now();
-  const server = await startServer(root, { CLIP_MODEL: modelDir, CLIP_PRECISION: 'fp32', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000' });
+  const server = await startServer(root, {
+    CLIP_MODEL: modelDir,
+    CLIP_PRECISION: 'fp32',
+    MAX_QUEUED_JOBS: '10000',
+    MAX_QUEUED_IMAGES: '100000',
+  });
   let run: MemoryRun;
   try {
     log(`memory: ${total} jobs of 1 distinct 96×72 image × 2 classes at 16 clients, fp32 server with default caches`);
@@ -636,26 +897,67 @@ interface BenchResults {
 
 function printTable(r: BenchResults, targets: readonly (readonly [string, number, string])[]): void {
   const out: string[] = [];
-  out.push(`Machine: ${r.machine.cpus} × ${r.machine.cpu}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; ${r.rounds} alternating round(s), medians.`);
+  out.push(
+    `Machine: ${r.machine.cpus} × ${r.machine.cpu}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; ${r.rounds} alternating round(s), medians.`,
+  );
   out.push('', '| raw ONNX Runtime, image tower fp32 | images/s |', '| --- | ---: |');
-  out.push(`| batch 1 (${fmt(r.ceiling.b1Ms, 0)} ms) | ${fmt(r.ceiling.b1)} |`, `| batch 8 | ${fmt(r.ceiling.b8)} |`, `| batch 32 | ${fmt(r.ceiling.b32)} |`);
-  out.push('', '| server end-to-end (GraphQL mutation + graphql-ws) | images/s | p50 ms | p95 ms | p99 ms | server CPU ms/job |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+  out.push(
+    `| batch 1 (${fmt(r.ceiling.b1Ms, 0)} ms) | ${fmt(r.ceiling.b1)} |`,
+    `| batch 8 | ${fmt(r.ceiling.b8)} |`,
+    `| batch 32 | ${fmt(r.ceiling.b32)} |`,
+  );
+  out.push(
+    '',
+    '| server end-to-end (GraphQL mutation + graphql-ws) | images/s | p50 ms | p95 ms | p99 ms | server CPU ms/job |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+  );
   for (const [key, v] of Object.entries(r.server)) {
     if (key.startsWith('text.')) continue;
-    out.push(`| ${key} | ${fmt(v.imagesPerSecond)} | ${fmt(v.p50Ms, 0)} | ${fmt(v.p95Ms, 0)} | ${fmt(v.p99Ms, 0)} | ${fmt(v.serverCpuMsPerJob)} |`);
+    out.push(
+      `| ${key} | ${fmt(v.imagesPerSecond)} | ${fmt(v.p50Ms, 0)} | ${fmt(v.p95Ms, 0)} | ${fmt(v.p99Ms, 0)} | ${fmt(v.serverCpuMsPerJob)} |`,
+    );
   }
   out.push('', '| transformers.js pipeline (fp32) | images/s |', '| --- | ---: |');
-  out.push(`| 1 image × 10 classes (${fmt(r.transformersJs['1x10Ms'], 0)} ms/call) | ${fmt(r.transformersJs['1x10'])} |`);
-  out.push(`| 8 images × 10 classes | ${fmt(r.transformersJs['8x10'])} |`, `| 1 image × 100 classes | ${fmt(r.transformersJs['1x100'])} |`);
+  out.push(
+    `| 1 image × 10 classes (${fmt(r.transformersJs['1x10Ms'], 0)} ms/call) | ${fmt(r.transformersJs['1x10'])} |`,
+  );
+  out.push(
+    `| 8 images × 10 classes | ${fmt(r.transformersJs['8x10'])} |`,
+    `| 1 image × 100 classes | ${fmt(r.transformersJs['1x100'])} |`,
+  );
   out.push('', '| text path | ms |', '| --- | ---: |');
-  out.push(`| 1 image × 1,000 new prompts (cold) | ${fmt(r.text.coldMs, 0)} |`, `| the same again (text cache) | ${fmt(r.text.warmMs, 0)} |`);
-  out.push(`| 10 prompts, real length (${r.text.realLength} tokens) | ${fmt(r.text.tenPromptsRealMs)} |`, `| 10 prompts padded to 77 | ${fmt(r.text.tenPromptsPaddedMs)} |`);
-  out.push('', `Peak RSS: fp32 server ${fmt(r.peakRssMiB.fp32Server, 0)} MiB, int8 server ${fmt(r.peakRssMiB.int8Server, 0)} MiB. int8 centred-embedding cosine (min): ${fmt(r.precision.centredCosineMin, 4)}.`);
+  out.push(
+    `| 1 image × 1,000 new prompts (cold) | ${fmt(r.text.coldMs, 0)} |`,
+    `| the same again (text cache) | ${fmt(r.text.warmMs, 0)} |`,
+  );
+  out.push(
+    `| 10 prompts, real length (${r.text.realLength} tokens) | ${fmt(r.text.tenPromptsRealMs)} |`,
+    `| 10 prompts padded to 77 | ${fmt(r.text.tenPromptsPaddedMs)} |`,
+  );
+  out.push(
+    '',
+    `Peak RSS: fp32 server ${fmt(r.peakRssMiB.fp32Server, 0)} MiB, int8 server ${fmt(r.peakRssMiB.int8Server, 0)} MiB. int8 centred-embedding cosine (min): ${fmt(r.precision.centredCosineMin, 4)}.`,
+  );
   out.push('', formatImmichRow(r.immich));
   if (r.cpuSplit !== undefined) {
-    out.push('', formatCpuSplit(r.cpuSplit.vgaJson).replace('1 × 10 at 16 clients', '640×480 base64 JSON, 1 × 10 at 16 clients'));
-    out.push('', formatCpuSplit(r.cpuSplit.vgaMultipart).replace('1 × 10 at 16 clients', '640×480 multipart, 1 × 10 at 16 clients'));
-    out.push('', formatCpuSplit(r.cpuSplit.largeJson).replace('1 × 10 at 16 clients', '4000×3000 base64 JSON, 1 × 10 at 16 clients'));
+    out.push(
+      '',
+      formatCpuSplit(r.cpuSplit.vgaJson).replace('1 × 10 at 16 clients', '640×480 base64 JSON, 1 × 10 at 16 clients'),
+    );
+    out.push(
+      '',
+      formatCpuSplit(r.cpuSplit.vgaMultipart).replace(
+        '1 × 10 at 16 clients',
+        '640×480 multipart, 1 × 10 at 16 clients',
+      ),
+    );
+    out.push(
+      '',
+      formatCpuSplit(r.cpuSplit.largeJson).replace(
+        '1 × 10 at 16 clients',
+        '4000×3000 base64 JSON, 1 × 10 at 16 clients',
+      ),
+    );
   }
   out.push('', 'Peak RSS after 1,000 and 10,000 jobs: `npm run bench -- --memory` (long; its own run).');
   out.push('', '| target | measured | wanted | met |', '| --- | ---: | --- | --- |');

@@ -49,7 +49,10 @@ export async function buildWebUi(outDir: string = webBundleDir()): Promise<WebBu
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   buildWebUi().then(
-    (summary) => console.log(`web UI: ${summary.files.map((f) => `${f.name} ${(f.bytes / 1024).toFixed(1)} KiB`).join(', ')} in ${summary.ms} ms → ${summary.outDir}`),
+    (summary) =>
+      console.log(
+        `web UI: ${summary.files.map((f) => `${f.name} ${(f.bytes / 1024).toFixed(1)} KiB`).join(', ')} in ${summary.ms} ms → ${summary.outDir}`,
+      ),
     (error: unknown) => {
       console.error(error instanceof Error ? error.message : error);
       process.exit(1);

@@ -22,7 +22,12 @@ import { RESIZE_MODES, type ResizeMode } from '../src/clip/types.js';
 export { GENERATOR_VERSION, makeTestModel } from './model/makeTestModel.js';
 export type { MakeTestModelOptions, MakeTestModelProgress, ModelSummary, WrittenFile } from './model/makeTestModel.js';
 export { countParameters, PRESETS, PRESET_NAMES } from './model/presets.js';
-export { IMMICH_PRESETS, IMMICH_PRESET_NAMES, makeImmichModel, makeImmichModelAtomically } from './model/immichModel.js';
+export {
+  IMMICH_PRESETS,
+  IMMICH_PRESET_NAMES,
+  makeImmichModel,
+  makeImmichModelAtomically,
+} from './model/immichModel.js';
 export type { ImmichModelSummary, ImmichPresetName, MakeImmichModelOptions } from './model/immichModel.js';
 export { HF_SIGLIP_TEST_SCORING, makeHfSiglipModel } from './model/hfSiglipModel.js';
 export type { HfSiglipModelSummary, MakeHfSiglipModelOptions } from './model/hfSiglipModel.js';
@@ -59,7 +64,9 @@ function createProgressPrinter(): (event: MakeTestModelProgress) => void {
         return;
       }
       case 'file':
-        process.stderr.write(`wrote ${event.file} (${formatBytes(event.bytes)}, ${(event.elapsedMs / 1000).toFixed(1)} s)\n`);
+        process.stderr.write(
+          `wrote ${event.file} (${formatBytes(event.bytes)}, ${(event.elapsedMs / 1000).toFixed(1)} s)\n`,
+        );
         return;
     }
   };
@@ -85,22 +92,29 @@ function printSummary(summary: ModelSummary): void {
 
 function parseSeed(value: string): number {
   const seed = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(seed)) throw new InvalidArgumentError(`expected a non-negative integer, got ${value}`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(seed))
+    throw new InvalidArgumentError(`expected a non-negative integer, got ${value}`);
   return seed;
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
   const program = new Command()
     .name('make-test-model')
-    .description('Write a random-weight CLIP model directory in the Hugging Face hub layout or in immich\'s layout.')
+    .description("Write a random-weight CLIP model directory in the Hugging Face hub layout or in immich's layout.")
     .requiredOption('--out <dir>', 'output directory (created if missing)')
     .addOption(new Option('--layout <layout>', 'file layout').choices(['hf', 'immich', 'hf-siglip']).default('hf'))
-    .addOption(new Option('--preset <name>', 'model shapes').choices([...PRESET_NAMES, ...IMMICH_PRESET_NAMES]).makeOptionMandatory())
+    .addOption(
+      new Option('--preset <name>', 'model shapes')
+        .choices([...PRESET_NAMES, ...IMMICH_PRESET_NAMES])
+        .makeOptionMandatory(),
+    )
     .option('--seed <n>', 'PRNG seed: the same seed gives byte-identical files', parseSeed, 0)
     .option('--no-quantized', 'skip the int8 *_quantized.onnx variants (hf layout)')
     .option('--external-data', 'immich layout: store the larger weights as ONNX external data files beside model.onnx')
     .option('--dynamic', 'immich layout: an older export (dynamic batch, outputs image_embedding / text_embedding)')
-    .addOption(new Option('--resize-mode <mode>', 'immich layout: preprocess_cfg.json resize_mode').choices(RESIZE_MODES))
+    .addOption(
+      new Option('--resize-mode <mode>', 'immich layout: preprocess_cfg.json resize_mode').choices(RESIZE_MODES),
+    )
     .parse(argv);
   const options = program.opts<{
     out: string;
@@ -115,7 +129,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   // npm runs scripts from the package root; resolve --out against where the user typed the command.
   const out = path.resolve(process.env['INIT_CWD'] ?? process.cwd(), options.out);
   if (options.layout === 'hf-siglip') {
-    if (options.preset !== HF_SIGLIP_PRESET) throw new InvalidArgumentError(`--layout hf-siglip takes --preset ${HF_SIGLIP_PRESET}, got ${options.preset}`);
+    if (options.preset !== HF_SIGLIP_PRESET)
+      throw new InvalidArgumentError(`--layout hf-siglip takes --preset ${HF_SIGLIP_PRESET}, got ${options.preset}`);
     const summary = await makeHfSiglipModel({ out, seed: options.seed });
     process.stdout.write(
       `Hugging Face-layout SigLIP test model (${summary.embeddingSize}-d, L=${summary.contextLength}, seed ${options.seed}, random weights) in ${summary.dir}\n` +
@@ -124,7 +139,10 @@ export async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   if (options.layout === 'immich') {
-    if (!isImmichPresetName(options.preset)) throw new InvalidArgumentError(`--layout immich takes --preset ${IMMICH_PRESET_NAMES.join('|')}, got ${options.preset}`);
+    if (!isImmichPresetName(options.preset))
+      throw new InvalidArgumentError(
+        `--layout immich takes --preset ${IMMICH_PRESET_NAMES.join('|')}, got ${options.preset}`,
+      );
     const summary = await makeImmichModel({
       out,
       preset: options.preset,
@@ -140,7 +158,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n`);
     return;
   }
-  if (!(PRESET_NAMES as readonly string[]).includes(options.preset)) throw new InvalidArgumentError(`--layout hf takes --preset ${PRESET_NAMES.join('|')}, got ${options.preset}`);
+  if (!(PRESET_NAMES as readonly string[]).includes(options.preset))
+    throw new InvalidArgumentError(`--layout hf takes --preset ${PRESET_NAMES.join('|')}, got ${options.preset}`);
   const summary = await makeTestModel({
     out,
     preset: options.preset as PresetName,

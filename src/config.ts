@@ -70,27 +70,37 @@ export function parseModelOptions(text: string): { source: string; options: Mode
     const part = raw.trim();
     if (part === '') continue;
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new Error(`expected a model option key=value (${MODEL_OPTION_KEYS.join(', ')}), got ${JSON.stringify(part)}`);
+    if (eq <= 0)
+      throw new Error(
+        `expected a model option key=value (${MODEL_OPTION_KEYS.join(', ')}), got ${JSON.stringify(part)}`,
+      );
     const key = part.slice(0, eq).trim().toLowerCase().replace(/[_-]/g, '');
     const value = part.slice(eq + 1).trim();
     const number = value === '' ? Number.NaN : Number(value);
     switch (key) {
       case 'logitscale':
-        if (!Number.isFinite(number) || number <= 0) throw new Error(`expected logitScale to be a positive number (the exp of the trained logit_scale), got ${JSON.stringify(value)}`);
+        if (!Number.isFinite(number) || number <= 0)
+          throw new Error(
+            `expected logitScale to be a positive number (the exp of the trained logit_scale), got ${JSON.stringify(value)}`,
+          );
         options.logitScale = number;
         break;
       case 'logitbias':
-        if (!Number.isFinite(number)) throw new Error(`expected logitBias to be a number, got ${JSON.stringify(value)}`);
+        if (!Number.isFinite(number))
+          throw new Error(`expected logitBias to be a number, got ${JSON.stringify(value)}`);
         options.logitBias = number;
         break;
       case 'load': {
         const policy = LOAD_POLICIES.find((p) => p === value.toLowerCase());
-        if (policy === undefined) throw new Error(`expected load to be ${LOAD_POLICIES.join(' or ')}, got ${JSON.stringify(value)}`);
+        if (policy === undefined)
+          throw new Error(`expected load to be ${LOAD_POLICIES.join(' or ')}, got ${JSON.stringify(value)}`);
         options.load = policy;
         break;
       }
       default:
-        throw new Error(`expected a model option among ${MODEL_OPTION_KEYS.join(', ')}, got ${JSON.stringify(part.slice(0, eq).trim())}`);
+        throw new Error(
+          `expected a model option among ${MODEL_OPTION_KEYS.join(', ')}, got ${JSON.stringify(part.slice(0, eq).trim())}`,
+        );
     }
   }
   return { source: source.trim(), options };
@@ -240,7 +250,17 @@ function optional<T>(parse: (raw: string) => T): (raw: string) => T | undefined 
 }
 
 const BYTE_UNITS: Record<string, number> = {
-  '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: MiB, mb: 1e6, mib: MiB, g: 1024 * MiB, gb: 1e9, gib: 1024 * MiB,
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: MiB,
+  mb: 1e6,
+  mib: MiB,
+  g: 1024 * MiB,
+  gb: 1e9,
+  gib: 1024 * MiB,
 };
 
 /** A byte count: a plain integer or a number with a unit (`20MiB`, `100 MB`, `512k`). */
@@ -275,7 +295,8 @@ function oneOf<T extends string>(values: readonly T[]): (raw: string) => T {
 function providerList(raw: string): ExecutionProvider[] {
   const parse = oneOf(EXECUTION_PROVIDERS);
   const providers = list(raw).map(parse);
-  if (providers.length === 0) throw new Error(`expected a comma-separated list of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(raw)}`);
+  if (providers.length === 0)
+    throw new Error(`expected a comma-separated list of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(raw)}`);
   const twice = providers.find((provider, i) => providers.indexOf(provider) !== i);
   if (twice !== undefined) throw new Error(`expected each provider once, got ${JSON.stringify(twice)} twice`);
   return providers;
@@ -294,13 +315,18 @@ function cidrList(raw: string): string[] {
       const [address, bits] = ipaddr.parseCIDR(cidr);
       return `${address.toString()}/${bits}`;
     } catch {
-      throw new Error(`expected CIDR networks like 10.20.0.0/16 or fd00::/8, separated by commas, got ${JSON.stringify(item)}`);
+      throw new Error(
+        `expected CIDR networks like 10.20.0.0/16 or fd00::/8, separated by commas, got ${JSON.stringify(item)}`,
+      );
     }
   });
 }
 
 function list(raw: string): string[] {
-  return raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
 }
 
 function expandHome(p: string): string {
@@ -374,7 +400,9 @@ function allowedHostList(raw: string): AllowedHostsSetting {
   const names = list(value).map((name) => name.replace(/\.$/, ''));
   const wrong = names.find((name) => name === '*' || !HOST_NAME.test(name));
   if (wrong !== undefined || names.length === 0) {
-    throw new Error(`expected auto, * or host names without scheme or port (e.g. api.example.com,localhost,[::1]), got ${JSON.stringify(wrong ?? raw)}`);
+    throw new Error(
+      `expected auto, * or host names without scheme or port (e.g. api.example.com,localhost,[::1]), got ${JSON.stringify(wrong ?? raw)}`,
+    );
   }
   return names;
 }
@@ -394,7 +422,8 @@ const SETTINGS: SettingSpecs = {
   },
   redisUrl: {
     env: 'REDIS_URL',
-    description: 'Redis for jobs, queue and events (redis://[user:password@]host:port[/db]); none = in memory (ROLE=all only). With ROLE=all, jobs survive a restart.',
+    description:
+      'Redis for jobs, queue and events (redis://[user:password@]host:port[/db]); none = in memory (ROLE=all only). With ROLE=all, jobs survive a restart.',
     defaultValue: undefined,
     defaultText: 'none (in memory)',
     parse: optional(redisUrl),
@@ -407,7 +436,8 @@ const SETTINGS: SettingSpecs = {
   },
   lockDurationMs: {
     env: 'LOCK_DURATION_MS',
-    description: "How long a worker's lock on a job lasts without renewal, in ms (renewed at half of it): a killed worker's jobs go to another worker after about this long.",
+    description:
+      "How long a worker's lock on a job lasts without renewal, in ms (renewed at half of it): a killed worker's jobs go to another worker after about this long.",
     defaultValue: 30_000,
     parse: integer(100),
   },
@@ -423,12 +453,22 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 1,
     parse: integer(0, 1000),
   },
-  port: { env: 'PORT', description: 'TCP port to listen on (0 = any free port).', defaultValue: 4000, parse: integer(0, 65535) },
-  host: { env: 'HOST', description: 'Interface to listen on; 0.0.0.0 exposes the server to the network.', defaultValue: '127.0.0.1', parse: nonEmpty },
+  port: {
+    env: 'PORT',
+    description: 'TCP port to listen on (0 = any free port).',
+    defaultValue: 4000,
+    parse: integer(0, 65535),
+  },
+  host: {
+    env: 'HOST',
+    description: 'Interface to listen on; 0.0.0.0 exposes the server to the network.',
+    defaultValue: '127.0.0.1',
+    parse: nonEmpty,
+  },
   allowedHosts: {
     env: 'ALLOWED_HOSTS',
     description:
-      "Host names requests may be addressed to (the `Host` header, any port), on every route and websocket; another gets 403 FORBIDDEN_HOST. A web page whose own name resolves to this server (DNS rebinding) sends its name. auto: when HOST is an address of its own (the default 127.0.0.1), only localhost, 127.0.0.1, [::1] and HOST; when HOST is 0.0.0.0 or :: (all interfaces), any. Otherwise a comma list of names (exactly those), or * for any.",
+      'Host names requests may be addressed to (the `Host` header, any port), on every route and websocket; another gets 403 FORBIDDEN_HOST. A web page whose own name resolves to this server (DNS rebinding) sends its name. auto: when HOST is an address of its own (the default 127.0.0.1), only localhost, 127.0.0.1, [::1] and HOST; when HOST is 0.0.0.0 or :: (all interfaces), any. Otherwise a comma list of names (exactly those), or * for any.',
     defaultValue: 'auto',
     parse: allowedHostList,
   },
@@ -461,7 +501,12 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'none',
     parse: modelList,
   },
-  clipPrecision: { env: 'CLIP_PRECISION', description: 'ONNX variant to run: fp32, fp16 or int8.', defaultValue: 'fp32', parse: oneOf(PRECISIONS) },
+  clipPrecision: {
+    env: 'CLIP_PRECISION',
+    description: 'ONNX variant to run: fp32, fp16 or int8.',
+    defaultValue: 'fp32',
+    parse: oneOf(PRECISIONS),
+  },
   modelCacheDir: {
     env: 'MODEL_CACHE_DIR',
     description: 'Where downloaded model files are cached.',
@@ -469,21 +514,56 @@ const SETTINGS: SettingSpecs = {
     defaultText: '~/.cache/clip-server',
     parse: (raw) => path.resolve(expandHome(nonEmpty(raw))),
   },
-  hfEndpoint: { env: 'HF_ENDPOINT', description: 'Base URL of the Hugging Face hub (or a mirror).', defaultValue: 'https://huggingface.co', parse: url },
-  hfToken: { env: 'HF_TOKEN', description: 'Hub access token for gated or private models.', defaultValue: undefined, defaultText: 'none', parse: optional(nonEmpty) },
-  hfHubOffline: { env: 'HF_HUB_OFFLINE', description: 'Never touch the network: use only cached or local model files.', defaultValue: false, parse: boolean, boolean: true },
-  downloadProgress: { env: 'DOWNLOAD_PROGRESS', description: 'Show a progress bar on stderr (when a TTY) while downloading models.', defaultValue: true, parse: boolean, boolean: true },
-  maxBatchSize: { env: 'MAX_BATCH_SIZE', description: 'Most images in one vision-model run.', defaultValue: 16, parse: integer(1, 1024) },
+  hfEndpoint: {
+    env: 'HF_ENDPOINT',
+    description: 'Base URL of the Hugging Face hub (or a mirror).',
+    defaultValue: 'https://huggingface.co',
+    parse: url,
+  },
+  hfToken: {
+    env: 'HF_TOKEN',
+    description: 'Hub access token for gated or private models.',
+    defaultValue: undefined,
+    defaultText: 'none',
+    parse: optional(nonEmpty),
+  },
+  hfHubOffline: {
+    env: 'HF_HUB_OFFLINE',
+    description: 'Never touch the network: use only cached or local model files.',
+    defaultValue: false,
+    parse: boolean,
+    boolean: true,
+  },
+  downloadProgress: {
+    env: 'DOWNLOAD_PROGRESS',
+    description: 'Show a progress bar on stderr (when a TTY) while downloading models.',
+    defaultValue: true,
+    parse: boolean,
+    boolean: true,
+  },
+  maxBatchSize: {
+    env: 'MAX_BATCH_SIZE',
+    description: 'Most images in one vision-model run.',
+    defaultValue: 16,
+    parse: integer(1, 1024),
+  },
   maxBatchWaitMs: {
     env: 'MAX_BATCH_WAIT_MS',
-    description: 'Longest wait, in ms, for a batch to fill when the model is idle (0: run at once; under load batches fill while the previous one runs).',
+    description:
+      'Longest wait, in ms, for a batch to fill when the model is idle (0: run at once; under load batches fill while the previous one runs).',
     defaultValue: 0,
     parse: integer(0, 60_000),
   },
-  maxTextBatchSize: { env: 'MAX_TEXT_BATCH_SIZE', description: 'Most prompts in one text-model run.', defaultValue: 256, parse: integer(1, 65_536) },
+  maxTextBatchSize: {
+    env: 'MAX_TEXT_BATCH_SIZE',
+    description: 'Most prompts in one text-model run.',
+    defaultValue: 256,
+    parse: integer(1, 65_536),
+  },
   maxQueuedImages: {
     env: 'MAX_QUEUED_IMAGES',
-    description: 'Images waiting for inference (all accepted, unfinished jobs); a job that would exceed it is refused with OVERLOADED.',
+    description:
+      'Images waiting for inference (all accepted, unfinished jobs); a job that would exceed it is refused with OVERLOADED.',
     defaultValue: 1024,
     parse: integer(1),
   },
@@ -526,7 +606,7 @@ const SETTINGS: SettingSpecs = {
   ortTelemetry: {
     env: 'ORT_TELEMETRY',
     description:
-      "Let ONNX Runtime queue its usage telemetry (session events, a device id) for upload to Microsoft. Off: the server sets ORT_DISABLE_TELEMETRY=1 for itself, its worker threads and child processes before ONNX Runtime loads; on: it removes that variable. See docs/privacy.md.",
+      'Let ONNX Runtime queue its usage telemetry (session events, a device id) for upload to Microsoft. Off: the server sets ORT_DISABLE_TELEMETRY=1 for itself, its worker threads and child processes before ONNX Runtime loads; on: it removes that variable. See docs/privacy.md.',
     defaultValue: false,
     parse: boolean,
     boolean: true,
@@ -567,24 +647,57 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 10_000,
     parse: integer(0),
   },
-  imageCacheSize: { env: 'IMAGE_CACHE_SIZE', description: 'Image embeddings kept, keyed by content hash (LRU entries, per model).', defaultValue: 1_000, parse: integer(0) },
-  maxImagesPerJob: { env: 'MAX_IMAGES_PER_JOB', description: 'Most images in one job (and files in one upload request).', defaultValue: 64, parse: integer(1, 100_000) },
-  maxClassesPerJob: { env: 'MAX_CLASSES_PER_JOB', description: 'Most classes in one job.', defaultValue: 1000, parse: integer(1, 1_000_000) },
+  imageCacheSize: {
+    env: 'IMAGE_CACHE_SIZE',
+    description: 'Image embeddings kept, keyed by content hash (LRU entries, per model).',
+    defaultValue: 1_000,
+    parse: integer(0),
+  },
+  maxImagesPerJob: {
+    env: 'MAX_IMAGES_PER_JOB',
+    description: 'Most images in one job (and files in one upload request).',
+    defaultValue: 64,
+    parse: integer(1, 100_000),
+  },
+  maxClassesPerJob: {
+    env: 'MAX_CLASSES_PER_JOB',
+    description: 'Most classes in one job.',
+    defaultValue: 1000,
+    parse: integer(1, 1_000_000),
+  },
   maxPromptsPerJob: {
     env: 'MAX_PROMPTS_PER_JOB',
     description: 'Most prompts (classes × prompt templates) in one job; each new prompt costs a text-model run.',
     defaultValue: 10_000,
     parse: integer(1, 10_000_000),
   },
-  maxClassLength: { env: 'MAX_CLASS_LENGTH', description: 'Longest class name, in characters (code points).', defaultValue: 1000, parse: integer(1, 1_000_000) },
-  maxTextsPerJob: { env: 'MAX_TEXTS_PER_JOB', description: 'Most texts in one text-embedding job.', defaultValue: 1000, parse: integer(1, 1_000_000) },
+  maxClassLength: {
+    env: 'MAX_CLASS_LENGTH',
+    description: 'Longest class name, in characters (code points).',
+    defaultValue: 1000,
+    parse: integer(1, 1_000_000),
+  },
+  maxTextsPerJob: {
+    env: 'MAX_TEXTS_PER_JOB',
+    description: 'Most texts in one text-embedding job.',
+    defaultValue: 1000,
+    parse: integer(1, 1_000_000),
+  },
   maxTextLength: {
     env: 'MAX_TEXT_LENGTH',
-    description: "Longest text to embed, in characters (code points); the model reads at most its context length (77 tokens for CLIP), the rest is cut as FES's tokenizer does.",
+    description:
+      "Longest text to embed, in characters (code points); the model reads at most its context length (77 tokens for CLIP), the rest is cut as FES's tokenizer does.",
     defaultValue: 10_000,
     parse: integer(1, 10_000_000),
   },
-  maxImageBytes: { env: 'MAX_IMAGE_BYTES', description: 'Largest encoded image, in bytes (after base64 decoding; an uploaded file is cut off and refused at it).', defaultValue: 20 * MiB, defaultText: '20MiB', parse: bytes(1) },
+  maxImageBytes: {
+    env: 'MAX_IMAGE_BYTES',
+    description:
+      'Largest encoded image, in bytes (after base64 decoding; an uploaded file is cut off and refused at it).',
+    defaultValue: 20 * MiB,
+    defaultText: '20MiB',
+    parse: bytes(1),
+  },
   maxImagePixels: {
     env: 'MAX_IMAGE_PIXELS',
     description: 'Largest image, in pixels (width × height), checked from the header before decoding.',
@@ -608,7 +721,8 @@ const SETTINGS: SettingSpecs = {
   },
   imageUrlMaxRedirects: {
     env: 'IMAGE_URL_MAX_REDIRECTS',
-    description: 'Most redirects one image URL may follow, each checked like the URL itself; one more is refused with URL_REDIRECTS.',
+    description:
+      'Most redirects one image URL may follow, each checked like the URL itself; one more is refused with URL_REDIRECTS.',
     defaultValue: 5,
     parse: integer(0, 20),
   },
@@ -621,13 +735,15 @@ const SETTINGS: SettingSpecs = {
   },
   imageUrlConcurrency: {
     env: 'IMAGE_URL_CONCURRENCY',
-    description: 'Image URL fetches in flight at once per API process; more wait for a slot (within IMAGE_URL_TIMEOUT_MS).',
+    description:
+      'Image URL fetches in flight at once per API process; more wait for a slot (within IMAGE_URL_TIMEOUT_MS).',
     defaultValue: 16,
     parse: integer(1, 10_000),
   },
   maxBodyBytes: {
     env: 'MAX_BODY_BYTES',
-    description: 'Largest HTTP request body, in bytes (413 over it; uploads are counted as they stream). Bounds a whole job: 64 images of ~1.5 MB each fit in the default.',
+    description:
+      'Largest HTTP request body, in bytes (413 over it; uploads are counted as they stream). Bounds a whole job: 64 images of ~1.5 MB each fit in the default.',
     defaultValue: 100 * MiB,
     defaultText: '100MiB',
     parse: bytes(1024),
@@ -646,7 +762,12 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 50_000,
     parse: integer(1),
   },
-  maxQueryDepth: { env: 'MAX_QUERY_DEPTH', description: 'Deepest GraphQL selection (introspection fields excluded).', defaultValue: 10, parse: integer(1, 1000) },
+  maxQueryDepth: {
+    env: 'MAX_QUERY_DEPTH',
+    description: 'Deepest GraphQL selection (introspection fields excluded).',
+    defaultValue: 10,
+    parse: integer(1, 1000),
+  },
   maxQueryComplexity: {
     env: 'MAX_QUERY_COMPLEXITY',
     description: 'Highest GraphQL operation cost (1 per field; list fields multiply by their `first`/`k`).',
@@ -656,7 +777,7 @@ const SETTINGS: SettingSpecs = {
   maxResponseBytes: {
     env: 'MAX_RESPONSE_BYTES',
     description:
-      "Largest GraphQL answer, in bytes, estimated from the job data a response would carry (texts, classes, probabilities, vectors) as it is resolved: an operation that would pass it is refused with RESPONSE_TOO_LARGE (HTTP 400) before its answer is serialised. The default holds the largest single job (MAX_TEXTS_PER_JOB texts of MAX_TEXT_LENGTH characters with their vectors, about 35 MB), so any one job can always be read whole; pages of many large jobs must be read in smaller pages.",
+      'Largest GraphQL answer, in bytes, estimated from the job data a response would carry (texts, classes, probabilities, vectors) as it is resolved: an operation that would pass it is refused with RESPONSE_TOO_LARGE (HTTP 400) before its answer is serialised. The default holds the largest single job (MAX_TEXTS_PER_JOB texts of MAX_TEXT_LENGTH characters with their vectors, about 35 MB), so any one job can always be read whole; pages of many large jobs must be read in smaller pages.',
     defaultValue: 64 * MiB,
     defaultText: '64MiB',
     parse: bytes(1024),
@@ -664,7 +785,7 @@ const SETTINGS: SettingSpecs = {
   maxDocumentBytes: {
     env: 'MAX_DOCUMENT_BYTES',
     description:
-      'Largest GraphQL document (the `query` text, HTTP and websocket), in bytes; a larger one is refused with BAD_REQUEST before it is parsed. The schema\'s operations are a few KB (introspection: 2 KB); the default leaves room for a small image written into the document, but images and long texts belong in variables, which only MAX_BODY_BYTES bounds.',
+      "Largest GraphQL document (the `query` text, HTTP and websocket), in bytes; a larger one is refused with BAD_REQUEST before it is parsed. The schema's operations are a few KB (introspection: 2 KB); the default leaves room for a small image written into the document, but images and long texts belong in variables, which only MAX_BODY_BYTES bounds.",
     defaultValue: 256 * 1024,
     defaultText: '256KiB',
     parse: bytes(1024),
@@ -679,7 +800,7 @@ const SETTINGS: SettingSpecs = {
   httpDocumentCacheBytes: {
     env: 'HTTP_DOCUMENT_CACHE_BYTES',
     description:
-      'Parsed and validated documents kept for reuse over HTTP (Apollo\'s document store), by what they keep in memory: their text (comments included) and syntax tree; 0 turns it off.',
+      "Parsed and validated documents kept for reuse over HTTP (Apollo's document store), by what they keep in memory: their text (comments included) and syntax tree; 0 turns it off.",
     defaultValue: 16 * MiB,
     defaultText: '16MiB',
     parse: bytes(0),
@@ -692,7 +813,12 @@ const SETTINGS: SettingSpecs = {
     defaultText: '16MiB',
     parse: bytes(0),
   },
-  maxAliases: { env: 'MAX_ALIASES', description: 'Most aliased fields in one GraphQL document.', defaultValue: 30, parse: integer(0, 100_000) },
+  maxAliases: {
+    env: 'MAX_ALIASES',
+    description: 'Most aliased fields in one GraphQL document.',
+    defaultValue: 30,
+    parse: integer(0, 100_000),
+  },
   maxQueuedJobs: {
     env: 'MAX_QUEUED_JOBS',
     description: 'Most queued plus running jobs; more are refused with OVERLOADED (HTTP 429 on REST).',
@@ -723,23 +849,30 @@ const SETTINGS: SettingSpecs = {
   },
   maxPendingImageBytes: {
     env: 'MAX_PENDING_IMAGE_BYTES',
-    description: 'Encoded image bytes held by accepted, unfinished jobs; a job that would exceed it is refused with OVERLOADED.',
+    description:
+      'Encoded image bytes held by accepted, unfinished jobs; a job that would exceed it is refused with OVERLOADED.',
     defaultValue: 512 * MiB,
     defaultText: '512MiB',
     parse: bytes(1024),
   },
-  jobTtlSeconds: { env: 'JOB_TTL_SECONDS', description: 'How long a job (and its result) is kept, in seconds, counted from its last change.', defaultValue: 3600, parse: integer(1) },
+  jobTtlSeconds: {
+    env: 'JOB_TTL_SECONDS',
+    description: 'How long a job (and its result) is kept, in seconds, counted from its last change.',
+    defaultValue: 3600,
+    parse: integer(1),
+  },
   maxRetainedJobBytes: {
     env: 'MAX_RETAINED_JOB_BYTES',
     description:
-      "Bytes that finished jobs (complete, failed, cancelled: their inputs and results) may hold while they wait out JOB_TTL_SECONDS: past it, the jobs that finished first are forgotten early (read as unknown, as if expired; the job that just finished is always kept). In memory an upper estimate of the heap they hold (2 bytes per character, 8 per number); with Redis the stored JSON, per deployment (REDIS_KEY_PREFIX). Unfinished jobs are bounded by MAX_QUEUED_JOBS instead. The default keeps about 25 of the largest text jobs (1,000 texts of 10,000 characters) or hundreds of thousands of typical classifications.",
+      'Bytes that finished jobs (complete, failed, cancelled: their inputs and results) may hold while they wait out JOB_TTL_SECONDS: past it, the jobs that finished first are forgotten early (read as unknown, as if expired; the job that just finished is always kept). In memory an upper estimate of the heap they hold (2 bytes per character, 8 per number); with Redis the stored JSON, per deployment (REDIS_KEY_PREFIX). Unfinished jobs are bounded by MAX_QUEUED_JOBS instead. The default keeps about 25 of the largest text jobs (1,000 texts of 10,000 characters) or hundreds of thousands of typical classifications.',
     defaultValue: 256 * MiB,
     defaultText: '256MiB',
     parse: bytes(1024),
   },
   drainTimeoutMs: {
     env: 'DRAIN_TIMEOUT_MS',
-    description: 'On SIGTERM/SIGINT, the longest wait, in ms, for accepted jobs to finish; jobs still unfinished then FAIL with SHUTTING_DOWN.',
+    description:
+      'On SIGTERM/SIGINT, the longest wait, in ms, for accepted jobs to finish; jobs still unfinished then FAIL with SHUTTING_DOWN.',
     defaultValue: 30_000,
     parse: integer(0),
   },
@@ -757,18 +890,32 @@ const SETTINGS: SettingSpecs = {
     defaultText: 'none',
     parse: originList,
   },
-  introspection: { env: 'INTROSPECTION', description: 'Allow GraphQL introspection (turn off in production).', defaultValue: true, parse: boolean, boolean: true },
-  graphiql: { env: 'GRAPHIQL', description: 'Serve GraphiQL at GET /graphql for browsers (turn off in production).', defaultValue: true, parse: boolean, boolean: true },
+  introspection: {
+    env: 'INTROSPECTION',
+    description: 'Allow GraphQL introspection (turn off in production).',
+    defaultValue: true,
+    parse: boolean,
+    boolean: true,
+  },
+  graphiql: {
+    env: 'GRAPHIQL',
+    description: 'Serve GraphiQL at GET /graphql for browsers (turn off in production).',
+    defaultValue: true,
+    parse: boolean,
+    boolean: true,
+  },
   webUi: {
     env: 'WEB_UI',
-    description: 'Serve the classification page at GET / (built by npm run build; it uses the public API, so API_KEYS apply).',
+    description:
+      'Serve the classification page at GET / (built by npm run build; it uses the public API, so API_KEYS apply).',
     defaultValue: true,
     parse: boolean,
     boolean: true,
   },
   apiKeys: {
     env: 'API_KEYS',
-    description: 'Comma-separated API keys; when set, /graphql and /api need `Authorization: Bearer <key>` or `x-api-key` (websocket: connection_init { apiKey }).',
+    description:
+      'Comma-separated API keys; when set, /graphql and /api need `Authorization: Bearer <key>` or `x-api-key` (websocket: connection_init { apiKey }).',
     defaultValue: [],
     defaultText: 'none (auth off)',
     parse: list,
@@ -788,10 +935,16 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 0,
     parse: integer(0),
   },
-  logLevel: { env: 'LOG_LEVEL', description: 'pino log level; debug adds stack traces to expected errors (a model that cannot load, …).', defaultValue: 'info', parse: oneOf(LOG_LEVELS) },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    description: 'pino log level; debug adds stack traces to expected errors (a model that cannot load, …).',
+    defaultValue: 'info',
+    parse: oneOf(LOG_LEVELS),
+  },
   logFormat: {
     env: 'LOG_FORMAT',
-    description: 'Log lines: json (one JSON object a line), pretty (human-readable, pino-pretty) or auto (pretty when stdout is a terminal, else json).',
+    description:
+      'Log lines: json (one JSON object a line), pretty (human-readable, pino-pretty) or auto (pretty when stdout is a terminal, else json).',
     defaultValue: 'auto',
     parse: oneOf(LOG_FORMATS),
   },
@@ -807,7 +960,10 @@ function attributeOf(env: string): string {
 
 function defaultTextOf(spec: SettingSpec<unknown>): string {
   if (spec.defaultText !== undefined) return spec.defaultText;
-  const value = typeof spec.defaultValue === 'function' ? (spec.defaultValue as (settings: Partial<Config>) => unknown)({}) : spec.defaultValue;
+  const value =
+    typeof spec.defaultValue === 'function'
+      ? (spec.defaultValue as (settings: Partial<Config>) => unknown)({})
+      : spec.defaultValue;
   return String(value);
 }
 
@@ -866,13 +1022,17 @@ export class HelpRequested extends Error {
  * Parses `argv` (user arguments only, without `node` and the script) and `env` into a frozen Config.
  * Throws ConfigError naming the variable and flag for a malformed value, HelpRequested for `--help`.
  */
-export function loadConfig(argv: readonly string[] = [], env: Readonly<Record<string, string | undefined>> = {}): Config {
+export function loadConfig(
+  argv: readonly string[] = [],
+  env: Readonly<Record<string, string | undefined>> = {},
+): Config {
   const command = buildCommand();
   try {
     command.parse([...argv], { from: 'user' });
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.help') throw new HelpRequested(helpText());
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.help')
+        throw new HelpRequested(helpText());
       throw new ConfigError(error.message.replace(/^error: /, ''));
     }
     throw error;
@@ -884,7 +1044,10 @@ export function loadConfig(argv: readonly string[] = [], env: Readonly<Record<st
     const flag = flags[attributeOf(spec.env)];
     const raw = flag === true ? 'true' : (flag ?? env[spec.env]);
     if (raw === undefined) {
-      values[key] = typeof spec.defaultValue === 'function' ? (spec.defaultValue as (settings: Partial<Config>) => unknown)(values) : spec.defaultValue;
+      values[key] =
+        typeof spec.defaultValue === 'function'
+          ? (spec.defaultValue as (settings: Partial<Config>) => unknown)(values)
+          : spec.defaultValue;
       continue;
     }
     try {
@@ -926,26 +1089,34 @@ export function finalizeConfig(config: Config): Config {
     );
   }
   // Every job a route accepts must fit the JSON structure limit, or the limit would refuse honest requests.
-  const largestJobValues = config.maxPromptsPerJob + config.maxClassesPerJob + config.maxTextsPerJob + config.maxImagesPerJob + 1000;
+  const largestJobValues =
+    config.maxPromptsPerJob + config.maxClassesPerJob + config.maxTextsPerJob + config.maxImagesPerJob + 1000;
   if (config.maxJsonValues < largestJobValues) {
     throw new ConfigError(
       `MAX_JSON_VALUES: expected at least ${largestJobValues} (MAX_PROMPTS_PER_JOB + MAX_CLASSES_PER_JOB + MAX_TEXTS_PER_JOB + MAX_IMAGES_PER_JOB + 1000), got ${config.maxJsonValues}`,
     );
   }
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
-    throw new ConfigError(`HEADERS_TIMEOUT_MS: expected at most REQUEST_TIMEOUT_MS (${config.requestTimeoutMs}), got ${config.headersTimeoutMs}`);
+    throw new ConfigError(
+      `HEADERS_TIMEOUT_MS: expected at most REQUEST_TIMEOUT_MS (${config.requestTimeoutMs}), got ${config.headersTimeoutMs}`,
+    );
   }
   if (config.role !== 'all' && config.redisUrl === undefined) {
-    throw new ConfigError(`REDIS_URL: expected a Redis URL for ROLE=${config.role} (API and worker processes meet in Redis), got none`);
+    throw new ConfigError(
+      `REDIS_URL: expected a Redis URL for ROLE=${config.role} (API and worker processes meet in Redis), got none`,
+    );
   }
   if (config.clipModels.some((model) => model.name === config.clipModel)) {
-    throw new ConfigError(`CLIP_MODELS: expected names other than the default model, got ${JSON.stringify(config.clipModel)}`);
+    throw new ConfigError(
+      `CLIP_MODELS: expected names other than the default model, got ${JSON.stringify(config.clipModel)}`,
+    );
   }
   return Object.freeze({
     ...config,
     clipModels: Object.freeze(config.clipModels.map((model) => Object.freeze({ ...model }))),
     corsOrigins: Object.freeze([...config.corsOrigins]),
-    allowedHosts: typeof config.allowedHosts === 'string' ? config.allowedHosts : Object.freeze([...config.allowedHosts]),
+    allowedHosts:
+      typeof config.allowedHosts === 'string' ? config.allowedHosts : Object.freeze([...config.allowedHosts]),
     apiKeys: Object.freeze([...config.apiKeys]),
     imageUrlAllowedNetworks: Object.freeze([...config.imageUrlAllowedNetworks]),
     adminApiKeys: Object.freeze([...config.adminApiKeys]),

@@ -106,7 +106,11 @@ export class JsonShapeError extends Error {
 }
 
 /** The refusal's message: what was passed and the setting that bounds it. `subject` names what was scanned. */
-export function jsonShapeMessage(refusal: JsonShapeRefusal, limits: JsonShapeLimits, subject: 'Request body' | 'Message'): string {
+export function jsonShapeMessage(
+  refusal: JsonShapeRefusal,
+  limits: JsonShapeLimits,
+  subject: 'Request body' | 'Message',
+): string {
   return refusal.limit === 'depth'
     ? `${subject} nests arrays and objects deeper than ${limits.maxDepth} levels (${SETTING_OF.depth})`
     : `${subject} has more than ${limits.maxValues} JSON values (${SETTING_OF.values})`;
@@ -117,7 +121,9 @@ export function jsonShapeMessage(refusal: JsonShapeRefusal, limits: JsonShapeLim
  * parsed, and throws {@link JsonShapeError} for a body over `limits` or in a charset other than UTF-8 (which the
  * scan cannot read, and RFC 8259 requires anyway).
  */
-export function jsonShapeVerifier(limits: JsonShapeLimits): (req: unknown, res: unknown, body: Buffer, encoding: string | null) => void {
+export function jsonShapeVerifier(
+  limits: JsonShapeLimits,
+): (req: unknown, res: unknown, body: Buffer, encoding: string | null) => void {
   return (_req, _res, body, encoding) => {
     if (encoding !== null && encoding.toLowerCase() !== 'utf-8' && encoding.toLowerCase() !== 'utf8') {
       throw new JsonShapeError(415, `JSON bodies must be UTF-8, got charset ${JSON.stringify(encoding)}`);

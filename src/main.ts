@@ -29,7 +29,12 @@ function readConfig(): Config {
 const config = readConfig();
 // Before the server's modules load (hence the dynamic imports below): ONNX Runtime reads it once, at its start.
 applyOrtTelemetry(config.ortTelemetry);
-const [{ createServer, createWorkerServer }, { createLogger, resolveLogFormat }, { installProcessShutdown }, { explainStartFailure }] = await Promise.all([
+const [
+  { createServer, createWorkerServer },
+  { createLogger, resolveLogFormat },
+  { installProcessShutdown },
+  { explainStartFailure },
+] = await Promise.all([
   import('./http/index.js'),
   import('./logger.js'),
   import('./processShutdown.js'),
@@ -71,4 +76,3 @@ try {
     await shutdown.stopAndExit(1);
   }
 }
-

@@ -89,7 +89,12 @@ export function installProcessShutdown(options: ProcessShutdownOptions): Process
       // The log line matters more than its details.
     }
     logger.fatal(
-      { reason, sinceFirstSignalMs: Date.now() - firstSignalAt.value, activeResources: process.getActiveResourcesInfo(), ...pending },
+      {
+        reason,
+        sinceFirstSignalMs: Date.now() - firstSignalAt.value,
+        activeResources: process.getActiveResourcesInfo(),
+        ...pending,
+      },
       'shutdown deadline passed; exiting with work still pending',
     );
     // Only the ONNX runs in flight are worth waiting for: exiting under one aborts the process in native code
@@ -102,7 +107,10 @@ export function installProcessShutdown(options: ProcessShutdownOptions): Process
     if (stopping) return;
     stopping = true;
     firstSignalAt.value = Date.now();
-    armDeadline(options.drainTimeoutMs + options.graceMs, 'DRAIN_TIMEOUT_MS + SHUTDOWN_GRACE_MS after the first signal');
+    armDeadline(
+      options.drainTimeoutMs + options.graceMs,
+      'DRAIN_TIMEOUT_MS + SHUTDOWN_GRACE_MS after the first signal',
+    );
     let exitCode = code;
     try {
       await options.stop();
@@ -130,7 +138,10 @@ export function installProcessShutdown(options: ProcessShutdownOptions): Process
   function onSignal(signal: string): void {
     signals += 1;
     if (signals === 1 && !stopping) {
-      logger.info({ signal, drainTimeoutMs: options.drainTimeoutMs, shutdownGraceMs: options.graceMs }, 'shutting down');
+      logger.info(
+        { signal, drainTimeoutMs: options.drainTimeoutMs, shutdownGraceMs: options.graceMs },
+        'shutting down',
+      );
       void stopAndExit(0);
       return;
     }

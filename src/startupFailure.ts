@@ -13,7 +13,7 @@ export const MAKE_TEST_MODEL_COMMAND = 'npm run make-test-model -- --out DIR --p
 /** The first error in `error`'s cause chain that `match` accepts. */
 function findCause<T>(error: unknown, match: (candidate: unknown) => candidate is T): T | undefined {
   const seen = new Set<unknown>();
-  for (let current: unknown = error; current !== undefined && current !== null && !seen.has(current); ) {
+  for (let current: unknown = error; current !== undefined && current !== null && !seen.has(current);) {
     seen.add(current);
     if (match(current)) return current;
     current = (current as { cause?: unknown }).cause;
@@ -33,7 +33,8 @@ function sentence(text: string): string {
 }
 
 const isHubError = (candidate: unknown): candidate is HubError => candidate instanceof HubError;
-const isProviderError = (candidate: unknown): candidate is ExecutionProviderUnavailableError => candidate instanceof ExecutionProviderUnavailableError;
+const isProviderError = (candidate: unknown): candidate is ExecutionProviderUnavailableError =>
+  candidate instanceof ExecutionProviderUnavailableError;
 
 const PROVIDER_REASONS = {
   'not-in-binary': 'the installed onnxruntime-node was not built with it',
@@ -58,7 +59,12 @@ function hubWaysOut(error: HubError, config: Config): string[] {
   const tryOut = `or try the server without real weights: \`${MAKE_TEST_MODEL_COMMAND}\`, then \`CLIP_MODEL=DIR npm start\``;
   switch (error.reason) {
     case 'offline-miss':
-      return [`unset HF_HUB_OFFLINE (it is on) so the files can be downloaded once`, `point MODEL_CACHE_DIR at a cache that holds them`, local, tryOut];
+      return [
+        `unset HF_HUB_OFFLINE (it is on) so the files can be downloaded once`,
+        `point MODEL_CACHE_DIR at a cache that holds them`,
+        local,
+        tryOut,
+      ];
     case 'unauthorized':
       return [`set HF_TOKEN to a token with access to the repo`, `use a public model in CLIP_MODEL`, local, tryOut];
     case 'not-found':

@@ -65,7 +65,11 @@ export interface CpuSplit {
 }
 
 /** Runs `run` (a load against `server`) and splits the server's CPU time over it. Linux only. */
-export async function measureCpuSplit(server: BenchServer, expectedThreads: number, run: () => Promise<LoadResult>): Promise<CpuSplit> {
+export async function measureCpuSplit(
+  server: BenchServer,
+  expectedThreads: number,
+  run: () => Promise<LoadResult>,
+): Promise<CpuSplit> {
   const ort = new Set(await onnxThreadIds(server.url));
   const before = threadTimes(server.pid);
   const processBefore = statCpuMs(`/proc/${server.pid}/stat`) ?? Number.NaN;
@@ -110,14 +114,22 @@ export function formatCpuSplit(split: CpuSplit): string {
 }
 
 /** `count` distinct photo-like JPEGs of `width` × `height` (a 640×480 bench image, scaled smoothly), for the split rows. */
-export async function sizedImages(count: number, width: number, height: number, firstSeed = 0): Promise<{ dataUrl: string; jpeg: Buffer; width: number; height: number }[]> {
+export async function sizedImages(
+  count: number,
+  width: number,
+  height: number,
+  firstSeed = 0,
+): Promise<{ dataUrl: string; jpeg: Buffer; width: number; height: number }[]> {
   const { makeImage } = await import('./images.js');
   const sharp = (await import('sharp')).default;
   const out = [];
   for (let i = 0; i < count; i++) {
     // Seeds that are multiples of 4 give 640×480 images (images.ts cycles four sizes).
     const base = await makeImage((firstSeed + i) * 4);
-    const jpeg = width === base.width && height === base.height ? base.jpeg : await sharp(base.jpeg).resize(width, height).jpeg({ quality: 85 }).toBuffer();
+    const jpeg =
+      width === base.width && height === base.height
+        ? base.jpeg
+        : await sharp(base.jpeg).resize(width, height).jpeg({ quality: 85 }).toBuffer();
     out.push({ jpeg, dataUrl: `data:image/jpeg;base64,${jpeg.toString('base64')}`, width, height });
   }
   return out;

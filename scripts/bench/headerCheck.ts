@@ -38,7 +38,7 @@ type Inspect = (bytes: Uint8Array, field: string, limits: ImageLimits) => Promis
 
 async function cpuMsPerCall(inspect: Inspect, bytes: Uint8Array, calls: number): Promise<number> {
   // Warm up for a fixed time, so the JIT has compiled the fast path (on V8's background threads) before measuring.
-  for (const until = performance.now() + 200; performance.now() < until; ) await inspect(bytes, 'images[0]', LIMITS);
+  for (const until = performance.now() + 200; performance.now() < until;) await inspect(bytes, 'images[0]', LIMITS);
   await settle();
   const start = process.cpuUsage();
   for (let i = 0; i < calls; i++) await inspect(bytes, 'images[0]', LIMITS);
@@ -49,8 +49,14 @@ async function cpuMsPerCall(inspect: Inspect, bytes: Uint8Array, calls: number):
 export async function benchHeaderCheck(calls = 1000): Promise<HeaderCheckRow[]> {
   const photo = await makeImage(0); // 640×480
   const raw = await sharp(photo.jpeg).raw().toBuffer({ resolveWithObject: true });
-  const png = await sharp(raw.data, { raw: { width: raw.info.width, height: raw.info.height, channels: 3 } }).png().toBuffer();
-  const tagged = await sharp(photo.jpeg).withIccProfile('p3').withMetadata({ orientation: 6 }).jpeg({ quality: 85 }).toBuffer();
+  const png = await sharp(raw.data, { raw: { width: raw.info.width, height: raw.info.height, channels: 3 } })
+    .png()
+    .toBuffer();
+  const tagged = await sharp(photo.jpeg)
+    .withIccProfile('p3')
+    .withMetadata({ orientation: 6 })
+    .jpeg({ quality: 85 })
+    .toBuffer();
   const images: [string, Buffer][] = [
     ['640×480 JPEG', photo.jpeg],
     ['640×480 PNG', png],
@@ -60,15 +66,27 @@ export async function benchHeaderCheck(calls = 1000): Promise<HeaderCheckRow[]> 
   for (const [, bytes] of images) fast.push(await cpuMsPerCall(inspectImage, bytes, calls));
   const rows: HeaderCheckRow[] = [];
   for (const [i, [image, bytes]] of images.entries()) {
-    rows.push({ image, bytes: bytes.length, sharpMs: await cpuMsPerCall(inspectImageWithSharp, bytes, calls), fastMs: fast[i]! });
+    rows.push({
+      image,
+      bytes: bytes.length,
+      sharpMs: await cpuMsPerCall(inspectImageWithSharp, bytes, calls),
+      fastMs: fast[i]!,
+    });
   }
   return rows;
 }
 
 export function formatHeaderCheck(rows: readonly HeaderCheckRow[], calls: number): string {
-  const lines = [`Header check, CPU ms per call (${calls} calls each):`, '', '| image | bytes | sharp metadata() | inspectImage (fast reader) | ratio |', '| --- | ---: | ---: | ---: | ---: |'];
+  const lines = [
+    `Header check, CPU ms per call (${calls} calls each):`,
+    '',
+    '| image | bytes | sharp metadata() | inspectImage (fast reader) | ratio |',
+    '| --- | ---: | ---: | ---: | ---: |',
+  ];
   for (const row of rows) {
-    lines.push(`| ${row.image} | ${row.bytes} | ${row.sharpMs.toFixed(4)} | ${row.fastMs.toFixed(4)} | ${(row.sharpMs / row.fastMs).toFixed(0)}× |`);
+    lines.push(
+      `| ${row.image} | ${row.bytes} | ${row.sharpMs.toFixed(4)} | ${row.fastMs.toFixed(4)} | ${(row.sharpMs / row.fastMs).toFixed(0)}× |`,
+    );
   }
   return lines.join('\n');
 }
@@ -77,5 +95,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === fs.realp
   const at = process.argv.indexOf('--calls');
   const calls = at >= 0 ? Number(process.argv[at + 1]) : 1000;
   const rows = await benchHeaderCheck(calls);
-  process.stdout.write(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatHeaderCheck(rows, calls)}\n`);
+  process.stdout.write(
+    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatHeaderCheck(rows, calls)}\n`,
+  );
 }

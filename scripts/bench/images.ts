@@ -39,7 +39,9 @@ export async function makeImage(seed: number): Promise<BenchImage> {
       }
     }
   }
-  const jpeg = await sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+  const jpeg = await sharp(pixels, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
   return { jpeg, dataUrl: `data:image/jpeg;base64,${jpeg.toString('base64')}`, width, height };
 }
 
@@ -47,7 +49,9 @@ export async function makeImage(seed: number): Promise<BenchImage> {
 export async function makeImages(count: number, firstSeed = 0): Promise<BenchImage[]> {
   const images: BenchImage[] = [];
   for (let i = 0; i < count; i += 8) {
-    const chunk = await Promise.all(Array.from({ length: Math.min(8, count - i) }, (_, j) => makeImage(firstSeed + i + j)));
+    const chunk = await Promise.all(
+      Array.from({ length: Math.min(8, count - i) }, (_, j) => makeImage(firstSeed + i + j)),
+    );
     images.push(...chunk);
   }
   return images;
@@ -64,7 +68,8 @@ export class ImagePool {
     return this.#images.length - this.#next;
   }
   take(n: number): BenchImage[] {
-    if (this.#next + n > this.#images.length) throw new Error(`image pool exhausted: wanted ${n}, ${this.remaining} left`);
+    if (this.#next + n > this.#images.length)
+      throw new Error(`image pool exhausted: wanted ${n}, ${this.remaining} left`);
     const out = this.#images.slice(this.#next, this.#next + n);
     this.#next += n;
     return out;

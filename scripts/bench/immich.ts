@@ -43,12 +43,16 @@ function processCpuMs(): number {
 
 /** Generates the model once (random weights, real ViT-B/32 shapes, fixed batch 1). */
 export async function ensureImmichBenchModel(dir: string, log: (message: string) => void): Promise<void> {
-  if (fs.existsSync(path.join(dir, 'visual', 'model.onnx')) && fs.existsSync(path.join(dir, 'textual', 'model.onnx'))) return;
+  if (fs.existsSync(path.join(dir, 'visual', 'model.onnx')) && fs.existsSync(path.join(dir, 'textual', 'model.onnx')))
+    return;
   log(`generating the immich-layout ViT-B/32 test model in ${dir} (random weights, real shapes, fixed batch 1)`);
   await makeImmichModel({ out: dir, preset: 'openclip-vit-b-32' });
 }
 
-async function rawBatch1(session: ort.InferenceSession, runs: number): Promise<{ imagesPerSecond: number; msPerRun: number; cpuMsPerRun: number }> {
+async function rawBatch1(
+  session: ort.InferenceSession,
+  runs: number,
+): Promise<{ imagesPerSecond: number; msPerRun: number; cpuMsPerRun: number }> {
   const input = session.inputNames[0]!;
   const feeds = { [input]: new ort.Tensor('float32', pixelBatch(1), [1, 3, 224, 224]) };
   await session.run(feeds);
@@ -67,7 +71,13 @@ async function rawBatch1(session: ort.InferenceSession, runs: number): Promise<{
 export async function benchImmichRow(
   root: string,
   dir: string,
-  options: { rounds: number; rawRuns: number; jobs: number; nextImages: (k: number) => BenchImage[]; log: (message: string) => void },
+  options: {
+    rounds: number;
+    rawRuns: number;
+    jobs: number;
+    nextImages: (k: number) => BenchImage[];
+    log: (message: string) => void;
+  },
 ): Promise<ImmichRow> {
   await ensureImmichBenchModel(dir, options.log);
   // The ceiling is the better of ONNX Runtime's default (idle threads spin) and the server's setting (they do not):
@@ -88,9 +98,15 @@ export async function benchImmichRow(
     return { ...(a.imagesPerSecond >= b.imagesPerSecond ? a : b), cpuMsPerRun: Math.min(a.cpuMsPerRun, b.cpuMsPerRun) };
   };
   const fixed = session.inputMetadata[0];
-  if (fixed?.isTensor && fixed.shape[0] !== 1) throw new Error(`expected ${dir}/visual/model.onnx to have a fixed batch of 1, got ${String(fixed.shape[0])}`);
+  if (fixed?.isTensor && fixed.shape[0] !== 1)
+    throw new Error(`expected ${dir}/visual/model.onnx to have a fixed batch of 1, got ${String(fixed.shape[0])}`);
   // The image cache is off so that reused benchmark images are really inferred every time.
-  const server = await startServer(root, { CLIP_MODEL: dir, IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000' });
+  const server = await startServer(root, {
+    CLIP_MODEL: dir,
+    IMAGE_CACHE_SIZE: '0',
+    MAX_QUEUED_JOBS: '10000',
+    MAX_QUEUED_IMAGES: '100000',
+  });
   const raw: number[] = [];
   const rawMs: number[] = [];
   const served: number[] = [];
@@ -108,7 +124,10 @@ export async function benchImmichRow(
       options.log(`immich row, round ${round}/${options.rounds}: raw batch 1, then the server at 16 clients`);
       const before = await rawBest(options.rawRuns);
       const clientStarted = processCpuMs();
-      const load = await runLoad(server, 16, options.jobs, () => ({ images: options.nextImages(1), classes: CLASSES_10 }));
+      const load = await runLoad(server, 16, options.jobs, () => ({
+        images: options.nextImages(1),
+        classes: CLASSES_10,
+      }));
       clientCpu.push((processCpuMs() - clientStarted) / load.images);
       serverCpu.push((load.serverCpuMsPerJob * load.jobs) / load.images);
       const after = await rawBest(options.rawRuns);
@@ -125,7 +144,11 @@ export async function benchImmichRow(
   }
   const rawB1ImagesPerSecond = median(raw);
   const serverC16ImagesPerSecond = median(served);
-  const [rawCpuMsPerImage, serverCpuMsPerImage, clientCpuMsPerImage] = [median(rawCpu), median(serverCpu), median(clientCpu)];
+  const [rawCpuMsPerImage, serverCpuMsPerImage, clientCpuMsPerImage] = [
+    median(rawCpu),
+    median(serverCpu),
+    median(clientCpu),
+  ];
   return {
     rawCpuMsPerImage,
     serverCpuMsPerImage,

@@ -36,7 +36,11 @@ function base64Body(megabytes: number): Buffer {
 }
 
 function textJobBody(texts: number, length: number): Buffer {
-  return Buffer.from(JSON.stringify({ text: Array.from({ length: texts }, (_, i) => `${i} ${'word '.repeat(length / 5)}`.slice(0, length)) }));
+  return Buffer.from(
+    JSON.stringify({
+      text: Array.from({ length: texts }, (_, i) => `${i} ${'word '.repeat(length / 5)}`.slice(0, length)),
+    }),
+  );
 }
 
 function tinyValuesBody(megabytes: number): Buffer {
@@ -67,7 +71,12 @@ export function benchJsonBody(limits: JsonShapeLimits, repeats = 5): JsonBodyRow
     } catch {
       parseMs = Number.NaN;
     }
-    const outcome = refusal === null ? 'accepted' : refusal.limit === 'depth' ? `refused at depth ${refusal.depth}` : `refused at ${refusal.values} values`;
+    const outcome =
+      refusal === null
+        ? 'accepted'
+        : refusal.limit === 'depth'
+          ? `refused at depth ${refusal.depth}`
+          : `refused at ${refusal.values} values`;
     return { body, megabytes: bytes.length / MB, scanMs, parseMs, outcome };
   });
 }
@@ -80,7 +89,9 @@ export function formatJsonBody(rows: readonly JsonBodyRow[], limits: JsonShapeLi
     '| --- | ---: | ---: | ---: | --- |',
   ];
   for (const row of rows) {
-    lines.push(`| ${row.body} | ${row.megabytes.toFixed(1)} | ${row.scanMs.toFixed(2)} | ${Number.isNaN(row.parseMs) ? 'fails' : row.parseMs.toFixed(1)} | ${row.outcome} |`);
+    lines.push(
+      `| ${row.body} | ${row.megabytes.toFixed(1)} | ${row.scanMs.toFixed(2)} | ${Number.isNaN(row.parseMs) ? 'fails' : row.parseMs.toFixed(1)} | ${row.outcome} |`,
+    );
   }
   return lines.join('\n');
 }

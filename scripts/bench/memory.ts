@@ -13,7 +13,9 @@ async function smallImage(seed: number): Promise<{ dataUrl: string; jpeg: Buffer
   const random = mulberry32(seed * 7919 + 17);
   const pixels = Buffer.alloc(96 * 72 * 3);
   for (let i = 0; i < pixels.length; i++) pixels[i] = Math.floor(random() * 256);
-  const jpeg = await sharp(pixels, { raw: { width: 96, height: 72, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+  const jpeg = await sharp(pixels, { raw: { width: 96, height: 72, channels: 3 } })
+    .jpeg({ quality: 80 })
+    .toBuffer();
   return { jpeg, dataUrl: `data:image/jpeg;base64,${jpeg.toString('base64')}` };
 }
 
@@ -37,7 +39,12 @@ function rssMiB(pid: number): number {
 }
 
 /** Runs `total` cheap jobs in chunks, noting RSS and peak RSS at each of `at` (job counts). */
-export async function memoryRun(server: BenchServer, total: number, at: readonly number[], log: (message: string) => void): Promise<MemoryRun> {
+export async function memoryRun(
+  server: BenchServer,
+  total: number,
+  at: readonly number[],
+  log: (message: string) => void,
+): Promise<MemoryRun> {
   const readyPeakMiB = peakRssMiB(server.pid);
   const checkpoints: MemoryCheckpoint[] = [];
   const marks = [...new Set([...at.filter((n) => n < total), total])].sort((a, b) => a - b);

@@ -48,9 +48,18 @@ async function control(url: string, model: string, change: 'start' | 'stop', wan
   await untilModelStatus(url, model, wanted);
 }
 
-export async function benchModelMemory(root: string, modelDir: string, options: ModelMemoryOptions): Promise<ModelMemoryResult> {
+export async function benchModelMemory(
+  root: string,
+  modelDir: string,
+  options: ModelMemoryOptions,
+): Promise<ModelMemoryResult> {
   const model = modelDir.split('/').filter(Boolean).at(-1)!;
-  const env: Record<string, string> = { CLIP_MODEL: `${modelDir};load=lazy`, CLIP_PRECISION: 'fp32', VISION_REPLICAS: '1', ORT_INTRA_OP_THREADS: '1' };
+  const env: Record<string, string> = {
+    CLIP_MODEL: `${modelDir};load=lazy`,
+    CLIP_PRECISION: 'fp32',
+    VISION_REPLICAS: '1',
+    ORT_INTRA_OP_THREADS: '1',
+  };
   if (options.mallocMmapThreshold !== null) env.MALLOC_MMAP_THRESHOLD_ = String(options.mallocMmapThreshold);
   const server = await startServer(root, env);
   try {
@@ -63,17 +72,32 @@ export async function benchModelMemory(root: string, modelDir: string, options: 
       rssAfterStartMiB.push(rssMiB(server.pid));
       if (cycle === 1) {
         const answer = (await (
-          await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ models { sessionBytes } }' }) })
+          await fetch(`${server.url}/graphql`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ query: '{ models { sessionBytes } }' }),
+          })
         ).json()) as { data: { models: { sessionBytes: number }[] } };
         weightBytes = answer.data.models[0]!.sessionBytes;
       }
       await control(server.url, model, 'stop', 'stopped');
       rssAfterStopMiB.push(rssMiB(server.pid));
-      options.log(`cycle ${cycle}: RSS ${rssAfterStartMiB.at(-1)!.toFixed(0)} MiB started, ${rssAfterStopMiB.at(-1)!.toFixed(0)} MiB stopped`);
+      options.log(
+        `cycle ${cycle}: RSS ${rssAfterStartMiB.at(-1)!.toFixed(0)} MiB started, ${rssAfterStopMiB.at(-1)!.toFixed(0)} MiB stopped`,
+      );
     }
     const returnedShare = ((rssAfterStartMiB[0]! - rssAfterStopMiB[0]!) * 2 ** 20) / weightBytes;
     const lastVersusFirstStart = rssAfterStartMiB.at(-1)! / rssAfterStartMiB[0]! - 1;
-    return { cycles: options.cycles, mallocMmapThreshold: options.mallocMmapThreshold, weightBytes, rssBeforeStartMiB, rssAfterStartMiB, rssAfterStopMiB, returnedShare, lastVersusFirstStart };
+    return {
+      cycles: options.cycles,
+      mallocMmapThreshold: options.mallocMmapThreshold,
+      weightBytes,
+      rssBeforeStartMiB,
+      rssAfterStartMiB,
+      rssAfterStopMiB,
+      returnedShare,
+      lastVersusFirstStart,
+    };
   } finally {
     await server.stop();
   }

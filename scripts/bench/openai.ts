@@ -29,7 +29,13 @@ const CLIENTS = 16;
 const IMAGES_PER_JOB = 8;
 
 /** `clients` clients, each sending `/v1/embeddings` requests back to back until `jobs` have been answered. */
-export async function runOpenAiLoad(server: BenchServer, clients: number, jobs: number, model: string, nextImages: (count: number) => BenchImage[]): Promise<{ imagesPerSecond: number; p50Ms: number }> {
+export async function runOpenAiLoad(
+  server: BenchServer,
+  clients: number,
+  jobs: number,
+  model: string,
+  nextImages: (count: number) => BenchImage[],
+): Promise<{ imagesPerSecond: number; p50Ms: number }> {
   const latencies: number[] = [];
   let next = 0;
   let images = 0;
@@ -46,7 +52,8 @@ export async function runOpenAiLoad(server: BenchServer, clients: number, jobs: 
           body: JSON.stringify({ model, input }),
         });
         const body = (await response.json()) as { data?: { embedding: number[] }[]; error?: unknown };
-        if (response.status !== 200 || body.data?.length !== input.length) throw new Error(`/v1/embeddings answered ${response.status}: ${JSON.stringify(body.error)}`);
+        if (response.status !== 200 || body.data?.length !== input.length)
+          throw new Error(`/v1/embeddings answered ${response.status}: ${JSON.stringify(body.error)}`);
         latencies.push(performance.now() - requestStarted);
         images += input.length;
       }
@@ -56,7 +63,15 @@ export async function runOpenAiLoad(server: BenchServer, clients: number, jobs: 
 }
 
 export async function benchOpenAiRow(server: BenchServer, options: OpenAiRowOptions): Promise<OpenAiRow> {
-  const graphql = (jobs: number) => runLoad(server, CLIENTS, jobs, () => ({ images: options.nextImages(IMAGES_PER_JOB), classes: [] }), 'json', 'embed-images');
+  const graphql = (jobs: number) =>
+    runLoad(
+      server,
+      CLIENTS,
+      jobs,
+      () => ({ images: options.nextImages(IMAGES_PER_JOB), classes: [] }),
+      'json',
+      'embed-images',
+    );
   const openai = (jobs: number) => runOpenAiLoad(server, CLIENTS, jobs, options.model, options.nextImages);
   await graphql(Math.min(8, options.jobs));
   await openai(Math.min(8, options.jobs));
@@ -66,13 +81,19 @@ export async function benchOpenAiRow(server: BenchServer, options: OpenAiRowOpti
     // Alternate which goes first, so neither always meets a warmer (or busier) machine.
     const order = round % 2 === 1 ? (['graphql', 'openai'] as const) : (['openai', 'graphql'] as const);
     for (const kind of order) {
-      options.log(`round ${round}/${options.rounds}: ${CLIENTS} clients × ${IMAGES_PER_JOB}-image ${kind === 'graphql' ? 'GraphQL embedImages' : '/v1/embeddings'} jobs`);
+      options.log(
+        `round ${round}/${options.rounds}: ${CLIENTS} clients × ${IMAGES_PER_JOB}-image ${kind === 'graphql' ? 'GraphQL embedImages' : '/v1/embeddings'} jobs`,
+      );
       const result = await (kind === 'graphql' ? graphql(options.jobs) : openai(options.jobs));
       samples[kind].push(result.imagesPerSecond);
       latencies[kind].push(result.p50Ms);
     }
   }
-  const row = (kind: 'graphql' | 'openai') => ({ imagesPerSecond: median(samples[kind]), p50Ms: median(latencies[kind]), samples: samples[kind] });
+  const row = (kind: 'graphql' | 'openai') => ({
+    imagesPerSecond: median(samples[kind]),
+    p50Ms: median(latencies[kind]),
+    samples: samples[kind],
+  });
   const result = { rounds: options.rounds, graphql: row('graphql'), openai: row('openai'), ratio: 0 };
   result.ratio = result.openai.imagesPerSecond / result.graphql.imagesPerSecond;
   return result;

@@ -32,7 +32,9 @@ import { preprocessorConfigJson } from '../model/configFiles.js';
 import { PRESETS } from '../model/presets.js';
 
 /** OpenAI CLIP ViT-B/32's preprocessor_config.json (224, bicubic, shortest edge), as the test-model generator writes it. */
-export const CLIP_PREPROCESSOR: PreprocessorConfig = parsePreprocessorConfig(JSON.parse(preprocessorConfigJson(PRESETS['vit-b-32'])) as Record<string, unknown>);
+export const CLIP_PREPROCESSOR: PreprocessorConfig = parsePreprocessorConfig(
+  JSON.parse(preprocessorConfigJson(PRESETS['vit-b-32'])) as Record<string, unknown>,
+);
 
 const LIMITS: ImageLimits = { maxBytes: 20 * 1024 * 1024, maxPixels: 40_000_000 };
 const QUERY = 'mutation Classify($input: ClassifyInput!) { classify(input: $input) { id } }';
@@ -90,42 +92,70 @@ async function measure(name: string, count: number, run: (i: number) => Promise<
 async function makeLargeJpeg(seed: number): Promise<Buffer> {
   const small = await makeImage(seed * 4);
   // Upscale a distinct 640×480 photo and add fresh noise, so every 12 MP image has its own pixels.
-  const noise = await sharp({ create: { width: 4000, height: 3000, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 0, sigma: 6 + seed } } })
+  const noise = await sharp({
+    create: {
+      width: 4000,
+      height: 3000,
+      channels: 3,
+      background: '#000',
+      noise: { type: 'gaussian', mean: 0, sigma: 6 + seed },
+    },
+  })
     .raw()
     .toBuffer();
   const base = await sharp(small.jpeg).resize(4000, 3000, { kernel: 'cubic' }).raw().toBuffer();
   for (let i = 0; i < base.length; i++) base[i] = Math.min(255, base[i]! + noise[i]!);
-  return sharp(base, { raw: { width: 4000, height: 3000, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(base, { raw: { width: 4000, height: 3000, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 /** A GraphQL multipart request (operations, map, one file) as the bytes a client sends. */
 async function multipartBody(jpeg: Buffer): Promise<{ body: Buffer; contentType: string }> {
   const form = new FormData();
-  form.append('operations', JSON.stringify({ query: QUERY, variables: { input: { files: [null], classes: CLASSES } } }));
+  form.append(
+    'operations',
+    JSON.stringify({ query: QUERY, variables: { input: { files: [null], classes: CLASSES } } }),
+  );
   form.append('map', JSON.stringify({ 0: ['variables.input.files.0'] }));
   form.append('0', new Blob([jpeg], { type: 'image/jpeg' }), '0.jpg');
   const response = new Response(form);
   return { body: Buffer.from(await response.arrayBuffer()), contentType: response.headers.get('content-type')! };
 }
 
-const uploadMiddleware = createUploadMiddleware({ maxFileBytes: LIMITS.maxBytes, maxFiles: 64, maxBodyBytes: 100 * 1024 * 1024 });
+const uploadMiddleware = createUploadMiddleware({
+  maxFileBytes: LIMITS.maxBytes,
+  maxFiles: 64,
+  maxBodyBytes: 100 * 1024 * 1024,
+});
 
 /** The server's upload middleware over an in-memory request (an Express-like Readable), then the resolver's read. */
 async function receiveMultipart(body: Buffer, contentType: string): Promise<Buffer> {
-  const headers = { 'content-type': contentType, 'content-length': String(body.length), 'apollo-require-preflight': 'true' };
+  const headers = {
+    'content-type': contentType,
+    'content-length': String(body.length),
+    'apollo-require-preflight': 'true',
+  };
   const req = Object.assign(Readable.from([body], { objectMode: false }), {
     headers,
     socket: new EventEmitter(),
     is: (type: string) => (type === 'multipart/form-data' ? type : false),
     get: (name: string) => headers[name.toLowerCase() as keyof typeof headers],
   });
-  const res = Object.assign(new EventEmitter(), { setHeader: () => undefined, send: () => undefined, status: () => undefined });
-  const parsed = await new Promise<{ variables: { input: { files: { promise: UploadedFile }[] } } }>((resolve, reject) => {
-    uploadMiddleware(req as unknown as Request, res as unknown as Response, (error?: unknown) => {
-      if (error !== undefined) reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
-      else resolve((req as unknown as { body: { variables: { input: { files: { promise: UploadedFile }[] } } } }).body);
-    });
+  const res = Object.assign(new EventEmitter(), {
+    setHeader: () => undefined,
+    send: () => undefined,
+    status: () => undefined,
   });
+  const parsed = await new Promise<{ variables: { input: { files: { promise: UploadedFile }[] } } }>(
+    (resolve, reject) => {
+      uploadMiddleware(req as unknown as Request, res as unknown as Response, (error?: unknown) => {
+        if (error !== undefined) reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
+        else
+          resolve((req as unknown as { body: { variables: { input: { files: { promise: UploadedFile }[] } } } }).body);
+      });
+    },
+  );
   // What GraphQLUpload's parseValue hands the resolver: each placeholder's promise.
   const [bytes] = await readUploadedImages(parsed.variables.input.files.map((upload) => upload.promise));
   return bytes!;
@@ -140,23 +170,35 @@ export interface PreprocessPathOptions {
 }
 
 /** The three rows of the issue's targets, plus a stage-by-stage split of the 640×480 base64 path (on this thread). */
-export async function benchPreprocessPath(options: PreprocessPathOptions = {}): Promise<{ rows: PathRow[]; stages: StageRow[]; poolSize: number }> {
+export async function benchPreprocessPath(
+  options: PreprocessPathOptions = {},
+): Promise<{ rows: PathRow[]; stages: StageRow[]; poolSize: number }> {
   const count = options.images ?? 48;
   const poolSize = options.poolSize ?? 0;
   const log = options.log ?? (() => undefined);
-  log(`preprocess path: making ${count} distinct 640×480 JPEGs and ${Math.max(2, Math.ceil(count / 8))} 4000×3000 ones`);
+  log(
+    `preprocess path: making ${count} distinct 640×480 JPEGs and ${Math.max(2, Math.ceil(count / 8))} 4000×3000 ones`,
+  );
   const small = await Promise.all(Array.from({ length: count + 3 }, (_, i) => makeImage(i * 4)));
-  const bodies = small.map((image) => JSON.stringify({ query: QUERY, variables: { input: { images: [image.dataUrl], classes: CLASSES } } }));
+  const bodies = small.map((image) =>
+    JSON.stringify({ query: QUERY, variables: { input: { images: [image.dataUrl], classes: CLASSES } } }),
+  );
   const forms = await Promise.all(small.map((image) => multipartBody(image.jpeg)));
   const largeCount = Math.max(2, Math.ceil(count / 8));
   const large: string[] = [];
-  for (let i = 0; i < largeCount + 3; i++) large.push(`data:image/jpeg;base64,${(await makeLargeJpeg(i)).toString('base64')}`);
-  const kib = (strings: readonly string[]) => Math.round((strings.reduce((sum, d) => sum + d.length, 0) * 0.75) / strings.length / 1024);
-  log(`preprocess path: JPEGs of ${kib(small.map((i) => i.dataUrl))} KiB (640×480) and ${kib(large)} KiB (4000×3000) on average`);
+  for (let i = 0; i < largeCount + 3; i++)
+    large.push(`data:image/jpeg;base64,${(await makeLargeJpeg(i)).toString('base64')}`);
+  const kib = (strings: readonly string[]) =>
+    Math.round((strings.reduce((sum, d) => sum + d.length, 0) * 0.75) / strings.length / 1024);
+  log(
+    `preprocess path: JPEGs of ${kib(small.map((i) => i.dataUrl))} KiB (640×480) and ${kib(large)} KiB (4000×3000) on average`,
+  );
 
   const pool = poolSize > 0 ? new PreprocessPool({ size: poolSize }) : undefined;
   const preprocess = (bytes: Buffer) =>
-    pool ? pool.preprocess(bytes, CLIP_PREPROCESSOR, LIMITS, { field: 'images[0]' }) : preprocessImage(bytes, CLIP_PREPROCESSOR, LIMITS, { field: 'images[0]' });
+    pool
+      ? pool.preprocess(bytes, CLIP_PREPROCESSOR, LIMITS, { field: 'images[0]' })
+      : preprocessImage(bytes, CLIP_PREPROCESSOR, LIMITS, { field: 'images[0]' });
   try {
     const rows: PathRow[] = [];
     log('preprocess path: 640×480 base64 JSON');
@@ -193,8 +235,12 @@ async function stageSplit(bodies: readonly string[]): Promise<StageRow[]> {
     stages.push({ stage, cpuMs: (processCpuMs() - cpu0) / bodies.length });
     return result;
   };
-  const parsed = await timed('JSON.parse of the body', async () => bodies.map((b) => JSON.parse(b) as { variables: { input: { images: string[] } } }));
-  const bytes = await timed('base64 → bytes (decodeImageString)', async () => parsed.map((p) => decodeImageString(p.variables.input.images[0]!, 'images[0]', LIMITS.maxBytes)));
+  const parsed = await timed('JSON.parse of the body', async () =>
+    bodies.map((b) => JSON.parse(b) as { variables: { input: { images: string[] } } }),
+  );
+  const bytes = await timed('base64 → bytes (decodeImageString)', async () =>
+    parsed.map((p) => decodeImageString(p.variables.input.images[0]!, 'images[0]', LIMITS.maxBytes)),
+  );
   // The fast reader's whole stage is tens of µs: warm it up as a running server is (with a pool, the rows above ran it
   // in the worker only), and let libvips' threads (busy with those rows) go quiet first, or their tail is charged to
   // it; the sharp path, measured after it, leaves its own tail to the decode stage.
@@ -215,11 +261,17 @@ async function stageSplit(bodies: readonly string[]): Promise<StageRow[]> {
   });
   // 640×480 → 298×224, centre window 224×224 at x = 37.
   const window = { left: 37, top: 0, width: 224, height: 224 };
-  await timed('exact PIL resize (bicubic, WebAssembly SIMD)', async () => decoded.map((image) => resizeWindow(image, 298, 224, window, 3)));
-  await timed('exact PIL resize (bicubic, JavaScript passes)', async () => decoded.map((image) => resizeWindow(image, 298, 224, window, 3, 'js')));
+  await timed('exact PIL resize (bicubic, WebAssembly SIMD)', async () =>
+    decoded.map((image) => resizeWindow(image, 298, 224, window, 3)),
+  );
+  await timed('exact PIL resize (bicubic, JavaScript passes)', async () =>
+    decoded.map((image) => resizeWindow(image, 298, 224, window, 3, 'js')),
+  );
   // pixelValuesInto = the resize above + rescale/normalise into CHW floats (the batch tensor's layout).
   const out = new Float32Array(3 * 224 * 224);
-  await timed('exact resize (SIMD) + normalise to CHW floats', async () => decoded.forEach((image) => pixelValuesInto(image, CLIP_PREPROCESSOR, out)));
+  await timed('exact resize (SIMD) + normalise to CHW floats', async () =>
+    decoded.forEach((image) => pixelValuesInto(image, CLIP_PREPROCESSOR, out)),
+  );
   return stages;
 }
 
@@ -234,7 +286,9 @@ export function formatPreprocessPath(result: { rows: PathRow[]; stages: StageRow
   const targets = [4, 3, 12];
   result.rows.forEach((row, i) => {
     const target = targets[i]!;
-    lines.push(`| ${row.name} | ${row.images} | ${row.cpuMs.toFixed(2)} | ${row.mainMs.toFixed(1)} | ${row.wallMs.toFixed(2)} | ≤ ${target} ${row.cpuMs <= target ? '✓' : '✗'} |`);
+    lines.push(
+      `| ${row.name} | ${row.images} | ${row.cpuMs.toFixed(2)} | ${row.mainMs.toFixed(1)} | ${row.wallMs.toFixed(2)} | ≤ ${target} ${row.cpuMs <= target ? '✓' : '✗'} |`,
+    );
   });
   lines.push('', '| 640×480 base64 stage (calling thread) | CPU ms |', '| --- | ---: |');
   for (const stage of result.stages) lines.push(`| ${stage.stage} | ${stage.cpuMs.toFixed(2)} |`);
@@ -247,9 +301,13 @@ async function main(argv: readonly string[]): Promise<void> {
     return at >= 0 ? argv[at + 1] : undefined;
   };
   const images = Number(value('--images') ?? 48);
-  const poolSize = argv.includes('--in-thread') ? 0 : Number(value('--pool') ?? loadConfig([], process.env).preprocessWorkers);
+  const poolSize = argv.includes('--in-thread')
+    ? 0
+    : Number(value('--pool') ?? loadConfig([], process.env).preprocessWorkers);
   const result = await benchPreprocessPath({ images, poolSize, log: (m) => process.stderr.write(`[bench] ${m}\n`) });
-  process.stdout.write(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatPreprocessPath(result)}\n`);
+  process.stdout.write(
+    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}.\n\n${formatPreprocessPath(result)}\n`,
+  );
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === fs.realpathSync(process.argv[1])) {

@@ -38,13 +38,21 @@ export function pixelBatch(batch: number, seed = 1): Float32Array {
   return data;
 }
 
-export async function embedImages(session: ort.InferenceSession, pixels: Float32Array, batch: number): Promise<Float32Array> {
+export async function embedImages(
+  session: ort.InferenceSession,
+  pixels: Float32Array,
+  batch: number,
+): Promise<Float32Array> {
   const out = await session.run({ pixel_values: new ort.Tensor('float32', pixels, [batch, 3, 224, 224]) });
   return out.image_embeds!.data as Float32Array;
 }
 
 /** Median images/s and ms per run of the image tower at one batch size. */
-export async function visionThroughput(session: ort.InferenceSession, batch: number, runs: number): Promise<{ imagesPerSecond: number; msPerRun: number }> {
+export async function visionThroughput(
+  session: ort.InferenceSession,
+  batch: number,
+  runs: number,
+): Promise<{ imagesPerSecond: number; msPerRun: number }> {
   const pixels = pixelBatch(batch);
   await embedImages(session, pixels, batch); // warm-up
   const times: number[] = [];
@@ -60,11 +68,17 @@ export async function visionThroughput(session: ort.InferenceSession, batch: num
 /** The server's own text feeds (padded with `<|endoftext|>` to `length`), as raw ONNX Runtime tensors. */
 export function textFeeds(prompts: readonly number[][], length: number): Record<string, ort.Tensor> {
   const feeds = serverTextFeeds(prompts, EOT_ID, length);
-  return Object.fromEntries(Object.entries(feeds).map(([name, feed]) => [name, new ort.Tensor('int64', feed.data as BigInt64Array, feed.dims)]));
+  return Object.fromEntries(
+    Object.entries(feeds).map(([name, feed]) => [name, new ort.Tensor('int64', feed.data as BigInt64Array, feed.dims)]),
+  );
 }
 
 /** Median ms for the text tower on `prompts`, at their real length and padded to 77. */
-export async function textPaddingCost(session: ort.InferenceSession, prompts: number[][], runs: number): Promise<{ realMs: number; paddedMs: number; realLength: number }> {
+export async function textPaddingCost(
+  session: ort.InferenceSession,
+  prompts: number[][],
+  runs: number,
+): Promise<{ realMs: number; paddedMs: number; realLength: number }> {
   const realLength = Math.max(...prompts.map((p) => p.length));
   const measure = async (length: number) => {
     await session.run(textFeeds(prompts, length));

@@ -65,7 +65,8 @@ export const REDIS_TARGETS = { ratio: 0.95, overheadMs: 10 } as const;
 /** Every command's call count and the bytes received so far, from INFO. */
 async function redisCounters(client: Redis): Promise<{ calls: Map<string, number>; inputBytes: number }> {
   const calls = new Map<string, number>();
-  for (const match of (await client.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1]!, Number(match[2]));
+  for (const match of (await client.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+    calls.set(match[1]!, Number(match[2]));
   const inputBytes = Number(/^total_net_input_bytes:(\d+)/m.exec(await client.info('stats'))?.[1] ?? NaN);
   return { calls, inputBytes };
 }
@@ -82,11 +83,19 @@ interface Sample {
 }
 
 export async function benchRedisRow(root: string, modelDir: string, options: RedisBenchOptions): Promise<RedisRow> {
-  if (redisServerPath() === null) throw new Error('--redis needs redis-server on the PATH (Debian: apt-get install redis-server)');
+  if (redisServerPath() === null)
+    throw new Error('--redis needs redis-server on the PATH (Debian: apt-get install redis-server)');
   // Both sides run the model on the same threads; on one machine the API takes its share of the cores besides.
   const ortThreads = os.availableParallelism();
   // The image cache is off so that reused benchmark images are really inferred every time.
-  const env = { CLIP_MODEL: modelDir, CLIP_PRECISION: 'fp32', IMAGE_CACHE_SIZE: '0', MAX_QUEUED_JOBS: '10000', MAX_QUEUED_IMAGES: '100000', ORT_INTRA_OP_THREADS: String(ortThreads) };
+  const env = {
+    CLIP_MODEL: modelDir,
+    CLIP_PRECISION: 'fp32',
+    IMAGE_CACHE_SIZE: '0',
+    MAX_QUEUED_JOBS: '10000',
+    MAX_QUEUED_IMAGES: '100000',
+    ORT_INTRA_OP_THREADS: String(ortThreads),
+  };
   const redis = await startRedisServer();
   const probe = new Redis(redis.url);
   const started: BenchServer[] = [];
@@ -96,7 +105,9 @@ export async function benchRedisRow(root: string, modelDir: string, options: Red
     return server;
   };
   try {
-    options.log(`Redis row: redis-server on port ${redis.port}, ROLE=api + ROLE=worker over it, and ROLE=all in memory (ORT threads ${ortThreads} each)`);
+    options.log(
+      `Redis row: redis-server on port ${redis.port}, ROLE=api + ROLE=worker over it, and ROLE=all in memory (ORT threads ${ortThreads} each)`,
+    );
     const memory = await start({});
     const redisEnv = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'bench' };
     const worker = await start({ ...redisEnv, ROLE: 'worker' });
@@ -112,11 +123,24 @@ export async function benchRedisRow(root: string, modelDir: string, options: Red
       if (countersBefore !== null) {
         const after = await redisCounters(probe);
         // Less the two INFO calls of this probe.
-        const perJob = [...after.calls].map(([name, calls]) => [name, (calls - (countersBefore.calls.get(name) ?? 0) - (name === 'info' ? 2 : 0)) / options.jobs] as const);
-        redisCost = { commands: new Map(perJob.filter(([, calls]) => calls > 0)), inputBytes: (after.inputBytes - countersBefore.inputBytes) / options.jobs };
+        const perJob = [...after.calls].map(
+          ([name, calls]) =>
+            [name, (calls - (countersBefore.calls.get(name) ?? 0) - (name === 'info' ? 2 : 0)) / options.jobs] as const,
+        );
+        redisCost = {
+          commands: new Map(perJob.filter(([, calls]) => calls > 0)),
+          inputBytes: (after.inputBytes - countersBefore.inputBytes) / options.jobs,
+        };
       }
       const c1 = await runLoad(target, 1, options.latencyJobs, job);
-      return { c16, c1, cpuMsPerJob: c16.serverCpuMsPerJob + workerCpuMsPerJob, apiCpuMsPerJob: c16.serverCpuMsPerJob, workerCpuMsPerJob, ...redisCost };
+      return {
+        c16,
+        c1,
+        cpuMsPerJob: c16.serverCpuMsPerJob + workerCpuMsPerJob,
+        apiCpuMsPerJob: c16.serverCpuMsPerJob,
+        workerCpuMsPerJob,
+        ...redisCost,
+      };
     };
     // Warm both paths (model, text cache for the 10 classes, connections) so first-run costs stay out of the medians.
     await runLoad(memory, 4, 8, job);
@@ -126,7 +150,9 @@ export async function benchRedisRow(root: string, modelDir: string, options: Red
     const redisSamples: Sample[] = [];
     for (let round = 1; round <= options.rounds; round++) {
       const redisFirst = round % 2 === 0;
-      options.log(`Redis row, round ${round}/${options.rounds}: ${redisFirst ? 'Redis, then memory' : 'memory, then Redis'} (16 clients, then 1)`);
+      options.log(
+        `Redis row, round ${round}/${options.rounds}: ${redisFirst ? 'Redis, then memory' : 'memory, then Redis'} (16 clients, then 1)`,
+      );
       if (redisFirst) redisSamples.push(await measure(api, worker.pid));
       memorySamples.push(await measure(memory, null));
       if (!redisFirst) redisSamples.push(await measure(api, worker.pid));
@@ -181,7 +207,10 @@ export function formatRedisRow(row: RedisRow): string {
     `| throughput, Redis ÷ memory, 16 clients (median of the rounds' ratios: ${row.ratios.map((r) => f(r, 2)).join(', ')}) | ${f(row.ratio, 2)} | ≥ ${REDIS_TARGETS.ratio} | ${met(row.ratio >= REDIS_TARGETS.ratio)} |`,
     `| single-job latency overhead, p50 at 1 client (rounds: ${row.overheads.map((o) => f(o, 1)).join(', ')} ms) | ${f(row.overheadMs, 1)} ms | ≤ ${REDIS_TARGETS.overheadMs} ms | ${met(row.overheadMs <= REDIS_TARGETS.overheadMs)} |`,
     '',
-    `Redis per job (16 clients; commands run inside scripts count too): ${f(Object.values(row.redisCommandsPerJob).reduce((a, b) => a + b, 0), 1)} commands (${Object.entries(row.redisCommandsPerJob)
+    `Redis per job (16 clients; commands run inside scripts count too): ${f(
+      Object.values(row.redisCommandsPerJob).reduce((a, b) => a + b, 0),
+      1,
+    )} commands (${Object.entries(row.redisCommandsPerJob)
       .slice(0, 8)
       .map(([name, perJob]) => `${name} ${f(perJob, 1)}`)
       .join(', ')}), ${f(row.redisInputBytesPerJob / 1024, 1)} KiB sent.`,

@@ -78,7 +78,11 @@ export async function measureSerialisation(count = 64, dimensions = 768, runs = 
   const document = parse('query($id: ID!) { job(id: $id) { status embeddings { dimensions vectors } } }');
   // Only `jobs.get` is reached by this query: the rest of JobService is not needed to measure serialisation.
   const jobs = { get: async () => job } as unknown as JobService;
-  const contextValue: GraphqlContext = createContext({ jobs, clip: { defaultModelName: 'bench', models: () => [] }, logger: silentLogger(), maxResponseBytes: 2 ** 40 }, 'bench', OPEN_CALLER);
+  const contextValue: GraphqlContext = createContext(
+    { jobs, clip: { defaultModelName: 'bench', models: () => [] }, logger: silentLogger(), maxResponseBytes: 2 ** 40 },
+    'bench',
+    OPEN_CALLER,
+  );
   const graphql = await timed(runs, async () => {
     const answer = await execute({ schema, document, variableValues: { id: job.id }, contextValue });
     if (answer.errors) throw new Error(answer.errors.map((e) => e.message).join('; '));
@@ -89,12 +93,18 @@ export async function measureSerialisation(count = 64, dimensions = 768, runs = 
     query: new GraphQLObjectType({
       name: 'Query',
       fields: {
-        vectors: { type: new GraphQLList(new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(GraphQLFloat)))), resolve: () => embeddings },
+        vectors: {
+          type: new GraphQLList(new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(GraphQLFloat)))),
+          resolve: () => embeddings,
+        },
       },
     }),
   });
   const listsDocument = parse('{ vectors }');
-  const lists = await timed(runs, async () => JSON.stringify(await execute({ schema: floatLists, document: listsDocument })).length);
+  const lists = await timed(
+    runs,
+    async () => JSON.stringify(await execute({ schema: floatLists, document: listsDocument })).length,
+  );
 
   return {
     vectors: count,

@@ -19,7 +19,12 @@ export interface BenchServer {
 }
 
 /** Starts `node dist/src/main.js` with `env` on a free loopback port and waits until /ready says 200. */
-export async function startServer(root: string, env: Record<string, string>, nodeArgs: string[] = [], timeoutMs = 180_000): Promise<BenchServer> {
+export async function startServer(
+  root: string,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+  timeoutMs = 180_000,
+): Promise<BenchServer> {
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, path.join(root, 'dist', 'src', 'main.js')], {
     cwd: root,
@@ -38,7 +43,10 @@ export async function startServer(root: string, env: Record<string, string>, nod
       child.kill('SIGKILL');
       throw new Error(`the server was not ready within ${timeoutMs} ms: ${stderr}`);
     }
-    const ready = await fetch(`${url}/ready`).then((r) => r.status === 200, () => false);
+    const ready = await fetch(`${url}/ready`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ready) break;
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -83,8 +91,14 @@ export async function scrapeMetric(url: string, name: string): Promise<number> {
 export type LoadKind = 'classify' | 'embed-images';
 
 const MUTATIONS: Record<LoadKind, { field: string; query: string }> = {
-  classify: { field: 'classify', query: `mutation Classify($input: ClassifyInput!) { classify(input: $input) { id status } }` },
-  'embed-images': { field: 'embedImages', query: `mutation EmbedImages($input: EmbedImagesInput!) { embedImages(input: $input) { id status } }` },
+  classify: {
+    field: 'classify',
+    query: `mutation Classify($input: ClassifyInput!) { classify(input: $input) { id status } }`,
+  },
+  'embed-images': {
+    field: 'embedImages',
+    query: `mutation EmbedImages($input: EmbedImagesInput!) { embedImages(input: $input) { id status } }`,
+  },
 };
 // Each watcher takes its job's whole result, as a client would: probabilities, or every vector.
 const WATCH = `subscription Watch($id: ID!) {
@@ -111,10 +125,13 @@ export interface JobInput {
 
 async function submit(url: string, kind: LoadKind, job: JobInput, transport: ImageTransport): Promise<string> {
   const { field, query } = MUTATIONS[kind];
-  const withClasses = (input: Record<string, unknown>) => (kind === 'classify' ? { ...input, classes: job.classes } : input);
+  const withClasses = (input: Record<string, unknown>) =>
+    kind === 'classify' ? { ...input, classes: job.classes } : input;
   let response: Response;
   if (transport === 'json') {
-    const input = withClasses(job.images.length === 1 ? { image: job.images[0]!.dataUrl } : { images: job.images.map((i) => i.dataUrl) });
+    const input = withClasses(
+      job.images.length === 1 ? { image: job.images[0]!.dataUrl } : { images: job.images.map((i) => i.dataUrl) },
+    );
     response = await fetch(`${url}/graphql`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -122,10 +139,22 @@ async function submit(url: string, kind: LoadKind, job: JobInput, transport: Ima
     });
   } else {
     const form = new FormData();
-    form.append('operations', JSON.stringify({ query, variables: { input: withClasses({ files: job.images.map(() => null) }) } }));
-    form.append('map', JSON.stringify(Object.fromEntries(job.images.map((_, i) => [String(i), [`variables.input.files.${i}`]]))));
-    job.images.forEach((image, i) => form.append(String(i), new Blob([image.jpeg], { type: 'image/jpeg' }), `${i}.jpg`));
-    response = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'apollo-require-preflight': 'true' }, body: form });
+    form.append(
+      'operations',
+      JSON.stringify({ query, variables: { input: withClasses({ files: job.images.map(() => null) }) } }),
+    );
+    form.append(
+      'map',
+      JSON.stringify(Object.fromEntries(job.images.map((_, i) => [String(i), [`variables.input.files.${i}`]]))),
+    );
+    job.images.forEach((image, i) =>
+      form.append(String(i), new Blob([image.jpeg], { type: 'image/jpeg' }), `${i}.jpg`),
+    );
+    response = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'apollo-require-preflight': 'true' },
+      body: form,
+    });
   }
   const body = (await response.json()) as { data?: Record<string, { id: string }>; errors?: { message: string }[] };
   const id = body.data?.[field]?.id;

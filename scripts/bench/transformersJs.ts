@@ -16,14 +16,20 @@ export async function loadTransformersJs(modelDir: string, dtype: 'fp32' | 'q8' 
   env.allowRemoteModels = false;
   env.allowLocalModels = true;
   env.localModelPath = path.dirname(modelDir);
-  const classifier = await pipeline('zero-shot-image-classification', path.basename(modelDir), { dtype, device: 'cpu' });
+  const classifier = await pipeline('zero-shot-image-classification', path.basename(modelDir), {
+    dtype,
+    device: 'cpu',
+  });
   return {
     async call(jpegs, classes) {
       const started = performance.now();
       const images = await Promise.all(jpegs.map((jpeg) => RawImage.fromBlob(new Blob([new Uint8Array(jpeg)]))));
-      const output = await classifier(images.length === 1 ? images[0]! : images, classes, { hypothesis_template: 'a photo of a {}.' });
+      const output = await classifier(images.length === 1 ? images[0]! : images, classes, {
+        hypothesis_template: 'a photo of a {}.',
+      });
       const rows = (images.length === 1 ? [output] : output) as unknown[];
-      if (rows.length !== jpegs.length) throw new Error(`transformers.js returned ${rows.length} results for ${jpegs.length} images`);
+      if (rows.length !== jpegs.length)
+        throw new Error(`transformers.js returned ${rows.length} results for ${jpegs.length} images`);
       return performance.now() - started;
     },
     dispose: () => classifier.dispose(),

@@ -28,7 +28,14 @@ function summaryRow(setting: SettingDoc): string {
 }
 
 function settingSection(setting: SettingDoc): string[] {
-  return [`### \`${setting.env}\``, '', setting.description, '', `Flag \`${setting.flag}\`; default: ${setting.default}.`, ''];
+  return [
+    `### \`${setting.env}\``,
+    '',
+    setting.description,
+    '',
+    `Flag \`${setting.flag}\`; default: ${setting.default}.`,
+    '',
+  ];
 }
 
 /** The whole Markdown file for the given settings, in their table order. */

@@ -16,7 +16,11 @@ export const IR_VERSION = 8;
 
 export function pixelValuesInput(builder: GraphBuilder, preset: ClipPreset, batch: string): string {
   const { numChannels, imageSize } = preset.vision;
-  return builder.input({ name: 'pixel_values', elemType: DataType.Float, shape: [batch, numChannels, imageSize, imageSize] });
+  return builder.input({
+    name: 'pixel_values',
+    elemType: DataType.Float,
+    shape: [batch, numChannels, imageSize, imageSize],
+  });
 }
 
 export function textInput(builder: GraphBuilder, name: 'input_ids' | 'attention_mask', batch: string): string {
@@ -59,9 +63,17 @@ export function buildCombinedGraph(preset: ClipPreset, weights: ClipWeights): Gr
   const inputIds = textInput(builder, 'input_ids', 'text_batch_size');
   const pixelValues = pixelValuesInput(builder, preset, 'image_batch_size');
   const attentionMask = textInput(builder, 'attention_mask', 'text_batch_size');
-  const textEmbeds = l2Normalize(builder, addTextTower(builder, weights, preset, inputIds, attentionMask), 'text_embeds');
+  const textEmbeds = l2Normalize(
+    builder,
+    addTextTower(builder, weights, preset, inputIds, attentionMask),
+    'text_embeds',
+  );
   const imageEmbeds = l2Normalize(builder, addVisionTower(builder, weights, preset, pixelValues), 'image_embeds');
-  addCombinedOutputs(builder, preset, { textEmbeds, imageEmbeds, logScale: builder.initializer(weight(weights, 'logit_scale')) });
+  addCombinedOutputs(builder, preset, {
+    textEmbeds,
+    imageEmbeds,
+    logScale: builder.initializer(weight(weights, 'logit_scale')),
+  });
   return builder.build();
 }
 
@@ -77,14 +89,21 @@ export function addCombinedOutputs(
 ): void {
   const { textEmbeds, imageEmbeds } = towers;
   const scale = builder.op('Exp', [towers.logScale]);
-  const similarity = builder.op('MatMul', [textEmbeds, builder.op('Transpose', [imageEmbeds], [attr.ints('perm', [1, 0])])]);
+  const similarity = builder.op('MatMul', [
+    textEmbeds,
+    builder.op('Transpose', [imageEmbeds], [attr.ints('perm', [1, 0])]),
+  ]);
   if (towers.bias === undefined) {
     builder.op('Mul', [similarity, scale], [], { outputs: ['logits_per_text'] });
   } else {
     builder.op('Add', [builder.op('Mul', [similarity, scale]), towers.bias], [], { outputs: ['logits_per_text'] });
   }
   builder.op('Transpose', ['logits_per_text'], [attr.ints('perm', [1, 0])], { outputs: ['logits_per_image'] });
-  builder.output({ name: 'logits_per_image', elemType: DataType.Float, shape: ['image_batch_size', 'text_batch_size'] });
+  builder.output({
+    name: 'logits_per_image',
+    elemType: DataType.Float,
+    shape: ['image_batch_size', 'text_batch_size'],
+  });
   builder.output({ name: 'logits_per_text', elemType: DataType.Float, shape: ['text_batch_size', 'image_batch_size'] });
   builder.output({ name: 'text_embeds', elemType: DataType.Float, shape: ['text_batch_size', preset.projectionDim] });
   builder.output({ name: 'image_embeds', elemType: DataType.Float, shape: ['image_batch_size', preset.projectionDim] });

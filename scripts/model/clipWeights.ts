@@ -71,22 +71,46 @@ export function clipWeightSpecs(preset: ClipPreset): WeightSpec[] {
   const patches = (vision.imageSize / vision.patchSize) ** 2;
   return [
     { name: 'logit_scale', dims: [], init: { kind: 'constant', value: TRAINED_LOGIT_SCALE } },
-    { name: 'text_model.embeddings.token_embedding.weight', dims: [text.vocabSize, text.hiddenSize], init: { kind: 'normal', std: 0.02 } },
-    { name: 'text_model.embeddings.position_embedding.weight', dims: [text.maxPositionEmbeddings, text.hiddenSize], init: { kind: 'normal', std: 0.02 } },
+    {
+      name: 'text_model.embeddings.token_embedding.weight',
+      dims: [text.vocabSize, text.hiddenSize],
+      init: { kind: 'normal', std: 0.02 },
+    },
+    {
+      name: 'text_model.embeddings.position_embedding.weight',
+      dims: [text.maxPositionEmbeddings, text.hiddenSize],
+      init: { kind: 'normal', std: 0.02 },
+    },
     ...encoderSpecs('text_model', text),
     ...layerNormSpecs('text_model.final_layer_norm', text.hiddenSize),
-    { name: 'vision_model.embeddings.class_embedding', dims: [vision.hiddenSize], init: { kind: 'normal', std: vision.hiddenSize ** -0.5 } },
+    {
+      name: 'vision_model.embeddings.class_embedding',
+      dims: [vision.hiddenSize],
+      init: { kind: 'normal', std: vision.hiddenSize ** -0.5 },
+    },
     {
       name: 'vision_model.embeddings.patch_embedding.weight',
       dims: [vision.hiddenSize, vision.numChannels, vision.patchSize, vision.patchSize],
       init: { kind: 'normal', std: 0.02 },
     },
-    { name: 'vision_model.embeddings.position_embedding.weight', dims: [patches + 1, vision.hiddenSize], init: { kind: 'normal', std: 0.02 } },
+    {
+      name: 'vision_model.embeddings.position_embedding.weight',
+      dims: [patches + 1, vision.hiddenSize],
+      init: { kind: 'normal', std: 0.02 },
+    },
     ...layerNormSpecs('vision_model.pre_layrnorm', vision.hiddenSize),
     ...encoderSpecs('vision_model', vision),
     ...layerNormSpecs('vision_model.post_layernorm', vision.hiddenSize),
-    { name: 'visual_projection.weight', dims: [vision.hiddenSize, projectionDim], init: { kind: 'normal', std: vision.hiddenSize ** -0.5 } },
-    { name: 'text_projection.weight', dims: [text.hiddenSize, projectionDim], init: { kind: 'normal', std: text.hiddenSize ** -0.5 } },
+    {
+      name: 'visual_projection.weight',
+      dims: [vision.hiddenSize, projectionDim],
+      init: { kind: 'normal', std: vision.hiddenSize ** -0.5 },
+    },
+    {
+      name: 'text_projection.weight',
+      dims: [text.hiddenSize, projectionDim],
+      init: { kind: 'normal', std: text.hiddenSize ** -0.5 },
+    },
   ];
 }
 

@@ -10,7 +10,13 @@ import { type TransformerShape } from './presets.js';
 export const LAYER_NORM_EPS = 1e-5;
 
 /** `input · W (+ b)`, W stored [in, out]; the bias is skipped when `withBias` is false (the projections). */
-export function linear(builder: GraphBuilder, weights: ClipWeights, prefix: string, input: string, withBias = true): string {
+export function linear(
+  builder: GraphBuilder,
+  weights: ClipWeights,
+  prefix: string,
+  input: string,
+  withBias = true,
+): string {
   const product = builder.op('MatMul', [input, builder.initializer(weight(weights, `${prefix}.weight`))]);
   if (!withBias) return product;
   return builder.op('Add', [product, builder.initializer(weight(weights, `${prefix}.bias`))]);
@@ -20,7 +26,11 @@ export function linear(builder: GraphBuilder, weights: ClipWeights, prefix: stri
 export function layerNorm(builder: GraphBuilder, weights: ClipWeights, prefix: string, input: string): string {
   return builder.op(
     'LayerNormalization',
-    [input, builder.initializer(weight(weights, `${prefix}.weight`)), builder.initializer(weight(weights, `${prefix}.bias`))],
+    [
+      input,
+      builder.initializer(weight(weights, `${prefix}.weight`)),
+      builder.initializer(weight(weights, `${prefix}.bias`)),
+    ],
     [attr.int('axis', -1), attr.float('epsilon', LAYER_NORM_EPS)],
   );
 }
@@ -52,10 +62,16 @@ function splitHeads(builder: GraphBuilder, input: string, shape: TransformerShap
 function selfAttention(args: EncoderLayerArgs, input: string): string {
   const { builder, weights, prefix, shape } = args;
   const headDim = shape.hiddenSize / shape.numAttentionHeads;
-  const query = builder.op('Mul', [linear(builder, weights, `${prefix}.self_attn.q_proj`, input), builder.float([headDim ** -0.5], [])]);
+  const query = builder.op('Mul', [
+    linear(builder, weights, `${prefix}.self_attn.q_proj`, input),
+    builder.float([headDim ** -0.5], []),
+  ]);
   const key = linear(builder, weights, `${prefix}.self_attn.k_proj`, input);
   const value = linear(builder, weights, `${prefix}.self_attn.v_proj`, input);
-  let scores = builder.op('MatMul', [splitHeads(builder, query, shape, [0, 2, 1, 3]), splitHeads(builder, key, shape, [0, 2, 3, 1])]);
+  let scores = builder.op('MatMul', [
+    splitHeads(builder, query, shape, [0, 2, 1, 3]),
+    splitHeads(builder, key, shape, [0, 2, 3, 1]),
+  ]);
   if (args.attentionMask !== undefined) scores = builder.op('Add', [scores, args.attentionMask]);
   const probabilities = builder.op('Softmax', [scores], [attr.int('axis', -1)]);
   const context = builder.op('MatMul', [probabilities, splitHeads(builder, value, shape, [0, 2, 1, 3])]);
@@ -70,10 +86,15 @@ function selfAttention(args: EncoderLayerArgs, input: string): string {
 export function addEncoderLayer(args: EncoderLayerArgs): string {
   const { builder, weights, prefix, shape } = args;
   if (shape.hiddenSize % shape.numAttentionHeads !== 0) {
-    throw new RangeError(`Expected hiddenSize divisible by numAttentionHeads, got ${shape.hiddenSize} and ${shape.numAttentionHeads}`);
+    throw new RangeError(
+      `Expected hiddenSize divisible by numAttentionHeads, got ${shape.hiddenSize} and ${shape.numAttentionHeads}`,
+    );
   }
   return builder.scoped(prefix, () => {
-    const attended = builder.op('Add', [args.hidden, selfAttention(args, layerNorm(builder, weights, `${prefix}.layer_norm1`, args.hidden))]);
+    const attended = builder.op('Add', [
+      args.hidden,
+      selfAttention(args, layerNorm(builder, weights, `${prefix}.layer_norm1`, args.hidden)),
+    ]);
     const normed = layerNorm(builder, weights, `${prefix}.layer_norm2`, attended);
     const activated = quickGelu(builder, linear(builder, weights, `${prefix}.mlp.fc1`, normed));
     return builder.op('Add', [attended, linear(builder, weights, `${prefix}.mlp.fc2`, activated)]);

@@ -16,7 +16,14 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { addCombinedOutputs, IR_VERSION, l2Normalize, OPSET_VERSION, pixelValuesInput, textInput } from './clipGraphs.js';
+import {
+  addCombinedOutputs,
+  IR_VERSION,
+  l2Normalize,
+  OPSET_VERSION,
+  pixelValuesInput,
+  textInput,
+} from './clipGraphs.js';
 import { createClipWeights, type ClipWeights } from './clipWeights.js';
 import { DataType, GraphBuilder, type Graph } from './onnxGraph.js';
 import { addOpenClipTextTower } from './openClipTextTower.js';
@@ -59,7 +66,11 @@ function combinedGraph(shapes: ClipPreset, weights: ClipWeights, padId: number):
   const ids = textInput(builder, 'input_ids', 'text_batch_size');
   const pixels = pixelValuesInput(builder, shapes, 'image_batch_size');
   addCombinedOutputs(builder, shapes, {
-    textEmbeds: l2Normalize(builder, addOpenClipTextTower(builder, weights, shapes, 'siglip', { inputIds: ids, padId }), 'text_embeds'),
+    textEmbeds: l2Normalize(
+      builder,
+      addOpenClipTextTower(builder, weights, shapes, 'siglip', { inputIds: ids, padId }),
+      'text_embeds',
+    ),
     imageEmbeds: l2Normalize(builder, addVisionTower(builder, weights, shapes, pixels), 'image_embeds'),
     logScale: builder.float([Math.log(HF_SIGLIP_TEST_SCORING.logitScale)], []),
     bias: builder.float([HF_SIGLIP_TEST_SCORING.logitBias], []),
@@ -76,7 +87,10 @@ export async function makeHfSiglipModel(options: MakeHfSiglipModelOptions): Prom
   const tokenizer = await writeTokenizerFiles(out, 'siglip', { contextLength: CONTEXT_LENGTH });
   files.push(...tokenizer.files);
   const base = PRESETS.tiny;
-  const shapes: ClipPreset = { ...base, text: { ...base.text, vocabSize: tokenizer.vocabSize, maxPositionEmbeddings: CONTEXT_LENGTH } };
+  const shapes: ClipPreset = {
+    ...base,
+    text: { ...base.text, vocabSize: tokenizer.vocabSize, maxPositionEmbeddings: CONTEXT_LENGTH },
+  };
   const weights = createClipWeights(shapes, seed);
 
   const writeJson = async (file: string, value: unknown): Promise<void> => {
@@ -88,9 +102,25 @@ export async function makeHfSiglipModel(options: MakeHfSiglipModelOptions): Prom
     architectures: ['SiglipModel'],
     model_type: 'siglip',
     initializer_factor: 1.0,
-    text_config: { model_type: 'siglip_text_model', hidden_size: shapes.text.hiddenSize, max_position_embeddings: CONTEXT_LENGTH, vocab_size: shapes.text.vocabSize, projection_size: shapes.projectionDim },
-    vision_config: { model_type: 'siglip_vision_model', hidden_size: shapes.projectionDim, image_size: shapes.vision.imageSize, patch_size: shapes.vision.patchSize },
-    test_model: { generator: 'npm run make-test-model -- --layout hf-siglip', seed, weights: 'random: this model has never been trained', ...HF_SIGLIP_TEST_SCORING },
+    text_config: {
+      model_type: 'siglip_text_model',
+      hidden_size: shapes.text.hiddenSize,
+      max_position_embeddings: CONTEXT_LENGTH,
+      vocab_size: shapes.text.vocabSize,
+      projection_size: shapes.projectionDim,
+    },
+    vision_config: {
+      model_type: 'siglip_vision_model',
+      hidden_size: shapes.projectionDim,
+      image_size: shapes.vision.imageSize,
+      patch_size: shapes.vision.patchSize,
+    },
+    test_model: {
+      generator: 'npm run make-test-model -- --layout hf-siglip',
+      seed,
+      weights: 'random: this model has never been trained',
+      ...HF_SIGLIP_TEST_SCORING,
+    },
   });
   await writeJson('preprocessor_config.json', {
     do_normalize: true,
@@ -107,14 +137,30 @@ export async function makeHfSiglipModel(options: MakeHfSiglipModelOptions): Prom
 
   const graphs: [string, Graph][] = [
     ['onnx/model.onnx', combinedGraph(shapes, weights, tokenizer.padId)],
-    ['onnx/vision_model.onnx', towerGraph('siglip_vision_model', shapes, (b) => addVisionTower(b, weights, shapes, pixelValuesInput(b, shapes, 'batch_size')))],
+    [
+      'onnx/vision_model.onnx',
+      towerGraph('siglip_vision_model', shapes, (b) =>
+        addVisionTower(b, weights, shapes, pixelValuesInput(b, shapes, 'batch_size')),
+      ),
+    ],
     [
       'onnx/text_model.onnx',
-      towerGraph('siglip_text_model', shapes, (b) => addOpenClipTextTower(b, weights, shapes, 'siglip', { inputIds: textInput(b, 'input_ids', 'batch_size'), padId: tokenizer.padId })),
+      towerGraph('siglip_text_model', shapes, (b) =>
+        addOpenClipTextTower(b, weights, shapes, 'siglip', {
+          inputIds: textInput(b, 'input_ids', 'batch_size'),
+          padId: tokenizer.padId,
+        }),
+      ),
     ],
   ];
   for (const [file, graph] of graphs) {
-    await writeOnnxModel(path.join(out, file), { graph, irVersion: IR_VERSION, opsetImports: [{ domain: '', version: OPSET_VERSION }], producerName: 'clip-classify-server make-test-model --layout hf-siglip', producerVersion: '1' });
+    await writeOnnxModel(path.join(out, file), {
+      graph,
+      irVersion: IR_VERSION,
+      opsetImports: [{ domain: '', version: OPSET_VERSION }],
+      producerName: 'clip-classify-server make-test-model --layout hf-siglip',
+      producerVersion: '1',
+    });
     files.push(file);
   }
   return { dir: out, files, embeddingSize: shapes.projectionDim, contextLength: CONTEXT_LENGTH };

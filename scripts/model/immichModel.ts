@@ -27,7 +27,13 @@ import { writeOnnxModel, type OnnxModel } from './writeOnnxModel.js';
 import type { ResizeMode } from '../../src/clip/types.js';
 
 export type ImmichPresetName = 'openclip-tiny' | 'xlmr-tiny' | 'siglip-tiny' | 'mclip-tiny' | 'openclip-vit-b-32';
-export const IMMICH_PRESET_NAMES: readonly ImmichPresetName[] = ['openclip-tiny', 'xlmr-tiny', 'siglip-tiny', 'mclip-tiny', 'openclip-vit-b-32'];
+export const IMMICH_PRESET_NAMES: readonly ImmichPresetName[] = [
+  'openclip-tiny',
+  'xlmr-tiny',
+  'siglip-tiny',
+  'mclip-tiny',
+  'openclip-vit-b-32',
+];
 
 interface ImmichPreset {
   name: ImmichPresetName;
@@ -45,15 +51,55 @@ const SIGLIP_MEAN = [0.5, 0.5, 0.5] as const;
 
 export const IMMICH_PRESETS: Readonly<Record<ImmichPresetName, ImmichPreset>> = {
   // An OpenAI/OpenCLIP CLIP-BPE model (ViT-B-32__openai shaped like the tiny preset).
-  'openclip-tiny': { name: 'openclip-tiny', base: PRESETS.tiny, family: 'clip-bpe', textTower: 'clip', contextLength: 77, resizeMode: 'shortest', architecture: 'ViT-B-32' },
+  'openclip-tiny': {
+    name: 'openclip-tiny',
+    base: PRESETS.tiny,
+    family: 'clip-bpe',
+    textTower: 'clip',
+    contextLength: 77,
+    resizeMode: 'shortest',
+    architecture: 'ViT-B-32',
+  },
   // The seed's xlm-roberta-base-ViT-B-32: an XLM-R text tower (mask from ids != pad, mean pooling).
-  'xlmr-tiny': { name: 'xlmr-tiny', base: PRESETS.tiny, family: 'xlm-r', textTower: 'xlm-r', contextLength: 77, resizeMode: 'shortest', architecture: 'xlm-roberta-base-ViT-B-32' },
+  'xlmr-tiny': {
+    name: 'xlmr-tiny',
+    base: PRESETS.tiny,
+    family: 'xlm-r',
+    textTower: 'xlm-r',
+    contextLength: 77,
+    resizeMode: 'shortest',
+    architecture: 'xlm-roberta-base-ViT-B-32',
+  },
   // ViT-B-16-SigLIP: T5 SentencePiece, L = 64, squash resize, sigmoid scoring (init_logit_bias in config.json).
-  'siglip-tiny': { name: 'siglip-tiny', base: PRESETS.tiny, family: 'siglip', textTower: 'siglip', contextLength: 64, resizeMode: 'squash', architecture: 'ViT-B-16-SigLIP' },
+  'siglip-tiny': {
+    name: 'siglip-tiny',
+    base: PRESETS.tiny,
+    family: 'siglip',
+    textTower: 'siglip',
+    contextLength: 64,
+    resizeMode: 'squash',
+    architecture: 'ViT-B-16-SigLIP',
+  },
   // M-CLIP XLM-Roberta-Large-Vit-B-16Plus: text input_ids + attention_mask, root config of its image model.
-  'mclip-tiny': { name: 'mclip-tiny', base: PRESETS.tiny, family: 'xlm-r', textTower: 'mclip', contextLength: 77, resizeMode: 'shortest', architecture: 'ViT-B-16-plus-240' },
+  'mclip-tiny': {
+    name: 'mclip-tiny',
+    base: PRESETS.tiny,
+    family: 'xlm-r',
+    textTower: 'mclip',
+    contextLength: 77,
+    resizeMode: 'shortest',
+    architecture: 'ViT-B-16-plus-240',
+  },
   // The benchmark's: ViT-B/32 shapes, fixed batch 1.
-  'openclip-vit-b-32': { name: 'openclip-vit-b-32', base: PRESETS['vit-b-32'], family: 'clip-bpe', textTower: 'clip', contextLength: 77, resizeMode: 'shortest', architecture: 'ViT-B-32' },
+  'openclip-vit-b-32': {
+    name: 'openclip-vit-b-32',
+    base: PRESETS['vit-b-32'],
+    family: 'clip-bpe',
+    textTower: 'clip',
+    contextLength: 77,
+    resizeMode: 'shortest',
+    architecture: 'ViT-B-32',
+  },
 };
 
 export function isImmichPresetName(value: string): value is ImmichPresetName {
@@ -104,14 +150,24 @@ function visualGraph(preset: ClipPreset, weights: ClipWeights, dynamic: boolean)
   const builder = new GraphBuilder('main_graph');
   const { numChannels, imageSize } = preset.vision;
   const batch = dynamic ? 'batch_size' : 1;
-  const image = builder.input({ name: 'image', elemType: DataType.Float, shape: [batch, numChannels, imageSize, imageSize] });
+  const image = builder.input({
+    name: 'image',
+    elemType: DataType.Float,
+    shape: [batch, numChannels, imageSize, imageSize],
+  });
   const output = dynamic ? 'image_embedding' : 'embedding';
   l2Normalize(builder, addVisionTower(builder, weights, preset, image), output);
   builder.output({ name: output, elemType: DataType.Float, shape: [batch, preset.projectionDim] });
   return builder.build();
 }
 
-function textualGraph(preset: ClipPreset, weights: ClipWeights, kind: TextTowerKind, padId: number, dynamic: boolean): Graph {
+function textualGraph(
+  preset: ClipPreset,
+  weights: ClipWeights,
+  kind: TextTowerKind,
+  padId: number,
+  dynamic: boolean,
+): Graph {
   const builder = new GraphBuilder('main_graph');
   const batch = dynamic ? 'batch_size' : 1;
   const length = preset.text.maxPositionEmbeddings;
@@ -140,10 +196,20 @@ function openClipConfig(preset: ImmichPreset, shapes: ClipPreset, seed: number):
     layers: shapes.text.numHiddenLayers,
   };
   if (preset.family === 'xlm-r' && preset.textTower === 'xlm-r') {
-    Object.assign(textCfg, { hf_model_name: 'xlm-roberta-base', hf_tokenizer_name: 'xlm-roberta-base', hf_pooler_type: 'mean_pooler', proj_type: 'mlp' });
+    Object.assign(textCfg, {
+      hf_model_name: 'xlm-roberta-base',
+      hf_tokenizer_name: 'xlm-roberta-base',
+      hf_pooler_type: 'mean_pooler',
+      proj_type: 'mlp',
+    });
   }
   if (preset.family === 'siglip') {
-    Object.assign(textCfg, { hf_tokenizer_name: 'timm/ViT-B-16-SigLIP', tokenizer_kwargs: { clean: 'canonicalize' }, no_causal_mask: true, pool_type: 'last' });
+    Object.assign(textCfg, {
+      hf_tokenizer_name: 'timm/ViT-B-16-SigLIP',
+      tokenizer_kwargs: { clean: 'canonicalize' },
+      no_causal_mask: true,
+      pool_type: 'last',
+    });
   }
   return {
     embed_dim: shapes.projectionDim,
@@ -155,13 +221,22 @@ function openClipConfig(preset: ImmichPreset, shapes: ClipPreset, seed: number):
       patch_size: shapes.vision.patchSize,
     },
     text_cfg: textCfg,
-    test_model: { generator: 'npm run make-test-model -- --layout immich', preset: preset.name, seed, architecture: preset.architecture, weights: 'random: this model has never been trained' },
+    test_model: {
+      generator: 'npm run make-test-model -- --layout immich',
+      preset: preset.name,
+      seed,
+      architecture: preset.architecture,
+      weights: 'random: this model has never been trained',
+    },
   };
 }
 
 /** Generates the model directory; see the module comment. */
 export async function makeImmichModel(options: MakeImmichModelOptions): Promise<ImmichModelSummary> {
-  if (!isImmichPresetName(options.preset)) throw new TypeError(`Expected preset to be one of ${IMMICH_PRESET_NAMES.join(', ')}, got ${String(options.preset)}`);
+  if (!isImmichPresetName(options.preset))
+    throw new TypeError(
+      `Expected preset to be one of ${IMMICH_PRESET_NAMES.join(', ')}, got ${String(options.preset)}`,
+    );
   const preset = IMMICH_PRESETS[options.preset];
   const seed = options.seed ?? 0;
   const dynamic = options.dynamic ?? false;
@@ -174,9 +249,14 @@ export async function makeImmichModel(options: MakeImmichModelOptions): Promise<
   await mkdir(path.join(out, 'visual'), { recursive: true });
   await mkdir(path.join(out, 'textual'), { recursive: true });
 
-  const tokenizer = await writeTokenizerFiles(path.join(out, 'textual'), preset.family, { contextLength: preset.contextLength });
+  const tokenizer = await writeTokenizerFiles(path.join(out, 'textual'), preset.family, {
+    contextLength: preset.contextLength,
+  });
   for (const file of tokenizer.files) record(`textual/${file}`, 0);
-  const shapes: ClipPreset = { ...preset.base, text: { ...preset.base.text, vocabSize: tokenizer.vocabSize, maxPositionEmbeddings: preset.contextLength } };
+  const shapes: ClipPreset = {
+    ...preset.base,
+    text: { ...preset.base.text, vocabSize: tokenizer.vocabSize, maxPositionEmbeddings: preset.contextLength },
+  };
   const weights = createClipWeights(shapes, seed);
 
   const writeJson = async (file: string, value: unknown): Promise<void> => {
@@ -204,9 +284,20 @@ export async function makeImmichModel(options: MakeImmichModelOptions): Promise<
       options.externalData === true
         ? { minBytes: EXTERNAL_MIN_BYTES, onFile: (name: string, bytes: number) => record(`${folder}/${name}`, bytes) }
         : undefined;
-    record(`${folder}/model.onnx`, await writeOnnxModel(path.join(out, folder, 'model.onnx'), toOnnxModel(graph), external));
+    record(
+      `${folder}/model.onnx`,
+      await writeOnnxModel(path.join(out, folder, 'model.onnx'), toOnnxModel(graph), external),
+    );
   }
-  return { dir: out, preset: preset.name, family: preset.family, files, embeddingSize: shapes.projectionDim, contextLength: preset.contextLength, padId: tokenizer.padId };
+  return {
+    dir: out,
+    preset: preset.name,
+    family: preset.family,
+    files,
+    embeddingSize: shapes.projectionDim,
+    contextLength: preset.contextLength,
+    padId: tokenizer.padId,
+  };
 }
 
 /** Writes into a temporary directory renamed into place (readers never see half a model). */

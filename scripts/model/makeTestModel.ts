@@ -8,7 +8,15 @@ import { buildCombinedGraph, buildTextGraph, buildVisionGraph, IR_VERSION, OPSET
 import { createClipWeights } from './clipWeights.js';
 import { configJson, preprocessorConfigJson } from './configFiles.js';
 import { type Graph } from './onnxGraph.js';
-import { countParameters, imageTowerFlops, isPresetName, PRESET_NAMES, PRESETS, type ParameterCounts, type PresetName } from './presets.js';
+import {
+  countParameters,
+  imageTowerFlops,
+  isPresetName,
+  PRESET_NAMES,
+  PRESETS,
+  type ParameterCounts,
+  type PresetName,
+} from './presets.js';
 import { MICROSOFT_DOMAIN, quantizeDynamic, usesMicrosoftDomain, type QuantizationCache } from './quantizeDynamic.js';
 import { loadClipVocabulary, tokenizerFiles } from './tokenizerFiles.js';
 import { writeOnnxModel, type OnnxModel } from './writeOnnxModel.js';
@@ -67,7 +75,10 @@ function toOnnxModel(graph: Graph): OnnxModel {
   return {
     graph,
     irVersion: IR_VERSION,
-    opsetImports: [{ domain: '', version: OPSET_VERSION }, ...(usesMicrosoftDomain(graph) ? [{ domain: MICROSOFT_DOMAIN, version: 1 }] : [])],
+    opsetImports: [
+      { domain: '', version: OPSET_VERSION },
+      ...(usesMicrosoftDomain(graph) ? [{ domain: MICROSOFT_DOMAIN, version: 1 }] : []),
+    ],
     producerName: 'clip-classify-server make-test-model',
     producerVersion: String(GENERATOR_VERSION),
   };
@@ -79,8 +90,10 @@ export async function makeTestModel(options: MakeTestModelOptions): Promise<Mode
   const { out, onProgress } = options;
   const seed = options.seed ?? 0;
   const quantized = options.quantized ?? true;
-  if (!isPresetName(options.preset)) throw new TypeError(`Expected preset to be one of ${PRESET_NAMES.join(', ')}, got ${String(options.preset)}`);
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new TypeError(`Expected seed to be a non-negative integer, got ${seed}`);
+  if (!isPresetName(options.preset))
+    throw new TypeError(`Expected preset to be one of ${PRESET_NAMES.join(', ')}, got ${String(options.preset)}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new TypeError(`Expected seed to be a non-negative integer, got ${seed}`);
   const preset = PRESETS[options.preset];
 
   const files: WrittenFile[] = [];
@@ -98,7 +111,8 @@ export async function makeTestModel(options: MakeTestModelOptions): Promise<Mode
     'preprocessor_config.json': preprocessorConfigJson(preset),
     ...tokenizerFiles(loadClipVocabulary(), preset.text.maxPositionEmbeddings),
   };
-  for (const [name, content] of Object.entries(textFiles)) record(name, await writeTextFile(path.join(out, name), content));
+  for (const [name, content] of Object.entries(textFiles))
+    record(name, await writeTextFile(path.join(out, name), content));
 
   // Report weight progress in ~5% steps: per tensor would be thousands of calls for vit-b-32.
   let reportedShare = -1;
@@ -110,7 +124,8 @@ export async function makeTestModel(options: MakeTestModelOptions): Promise<Mode
   });
   const parameters = countParameters(preset);
   const drawn = [...weights.values()].reduce((sum, tensor) => sum + tensor.data.length, 0);
-  if (drawn !== parameters.total) throw new Error(`Drew ${drawn} parameters but ${preset.name} should have ${parameters.total}`);
+  if (drawn !== parameters.total)
+    throw new Error(`Drew ${drawn} parameters but ${preset.name} should have ${parameters.total}`);
   fileStarted = performance.now();
 
   const cache: QuantizationCache = new Map();
@@ -125,7 +140,10 @@ export async function makeTestModel(options: MakeTestModelOptions): Promise<Mode
     record(file, await writeOnnxModel(path.join(out, file), toOnnxModel(graph)));
     if (quantized) {
       const quantizedFile = `onnx/${name}_quantized.onnx`;
-      record(quantizedFile, await writeOnnxModel(path.join(out, quantizedFile), toOnnxModel(quantizeDynamic(graph, cache))));
+      record(
+        quantizedFile,
+        await writeOnnxModel(path.join(out, quantizedFile), toOnnxModel(quantizeDynamic(graph, cache))),
+      );
     }
   }
 

@@ -143,7 +143,12 @@ export class GraphBuilder {
 
   /** A small int64 constant (shapes, axes, indices); scalar when `dims` is []. */
   int64(values: readonly number[], dims: readonly number[] = [values.length]): string {
-    return this.#constant(DataType.Int64, BigInt64Array.from(values, (v) => BigInt(v)), dims, 'const_i64');
+    return this.#constant(
+      DataType.Int64,
+      BigInt64Array.from(values, (v) => BigInt(v)),
+      dims,
+      'const_i64',
+    );
   }
 
   /** A small float32 constant; scalar when `dims` is []. */
@@ -152,21 +157,38 @@ export class GraphBuilder {
   }
 
   /** Appends a node; returns its first output's name. */
-  op(opType: string, inputs: readonly string[], attributes: readonly Attribute[] = [], options: OpOptions = {}): string {
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attributes: readonly Attribute[] = [],
+    options: OpOptions = {},
+  ): string {
     const [first] = this.opMulti(opType, inputs, attributes, options);
     if (first === undefined) throw new Error(`${opType} has no outputs`);
     return first;
   }
 
   /** Appends a node; returns all its output names. */
-  opMulti(opType: string, inputs: readonly string[], attributes: readonly Attribute[] = [], options: OpOptions = {}): string[] {
+  opMulti(
+    opType: string,
+    inputs: readonly string[],
+    attributes: readonly Attribute[] = [],
+    options: OpOptions = {},
+  ): string[] {
     for (const input of inputs) {
       if (input !== '' && !this.#defined.has(input)) throw new Error(`${opType} input ${input} is not defined yet`);
     }
     const name = options.name ?? `${this.#scope}/${opType}_${this.#counter++}`;
     const outputs = options.outputs ?? [`${name}_output_0`];
     for (const output of outputs) this.#define(output);
-    this.#nodes.push({ name, opType, domain: options.domain ?? '', inputs: [...inputs], outputs, attributes: [...attributes] });
+    this.#nodes.push({
+      name,
+      opType,
+      domain: options.domain ?? '',
+      inputs: [...inputs],
+      outputs,
+      attributes: [...attributes],
+    });
     return outputs;
   }
 
@@ -181,7 +203,10 @@ export class GraphBuilder {
   }
 
   #constant(dataType: DataType, data: TensorData, dims: readonly number[], prefix: string): string {
-    if (elementCount(dims) !== data.length) throw new RangeError(`Constant of shape [${dims.join(', ')}] needs ${elementCount(dims)} values, got ${data.length}`);
+    if (elementCount(dims) !== data.length)
+      throw new RangeError(
+        `Constant of shape [${dims.join(', ')}] needs ${elementCount(dims)} values, got ${data.length}`,
+      );
     // One initializer per distinct value: 12 layers need the same reshape shapes and scales.
     const key = `${dataType}|${dims.join(',')}|${data.join(',')}`;
     const existing = this.#constants.get(key);

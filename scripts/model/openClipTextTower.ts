@@ -27,7 +27,13 @@ export interface TextTowerInputs {
 }
 
 /** Appends the tower; returns the name of the unnormalised embeddings [batch, projectionDim]. */
-export function addOpenClipTextTower(builder: GraphBuilder, weights: ClipWeights, preset: ClipPreset, kind: TextTowerKind, inputs: TextTowerInputs): string {
+export function addOpenClipTextTower(
+  builder: GraphBuilder,
+  weights: ClipWeights,
+  preset: ClipPreset,
+  kind: TextTowerKind,
+  inputs: TextTowerInputs,
+): string {
   const { text } = preset;
   const context = text.maxPositionEmbeddings;
   return builder.scoped('text_model', () => {
@@ -37,7 +43,11 @@ export function addOpenClipTextTower(builder: GraphBuilder, weights: ClipWeights
     // keep: float [B, S], 1 on real tokens (xlm-r: ids != pad; mclip: attention_mask).
     let keep: string | undefined;
     if (kind === 'xlm-r') {
-      keep = builder.op('Cast', [builder.op('Not', [builder.op('Equal', [ids64, builder.int64([inputs.padId], [])])])], [attr.int('to', DataType.Float)]);
+      keep = builder.op(
+        'Cast',
+        [builder.op('Not', [builder.op('Equal', [ids64, builder.int64([inputs.padId], [])])])],
+        [attr.int('to', DataType.Float)],
+      );
     } else if (kind === 'mclip') {
       if (inputs.attentionMask === undefined) throw new Error('the mclip text tower needs an attention_mask input');
       keep = builder.op('Cast', [inputs.attentionMask], [attr.int('to', DataType.Float)]);
@@ -69,7 +79,11 @@ export function addOpenClipTextTower(builder: GraphBuilder, weights: ClipWeights
     } else {
       // Mean over the real tokens: sum(hidden · keep) / sum(keep).
       const weightsPerToken = builder.op('Unsqueeze', [keep!, builder.int64([2])]);
-      const summed = builder.op('ReduceSum', [builder.op('Mul', [hidden, weightsPerToken]), builder.int64([1])], [attr.int('keepdims', 0)]);
+      const summed = builder.op(
+        'ReduceSum',
+        [builder.op('Mul', [hidden, weightsPerToken]), builder.int64([1])],
+        [attr.int('keepdims', 0)],
+      );
       const count = builder.op('ReduceSum', [keep!, builder.int64([1])], [attr.int('keepdims', 1)]);
       pooled = builder.op('Div', [summed, count]);
     }

@@ -40,15 +40,45 @@ export const PRESETS: Readonly<Record<PresetName, ClipPreset>> = {
   // Unit-test size: the real vocabulary and context, everything else as small as multi-head attention allows.
   tiny: {
     name: 'tiny',
-    vision: { hiddenSize: 32, intermediateSize: 64, numAttentionHeads: 2, numHiddenLayers: 2, imageSize: 224, patchSize: 32, numChannels: 3 },
-    text: { hiddenSize: 32, intermediateSize: 64, numAttentionHeads: 2, numHiddenLayers: 2, vocabSize: CLIP_VOCAB_SIZE, maxPositionEmbeddings: CLIP_CONTEXT_LENGTH },
+    vision: {
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numAttentionHeads: 2,
+      numHiddenLayers: 2,
+      imageSize: 224,
+      patchSize: 32,
+      numChannels: 3,
+    },
+    text: {
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numAttentionHeads: 2,
+      numHiddenLayers: 2,
+      vocabSize: CLIP_VOCAB_SIZE,
+      maxPositionEmbeddings: CLIP_CONTEXT_LENGTH,
+    },
     projectionDim: 16,
   },
   // openai/clip-vit-base-patch32.
   'vit-b-32': {
     name: 'vit-b-32',
-    vision: { hiddenSize: 768, intermediateSize: 3072, numAttentionHeads: 12, numHiddenLayers: 12, imageSize: 224, patchSize: 32, numChannels: 3 },
-    text: { hiddenSize: 512, intermediateSize: 2048, numAttentionHeads: 8, numHiddenLayers: 12, vocabSize: CLIP_VOCAB_SIZE, maxPositionEmbeddings: CLIP_CONTEXT_LENGTH },
+    vision: {
+      hiddenSize: 768,
+      intermediateSize: 3072,
+      numAttentionHeads: 12,
+      numHiddenLayers: 12,
+      imageSize: 224,
+      patchSize: 32,
+      numChannels: 3,
+    },
+    text: {
+      hiddenSize: 512,
+      intermediateSize: 2048,
+      numAttentionHeads: 8,
+      numHiddenLayers: 12,
+      vocabSize: CLIP_VOCAB_SIZE,
+      maxPositionEmbeddings: CLIP_CONTEXT_LENGTH,
+    },
     projectionDim: 512,
   },
   // Slow by design, small on disk: an image tower of 2.8 GFLOP per image (a third of ViT-B/32's; attention over 785
@@ -56,8 +86,23 @@ export const PRESETS: Readonly<Record<PresetName, ClipPreset>> = {
   // inference run must take a while but a model of real size would only add minutes of loading.
   slow: {
     name: 'slow',
-    vision: { hiddenSize: 64, intermediateSize: 256, numAttentionHeads: 2, numHiddenLayers: 12, imageSize: 224, patchSize: 8, numChannels: 3 },
-    text: { hiddenSize: 32, intermediateSize: 64, numAttentionHeads: 2, numHiddenLayers: 2, vocabSize: CLIP_VOCAB_SIZE, maxPositionEmbeddings: CLIP_CONTEXT_LENGTH },
+    vision: {
+      hiddenSize: 64,
+      intermediateSize: 256,
+      numAttentionHeads: 2,
+      numHiddenLayers: 12,
+      imageSize: 224,
+      patchSize: 8,
+      numChannels: 3,
+    },
+    text: {
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numAttentionHeads: 2,
+      numHiddenLayers: 2,
+      vocabSize: CLIP_VOCAB_SIZE,
+      maxPositionEmbeddings: CLIP_CONTEXT_LENGTH,
+    },
     projectionDim: 16,
   },
 };
@@ -99,7 +144,10 @@ export function countParameters(preset: ClipPreset): ParameterCounts {
     encoderParameters(vision) +
     2 * vision.hiddenSize; // post_layernorm
   const textModel =
-    text.vocabSize * text.hiddenSize + text.maxPositionEmbeddings * text.hiddenSize + encoderParameters(text) + 2 * text.hiddenSize;
+    text.vocabSize * text.hiddenSize +
+    text.maxPositionEmbeddings * text.hiddenSize +
+    encoderParameters(text) +
+    2 * text.hiddenSize;
   const visualProjection = vision.hiddenSize * projectionDim;
   const textProjection = text.hiddenSize * projectionDim;
   return {

@@ -36,7 +36,8 @@ const WEIGHT_RANGE = 63;
 /** Per-column (`perRow` false) or per-row symmetric int8 quantisation (±{@link WEIGHT_RANGE}) of a 2-D float tensor. */
 function quantizeSymmetric(tensor: Tensor, perRow: boolean): Quantized {
   const [rows, columns] = tensor.dims;
-  if (rows === undefined || columns === undefined || tensor.dims.length !== 2) throw new Error(`Expected a 2-D weight, got ${tensor.name} [${tensor.dims.join(', ')}]`);
+  if (rows === undefined || columns === undefined || tensor.dims.length !== 2)
+    throw new Error(`Expected a 2-D weight, got ${tensor.name} [${tensor.dims.join(', ')}]`);
   const data = tensor.data as Float32Array;
   const groups = perRow ? rows : columns;
   const maxAbs = new Float32Array(groups);
@@ -59,7 +60,16 @@ function quantizeSymmetric(tensor: Tensor, perRow: boolean): Quantized {
   return {
     values: { name: `${tensor.name}_quantized`, dataType: DataType.Int8, dims: [rows, columns], data: values },
     scale: { name: `${tensor.name}_scale`, dataType: DataType.Float, dims: [groups], data: scale },
-    ...(perRow ? {} : { zeroPoint: { name: `${tensor.name}_zero_point`, dataType: DataType.Int8, dims: [groups], data: new Int8Array(groups) } }),
+    ...(perRow
+      ? {}
+      : {
+          zeroPoint: {
+            name: `${tensor.name}_zero_point`,
+            dataType: DataType.Int8,
+            dims: [groups],
+            data: new Int8Array(groups),
+          },
+        }),
   };
 }
 
@@ -98,7 +108,8 @@ export function quantizeDynamic(graph: Graph, cache: QuantizationCache = new Map
   const extra: Tensor[] = [];
   const lastAxisName = 'quantization_unsqueeze_axes';
   const lastAxis = (): string => {
-    if (!extra.some((t) => t.name === lastAxisName)) extra.push({ name: lastAxisName, dataType: DataType.Int64, dims: [1], data: BigInt64Array.of(-1n) });
+    if (!extra.some((t) => t.name === lastAxisName))
+      extra.push({ name: lastAxisName, dataType: DataType.Int64, dims: [1], data: BigInt64Array.of(-1n) });
     return lastAxisName;
   };
 
@@ -113,30 +124,79 @@ export function quantizeDynamic(graph: Graph, cache: QuantizationCache = new Map
       const next = consumers.get(output);
       const add = next?.length === 1 && !graphOutputs.has(output) && next[0]?.opType === 'Add' ? next[0] : undefined;
       const bias = add?.inputs.find((input) => input !== output);
-      const fuseBias = add !== undefined && isFloatInitializer(graph, bias, 1) && graph.initializers.get(bias)?.dims[0] === q.values.dims[1];
+      const fuseBias =
+        add !== undefined &&
+        isFloatInitializer(graph, bias, 1) &&
+        graph.initializers.get(bias)?.dims[0] === q.values.dims[1];
       if (fuseBias) removed.add(add);
       nodes.push({
         name: `${node.name}_quant`,
         opType: 'DynamicQuantizeMatMul',
         domain: MICROSOFT_DOMAIN,
-        inputs: [a, q.values.name, q.scale.name, q.zeroPoint?.name ?? '', ...(fuseBias && bias !== undefined ? [bias] : [])],
+        inputs: [
+          a,
+          q.values.name,
+          q.scale.name,
+          q.zeroPoint?.name ?? '',
+          ...(fuseBias && bias !== undefined ? [bias] : []),
+        ],
         outputs: fuseBias ? [...add.outputs] : [...node.outputs],
         attributes: [],
       });
       continue;
     }
     const axis = node.attributes.find((attribute) => attribute.name === 'axis');
-    if (node.opType === 'Gather' && isFloatInitializer(graph, a, 2) && b !== undefined && (axis === undefined || axis.value === 0)) {
+    if (
+      node.opType === 'Gather' &&
+      isFloatInitializer(graph, a, 2) &&
+      b !== undefined &&
+      (axis === undefined || axis.value === 0)
+    ) {
       const q = quantized(a, true);
       const rows = `${node.name}_quantized_rows`;
       const rowScale = `${node.name}_row_scale`;
       const output = node.outputs[0] ?? '';
       nodes.push(
-        { name: `${node.name}_quant`, opType: 'Gather', domain: '', inputs: [q.values.name, b], outputs: [rows], attributes: [attr.int('axis', 0)] },
-        { name: `${node.name}_scale`, opType: 'Gather', domain: '', inputs: [q.scale.name, b], outputs: [rowScale], attributes: [attr.int('axis', 0)] },
-        { name: `${node.name}_cast`, opType: 'Cast', domain: '', inputs: [rows], outputs: [`${rows}_float`], attributes: [attr.int('to', DataType.Float)] },
-        { name: `${node.name}_unsqueeze`, opType: 'Unsqueeze', domain: '', inputs: [rowScale, lastAxis()], outputs: [`${rowScale}_unsqueezed`], attributes: [] },
-        { name: `${node.name}_dequantize`, opType: 'Mul', domain: '', inputs: [`${rows}_float`, `${rowScale}_unsqueezed`], outputs: [output], attributes: [] },
+        {
+          name: `${node.name}_quant`,
+          opType: 'Gather',
+          domain: '',
+          inputs: [q.values.name, b],
+          outputs: [rows],
+          attributes: [attr.int('axis', 0)],
+        },
+        {
+          name: `${node.name}_scale`,
+          opType: 'Gather',
+          domain: '',
+          inputs: [q.scale.name, b],
+          outputs: [rowScale],
+          attributes: [attr.int('axis', 0)],
+        },
+        {
+          name: `${node.name}_cast`,
+          opType: 'Cast',
+          domain: '',
+          inputs: [rows],
+          outputs: [`${rows}_float`],
+          attributes: [attr.int('to', DataType.Float)],
+        },
+        {
+          name: `${node.name}_unsqueeze`,
+          opType: 'Unsqueeze',
+          domain: '',
+          inputs: [rowScale, lastAxis()],
+          outputs: [`${rowScale}_unsqueezed`],
+          attributes: [],
+        },
+        {
+          name: `${node.name}_dequantize`,
+          opType: 'Mul',
+          domain: '',
+          inputs: [`${rows}_float`, `${rowScale}_unsqueezed`],
+          outputs: [output],
+          attributes: [],
+        },
       );
       continue;
     }

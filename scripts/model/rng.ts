@@ -39,7 +39,8 @@ function splitmix32(state: { s: number }): number {
  * The core is sfc32 (small fast chaotic, PractRand-clean), which is plenty for weight init.
  */
 export function createRng(seed: number, name: string): Rng {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new TypeError(`Expected seed to be a non-negative integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new TypeError(`Expected seed to be a non-negative integer, got ${seed}`);
   // Fold the high bits in too, so seeds 0 and 2^32 differ.
   const mixer = { s: hashStream((seed ^ Math.floor(seed / 2 ** 32)) >>> 0, name) };
   let a = splitmix32(mixer);

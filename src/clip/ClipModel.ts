@@ -103,7 +103,13 @@ export class ClipModel {
   /** The last prompt waiting to be tokenized (see #tokenize). */
   #tokenizeTurn: Promise<unknown> = Promise.resolve();
 
-  private constructor(options: ClipModelOptions, loaded: Loaded, scoring: ResolvedScoring, embeddingSize: number, sessionBytes: number) {
+  private constructor(
+    options: ClipModelOptions,
+    loaded: Loaded,
+    scoring: ResolvedScoring,
+    embeddingSize: number,
+    sessionBytes: number,
+  ) {
     this.sessionBytes = sessionBytes;
     this.#options = options;
     this.name = options.name;
@@ -160,11 +166,20 @@ export class ClipModel {
     const spec = await loadModelSpec(options.dir, options.precision);
     const graphs = await loadGraphs(spec, options.session, options.visionReplicas, options.logger, options.name);
     const warmStarted = performance.now();
-    options.logger.info({ model: options.name, loadMs: Math.round(warmStarted - loadStarted) }, 'model loaded; warming up');
+    options.logger.info(
+      { model: options.name, loadMs: Math.round(warmStarted - loadStarted) },
+      'model loaded; warming up',
+    );
     try {
       const loaded = await describeTowers(spec, graphs);
       const scoring = await resolveModelScoring(spec, loaded, options);
-      const log = { model: options.name, layout: spec.layout, scoring: scoring.scoring.kind, logitScale: scoring.scoring.logitScale, logitScaleSource: scoring.scaleSource };
+      const log = {
+        model: options.name,
+        layout: spec.layout,
+        scoring: scoring.scoring.kind,
+        logitScale: scoring.scoring.logitScale,
+        logitScaleSource: scoring.scaleSource,
+      };
       if (scoring.scaleSource === 'default') {
         options.logger.warn(
           log,
@@ -172,7 +187,10 @@ export class ClipModel {
         );
       }
       if (scoring.scoring.kind === 'sigmoid' && options.logitScale !== undefined) {
-        options.logger.info(log, 'LOGIT_SCALE does not apply to this sigmoid-scored (SigLIP) model; its per-model logitScale option does');
+        options.logger.info(
+          log,
+          'LOGIT_SCALE does not apply to this sigmoid-scored (SigLIP) model; its per-model logitScale option does',
+        );
       }
       const probe = (await loaded.visions[0]!.embed([new Float32Array(loaded.visions[0]!.pixelCount)]))[0]!;
       if (spec.embeddingSize !== undefined && spec.embeddingSize !== probe.length && spec.layout === 'immich') {
@@ -184,9 +202,15 @@ export class ClipModel {
       const model = new ClipModel(options, loaded, scoring, probe.length, await sessionBytesOf(graphs));
       const warm = await model.#runText([loaded.tokenizer.encode('warm up')]);
       if (warm[0]!.length !== probe.length) {
-        throw new AppError(ErrorCode.ModelUnavailable, `${spec.dir}: the text graph gives ${warm[0]!.length}-d embeddings, the image graph ${probe.length}-d`);
+        throw new AppError(
+          ErrorCode.ModelUnavailable,
+          `${spec.dir}: the text graph gives ${warm[0]!.length}-d embeddings, the image graph ${probe.length}-d`,
+        );
       }
-      options.logger.info({ model: options.name, warmMs: Math.round(performance.now() - warmStarted) }, 'model warmed up');
+      options.logger.info(
+        { model: options.name, warmMs: Math.round(performance.now() - warmStarted) },
+        'model warmed up',
+      );
       return model;
     } catch (error) {
       await releaseGraphs(graphs);
@@ -208,7 +232,12 @@ export class ClipModel {
   }
 
   /** Per image, the probability of each label. */
-  async classify(images: readonly Uint8Array[], labels: readonly string[], prompt: PromptConfig, signal?: AbortSignal): Promise<number[][]> {
+  async classify(
+    images: readonly Uint8Array[],
+    labels: readonly string[],
+    prompt: PromptConfig,
+    signal?: AbortSignal,
+  ): Promise<number[][]> {
     const templates = templatesOf(prompt);
     const classEmbeddings = (async () => {
       // A chunk of labels at a time: 1000 classes × 100 templates of 1000 characters would otherwise be
@@ -216,7 +245,13 @@ export class ClipModel {
       const embeddings: Float32Array[] = [];
       for (let start = 0; start < labels.length; start += LABELS_IN_FLIGHT) {
         const chunk = labels.slice(start, start + LABELS_IN_FLIGHT);
-        embeddings.push(...(await Promise.all(chunk.map(async (label) => ensemble(await Promise.all(templates.map((t) => this.embedPrompt(applyTemplate(t, label)))))))));
+        embeddings.push(
+          ...(await Promise.all(
+            chunk.map(async (label) =>
+              ensemble(await Promise.all(templates.map((t) => this.embedPrompt(applyTemplate(t, label))))),
+            ),
+          )),
+        );
       }
       return embeddings;
     })();
@@ -248,7 +283,9 @@ export class ClipModel {
    * per event-loop turn, in order, so requests, health checks and websockets are served in between (issue 5).
    */
   #tokenize(prompt: string): Promise<number[]> {
-    const ids = this.#tokenizeTurn.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(() => this.#tokenizer.encode(prompt));
+    const ids = this.#tokenizeTurn
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => this.#tokenizer.encode(prompt));
     this.#tokenizeTurn = ids.catch(() => undefined);
     return ids;
   }
@@ -261,13 +298,20 @@ export class ClipModel {
       async () => {
         const options: PreprocessOptions = {
           field: `images[${index}]`,
-          ...(this.#options.exactResizeMaxPixels === undefined ? {} : { exactResizeMaxPixels: this.#options.exactResizeMaxPixels }),
+          ...(this.#options.exactResizeMaxPixels === undefined
+            ? {}
+            : { exactResizeMaxPixels: this.#options.exactResizeMaxPixels }),
         };
         const pool = this.#options.preprocessPool;
         const pixels = await this.#preprocessLimit(() =>
           // The job keeps its bytes (retries, other models), so the pool copies them rather than taking them.
-          (pool ? pool.preprocess(bytes, this.#spec.image, this.#options.imageLimits, options) : preprocessImage(bytes, this.#spec.image, this.#options.imageLimits, options)).catch((error: unknown) => {
-            throw isAppError(error) ? error : new AppError(ErrorCode.BadUserInput, `images[${index}] could not be decoded`, { cause: error });
+          (pool
+            ? pool.preprocess(bytes, this.#spec.image, this.#options.imageLimits, options)
+            : preprocessImage(bytes, this.#spec.image, this.#options.imageLimits, options)
+          ).catch((error: unknown) => {
+            throw isAppError(error)
+              ? error
+              : new AppError(ErrorCode.BadUserInput, `images[${index}] could not be decoded`, { cause: error });
           }),
         );
         // A cached promise is shared by later jobs, so it must not die with this job's signal.
@@ -343,7 +387,13 @@ interface Loaded {
 
 type ResolvedScoring = ReturnType<typeof resolveScoring>;
 
-async function loadGraphs(spec: ModelSpec, session: OnnxSessionOptions, visionReplicas: number | undefined, logger: Logger, name: string): Promise<Graphs> {
+async function loadGraphs(
+  spec: ModelSpec,
+  session: OnnxSessionOptions,
+  visionReplicas: number | undefined,
+  logger: Logger,
+  name: string,
+): Promise<Graphs> {
   const files = spec.graphs;
   if (files.kind === 'towers') {
     // The replicas share the threads (one two-threaded copy, or two single-threaded ones, on 2 cores), so the plan
@@ -352,12 +402,18 @@ async function loadGraphs(spec: ModelSpec, session: OnnxSessionOptions, visionRe
       visionReplicas === undefined
         ? await declaredInputs(files.vision).catch((error: unknown) => {
             // ONNX Runtime has the last word on the file: if it loads it, one copy on every thread is always right.
-            logger.warn({ model: name, err: error }, 'could not read the image graph inputs ahead of loading; running one copy of it');
+            logger.warn(
+              { model: name, err: error },
+              'could not read the image graph inputs ahead of loading; running one copy of it',
+            );
             return [];
           })
         : [];
     const plan = planVisionReplicas(visionReplicas, session.intraOpThreads, inputs);
-    logger.info({ model: name, visionReplicas: plan.replicas, threadsEach: plan.threadsEach, reason: plan.reason }, 'image tower replicas');
+    logger.info(
+      { model: name, visionReplicas: plan.replicas, threadsEach: plan.threadsEach, reason: plan.reason },
+      'image tower replicas',
+    );
     const visionSession = { ...session, intraOpThreads: plan.threadsEach };
     // All settle before anything is decided: a tower still loading in its worker when another failed would
     // outlive the model, and a process exiting under a busy worker aborts in native code (issue 5).
@@ -385,9 +441,15 @@ async function releaseGraphs(graphs: Graphs): Promise<void> {
 
 /** The graph files behind the sessions, with the external weights of graphs over 2 GB (`model.onnx_data`). */
 async function sessionBytesOf(graphs: Graphs): Promise<number> {
-  const sizeOf = (file: string): Promise<number> => stat(file).then((s) => s.size, () => 0);
+  const sizeOf = (file: string): Promise<number> =>
+    stat(file).then(
+      (s) => s.size,
+      () => 0,
+    );
   const sessions = [...new Set([graphs.text, ...graphs.visions])];
-  const sizes = await Promise.all(sessions.map(async (graph) => (await sizeOf(graph.path)) + (await sizeOf(`${graph.path}_data`))));
+  const sizes = await Promise.all(
+    sessions.map(async (graph) => (await sizeOf(graph.path)) + (await sizeOf(`${graph.path}_data`))),
+  );
   return sizes.reduce((a, b) => a + b, 0);
 }
 
@@ -405,11 +467,24 @@ async function describeTowers(spec: ModelSpec, graphs: Graphs): Promise<Loaded> 
   const also = spec.embeddingOutputs ?? { image: [], text: [] };
   const text = new TextTower(
     graphs.text,
-    combined ? () => ({ pixel_values: { kind: 'float', data: new Float32Array(pixelCount(spec.image)), dims: [1, 3, crop.height, crop.width] } }) : undefined,
+    combined
+      ? () => ({
+          pixel_values: {
+            kind: 'float',
+            data: new Float32Array(pixelCount(spec.image)),
+            dims: [1, 3, crop.height, crop.width],
+          },
+        })
+      : undefined,
     also.text,
   );
-  const visions = graphs.visions.map((graph) => new ImageTower(graph, crop, combined ? () => textForImages!.feeds([minimalIds]) : undefined, also.image));
-  const { contextLength, clean } = spec.text.resolve({ fixedLength: text.fixedLength, takesAttentionMask: text.maskInput !== undefined });
+  const visions = graphs.visions.map(
+    (graph) => new ImageTower(graph, crop, combined ? () => textForImages!.feeds([minimalIds]) : undefined, also.image),
+  );
+  const { contextLength, clean } = spec.text.resolve({
+    fixedLength: text.fixedLength,
+    takesAttentionMask: text.maskInput !== undefined,
+  });
   const tokenizer = await loadTextTokenizer(spec.text.tokenizerDir, { contextLength, clean });
   text.setPadding(tokenizer.padId, spec.text.padToContext ? tokenizer.contextLength : undefined);
   textForImages = text;
@@ -418,10 +493,24 @@ async function describeTowers(spec: ModelSpec, graphs: Graphs): Promise<Loaded> 
 }
 
 /** The scoring from the candidates in order (see resolveScoring); the combined graph is measured only when it can decide. */
-async function resolveModelScoring(spec: ModelSpec, loaded: Loaded, options: ClipModelOptions): Promise<ResolvedScoring> {
+async function resolveModelScoring(
+  spec: ModelSpec,
+  loaded: Loaded,
+  options: ClipModelOptions,
+): Promise<ResolvedScoring> {
   const needsMeasure =
-    options.modelScoring?.logitScale === undefined && (spec.scoring === 'sigmoid' || options.logitScale === undefined) && loaded.graphs.combinedPath !== undefined;
-  const measured = needsMeasure ? await measureLogitScale(loaded.graphs.combinedPath!, spec.image, loaded.tokenizer, options.session, spec.scoring === 'sigmoid') : null;
+    options.modelScoring?.logitScale === undefined &&
+    (spec.scoring === 'sigmoid' || options.logitScale === undefined) &&
+    loaded.graphs.combinedPath !== undefined;
+  const measured = needsMeasure
+    ? await measureLogitScale(
+        loaded.graphs.combinedPath!,
+        spec.image,
+        loaded.tokenizer,
+        options.session,
+        spec.scoring === 'sigmoid',
+      )
+    : null;
   return resolveScoring({
     kind: spec.scoring,
     model: options.name,
@@ -472,9 +561,17 @@ async function measureLogitScale(
     if (!graph.hasOutput('logits_per_image')) return null;
     const pixels = new Float32Array(pixelCount(pre));
     for (let i = 0; i < pixels.length; i++) pixels[i] = Math.sin(i * 0.37);
-    const prompts = [tokenizer.encode('a photo of a cat.'), tokenizer.encode('a diagram'), tokenizer.encode('x'), tokenizer.encode('two dogs playing in the snow')];
+    const prompts = [
+      tokenizer.encode('a photo of a cat.'),
+      tokenizer.encode('a diagram'),
+      tokenizer.encode('x'),
+      tokenizer.encode('two dogs playing in the snow'),
+    ];
     const out = await graph.run(
-      { pixel_values: { kind: 'float', data: pixels, dims: [1, 3, pre.cropHeight, pre.cropWidth] }, ...textFeeds(prompts, tokenizer.padId) },
+      {
+        pixel_values: { kind: 'float', data: pixels, dims: [1, 3, pre.cropHeight, pre.cropWidth] },
+        ...textFeeds(prompts, tokenizer.padId),
+      },
       ['logits_per_image', 'image_embeds', 'text_embeds'],
     );
     const image = splitRows(out.image_embeds!.data, 1)[0]!;
@@ -492,7 +589,9 @@ async function measureLogitScale(
         sxx += (x - mx) ** 2;
       });
       const scale = sxy / sxx;
-      return sxx > 1e-10 && Number.isFinite(scale) && scale > 0 ? { logitScale: scale, logitBias: my - scale * mx } : null;
+      return sxx > 1e-10 && Number.isFinite(scale) && scale > 0
+        ? { logitScale: scale, logitBias: my - scale * mx }
+        : null;
     }
     // Least squares over the prompts: logits = s · cos, robust when one cosine is near 0.
     let num = 0;

@@ -119,7 +119,8 @@ export class ClipService {
     this.#options = options;
     this.#clock = options.clock ?? Date.now;
     const idle = options.idleStopSeconds ?? 0;
-    if (!Number.isFinite(idle) || idle < 0) throw new TypeError(`Expected idleStopSeconds to be a number >= 0, got ${idle}`);
+    if (!Number.isFinite(idle) || idle < 0)
+      throw new TypeError(`Expected idleStopSeconds to be a number >= 0, got ${idle}`);
     const workers = options.inference.preprocessWorkers ?? 0;
     this.#preprocessPool = workers > 0 ? new PreprocessPool({ size: workers }) : undefined;
     this.defaultModelName = defaultNameOf(options.defaultModel);
@@ -181,7 +182,9 @@ export class ClipService {
     if (slot.load === 'lazy') return;
     await slot.start();
     if (slot.status === 'failed') {
-      throw new Error(`The default model ${this.defaultModelName} could not be loaded: ${slot.info().error}`, { cause: slot.failure });
+      throw new Error(`The default model ${this.defaultModelName} could not be loaded: ${slot.info().error}`, {
+        cause: slot.failure,
+      });
     }
   }
 
@@ -199,7 +202,13 @@ export class ClipService {
       // the catalogue already gives them.
       const scaleKnown = modelOptions.logitScale !== undefined || known?.logitScale !== undefined;
       const dir =
-        source.kind === 'local' ? source.path : await fetchModelFiles(source, precision, { ...hub, logger, withCombined: scaleKnown ? false : 'for-siglip' });
+        source.kind === 'local'
+          ? source.path
+          : await fetchModelFiles(source, precision, {
+              ...hub,
+              logger,
+              withCombined: scaleKnown ? false : 'for-siglip',
+            });
       onLoading();
       const model = await ClipModel.load({
         name,
@@ -227,7 +236,8 @@ export class ClipService {
         modelScoring: modelOptions,
         known: known === undefined ? undefined : { logitScale: known.logitScale, logitBias: known.logitBias },
         logger: logger.child({ model: name }),
-        onBatch: (kind, size, durationMs) => this.events.emit('batchCompleted', { model: name, kind, size, durationMs }),
+        onBatch: (kind, size, durationMs) =>
+          this.events.emit('batchCompleted', { model: name, kind, size, durationMs }),
         onCacheLookup: (kind, hit) => this.events.emit('cacheLookup', { model: name, kind, hit }),
       });
       logger.info(
@@ -238,7 +248,9 @@ export class ClipService {
           scoring: model.scoring.kind,
           logitScale: model.logitScale,
           logitScaleSource: model.logitScaleSource,
-          ...(model.logitBias === undefined ? {} : { logitBias: model.logitBias, logitBiasSource: model.logitBiasSource }),
+          ...(model.logitBias === undefined
+            ? {}
+            : { logitBias: model.logitBias, logitBiasSource: model.logitBiasSource }),
         },
         'model ready',
       );
@@ -312,7 +324,11 @@ export class ClipService {
     const idleMs = (this.#options.idleStopSeconds ?? 0) * 1000;
     if (idleMs <= 0 || this.#stopping) return [];
     const idle = [...this.#slots.values()].filter((slot) => slot.status === 'ready' && slot.idleMs() >= idleMs);
-    for (const slot of idle) this.#options.logger.info({ model: slot.name, idleSeconds: Math.round(slot.idleMs() / 1000) }, 'stopping an idle model');
+    for (const slot of idle)
+      this.#options.logger.info(
+        { model: slot.name, idleSeconds: Math.round(slot.idleMs() / 1000) },
+        'stopping an idle model',
+      );
     await Promise.all(idle.map((slot) => slot.stop()));
     return idle.map((slot) => slot.name);
   }
@@ -333,7 +349,9 @@ export class ClipService {
       case 'uninitialized':
       case 'starting':
       case 'loading':
-        return slot.hasRun || slot.load === 'lazy' ? { ready: true, reason: null } : { ready: false, reason: `loading the default model ${info.name}` };
+        return slot.hasRun || slot.load === 'lazy'
+          ? { ready: true, reason: null }
+          : { ready: false, reason: `loading the default model ${info.name}` };
       case 'failed':
         return { ready: false, reason: `the default model ${info.name} failed to load: ${info.error}` };
       default:
@@ -356,7 +374,9 @@ export class ClipService {
   async classify(request: ClassifyRequest): Promise<ClassifyResult> {
     const slot = this.#slotFor(request.model);
     return this.#inferring(slot.name, request.signal, () =>
-      slot.use(async (model) => ({ probabilities: await model.classify(request.images, request.labels, request.prompt, request.signal) })),
+      slot.use(async (model) => ({
+        probabilities: await model.classify(request.images, request.labels, request.prompt, request.signal),
+      })),
     );
   }
 
@@ -366,10 +386,12 @@ export class ClipService {
    */
   async embedImages(request: EmbedImagesRequest): Promise<EmbeddingVectors> {
     const slot = this.#slotFor(request.model);
-    return this.#inferring(slot.name, request.signal, () => slot.use(async (model) => {
-      const vectors = await Promise.all(request.images.map((bytes, i) => model.embedImage(bytes, i, request.signal)));
-      return { embeddings: vectors.map(toVector) };
-    }));
+    return this.#inferring(slot.name, request.signal, () =>
+      slot.use(async (model) => {
+        const vectors = await Promise.all(request.images.map((bytes, i) => model.embedImage(bytes, i, request.signal)));
+        return { embeddings: vectors.map(toVector) };
+      }),
+    );
   }
 
   /**
@@ -379,28 +401,30 @@ export class ClipService {
   async embedTexts(request: EmbedTextsRequest): Promise<EmbeddingVectors> {
     const slot = this.#slotFor(request.model);
     const templates = embeddingTemplatesOf(request.prompt);
-    return this.#inferring(slot.name, request.signal, () => slot.use(async (model) => {
-      const embeddings: number[][] = [];
-      let tokens = 0;
-      // A chunk at a time, as classify does for labels: bounded prompt strings and promises in flight.
-      for (let start = 0; start < request.texts.length; start += TEXTS_IN_FLIGHT) {
-        request.signal?.throwIfAborted();
-        const chunk = request.texts.slice(start, start + TEXTS_IN_FLIGHT);
-        const vectors = await Promise.all(
-          chunk.map(async (text) => {
-            const prompts = templates.map((template) => applyTemplate(template, text));
-            const [vectors, counts] = await Promise.all([
-              Promise.all(prompts.map((prompt) => model.embedPrompt(prompt))),
-              Promise.all(prompts.map((prompt) => model.countTokens(prompt))),
-            ]);
-            for (const count of counts) tokens += count;
-            return ensemble(vectors);
-          }),
-        );
-        for (const vector of vectors) embeddings.push(toVector(vector));
-      }
-      return { embeddings, tokens };
-    }));
+    return this.#inferring(slot.name, request.signal, () =>
+      slot.use(async (model) => {
+        const embeddings: number[][] = [];
+        let tokens = 0;
+        // A chunk at a time, as classify does for labels: bounded prompt strings and promises in flight.
+        for (let start = 0; start < request.texts.length; start += TEXTS_IN_FLIGHT) {
+          request.signal?.throwIfAborted();
+          const chunk = request.texts.slice(start, start + TEXTS_IN_FLIGHT);
+          const vectors = await Promise.all(
+            chunk.map(async (text) => {
+              const prompts = templates.map((template) => applyTemplate(template, text));
+              const [vectors, counts] = await Promise.all([
+                Promise.all(prompts.map((prompt) => model.embedPrompt(prompt))),
+                Promise.all(prompts.map((prompt) => model.countTokens(prompt))),
+              ]);
+              for (const count of counts) tokens += count;
+              return ensemble(vectors);
+            }),
+          );
+          for (const vector of vectors) embeddings.push(toVector(vector));
+        }
+        return { embeddings, tokens };
+      }),
+    );
   }
 
   /** The slot of the model a request names; BAD_USER_INPUT when unknown. */

@@ -67,7 +67,12 @@ export class ModelSlot {
 
   info(): ModelInfo {
     const state = this.#state;
-    return { ...this.#info, status: this.status, error: state.phase === 'failed' ? state.error : null, load: this.load };
+    return {
+      ...this.#info,
+      status: this.status,
+      error: state.phase === 'failed' ? state.error : null,
+      load: this.load,
+    };
   }
 
   /** Why the last start failed, as thrown (for the operator's log and start()'s cause); undefined unless failed. */
@@ -236,7 +241,11 @@ export class ModelSlot {
         case 'stopping':
         case 'uninitialized':
         case 'stopped':
-          if (this.#closed) throw new AppError(ErrorCode.ShuttingDown, `The model ${this.name} is not available: the server is shutting down`);
+          if (this.#closed)
+            throw new AppError(
+              ErrorCode.ShuttingDown,
+              `The model ${this.name} is not available: the server is shutting down`,
+            );
           await this.start();
           continue;
         default:

@@ -100,7 +100,8 @@ export const CATALOGUE: readonly CatalogueEntry[] = Object.freeze([
     embeddingSize: 768,
     logitScale: 100,
     logitBias: undefined,
-    description: "OpenAI CLIP ViT-L/14 (224 px, 768-d embeddings); the most accurate and much the slowest. FES's clip-vit-large-patch14.",
+    description:
+      "OpenAI CLIP ViT-L/14 (224 px, 768-d embeddings); the most accurate and much the slowest. FES's clip-vit-large-patch14.",
   },
   {
     name: 'xlm-roberta-base-vit-b-32',
@@ -185,7 +186,8 @@ export const CATALOGUE: readonly CatalogueEntry[] = Object.freeze([
     // Read at load from the export's combined onnx/model.onnx, which computes its logits with the trained pair.
     logitScale: undefined,
     logitBias: undefined,
-    description: "SigLIP ViT-B/16 224 px in Hugging Face's layout (the export transformers.js loads), sigmoid scoring with the trained scale and bias read from its combined graph.",
+    description:
+      "SigLIP ViT-B/16 224 px in Hugging Face's layout (the export transformers.js loads), sigmoid scoring with the trained scale and bias read from its combined graph.",
   },
   {
     name: 'xlm-roberta-large-vit-b-16plus',
@@ -197,7 +199,8 @@ export const CATALOGUE: readonly CatalogueEntry[] = Object.freeze([
     embeddingSize: 640,
     logitScale: 100,
     logitBias: undefined,
-    description: 'M-CLIP XLM-Roberta-Large-Vit-B-16Plus: multilingual text tower (input_ids + attention_mask) with OpenCLIP ViT-B-16-plus-240.',
+    description:
+      'M-CLIP XLM-Roberta-Large-Vit-B-16Plus: multilingual text tower (input_ids + attention_mask) with OpenCLIP ViT-B-16-plus-240.',
   },
 ]);
 
@@ -212,7 +215,9 @@ export function normaliseModelName(name: string): string {
  */
 export function findCatalogueEntry(nameOrRepo: string): CatalogueEntry | undefined {
   const key = normaliseModelName(nameOrRepo);
-  return CATALOGUE.find((entry) => entry.name === key || entry.aliases.includes(key) || normaliseModelName(entry.repo) === key);
+  return CATALOGUE.find(
+    (entry) => entry.name === key || entry.aliases.includes(key) || normaliseModelName(entry.repo) === key,
+  );
 }
 
 // One part of a hub id: what huggingface_hub's validate_repo_id accepts (word chars, '-', '.'; at most 96;
@@ -233,7 +238,9 @@ export function isValidRepoId(repo: string): boolean {
 
 /** True for revisions (branch, tag, commit, `refs/pr/1`) that are safe in a URL and a cache path. */
 export function isValidRevision(revision: string): boolean {
-  return revision.length <= 255 && REVISION.test(revision) && !revision.split('/').some((s) => s === '.' || s.includes('..'));
+  return (
+    revision.length <= 255 && REVISION.test(revision) && !revision.split('/').some((s) => s === '.' || s.includes('..'))
+  );
 }
 
 /** Options of {@link resolveModelSource}. */

@@ -3,7 +3,12 @@ export { ClipService } from './ClipService.js';
 export type { LoadPolicy } from '../config.js';
 export type { ClipServiceOptions, ClipEvents, HubSettings, InferenceSettings } from './ClipService.js';
 export type { GraphOptimizationLevel } from './runtime/onnx.js';
-export { EXECUTION_PROVIDERS, ExecutionProviderUnavailableError, howToInstall, INSTALL_CUDA_COMMAND } from './runtime/executionProviders.js';
+export {
+  EXECUTION_PROVIDERS,
+  ExecutionProviderUnavailableError,
+  howToInstall,
+  INSTALL_CUDA_COMMAND,
+} from './runtime/executionProviders.js';
 export type { ExecutionProvider, ProviderFailureReason } from './runtime/executionProviders.js';
 export { onnxCpuSeconds, onnxThreadCount, onnxThreadCpu } from './runtime/threadCpu.js';
 export { HubError } from './hub/fetchModel.js';

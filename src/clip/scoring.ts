@@ -4,7 +4,13 @@
  * class on its own; and where the trained scale and bias come from ({@link resolveScoring}).
  */
 import { AppError, ErrorCode, badUserInput } from '../errors.js';
-import { DEFAULT_PROMPT_TEMPLATE, type PromptConfig, type Scoring, type ScoringKind, type ScoringSource } from './types.js';
+import {
+  DEFAULT_PROMPT_TEMPLATE,
+  type PromptConfig,
+  type Scoring,
+  type ScoringKind,
+  type ScoringSource,
+} from './types.js';
 
 /** The templates a prompt config stands for; validated (each must contain `{}`). */
 export function templatesOf(config: PromptConfig): string[] {
@@ -24,12 +30,19 @@ const MAX_TEMPLATE_LENGTH = 1000;
 export function parsePromptConfig(value: unknown, field: string): PromptConfig {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw badUserInput(`${field}: expected an object such as { "promptTemplate": "a photo of a {}." }, got ${describe(value)}`, field);
+    throw badUserInput(
+      `${field}: expected an object such as { "promptTemplate": "a photo of a {}." }, got ${describe(value)}`,
+      field,
+    );
   }
   const record = value as Record<string, unknown>;
   const known = new Set(['promptTemplate', 'promptTemplates']);
   for (const key of Object.keys(record)) {
-    if (!known.has(key)) throw badUserInput(`${field}.${key}: unknown setting; expected promptTemplate or promptTemplates`, `${field}.${key}`);
+    if (!known.has(key))
+      throw badUserInput(
+        `${field}.${key}: unknown setting; expected promptTemplate or promptTemplates`,
+        `${field}.${key}`,
+      );
   }
   const { promptTemplate, promptTemplates } = record;
   if (promptTemplate !== undefined && promptTemplates !== undefined) {
@@ -42,7 +55,10 @@ export function parsePromptConfig(value: unknown, field: string): PromptConfig {
   if (promptTemplates !== undefined) {
     const f = `${field}.promptTemplates`;
     if (!Array.isArray(promptTemplates) || promptTemplates.length === 0) {
-      throw badUserInput(`${f}: expected a non-empty list of strings containing {}, got ${describe(promptTemplates)}`, f);
+      throw badUserInput(
+        `${f}: expected a non-empty list of strings containing {}, got ${describe(promptTemplates)}`,
+        f,
+      );
     }
     if (promptTemplates.length > MAX_TEMPLATES) {
       throw badUserInput(`${f}: ${promptTemplates.length} templates exceeds the limit of ${MAX_TEMPLATES}`, f);
@@ -54,9 +70,11 @@ export function parsePromptConfig(value: unknown, field: string): PromptConfig {
 
 function checkTemplate(value: unknown, field: string): string {
   if (typeof value !== 'string') throw badUserInput(`${field}: expected a string, got ${describe(value)}`, field);
-  if (!value.includes('{}')) throw badUserInput(`${field}: the template must contain {} where the class name goes`, field);
+  if (!value.includes('{}'))
+    throw badUserInput(`${field}: the template must contain {} where the class name goes`, field);
   // Once: each further {} adds a whole class name to every prompt (500 of them made 500 KB prompts; issue 5).
-  if (value.indexOf('{}') !== value.lastIndexOf('{}')) throw badUserInput(`${field}: the template must contain {} only once`, field);
+  if (value.indexOf('{}') !== value.lastIndexOf('{}'))
+    throw badUserInput(`${field}: the template must contain {} only once`, field);
   if (value.length > MAX_TEMPLATE_LENGTH) {
     throw badUserInput(`${field}: ${value.length} characters exceeds the limit of ${MAX_TEMPLATE_LENGTH}`, field);
   }
@@ -119,7 +137,11 @@ export function sigmoid(x: number): number {
 }
 
 /** Per image, the probability of each class under the model's scoring. Inputs are unit vectors. */
-export function scoreClasses(images: readonly Float32Array[], classes: readonly Float32Array[], scoring: Scoring): number[][] {
+export function scoreClasses(
+  images: readonly Float32Array[],
+  classes: readonly Float32Array[],
+  scoring: Scoring,
+): number[][] {
   switch (scoring.kind) {
     case 'softmax':
       return classProbabilities(images, classes, scoring.logitScale);
@@ -154,7 +176,11 @@ export const DEFAULT_SOFTMAX_LOGIT_SCALE = 100;
  * needs both a scale and a bias from one of those places; otherwise loading it fails with MODEL_UNAVAILABLE
  * naming the option, because a made-up bias gives meaningless probabilities.
  */
-export function resolveScoring(c: ScoringCandidates): { scoring: Scoring; scaleSource: ScoringSource; biasSource: ScoringSource | undefined } {
+export function resolveScoring(c: ScoringCandidates): {
+  scoring: Scoring;
+  scaleSource: ScoringSource;
+  biasSource: ScoringSource | undefined;
+} {
   const pick = <T>(...options: [T | undefined, ScoringSource][]): [T, ScoringSource] | undefined =>
     options.find(([value]) => value !== undefined) as [T, ScoringSource] | undefined;
   if (c.kind === 'softmax') {
@@ -166,10 +192,20 @@ export function resolveScoring(c: ScoringCandidates): { scoring: Scoring; scaleS
     ) ?? [DEFAULT_SOFTMAX_LOGIT_SCALE, 'default'];
     return { scoring: { kind: 'softmax', logitScale: scale[0] }, scaleSource: scale[1], biasSource: undefined };
   }
-  const scale = pick<number>([c.option?.logitScale, 'model-option'], [c.measured?.logitScale, 'model'], [c.catalogue?.logitScale, 'catalogue']);
-  const bias = pick<number>([c.option?.logitBias, 'model-option'], [c.measured?.logitBias, 'model'], [c.catalogue?.logitBias, 'catalogue']);
+  const scale = pick<number>(
+    [c.option?.logitScale, 'model-option'],
+    [c.measured?.logitScale, 'model'],
+    [c.catalogue?.logitScale, 'catalogue'],
+  );
+  const bias = pick<number>(
+    [c.option?.logitBias, 'model-option'],
+    [c.measured?.logitBias, 'model'],
+    [c.catalogue?.logitBias, 'catalogue'],
+  );
   if (scale === undefined || bias === undefined) {
-    const missing = [scale === undefined ? 'logitScale' : undefined, bias === undefined ? 'logitBias' : undefined].filter(Boolean).join(' and ');
+    const missing = [scale === undefined ? 'logitScale' : undefined, bias === undefined ? 'logitBias' : undefined]
+      .filter(Boolean)
+      .join(' and ');
     throw new AppError(
       ErrorCode.ModelUnavailable,
       `${c.model} is a SigLIP (sigmoid-scored) model, and its trained ${missing} is known neither from its files nor from the catalogue. ` +
@@ -177,5 +213,9 @@ export function resolveScoring(c: ScoringCandidates): { scoring: Scoring; scaleS
         '(the same options follow the source in CLIP_MODEL)',
     );
   }
-  return { scoring: { kind: 'sigmoid', logitScale: scale[0], logitBias: bias[0] }, scaleSource: scale[1], biasSource: bias[1] };
+  return {
+    scoring: { kind: 'sigmoid', logitScale: scale[0], logitBias: bias[0] },
+    scaleSource: scale[1],
+    biasSource: bias[1],
+  };
 }

@@ -11,9 +11,7 @@ export { PRECISIONS } from '../config.js';
 export type { Precision };
 
 /** Where a model's files come from, after a user's string has been resolved. */
-export type ModelSource =
-  | { kind: 'local'; path: string }
-  | { kind: 'hub'; repo: string; revision: string };
+export type ModelSource = { kind: 'local'; path: string } | { kind: 'hub'; repo: string; revision: string };
 
 /** `preprocessor_config.json`, parsed. */
 export interface PreprocessorConfig {
@@ -51,7 +49,8 @@ export const RESIZE_MODES: readonly ResizeMode[] = ['shortest', 'squash', 'longe
  * How cosine similarities become probabilities. `softmax`: over the classes of `scale · cos` (CLIP; rows sum to 1).
  * `sigmoid`: each class on its own, `σ(scale · cos + bias)` (SigLIP; rows do not sum to 1).
  */
-export type Scoring = { kind: 'softmax'; logitScale: number } | { kind: 'sigmoid'; logitScale: number; logitBias: number };
+export type Scoring =
+  { kind: 'softmax'; logitScale: number } | { kind: 'sigmoid'; logitScale: number; logitBias: number };
 export type ScoringKind = Scoring['kind'];
 
 /** Where a model's scale (and bias) came from, as logged and shown. */

@@ -42,9 +42,12 @@ function complexityPlugin(schema: GraphQLSchema, maxComplexity: number): ApolloS
         async didResolveOperation({ request, document, operation }) {
           // Apollo would execute a subscription sent over HTTP as a query, with no event to resolve (an internal error).
           if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
-            throw new GraphQLError('Subscriptions are served over the websocket (graphql-transport-ws protocol) at /graphql, not over HTTP', {
-              extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
-            });
+            throw new GraphQLError(
+              'Subscriptions are served over the websocket (graphql-transport-ws protocol) at /graphql, not over HTTP',
+              {
+                extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+              },
+            );
           }
           const error = complexityError(schema, document, request.variables, request.operationName, maxComplexity);
           if (error !== null) throw error;
@@ -65,7 +68,10 @@ function responseBudgetPlugin(): ApolloServerPlugin<GraphqlContext> {
         async willSendResponse({ response, contextValue }) {
           const refusal = contextValue.response.refusal;
           if (refusal === null) return;
-          response.body = { kind: 'single', singleResult: { errors: [{ message: refusal.message, extensions: { code: refusal.code } }] } };
+          response.body = {
+            kind: 'single',
+            singleResult: { errors: [{ message: refusal.message, extensions: { code: refusal.code } }] },
+          };
           response.http.status = httpStatusOf(refusal.code);
         },
       };
@@ -90,7 +96,10 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<Graphql
     formatError: (formatted, error) => formatGraphqlError(formatted, error, logger),
     logger,
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer: options.httpServer, stopGracePeriodMillis: options.stopGracePeriodMs ?? 10_000 }),
+      ApolloServerPluginDrainHttpServer({
+        httpServer: options.httpServer,
+        stopGracePeriodMillis: options.stopGracePeriodMs ?? 10_000,
+      }),
       ApolloServerPluginLandingPageDisabled(),
       complexityPlugin(options.schema, options.limits.maxComplexity),
       responseBudgetPlugin(),

@@ -40,7 +40,9 @@ export function retainedBytes(document: DocumentNode): number {
 
 function documentLru(maxBytes: number): LRUCache<string, DocumentNode> | undefined {
   // A document heavier than the whole cache is not kept (lru-cache refuses it): it is parsed again if sent again.
-  return maxBytes > 0 ? new LRUCache<string, DocumentNode>({ maxSize: maxBytes, sizeCalculation: retainedBytes }) : undefined;
+  return maxBytes > 0
+    ? new LRUCache<string, DocumentNode>({ maxSize: maxBytes, sizeCalculation: retainedBytes })
+    : undefined;
 }
 
 /** Apollo's document store (ApolloServer's `documentStore`), bounded by {@link retainedBytes}; null when `maxBytes` is 0. */
@@ -76,7 +78,8 @@ export function validatedDocuments(options: DocumentCacheOptions): (query: strin
     try {
       document = parseDocument(query, limits);
     } catch (error) {
-      if (error instanceof GraphQLError && typeof error.extensions.code === 'string') return { ok: false, errors: [error] };
+      if (error instanceof GraphQLError && typeof error.extensions.code === 'string')
+        return { ok: false, errors: [error] };
       const message = error instanceof GraphQLError ? error.message : 'Syntax error';
       return { ok: false, errors: [new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })] };
     }

@@ -46,7 +46,9 @@ const TOKEN_LIMIT_MESSAGE = /^Syntax Error: Document contains more tha[nt] (\d+)
 /** graphql-js's message for the token limit, with the setting's name added; other messages unchanged. */
 export function withTokenLimitSetting(message: string): string {
   const match = TOKEN_LIMIT_MESSAGE.exec(message);
-  return match === null ? message : `Syntax Error: Document contains more than ${match[1]} tokens (MAX_DOCUMENT_TOKENS). Parsing aborted.`;
+  return match === null
+    ? message
+    : `Syntax Error: Document contains more than ${match[1]} tokens (MAX_DOCUMENT_TOKENS). Parsing aborted.`;
 }
 
 /** Parses within both limits; throws the size refusal or graphql-js's GraphQLError (syntax, token limit named). */
@@ -57,7 +59,10 @@ export function parseDocument(query: string, limits: DocumentLimits): DocumentNo
     return parse(query, { maxTokens: limits.maxTokens });
   } catch (error) {
     if (error instanceof GraphQLError) {
-      throw new GraphQLError(withTokenLimitSetting(error.message), { source: error.source ?? null, positions: error.positions ?? null });
+      throw new GraphQLError(withTokenLimitSetting(error.message), {
+        source: error.source ?? null,
+        positions: error.positions ?? null,
+      });
     }
     throw error;
   }
@@ -83,7 +88,12 @@ export class DocumentTooLargeError extends Error {
 export function documentSizeMiddleware(limits: DocumentLimits): RequestHandler {
   return (req, _res, next) => {
     const body: unknown = req.body;
-    const query = req.method === 'GET' ? req.query.query : typeof body === 'object' && body !== null ? (body as { query?: unknown }).query : undefined;
+    const query =
+      req.method === 'GET'
+        ? req.query.query
+        : typeof body === 'object' && body !== null
+          ? (body as { query?: unknown }).query
+          : undefined;
     if (documentSizeError(query, limits) !== null) return next(new DocumentTooLargeError(tooLargeMessage(limits)));
     next();
   };

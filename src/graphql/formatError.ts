@@ -26,7 +26,11 @@ const REQUEST_ERROR_CODES: ReadonlySet<string> = new Set([
 
 const MASKED_MESSAGE = 'Internal server error';
 
-function pick(formatted: GraphQLFormattedError, message: string, extensions: Record<string, unknown>): GraphQLFormattedError {
+function pick(
+  formatted: GraphQLFormattedError,
+  message: string,
+  extensions: Record<string, unknown>,
+): GraphQLFormattedError {
   return {
     message,
     ...(formatted.locations === undefined ? {} : { locations: formatted.locations }),

@@ -44,7 +44,9 @@ export async function jobImagesFrom(input: ImageSourceFields): Promise<SubmitIma
       given.length === 0 ? 'image' : given.join(','),
     );
   }
-  if (input.image !== undefined && input.image !== null) return { images: [input.image], imagesField: 'image', batched: false };
-  if (input.images !== undefined && input.images !== null) return { images: input.images, imagesField: 'images', batched: true };
+  if (input.image !== undefined && input.image !== null)
+    return { images: [input.image], imagesField: 'image', batched: false };
+  if (input.images !== undefined && input.images !== null)
+    return { images: input.images, imagesField: 'images', batched: true };
   return { images: await readUploadedImages(input.files ?? [], 'files'), imagesField: 'files', batched: true };
 }

@@ -93,7 +93,9 @@ export function depthLimitRule(maxDepth: number): ValidationRule {
         const depth = depthOf(operation.selectionSet, new Set());
         if (depth > maxDepth) {
           const name = operation.name ? `"${operation.name.value}" ` : '';
-          context.reportError(limitError(`Operation ${name}exceeds the maximum query depth of ${maxDepth} (MAX_QUERY_DEPTH)`));
+          context.reportError(
+            limitError(`Operation ${name}exceeds the maximum query depth of ${maxDepth} (MAX_QUERY_DEPTH)`),
+          );
         }
       },
     };
@@ -111,7 +113,9 @@ export function aliasLimitRule(maxAliases: number): ValidationRule {
       Document: {
         leave() {
           if (aliases > maxAliases) {
-            context.reportError(limitError(`Document has ${aliases} aliases, more than the maximum of ${maxAliases} (MAX_ALIASES)`));
+            context.reportError(
+              limitError(`Document has ${aliases} aliases, more than the maximum of ${maxAliases} (MAX_ALIASES)`),
+            );
           }
         },
       },
@@ -168,14 +172,20 @@ export function complexityError(
   let documents = costsBySchema.get(schema);
   if (documents === undefined) costsBySchema.set(schema, (documents = new WeakMap()));
   let costs = documents.get(document);
-  if (costs === undefined) documents.set(document, (costs = { costVariables: costVariablesOf(schema, document), outcomes: new Map() }));
-  const key = JSON.stringify([operationName ?? null, maxComplexity, costs.costVariables.map((name) => variables?.[name] ?? null)]);
+  if (costs === undefined)
+    documents.set(document, (costs = { costVariables: costVariablesOf(schema, document), outcomes: new Map() }));
+  const key = JSON.stringify([
+    operationName ?? null,
+    maxComplexity,
+    costs.costVariables.map((name) => variables?.[name] ?? null),
+  ]);
   const known = costs.outcomes.get(key);
   if (known !== undefined) return known;
   const outcome = computeComplexityError(schema, document, variables, operationName, maxComplexity);
   // Variables that cannot be coerced leave the cost unknown (execution refuses them): nothing to keep then.
   if (outcome === BAD_VARIABLES) return null;
-  if (costs.outcomes.size < OUTCOMES_PER_DOCUMENT && key.length <= MAX_OUTCOME_KEY_LENGTH) costs.outcomes.set(key, outcome);
+  if (costs.outcomes.size < OUTCOMES_PER_DOCUMENT && key.length <= MAX_OUTCOME_KEY_LENGTH)
+    costs.outcomes.set(key, outcome);
   return outcome;
 }
 
@@ -233,7 +243,9 @@ function computeComplexityError(
     return limitError(`Operation cannot be accepted: ${error instanceof Error ? error.message : String(error)}`);
   }
   if (complexity > maxComplexity) {
-    return limitError(`Operation complexity ${complexity} exceeds the maximum of ${maxComplexity} (MAX_QUERY_COMPLEXITY)`);
+    return limitError(
+      `Operation complexity ${complexity} exceeds the maximum of ${maxComplexity} (MAX_QUERY_COMPLEXITY)`,
+    );
   }
   return null;
 }

@@ -161,7 +161,9 @@ export function parseMultipartRequest(request: IncomingMessage, limits: Multipar
   } catch (error) {
     // No usable boundary, or not multipart at all. Nothing reads the body otherwise, so it would never end.
     discardRest(request, limits.maxBodyBytes);
-    return Promise.reject(malformed(`Malformed multipart request: ${error instanceof Error ? error.message : String(error)}`));
+    return Promise.reject(
+      malformed(`Malformed multipart request: ${error instanceof Error ? error.message : String(error)}`),
+    );
   }
 
   let operations: unknown;
@@ -194,7 +196,13 @@ export function parseMultipartRequest(request: IncomingMessage, limits: Multipar
   function feed(chunk: Buffer): void {
     received += chunk.length;
     if (received > limits.maxBodyBytes) {
-      fail(new MultipartFailure('bodyTooLarge', `Request body is larger than the limit of ${limits.maxBodyBytes} bytes`, limits.maxBodyBytes));
+      fail(
+        new MultipartFailure(
+          'bodyTooLarge',
+          `Request body is larger than the limit of ${limits.maxBodyBytes} bytes`,
+          limits.maxBodyBytes,
+        ),
+      );
       return;
     }
     // The write may have failed the request (a field refused inside it): the parser is gone, nothing to wait for.
@@ -206,7 +214,13 @@ export function parseMultipartRequest(request: IncomingMessage, limits: Multipar
 
   parser.on('field', (name, value, { valueTruncated }) => {
     if (valueTruncated) {
-      fail(new MultipartFailure('fieldTooLarge', `The ‘${name}’ multipart field value exceeds the ${limits.maxFieldBytes} byte size limit.`, limits.maxFieldBytes));
+      fail(
+        new MultipartFailure(
+          'fieldTooLarge',
+          `The ‘${name}’ multipart field value exceeds the ${limits.maxFieldBytes} byte size limit.`,
+          limits.maxFieldBytes,
+        ),
+      );
       return;
     }
     if (name === 'operations') readOperations(value);
@@ -220,7 +234,8 @@ export function parseMultipartRequest(request: IncomingMessage, limits: Multipar
       fail(malformed('Invalid JSON in the ‘operations’ multipart field'));
       return;
     }
-    if (typeof operations !== 'object' || operations === null) fail(malformed('Invalid type for the ‘operations’ multipart field'));
+    if (typeof operations !== 'object' || operations === null)
+      fail(malformed('Invalid type for the ‘operations’ multipart field'));
   }
 
   function readMap(value: string): void {
@@ -254,7 +269,11 @@ export function parseMultipartRequest(request: IncomingMessage, limits: Multipar
       uploads.set(fieldName, upload);
       for (const [index, path] of paths.entries()) {
         if (typeof path !== 'string' || !setAtPath(operations, path, upload)) {
-          fail(malformed(`Invalid object path for the ‘map’ multipart field entry key ‘${fieldName}’ array index ‘${index}’`));
+          fail(
+            malformed(
+              `Invalid object path for the ‘map’ multipart field entry key ‘${fieldName}’ array index ‘${index}’`,
+            ),
+          );
           return;
         }
       }
@@ -296,7 +315,13 @@ export function parseMultipartRequest(request: IncomingMessage, limits: Multipar
     });
     // busboy stops passing the file on at the limit and drops the rest of the part itself.
     stream.once('limit', () =>
-      rejectFile(new MultipartFailure('fileTooLarge', `File truncated as it exceeds the ${limits.maxFileBytes} byte size limit.`, limits.maxFileBytes)),
+      rejectFile(
+        new MultipartFailure(
+          'fileTooLarge',
+          `File truncated as it exceeds the ${limits.maxFileBytes} byte size limit.`,
+          limits.maxFileBytes,
+        ),
+      ),
     );
     stream.once('end', () => {
       if (done) return;
@@ -304,11 +329,19 @@ export function parseMultipartRequest(request: IncomingMessage, limits: Multipar
       pendingFiles.delete(rejectFile);
       bytes.resolve(chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size));
     });
-    const file: ReceivedFile = { filename: filename ?? '', mimetype: mimeType, encoding, bytes: bytes.promise, requestReceived: requestReceived.promise };
+    const file: ReceivedFile = {
+      filename: filename ?? '',
+      mimetype: mimeType,
+      encoding,
+      bytes: bytes.promise,
+      requestReceived: requestReceived.promise,
+    };
     upload.resolve(file);
   });
 
-  parser.once('fieldsLimit', () => fail(malformed('Unexpected multipart field; only ‘operations’ and ‘map’ precede the files')));
+  parser.once('fieldsLimit', () =>
+    fail(malformed('Unexpected multipart field; only ‘operations’ and ‘map’ precede the files')),
+  );
 
   parser.once('finish', () => {
     if (failure !== undefined) return;
@@ -327,7 +360,8 @@ export function parseMultipartRequest(request: IncomingMessage, limits: Multipar
   });
 
   request.once('close', () => {
-    if (!request.readableEnded) fail(new MultipartFailure('interrupted', 'Request disconnected during file upload stream parsing.'));
+    if (!request.readableEnded)
+      fail(new MultipartFailure('interrupted', 'Request disconnected during file upload stream parsing.'));
   });
   request.on('data', feed);
   request.once('end', () => {

@@ -36,7 +36,8 @@ export class ResponseBudget {
   #refusal: AppError | null = null;
 
   constructor(maxBytes: number) {
-    if (!(maxBytes > 0)) throw new TypeError(`ResponseBudget: expected maxBytes to be a positive number, got ${maxBytes}`);
+    if (!(maxBytes > 0))
+      throw new TypeError(`ResponseBudget: expected maxBytes to be a positive number, got ${maxBytes}`);
     this.maxBytes = maxBytes;
   }
 

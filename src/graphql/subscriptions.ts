@@ -80,7 +80,12 @@ function originAllowed(request: IncomingMessage, isAllowedOrigin: (origin: strin
   return isAllowedOrigin(origin);
 }
 
-function refuseUpgrade(socket: Duplex, status: number, reason: string, error?: { code: string; message: string }): void {
+function refuseUpgrade(
+  socket: Duplex,
+  status: number,
+  reason: string,
+  error?: { code: string; message: string },
+): void {
   if (error === undefined) {
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     return;
@@ -132,7 +137,11 @@ function limitUnacknowledgedBytes(ws: WebSocket, socket: Duplex, logger: Logger)
 }
 
 /** Message types only a server sends; graphql-ws throws on receiving one. */
-const SERVER_ONLY_TYPES: ReadonlySet<unknown> = new Set<unknown>([MessageType.ConnectionAck, MessageType.Next, MessageType.Error]);
+const SERVER_ONLY_TYPES: ReadonlySet<unknown> = new Set<unknown>([
+  MessageType.ConnectionAck,
+  MessageType.Next,
+  MessageType.Error,
+]);
 
 function isServerOnlyMessage(data: unknown): boolean {
   const text = String(data);
@@ -140,7 +149,9 @@ function isServerOnlyMessage(data: unknown): boolean {
   if (!text.includes('"connection_ack"') && !text.includes('"next"') && !text.includes('"error"')) return false;
   try {
     const message: unknown = JSON.parse(text);
-    return typeof message === 'object' && message !== null && SERVER_ONLY_TYPES.has((message as { type?: unknown }).type);
+    return (
+      typeof message === 'object' && message !== null && SERVER_ONLY_TYPES.has((message as { type?: unknown }).type)
+    );
   } catch {
     return false;
   }
@@ -203,7 +214,10 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
       const host = request.headers.host;
       if (!options.isAllowedHost(host)) {
-        return refuseUpgrade(socket, 403, 'Forbidden', { code: ErrorCode.ForbiddenHost, message: options.foreignHostMessage(host ?? '') });
+        return refuseUpgrade(socket, 403, 'Forbidden', {
+          code: ErrorCode.ForbiddenHost,
+          message: options.foreignHostMessage(host ?? ''),
+        });
       }
       if (pathname !== path) return refuseUpgrade(socket, 404, 'Not Found');
       if (!originAllowed(request, options.isAllowedOrigin)) return refuseUpgrade(socket, 403, 'Forbidden');
@@ -254,7 +268,9 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
               (error) =>
                 new GraphQLError(error.message, {
                   nodes: error.nodes ?? null,
-                  extensions: { code: typeof error.extensions.code === 'string' ? error.extensions.code : LIMIT_ERROR_CODE },
+                  extensions: {
+                    code: typeof error.extensions.code === 'string' ? error.extensions.code : LIMIT_ERROR_CODE,
+                  },
                 }),
             );
           }
@@ -282,7 +298,8 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         if (result.errors === undefined) return undefined;
         return { ...result, errors: result.errors.map((error) => formatGraphqlError(error.toJSON(), error, logger)) };
       },
-      onError: (_ctx, _id, _payload, errors) => errors.map((error) => formatGraphqlError(error.toJSON(), error, logger, LIMIT_ERROR_CODE)),
+      onError: (_ctx, _id, _payload, errors) =>
+        errors.map((error) => formatGraphqlError(error.toJSON(), error, logger, LIMIT_ERROR_CODE)),
     },
     wss,
     options.keepAliveMs ?? 12_000,

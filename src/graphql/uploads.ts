@@ -59,12 +59,17 @@ function bodyTooLargeMessage(limits: UploadLimits): string {
 
 /** A failure of the request before its operations were ready → the HTTP answer. */
 function toUploadRequestError(error: unknown, limits: UploadLimits): UploadRequestError {
-  if (!(error instanceof MultipartFailure)) return new UploadRequestError(400, 'BAD_REQUEST', 'Malformed multipart request');
+  if (!(error instanceof MultipartFailure))
+    return new UploadRequestError(400, 'BAD_REQUEST', 'Malformed multipart request');
   switch (error.kind) {
     case 'bodyTooLarge':
       return new UploadRequestError(413, ErrorCode.PayloadTooLarge, bodyTooLargeMessage(limits));
     case 'tooManyFiles':
-      return new UploadRequestError(413, ErrorCode.PayloadTooLarge, `Too many files: at most ${limits.maxFiles} per request (MAX_IMAGES_PER_JOB)`);
+      return new UploadRequestError(
+        413,
+        ErrorCode.PayloadTooLarge,
+        `Too many files: at most ${limits.maxFiles} per request (MAX_IMAGES_PER_JOB)`,
+      );
     case 'fieldTooLarge':
       return new UploadRequestError(413, ErrorCode.PayloadTooLarge, error.message);
     default:
@@ -154,7 +159,11 @@ function uploadFailure(error: unknown, field: string): AppError {
   if (!(error instanceof MultipartFailure)) return badUserInput(`${field}: the upload could not be read`, field);
   switch (error.kind) {
     case 'bodyTooLarge':
-      return new AppError(ErrorCode.PayloadTooLarge, `Request body is larger than the limit of ${error.limit ?? '?'} bytes (MAX_BODY_BYTES)`, { field });
+      return new AppError(
+        ErrorCode.PayloadTooLarge,
+        `Request body is larger than the limit of ${error.limit ?? '?'} bytes (MAX_BODY_BYTES)`,
+        { field },
+      );
     case 'fileTooLarge':
       return badUserInput(`${field}: image is over the limit of ${error.limit ?? '?'} bytes (MAX_IMAGE_BYTES)`, field);
     case 'interrupted':
@@ -165,7 +174,10 @@ function uploadFailure(error: unknown, field: string): AppError {
 }
 
 /** Awaits one upload and its bytes; every failure becomes a coded AppError naming `field`. */
-async function readUpload(upload: UploadedFile, field: string): Promise<{ content: Buffer; requestReceived: Promise<void> }> {
+async function readUpload(
+  upload: UploadedFile,
+  field: string,
+): Promise<{ content: Buffer; requestReceived: Promise<void> }> {
   try {
     const file = await upload;
     return { content: await file.bytes, requestReceived: file.requestReceived };

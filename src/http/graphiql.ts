@@ -89,12 +89,16 @@ function normaliseOptions(options: GraphiqlOptions): GraphiqlPageOptions {
   const subscriptionEndpoint = options.subscriptionEndpoint ?? options.endpoint;
   for (const [name, value] of Object.entries({ endpoint: options.endpoint, subscriptionEndpoint, assetsPath })) {
     if (!/^\/[A-Za-z0-9._~\-/]*$/.test(value)) {
-      throw new TypeError(`createGraphiqlHandler expects ${name} to be an absolute URL path like /graphql, but got ${JSON.stringify(value)}`);
+      throw new TypeError(
+        `createGraphiqlHandler expects ${name} to be an absolute URL path like /graphql, but got ${JSON.stringify(value)}`,
+      );
     }
   }
   const apiKeyHeader = options.apiKeyHeader === true ? DEFAULT_API_KEY_HEADER : options.apiKeyHeader || undefined;
   if (apiKeyHeader !== undefined && !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(apiKeyHeader)) {
-    throw new TypeError(`createGraphiqlHandler expects apiKeyHeader to be a header name, but got ${JSON.stringify(apiKeyHeader)}`);
+    throw new TypeError(
+      `createGraphiqlHandler expects apiKeyHeader to be a header name, but got ${JSON.stringify(apiKeyHeader)}`,
+    );
   }
   return {
     endpoint: options.endpoint,

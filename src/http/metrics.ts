@@ -128,7 +128,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
     collect() {
       // Keys whose jobs all finished leave the metric, rather than staying at 0 for the life of the process.
       this.reset();
-      for (const [owner, counts] of Object.entries(jobs.stats().owners)) this.set({ key: ownerLabel(owner) }, counts.jobs);
+      for (const [owner, counts] of Object.entries(jobs.stats().owners))
+        this.set({ key: ownerLabel(owner) }, counts.jobs);
     },
   });
   new Gauge({
@@ -210,7 +211,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
     labelNames: ['kind'] as const,
     registers: [registry],
     collect() {
-      for (const [kind, { hits, misses }] of cacheCounts) this.set({ kind }, hits + misses === 0 ? 0 : hits / (hits + misses));
+      for (const [kind, { hits, misses }] of cacheCounts)
+        this.set({ kind }, hits + misses === 0 ? 0 : hits / (hits + misses));
     },
   });
 
@@ -218,7 +220,10 @@ export function createMetrics(sources: MetricsSources): Metrics {
   const offJobUpdated = jobs.onStored((job) => {
     jobsTotal.inc({ status: job.status, task: job.task });
     if (job.status === 'complete' || job.status === 'failed' || job.status === 'cancelled') {
-      jobDuration.observe({ status: job.status, task: job.task }, (job.finishedAt.getTime() - job.createdAt.getTime()) / 1000);
+      jobDuration.observe(
+        { status: job.status, task: job.task },
+        (job.finishedAt.getTime() - job.createdAt.getTime()) / 1000,
+      );
     }
   });
   const onBatch = (event: ClipEvents['batchCompleted'][0]): void => {

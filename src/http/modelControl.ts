@@ -31,7 +31,10 @@ export function createLocalModelControl({ clip, jobs, logger, authorize }: Local
     stop: async (name) => begin(name, 'stop'),
     status: async (name, caller) => {
       const info = clip.modelInfo(name);
-      return { status: info.status, jobs: (await jobs.unfinishedOn(info.name)).filter((job) => canAccess(caller, job)) };
+      return {
+        status: info.status,
+        jobs: (await jobs.unfinishedOn(info.name)).filter((job) => canAccess(caller, job)),
+      };
     },
     authorize,
   };
@@ -53,7 +56,13 @@ export interface ClusterModelControlOptions {
  * runs the model; the jobs of every process, from the shared store). The answer shows the model as last read from
  * Redis: the change shows up there within the registry's refresh.
  */
-export function createClusterModelControl({ clip, jobs, models, publish, authorize }: ClusterModelControlOptions): ModelControl {
+export function createClusterModelControl({
+  clip,
+  jobs,
+  models,
+  publish,
+  authorize,
+}: ClusterModelControlOptions): ModelControl {
   const infoOf = (name: string): ModelInfo => {
     const resolved = clip.resolveModelName(name);
     const info = resolved === undefined ? undefined : models().find((model) => model.name === resolved);
@@ -70,7 +79,10 @@ export function createClusterModelControl({ clip, jobs, models, publish, authori
     stop: (name) => begin(name, 'stop'),
     status: async (name, caller) => {
       const info = infoOf(name);
-      return { status: info.status, jobs: (await jobs.unfinishedOn(info.name)).filter((job) => canAccess(caller, job)) };
+      return {
+        status: info.status,
+        jobs: (await jobs.unfinishedOn(info.name)).filter((job) => canAccess(caller, job)),
+      };
     },
     authorize,
   };

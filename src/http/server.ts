@@ -33,7 +33,18 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler } 
 import { ClipService, type ModelInfo } from '../clip/index.js';
 import { allowedHostNames, type Config } from '../config.js';
 import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
-import { buildGraphqlSchema, createApolloServer, documentSizeMiddleware, createUploadMiddleware, UploadRequestError, createContext, startGraphqlWs, type DocumentLimits, type GraphqlWs, type OperationLimits } from '../graphql/index.js';
+import {
+  buildGraphqlSchema,
+  createApolloServer,
+  documentSizeMiddleware,
+  createUploadMiddleware,
+  UploadRequestError,
+  createContext,
+  startGraphqlWs,
+  type DocumentLimits,
+  type GraphqlWs,
+  type OperationLimits,
+} from '../graphql/index.js';
 import { assertOperator, createJobs, mergeModelViews, type Caller, type JobService } from '../jobs/index.js';
 import { JsonShapeError, jsonShapeVerifier, type JsonShapeLimits } from '../jsonShape.js';
 import { createLogger, type Logger } from '../logger.js';
@@ -92,7 +103,10 @@ function requestIdOf(req: Request): string {
   return given !== undefined && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
 }
 
-function graphqlErrorBody(message: string, code: string): { errors: { message: string; extensions: { code: string } }[] } {
+function graphqlErrorBody(
+  message: string,
+  code: string,
+): { errors: { message: string; extensions: { code: string } }[] } {
   return { errors: [{ message, extensions: { code } }] };
 }
 
@@ -109,7 +123,12 @@ function answerUnparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): 
   }
   const [status, reason, code, message] =
     error.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large', ErrorCode.PayloadTooLarge, 'The request line and headers are over the size limit']
+      ? [
+          431,
+          'Request Header Fields Too Large',
+          ErrorCode.PayloadTooLarge,
+          'The request line and headers are over the size limit',
+        ]
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', ErrorCode.BadUserInput, 'The request did not arrive in time']
         : [400, 'Bad Request', ErrorCode.BadUserInput, 'Malformed HTTP request'];
@@ -126,7 +145,10 @@ function answerUnparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): 
 const DEADLINE_CHECK_INTERVAL_MS = 1_000;
 
 /** Node's HTTP server with the request deadlines of `config` (answered 408 by `answerUnparsableRequest`). */
-export function createHttpServer(config: Pick<Config, 'headersTimeoutMs' | 'requestTimeoutMs'>, app: http.RequestListener): http.Server {
+export function createHttpServer(
+  config: Pick<Config, 'headersTimeoutMs' | 'requestTimeoutMs'>,
+  app: http.RequestListener,
+): http.Server {
   const server = http.createServer(
     {
       headersTimeout: config.headersTimeoutMs,
@@ -146,7 +168,12 @@ function formatUrl(host: string, port: number): string {
 
 /** The CLIP service from the settings (shared by the all, api and worker compositions). */
 /** The jobs layer of a role, with the settings of `config`: in memory, or on Redis when REDIS_URL is set. */
-export function jobsFromConfig(config: Config, role: Config['role'], clip: ClipService, logger: Logger): ReturnType<typeof createJobs> {
+export function jobsFromConfig(
+  config: Config,
+  role: Config['role'],
+  clip: ClipService,
+  logger: Logger,
+): ReturnType<typeof createJobs> {
   return createJobs({
     role,
     redis:
@@ -155,7 +182,11 @@ export function jobsFromConfig(config: Config, role: Config['role'], clip: ClipS
         : {
             url: config.redisUrl,
             keyPrefix: config.redisKeyPrefix,
-            stall: { lockDurationMs: config.lockDurationMs, stalledIntervalMs: config.stalledIntervalMs, maxStalledCount: config.maxStalledCount },
+            stall: {
+              lockDurationMs: config.lockDurationMs,
+              stalledIntervalMs: config.stalledIntervalMs,
+              maxStalledCount: config.maxStalledCount,
+            },
           },
     clip,
     logger: logger.child({ component: 'jobs' }),
@@ -257,15 +288,29 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
           );
         }, 1_000);
   modelsRefresh?.unref();
-  const graphqlModels = registry === undefined ? clip : { defaultModelName: clip.defaultModelName, models: () => mergeModelViews(clip.models(), workerModels) };
+  const graphqlModels =
+    registry === undefined
+      ? clip
+      : { defaultModelName: clip.defaultModelName, models: () => mergeModelViews(clip.models(), workerModels) };
   const auth = createAuth(config.apiKeys, config.adminApiKeys);
   // Model control changes the service for everyone: an operator action (an admin key, or anyone with auth off).
   const authorizeModelControl = (caller: Caller): void => assertOperator(caller, 'Starting and stopping models');
   // ROLE=api holds no model: a start or stop goes to every worker through Redis.
   const modelControl =
     registry === undefined
-      ? createLocalModelControl({ clip, jobs, logger: logger.child({ component: 'models' }), authorize: authorizeModelControl })
-      : createClusterModelControl({ clip, jobs, models: () => graphqlModels.models(), publish: (message) => registry.publishControl(message), authorize: authorizeModelControl });
+      ? createLocalModelControl({
+          clip,
+          jobs,
+          logger: logger.child({ component: 'models' }),
+          authorize: authorizeModelControl,
+        })
+      : createClusterModelControl({
+          clip,
+          jobs,
+          models: () => graphqlModels.models(),
+          publish: (message) => registry.publishControl(message),
+          authorize: authorizeModelControl,
+        });
   const services = { jobs, clip: graphqlModels, logger, maxResponseBytes: config.maxResponseBytes, modelControl };
   const allowAnyOrigin = config.corsOrigins.includes('*');
   const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
@@ -277,7 +322,8 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   let graphqlHandler: RequestHandler | null = null;
 
   const readiness = async (): Promise<Readiness> => {
-    if (state.phase === 'stopping' || state.phase === 'stopped' || jobs.draining) return { ready: false, reason: 'shutting down' };
+    if (state.phase === 'stopping' || state.phase === 'stopped' || jobs.draining)
+      return { ready: false, reason: 'shutting down' };
     const models: Readiness = runsModels ? clip.readiness() : { ready: true, reason: null };
     if (!models.ready) return models;
     if (!(await jobsLayer.reachable())) return { ready: false, reason: 'Redis is unreachable' };
@@ -292,7 +338,14 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     app.use(
       cors({
         origin: allowAnyOrigin ? '*' : [...config.corsOrigins],
-        allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'apollo-require-preflight', 'x-apollo-operation-name', 'x-request-id'],
+        allowedHeaders: [
+          'content-type',
+          'authorization',
+          'x-api-key',
+          'apollo-require-preflight',
+          'x-apollo-operation-name',
+          'x-request-id',
+        ],
         maxAge: 600,
       }),
     );
@@ -310,11 +363,20 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   // GraphiQL answers GET /graphql only for browsers (Accept: text/html) and serves its own assets;
   // the page is static and open, the operations it sends need the key like any other.
   if (config.graphiql) {
-    app.use(createGraphiqlHandler({ endpoint: '/graphql', subscriptionEndpoint: '/graphql', apiKeyHeader: auth.enabled }));
+    app.use(
+      createGraphiqlHandler({ endpoint: '/graphql', subscriptionEndpoint: '/graphql', apiKeyHeader: auth.enabled }),
+    );
   }
   // The classification page at GET /: static and open like GraphiQL; it talks to the API with the key typed into it.
   if (config.webUi) {
-    app.use(createWebUiHandler({ endpoint: '/graphql', apiKeyRequired: auth.enabled, graphiqlPath: config.graphiql ? '/graphql' : null, logger }));
+    app.use(
+      createWebUiHandler({
+        endpoint: '/graphql',
+        apiKeyRequired: auth.enabled,
+        graphiqlPath: config.graphiql ? '/graphql' : null,
+        logger,
+      }),
+    );
   }
   const requireKey =
     (kind: 'graphql' | 'rest' | 'openai'): RequestHandler =>
@@ -327,14 +389,21 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       const message = AUTH_MESSAGES[authentication.outcome];
       res.setHeader('WWW-Authenticate', 'Bearer');
       if (kind === 'rest') return sendRestError(res, toRestError(new AppError(ErrorCode.Unauthenticated, message)));
-      if (kind === 'openai') return sendOpenAiError(res, toOpenAiError(new AppError(ErrorCode.Unauthenticated, message)));
+      if (kind === 'openai')
+        return sendOpenAiError(res, toOpenAiError(new AppError(ErrorCode.Unauthenticated, message)));
       res.status(401).json(graphqlErrorBody(message, ErrorCode.Unauthenticated));
     };
 
   const graphqlRouter = express.Router();
   graphqlRouter.use(requireKey('graphql'));
   // File uploads (multipart), before the JSON parser: MAX_IMAGE_BYTES per file, MAX_IMAGES_PER_JOB files, MAX_BODY_BYTES on the stream.
-  graphqlRouter.use(createUploadMiddleware({ maxFileBytes: config.maxImageBytes, maxFiles: config.maxImagesPerJob, maxBodyBytes: config.maxBodyBytes }));
+  graphqlRouter.use(
+    createUploadMiddleware({
+      maxFileBytes: config.maxImageBytes,
+      maxFiles: config.maxImagesPerJob,
+      maxBodyBytes: config.maxBodyBytes,
+    }),
+  );
   // Structure is checked on the raw bytes before parsing (src/jsonShape.ts), as on REST.
   const jsonLimits: JsonShapeLimits = { maxDepth: config.maxJsonDepth, maxValues: config.maxJsonValues };
   graphqlRouter.use(express.json({ limit: config.maxBodyBytes, verify: jsonShapeVerifier(jsonLimits) }));
@@ -356,11 +425,20 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       return;
     }
     if (error instanceof JsonShapeError) {
-      res.status(error.status).json(graphqlErrorBody(error.message, error.status === 413 ? ErrorCode.PayloadTooLarge : 'BAD_REQUEST'));
+      res
+        .status(error.status)
+        .json(graphqlErrorBody(error.message, error.status === 413 ? ErrorCode.PayloadTooLarge : 'BAD_REQUEST'));
       return;
     }
     if (type === 'entity.too.large') {
-      res.status(413).json(graphqlErrorBody(`Request body is larger than the limit of ${config.maxBodyBytes} bytes (MAX_BODY_BYTES)`, ErrorCode.PayloadTooLarge));
+      res
+        .status(413)
+        .json(
+          graphqlErrorBody(
+            `Request body is larger than the limit of ${config.maxBodyBytes} bytes (MAX_BODY_BYTES)`,
+            ErrorCode.PayloadTooLarge,
+          ),
+        );
       return;
     }
     if (type === 'entity.parse.failed') {
@@ -369,7 +447,9 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     }
     if (typeof type === 'string' && (error as { expose?: unknown }).expose === true) {
       const status = (error as { status?: unknown }).status;
-      res.status(typeof status === 'number' ? status : 400).json(graphqlErrorBody((error as Error).message, 'BAD_REQUEST'));
+      res
+        .status(typeof status === 'number' ? status : 400)
+        .json(graphqlErrorBody((error as Error).message, 'BAD_REQUEST'));
       return;
     }
     next(error);
@@ -465,7 +545,12 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     });
     await apollo.start();
     graphqlHandler = expressMiddleware(apollo, {
-      context: async ({ res }) => createContext(services, typeof res.locals.requestId === 'string' ? res.locals.requestId : randomUUID(), callerOf(res)),
+      context: async ({ res }) =>
+        createContext(
+          services,
+          typeof res.locals.requestId === 'string' ? res.locals.requestId : randomUUID(),
+          callerOf(res),
+        ),
     });
     const address = await listen();
     logger.info({ url: address.url, model: clip.defaultModelName }, 'listening; loading models');
@@ -478,7 +563,8 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     setUpDone = setUp();
     const address = await setUpDone;
     // Redis down at start is survivable: requests answer SERVICE_UNAVAILABLE until it is back.
-    if (!(await jobsLayer.connect(5_000))) logger.warn('Redis is unreachable at start; answering SERVICE_UNAVAILABLE until it is back');
+    if (!(await jobsLayer.connect(5_000)))
+      logger.warn('Redis is unreachable at start; answering SERVICE_UNAVAILABLE until it is back');
     const loadStarted = performance.now();
     if (runsModels) await clip.start();
     jobsLayer.startWorker();
@@ -503,7 +589,10 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     ]);
     clearTimeout(timer);
     if (answered) return;
-    logger.warn({ sockets: upgradedSockets.size, waitedMs: WEBSOCKET_CLOSE_MS }, 'websocket peers did not answer the close handshake; cutting them');
+    logger.warn(
+      { sockets: upgradedSockets.size, waitedMs: WEBSOCKET_CLOSE_MS },
+      'websocket peers did not answer the close handshake; cutting them',
+    );
     for (const socket of upgradedSockets) socket.destroy();
     await disposed;
   }
@@ -513,10 +602,12 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     // A stop during start waits for the listening part (never for model loading) so nothing opens after it.
     await setUpDone?.catch(() => undefined);
     const failedJobs = await jobs.drain(config.drainTimeoutMs);
-    if (failedJobs > 0) logger.warn({ failedJobs, drainTimeoutMs: config.drainTimeoutMs }, 'drain timed out; unfinished jobs failed');
+    if (failedJobs > 0)
+      logger.warn({ failedJobs, drainTimeoutMs: config.drainTimeoutMs }, 'drain timed out; unfinished jobs failed');
     // Subscribers end right after their terminal state; give graphql-ws the moment it needs to send it.
     const flushDeadline = Date.now() + SUBSCRIBER_FLUSH_MS;
-    while (jobs.stats().watchers > 0 && Date.now() < flushDeadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (jobs.stats().watchers > 0 && Date.now() < flushDeadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
     await new Promise((resolve) => setImmediate(resolve));
     await closeWebsockets();
     try {

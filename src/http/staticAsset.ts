@@ -104,7 +104,9 @@ export function setPageHeaders(res: Response, contentSecurityPolicy: string): vo
 
 /** `ws://host wss://host` for a Host header that looks like host[:port] (a forged one cannot widen a policy), else ''. */
 export function sameHostSockets(host: string | undefined): string {
-  return host !== undefined && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? ` ws://${host} wss://${host}` : '';
+  return host !== undefined && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)
+    ? ` ws://${host} wss://${host}`
+    : '';
 }
 
 export function escapeHtml(text: string): string {

@@ -12,7 +12,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RequestHandler } from 'express';
 import type { Logger } from '../logger.js';
-import { CSS_CONTENT_TYPE, JS_CONTENT_TYPE, makeAsset, pathnameOf, serveAssetUnder, setPageHeaders, type StaticAsset } from './staticAsset.js';
+import {
+  CSS_CONTENT_TYPE,
+  JS_CONTENT_TYPE,
+  makeAsset,
+  pathnameOf,
+  serveAssetUnder,
+  setPageHeaders,
+  type StaticAsset,
+} from './staticAsset.js';
 import { WEB_BUNDLE_FILES, webBundleDir } from './webUi/bundle.js';
 import { renderWebUiPage, webUiContentSecurityPolicy } from './webUi/page.js';
 
@@ -40,8 +48,12 @@ function loadBundle(dir: string): { script: StaticAsset; stylesheet: StaticAsset
   };
   const script = read(WEB_BUNDLE_FILES.script);
   const stylesheet = read(WEB_BUNDLE_FILES.stylesheet);
-  if (script === undefined || stylesheet === undefined) return { missing: path.join(dir, script === undefined ? WEB_BUNDLE_FILES.script : WEB_BUNDLE_FILES.stylesheet) };
-  return { script: makeAsset(WEB_BUNDLE_FILES.script, JS_CONTENT_TYPE, script), stylesheet: makeAsset(WEB_BUNDLE_FILES.stylesheet, CSS_CONTENT_TYPE, stylesheet) };
+  if (script === undefined || stylesheet === undefined)
+    return { missing: path.join(dir, script === undefined ? WEB_BUNDLE_FILES.script : WEB_BUNDLE_FILES.stylesheet) };
+  return {
+    script: makeAsset(WEB_BUNDLE_FILES.script, JS_CONTENT_TYPE, script),
+    stylesheet: makeAsset(WEB_BUNDLE_FILES.stylesheet, CSS_CONTENT_TYPE, stylesheet),
+  };
 }
 
 export function createWebUiHandler(options: WebUiOptions): RequestHandler {
@@ -50,7 +62,10 @@ export function createWebUiHandler(options: WebUiOptions): RequestHandler {
     options.logger.warn({ missing: bundle.missing }, 'the web UI is not built (run npm run build); GET / answers 503');
     return (req, res, next) => {
       if ((req.method !== 'GET' && req.method !== 'HEAD') || pathnameOf(req) !== '/') return next();
-      res.status(503).type('text/plain').send('The web UI has not been built: run `npm run build` (or set WEB_UI=false).\n');
+      res
+        .status(503)
+        .type('text/plain')
+        .send('The web UI has not been built: run `npm run build` (or set WEB_UI=false).\n');
     };
   }
   const assets = new Map([bundle.script, bundle.stylesheet].map((asset) => [asset.fileName, asset]));

@@ -16,7 +16,14 @@ import { createLogger } from '../logger.js';
 import { createHostCheck, refuseForeignHosts } from './allowedHosts.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
-import { createClip, createHttpServer, jobsFromConfig, type CreateServerOptions, type Server, type ServerAddress } from './server.js';
+import {
+  createClip,
+  createHttpServer,
+  jobsFromConfig,
+  type CreateServerOptions,
+  type Server,
+  type ServerAddress,
+} from './server.js';
 
 export function createWorkerServer(config: Config, options: CreateServerOptions = {}): Server {
   const logger = options.logger ?? createLogger(config.logLevel);
@@ -40,7 +47,10 @@ export function createWorkerServer(config: Config, options: CreateServerOptions 
   app.get('/metrics', metrics.handler);
   app.use((req, res) => {
     res.status(404).json({
-      error: { code: ErrorCode.NotFound, message: `No route ${req.method} ${req.path} (a worker serves /health, /ready and /metrics)` },
+      error: {
+        code: ErrorCode.NotFound,
+        message: `No route ${req.method} ${req.path} (a worker serves /health, /ready and /metrics)`,
+      },
     });
   });
   const httpServer = createHttpServer(config, app);
@@ -57,7 +67,8 @@ export function createWorkerServer(config: Config, options: CreateServerOptions 
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     const address = { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port };
     logger.info({ url: address.url, model: clip.defaultModelName }, 'worker listening; loading models');
-    if (!(await jobsLayer.connect(5_000))) logger.warn('Redis is unreachable at start; the worker takes jobs once it is back');
+    if (!(await jobsLayer.connect(5_000)))
+      logger.warn('Redis is unreachable at start; the worker takes jobs once it is back');
     // APIs load no model: they learn each model's status and metadata from what the workers register.
     const registry = jobsLayer.models;
     if (registry !== undefined) {

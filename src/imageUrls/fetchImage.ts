@@ -76,7 +76,8 @@ export function createImageUrlFetcher(options: ImageUrlFetcherOptions): ImageUrl
   for (const name of ['maxRedirects', 'timeoutMs', 'maxBytes', 'concurrency'] as const) {
     const value = options[name];
     const min = name === 'maxRedirects' ? 0 : 1;
-    if (!Number.isSafeInteger(value) || value < min) throw new TypeError(`createImageUrlFetcher: expected ${name} to be an integer >= ${min}, got ${value}`);
+    if (!Number.isSafeInteger(value) || value < min)
+      throw new TypeError(`createImageUrlFetcher: expected ${name} to be an integer >= ${min}, got ${value}`);
   }
   const networks = parseNetworks(options.allowedNetworks);
   const limit = pLimit(options.concurrency);
@@ -85,12 +86,23 @@ export function createImageUrlFetcher(options: ImageUrlFetcherOptions): ImageUrl
   return {
     async fetch(input, field, signal) {
       if (options.mode === 'off') {
-        throw refusal(field, ImageUrlRefusal.Off, 'image URLs are turned off on this server (IMAGE_URLS=off); send the image itself (data URL, base64 or a file upload)');
+        throw refusal(
+          field,
+          ImageUrlRefusal.Off,
+          'image URLs are turned off on this server (IMAGE_URLS=off); send the image itself (data URL, base64 or a file upload)',
+        );
       }
       const first = parseUrl(input, field);
       const deadline = AbortSignal.timeout(options.timeoutMs);
       const combined = signal === undefined ? deadline : AbortSignal.any([deadline, signal]);
-      const context: HopContext = { field, networks, resolve, signal: combined, maxBytes: options.maxBytes, userAgent: options.userAgent };
+      const context: HopContext = {
+        field,
+        networks,
+        resolve,
+        signal: combined,
+        maxBytes: options.maxBytes,
+        userAgent: options.userAgent,
+      };
       try {
         return await limit(async () => {
           combined.throwIfAborted();
@@ -99,7 +111,11 @@ export function createImageUrlFetcher(options: ImageUrlFetcherOptions): ImageUrl
       } catch (error) {
         if (signal?.aborted === true) throw signal.reason;
         if (deadline.aborted) {
-          throw refusal(field, ImageUrlRefusal.Timeout, `fetching ${display(first)} took longer than ${options.timeoutMs} ms (IMAGE_URL_TIMEOUT_MS)`);
+          throw refusal(
+            field,
+            ImageUrlRefusal.Timeout,
+            `fetching ${display(first)} took longer than ${options.timeoutMs} ms (IMAGE_URL_TIMEOUT_MS)`,
+          );
         }
         throw error;
       }
@@ -122,7 +138,11 @@ async function followRedirects(first: URL, context: HopContext, maxRedirects: nu
     const outcome = await fetchHop(url, context);
     if (outcome.kind === 'body') return outcome.bytes;
     if (redirects >= maxRedirects) {
-      throw refusal(context.field, ImageUrlRefusal.Redirects, `${display(first)} redirects more than ${maxRedirects} times (IMAGE_URL_MAX_REDIRECTS)`);
+      throw refusal(
+        context.field,
+        ImageUrlRefusal.Redirects,
+        `${display(first)} redirects more than ${maxRedirects} times (IMAGE_URL_MAX_REDIRECTS)`,
+      );
     }
     url = outcome.location;
   }
@@ -159,10 +179,18 @@ function parseUrl(input: string, field: string): URL {
 
 function checkUrlShape(url: URL, field: string): void {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw refusal(field, ImageUrlRefusal.Scheme, `the URL scheme ${url.protocol.slice(0, -1).slice(0, 20)} is not allowed; image URLs must be http or https`);
+    throw refusal(
+      field,
+      ImageUrlRefusal.Scheme,
+      `the URL scheme ${url.protocol.slice(0, -1).slice(0, 20)} is not allowed; image URLs must be http or https`,
+    );
   }
   if (url.username !== '' || url.password !== '') {
-    throw refusal(field, ImageUrlRefusal.Credentials, `${display(url)} carries a user name or password; image URLs may not hold credentials`);
+    throw refusal(
+      field,
+      ImageUrlRefusal.Credentials,
+      `${display(url)} carries a user name or password; image URLs may not hold credentials`,
+    );
   }
 }
 
@@ -180,7 +208,8 @@ async function addressesOf(host: string, context: HopContext): Promise<ResolvedA
     if (context.signal.aborted) throw error;
     throw refusal(context.field, ImageUrlRefusal.Unreachable, `the host ${truncate(host)} does not resolve`);
   }
-  if (addresses.length === 0) throw refusal(context.field, ImageUrlRefusal.Unreachable, `the host ${truncate(host)} does not resolve`);
+  if (addresses.length === 0)
+    throw refusal(context.field, ImageUrlRefusal.Unreachable, `the host ${truncate(host)} does not resolve`);
   return addresses;
 }
 
@@ -188,17 +217,28 @@ async function addressesOf(host: string, context: HopContext): Promise<ResolvedA
 function pinnedLookup(addresses: readonly ResolvedAddress[]): LookupFunction {
   return (_hostname, options, callback) => {
     if (options.all === true) {
-      callback(null, addresses.map(({ address, family }) => ({ address, family })));
+      callback(
+        null,
+        addresses.map(({ address, family }) => ({ address, family })),
+      );
       return;
     }
-    const wanted = addresses.find(({ family }) => options.family === undefined || options.family === 0 || options.family === family) ?? addresses[0];
+    const wanted =
+      addresses.find(
+        ({ family }) => options.family === undefined || options.family === 0 || options.family === family,
+      ) ?? addresses[0];
     if (wanted === undefined) callback(new Error('no address'), '', 4);
     else callback(null, wanted.address, wanted.family);
   };
 }
 
 /** One GET to the checked addresses; its answer is a redirect to follow or the body, read under the size cap. */
-function request(url: URL, host: string, addresses: readonly ResolvedAddress[], context: HopContext): Promise<HopOutcome> {
+function request(
+  url: URL,
+  host: string,
+  addresses: readonly ResolvedAddress[],
+  context: HopContext,
+): Promise<HopOutcome> {
   const { field, signal } = context;
   // The signal destroys the request (and its response) on abort; racing it also settles a response cut mid-body.
   return abortable(
@@ -219,7 +259,14 @@ function request(url: URL, host: string, addresses: readonly ResolvedAddress[], 
       });
       req.on('error', (error) => {
         if (signal.aborted) reject(signal.reason);
-        else reject(refusal(field, ImageUrlRefusal.Unreachable, `${display(url)} could not be fetched (${describeNetworkError(error)})`));
+        else
+          reject(
+            refusal(
+              field,
+              ImageUrlRefusal.Unreachable,
+              `${display(url)} could not be fetched (${describeNetworkError(error)})`,
+            ),
+          );
       });
       req.on('response', (res) => {
         try {
@@ -266,9 +313,15 @@ function redirectOf(res: http.IncomingMessage, url: URL, field: string): URL | u
 /** A 2xx answer whose declared length (if any) is within the cap; the body is not read when it is not. */
 function checkAnswer(res: http.IncomingMessage, url: URL, { field, maxBytes }: HopContext): void {
   const status = res.statusCode ?? 0;
-  if (status < 200 || status > 299) throw refusal(field, ImageUrlRefusal.HttpStatus, `${display(url)} answered HTTP ${status}; expected 2xx with the image`);
+  if (status < 200 || status > 299)
+    throw refusal(
+      field,
+      ImageUrlRefusal.HttpStatus,
+      `${display(url)} answered HTTP ${status}; expected 2xx with the image`,
+    );
   const declared = Number(res.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(field, url, maxBytes, `declares ${declared} bytes`);
+  if (Number.isFinite(declared) && declared > maxBytes)
+    throw tooLarge(field, url, maxBytes, `declares ${declared} bytes`);
 }
 
 /** The body, refused (and the caller cuts the connection) as soon as it passes the cap. */
@@ -283,7 +336,17 @@ function readBody(res: http.IncomingMessage, url: URL, { field, maxBytes, signal
       outcome();
     };
     const brokeOff = (error?: unknown): void =>
-      settle(() => reject(signal.aborted ? signal.reason : refusal(field, ImageUrlRefusal.Unreachable, `${display(url)} broke off while sending (${describeNetworkError(error)})`)));
+      settle(() =>
+        reject(
+          signal.aborted
+            ? signal.reason
+            : refusal(
+                field,
+                ImageUrlRefusal.Unreachable,
+                `${display(url)} broke off while sending (${describeNetworkError(error)})`,
+              ),
+        ),
+      );
     res.on('data', (chunk: Buffer) => {
       received += chunk.length;
       if (received > maxBytes) settle(() => reject(tooLarge(field, url, maxBytes, `sent more than ${maxBytes} bytes`)));
@@ -298,7 +361,11 @@ function readBody(res: http.IncomingMessage, url: URL, { field, maxBytes, signal
 }
 
 function tooLarge(field: string, url: URL, maxBytes: number, what: string): AppError {
-  return refusal(field, ImageUrlRefusal.TooLarge, `${display(url)} ${what}, over the image limit of ${maxBytes} bytes (MAX_IMAGE_BYTES)`);
+  return refusal(
+    field,
+    ImageUrlRefusal.TooLarge,
+    `${display(url)} ${what}, over the image limit of ${maxBytes} bytes (MAX_IMAGE_BYTES)`,
+  );
 }
 
 function refusal(field: string, reason: ImageUrlRefusal, message: string): AppError {

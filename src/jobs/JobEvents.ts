@@ -33,7 +33,10 @@ export interface JobEvents {
  * other listeners.
  */
 export class LocalEmitter {
-  readonly #listeners: { [K in JobEventName]: Set<JobEventListener<K>> } = { jobUpdated: new Set(), resynced: new Set() };
+  readonly #listeners: { [K in JobEventName]: Set<JobEventListener<K>> } = {
+    jobUpdated: new Set(),
+    resynced: new Set(),
+  };
   readonly #onListenerError: (error: unknown) => void;
 
   constructor(onListenerError: (error: unknown) => void = () => {}) {

@@ -152,7 +152,12 @@ export class JobService {
   readonly #worker: JobWorker | undefined;
   readonly #logger: Logger;
   readonly #deps: TransitionDeps;
-  readonly #limits: Required<Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl' | 'maxRetainedJobBytes'>>;
+  readonly #limits: Required<
+    Omit<
+      JobServiceOptions,
+      'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl' | 'maxRetainedJobBytes'
+    >
+  >;
   readonly #fetchImageUrl: FetchImageUrl | undefined;
   /** Submissions past their last SHUTTING_DOWN check: drain waits for them, so none is enqueued after the queue drained. */
   readonly #admitting = new Set<Promise<unknown>>();
@@ -167,8 +172,12 @@ export class JobService {
     this.#logger = options.logger;
     this.#fetchImageUrl = options.fetchImageUrl;
     this.#store =
-      options.store ?? new MemoryJobStore(options.maxRetainedJobBytes === undefined ? {} : { maxRetainedBytes: options.maxRetainedJobBytes });
-    this.events = options.events ?? new MemoryJobEvents((error) => this.#logger.error({ err: error }, 'job event listener threw'));
+      options.store ??
+      new MemoryJobStore(
+        options.maxRetainedJobBytes === undefined ? {} : { maxRetainedBytes: options.maxRetainedJobBytes },
+      );
+    this.events =
+      options.events ?? new MemoryJobEvents((error) => this.#logger.error({ err: error }, 'job event listener threw'));
     this.#limits = {
       maxImagesPerJob: options.maxImagesPerJob ?? 64,
       maxClassesPerJob: options.maxClassesPerJob ?? 1000,
@@ -187,7 +196,8 @@ export class JobService {
       maxPageSize: options.maxPageSize ?? 100,
     };
     for (const [name, value] of Object.entries(this.#limits)) {
-      if (!Number.isInteger(value) || value < 1) throw new TypeError(`JobService: expected ${name} to be an integer >= 1, got ${value}`);
+      if (!Number.isInteger(value) || value < 1)
+        throw new TypeError(`JobService: expected ${name} to be an integer >= 1, got ${value}`);
     }
     // Totals count the changes this process stores (its submissions and cancels, and its worker's transitions).
     const onChanged = (job: Job): void => {
@@ -195,14 +205,27 @@ export class JobService {
       for (const listener of this.#storedListeners) listener(job);
     };
     this.#onChanged = onChanged;
-    this.#deps = { store: this.#store, events: this.events, logger: this.#logger, ttlSeconds: this.#limits.ttlSeconds, onChanged };
+    this.#deps = {
+      store: this.#store,
+      events: this.events,
+      logger: this.#logger,
+      ttlSeconds: this.#limits.ttlSeconds,
+      onChanged,
+    };
     if (options.queue !== undefined) {
       this.#queue = options.queue;
       this.#worker = options.worker;
     } else {
       const { prepareModel, classify, embedImages, embedTexts } = options.clip;
-      if (prepareModel === undefined || classify === undefined || embedImages === undefined || embedTexts === undefined) {
-        throw new TypeError('JobService: without a queue, clip must also run jobs (prepareModel, classify, embedImages, embedTexts)');
+      if (
+        prepareModel === undefined ||
+        classify === undefined ||
+        embedImages === undefined ||
+        embedTexts === undefined
+      ) {
+        throw new TypeError(
+          'JobService: without a queue, clip must also run jobs (prepareModel, classify, embedImages, embedTexts)',
+        );
       }
       this.#queue = new MemoryJobQueue();
       const clip = options.clip as JobRunner;
@@ -254,7 +277,15 @@ export class JobService {
       }
       case 'image-embedding': {
         const model = this.#resolveModel(input.model);
-        return { task: 'image-embedding', model, classes: [], texts: [], prompt: {}, images: input, batched: input.batched };
+        return {
+          task: 'image-embedding',
+          model,
+          classes: [],
+          texts: [],
+          prompt: {},
+          images: input,
+          batched: input.batched,
+        };
       }
       case undefined:
       case 'classification': {
@@ -274,7 +305,10 @@ export class JobService {
    * base64 decoding, URL fetching, header inspection (format, size) before any pixel is decoded. Fetched bytes
    * pass the same checks as bytes sent inline.
    */
-  async #decodeImages(input: SubmitImages, owner: string | null): Promise<{ images: Uint8Array[]; imageBytes: number }> {
+  async #decodeImages(
+    input: SubmitImages,
+    owner: string | null,
+  ): Promise<{ images: Uint8Array[]; imageBytes: number }> {
     const imageFields = this.#validateImageList(input);
     // Refuse early under overload, before spending time decoding or fetching images we would not keep.
     await this.#refuseIfSaturated({ owner, images: imageFields.length, imageBytes: 0 });
@@ -282,7 +316,11 @@ export class JobService {
     const decoded = imageFields.map((image, index): Uint8Array | string => {
       const field = fieldOf(index);
       if (image instanceof Uint8Array) return image;
-      if (typeof image !== 'string') throw badUserInput(`${field}: expected a data URL, base64 string or http(s) URL, got ${typeName(image)}`, field);
+      if (typeof image !== 'string')
+        throw badUserInput(
+          `${field}: expected a data URL, base64 string or http(s) URL, got ${typeName(image)}`,
+          field,
+        );
       return isImageUrl(image) ? image : this.#clip.decodeImage(image, field);
     });
     const images = await this.#fetchUrls(decoded, fieldOf, input.imagesField);
@@ -299,13 +337,21 @@ export class JobService {
    * whose images add up to more than MAX_PENDING_IMAGE_BYTES could never be admitted: its fetches stop as soon as
    * they pass it, so one request cannot make the API hold images × MAX_IMAGE_BYTES.
    */
-  async #fetchUrls(images: (Uint8Array | string)[], fieldOf: (index: number) => string, listField: string): Promise<Uint8Array[]> {
+  async #fetchUrls(
+    images: (Uint8Array | string)[],
+    fieldOf: (index: number) => string,
+    listField: string,
+  ): Promise<Uint8Array[]> {
     const fetchImageUrl = this.#fetchImageUrl;
     const urls = images.flatMap((image, index) => (typeof image === 'string' ? [{ url: image, index }] : []));
     if (urls.length === 0) return images as Uint8Array[];
     if (fetchImageUrl === undefined) {
       const field = fieldOf(urls[0]?.index ?? 0);
-      throw new AppError(ErrorCode.BadUserInput, `${field}: this server does not fetch image URLs; send the image itself`, { field, refusal: ImageUrlRefusal.Off });
+      throw new AppError(
+        ErrorCode.BadUserInput,
+        `${field}: this server does not fetch image URLs; send the image itself`,
+        { field, refusal: ImageUrlRefusal.Off },
+      );
     }
     const stop = new AbortController();
     const fetched = [...images];
@@ -315,7 +361,10 @@ export class JobService {
       const bytes = await fetchImageUrl(url, fieldOf(index), stop.signal);
       totalBytes += bytes.byteLength;
       if (totalBytes > maxBytes) {
-        throw badUserInput(`${listField}: the job's images add up to more than ${maxBytes} bytes (MAX_PENDING_IMAGE_BYTES); send fewer or smaller images`, listField);
+        throw badUserInput(
+          `${listField}: the job's images add up to more than ${maxBytes} bytes (MAX_PENDING_IMAGE_BYTES); send fewer or smaller images`,
+          listField,
+        );
       }
       fetched[index] = bytes;
     });
@@ -339,7 +388,8 @@ export class JobService {
     const plan = this.#plan(input);
     const owner = caller.owner;
     if (plan.images === null) await this.#refuseIfSaturated({ owner, images: 0, imageBytes: 0 });
-    const { images, imageBytes } = plan.images === null ? { images: [], imageBytes: 0 } : await this.#decodeImages(plan.images, owner);
+    const { images, imageBytes } =
+      plan.images === null ? { images: [], imageBytes: 0 } : await this.#decodeImages(plan.images, owner);
     // Checked again: the awaits above let other submissions (or a drain) in.
     this.#assertAccepting();
     const admitting = this.#admitAndEnqueue(plan, owner, images, imageBytes);
@@ -387,10 +437,17 @@ export class JobService {
     } catch (error) {
       // Stored but never queued (the backend went away in between): fail it, so nobody waits for it forever.
       await this.#queue.release(id).catch(() => undefined);
-      const failure = { code: ErrorCode.ServiceUnavailable, message: 'the job queue was unreachable; submit the job again' };
-      await advanceJob(this.#deps, id, (current) => ({ ...current, status: 'failed', startedAt: null, finishedAt: new Date(), error: failure })).catch(
-        () => undefined,
-      );
+      const failure = {
+        code: ErrorCode.ServiceUnavailable,
+        message: 'the job queue was unreachable; submit the job again',
+      };
+      await advanceJob(this.#deps, id, (current) => ({
+        ...current,
+        status: 'failed',
+        startedAt: null,
+        finishedAt: new Date(),
+        error: failure,
+      })).catch(() => undefined);
       throw error;
     }
     return job;
@@ -480,7 +537,12 @@ export class JobService {
    * e.g. texts against images for retrieval. Both must be COMPLETE embedding jobs of one model (the vectors of two
    * models live in different spaces). NOT_FOUND for an unknown job; BAD_USER_INPUT naming the argument otherwise.
    */
-  async rank(caller: Caller, queriesId: string, candidatesId: string, k: number): Promise<{ rankings: SimilarityRanking[]; queries: Job; candidates: Job }> {
+  async rank(
+    caller: Caller,
+    queriesId: string,
+    candidatesId: string,
+    k: number,
+  ): Promise<{ rankings: SimilarityRanking[]; queries: Job; candidates: Job }> {
     if (!Number.isInteger(k) || k < 1) throw badUserInput(`k: expected a positive integer, got ${k}`, 'k');
     const [queries, candidates] = await Promise.all([
       this.#completeEmbedding(caller, queriesId, 'queries'),
@@ -502,14 +564,28 @@ export class JobService {
         'candidates',
       );
     }
-    return { rankings: rankBySimilarity(queries.result, candidates.result, k), queries: queries.job, candidates: candidates.job };
+    return {
+      rankings: rankBySimilarity(queries.result, candidates.result, k),
+      queries: queries.job,
+      candidates: candidates.job,
+    };
   }
 
-  async #completeEmbedding(caller: Caller, id: string, field: string): Promise<{ job: Job; model: string; result: EmbeddingResult }> {
+  async #completeEmbedding(
+    caller: Caller,
+    id: string,
+    field: string,
+  ): Promise<{ job: Job; model: string; result: EmbeddingResult }> {
     const job = await this.get(caller, id);
-    if (job === undefined) throw new AppError(ErrorCode.NotFound, `${field}: job ${JSON.stringify(id.slice(0, 100))} not found (unknown or expired)`);
-    if (job.status !== 'complete') throw badUserInput(`${field}: job ${job.id} is ${job.status}; rank when it is complete`, field);
-    if (job.result.task === 'classification') throw badUserInput(`${field}: job ${job.id} is a classification, not an embedding job`, field);
+    if (job === undefined)
+      throw new AppError(
+        ErrorCode.NotFound,
+        `${field}: job ${JSON.stringify(id.slice(0, 100))} not found (unknown or expired)`,
+      );
+    if (job.status !== 'complete')
+      throw badUserInput(`${field}: job ${job.id} is ${job.status}; rank when it is complete`, field);
+    if (job.result.task === 'classification')
+      throw badUserInput(`${field}: job ${job.id} is a classification, not an embedding job`, field);
     return { job, model: job.model, result: job.result };
   }
 
@@ -567,32 +643,42 @@ export class JobService {
   // ---- validation ----
 
   #assertAccepting(): void {
-    if (this.#draining) throw new AppError(ErrorCode.ShuttingDown, 'the server is shutting down and accepts no new jobs');
+    if (this.#draining)
+      throw new AppError(ErrorCode.ShuttingDown, 'the server is shutting down and accepts no new jobs');
   }
 
   #validateClasses(classes: unknown): string[] {
     const { maxClassesPerJob, maxClassLength } = this.#limits;
-    if (!Array.isArray(classes)) throw badUserInput(`classes: expected a list of class names, got ${typeName(classes)}`, 'classes');
+    if (!Array.isArray(classes))
+      throw badUserInput(`classes: expected a list of class names, got ${typeName(classes)}`, 'classes');
     if (classes.length === 0) throw badUserInput('classes: expected at least one class, got none', 'classes');
     if (classes.length > maxClassesPerJob) {
-      throw badUserInput(`classes: expected at most ${maxClassesPerJob} classes (MAX_CLASSES_PER_JOB), got ${classes.length}`, 'classes');
+      throw badUserInput(
+        `classes: expected at most ${maxClassesPerJob} classes (MAX_CLASSES_PER_JOB), got ${classes.length}`,
+        'classes',
+      );
     }
     const seen = new Map<string, number>();
     return classes.map((label: unknown, index) => {
       const field = `classes[${index}]`;
       if (typeof label !== 'string') throw badUserInput(`${field}: expected a string, got ${typeName(label)}`, field);
       const key = label.trim();
-      if (key === '') throw badUserInput(`${field}: expected a non-empty class name, got ${JSON.stringify(label)}`, field);
+      if (key === '')
+        throw badUserInput(`${field}: expected a non-empty class name, got ${JSON.stringify(label)}`, field);
       // .length counts UTF-16 units, an upper bound of code points: count exactly only when it matters.
       if (label.length > maxClassLength) {
         const codePoints = countCodePoints(label);
         if (codePoints > maxClassLength) {
-          throw badUserInput(`${field}: expected at most ${maxClassLength} characters (MAX_CLASS_LENGTH), got ${codePoints}`, field);
+          throw badUserInput(
+            `${field}: expected at most ${maxClassLength} characters (MAX_CLASS_LENGTH), got ${codePoints}`,
+            field,
+          );
         }
       }
       // Duplicates are refused: identical prompts split one probability between two entries, which is never what a caller means.
       const first = seen.get(key);
-      if (first !== undefined) throw badUserInput(`${field}: duplicates classes[${first}] (${JSON.stringify(key.slice(0, 100))})`, field);
+      if (first !== undefined)
+        throw badUserInput(`${field}: duplicates classes[${first}] (${JSON.stringify(key.slice(0, 100))})`, field);
       seen.set(key, index);
       return label;
     });
@@ -603,7 +689,10 @@ export class JobService {
     const resolved = typeof name === 'string' ? this.#clip.resolveModelName(name) : undefined;
     if (resolved === undefined) {
       const known = this.#clip.models().map((model) => model.name);
-      throw badUserInput(`model: unknown model ${JSON.stringify(String(name).slice(0, 200))}; available: ${known.join(', ') || 'none'}`, 'model');
+      throw badUserInput(
+        `model: unknown model ${JSON.stringify(String(name).slice(0, 200))}; available: ${known.join(', ') || 'none'}`,
+        'model',
+      );
     }
     return resolved;
   }
@@ -611,19 +700,27 @@ export class JobService {
   /** Texts to embed: a non-empty list of non-blank strings, bounded in count and length. Duplicates are fine (one vector each). */
   #validateTexts(texts: unknown, listField: string, batched: boolean): string[] {
     const { maxTextsPerJob, maxTextLength } = this.#limits;
-    if (!Array.isArray(texts)) throw badUserInput(`${listField}: expected a list of texts, got ${typeName(texts)}`, listField);
+    if (!Array.isArray(texts))
+      throw badUserInput(`${listField}: expected a list of texts, got ${typeName(texts)}`, listField);
     if (texts.length === 0) throw badUserInput(`${listField}: expected at least one text, got none`, listField);
     if (texts.length > maxTextsPerJob) {
-      throw badUserInput(`${listField}: expected at most ${maxTextsPerJob} texts (MAX_TEXTS_PER_JOB), got ${texts.length}`, listField);
+      throw badUserInput(
+        `${listField}: expected at most ${maxTextsPerJob} texts (MAX_TEXTS_PER_JOB), got ${texts.length}`,
+        listField,
+      );
     }
     return texts.map((text: unknown, index) => {
       const field = batched ? `${listField}[${index}]` : listField;
       if (typeof text !== 'string') throw badUserInput(`${field}: expected a string, got ${typeName(text)}`, field);
-      if (text.trim() === '') throw badUserInput(`${field}: expected a non-empty text, got ${JSON.stringify(text)}`, field);
+      if (text.trim() === '')
+        throw badUserInput(`${field}: expected a non-empty text, got ${JSON.stringify(text)}`, field);
       if (text.length > maxTextLength) {
         const codePoints = countCodePoints(text);
         if (codePoints > maxTextLength) {
-          throw badUserInput(`${field}: expected at most ${maxTextLength} characters (MAX_TEXT_LENGTH), got ${codePoints}`, field);
+          throw badUserInput(
+            `${field}: expected at most ${maxTextLength} characters (MAX_TEXT_LENGTH), got ${codePoints}`,
+            field,
+          );
         }
       }
       return text;
@@ -633,10 +730,14 @@ export class JobService {
   #validateImageList(input: SubmitImages): unknown[] {
     const field = input.imagesField;
     const images: unknown = input.images;
-    if (!Array.isArray(images)) throw badUserInput(`${field}: expected a list of images, got ${typeName(images)}`, field);
+    if (!Array.isArray(images))
+      throw badUserInput(`${field}: expected a list of images, got ${typeName(images)}`, field);
     if (images.length === 0) throw badUserInput(`${field}: expected at least one image, got none`, field);
     if (images.length > this.#limits.maxImagesPerJob) {
-      throw badUserInput(`${field}: expected at most ${this.#limits.maxImagesPerJob} images (MAX_IMAGES_PER_JOB), got ${images.length}`, field);
+      throw badUserInput(
+        `${field}: expected at most ${this.#limits.maxImagesPerJob} images (MAX_IMAGES_PER_JOB), got ${images.length}`,
+        field,
+      );
     }
     return images;
   }
@@ -662,7 +763,8 @@ export class JobService {
   }
 
   #admissionLimits(): AdmissionLimits {
-    const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes, maxQueuedJobsPerKey, maxQueuedImagesPerKey } = this.#limits;
+    const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes, maxQueuedJobsPerKey, maxQueuedImagesPerKey } =
+      this.#limits;
     return {
       maxJobs: maxQueuedJobs,
       maxImages: maxQueuedImages,
@@ -678,11 +780,15 @@ export class JobService {
    * accepted with OVERLOADED (issue 5).
    */
   #refusal(admission: Exclude<Admission, { admitted: true }>, owner: string | null): AppError {
-    const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes, maxQueuedJobsPerKey, maxQueuedImagesPerKey } = this.#limits;
+    const { maxQueuedJobs, maxQueuedImages, maxPendingImageBytes, maxQueuedJobsPerKey, maxQueuedImagesPerKey } =
+      this.#limits;
     const own = owner === null ? undefined : admission.counts.owners[owner];
     switch (admission.limit) {
       case 'jobs':
-        return new AppError(ErrorCode.Overloaded, `too many jobs in progress (${admission.counts.jobs}, MAX_QUEUED_JOBS=${maxQueuedJobs}); retry later`);
+        return new AppError(
+          ErrorCode.Overloaded,
+          `too many jobs in progress (${admission.counts.jobs}, MAX_QUEUED_JOBS=${maxQueuedJobs}); retry later`,
+        );
       case 'images':
         return new AppError(
           ErrorCode.Overloaded,
@@ -714,7 +820,10 @@ export class JobService {
    * A watcher of one job: `offer` feeds it states (from the bus or the store); only versions newer than the
    * last one pass, so repeated, stale or reordered deliveries are dropped. After a bus reconnect it re-reads.
    */
-  #iterate(caller: Caller, id: string): { iterator: AsyncIterableIterator<Job>; offer: (job: Job) => void; seen: () => boolean } {
+  #iterate(
+    caller: Caller,
+    id: string,
+  ): { iterator: AsyncIterableIterator<Job>; offer: (job: Job) => void; seen: () => boolean } {
     const buffer: Job[] = [];
     let lastVersion = -1;
     let finished = false;

@@ -65,9 +65,17 @@ export class JobWorker {
     const onChanged = (job: Job): void => {
       for (const listener of this.#storedListeners) listener(job);
     };
-    this.#deps = { store: options.store, events: options.events, logger: options.logger, ttlSeconds: options.ttlSeconds, onChanged };
+    this.#deps = {
+      store: options.store,
+      events: options.events,
+      logger: options.logger,
+      ttlSeconds: options.ttlSeconds,
+      onChanged,
+    };
     if (!Number.isInteger(this.#maxConcurrentJobs) || this.#maxConcurrentJobs < 1) {
-      throw new TypeError(`JobWorker: expected maxConcurrentJobs to be an integer >= 1, got ${this.#maxConcurrentJobs}`);
+      throw new TypeError(
+        `JobWorker: expected maxConcurrentJobs to be an integer >= 1, got ${this.#maxConcurrentJobs}`,
+      );
     }
   }
 
@@ -93,7 +101,10 @@ export class JobWorker {
     const leftovers = await this.#queue.drain(timeoutMs);
     const failed = await Promise.all(
       leftovers.map(async (id) => {
-        const outcome = await this.#fail(id, { code: ErrorCode.ShuttingDown, message: 'the server shut down before the job finished' });
+        const outcome = await this.#fail(id, {
+          code: ErrorCode.ShuttingDown,
+          message: 'the server shut down before the job finished',
+        });
         await this.#queue.release(id).catch(() => undefined);
         return outcome;
       }),
@@ -130,25 +141,38 @@ export class JobWorker {
         await this.#fail(work.id, this.#toFailure(error, work.job));
         return;
       }
-      const { job: running } = await this.#persist(work.id, () =>
-        advanceJob(this.#deps, work.id, (current) => (current.status === 'queued' ? { ...current, status: 'running', startedAt: new Date() } : null), work.job),
+      const { job: running } = await this.#persist(
+        work.id,
+        () =>
+          advanceJob(
+            this.#deps,
+            work.id,
+            (current) =>
+              current.status === 'queued' ? { ...current, status: 'running', startedAt: new Date() } : null,
+            work.job,
+          ),
         signal,
       );
       // Unknown (expired), cancelled, or already finished by an earlier delivery: nothing to do.
       // A RUNNING job here is a redelivery after its worker was lost: run it again; the CAS below decides.
       if (running === undefined || running.status !== 'running' || signal.aborted) {
-        if (running === undefined) this.#logger.info({ jobId: work.id }, 'job gone (expired or deleted) before it ran; dropped');
+        if (running === undefined)
+          this.#logger.info({ jobId: work.id }, 'job gone (expired or deleted) before it ran; dropped');
         return;
       }
       let outcome: (current: Job) => Job | null;
       try {
         const result = await this.#infer(running, work, signal);
-        outcome = (current) => (current.status === 'running' ? { ...current, status: 'complete', finishedAt: new Date(), result } : null);
+        outcome = (current) =>
+          current.status === 'running' ? { ...current, status: 'complete', finishedAt: new Date(), result } : null;
       } catch (error) {
         // A cancel or drain aborted the inference: the job's state is theirs to set.
         if (signal.aborted) return;
         const failure = this.#toFailure(error, running);
-        outcome = (current) => (current.status === 'running' ? { ...current, status: 'failed', finishedAt: new Date(), error: failure } : null);
+        outcome = (current) =>
+          current.status === 'running'
+            ? { ...current, status: 'failed', finishedAt: new Date(), error: failure }
+            : null;
       }
       // Held through an outage: the result is stored once the backend is back, not recomputed.
       await this.#persist(work.id, () => advanceJob(this.#deps, work.id, outcome, running), signal);
@@ -164,22 +188,39 @@ export class JobWorker {
   #persist<T>(id: string, write: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     return retryWhileUnreachable(write, {
       signal: signal === undefined ? this.#stopping.signal : AbortSignal.any([signal, this.#stopping.signal]),
-      onOutage: (error) => this.#logger.warn({ err: error, jobId: id }, 'the job store is unreachable; retrying until it is back'),
+      onOutage: (error) =>
+        this.#logger.warn({ err: error, jobId: id }, 'the job store is unreachable; retrying until it is back'),
     });
   }
 
   /** The task's inference, checked against the job's shape (one row per input, in order). */
   async #infer(job: Job, work: TakenWork, signal: AbortSignal): Promise<JobResult> {
     const { prompt } = work;
-    const images = job.imageCount === 0 ? [] : await this.#persist(job.id, () => work.loadImages(job.expiresAt), signal);
-    if (images === undefined) throw new AppError(ErrorCode.InternalServerError, 'the job\'s images are gone from the queue (the job ended or expired meanwhile)');
+    const images =
+      job.imageCount === 0 ? [] : await this.#persist(job.id, () => work.loadImages(job.expiresAt), signal);
+    if (images === undefined)
+      throw new AppError(
+        ErrorCode.InternalServerError,
+        "the job's images are gone from the queue (the job ended or expired meanwhile)",
+      );
     switch (job.task) {
       case 'classification':
-        return toClassificationResult(await this.#clip.classify({ model: job.model, images, labels: job.classes, prompt, signal }), job);
+        return toClassificationResult(
+          await this.#clip.classify({ model: job.model, images, labels: job.classes, prompt, signal }),
+          job,
+        );
       case 'image-embedding':
-        return toEmbeddingResult(await this.#clip.embedImages({ model: job.model, images, signal }), job.task, job.imageCount);
+        return toEmbeddingResult(
+          await this.#clip.embedImages({ model: job.model, images, signal }),
+          job.task,
+          job.imageCount,
+        );
       case 'text-embedding':
-        return toEmbeddingResult(await this.#clip.embedTexts({ model: job.model, texts: job.texts, prompt, signal }), job.task, job.texts.length);
+        return toEmbeddingResult(
+          await this.#clip.embedTexts({ model: job.model, texts: job.texts, prompt, signal }),
+          job.task,
+          job.texts.length,
+        );
       default:
         throw new UnreachableCaseError(job.task);
     }
@@ -195,7 +236,10 @@ export class JobWorker {
 function givenUpFailure(reason: GiveUpReason): JobFailure {
   switch (reason) {
     case 'stalled':
-      return { code: ErrorCode.WorkerLost, message: 'the worker running the job was lost (crashed or cut off) more often than MAX_STALLED_COUNT allows' };
+      return {
+        code: ErrorCode.WorkerLost,
+        message: 'the worker running the job was lost (crashed or cut off) more often than MAX_STALLED_COUNT allows',
+      };
     case 'failed':
       return { code: ErrorCode.InternalServerError, message: 'the job could not be run: every delivery of it failed' };
     default:
@@ -206,7 +250,9 @@ function givenUpFailure(reason: GiveUpReason): JobFailure {
 function toClassificationResult(result: ClassifyResult, job: Job): JobResult {
   const rows = result.probabilities;
   if (rows.length !== job.imageCount || rows.some((row) => row.length !== job.classes.length)) {
-    throw new Error(`classifier returned ${rows.length} rows of ${rows[0]?.length ?? 0} for ${job.imageCount} images × ${job.classes.length} classes`);
+    throw new Error(
+      `classifier returned ${rows.length} rows of ${rows[0]?.length ?? 0} for ${job.imageCount} images × ${job.classes.length} classes`,
+    );
   }
   return { task: 'classification', images: rows.map((probabilities) => ({ probabilities: [...probabilities] })) };
 }
@@ -219,4 +265,3 @@ function toEmbeddingResult(result: EmbeddingVectors, task: EmbeddingResult['task
   }
   return result.tokens === undefined ? { task, embeddings: rows } : { task, embeddings: rows, tokens: result.tokens };
 }
-

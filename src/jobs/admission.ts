@@ -13,7 +13,11 @@ export interface AdmissionRequest {
 }
 
 /** The first limit the job would pass, or null when it fits. Jobs without an owner (authentication off) have no share. */
-export function exceededLimit(counts: QueueCounts, request: AdmissionRequest, limits: AdmissionLimits): AdmissionLimit | null {
+export function exceededLimit(
+  counts: QueueCounts,
+  request: AdmissionRequest,
+  limits: AdmissionLimits,
+): AdmissionLimit | null {
   if (counts.jobs >= limits.maxJobs) return 'jobs';
   if (counts.images + request.images > limits.maxImages) return 'images';
   if (counts.imageBytes + request.imageBytes > limits.maxImageBytes) return 'imageBytes';

@@ -31,7 +31,10 @@ export function visibleTo(caller: Caller, job: Job | undefined): Job | undefined
 /** Throws FORBIDDEN unless `caller` may take operator actions (`action` says which, for the message). */
 export function assertOperator(caller: Caller, action: string): void {
   if (!caller.operator) {
-    throw new AppError(ErrorCode.Forbidden, `${action} needs an admin API key, one listed in ADMIN_API_KEYS (while it is empty, no key may)`);
+    throw new AppError(
+      ErrorCode.Forbidden,
+      `${action} needs an admin API key, one listed in ADMIN_API_KEYS (while it is empty, no key may)`,
+    );
   }
 }
 

@@ -16,7 +16,10 @@ export interface CreateJobsOptions {
   /** Validation for the API side; also the runner where a worker runs (all, worker). */
   clip: JobClassifier & JobRunner;
   logger: Logger;
-  limits: Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl'> & { maxConcurrentJobs: number; ttlSeconds: number };
+  limits: Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl'> & {
+    maxConcurrentJobs: number;
+    ttlSeconds: number;
+  };
   /** Fetches images given as URLs, in the API process; without it URLs are refused. */
   fetchImageUrl?: FetchImageUrl;
 }

@@ -17,7 +17,19 @@ export { InvalidCursorError } from './JobStore.js';
 export type { JobPage, JobStore, ListJobsOptions } from './JobStore.js';
 export type { RetentionStats } from './retention.js';
 export type { JobEventListener, JobEventMap, JobEventName, JobEvents } from './JobEvents.js';
-export type { Admission, AdmissionLimit, AdmissionLimits, OwnerCounts, GiveUpReason, JobHandler, JobQueue, JobWork, QueueCounts, Reservation, TakenWork } from './JobQueue.js';
+export type {
+  Admission,
+  AdmissionLimit,
+  AdmissionLimits,
+  OwnerCounts,
+  GiveUpReason,
+  JobHandler,
+  JobQueue,
+  JobWork,
+  QueueCounts,
+  Reservation,
+  TakenWork,
+} from './JobQueue.js';
 export { jobFromJSON, jobToJSON } from './serialise.js';
 export { mergeModelViews } from './redis/index.js';
 export { isTerminal, JOB_STATUSES, JOB_TASKS, TERMINAL_STATUSES } from './types.js';

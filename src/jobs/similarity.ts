@@ -20,9 +20,16 @@ export interface SimilarityRanking {
 }
 
 /** Ranks every candidate for every query; ties keep the candidates' input order. */
-export function rankBySimilarity(queries: EmbeddingResult, candidates: EmbeddingResult, k: number): SimilarityRanking[] {
+export function rankBySimilarity(
+  queries: EmbeddingResult,
+  candidates: EmbeddingResult,
+  k: number,
+): SimilarityRanking[] {
   return queries.embeddings.map((query, index) => {
-    const scored = candidates.embeddings.map((candidate, candidateIndex) => ({ index: candidateIndex, score: dot(query, candidate) }));
+    const scored = candidates.embeddings.map((candidate, candidateIndex) => ({
+      index: candidateIndex,
+      score: dot(query, candidate),
+    }));
     scored.sort((a, b) => b.score - a.score || a.index - b.index);
     return { index, matches: scored.slice(0, k) };
   });

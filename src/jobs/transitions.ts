@@ -41,8 +41,17 @@ export async function advanceJob(
     if (proposed === null) return { job: current, changed: false };
     // The TTL counts from the last change, so a finished job keeps its result for the full TTL. The change's own
     // timestamp is the base (not a second clock read), so expiresAt − finishedAt is exactly the TTL even under load.
-    const changedAt = proposed.status === 'running' ? proposed.startedAt : proposed.status === 'queued' ? new Date() : proposed.finishedAt;
-    const updated: Job = { ...proposed, version: current.version + 1, expiresAt: new Date(changedAt.getTime() + deps.ttlSeconds * 1000) };
+    const changedAt =
+      proposed.status === 'running'
+        ? proposed.startedAt
+        : proposed.status === 'queued'
+          ? new Date()
+          : proposed.finishedAt;
+    const updated: Job = {
+      ...proposed,
+      version: current.version + 1,
+      expiresAt: new Date(changedAt.getTime() + deps.ttlSeconds * 1000),
+    };
     if (await deps.store.transition(id, current.status, updated)) {
       deps.logger.info(jobLogFields(updated), `job ${updated.status}`);
       deps.onChanged?.(updated);

@@ -55,11 +55,29 @@ export function toOpenAiError(error: unknown): OpenAiError {
     }
   }
   const bodyError = error as { type?: unknown; status?: unknown; expose?: unknown; message?: unknown } | null;
-  if (bodyError?.type === 'entity.too.large') return openAiError(413, 'The request body is over the size limit (MAX_BODY_BYTES)', null, ErrorCode.PayloadTooLarge);
-  if (bodyError?.type === 'entity.too.complex') return openAiError(413, String(bodyError.message), null, ErrorCode.PayloadTooLarge);
-  if (bodyError?.type === 'entity.parse.failed') return openAiError(400, 'The request body is not valid JSON', null, null);
-  if (bodyError?.expose === true && typeof bodyError.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
-    return openAiError(bodyError.status, typeof bodyError.message === 'string' ? bodyError.message : 'Bad request', null, null);
+  if (bodyError?.type === 'entity.too.large')
+    return openAiError(
+      413,
+      'The request body is over the size limit (MAX_BODY_BYTES)',
+      null,
+      ErrorCode.PayloadTooLarge,
+    );
+  if (bodyError?.type === 'entity.too.complex')
+    return openAiError(413, String(bodyError.message), null, ErrorCode.PayloadTooLarge);
+  if (bodyError?.type === 'entity.parse.failed')
+    return openAiError(400, 'The request body is not valid JSON', null, null);
+  if (
+    bodyError?.expose === true &&
+    typeof bodyError.status === 'number' &&
+    bodyError.status >= 400 &&
+    bodyError.status < 500
+  ) {
+    return openAiError(
+      bodyError.status,
+      typeof bodyError.message === 'string' ? bodyError.message : 'Bad request',
+      null,
+      null,
+    );
   }
   return openAiError(500, 'Internal server error', null, ErrorCode.InternalServerError);
 }
@@ -81,7 +99,8 @@ export function openAiErrorHandler(logger: Logger): ErrorRequestHandler {
     const answer = toOpenAiError(error);
     const context = { method: req.method, path: req.originalUrl, status: answer.status, code: answer.body.error.code };
     if (answer.status < 500) logger.debug({ ...context, message: answer.body.error.message }, 'OpenAI request refused');
-    else if (isAppError(error)) logger.info({ ...context, message: answer.body.error.message }, 'OpenAI request refused');
+    else if (isAppError(error))
+      logger.info({ ...context, message: answer.body.error.message }, 'OpenAI request refused');
     else logger.error({ ...context, err: error }, 'OpenAI request failed');
     sendOpenAiError(res, answer);
   };
@@ -90,6 +109,14 @@ export function openAiErrorHandler(logger: Logger): ErrorRequestHandler {
 /** Any `/v1` path without a route: a 404 in OpenAI's shape. */
 export function openAiNotFoundHandler(): RequestHandler {
   return (req, res) => {
-    sendOpenAiError(res, openAiError(404, `No route ${req.method} ${req.baseUrl}${req.path}; this server offers POST /v1/embeddings and GET /v1/models`, null, 'unknown_url'));
+    sendOpenAiError(
+      res,
+      openAiError(
+        404,
+        `No route ${req.method} ${req.baseUrl}${req.path}; this server offers POST /v1/embeddings and GET /v1/models`,
+        null,
+        'unknown_url',
+      ),
+    );
   };
 }

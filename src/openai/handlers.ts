@@ -54,7 +54,10 @@ export function createOpenAiHandlers(deps: OpenAiDeps): OpenAiHandlers {
     getModel: (req, res) => {
       const name = resolveModel(deps.models, req.params.model);
       const models = toModelsResponse(deps.models.models(), deps.createdAt).data;
-      sendJson(res, models.find((model) => model.id === name));
+      sendJson(
+        res,
+        models.find((model) => model.id === name),
+      );
     },
 
     embeddings: async (req: Request, res: Response) => {
@@ -72,14 +75,19 @@ export function createOpenAiHandlers(deps: OpenAiDeps): OpenAiHandlers {
       const finished = await finishAll(callerJobs, jobs, left.signal);
       if (finished === undefined) return;
       const { vectors, tokens } = inInputOrder(finished, planned, request.inputs.length);
-      if (request.dimensions !== undefined && vectors[0]?.length !== request.dimensions) throw wrongDimensions(request.dimensions, vectors[0]?.length ?? 0);
+      if (request.dimensions !== undefined && vectors[0]?.length !== request.dimensions)
+        throw wrongDimensions(request.dimensions, vectors[0]?.length ?? 0);
       sendJson(res, toEmbeddingsResponse(vectors, model, request.encodingFormat, tokens));
     },
   };
 }
 
 /** The jobs' vectors put back in the request's order, and the texts' tokens summed. */
-function inInputOrder(finished: readonly CompleteJob[], planned: readonly PlannedJob[], inputs: number): { vectors: number[][]; tokens: number } {
+function inInputOrder(
+  finished: readonly CompleteJob[],
+  planned: readonly PlannedJob[],
+  inputs: number,
+): { vectors: number[][]; tokens: number } {
   const vectors = new Array<number[]>(inputs);
   let tokens = 0;
   for (const [i, job] of finished.entries()) {
@@ -97,7 +105,11 @@ function resolveModel(models: OpenAiModels, name: string): string {
   if (resolved !== undefined) return resolved;
   const known = models.models().map((model) => model.name);
   const shown = name.length > 100 ? `${name.slice(0, 100)}…` : name;
-  throw new AppError(ErrorCode.NotFound, `The model "${shown}" does not exist on this server; it has: ${known.join(', ') || 'none'}`, { field: 'model' });
+  throw new AppError(
+    ErrorCode.NotFound,
+    `The model "${shown}" does not exist on this server; it has: ${known.join(', ') || 'none'}`,
+    { field: 'model' },
+  );
 }
 
 /** CLIP vectors are not Matryoshka vectors: a cut one is no longer a point of the joint space, so only the model's own size is taken. */
@@ -109,7 +121,10 @@ function checkDimensions(models: OpenAiModels, model: string, dimensions: number
 }
 
 function wrongDimensions(dimensions: number, size: number): AppError {
-  return badUserInput(`"dimensions" must be the model's own size, ${size}, got ${dimensions}: CLIP vectors cannot be shortened`, 'dimensions');
+  return badUserInput(
+    `"dimensions" must be the model's own size, ${size}, got ${dimensions}: CLIP vectors cannot be shortened`,
+    'dimensions',
+  );
 }
 
 /** The request's images as one image-embedding job, its texts as one text-embedding job; positions keep the input order. */
@@ -129,10 +144,16 @@ function planJobs(request: EmbeddingRequest, model: string): PlannedJob[] {
   }
   const planned: PlannedJob[] = [];
   if (images.length > 0) {
-    planned.push({ input: { task: 'image-embedding', model, images, imagesField: INPUT_FIELD, batched: true }, positions: imagePositions });
+    planned.push({
+      input: { task: 'image-embedding', model, images, imagesField: INPUT_FIELD, batched: true },
+      positions: imagePositions,
+    });
   }
   if (texts.length > 0) {
-    planned.push({ input: { task: 'text-embedding', model, texts, textsField: INPUT_FIELD, batched: true }, positions: textPositions });
+    planned.push({
+      input: { task: 'text-embedding', model, texts, textsField: INPUT_FIELD, batched: true },
+      positions: textPositions,
+    });
   }
   return planned;
 }
@@ -142,7 +163,10 @@ async function submitAll(jobs: CallerJobs, planned: PlannedJob[], single: boolea
   const settled = await Promise.allSettled(planned.map((plan) => jobs.submit(plan.input)));
   const refused = settled.findIndex((outcome) => outcome.status === 'rejected');
   if (refused === -1) return settled.map((outcome) => (outcome as PromiseFulfilledResult<Job>).value);
-  await cancelAll(jobs, settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : [])));
+  await cancelAll(
+    jobs,
+    settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : [])),
+  );
   const reason: unknown = (settled[refused] as PromiseRejectedResult).reason;
   throw inRequestTerms(reason, planned[refused]?.positions ?? [], single);
 }
@@ -156,7 +180,9 @@ function inRequestTerms(error: unknown, positions: number[], single: boolean): u
   const match = /^input\[(\d+)\]/.exec(error.field);
   if (match === null) return error;
   const field = `${single ? INPUT_FIELD : `${INPUT_FIELD}[${positions[Number(match[1])] ?? match[1]}]`}${error.field.slice(match[0].length)}`;
-  const message = error.message.startsWith(error.field) ? `${field}${error.message.slice(error.field.length)}` : error.message;
+  const message = error.message.startsWith(error.field)
+    ? `${field}${error.message.slice(error.field.length)}`
+    : error.message;
   return new AppError(error.code, message, { field, refusal: error.refusal, cause: error });
 }
 

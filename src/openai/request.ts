@@ -30,12 +30,22 @@ const DATA_IMAGE_URI = /^\s*data:image\//i;
 
 /** Reads a `POST /v1/embeddings` body; throws BAD_USER_INPUT naming the parameter (`input[3]`, `encoding_format`, …). */
 export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
-  if (!isPlainObject(body)) throw badUserInput('The request body must be a JSON object with "model" and "input" (Content-Type: application/json)');
+  if (!isPlainObject(body))
+    throw badUserInput(
+      'The request body must be a JSON object with "model" and "input" (Content-Type: application/json)',
+    );
   const model = body.model;
-  if (typeof model !== 'string' || model.trim() === '') throw badUserInput(`"model" must be a model name, got ${describe(model)}`, 'model');
+  if (typeof model !== 'string' || model.trim() === '')
+    throw badUserInput(`"model" must be a model name, got ${describe(model)}`, 'model');
   const modality = parseModality(body.modality);
   const { inputs, single } = parseInputs(body.input, modality);
-  return { model, inputs, single, encodingFormat: parseEncodingFormat(body.encoding_format), dimensions: parseDimensions(body.dimensions) };
+  return {
+    model,
+    inputs,
+    single,
+    encodingFormat: parseEncodingFormat(body.encoding_format),
+    dimensions: parseDimensions(body.dimensions),
+  };
 }
 
 function parseModality(value: unknown): Modality | undefined {
@@ -52,14 +62,18 @@ function parseEncodingFormat(value: unknown): EncodingFormat {
 
 function parseDimensions(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw badUserInput(`"dimensions" must be a positive integer, got ${describe(value)}`, 'dimensions');
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
+    throw badUserInput(`"dimensions" must be a positive integer, got ${describe(value)}`, 'dimensions');
   return value;
 }
 
 function parseInputs(value: unknown, modality: Modality | undefined): { inputs: EmbeddingInput[]; single: boolean } {
   if (typeof value === 'string') return { inputs: [stringInput(value, modality)], single: true };
   if (!Array.isArray(value)) {
-    throw badUserInput(`"input" must be a string or a list of strings, {"text"} or {"image"} objects, got ${describe(value)}`, 'input');
+    throw badUserInput(
+      `"input" must be a string or a list of strings, {"text"} or {"image"} objects, got ${describe(value)}`,
+      'input',
+    );
   }
   if (value.length === 0) throw badUserInput('"input" must not be empty', 'input');
   if (value.every((item) => typeof item === 'number')) throw tokenArrays('input');
@@ -78,14 +92,21 @@ function listItem(item: unknown, modality: Modality | undefined, param: string):
     const keys = ['text', 'image'].filter((key) => key in item);
     if (keys.length === 1 && typeof item.text === 'string') return { kind: 'text', text: item.text };
     if (keys.length === 1 && typeof item.image === 'string') return { kind: 'image', image: item.image };
-    if (keys.length === 1) throw badUserInput(`"${param}.${keys[0]}" must be a string, got ${describe(item[keys[0] as string])}`, param);
-    throw badUserInput(`"${param}" must be {"text": "…"} or {"image": "…"} (exactly one of them), got an object with ${keys.length === 0 ? 'neither' : 'both'}`, param);
+    if (keys.length === 1)
+      throw badUserInput(`"${param}.${keys[0]}" must be a string, got ${describe(item[keys[0] as string])}`, param);
+    throw badUserInput(
+      `"${param}" must be {"text": "…"} or {"image": "…"} (exactly one of them), got an object with ${keys.length === 0 ? 'neither' : 'both'}`,
+      param,
+    );
   }
   throw badUserInput(`"${param}" must be a string, {"text"} or {"image"} object, got ${describe(item)}`, param);
 }
 
 function tokenArrays(param: string) {
-  return badUserInput(`"${param}": token arrays are not supported (a CLIP text tower has its own tokenizer); send the text as a string`, param);
+  return badUserInput(
+    `"${param}": token arrays are not supported (a CLIP text tower has its own tokenizer); send the text as a string`,
+    param,
+  );
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

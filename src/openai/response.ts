@@ -31,10 +31,19 @@ export interface ModelsResponse {
 }
 
 /** The vectors as `/v1/embeddings` answers them, in input order; `tokens` are the texts' (images count 0). */
-export function toEmbeddingsResponse(vectors: readonly number[][], model: string, encoding: EncodingFormat, tokens: number): EmbeddingsResponse {
+export function toEmbeddingsResponse(
+  vectors: readonly number[][],
+  model: string,
+  encoding: EncodingFormat,
+  tokens: number,
+): EmbeddingsResponse {
   return {
     object: 'list',
-    data: vectors.map((vector, index) => ({ object: 'embedding', index, embedding: encoding === 'base64' ? toBase64Float32(vector) : vector })),
+    data: vectors.map((vector, index) => ({
+      object: 'embedding',
+      index,
+      embedding: encoding === 'base64' ? toBase64Float32(vector) : vector,
+    })),
     model,
     usage: { prompt_tokens: tokens, total_tokens: tokens },
   };
@@ -57,5 +66,8 @@ export const MODEL_OWNER = 'clip-classify-server';
 
 /** `GET /v1/models`: every configured model, loaded or not. */
 export function toModelsResponse(models: readonly ModelInfo[], createdAt: number): ModelsResponse {
-  return { object: 'list', data: models.map((model) => ({ id: model.name, object: 'model', created: createdAt, owned_by: MODEL_OWNER })) };
+  return {
+    object: 'list',
+    data: models.map((model) => ({ id: model.name, object: 'model', created: createdAt, owned_by: MODEL_OWNER })),
+  };
 }

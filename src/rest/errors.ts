@@ -52,7 +52,8 @@ export function toRestError(error: unknown): RestError {
   const bodyParserError = fromBodyParserError(error);
   if (bodyParserError !== undefined) return bodyParserError;
   // Express's router throws a URIError (status 400, not marked safe to show) for a path parameter that is not valid percent-encoding.
-  if (error instanceof URIError) return clientError(400, ErrorCode.BadUserInput, 'Malformed percent-encoding in the URL path');
+  if (error instanceof URIError)
+    return clientError(400, ErrorCode.BadUserInput, 'Malformed percent-encoding in the URL path');
   return { status: 500, body: errorBody(ErrorCode.InternalServerError, INTERNAL_MESSAGE), clientError: false };
 }
 
@@ -80,10 +81,17 @@ export function restErrorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     const restError = toRestError(error);
-    const context = { method: req.method, path: req.originalUrl, status: restError.status, code: restError.body.error.code };
-    if (restError.clientError) logger.debug({ ...context, message: restError.body.error.message }, 'REST request refused');
+    const context = {
+      method: req.method,
+      path: req.originalUrl,
+      status: restError.status,
+      code: restError.body.error.code,
+    };
+    if (restError.clientError)
+      logger.debug({ ...context, message: restError.body.error.message }, 'REST request refused');
     // A deliberate refusal (SHUTTING_DOWN while draining) is no fault of ours: no error log, no stack.
-    else if (isAppError(error)) logger.info({ ...context, message: restError.body.error.message }, 'REST request refused');
+    else if (isAppError(error))
+      logger.info({ ...context, message: restError.body.error.message }, 'REST request refused');
     else logger.error({ ...context, err: error }, 'REST request failed');
     sendRestError(res, restError);
   };
@@ -106,7 +114,13 @@ export function restNotFoundHandler(): RequestHandler {
  */
 function fromBodyParserError(error: unknown): RestError | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
-  const candidate = error as { status?: unknown; statusCode?: unknown; expose?: unknown; type?: unknown; message?: unknown };
+  const candidate = error as {
+    status?: unknown;
+    statusCode?: unknown;
+    expose?: unknown;
+    type?: unknown;
+    message?: unknown;
+  };
   const status = typeof candidate.status === 'number' ? candidate.status : candidate.statusCode;
   if (typeof status !== 'number' || status < 400 || status >= 500 || candidate.expose !== true) return undefined;
   const message = typeof candidate.message === 'string' ? candidate.message : 'Bad request';

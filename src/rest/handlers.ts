@@ -54,7 +54,11 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
     // The body is checked after the path so that a wrong URL is reported as such, not as a body error.
     const input = parseFesJobBody(req.body, batched, task);
     const ignored = unknownFesConfigKeys(req.body);
-    if (ignored.length > 0) deps.logger.debug({ model, ignored: ignored.slice(0, 20).map((k) => k.slice(0, 100)) }, 'FES config keys ignored');
+    if (ignored.length > 0)
+      deps.logger.debug(
+        { model, ignored: ignored.slice(0, 20).map((k) => k.slice(0, 100)) },
+        'FES config keys ignored',
+      );
     return deps.jobs.submit(deps.callerOf(req, res), { ...input, model });
   }
 
@@ -148,7 +152,13 @@ function legacyResult(job: Job): FesTaskOutput {
 }
 
 /** Re-reads a job until it is terminal; undefined when the client went away first. */
-async function waitForTerminal(deps: RestDeps, caller: Caller, id: string, intervalMs: number, signal: AbortSignal): Promise<Job | undefined> {
+async function waitForTerminal(
+  deps: RestDeps,
+  caller: Caller,
+  id: string,
+  intervalMs: number,
+  signal: AbortSignal,
+): Promise<Job | undefined> {
   for (;;) {
     if (signal.aborted) return undefined;
     const job = await deps.jobs.get(caller, id);
@@ -159,7 +169,8 @@ async function waitForTerminal(deps: RestDeps, caller: Caller, id: string, inter
 }
 
 function modelControlOf(deps: RestDeps): ModelControl {
-  if (deps.models === undefined) throw new AppError(ErrorCode.NotFound, 'Model control is not available on this server');
+  if (deps.models === undefined)
+    throw new AppError(ErrorCode.NotFound, 'Model control is not available on this server');
   return deps.models;
 }
 

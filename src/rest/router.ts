@@ -39,7 +39,9 @@ export { DEFAULT_MAX_BODY_BYTES } from './deps.js';
 export function createRestRouter(deps: RestDeps): Router {
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) {
-    throw new TypeError(`createRestRouter expects maxBodyBytes to be a positive integer, but got ${String(maxBodyBytes)}`);
+    throw new TypeError(
+      `createRestRouter expects maxBodyBytes to be a positive integer, but got ${String(maxBodyBytes)}`,
+    );
   }
   const handlers = createRestHandlers(deps);
   const router = express.Router();

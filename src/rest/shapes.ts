@@ -63,7 +63,10 @@ export function fesTaskNameOf(task: JobTask): FesTask {
 export function assertJobOnRoute(job: Job, task: FesTask, batched: boolean): void {
   if (job.task === jobTaskOf(task)) return;
   const path = `/api/tasks/${fesTaskNameOf(job.task)}${batched ? '/batched' : ''}/jobs/${job.id}`;
-  throw new AppError(ErrorCode.NotFound, `Job ${job.id} is not a ${task} job: it is a ${fesTaskNameOf(job.task)} job, read at ${path}`);
+  throw new AppError(
+    ErrorCode.NotFound,
+    `Job ${job.id} is not a ${task} job: it is a ${fesTaskNameOf(job.task)} job, read at ${path}`,
+  );
 }
 
 /** The seed's `JobState` enum. */
@@ -152,7 +155,10 @@ export function toFesModelState(status: ModelStatus): FesModelState {
 
 /** `GET /api/models/{model}/status`'s body. */
 export function toFesModelStatus(status: ModelStatus, jobs: readonly Job[]): FesModelStatus {
-  return { status: toFesModelState(status), jobs: jobs.map((job) => ({ id: job.id, status: toFesJobState(job.status) })) };
+  return {
+    status: toFesModelState(status),
+    jobs: jobs.map((job) => ({ id: job.id, status: toFesJobState(job.status) })),
+  };
 }
 
 /** How many inputs (images, or texts for a text embedding) a job has. */
@@ -185,7 +191,10 @@ export function toFesJobResponse(job: Job, batched: boolean): FesJobResponse {
   const inputs = inputCountOf(job);
   if (!batched && inputs !== 1) {
     const noun = job.task === 'text-embedding' ? 'texts' : 'images';
-    throw badUserInput(`Job ${job.id} has ${inputs} ${noun}; read it at /api/tasks/${fesTaskNameOf(job.task)}/batched/jobs/${job.id}`, 'id');
+    throw badUserInput(
+      `Job ${job.id} has ${inputs} ${noun}; read it at /api/tasks/${fesTaskNameOf(job.task)}/batched/jobs/${job.id}`,
+      'id',
+    );
   }
   switch (job.status) {
     case 'queued':
@@ -221,11 +230,19 @@ export function toFesNewJobResponse(job: Job): FesNewJobResponse {
  * - text-embedding: `{"text", "config"?}`; `config` takes classification's prompt settings, none by default (verbatim)
  * with `image`/`text` a list on the batched route.
  */
-export function parseFesJobBody(body: unknown, batched: boolean, task: FesTask = ZERO_SHOT_TASK): SubmitJobInput & { model?: undefined } {
+export function parseFesJobBody(
+  body: unknown,
+  batched: boolean,
+  task: FesTask = ZERO_SHOT_TASK,
+): SubmitJobInput & { model?: undefined } {
   switch (task) {
     case ZERO_SHOT_TASK: {
       const object = requireObject(body, '"image" and "classes"');
-      return { ...parseImages(object.image, batched, task), classes: parseClasses(object.classes), config: parseConfig(object.config) };
+      return {
+        ...parseImages(object.image, batched, task),
+        classes: parseClasses(object.classes),
+        config: parseConfig(object.config),
+      };
     }
     case IMAGE_EMBEDDING_TASK: {
       const object = requireObject(body, '"image"');
@@ -243,11 +260,16 @@ export function parseFesJobBody(body: unknown, batched: boolean, task: FesTask =
 }
 
 function requireObject(body: unknown, fields: string): Record<string, unknown> {
-  if (!isPlainObject(body)) throw badUserInput(`Request body must be a JSON object with ${fields} (Content-Type: application/json)`);
+  if (!isPlainObject(body))
+    throw badUserInput(`Request body must be a JSON object with ${fields} (Content-Type: application/json)`);
   return body;
 }
 
-function parseImages(value: unknown, batched: boolean, task: FesTask): { images: string[]; imagesField: string; batched: boolean } {
+function parseImages(
+  value: unknown,
+  batched: boolean,
+  task: FesTask,
+): { images: string[]; imagesField: string; batched: boolean } {
   return { images: batched ? parseImageList(value) : [parseSingleImage(value, task)], imagesField: 'image', batched };
 }
 
@@ -263,7 +285,10 @@ export function resolveFesModel(clip: ClipModels, name: string): string | undefi
 export function requireFesModel(clip: ClipModels, name: string): string {
   const resolved = resolveFesModel(clip, name);
   if (resolved === undefined) {
-    throw badUserInput(`Unknown model "${truncate(name)}"; this server has: ${fesModelNames(clip).join(', ')}`, 'model');
+    throw badUserInput(
+      `Unknown model "${truncate(name)}"; this server has: ${fesModelNames(clip).join(', ')}`,
+      'model',
+    );
   }
   return resolved;
 }
@@ -280,7 +305,10 @@ export function isZeroShotTask(task: string): boolean {
 
 /** A NOT_FOUND for a task this server does not offer. */
 export function unknownTask(task: string): AppError {
-  return new AppError(ErrorCode.NotFound, `Unknown task "${truncate(task)}"; this server offers: ${FES_TASKS.join(', ')}`);
+  return new AppError(
+    ErrorCode.NotFound,
+    `Unknown task "${truncate(task)}"; this server offers: ${FES_TASKS.join(', ')}`,
+  );
 }
 
 /** `clip_vit_base_patch32` → `clip-vit-base-patch32`, as the seed's `to_kebab_case`. */
@@ -289,22 +317,33 @@ export function toKebabCase(name: string): string {
 }
 
 function parseSingleImage(value: unknown, task: FesTask): string {
-  if (value === undefined || value === null) throw badUserInput('"image" is required: a data URL, base64 string or http(s) URL', 'image');
+  if (value === undefined || value === null)
+    throw badUserInput('"image" is required: a data URL, base64 string or http(s) URL', 'image');
   if (typeof value !== 'string') {
     const hint = Array.isArray(value) ? `; for several images use /api/tasks/${task}/batched/{model}/jobs` : '';
-    throw badUserInput(`"image" expects a data URL, base64 string or http(s) URL, but got ${describe(value)}${hint}`, 'image');
+    throw badUserInput(
+      `"image" expects a data URL, base64 string or http(s) URL, but got ${describe(value)}${hint}`,
+      'image',
+    );
   }
   return value;
 }
 
 function parseImageList(value: unknown): string[] {
-  if (value === undefined || value === null) throw badUserInput('"image" is required: a list of data URLs, base64 strings or http(s) URLs', 'image');
+  if (value === undefined || value === null)
+    throw badUserInput('"image" is required: a list of data URLs, base64 strings or http(s) URLs', 'image');
   if (!Array.isArray(value)) {
-    throw badUserInput(`"image" expects a list of data URLs, base64 strings or http(s) URLs on the batched route, but got ${describe(value)}`, 'image');
+    throw badUserInput(
+      `"image" expects a list of data URLs, base64 strings or http(s) URLs on the batched route, but got ${describe(value)}`,
+      'image',
+    );
   }
   return value.map((item: unknown, index) => {
     if (typeof item !== 'string') {
-      throw badUserInput(`"image[${index}]" expects a data URL, base64 string or http(s) URL, but got ${describe(item)}`, `image[${index}]`);
+      throw badUserInput(
+        `"image[${index}]" expects a data URL, base64 string or http(s) URL, but got ${describe(item)}`,
+        `image[${index}]`,
+      );
     }
     return item;
   });
@@ -313,7 +352,9 @@ function parseImageList(value: unknown): string[] {
 function parseSingleText(value: unknown): string {
   if (value === undefined || value === null) throw badUserInput('"text" is required: a string', 'text');
   if (typeof value !== 'string') {
-    const hint = Array.isArray(value) ? `; for several texts use /api/tasks/${TEXT_EMBEDDING_TASK}/batched/{model}/jobs` : '';
+    const hint = Array.isArray(value)
+      ? `; for several texts use /api/tasks/${TEXT_EMBEDDING_TASK}/batched/{model}/jobs`
+      : '';
     throw badUserInput(`"text" expects a string, but got ${describe(value)}${hint}`, 'text');
   }
   return value;
@@ -321,16 +362,20 @@ function parseSingleText(value: unknown): string {
 
 function parseTextList(value: unknown): string[] {
   if (value === undefined || value === null) throw badUserInput('"text" is required: a list of strings', 'text');
-  if (!Array.isArray(value)) throw badUserInput(`"text" expects a list of strings on the batched route, but got ${describe(value)}`, 'text');
+  if (!Array.isArray(value))
+    throw badUserInput(`"text" expects a list of strings on the batched route, but got ${describe(value)}`, 'text');
   return value.map((item: unknown, index) => {
-    if (typeof item !== 'string') throw badUserInput(`"text[${index}]" expects a string, but got ${describe(item)}`, `text[${index}]`);
+    if (typeof item !== 'string')
+      throw badUserInput(`"text[${index}]" expects a string, but got ${describe(item)}`, `text[${index}]`);
     return item;
   });
 }
 
 function parseClasses(value: unknown): string[] {
-  if (value === undefined || value === null) throw badUserInput('"classes" is required: a list of class names', 'classes');
-  if (!Array.isArray(value)) throw badUserInput(`"classes" expects a list of strings, but got ${describe(value)}`, 'classes');
+  if (value === undefined || value === null)
+    throw badUserInput('"classes" is required: a list of class names', 'classes');
+  if (!Array.isArray(value))
+    throw badUserInput(`"classes" expects a list of strings, but got ${describe(value)}`, 'classes');
   return value.map((item: unknown, index) => {
     if (typeof item !== 'string') {
       throw badUserInput(`"classes[${index}]" expects a string, but got ${describe(item)}`, `classes[${index}]`);

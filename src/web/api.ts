@@ -144,7 +144,10 @@ export class Api {
   }
 
   async #post<T>(headers: Record<string, string>, body: BodyInit): Promise<T> {
-    const allHeaders: Record<string, string> = { accept: 'application/graphql-response+json, application/json', ...headers };
+    const allHeaders: Record<string, string> = {
+      accept: 'application/graphql-response+json, application/json',
+      ...headers,
+    };
     if (this.#apiKey !== '') allHeaders.authorization = `Bearer ${this.#apiKey}`;
     let response: Response;
     try {
@@ -160,7 +163,8 @@ export class Api {
     }
     const first = answer.errors?.[0];
     if (first !== undefined) throw toApiError(first);
-    if (answer.data === undefined || answer.data === null) throw new ApiError('BAD_RESPONSE', `The server answered ${response.status} without data`);
+    if (answer.data === undefined || answer.data === null)
+      throw new ApiError('BAD_RESPONSE', `The server answered ${response.status} without data`);
     return answer.data;
   }
 }
@@ -174,8 +178,12 @@ function toApiError(error: { message: string; extensions?: { code?: unknown } })
 function socketError(error: unknown): ApiError {
   if (Array.isArray(error) && error.length > 0) return toApiError(error[0] as { message: string });
   if (error instanceof CloseEvent) {
-    if (error.code === 4401 || error.code === 4403) return new ApiError('UNAUTHENTICATED', error.reason || 'The API key was refused');
-    return new ApiError('CONNECTION_CLOSED', `The live connection closed (${error.code}${error.reason ? `: ${error.reason}` : ''})`);
+    if (error.code === 4401 || error.code === 4403)
+      return new ApiError('UNAUTHENTICATED', error.reason || 'The API key was refused');
+    return new ApiError(
+      'CONNECTION_CLOSED',
+      `The live connection closed (${error.code}${error.reason ? `: ${error.reason}` : ''})`,
+    );
   }
   return new ApiError('CONNECTION_FAILED', 'The live connection to the server failed');
 }

@@ -11,7 +11,11 @@ export interface ElementProps {
   attrs?: Record<string, string>;
 }
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: ElementProps = {}, children: Child[] = []): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: ElementProps = {},
+  children: Child[] = [],
+): HTMLElementTagNameMap[K] {
   const element = document.createElement(tag);
   if (props.className !== undefined) element.className = props.className;
   if (props.text !== undefined) element.textContent = props.text;

@@ -39,7 +39,12 @@ export function urlsOfPastedText(text: string): string[] {
 export function displayNameOf(image: PendingImage): string {
   if (image.kind === 'file') return image.file.name;
   const url = new URL(image.url);
-  const last = decodeURIComponentSafe(url.pathname.split('/').filter((part) => part !== '').pop() ?? '');
+  const last = decodeURIComponentSafe(
+    url.pathname
+      .split('/')
+      .filter((part) => part !== '')
+      .pop() ?? '',
+  );
   return last === '' ? url.host : last;
 }
 

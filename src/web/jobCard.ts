@@ -47,10 +47,18 @@ export class JobCard {
       h('div', { className: 'thumb-frame' }, [thumb]),
       h('div', { className: 'card-main' }, [
         h('header', { className: 'card-head' }, [
-          h('span', { className: 'file-name', text: name, attrs: { title: source.kind === 'url' ? source.url : name } }),
+          h('span', {
+            className: 'file-name',
+            text: name,
+            attrs: { title: source.kind === 'url' ? source.url : name },
+          }),
           this.#status,
         ]),
-        h('p', { className: 'card-meta' }, [source.kind === 'file' ? formatBytes(source.file.size) : 'URL', this.#model, this.#jobRef]),
+        h('p', { className: 'card-meta' }, [
+          source.kind === 'file' ? formatBytes(source.file.size) : 'URL',
+          this.#model,
+          this.#jobRef,
+        ]),
         this.#body,
       ]),
     ]);
@@ -68,7 +76,9 @@ export class JobCard {
     switch (job.status) {
       case 'QUEUED':
       case 'RUNNING':
-        this.#body.replaceChildren(h('p', { className: 'pending', text: job.status === 'QUEUED' ? 'Waiting for the model…' : 'Classifying…' }));
+        this.#body.replaceChildren(
+          h('p', { className: 'pending', text: job.status === 'QUEUED' ? 'Waiting for the model…' : 'Classifying…' }),
+        );
         break;
       case 'COMPLETE':
         this.#showResult(job);
@@ -115,7 +125,10 @@ export class JobCard {
 
   #showError(code: string, message: string): void {
     this.#body.replaceChildren(
-      h('div', { className: 'error', attrs: { role: 'alert' } }, [h('code', { className: 'error-code', text: code }), h('p', { className: 'error-message', text: message })]),
+      h('div', { className: 'error', attrs: { role: 'alert' } }, [
+        h('code', { className: 'error-code', text: code }),
+        h('p', { className: 'error-message', text: message }),
+      ]),
     );
   }
 }

@@ -24,7 +24,10 @@ interface PageConfig {
 function readConfig(): PageConfig {
   const element = document.getElementById('clip-ui-config');
   const parsed = JSON.parse(element?.textContent ?? '{}') as Partial<PageConfig>;
-  return { endpoint: typeof parsed.endpoint === 'string' ? parsed.endpoint : '/graphql', apiKeyRequired: parsed.apiKeyRequired === true };
+  return {
+    endpoint: typeof parsed.endpoint === 'string' ? parsed.endpoint : '/graphql',
+    apiKeyRequired: parsed.apiKeyRequired === true,
+  };
 }
 
 /** Images waiting to be submitted (files and URLs), shown as a list with a remove button each. */
@@ -61,7 +64,11 @@ class PendingImages {
     this.#list.replaceChildren(
       ...this.#images.map((image, index) => {
         const name = displayNameOf(image);
-        const remove = h('button', { className: 'chip-remove', text: '×', attrs: { type: 'button', 'aria-label': `Remove ${name}` } });
+        const remove = h('button', {
+          className: 'chip-remove',
+          text: '×',
+          attrs: { type: 'button', 'aria-label': `Remove ${name}` },
+        });
         remove.addEventListener('click', () => {
           this.#images.splice(index, 1);
           this.#render();
@@ -103,7 +110,8 @@ function start(): void {
 
   const pending = new PendingImages(byId('picked', HTMLUListElement), () => {
     const count = pending.images.length;
-    pickedSummary.textContent = count === 0 ? 'No images chosen yet.' : `${count} image${count === 1 ? '' : 's'} ready.`;
+    pickedSummary.textContent =
+      count === 0 ? 'No images chosen yet.' : `${count} image${count === 1 ? '' : 's'} ready.`;
     dropZone.classList.toggle('has-files', count > 0);
   });
   pending.clear();
@@ -134,7 +142,12 @@ function start(): void {
     const wanted = remembered.get('model') ?? '';
     modelSelect.replaceChildren(
       h('option', { text: 'Server default', attrs: { value: '' } }),
-      ...models.map((model) => h('option', { text: `${model.name}${model.isDefault ? ' (default)' : ''}${model.ready ? '' : ' · loading'}`, attrs: { value: model.name } })),
+      ...models.map((model) =>
+        h('option', {
+          text: `${model.name}${model.isDefault ? ' (default)' : ''}${model.ready ? '' : ' · loading'}`,
+          attrs: { value: model.name },
+        }),
+      ),
     );
     modelSelect.value = models.some((model) => model.name === wanted) ? wanted : '';
     modelSelect.title = '';
@@ -161,7 +174,8 @@ function start(): void {
     addTypedUrl();
   });
   let dragDepth = 0;
-  const carriesImages = (event: DragEvent): boolean => ['Files', 'text/uri-list'].some((type) => event.dataTransfer?.types.includes(type) === true);
+  const carriesImages = (event: DragEvent): boolean =>
+    ['Files', 'text/uri-list'].some((type) => event.dataTransfer?.types.includes(type) === true);
   document.addEventListener('dragenter', (event) => {
     if (!carriesImages(event)) return;
     dragDepth += 1;
@@ -204,7 +218,12 @@ function start(): void {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const classes = parseClasses(classesInput.value);
-    const problem = pending.images.length === 0 ? 'Choose, drop or paste at least one image, or add its URL.' : classes.length === 0 ? 'Type at least one class.' : '';
+    const problem =
+      pending.images.length === 0
+        ? 'Choose, drop or paste at least one image, or add its URL.'
+        : classes.length === 0
+          ? 'Type at least one class.'
+          : '';
     formError.textContent = problem;
     if (problem !== '') {
       (pending.images.length === 0 ? fileInput : classesInput).focus();
@@ -222,7 +241,13 @@ function start(): void {
     for (const { image, card } of batch) void runJob(image, card, classes, model, promptTemplate);
   });
 
-  async function runJob(image: PendingImage, card: JobCard, classes: string[], model: string | undefined, promptTemplate: string | undefined): Promise<void> {
+  async function runJob(
+    image: PendingImage,
+    card: JobCard,
+    classes: string[],
+    model: string | undefined,
+    promptTemplate: string | undefined,
+  ): Promise<void> {
     let created: JobUpdate;
     try {
       created = await api.classify({ image, classes, model, promptTemplate });

@@ -24,7 +24,9 @@ const CLASSES = ['a red square', 'a blue circle', 'a dog'];
 // The page's code runs in the browser and this project's TypeScript has no DOM types, so browser-side
 // snippets are passed as strings. CodeMirror 5 keeps its editor object on the wrapper element.
 function setQuery(page: Page, query: string): Promise<unknown> {
-  return page.evaluate(`document.querySelector(${JSON.stringify(QUERY_EDITOR)}).CodeMirror.setValue(${JSON.stringify(query)})`);
+  return page.evaluate(
+    `document.querySelector(${JSON.stringify(QUERY_EDITOR)}).CodeMirror.setValue(${JSON.stringify(query)})`,
+  );
 }
 
 function responseText(page: Page): Promise<string> {
@@ -47,7 +49,11 @@ async function enterOperation(page: Page, name: string, query: string): Promise<
 }
 
 /** Waits until the response pane shows JSON that `accept` takes, and returns what it returned. */
-async function waitForResponse<T>(page: Page, accept: (body: unknown) => T | undefined, timeoutMs = 20_000): Promise<T> {
+async function waitForResponse<T>(
+  page: Page,
+  accept: (body: unknown) => T | undefined,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: string;
   for (;;) {
@@ -153,7 +159,8 @@ describe.skipIf(!hasChromium)('GraphiQL in headless Chromium', () => {
       page.on('request', (request) => requests.push(request.url()));
       page.on('websocket', (socket) => websockets.push(socket.url()));
       page.on('console', (message) => {
-        if (message.type() === 'error' || message.type() === 'warning') problems.push(`console ${message.type()}: ${message.text()}`);
+        if (message.type() === 'error' || message.type() === 'warning')
+          problems.push(`console ${message.type()}: ${message.text()}`);
       });
       page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     });
@@ -165,13 +172,16 @@ describe.skipIf(!hasChromium)('GraphiQL in headless Chromium', () => {
     it('should render GraphiQL with the schema loaded', async () => {
       // GraphiQL introspects the schema as soon as it starts; without it there is no completion or docs.
       const introspection = page.waitForResponse(
-        (answer) => answer.url() === server.graphqlUrl && (answer.request().postData() ?? '').includes('IntrospectionQuery'),
+        (answer) =>
+          answer.url() === server.graphqlUrl && (answer.request().postData() ?? '').includes('IntrospectionQuery'),
         { timeout: 30_000 },
       );
       const response = await page.goto(`${server.url}/graphql`);
       expect(response?.status()).toBe(200);
       expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
-      const schema = (await (await introspection).json()) as { data?: { __schema?: { mutationType?: { name: string } } } };
+      const schema = (await (await introspection).json()) as {
+        data?: { __schema?: { mutationType?: { name: string } } };
+      };
       expect(schema.data?.__schema?.mutationType?.name).toBe('Mutation');
       await page.waitForSelector(QUERY_EDITOR, { timeout: 30_000 });
       await page.waitForSelector('.graphiql-execute-button', { timeout: 10_000 });
@@ -216,7 +226,9 @@ describe.skipIf(!hasChromium)('GraphiQL in headless Chromium', () => {
 
     const headerEditors = `Array.from(document.querySelectorAll('.graphiql-editor-tool .CodeMirror'))`;
     const headersText = (): Promise<string> =>
-      page.evaluate<string>(`${headerEditors}.map((e) => e.CodeMirror.getValue()).find((v) => v.includes('Authorization')) || ''`);
+      page.evaluate<string>(
+        `${headerEditors}.map((e) => e.CodeMirror.getValue()).find((v) => v.includes('Authorization')) || ''`,
+      );
 
     beforeAll(async () => {
       server = await startTestServer({ apiKeys: [KEY] });
@@ -232,13 +244,23 @@ describe.skipIf(!hasChromium)('GraphiQL in headless Chromium', () => {
       const response = await page.goto(`${server.url}/graphql`);
       expect(response?.status()).toBe(200);
       await page.waitForSelector(QUERY_EDITOR, { timeout: 30_000 });
-      await expect.poll(async () => JSON.parse((await headersText()) || '{}') as unknown).toEqual({ Authorization: 'Bearer <your API key>' });
+      await expect
+        .poll(async () => JSON.parse((await headersText()) || '{}') as unknown)
+        .toEqual({ Authorization: 'Bearer <your API key>' });
     });
 
     it('should refuse a mutation until the key is set, then run it and its subscription with the key', async () => {
-      await enterOperation(page, 'ClassifyFromBrowser', `mutation ClassifyFromBrowser { classify(input: { image: ${JSON.stringify(image)}, classes: ["a"] }) { id } }`);
+      await enterOperation(
+        page,
+        'ClassifyFromBrowser',
+        `mutation ClassifyFromBrowser { classify(input: { image: ${JSON.stringify(image)}, classes: ["a"] }) { id } }`,
+      );
       await page.click('.graphiql-execute-button');
-      await waitForResponse(page, (body) => ((body as { errors?: { extensions?: { code?: string } }[] }).errors?.[0]?.extensions?.code === 'UNAUTHENTICATED' ? true : undefined));
+      await waitForResponse(page, (body) =>
+        (body as { errors?: { extensions?: { code?: string } }[] }).errors?.[0]?.extensions?.code === 'UNAUTHENTICATED'
+          ? true
+          : undefined,
+      );
 
       await page.evaluate(
         `${headerEditors}.find((e) => e.CodeMirror.getValue().includes('Authorization')).CodeMirror.setValue(${JSON.stringify(JSON.stringify({ Authorization: `Bearer ${KEY}` }))})`,

@@ -88,7 +88,8 @@ async function settledCards(page: Page, count: number, timeoutMs = 30_000): Prom
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const cards = await readCards(page);
-    if (cards.length === count && cards.every((card) => ['COMPLETE', 'FAILED', 'CANCELLED'].includes(card.status))) return cards;
+    if (cards.length === count && cards.every((card) => ['COMPLETE', 'FAILED', 'CANCELLED'].includes(card.status)))
+      return cards;
     if (Date.now() > deadline) throw new Error(`cards never settled: ${JSON.stringify(cards)}`);
     await page.waitForTimeout(50);
   }
@@ -100,7 +101,12 @@ interface ApiJob {
 }
 
 async function apiJob(server: TestServer, id: string, headers: Record<string, string> = {}): Promise<ApiJob> {
-  const { body } = await gql<{ job: ApiJob | null }>(server.graphqlUrl, 'query ($id: ID!) { job(id: $id) { classes result { images { probabilities } } } }', { id }, headers);
+  const { body } = await gql<{ job: ApiJob | null }>(
+    server.graphqlUrl,
+    'query ($id: ID!) { job(id: $id) { classes result { images { probabilities } } } }',
+    { id },
+    headers,
+  );
   if (!body.data?.job) throw new Error(`job ${id} not found: ${JSON.stringify(body.errors)}`);
   return body.data.job;
 }
@@ -109,21 +115,31 @@ async function apiJob(server: TestServer, id: string, headers: Record<string, st
 async function expectCardMatchesApi(server: TestServer, card: ShownCard): Promise<void> {
   expect(card.status).toBe('COMPLETE');
   const job = await apiJob(server, card.jobId);
-  const expected = rankClasses(job.classes, job.result?.images[0]?.probabilities ?? []).map((row) => ({ label: row.label, value: formatPercent(row.probability) }));
+  const expected = rankClasses(job.classes, job.result?.images[0]?.probabilities ?? []).map((row) => ({
+    label: row.label,
+    value: formatPercent(row.probability),
+  }));
   expect(card.rows.map(({ label, value }) => ({ label, value }))).toEqual(expected);
   const percents = card.rows.map((row) => Number.parseFloat(row.value));
   for (let i = 1; i < card.rows.length; i += 1) {
     expect(percents[i]).toBeLessThanOrEqual(percents[i - 1] as number);
-    expect((card.rows[i] as ShownCard['rows'][number]).width).toBeLessThanOrEqual((card.rows[i - 1] as ShownCard['rows'][number]).width + 0.5);
+    expect((card.rows[i] as ShownCard['rows'][number]).width).toBeLessThanOrEqual(
+      (card.rows[i - 1] as ShownCard['rows'][number]).width + 0.5,
+    );
   }
 }
 
 async function waitForComplete(server: TestServer, id: string): Promise<ApiJob> {
   for (let attempt = 0; ; attempt += 1) {
-    const { body } = await gql<{ job: (ApiJob & { status: string }) | null }>(server.graphqlUrl, 'query ($id: ID!) { job(id: $id) { status classes result { images { probabilities } } } }', { id });
+    const { body } = await gql<{ job: (ApiJob & { status: string }) | null }>(
+      server.graphqlUrl,
+      'query ($id: ID!) { job(id: $id) { status classes result { images { probabilities } } } }',
+      { id },
+    );
     const job = body.data?.job;
     if (job?.status === 'COMPLETE') return job;
-    if (attempt > 600 || (job !== null && job !== undefined && job.status !== 'QUEUED' && job.status !== 'RUNNING')) throw new Error(`job ${id} did not complete: ${JSON.stringify(body)}`);
+    if (attempt > 600 || (job !== null && job !== undefined && job.status !== 'QUEUED' && job.status !== 'RUNNING'))
+      throw new Error(`job ${id} did not complete: ${JSON.stringify(body)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -145,7 +161,8 @@ async function openPage(context: BrowserContext, url: string): Promise<Watched> 
     socket.on('framereceived', (frame) => watched.framesReceived.push(String(frame.payload)));
   });
   page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning') watched.problems.push(`console ${message.type()}: ${message.text()}`);
+    if (message.type() === 'error' || message.type() === 'warning')
+      watched.problems.push(`console ${message.type()}: ${message.text()}`);
   });
   page.on('pageerror', (error) => watched.problems.push(`page error: ${error.message}`));
   const response = await page.goto(url);
@@ -157,7 +174,9 @@ async function openPage(context: BrowserContext, url: string): Promise<Watched> 
 function expectSameOrigin(server: TestServer, watched: Watched): void {
   const origin = new URL(server.url).origin;
   // blob: URLs are the thumbnails of the picked files, made in the page: not network requests.
-  const external = watched.requests.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith('blob:') && !url.startsWith('data:'));
+  const external = watched.requests.filter(
+    (url) => !url.startsWith(`${origin}/`) && !url.startsWith('blob:') && !url.startsWith('data:'),
+  );
   expect(external).toEqual([]);
   expect(watched.websockets.length).toBeGreaterThan(0);
   expect(watched.websockets.every((url) => url.startsWith(`ws://${new URL(server.url).host}/`))).toBe(true);
@@ -200,7 +219,10 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
       const response = await page.request.get(`${server.url}/`);
       expect(response.headers()['content-security-policy']).toMatch(/script-src 'self';.*style-src 'self';/);
 
-      const uploads = page.waitForRequest((request) => request.method() === 'POST' && (request.headers()['content-type'] ?? '').startsWith('multipart/form-data'));
+      const uploads = page.waitForRequest(
+        (request) =>
+          request.method() === 'POST' && (request.headers()['content-type'] ?? '').startsWith('multipart/form-data'),
+      );
       await page.setInputFiles('#file-input', files.slice(0, 2));
       await page.fill('#classes', `${CLASSES[0]}, ${CLASSES[1]}\n${CLASSES[2]}`);
       await page.click('#submit');
@@ -213,7 +235,9 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
         await expectCardMatchesApi(server, card);
       }
       // The states arrived over graphql-ws, not by polling.
-      expect(watched.framesReceived.some((frame) => frame.includes('"jobUpdated"') && frame.includes('COMPLETE'))).toBe(true);
+      expect(watched.framesReceived.some((frame) => frame.includes('"jobUpdated"') && frame.includes('COMPLETE'))).toBe(
+        true,
+      );
       expectSameOrigin(server, watched);
       expect(watched.problems).toEqual([]);
 
@@ -232,7 +256,10 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
     it('should show a bad file’s coded error on its own card and keep working', async () => {
       const watched = await openPage(context, `${server.url}/`);
       const { page } = watched;
-      await page.setInputFiles('#file-input', [files[0] as PictureFile, { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('these are notes, not a picture') }]);
+      await page.setInputFiles('#file-input', [
+        files[0] as PictureFile,
+        { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('these are notes, not a picture') },
+      ]);
       await page.fill('#classes', CLASSES.join(', '));
       await page.click('#submit');
       const cards = await settledCards(page, 2);
@@ -251,7 +278,9 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
       await expectCardMatchesApi(server, newest);
       await page.screenshot({ path: path.join(OUTPUT_DIR, 'web-ui-bad-file.png') });
       // The refused upload is the server's answer, not a page error.
-      expect(watched.problems.filter((problem) => !problem.includes('422') && !problem.includes('status of 4'))).toEqual([]);
+      expect(
+        watched.problems.filter((problem) => !problem.includes('422') && !problem.includes('status of 4')),
+      ).toEqual([]);
       await page.close();
     });
 
@@ -269,7 +298,10 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
         document.body.dispatchEvent(new ClipboardEvent('paste', { clipboardData: pasted, bubbles: true, cancelable: true }));
       })()`);
       expect(await page.textContent('#picked-summary')).toBe('2 images ready.');
-      expect(await page.locator('#picked .chip-name').allTextContents()).toEqual(['red-square.png', 'green-triangle.png']);
+      expect(await page.locator('#picked .chip-name').allTextContents()).toEqual([
+        'red-square.png',
+        'green-triangle.png',
+      ]);
       await page.fill('#classes', CLASSES.join('\n'));
       // The model list comes from the `models` query; a prompt template goes as config.promptTemplate.
       expect(await page.locator('#model option').allTextContents()).toEqual(['Server default', 'tiny (default)']);
@@ -308,7 +340,8 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
       const sentUrls: string[] = [];
       page.on('request', (request) => {
         const body = request.postData() ?? '';
-        if (request.method() === 'POST' && body.includes(imageHost.url)) sentUrls.push((JSON.parse(body) as { variables: { input: { image: string } } }).variables.input.image);
+        if (request.method() === 'POST' && body.includes(imageHost.url))
+          sentUrls.push((JSON.parse(body) as { variables: { input: { image: string } } }).variables.input.image);
       });
       await page.fill('#classes', CLASSES.join(', '));
       // An earlier test left a template remembered; the inline jobs below use none.
@@ -320,9 +353,13 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
       for (const card of cards) {
         await expectCardMatchesApi(server, card);
         const file = files.find((candidate) => candidate.name === card.fileName) as PictureFile;
-        const inline = await gql<{ classify: { id: string } }>(server.graphqlUrl, 'mutation ($input: ClassifyInput!) { classify(input: $input) { id } }', {
-          input: { image: `data:image/png;base64,${file.buffer.toString('base64')}`, classes: CLASSES },
-        });
+        const inline = await gql<{ classify: { id: string } }>(
+          server.graphqlUrl,
+          'mutation ($input: ClassifyInput!) { classify(input: $input) { id } }',
+          {
+            input: { image: `data:image/png;base64,${file.buffer.toString('base64')}`, classes: CLASSES },
+          },
+        );
         const inlineJob = await waitForComplete(server, inline.body.data?.classify.id ?? '');
         expect((await apiJob(server, card.jobId)).result).toEqual(inlineJob.result);
       }
@@ -335,7 +372,8 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
     it('should be usable with the keyboard alone', async () => {
       const keyboardContext = await browser.newContext({ viewport: { width: 1000, height: 800 } });
       const { page } = await openPage(keyboardContext, `${server.url}/`);
-      const focused = (): Promise<string> => page.evaluate<string>('document.activeElement ? document.activeElement.id : ""');
+      const focused = (): Promise<string> =>
+        page.evaluate<string>('document.activeElement ? document.activeElement.id : ""');
       const tabTo = async (id: string): Promise<void> => {
         for (let presses = 0; presses < 20 && (await focused()) !== id; presses += 1) await page.keyboard.press('Tab');
         expect(await focused()).toBe(id);
@@ -359,13 +397,26 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
     });
 
     it('should not overflow horizontally at 360 px wide', async () => {
-      const narrow = await browser.newContext({ viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+      const narrow = await browser.newContext({
+        viewport: { width: 360, height: 740 },
+        deviceScaleFactor: 2,
+        isMobile: true,
+        hasTouch: true,
+      });
       const { page } = await openPage(narrow, `${server.url}/`);
       await page.setInputFiles('#file-input', files);
-      await page.fill('#classes', 'a red square drawn on a pale background, a blue circle, a green triangle, a photo of a very long class name');
+      await page.fill(
+        '#classes',
+        'a red square drawn on a pale background, a blue circle, a green triangle, a photo of a very long class name',
+      );
       await page.click('#submit');
       await settledCards(page, 3);
-      const overflow = await page.evaluate<{ width: number; scrollWidth: number; bodyScrollWidth: number; wide: string[] }>(`(() => {
+      const overflow = await page.evaluate<{
+        width: number;
+        scrollWidth: number;
+        bodyScrollWidth: number;
+        wide: string[];
+      }>(`(() => {
         const width = document.documentElement.clientWidth;
         const wide = Array.from(document.querySelectorAll('body *'))
           .filter((element) => { const box = element.getBoundingClientRect(); return box.width > 0 && (box.right > width + 0.5 || box.left < -0.5); })

@@ -9,7 +9,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/logger.js';
 import { ClassifyDocument, JobDocument, JobUpdatedDocument } from '../generated/graphql.js';
-import { distinctImages, gql, startTestServer, subscribe, testConfig, tinyImages, waitFor } from '../utils/testServer.js';
+import {
+  distinctImages,
+  gql,
+  startTestServer,
+  subscribe,
+  testConfig,
+  tinyImages,
+  waitFor,
+} from '../utils/testServer.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -28,7 +36,9 @@ describe('health, readiness and metrics', () => {
 
     const job = await gql(graphqlUrl, ClassifyDocument, { input: { images: [image, image], classes: ['a', 'b'] } });
     const id = job.body.data?.classify.id ?? '';
-    await waitFor(async () => ((await gql(graphqlUrl, JobDocument, { id })).body.data?.job?.status === 'COMPLETE' ? true : undefined));
+    await waitFor(async () =>
+      (await gql(graphqlUrl, JobDocument, { id })).body.data?.job?.status === 'COMPLETE' ? true : undefined,
+    );
 
     const metrics = await fetch(`${url}/metrics`);
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -74,36 +84,53 @@ describe('health, readiness and metrics', () => {
 describe('shutdown', () => {
   it('should finish a job in flight, deliver its terminal state to subscribers, then stop (idempotently)', async () => {
     const test = await startTestServer({ maxConcurrentJobs: 1 });
-    const first = await gql(test.graphqlUrl, ClassifyDocument, { input: { images: await distinctImages(64, 20_000), classes: ['a', 'b'] } });
+    const first = await gql(test.graphqlUrl, ClassifyDocument, {
+      input: { images: await distinctImages(64, 20_000), classes: ['a', 'b'] },
+    });
     const second = await gql(test.graphqlUrl, ClassifyDocument, { input: { image, classes: ['a', 'b'] } });
     const ids = [first.body.data?.classify.id ?? '', second.body.data?.classify.id ?? ''];
     let stopping: Promise<void> | undefined;
-    const subscription = subscribe(test.wsUrl, JobUpdatedDocument, { id: ids[1] ?? '' }, {
-      onMessage: () => {
-        stopping ??= test.server.stop();
+    const subscription = subscribe(
+      test.wsUrl,
+      JobUpdatedDocument,
+      { id: ids[1] ?? '' },
+      {
+        onMessage: () => {
+          stopping ??= test.server.stop();
+        },
       },
-    });
+    );
     const result = await subscription;
     expect(result.completed).toBe(true);
     expect(result.messages.at(-1)?.data?.jobUpdated.status).toBe('COMPLETE');
     expect(stopping).toBeDefined();
     // A second stop awaits the first.
     await Promise.all([stopping, test.server.stop()]);
-    for (const id of ids) expect((await test.server.jobs.get(OPEN_CALLER, id).catch(() => undefined))?.status ?? 'gone').not.toBe('running');
+    for (const id of ids)
+      expect((await test.server.jobs.get(OPEN_CALLER, id).catch(() => undefined))?.status ?? 'gone').not.toBe(
+        'running',
+      );
     await expect(fetch(`${test.url}/health`)).rejects.toThrow();
   });
 
   it('should fail jobs still unfinished at DRAIN_TIMEOUT_MS with SHUTTING_DOWN, and tell their subscribers', async () => {
     const test = await startTestServer({ maxConcurrentJobs: 1, drainTimeoutMs: 1 });
-    await gql(test.graphqlUrl, ClassifyDocument, { input: { images: await distinctImages(64, 30_000), classes: ['a', 'b'] } });
+    await gql(test.graphqlUrl, ClassifyDocument, {
+      input: { images: await distinctImages(64, 30_000), classes: ['a', 'b'] },
+    });
     const queued = await gql(test.graphqlUrl, ClassifyDocument, { input: { image, classes: ['a', 'b'] } });
     const id = queued.body.data?.classify.id ?? '';
     let stopping: Promise<void> | undefined;
-    const result = await subscribe(test.wsUrl, JobUpdatedDocument, { id }, {
-      onMessage: () => {
-        stopping ??= test.server.stop();
+    const result = await subscribe(
+      test.wsUrl,
+      JobUpdatedDocument,
+      { id },
+      {
+        onMessage: () => {
+          stopping ??= test.server.stop();
+        },
       },
-    });
+    );
     await stopping;
     expect(result.messages.map((message) => message.data?.jobUpdated.status)).toEqual(['QUEUED', 'FAILED']);
     expect(result.messages.at(-1)?.data?.jobUpdated.error).toMatchObject({ code: 'SHUTTING_DOWN' });

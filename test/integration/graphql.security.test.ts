@@ -14,7 +14,11 @@ const MODELS = '{ models { name } }';
  * Opens a raw graphql-ws socket, sends the first message on open and the rest once the connection is
  * acknowledged (the protocol refuses subscribe messages before that), and resolves with how it closed.
  */
-function rawSocket(url: string, messages: string[], headers: Record<string, string> = {}): Promise<{ code: number; reason: string; received: string[] }> {
+function rawSocket(
+  url: string,
+  messages: string[],
+  headers: Record<string, string> = {},
+): Promise<{ code: number; reason: string; received: string[] }> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, 'graphql-transport-ws', { headers });
     const received: string[] = [];
@@ -54,12 +58,18 @@ describe('API keys', () => {
 
   it('should close a websocket without a key with 4401 and with a wrong key with 4403', async () => {
     const { wsUrl } = await startTestServer({ apiKeys: ['secret-1'] });
-    const init = (payload?: unknown): string => JSON.stringify({ type: 'connection_init', ...(payload === undefined ? {} : { payload }) });
+    const init = (payload?: unknown): string =>
+      JSON.stringify({ type: 'connection_init', ...(payload === undefined ? {} : { payload }) });
     expect((await rawSocket(wsUrl, [init()])).code).toBe(4401);
     expect((await rawSocket(wsUrl, [init({ apiKey: 'wrong' })])).code).toBe(4403);
     const ok = await subscribe(wsUrl, ModelsDocument, {}, { connectionParams: { apiKey: 'secret-1' } });
     expect(ok.messages[0]?.data?.models).toHaveLength(1);
-    const bearer = await subscribe(wsUrl, ModelsDocument, {}, { connectionParams: { Authorization: 'Bearer secret-1' } });
+    const bearer = await subscribe(
+      wsUrl,
+      ModelsDocument,
+      {},
+      { connectionParams: { Authorization: 'Bearer secret-1' } },
+    );
     expect(bearer.messages[0]?.data?.models).toHaveLength(1);
   });
 
@@ -97,12 +107,15 @@ describe('operation limits', () => {
 
   it('should refuse an operation over MAX_QUERY_COMPLEXITY, counting variables', async () => {
     const { graphqlUrl, wsUrl } = await startTestServer();
-    const query = 'query($first: Int, $k: Int) { jobs(first: $first) { nodes { result { images { top(k: $k) { label probability } } } } } }';
+    const query =
+      'query($first: Int, $k: Int) { jobs(first: $first) { nodes { result { images { top(k: $k) { label probability } } } } } }';
     expect((await gql(graphqlUrl, query, { first: 5, k: 3 })).status).toBe(200);
     const refused = await gql(graphqlUrl, query, { first: 100, k: 1000 });
     expect(refused.status).toBe(400);
     expect(refused.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
-    expect(refused.body.errors?.[0]?.message).toMatch(/complexity \d+ exceeds the maximum of 5000 \(MAX_QUERY_COMPLEXITY\)/);
+    expect(refused.body.errors?.[0]?.message).toMatch(
+      /complexity \d+ exceeds the maximum of 5000 \(MAX_QUERY_COMPLEXITY\)/,
+    );
     const ws = await subscribe(wsUrl, query, { first: 100, k: 1000 });
     expect((ws.error as { message: string }[])[0]?.message).toMatch(/MAX_QUERY_COMPLEXITY/);
   });
@@ -127,9 +140,15 @@ describe('HTTP protections', () => {
     const simpleGet = await fetch(`${graphqlUrl}?query=${encodeURIComponent(MODELS)}`);
     expect(simpleGet.status).toBe(400);
     expect(await simpleGet.text()).toMatch(/CSRF/);
-    const textPlain = await fetch(graphqlUrl, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ query: MODELS }) });
+    const textPlain = await fetch(graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: JSON.stringify({ query: MODELS }),
+    });
     expect(textPlain.status).toBe(400);
-    const preflighted = await fetch(`${graphqlUrl}?query=${encodeURIComponent(MODELS)}`, { headers: { 'apollo-require-preflight': 'true' } });
+    const preflighted = await fetch(`${graphqlUrl}?query=${encodeURIComponent(MODELS)}`, {
+      headers: { 'apollo-require-preflight': 'true' },
+    });
     expect(preflighted.status).toBe(200);
   });
 
@@ -144,10 +163,17 @@ describe('HTTP protections', () => {
     const open = await startTestServer({ corsOrigins: ['https://app.example'] });
     const preflight = await fetch(open.graphqlUrl, {
       method: 'OPTIONS',
-      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
     });
     expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example');
-    const other = await fetch(open.graphqlUrl, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+    const other = await fetch(open.graphqlUrl, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
 
@@ -157,9 +183,15 @@ describe('HTTP protections', () => {
     expect(big.status).toBe(413);
     expect(big.body.errors?.[0]?.extensions?.code).toBe('PAYLOAD_TOO_LARGE');
     expect(big.body.errors?.[0]?.message).toMatch(/MAX_BODY_BYTES/);
-    const malformed = await fetch(graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query": ' });
+    const malformed = await fetch(graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"query": ',
+    });
     expect(malformed.status).toBe(400);
-    expect(((await malformed.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe('BAD_REQUEST');
+    expect(
+      ((await malformed.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code,
+    ).toBe('BAD_REQUEST');
   });
 
   it('should never send stack traces or file paths in errors', async () => {
@@ -184,15 +216,22 @@ describe('hostile websocket clients', () => {
     const { wsUrl, graphqlUrl } = await startTestServer();
     const garbage = await rawSocket(wsUrl, ['this is not json']);
     expect(garbage.code).toBe(4400);
-    const badType = await rawSocket(wsUrl, [JSON.stringify({ type: 'connection_init' }), JSON.stringify({ type: 'subscribe', id: 1, payload: 'x' })]);
+    const badType = await rawSocket(wsUrl, [
+      JSON.stringify({ type: 'connection_init' }),
+      JSON.stringify({ type: 'subscribe', id: 1, payload: 'x' }),
+    ]);
     expect(badType.code).toBe(4400);
-    const beforeAck = await rawSocket(wsUrl, [JSON.stringify({ type: 'subscribe', id: '1', payload: { query: MODELS } })]);
+    const beforeAck = await rawSocket(wsUrl, [
+      JSON.stringify({ type: 'subscribe', id: '1', payload: { query: MODELS } }),
+    ]);
     expect(beforeAck.code).toBe(4401);
     const syntax = await rawSocket(wsUrl, [
       JSON.stringify({ type: 'connection_init' }),
       JSON.stringify({ type: 'subscribe', id: '1', payload: { query: '{ models { ' } }),
     ]);
-    const error = syntax.received.map((m) => JSON.parse(m) as { type: string; payload?: { extensions?: { code?: string } }[] }).find((m) => m.type === 'error');
+    const error = syntax.received
+      .map((m) => JSON.parse(m) as { type: string; payload?: { extensions?: { code?: string } }[] })
+      .find((m) => m.type === 'error');
     expect(error?.payload?.[0]?.extensions?.code).toBe('GRAPHQL_PARSE_FAILED');
     // The server still works for everyone else.
     const [image] = await tinyImages();
@@ -206,7 +245,9 @@ describe('hostile websocket clients', () => {
     const { wsUrl, port } = await startTestServer();
     await expect(rawSocket(wsUrl, [], { origin: 'https://evil.example' })).rejects.toThrow(/403/);
     await expect(rawSocket(`ws://127.0.0.1:${port}/elsewhere`, [])).rejects.toThrow(/404/);
-    const sameOrigin = await rawSocket(wsUrl, [JSON.stringify({ type: 'connection_init' })], { origin: `http://127.0.0.1:${port}` });
+    const sameOrigin = await rawSocket(wsUrl, [JSON.stringify({ type: 'connection_init' })], {
+      origin: `http://127.0.0.1:${port}`,
+    });
     expect(sameOrigin.received.map((m) => (JSON.parse(m) as { type: string }).type)).toContain('connection_ack');
   });
 
@@ -214,14 +255,25 @@ describe('hostile websocket clients', () => {
     const serial = await startTestServer({ maxConcurrentJobs: 1 });
     const [image] = await tinyImages();
     const { distinctImages } = await import('../utils/testServer.js');
-    await gql(serial.graphqlUrl, ClassifyDocument, { input: { images: await distinctImages(64, 9000), classes: ['a', 'b'] } });
+    await gql(serial.graphqlUrl, ClassifyDocument, {
+      input: { images: await distinctImages(64, 9000), classes: ['a', 'b'] },
+    });
     const job = await gql(serial.graphqlUrl, ClassifyDocument, { input: { image, classes: ['a', 'b'] } });
     const socket = new WebSocket(serial.wsUrl, 'graphql-transport-ws');
     await new Promise<void>((resolve) => {
       socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
       socket.on('message', (data) => {
         if (!String(data).includes('"connection_ack"')) return;
-        socket.send(JSON.stringify({ type: 'subscribe', id: '1', payload: { query: 'subscription($id: ID!) { jobUpdated(id: $id) { status } }', variables: { id: job.body.data?.classify.id } } }));
+        socket.send(
+          JSON.stringify({
+            type: 'subscribe',
+            id: '1',
+            payload: {
+              query: 'subscription($id: ID!) { jobUpdated(id: $id) { status } }',
+              variables: { id: job.body.data?.classify.id },
+            },
+          }),
+        );
       });
       socket.on('message', (data) => {
         if (String(data).includes('jobUpdated')) resolve();

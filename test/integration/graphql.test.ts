@@ -12,7 +12,16 @@ import {
   ModelsDocument,
   type JobFieldsFragment,
 } from '../generated/graphql.js';
-import { distinctImages, gql, startTestServer, subscribe, tinyImages, waitFor, wsClient, type TestServer } from '../utils/testServer.js';
+import {
+  distinctImages,
+  gql,
+  startTestServer,
+  subscribe,
+  tinyImages,
+  waitFor,
+  wsClient,
+  type TestServer,
+} from '../utils/testServer.js';
 
 type JobFields = JobFieldsFragment;
 
@@ -68,7 +77,10 @@ function expectCompleteShape(job: JobFields, classes: string[], imageCount: numb
   }
 }
 
-async function graphqlErrorOf(url: string, input: Record<string, unknown>): Promise<{ code: unknown; field: unknown; message: string }> {
+async function graphqlErrorOf(
+  url: string,
+  input: Record<string, unknown>,
+): Promise<{ code: unknown; field: unknown; message: string }> {
   const { body } = await gql(url, ClassifyDocument, { input: input as never });
   expect(body.data ?? null).toBeNull();
   const error = body.errors?.[0];
@@ -104,7 +116,13 @@ describe('GraphQL over HTTP', () => {
     // The same image alone gives the same probabilities as in the batch.
     const single = await untilFinished(
       server.graphqlUrl,
-      (await classify(server.graphqlUrl, { image: image(1), classes, config: { promptTemplates: ['a photo of {}.', 'a {} picture.'] } })).id,
+      (
+        await classify(server.graphqlUrl, {
+          image: image(1),
+          classes,
+          config: { promptTemplates: ['a photo of {}.', 'a {} picture.'] },
+        })
+      ).id,
     );
     const batched = done.result?.images[1]?.probabilities ?? [];
     single.result?.images[0]?.probabilities.forEach((p, i) => expect(p).toBeCloseTo(batched[i] ?? NaN, 4));
@@ -128,19 +146,25 @@ describe('GraphQL over HTTP', () => {
     });
     const created = await Promise.all(submissions);
     expect(new Set(created.map(({ job }) => job.id)).size).toBe(50);
-    const finished = await Promise.all(created.map(async ({ job, classes }) => ({ done: await untilFinished(server.graphqlUrl, job.id), classes })));
+    const finished = await Promise.all(
+      created.map(async ({ job, classes }) => ({ done: await untilFinished(server.graphqlUrl, job.id), classes })),
+    );
     for (const { done, classes } of finished) expectCompleteShape(done, classes, 1);
   });
 
   it('should list jobs in creation order with paging and a status filter', async () => {
     const fresh = await startTestServer();
     const ids: string[] = [];
-    for (let i = 0; i < 3; i += 1) ids.push((await classify(fresh.graphqlUrl, { image: image(i), classes: ['a', 'b'] })).id);
+    for (let i = 0; i < 3; i += 1)
+      ids.push((await classify(fresh.graphqlUrl, { image: image(i), classes: ['a', 'b'] })).id);
     await Promise.all(ids.map((id) => untilFinished(fresh.graphqlUrl, id)));
     const first = await gql(fresh.graphqlUrl, JobsDocument, { first: 2 });
     expect(first.body.data?.jobs.nodes.map((node) => node.id)).toEqual(ids.slice(0, 2));
     expect(first.body.data?.jobs.pageInfo.hasNextPage).toBe(true);
-    const rest = await gql(fresh.graphqlUrl, JobsDocument, { first: 2, after: first.body.data?.jobs.pageInfo.endCursor });
+    const rest = await gql(fresh.graphqlUrl, JobsDocument, {
+      first: 2,
+      after: first.body.data?.jobs.pageInfo.endCursor,
+    });
     expect(rest.body.data?.jobs.nodes.map((node) => node.id)).toEqual(ids.slice(2));
     expect(rest.body.data?.jobs.pageInfo.hasNextPage).toBe(false);
     const complete = await gql(fresh.graphqlUrl, JobsDocument, { status: 'COMPLETE', first: 10 });
@@ -164,17 +188,50 @@ describe('bad input', () => {
     ['empty classes', { image: 'IMG0', classes: [] }, 'classes', /at least one class/],
     ['a blank class', { image: 'IMG0', classes: ['a', '   '] }, 'classes[1]', /non-empty/],
     ['duplicate classes', { image: 'IMG0', classes: ['cat', 'dog', 'cat'] }, 'classes[2]', /duplicates classes\[0\]/],
-    ['too many classes', { image: 'IMG0', classes: Array.from({ length: 1001 }, (_, i) => `c${i}`) }, 'classes', /at most 1000 classes/],
-    ['a class over the length limit', { image: 'IMG0', classes: ['x'.repeat(1001)] }, 'classes[0]', /at most 1000 characters/],
+    [
+      'too many classes',
+      { image: 'IMG0', classes: Array.from({ length: 1001 }, (_, i) => `c${i}`) },
+      'classes',
+      /at most 1000 classes/,
+    ],
+    [
+      'a class over the length limit',
+      { image: 'IMG0', classes: ['x'.repeat(1001)] },
+      'classes[0]',
+      /at most 1000 characters/,
+    ],
     ['no images', { images: [], classes: ['a'] }, 'images', /at least one image/],
-    ['too many images', { images: Array.from({ length: 65 }, () => 'IMG0'), classes: ['a'] }, 'images', /at most 64 images/],
+    [
+      'too many images',
+      { images: Array.from({ length: 65 }, () => 'IMG0'), classes: ['a'] },
+      'images',
+      /at most 64 images/,
+    ],
     ['invalid base64', { image: 'data:image/png;base64,@@@not base64@@@', classes: ['a'] }, 'image', /./],
-    ['a non-image', { image: Buffer.from('just some text, not an image').toString('base64'), classes: ['a'] }, 'image', /./],
-    ['a non-image among images', { images: ['IMG0', `data:text/plain;base64,${Buffer.from('%PDF-1.4 nope').toString('base64')}`], classes: ['a'] }, 'images[1]', /./],
-    ['an unknown model', { image: 'IMG0', classes: ['a'], model: 'no-such-model' }, 'model', /unknown model "no-such-model"/],
+    [
+      'a non-image',
+      { image: Buffer.from('just some text, not an image').toString('base64'), classes: ['a'] },
+      'image',
+      /./,
+    ],
+    [
+      'a non-image among images',
+      { images: ['IMG0', `data:text/plain;base64,${Buffer.from('%PDF-1.4 nope').toString('base64')}`], classes: ['a'] },
+      'images[1]',
+      /./,
+    ],
+    [
+      'an unknown model',
+      { image: 'IMG0', classes: ['a'], model: 'no-such-model' },
+      'model',
+      /unknown model "no-such-model"/,
+    ],
     ['a bad config', { image: 'IMG0', classes: ['a'], config: { promptTemplate: 42 } }, /^config/, /./],
   ])('should refuse %s with BAD_USER_INPUT naming the field', async (_name, input, field: string | RegExp, message) => {
-    const resolved = JSON.parse(JSON.stringify(input).replaceAll('"IMG0"', JSON.stringify(image(0)))) as Record<string, unknown>;
+    const resolved = JSON.parse(JSON.stringify(input).replaceAll('"IMG0"', JSON.stringify(image(0)))) as Record<
+      string,
+      unknown
+    >;
     const error = await graphqlErrorOf(server.graphqlUrl, resolved);
     expect(error.code).toBe('BAD_USER_INPUT');
     if (typeof field === 'string') expect(error.field).toBe(field);
@@ -185,7 +242,10 @@ describe('bad input', () => {
 
   it('should refuse an image over the byte limit and one over the pixel limit', async () => {
     const small = await startTestServer({ maxImageBytes: 300, maxImagePixels: 100 });
-    const bytes = await graphqlErrorOf(small.graphqlUrl, { image: `data:image/png;base64,${Buffer.alloc(400, 1).toString('base64')}`, classes: ['a'] });
+    const bytes = await graphqlErrorOf(small.graphqlUrl, {
+      image: `data:image/png;base64,${Buffer.alloc(400, 1).toString('base64')}`,
+      classes: ['a'],
+    });
     expect(bytes).toMatchObject({ code: 'BAD_USER_INPUT', field: 'image' });
     const pixels = await graphqlErrorOf(small.graphqlUrl, { images: [image(0)], classes: ['a'] });
     expect(pixels).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0]' });
@@ -193,8 +253,15 @@ describe('bad input', () => {
   });
 
   it('should refuse a negative top(k) and missing required variables with BAD_USER_INPUT', async () => {
-    const job = await untilFinished(server.graphqlUrl, (await classify(server.graphqlUrl, { image: image(0), classes: ['a', 'b'] })).id);
-    const negative = await gql(server.graphqlUrl, `query($id: ID!) { job(id: $id) { result { images { top(k: -1) { label } } } } }`, { id: job.id });
+    const job = await untilFinished(
+      server.graphqlUrl,
+      (await classify(server.graphqlUrl, { image: image(0), classes: ['a', 'b'] })).id,
+    );
+    const negative = await gql(
+      server.graphqlUrl,
+      `query($id: ID!) { job(id: $id) { result { images { top(k: -1) { label } } } } }`,
+      { id: job.id },
+    );
     expect(negative.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'k' });
     const missing = await gql(server.graphqlUrl, JobDocument, {} as never);
     expect(missing.status).toBe(400);
@@ -209,7 +276,12 @@ describe('cancel', () => {
     const blocker = await classify(serial.graphqlUrl, { images: await distinctImages(64, 5000), classes: ['a', 'b'] });
     const queued = await classify(serial.graphqlUrl, { image: image(0), classes: ['a', 'b'] });
     const cancelled = await gql(serial.graphqlUrl, CancelJobDocument, { id: queued.id });
-    expect(cancelled.body.data?.cancelJob).toMatchObject({ id: queued.id, status: 'CANCELLED', startedAt: null, result: null });
+    expect(cancelled.body.data?.cancelJob).toMatchObject({
+      id: queued.id,
+      status: 'CANCELLED',
+      startedAt: null,
+      result: null,
+    });
     expect(cancelled.body.data?.cancelJob?.finishedAt).toBeTruthy();
     expect((await jobOf(serial.graphqlUrl, queued.id))?.status).toBe('CANCELLED');
     const done = await untilFinished(serial.graphqlUrl, blocker.id);
@@ -225,7 +297,10 @@ describe('cancel', () => {
 describe('job TTL', () => {
   it('should forget a finished job after JOB_TTL_SECONDS', async () => {
     const shortLived = await startTestServer({ jobTtlSeconds: 1 });
-    const job = await untilFinished(shortLived.graphqlUrl, (await classify(shortLived.graphqlUrl, { image: image(0), classes: ['a', 'b'] })).id);
+    const job = await untilFinished(
+      shortLived.graphqlUrl,
+      (await classify(shortLived.graphqlUrl, { image: image(0), classes: ['a', 'b'] })).id,
+    );
     expect(Date.parse(job.expiresAt) - Date.parse(job.finishedAt ?? '')).toBe(1000);
     await new Promise((resolve) => setTimeout(resolve, 1200));
     expect(await jobOf(shortLived.graphqlUrl, job.id)).toBeNull();
@@ -238,7 +313,9 @@ describe('overload', () => {
     const tight = await startTestServer({ maxQueuedJobs: 2, maxConcurrentJobs: 1 });
     const many = Array.from({ length: 12 }, (_, i) => image(i));
     const results = await Promise.all(
-      Array.from({ length: 8 }, () => gql(tight.graphqlUrl, ClassifyDocument, { input: { images: many, classes: ['a', 'b'] } })),
+      Array.from({ length: 8 }, () =>
+        gql(tight.graphqlUrl, ClassifyDocument, { input: { images: many, classes: ['a', 'b'] } }),
+      ),
     );
     const accepted = results.flatMap((result) => (result.body.data?.classify ? [result.body.data.classify] : []));
     const refused = results.flatMap((result) => result.body.errors ?? []);
@@ -287,16 +364,23 @@ describe('GraphQL over websocket (graphql-ws)', () => {
   });
 
   it('should send a finished job once and complete', async () => {
-    const job = await untilFinished(server.graphqlUrl, (await classify(server.graphqlUrl, { image: image(0), classes: ['a', 'b'] })).id);
+    const job = await untilFinished(
+      server.graphqlUrl,
+      (await classify(server.graphqlUrl, { image: image(0), classes: ['a', 'b'] })).id,
+    );
     const result = await subscribe(server.wsUrl, JobUpdatedDocument, { id: job.id });
     expect(result.messages.map((message) => message.data?.jobUpdated.status)).toEqual(['COMPLETE']);
-    expect(result.messages[0]?.data?.jobUpdated.result?.images[0]?.probabilities).toEqual(job.result?.images[0]?.probabilities);
+    expect(result.messages[0]?.data?.jobUpdated.result?.images[0]?.probabilities).toEqual(
+      job.result?.images[0]?.probabilities,
+    );
     expect(result.completed).toBe(true);
   });
 
   it('should answer an unknown job with NOT_FOUND', async () => {
     const result = await subscribe(server.wsUrl, JobUpdatedDocument, { id: 'no-such-job' });
-    const errors = result.messages[0]?.errors ?? (result.error as { message: string; extensions?: Record<string, unknown> }[] | undefined);
+    const errors =
+      result.messages[0]?.errors ??
+      (result.error as { message: string; extensions?: Record<string, unknown> }[] | undefined);
     expect(errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
     expect(errors?.[0]?.message).toMatch(/not found/);
   });
@@ -310,10 +394,14 @@ describe('GraphQL over websocket (graphql-ws)', () => {
 
   it('should stop listening when a client completes a subscription early', async () => {
     const serial = await startTestServer({ maxConcurrentJobs: 1 });
-    for (let i = 0; i < 3; i += 1) await classify(serial.graphqlUrl, { images: await distinctImages(64, 1000 + i * 64), classes: ['a', 'b'] });
+    for (let i = 0; i < 3; i += 1)
+      await classify(serial.graphqlUrl, { images: await distinctImages(64, 1000 + i * 64), classes: ['a', 'b'] });
     const job = await classify(serial.graphqlUrl, { image: image(1), classes: ['a', 'b'] });
     const client = wsClient(serial.wsUrl);
-    const iterator = client.iterate({ query: 'subscription($id: ID!) { jobUpdated(id: $id) { status } }', variables: { id: job.id } });
+    const iterator = client.iterate({
+      query: 'subscription($id: ID!) { jobUpdated(id: $id) { status } }',
+      variables: { id: job.id },
+    });
     const first = await iterator.next();
     expect((first.value as { data: { jobUpdated: { status: string } } }).data.jobUpdated.status).toBe('QUEUED');
     expect(serial.server.jobs.stats().watchers).toBe(1);

@@ -31,14 +31,22 @@ interface JobState {
 
 async function finished(id: string): Promise<JobState> {
   return waitFor(async () => {
-    const { body } = await gql<{ job: JobState }>(server.url, 'query ($id: ID!) { job(id: $id) { status result { images { probabilities } } embeddings { vectors } error { code message } } }', { id });
+    const { body } = await gql<{ job: JobState }>(
+      server.url,
+      'query ($id: ID!) { job(id: $id) { status result { images { probabilities } } embeddings { vectors } error { code message } } }',
+      { id },
+    );
     const job = body.data?.job;
     return job !== undefined && ['COMPLETE', 'FAILED', 'CANCELLED'].includes(job.status) ? job : undefined;
   });
 }
 
 async function classify(input: Record<string, unknown>): Promise<JobState> {
-  const { body } = await gql<{ classify: { id: string } }>(server.url, 'mutation ($input: ClassifyInput!) { classify(input: $input) { id } }', { input: { classes: CLASSES, ...input } });
+  const { body } = await gql<{ classify: { id: string } }>(
+    server.url,
+    'mutation ($input: ClassifyInput!) { classify(input: $input) { id } }',
+    { input: { classes: CLASSES, ...input } },
+  );
   const id = body.data?.classify.id;
   if (id === undefined) throw new Error(`classify refused: ${JSON.stringify(body.errors)}`);
   return finished(id);
@@ -55,7 +63,11 @@ describe('images by URL', () => {
 
   it('should embed a URL in GraphQL `image` to the same vector as the bytes inline', async () => {
     const embed = async (image: string): Promise<JobState> => {
-      const { body } = await gql<{ embedImages: { id: string } }>(server.url, 'mutation ($input: EmbedImagesInput!) { embedImages(input: $input) { id } }', { input: { image } });
+      const { body } = await gql<{ embedImages: { id: string } }>(
+        server.url,
+        'mutation ($input: EmbedImagesInput!) { embedImages(input: $input) { id } }',
+        { input: { image } },
+      );
       return finished(body.data?.embedImages.id ?? '');
     };
     const [byUrl, inline] = [await embed(`${host.url}/2.png`), await embed(images[2] as string)];
@@ -68,7 +80,11 @@ describe('images by URL', () => {
       input: { classes: CLASSES, images: [images[0], images[1], `${forbidden.url}/secret.png`] },
     });
     expect(body.data ?? null).toBeNull();
-    expect(body.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'images[2]', reason: 'URL_FORBIDDEN' });
+    expect(body.errors?.[0]?.extensions).toEqual({
+      code: 'BAD_USER_INPUT',
+      field: 'images[2]',
+      reason: 'URL_FORBIDDEN',
+    });
     expect(body.errors?.[0]?.message).toMatch(/^images\[2\]: .*127\.0\.0\.2, a loopback address/);
     expect(forbidden.connections()).toBe(0);
   });
@@ -91,7 +107,10 @@ describe('images by URL', () => {
     const refused = await post('/tiny/jobs', { image: `${host.url}/nothing-here.png`, classes: CLASSES });
     expect(refused.status).toBe(422);
     expect(refused.body.error).toMatchObject({ code: 'BAD_USER_INPUT', field: 'image', reason: 'URL_HTTP_STATUS' });
-    const forbiddenJob = await post('/tiny/jobs', { image: `http://[::ffff:127.0.0.2]:${forbidden.port}/x.png`, classes: CLASSES });
+    const forbiddenJob = await post('/tiny/jobs', {
+      image: `http://[::ffff:127.0.0.2]:${forbidden.port}/x.png`,
+      classes: CLASSES,
+    });
     expect(forbiddenJob.body.error).toMatchObject({ code: 'BAD_USER_INPUT', field: 'image', reason: 'URL_FORBIDDEN' });
     expect(forbidden.connections()).toBe(0);
   });

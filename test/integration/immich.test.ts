@@ -17,7 +17,11 @@ import { distinctImages, gql, startTestServer, waitFor, type TestServer } from '
 const TASK = 'zero-shot-image-classification';
 const CLASSES = ['eine Katze', 'un chien', 'a red car', '一辆自行车'];
 
-async function restJob(server: TestServer, model: string, body: unknown): Promise<{ status: string; result?: { probabilities: number[] } }> {
+async function restJob(
+  server: TestServer,
+  model: string,
+  body: unknown,
+): Promise<{ status: string; result?: { probabilities: number[] } }> {
   const created = await fetch(`${server.url}/api/tasks/${TASK}/${model}/jobs`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -26,7 +30,10 @@ async function restJob(server: TestServer, model: string, body: unknown): Promis
   expect(created.status).toBe(200);
   const { id } = (await created.json()) as { id: string };
   return waitFor(async () => {
-    const answer = (await (await fetch(`${server.url}/api/tasks/${TASK}/jobs/${id}`)).json()) as { status: string; result?: { probabilities: number[] } };
+    const answer = (await (await fetch(`${server.url}/api/tasks/${TASK}/jobs/${id}`)).json()) as {
+      status: string;
+      result?: { probabilities: number[] };
+    };
     return answer.status === 'complete' || answer.status === 'failed' ? answer : undefined;
   }, 60_000);
 }
@@ -56,7 +63,9 @@ describe("the seed's multilingual model by FES's name", () => {
 
   beforeAll(async () => {
     images = await distinctImages(3, 800);
-    server = await startTestServer({ clipModels: [{ name: 'open-clip-vit-b32', source: IMMICH_TEST_MODELS.xlmr.dir }] });
+    server = await startTestServer({
+      clipModels: [{ name: 'open-clip-vit-b32', source: IMMICH_TEST_MODELS.xlmr.dir }],
+    });
     await waitFor(async () => {
       const { body } = await gql(server.url, ModelsDocument);
       const model = body.data?.models.find((m) => m.name === 'open-clip-vit-b32');
@@ -90,16 +99,26 @@ describe("the seed's multilingual model by FES's name", () => {
   });
 
   it("should accept and ignore unknown REST config keys such as vitrivr-engine's top_k, while GraphQL stays strict", async () => {
-    const job = await restJob(server, 'open-clip-vit-b32', { image: images[1], classes: CLASSES, config: { top_k: 50 } });
+    const job = await restJob(server, 'open-clip-vit-b32', {
+      image: images[1],
+      classes: CLASSES,
+      config: { top_k: 50 },
+    });
     expect(job.status).toBe('complete');
     expectDistribution(job.result?.probabilities, CLASSES.length);
-    const { body } = await gql(server.url, ClassifyDocument, { input: { image: images[1]!, classes: CLASSES, model: 'open-clip-vit-b32', config: { top_k: 50 } } as never });
+    const { body } = await gql(server.url, ClassifyDocument, {
+      input: { image: images[1]!, classes: CLASSES, model: 'open-clip-vit-b32', config: { top_k: 50 } } as never,
+    });
     expect(body.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
   });
 });
 
 /** A server loading `model` (by catalogue name) from a fake hub serving `repo` from a copy of `dir`; stopped after the file's describe. */
-function servedFromFakeHub(repo: string, dir: string, model: { name: string; source: string }): { hub: () => FakeHub; server: () => TestServer } {
+function servedFromFakeHub(
+  repo: string,
+  dir: string,
+  model: { name: string; source: string },
+): { hub: () => FakeHub; server: () => TestServer } {
   let hub: FakeHub | undefined;
   let server: TestServer | undefined;
   let tmp: string | undefined;
@@ -109,7 +128,12 @@ function servedFromFakeHub(repo: string, dir: string, model: { name: string; sou
     await fs.cp(dir, repoDir, { recursive: true });
     await fs.rm(path.join(repoDir, '.stamp.json'), { force: true });
     hub = await startFakeHub({ repos: { [repo]: repoDir } });
-    const started = await startTestServer({ clipModels: [model], hfEndpoint: hub.url, hfHubOffline: false, modelCacheDir: path.join(tmp, 'cache') });
+    const started = await startTestServer({
+      clipModels: [model],
+      hfEndpoint: hub.url,
+      hfHubOffline: false,
+      modelCacheDir: path.join(tmp, 'cache'),
+    });
     server = started;
     await waitFor(async () => {
       const { body } = await gql(started.url, ModelsDocument);
@@ -128,18 +152,27 @@ function servedFromFakeHub(repo: string, dir: string, model: { name: string; sou
 
 describe('the catalogue name from a (fake) hub', () => {
   const REPO = 'immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k';
-  const served = servedFromFakeHub(REPO, IMMICH_TEST_MODELS.xlmr.dir, { name: 'xlm-roberta-base-ViT-B-32', source: 'xlm-roberta-base-ViT-B-32' });
+  const served = servedFromFakeHub(REPO, IMMICH_TEST_MODELS.xlmr.dir, {
+    name: 'xlm-roberta-base-ViT-B-32',
+    source: 'xlm-roberta-base-ViT-B-32',
+  });
 
   it('should download it through the listing and answer a REST client asking for open-clip-vit-b32', async () => {
     expect(served.hub().requests.some((r) => r.kind === 'listing' && r.repo === REPO)).toBe(true);
-    const job = await restJob(served.server(), 'open-clip-vit-b32', { image: (await distinctImages(1, 900))[0], classes: CLASSES });
+    const job = await restJob(served.server(), 'open-clip-vit-b32', {
+      image: (await distinctImages(1, 900))[0],
+      classes: CLASSES,
+    });
     expect(job.status).toBe('complete');
     expectDistribution(job.result?.probabilities, CLASSES.length);
   });
 });
 
 describe("SigLIP in Hugging Face's layout by its catalogue name, from a (fake) hub", () => {
-  const served = servedFromFakeHub('Xenova/siglip-base-patch16-224', HF_SIGLIP_TEST_MODEL_DIR, { name: 'siglip', source: 'siglip-base-patch16-224' });
+  const served = servedFromFakeHub('Xenova/siglip-base-patch16-224', HF_SIGLIP_TEST_MODEL_DIR, {
+    name: 'siglip',
+    source: 'siglip-base-patch16-224',
+  });
 
   it('should show HF_SIGLIP with sigmoid scoring and the scale and bias of its combined graph, and serve GraphQL and REST jobs alike', async () => {
     const server = served.server();

@@ -31,7 +31,10 @@ describe.skipIf(!hasRedis)('/v1/embeddings as jobs (ROLE=api, no worker)', () =>
   });
 
   async function jobs(): Promise<ListedJob[]> {
-    const { body } = await gql<{ jobs: { nodes: ListedJob[] } }>(server.url, '{ jobs(first: 50) { nodes { id status task } } }');
+    const { body } = await gql<{ jobs: { nodes: ListedJob[] } }>(
+      server.url,
+      '{ jobs(first: 50) { nodes { id status task } } }',
+    );
     return body.data?.jobs.nodes ?? [];
   }
 
@@ -50,12 +53,17 @@ describe.skipIf(!hasRedis)('/v1/embeddings as jobs (ROLE=api, no worker)', () =>
     expect(queued.task).toBe('TEXT_EMBEDDING');
     leaving.abort();
     await request;
-    const after = await waitFor(async () => (await jobs()).find((job) => job.id === queued.id && job.status !== 'QUEUED'));
+    const after = await waitFor(async () =>
+      (await jobs()).find((job) => job.id === queued.id && job.status !== 'QUEUED'),
+    );
     expect(after.status).toBe('CANCELLED');
   });
 
   it('should answer 429 with Retry-After in OpenAI’s shape when the queue is full', async () => {
-    const { body } = await gql<{ embedTexts: { id: string } }>(server.url, 'mutation { embedTexts(input: { text: "a dog" }) { id } }');
+    const { body } = await gql<{ embedTexts: { id: string } }>(
+      server.url,
+      'mutation { embedTexts(input: { text: "a dog" }) { id } }',
+    );
     const blocking = body.data?.embedTexts.id;
     expect(blocking).toBeDefined();
     const refused = await embed();
@@ -71,6 +79,9 @@ describe.skipIf(!hasRedis)('/v1/embeddings as jobs (ROLE=api, no worker)', () =>
     await server.server.jobs.drain(0);
     const refused = await embed();
     expect(refused.status).toBe(503);
-    expect(((await refused.json()) as { error: unknown }).error).toMatchObject({ type: 'server_error', code: 'SHUTTING_DOWN' });
+    expect(((await refused.json()) as { error: unknown }).error).toMatchObject({
+      type: 'server_error',
+      code: 'SHUTTING_DOWN',
+    });
   });
 });

@@ -40,7 +40,11 @@ async function graphqlVectors(kind: 'texts' | 'images', inputs: string[]): Promi
   const id = body.data?.job.id;
   if (id === undefined) throw new Error(JSON.stringify(body.errors));
   return waitFor(async () => {
-    const read = await gql<{ job: { status: string; embeddings: { vectors: number[][] } | null } }>(server.url, 'query ($id: ID!) { job(id: $id) { status embeddings { vectors } } }', { id });
+    const read = await gql<{ job: { status: string; embeddings: { vectors: number[][] } | null } }>(
+      server.url,
+      'query ($id: ID!) { job(id: $id) { status embeddings { vectors } } }',
+      { id },
+    );
     return read.body.data?.job.status === 'COMPLETE' ? read.body.data.job.embeddings?.vectors : undefined;
   });
 }
@@ -82,15 +86,27 @@ describe('the openai client', () => {
     expect(dataUris.data.map((item) => item.embedding)).toEqual(expected);
     expect(dataUris.usage.prompt_tokens).toBe(0);
     const bare = images.map((image) => image.slice(image.indexOf(',') + 1));
-    const modality = await client.embeddings.create({ model: MODEL, input: [bare[0] as string, `${host.url}/cat.png`, bare[2] as string], modality: 'image' } as OpenAI.EmbeddingCreateParams);
+    const modality = await client.embeddings.create({
+      model: MODEL,
+      input: [bare[0] as string, `${host.url}/cat.png`, bare[2] as string],
+      modality: 'image',
+    } as OpenAI.EmbeddingCreateParams);
     expect(modality.data.map((item) => item.embedding)).toEqual(expected);
   });
 
   it('should keep mixed {"text"} and {"image"} objects in input order', async () => {
-    const [textVectors, imageVectors] = [await graphqlVectors('texts', TEXTS.slice(0, 2)), await graphqlVectors('images', images.slice(0, 2))];
+    const [textVectors, imageVectors] = [
+      await graphqlVectors('texts', TEXTS.slice(0, 2)),
+      await graphqlVectors('images', images.slice(0, 2)),
+    ];
     const input = [{ image: images[0] }, { text: TEXTS[0] }, { image: `${host.url}/cat.png` }, { text: TEXTS[1] }];
     const answer = await client.embeddings.create({ model: MODEL, input } as unknown as OpenAI.EmbeddingCreateParams);
-    expect(answer.data.map((item) => item.embedding)).toEqual([imageVectors[0], textVectors[0], imageVectors[1], textVectors[1]]);
+    expect(answer.data.map((item) => item.embedding)).toEqual([
+      imageVectors[0],
+      textVectors[0],
+      imageVectors[1],
+      textVectors[1],
+    ]);
     // A URL in a plain string is a text: it is never guessed to be an image.
     const asText = await client.embeddings.create({ model: MODEL, input: [`${host.url}/cat.png`] });
     expect(asText.data[0]?.embedding).toEqual((await graphqlVectors('texts', [`${host.url}/cat.png`]))[0]);
@@ -110,12 +126,22 @@ describe('the openai client', () => {
     expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
     expect(unknown.code).toBe('model_not_found');
 
-    const badImage = await apiErrorOf(client.embeddings.create({ model: MODEL, input: ['a cat', 'a dog', 'a cow', 'data:image/png;base64,bm90IGFuIGltYWdl'] }));
+    const badImage = await apiErrorOf(
+      client.embeddings.create({
+        model: MODEL,
+        input: ['a cat', 'a dog', 'a cow', 'data:image/png;base64,bm90IGFuIGltYWdl'],
+      }),
+    );
     expect(badImage.status).toBe(400);
     expect(badImage.param).toBe('input[3]');
     expect(badImage.message).toMatch(/input\[3\]: not an image/);
 
-    const refusedUrl = await apiErrorOf(client.embeddings.create({ model: MODEL, input: [{ text: 'a cat' }, { image: `${forbidden.url}/x.png` }] } as unknown as OpenAI.EmbeddingCreateParams));
+    const refusedUrl = await apiErrorOf(
+      client.embeddings.create({
+        model: MODEL,
+        input: [{ text: 'a cat' }, { image: `${forbidden.url}/x.png` }],
+      } as unknown as OpenAI.EmbeddingCreateParams),
+    );
     expect(refusedUrl.status).toBe(400);
     expect(refusedUrl.param).toBe('input[1]');
     expect(refusedUrl.code).toBe('URL_FORBIDDEN');
@@ -126,9 +152,15 @@ describe('the openai client', () => {
     expect(tooMany.param).toBe('input');
     expect(tooMany.message).toContain('MAX_IMAGES_PER_JOB');
 
-    const raw = await fetch(`${server.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model": ' });
+    const raw = await fetch(`${server.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model": ',
+    });
     expect(raw.status).toBe(400);
-    expect(await raw.json()).toEqual({ error: { message: 'The request body is not valid JSON', type: 'invalid_request_error', param: null, code: null } });
+    expect(await raw.json()).toEqual({
+      error: { message: 'The request body is not valid JSON', type: 'invalid_request_error', param: null, code: null },
+    });
     const nowhere = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST' });
     expect(nowhere.status).toBe(404);
     expect(((await nowhere.json()) as { error: { code: string } }).error.code).toBe('unknown_url');
@@ -137,7 +169,12 @@ describe('the openai client', () => {
 
 describe("LangChain's OpenAIEmbeddings", () => {
   it('should embed documents and a query to the vectors of GraphQL jobs', async () => {
-    const embeddings = new OpenAIEmbeddings({ model: MODEL, apiKey: 'not-needed', configuration: { baseURL: `${server.url}/v1` }, maxRetries: 0 });
+    const embeddings = new OpenAIEmbeddings({
+      model: MODEL,
+      apiKey: 'not-needed',
+      configuration: { baseURL: `${server.url}/v1` },
+      maxRetries: 0,
+    });
     const expected = await graphqlVectors('texts', TEXTS);
     expect(await embeddings.embedDocuments(TEXTS)).toEqual(expected);
     expect(await embeddings.embedQuery(TEXTS[1] as string)).toEqual(expected[1]);

@@ -21,7 +21,8 @@ const EMBED_TEXTS = 'mutation($input: EmbedTextsInput!) { embedTexts(input: $inp
 const JOB = 'query($id: ID!) { job(id: $id) { id status classes } }';
 const JOBS = 'query { jobs(first: 100) { nodes { id } } }';
 const CANCEL = 'mutation($id: ID!) { cancelJob(id: $id) { id status } }';
-const SIMILARITIES = 'query($q: ID!, $c: ID!) { similarities(queries: $q, candidates: $c, k: 1) { matches { index } } }';
+const SIMILARITIES =
+  'query($q: ID!, $c: ID!) { similarities(queries: $q, candidates: $c, k: 1) { matches { index } } }';
 const WATCH = 'subscription($id: ID!) { jobUpdated(id: $id) { id status } }';
 const REST_JOB = '/api/tasks/zero-shot-image-classification/jobs';
 
@@ -68,7 +69,9 @@ function withoutId(answer: unknown, id: string): string {
 
 async function start(overrides: Parameters<typeof testConfig>[0] = {}): Promise<Server> {
   const logger = pino({ level: 'trace' }, { write: (line: string) => void logLines.push(line) });
-  const started = createServer(testConfig({ apiKeys: [KEY_A, KEY_B], adminApiKeys: [ADMIN], ...overrides }), { logger });
+  const started = createServer(testConfig({ apiKeys: [KEY_A, KEY_B], adminApiKeys: [ADMIN], ...overrides }), {
+    logger,
+  });
   const address = await started.start();
   url = address.url;
   wsUrl = `ws://127.0.0.1:${address.port}/graphql`;
@@ -110,7 +113,12 @@ describe('separation between API keys', () => {
   it("should show A's job to A and to the admin on job and jobUpdated", async () => {
     for (const key of [KEY_A, ADMIN]) {
       expect((await call<{ job: { id: string } }>(key, JOB, { id: jobOfA })).body.data?.job?.id).toBe(jobOfA);
-      const watched = await subscribe<{ jobUpdated: { status: string } }>(wsUrl, WATCH, { id: jobOfA }, { connectionParams: { apiKey: key } });
+      const watched = await subscribe<{ jobUpdated: { status: string } }>(
+        wsUrl,
+        WATCH,
+        { id: jobOfA },
+        { connectionParams: { apiKey: key } },
+      );
       expect(watched.messages.map((message) => message.data?.jobUpdated.status)).toEqual(['COMPLETE']);
     }
   });
@@ -120,7 +128,8 @@ describe('separation between API keys', () => {
     const unknown = await restJob(KEY_B, unknownId);
     expect(other.status).toBe(404);
     expect(withoutId(other, jobOfA)).toBe(withoutId(unknown, unknownId));
-    for (const key of [KEY_A, ADMIN]) expect(await restJob(key, jobOfA)).toMatchObject({ status: 200, body: { status: 'complete' } });
+    for (const key of [KEY_A, ADMIN])
+      expect(await restJob(key, jobOfA)).toMatchObject({ status: 200, body: { status: 'complete' } });
   });
 
   it("should not let B cancel A's job, and let the admin", async () => {
@@ -136,7 +145,9 @@ describe('separation between API keys', () => {
   it('should list only the caller’s own jobs in `jobs`, and every job for the admin', async () => {
     const jobOfB = await created(KEY_B, CLASSIFY, { image: images[1], classes: ['x', 'y'] });
     const ids = async (key: string): Promise<string[]> =>
-      ((await call<{ jobs: { nodes: { id: string }[] } }>(key, JOBS)).body.data?.jobs.nodes ?? []).map((node) => node.id);
+      ((await call<{ jobs: { nodes: { id: string }[] } }>(key, JOBS)).body.data?.jobs.nodes ?? []).map(
+        (node) => node.id,
+      );
     const [ofA, ofB, ofAdmin] = await Promise.all([ids(KEY_A), ids(KEY_B), ids(ADMIN)]);
     expect(ofA).toContain(jobOfA);
     expect(ofA).not.toContain(jobOfB);
@@ -152,7 +163,8 @@ describe('separation between API keys', () => {
     const unknown = await call(KEY_B, SIMILARITIES, { q: textsOfB, c: unknownId });
     expect(other.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
     expect(withoutId(other.body, textsOfA)).toBe(withoutId(unknown.body, unknownId));
-    for (const key of [KEY_A, ADMIN]) expect((await call(key, SIMILARITIES, { q: textsOfA, c: textsOfA })).body.errors).toBeUndefined();
+    for (const key of [KEY_A, ADMIN])
+      expect((await call(key, SIMILARITIES, { q: textsOfA, c: textsOfA })).body.errors).toBeUndefined();
   });
 
   it('should act as the key a websocket connected with for every subscription on it', async () => {
@@ -160,10 +172,15 @@ describe('separation between API keys', () => {
     await completed(KEY_B, jobOfB);
     const client = wsClient(wsUrl, { apiKey: KEY_A });
     try {
-      const run = (id: string): Promise<{ data?: unknown; errors?: readonly { extensions?: Record<string, unknown> }[] }[]> =>
+      const run = (
+        id: string,
+      ): Promise<{ data?: unknown; errors?: readonly { extensions?: Record<string, unknown> }[] }[]> =>
         new Promise((resolve, reject) => {
           const seen: { data?: unknown; errors?: readonly { extensions?: Record<string, unknown> }[] }[] = [];
-          client.subscribe({ query: WATCH, variables: { id } }, { next: (message) => void seen.push(message), error: reject, complete: () => resolve(seen) });
+          client.subscribe(
+            { query: WATCH, variables: { id } },
+            { next: (message) => void seen.push(message), error: reject, complete: () => resolve(seen) },
+          );
         });
       const [own, others] = await Promise.all([run(jobOfA), run(jobOfB)]);
       expect(own[0]?.data).toEqual({ jobUpdated: { id: jobOfA, status: 'COMPLETE' } });
@@ -207,7 +224,9 @@ describe('a fair share of the queue per key', () => {
       await Promise.all(
         Array.from({ length: 8 }, async () => {
           while (admitted < 1_000) {
-            const { body } = await call<{ embedTexts: { id: string } }>(key, EMBED_TEXTS, { input: { texts: [`t${admitted % 50}`] } });
+            const { body } = await call<{ embedTexts: { id: string } }>(key, EMBED_TEXTS, {
+              input: { texts: [`t${admitted % 50}`] },
+            });
             const code = body.errors?.[0]?.extensions?.code;
             if (code === undefined) admitted += 1;
             else if (code === 'OVERLOADED') refused += 1;
@@ -219,7 +238,9 @@ describe('a fair share of the queue per key', () => {
       return refused;
     };
     await Promise.all([submitAll(KEY_A), submitAll(KEY_B)]);
-    await expect.poll(() => server.jobs.stats(), { timeout: 60_000, interval: 100 }).toMatchObject({ queued: 0, running: 0, owners: {} });
+    await expect
+      .poll(() => server.jobs.stats(), { timeout: 60_000, interval: 100 })
+      .toMatchObject({ queued: 0, running: 0, owners: {} });
   }, 300_000);
 });
 

@@ -29,7 +29,7 @@ async function api(method: 'GET' | 'POST', path: string, body?: unknown): Promis
     method,
     ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
   });
-  return { status: response.status, body: (await response.json()) };
+  return { status: response.status, body: await response.json() };
 }
 
 /** Submits as vitrivr-engine does and polls until `complete` or `failed`, checking every answer's shape. */
@@ -66,9 +66,17 @@ function expectSameVector(actual: readonly number[], expected: readonly number[]
 }
 
 beforeAll(async () => {
-  server = await startTestServer({ maxTextsPerJob: MAX_TEXTS, maxTextLength: MAX_TEXT_LENGTH, maxImagesPerJob: MAX_IMAGES, jobTtlSeconds: 600 });
+  server = await startTestServer({
+    maxTextsPerJob: MAX_TEXTS,
+    maxTextLength: MAX_TEXT_LENGTH,
+    maxImagesPerJob: MAX_IMAGES,
+    jobTtlSeconds: 600,
+  });
   images = await distinctImages(4, 700);
-  const models = await gql<{ models: { name: string; embeddingSize: number; logitScale: number }[] }>(server.url, '{ models { name embeddingSize logitScale } }');
+  const models = await gql<{ models: { name: string; embeddingSize: number; logitScale: number }[] }>(
+    server.url,
+    '{ models { name embeddingSize logitScale } }',
+  );
   const tiny = models.body.data?.models.find((model) => model.name === 'tiny');
   embeddingSize = tiny?.embeddingSize ?? 0;
   logitScale = tiny?.logitScale ?? 0;
@@ -118,9 +126,17 @@ describe("vitrivr-engine's text-embedding calls", () => {
   });
 
   it('should embed texts verbatim: image·text similarities reproduce classification with the template "{}"', async () => {
-    const imageVector = expectUnitVector(((await runJob(IMAGE_TASK, false, { image: images[3] })).result as { embedding: number[] }).embedding);
-    const textVectors = ((await runJob(TEXT_TASK, true, { text: TEXTS })).result as { embedding: number[] }[]).map((r) => r.embedding);
-    const classified = await runJob('zero-shot-image-classification', false, { image: images[3], classes: TEXTS, config: { promptTemplate: '{}' } });
+    const imageVector = expectUnitVector(
+      ((await runJob(IMAGE_TASK, false, { image: images[3] })).result as { embedding: number[] }).embedding,
+    );
+    const textVectors = ((await runJob(TEXT_TASK, true, { text: TEXTS })).result as { embedding: number[] }[]).map(
+      (r) => r.embedding,
+    );
+    const classified = await runJob('zero-shot-image-classification', false, {
+      image: images[3],
+      classes: TEXTS,
+      config: { promptTemplate: '{}' },
+    });
     const probabilities = (classified.result as { probabilities: number[] }).probabilities;
     const logits = textVectors.map((text) => logitScale * dot(imageVector, text));
     const max = Math.max(...logits);
@@ -132,7 +148,10 @@ describe("vitrivr-engine's text-embedding calls", () => {
   it('should apply config.promptTemplate when one is given', async () => {
     const templated = await runJob(TEXT_TASK, false, { text: 'dog', config: { promptTemplate: 'a photo of a {}' } });
     const verbatim = await runJob(TEXT_TASK, false, { text: 'a photo of a dog' });
-    expectSameVector((templated.result as { embedding: number[] }).embedding, (verbatim.result as { embedding: number[] }).embedding);
+    expectSameVector(
+      (templated.result as { embedding: number[] }).embedding,
+      (verbatim.result as { embedding: number[] }).embedding,
+    );
   });
 });
 
@@ -152,12 +171,27 @@ describe('embedding refusals', () => {
   it.each([
     ['no image', `/tasks/${IMAGE_TASK}/tiny/jobs`, {}, 'image'],
     ['an empty image list', `/tasks/${IMAGE_TASK}/batched/tiny/jobs`, { image: [] }, 'image'],
-    ['too many images', `/tasks/${IMAGE_TASK}/batched/tiny/jobs`, { image: Array.from({ length: MAX_IMAGES + 1 }, () => 'AAAA') }, 'image'],
-    ['not an image', `/tasks/${IMAGE_TASK}/tiny/jobs`, { image: Buffer.from('plain text, not an image').toString('base64') }, 'image'],
+    [
+      'too many images',
+      `/tasks/${IMAGE_TASK}/batched/tiny/jobs`,
+      { image: Array.from({ length: MAX_IMAGES + 1 }, () => 'AAAA') },
+      'image',
+    ],
+    [
+      'not an image',
+      `/tasks/${IMAGE_TASK}/tiny/jobs`,
+      { image: Buffer.from('plain text, not an image').toString('base64') },
+      'image',
+    ],
     ['no text', `/tasks/${TEXT_TASK}/tiny/jobs`, {}, 'text'],
     ['an empty text', `/tasks/${TEXT_TASK}/tiny/jobs`, { text: '' }, 'text'],
     ['a blank text in a batch', `/tasks/${TEXT_TASK}/batched/tiny/jobs`, { text: ['a cat', '   '] }, 'text[1]'],
-    ['too many texts', `/tasks/${TEXT_TASK}/batched/tiny/jobs`, { text: Array.from({ length: MAX_TEXTS + 1 }, (_, i) => `text ${i}`) }, 'text'],
+    [
+      'too many texts',
+      `/tasks/${TEXT_TASK}/batched/tiny/jobs`,
+      { text: Array.from({ length: MAX_TEXTS + 1 }, (_, i) => `text ${i}`) },
+      'text',
+    ],
     ['a text over MAX_TEXT_LENGTH', `/tasks/${TEXT_TASK}/tiny/jobs`, { text: 'x'.repeat(MAX_TEXT_LENGTH + 1) }, 'text'],
     ['an unknown model', `/tasks/${TEXT_TASK}/no-such-model/jobs`, { text: 'a cat' }, 'model'],
   ])('should answer 422 BAD_USER_INPUT for %s, naming the field', async (_name, path, body, field) => {
@@ -191,7 +225,9 @@ describe('embedding refusals', () => {
     for (const path of [`/tasks/${IMAGE_TASK}/jobs/${id}`, `/tasks/zero-shot-image-classification/jobs/${id}`]) {
       const answer = await api('GET', path);
       expect(answer.status).toBe(404);
-      expect(answer.body).toMatchObject({ error: { code: 'NOT_FOUND', message: expect.stringContaining(`/api/tasks/${TEXT_TASK}/jobs/${id}`) } });
+      expect(answer.body).toMatchObject({
+        error: { code: 'NOT_FOUND', message: expect.stringContaining(`/api/tasks/${TEXT_TASK}/jobs/${id}`) },
+      });
     }
   });
 });

@@ -27,7 +27,10 @@ async function api(method: 'GET' | 'POST', path: string, body?: unknown, target:
     method,
     ...(body === undefined
       ? {}
-      : { headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      : {
+          headers: { 'content-type': 'application/json' },
+          body: typeof body === 'string' ? body : JSON.stringify(body),
+        }),
   });
   const text = await response.text();
   let parsed: unknown;
@@ -89,8 +92,14 @@ describe('REST listing', () => {
   });
 
   it('should answer 404 for an unknown task or model', async () => {
-    expect(await api('GET', '/tasks/image-captioning/models')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
-    expect(await api('GET', '/models/blip2/tasks')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+    expect(await api('GET', '/tasks/image-captioning/models')).toMatchObject({
+      status: 404,
+      body: { error: { code: 'NOT_FOUND' } },
+    });
+    expect(await api('GET', '/models/blip2/tasks')).toMatchObject({
+      status: 404,
+      body: { error: { code: 'NOT_FOUND' } },
+    });
   });
 });
 
@@ -108,7 +117,11 @@ describe('REST jobs', () => {
   });
 
   it('should run a batched job with one result per image, in order', async () => {
-    const created = await api('POST', `/tasks/${TASK}/batched/tiny/jobs`, { image: images, classes: CLASSES, config: {} });
+    const created = await api('POST', `/tasks/${TASK}/batched/tiny/jobs`, {
+      image: images,
+      classes: CLASSES,
+      config: {},
+    });
     expect(created.status).toBe(200);
     expect(created.body).toEqual({ id: expect.any(String), status: 'starting' });
     const { id } = created.body as { id: string };
@@ -124,14 +137,20 @@ describe('REST jobs', () => {
     const alone = await api('POST', `/tasks/${TASK}/tiny/jobs`, { image: images[1], classes: CLASSES });
     const aloneDone = await pollJob((alone.body as { id: string }).id, false);
     const aloneProbabilities = (aloneDone.result as { probabilities: number[] }).probabilities;
-    aloneProbabilities.forEach((value, index) => expect(value).toBeCloseTo(results[1]?.probabilities[index] ?? Number.NaN, 5));
+    aloneProbabilities.forEach((value, index) =>
+      expect(value).toBeCloseTo(results[1]?.probabilities[index] ?? Number.NaN, 5),
+    );
     // A result is kept after it has been read (the seed deleted it).
     expect((await api('GET', `/tasks/${TASK}/batched/jobs/${id}`)).body).toEqual(done);
   });
 
   it('should accept config.promptTemplate and bare base64', async () => {
     const bare = images[0]?.replace(/^data:[^,]*,/, '');
-    const created = await api('POST', `/tasks/${TASK}/tiny/jobs`, { image: bare, classes: CLASSES, config: { promptTemplate: '{}' } });
+    const created = await api('POST', `/tasks/${TASK}/tiny/jobs`, {
+      image: bare,
+      classes: CLASSES,
+      config: { promptTemplate: '{}' },
+    });
     expect(created.status).toBe(200);
     const done = await pollJob((created.body as { id: string }).id, false);
     expect(done.status).toBe('complete');
@@ -140,14 +159,24 @@ describe('REST jobs', () => {
   it('should give the same probabilities as the GraphQL API for the same input', async () => {
     const created = await api('POST', `/tasks/${TASK}/tiny/jobs`, { image: images[2], classes: CLASSES });
     const rest = (await pollJob((created.body as { id: string }).id, false)).result as { probabilities: number[] };
-    const mutation = await gql<{ classify: { id: string } }>(server.url, 'mutation($image: String!, $classes: [String!]!) { classify(input: { image: $image, classes: $classes, model: "tiny" }) { id } }', {
-      image: images[2],
-      classes: CLASSES,
-    });
+    const mutation = await gql<{ classify: { id: string } }>(
+      server.url,
+      'mutation($image: String!, $classes: [String!]!) { classify(input: { image: $image, classes: $classes, model: "tiny" }) { id } }',
+      {
+        image: images[2],
+        classes: CLASSES,
+      },
+    );
     const jobId = mutation.body.data?.classify.id ?? '';
     const graphql = await waitFor(async () => {
-      const answer = await gql<{ job: { status: string; result: { images: { probabilities: number[] }[] } | null } }>(server.url, 'query($id: ID!) { job(id: $id) { status result { images { probabilities } } } }', { id: jobId });
-      return answer.body.data?.job.status === 'COMPLETE' ? answer.body.data.job.result?.images[0]?.probabilities : undefined;
+      const answer = await gql<{ job: { status: string; result: { images: { probabilities: number[] }[] } | null } }>(
+        server.url,
+        'query($id: ID!) { job(id: $id) { status result { images { probabilities } } } }',
+        { id: jobId },
+      );
+      return answer.body.data?.job.status === 'COMPLETE'
+        ? answer.body.data.job.result?.images[0]?.probabilities
+        : undefined;
     });
     rest.probabilities.forEach((value, index) => expect(value).toBeCloseTo(graphql[index] ?? Number.NaN, 9));
   });
@@ -171,7 +200,10 @@ describe('REST jobs', () => {
     for (const path of [`/tasks/${TASK}/jobs/no-such-job`, `/tasks/${TASK}/batched/jobs/no-such-job`]) {
       const answer = await api('GET', path);
       expect(answer.status).toBe(404);
-      expect(answer.body).toMatchObject({ error: { code: 'NOT_FOUND', message: expect.any(String) }, detail: expect.any(String) });
+      expect(answer.body).toMatchObject({
+        error: { code: 'NOT_FOUND', message: expect.any(String) },
+        detail: expect.any(String),
+      });
     }
   });
 });
@@ -180,13 +212,33 @@ describe('REST refusals', () => {
   const notAnImage = Buffer.from('this is plain text, not an image at all').toString('base64');
 
   it.each([
-    ['an image that is not base64', `/tasks/${TASK}/tiny/jobs`, () => ({ image: '%%% not base64 %%%', classes: CLASSES }), /^image/],
-    ['an image that is not an image', `/tasks/${TASK}/tiny/jobs`, () => ({ image: notAnImage, classes: CLASSES }), /^image/],
-    ['a bad image inside a batch', `/tasks/${TASK}/batched/tiny/jobs`, () => ({ image: [images[0], notAnImage], classes: CLASSES }), /^image/],
+    [
+      'an image that is not base64',
+      `/tasks/${TASK}/tiny/jobs`,
+      () => ({ image: '%%% not base64 %%%', classes: CLASSES }),
+      /^image/,
+    ],
+    [
+      'an image that is not an image',
+      `/tasks/${TASK}/tiny/jobs`,
+      () => ({ image: notAnImage, classes: CLASSES }),
+      /^image/,
+    ],
+    [
+      'a bad image inside a batch',
+      `/tasks/${TASK}/batched/tiny/jobs`,
+      () => ({ image: [images[0], notAnImage], classes: CLASSES }),
+      /^image/,
+    ],
     ['empty classes', `/tasks/${TASK}/tiny/jobs`, () => ({ image: images[0], classes: [] }), /^classes/],
     ['missing classes', `/tasks/${TASK}/tiny/jobs`, () => ({ image: images[0] }), /^classes/],
     ['an empty batch', `/tasks/${TASK}/batched/tiny/jobs`, () => ({ image: [], classes: CLASSES }), /^image/],
-    ['an unknown model', `/tasks/${TASK}/no-such-model/jobs`, () => ({ image: images[0], classes: CLASSES }), /^model$/],
+    [
+      'an unknown model',
+      `/tasks/${TASK}/no-such-model/jobs`,
+      () => ({ image: images[0], classes: CLASSES }),
+      /^model$/,
+    ],
     ['a list on the single route', `/tasks/${TASK}/tiny/jobs`, () => ({ image: images, classes: CLASSES }), /^image$/],
   ])('should answer 422 BAD_USER_INPUT for %s, naming the field', async (_name, path, body, field) => {
     const answer = await api('POST', path, body());
@@ -202,13 +254,20 @@ describe('REST refusals', () => {
     const answer = await api('POST', `/tasks/${TASK}/tiny/jobs`, '{"image": "abc", "classes": ["a",');
     expect(answer.status).toBe(400);
     expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(answer.body).toMatchObject({ error: { code: 'BAD_USER_INPUT', message: expect.stringMatching(/^Malformed JSON in request body/) } });
+    expect(answer.body).toMatchObject({
+      error: { code: 'BAD_USER_INPUT', message: expect.stringMatching(/^Malformed JSON in request body/) },
+    });
   });
 
   it('should answer 413 with a JSON error for a body over the limit', async () => {
-    const answer = await api('POST', `/tasks/${TASK}/tiny/jobs`, { image: 'A'.repeat(MAX_BODY_BYTES + 1024), classes: CLASSES });
+    const answer = await api('POST', `/tasks/${TASK}/tiny/jobs`, {
+      image: 'A'.repeat(MAX_BODY_BYTES + 1024),
+      classes: CLASSES,
+    });
     expect(answer.status).toBe(413);
-    expect(answer.body).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE', message: `Request body is over the size limit of ${MAX_BODY_BYTES} bytes` } });
+    expect(answer.body).toMatchObject({
+      error: { code: 'PAYLOAD_TOO_LARGE', message: `Request body is over the size limit of ${MAX_BODY_BYTES} bytes` },
+    });
   });
 
   it('should answer 404 JSON for an unknown route under /api', async () => {
@@ -232,7 +291,9 @@ describe('REST under overload', () => {
     const small = await startTestServer({ maxQueuedJobs: 2, maxConcurrentJobs: 1 });
     const batch = Array.from({ length: 8 }, (_, index) => images[index % images.length]);
     const answers = await Promise.all(
-      Array.from({ length: 24 }, () => api('POST', `/tasks/${TASK}/batched/tiny/jobs`, { image: batch, classes: CLASSES }, small)),
+      Array.from({ length: 24 }, () =>
+        api('POST', `/tasks/${TASK}/batched/tiny/jobs`, { image: batch, classes: CLASSES }, small),
+      ),
     );
     const refused = answers.filter((answer) => answer.status === 429);
     const accepted = answers.filter((answer) => answer.status === 200);

@@ -24,13 +24,18 @@ const CLASSES = ['a red square', 'a blue circle', 'a dog'];
 
 interface Answer {
   status: number;
-  body: { data?: { classify?: { id: string; status: string } | null } | null; errors?: { message: string; extensions?: { code?: string; field?: string } }[] };
+  body: {
+    data?: { classify?: { id: string; status: string } | null } | null;
+    errors?: { message: string; extensions?: { code?: string; field?: string } }[];
+  };
 }
 
 async function png(seed: number, size = 32): Promise<Buffer> {
   const pixels = Buffer.alloc(size * size * 3);
   for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 17 + seed * 101) % 256;
-  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** A noisy PNG of about `bytes` bytes (noise does not compress). */
@@ -38,22 +43,38 @@ async function bigPng(bytes: number): Promise<Buffer> {
   const side = Math.ceil(Math.sqrt(bytes / 3));
   const pixels = Buffer.alloc(side * side * 3);
   for (let i = 0; i < pixels.length; i += 1) pixels[i] = (Math.imul(i, 2654435761) >>> 24) & 0xff;
-  return sharp(pixels, { raw: { width: side, height: side, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+  return sharp(pixels, { raw: { width: side, height: side, channels: 3 } })
+    .png({ compressionLevel: 0 })
+    .toBuffer();
 }
 
-async function upload(server: TestServer, files: MultipartFile[], headers: Record<string, string> = { 'apollo-require-preflight': 'true' }): Promise<Answer> {
-  const { body, contentType } = multipartBody(CLASSIFY, { input: { files: files.map(() => null), classes: CLASSES } }, 'input.files', files);
-  const response = await fetch(server.graphqlUrl, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body });
+async function upload(
+  server: TestServer,
+  files: MultipartFile[],
+  headers: Record<string, string> = { 'apollo-require-preflight': 'true' },
+): Promise<Answer> {
+  const { body, contentType } = multipartBody(
+    CLASSIFY,
+    { input: { files: files.map(() => null), classes: CLASSES } },
+    'input.files',
+    files,
+  );
+  const response = await fetch(server.graphqlUrl, {
+    method: 'POST',
+    headers: { 'content-type': contentType, ...headers },
+    body,
+  });
   return { status: response.status, body: (await response.json()) as Answer['body'] };
 }
 
-async function jobOf(server: TestServer, id: string): Promise<{ status: string; result: { images: { probabilities: number[] }[] } | null }> {
+async function jobOf(
+  server: TestServer,
+  id: string,
+): Promise<{ status: string; result: { images: { probabilities: number[] }[] } | null }> {
   return waitFor(async () => {
-    const { body } = await gql<{ job: { status: string; result: { images: { probabilities: number[] }[] } | null } | null }>(
-      server.graphqlUrl,
-      `query ($id: ID!) { job(id: $id) { status result { images { probabilities } } } }`,
-      { id },
-    );
+    const { body } = await gql<{
+      job: { status: string; result: { images: { probabilities: number[] }[] } | null } | null;
+    }>(server.graphqlUrl, `query ($id: ID!) { job(id: $id) { status result { images { probabilities } } } }`, { id });
     const job = body.data?.job;
     return job && ['COMPLETE', 'FAILED'].includes(job.status) ? job : undefined;
   });
@@ -78,7 +99,10 @@ describe('classify with files', () => {
   });
 
   it('should classify two uploaded files exactly as the same images sent as base64', async () => {
-    const answer = await upload(server, images.map((data, i) => ({ data, filename: `img${i}.png`, contentType: 'image/png' })));
+    const answer = await upload(
+      server,
+      images.map((data, i) => ({ data, filename: `img${i}.png`, contentType: 'image/png' })),
+    );
     expect(answer.body.errors).toBeUndefined();
     const job = await jobOf(server, answer.body.data?.classify?.id ?? '');
     expect(job.status).toBe('COMPLETE');
@@ -94,7 +118,11 @@ describe('classify with files', () => {
 
   it('should refuse a multipart request without the CSRF preflight header, before reading it', async () => {
     const before = server.server.jobs.stats().totals.queued;
-    const answer = await upload(server, [{ data: images[0] as Buffer, filename: 'a.png', contentType: 'image/png' }], {});
+    const answer = await upload(
+      server,
+      [{ data: images[0] as Buffer, filename: 'a.png', contentType: 'image/png' }],
+      {},
+    );
     expect(answer.status).toBe(400);
     expect(answer.body.errors?.[0]?.extensions?.code).toBe('BAD_REQUEST');
     expect(answer.body.errors?.[0]?.message).toMatch(/apollo-require-preflight/);
@@ -102,7 +130,9 @@ describe('classify with files', () => {
   });
 
   it('should accept x-apollo-operation-name as the preflight header', async () => {
-    const answer = await upload(server, [{ data: images[0] as Buffer, filename: 'a.png', contentType: 'image/png' }], { 'x-apollo-operation-name': 'Classify' });
+    const answer = await upload(server, [{ data: images[0] as Buffer, filename: 'a.png', contentType: 'image/png' }], {
+      'x-apollo-operation-name': 'Classify',
+    });
     expect(answer.body.errors).toBeUndefined();
     expect(answer.body.data?.classify?.id).toMatch(/\S/);
   });
@@ -122,7 +152,11 @@ describe('classify with files', () => {
       'input.files',
       [{ data: images[0] as Buffer, filename: 'a.png', contentType: 'image/png' }],
     );
-    const response = await fetch(server.graphqlUrl, { method: 'POST', headers: { 'content-type': contentType, 'apollo-require-preflight': '1' }, body });
+    const response = await fetch(server.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': contentType, 'apollo-require-preflight': '1' },
+      body,
+    });
     const answer = (await response.json()) as Answer['body'];
     expect(answer.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images,files' });
   });
@@ -147,7 +181,11 @@ describe('upload limits', () => {
   let small: Buffer;
 
   beforeAll(async () => {
-    server = await startTestServer({ maxImageBytes: MAX_IMAGE_BYTES, maxBodyBytes: MAX_BODY_BYTES, maxImagesPerJob: 4 });
+    server = await startTestServer({
+      maxImageBytes: MAX_IMAGE_BYTES,
+      maxBodyBytes: MAX_BODY_BYTES,
+      maxImagesPerJob: 4,
+    });
     small = await png(3);
   });
 
@@ -159,9 +197,12 @@ describe('upload limits', () => {
       for (const name of tmpFiles()) written.add(name);
     }, 2);
     // Sent slowly, in small pieces, so TMPDIR can be watched while the file streams.
-    const { parts, contentType } = multipartParts(CLASSIFY, { input: { files: [null], classes: CLASSES } }, 'input.files', [
-      { data: big, filename: 'big.png', contentType: 'image/png' },
-    ]);
+    const { parts, contentType } = multipartParts(
+      CLASSIFY,
+      { input: { files: [null], classes: CLASSES } },
+      'input.files',
+      [{ data: big, filename: 'big.png', contentType: 'image/png' }],
+    );
     const answer = await rawPost(server, contentType, parts, { chunkBytes: 16 * 1024, pauseMs: 5 });
     clearInterval(watcher);
     expect(answer.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'files[0]' });
@@ -170,7 +211,11 @@ describe('upload limits', () => {
   });
 
   it('should refuse more files than MAX_IMAGES_PER_JOB with PAYLOAD_TOO_LARGE', async () => {
-    const files = Array.from({ length: 5 }, (_, i) => ({ data: small, filename: `${i}.png`, contentType: 'image/png' }));
+    const files = Array.from({ length: 5 }, (_, i) => ({
+      data: small,
+      filename: `${i}.png`,
+      contentType: 'image/png',
+    }));
     const answer = await upload(server, files);
     expect(answer.status).toBe(413);
     expect(answer.body.errors?.[0]?.extensions?.code).toBe('PAYLOAD_TOO_LARGE');
@@ -185,7 +230,12 @@ describe('upload limits', () => {
       { input: { files: [null], classes: CLASSES } },
       'input.files',
       [{ data: small, filename: 'a.png', contentType: 'image/png' }],
-      Array.from({ length: 8 }, (_, i) => ({ name: `extra${i}`, data: filler, filename: `x${i}.bin`, contentType: 'application/octet-stream' })),
+      Array.from({ length: 8 }, (_, i) => ({
+        name: `extra${i}`,
+        data: filler,
+        filename: `x${i}.bin`,
+        contentType: 'application/octet-stream',
+      })),
     );
     const before = server.server.jobs.stats().totals.queued;
     const answer = await rawPost(server, contentType, parts, { chunkBytes: 32 * 1024, pauseMs: 0 });
@@ -208,10 +258,15 @@ describe('upload limits', () => {
     const before = server.server.jobs.stats();
     const file = await bigPng(MAX_IMAGE_BYTES / 2);
     for (let attempt = 0; attempt < 5; attempt += 1) {
-      const { parts, contentType } = multipartParts(CLASSIFY, { input: { files: [null, null], classes: CLASSES } }, 'input.files', [
-        { data: small, filename: 'a.png', contentType: 'image/png' },
-        { data: file, filename: 'b.png', contentType: 'image/png' },
-      ]);
+      const { parts, contentType } = multipartParts(
+        CLASSIFY,
+        { input: { files: [null, null], classes: CLASSES } },
+        'input.files',
+        [
+          { data: small, filename: 'a.png', contentType: 'image/png' },
+          { data: file, filename: 'b.png', contentType: 'image/png' },
+        ],
+      );
       const whole = Buffer.concat(parts);
       // Everything up to the middle of the second file, then the socket goes away.
       await new Promise<void>((resolve) => {
@@ -243,7 +298,12 @@ describe('upload limits', () => {
 });
 
 /** POSTs `parts` chunked (no Content-Length), in pieces of `chunkBytes` with `pauseMs` between them. */
-async function rawPost(server: TestServer, contentType: string, parts: Buffer[], options: { chunkBytes: number; pauseMs: number }): Promise<Answer> {
+async function rawPost(
+  server: TestServer,
+  contentType: string,
+  parts: Buffer[],
+  options: { chunkBytes: number; pauseMs: number },
+): Promise<Answer> {
   const whole = Buffer.concat(parts);
   return new Promise<Answer>((resolve, reject) => {
     const request = http.request(server.graphqlUrl, {
@@ -255,7 +315,10 @@ async function rawPost(server: TestServer, contentType: string, parts: Buffer[],
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => {
         try {
-          resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Answer['body'] });
+          resolve({
+            status: response.statusCode ?? 0,
+            body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Answer['body'],
+          });
         } catch (error) {
           reject(error instanceof Error ? error : new Error(String(error)));
         }

@@ -11,7 +11,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GENERATOR_VERSION, makeHfSiglipModel, makeImmichModel, makeTestModel } from '../../scripts/make-test-model.js';
 import { withDirLock } from '../utils/dirLock.js';
-import { HF_SIGLIP_TEST_MODEL_DIR, IMMICH_TEST_MODELS, TINY_MODEL_DIR, type ImmichTestModel } from '../utils/testModel.js';
+import {
+  HF_SIGLIP_TEST_MODEL_DIR,
+  IMMICH_TEST_MODELS,
+  TINY_MODEL_DIR,
+  type ImmichTestModel,
+} from '../utils/testModel.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const GENERATOR_SOURCES = [path.join(ROOT, 'scripts', 'make-test-model.ts'), path.join(ROOT, 'scripts', 'model')];
@@ -31,7 +36,10 @@ async function generatorKey(variant: unknown = 'tiny'): Promise<string> {
   const hash = createHash('sha256').update(JSON.stringify({ GENERATOR_VERSION, preset: variant, seed: SEED }));
   for (const source of GENERATOR_SOURCES) {
     const files = (await stat(source)).isDirectory()
-      ? (await readdir(source, { recursive: true })).filter((f) => f.endsWith('.ts')).sort().map((f) => path.join(source, f))
+      ? (await readdir(source, { recursive: true }))
+          .filter((f) => f.endsWith('.ts'))
+          .sort()
+          .map((f) => path.join(source, f))
       : [source];
     for (const file of files) hash.update(path.relative(ROOT, file)).update(await readFile(file));
   }
@@ -58,7 +66,8 @@ async function removeLeftovers(dir: string): Promise<void> {
   const parent = path.dirname(dir);
   const base = path.basename(dir);
   for (const entry of await readdir(parent)) {
-    if (entry.startsWith(`${base}.tmp-`) || entry.startsWith(`${base}.old-`)) await rm(path.join(parent, entry), { recursive: true, force: true });
+    if (entry.startsWith(`${base}.tmp-`) || entry.startsWith(`${base}.old-`))
+      await rm(path.join(parent, entry), { recursive: true, force: true });
   }
 }
 
@@ -68,14 +77,22 @@ async function removeLeftovers(dir: string): Promise<void> {
  * @returns whether it had to generate.
  */
 export async function ensureTinyModel(dir: string = TINY_MODEL_DIR): Promise<'current' | 'generated'> {
-  return ensureGenerated(dir, await generatorKey(), (out) => makeTestModel({ out, preset: 'tiny', seed: SEED, quantized: true }));
+  return ensureGenerated(dir, await generatorKey(), (out) =>
+    makeTestModel({ out, preset: 'tiny', seed: SEED, quantized: true }),
+  );
 }
 
 /** Generates one immich-layout test model (see IMMICH_TEST_MODELS) unless a current one is there; same locking as the tiny model. */
 export async function ensureImmichModel(model: ImmichTestModel): Promise<'current' | 'generated'> {
   const { dir, ...variant } = model;
   return ensureGenerated(dir, await generatorKey(variant), (out) =>
-    makeImmichModel({ out, preset: model.preset, seed: SEED, externalData: model.externalData, dynamic: model.dynamic }),
+    makeImmichModel({
+      out,
+      preset: model.preset,
+      seed: SEED,
+      externalData: model.externalData,
+      dynamic: model.dynamic,
+    }),
   );
 }
 
@@ -119,7 +136,9 @@ async function ensureGenerated(
 export async function setupTinyModel(): Promise<void> {
   const started = performance.now();
   if ((await ensureTinyModel()) === 'generated') {
-    console.log(`globalSetup: generated the tiny test model in ${TINY_MODEL_DIR} (${Math.round(performance.now() - started)} ms)`);
+    console.log(
+      `globalSetup: generated the tiny test model in ${TINY_MODEL_DIR} (${Math.round(performance.now() - started)} ms)`,
+    );
   }
 }
 
@@ -128,11 +147,15 @@ export default async function setup(): Promise<void> {
   for (const model of Object.values(IMMICH_TEST_MODELS)) {
     const t = performance.now();
     if ((await ensureImmichModel(model)) === 'generated') {
-      console.log(`globalSetup: generated the immich-layout test model ${model.preset} in ${model.dir} (${Math.round(performance.now() - t)} ms)`);
+      console.log(
+        `globalSetup: generated the immich-layout test model ${model.preset} in ${model.dir} (${Math.round(performance.now() - t)} ms)`,
+      );
     }
   }
   const t = performance.now();
   if ((await ensureHfSiglipModel()) === 'generated') {
-    console.log(`globalSetup: generated the Hugging Face-layout SigLIP test model in ${HF_SIGLIP_TEST_MODEL_DIR} (${Math.round(performance.now() - t)} ms)`);
+    console.log(
+      `globalSetup: generated the Hugging Face-layout SigLIP test model in ${HF_SIGLIP_TEST_MODEL_DIR} (${Math.round(performance.now() - t)} ms)`,
+    );
   }
 }

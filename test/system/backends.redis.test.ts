@@ -13,7 +13,8 @@ import { redisServerPath, startRedisServer, type RedisServer } from '../utils/re
 
 let redis: RedisServer | null = null;
 const REDIS = redisServerPath();
-if (REDIS === null) console.log('skipping the Redis backend contract: redis-server is not installed (apt-get install redis-server)');
+if (REDIS === null)
+  console.log('skipping the Redis backend contract: redis-server is not installed (apt-get install redis-server)');
 
 /** Deployments on the suite's redis-server (or on `url`): one key prefix each, one client set per `make`, as processes of one deployment. */
 const redisBackend: BackendFactory = {
@@ -29,7 +30,13 @@ const redisBackend: BackendFactory = {
       },
       make: async () => {
         if (url === undefined) throw new Error('no redis');
-        const backend = createRedisBackend({ url, keyPrefix, stall, logger: silentLogger(), ...(maxRetainedJobBytes === undefined ? {} : { maxRetainedJobBytes }) });
+        const backend = createRedisBackend({
+          url,
+          keyPrefix,
+          stall,
+          logger: silentLogger(),
+          ...(maxRetainedJobBytes === undefined ? {} : { maxRetainedJobBytes }),
+        });
         made.push(backend);
         await backend.connected(10_000);
         return {

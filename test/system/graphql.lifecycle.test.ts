@@ -48,20 +48,29 @@ describe('the process (node dist/src/main.js)', () => {
       const url = await readyUrl;
       const graphqlUrl = `${url}/graphql`;
       const wsUrl = `${url.replace('http', 'ws')}/graphql`;
-      await gql(graphqlUrl, ClassifyDocument, { input: { images: await distinctImages(64, 40_000), classes: ['a', 'b'] } });
+      await gql(graphqlUrl, ClassifyDocument, {
+        input: { images: await distinctImages(64, 40_000), classes: ['a', 'b'] },
+      });
       const inFlight = await gql(graphqlUrl, ClassifyDocument, { input: { image, classes: ['a', 'b'] } });
       const id = inFlight.body.data?.classify.id ?? '';
       let refused: Promise<unknown> | undefined;
-      const result = await subscribe(wsUrl, JobUpdatedDocument, { id }, {
-        onMessage: () => {
-          if (refused !== undefined) return;
-          child.kill('SIGTERM');
-          // Give the signal a moment to land, then try to submit during the drain.
-          refused = new Promise((resolve) => setTimeout(resolve, 100)).then(() =>
-            gql(graphqlUrl, ClassifyDocument, { input: { image, classes: ['a', 'b'] } }).catch((error: unknown) => error),
-          );
+      const result = await subscribe(
+        wsUrl,
+        JobUpdatedDocument,
+        { id },
+        {
+          onMessage: () => {
+            if (refused !== undefined) return;
+            child.kill('SIGTERM');
+            // Give the signal a moment to land, then try to submit during the drain.
+            refused = new Promise((resolve) => setTimeout(resolve, 100)).then(() =>
+              gql(graphqlUrl, ClassifyDocument, { input: { image, classes: ['a', 'b'] } }).catch(
+                (error: unknown) => error,
+              ),
+            );
+          },
         },
-      });
+      );
       expect(result.completed).toBe(true);
       expect(result.messages.at(-1)?.data?.jobUpdated.status).toBe('COMPLETE');
       const late = (await refused) as { body?: { errors?: { extensions?: { code?: string } }[] } };

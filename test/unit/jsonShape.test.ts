@@ -36,8 +36,15 @@ describe('scanJsonShape', () => {
     for (const body of bodies) {
       const { depth, values } = parsedShape(JSON.parse(body));
       expect(scanJsonShape(Buffer.from(body), { maxDepth: depth, maxValues: values }), body).toBeNull();
-      expect(scanJsonShape(Buffer.from(body), { maxDepth: depth, maxValues: values - 1 }), body).toEqual({ limit: 'values', values });
-      if (depth > 0) expect(scanJsonShape(Buffer.from(body), { maxDepth: depth - 1, maxValues: values }), body).toEqual({ limit: 'depth', depth });
+      expect(scanJsonShape(Buffer.from(body), { maxDepth: depth, maxValues: values - 1 }), body).toEqual({
+        limit: 'values',
+        values,
+      });
+      if (depth > 0)
+        expect(scanJsonShape(Buffer.from(body), { maxDepth: depth - 1, maxValues: values }), body).toEqual({
+          limit: 'depth',
+          depth,
+        });
     }
   });
 
@@ -73,13 +80,22 @@ describe('jsonShapeVerifier', () => {
       return undefined;
     })();
     expect(error).toBeInstanceOf(JsonShapeError);
-    expect(error).toMatchObject({ status: 413, expose: true, type: 'entity.too.complex', message: expect.stringContaining('MAX_JSON_VALUES') });
-    expect(() => verify(null, null, Buffer.from('[[[[[[]]]]]]'), 'utf-8')).toThrow(/deeper than 4 levels \(MAX_JSON_DEPTH\)/);
+    expect(error).toMatchObject({
+      status: 413,
+      expose: true,
+      type: 'entity.too.complex',
+      message: expect.stringContaining('MAX_JSON_VALUES'),
+    });
+    expect(() => verify(null, null, Buffer.from('[[[[[[]]]]]]'), 'utf-8')).toThrow(
+      /deeper than 4 levels \(MAX_JSON_DEPTH\)/,
+    );
   });
 
   it('should pass a body within the limits, and refuse charsets the scan cannot read with 415', () => {
     expect(() => verify(null, null, Buffer.from('{"a":[1,2]}'), 'utf-8')).not.toThrow();
     expect(() => verify(null, null, Buffer.from('{"a":[1,2]}'), null)).not.toThrow();
-    expect(() => verify(null, null, Buffer.from('{"a":1}', 'utf16le'), 'utf-16le')).toThrow(expect.objectContaining({ status: 415 }));
+    expect(() => verify(null, null, Buffer.from('{"a":1}', 'utf16le'), 'utf-16le')).toThrow(
+      expect.objectContaining({ status: 415 }),
+    );
   });
 });

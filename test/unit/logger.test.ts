@@ -20,12 +20,17 @@ describe('createLogger', () => {
   /** The logger's error serializer, applied the way pino applies it. */
   function serialize(level: 'info' | 'debug', error: Error): Record<string, unknown> {
     const logger = createLogger(level);
-    const serializer = (logger as unknown as { [key: symbol]: Record<string, (value: unknown) => unknown> })[pino.symbols.serializersSym]!.err!;
+    const serializer = (logger as unknown as { [key: symbol]: Record<string, (value: unknown) => unknown> })[
+      pino.symbols.serializersSym
+    ]!.err!;
     return serializer(error) as Record<string, unknown>;
   }
 
   it('should log the stack of a coded (expected) error only at debug level', () => {
-    const error = new AppError(ErrorCode.ModelUnavailable, 'config.json of x/y not found at https://hub/x/y/resolve/main/config.json');
+    const error = new AppError(
+      ErrorCode.ModelUnavailable,
+      'config.json of x/y not found at https://hub/x/y/resolve/main/config.json',
+    );
     const atInfo = serialize('info', error);
     expect(atInfo).toMatchObject({ message: error.message, code: ErrorCode.ModelUnavailable });
     expect(atInfo).not.toHaveProperty('stack');
@@ -40,7 +45,12 @@ describe('createLogger', () => {
 describe('flushLogger', () => {
   it('should resolve once the destination has flushed', async () => {
     const written: string[] = [];
-    const logger = pino({}, new Writable({ write: (chunk: Buffer, _encoding, callback) => void (written.push(chunk.toString()), callback()) }));
+    const logger = pino(
+      {},
+      new Writable({
+        write: (chunk: Buffer, _encoding, callback) => void (written.push(chunk.toString()), callback()),
+      }),
+    );
     logger.info('one');
     await flushLogger(logger, 5_000);
     expect(written.join('')).toContain('"msg":"one"');

@@ -22,8 +22,11 @@ describe('README', () => {
     expect(linkTargets(readme)).toContain('docs/web-ui.png');
   });
 
-  it.each(fs.readdirSync(path.join(ROOT, 'docs')).filter((file) => file.endsWith('.md')))('should list docs/%s in its map of docs/', (file) => {
-    const mapLine = readme.split('\n').find((line) => /^\s*[-*]\s/.test(line) && line.includes(`](docs/${file})`));
-    expect(mapLine, `README.md has no list line linking docs/${file}`).toBeDefined();
-  });
+  it.each(fs.readdirSync(path.join(ROOT, 'docs')).filter((file) => file.endsWith('.md')))(
+    'should list docs/%s in its map of docs/',
+    (file) => {
+      const mapLine = readme.split('\n').find((line) => /^\s*[-*]\s/.test(line) && line.includes(`](docs/${file})`));
+      expect(mapLine, `README.md has no list line linking docs/${file}`).toBeDefined();
+    },
+  );
 });

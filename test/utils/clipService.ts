@@ -25,7 +25,12 @@ export function testServiceOptions(overrides: TestServiceOverrides = {}): ClipSe
     defaultModel: overrides.defaultModel ?? TINY_MODEL_DIR,
     extraModels: overrides.extraModels ?? [],
     precision: 'fp32',
-    hub: { cacheDir: path.join(os.tmpdir(), 'clip-test-cache'), endpoint: 'http://127.0.0.1:9', offline: true, progress: false },
+    hub: {
+      cacheDir: path.join(os.tmpdir(), 'clip-test-cache'),
+      endpoint: 'http://127.0.0.1:9',
+      offline: true,
+      progress: false,
+    },
     inference: {
       maxBatchSize: 32,
       maxBatchWaitMs: 5,
@@ -52,7 +57,10 @@ export interface NoiseImageOptions {
 }
 
 /** A distinct, deterministic RGB image of random pixels per seed. */
-export async function noiseImage(seed: number, { width = 96, height = 64, format = 'png' }: NoiseImageOptions = {}): Promise<Buffer> {
+export async function noiseImage(
+  seed: number,
+  { width = 96, height = 64, format = 'png' }: NoiseImageOptions = {},
+): Promise<Buffer> {
   const data = Buffer.alloc(width * height * 3);
   let s = seed * 2654435761 + 1;
   for (let i = 0; i < data.length; i++) {

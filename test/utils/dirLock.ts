@@ -22,7 +22,10 @@ export async function withDirLock<T>(lockDir: string, options: DirLockOptions, b
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const age = await stat(lockDir).then((s) => Date.now() - s.mtimeMs, () => 0);
+      const age = await stat(lockDir).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
       if (age > options.staleMs) await rm(lockDir, { recursive: true, force: true });
       else await new Promise((resolve) => setTimeout(resolve, options.pollMs));
     }

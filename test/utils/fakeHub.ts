@@ -115,14 +115,18 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
         return void res.writeHead(record.authorization === undefined ? 401 : 403).end('Unauthorized');
       }
       const dir = options.repos[repo];
-      if (dir === undefined) return void res.writeHead(404, { 'x-error-code': 'RepoNotFound' }).end('Repository not found');
+      if (dir === undefined)
+        return void res.writeHead(404, { 'x-error-code': 'RepoNotFound' }).end('Repository not found');
       const siblings = (await listFiles(dir)).map((rfilename) => ({ rfilename }));
-      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: repo, sha: commit, siblings }));
+      return void res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ id: repo, sha: commit, siblings }));
     }
     if (parsed === undefined) return void res.writeHead(404).end('Not found');
 
     const root = options.repos[parsed.repo];
-    if (root === undefined) return void res.writeHead(404, { 'x-error-code': 'RepoNotFound' }).end('Repository not found');
+    if (root === undefined)
+      return void res.writeHead(404, { 'x-error-code': 'RepoNotFound' }).end('Repository not found');
     const key = `${parsed.repo}/${parsed.file}`;
     const entry = faults.get(key);
 
@@ -142,7 +146,9 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
     if (!filePath.startsWith(path.resolve(root) + path.sep)) return void res.writeHead(400).end('Bad path');
     const content = await fs.readFile(filePath).catch(() => undefined);
     if (content === undefined) {
-      return void res.writeHead(404, { 'x-error-code': 'EntryNotFound', 'x-repo-commit': commit }).end('Entry not found');
+      return void res
+        .writeHead(404, { 'x-error-code': 'EntryNotFound', 'x-repo-commit': commit })
+        .end('Entry not found');
     }
 
     const lfs = isLfs(parsed.file);
@@ -171,7 +177,11 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
     }
     const range = entry?.fault.kind === 'ignoreRange' ? undefined : parseRange(record.range);
     let status = 200;
-    const headers: http.OutgoingHttpHeaders = { ...meta, 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
+    const headers: http.OutgoingHttpHeaders = {
+      ...meta,
+      'content-type': 'application/octet-stream',
+      'accept-ranges': 'bytes',
+    };
     if (range !== undefined) {
       if (range >= body.length) {
         return void res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
@@ -216,7 +226,10 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
     },
     contentRequests(file) {
       return requests.filter(
-        (r) => r.file === file && r.method === 'GET' && (r.kind === 'cdn' || (r.kind === 'resolve' && !(isLfs(file) && lfsRedirect))),
+        (r) =>
+          r.file === file &&
+          r.method === 'GET' &&
+          (r.kind === 'cdn' || (r.kind === 'resolve' && !(isLfs(file) && lfsRedirect))),
       );
     },
     close() {
@@ -236,12 +249,20 @@ interface ParsedPath {
 }
 
 function parsePath(pathname: string): ParsedPath | undefined {
-  const parts = pathname.split('/').slice(1).map((p) => decodeURIComponent(p));
+  const parts = pathname
+    .split('/')
+    .slice(1)
+    .map((p) => decodeURIComponent(p));
   if (parts[0] === 'cdn' && parts.length >= 5) {
     return { kind: 'cdn', repo: `${parts[1]}/${parts[2]}`, revision: parts[3] ?? '', file: parts.slice(4).join('/') };
   }
   if (parts[2] === 'resolve' && parts.length >= 5) {
-    return { kind: 'resolve', repo: `${parts[0]}/${parts[1]}`, revision: parts[3] ?? '', file: parts.slice(4).join('/') };
+    return {
+      kind: 'resolve',
+      repo: `${parts[0]}/${parts[1]}`,
+      revision: parts[3] ?? '',
+      file: parts.slice(4).join('/'),
+    };
   }
   return undefined;
 }
@@ -292,11 +313,11 @@ export async function writeFakeModelRepo(dir: string, sizes: FakeModelRepoSizes 
       vision_config: { image_size: 224, patch_size: 32, hidden_size: 768 },
     }),
   );
+  await fs.writeFile(path.join(dir, 'preprocessor_config.json'), json(OPENAI_CLIP_PREPROCESSOR_JSON));
   await fs.writeFile(
-    path.join(dir, 'preprocessor_config.json'),
-    json(OPENAI_CLIP_PREPROCESSOR_JSON),
+    path.join(dir, 'tokenizer.json'),
+    json({ version: '1.0', model: { type: 'BPE', vocab: {}, merges: [] } }),
   );
-  await fs.writeFile(path.join(dir, 'tokenizer.json'), json({ version: '1.0', model: { type: 'BPE', vocab: {}, merges: [] } }));
   await fs.writeFile(path.join(dir, 'tokenizer_config.json'), json({ model_max_length: 77 }));
   const graphs: [string, number][] = [
     ['onnx/text_model.onnx', sizes.text ?? 300_000],

@@ -36,15 +36,25 @@ function fail(message) {
 async function pngDataUrl(seed, size) {
   const pixels = Buffer.alloc(size * size * 3);
   for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 13 + seed * 101 + ((i * seed) % 17) * 5) % 256;
-  const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+  const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .png({ compressionLevel: 1 })
+    .toBuffer();
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
 const [command, ...args] = options.command;
-const server = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+const server = spawn(command, args, {
+  cwd: options.cwd,
+  env: options.env,
+  stdio: ['ignore', 'pipe', 'pipe'],
+  detached: true,
+});
 server.stderr.resume();
 const url = await new Promise((resolve) => {
-  const timer = setTimeout(() => fail(`the server was not ready after ${options.readyTimeoutMs} ms`), options.readyTimeoutMs);
+  const timer = setTimeout(
+    () => fail(`the server was not ready after ${options.readyTimeoutMs} ms`),
+    options.readyTimeoutMs,
+  );
   server.once('exit', (code) => fail(`the server exited with ${code} before it was ready`));
   createInterface({ input: server.stdout }).on('line', (line) => {
     // Reads every line (a reader that stops reading would fill the pipe instead of closing it). The ready
@@ -58,24 +68,36 @@ const url = await new Promise((resolve) => {
 });
 
 const apiUrl = options.apiUrl ?? url;
-const client = createClient({ url: `${apiUrl.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
+const client = createClient({
+  url: `${apiUrl.replace(/^http/, 'ws')}/graphql`,
+  webSocketImpl: WebSocket,
+  retryAttempts: 0,
+  lazy: false,
+  onNonLazyError: () => {},
+});
 /** @type {Promise<string>[]} */
 const firstStates = [];
 /** @param {string} id */
 function subscribe(id) {
   firstStates.push(
     new Promise((resolve) => {
-      client.subscribe({ query: JOB_UPDATED, variables: { id } }, {
-        next: (message) => resolve(String(/** @type {any} */ (message.data)?.jobUpdated?.status ?? 'NONE')),
-        error: () => resolve('ERROR'),
-        complete: () => resolve('COMPLETE'),
-      });
+      client.subscribe(
+        { query: JOB_UPDATED, variables: { id } },
+        {
+          next: (message) => resolve(String(/** @type {any} */ (message.data)?.jobUpdated?.status ?? 'NONE')),
+          error: () => resolve('ERROR'),
+          complete: () => resolve('COMPLETE'),
+        },
+      );
     }),
   );
 }
-for (let i = 0; i < options.unknownSubscriptions; i += 1) subscribe(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+for (let i = 0; i < options.unknownSubscriptions; i += 1)
+  subscribe(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
 for (let job = 0; job < options.jobs; job += 1) {
-  const images = await Promise.all(Array.from({ length: options.imagesPerJob }, (_, i) => pngDataUrl(job * 1000 + i, options.imageSize)));
+  const images = await Promise.all(
+    Array.from({ length: options.imagesPerJob }, (_, i) => pngDataUrl(job * 1000 + i, options.imageSize)),
+  );
   const response = await fetch(`${apiUrl}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

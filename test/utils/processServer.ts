@@ -80,7 +80,11 @@ export function processEnv(overrides: Record<string, string> = {}): NodeJS.Proce
 
 /** Spawns the built server (`args`: node's arguments, the entry point first); does not wait for it (see `untilReady`). */
 export function spawnServer(env: Record<string, string> = {}, args: readonly string[] = [MAIN_JS]): ProcessServer {
-  const child = spawn(process.execPath, [...args], { cwd: REPO_ROOT, env: processEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...args], {
+    cwd: REPO_ROOT,
+    env: processEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   const logs: ProcessLogLine[] = [];
   let other = '';
@@ -111,19 +115,30 @@ export async function untilReady(server: ProcessServer, timeoutMs = 60_000): Pro
     exitCode = code;
   });
   for (;;) {
-    const ready = server.logs.find((line) => line.msg?.startsWith('clip-server ready') === true && typeof line.url === 'string');
+    const ready = server.logs.find(
+      (line) => line.msg?.startsWith('clip-server ready') === true && typeof line.url === 'string',
+    );
     if (ready !== undefined) {
       const url = ready.url as string;
-      return Object.assign(server, { url, graphqlUrl: `${url}/graphql`, wsUrl: `${url.replace(/^http/, 'ws')}/graphql` });
+      return Object.assign(server, {
+        url,
+        graphqlUrl: `${url}/graphql`,
+        wsUrl: `${url.replace(/^http/, 'ws')}/graphql`,
+      });
     }
-    if (exitCode !== undefined) throw new Error(`the server exited with ${exitCode} before becoming ready:\n${server.output()}`);
+    if (exitCode !== undefined)
+      throw new Error(`the server exited with ${exitCode} before becoming ready:\n${server.output()}`);
     if (Date.now() > deadline) throw new Error(`the server was not ready after ${timeoutMs} ms:\n${server.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
 
 /** Builds (once), spawns and waits for readiness. */
-export async function startProcessServer(env: Record<string, string> = {}, args: readonly string[] = [MAIN_JS], readyTimeoutMs?: number): Promise<ProcessServer> {
+export async function startProcessServer(
+  env: Record<string, string> = {},
+  args: readonly string[] = [MAIN_JS],
+  readyTimeoutMs?: number,
+): Promise<ProcessServer> {
   await buildServer();
   return untilReady(spawnServer(env, args), readyTimeoutMs);
 }

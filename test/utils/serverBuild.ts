@@ -29,11 +29,21 @@ const execFileAsync = promisify(execFile);
 export function compileServer(): Promise<void> {
   return withDirLock(LOCK_DIR, { staleMs: STALE_LOCK_MS, pollMs: 100 }, async () => {
     const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    await execFileAsync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR, '--tsBuildInfoFile', path.join(BUILD_DIR, '.tsbuildinfo')], { cwd: ROOT }).catch(
-      (error: { stdout?: string }) => {
-        // Type errors elsewhere do not stop tsc from emitting; only a missing entry point is fatal.
-        if (!existsSync(MAIN_JS)) throw new Error(`build failed: ${error.stdout ?? String(error)}`);
-      },
-    );
+    await execFileAsync(
+      process.execPath,
+      [
+        tsc,
+        '-p',
+        'tsconfig.build.json',
+        '--outDir',
+        BUILD_DIR,
+        '--tsBuildInfoFile',
+        path.join(BUILD_DIR, '.tsbuildinfo'),
+      ],
+      { cwd: ROOT },
+    ).catch((error: { stdout?: string }) => {
+      // Type errors elsewhere do not stop tsc from emitting; only a missing entry point is fatal.
+      if (!existsSync(MAIN_JS)) throw new Error(`build failed: ${error.stdout ?? String(error)}`);
+    });
   });
 }

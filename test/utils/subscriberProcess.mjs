@@ -18,15 +18,25 @@ const JOB_UPDATED = 'subscription($id: ID!) { jobUpdated(id: $id) { id status } 
 async function pngDataUrl(seed, size) {
   const pixels = Buffer.alloc(size * size * 3);
   for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 7 + seed * 131 + ((i * seed) % 23) * 3) % 256;
-  const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+  const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .png({ compressionLevel: 1 })
+    .toBuffer();
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
-const client = createClient({ url: `${options.url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
+const client = createClient({
+  url: `${options.url.replace(/^http/, 'ws')}/graphql`,
+  webSocketImpl: WebSocket,
+  retryAttempts: 0,
+  lazy: false,
+  onNonLazyError: () => {},
+});
 const ids = [];
 const states = [];
 for (let job = 0; job < options.jobs; job += 1) {
-  const images = await Promise.all(Array.from({ length: options.imagesPerJob }, (_, i) => pngDataUrl(7000 + job * 100 + i, options.imageSize)));
+  const images = await Promise.all(
+    Array.from({ length: options.imagesPerJob }, (_, i) => pngDataUrl(7000 + job * 100 + i, options.imageSize)),
+  );
   const response = await fetch(`${options.url}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -41,11 +51,14 @@ for (let job = 0; job < options.jobs; job += 1) {
   ids.push(id);
   states.push(
     new Promise((resolve) => {
-      client.subscribe({ query: JOB_UPDATED, variables: { id } }, {
-        next: (message) => resolve(String(/** @type {any} */ (message.data)?.jobUpdated?.status ?? 'NONE')),
-        error: () => resolve('ERROR'),
-        complete: () => resolve('COMPLETE'),
-      });
+      client.subscribe(
+        { query: JOB_UPDATED, variables: { id } },
+        {
+          next: (message) => resolve(String(/** @type {any} */ (message.data)?.jobUpdated?.status ?? 'NONE')),
+          error: () => resolve('ERROR'),
+          complete: () => resolve('COMPLETE'),
+        },
+      );
     }),
   );
 }

@@ -14,7 +14,12 @@ export interface ImmichTestModel {
   dynamic: boolean;
 }
 
-const immich = (name: string, preset: ImmichTestModel['preset'], externalData = false, dynamic = false): ImmichTestModel => ({
+const immich = (
+  name: string,
+  preset: ImmichTestModel['preset'],
+  externalData = false,
+  dynamic = false,
+): ImmichTestModel => ({
   dir: path.join(root, 'test', '.models', 'immich', name),
   preset,
   externalData,

@@ -161,7 +161,7 @@ export async function subscribe<R = Record<string, unknown>, V = Record<string, 
         resolve();
       }, options.timeoutMs ?? 20_000);
       client.subscribe<R>(
-        { query: source(query), variables: (variables ?? {}) },
+        { query: source(query), variables: variables ?? {} },
         {
           next: (message) => {
             result.messages.push(message);
@@ -205,7 +205,11 @@ export async function tinyImages(): Promise<string[]> {
     sharp(pixels, raw).jpeg().toBuffer(),
     sharp(pixels, raw).webp().toBuffer(),
   ]);
-  return [`data:image/png;base64,${png.toString('base64')}`, `data:image/jpeg;base64,${jpeg.toString('base64')}`, `data:image/webp;base64,${webp.toString('base64')}`];
+  return [
+    `data:image/png;base64,${png.toString('base64')}`,
+    `data:image/jpeg;base64,${jpeg.toString('base64')}`,
+    `data:image/webp;base64,${webp.toString('base64')}`,
+  ];
 }
 
 /** `count` different PNG data URLs, `size` px square (distinct content, so no embedding cache hits between them). */
@@ -217,14 +221,20 @@ export async function distinctImages(count: number, offset = 0, size = 32): Prom
       const seed = index + offset;
       const pixels = Buffer.alloc(width * height * 3);
       for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 31 + seed * 97 + ((i * seed) % 13) * 7) % 256;
-      const png = await sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
+      const png = await sharp(pixels, { raw: { width, height, channels: 3 } })
+        .png()
+        .toBuffer();
       return `data:image/png;base64,${png.toString('base64')}`;
     }),
   );
 }
 
 /** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, intervalMs = 20): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 20_000,
+  intervalMs = 20,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

@@ -29,7 +29,8 @@ export function buildDoubleArray(entries: ReadonlyArray<readonly [Uint8Array, nu
   const root = newNode();
   for (const [key, value] of entries) {
     if (key.length === 0 || key.includes(0)) throw new RangeError('expected non-empty keys without NUL bytes');
-    if (!Number.isInteger(value) || value < 0 || value > MAX_VALUE) throw new RangeError(`expected values in 0…${MAX_VALUE}, got ${value}`);
+    if (!Number.isInteger(value) || value < 0 || value > MAX_VALUE)
+      throw new RangeError(`expected values in 0…${MAX_VALUE}, got ${value}`);
     let node = root;
     for (const byte of key) {
       let child = node.children.get(byte);
@@ -75,7 +76,8 @@ export function buildDoubleArray(entries: ReadonlyArray<readonly [Uint8Array, nu
     units[pos] = ((offset << 10) | (hasLeaf ? 1 << 8 : 0) | label) >>> 0;
     for (const l of labels) used[base ^ l] = true;
     if (hasLeaf) units[base] = ((node.value as number) | 0x80000000) >>> 0;
-    for (const [byte, child] of [...node.children].sort(([a], [b]) => a - b)) queue.push({ node: child, pos: base ^ byte, label: byte });
+    for (const [byte, child] of [...node.children].sort(([a], [b]) => a - b))
+      queue.push({ node: child, pos: base ^ byte, label: byte });
   }
   const array = new Uint32Array(units.length);
   for (let i = 0; i < units.length; i++) array[i] = units[i] ?? 0;

@@ -71,8 +71,12 @@ export function xlmRobertaFiles(): FamilyTokenizerFiles {
       type: 'TemplateProcessing',
       single: [specialTokenTemplate('<s>'), sequenceTemplate('A'), specialTokenTemplate('</s>')],
       pair: [
-        specialTokenTemplate('<s>'), sequenceTemplate('A'), specialTokenTemplate('</s>'),
-        specialTokenTemplate('</s>'), sequenceTemplate('B'), specialTokenTemplate('</s>'),
+        specialTokenTemplate('<s>'),
+        sequenceTemplate('A'),
+        specialTokenTemplate('</s>'),
+        specialTokenTemplate('</s>'),
+        sequenceTemplate('B'),
+        specialTokenTemplate('</s>'),
       ],
       special_tokens: {
         '<s>': { id: '<s>', ids: [0], tokens: ['<s>'] },
@@ -84,7 +88,10 @@ export function xlmRobertaFiles(): FamilyTokenizerFiles {
   };
   const mask = { content: '<mask>', lstrip: true, normalized: true, rstrip: false, single_word: false };
   const config = {
-    added_tokens_decoder: Object.fromEntries([...specials.map((s, id) => [String(id), decoderConfig(s)] as const), [String(maskId), decoderConfig('<mask>', true)] as const]),
+    added_tokens_decoder: Object.fromEntries([
+      ...specials.map((s, id) => [String(id), decoderConfig(s)] as const),
+      [String(maskId), decoderConfig('<mask>', true)] as const,
+    ]),
     bos_token: '<s>',
     clean_up_tokenization_spaces: true,
     cls_token: '<s>',
@@ -96,9 +103,21 @@ export function xlmRobertaFiles(): FamilyTokenizerFiles {
     tokenizer_class: 'XLMRobertaTokenizer',
     unk_token: '<unk>',
   };
-  const map = { bos_token: '<s>', cls_token: '<s>', eos_token: '</s>', mask_token: mask, pad_token: '<pad>', sep_token: '</s>', unk_token: '<unk>' };
+  const map = {
+    bos_token: '<s>',
+    cls_token: '<s>',
+    eos_token: '</s>',
+    mask_token: mask,
+    pad_token: '<pad>',
+    sep_token: '</s>',
+    unk_token: '<unk>',
+  };
   return {
-    files: { 'tokenizer.json': json(tokenizer), 'tokenizer_config.json': json(config), 'special_tokens_map.json': json(map) },
+    files: {
+      'tokenizer.json': json(tokenizer),
+      'tokenizer_config.json': json(config),
+      'special_tokens_map.json': json(map),
+    },
     vocabSize: vocab.length,
     padId: 1,
   };
@@ -148,7 +167,11 @@ export function siglipT5Files(contextLength: number): FamilyTokenizerFiles {
   };
   const map = { eos_token: decoderConfig('</s>'), pad_token: decoderConfig('</s>'), unk_token: decoderConfig('<unk>') };
   return {
-    files: { 'tokenizer.json': json(tokenizer), 'tokenizer_config.json': json(config), 'special_tokens_map.json': json(map) },
+    files: {
+      'tokenizer.json': json(tokenizer),
+      'tokenizer_config.json': json(config),
+      'special_tokens_map.json': json(map),
+    },
     vocabSize: vocab.length,
     padId: 1,
   };
@@ -171,12 +194,21 @@ export function siglipGemmaFiles(contextLength: number): FamilyTokenizerFiles {
     post_processor: {
       type: 'TemplateProcessing',
       single: [sequenceTemplate('A'), specialTokenTemplate('<eos>')],
-      pair: [sequenceTemplate('A'), specialTokenTemplate('<eos>'), sequenceTemplate('B'), specialTokenTemplate('<eos>')],
+      pair: [
+        sequenceTemplate('A'),
+        specialTokenTemplate('<eos>'),
+        sequenceTemplate('B'),
+        specialTokenTemplate('<eos>'),
+      ],
       special_tokens: { '<eos>': { id: '<eos>', ids: [1], tokens: ['<eos>'] } },
     },
     decoder: {
       type: 'Sequence',
-      decoders: [{ type: 'Replace', pattern: { String: WORD_BOUNDARY }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }],
+      decoders: [
+        { type: 'Replace', pattern: { String: WORD_BOUNDARY }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+      ],
     },
     model: {
       type: 'BPE',
@@ -207,16 +239,33 @@ export function siglipGemmaFiles(contextLength: number): FamilyTokenizerFiles {
     unk_token: '<unk>',
     use_default_system_prompt: false,
   };
-  const map = { bos_token: decoderConfig('<bos>'), eos_token: decoderConfig('<eos>'), pad_token: decoderConfig('<pad>'), unk_token: decoderConfig('<unk>') };
+  const map = {
+    bos_token: decoderConfig('<bos>'),
+    eos_token: decoderConfig('<eos>'),
+    pad_token: decoderConfig('<pad>'),
+    unk_token: decoderConfig('<unk>'),
+  };
   return {
-    files: { 'tokenizer.json': json(tokenizer), 'tokenizer_config.json': json(config), 'special_tokens_map.json': json(map) },
+    files: {
+      'tokenizer.json': json(tokenizer),
+      'tokenizer_config.json': json(config),
+      'special_tokens_map.json': json(map),
+    },
     vocabSize: tokens.length,
     padId: 0,
   };
 }
 
 /** FLORES-200 codes the generated NLLB vocabulary carries (the real one has 202); `eng_Latn` frames texts by default. */
-export const NLLB_LANGUAGE_CODES = ['eng_Latn', 'deu_Latn', 'fra_Latn', 'spa_Latn', 'rus_Cyrl', 'jpn_Jpan', 'zho_Hans'] as const;
+export const NLLB_LANGUAGE_CODES = [
+  'eng_Latn',
+  'deu_Latn',
+  'fra_Latn',
+  'spa_Latn',
+  'rus_Cyrl',
+  'jpn_Jpan',
+  'zho_Hans',
+] as const;
 
 /**
  * facebook/nllb-200-distilled-600M's files (NllbConverter: `Precompiled` + `Replace(" {2,}", " ")`, `Metaspace`
@@ -246,7 +295,12 @@ export function nllbFiles(): FamilyTokenizerFiles {
     post_processor: {
       type: 'TemplateProcessing',
       single: [specialTokenTemplate('eng_Latn'), sequenceTemplate('A'), specialTokenTemplate('</s>')],
-      pair: [specialTokenTemplate('eng_Latn'), sequenceTemplate('A'), sequenceTemplate('B'), specialTokenTemplate('</s>')],
+      pair: [
+        specialTokenTemplate('eng_Latn'),
+        sequenceTemplate('A'),
+        sequenceTemplate('B'),
+        specialTokenTemplate('</s>'),
+      ],
       special_tokens: {
         eng_Latn: { id: 'eng_Latn', ids: [codesFrom], tokens: ['eng_Latn'] },
         '</s>': { id: '</s>', ids: [2], tokens: ['</s>'] },
@@ -267,7 +321,9 @@ export function nllbFiles(): FamilyTokenizerFiles {
     },
   };
   const config = {
-    added_tokens_decoder: Object.fromEntries(addedIds.map((id) => [String(id), decoderConfig(tokens[id] as string, tokens[id] === '<mask>')])),
+    added_tokens_decoder: Object.fromEntries(
+      addedIds.map((id) => [String(id), decoderConfig(tokens[id] as string, tokens[id] === '<mask>')]),
+    ),
     additional_special_tokens: [...NLLB_LANGUAGE_CODES],
     bos_token: '<s>',
     clean_up_tokenization_spaces: true,
@@ -285,11 +341,20 @@ export function nllbFiles(): FamilyTokenizerFiles {
   };
   const map = {
     additional_special_tokens: [...NLLB_LANGUAGE_CODES],
-    bos_token: '<s>', cls_token: '<s>', eos_token: '</s>', mask_token: { content: '<mask>', lstrip: true, normalized: true, rstrip: false, single_word: false },
-    pad_token: '<pad>', sep_token: '</s>', unk_token: '<unk>',
+    bos_token: '<s>',
+    cls_token: '<s>',
+    eos_token: '</s>',
+    mask_token: { content: '<mask>', lstrip: true, normalized: true, rstrip: false, single_word: false },
+    pad_token: '<pad>',
+    sep_token: '</s>',
+    unk_token: '<unk>',
   };
   return {
-    files: { 'tokenizer.json': json(tokenizer), 'tokenizer_config.json': json(config), 'special_tokens_map.json': json(map) },
+    files: {
+      'tokenizer.json': json(tokenizer),
+      'tokenizer_config.json': json(config),
+      'special_tokens_map.json': json(map),
+    },
     vocabSize: tokens.length,
     padId: 1,
   };
@@ -311,19 +376,37 @@ export function bertFiles(contextLength: number): FamilyTokenizerFiles {
     truncation: null,
     padding: null,
     added_tokens: specials.map((s, id) => addedToken(id, s)),
-    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: false, lowercase: false },
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: false,
+      lowercase: false,
+    },
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: {
       type: 'TemplateProcessing',
       single: [specialTokenTemplate('[CLS]'), sequenceTemplate('A'), specialTokenTemplate('[SEP]')],
-      pair: [specialTokenTemplate('[CLS]'), sequenceTemplate('A'), specialTokenTemplate('[SEP]'), sequenceTemplate('B'), specialTokenTemplate('[SEP]')],
+      pair: [
+        specialTokenTemplate('[CLS]'),
+        sequenceTemplate('A'),
+        specialTokenTemplate('[SEP]'),
+        sequenceTemplate('B'),
+        specialTokenTemplate('[SEP]'),
+      ],
       special_tokens: {
         '[CLS]': { id: '[CLS]', ids: [2], tokens: ['[CLS]'] },
         '[SEP]': { id: '[SEP]', ids: [3], tokens: ['[SEP]'] },
       },
     },
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+    model: {
+      type: 'WordPiece',
+      unk_token: '[UNK]',
+      continuing_subword_prefix: '##',
+      max_input_chars_per_word: 100,
+      vocab,
+    },
   };
   const config = {
     added_tokens_decoder: Object.fromEntries(specials.map((s, id) => [String(id), decoderConfig(s)])),
@@ -343,7 +426,11 @@ export function bertFiles(contextLength: number): FamilyTokenizerFiles {
   };
   const map = { cls_token: '[CLS]', mask_token: '[MASK]', pad_token: '[PAD]', sep_token: '[SEP]', unk_token: '[UNK]' };
   return {
-    files: { 'tokenizer.json': json(tokenizer), 'tokenizer_config.json': json(config), 'special_tokens_map.json': json(map) },
+    files: {
+      'tokenizer.json': json(tokenizer),
+      'tokenizer_config.json': json(config),
+      'special_tokens_map.json': json(map),
+    },
     vocabSize: unique.length,
     padId: 0,
   };

@@ -8,7 +8,14 @@ import path from 'node:path';
 import type { TokenizerFamily } from '../../../src/clip/text/index.js';
 import { CLIP_VOCAB_SIZE } from '../presets.js';
 import { END_OF_TEXT, loadClipVocabulary, tokenizerFiles as clipTokenizerFiles } from '../tokenizerFiles.js';
-import { bertFiles, nllbFiles, siglipGemmaFiles, siglipT5Files, xlmRobertaFiles, type FamilyTokenizerFiles } from './familyFiles.js';
+import {
+  bertFiles,
+  nllbFiles,
+  siglipGemmaFiles,
+  siglipT5Files,
+  xlmRobertaFiles,
+  type FamilyTokenizerFiles,
+} from './familyFiles.js';
 
 /** What {@link writeTokenizerFiles} wrote: what the text tower must be sized and padded for. */
 export interface WrittenTokenizer {
@@ -33,13 +40,18 @@ export interface WriteTokenizerOptions {
 
 function clipFiles(contextLength: number): FamilyTokenizerFiles {
   const vocabulary = loadClipVocabulary();
-  return { files: clipTokenizerFiles(vocabulary, contextLength), vocabSize: CLIP_VOCAB_SIZE, padId: vocabulary.tokens.indexOf(END_OF_TEXT) };
+  return {
+    files: clipTokenizerFiles(vocabulary, contextLength),
+    vocabSize: CLIP_VOCAB_SIZE,
+    padId: vocabulary.tokens.indexOf(END_OF_TEXT),
+  };
 }
 
 /** The files of one family, by name, without writing them. */
 export function tokenizerFilesFor(family: TokenizerFamily, options: WriteTokenizerOptions): FamilyTokenizerFiles {
   const { contextLength } = options;
-  if (!Number.isInteger(contextLength) || contextLength < 2) throw new TypeError(`expected contextLength to be an integer ≥ 2, got ${String(contextLength)}`);
+  if (!Number.isInteger(contextLength) || contextLength < 2)
+    throw new TypeError(`expected contextLength to be an integer ≥ 2, got ${String(contextLength)}`);
   switch (family) {
     case 'clip-bpe':
       return clipFiles(contextLength);
@@ -63,7 +75,11 @@ export function tokenizerFilesFor(family: TokenizerFamily, options: WriteTokeniz
 }
 
 /** Writes one family's tokenizer files into `dir` (created if needed). Deterministic; no network. */
-export async function writeTokenizerFiles(dir: string, family: TokenizerFamily, options: WriteTokenizerOptions): Promise<WrittenTokenizer> {
+export async function writeTokenizerFiles(
+  dir: string,
+  family: TokenizerFamily,
+  options: WriteTokenizerOptions,
+): Promise<WrittenTokenizer> {
   const { files, vocabSize, padId } = tokenizerFilesFor(family, options);
   await mkdir(dir, { recursive: true });
   for (const [name, content] of Object.entries(files)) await writeFile(path.join(dir, name), content);

@@ -36,7 +36,11 @@ export class ProgressReporter {
         cliProgress.Presets.shades_classic,
       );
       const totalBytes = total ?? 0;
-      const payload = (bytes: number) => ({ file, done: formatBytes(bytes), size: total === undefined ? '?' : formatBytes(total) });
+      const payload = (bytes: number) => ({
+        file,
+        done: formatBytes(bytes),
+        size: total === undefined ? '?' : formatBytes(total),
+      });
       const bar = this.#multibar.create(totalBytes, startBytes, payload(startBytes));
       return {
         update: (bytes) => bar.update(Math.min(bytes, totalBytes || bytes), payload(bytes)),

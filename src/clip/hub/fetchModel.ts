@@ -192,7 +192,10 @@ export function hubListingUrl(endpoint: string, source: HubRepoRef): string {
  * directory; undefined when they cannot be listed (offline without a cached listing, or a mirror without the API).
  * A private or gated repo is an error (HubError `unauthorized`), as it would be for its files.
  */
-export async function fetchRepoListing(source: HubRepoRef, options: Omit<HubOptions, 'files' | 'optionalFiles'>): Promise<string[] | undefined> {
+export async function fetchRepoListing(
+  source: HubRepoRef,
+  options: Omit<HubOptions, 'files' | 'optionalFiles'>,
+): Promise<string[] | undefined> {
   const dir = snapshotDir(options.cacheDir ?? defaultCacheDir(), source);
   const cached = path.join(dir, LISTING_FILE);
   const text = await fs.readFile(cached, 'utf8').catch(() => undefined);
@@ -213,19 +216,33 @@ export async function fetchRepoListing(source: HubRepoRef, options: Omit<HubOpti
   if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
   let response: Response;
   try {
-    response = await (options.fetch ?? globalThis.fetch)(url, { headers, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+    response = await (options.fetch ?? globalThis.fetch)(url, {
+      headers,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
   } catch (error) {
-    logger.debug({ repo: source.repo, url, err: causeText(error) }, 'file listing unavailable; falling back to the known file names');
+    logger.debug(
+      { repo: source.repo, url, err: causeText(error) },
+      'file listing unavailable; falling back to the known file names',
+    );
     return undefined;
   }
   if (response.status === 401 || response.status === 403) {
     await response.body?.cancel();
     const hint = token === undefined ? 'set HF_TOKEN' : 'the HF_TOKEN given has no access to it';
-    throw new HubError('unauthorized', LISTING_FILE, url, `${source.repo}@${source.revision} is gated or private (HTTP ${response.status} for its file listing at ${url}): ${hint}`);
+    throw new HubError(
+      'unauthorized',
+      LISTING_FILE,
+      url,
+      `${source.repo}@${source.revision} is gated or private (HTTP ${response.status} for its file listing at ${url}): ${hint}`,
+    );
   }
   if (!response.ok) {
     await response.body?.cancel();
-    logger.debug({ repo: source.repo, url, status: response.status }, 'file listing unavailable; falling back to the known file names');
+    logger.debug(
+      { repo: source.repo, url, status: response.status },
+      'file listing unavailable; falling back to the known file names',
+    );
     return undefined;
   }
   let files: string[];
@@ -233,12 +250,18 @@ export async function fetchRepoListing(source: HubRepoRef, options: Omit<HubOpti
     const body = (await response.json()) as { siblings?: { rfilename?: unknown }[] };
     files = (body.siblings ?? []).map((s) => s.rfilename).filter((f): f is string => typeof f === 'string');
   } catch (error) {
-    logger.debug({ repo: source.repo, url, err: causeText(error) }, 'file listing unreadable; falling back to the known file names');
+    logger.debug(
+      { repo: source.repo, url, err: causeText(error) },
+      'file listing unreadable; falling back to the known file names',
+    );
     return undefined;
   }
   await fs.mkdir(dir, { recursive: true });
   const temporary = `${cached}.tmp-${process.pid}`;
-  await fs.writeFile(temporary, `${JSON.stringify({ repo: source.repo, revision: source.revision, files }, null, 2)}\n`);
+  await fs.writeFile(
+    temporary,
+    `${JSON.stringify({ repo: source.repo, revision: source.revision, files }, null, 2)}\n`,
+  );
   await fs.rename(temporary, cached);
   return files;
 }
@@ -253,7 +276,11 @@ export async function fetchRepoListing(source: HubRepoRef, options: Omit<HubOpti
  * Returns the local directory, to be read with `loadModelSpec(dir, precision)`. Throws a {@link HubError} naming the
  * file, the URL and why; a precision the repo lacks is an error naming the graphs it has.
  */
-export async function fetchModelFiles(source: HubRepoRef, precision: Precision, options: FetchModelFilesOptions): Promise<string> {
+export async function fetchModelFiles(
+  source: HubRepoRef,
+  precision: Precision,
+  options: FetchModelFilesOptions,
+): Promise<string> {
   const { withCombined = false, ...hub } = options;
   const listing = await fetchRepoListing(source, hub);
   const what = `${source.repo}@${source.revision}`;
@@ -268,8 +295,20 @@ export async function fetchModelFiles(source: HubRepoRef, precision: Precision, 
           `CLIP_PRECISION=${precision} asks for a variant it does not have: set CLIP_PRECISION=fp32`,
       );
     }
-    const missing = [IMMICH_CONFIG_FILE, IMMICH_VISUAL_MODEL, IMMICH_PREPROCESS_CFG, IMMICH_TEXTUAL_MODEL, IMMICH_TOKENIZER_FILE].filter((f) => !listing.includes(f));
-    if (missing.length > 0) throw new HubError('not-found', missing[0]!, url, `${what} lacks ${missing.join(', ')} (immich layout; its listing at ${url})`);
+    const missing = [
+      IMMICH_CONFIG_FILE,
+      IMMICH_VISUAL_MODEL,
+      IMMICH_PREPROCESS_CFG,
+      IMMICH_TEXTUAL_MODEL,
+      IMMICH_TOKENIZER_FILE,
+    ].filter((f) => !listing.includes(f));
+    if (missing.length > 0)
+      throw new HubError(
+        'not-found',
+        missing[0]!,
+        url,
+        `${what} lacks ${missing.join(', ')} (immich layout; its listing at ${url})`,
+      );
     return fetchModel(source, { ...hub, files: immichFilesToFetch(listing) });
   }
   if (listing === undefined && hub.offline === true) {
@@ -296,10 +335,13 @@ export async function fetchModelFiles(source: HubRepoRef, precision: Precision, 
     }
   }
   try {
-    const towersAnd = (optionalFiles: readonly string[]): Promise<string> => fetchModel(source, { ...hub, files: [...CONFIG_FILES, towers.text, towers.vision], optionalFiles });
+    const towersAnd = (optionalFiles: readonly string[]): Promise<string> =>
+      fetchModel(source, { ...hub, files: [...CONFIG_FILES, towers.text, towers.vision], optionalFiles });
     const dir = await towersAnd(withCombined === true ? [...OPTIONAL_MODEL_FILES, combined] : OPTIONAL_MODEL_FILES);
     // Complete files are not fetched again, so the second call costs only the combined graph.
-    return withCombined === 'for-siglip' && (await isHfSiglipDir(dir)) ? await towersAnd([...OPTIONAL_MODEL_FILES, combined]) : dir;
+    return withCombined === 'for-siglip' && (await isHfSiglipDir(dir))
+      ? await towersAnd([...OPTIONAL_MODEL_FILES, combined])
+      : dir;
   } catch (error) {
     const towerMissing =
       error instanceof HubError &&
@@ -307,7 +349,11 @@ export async function fetchModelFiles(source: HubRepoRef, precision: Precision, 
       (error.file === towers.text || error.file === towers.vision);
     if (!towerMissing) throw error;
     try {
-      return await fetchModel(source, { ...hub, files: [...CONFIG_FILES, combined], optionalFiles: OPTIONAL_MODEL_FILES });
+      return await fetchModel(source, {
+        ...hub,
+        files: [...CONFIG_FILES, combined],
+        optionalFiles: OPTIONAL_MODEL_FILES,
+      });
     } catch (fallbackError) {
       if (!(fallbackError instanceof HubError && fallbackError.file === combined)) throw fallbackError;
       throw new HubError(
@@ -340,13 +386,16 @@ interface HubContext {
 function createContext(source: HubRepoRef, dir: string, options: HubOptions): HubContext {
   const maxRetries = options.maxRetries ?? 3;
   const retryDelayMs = options.retryDelayMs ?? 1000;
-  if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new TypeError(`Expected maxRetries to be an integer >= 0, got ${maxRetries}`);
+  if (!Number.isInteger(maxRetries) || maxRetries < 0)
+    throw new TypeError(`Expected maxRetries to be an integer >= 0, got ${maxRetries}`);
   if (!(retryDelayMs >= 0)) throw new TypeError(`Expected retryDelayMs to be >= 0, got ${retryDelayMs}`);
   const endpoint = options.endpoint ?? DEFAULT_HUB_ENDPOINT;
   try {
     new URL(endpoint);
   } catch {
-    throw new AppError(ErrorCode.BadUserInput, `hub endpoint: expected an http(s) URL, but got "${endpoint}"`, { field: 'HF_ENDPOINT' });
+    throw new AppError(ErrorCode.BadUserInput, `hub endpoint: expected an http(s) URL, but got "${endpoint}"`, {
+      field: 'HF_ENDPOINT',
+    });
   }
   const logger = options.logger ?? silentLogger();
   const bar = options.progress ?? process.stderr.isTTY === true;
@@ -459,7 +508,10 @@ async function downloadWithRetries(
       const retryable = error instanceof HubError && error.retryable && !signal.aborted;
       if (!retryable || attempt >= ctx.maxRetries) throw error;
       const delayMs = ctx.retryDelayMs * (attempt + 1);
-      ctx.logger.warn({ repo: ctx.source.repo, file, attempt: attempt + 1, delayMs, err: error.message }, 'model download failed; retrying');
+      ctx.logger.warn(
+        { repo: ctx.source.repo, file, attempt: attempt + 1, delayMs, err: error.message },
+        'model download failed; retrying',
+      );
       await sleep(delayMs, signal);
     }
   }
@@ -479,7 +531,16 @@ async function downloadOnce(ctx: HubContext, file: string, finalPath: string, si
 
   const result = await request(ctx, file, url, offset, signal);
   if (result.kind === 'complete') {
-    await finish(ctx, file, url, partialPath, finalPath, result.meta, offset, await hashFile(partialPath, result.meta.sha256));
+    await finish(
+      ctx,
+      file,
+      url,
+      partialPath,
+      finalPath,
+      result.meta,
+      offset,
+      await hashFile(partialPath, result.meta.sha256),
+    );
     return;
   }
   const { response, meta } = result;
@@ -491,7 +552,13 @@ async function downloadOnce(ctx: HubContext, file: string, finalPath: string, si
     if (range === undefined || range.start !== offset) {
       await response.body?.cancel();
       await fs.rm(partialPath, { force: true });
-      throw new HubError('http', file, url, `${file}: ${url} answered a range other than the one asked for; restarting`, true);
+      throw new HubError(
+        'http',
+        file,
+        url,
+        `${file}: ${url} answered a range other than the one asked for; restarting`,
+        true,
+      );
     }
     expectedSize ??= range.total;
   } else {
@@ -500,7 +567,8 @@ async function downloadOnce(ctx: HubContext, file: string, finalPath: string, si
     expectedSize ??= parseLength(response.headers.get('content-length'));
   }
 
-  const hash = meta.sha256 === undefined ? undefined : await hashFile(offset > 0 ? partialPath : undefined, meta.sha256);
+  const hash =
+    meta.sha256 === undefined ? undefined : await hashFile(offset > 0 ? partialPath : undefined, meta.sha256);
   const handle = await fs.open(partialPath, offset > 0 ? 'a' : 'w');
   let received = offset;
   const bar = ctx.progress.start(file, expectedSize, offset);
@@ -552,22 +620,41 @@ async function finish(
   hash: Hash | undefined,
 ): Promise<void> {
   if (meta.size !== undefined && size < meta.size) {
-    throw new HubError('network', file, url, `download of ${file} from ${url} ended after ${size} of ${meta.size} bytes; it resumes on the next try`, true);
+    throw new HubError(
+      'network',
+      file,
+      url,
+      `download of ${file} from ${url} ended after ${size} of ${meta.size} bytes; it resumes on the next try`,
+      true,
+    );
   }
   if (meta.size !== undefined && size > meta.size) {
     await fs.rm(partialPath, { force: true });
-    throw new HubError('integrity', file, url, `${file} from ${url}: size mismatch: the hub reports ${meta.size} bytes, got ${size}; the download was deleted`);
+    throw new HubError(
+      'integrity',
+      file,
+      url,
+      `${file} from ${url}: size mismatch: the hub reports ${meta.size} bytes, got ${size}; the download was deleted`,
+    );
   }
   if (hash !== undefined && meta.sha256 !== undefined) {
     const actual = hash.digest('hex');
     if (actual !== meta.sha256) {
       await fs.rm(partialPath, { force: true });
-      throw new HubError('integrity', file, url, `${file} from ${url}: sha256 mismatch: the hub reports ${meta.sha256}, got ${actual}; the download was deleted`);
+      throw new HubError(
+        'integrity',
+        file,
+        url,
+        `${file} from ${url}: sha256 mismatch: the hub reports ${meta.sha256}, got ${actual}; the download was deleted`,
+      );
     }
   }
   await fs.rename(partialPath, finalPath);
   await fsyncDir(path.dirname(finalPath));
-  ctx.logger.info({ repo: ctx.source.repo, revision: ctx.source.revision, commit: meta.commit, file, bytes: size }, 'model file downloaded');
+  ctx.logger.info(
+    { repo: ctx.source.repo, revision: ctx.source.revision, commit: meta.commit, file, bytes: size },
+    'model file downloaded',
+  );
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -575,14 +662,19 @@ const MAX_REDIRECTS = 10;
 
 /** The outcome of {@link request}: a body to read from `offset`, or a partial that is already whole. */
 type RequestResult =
-  | { kind: 'body'; response: Response; meta: FileMeta; offset: number }
-  | { kind: 'complete'; meta: FileMeta };
+  { kind: 'body'; response: Response; meta: FileMeta; offset: number } | { kind: 'complete'; meta: FileMeta };
 
 /**
  * GETs `url` (with `Range` when resuming from `offset`), following redirects by hand so the hub's own headers are
  * read from the first response, and the token goes only to the hub's origin, never to the CDN.
  */
-async function request(ctx: HubContext, file: string, url: string, offset: number, signal: AbortSignal): Promise<RequestResult> {
+async function request(
+  ctx: HubContext,
+  file: string,
+  url: string,
+  offset: number,
+  signal: AbortSignal,
+): Promise<RequestResult> {
   const hubOrigin = new URL(ctx.endpoint).origin;
   const partialPath = `${path.join(ctx.dir, ...file.split('/'))}.incomplete`;
   let current = url;
@@ -594,7 +686,8 @@ async function request(ctx: HubContext, file: string, url: string, offset: numbe
       'accept-encoding': 'identity',
       'user-agent': 'clip-server',
     };
-    if (ctx.token !== undefined && new URL(current).origin === hubOrigin) headers['authorization'] = `Bearer ${ctx.token}`;
+    if (ctx.token !== undefined && new URL(current).origin === hubOrigin)
+      headers['authorization'] = `Bearer ${ctx.token}`;
     if (rangeStart > 0) headers['range'] = `bytes=${rangeStart}-`;
 
     let response: Response;
@@ -602,11 +695,24 @@ async function request(ctx: HubContext, file: string, url: string, offset: numbe
       response = await ctx.fetch(current, { headers, redirect: 'manual', signal });
     } catch (error) {
       if (signal.aborted) throw signal.reason;
-      throw new HubError('network', file, current, `cannot download ${file} from ${current}: ${causeText(error)}`, true, error);
+      throw new HubError(
+        'network',
+        file,
+        current,
+        `cannot download ${file} from ${current}: ${causeText(error)}`,
+        true,
+        error,
+      );
     }
     const first = meta === undefined;
     meta ??= readMeta(response.headers);
-    if (first && rangeStart > 0 && meta.size !== undefined && rangeStart >= meta.size && (response.ok || REDIRECTS.has(response.status))) {
+    if (
+      first &&
+      rangeStart > 0 &&
+      meta.size !== undefined &&
+      rangeStart >= meta.size &&
+      (response.ok || REDIRECTS.has(response.status))
+    ) {
       await response.body?.cancel();
       // The partial has every byte already (a crash between download and rename): no body needed.
       if (rangeStart === meta.size) return { kind: 'complete', meta };
@@ -616,7 +722,13 @@ async function request(ctx: HubContext, file: string, url: string, offset: numbe
     if (REDIRECTS.has(response.status)) {
       const location = response.headers.get('location');
       await response.body?.cancel();
-      if (location === null) throw new HubError('http', file, current, `${file}: ${current} redirected (HTTP ${response.status}) without a Location`);
+      if (location === null)
+        throw new HubError(
+          'http',
+          file,
+          current,
+          `${file}: ${current} redirected (HTTP ${response.status}) without a Location`,
+        );
       current = new URL(location, current).toString();
       continue;
     }
@@ -646,13 +758,29 @@ function statusError(ctx: HubContext, file: string, url: string, status: number,
   const what = `${ctx.source.repo}@${ctx.source.revision}`;
   if (status === 401 || status === 403) {
     const hint = ctx.token === undefined ? 'set HF_TOKEN' : 'the HF_TOKEN given has no access to it';
-    return new HubError('unauthorized', file, url, `${what} is gated or private (HTTP ${status} for ${file} at ${url}): ${hint}`);
+    return new HubError(
+      'unauthorized',
+      file,
+      url,
+      `${what} is gated or private (HTTP ${status} for ${file} at ${url}): ${hint}`,
+    );
   }
   if (status === 404) {
-    return new HubError('not-found', file, url, `${file} of ${what} not found at ${url} (check the repo id, revision and precision)`);
+    return new HubError(
+      'not-found',
+      file,
+      url,
+      `${file} of ${what} not found at ${url} (check the repo id, revision and precision)`,
+    );
   }
   const retryable = status >= 500 || status === 429 || status === 408;
-  return new HubError('http', file, url, `cannot download ${file} from ${url}: HTTP ${status} ${statusText}`.trimEnd(), retryable);
+  return new HubError(
+    'http',
+    file,
+    url,
+    `cannot download ${file} from ${url}: HTTP ${status} ${statusText}`.trimEnd(),
+    retryable,
+  );
 }
 
 function readMeta(headers: Headers): FileMeta {
@@ -668,7 +796,10 @@ function readMeta(headers: Headers): FileMeta {
 
 function normaliseEtag(value: string | null): string | undefined {
   if (value === null) return undefined;
-  return value.replace(/^W\//, '').replace(/^"(.*)"$/, '$1').toLowerCase();
+  return value
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1')
+    .toLowerCase();
 }
 
 function parseLength(value: string | null): number | undefined {
@@ -694,9 +825,14 @@ async function hashFile(file: string | undefined, expected: string | undefined):
 // --- small helpers -------------------------------------------------------------------------------------------
 
 function assertValidRef(source: HubRepoRef): void {
-  if (!isValidRepoId(source.repo)) throw new AppError(ErrorCode.BadUserInput, `invalid hub id "${source.repo}": expected owner/name`, { field: 'model' });
+  if (!isValidRepoId(source.repo))
+    throw new AppError(ErrorCode.BadUserInput, `invalid hub id "${source.repo}": expected owner/name`, {
+      field: 'model',
+    });
   if (!isValidRevision(source.revision)) {
-    throw new AppError(ErrorCode.BadUserInput, `invalid revision "${source.revision}" of ${source.repo}`, { field: 'model' });
+    throw new AppError(ErrorCode.BadUserInput, `invalid revision "${source.revision}" of ${source.repo}`, {
+      field: 'model',
+    });
   }
 }
 
@@ -704,7 +840,10 @@ function assertValidRef(source: HubRepoRef): void {
 function uniqueFiles(files: readonly string[]): string[] {
   for (const file of files) {
     const segments = file.split('/');
-    if (file === '' || segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\\') || s.includes('\0'))) {
+    if (
+      file === '' ||
+      segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\\') || s.includes('\0'))
+    ) {
       throw new TypeError(`Expected a repo-relative file path like "onnx/model.onnx", got "${file}"`);
     }
   }

@@ -13,7 +13,12 @@ const LOCK_POLL_MS = 250;
  * Runs `fn` holding `{file}.lock` (created exclusively, our pid inside), so two processes never append to one
  * `.incomplete`. A lock whose pid is gone is stale and taken over.
  */
-export async function withFileLock<T>(lockPath: string, signal: AbortSignal, logger: Logger, fn: () => Promise<T>): Promise<T> {
+export async function withFileLock<T>(
+  lockPath: string,
+  signal: AbortSignal,
+  logger: Logger,
+  fn: () => Promise<T>,
+): Promise<T> {
   await fs.mkdir(path.dirname(lockPath), { recursive: true });
   let logged = false;
   for (;;) {

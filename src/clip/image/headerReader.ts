@@ -199,8 +199,10 @@ function readJpegFrame(b: Uint8Array, start: number, end: number): JpegFrame | u
   const width = u16be(b, start + 3);
   const components = b[start + 5]!;
   // Zero dimensions (DNL) and sizes over 65500 are errors in libjpeg: sharp gives the refusal.
-  if (precision !== 8 || width === 0 || height === 0 || width > JPEG_MAX_DIMENSION || height > JPEG_MAX_DIMENSION) return undefined;
-  if ((components !== 1 && components !== 3 && components !== 4) || end - start !== 6 + 3 * components) return undefined;
+  if (precision !== 8 || width === 0 || height === 0 || width > JPEG_MAX_DIMENSION || height > JPEG_MAX_DIMENSION)
+    return undefined;
+  if ((components !== 1 && components !== 3 && components !== 4) || end - start !== 6 + 3 * components)
+    return undefined;
   const componentIds: number[] = [];
   for (let c = 0; c < components; c++) {
     const at = start + 6 + 3 * c;
@@ -290,7 +292,7 @@ function readPngHeader(b: Uint8Array): ImageHeader | undefined {
   if (!isValidIhdr(width, height, bitDepth, colourType, b[26]!, b[27]!, b[28]!)) return undefined;
   let sawPalette = false;
   let orientation: number | undefined;
-  for (let pos = 33; ; ) {
+  for (let pos = 33; ;) {
     if (pos + 8 > b.length) return undefined;
     const length = u32be(b, pos);
     if (length >= 0x80000000 || !isValidChunkName(b, pos + 4)) return undefined;
@@ -317,7 +319,11 @@ function readPngHeader(b: Uint8Array): ImageHeader | undefined {
       if (orientation === undefined) return undefined;
     } else if (type === 'acTL' || type === 'fcTL' || type === 'fdAT') {
       return undefined; // an animation: sharp decides
-    } else if ((type === 'tEXt' || type === 'zTXt' || type === 'iTXt') && length >= RAW_PROFILE.length && startsWith(b, pos + 8, RAW_PROFILE)) {
+    } else if (
+      (type === 'tEXt' || type === 'zTXt' || type === 'iTXt') &&
+      length >= RAW_PROFILE.length &&
+      startsWith(b, pos + 8, RAW_PROFILE)
+    ) {
       return undefined; // ImageMagick's EXIF-in-text ("Raw profile type exif"), which newer libvips reads
     }
     pos += 12 + length;
@@ -325,7 +331,15 @@ function readPngHeader(b: Uint8Array): ImageHeader | undefined {
 }
 
 /** `png_check_IHDR` (and libvips' raised size limit). */
-function isValidIhdr(width: number, height: number, bitDepth: number, colourType: number, compression: number, filter: number, interlace: number): boolean {
+function isValidIhdr(
+  width: number,
+  height: number,
+  bitDepth: number,
+  colourType: number,
+  compression: number,
+  filter: number,
+  interlace: number,
+): boolean {
   if (width === 0 || height === 0 || width > PNG_MAX_DIMENSION || height > PNG_MAX_DIMENSION) return false;
   if (compression !== 0 || filter !== 0 || interlace > 1) return false;
   switch (colourType) {
@@ -342,7 +356,13 @@ function isValidIhdr(width: number, height: number, bitDepth: number, colourType
   }
 }
 
-function pngHeader(width: number, height: number, bitDepth: number, colourType: number, orientation: number): ImageHeader {
+function pngHeader(
+  width: number,
+  height: number,
+  bitDepth: number,
+  colourType: number,
+  orientation: number,
+): ImageHeader {
   const grey = colourType === COLOUR_GREY || colourType === COLOUR_GREY_ALPHA;
   const wide = bitDepth === 16;
   const swap = orientation >= 5;

@@ -72,7 +72,8 @@ export function decodeImageString(input: string, field: string, maxBytes: number
   const fast = decodeCompactBase64(payload, maxEncoded, maxBytes);
   if (fast !== undefined) return fast;
   // Whitespace can at most be a small fraction of honest input; anything far over the limit is refused unread.
-  if (payload.length > 2 * maxEncoded + 1024) throw tooLarge(field, Math.floor((payload.length * 3) / 4), maxBytes, true);
+  if (payload.length > 2 * maxEncoded + 1024)
+    throw tooLarge(field, Math.floor((payload.length * 3) / 4), maxBytes, true);
   const compact = payload.replace(BASE64_WHITESPACE, '');
   if (compact.length === 0) throw badUserInput(`${field}: empty image`, field);
   if (compact.length > maxEncoded) throw tooLarge(field, Math.floor((compact.length * 3) / 4), maxBytes, true);
@@ -140,7 +141,11 @@ export async function inspectImage(bytes: Uint8Array, field: string, limits: Ima
 }
 
 /** {@link inspectImage} with every header read by sharp `metadata()`: the reference the fast path must match. */
-export async function inspectImageWithSharp(bytes: Uint8Array, field: string, limits: ImageLimits): Promise<ImageHeader> {
+export async function inspectImageWithSharp(
+  bytes: Uint8Array,
+  field: string,
+  limits: ImageLimits,
+): Promise<ImageHeader> {
   checkByteSize(bytes, field, limits);
   return checkedHeader(await sharpHeader(bytes, field), field, limits);
 }
@@ -156,12 +161,18 @@ async function sharpHeader(bytes: Uint8Array, field: string): Promise<ImageHeade
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch {
-    throw badUserInput(`${field}: not an image (unrecognised format); expected one of ${SUPPORTED_IMAGE_FORMATS.join(', ')}`, field);
+    throw badUserInput(
+      `${field}: not an image (unrecognised format); expected one of ${SUPPORTED_IMAGE_FORMATS.join(', ')}`,
+      field,
+    );
   }
   const format = supportedFormatOf(meta.format, meta.compression);
   if (format === undefined) {
     const name = meta.format === 'heif' ? (meta.compression === 'hevc' ? 'heic' : 'heif') : meta.format;
-    throw badUserInput(`${field}: unsupported format ${name}; expected one of ${SUPPORTED_IMAGE_FORMATS.join(', ')}`, field);
+    throw badUserInput(
+      `${field}: unsupported format ${name}; expected one of ${SUPPORTED_IMAGE_FORMATS.join(', ')}`,
+      field,
+    );
   }
   const { width, height } = meta;
   const header: ImageHeader = {
@@ -183,7 +194,10 @@ function checkedHeader(header: ImageHeader, field: string, limits: ImageLimits):
   if (!(width > 0) || !(height > 0)) throw badUserInput(`${field}: image has no pixels (${width}×${height})`, field);
   const pixels = width * height;
   if (pixels > limits.maxPixels) {
-    throw badUserInput(`${field}: ${width}×${height} = ${pixels} pixels exceeds the limit of ${limits.maxPixels}`, field);
+    throw badUserInput(
+      `${field}: ${width}×${height} = ${pixels} pixels exceeds the limit of ${limits.maxPixels}`,
+      field,
+    );
   }
   return header;
 }

@@ -8,7 +8,6 @@
  */
 import { resampleWasm } from './wasmResample.js';
 
-
 /** An 8-bit RGB image, pixels interleaved row by row (`[r, g, b, r, g, b, …]`). */
 export interface RgbImage {
   data: Uint8Array;
@@ -93,7 +92,13 @@ interface AxisCoefficients {
  * `inSize → outSize` resize. Pixel centres are aligned ((x + 0.5)·scale), the kernel widens with the scale on
  * downscales only, taps are cut at the edges and the weights renormalised (no clamping).
  */
-function axisCoefficients(inSize: number, outSize: number, start: number, count: number, filter: ResampleFilter): AxisCoefficients {
+function axisCoefficients(
+  inSize: number,
+  outSize: number,
+  start: number,
+  count: number,
+  filter: ResampleFilter,
+): AxisCoefficients {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = filter.support * filterScale;
@@ -131,7 +136,6 @@ function clip8(sum: number): number {
   return sum >> PRECISION_BITS;
 }
 
-
 /**
  * Resizes `image` to `outWidth × outHeight` exactly as Pillow's `Image.resize(…, resample)` does for RGB
  * (horizontal pass first, each pass rounded and clipped to 8 bits), computing only the window
@@ -141,7 +145,14 @@ function clip8(sum: number): number {
  * @param passes `js` forces the JavaScript passes (the reference); `auto` uses the SIMD kernels where available.
  * @returns `width × height` RGB pixels, interleaved.
  */
-export function resizeWindow(image: RgbImage, outWidth: number, outHeight: number, window: ResizeWindow, resample: number, passes: 'auto' | 'js' = 'auto'): Uint8Array {
+export function resizeWindow(
+  image: RgbImage,
+  outWidth: number,
+  outHeight: number,
+  window: ResizeWindow,
+  resample: number,
+  passes: 'auto' | 'js' = 'auto',
+): Uint8Array {
   const { left, top, width, height } = window;
   if (left < 0 || top < 0 || width < 0 || height < 0 || left + width > outWidth || top + height > outHeight) {
     throw new RangeError(`window ${width}×${height}+${left}+${top} is outside ${outWidth}×${outHeight}`);

@@ -31,7 +31,8 @@ export const DECODE_FAIL_ON = 'error' as const;
  * warnings for that (jerror.h: JWRN_HIT_MARKER, JWRN_JPEG_EOF, JWRN_HUFF_BAD_CODE, JWRN_ARITH_BAD_CODE,
  * JWRN_MUST_RESYNC) and libvips' own for a truncated source.
  */
-const LOST_JPEG_DATA = /premature end of data segment|premature end of JPEG|bad Huffman code|bad arithmetic code|instead of RST/i;
+const LOST_JPEG_DATA =
+  /premature end of data segment|premature end of JPEG|bad Huffman code|bad arithmetic code|instead of RST/i;
 
 type FailOn = typeof DECODE_FAIL_ON | 'warning';
 
@@ -62,7 +63,11 @@ export function pixelValuesLength(config: PreprocessorConfig): number {
  * The size after a shortest-edge resize, computed as Hugging Face (`get_resize_output_image_size`) and
  * torchvision do: the short edge becomes `shortestEdge`, the long one `int(shortestEdge × long / short)` (truncated).
  */
-export function shortestEdgeSize(width: number, height: number, shortestEdge: number): { width: number; height: number } {
+export function shortestEdgeSize(
+  width: number,
+  height: number,
+  shortestEdge: number,
+): { width: number; height: number } {
   if (width <= height) return { width: shortestEdge, height: Math.trunc((shortestEdge * height) / width) };
   return { width: Math.trunc((shortestEdge * width) / height), height: shortestEdge };
 }
@@ -80,7 +85,12 @@ export function shortestEdgeSize(width: number, height: number, shortestEdge: nu
  * @param field names the image in error messages (e.g. `images[2]`). @default 'image'
  * @throws AppError BAD_USER_INPUT for everything {@link inspectImage} refuses, and when the image cannot be decoded.
  */
-export async function decodeRgb(bytes: Uint8Array, limits: ImageLimits, field = 'image', checked?: ImageHeader): Promise<RgbImage> {
+export async function decodeRgb(
+  bytes: Uint8Array,
+  limits: ImageLimits,
+  field = 'image',
+  checked?: ImageHeader,
+): Promise<RgbImage> {
   // Format and pixel count from the header first: nothing unsupported or oversized reaches a decoder.
   const header = checked ?? (await inspectImage(bytes, field, limits));
   try {
@@ -90,7 +100,12 @@ export async function decodeRgb(bytes: Uint8Array, limits: ImageLimits, field = 
   }
 }
 
-async function decodeRgbOnce(bytes: Uint8Array, header: ImageHeader, limits: ImageLimits, failOn: FailOn): Promise<RgbImage> {
+async function decodeRgbOnce(
+  bytes: Uint8Array,
+  header: ImageHeader,
+  limits: ImageLimits,
+  failOn: FailOn,
+): Promise<RgbImage> {
   const input = sharp(bytes, {
     failOn,
     limitInputPixels: limits.maxPixels,
@@ -109,10 +124,18 @@ async function decodeRgbOnce(bytes: Uint8Array, header: ImageHeader, limits: Ima
   }
   const transparent = header.format === 'gif' ? gifTransparentColour(bytes) : undefined;
   if (transparent !== undefined) {
-    const { data, info } = await input.toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const { data, info } = await input
+      .toColourspace('srgb')
+      .ensureAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
     return { data: rgbaToRgb(checkBands(data, info, 4), transparent), width: info.width, height: info.height };
   }
-  const { data, info } = await input.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  const { data, info } = await input
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
   return { data: checkBands(data, info, 3), width: info.width, height: info.height };
 }
 
@@ -280,11 +303,16 @@ async function decodeAndResizeJpeg(
   const decode = async (failOn: FailOn): Promise<Uint8Array> => {
     const data = await sharp(bytes, { failOn, limitInputPixels: limits.maxPixels, ignoreIcc: true, autoOrient: true })
       .toColourspace('srgb')
-      .resize(g.resizedWidth, g.resizedHeight, { fit: 'fill', kernel: SHARP_KERNELS.get(config.resample) ?? 'cubic', fastShrinkOnLoad: true })
+      .resize(g.resizedWidth, g.resizedHeight, {
+        fit: 'fill',
+        kernel: SHARP_KERNELS.get(config.resample) ?? 'cubic',
+        fastShrinkOnLoad: true,
+      })
       .extract(g.window)
       .raw({ depth: 'uchar' })
       .toBuffer();
-    if (data.length !== g.window.width * g.window.height * 3) throw new Error(`decoded ${data.length} bytes, expected ${g.window.width}×${g.window.height}×3`);
+    if (data.length !== g.window.width * g.window.height * 3)
+      throw new Error(`decoded ${data.length} bytes, expected ${g.window.width}×${g.window.height}×3`);
     return new Uint8Array(data.buffer, data.byteOffset, data.length);
   };
   try {
@@ -320,8 +348,12 @@ export const DEFAULT_EXACT_RESIZE_MAX_PIXELS = 400_000;
 function geometryOf(image: { width: number; height: number }, config: PreprocessorConfig): Geometry {
   if (config.resizeMode !== undefined) return openClipGeometry(image, config, config.resizeMode);
   const resized = config.doResize ? shortestEdgeSize(image.width, image.height, config.shortestEdge) : image;
-  const cols = config.doCenterCrop ? cropSpan(resized.width, config.cropWidth) : { start: 0, count: Math.min(resized.width, config.cropWidth), into: 0 };
-  const rows = config.doCenterCrop ? cropSpan(resized.height, config.cropHeight) : { start: 0, count: Math.min(resized.height, config.cropHeight), into: 0 };
+  const cols = config.doCenterCrop
+    ? cropSpan(resized.width, config.cropWidth)
+    : { start: 0, count: Math.min(resized.width, config.cropWidth), into: 0 };
+  const rows = config.doCenterCrop
+    ? cropSpan(resized.height, config.cropHeight)
+    : { start: 0, count: Math.min(resized.height, config.cropHeight), into: 0 };
   return {
     resizedWidth: resized.width,
     resizedHeight: resized.height,
@@ -362,7 +394,13 @@ function tablesFor(config: PreprocessorConfig): Float32Array[] {
 }
 
 /** Rescale + normalise the window's RGB pixels into `out` (CHW at `offset`); crop cells outside the window are zero pixels. */
-function writePixelValues(pixels: Uint8Array, g: Geometry, config: PreprocessorConfig, out: Float32Array, offset: number): void {
+function writePixelValues(
+  pixels: Uint8Array,
+  g: Geometry,
+  config: PreprocessorConfig,
+  out: Float32Array,
+  offset: number,
+): void {
   const cropW = config.cropWidth;
   const plane = cropW * config.cropHeight;
   const { width, height } = g.window;
@@ -392,7 +430,13 @@ function writePixelValues(pixels: Uint8Array, g: Geometry, config: PreprocessorC
 export function pixelValuesInto(image: RgbImage, config: PreprocessorConfig, out: Float32Array, offset = 0): void {
   checkRoom(config, out, offset);
   const g = geometryOf(image, config);
-  writePixelValues(resizeWindow(image, g.resizedWidth, g.resizedHeight, g.window, config.resample), g, config, out, offset);
+  writePixelValues(
+    resizeWindow(image, g.resizedWidth, g.resizedHeight, g.window, config.resample),
+    g,
+    config,
+    out,
+    offset,
+  );
 }
 
 function checkRoom(config: PreprocessorConfig, out: Float32Array, offset: number): void {
@@ -427,7 +471,9 @@ export async function preprocessInto(
   const image = await decodeRgb(bytes, limits, field, header);
   const g = geometryOf(image, config);
   const read = sourcePixelsRead(image, g);
-  const exact = read <= (options.exactResizeMaxPixels ?? DEFAULT_EXACT_RESIZE_MAX_PIXELS) || read <= g.window.width * g.window.height;
+  const exact =
+    read <= (options.exactResizeMaxPixels ?? DEFAULT_EXACT_RESIZE_MAX_PIXELS) ||
+    read <= g.window.width * g.window.height;
   const pixels = exact
     ? resizeWindow(image, g.resizedWidth, g.resizedHeight, g.window, config.resample)
     : await resizeWindowWithSharp(image, g.resizedWidth, g.resizedHeight, g.window, config.resample);

@@ -30,7 +30,12 @@ export interface PreprocessRequest {
 /** A worker's answer: the floats (transferred), or the error to rebuild. */
 export type PreprocessResponse =
   | { id: number; pixels: Float32Array; error?: undefined }
-  | { id: number; pixels?: undefined; error: { app: true; code: ErrorCode; message: string; field: string | undefined } | { app: false; message: string } };
+  | {
+      id: number;
+      pixels?: undefined;
+      error:
+        { app: true; code: ErrorCode; message: string; field: string | undefined } | { app: false; message: string };
+    };
 
 export interface PreprocessPoolOptions {
   /** Worker threads. */
@@ -71,7 +76,8 @@ export class PreprocessPool {
   #closed = false;
 
   constructor(options: PreprocessPoolOptions) {
-    if (!Number.isInteger(options.size) || options.size < 1) throw new TypeError(`Expected \`size\` to be an integer ≥ 1, got ${options.size}`);
+    if (!Number.isInteger(options.size) || options.size < 1)
+      throw new TypeError(`Expected \`size\` to be an integer ≥ 1, got ${options.size}`);
     this.size = options.size;
   }
 
@@ -84,13 +90,30 @@ export class PreprocessPool {
    * Image bytes → normalised CHW float32 `pixel_values` of shape `[3, cropHeight, cropWidth]`, on a worker thread.
    * @throws AppError exactly as preprocessImage does (BAD_USER_INPUT naming `options.field`).
    */
-  preprocess(bytes: Uint8Array, config: PreprocessorConfig, limits: ImageLimits, options: PoolPreprocessOptions = {}): Promise<Float32Array> {
+  preprocess(
+    bytes: Uint8Array,
+    config: PreprocessorConfig,
+    limits: ImageLimits,
+    options: PoolPreprocessOptions = {},
+  ): Promise<Float32Array> {
     if (this.#closed) return Promise.reject(new AppError(ErrorCode.ShuttingDown, 'The server is shutting down'));
     const { transfer = false, ...rest } = options;
-    const owned = transfer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+    const owned =
+      transfer &&
+      bytes.byteOffset === 0 &&
+      bytes.byteLength === bytes.buffer.byteLength &&
+      bytes.buffer instanceof ArrayBuffer;
     // `new Uint8Array(view)` copies just the view (a Buffer's slice() would share its whole, possibly pooled, memory).
-    const buffer = owned ? (bytes.buffer) : new Uint8Array(bytes).buffer;
-    const request: PreprocessRequest = { id: this.#nextId++, bytes: buffer, byteOffset: 0, byteLength: bytes.byteLength, config, limits, options: rest };
+    const buffer = owned ? bytes.buffer : new Uint8Array(bytes).buffer;
+    const request: PreprocessRequest = {
+      id: this.#nextId++,
+      bytes: buffer,
+      byteOffset: 0,
+      byteLength: bytes.byteLength,
+      config,
+      limits,
+      options: rest,
+    };
     return new Promise<Float32Array>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });
       this.#dispatch();
@@ -128,7 +151,9 @@ export class PreprocessPool {
   /** The least busy worker with room, starting one while the pool is below its size. */
   #freeSlot(): Slot | undefined {
     let best: Slot | undefined;
-    for (const slot of this.#slots) if (slot.running.size < JOBS_PER_WORKER && (best === undefined || slot.running.size < best.running.size)) best = slot;
+    for (const slot of this.#slots)
+      if (slot.running.size < JOBS_PER_WORKER && (best === undefined || slot.running.size < best.running.size))
+        best = slot;
     if ((best === undefined || best.running.size > 0) && this.#slots.length < this.size) return this.#startWorker();
     return best;
   }
@@ -200,7 +225,15 @@ function sourceBundle(): URL {
 function esbuildSync(entry: string, outfile: string): string | undefined {
   const root = path.resolve(path.dirname(here), '..', '..', '..');
   const binary = path.join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'esbuild.cmd' : 'esbuild');
-  const args = [entry, '--bundle', '--platform=node', '--format=esm', '--packages=external', `--outfile=${outfile}`, '--log-level=error'];
+  const args = [
+    entry,
+    '--bundle',
+    '--platform=node',
+    '--format=esm',
+    '--packages=external',
+    `--outfile=${outfile}`,
+    '--log-level=error',
+  ];
   const run = spawnSync(binary, args, { encoding: 'utf8' });
   if (run.status === 0) return undefined;
   return run.error?.message ?? run.stderr.trim();

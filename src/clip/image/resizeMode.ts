@@ -40,7 +40,11 @@ function centreCrop(length: number, size: number): { start: number; count: numbe
 }
 
 /** The geometry of one image under an open_clip resize mode, for a square (or rectangular) crop of the config's size. */
-export function openClipGeometry(image: { width: number; height: number }, config: PreprocessorConfig, mode: ResizeMode): Geometry {
+export function openClipGeometry(
+  image: { width: number; height: number },
+  config: PreprocessorConfig,
+  mode: ResizeMode,
+): Geometry {
   const cropW = config.cropWidth;
   const cropH = config.cropHeight;
   let resizedWidth: number;

@@ -22,8 +22,29 @@ interface WasmApi {
 
 interface Exports {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
-  horizontal(src: number, srcStride: number, rowFirst: number, rows: number, width: number, ksize: number, first: number, taps: number, weights: number, dst: number): void;
-  vertical(temp: number, stride: number, rowFirst: number, height: number, ksize: number, first: number, taps: number, weights: number, out: number): void;
+  horizontal(
+    src: number,
+    srcStride: number,
+    rowFirst: number,
+    rows: number,
+    width: number,
+    ksize: number,
+    first: number,
+    taps: number,
+    weights: number,
+    dst: number,
+  ): void;
+  vertical(
+    temp: number,
+    stride: number,
+    rowFirst: number,
+    height: number,
+    ksize: number,
+    first: number,
+    taps: number,
+    weights: number,
+    out: number,
+  ): void;
 }
 
 const PAGE = 65536;
@@ -88,7 +109,9 @@ export function resampleWasm(
   const srcStride = srcWidth * 3;
   const stride = width * 3;
   const height = v === undefined ? rows : v.first.length;
-  const tables = [h, v].flatMap((t) => (t === undefined ? [0, 0, 0] : [t.first.byteLength, t.taps.byteLength, t.weights.byteLength]));
+  const tables = [h, v].flatMap((t) =>
+    t === undefined ? [0, 0, 0] : [t.first.byteLength, t.taps.byteLength, t.weights.byteLength],
+  );
   const [srcAt, tempAt, outAt, hFirst, hTaps, hWeights, vFirst, vTaps, vWeights] = layout(exports, [
     h === undefined ? 0 : rows * srcStride,
     rows * stride,

@@ -24,7 +24,10 @@ export const CONFIG_FILE = 'config.json';
 export const PREPROCESSOR_CONFIG_FILE = 'preprocessor_config.json';
 export const TOKENIZER_FILE = 'tokenizer.json';
 /** Files a model may have and the server reads when present; never required. */
-export const OPTIONAL_MODEL_FILES: readonly string[] = Object.freeze(['tokenizer_config.json', 'special_tokens_map.json']);
+export const OPTIONAL_MODEL_FILES: readonly string[] = Object.freeze([
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+]);
 
 const SUFFIX: Record<Precision, string> = { fp32: '', fp16: '_fp16', int8: '_quantized' };
 
@@ -96,7 +99,11 @@ export interface ConfigParsers<Config> {
  * ONNX Runtime).
  */
 export async function loadModelFiles(dir: string, precision: Precision): Promise<LoadedModelFiles>;
-export async function loadModelFiles<Config>(dir: string, precision: Precision, parsers: ConfigParsers<Config>): Promise<LoadedModelFiles<Config>>;
+export async function loadModelFiles<Config>(
+  dir: string,
+  precision: Precision,
+  parsers: ConfigParsers<Config>,
+): Promise<LoadedModelFiles<Config>>;
 export async function loadModelFiles(
   dir: string,
   precision: Precision,
@@ -118,8 +125,16 @@ export async function loadModelFiles(
   if (!isRecord(tokenizerJson) || !isRecord(tokenizerJson['model'])) {
     throw modelFileError(`invalid ${abs(TOKENIZER_FILE)}: expected a Hugging Face tokenizer with a "model" object`);
   }
-  const tokenizerConfigPath = (await fileSize(abs('tokenizer_config.json'))) === undefined ? undefined : abs('tokenizer_config.json');
-  const common = { dir: root, precision, config, preprocessor, tokenizerPath: abs(TOKENIZER_FILE), tokenizerConfigPath };
+  const tokenizerConfigPath =
+    (await fileSize(abs('tokenizer_config.json'))) === undefined ? undefined : abs('tokenizer_config.json');
+  const common = {
+    dir: root,
+    precision,
+    config,
+    preprocessor,
+    tokenizerPath: abs(TOKENIZER_FILE),
+    tokenizerConfigPath,
+  };
 
   const towers = towerModelFiles(precision);
   const combined = combinedModelFile(precision);
@@ -360,7 +375,8 @@ function describe(value: unknown): string {
 
 /** True when `dir` looks like this layout: a `preprocessor_config.json` or an `onnx/` folder beside `config.json`. */
 export async function isHfClipDir(dir: string): Promise<boolean> {
-  const has = async (file: string): Promise<boolean> => (await fs.stat(path.join(dir, file)).catch(() => undefined)) !== undefined;
+  const has = async (file: string): Promise<boolean> =>
+    (await fs.stat(path.join(dir, file)).catch(() => undefined)) !== undefined;
   return (await has(PREPROCESSOR_CONFIG_FILE)) || (await has('onnx'));
 }
 

@@ -34,11 +34,18 @@ const SIGLIP_DEFAULTS = { contextLength: 64, imageSize: 224, hiddenSize: 768, re
 /** True when a Hugging Face-layout directory's config.json says `model_type: "siglip"`. */
 export async function isHfSiglipDir(dir: string): Promise<boolean> {
   const config = await readJsonFile(path.join(dir, CONFIG_FILE)).catch(() => undefined);
-  return typeof config === 'object' && config !== null && (config as Record<string, unknown>)['model_type'] === SIGLIP_MODEL_TYPE;
+  return (
+    typeof config === 'object' &&
+    config !== null &&
+    (config as Record<string, unknown>)['model_type'] === SIGLIP_MODEL_TYPE
+  );
 }
 
 /** What SigLIP's config.json says that the server needs. `file` names the file in errors. */
-export function parseSiglipConfig(json: unknown, file: string = CONFIG_FILE): { contextLength: number; embeddingSize: number; architecture: string | undefined } {
+export function parseSiglipConfig(
+  json: unknown,
+  file: string = CONFIG_FILE,
+): { contextLength: number; embeddingSize: number; architecture: string | undefined } {
   const read = new FieldReader(json, file);
   const text = read.section('text_config');
   const vision = read.section('vision_config');
@@ -55,7 +62,10 @@ export function parseSiglipConfig(json: unknown, file: string = CONFIG_FILE): { 
  * Parses SiglipImageProcessor's `preprocessor_config.json` into a squash resize to `size` (no crop). Absent fields take
  * its defaults: 224 × 224, bicubic, rescale 1/255, mean and std 0.5. `file` names the file in errors.
  */
-export function parseSiglipPreprocessorConfig(json: unknown, file: string = PREPROCESSOR_CONFIG_FILE): PreprocessorConfig {
+export function parseSiglipPreprocessorConfig(
+  json: unknown,
+  file: string = PREPROCESSOR_CONFIG_FILE,
+): PreprocessorConfig {
   const read = new FieldReader(json, file);
   const root = read.root;
   const size = read.size(root, 'size') ?? { height: SIGLIP_DEFAULTS.imageSize, width: SIGLIP_DEFAULTS.imageSize };
@@ -82,7 +92,10 @@ export function parseSiglipPreprocessorConfig(json: unknown, file: string = PREP
 /** Reads a directory in this layout into the common {@link ModelSpec}. Errors as hfClip's `loadModelFiles`. */
 export async function loadHfSiglipSpec(dir: string, precision: Precision): Promise<ModelSpec> {
   // The same files, sizes and JSON checks as the CLIP layout, the two configs read as SigLIP's.
-  const files = await loadModelFiles(dir, precision, { config: parseSiglipConfig, preprocessor: parseSiglipPreprocessorConfig });
+  const files = await loadModelFiles(dir, precision, {
+    config: parseSiglipConfig,
+    preprocessor: parseSiglipPreprocessorConfig,
+  });
   const { config, preprocessor: image } = files;
   const graphs: GraphFiles =
     files.layout === 'towers'

@@ -48,7 +48,10 @@ export function immichFilesToFetch(listing: readonly string[]): string[] {
     if (file === IMMICH_CONFIG_FILE) return true;
     const [folder] = file.split('/');
     if (folder === undefined || !IMMICH_FOLDERS.includes(folder) || !file.includes('/')) return false;
-    return !OTHER_RUNTIME_FILE.test(file) && !file.split('/').some((segment) => /^(?:rknpu|armnn|openvino|coreml)$/i.test(segment));
+    return (
+      !OTHER_RUNTIME_FILE.test(file) &&
+      !file.split('/').some((segment) => /^(?:rknpu|armnn|openvino|coreml)$/i.test(segment))
+    );
   });
 }
 
@@ -58,7 +61,8 @@ export function isImmichListing(listing: readonly string[]): boolean {
 }
 
 export async function isImmichDir(dir: string): Promise<boolean> {
-  const has = async (file: string): Promise<boolean> => (await fs.stat(path.join(dir, file)).catch(() => undefined)) !== undefined;
+  const has = async (file: string): Promise<boolean> =>
+    (await fs.stat(path.join(dir, file)).catch(() => undefined)) !== undefined;
   return (await has(IMMICH_VISUAL_MODEL)) || (await has(IMMICH_TEXTUAL_MODEL)) || (await has(IMMICH_PREPROCESS_CFG));
 }
 
@@ -77,18 +81,23 @@ export interface OpenClipModelConfig {
 export function parseOpenClipConfig(json: unknown, file = IMMICH_CONFIG_FILE): OpenClipModelConfig {
   const read = new FieldReader(json, file);
   const embedDim = read.positiveInt(read.root, 'embed_dim');
-  if (embedDim === undefined) throw modelFileError(`invalid ${file}: "embed_dim" is missing (expected open_clip's model config)`);
+  if (embedDim === undefined)
+    throw modelFileError(`invalid ${file}: "embed_dim" is missing (expected open_clip's model config)`);
   const vision = read.section('vision_cfg');
   const text = read.section('text_cfg');
   const rawSize = vision?.['image_size'];
   let imageSize: number | undefined;
-  if (Array.isArray(rawSize) && rawSize.length === 2 && rawSize.every((v) => Number.isInteger(v) && (v as number) > 0)) imageSize = rawSize[0] as number;
+  if (Array.isArray(rawSize) && rawSize.length === 2 && rawSize.every((v) => Number.isInteger(v) && (v as number) > 0))
+    imageSize = rawSize[0] as number;
   else imageSize = read.positiveInt(vision, 'image_size', 'vision_cfg.');
   if (imageSize === undefined) throw modelFileError(`invalid ${file}: "vision_cfg.image_size" is missing`);
   const kwargs = text?.['tokenizer_kwargs'];
-  const clean = typeof kwargs === 'object' && kwargs !== null ? (kwargs as Record<string, unknown>)['clean'] : undefined;
+  const clean =
+    typeof kwargs === 'object' && kwargs !== null ? (kwargs as Record<string, unknown>)['clean'] : undefined;
   if (clean !== undefined && !CLEANS.includes(clean as TextCleanName)) {
-    throw modelFileError(`invalid ${file}: "text_cfg.tokenizer_kwargs.clean" expected one of ${CLEANS.join(', ')}, but got ${JSON.stringify(clean)}`);
+    throw modelFileError(
+      `invalid ${file}: "text_cfg.tokenizer_kwargs.clean" expected one of ${CLEANS.join(', ')}, but got ${JSON.stringify(clean)}`,
+    );
   }
   const tokenizerName = text?.['hf_tokenizer_name'];
   return {
@@ -115,28 +124,39 @@ export function parseOpenClipPreprocessCfg(json: unknown, file = IMMICH_PREPROCE
   let height: number | undefined;
   let width: number | undefined;
   if (Number.isInteger(rawSize) && (rawSize as number) > 0) height = width = rawSize as number;
-  else if (Array.isArray(rawSize) && (rawSize.length === 1 || rawSize.length === 2) && rawSize.every((v) => Number.isInteger(v) && (v as number) > 0)) {
+  else if (
+    Array.isArray(rawSize) &&
+    (rawSize.length === 1 || rawSize.length === 2) &&
+    rawSize.every((v) => Number.isInteger(v) && (v as number) > 0)
+  ) {
     height = rawSize[0] as number;
     width = (rawSize[1] ?? rawSize[0]) as number;
   }
   if (height === undefined || width === undefined) {
-    throw modelFileError(`invalid ${file}: "size" expected a positive integer or [height, width], but got ${JSON.stringify(rawSize)}`);
+    throw modelFileError(
+      `invalid ${file}: "size" expected a positive integer or [height, width], but got ${JSON.stringify(rawSize)}`,
+    );
   }
   const interpolation = root['interpolation'] ?? 'bicubic';
   const resample = typeof interpolation === 'string' ? INTERPOLATIONS[interpolation.toLowerCase()] : undefined;
   if (resample === undefined) {
-    throw modelFileError(`invalid ${file}: "interpolation" expected bicubic or bilinear, but got ${JSON.stringify(interpolation)}`);
+    throw modelFileError(
+      `invalid ${file}: "interpolation" expected bicubic or bilinear, but got ${JSON.stringify(interpolation)}`,
+    );
   }
   const resizeMode = root['resize_mode'] ?? 'shortest';
   if (!RESIZE_MODES.includes(resizeMode as ResizeMode)) {
-    throw modelFileError(`invalid ${file}: "resize_mode" expected one of ${RESIZE_MODES.join(', ')}, but got ${JSON.stringify(resizeMode)}`);
+    throw modelFileError(
+      `invalid ${file}: "resize_mode" expected one of ${RESIZE_MODES.join(', ')}, but got ${JSON.stringify(resizeMode)}`,
+    );
   }
   const fill = root['fill_color'] ?? 0;
   if (!Number.isInteger(fill) || (fill as number) < 0 || (fill as number) > 255) {
     throw modelFileError(`invalid ${file}: "fill_color" expected an integer 0–255, but got ${JSON.stringify(fill)}`);
   }
   const mode = root['mode'];
-  if (mode !== undefined && mode !== 'RGB') throw modelFileError(`invalid ${file}: "mode" expected "RGB", but got ${JSON.stringify(mode)}`);
+  if (mode !== undefined && mode !== 'RGB')
+    throw modelFileError(`invalid ${file}: "mode" expected "RGB", but got ${JSON.stringify(mode)}`);
   return {
     doConvertRgb: true,
     doResize: true,
@@ -165,15 +185,23 @@ export async function loadImmichSpec(dir: string, precision: Precision): Promise
         `CLIP_PRECISION=${precision} asks for a variant it does not have: set CLIP_PRECISION=fp32`,
     );
   }
-  const [configJson, preprocessJson] = await Promise.all([readJsonFile(abs(IMMICH_CONFIG_FILE)), readJsonFile(abs(IMMICH_PREPROCESS_CFG))]);
+  const [configJson, preprocessJson] = await Promise.all([
+    readJsonFile(abs(IMMICH_CONFIG_FILE)),
+    readJsonFile(abs(IMMICH_PREPROCESS_CFG)),
+  ]);
   const config = parseOpenClipConfig(configJson, abs(IMMICH_CONFIG_FILE));
   const image = parseOpenClipPreprocessCfg(preprocessJson, abs(IMMICH_PREPROCESS_CFG));
   for (const file of [IMMICH_VISUAL_MODEL, IMMICH_TEXTUAL_MODEL, IMMICH_TOKENIZER_FILE]) {
     const stat = await fs.stat(abs(file)).catch(() => undefined);
-    if (stat === undefined || !stat.isFile()) throw modelFileError(`${abs(file)}: file is missing (immich layout: ${root})`);
-    if (stat.size === 0) throw modelFileError(`${abs(file)} is empty (0 bytes): a truncated download? Delete it and retry`);
+    if (stat === undefined || !stat.isFile())
+      throw modelFileError(`${abs(file)}: file is missing (immich layout: ${root})`);
+    if (stat.size === 0)
+      throw modelFileError(`${abs(file)} is empty (0 bytes): a truncated download? Delete it and retry`);
   }
-  const architecture = typeof (configJson as Record<string, unknown>)['model_name'] === 'string' ? ((configJson as Record<string, unknown>)['model_name'] as string) : config.hfTokenizerName;
+  const architecture =
+    typeof (configJson as Record<string, unknown>)['model_name'] === 'string'
+      ? ((configJson as Record<string, unknown>)['model_name'] as string)
+      : config.hfTokenizerName;
   return {
     layout: 'immich',
     dir: root,

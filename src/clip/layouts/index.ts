@@ -32,9 +32,13 @@ export async function loadModelSpec(dir: string, precision: Precision): Promise<
       return loadHfSiglipSpec(dir, precision);
     case 'hf-clip':
       // A directory in neither layout gets hfClip's message, which names the files it looked for.
-      if (!(await isHfClipDir(dir))) await loadHfClipSpec(dir, precision).catch((error: unknown) => {
-        throw modelFileError(`${path.resolve(dir)} is in no known layout (Hugging Face CLIP: onnx/…, immich: visual/ + textual/): ${(error as Error).message}`, error);
-      });
+      if (!(await isHfClipDir(dir)))
+        await loadHfClipSpec(dir, precision).catch((error: unknown) => {
+          throw modelFileError(
+            `${path.resolve(dir)} is in no known layout (Hugging Face CLIP: onnx/…, immich: visual/ + textual/): ${(error as Error).message}`,
+            error,
+          );
+        });
       return loadHfClipSpec(dir, precision);
   }
 }

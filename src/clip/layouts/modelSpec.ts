@@ -24,7 +24,10 @@ export interface TextSpec {
    * decides the length; an M-CLIP text graph (`input_ids` + `attention_mask`) ignores the root config, which
    * describes its image model.
    */
-  resolve(graph: { fixedLength: number | undefined; takesAttentionMask: boolean }): { contextLength: number; clean: TextCleanName | undefined };
+  resolve(graph: { fixedLength: number | undefined; takesAttentionMask: boolean }): {
+    contextLength: number;
+    clean: TextCleanName | undefined;
+  };
   /**
    * Pad every prompt to the context length, as open_clip's tokenizers do. False only where padding provably cannot
    * change the embedding (Hugging Face CLIP: causal mask, pooled at the first end token), so batches run at their
@@ -35,7 +38,12 @@ export interface TextSpec {
 
 /** Which graph files a model runs from. */
 export type GraphFiles =
-  | { kind: 'towers'; vision: string; text: string; /** The combined graph as well, when present: a source of the trained scale. */ combined: string | undefined }
+  | {
+      kind: 'towers';
+      vision: string;
+      text: string;
+      /** The combined graph as well, when present: a source of the trained scale. */ combined: string | undefined;
+    }
   | { kind: 'combined'; combined: string };
 
 /** A model directory, described. Paths are absolute. */

@@ -32,7 +32,9 @@ export class ExecutionProviderUnavailableError extends Error {
   readonly detail: string;
 
   constructor(graphPath: string, failure: ProviderFailure) {
-    super(`${graphPath}: the ${failure.provider} execution provider cannot be used (${failure.reason}): ${failure.detail.replace(/\s+/g, ' ').trim()}`);
+    super(
+      `${graphPath}: the ${failure.provider} execution provider cannot be used (${failure.reason}): ${failure.detail.replace(/\s+/g, ' ').trim()}`,
+    );
     this.provider = failure.provider;
     this.reason = failure.reason;
     this.detail = failure.detail.replace(/\s+/g, ' ').trim();

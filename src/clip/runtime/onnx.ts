@@ -10,7 +10,11 @@ import { isMainThread, Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
 import { applyOrtTelemetry } from './telemetry.js';
 import { registerOnnxThreads } from './threadCpu.js';
-import { ExecutionProviderUnavailableError, type ExecutionProvider, type ProviderFailure } from './executionProviders.js';
+import {
+  ExecutionProviderUnavailableError,
+  type ExecutionProvider,
+  type ProviderFailure,
+} from './executionProviders.js';
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -69,7 +73,11 @@ export interface OutputValue {
 }
 
 /** What crosses the thread boundary (see onnxWorker.js). */
-type WireFeed = { type: 'float32' | 'float16' | 'int64' | 'int32'; data: Float32Array | Uint16Array | BigInt64Array | Int32Array; dims: number[] };
+type WireFeed = {
+  type: 'float32' | 'float16' | 'int64' | 'int32';
+  data: Float32Array | Uint16Array | BigInt64Array | Int32Array;
+  dims: number[];
+};
 type WireOutputs = Record<string, { type: string; data: Float32Array | Uint16Array; dims: number[] }>;
 type WireReply =
   | { id: number; ok: false; error: { message: string } & Partial<ProviderFailure> }
@@ -107,17 +115,27 @@ interface SessionHost {
   terminate(): Promise<unknown>;
 }
 
-function startHost(isolation: SessionIsolation, workerData: { path: string; sessionOptions: InferenceSession.SessionOptions }, telemetry: boolean): SessionHost {
+function startHost(
+  isolation: SessionIsolation,
+  workerData: { path: string; sessionOptions: InferenceSession.SessionOptions },
+  telemetry: boolean,
+): SessionHost {
   // A worker thread's session reads this process's environment, which only the main thread can change.
   if (isMainThread) applyOrtTelemetry(telemetry);
   if (isolation === 'thread') return new Worker(WORKER_URL, { workerData });
   const env = { ...process.env };
   applyOrtTelemetry(telemetry, env);
   // Advanced serialisation carries typed arrays (copied: a process boundary has no transfer).
-  const child = fork(fileURLToPath(WORKER_URL), [JSON.stringify(workerData)], { env, serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(WORKER_URL), [JSON.stringify(workerData)], {
+    env,
+    serialization: 'advanced',
+    execArgv: [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return {
     postMessage: (message) => child.send(message as object),
-    on: (event: 'message' | 'error' | 'exit', listener: (value: never) => void) => child.on(event, listener as (...args: unknown[]) => void),
+    on: (event: 'message' | 'error' | 'exit', listener: (value: never) => void) =>
+      child.on(event, listener as (...args: unknown[]) => void),
     terminate: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
@@ -126,7 +144,6 @@ function startHost(isolation: SessionIsolation, workerData: { path: string; sess
       }),
   };
 }
-
 
 interface Pending {
   resolve: (reply: WireReply & { ok: true }) => void;
@@ -157,7 +174,11 @@ export class OnnxGraph {
     this.#isolation = isolation;
   }
 
-  static async load(path: string, options: OnnxSessionOptions, isolation: SessionIsolation = 'thread'): Promise<OnnxGraph> {
+  static async load(
+    path: string,
+    options: OnnxSessionOptions,
+    isolation: SessionIsolation = 'thread',
+  ): Promise<OnnxGraph> {
     const graph = new OnnxGraph(path, options, isolation);
     await graph.#ensureWorker();
     return graph;
@@ -221,10 +242,12 @@ export class OnnxGraph {
       wire[name] = feed;
       // Callers hand over fresh buffers per batch; transferring them saves a copy of up to ~20 MB.
       const buffer = feed.data.buffer as ArrayBuffer;
-      if (feed.data.byteOffset === 0 && feed.data.byteLength === buffer.byteLength && !transfer.includes(buffer)) transfer.push(buffer);
+      if (feed.data.byteOffset === 0 && feed.data.byteLength === buffer.byteLength && !transfer.includes(buffer))
+        transfer.push(buffer);
     }
     for (const name of this.inputNames) {
-      if (!(name in wire)) throw new Error(`${this.path}: the graph needs an input named ${name}, which was not provided`);
+      if (!(name in wire))
+        throw new Error(`${this.path}: the graph needs an input named ${name}, which was not provided`);
     }
     return wire;
   }
@@ -234,8 +257,10 @@ export class OnnxGraph {
     for (const name of outputs) {
       const tensor = tensors?.[name];
       if (!tensor) throw new Error(`${this.path}: no output named ${name}`);
-      if (tensor.type !== 'float16' && tensor.type !== 'float32') throw new Error(`expected a float32 or float16 output, got ${tensor.type}`);
-      const data = tensor.type === 'float16' ? float16ToFloat32(tensor.data as Uint16Array) : (tensor.data as Float32Array);
+      if (tensor.type !== 'float16' && tensor.type !== 'float32')
+        throw new Error(`expected a float32 or float16 output, got ${tensor.type}`);
+      const data =
+        tensor.type === 'float16' ? float16ToFloat32(tensor.data as Uint16Array) : (tensor.data as Float32Array);
       out[name] = { data, dims: tensor.dims };
     }
     return out;
@@ -261,7 +286,11 @@ export class OnnxGraph {
   }
 
   async #startWorker(): Promise<SessionHost> {
-    const worker = startHost(this.#isolation, { path: this.path, sessionOptions: sessionOptionsFor(this.#options) }, this.#options.telemetry ?? false);
+    const worker = startHost(
+      this.#isolation,
+      { path: this.path, sessionOptions: sessionOptionsFor(this.#options) },
+      this.#options.telemetry ?? false,
+    );
     worker.on('message', (reply: WireReply) => {
       const pending = this.#pending.get(reply.id);
       if (!pending) return;
@@ -296,7 +325,9 @@ export class OnnxGraph {
       // Another process's threads are not this process's CPU time.
       if (this.#isolation === 'thread') registerOnnxThreads(loaded.threads ?? []);
       this.#floatInputs = new Map(
-        this.inputs.filter((m) => m.type === 'float32' || m.type === 'float16').map((m) => [m.name, m.type as FloatKind]),
+        this.inputs
+          .filter((m) => m.type === 'float32' || m.type === 'float16')
+          .map((m) => [m.name, m.type as FloatKind]),
       );
       return worker;
     } catch (error) {
@@ -307,7 +338,11 @@ export class OnnxGraph {
 
   #replyError(error: { message: string } & Partial<ProviderFailure>): Error {
     if (error.provider !== undefined && error.reason !== undefined && error.detail !== undefined) {
-      return new ExecutionProviderUnavailableError(this.path, { provider: error.provider, reason: error.reason, detail: error.detail });
+      return new ExecutionProviderUnavailableError(this.path, {
+        provider: error.provider,
+        reason: error.reason,
+        detail: error.detail,
+      });
     }
     return new Error(`${this.path}: ${error.message}`);
   }
@@ -328,7 +363,8 @@ export class OnnxGraph {
   #toWire(name: string, value: FeedValue): WireFeed {
     if (value.kind === 'int64') return { type: 'int64', data: value.data, dims: value.dims };
     if (value.kind === 'int32') return { type: 'int32', data: value.data, dims: value.dims };
-    if (this.#floatInputs.get(name) === 'float16') return { type: 'float16', data: float32ToFloat16(value.data), dims: value.dims };
+    if (this.#floatInputs.get(name) === 'float16')
+      return { type: 'float16', data: float32ToFloat16(value.data), dims: value.dims };
     return { type: 'float32', data: value.data, dims: value.dims };
   }
 }
@@ -364,13 +400,13 @@ function float32ToFloat16(src: Float32Array): Uint16Array {
       let half = mant >>> shift;
       const rem = mant & ((1 << shift) - 1);
       const mid = 1 << (shift - 1);
-      if (rem > mid || (rem === mid && (half & 1))) half++;
+      if (rem > mid || (rem === mid && half & 1)) half++;
       out[i] = sign | half;
       continue;
     }
     let half = (e << 10) | (mant >>> 13);
     const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+    if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
     out[i] = sign | half;
   }
   return out;

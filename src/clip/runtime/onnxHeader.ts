@@ -13,7 +13,20 @@ import type { ValueInfo } from './onnx.js';
 
 /** ONNX's TensorProto.DataType numbers, named as ONNX Runtime's metadata names them. */
 const ELEMENT_TYPES: Record<number, string> = {
-  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string', 9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16',
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  8: 'string',
+  9: 'bool',
+  10: 'float16',
+  11: 'float64',
+  12: 'uint32',
+  13: 'uint64',
+  16: 'bfloat16',
 };
 
 const WIRE_VARINT = 0;
@@ -113,7 +126,8 @@ function* fields(message: Buffer): Generator<[number, number, number | Buffer]> 
 
 function sub(message: Buffer, field: number): Buffer[] {
   const out: Buffer[] = [];
-  for (const [number, wire, value] of fields(message)) if (number === field && wire === WIRE_LENGTH) out.push(value as Buffer);
+  for (const [number, wire, value] of fields(message))
+    if (number === field && wire === WIRE_LENGTH) out.push(value as Buffer);
   return out;
 }
 
@@ -123,7 +137,8 @@ function parseValueInfo(message: Buffer): ValueInfo {
   const tensor = sub(message, 2).flatMap((type) => sub(type, 1))[0];
   if (tensor === undefined) return { name, type: 'non-tensor', shape: [] };
   let elemType: number | undefined;
-  for (const [number, wire, value] of fields(tensor)) if (number === 1 && wire === WIRE_VARINT) elemType = value as number;
+  for (const [number, wire, value] of fields(tensor))
+    if (number === 1 && wire === WIRE_VARINT) elemType = value as number;
   const shape = sub(tensor, 2)
     .flatMap((s) => sub(s, 1))
     .map((dim): number | string => {
@@ -134,7 +149,11 @@ function parseValueInfo(message: Buffer): ValueInfo {
       }
       return size;
     });
-  return { name, type: elemType === undefined ? 'unknown' : (ELEMENT_TYPES[elemType] ?? `onnx type ${elemType}`), shape };
+  return {
+    name,
+    type: elemType === undefined ? 'unknown' : (ELEMENT_TYPES[elemType] ?? `onnx type ${elemType}`),
+    shape,
+  };
 }
 
 /** The graph inputs `path` declares (initializers listed as inputs by old exporters included), in order. */
@@ -157,14 +176,18 @@ export async function declaredInputs(path: string): Promise<ValueInfo[]> {
       while (reader.position < graphEnd) {
         const inner = await reader.varint();
         const [graphField, graphWire] = [Math.floor(inner / 8), inner % 8];
-        if (graphField === 11 && graphWire === WIRE_LENGTH) inputs.push(parseValueInfo(await reader.bytes(await reader.varint())));
+        if (graphField === 11 && graphWire === WIRE_LENGTH)
+          inputs.push(parseValueInfo(await reader.bytes(await reader.varint())));
         else await reader.skipValue(graphWire);
       }
     }
     if (!sawGraph) throw new Error('no graph in the file');
     return inputs;
   } catch (error) {
-    throw new Error(`${path}: could not read the ONNX graph's inputs: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(
+      `${path}: could not read the ONNX graph's inputs: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   } finally {
     await handle.close();
   }

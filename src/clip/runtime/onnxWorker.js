@@ -43,7 +43,9 @@ let session = null;
  */
 function serialise(error) {
   const message = error instanceof Error ? error.message : String(error);
-  const failure = /** @type {{ providerFailure?: { provider: string; reason: string; detail: string } }} */ (error ?? {}).providerFailure;
+  const failure = /** @type {{ providerFailure?: { provider: string; reason: string; detail: string } }} */ (
+    error ?? {}
+  ).providerFailure;
   return failure ? { message, ...failure } : { message };
 }
 
@@ -53,7 +55,9 @@ function serialise(error) {
  * @param {string} detail
  */
 function providerError(provider, reason, detail) {
-  return Object.assign(new Error(`the ${provider} execution provider cannot be used: ${detail}`), { providerFailure: { provider, reason, detail } });
+  return Object.assign(new Error(`the ${provider} execution provider cannot be used: ${detail}`), {
+    providerFailure: { provider, reason, detail },
+  });
 }
 
 /** Where onnxruntime-node keeps its native libraries, downloaded ones (the CUDA providers) included. */
@@ -64,7 +68,8 @@ function nativeDir() {
 
 /** @param {string} provider */
 function providerLibraryPresent(provider) {
-  const file = process.platform === 'win32' ? `onnxruntime_providers_${provider}.dll` : `libonnxruntime_providers_${provider}.so`;
+  const file =
+    process.platform === 'win32' ? `onnxruntime_providers_${provider}.dll` : `libonnxruntime_providers_${provider}.so`;
   return fs.existsSync(nodePath.join(nativeDir(), file));
 }
 
@@ -99,7 +104,11 @@ async function createSession(options) {
   for (const provider of requested) {
     if (!backends.some((backend) => backend.name === provider)) {
       const built = backends.map((backend) => backend.name).join(', ');
-      throw providerError(provider, 'not-in-binary', `this onnxruntime-node binary (${process.platform}/${process.arch}) has only ${built}`);
+      throw providerError(
+        provider,
+        'not-in-binary',
+        `this onnxruntime-node binary (${process.platform}/${process.arch}) has only ${built}`,
+      );
     }
   }
   try {
@@ -125,7 +134,11 @@ async function createSession(options) {
     }
     const bundled = backends.find((backend) => backend.name === culprit)?.bundled !== false;
     const reason = !bundled && !providerLibraryPresent(culprit) ? 'not-installed' : 'failed';
-    throw providerError(culprit, reason, reason === 'not-installed' ? `its libraries are not in ${nativeDir()} (${detail})` : detail);
+    throw providerError(
+      culprit,
+      reason,
+      reason === 'not-installed' ? `its libraries are not in ${nativeDir()} (${detail})` : detail,
+    );
   }
 }
 

@@ -32,12 +32,24 @@ const FIXED_BATCH_RUNS_IN_FLIGHT = 2;
  * `requested` is VISION_REPLICAS (undefined: decide by the graph); `inputs` are what the image graph declares
  * (onnxHeader.ts reads them before any session exists, since a session's thread count is fixed at creation).
  */
-export function planVisionReplicas(requested: number | undefined, intraOpThreads: number, inputs: readonly ValueInfo[]): VisionPlan {
-  const split = (replicas: number, reason: string): VisionPlan => ({ replicas, threadsEach: Math.max(1, Math.floor(intraOpThreads / replicas)), reason });
+export function planVisionReplicas(
+  requested: number | undefined,
+  intraOpThreads: number,
+  inputs: readonly ValueInfo[],
+): VisionPlan {
+  const split = (replicas: number, reason: string): VisionPlan => ({
+    replicas,
+    threadsEach: Math.max(1, Math.floor(intraOpThreads / replicas)),
+    reason,
+  });
   if (requested !== undefined) return split(requested, 'VISION_REPLICAS');
   const pixels = findPixelInput(inputs);
   if (pixels === undefined) return split(1, 'no image input known ahead of loading: one copy on every thread');
   if (fixedDim(pixels, 0) !== 1) return split(1, 'dynamic batch: one copy runs whole batches on every thread');
-  if (intraOpThreads < FIXED_BATCH_RUNS_IN_FLIGHT) return split(1, `fixed batch of 1, but only ${intraOpThreads} thread`);
-  return split(FIXED_BATCH_RUNS_IN_FLIGHT, `fixed batch of 1: ${FIXED_BATCH_RUNS_IN_FLIGHT} runs in flight with ${Math.floor(intraOpThreads / FIXED_BATCH_RUNS_IN_FLIGHT)} thread(s) each`);
+  if (intraOpThreads < FIXED_BATCH_RUNS_IN_FLIGHT)
+    return split(1, `fixed batch of 1, but only ${intraOpThreads} thread`);
+  return split(
+    FIXED_BATCH_RUNS_IN_FLIGHT,
+    `fixed batch of 1: ${FIXED_BATCH_RUNS_IN_FLIGHT} runs in flight with ${Math.floor(intraOpThreads / FIXED_BATCH_RUNS_IN_FLIGHT)} thread(s) each`,
+  );
 }

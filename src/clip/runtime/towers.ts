@@ -21,19 +21,26 @@ function pickOutput(graph: OnnxGraph, candidates: readonly string[], what: strin
   const found = candidates.find((name) => graph.hasOutput(name));
   if (found !== undefined) return found;
   if (graph.outputNames.length === 1) return graph.outputNames[0]!;
-  throw new Error(`${graph.path}: no ${what} output: expected one of ${candidates.join(', ')}, the graph has ${graph.outputNames.join(', ')}`);
+  throw new Error(
+    `${graph.path}: no ${what} output: expected one of ${candidates.join(', ')}, the graph has ${graph.outputNames.join(', ')}`,
+  );
 }
 
 /** The input that takes the pixels: by its known names, else the one 4-d input. */
 export function findPixelInput(inputs: readonly ValueInfo[]): ValueInfo | undefined {
-  return PIXEL_INPUTS.map((name) => inputs.find((info) => info.name === name)).find((info) => info !== undefined) ?? inputs.find((info) => info.shape.length === 4);
+  return (
+    PIXEL_INPUTS.map((name) => inputs.find((info) => info.name === name)).find((info) => info !== undefined) ??
+    inputs.find((info) => info.shape.length === 4)
+  );
 }
 
 /** A fixed batch must be 1 (what immich exports); anything else is refused rather than guessed at. */
 function batchOf(graph: OnnxGraph, input: ValueInfo): number | undefined {
   const batch = fixedDim(input, 0);
   if (batch !== undefined && batch !== 1) {
-    throw new Error(`${graph.path}: input ${input.name} has a fixed batch of ${batch}; only dynamic batches or a batch of 1 are supported`);
+    throw new Error(
+      `${graph.path}: input ${input.name} has a fixed batch of ${batch}; only dynamic batches or a batch of 1 are supported`,
+    );
   }
   return batch;
 }
@@ -54,13 +61,23 @@ export class ImageTower {
   readonly #extra: ExtraFeeds | undefined;
 
   /** `alsoOutputs`: the layout's own embedding output names, tried after the common ones (see ModelSpec.embeddingOutputs). */
-  constructor(graph: OnnxGraph, crop: { height: number; width: number }, extra?: ExtraFeeds, alsoOutputs: readonly string[] = []) {
+  constructor(
+    graph: OnnxGraph,
+    crop: { height: number; width: number },
+    extra?: ExtraFeeds,
+    alsoOutputs: readonly string[] = [],
+  ) {
     this.#graph = graph;
     this.#extra = extra;
     const input = findPixelInput(graph.inputs);
-    if (input === undefined) throw new Error(`${graph.path}: no image input: expected one of ${PIXEL_INPUTS.join(', ')}, the graph has ${graph.inputNames.join(', ')}`);
+    if (input === undefined)
+      throw new Error(
+        `${graph.path}: no image input: expected one of ${PIXEL_INPUTS.join(', ')}, the graph has ${graph.inputNames.join(', ')}`,
+      );
     if (input.type !== 'float32' && input.type !== 'float16') {
-      throw new Error(`${graph.path}: image input ${input.name} is ${input.type}; expected float32 or float16 pixels (normalised CHW)`);
+      throw new Error(
+        `${graph.path}: image input ${input.name} is ${input.type}; expected float32 or float16 pixels (normalised CHW)`,
+      );
     }
     for (const [axis, expected, what] of [
       [1, 3, 'channels'],
@@ -69,7 +86,9 @@ export class ImageTower {
     ] as const) {
       const dim = fixedDim(input, axis);
       if (dim !== undefined && dim !== expected) {
-        throw new Error(`${graph.path}: image input ${input.name} has ${what} ${dim}, but the preprocessing config gives ${expected}`);
+        throw new Error(
+          `${graph.path}: image input ${input.name} has ${what} ${dim}, but the preprocessing config gives ${expected}`,
+        );
       }
     }
     this.input = input.name;
@@ -87,10 +106,16 @@ export class ImageTower {
    * Unnormalised (or already normalised) embeddings, one per image, in order. A fixed-batch graph runs them one by
    * one and tells `onEach` of each as soon as it exists.
    */
-  async embed(pixels: readonly Float32Array[], onEach?: (index: number, embedding: Float32Array) => void): Promise<Float32Array[]> {
+  async embed(
+    pixels: readonly Float32Array[],
+    onEach?: (index: number, embedding: Float32Array) => void,
+  ): Promise<Float32Array[]> {
     if (this.fixedBatch !== undefined) {
       const results = await this.#graph.runEach(
-        pixels.map((p) => ({ [this.input]: { kind: 'float', data: p.slice(), dims: [1, ...this.#dims] }, ...this.#extra?.() })),
+        pixels.map((p) => ({
+          [this.input]: { kind: 'float', data: p.slice(), dims: [1, ...this.#dims] },
+          ...this.#extra?.(),
+        })),
         [this.output],
         onEach === undefined ? undefined : (index, result) => onEach(index, result[this.output]!.data),
       );
@@ -99,7 +124,10 @@ export class ImageTower {
     const size = this.pixelCount;
     const batch = new Float32Array(size * pixels.length);
     pixels.forEach((p, i) => batch.set(p, i * size));
-    const out = await this.#graph.run({ [this.input]: { kind: 'float', data: batch, dims: [pixels.length, ...this.#dims] }, ...this.#extra?.() }, [this.output]);
+    const out = await this.#graph.run(
+      { [this.input]: { kind: 'float', data: batch, dims: [pixels.length, ...this.#dims] }, ...this.#extra?.() },
+      [this.output],
+    );
     return splitRows(out[this.output]!.data, pixels.length);
   }
 }
@@ -122,11 +150,17 @@ export class TextTower {
     this.#graph = graph;
     this.#extra = extra;
     const ids = ID_INPUTS.map((name) => graph.input(name)).find((info) => info !== undefined);
-    if (ids === undefined) throw new Error(`${graph.path}: no token input: expected one of ${ID_INPUTS.join(', ')}, the graph has ${graph.inputNames.join(', ')}`);
-    if (ids.type !== 'int32' && ids.type !== 'int64') throw new Error(`${graph.path}: token input ${ids.name} is ${ids.type}; expected int32 or int64`);
+    if (ids === undefined)
+      throw new Error(
+        `${graph.path}: no token input: expected one of ${ID_INPUTS.join(', ')}, the graph has ${graph.inputNames.join(', ')}`,
+      );
+    if (ids.type !== 'int32' && ids.type !== 'int64')
+      throw new Error(`${graph.path}: token input ${ids.name} is ${ids.type}; expected int32 or int64`);
     const mask = graph.input(MASK_INPUT);
     if (mask !== undefined && mask.type !== ids.type) {
-      throw new Error(`${graph.path}: ${MASK_INPUT} is ${mask.type} but ${ids.name} is ${ids.type}; expected one integer type`);
+      throw new Error(
+        `${graph.path}: ${MASK_INPUT} is ${mask.type} but ${ids.name} is ${ids.type}; expected one integer type`,
+      );
     }
     this.idsInput = ids.name;
     this.maskInput = mask?.name;
@@ -160,12 +194,20 @@ export class TextTower {
     });
     const dims = [rows, width];
     const tensor = (values: number[]): FeedValue =>
-      this.idType === 'int32' ? { kind: 'int32', data: Int32Array.from(values), dims } : { kind: 'int64', data: BigInt64Array.from(values, (v) => BigInt(v)), dims };
-    return { [this.idsInput]: tensor(ids), ...(this.maskInput === undefined ? {} : { [this.maskInput]: tensor(mask) }) };
+      this.idType === 'int32'
+        ? { kind: 'int32', data: Int32Array.from(values), dims }
+        : { kind: 'int64', data: BigInt64Array.from(values, (v) => BigInt(v)), dims };
+    return {
+      [this.idsInput]: tensor(ids),
+      ...(this.maskInput === undefined ? {} : { [this.maskInput]: tensor(mask) }),
+    };
   }
 
   /** Embeddings of prompts, in order; a fixed-batch graph tells `onEach` of each as soon as it exists. */
-  async embed(prompts: readonly (readonly number[])[], onEach?: (index: number, embedding: Float32Array) => void): Promise<Float32Array[]> {
+  async embed(
+    prompts: readonly (readonly number[])[],
+    onEach?: (index: number, embedding: Float32Array) => void,
+  ): Promise<Float32Array[]> {
     if (this.fixedBatch !== undefined) {
       const results = await this.#graph.runEach(
         prompts.map((prompt) => ({ ...this.feeds([prompt]), ...this.#extra?.() })),

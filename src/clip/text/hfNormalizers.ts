@@ -24,7 +24,8 @@ interface NormalizerClasses {
 
 const classes = tokenizers as unknown as NormalizerClasses;
 for (const name of ['Normalizer', 'PrecompiledNormalizer', 'SequenceNormalizer'] as const) {
-  if (typeof classes[name] !== 'function') throw new Error(`@huggingface/tokenizers no longer exports ${name}; the text room needs it`);
+  if (typeof classes[name] !== 'function')
+    throw new Error(`@huggingface/tokenizers no longer exports ${name}; the text room needs it`);
 }
 
 /** Base class of every library normaliser (makes instances callable). */

@@ -21,7 +21,13 @@ import {
 import { isPrecompiledNormalizer, isSequenceNormalizer, type LibraryNormalizer } from './hfNormalizers.js';
 import { LibraryTokenizer } from './libraryTokenizer.js';
 import { ExactPrecompiledNormalizer, PrecompiledCharsmap } from './precompiled.js';
-import { TEXT_CLEANS, type TextClean, type TextTokenizer, type TextTokenizerOptions, type TokenizerFamily } from './types.js';
+import {
+  TEXT_CLEANS,
+  type TextClean,
+  type TextTokenizer,
+  type TextTokenizerOptions,
+  type TokenizerFamily,
+} from './types.js';
 
 /** The HF families and the clean open_clip applies to each when the model config names none. */
 export const DEFAULT_CLEAN = {
@@ -98,11 +104,15 @@ export class HfTextTokenizer implements TextTokenizer {
     const { contextLength } = options;
     const specials = framing.prefix.length + framing.suffix.length;
     if (!Number.isInteger(contextLength) || contextLength <= specials) {
-      throw new TypeError(`expected contextLength to be an integer > ${specials} (the ${family} special tokens), got ${String(contextLength)}`);
+      throw new TypeError(
+        `expected contextLength to be an integer > ${specials} (the ${family} special tokens), got ${String(contextLength)}`,
+      );
     }
     const padId = padTokenId(files);
     if (padId === undefined) {
-      throw new Error(`${path.join(files.dir, TOKENIZER_CONFIG_JSON)}: no pad_token (nor in special_tokens_map.json or tokenizer.json's padding); the graph needs the pad id`);
+      throw new Error(
+        `${path.join(files.dir, TOKENIZER_CONFIG_JSON)}: no pad_token (nor in special_tokens_map.json or tokenizer.json's padding); the graph needs the pad id`,
+      );
     }
     let tokenizer: LibraryTokenizer;
     try {
@@ -112,8 +122,17 @@ export class HfTextTokenizer implements TextTokenizer {
     }
     tokenizer.normalizer = exactNormalizer(tokenizer.normalizer, files.tokenizer['normalizer'], file);
     const clean = options.clean ?? DEFAULT_CLEAN[family];
-    if (!TEXT_CLEANS.includes(clean)) throw new TypeError(`expected clean to be one of ${TEXT_CLEANS.join(', ')}, got ${String(clean)}`);
-    return new HfTextTokenizer(family, tokenizer, framing, padId, clean, contextLength, vocabularySize(files.tokenizer));
+    if (!TEXT_CLEANS.includes(clean))
+      throw new TypeError(`expected clean to be one of ${TEXT_CLEANS.join(', ')}, got ${String(clean)}`);
+    return new HfTextTokenizer(
+      family,
+      tokenizer,
+      framing,
+      padId,
+      clean,
+      contextLength,
+      vocabularySize(files.tokenizer),
+    );
   }
 
   encode(text: string): number[] {
@@ -149,10 +168,12 @@ function vocabularySize(tokenizer: JsonRecord): number {
   const vocab = (tokenizer['model'] as JsonRecord)['vocab'];
   let size = 0;
   if (Array.isArray(vocab)) size = vocab.length;
-  else if (isRecord(vocab)) for (const id of Object.values(vocab)) if (typeof id === 'number' && id >= size) size = id + 1;
+  else if (isRecord(vocab))
+    for (const id of Object.values(vocab)) if (typeof id === 'number' && id >= size) size = id + 1;
   const added = tokenizer['added_tokens'];
   if (Array.isArray(added)) {
-    for (const token of added) if (isRecord(token) && typeof token['id'] === 'number') size = Math.max(size, token['id'] + 1);
+    for (const token of added)
+      if (isRecord(token) && typeof token['id'] === 'number') size = Math.max(size, token['id'] + 1);
   }
   return size;
 }

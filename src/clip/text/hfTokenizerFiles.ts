@@ -39,7 +39,8 @@ async function readJson(file: string, required: boolean): Promise<JsonRecord | u
   } catch (error) {
     throw new Error(`${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
-  if (!isRecord(json)) throw new Error(`${file}: expected a JSON object, got ${Array.isArray(json) ? 'an array' : typeof json}`);
+  if (!isRecord(json))
+    throw new Error(`${file}: expected a JSON object, got ${Array.isArray(json) ? 'an array' : typeof json}`);
   return json;
 }
 
@@ -51,7 +52,8 @@ export async function readHfTokenizerFiles(dir: string): Promise<HfTokenizerFile
     readJson(path.join(dir, SPECIAL_TOKENS_MAP_JSON), false),
   ]);
   if (tokenizer === undefined) throw new Error(`cannot read ${path.join(dir, TOKENIZER_JSON)}`);
-  if (!isRecord(tokenizer['model'])) throw new Error(`${path.join(dir, TOKENIZER_JSON)}: expected a Hugging Face tokenizer with a "model" object`);
+  if (!isRecord(tokenizer['model']))
+    throw new Error(`${path.join(dir, TOKENIZER_JSON)}: expected a Hugging Face tokenizer with a "model" object`);
   return { dir, tokenizer, config, specialTokensMap };
 }
 
@@ -131,7 +133,9 @@ export function postProcessorFraming(processor: unknown, file: string): Framing 
     case 'Sequence': {
       const processors = processor['processors'];
       if (!Array.isArray(processors)) throw new Error(`${file}: Sequence post_processor has no "processors"`);
-      const framings = processors.map((p) => postProcessorFraming(p, file)).filter((f) => f.prefix.length + f.suffix.length > 0);
+      const framings = processors
+        .map((p) => postProcessorFraming(p, file))
+        .filter((f) => f.prefix.length + f.suffix.length > 0);
       return framings[0] ?? { prefix: [], suffix: [] };
     }
     default:
@@ -150,10 +154,15 @@ export function effectiveFraming(files: HfTokenizerFiles): Framing {
   const config = files.config;
   if (config === undefined) return framing;
   const configFile = path.join(files.dir, TOKENIZER_CONFIG_JSON);
-  const flagged = (flag: 'add_bos_token' | 'add_eos_token', token: 'bos_token' | 'eos_token', side: 'prefix' | 'suffix'): void => {
+  const flagged = (
+    flag: 'add_bos_token' | 'add_eos_token',
+    token: 'bos_token' | 'eos_token',
+    side: 'prefix' | 'suffix',
+  ): void => {
     const value = config[flag];
     if (value === undefined || value === null) return;
-    if (typeof value !== 'boolean') throw new Error(`${configFile}: expected ${flag} to be a boolean, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'boolean')
+      throw new Error(`${configFile}: expected ${flag} to be a boolean, got ${JSON.stringify(value)}`);
     const content = tokenContent(config[token]) ?? tokenContent(files.specialTokensMap?.[token]);
     const id = content === undefined ? undefined : tokenId(files.tokenizer, content);
     if (!value) {
@@ -162,8 +171,10 @@ export function effectiveFraming(files: HfTokenizerFiles): Framing {
       else framing.suffix = [];
       return;
     }
-    if (id === undefined) throw new Error(`${configFile}: ${flag} is true but ${token} ${JSON.stringify(content)} is not in ${file}`);
-    if (!framing[side].includes(id)) framing[side] = side === 'prefix' ? [id, ...framing.prefix] : [...framing.suffix, id];
+    if (id === undefined)
+      throw new Error(`${configFile}: ${flag} is true but ${token} ${JSON.stringify(content)} is not in ${file}`);
+    if (!framing[side].includes(id))
+      framing[side] = side === 'prefix' ? [id, ...framing.prefix] : [...framing.suffix, id];
   };
   flagged('add_bos_token', 'bos_token', 'prefix');
   flagged('add_eos_token', 'eos_token', 'suffix');
@@ -183,9 +194,15 @@ export function padTokenId(files: HfTokenizerFiles): number | undefined {
     if (value === undefined || value === null) continue;
     const content = tokenContent(value);
     const file = path.join(files.dir, name);
-    if (content === undefined) throw new Error(`${file}: expected pad_token to be a string or an object with "content", got ${JSON.stringify(value)}`);
+    if (content === undefined)
+      throw new Error(
+        `${file}: expected pad_token to be a string or an object with "content", got ${JSON.stringify(value)}`,
+      );
     const id = tokenId(files.tokenizer, content);
-    if (id === undefined) throw new Error(`${file}: pad_token ${JSON.stringify(content)} is not a token of ${path.join(files.dir, TOKENIZER_JSON)}`);
+    if (id === undefined)
+      throw new Error(
+        `${file}: pad_token ${JSON.stringify(content)} is not a token of ${path.join(files.dir, TOKENIZER_JSON)}`,
+      );
     return id;
   }
   const padding = files.tokenizer['padding'];

@@ -37,7 +37,8 @@ export async function loadTextTokenizer(dir: string, options: TextTokenizerOptio
 
 /** ids padded with padId to exactly `length` (fixed-L graphs). */
 export function padIds(ids: readonly number[], length: number, padId: number): number[] {
-  if (!Number.isInteger(length) || length < 0) throw new RangeError(`expected length to be a non-negative integer, got ${String(length)}`);
+  if (!Number.isInteger(length) || length < 0)
+    throw new RangeError(`expected length to be a non-negative integer, got ${String(length)}`);
   if (ids.length > length) throw new RangeError(`expected at most ${length} ids to pad, got ${ids.length}`);
   const padded = ids.slice();
   while (padded.length < length) padded.push(padId);
@@ -49,7 +50,8 @@ export function padIds(ids: readonly number[], length: number, padId: number): n
  * as `attention_mask`; built from the real length, not from `ids != padId`, so a pad token inside a text stays attended).
  */
 export function attentionMask(ids: readonly number[], length: number): number[] {
-  if (!Number.isInteger(length) || length < 0) throw new RangeError(`expected length to be a non-negative integer, got ${String(length)}`);
+  if (!Number.isInteger(length) || length < 0)
+    throw new RangeError(`expected length to be a non-negative integer, got ${String(length)}`);
   if (ids.length > length) throw new RangeError(`expected at most ${length} ids, got ${ids.length}`);
   return Array.from({ length }, (_, i) => (i < ids.length ? 1 : 0));
 }

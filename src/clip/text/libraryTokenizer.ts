@@ -19,5 +19,6 @@ export interface LibraryTokenizer {
 }
 
 /** `new LibraryTokenizer(tokenizerJson, tokenizerConfig)`. */
-export const LibraryTokenizer = (tokenizers as unknown as { Tokenizer: new (tokenizerJson: object, tokenizerConfig: object) => LibraryTokenizer })
-  .Tokenizer;
+export const LibraryTokenizer = (
+  tokenizers as unknown as { Tokenizer: new (tokenizerJson: object, tokenizerConfig: object) => LibraryTokenizer }
+).Tokenizer;

@@ -54,12 +54,15 @@ export class PrecompiledCharsmap {
    * @throws Error "expected …, got …" when the blob is not a charsmap.
    */
   static fromBase64(base64: string): PrecompiledCharsmap {
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(base64)) throw new Error('expected precompiled_charsmap to be base64, got other characters');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(base64))
+      throw new Error('expected precompiled_charsmap to be base64, got other characters');
     const bytes = Buffer.from(base64, 'base64');
     if (bytes.length < 4) throw new Error(`expected precompiled_charsmap of at least 4 bytes, got ${bytes.length}`);
     const trieSize = bytes.readUInt32LE(0);
     if (trieSize % 4 !== 0 || trieSize === 0 || 4 + trieSize > bytes.length) {
-      throw new Error(`expected a trie size that is a positive multiple of 4 within the ${bytes.length}-byte charsmap, got ${trieSize}`);
+      throw new Error(
+        `expected a trie size that is a positive multiple of 4 within the ${bytes.length}-byte charsmap, got ${trieSize}`,
+      );
     }
     const array = new Uint32Array(trieSize / 4);
     for (let i = 0; i < array.length; i++) array[i] = bytes.readUInt32LE(4 + i * 4);
@@ -153,7 +156,11 @@ export class PrecompiledCharsmap {
     const bytes = this.#normalized;
     let end = offset;
     while (end < bytes.length && bytes[end] !== 0) end++;
-    return Buffer.from(bytes.buffer, bytes.byteOffset + Math.min(offset, bytes.length), Math.max(0, end - offset)).toString('utf8');
+    return Buffer.from(
+      bytes.buffer,
+      bytes.byteOffset + Math.min(offset, bytes.length),
+      Math.max(0, end - offset),
+    ).toString('utf8');
   }
 }
 

@@ -7,21 +7,26 @@
 import { GraphQLError, GraphQLScalarType, Kind, type ValueNode } from 'graphql';
 
 function assertVector(value: unknown): number[] {
-  if (!Array.isArray(value)) throw new GraphQLError(`Vector expects a list of numbers, but got ${value === null ? 'null' : typeof value}`);
+  if (!Array.isArray(value))
+    throw new GraphQLError(`Vector expects a list of numbers, but got ${value === null ? 'null' : typeof value}`);
   for (const element of value) {
-    if (typeof element !== 'number' || !Number.isFinite(element)) throw new GraphQLError('Vector expects finite numbers only');
+    if (typeof element !== 'number' || !Number.isFinite(element))
+      throw new GraphQLError('Vector expects finite numbers only');
   }
   return value as number[];
 }
 
 function literalToVector(ast: ValueNode): number[] {
   if (ast.kind !== Kind.LIST) throw new GraphQLError('Vector expects a list of numbers');
-  return assertVector(ast.values.map((item) => (item.kind === Kind.FLOAT || item.kind === Kind.INT ? Number(item.value) : NaN)));
+  return assertVector(
+    ast.values.map((item) => (item.kind === Kind.FLOAT || item.kind === Kind.INT ? Number(item.value) : NaN)),
+  );
 }
 
 export const VectorScalar = new GraphQLScalarType<number[], number[]>({
   name: 'Vector',
-  description: 'An embedding: a JSON list of floats (L2-normalised, the model\'s embedding size long), serialised as one value.',
+  description:
+    "An embedding: a JSON list of floats (L2-normalised, the model's embedding size long), serialised as one value.",
   serialize: assertVector,
   parseValue: assertVector,
   parseLiteral: literalToVector,

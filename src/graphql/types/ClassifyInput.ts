@@ -7,7 +7,10 @@ export class ClassifyInput extends ImageInputFields {
   @Field(() => [String], { description: 'The candidate classes (non-empty, distinct).' })
   classes!: string[];
 
-  @Field(() => String, { nullable: true, description: 'A model name, catalogue name or hub id of a configured model; the default model when omitted.' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'A model name, catalogue name or hub id of a configured model; the default model when omitted.',
+  })
   model?: string | null;
 
   @Field(() => GraphQLJSON, {

@@ -3,9 +3,12 @@ import { Field, InputType } from 'type-graphql';
 import { badUserInput } from '../../errors.js';
 import { ImageInputFields } from './ImageInput.js';
 
-const MODEL_DESCRIPTION = 'A model name, catalogue name or hub id of a configured model; the default model when omitted.';
+const MODEL_DESCRIPTION =
+  'A model name, catalogue name or hub id of a configured model; the default model when omitted.';
 
-@InputType('EmbedImagesInput', { description: 'An image-embedding request: exactly one of `image`, `images` or `files`.' })
+@InputType('EmbedImagesInput', {
+  description: 'An image-embedding request: exactly one of `image`, `images` or `files`.',
+})
 export class EmbedImagesInput extends ImageInputFields {
   @Field(() => String, { nullable: true, description: MODEL_DESCRIPTION })
   model?: string | null;
@@ -35,7 +38,14 @@ export function submittedTexts(input: EmbedTextsInput): { texts: string[]; texts
   const hasText = input.text !== undefined && input.text !== null;
   const hasTexts = input.texts !== undefined && input.texts !== null;
   if (hasText === hasTexts) {
-    throw badUserInput(`input: expected exactly one of text or texts, got ${hasText ? 'both' : 'neither'}`, hasText ? 'text,texts' : 'text');
+    throw badUserInput(
+      `input: expected exactly one of text or texts, got ${hasText ? 'both' : 'neither'}`,
+      hasText ? 'text,texts' : 'text',
+    );
   }
-  return { texts: hasText ? [input.text as string] : (input.texts as string[]), textsField: hasText ? 'text' : 'texts', batched: hasTexts };
+  return {
+    texts: hasText ? [input.text as string] : (input.texts as string[]),
+    textsField: hasText ? 'text' : 'texts',
+    batched: hasTexts,
+  };
 }

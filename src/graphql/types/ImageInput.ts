@@ -8,10 +8,16 @@ import type { UploadedFile } from '../uploads.js';
 
 @InputType()
 export abstract class ImageInputFields {
-  @Field(() => String, { nullable: true, description: 'One image: a data URL, bare base64 or an http(s) URL the server fetches (public addresses only).' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'One image: a data URL, bare base64 or an http(s) URL the server fetches (public addresses only).',
+  })
   image?: string | null;
 
-  @Field(() => [String], { nullable: true, description: 'Several images (data URLs, bare base64 or http(s) URLs), processed in order.' })
+  @Field(() => [String], {
+    nullable: true,
+    description: 'Several images (data URLs, bare base64 or http(s) URLs), processed in order.',
+  })
   images?: string[] | null;
 
   @FilesField()

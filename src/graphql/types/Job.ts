@@ -64,7 +64,10 @@ export class ImageClassificationObject {
     description: 'The `k` most probable classes, most probable first (all of them when `k` exceeds their number).',
     complexity: ({ args, childComplexity }) => 1 + Math.max(1, Number(args.k) || 0) * Math.max(1, childComplexity),
   })
-  top(@Arg('k', () => Int, { nullable: true, defaultValue: 5 }) k: number | null, @Ctx() context: GraphqlContext): ClassScoreObject[] {
+  top(
+    @Arg('k', () => Int, { nullable: true, defaultValue: 5 }) k: number | null,
+    @Ctx() context: GraphqlContext,
+  ): ClassScoreObject[] {
     k ??= 5;
     if (k < 0) throw badUserInput(`k: expected a non-negative integer, got ${k}`, 'k');
     const top = this.#probabilities
@@ -117,7 +120,9 @@ export class EmbeddingResultObject {
 
 @ObjectType('JobError', { description: 'Why a job FAILED.' })
 export class JobErrorObject {
-  @Field(() => String, { description: 'An error code: INFERENCE_FAILED, MODEL_UNAVAILABLE, SHUTTING_DOWN, INTERNAL_SERVER_ERROR, …' })
+  @Field(() => String, {
+    description: 'An error code: INFERENCE_FAILED, MODEL_UNAVAILABLE, SHUTTING_DOWN, INTERNAL_SERVER_ERROR, …',
+  })
   code: string;
 
   @Field(() => String)
@@ -130,7 +135,8 @@ export class JobErrorObject {
 }
 
 @ObjectType('Job', {
-  description: 'A job: a classification, an image embedding or a text embedding (`task`). Kept (with its result) until `expiresAt`.',
+  description:
+    'A job: a classification, an image embedding or a text embedding (`task`). Kept (with its result) until `expiresAt`.',
 })
 export class JobObject {
   @Field(() => ID)
@@ -139,7 +145,9 @@ export class JobObject {
   @Field(() => JobStatusEnum)
   status!: JobStatus;
 
-  @Field(() => JobTaskEnum, { description: 'What the job computes; says whether `result` or `embeddings` is set once COMPLETE.' })
+  @Field(() => JobTaskEnum, {
+    description: 'What the job computes; says whether `result` or `embeddings` is set once COMPLETE.',
+  })
   task!: JobTask;
 
   @Field(() => String, { description: 'The resolved name of the model the job runs on.' })
@@ -184,10 +192,16 @@ export class JobObject {
   @Field(() => JobErrorObject, { nullable: true, description: 'Set when FAILED.' })
   error!: JobErrorObject | null;
 
-  @Field(() => ClassificationResultObject, { nullable: true, description: 'Set when a CLASSIFICATION job is COMPLETE (see `embeddings` for the other tasks).' })
+  @Field(() => ClassificationResultObject, {
+    nullable: true,
+    description: 'Set when a CLASSIFICATION job is COMPLETE (see `embeddings` for the other tasks).',
+  })
   result!: ClassificationResultObject | null;
 
-  @Field(() => EmbeddingResultObject, { nullable: true, description: 'Set when an IMAGE_EMBEDDING or TEXT_EMBEDDING job is COMPLETE.' })
+  @Field(() => EmbeddingResultObject, {
+    nullable: true,
+    description: 'Set when an IMAGE_EMBEDDING or TEXT_EMBEDDING job is COMPLETE.',
+  })
   embeddings!: EmbeddingResultObject | null;
 
   /** The only mapping from the domain job to its GraphQL shape. */
@@ -237,7 +251,9 @@ export class JobObject {
   private setResult(result: JobResult, classes: string[]): void {
     switch (result.task) {
       case 'classification':
-        this.result = new ClassificationResultObject(result.images.map((image) => new ImageClassificationObject(image.probabilities, classes)));
+        this.result = new ClassificationResultObject(
+          result.images.map((image) => new ImageClassificationObject(image.probabilities, classes)),
+        );
         break;
       case 'image-embedding':
       case 'text-embedding':

@@ -7,7 +7,10 @@ export class PageInfoObject {
   @Field(() => Boolean)
   hasNextPage: boolean;
 
-  @Field(() => String, { nullable: true, description: 'Pass as `after` for the next page; null when the page is empty.' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'Pass as `after` for the next page; null when the page is empty.',
+  })
   endCursor: string | null;
 
   constructor(hasNextPage: boolean, endCursor: string | null) {

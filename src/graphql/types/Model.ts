@@ -7,7 +7,9 @@ export class ModelObject {
   @Field(() => String, { description: 'The name jobs use (`model` argument).' })
   name!: string;
 
-  @Field(() => String, { description: 'Where it came from: catalogue name, hub id (owner/name@rev) or local directory.' })
+  @Field(() => String, {
+    description: 'Where it came from: catalogue name, hub id (owner/name@rev) or local directory.',
+  })
   source!: string;
 
   @Field(() => PrecisionEnum)
@@ -19,12 +21,15 @@ export class ModelObject {
   @Field(() => Boolean, { description: 'Loaded and warmed: jobs run on it without waiting.' })
   ready!: boolean;
 
-  @Field(() => ModelLoadEnum, { description: 'When it is loaded: EAGER at server start, LAZY on its first job (the `;load=lazy` model option).' })
+  @Field(() => ModelLoadEnum, {
+    description: 'When it is loaded: EAGER at server start, LAZY on its first job (the `;load=lazy` model option).',
+  })
   load!: LoadPolicy;
 
   @Field(() => Float, {
     nullable: true,
-    description: 'Bytes of ONNX graph its sessions hold (each image-tower replica counted), from its last load: the weights, which dominate its memory; null until loaded.',
+    description:
+      'Bytes of ONNX graph its sessions hold (each image-tower replica counted), from its last load: the weights, which dominate its memory; null until loaded.',
   })
   sessionBytes!: number | null;
 
@@ -40,16 +45,29 @@ export class ModelObject {
   @Field(() => Int, { nullable: true, description: 'Input image size, in pixels per side.' })
   imageSize!: number | null;
 
-  @Field(() => Float, { nullable: true, description: 'The trained scale applied to cosine similarities: the softmax temperature (SOFTMAX) or the sigmoid slope (SIGMOID); null until loaded.' })
+  @Field(() => Float, {
+    nullable: true,
+    description:
+      'The trained scale applied to cosine similarities: the softmax temperature (SOFTMAX) or the sigmoid slope (SIGMOID); null until loaded.',
+  })
   logitScale!: number | null;
 
-  @Field(() => ScoringEnum, { nullable: true, description: 'SOFTMAX (CLIP: rows sum to 1) or SIGMOID (SigLIP: each class on its own); null until loaded.' })
+  @Field(() => ScoringEnum, {
+    nullable: true,
+    description: 'SOFTMAX (CLIP: rows sum to 1) or SIGMOID (SigLIP: each class on its own); null until loaded.',
+  })
   scoring!: ScoringKind | null;
 
-  @Field(() => Float, { nullable: true, description: "The trained bias of a SIGMOID model's logits; null for SOFTMAX models and until loaded." })
+  @Field(() => Float, {
+    nullable: true,
+    description: "The trained bias of a SIGMOID model's logits; null for SOFTMAX models and until loaded.",
+  })
   logitBias!: number | null;
 
-  @Field(() => ModelLayoutEnum, { nullable: true, description: 'The file layout it was loaded from; null until loaded.' })
+  @Field(() => ModelLayoutEnum, {
+    nullable: true,
+    description: 'The file layout it was loaded from; null until loaded.',
+  })
   layout!: string | null;
 
   @Field(() => String, { nullable: true, description: 'Why loading failed, when FAILED.' })

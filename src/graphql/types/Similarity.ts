@@ -17,7 +17,10 @@ export class SimilarityMatchObject {
   @Field(() => Float, { description: 'Cosine similarity, -1..1 (the dot product of the unit vectors).' })
   score: number;
 
-  @Field(() => String, { nullable: true, description: 'The candidate text, when the candidates job is a TEXT_EMBEDDING.' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'The candidate text, when the candidates job is a TEXT_EMBEDDING.',
+  })
   text(@Ctx() context: GraphqlContext): string | null {
     return chargedText(this.#text, context, 'matches.text');
   }
@@ -49,6 +52,8 @@ export class SimilarityRankingObject {
   constructor(ranking: SimilarityRanking, queries: Job, candidates: Job) {
     this.index = ranking.index;
     this.#text = queries.texts[ranking.index] ?? null;
-    this.matches = ranking.matches.map((match) => new SimilarityMatchObject(match.index, match.score, candidates.texts[match.index] ?? null));
+    this.matches = ranking.matches.map(
+      (match) => new SimilarityMatchObject(match.index, match.score, candidates.texts[match.index] ?? null),
+    );
   }
 }

@@ -58,14 +58,18 @@ registerEnumType(JobStatusEnum, {
 });
 registerEnumType(JobTaskEnum, {
   name: 'JobTask',
-  description: 'What a job computes: class probabilities per image (CLASSIFICATION, `result`), or one vector per image or text (IMAGE_EMBEDDING, TEXT_EMBEDDING, `embeddings`).',
+  description:
+    'What a job computes: class probabilities per image (CLASSIFICATION, `result`), or one vector per image or text (IMAGE_EMBEDDING, TEXT_EMBEDDING, `embeddings`).',
 });
 registerEnumType(ModelStatusEnum, {
   name: 'ModelStatus',
   description:
     'Where a model is in its lifecycle: UNINITIALIZED (lazy, never started) → STARTING (fetching files) → LOADING (sessions) → READY → STOPPING (finishing its running jobs) → STOPPED; FAILED when a start failed. A job on an UNINITIALIZED or STOPPED model starts it and waits QUEUED.',
 });
-registerEnumType(ModelLoadEnum, { name: 'ModelLoad', description: 'When a model is loaded: EAGER at server start, LAZY on its first job or startModel.' });
+registerEnumType(ModelLoadEnum, {
+  name: 'ModelLoad',
+  description: 'When a model is loaded: EAGER at server start, LAZY on its first job or startModel.',
+});
 registerEnumType(PrecisionEnum, { name: 'Precision', description: 'Which ONNX variant of a model runs.' });
 registerEnumType(ScoringEnum, {
   name: 'Scoring',
@@ -74,5 +78,6 @@ registerEnumType(ScoringEnum, {
 });
 registerEnumType(ModelLayoutEnum, {
   name: 'ModelLayout',
-  description: "The model's file layout: HF_CLIP (Hugging Face CLIP ONNX export: onnx/*.onnx), HF_SIGLIP (Hugging Face SigLIP ONNX export, same files, model_type siglip) or IMMICH (immich's OpenCLIP/M-CLIP export: visual/ + textual/).",
+  description:
+    "The model's file layout: HF_CLIP (Hugging Face CLIP ONNX export: onnx/*.onnx), HF_SIGLIP (Hugging Face SigLIP ONNX export, same files, model_type siglip) or IMMICH (immich's OpenCLIP/M-CLIP export: visual/ + textual/).",
 });

@@ -26,7 +26,6 @@ export interface GraphiqlAssets {
   byFileName: ReadonlyMap<string, GraphiqlAsset>;
 }
 
-
 /**
  * Reads every asset once. Throws, naming the package and file, when one is missing: GraphiQL is part of the
  * server, so a broken install should fail at startup rather than serve a blank page.

@@ -39,7 +39,11 @@ mutation Classify($input: ClassifyInput!) {
   }
 }
 `,
-  variables: JSON.stringify({ input: { image: SAMPLE_IMAGE, classes: ['a red square', 'a blue circle', 'a photo of a cat'] } }, null, 2),
+  variables: JSON.stringify(
+    { input: { image: SAMPLE_IMAGE, classes: ['a red square', 'a blue circle', 'a photo of a cat'] } },
+    null,
+    2,
+  ),
 };
 
 const JOB_UPDATED_TAB = {
@@ -100,7 +104,8 @@ export function graphiqlPageConfig(options: GraphiqlPageOptions): GraphiqlPageCo
     defaultTabs: [CLASSIFY_TAB, JOB_UPDATED_TAB, MODELS_TAB, EMBED_TAB],
   };
   if (options.apiKeyHeader !== undefined) {
-    const placeholder = options.apiKeyHeader.toLowerCase() === 'authorization' ? 'Bearer <your API key>' : '<your API key>';
+    const placeholder =
+      options.apiKeyHeader.toLowerCase() === 'authorization' ? 'Bearer <your API key>' : '<your API key>';
     config.defaultHeaders = JSON.stringify({ [options.apiKeyHeader]: placeholder }, null, 2);
   }
   return config;
@@ -146,7 +151,10 @@ export function renderGraphiqlPage(options: GraphiqlPageOptions, assets: Graphiq
  * (edit, run, subscribe) was checked to run without it, so script-src is where the strictness matters.
  */
 export function graphiqlContentSecurityPolicy(host: string | undefined): string {
-  const sameHostSockets = host !== undefined && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? ` ws://${host} wss://${host}` : '';
+  const sameHostSockets =
+    host !== undefined && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)
+      ? ` ws://${host} wss://${host}`
+      : '';
   return [
     "default-src 'none'",
     "script-src 'self'",

@@ -23,7 +23,8 @@ export function renderWebUiPage(options: WebUiPageOptions): string {
   const config: WebUiPageConfig = { endpoint: options.endpoint, apiKeyRequired: options.apiKeyRequired };
   // JSON inside <script> must not contain "</script>" or "<!--": escaping every "<" rules both out.
   const configJson = JSON.stringify(config).replace(/</g, '\\u003c');
-  const graphiqlLink = options.graphiqlPath === null ? '' : `<a href="${escapeHtml(options.graphiqlPath)}">GraphiQL</a>`;
+  const graphiqlLink =
+    options.graphiqlPath === null ? '' : `<a href="${escapeHtml(options.graphiqlPath)}">GraphiQL</a>`;
   return `<!doctype html>
 <html lang="en">
 <head>

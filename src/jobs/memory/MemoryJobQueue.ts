@@ -4,13 +4,25 @@
  * unref'd timer at its job's expiry, so an expired job's bytes and reservation go even when no worker runs.
  */
 import { exceededLimit } from '../admission.js';
-import type { Admission, AdmissionLimits, JobHandler, JobQueue, JobWork, OwnerCounts, QueueCounts, Reservation } from '../JobQueue.js';
+import type {
+  Admission,
+  AdmissionLimits,
+  JobHandler,
+  JobQueue,
+  JobWork,
+  OwnerCounts,
+  QueueCounts,
+  Reservation,
+} from '../JobQueue.js';
 
 // setTimeout fires at once for delays over 2^31-1 ms (~24.8 days); later expiries are left to the worker, which drops them.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class MemoryJobQueue implements JobQueue {
-  readonly #reservations = new Map<string, { owner: string | null; images: Uint8Array[]; imageBytes: number; expiresAt: Date }>();
+  readonly #reservations = new Map<
+    string,
+    { owner: string | null; images: Uint8Array[]; imageBytes: number; expiresAt: Date }
+  >();
   /** Per owner, only while it has unfinished jobs. */
   readonly #owners = new Map<string, OwnerCounts>();
   readonly #waiting: JobWork[] = [];
@@ -112,9 +124,12 @@ export class MemoryJobQueue implements JobQueue {
     if (expiresAt === undefined) return;
     const delayMs = expiresAt.getTime() - Date.now();
     if (delayMs > MAX_TIMER_MS) return;
-    const timer = setTimeout(() => {
-      if (this.#unqueue(work.id)) void this.release(work.id);
-    }, Math.max(0, delayMs));
+    const timer = setTimeout(
+      () => {
+        if (this.#unqueue(work.id)) void this.release(work.id);
+      },
+      Math.max(0, delayMs),
+    );
     timer.unref();
     this.#expiryTimers.set(work.id, timer);
   }

@@ -41,7 +41,8 @@ export class MemoryJobStore implements JobStore {
   constructor(options: MemoryJobStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
     const max = options.maxRetainedBytes ?? Number.POSITIVE_INFINITY;
-    if (!(max > 0)) throw new TypeError(`MemoryJobStore: expected maxRetainedBytes to be a positive number, got ${max}`);
+    if (!(max > 0))
+      throw new TypeError(`MemoryJobStore: expected maxRetainedBytes to be a positive number, got ${max}`);
     this.#maxRetainedBytes = max;
   }
 
@@ -147,15 +148,18 @@ export class MemoryJobStore implements JobStore {
 
   #arm(job: Job): NodeJS.Timeout {
     const delayMs = Math.max(0, job.expiresAt.getTime() - this.#now());
-    const timer = setTimeout(() => {
-      const entry = this.#entries.get(job.id);
-      if (entry === undefined || entry.timer !== timer) return;
-      if (delayMs > MAX_TIMER_MS || entry.job.expiresAt.getTime() > this.#now()) {
-        entry.timer = this.#arm(entry.job);
-        return;
-      }
-      this.#remove(job.id);
-    }, Math.min(delayMs, MAX_TIMER_MS));
+    const timer = setTimeout(
+      () => {
+        const entry = this.#entries.get(job.id);
+        if (entry === undefined || entry.timer !== timer) return;
+        if (delayMs > MAX_TIMER_MS || entry.job.expiresAt.getTime() > this.#now()) {
+          entry.timer = this.#arm(entry.job);
+          return;
+        }
+        this.#remove(job.id);
+      },
+      Math.min(delayMs, MAX_TIMER_MS),
+    );
     timer.unref();
     return timer;
   }

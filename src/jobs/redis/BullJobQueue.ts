@@ -12,7 +12,18 @@
 import { Queue, QueueEvents, WaitingError, Worker, type Job as BullJob } from 'bullmq';
 import type { PromptConfig } from '../../clip/index.js';
 import type { Logger } from '../../logger.js';
-import type { Admission, AdmissionLimit, AdmissionLimits, GiveUpReason, JobHandler, JobQueue, JobWork, OwnerCounts, QueueCounts, Reservation } from '../JobQueue.js';
+import type {
+  Admission,
+  AdmissionLimit,
+  AdmissionLimits,
+  GiveUpReason,
+  JobHandler,
+  JobQueue,
+  JobWork,
+  OwnerCounts,
+  QueueCounts,
+  Reservation,
+} from '../JobQueue.js';
 import { retryWhileUnreachable } from '../retry.js';
 import { jobFromJSON, jobToJSON } from '../serialise.js';
 import { closeConnection, viaRedis, type Redis } from './connection.js';
@@ -180,7 +191,13 @@ export class BullJobQueue implements JobQueue {
     this.#queue = new Queue<WorkData>(QUEUE_NAME, { connection: this.#producer, prefix: this.#prefix });
     this.#queue.on('error', (error) => this.#logger.warn({ err: error }, 'job queue connection error'));
     // Expired jobs leave the counts, and metrics read the cluster-wide depth without a round trip per scrape.
-    this.#refresh = setInterval(() => void this.sweepExpired().then(() => this.counts()).catch(() => undefined), COUNTS_REFRESH_MS);
+    this.#refresh = setInterval(
+      () =>
+        void this.sweepExpired()
+          .then(() => this.counts())
+          .catch(() => undefined),
+      COUNTS_REFRESH_MS,
+    );
     this.#refresh.unref();
   }
 
@@ -210,7 +227,10 @@ export class BullJobQueue implements JobQueue {
       ),
     )) as [number, string, number, number, number, number?, number?];
     const [admitted, limit, jobs, imageCount, bytes, ownJobs, ownImages] = reply;
-    const owners = owner === null || ownJobs === undefined ? this.#lastCounts.owners : { ...this.#lastCounts.owners, [owner]: { jobs: ownJobs, images: ownImages ?? 0 } };
+    const owners =
+      owner === null || ownJobs === undefined
+        ? this.#lastCounts.owners
+        : { ...this.#lastCounts.owners, [owner]: { jobs: ownJobs, images: ownImages ?? 0 } };
     const counts = { ...this.#lastCounts, jobs, images: imageCount, imageBytes: bytes, owners };
     this.#lastCounts = counts;
     if (admitted === 1) return { admitted: true };
@@ -218,7 +238,17 @@ export class BullJobQueue implements JobQueue {
   }
 
   async release(id: string): Promise<void> {
-    await viaRedis(() => this.#redis.eval(RELEASE, 4, this.#keys.admission, this.#keys.reservations, this.#keys.images(id), this.#keys.admissionOwners, id));
+    await viaRedis(() =>
+      this.#redis.eval(
+        RELEASE,
+        4,
+        this.#keys.admission,
+        this.#keys.reservations,
+        this.#keys.images(id),
+        this.#keys.admissionOwners,
+        id,
+      ),
+    );
   }
 
   /**
@@ -228,7 +258,16 @@ export class BullJobQueue implements JobQueue {
    */
   async sweepExpired(): Promise<string[]> {
     const swept = (await viaRedis(() =>
-      this.#redis.eval(SWEEP, 4, this.#keys.admission, this.#keys.reservations, this.#keys.index, this.#keys.admissionOwners, this.#keys.jobPrefix, this.#keys.imagesPrefix),
+      this.#redis.eval(
+        SWEEP,
+        4,
+        this.#keys.admission,
+        this.#keys.reservations,
+        this.#keys.index,
+        this.#keys.admissionOwners,
+        this.#keys.jobPrefix,
+        this.#keys.imagesPrefix,
+      ),
     )) as string[];
     for (const id of swept) {
       // Refused (0) while a worker holds the job: that worker finds the job gone and drops it.
@@ -242,13 +281,25 @@ export class BullJobQueue implements JobQueue {
     // The bytes are already in Redis, kept by `reserve`: BullMQ's JSON carries the id, the prompt and the queued job.
     const data: WorkData = { id: work.id, prompt: work.prompt, job: jobToJSON(work.job) };
     // Attempts cover a handler that rejects (its worker shut down during a Redis outage): the job is delivered again.
-    await viaRedis(() => this.#queue.add('job', data, { jobId: work.id, removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 500 } }), this.#producer);
+    await viaRedis(
+      () =>
+        this.#queue.add('job', data, {
+          jobId: work.id,
+          removeOnComplete: true,
+          removeOnFail: true,
+          attempts: 5,
+          backoff: { type: 'exponential', delay: 500 },
+        }),
+      this.#producer,
+    );
   }
 
   /** The job's image bytes, their expiry moved to `keepUntil`, in one round trip; undefined when the key is gone. */
   async #loadImages(id: string, keepUntil: Date): Promise<Uint8Array[] | undefined> {
     const key = this.#keys.images(id);
-    const replies = throwOnFailure(await viaRedis(() => this.#redis.multi().pexpireat(key, keepUntil.getTime()).lrangeBuffer(key, 0, -1).exec()));
+    const replies = throwOnFailure(
+      await viaRedis(() => this.#redis.multi().pexpireat(key, keepUntil.getTime()).lrangeBuffer(key, 0, -1).exec()),
+    );
     const [extended, images] = replies as [number, Buffer[]];
     return extended === 1 ? images : undefined;
   }
@@ -265,7 +316,10 @@ export class BullJobQueue implements JobQueue {
         this.#running.set(id, controller);
         try {
           // A rejection leaves the delivery unacknowledged: retried, or taken over by another worker once the lock lapses.
-          await handler({ id, prompt, job: queued, loadImages: (keepUntil) => this.#loadImages(id, keepUntil) }, controller.signal);
+          await handler(
+            { id, prompt, job: queued, loadImages: (keepUntil) => this.#loadImages(id, keepUntil) },
+            controller.signal,
+          );
         } finally {
           this.#running.delete(id);
         }
@@ -280,7 +334,11 @@ export class BullJobQueue implements JobQueue {
         // Released only once the job's state is stored; retried through an outage, so the counts never keep a finished job.
         await retryWhileUnreachable(() => this.release(id), {
           signal: this.#closing.signal,
-          onOutage: (error) => this.#logger.warn({ err: error, jobId: id }, 'releasing a job reservation failed; retrying until Redis is back'),
+          onOutage: (error) =>
+            this.#logger.warn(
+              { err: error, jobId: id },
+              'releasing a job reservation failed; retrying until Redis is back',
+            ),
         });
       },
       {
@@ -312,7 +370,9 @@ export class BullJobQueue implements JobQueue {
     subscriber.on('message', (channel: string, id: string) => {
       if (channel === this.#keys.cancel) this.#running.get(id)?.abort();
     });
-    void subscriber.subscribe(this.#keys.cancel).catch((error: unknown) => this.#logger.warn({ err: error }, 'cancel channel subscription failed'));
+    void subscriber
+      .subscribe(this.#keys.cancel)
+      .catch((error: unknown) => this.#logger.warn({ err: error }, 'cancel channel subscription failed'));
   }
 
   producerReady(): boolean {
@@ -394,8 +454,13 @@ export class BullJobQueue implements JobQueue {
     ]);
     clearTimeout(timer);
     clearInterval(poll);
-    if (outcome === 'timed out') this.#logger.warn({ jobs: [...this.#running.keys()] }, 'drain timed out; running jobs are left to the other workers');
-    if (outcome === 'unreachable') this.#logger.warn('Redis is unreachable and no job is running here; stopping without waiting for it');
+    if (outcome === 'timed out')
+      this.#logger.warn(
+        { jobs: [...this.#running.keys()] },
+        'drain timed out; running jobs are left to the other workers',
+      );
+    if (outcome === 'unreachable')
+      this.#logger.warn('Redis is unreachable and no job is running here; stopping without waiting for it');
     if (outcome !== 'closed') {
       this.#handingBack = true;
       for (const controller of this.#running.values()) controller.abort();
@@ -419,7 +484,11 @@ export class BullJobQueue implements JobQueue {
     for (const controller of this.#running.values()) controller.abort();
     // BullMQ's closes talk to Redis (QUIT, the end of blocking reads): with Redis away they would wait for its
     // return (issue 13). They get CLOSE_MS together; then our connections are cut, failing what still waits.
-    await Promise.all([settleWithin(this.#worker?.close(true), CLOSE_MS), settleWithin(this.#queueEvents?.close(), CLOSE_MS), settleWithin(this.#queue.close(), CLOSE_MS)]);
+    await Promise.all([
+      settleWithin(this.#worker?.close(true), CLOSE_MS),
+      settleWithin(this.#queueEvents?.close(), CLOSE_MS),
+      settleWithin(this.#queue.close(), CLOSE_MS),
+    ]);
     for (const connection of this.#ownedConnections) await closeConnection(connection);
   }
 

@@ -120,7 +120,8 @@ export class RedisJobStore implements JobStore {
     this.#keys = new RedisKeys(options.keyPrefix);
     this.#ownsConnection = options.ownsConnection ?? false;
     const max = options.maxRetainedBytes ?? Number.MAX_SAFE_INTEGER;
-    if (!Number.isSafeInteger(max) || max < 1) throw new TypeError(`RedisJobStore: expected maxRetainedBytes to be a positive integer, got ${max}`);
+    if (!Number.isSafeInteger(max) || max < 1)
+      throw new TypeError(`RedisJobStore: expected maxRetainedBytes to be a positive integer, got ${max}`);
     this.#maxRetainedBytes = max;
   }
 
@@ -188,7 +189,9 @@ export class RedisJobStore implements JobStore {
     let endSeq: number | null = null;
     let from = `(${afterSeq}`;
     for (;;) {
-      const chunk = await viaRedis(() => this.#redis.zrangebyscore(indexKey, from, '+inf', 'WITHSCORES', 'LIMIT', 0, SCAN_CHUNK));
+      const chunk = await viaRedis(() =>
+        this.#redis.zrangebyscore(indexKey, from, '+inf', 'WITHSCORES', 'LIMIT', 0, SCAN_CHUNK),
+      );
       if (chunk.length === 0) break;
       const ids: string[] = [];
       const seqs: number[] = [];
@@ -226,7 +229,14 @@ export class RedisJobStore implements JobStore {
 
   async retention(): Promise<RetentionStats> {
     const [bytes, jobs] = (await viaRedis(() =>
-      this.#redis.eval(RETENTION, 4, this.#keys.index, this.#keys.finished, this.#keys.retainedSizes, this.#keys.retainedBytes),
+      this.#redis.eval(
+        RETENTION,
+        4,
+        this.#keys.index,
+        this.#keys.finished,
+        this.#keys.retainedSizes,
+        this.#keys.retainedBytes,
+      ),
     )) as [number, number];
     return { bytes, jobs, evicted: this.#evicted };
   }

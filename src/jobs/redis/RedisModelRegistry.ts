@@ -32,7 +32,8 @@ export interface ModelControlMessage {
 function parseControlMessage(text: string): ModelControlMessage | undefined {
   try {
     const value = JSON.parse(text) as Partial<ModelControlMessage>;
-    if (typeof value.model === 'string' && (value.change === 'start' || value.change === 'stop')) return { model: value.model, change: value.change };
+    if (typeof value.model === 'string' && (value.change === 'start' || value.change === 'stop'))
+      return { model: value.model, change: value.change };
   } catch {
     // Not ours: ignored below.
   }
@@ -77,7 +78,9 @@ export class RedisModelRegistry {
       if (message === undefined) this.#logger?.warn({ channel }, 'ignored a malformed model control message');
       else listener(message);
     });
-    void subscriber.subscribe(this.#keys.modelControl).catch((error: unknown) => this.#logger?.warn({ err: error }, 'model control subscription failed'));
+    void subscriber
+      .subscribe(this.#keys.modelControl)
+      .catch((error: unknown) => this.#logger?.warn({ err: error }, 'model control subscription failed'));
   }
 
   /** Writes this worker's models now (after a status change), rather than at the next renewal. */
@@ -89,7 +92,9 @@ export class RedisModelRegistry {
   register(workerId: string, models: () => ModelInfo[]): void {
     this.#registeredAs = workerId;
     const write = (): void => {
-      void this.#redis.set(this.#keys.models(workerId), JSON.stringify(models()), 'PX', this.#ttlMs).catch(() => undefined);
+      void this.#redis
+        .set(this.#keys.models(workerId), JSON.stringify(models()), 'PX', this.#ttlMs)
+        .catch(() => undefined);
     };
     this.#write = write;
     write();
@@ -114,7 +119,8 @@ export class RedisModelRegistry {
   async close(): Promise<void> {
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     this.#heartbeat = null;
-    if (this.#registeredAs !== null) await this.#redis.del(this.#keys.models(this.#registeredAs)).catch(() => undefined);
+    if (this.#registeredAs !== null)
+      await this.#redis.del(this.#keys.models(this.#registeredAs)).catch(() => undefined);
     this.#registeredAs = null;
     this.#write = null;
     if (this.#subscriber !== null) await closeConnection(this.#subscriber);
@@ -129,13 +135,23 @@ export class RedisModelRegistry {
  * worker serves it.
  */
 export function mergeModelViews(configured: ModelInfo[], workers: ModelInfo[][]): ModelInfo[] {
-  const rank: Record<ModelInfo['status'], number> = { ready: 6, stopping: 5, loading: 4, starting: 3, stopped: 2, uninitialized: 1, failed: 0 };
+  const rank: Record<ModelInfo['status'], number> = {
+    ready: 6,
+    stopping: 5,
+    loading: 4,
+    starting: 3,
+    stopped: 2,
+    uninitialized: 1,
+    failed: 0,
+  };
   return configured.map((model) => {
     let best: ModelInfo | undefined;
     for (const entry of workers) {
       const seen = entry.find((info) => info.name === model.name);
       if (seen !== undefined && (best === undefined || rank[seen.status] > rank[best.status])) best = seen;
     }
-    return best === undefined ? { ...model, status: 'loading', error: null } : { ...best, name: model.name, source: model.source };
+    return best === undefined
+      ? { ...model, status: 'loading', error: null }
+      : { ...best, name: model.name, source: model.source };
   });
 }

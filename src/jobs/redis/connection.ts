@@ -45,7 +45,9 @@ export async function viaRedis<T>(call: () => Promise<T>, connection?: Redis): P
     return await call();
   } catch (error) {
     if (error instanceof AppError) throw error;
-    throw new AppError(ErrorCode.ServiceUnavailable, 'the job backend (Redis) is unreachable; retry later', { cause: error });
+    throw new AppError(ErrorCode.ServiceUnavailable, 'the job backend (Redis) is unreachable; retry later', {
+      cause: error,
+    });
   }
 }
 

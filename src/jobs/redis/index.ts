@@ -1,7 +1,13 @@
 /** The Redis backend: one command connection shared by the store, the bus's publisher and the queue's producer. */
 import type { Logger } from '../../logger.js';
 import { BullJobQueue, type StallSettings } from './BullJobQueue.js';
-import { closeConnection, createCommandConnection, createWaitingConnection, isReachable, type Redis } from './connection.js';
+import {
+  closeConnection,
+  createCommandConnection,
+  createWaitingConnection,
+  isReachable,
+  type Redis,
+} from './connection.js';
 import { RedisJobEvents } from './RedisJobEvents.js';
 import { RedisJobStore } from './RedisJobStore.js';
 import { mergeModelViews, RedisModelRegistry } from './RedisModelRegistry.js';
@@ -64,8 +70,20 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     keyPrefix: options.keyPrefix,
     onListenerError: (error) => options.logger.error({ err: error }, 'job event listener threw'),
   });
-  const queue = new BullJobQueue({ redis, connect, keyPrefix: options.keyPrefix, stall: options.stall, logger: options.logger });
-  const models = new RedisModelRegistry({ redis, keyPrefix: options.keyPrefix, entryTtlMs: MODEL_ENTRY_TTL_MS, connect, logger: options.logger });
+  const queue = new BullJobQueue({
+    redis,
+    connect,
+    keyPrefix: options.keyPrefix,
+    stall: options.stall,
+    logger: options.logger,
+  });
+  const models = new RedisModelRegistry({
+    redis,
+    keyPrefix: options.keyPrefix,
+    entryTtlMs: MODEL_ENTRY_TTL_MS,
+    connect,
+    logger: options.logger,
+  });
   return {
     store,
     events,

@@ -14,7 +14,12 @@ import { loadModelFiles } from '../../../src/clip/layouts/hfClip.js';
 import { preprocessImage } from '../../../src/clip/image/preprocess.js';
 import { ClipTokenizer } from '../../../src/clip/text/clipBpe.js';
 import { ErrorCode } from '../../../src/errors.js';
-import { noiseImage as noisePng, serviceStarter, testServiceOptions, TEST_IMAGE_LIMITS } from '../../utils/clipService.js';
+import {
+  noiseImage as noisePng,
+  serviceStarter,
+  testServiceOptions,
+  TEST_IMAGE_LIMITS,
+} from '../../utils/clipService.js';
 import { IMMICH_TEST_MODELS, TINY_MODEL_DIR } from '../../utils/testModel.js';
 
 const LIMITS = TEST_IMAGE_LIMITS;
@@ -29,7 +34,6 @@ function noiseImage(seed: number): Promise<Buffer> {
   return noisePng(seed, { width: 80, height: 56 });
 }
 
-
 function normalised(data: Float32Array, row: number, width: number): number[] {
   const vector = Array.from(data.subarray(row * width, (row + 1) * width));
   const norm = Math.hypot(...vector);
@@ -42,7 +46,10 @@ function expectClose(actual: readonly number[], expected: readonly number[], tol
 }
 
 /** The towers run directly with onnxruntime-node: the reference every vector must equal. */
-async function towerVectors(images: readonly Buffer[], texts: readonly string[]): Promise<{ images: number[][]; texts: number[][] }> {
+async function towerVectors(
+  images: readonly Buffer[],
+  texts: readonly string[],
+): Promise<{ images: number[][]; texts: number[][] }> {
   const files = await loadModelFiles(TINY_MODEL_DIR, 'fp32');
   const tokenizer = await ClipTokenizer.fromFile(files.tokenizerPath, { contextLength: 77 });
   const vision = await ort.InferenceSession.create(files.visionModelPath!);
@@ -52,11 +59,17 @@ async function towerVectors(images: readonly Buffer[], texts: readonly string[])
     const imageVectors: number[][] = [];
     for (const image of images) {
       const pixels = await preprocessImage(image, files.preprocessor, LIMITS);
-      const out = await vision.run({ pixel_values: new ort.Tensor('float32', pixels, [1, 3, size, files.preprocessor.cropWidth]) });
+      const out = await vision.run({
+        pixel_values: new ort.Tensor('float32', pixels, [1, 3, size, files.preprocessor.cropWidth]),
+      });
       const data = out.image_embeds!.data as Float32Array;
       imageVectors.push(normalised(data, 0, data.length));
     }
-    const feeds = textFeeds(texts.map((t) => Array.from(tokenizer.encode(t))), tokenizer.padId, 77);
+    const feeds = textFeeds(
+      texts.map((t) => Array.from(tokenizer.encode(t))),
+      tokenizer.padId,
+      77,
+    );
     const out = await text.run({
       input_ids: new ort.Tensor('int64', feeds.input_ids!.data as BigInt64Array, [texts.length, 77]),
       attention_mask: new ort.Tensor('int64', feeds.attention_mask!.data as BigInt64Array, [texts.length, 77]),
@@ -113,13 +126,24 @@ describe('ClipService embeddings on the tiny generated model', () => {
   });
 
   it('should apply a template when asked, and average an ensemble of templates', async () => {
-    const [templated] = (await service.embedTexts({ model: 'tiny', texts: ['cat'], prompt: { promptTemplate: 'a photo of a {}' } })).embeddings;
+    const [templated] = (
+      await service.embedTexts({ model: 'tiny', texts: ['cat'], prompt: { promptTemplate: 'a photo of a {}' } })
+    ).embeddings;
     expectClose(templated!, reference.texts[0]!);
-    const [ensembled] = (await service.embedTexts({ model: 'tiny', texts: ['cat'], prompt: { promptTemplates: ['a photo of a {}', '{}'] } })).embeddings;
+    const [ensembled] = (
+      await service.embedTexts({
+        model: 'tiny',
+        texts: ['cat'],
+        prompt: { promptTemplates: ['a photo of a {}', '{}'] },
+      })
+    ).embeddings;
     const [plain] = (await service.embedTexts({ model: 'tiny', texts: ['cat'], prompt: {} })).embeddings;
     const mean = templated!.map((value, i) => value + plain![i]!);
     const norm = Math.hypot(...mean);
-    expectClose(ensembled!, mean.map((value) => value / norm));
+    expectClose(
+      ensembled!,
+      mean.map((value) => value / norm),
+    );
   });
 
   it('should keep input order in a batch, with duplicates getting the same vector', async () => {
@@ -141,7 +165,12 @@ describe('ClipService embeddings on the tiny generated model', () => {
     const image = await noiseImage(40);
     await fresh.embedImages({ model: 'tiny', images: [image] });
     expect(imageBatches).toEqual([1]);
-    const classified = await fresh.classify({ model: 'tiny', images: [Buffer.from(image)], labels: ['a cat', 'a dog'], prompt: { promptTemplate: '{}' } });
+    const classified = await fresh.classify({
+      model: 'tiny',
+      images: [Buffer.from(image)],
+      labels: ['a cat', 'a dog'],
+      prompt: { promptTemplate: '{}' },
+    });
     expect(imageBatches).toEqual([1]);
     // And the other way round, for texts: classes embedded by classify are served to embedTexts from the cache.
     const textRuns = textBatches.length;
@@ -151,24 +180,35 @@ describe('ClipService embeddings on the tiny generated model', () => {
     const [imageVector] = (await fresh.embedImages({ model: 'tiny', images: [image] })).embeddings;
     expect(imageBatches).toEqual([1]);
     const scale = fresh.models()[0]!.logitScale!;
-    const logits = [vectors.embeddings[1]!, vectors.embeddings[0]!].map((text) => scale * text.reduce((sum, v, i) => sum + v * imageVector![i]!, 0));
+    const logits = [vectors.embeddings[1]!, vectors.embeddings[0]!].map(
+      (text) => scale * text.reduce((sum, v, i) => sum + v * imageVector![i]!, 0),
+    );
     const exps = logits.map((l) => Math.exp(l - Math.max(...logits)));
     exps.forEach((e, i) => expect(e / (exps[0]! + exps[1]!)).toBeCloseTo(classified.probabilities[0]![i]!, 6));
   });
 
   it('should give the same vectors from a model with the combined graph only', async () => {
     const combined = await started(new ClipService(options(combinedOnlyDir)));
-    const [imageVector] = (await combined.embedImages({ model: path.basename(combinedOnlyDir), images: [images[0]!] })).embeddings;
+    const [imageVector] = (await combined.embedImages({ model: path.basename(combinedOnlyDir), images: [images[0]!] }))
+      .embeddings;
     expectClose(imageVector!, reference.images[0]!);
-    const textVectors = (await combined.embedTexts({ model: path.basename(combinedOnlyDir), texts: TEXTS.slice(0, 2), prompt: {} })).embeddings;
+    const textVectors = (
+      await combined.embedTexts({ model: path.basename(combinedOnlyDir), texts: TEXTS.slice(0, 2), prompt: {} })
+    ).embeddings;
     textVectors.forEach((vector, index) => expectClose(vector, reference.texts[index]!));
   });
 
   it('should refuse an unknown model and an undecodable image with codes', async () => {
-    await expect(service.embedImages({ model: 'nope', images })).rejects.toMatchObject({ code: ErrorCode.BadUserInput });
-    await expect(service.embedTexts({ model: 'nope', texts: ['a'], prompt: {} })).rejects.toMatchObject({ code: ErrorCode.BadUserInput });
+    await expect(service.embedImages({ model: 'nope', images })).rejects.toMatchObject({
+      code: ErrorCode.BadUserInput,
+    });
+    await expect(service.embedTexts({ model: 'nope', texts: ['a'], prompt: {} })).rejects.toMatchObject({
+      code: ErrorCode.BadUserInput,
+    });
     const corrupt = Buffer.concat([images[0]!.subarray(0, 100), Buffer.alloc(100, 0x41)]);
-    await expect(service.embedImages({ model: 'tiny', images: [images[0]!, corrupt] })).rejects.toMatchObject({ code: ErrorCode.BadUserInput });
+    await expect(service.embedImages({ model: 'tiny', images: [images[0]!, corrupt] })).rejects.toMatchObject({
+      code: ErrorCode.BadUserInput,
+    });
   });
 });
 
@@ -194,12 +234,21 @@ describe('ClipService embeddings on every immich-layout family', () => {
       const [alone] = (await service.embedImages({ model: name, images: [images[1]!] })).embeddings;
       expectClose(alone!, imageVectors[1]!);
       // The vectors are the ones classify scores: softmax(scale · cos) for CLIP, sigmoid(scale · cos + bias) for SigLIP.
-      const { probabilities } = await service.classify({ model: name, images: [images[0]!], labels: texts, prompt: { promptTemplate: '{}' } });
-      const logits = textVectors.map((text) => info.logitScale! * text.reduce((sum, v, i) => sum + v * imageVectors[0]![i]!, 0));
+      const { probabilities } = await service.classify({
+        model: name,
+        images: [images[0]!],
+        labels: texts,
+        prompt: { promptTemplate: '{}' },
+      });
+      const logits = textVectors.map(
+        (text) => info.logitScale! * text.reduce((sum, v, i) => sum + v * imageVectors[0]![i]!, 0),
+      );
       const expected =
         info.scoring === 'sigmoid'
           ? logits.map((logit) => 1 / (1 + Math.exp(-(logit + (info.logitBias ?? 0)))))
-          : logits.map((logit) => Math.exp(logit - Math.max(...logits))).map((e, _i, all) => e / all.reduce((a, b) => a + b, 0));
+          : logits
+              .map((logit) => Math.exp(logit - Math.max(...logits)))
+              .map((e, _i, all) => e / all.reduce((a, b) => a + b, 0));
       probabilities[0]!.forEach((p, i) => expect(p).toBeCloseTo(expected[i]!, 5));
     },
   );

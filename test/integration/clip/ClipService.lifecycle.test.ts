@@ -14,7 +14,12 @@ import { TINY_MODEL_DIR } from '../../utils/testModel.js';
 const CLASSES = ['cat', 'dog'];
 
 async function classifyOn(service: ClipService, model: string, seed = 1): Promise<number[]> {
-  const { probabilities } = await service.classify({ model, images: [await noiseImage(seed)], labels: CLASSES, prompt: {} });
+  const { probabilities } = await service.classify({
+    model,
+    images: [await noiseImage(seed)],
+    labels: CLASSES,
+    prompt: {},
+  });
   return probabilities[0]!;
 }
 
@@ -26,15 +31,21 @@ describe('ClipService model lifecycle', () => {
   });
 
   it('should stop a model after its running inference, release it, and start it again on the next request', async () => {
-    const service = await started(new ClipService(testServiceOptions({ extraModels: [{ name: 'extra', source: TINY_MODEL_DIR }] })));
+    const service = await started(
+      new ClipService(testServiceOptions({ extraModels: [{ name: 'extra', source: TINY_MODEL_DIR }] })),
+    );
     await service.startModel('extra');
     expect(service.modelInfo('extra')).toMatchObject({ status: 'ready', load: 'eager' });
     expect(service.modelInfo('extra').sessionBytes).toBeGreaterThan(0);
 
     const image = await noiseImage(1);
     // The stop is asked for once the request is inside the model (its image cache is consulted there).
-    const inside = new Promise<void>((resolve) => service.events.on('cacheLookup', (e) => e.model === 'extra' && e.kind === 'image' && resolve()));
-    const running = service.classify({ model: 'extra', images: [image], labels: CLASSES, prompt: {} }).then((r) => r.probabilities[0]!);
+    const inside = new Promise<void>((resolve) =>
+      service.events.on('cacheLookup', (e) => e.model === 'extra' && e.kind === 'image' && resolve()),
+    );
+    const running = service
+      .classify({ model: 'extra', images: [image], labels: CLASSES, prompt: {} })
+      .then((r) => r.probabilities[0]!);
     await inside;
     const stopped = service.stopModel('extra');
     expect(service.modelInfo('extra').status).toBe('stopping');
@@ -55,8 +66,15 @@ describe('ClipService model lifecycle', () => {
   });
 
   it('should load a lazy model on its first request, not at start', async () => {
-    const service = await started(new ClipService(testServiceOptions({ extraModels: [{ name: 'lazy', source: `${TINY_MODEL_DIR};load=lazy` }] })));
-    expect(service.modelInfo('lazy')).toMatchObject({ status: 'uninitialized', load: 'lazy', embeddingSize: null, sessionBytes: null });
+    const service = await started(
+      new ClipService(testServiceOptions({ extraModels: [{ name: 'lazy', source: `${TINY_MODEL_DIR};load=lazy` }] })),
+    );
+    expect(service.modelInfo('lazy')).toMatchObject({
+      status: 'uninitialized',
+      load: 'lazy',
+      embeddingSize: null,
+      sessionBytes: null,
+    });
     await service.prepareModel('lazy');
     expect(service.modelInfo('lazy').status).toBe('ready');
     expect(service.modelInfo('lazy').embeddingSize).toBeGreaterThan(0);
@@ -66,9 +84,14 @@ describe('ClipService model lifecycle', () => {
   it('should fail requests on a model that cannot load with MODEL_UNAVAILABLE and the reason, and retry only on an explicit start', async () => {
     const empty = await mkdtemp(path.join(os.tmpdir(), 'lifecycle-empty-'));
     emptyDirs.push(empty);
-    const service = await started(new ClipService(testServiceOptions({ extraModels: [{ name: 'broken', source: `${empty};load=lazy` }] })));
+    const service = await started(
+      new ClipService(testServiceOptions({ extraModels: [{ name: 'broken', source: `${empty};load=lazy` }] })),
+    );
     const failure = classifyOn(service, 'broken');
-    await expect(failure).rejects.toMatchObject({ code: ErrorCode.ModelUnavailable, message: expect.stringMatching(/^The model broken is not available: .+/) });
+    await expect(failure).rejects.toMatchObject({
+      code: ErrorCode.ModelUnavailable,
+      message: expect.stringMatching(/^The model broken is not available: .+/),
+    });
     const info = service.modelInfo('broken');
     expect(info.status).toBe('failed');
     expect(info.error).toMatch(/\S/);

@@ -15,10 +15,12 @@ import { TINY_MODEL_DIR } from '../../utils/testModel.js';
 
 const LIMITS = TEST_IMAGE_LIMITS;
 
-function options(inference: Partial<ClipServiceOptions['inference']> = {}, caches = { textEmbeddings: 1000, imageEmbeddings: 1000 }): ClipServiceOptions {
+function options(
+  inference: Partial<ClipServiceOptions['inference']> = {},
+  caches = { textEmbeddings: 1000, imageEmbeddings: 1000 },
+): ClipServiceOptions {
   return testServiceOptions({ inference, caches });
 }
-
 
 const CLASSES = ['cat', 'dog', 'a red car', 'diagram'];
 
@@ -33,20 +35,36 @@ describe('ClipService on the tiny generated model', () => {
   it('should be ready and report the model, with the trained logit scale read from the combined graph', () => {
     expect(service.readiness()).toEqual({ ready: true, reason: null });
     const [info] = service.models();
-    expect(info).toMatchObject({ name: 'tiny', source: 'local:tiny', status: 'ready', precision: 'fp32', contextLength: 77, imageSize: 224 });
+    expect(info).toMatchObject({
+      name: 'tiny',
+      source: 'local:tiny',
+      status: 'ready',
+      precision: 'fp32',
+      contextLength: 77,
+      imageSize: 224,
+    });
     // exp(4.605170) = 100, not exp(config.json's logit_scale_init_value 2.6592) ≈ 14.3.
     expect(info!.logitScale).toBeCloseTo(100, 2);
   });
 
   it('should match an independent computation: softmax of the combined graph’s logits_per_image', async () => {
     const image = await noiseImage(1, { format: 'jpeg' });
-    const { probabilities } = await service.classify({ model: TINY_MODEL_DIR, images: [image], labels: CLASSES, prompt: { promptTemplate: '{}' } });
+    const { probabilities } = await service.classify({
+      model: TINY_MODEL_DIR,
+      images: [image],
+      labels: CLASSES,
+      prompt: { promptTemplate: '{}' },
+    });
 
     const files = await loadModelFiles(TINY_MODEL_DIR, 'fp32');
     const tokenizer = await ClipTokenizer.fromFile(files.tokenizerPath, { contextLength: 77 });
     const pixels = await preprocessImage(image, files.preprocessor, LIMITS);
     const session = await ort.InferenceSession.create(path.join(TINY_MODEL_DIR, 'onnx', 'model.onnx'));
-    const feeds = textFeeds(CLASSES.map((c) => Array.from(tokenizer.encode(c))), tokenizer.padId, 77);
+    const feeds = textFeeds(
+      CLASSES.map((c) => Array.from(tokenizer.encode(c))),
+      tokenizer.padId,
+      77,
+    );
     const out = await session.run({
       input_ids: new ort.Tensor('int64', feeds.input_ids!.data as BigInt64Array, [CLASSES.length, 77]),
       attention_mask: new ort.Tensor('int64', feeds.attention_mask!.data as BigInt64Array, [CLASSES.length, 77]),
@@ -64,7 +82,9 @@ describe('ClipService on the tiny generated model', () => {
   });
 
   it('should give the same probabilities for an image alone or inside a batch of 32', async () => {
-    const noCache = await started(new ClipService(options({ maxBatchWaitMs: 1500 }, { textEmbeddings: 1000, imageEmbeddings: 0 })));
+    const noCache = await started(
+      new ClipService(options({ maxBatchWaitMs: 1500 }, { textEmbeddings: 1000, imageEmbeddings: 0 })),
+    );
     const batches: number[] = [];
     noCache.events.on('batchCompleted', (e) => e.kind === 'image' && batches.push(e.size));
     const images = await Promise.all(Array.from({ length: 32 }, (_, i) => noiseImage(100 + i)));
@@ -79,10 +99,16 @@ describe('ClipService on the tiny generated model', () => {
     const replicated = await started(new ClipService(options({ visionReplicas: 2, intraOpThreads: 2 })));
     const images = await Promise.all(Array.from({ length: 6 }, (_, i) => noiseImage(400 + i)));
     const [one, two] = await Promise.all([
-      Promise.all(images.map((img) => service.classify({ model: TINY_MODEL_DIR, images: [img], labels: CLASSES, prompt: {} }))),
-      Promise.all(images.map((img) => replicated.classify({ model: TINY_MODEL_DIR, images: [img], labels: CLASSES, prompt: {} }))),
+      Promise.all(
+        images.map((img) => service.classify({ model: TINY_MODEL_DIR, images: [img], labels: CLASSES, prompt: {} })),
+      ),
+      Promise.all(
+        images.map((img) => replicated.classify({ model: TINY_MODEL_DIR, images: [img], labels: CLASSES, prompt: {} })),
+      ),
     ]);
-    one.forEach((r, i) => r.probabilities[0]!.forEach((p, j) => expect(Math.abs(p - two[i]!.probabilities[0]![j]!)).toBeLessThan(1e-5)));
+    one.forEach((r, i) =>
+      r.probabilities[0]!.forEach((p, j) => expect(Math.abs(p - two[i]!.probabilities[0]![j]!)).toBeLessThan(1e-5)),
+    );
   });
 
   it('should gather images of concurrent requests into shared batches', async () => {
@@ -90,7 +116,9 @@ describe('ClipService on the tiny generated model', () => {
     const sizes: number[] = [];
     fresh.events.on('batchCompleted', (e) => e.kind === 'image' && sizes.push(e.size));
     const images = await Promise.all(Array.from({ length: 8 }, (_, i) => noiseImage(300 + i)));
-    await Promise.all(images.map((img) => fresh.classify({ model: TINY_MODEL_DIR, images: [img], labels: CLASSES, prompt: {} })));
+    await Promise.all(
+      images.map((img) => fresh.classify({ model: TINY_MODEL_DIR, images: [img], labels: CLASSES, prompt: {} })),
+    );
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(8);
     expect(sizes.length).toBeLessThan(8);
   });
@@ -99,7 +127,9 @@ describe('ClipService on the tiny generated model', () => {
     const files = await loadModelFiles(TINY_MODEL_DIR, 'fp32');
     const tokenizer = await ClipTokenizer.fromFile(files.tokenizerPath, { contextLength: 77 });
     const graph = await OnnxGraph.load(files.textModelPath!, { intraOpThreads: 1, graphOptimizationLevel: 'all' });
-    const prompts = ['a photo of a cat.', 'a photo of a very small and rather sleepy tabby cat on a sofa.'].map((p) => Array.from(tokenizer.encode(p)));
+    const prompts = ['a photo of a cat.', 'a photo of a very small and rather sleepy tabby cat on a sofa.'].map((p) =>
+      Array.from(tokenizer.encode(p)),
+    );
     const real = await graph.run(textFeeds(prompts, tokenizer.padId), ['text_embeds']);
     const padded = await graph.run(textFeeds(prompts, tokenizer.padId, 77), ['text_embeds']);
     await graph.release();
@@ -116,7 +146,12 @@ describe('ClipService on the tiny generated model', () => {
     const image = await noiseImage(7);
     const first = await fresh.classify({ model: TINY_MODEL_DIR, images: [image], labels: CLASSES, prompt: {} });
     const before = textBatches.length;
-    const second = await fresh.classify({ model: TINY_MODEL_DIR, images: [await noiseImage(8)], labels: CLASSES, prompt: {} });
+    const second = await fresh.classify({
+      model: TINY_MODEL_DIR,
+      images: [await noiseImage(8)],
+      labels: CLASSES,
+      prompt: {},
+    });
     expect(textBatches.length).toBe(before);
     expect(lookups).toEqual({ hit: CLASSES.length, miss: CLASSES.length });
     expect(first.probabilities[0]).not.toEqual(second.probabilities[0]);
@@ -128,7 +163,12 @@ describe('ClipService on the tiny generated model', () => {
     fresh.events.on('batchCompleted', (e) => e.kind === 'image' && imageBatches.push(e.size));
     const image = await noiseImage(9);
     const first = await fresh.classify({ model: TINY_MODEL_DIR, images: [image], labels: CLASSES, prompt: {} });
-    const second = await fresh.classify({ model: TINY_MODEL_DIR, images: [Buffer.from(image)], labels: ['tree', 'house'], prompt: {} });
+    const second = await fresh.classify({
+      model: TINY_MODEL_DIR,
+      images: [Buffer.from(image)],
+      labels: ['tree', 'house'],
+      prompt: {},
+    });
     expect(imageBatches).toEqual([1]);
     expect(first.probabilities[0]).toHaveLength(4);
     expect(second.probabilities[0]).toHaveLength(2);
@@ -137,21 +177,38 @@ describe('ClipService on the tiny generated model', () => {
   it('should average the templates of a prompt ensemble', async () => {
     const image = await noiseImage(11);
     const templates = ['a photo of a {}.', 'a drawing of a {}.'];
-    const ensembled = await service.classify({ model: TINY_MODEL_DIR, images: [image], labels: CLASSES, prompt: { promptTemplates: templates } });
-    const single = await service.classify({ model: TINY_MODEL_DIR, images: [image], labels: CLASSES, prompt: { promptTemplate: templates[0]! } });
+    const ensembled = await service.classify({
+      model: TINY_MODEL_DIR,
+      images: [image],
+      labels: CLASSES,
+      prompt: { promptTemplates: templates },
+    });
+    const single = await service.classify({
+      model: TINY_MODEL_DIR,
+      images: [image],
+      labels: CLASSES,
+      prompt: { promptTemplate: templates[0]! },
+    });
     expect(ensembled.probabilities[0]!.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
     expect(ensembled.probabilities[0]).not.toEqual(single.probabilities[0]);
   });
 
   it('should refuse work with OVERLOADED when the image queue is full, and finish what it accepted', async () => {
-    const small = await started(new ClipService(options({ maxBatchSize: 1, maxQueuedImages: 2, maxBatchWaitMs: 0 }, { textEmbeddings: 100, imageEmbeddings: 0 })));
+    const small = await started(
+      new ClipService(
+        options(
+          { maxBatchSize: 1, maxQueuedImages: 2, maxBatchWaitMs: 0 },
+          { textEmbeddings: 100, imageEmbeddings: 0 },
+        ),
+      ),
+    );
     const images = await Promise.all(Array.from({ length: 12 }, (_, i) => noiseImage(500 + i)));
     const settled = await Promise.allSettled(
       images.map((img) => small.classify({ model: TINY_MODEL_DIR, images: [img], labels: CLASSES, prompt: {} })),
     );
     const refused = settled.filter((s) => s.status === 'rejected');
     expect(refused.length).toBeGreaterThan(0);
-    for (const r of refused) expect((r).reason).toMatchObject({ code: ErrorCode.Overloaded });
+    for (const r of refused) expect(r.reason).toMatchObject({ code: ErrorCode.Overloaded });
     for (const s of settled) if (s.status === 'fulfilled') expect(s.value.probabilities[0]).toHaveLength(4);
   });
 
@@ -168,7 +225,9 @@ describe('ClipService on the tiny generated model', () => {
   });
 
   it('should refuse an unknown model name and resolve kebab/snake variants', async () => {
-    await expect(service.classify({ model: 'nope', images: [await noiseImage(1)], labels: CLASSES, prompt: {} })).rejects.toMatchObject({
+    await expect(
+      service.classify({ model: 'nope', images: [await noiseImage(1)], labels: CLASSES, prompt: {} }),
+    ).rejects.toMatchObject({
       code: ErrorCode.BadUserInput,
     });
     expect(service.resolveModelName('TINY')).toBe('tiny');
@@ -177,7 +236,10 @@ describe('ClipService on the tiny generated model', () => {
 
   it('should report a failed extra model without taking the default down', async () => {
     const withBroken = await started(
-      new ClipService({ ...options(), extraModels: [{ name: 'broken', source: path.join(os.tmpdir(), 'clip-tests', 'models', 'no-such-model-dir') }] }),
+      new ClipService({
+        ...options(),
+        extraModels: [{ name: 'broken', source: path.join(os.tmpdir(), 'clip-tests', 'models', 'no-such-model-dir') }],
+      }),
     );
     await new Promise((r) => setTimeout(r, 50));
     const broken = withBroken.models().find((m) => m.name === 'broken');
@@ -185,7 +247,9 @@ describe('ClipService on the tiny generated model', () => {
     expect(broken?.error).toMatch(/no-such-model-dir/);
     expect(broken?.error).not.toContain(path.join(os.tmpdir(), 'clip-tests'));
     expect(withBroken.readiness().ready).toBe(true);
-    await expect(withBroken.classify({ model: 'broken', images: [await noiseImage(1)], labels: CLASSES, prompt: {} })).rejects.toMatchObject({
+    await expect(
+      withBroken.classify({ model: 'broken', images: [await noiseImage(1)], labels: CLASSES, prompt: {} }),
+    ).rejects.toMatchObject({
       code: ErrorCode.ModelUnavailable,
     });
   });
@@ -193,9 +257,13 @@ describe('ClipService on the tiny generated model', () => {
 
 describe('withoutServerPaths', () => {
   it('should keep only the last two segments of absolute paths, leaving URLs and hub ids alone', () => {
-    expect(withoutServerPaths("ENOENT: open '/srv/models/clip/onnx/text_model.onnx'")).toBe("ENOENT: open '…/onnx/text_model.onnx'");
-    expect(withoutServerPaths('Xenova/clip-vit-base-patch32: 404 at https://hub.example/Xenova/clip/resolve/main/onnx/model.onnx')).toBe(
-      'Xenova/clip-vit-base-patch32: 404 at https://hub.example/Xenova/clip/resolve/main/onnx/model.onnx',
+    expect(withoutServerPaths("ENOENT: open '/srv/models/clip/onnx/text_model.onnx'")).toBe(
+      "ENOENT: open '…/onnx/text_model.onnx'",
     );
+    expect(
+      withoutServerPaths(
+        'Xenova/clip-vit-base-patch32: 404 at https://hub.example/Xenova/clip/resolve/main/onnx/model.onnx',
+      ),
+    ).toBe('Xenova/clip-vit-base-patch32: 404 at https://hub.example/Xenova/clip/resolve/main/onnx/model.onnx');
   });
 });

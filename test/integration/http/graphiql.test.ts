@@ -20,7 +20,14 @@ beforeAll(async () => {
   app.all('/graphql', (_req, res) => void res.json({ data: { fellThrough: true } }));
   // And mounted inside a router at its endpoint, the other way a server might do it.
   const nested = express.Router();
-  nested.get('/', createGraphiqlHandler({ endpoint: '/nested/graphql', subscriptionEndpoint: '/nested/graphql', assetsPath: '/nested/graphql/assets' }));
+  nested.get(
+    '/',
+    createGraphiqlHandler({
+      endpoint: '/nested/graphql',
+      subscriptionEndpoint: '/nested/graphql',
+      assetsPath: '/nested/graphql/assets',
+    }),
+  );
   app.use('/nested/graphql', nested);
   server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -62,17 +69,34 @@ describe('createGraphiqlHandler', () => {
     const { html } = await page();
     const json = /<script type="application\/json" id="graphiql-config">(.*?)<\/script>/s.exec(html)?.[1] ?? '';
     expect(json).not.toContain('<');
-    const config = JSON.parse(json) as { endpoint: string; subscriptionEndpoint: string; defaultHeaders: string; defaultTabs: { query: string }[] };
+    const config = JSON.parse(json) as {
+      endpoint: string;
+      subscriptionEndpoint: string;
+      defaultHeaders: string;
+      defaultTabs: { query: string }[];
+    };
     expect(config.endpoint).toBe('/graphql');
     expect(config.subscriptionEndpoint).toBe('/graphql-ws');
     expect(JSON.parse(config.defaultHeaders)).toEqual({ Authorization: 'Bearer <your API key>' });
-    expect(config.defaultTabs.map((tab) => /^(mutation|subscription|query) (\w+)/m.exec(tab.query)?.[2])).toEqual(['Classify', 'JobUpdated', 'Models', 'EmbedTexts']);
+    expect(config.defaultTabs.map((tab) => /^(mutation|subscription|query) (\w+)/m.exec(tab.query)?.[2])).toEqual([
+      'Classify',
+      'JobUpdated',
+      'Models',
+      'EmbedTexts',
+    ]);
   });
 
   it('should pre-fill only tabs that are valid against the schema', async () => {
     const schema = await buildGraphqlSchema();
-    const config = graphiqlPageConfig({ endpoint: '/graphql', subscriptionEndpoint: '/graphql-ws', assetsPath: '/a', apiKeyHeader: undefined, title: 't' });
-    for (const tab of config.defaultTabs) expect(validate(schema, parse(tab.query)).map((error) => error.message)).toEqual([]);
+    const config = graphiqlPageConfig({
+      endpoint: '/graphql',
+      subscriptionEndpoint: '/graphql-ws',
+      assetsPath: '/a',
+      apiKeyHeader: undefined,
+      title: 't',
+    });
+    for (const tab of config.defaultTabs)
+      expect(validate(schema, parse(tab.query)).map((error) => error.message)).toEqual([]);
   });
 
   it('should let GraphQL requests through: JSON accept, no accept, a GET query, and POST', async () => {
@@ -82,7 +106,11 @@ describe('createGraphiqlHandler', () => {
     expect(await any.json()).toEqual({ data: { fellThrough: true } });
     const query = await fetch(`${base}/graphql?query=%7B__typename%7D`, { headers: { accept: BROWSER_ACCEPT } });
     expect(await query.json()).toEqual({ data: { fellThrough: true } });
-    const post = await fetch(`${base}/graphql`, { method: 'POST', headers: { accept: BROWSER_ACCEPT, 'content-type': 'application/json' }, body: '{}' });
+    const post = await fetch(`${base}/graphql`, {
+      method: 'POST',
+      headers: { accept: BROWSER_ACCEPT, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(await post.json()).toEqual({ data: { fellThrough: true } });
   });
 
@@ -120,21 +148,30 @@ describe('createGraphiqlHandler', () => {
   });
 
   it('should refuse options that are not absolute paths or header names', () => {
-    expect(() => createGraphiqlHandler({ endpoint: 'graphql', subscriptionEndpoint: '/graphql' })).toThrow(/expects endpoint to be an absolute URL path/);
-    expect(() => createGraphiqlHandler({ endpoint: '/graphql', subscriptionEndpoint: '/graphql', apiKeyHeader: 'bad header' })).toThrow(/header name/);
+    expect(() => createGraphiqlHandler({ endpoint: 'graphql', subscriptionEndpoint: '/graphql' })).toThrow(
+      /expects endpoint to be an absolute URL path/,
+    );
+    expect(() =>
+      createGraphiqlHandler({ endpoint: '/graphql', subscriptionEndpoint: '/graphql', apiKeyHeader: 'bad header' }),
+    ).toThrow(/header name/);
   });
 });
 
 describe('graphiqlContentSecurityPolicy', () => {
   it('should allow websockets to the request host only when it looks like a host', () => {
-    expect(graphiqlContentSecurityPolicy('localhost:4000')).toContain("connect-src 'self' ws://localhost:4000 wss://localhost:4000");
+    expect(graphiqlContentSecurityPolicy('localhost:4000')).toContain(
+      "connect-src 'self' ws://localhost:4000 wss://localhost:4000",
+    );
     expect(graphiqlContentSecurityPolicy('[::1]:4000')).toContain('ws://[::1]:4000');
     expect(graphiqlContentSecurityPolicy("evil.com; script-src 'unsafe-inline'")).toContain("connect-src 'self'; ");
     expect(graphiqlContentSecurityPolicy(undefined)).toContain("connect-src 'self'; ");
   });
 });
 
-function rawGet(path: string, headers: Record<string, string>): Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }> {
+function rawGet(
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
     http
       .get(`${base}${path}`, { headers }, (response) => {

@@ -13,7 +13,11 @@ import { silentLogger } from '../../../src/logger.js';
 
 const servers: http.Server[] = [];
 
-async function serve(options: { bundleDir?: string; apiKeyRequired?: boolean; graphiqlPath?: string | null }): Promise<string> {
+async function serve(options: {
+  bundleDir?: string;
+  apiKeyRequired?: boolean;
+  graphiqlPath?: string | null;
+}): Promise<string> {
   const app = express();
   app.use(
     createWebUiHandler({
@@ -88,12 +92,14 @@ describe('the page', () => {
       expect(plain.headers.get('cache-control')).toContain('immutable');
       const body = Buffer.from(await plain.arrayBuffer());
       const zipped = await new Promise<Buffer>((resolve, reject) => {
-        http.get(`${base}${url}`, { headers: { 'accept-encoding': 'gzip' } }, (answer) => {
-          expect(answer.headers['content-encoding']).toBe('gzip');
-          const chunks: Buffer[] = [];
-          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
-          answer.on('end', () => resolve(Buffer.concat(chunks)));
-        }).on('error', reject);
+        http
+          .get(`${base}${url}`, { headers: { 'accept-encoding': 'gzip' } }, (answer) => {
+            expect(answer.headers['content-encoding']).toBe('gzip');
+            const chunks: Buffer[] = [];
+            answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+            answer.on('end', () => resolve(Buffer.concat(chunks)));
+          })
+          .on('error', reject);
       });
       expect(gunzipSync(zipped).equals(body)).toBe(true);
       const again = await fetch(`${base}${url}`, { headers: { 'if-none-match': plain.headers.get('etag') ?? '' } });
@@ -106,7 +112,9 @@ describe('the page', () => {
     const script = assetUrls(html).find((url) => url.endsWith('.js')) ?? '';
     const code = await (await fetch(`${base}${script}`)).text();
     // An import statement starts a statement; `import(` would load code at run time; no absolute URLs at all.
-    const imports = [...code.matchAll(/(?:^|[;}\n])\s*import[\s{*"']|\bimport\(|https?:\/\//g)].map((match) => code.slice(match.index, match.index + 60));
+    const imports = [...code.matchAll(/(?:^|[;}\n])\s*import[\s{*"']|\bimport\(|https?:\/\//g)].map((match) =>
+      code.slice(match.index, match.index + 60),
+    );
     expect(imports).toEqual([]);
   });
 

@@ -8,7 +8,13 @@ import type { AddressInfo, Socket } from 'node:net';
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AppError, ImageUrlRefusal } from '../../../src/errors.js';
-import { createImageUrlFetcher, isImageUrl, type ImageUrlFetcherOptions, type ResolvedAddress, type Resolver } from '../../../src/imageUrls/index.js';
+import {
+  createImageUrlFetcher,
+  isImageUrl,
+  type ImageUrlFetcherOptions,
+  type ResolvedAddress,
+  type Resolver,
+} from '../../../src/imageUrls/index.js';
 
 const MAX_BYTES = 4096;
 
@@ -49,7 +55,9 @@ let active = 0;
 let mostActive = 0;
 
 beforeAll(async () => {
-  png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#3366cc' } }).png().toBuffer();
+  png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#3366cc' } })
+    .png()
+    .toBuffer();
   forbidden = await serve('127.0.0.2', (_req, res) => res.end(png));
   allowed = await serve('127.0.0.1', (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -134,7 +142,8 @@ const NAMES: Record<string, string[]> = {
 
 const resolveTestNames: Resolver = async (hostname) => {
   const addresses = NAMES[hostname];
-  if (addresses === undefined) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+  if (addresses === undefined)
+    throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
   return addresses.map((address): ResolvedAddress => ({ address, family: address.includes(':') ? 6 : 4 }));
 };
 
@@ -233,7 +242,9 @@ describe('createImageUrlFetcher', () => {
       const error = await refusalOf(fetcher().fetch(allowedUrl(path), 'image'));
       expect(error.refusal).toBe(ImageUrlRefusal.Forbidden);
     }
-    expect((await refusalOf(fetcher().fetch(allowedUrl('/to-credentials'), 'image'))).refusal).toBe(ImageUrlRefusal.Credentials);
+    expect((await refusalOf(fetcher().fetch(allowedUrl('/to-credentials'), 'image'))).refusal).toBe(
+      ImageUrlRefusal.Credentials,
+    );
     expect((await refusalOf(fetcher().fetch(allowedUrl('/to-file'), 'image'))).refusal).toBe(ImageUrlRefusal.Scheme);
     expect(forbidden.connections).toBe(0);
   });
@@ -248,9 +259,13 @@ describe('createImageUrlFetcher', () => {
 
   it('should refuse other schemes and credentials before any request', async () => {
     const before = allowed.requests.length;
-    expect((await refusalOf(fetcher().fetch('ftp://127.0.0.1/image.png', 'image'))).refusal).toBe(ImageUrlRefusal.Scheme);
+    expect((await refusalOf(fetcher().fetch('ftp://127.0.0.1/image.png', 'image'))).refusal).toBe(
+      ImageUrlRefusal.Scheme,
+    );
     expect((await refusalOf(fetcher().fetch('file:///etc/passwd', 'image'))).refusal).toBe(ImageUrlRefusal.Scheme);
-    expect((await refusalOf(fetcher().fetch(`http://user:pw@127.0.0.1:${allowed.port}/image.png`, 'image'))).refusal).toBe(ImageUrlRefusal.Credentials);
+    expect(
+      (await refusalOf(fetcher().fetch(`http://user:pw@127.0.0.1:${allowed.port}/image.png`, 'image'))).refusal,
+    ).toBe(ImageUrlRefusal.Credentials);
     expect((await refusalOf(fetcher().fetch('http://exa mple.com/', 'image'))).refusal).toBe(ImageUrlRefusal.Malformed);
     expect(allowed.requests.length).toBe(before);
   });

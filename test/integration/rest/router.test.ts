@@ -52,13 +52,25 @@ class JobsDouble implements JobSubmitter {
 
   complete(id: string, probabilities: number[][]): void {
     const job = this.#job(id);
-    this.jobs.set(id, { ...job, status: 'complete', startedAt: new Date(), finishedAt: new Date(), result: { task: 'classification', images: probabilities.map((p) => ({ probabilities: p })) } });
+    this.jobs.set(id, {
+      ...job,
+      status: 'complete',
+      startedAt: new Date(),
+      finishedAt: new Date(),
+      result: { task: 'classification', images: probabilities.map((p) => ({ probabilities: p })) },
+    });
   }
 
   completeEmbedding(id: string, embeddings: number[][]): void {
     const job = this.#job(id);
     if (job.task === 'classification') throw new Error(`${id} is a classification job`);
-    this.jobs.set(id, { ...job, status: 'complete', startedAt: new Date(), finishedAt: new Date(), result: { task: job.task, embeddings } });
+    this.jobs.set(id, {
+      ...job,
+      status: 'complete',
+      startedAt: new Date(),
+      finishedAt: new Date(),
+      result: { task: job.task, embeddings },
+    });
   }
 
   run(id: string): void {
@@ -66,7 +78,13 @@ class JobsDouble implements JobSubmitter {
   }
 
   fail(id: string, code: ErrorCode, message: string): void {
-    this.jobs.set(id, { ...this.#job(id), status: 'failed', startedAt: null, finishedAt: new Date(), error: { code, message } });
+    this.jobs.set(id, {
+      ...this.#job(id),
+      status: 'failed',
+      startedAt: null,
+      finishedAt: new Date(),
+      error: { code, message },
+    });
   }
 
   #job(id: string): Job {
@@ -77,7 +95,17 @@ class JobsDouble implements JobSubmitter {
 }
 
 function modelInfo(name: string): ModelInfo {
-  return { name, source: name, precision: 'fp32', status: 'ready', embeddingSize: 8, contextLength: 77, imageSize: 32, logitScale: 100, error: null };
+  return {
+    name,
+    source: name,
+    precision: 'fp32',
+    status: 'ready',
+    embeddingSize: 8,
+    contextLength: 77,
+    imageSize: 32,
+    logitScale: 100,
+    error: null,
+  };
 }
 
 const MODELS = [modelInfo('clip-vit-base-patch32'), modelInfo('tiny_test')];
@@ -154,7 +182,10 @@ describe('listing routes', () => {
 
   it('should list models in kebab case, also per task in either spelling', async () => {
     expect((await call('GET', '/models')).body).toEqual(['clip-vit-base-patch32', 'tiny-test']);
-    expect((await call('GET', '/tasks/zero_shot_image_classification/models')).body).toEqual(['clip-vit-base-patch32', 'tiny-test']);
+    expect((await call('GET', '/tasks/zero_shot_image_classification/models')).body).toEqual([
+      'clip-vit-base-patch32',
+      'tiny-test',
+    ]);
   });
 
   it('should list the tasks for a model in kebab or snake case', async () => {
@@ -176,13 +207,20 @@ describe('listing routes', () => {
     const answer = await call('GET', '/nothing/here');
     expect(answer.status).toBe(404);
     expect(answer.headers.get('content-type')).toMatch(/application\/json/);
-    expect(answer.body).toEqual({ error: { code: 'NOT_FOUND', message: 'No route GET /api/nothing/here' }, detail: 'No route GET /api/nothing/here' });
+    expect(answer.body).toEqual({
+      error: { code: 'NOT_FOUND', message: 'No route GET /api/nothing/here' },
+      detail: 'No route GET /api/nothing/here',
+    });
   });
 });
 
 describe('single-image jobs', () => {
   it('should submit the body as a job on the resolved model and answer {id, status: starting}', async () => {
-    const answer = await call('POST', `${TASK}/tiny_test/jobs`, { image: 'data:image/png;base64,AAAA', classes: ['cat', 'dog'], config: { promptTemplate: '{}' } });
+    const answer = await call('POST', `${TASK}/tiny_test/jobs`, {
+      image: 'data:image/png;base64,AAAA',
+      classes: ['cat', 'dog'],
+      config: { promptTemplate: '{}' },
+    });
     expect(answer.status).toBe(200);
     expect(answer.body).toEqual({ id: expect.any(String), status: 'starting' });
     expect(jobs.submitted.at(-1)).toEqual({
@@ -222,18 +260,33 @@ describe('single-image jobs', () => {
   it('should answer 404 for an unknown job', async () => {
     const answer = await call('GET', `${TASK}/jobs/does-not-exist`);
     expect(answer.status).toBe(404);
-    expect(answer.body).toMatchObject({ error: { code: 'NOT_FOUND' }, detail: expect.stringContaining('does-not-exist') });
+    expect(answer.body).toMatchObject({
+      error: { code: 'NOT_FOUND' },
+      detail: expect.stringContaining('does-not-exist'),
+    });
   });
 });
 
 describe('batched jobs', () => {
   it('should submit a list of images and answer a list of results on the batched route', async () => {
-    const answer = await call('POST', `${TASK}/batched/tiny-test/jobs`, { image: ['AAAA', 'BBBB'], classes: ['a', 'b', 'c'], config: {} });
+    const answer = await call('POST', `${TASK}/batched/tiny-test/jobs`, {
+      image: ['AAAA', 'BBBB'],
+      classes: ['a', 'b', 'c'],
+      config: {},
+    });
     expect(answer.status).toBe(200);
     const { id, status } = answer.body as { id: string; status: string };
     expect(status).toBe('starting');
-    expect(jobs.submitted.at(-1)).toMatchObject({ images: ['AAAA', 'BBBB'], batched: true, classes: ['a', 'b', 'c'], config: {} });
-    jobs.complete(id, [[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]]);
+    expect(jobs.submitted.at(-1)).toMatchObject({
+      images: ['AAAA', 'BBBB'],
+      batched: true,
+      classes: ['a', 'b', 'c'],
+      config: {},
+    });
+    jobs.complete(id, [
+      [0.2, 0.3, 0.5],
+      [0.1, 0.1, 0.8],
+    ]);
     expect((await call('GET', `${TASK}/batched/jobs/${id}`)).body).toEqual({
       status: 'complete',
       result: [{ probabilities: [0.2, 0.3, 0.5] }, { probabilities: [0.1, 0.1, 0.8] }],
@@ -250,7 +303,12 @@ describe('refusals', () => {
     ['a missing image', `${TASK}/tiny-test/jobs`, { classes: ['a'] }, 'image'],
     ['a list image on the single route', `${TASK}/tiny-test/jobs`, { image: ['AAAA'], classes: ['a'] }, 'image'],
     ['classes that are not a list', `${TASK}/tiny-test/jobs`, { image: 'AAAA', classes: 'a' }, 'classes'],
-    ['a non-string batched image', `${TASK}/batched/tiny-test/jobs`, { image: ['AAAA', 1], classes: ['a'] }, 'image[1]'],
+    [
+      'a non-string batched image',
+      `${TASK}/batched/tiny-test/jobs`,
+      { image: ['AAAA', 1], classes: ['a'] },
+      'image[1]',
+    ],
   ])('should answer 422 for %s, naming the field', async (_name, path, body, field) => {
     const answer = await call('POST', path, body);
     expect(answer.status).toBe(422);
@@ -286,29 +344,46 @@ describe('refusals', () => {
     const answer = await call('POST', `${TASK}/tiny-test/jobs`, '{"image": "AAAA", "classes": [');
     expect(answer.status).toBe(400);
     expect(answer.headers.get('content-type')).toMatch(/application\/json/);
-    expect(answer.body).toMatchObject({ error: { code: 'BAD_USER_INPUT', message: expect.stringMatching(/^Malformed JSON in request body/) } });
+    expect(answer.body).toMatchObject({
+      error: { code: 'BAD_USER_INPUT', message: expect.stringMatching(/^Malformed JSON in request body/) },
+    });
     expect(answer.text).not.toMatch(/<html|node_modules|\n\s+at /i);
   });
 
   it('should answer 413 JSON for a body over the limit', async () => {
     const answer = await call('POST', `${TASK}/tiny-test/jobs`, { image: 'A'.repeat(5000), classes: ['a'] });
     expect(answer.status).toBe(413);
-    expect(answer.body).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'Request body is over the size limit of 4096 bytes' } });
+    expect(answer.body).toMatchObject({
+      error: { code: 'PAYLOAD_TOO_LARGE', message: 'Request body is over the size limit of 4096 bytes' },
+    });
   });
 
   it('should answer 413 naming the setting for a body with too many values or too deep, before any job is submitted', async () => {
     const submitted = jobs.submitted.length;
     const many = await call('POST', `${TASK}/tiny-test/jobs`, `{"image":"AAAA","classes":[${'{},'.repeat(300)}{}]}`);
     expect(many.status).toBe(413);
-    expect(many.body).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('MAX_JSON_VALUES') } });
-    const deep = await call('POST', `${TASK}/tiny-test/jobs`, `{"image":"AAAA","classes":${'['.repeat(20)}${']'.repeat(20)}}`);
+    expect(many.body).toMatchObject({
+      error: { code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('MAX_JSON_VALUES') },
+    });
+    const deep = await call(
+      'POST',
+      `${TASK}/tiny-test/jobs`,
+      `{"image":"AAAA","classes":${'['.repeat(20)}${']'.repeat(20)}}`,
+    );
     expect(deep.status).toBe(413);
-    expect(deep.body).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('MAX_JSON_DEPTH') } });
+    expect(deep.body).toMatchObject({
+      error: { code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('MAX_JSON_DEPTH') },
+    });
     expect(jobs.submitted.length).toBe(submitted);
   });
 
   it('should answer 415 for a JSON body in a charset other than UTF-8', async () => {
-    const answer = await call('POST', `${TASK}/tiny-test/jobs`, '{"image":"AAAA","classes":["a"]}', 'application/json; charset=utf-16');
+    const answer = await call(
+      'POST',
+      `${TASK}/tiny-test/jobs`,
+      '{"image":"AAAA","classes":["a"]}',
+      'application/json; charset=utf-16',
+    );
     expect(answer.status).toBe(415);
     expect(answer.body).toMatchObject({ error: { code: 'BAD_USER_INPUT', message: expect.stringContaining('UTF-8') } });
   });
@@ -316,7 +391,9 @@ describe('refusals', () => {
   it('should answer 422 for a body that is not JSON at all', async () => {
     const answer = await call('POST', `${TASK}/tiny-test/jobs`, 'image=AAAA', 'text/plain');
     expect(answer.status).toBe(422);
-    expect(answer.body).toMatchObject({ error: { code: 'BAD_USER_INPUT', message: expect.stringContaining('application/json') } });
+    expect(answer.body).toMatchObject({
+      error: { code: 'BAD_USER_INPUT', message: expect.stringContaining('application/json') },
+    });
   });
 
   it('should mask an unexpected error as 500 and log the detail server-side only', async () => {
@@ -324,7 +401,10 @@ describe('refusals', () => {
     logLines.length = 0;
     const answer = await call('POST', `${TASK}/tiny-test/jobs`, { image: 'AAAA', classes: ['a'] });
     expect(answer.status).toBe(500);
-    expect(answer.body).toEqual({ error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' }, detail: 'Internal server error' });
+    expect(answer.body).toEqual({
+      error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' },
+      detail: 'Internal server error',
+    });
     expect(answer.text).not.toContain('/secret/path');
     expect(logLines.join('\n')).toContain('/secret/path/model.onnx');
   });
@@ -363,24 +443,55 @@ describe('embedding tasks', () => {
   it('should submit image-embedding jobs, single and batched, and answer {embedding} per image in order', async () => {
     const single = await call('POST', `${IMAGE}/tiny-test/jobs`, { image: 'data:image/png;base64,AAAA' });
     expect(single.body).toEqual({ id: expect.any(String), status: 'starting' });
-    expect(jobs.submitted.at(-1)).toEqual({ task: 'image-embedding', images: ['data:image/png;base64,AAAA'], imagesField: 'image', batched: false, model: 'tiny_test' });
+    expect(jobs.submitted.at(-1)).toEqual({
+      task: 'image-embedding',
+      images: ['data:image/png;base64,AAAA'],
+      imagesField: 'image',
+      batched: false,
+      model: 'tiny_test',
+    });
     const singleId = (single.body as { id: string }).id;
     jobs.completeEmbedding(singleId, [[0.6, 0.8]]);
-    expect((await call('GET', `${IMAGE}/jobs/${singleId}`)).body).toEqual({ status: 'complete', result: { embedding: [0.6, 0.8] } });
+    expect((await call('GET', `${IMAGE}/jobs/${singleId}`)).body).toEqual({
+      status: 'complete',
+      result: { embedding: [0.6, 0.8] },
+    });
 
     const batched = await call('POST', `${IMAGE}/batched/tiny-test/jobs`, { image: ['AAAA', 'BBBB'] });
     const batchedId = (batched.body as { id: string }).id;
     expect((await call('GET', `${IMAGE}/batched/jobs/${batchedId}`)).body).toEqual({ status: 'starting' });
-    jobs.completeEmbedding(batchedId, [[1, 0], [0, 1]]);
-    expect((await call('GET', `${IMAGE}/batched/jobs/${batchedId}`)).body).toEqual({ status: 'complete', result: [{ embedding: [1, 0] }, { embedding: [0, 1] }] });
+    jobs.completeEmbedding(batchedId, [
+      [1, 0],
+      [0, 1],
+    ]);
+    expect((await call('GET', `${IMAGE}/batched/jobs/${batchedId}`)).body).toEqual({
+      status: 'complete',
+      result: [{ embedding: [1, 0] }, { embedding: [0, 1] }],
+    });
   });
 
   it('should submit text-embedding jobs with the texts and config, and answer {embedding}', async () => {
-    const answer = await call('POST', `${TEXT}/batched/tiny-test/jobs`, { text: ['a cat', 'a dog'], config: { promptTemplate: 'a photo of {}' } });
-    expect(jobs.submitted.at(-1)).toEqual({ task: 'text-embedding', texts: ['a cat', 'a dog'], textsField: 'text', batched: true, config: { promptTemplate: 'a photo of {}' }, model: 'tiny_test' });
+    const answer = await call('POST', `${TEXT}/batched/tiny-test/jobs`, {
+      text: ['a cat', 'a dog'],
+      config: { promptTemplate: 'a photo of {}' },
+    });
+    expect(jobs.submitted.at(-1)).toEqual({
+      task: 'text-embedding',
+      texts: ['a cat', 'a dog'],
+      textsField: 'text',
+      batched: true,
+      config: { promptTemplate: 'a photo of {}' },
+      model: 'tiny_test',
+    });
     const id = (answer.body as { id: string }).id;
-    jobs.completeEmbedding(id, [[1, 0], [0, 1]]);
-    expect((await call('GET', `${TEXT}/batched/jobs/${id}`)).body).toEqual({ status: 'complete', result: [{ embedding: [1, 0] }, { embedding: [0, 1] }] });
+    jobs.completeEmbedding(id, [
+      [1, 0],
+      [0, 1],
+    ]);
+    expect((await call('GET', `${TEXT}/batched/jobs/${id}`)).body).toEqual({
+      status: 'complete',
+      result: [{ embedding: [1, 0] }, { embedding: [0, 1] }],
+    });
   });
 
   it("should answer 404 NOT_FOUND for a job read on another task's route", async () => {
@@ -389,7 +500,9 @@ describe('embedding tasks', () => {
     for (const path of [`${IMAGE}/jobs/${id}`, `${TASK}/jobs/${id}`, `${IMAGE}/batched/jobs/${id}`]) {
       const answer = await call('GET', path);
       expect(answer.status).toBe(404);
-      expect(answer.body).toMatchObject({ error: { code: 'NOT_FOUND', message: expect.stringContaining(`/api/tasks/text-embedding`) } });
+      expect(answer.body).toMatchObject({
+        error: { code: 'NOT_FOUND', message: expect.stringContaining(`/api/tasks/text-embedding`) },
+      });
     }
     expect((await call('GET', `${TEXT}/jobs/${id}`)).status).toBe(200);
   });

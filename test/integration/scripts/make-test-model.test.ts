@@ -19,7 +19,9 @@ const REFERENCE_TOKENIZER = path.join(SHARED_CLIP_DIR, 'tokenizer.reference.json
 const hasReference = fs.existsSync(REFERENCE_TOKENIZER);
 if (!hasReference) console.log(`skipping the tokenizer.json reference comparison: ${REFERENCE_TOKENIZER} is absent`);
 
-const ClipBpe = ('default' in clipBpeModule ? clipBpeModule.default : clipBpeModule) as unknown as new () => { encode(text: string): number[] };
+const ClipBpe = ('default' in clipBpeModule ? clipBpeModule.default : clipBpeModule) as unknown as new () => {
+  encode(text: string): number[];
+};
 const bpe = new ClipBpe();
 
 const sessionOptions: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
@@ -69,7 +71,10 @@ function textBatch(prompts: readonly string[], length?: number): { input_ids: or
       mask[r * width + i] = 1n;
     });
   });
-  return { input_ids: new ort.Tensor('int64', ids, [rows.length, width]), attention_mask: new ort.Tensor('int64', mask, [rows.length, width]) };
+  return {
+    input_ids: new ort.Tensor('int64', ids, [rows.length, width]),
+    attention_mask: new ort.Tensor('int64', mask, [rows.length, width]),
+  };
 }
 
 function rows(tensor: ort.Tensor): Float32Array[] {
@@ -96,22 +101,50 @@ function output(result: ort.InferenceSession.OnnxValueMapType, name: string): or
   return tensor;
 }
 
-const PROMPTS = ['a photo of a dog.', 'a photo of a cat.', 'a diagram', 'an oil painting of a lighthouse at dusk, seen from the sea'];
+const PROMPTS = [
+  'a photo of a dog.',
+  'a photo of a cat.',
+  'a diagram',
+  'an oil painting of a lighthouse at dusk, seen from the sea',
+];
 
 describe('make-test-model (tiny)', () => {
   it('should write every file of the hub layout, with parseable JSON', async () => {
-    const jsonFiles = ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'vocab.json', 'tokenizer_config.json', 'special_tokens_map.json'];
-    const onnxFiles = ['vision_model', 'text_model', 'model'].flatMap((name) => [`onnx/${name}.onnx`, `onnx/${name}_quantized.onnx`]);
-    for (const file of [...jsonFiles, 'merges.txt', ...onnxFiles]) expect(fs.statSync(path.join(TINY_MODEL_DIR, file)).size, file).toBeGreaterThan(0);
+    const jsonFiles = [
+      'config.json',
+      'preprocessor_config.json',
+      'tokenizer.json',
+      'vocab.json',
+      'tokenizer_config.json',
+      'special_tokens_map.json',
+    ];
+    const onnxFiles = ['vision_model', 'text_model', 'model'].flatMap((name) => [
+      `onnx/${name}.onnx`,
+      `onnx/${name}_quantized.onnx`,
+    ]);
+    for (const file of [...jsonFiles, 'merges.txt', ...onnxFiles])
+      expect(fs.statSync(path.join(TINY_MODEL_DIR, file)).size, file).toBeGreaterThan(0);
     const parsed = Object.fromEntries(
-      await Promise.all(jsonFiles.map(async (file) => [file, JSON.parse(await readFile(path.join(TINY_MODEL_DIR, file), 'utf8')) as Record<string, unknown>])),
+      await Promise.all(
+        jsonFiles.map(async (file) => [
+          file,
+          JSON.parse(await readFile(path.join(TINY_MODEL_DIR, file), 'utf8')) as Record<string, unknown>,
+        ]),
+      ),
     );
     expect(parsed['config.json']).toMatchObject({
       model_type: 'clip',
       architectures: ['CLIPModel'],
       projection_dim: PROJECTION,
       logit_scale_init_value: 2.6592,
-      text_config: { vocab_size: 49408, max_position_embeddings: 77, hidden_act: 'quick_gelu', bos_token_id: 49406, eos_token_id: 49407, hidden_size: 32 },
+      text_config: {
+        vocab_size: 49408,
+        max_position_embeddings: 77,
+        hidden_act: 'quick_gelu',
+        bos_token_id: 49406,
+        eos_token_id: 49407,
+        hidden_size: 32,
+      },
       vision_config: { image_size: 224, patch_size: 32, hidden_size: 32, hidden_act: 'quick_gelu' },
     });
     expect(parsed['preprocessor_config.json']).toMatchObject({
@@ -123,7 +156,11 @@ describe('make-test-model (tiny)', () => {
       image_std: [0.26862954, 0.26130258, 0.27577711],
       image_processor_type: 'CLIPImageProcessor',
     });
-    expect(parsed['tokenizer_config.json']).toMatchObject({ tokenizer_class: 'CLIPTokenizer', model_max_length: 77, pad_token: '<|endoftext|>' });
+    expect(parsed['tokenizer_config.json']).toMatchObject({
+      tokenizer_class: 'CLIPTokenizer',
+      model_max_length: 77,
+      pad_token: '<|endoftext|>',
+    });
     expect(Object.keys(parsed['vocab.json'] ?? {})).toHaveLength(49408);
     const merges = (await readFile(path.join(TINY_MODEL_DIR, 'merges.txt'), 'utf8')).trimEnd().split('\n');
     expect(merges[0]).toBe('#version: 0.2');
@@ -132,7 +169,10 @@ describe('make-test-model (tiny)', () => {
 
   it.skipIf(!hasReference)('should write a tokenizer.json equal to the Hugging Face reference', async () => {
     const reference = JSON.parse(await readFile(REFERENCE_TOKENIZER, 'utf8')) as Record<string, unknown>;
-    const ours = JSON.parse(await readFile(path.join(TINY_MODEL_DIR, 'tokenizer.json'), 'utf8')) as Record<string, { vocab?: object }>;
+    const ours = JSON.parse(await readFile(path.join(TINY_MODEL_DIR, 'tokenizer.json'), 'utf8')) as Record<
+      string,
+      { vocab?: object }
+    >;
     for (const section of ['model', 'normalizer', 'pre_tokenizer', 'post_processor', 'added_tokens', 'decoder']) {
       expect(ours[section], section).toEqual(reference[section]);
     }
@@ -186,7 +226,9 @@ describe('make-test-model (tiny)', () => {
   it('should give logits_per_image = 100 · cosine of the two towers (shared weights, trained scale)', async () => {
     const images = pixelValues(3);
     const texts = textBatch(PROMPTS);
-    const imageEmbeds = rows(output(await (await session('vision_model.onnx')).run({ pixel_values: images }), 'image_embeds'));
+    const imageEmbeds = rows(
+      output(await (await session('vision_model.onnx')).run({ pixel_values: images }), 'image_embeds'),
+    );
     const textEmbeds = rows(output(await (await session('text_model.onnx')).run(texts), 'text_embeds'));
     const combined = await (await session('model.onnx')).run({ ...texts, pixel_values: images });
     const logits = rows(output(combined, 'logits_per_image'));
@@ -195,7 +237,9 @@ describe('make-test-model (tiny)', () => {
       textEmbeds.forEach((text, t) => {
         const expected = 100 * cosine(image, text);
         const actual = logits[i]?.[t] ?? NaN;
-        expect(Math.abs(actual - expected), `image ${i}, text ${t}`).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(expected)));
+        expect(Math.abs(actual - expected), `image ${i}, text ${t}`).toBeLessThanOrEqual(
+          1e-4 * Math.max(1, Math.abs(expected)),
+        );
         spread.push(actual);
       });
     });
@@ -210,7 +254,9 @@ describe('make-test-model (tiny)', () => {
     const real = rows(output(await text.run(textBatch(PROMPTS)), 'text_embeds'));
     const padded = rows(output(await text.run(textBatch(PROMPTS, 77)), 'text_embeds'));
     real.forEach((row, r) => {
-      row.forEach((value, i) => expect(Math.abs(value - (padded[r]?.[i] ?? NaN)), `prompt ${r}, dim ${i}`).toBeLessThanOrEqual(1e-5));
+      row.forEach((value, i) =>
+        expect(Math.abs(value - (padded[r]?.[i] ?? NaN)), `prompt ${r}, dim ${i}`).toBeLessThanOrEqual(1e-5),
+      );
     });
     // Different prompts must differ, or the comparison above proves nothing.
     expect(cosine(real[0] ?? new Float32Array(), real[2] ?? new Float32Array())).toBeLessThan(0.999);
@@ -226,7 +272,9 @@ describe('make-test-model (tiny)', () => {
     for (const [model, name, feeds] of pairs) {
       const fp32 = rows(output(await (await session(`${model}.onnx`)).run(feeds), name));
       const int8 = rows(output(await (await session(`${model}_quantized.onnx`)).run(feeds), name));
-      fp32.forEach((row, r) => expect(cosine(row, int8[r] ?? new Float32Array()), `${model} row ${r}`).toBeGreaterThanOrEqual(0.99));
+      fp32.forEach((row, r) =>
+        expect(cosine(row, int8[r] ?? new Float32Array()), `${model} row ${r}`).toBeGreaterThanOrEqual(0.99),
+      );
       // Quantised, not copied: the outputs are close but not identical.
       expect(fp32[0]).not.toEqual(int8[0]);
     }

@@ -17,10 +17,14 @@ function testGraph(): Graph {
   const builder = new GraphBuilder('quantize_test');
   const x = builder.input({ name: 'x', elemType: DataType.Float, shape: ['rows', K] });
   const ids = builder.input({ name: 'ids', elemType: DataType.Int64, shape: ['count'] });
-  const weight = builder.initializer(floatTensor('w', [K, N], fillNormal(new Float32Array(K * N), createRng(0, 'w'), 0.1)));
+  const weight = builder.initializer(
+    floatTensor('w', [K, N], fillNormal(new Float32Array(K * N), createRng(0, 'w'), 0.1)),
+  );
   const bias = builder.initializer(floatTensor('b', [N], fillNormal(new Float32Array(N), createRng(0, 'b'), 0.1)));
   builder.op('Add', [builder.op('MatMul', [x, weight]), bias], [], { outputs: ['y'] });
-  const table = builder.initializer(floatTensor('e', [VOCAB, N], fillNormal(new Float32Array(VOCAB * N), createRng(0, 'e'), 0.02)));
+  const table = builder.initializer(
+    floatTensor('e', [VOCAB, N], fillNormal(new Float32Array(VOCAB * N), createRng(0, 'e'), 0.02)),
+  );
   builder.op('Gather', [table, ids], [attr.int('axis', 0)], { outputs: ['z'] });
   builder.output({ name: 'y', elemType: DataType.Float, shape: ['rows', N] });
   builder.output({ name: 'z', elemType: DataType.Float, shape: ['count', N] });
@@ -40,7 +44,11 @@ describe('quantizeDynamic', () => {
     const graph = testGraph();
     const quantized = quantizeDynamic(graph);
     const matmul = quantized.nodes.find((node) => node.opType === 'DynamicQuantizeMatMul');
-    expect(matmul).toMatchObject({ domain: MICROSOFT_DOMAIN, inputs: ['x', 'w_quantized', 'w_scale', 'w_zero_point', 'b'], outputs: ['y'] });
+    expect(matmul).toMatchObject({
+      domain: MICROSOFT_DOMAIN,
+      inputs: ['x', 'w_quantized', 'w_scale', 'w_zero_point', 'b'],
+      outputs: ['y'],
+    });
     expect(quantized.nodes.some((node) => node.opType === 'MatMul' || node.opType === 'Add')).toBe(false);
     expect(quantized.initializers.get('w_quantized')).toMatchObject({ dataType: DataType.Int8, dims: [K, N] });
     expect(quantized.initializers.get('w_scale')?.dims).toEqual([N]);
@@ -65,12 +73,21 @@ describe('quantizeDynamic', () => {
     await writeOnnxModel(files.int8, {
       ...model,
       graph: quantizeDynamic(graph),
-      opsetImports: [{ domain: '', version: 17 }, { domain: MICROSOFT_DOMAIN, version: 1 }],
+      opsetImports: [
+        { domain: '', version: 17 },
+        { domain: MICROSOFT_DOMAIN, version: 1 },
+      ],
     });
     const x = fillNormal(new Float32Array(8 * K), createRng(1, 'x'), 1);
-    const feeds = { x: new ort.Tensor('float32', x, [8, K]), ids: new ort.Tensor('int64', BigInt64Array.of(0n, 5n, 99n), [3]) };
+    const feeds = {
+      x: new ort.Tensor('float32', x, [8, K]),
+      ids: new ort.Tensor('int64', BigInt64Array.of(0n, 5n, 99n), [3]),
+    };
     const options = { intraOpNumThreads: 1 };
-    const [fp32, int8] = await Promise.all([ort.InferenceSession.create(files.fp32, options), ort.InferenceSession.create(files.int8, options)]);
+    const [fp32, int8] = await Promise.all([
+      ort.InferenceSession.create(files.fp32, options),
+      ort.InferenceSession.create(files.int8, options),
+    ]);
     const expected = await fp32.run(feeds);
     const actual = await int8.run(feeds);
     for (const name of ['y', 'z']) {

@@ -15,7 +15,8 @@ import { redisServerPath, startRedisServer, type RedisServer } from '../../utils
 
 const REDIS = redisServerPath();
 const KEYS = new RedisKeys('cluster-test');
-if (REDIS === null) console.log('skipping the cluster test: redis-server is not installed (apt-get install redis-server)');
+if (REDIS === null)
+  console.log('skipping the cluster test: redis-server is not installed (apt-get install redis-server)');
 
 const CLASSIFY = 'mutation($input: ClassifyInput!) { classify(input: $input) { id status } }';
 const JOB = 'query($id: ID!) { job(id: $id) { id status error { code } result { images { probabilities } } } }';
@@ -29,12 +30,22 @@ const workers: ProcessServer[] = [];
 async function pngDataUrl(seed: number, size = 32): Promise<string> {
   const pixels = Buffer.alloc(size * size * 3);
   for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 13 + seed * 101 + ((i * seed) % 23) * 5) % 256;
-  const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+  const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .png()
+    .toBuffer();
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
-async function gql<T>(server: ProcessServer, query: string, variables: Record<string, unknown>): Promise<{ data?: T; errors?: { extensions?: { code?: string } }[] }> {
-  const response = await fetch(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+async function gql<T>(
+  server: ProcessServer,
+  query: string,
+  variables: Record<string, unknown>,
+): Promise<{ data?: T; errors?: { extensions?: { code?: string } }[] }> {
+  const response = await fetch(server.graphqlUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query, variables }),
+  });
   return (await response.json()) as { data?: T; errors?: { extensions?: { code?: string } }[] };
 }
 
@@ -44,15 +55,18 @@ async function gql<T>(server: ProcessServer, query: string, variables: Record<st
  */
 async function untilIdle(api: ProcessServer): Promise<void> {
   await expect
-    .poll(async () => {
-      const text = await (await fetch(`${api.url}/metrics`)).text();
-      // The job gauges come from the store, clip_pending_images from the admission counts, released a moment later.
-      const gauges = text.match(/^clip_jobs_active\{status="(queued|running)"\} (\d+)|^clip_pending_images (\d+)/gm);
-      return gauges?.length === 3 && gauges.every((line) => line.endsWith(' 0'));
-    }, {
-      timeout: 30_000,
-      interval: 250,
-    })
+    .poll(
+      async () => {
+        const text = await (await fetch(`${api.url}/metrics`)).text();
+        // The job gauges come from the store, clip_pending_images from the admission counts, released a moment later.
+        const gauges = text.match(/^clip_jobs_active\{status="(queued|running)"\} (\d+)|^clip_pending_images (\d+)/gm);
+        return gauges?.length === 3 && gauges.every((line) => line.endsWith(' 0'));
+      },
+      {
+        timeout: 30_000,
+        interval: 250,
+      },
+    )
     .toBe(true);
 }
 
@@ -60,14 +74,18 @@ async function untilIdle(api: ProcessServer): Promise<void> {
 async function untilReleased(): Promise<void> {
   const client = new Redis(redis.url);
   try {
-    await expect.poll(async () => Number((await client.hget(KEYS.admission, 'jobs')) ?? 0), { timeout: 30_000, interval: 5 }).toBe(0);
+    await expect
+      .poll(async () => Number((await client.hget(KEYS.admission, 'jobs')) ?? 0), { timeout: 30_000, interval: 5 })
+      .toBe(0);
   } finally {
     client.disconnect();
   }
 }
 
 async function submit(server: ProcessServer, images: string[]): Promise<string> {
-  const body = await gql<{ classify: { id: string } }>(server, CLASSIFY, { input: { images, classes: ['a cat', 'a dog'] } });
+  const body = await gql<{ classify: { id: string } }>(server, CLASSIFY, {
+    input: { images, classes: ['a cat', 'a dog'] },
+  });
   const id = body.data?.classify.id;
   if (id === undefined) throw new Error(`classify refused: ${JSON.stringify(body).slice(0, 300)}`);
   return id;
@@ -136,9 +154,12 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
     const order = ['QUEUED', 'RUNNING', 'COMPLETE'];
     expect(seen.at(-1)).toBe('COMPLETE');
     expect(seen).toEqual(order.slice(order.indexOf(seen[0] ?? '')));
-    const job = await gql<{ job: { status: string; result: { images: { probabilities: number[] }[] } } }>(api2, JOB, { id });
+    const job = await gql<{ job: { status: string; result: { images: { probabilities: number[] }[] } } }>(api2, JOB, {
+      id,
+    });
     expect(job.data?.job.result.images).toHaveLength(3);
-    for (const image of job.data?.job.result.images ?? []) expect(image.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    for (const image of job.data?.job.result.images ?? [])
+      expect(image.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
     const rest = await fetch(`${api2.url}/api/tasks/zero-shot-image-classification/batched/jobs/${id}`);
     expect(rest.status).toBe(200);
     const restBody = (await rest.json()) as { status: string; result: unknown[] };
@@ -161,9 +182,23 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
     expect((await fetch(`${worker.url}/ready`)).status).toBe(200);
     expect((await fetch(`${worker.url}/graphql`)).status).toBe(404);
     // Model metadata on the API comes from what the workers registered.
-    const models = await gql<{ models: { status: string; embeddingSize: number | null }[] }>(api1, '{ models { status embeddingSize } }', {});
+    const models = await gql<{ models: { status: string; embeddingSize: number | null }[] }>(
+      api1,
+      '{ models { status embeddingSize } }',
+      {},
+    );
     await expect
-      .poll(async () => (await gql<{ models: { status: string; embeddingSize: number | null }[] }>(api1, '{ models { status embeddingSize } }', {})).data?.models[0], { timeout: 10_000 })
+      .poll(
+        async () =>
+          (
+            await gql<{ models: { status: string; embeddingSize: number | null }[] }>(
+              api1,
+              '{ models { status embeddingSize } }',
+              {},
+            )
+          ).data?.models[0],
+        { timeout: 10_000 },
+      )
       .toMatchObject({ status: 'READY', embeddingSize: expect.any(Number) });
     expect(models.errors).toBeUndefined();
   });
@@ -182,14 +217,17 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
     const image = await pngDataUrl(7, 64);
     const images = Array.from({ length: 16 }, () => image);
     await untilIdle(api1);
-    const submittedOn = (api: ProcessServer) => metricValue(api.url, 'clip_jobs_total', 'status="queued",task="classification"').then((value) => value ?? 0);
+    const submittedOn = (api: ProcessServer) =>
+      metricValue(api.url, 'clip_jobs_total', 'status="queued",task="classification"').then((value) => value ?? 0);
     const submittedBefore = await Promise.all([submittedOn(api1), submittedOn(api2)]);
     // Workers paused, so nothing finishes during the burst and the count is exact (admission is one atomic Lua step).
     for (const worker of workers) worker.child.kill('SIGSTOP');
     try {
       const outcomes = await Promise.all(
         [...Array(30).keys()].map(async (i) => {
-          const body = await gql<{ classify: { id: string } }>(i % 2 === 0 ? api1 : api2, CLASSIFY, { input: { images, classes: ['a', 'b'] } });
+          const body = await gql<{ classify: { id: string } }>(i % 2 === 0 ? api1 : api2, CLASSIFY, {
+            input: { images, classes: ['a', 'b'] },
+          });
           return body.data?.classify.id ?? body.errors?.[0]?.extensions?.code ?? 'none';
         }),
       );
@@ -201,10 +239,15 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
       expect(submittedAfter[0] - submittedBefore[0] + submittedAfter[1] - submittedBefore[1]).toBe(12);
       for (const api of [api1, api2]) {
         await expect
-          .poll(async () => ((await metricValue(api.url, 'clip_jobs_active', 'status="queued"')) ?? 0) + ((await metricValue(api.url, 'clip_jobs_active', 'status="running"')) ?? 0), {
-            timeout: 5_000,
-            interval: 200,
-          })
+          .poll(
+            async () =>
+              ((await metricValue(api.url, 'clip_jobs_active', 'status="queued"')) ?? 0) +
+              ((await metricValue(api.url, 'clip_jobs_active', 'status="running"')) ?? 0),
+            {
+              timeout: 5_000,
+              interval: 200,
+            },
+          )
           .toBe(12);
         expect(await metricValue(api.url, 'clip_pending_images')).toBe(12 * 16);
       }
@@ -212,7 +255,9 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
       for (const id of accepted) expect(await settled(api1, id, 120_000)).toBe('COMPLETE');
       // Completions are stored by the workers, so they count there, not on the APIs that only heard of them.
       expect(await metricValue(api1.url, 'clip_jobs_total', 'status="complete",task="classification"')).toBeUndefined();
-      const completedOn = await Promise.all(workers.map((worker) => metricValue(worker.url, 'clip_jobs_total', 'status="complete",task="classification"')));
+      const completedOn = await Promise.all(
+        workers.map((worker) => metricValue(worker.url, 'clip_jobs_total', 'status="complete",task="classification"')),
+      );
       expect(completedOn.reduce((sum: number, value) => sum + (value ?? 0), 0)).toBeGreaterThanOrEqual(12);
     } finally {
       for (const worker of workers) worker.child.kill('SIGCONT');
@@ -257,7 +302,9 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
     await redis.restart();
     for (const server of [...apis, ...workers]) {
       expect(server.child.exitCode).toBeNull();
-      await expect.poll(async () => (await fetch(`${server.url}/ready`)).status, { timeout: 30_000, interval: 200 }).toBe(200);
+      await expect
+        .poll(async () => (await fetch(`${server.url}/ready`)).status, { timeout: 30_000, interval: 200 })
+        .toBe(200);
     }
     for (const id of accepted) expect(await settled(api1, id, 120_000)).toBe('COMPLETE');
     expect(await settled(api2, await submit(api2, images), 60_000)).toBe('COMPLETE');
@@ -270,7 +317,10 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
     const ids = await Promise.all([0, 1, 2, 3].map(() => submit(api1, images)));
     // Wait until the victim runs at least one of them.
     const deadline = Date.now() + 30_000;
-    while (!victim.logs.some((line) => line.msg === 'job running' && ids.includes(line.jobId ?? '')) && Date.now() < deadline) {
+    while (
+      !victim.logs.some((line) => line.msg === 'job running' && ids.includes(line.jobId ?? '')) &&
+      Date.now() < deadline
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     victim.child.kill('SIGKILL');
@@ -278,7 +328,9 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
     for (const id of ids) expect(await settled(api1, id, 90_000)).toBe('COMPLETE');
     const survivor = workers[1] as ProcessServer;
     for (const id of ids) {
-      const completions = [...victim.logs, ...survivor.logs].filter((line) => line.msg === 'job complete' && line.jobId === id);
+      const completions = [...victim.logs, ...survivor.logs].filter(
+        (line) => line.msg === 'job complete' && line.jobId === id,
+      );
       expect(completions).toHaveLength(1);
     }
     workers[0] = await startWorker();
@@ -291,7 +343,8 @@ describe.skipIf(REDIS === null)('a cluster of 2 APIs and 2 workers on Redis', ()
     const ids: string[] = [];
     for (let i = 0; i < 10; i += 1) ids.push(await submit(api1, images));
     const deadline = Date.now() + 30_000;
-    while (!leaving.logs.some((line) => line.msg === 'job running') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (!leaving.logs.some((line) => line.msg === 'job running') && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
     leaving.child.kill('SIGTERM');
     expect(await leaving.exited).toBe(0);
     for (const id of ids) expect(await settled(api1, id, 120_000)).toBe('COMPLETE');

@@ -26,7 +26,9 @@ async function workerStatuses(model: string): Promise<string[]> {
   try {
     const keys = await client.keys(KEYS.models('*'));
     const values = keys.length === 0 ? [] : await client.mget(...keys);
-    return values.flatMap((value) => (value === null ? [] : (JSON.parse(value) as ModelInfo[]).filter((m) => m.name === model).map((m) => m.status)));
+    return values.flatMap((value) =>
+      value === null ? [] : (JSON.parse(value) as ModelInfo[]).filter((m) => m.name === model).map((m) => m.status),
+    );
   } finally {
     client.disconnect();
   }
@@ -47,7 +49,12 @@ async function control(model: string, change: 'start' | 'stop'): Promise<void> {
 describe.skipIf(REDIS === null)('model control in a cluster of 1 API and 2 workers', () => {
   beforeAll(async () => {
     redis = await startRedisServer({ persistent: false });
-    const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: KEYS.prefix, CLIP_MODELS: `extra=${TINY_MODEL_DIR}`, LOG_LEVEL: 'info' };
+    const env = {
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: KEYS.prefix,
+      CLIP_MODELS: `extra=${TINY_MODEL_DIR}`,
+      LOG_LEVEL: 'info',
+    };
     const started = await Promise.all([
       startProcessServer({ ...env, ROLE: 'api' }, undefined, 120_000),
       startProcessServer({ ...env, ROLE: 'worker' }, undefined, 120_000),
@@ -67,19 +74,36 @@ describe.skipIf(REDIS === null)('model control in a cluster of 1 API and 2 worke
     await expect.poll(async () => (await statusOf('extra')).status, { timeout: 10_000, interval: 200 }).toBe('running');
 
     await control('extra', 'stop');
-    await expect.poll(() => workerStatuses('extra'), { timeout: 60_000, interval: 200 }).toEqual(['stopped', 'stopped']);
+    await expect
+      .poll(() => workerStatuses('extra'), { timeout: 60_000, interval: 200 })
+      .toEqual(['stopped', 'stopped']);
     // Stopped on every worker, so the cluster's status is stopped; the default model is untouched.
-    await expect.poll(async () => statusOf('extra'), { timeout: 10_000, interval: 200 }).toEqual({ status: 'stopped', jobs: [] });
+    await expect
+      .poll(async () => statusOf('extra'), { timeout: 10_000, interval: 200 })
+      .toEqual({ status: 'stopped', jobs: [] });
     expect(await workerStatuses('tiny')).toEqual(['ready', 'ready']);
 
     // A job on the stopped model: whichever worker takes it starts its copy; the cluster then runs the model.
     const pixels = Buffer.alloc(32 * 32 * 3, 77);
-    const image = (await sharp(pixels, { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer()).toString('base64');
+    const image = (
+      await sharp(pixels, { raw: { width: 32, height: 32, channels: 3 } })
+        .png()
+        .toBuffer()
+    ).toString('base64');
     const submitted = (await (
-      await fetch(`${api.url}/api/tasks/${TASK}/extra/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image, classes: ['a', 'b'] }) })
+      await fetch(`${api.url}/api/tasks/${TASK}/extra/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ image, classes: ['a', 'b'] }),
+      })
     ).json()) as { id: string };
     await expect
-      .poll(async () => ((await (await fetch(`${api.url}/api/tasks/${TASK}/jobs/${submitted.id}`)).json()) as { status: string }).status, { timeout: 60_000, interval: 200 })
+      .poll(
+        async () =>
+          ((await (await fetch(`${api.url}/api/tasks/${TASK}/jobs/${submitted.id}`)).json()) as { status: string })
+            .status,
+        { timeout: 60_000, interval: 200 },
+      )
       .toBe('complete');
     await expect.poll(async () => (await statusOf('extra')).status, { timeout: 10_000, interval: 200 }).toBe('running');
 

@@ -15,7 +15,8 @@ import { subscribe } from '../../utils/testServer.js';
 
 const REDIS = redisServerPath();
 const KEYS = new RedisKeys('privacy-test');
-if (REDIS === null) console.log('skipping the cluster privacy test: redis-server is not installed (apt-get install redis-server)');
+if (REDIS === null)
+  console.log('skipping the cluster privacy test: redis-server is not installed (apt-get install redis-server)');
 
 const KEY_A = `key-a-${randomBytes(16).toString('hex')}`;
 const KEY_B = `key-b-${randomBytes(16).toString('hex')}`;
@@ -40,7 +41,12 @@ interface Answer {
   body: { data?: Record<string, unknown> | null; errors?: { message: string; extensions?: { code?: string } }[] };
 }
 
-async function call(server: ProcessServer, key: string, query: string, variables: Record<string, unknown> = {}): Promise<Answer> {
+async function call(
+  server: ProcessServer,
+  key: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<Answer> {
   const response = await fetch(server.graphqlUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
@@ -98,7 +104,11 @@ describe.skipIf(REDIS === null)('separation between API keys across 2 APIs on Re
   beforeAll(async () => {
     redis = await startRedisServer();
     const pixels = Buffer.alloc(16 * 16 * 3, 99);
-    image = `data:image/png;base64,${(await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } }).png().toBuffer()).toString('base64')}`;
+    image = `data:image/png;base64,${(
+      await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } })
+        .png()
+        .toBuffer()
+    ).toString('base64')}`;
     env = {
       REDIS_URL: redis.url,
       REDIS_KEY_PREFIX: KEYS.prefix,
@@ -109,7 +119,10 @@ describe.skipIf(REDIS === null)('separation between API keys across 2 APIs on Re
       LOG_LEVEL: 'debug',
     };
     // No worker yet: the first test needs jobs that stay queued.
-    [api1, api2] = await Promise.all([startProcessServer({ ...env, ROLE: 'api' }, undefined, 120_000), startProcessServer({ ...env, ROLE: 'api' }, undefined, 120_000)]);
+    [api1, api2] = await Promise.all([
+      startProcessServer({ ...env, ROLE: 'api' }, undefined, 120_000),
+      startProcessServer({ ...env, ROLE: 'api' }, undefined, 120_000),
+    ]);
   }, 240_000);
 
   afterAll(async () => {
@@ -117,7 +130,7 @@ describe.skipIf(REDIS === null)('separation between API keys across 2 APIs on Re
     await redis?.dispose();
   });
 
-  it("should hold a key to its share across both APIs while another key is admitted, and release every count once the jobs ran", async () => {
+  it('should hold a key to its share across both APIs while another key is admitted, and release every count once the jobs ran', async () => {
     const first = idOf(await classify(api1, KEY_A));
     const second = idOf(await classify(api2, KEY_A));
     const overGraphql = await classify(api2, KEY_A);
@@ -133,12 +146,18 @@ describe.skipIf(REDIS === null)('separation between API keys across 2 APIs on Re
     const ofB = idOf(await classify(api2, KEY_B));
 
     worker = await startProcessServer({ ...env, ROLE: 'worker' }, undefined, 120_000);
-    for (const [key, id] of [[KEY_A, first], [KEY_A, second], [KEY_B, ofB]] as const) {
+    for (const [key, id] of [
+      [KEY_A, first],
+      [KEY_A, second],
+      [KEY_B, ofB],
+    ] as const) {
       await expect.poll(() => statusOf(api1, key, id), { timeout: 60_000, interval: 100 }).toBe('COMPLETE');
     }
     const client = new Redis(redis.url);
     try {
-      await expect.poll(async () => Number((await client.hget(KEYS.admission, 'jobs')) ?? 0), { timeout: 30_000 }).toBe(0);
+      await expect
+        .poll(async () => Number((await client.hget(KEYS.admission, 'jobs')) ?? 0), { timeout: 30_000 })
+        .toBe(0);
       expect(await client.hgetall(KEYS.admissionOwners)).toEqual({});
     } finally {
       client.disconnect();
@@ -161,14 +180,20 @@ describe.skipIf(REDIS === null)('separation between API keys across 2 APIs on Re
     expect(withoutId(otherRest, id)).toBe(withoutId(await restJob(api2, KEY_B, unknown), unknown));
     const watched = await subscribe(api2.wsUrl, WATCH, { id }, { connectionParams: { apiKey: KEY_B } });
     expect(watched.messages[0]?.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
-    const listed = async (key: string): Promise<string[]> => ((await call(api2, key, JOBS)).body.data?.jobs as { nodes: { id: string }[] }).nodes.map((node) => node.id);
+    const listed = async (key: string): Promise<string[]> =>
+      ((await call(api2, key, JOBS)).body.data?.jobs as { nodes: { id: string }[] }).nodes.map((node) => node.id);
     expect(await listed(KEY_B)).not.toContain(id);
 
     for (const key of [KEY_A, ADMIN]) {
       expect(await statusOf(api2, key, id)).toBe('COMPLETE');
       expect((await restJob(api2, key, id)).status).toBe(200);
       expect(await listed(key)).toContain(id);
-      const own = await subscribe<{ jobUpdated: { status: string } }>(api2.wsUrl, WATCH, { id }, { connectionParams: { apiKey: key } });
+      const own = await subscribe<{ jobUpdated: { status: string } }>(
+        api2.wsUrl,
+        WATCH,
+        { id },
+        { connectionParams: { apiKey: key } },
+      );
       expect(own.messages.map((message) => message.data?.jobUpdated.status)).toEqual(['COMPLETE']);
     }
   }, 120_000);
@@ -177,7 +202,9 @@ describe.skipIf(REDIS === null)('separation between API keys across 2 APIs on Re
     const dump = await dumpRedis();
     expect(dump).toContain(`${KEYS.prefix}:job:`);
     // Each key's own job index is named by its keyed hash and expires with the key's last job.
-    const ownerIndexes = [...dump.matchAll(new RegExp(`^(${KEYS.prefix}:owner:[0-9a-f]{64}:jobs) zset`, 'gm'))].map((match) => match[1] as string);
+    const ownerIndexes = [...dump.matchAll(new RegExp(`^(${KEYS.prefix}:owner:[0-9a-f]{64}:jobs) zset`, 'gm'))].map(
+      (match) => match[1] as string,
+    );
     expect(ownerIndexes.length).toBeGreaterThanOrEqual(2);
     const client = new Redis(redis.url);
     try {
@@ -185,7 +212,9 @@ describe.skipIf(REDIS === null)('separation between API keys across 2 APIs on Re
     } finally {
       client.disconnect();
     }
-    const logs = [api1, api2, worker].map((server) => `${JSON.stringify(server?.logs)}\n${server?.output()}`).join('\n');
+    const logs = [api1, api2, worker]
+      .map((server) => `${JSON.stringify(server?.logs)}\n${server?.output()}`)
+      .join('\n');
     expect(logs.length).toBeGreaterThan(0);
     for (const key of [KEY_A, KEY_B, ADMIN]) {
       expect(dump).not.toContain(key);

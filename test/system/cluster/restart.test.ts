@@ -11,10 +11,12 @@ import { redisServerPath, startRedisServer, type RedisServer } from '../../utils
 import { distinctImages, gql, waitFor } from '../../utils/testServer.js';
 
 const REDIS = redisServerPath();
-if (REDIS === null) console.log('skipping the restart test: redis-server is not installed (apt-get install redis-server)');
+if (REDIS === null)
+  console.log('skipping the restart test: redis-server is not installed (apt-get install redis-server)');
 
 const CLASSIFY = 'mutation($input: ClassifyInput!) { classify(input: $input) { id status } }';
-const JOB = 'query($id: ID!) { job(id: $id) { id status finishedAt error { code } result { images { probabilities } } } }';
+const JOB =
+  'query($id: ID!) { job(id: $id) { id status finishedAt error { code } result { images { probabilities } } } }';
 const JOBS = '{ jobs(first: 100) { nodes { id status } } }';
 const CLASSES = ['a cat', 'a dog', 'a car'];
 
@@ -29,7 +31,8 @@ interface JobState {
 let redis: RedisServer;
 
 async function submit(server: ProcessServer, images: string[]): Promise<string> {
-  const body = (await gql<{ classify: { id: string } }>(server.url, CLASSIFY, { input: { images, classes: CLASSES } })).body;
+  const body = (await gql<{ classify: { id: string } }>(server.url, CLASSIFY, { input: { images, classes: CLASSES } }))
+    .body;
   const id = body.data?.classify.id;
   if (id === undefined) throw new Error(`classify refused: ${JSON.stringify(body).slice(0, 300)}`);
   return id;
@@ -87,7 +90,11 @@ describe.skipIf(REDIS === null)('ROLE=all with REDIS_URL across a restart', () =
       const images = await Promise.all([0, 1, 2, 3, 4, 5].map((job) => distinctImages(16, 1000 + 100 * job, 224)));
       const pending: string[] = [];
       for (const jobImages of images) pending.push(await submit(first, jobImages));
-      await waitFor(async () => (['RUNNING', 'COMPLETE'].includes((await jobOf(first, pending[0]!))?.status ?? '') ? true : undefined), 30_000);
+      await waitFor(
+        async () =>
+          ['RUNNING', 'COMPLETE'].includes((await jobOf(first, pending[0]!))?.status ?? '') ? true : undefined,
+        30_000,
+      );
       const statusesAtSignal = await Promise.all(pending.map(async (id) => (await jobOf(first, id))?.status));
       console.log(`${signal}: statuses at the signal: ${statusesAtSignal.join(' ')}`);
       const notRun = pending.filter((_, index) => statusesAtSignal[index] === 'QUEUED');
@@ -104,11 +111,16 @@ describe.skipIf(REDIS === null)('ROLE=all with REDIS_URL across a restart', () =
       const second = await startProcessServer(env);
       // The completed job, unchanged, on GraphQL, in the job list, and on the FES REST route.
       expect(await jobOf(second, done)).toEqual(before);
-      const listed = (await gql<{ jobs: { nodes: { id: string; status: string }[] } }>(second.url, JOBS)).body.data?.jobs.nodes ?? [];
+      const listed =
+        (await gql<{ jobs: { nodes: { id: string; status: string }[] } }>(second.url, JOBS)).body.data?.jobs.nodes ??
+        [];
       expect(listed.map((job) => job.id)).toEqual(expect.arrayContaining([done, ...pending]));
       const rest = await fetch(`${second.url}/api/tasks/zero-shot-image-classification/batched/jobs/${done}`);
       expect(rest.status).toBe(200);
-      expect(await rest.json()).toEqual({ status: 'complete', result: before.result?.images.map(({ probabilities }) => ({ probabilities })) });
+      expect(await rest.json()).toEqual({
+        status: 'complete',
+        result: before.result?.images.map(({ probabilities }) => ({ probabilities })),
+      });
 
       // Every pending job completes, each once across both processes; the ones never started, by the second.
       for (const id of pending) {
@@ -118,7 +130,8 @@ describe.skipIf(REDIS === null)('ROLE=all with REDIS_URL across a restart', () =
         const logged = completions(first, id) + completions(second, id);
         // A SIGKILL can land after the first process's completion was stored but before it logged it (the log line
         // follows the store's reply): then no line says so, and the stored finish must predate the kill. Never two.
-        if (signal === 'SIGKILL' && logged === 0) expect(new Date(job.finishedAt ?? '').getTime(), `finish of ${id}`).toBeLessThan(killedAt.getTime());
+        if (signal === 'SIGKILL' && logged === 0)
+          expect(new Date(job.finishedAt ?? '').getTime(), `finish of ${id}`).toBeLessThan(killedAt.getTime());
         else expect(logged, `completions of ${id}`).toBe(1);
       }
       console.log(
@@ -129,7 +142,10 @@ describe.skipIf(REDIS === null)('ROLE=all with REDIS_URL across a restart', () =
       // by the first process in the few milliseconds between the reading and the signal (one job at a time), and
       // then finished by its drain (SIGTERM) or taken over (SIGKILL): each is still completed exactly once (above).
       const runBySecond = notRun.filter((id) => completions(second, id) === 1);
-      expect(runBySecond.length, `jobs queued at the ${signal} and completed by the restarted process`).toBeGreaterThanOrEqual(notRun.length - 1);
+      expect(
+        runBySecond.length,
+        `jobs queued at the ${signal} and completed by the restarted process`,
+      ).toBeGreaterThanOrEqual(notRun.length - 1);
       if (signal === 'SIGKILL') expect(runBySecond).toHaveLength(notRun.length);
       second.child.kill('SIGTERM');
       expect(await second.exited).toBe(0);

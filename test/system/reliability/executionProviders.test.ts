@@ -23,22 +23,28 @@ describe('ORT_EXECUTION_PROVIDERS at start', () => {
     await buildServer();
   }, 180_000);
 
-  it.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('should stop with how to install the CUDA libraries when cuda is asked for and exit 1', async () => {
-    const { code, paragraph } = await startFailure({ ORT_EXECUTION_PROVIDERS: 'cuda,cpu' });
-    console.log(`cuda without its libraries:\n${paragraph}`);
-    expect(code).toBe(1);
-    expect(paragraph).toContain('asks for the cuda execution provider');
-    expect(paragraph).toMatch(/its libraries are not installed|could not create a session with it/);
-    expect(paragraph).toContain(INSTALL_CUDA_COMMAND);
-    expect(paragraph).toContain('ORT_EXECUTION_PROVIDERS=cpu');
-    expect(paragraph).not.toMatch(/\n\s+at /);
-  }, 60_000);
+  it.skipIf(process.platform !== 'linux' || process.arch !== 'x64')(
+    'should stop with how to install the CUDA libraries when cuda is asked for and exit 1',
+    async () => {
+      const { code, paragraph } = await startFailure({ ORT_EXECUTION_PROVIDERS: 'cuda,cpu' });
+      console.log(`cuda without its libraries:\n${paragraph}`);
+      expect(code).toBe(1);
+      expect(paragraph).toContain('asks for the cuda execution provider');
+      expect(paragraph).toMatch(/its libraries are not installed|could not create a session with it/);
+      expect(paragraph).toContain(INSTALL_CUDA_COMMAND);
+      expect(paragraph).toContain('ORT_EXECUTION_PROVIDERS=cpu');
+      expect(paragraph).not.toMatch(/\n\s+at /);
+    },
+    60_000,
+  );
 
   it('should stop, naming the provider, when the binary was not built with it', async () => {
     const provider = process.platform === 'darwin' ? 'dml' : 'coreml';
     const { code, paragraph } = await startFailure({ ORT_EXECUTION_PROVIDERS: `${provider},cpu` });
     expect(code).toBe(1);
-    expect(paragraph).toContain(`asks for the ${provider} execution provider, but the installed onnxruntime-node was not built with it`);
+    expect(paragraph).toContain(
+      `asks for the ${provider} execution provider, but the installed onnxruntime-node was not built with it`,
+    );
   }, 60_000);
 
   it('should start, ready, on the cpu provider named explicitly', async () => {

@@ -35,7 +35,10 @@ afterAll(async () => {
  * A copy of the tiny model in which `damage` rewrites some files; the untouched files are symlinks.
  * Returns its directory.
  */
-async function damagedModel(name: string, damage: Record<string, (original: Buffer) => Buffer | null>): Promise<string> {
+async function damagedModel(
+  name: string,
+  damage: Record<string, (original: Buffer) => Buffer | null>,
+): Promise<string> {
   const dir = path.join(scratch, name);
   await mkdir(path.join(dir, 'onnx'), { recursive: true });
   for (const sub of ['', 'onnx']) {
@@ -55,7 +58,8 @@ async function damagedModel(name: string, damage: Record<string, (original: Buff
 }
 
 const half = (bytes: Buffer): Buffer => bytes.subarray(0, Math.floor(bytes.length / 2));
-const garbage = (bytes: Buffer): Buffer => Buffer.from(Array.from({ length: Math.min(bytes.length, 4096) }, (_, i) => (i * 7919) % 251));
+const garbage = (bytes: Buffer): Buffer =>
+  Buffer.from(Array.from({ length: Math.min(bytes.length, 4096) }, (_, i) => (i * 7919) % 251));
 const remove = (): null => null;
 
 /** Each way to break the default model, and the file its error must name. */
@@ -64,10 +68,22 @@ const BROKEN_MODELS: [name: string, damage: Record<string, (original: Buffer) =>
   ['truncated vision tower', { 'onnx/vision_model.onnx': half }, /vision_model\.onnx/],
   ['garbage vision tower', { 'onnx/vision_model.onnx': garbage }, /vision_model\.onnx/],
   ['empty text tower', { 'onnx/text_model.onnx': () => Buffer.alloc(0) }, /text_model\.onnx/],
-  ['no ONNX files', { 'onnx/text_model.onnx': remove, 'onnx/vision_model.onnx': remove, 'onnx/model.onnx': remove }, /onnx/],
+  [
+    'no ONNX files',
+    { 'onnx/text_model.onnx': remove, 'onnx/vision_model.onnx': remove, 'onnx/model.onnx': remove },
+    /onnx/,
+  ],
   ['config.json not JSON', { 'config.json': (bytes) => bytes.subarray(0, 20) }, /config\.json/],
-  ['preprocessor_config.json not JSON', { 'preprocessor_config.json': () => Buffer.from('{"crop_size": ') }, /preprocessor_config\.json/],
-  ['preprocessor_config.json with wrong types', { 'preprocessor_config.json': () => Buffer.from('{"crop_size": "huge", "image_mean": 5}') }, /preprocessor_config\.json/],
+  [
+    'preprocessor_config.json not JSON',
+    { 'preprocessor_config.json': () => Buffer.from('{"crop_size": ') },
+    /preprocessor_config\.json/,
+  ],
+  [
+    'preprocessor_config.json with wrong types',
+    { 'preprocessor_config.json': () => Buffer.from('{"crop_size": "huge", "image_mean": 5}') },
+    /preprocessor_config\.json/,
+  ],
   ['tokenizer.json corrupt', { 'tokenizer.json': garbage }, /tokenizer\.json/],
   ['tokenizer.json missing', { 'tokenizer.json': remove }, /tokenizer\.json/],
 ];
@@ -98,7 +114,11 @@ describe('a default model that cannot load', () => {
     const cases: [string, string, RegExp][] = [
       ['missing', path.join(scratch, 'no-such-model'), /no-such-model/],
       ['truncated', await damagedModel('process-truncated', { 'onnx/text_model.onnx': half }), /text_model\.onnx/],
-      ['invalid JSON', await damagedModel('process-json', { 'config.json': (bytes) => bytes.subarray(0, 20) }), /config\.json/],
+      [
+        'invalid JSON',
+        await damagedModel('process-json', { 'config.json': (bytes) => bytes.subarray(0, 20) }),
+        /config\.json/,
+      ],
     ];
     const results = await Promise.all(
       cases.map(async ([label, dir, names]) => {
@@ -160,7 +180,13 @@ describe('an extra model that fails', () => {
   });
 
   it('should report it FAILED naming the file, without server paths, while the others serve', async () => {
-    const models = (await gql<{ models: { name: string; source: string; status: string; ready: boolean; error: string | null }[] }>(server.graphqlUrl, MODELS)).body.data?.models ?? [];
+    const models =
+      (
+        await gql<{ models: { name: string; source: string; status: string; ready: boolean; error: string | null }[] }>(
+          server.graphqlUrl,
+          MODELS,
+        )
+      ).body.data?.models ?? [];
     const byName = Object.fromEntries(models.map((model) => [model.name, model]));
     expect(byName.tiny?.ready).toBe(true);
     expect(byName.second?.ready).toBe(true);
@@ -178,7 +204,9 @@ describe('an extra model that fails', () => {
   it('should fail (or refuse) its jobs with MODEL_UNAVAILABLE on every API, and keep running the other models', async () => {
     const [image] = await distinctImages(1, 60_000);
     const outcomes: string[] = [];
-    const graphql = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { image, classes: ['a', 'b'], model: 'broken' } });
+    const graphql = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+      input: { image, classes: ['a', 'b'], model: 'broken' },
+    });
     const rest = await fetch(`${server.url}/api/tasks/zero-shot-image-classification/broken/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -200,7 +228,9 @@ describe('an extra model that fails', () => {
     if (restBody.error !== undefined) outcomes.push(`refused ${restBody.error.code} (HTTP ${rest.status})`);
     expect(outcomes).toHaveLength(2);
     for (const model of ['tiny', 'second']) {
-      const ok = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { image, classes: ['a', 'b'], model } });
+      const ok = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+        input: { image, classes: ['a', 'b'], model },
+      });
       expect((await settledJob(server.server, ok.body.data?.classify.id ?? '')).status).toBe('complete');
     }
     console.log(`broken extra model: ${outcomes.join('; ')}`);
@@ -210,7 +240,9 @@ describe('an extra model that fails', () => {
     const crashes = countCrashes();
     const [image] = await distinctImages(1, 61_000);
     try {
-      const failing = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { image, classes: ['cat', 'dog'], model: 'fragile' } });
+      const failing = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+        input: { image, classes: ['cat', 'dog'], model: 'fragile' },
+      });
       const job = await settledJob(server.server, failing.body.data?.classify.id ?? '');
       expect(job.status).toBe('failed');
       if (job.status === 'failed') {
@@ -218,12 +250,18 @@ describe('an extra model that fails', () => {
         expect(job.error.message).toMatch(/Inference failed on fragile/);
       }
       // The same model still answers what it can run, and the default never noticed.
-      const fitting = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { image, classes: [fittingClass], model: 'fragile', config: { promptTemplate: '{}' } } });
+      const fitting = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+        input: { image, classes: [fittingClass], model: 'fragile', config: { promptTemplate: '{}' } },
+      });
       expect((await settledJob(server.server, fitting.body.data?.classify.id ?? '')).status).toBe('complete');
-      const other = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { image, classes: ['cat', 'dog'] } });
+      const other = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+        input: { image, classes: ['cat', 'dog'] },
+      });
       expect((await settledJob(server.server, other.body.data?.classify.id ?? '')).status).toBe('complete');
       // The failed job's REST view carries the reason too.
-      const rest = (await (await fetch(`${server.url}/api/tasks/zero-shot-image-classification/jobs/${job.id}`)).json()) as { status: string; error?: { code: string } };
+      const rest = (await (
+        await fetch(`${server.url}/api/tasks/zero-shot-image-classification/jobs/${job.id}`)
+      ).json()) as { status: string; error?: { code: string } };
       expect(rest).toMatchObject({ status: 'failed', error: { code: 'INFERENCE_FAILED' } });
     } finally {
       crashes.dispose();
@@ -234,7 +272,9 @@ describe('an extra model that fails', () => {
   it('should fail a job whose image passes the header check but cannot be decoded with BAD_USER_INPUT', async () => {
     // A valid PNG header (64×64) with only the first rows of pixel data.
     const image = `data:image/png;base64,${craftPng(64, 64).toString('base64')}`;
-    const submitted = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { image, classes: ['a', 'b'] } });
+    const submitted = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+      input: { image, classes: ['a', 'b'] },
+    });
     const job = await settledJob(server.server, submitted.body.data?.classify.id ?? '');
     expect(job.status).toBe('failed');
     if (job.status === 'failed') {
@@ -260,7 +300,13 @@ describe('clients that vanish', () => {
       socket.on('message', (data) => {
         const message = JSON.parse(String(data)) as { type: string };
         if (message.type === 'connection_ack') {
-          socket.send(JSON.stringify({ type: 'subscribe', id: 's', payload: { query: 'subscription($id: ID!) { jobUpdated(id: $id) { status } }', variables: { id } } }));
+          socket.send(
+            JSON.stringify({
+              type: 'subscribe',
+              id: 's',
+              payload: { query: 'subscription($id: ID!) { jobUpdated(id: $id) { status } }', variables: { id } },
+            }),
+          );
         } else if (message.type === 'next') resolve(socket);
       });
       socket.on('error', reject);
@@ -269,15 +315,21 @@ describe('clients that vanish', () => {
 
   it('should release every subscription and listener when clients disconnect mid-subscription, however they leave', async () => {
     const listenersBefore = server.server.jobs.events.listenerCount('jobUpdated');
-    const blocker = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { images: await distinctImages(64, 62_000), classes: ['a', 'b'] } });
-    const target = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { images: await distinctImages(2, 62_100), classes: ['a', 'b'] } });
+    const blocker = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+      input: { images: await distinctImages(64, 62_000), classes: ['a', 'b'] },
+    });
+    const target = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+      input: { images: await distinctImages(2, 62_100), classes: ['a', 'b'] },
+    });
     const id = target.body.data?.classify.id ?? '';
     const sockets = await Promise.all(Array.from({ length: 15 }, () => subscribedSocket(id)));
     expect(server.server.jobs.stats().watchers).toBe(15);
     expect(server.server.jobs.events.listenerCount('jobUpdated')).toBe(listenersBefore + 15);
     sockets.forEach((socket, index) => {
-      if (index % 3 === 0) socket.terminate(); // the network drops: no close frame
-      else if (index % 3 === 1) socket.close(1000); // a clean goodbye
+      if (index % 3 === 0)
+        socket.terminate(); // the network drops: no close frame
+      else if (index % 3 === 1)
+        socket.close(1000); // a clean goodbye
       else {
         socket.send(JSON.stringify({ type: 'complete', id: 's' })); // unsubscribes, then leaves
         socket.close(4000, 'bye');
@@ -287,7 +339,13 @@ describe('clients that vanish', () => {
     const hasty = new WebSocket(server.wsUrl, 'graphql-transport-ws');
     hasty.on('open', () => hasty.send(JSON.stringify({ type: 'connection_init' })));
     hasty.on('message', () => {
-      hasty.send(JSON.stringify({ type: 'subscribe', id: 'h', payload: { query: 'subscription($id: ID!) { jobUpdated(id: $id) { status } }', variables: { id } } }));
+      hasty.send(
+        JSON.stringify({
+          type: 'subscribe',
+          id: 'h',
+          payload: { query: 'subscription($id: ID!) { jobUpdated(id: $id) { status } }', variables: { id } },
+        }),
+      );
       hasty.terminate();
     });
     hasty.on('error', () => {});
@@ -302,13 +360,18 @@ describe('clients that vanish', () => {
   it('should create no job from an upload aborted mid-body, over GraphQL or REST', async () => {
     const before = server.server.jobs.stats().totals.queued;
     const [image] = await distinctImages(1, 63_000);
-    const graphqlBody = JSON.stringify({ query: CLASSIFY, variables: { input: { image: `${image ?? ''}${'A'.repeat(400_000)}`, classes: ['a', 'b'] } } });
+    const graphqlBody = JSON.stringify({
+      query: CLASSIFY,
+      variables: { input: { image: `${image ?? ''}${'A'.repeat(400_000)}`, classes: ['a', 'b'] } },
+    });
     const restBody = JSON.stringify({ image: `${image ?? ''}${'A'.repeat(400_000)}`, classes: ['a', 'b'] });
     const port = Number(new URL(server.url).port);
     const abortAfterHalf = (pathname: string, body: string): Promise<void> =>
       new Promise((resolve) => {
         const socket = net.connect(port, '127.0.0.1', () => {
-          socket.write(`POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`);
+          socket.write(
+            `POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+          );
           socket.write(body.slice(0, Math.floor(body.length / 2)), () => setTimeout(() => socket.destroy(), 50));
         });
         socket.on('close', () => resolve());
@@ -333,7 +396,13 @@ describe('clients that vanish', () => {
       const socket = new WebSocket(server.wsUrl, 'graphql-transport-ws');
       socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
       socket.on('message', () => {
-        socket.send(JSON.stringify({ type: 'subscribe', id: '1', payload: { query: CLASSIFY, variables: { input: { image, classes: ['a', 'b'] } } } }));
+        socket.send(
+          JSON.stringify({
+            type: 'subscribe',
+            id: '1',
+            payload: { query: CLASSIFY, variables: { input: { image, classes: ['a', 'b'] } } },
+          }),
+        );
         socket.terminate();
         resolve();
       });

@@ -11,7 +11,15 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAKE_TEST_MODEL_COMMAND } from '../../../src/startupFailure.js';
 import { startFakeHub, type FakeHub } from '../../utils/fakeHub.js';
-import { MAIN_JS, REPO_ROOT, buildServer, processEnv, spawnServer, type ProcessLogLine, type ProcessServer } from '../../utils/processServer.js';
+import {
+  MAIN_JS,
+  REPO_ROOT,
+  buildServer,
+  processEnv,
+  spawnServer,
+  type ProcessLogLine,
+  type ProcessServer,
+} from '../../utils/processServer.js';
 import { refusedPort } from '../../utils/refusedPort.js';
 import { TINY_MODEL_DIR } from '../../utils/testModel.js';
 
@@ -28,7 +36,9 @@ async function temporaryDir(): Promise<string> {
 }
 
 /** Runs the server to its exit; resolves with its exit code, its log lines and everything else it printed. */
-async function runToExit(env: Record<string, string>): Promise<{ code: number | null; logs: ProcessLogLine[]; output: string; server: ProcessServer }> {
+async function runToExit(
+  env: Record<string, string>,
+): Promise<{ code: number | null; logs: ProcessLogLine[]; output: string; server: ProcessServer }> {
   const server = spawnServer(env);
   const code = await server.exited;
   // The exit can overtake the last 'data' events of the pipes.
@@ -76,7 +86,12 @@ describe('the first start without a usable default model', () => {
 
   it('should explain an unreachable hub in one paragraph (what, from where, why, ways out) and exit 1', async () => {
     const cache = await temporaryDir();
-    const result = await runToExit({ CLIP_MODEL: 'clip-vit-base-patch32', HF_HUB_OFFLINE: '0', HF_ENDPOINT: deadHubUrl, MODEL_CACHE_DIR: cache });
+    const result = await runToExit({
+      CLIP_MODEL: 'clip-vit-base-patch32',
+      HF_HUB_OFFLINE: '0',
+      HF_ENDPOINT: deadHubUrl,
+      MODEL_CACHE_DIR: cache,
+    });
     expect(result.code).toBe(1);
     const paragraph = paragraphOf(result.logs);
     console.log(`unreachable hub:\n${paragraph}`);
@@ -91,7 +106,12 @@ describe('the first start without a usable default model', () => {
 
   it('should explain a wrong model id (404 from the hub) and exit 1', async () => {
     const cache = await temporaryDir();
-    const result = await runToExit({ CLIP_MODEL: 'test-org/no-such-model', HF_HUB_OFFLINE: '0', HF_ENDPOINT: hub.url, MODEL_CACHE_DIR: cache });
+    const result = await runToExit({
+      CLIP_MODEL: 'test-org/no-such-model',
+      HF_HUB_OFFLINE: '0',
+      HF_ENDPOINT: hub.url,
+      MODEL_CACHE_DIR: cache,
+    });
     expect(result.code).toBe(1);
     const paragraph = paragraphOf(result.logs);
     console.log(`wrong id:\n${paragraph}`);
@@ -104,7 +124,11 @@ describe('the first start without a usable default model', () => {
 
   it('should explain HF_HUB_OFFLINE with an empty cache and exit 1', async () => {
     const cache = await temporaryDir();
-    const result = await runToExit({ CLIP_MODEL: 'clip-vit-base-patch32', HF_HUB_OFFLINE: '1', MODEL_CACHE_DIR: cache });
+    const result = await runToExit({
+      CLIP_MODEL: 'clip-vit-base-patch32',
+      HF_HUB_OFFLINE: '1',
+      MODEL_CACHE_DIR: cache,
+    });
     expect(result.code).toBe(1);
     const paragraph = paragraphOf(result.logs);
     console.log(`offline, empty cache:\n${paragraph}`);
@@ -130,10 +154,17 @@ describe('the first start without a usable default model', () => {
 
   it('should flush the paragraph through the asynchronous pretty transport before exiting', async () => {
     const cache = await temporaryDir();
-    const result = await runToExit({ CLIP_MODEL: 'clip-vit-base-patch32', HF_HUB_OFFLINE: '1', MODEL_CACHE_DIR: cache, LOG_FORMAT: 'pretty' });
+    const result = await runToExit({
+      CLIP_MODEL: 'clip-vit-base-patch32',
+      HF_HUB_OFFLINE: '1',
+      MODEL_CACHE_DIR: cache,
+      LOG_FORMAT: 'pretty',
+    });
     expect(result.code).toBe(1);
     expect(result.logs).toEqual([]);
-    expect(result.output).toMatch(/FATAL.*clip-server could not start: the default model "clip-vit-base-patch32" is not available\..*Ways out: .*--preset tiny/);
+    expect(result.output).toMatch(
+      /FATAL.*clip-server could not start: the default model "clip-vit-base-patch32" is not available\..*Ways out: .*--preset tiny/,
+    );
     expect(result.output).not.toMatch(STACK_FRAME);
     // The line logged last, just before process.exit: there only if the logs were flushed first.
     expect(result.output).toMatch(/INFO.*stopped/);
@@ -141,7 +172,12 @@ describe('the first start without a usable default model', () => {
 
   it('should add the stack trace at LOG_LEVEL=debug', async () => {
     const cache = await temporaryDir();
-    const result = await runToExit({ CLIP_MODEL: 'clip-vit-base-patch32', HF_HUB_OFFLINE: '1', MODEL_CACHE_DIR: cache, LOG_LEVEL: 'debug' });
+    const result = await runToExit({
+      CLIP_MODEL: 'clip-vit-base-patch32',
+      HF_HUB_OFFLINE: '1',
+      MODEL_CACHE_DIR: cache,
+      LOG_LEVEL: 'debug',
+    });
     expect(result.code).toBe(1);
     const fatal = result.logs.find((line) => line.level === 60) as { err?: { stack?: string } } | undefined;
     expect(fatal?.err?.stack).toMatch(STACK_FRAME);
@@ -155,7 +191,11 @@ describe('log format selection', () => {
 
   /** Starts the tiny model's server, waits until it printed `marker`, then stops it; resolves with its stdout. */
   async function stdoutUntil(env: Record<string, string>, marker: RegExp): Promise<string> {
-    const child = spawn(process.execPath, [MAIN_JS], { cwd: REPO_ROOT, env: processEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN_JS], {
+      cwd: REPO_ROOT,
+      env: processEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let signalled = false;
     child.stdout.on('data', (chunk: Buffer) => {
@@ -176,7 +216,9 @@ describe('log format selection', () => {
       const out = await stdoutUntil({ LOG_FORMAT: format }, /clip-server ready/);
       const lines = out.trim().split('\n');
       for (const line of lines) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
-      expect(lines.some((line) => (JSON.parse(line) as { msg?: string }).msg?.startsWith('clip-server ready') === true)).toBe(true);
+      expect(
+        lines.some((line) => (JSON.parse(line) as { msg?: string }).msg?.startsWith('clip-server ready') === true),
+      ).toBe(true);
     }
   }, 120_000);
 
@@ -197,19 +239,28 @@ describe('log format selection', () => {
 
   it('should pick pretty lines by itself when stdout is a terminal', async (context) => {
     // `script` (util-linux) gives the server a pseudo-terminal as stdout.
-    const hasScript = await new Promise<boolean>((resolve) => spawn('script', ['--version'], { stdio: 'ignore' }).once('exit', (code) => resolve(code === 0)).once('error', () => resolve(false)));
+    const hasScript = await new Promise<boolean>((resolve) =>
+      spawn('script', ['--version'], { stdio: 'ignore' })
+        .once('exit', (code) => resolve(code === 0))
+        .once('error', () => resolve(false)),
+    );
     if (!hasScript) {
       console.log('skipped: `script` (util-linux) is not installed, so no pseudo-terminal can be given to the server');
       context.skip();
     }
     const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(MAIN_JS)}`;
-    const child = spawn('script', ['-qefc', command, '/dev/null'], { cwd: REPO_ROOT, env: processEnv({ LOG_FORMAT: 'auto' }), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {
+      cwd: REPO_ROOT,
+      env: processEnv({ LOG_FORMAT: 'auto' }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    while (!/clip-server ready/.test(out) && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (!/clip-server ready/.test(out) && child.exitCode === null)
+      await new Promise((resolve) => setTimeout(resolve, 50));
     // Ctrl-C on the terminal: SIGINT to the foreground process group.
     child.stdin.write('\x03');
     await new Promise((resolve) => child.once('exit', resolve));

@@ -10,9 +10,28 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ErrorCode } from '../../../src/errors.js';
 import type { Job } from '../../../src/jobs/types.js';
-import { generateFuzzCases, makeImageSamples, type FuzzCase, type FuzzCategory, type HttpFuzzCase, type WsFuzzCase } from '../../utils/fuzzCases.js';
+import {
+  generateFuzzCases,
+  makeImageSamples,
+  type FuzzCase,
+  type FuzzCategory,
+  type HttpFuzzCase,
+  type WsFuzzCase,
+} from '../../utils/fuzzCases.js';
 import { distinctImages, gql } from '../../utils/testServer.js';
-import { countCrashes, probabilityRows, expectClassification, leaksIn, metricValue, mib, MiB, sampleMemory, settledJob, startRecordedServer, type RecordedServer } from './support.js';
+import {
+  countCrashes,
+  probabilityRows,
+  expectClassification,
+  leaksIn,
+  metricValue,
+  mib,
+  MiB,
+  sampleMemory,
+  settledJob,
+  startRecordedServer,
+  type RecordedServer,
+} from './support.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 5);
 const CONCURRENCY = 6;
@@ -34,7 +53,8 @@ const REST_CODES = new Set([ErrorCode.BadUserInput, ErrorCode.NotFound, ErrorCod
 const JOB_FAILURE_CODES = new Set([ErrorCode.BadUserInput]);
 
 const CLASSIFY = 'mutation($input: ClassifyInput!) { classify(input: $input) { id status } }';
-const JOB_UPDATED = 'subscription($id: ID!) { jobUpdated(id: $id) { id status error { code } result { images { probabilities } } } }';
+const JOB_UPDATED =
+  'subscription($id: ID!) { jobUpdated(id: $id) { id status error { code } result { images { probabilities } } } }';
 
 /** What one case produced. */
 interface Outcome {
@@ -55,7 +75,9 @@ interface CaseReport {
 
 function codesOfGraphqlErrors(errors: unknown): string[] | null {
   if (!Array.isArray(errors) || errors.length === 0) return null;
-  return errors.map((error: { extensions?: { code?: unknown } }) => (typeof error?.extensions?.code === 'string' ? error.extensions.code : '<none>'));
+  return errors.map((error: { extensions?: { code?: unknown } }) =>
+    typeof error?.extensions?.code === 'string' ? error.extensions.code : '<none>',
+  );
 }
 
 async function runHttp(server: RecordedServer, fuzzCase: HttpFuzzCase): Promise<Outcome> {
@@ -97,8 +119,10 @@ async function runHttp(server: RecordedServer, fuzzCase: HttpFuzzCase): Promise<
     const id = (body as { id?: unknown } | null)?.id;
     if (response.status >= 400) {
       outcome.refused = true;
-      if (typeof error?.code !== 'string') outcome.problems.push(`HTTP ${response.status} without a JSON error.code: ${text.slice(0, 200)}`);
-      else if (!REST_CODES.has(error.code as ErrorCode)) outcome.problems.push(`unexpected code ${error.code}: ${text.slice(0, 200)}`);
+      if (typeof error?.code !== 'string')
+        outcome.problems.push(`HTTP ${response.status} without a JSON error.code: ${text.slice(0, 200)}`);
+      else if (!REST_CODES.has(error.code as ErrorCode))
+        outcome.problems.push(`unexpected code ${error.code}: ${text.slice(0, 200)}`);
     } else if (typeof id === 'string') {
       outcome.jobId = id;
     }
@@ -140,7 +164,8 @@ function runWs(server: RecordedServer, fuzzCase: WsFuzzCase): Promise<Outcome> {
       if (socket.readyState === WebSocket.OPEN) socket.close(1000);
       switch (expectation.kind) {
         case 'ws-closes':
-          if (closeCode === null || !expectation.codes.includes(closeCode)) outcome.problems.push(`expected close ${expectation.codes.join('/')}, got ${closeCode ?? 'still open'}`);
+          if (closeCode === null || !expectation.codes.includes(closeCode))
+            outcome.problems.push(`expected close ${expectation.codes.join('/')}, got ${closeCode ?? 'still open'}`);
           else outcome.refused = true;
           break;
         case 'ws-errors':
@@ -149,7 +174,8 @@ function runWs(server: RecordedServer, fuzzCase: WsFuzzCase): Promise<Outcome> {
           if (!pinged) outcome.problems.push('the socket did not answer a ping afterwards');
           if (expectation.kind === 'ws-errors') {
             outcome.refused = true;
-            if (finished.size < subscribeIds.size) outcome.problems.push(`only ${finished.size} of ${subscribeIds.size} subscriptions answered`);
+            if (finished.size < subscribeIds.size)
+              outcome.problems.push(`only ${finished.size} of ${subscribeIds.size} subscriptions answered`);
           }
           break;
         default:
@@ -169,7 +195,8 @@ function runWs(server: RecordedServer, fuzzCase: WsFuzzCase): Promise<Outcome> {
     };
     const maybePing = (): void => {
       if (subscribeIds.size > 0 && finished.size < subscribeIds.size) return;
-      if (expectation.kind === 'ws-errors' || expectation.kind === 'ws-stays-open') socket.send(JSON.stringify({ type: 'ping' }));
+      if (expectation.kind === 'ws-errors' || expectation.kind === 'ws-stays-open')
+        socket.send(JSON.stringify({ type: 'ping' }));
       else done();
     };
     socket.on('open', () => {
@@ -198,7 +225,8 @@ function runWs(server: RecordedServer, fuzzCase: WsFuzzCase): Promise<Outcome> {
         case 'error': {
           const codes = codesOfGraphqlErrors(message.payload) ?? ['<no errors>'];
           const unknown = codes.filter((code) => !GRAPHQL_CODES.has(code));
-          if (unknown.length > 0) outcome.problems.push(`unexpected codes ${unknown.join(', ')}: ${text.slice(0, 200)}`);
+          if (unknown.length > 0)
+            outcome.problems.push(`unexpected codes ${unknown.join(', ')}: ${text.slice(0, 200)}`);
           outcome.refused = true;
           finished.add(message.id ?? '');
           maybePing();
@@ -210,7 +238,8 @@ function runWs(server: RecordedServer, fuzzCase: WsFuzzCase): Promise<Outcome> {
           if (codes !== null) {
             outcome.refused = true;
             const unknown = codes.filter((code) => !GRAPHQL_CODES.has(code));
-            if (unknown.length > 0) outcome.problems.push(`unexpected codes ${unknown.join(', ')}: ${text.slice(0, 200)}`);
+            if (unknown.length > 0)
+              outcome.problems.push(`unexpected codes ${unknown.join(', ')}: ${text.slice(0, 200)}`);
           }
           const id = payload.data?.classify?.id;
           if (typeof id === 'string') outcome.jobId = id;
@@ -242,7 +271,10 @@ function runWs(server: RecordedServer, fuzzCase: WsFuzzCase): Promise<Outcome> {
 function checkJob(fuzzCase: FuzzCase, job: Job): string[] {
   const expectation = fuzzCase.expect;
   if (expectation.kind === 'completes') {
-    if (job.status !== 'complete') return [`expected COMPLETE, got ${job.status}${job.status === 'failed' ? ` (${job.error.code}: ${job.error.message})` : ''}`];
+    if (job.status !== 'complete')
+      return [
+        `expected COMPLETE, got ${job.status}${job.status === 'failed' ? ` (${job.error.code}: ${job.error.message})` : ''}`,
+      ];
     try {
       expectClassification(probabilityRows(job.result), expectation.images, expectation.classes);
     } catch (error) {
@@ -253,12 +285,18 @@ function checkJob(fuzzCase: FuzzCase, job: Job): string[] {
   if (expectation.kind === 'settles' || expectation.kind === 'answers') {
     if (job.status === 'complete') return [];
     if (job.status === 'failed' && JOB_FAILURE_CODES.has(job.error.code)) return [];
-    return [`expected COMPLETE or FAILED with ${[...JOB_FAILURE_CODES].join('/')}, got ${job.status}${job.status === 'failed' ? ` (${job.error.code}: ${job.error.message})` : ''}`];
+    return [
+      `expected COMPLETE or FAILED with ${[...JOB_FAILURE_CODES].join('/')}, got ${job.status}${job.status === 'failed' ? ` (${job.error.code}: ${job.error.message})` : ''}`,
+    ];
   }
   return [`expected no job (${expectation.kind}), but job ${job.id} was created`];
 }
 
-async function runPool<T, R>(items: readonly T[], concurrency: number, run: (item: T, index: number) => Promise<R>): Promise<R[]> {
+async function runPool<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  run: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results: R[] = new Array<R>(items.length);
   let next = 0;
   await Promise.all(
@@ -278,7 +316,12 @@ interface Bystander {
   baseline: number[][];
 }
 
-async function runBystanderJob(server: RecordedServer, client: Client, bystander: Bystander, index: number): Promise<number[][]> {
+async function runBystanderJob(
+  server: RecordedServer,
+  client: Client,
+  bystander: Bystander,
+  index: number,
+): Promise<number[][]> {
   const { images, classes } = bystander.input;
   if (index % 2 === 1) {
     // REST client: submit, then poll the seed's job route.
@@ -289,7 +332,9 @@ async function runBystanderJob(server: RecordedServer, client: Client, bystander
     });
     const { id } = (await response.json()) as { id: string };
     for (;;) {
-      const state = (await (await fetch(`${server.url}/api/tasks/zero-shot-image-classification/batched/jobs/${id}`)).json()) as {
+      const state = (await (
+        await fetch(`${server.url}/api/tasks/zero-shot-image-classification/batched/jobs/${id}`)
+      ).json()) as {
         status: string;
         result?: { probabilities: number[] }[];
       };
@@ -299,7 +344,9 @@ async function runBystanderJob(server: RecordedServer, client: Client, bystander
     }
   }
   // GraphQL client: submit over HTTP, follow over its long-lived graphql-ws connection.
-  const submitted = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { images, classes } });
+  const submitted = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+    input: { images, classes },
+  });
   const id = submitted.body.data?.classify.id;
   if (id === undefined) throw new Error(`bystander job refused: ${JSON.stringify(submitted.body)}`);
   return new Promise((resolve, reject) => {
@@ -312,7 +359,8 @@ async function runBystanderJob(server: RecordedServer, client: Client, bystander
         },
         error: reject,
         complete: () => {
-          if (last?.status !== 'COMPLETE' || !last.result) reject(new Error(`bystander job ${id} ended ${last?.status}`));
+          if (last?.status !== 'COMPLETE' || !last.result)
+            reject(new Error(`bystander job ${id} ended ${last?.status}`));
           else resolve(last.result.images.map((image) => image.probabilities));
         },
       },
@@ -355,13 +403,22 @@ describe('bad input (fuzz)', () => {
       const bystanderImages = await distinctImages(8, 70_000);
       const bystanders: Bystander[] = [];
       for (let i = 0; i < 4; i += 1) {
-        const input = { images: bystanderImages.slice(2 * i, 2 * i + 2), classes: [`cat ${i}`, `dog ${i}`, `bird ${i}`] };
+        const input = {
+          images: bystanderImages.slice(2 * i, 2 * i + 2),
+          classes: [`cat ${i}`, `dog ${i}`, `bird ${i}`],
+        };
         const first = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input });
         const job = await settledJob(server.server, first.body.data?.classify.id ?? '');
         if (job.status !== 'complete') throw new Error(`baseline job ${job.status}`);
         bystanders.push({ input, baseline: probabilityRows(job.result) });
       }
-      const client = createClient({ url: server.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
+      const client = createClient({
+        url: server.wsUrl,
+        webSocketImpl: WebSocket,
+        retryAttempts: 0,
+        lazy: false,
+        onNonLazyError: () => {},
+      });
       const bystanderRuns: Promise<number[][]>[] = [];
       const startBystander = (): void => {
         const index = bystanderRuns.length;
@@ -374,8 +431,12 @@ describe('bad input (fuzz)', () => {
         if (index % 25 === 0) startBystander();
         const outcome = fuzzCase.transport === 'ws' ? await runWs(server, fuzzCase) : await runHttp(server, fuzzCase);
         const { expect: expectation } = fuzzCase;
-        if (expectation.kind === 'refused' && !outcome.refused) outcome.problems.push(`expected a refusal, got ${outcome.jobId === undefined ? 'an answer' : 'a job'}: ${outcome.sent[0]?.slice(0, 200) ?? ''}`);
-        if (expectation.kind === 'completes' && outcome.jobId === undefined) outcome.problems.push(`expected a job, got: ${outcome.sent.join(' | ').slice(0, 300)}`);
+        if (expectation.kind === 'refused' && !outcome.refused)
+          outcome.problems.push(
+            `expected a refusal, got ${outcome.jobId === undefined ? 'an answer' : 'a job'}: ${outcome.sent[0]?.slice(0, 200) ?? ''}`,
+          );
+        if (expectation.kind === 'completes' && outcome.jobId === undefined)
+          outcome.problems.push(`expected a job, got: ${outcome.sent.join(' | ').slice(0, 300)}`);
         if (outcome.jobId === undefined) return { fuzzCase, outcome };
         const job = await settledJob(server.server, outcome.jobId);
         outcome.problems.push(...checkJob(fuzzCase, job));
@@ -389,7 +450,10 @@ describe('bad input (fuzz)', () => {
       const samples = memory.stop();
 
       // Per category: what was tried and what came of it.
-      const table = new Map<FuzzCategory, { tried: number; refused: number; complete: number; failed: number; problems: number }>();
+      const table = new Map<
+        FuzzCategory,
+        { tried: number; refused: number; complete: number; failed: number; problems: number }
+      >();
       for (const { fuzzCase, outcome, job } of reports) {
         const row = table.get(fuzzCase.category) ?? { tried: 0, refused: 0, complete: 0, failed: 0, problems: 0 };
         row.tried += 1;
@@ -405,17 +469,26 @@ describe('bad input (fuzz)', () => {
       console.log(
         [
           `fuzz (seed ${SEED}): ${cases.length} cases in ${(elapsedMs / 1000).toFixed(1)} s (GraphQL HTTP ${byTransport.graphql}, REST ${byTransport.rest}, graphql-ws ${byTransport.ws}), ${bystanderRuns.length} bystander jobs`,
-          ...[...table].map(([category, row]) => `  ${category.padEnd(22)} tried ${String(row.tried).padStart(3)}  refused ${String(row.refused).padStart(3)}  complete ${String(row.complete).padStart(3)}  failed ${String(row.failed).padStart(3)}  problems ${row.problems}`),
+          ...[...table].map(
+            ([category, row]) =>
+              `  ${category.padEnd(22)} tried ${String(row.tried).padStart(3)}  refused ${String(row.refused).padStart(3)}  complete ${String(row.complete).padStart(3)}  failed ${String(row.failed).padStart(3)}  problems ${row.problems}`,
+          ),
           `  memory: RSS ${mib(samples[0]?.rss ?? 0)} → peak ${mib(peakRss)}; heapUsed peak ${mib(Math.max(...samples.map((s) => s.heapUsed)))}`,
         ].join('\n'),
       );
 
-      const problems = reports.filter((report) => report.outcome.problems.length > 0).map((report) => `${report.fuzzCase.category} / ${report.fuzzCase.name}: ${report.outcome.problems.join('; ')}`);
+      const problems = reports
+        .filter((report) => report.outcome.problems.length > 0)
+        .map(
+          (report) => `${report.fuzzCase.category} / ${report.fuzzCase.name}: ${report.outcome.problems.join('; ')}`,
+        );
       expect(problems).toEqual([]);
       expect(cases.length).toBeGreaterThanOrEqual(500);
 
       // Another client's jobs: all complete, with the results they had before the fuzzing.
-      const failedBystanders = bystanderResults.filter((result) => result.status === 'rejected').map((result) => String((result).reason));
+      const failedBystanders = bystanderResults
+        .filter((result) => result.status === 'rejected')
+        .map((result) => String(result.reason));
       expect(failedBystanders).toEqual([]);
       bystanderResults.forEach((result, index) => {
         const { baseline, input } = bystanders[index % bystanders.length] as Bystander;
@@ -425,7 +498,11 @@ describe('bad input (fuzz)', () => {
       });
 
       // Nothing a client was sent names a server path or shows a stack frame.
-      const leaks = reports.flatMap((report) => report.outcome.sent.flatMap((text) => leaksIn(text).map((pattern) => `${report.fuzzCase.name}: ${pattern} in ${text.slice(0, 200)}`)));
+      const leaks = reports.flatMap((report) =>
+        report.outcome.sent.flatMap((text) =>
+          leaksIn(text).map((pattern) => `${report.fuzzCase.name}: ${pattern} in ${text.slice(0, 200)}`),
+        ),
+      );
       expect(leaks).toEqual([]);
 
       // Decompression bombs were refused from their headers: a decoded 20000×20000 image alone is 1.2 GB.
@@ -443,7 +520,9 @@ describe('bad input (fuzz)', () => {
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
     expect((await fetch(`${server.url}/ready`)).status).toBe(200);
     const [image] = await distinctImages(1, 80_000);
-    const viaGraphql = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { image, classes: ['a', 'b'] } });
+    const viaGraphql = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+      input: { image, classes: ['a', 'b'] },
+    });
     const job = await settledJob(server.server, viaGraphql.body.data?.classify.id ?? '');
     expect(job.status).toBe('complete');
     const viaRest = await fetch(`${server.url}/api/legacy/tasks/zero-shot-image-classification/tiny/jobs`, {
@@ -455,7 +534,12 @@ describe('bad input (fuzz)', () => {
     expectClassification([((await viaRest.json()) as { probabilities: number[] }).probabilities], 1, 2);
 
     const stats = server.server.jobs.stats();
-    expect({ queued: stats.queued, running: stats.running, pendingImages: stats.pendingImages, pendingImageBytes: stats.pendingImageBytes }).toEqual({
+    expect({
+      queued: stats.queued,
+      running: stats.running,
+      pendingImages: stats.pendingImages,
+      pendingImageBytes: stats.pendingImageBytes,
+    }).toEqual({
       queued: 0,
       running: 0,
       pendingImages: 0,

@@ -19,8 +19,16 @@ import { forceGc, metricValue, MiB, mib, settledJob, startRecordedServer, type R
 const TEXT_JOBS = '/api/tasks/text-embedding/batched/tiny/jobs';
 const CLASSIFY_JOB = '/api/tasks/zero-shot-image-classification/tiny/jobs';
 
-async function post(url: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+async function post(
+  url: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
   const text = await response.text();
   return { status: response.status, body: JSON.parse(text) as Record<string, unknown> };
 }
@@ -93,7 +101,10 @@ describe('finished jobs and answers are bounded', () => {
     const page = (alias: string, first: number): string => `${alias}: jobs(first: ${first}) { nodes { id texts } }`;
 
     // Three full pages of texts: each job's texts now count toward the cost, so the document is refused unrun.
-    const aliases = await post(server.graphqlUrl, JSON.stringify({ query: `{ ${page('a0', 100)} ${page('a1', 100)} ${page('a2', 100)} }` }));
+    const aliases = await post(
+      server.graphqlUrl,
+      JSON.stringify({ query: `{ ${page('a0', 100)} ${page('a1', 100)} ${page('a2', 100)} }` }),
+    );
     expect(aliases.status).toBe(400);
     expect(codeOf(aliases.body)).toBe('GRAPHQL_VALIDATION_FAILED');
     expect(JSON.stringify(aliases.body)).toMatch(/MAX_QUERY_COMPLEXITY/);
@@ -116,14 +127,17 @@ describe('finished jobs and answers are bounded', () => {
     const ids = await post(server.graphqlUrl, JSON.stringify({ query: '{ jobs(first: 20) { nodes { id } } }' }));
     expect(ids.status).toBe(200);
     const one = await post(server.graphqlUrl, JSON.stringify({ query: '{ jobs(first: 1) { nodes { texts } } }' }));
-    expect((one.body as { data: { jobs: { nodes: { texts: string[] }[] } } }).data.jobs.nodes[0]?.texts).toHaveLength(TEXTS.length);
+    expect((one.body as { data: { jobs: { nodes: { texts: string[] }[] } } }).data.jobs.nodes[0]?.texts).toHaveLength(
+      TEXTS.length,
+    );
     expect(server.errorLogs()).toEqual([]);
   });
 });
 
 describe('JSON bodies are refused by structure before they are parsed', () => {
   /** `{"image":"x","classes":[{},{},…]}` of about `megabytes`: inside MAX_BODY_BYTES, millions of values. */
-  const tinyValues = (megabytes: number): string => `{"image":"x","classes":[${'{},'.repeat(Math.floor((megabytes * 1e6) / 3))}{}]}`;
+  const tinyValues = (megabytes: number): string =>
+    `{"image":"x","classes":[${'{},'.repeat(Math.floor((megabytes * 1e6) / 3))}{}]}`;
   const nested = (levels: number): string => `{"image":"x","classes":${'['.repeat(levels)}${']'.repeat(levels)}}`;
 
   it('should answer 413 naming MAX_JSON_VALUES or MAX_JSON_DEPTH on REST and GraphQL (websocket: 4400), and let one large base64 string through', async () => {
@@ -133,15 +147,21 @@ describe('JSON bodies are refused by structure before they are parsed', () => {
     const values = await loopStallMs(() => post(rest, tinyValues(20)));
     console.log(`REST, 20 MB of {}: ${values.value.status} after a loop stall of ${values.stallMs.toFixed(0)} ms`);
     expect(values.value.status).toBe(413);
-    expect(values.value.body).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('MAX_JSON_VALUES') } });
+    expect(values.value.body).toMatchObject({
+      error: { code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('MAX_JSON_VALUES') },
+    });
 
     const deep = await post(rest, nested(100_000));
     expect(deep.status).toBe(413);
-    expect(deep.body).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('MAX_JSON_DEPTH') } });
+    expect(deep.body).toMatchObject({
+      error: { code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('MAX_JSON_DEPTH') },
+    });
 
     const variables = `{"query":"{ models { name } }","variables":{"x":[${'[],'.repeat(5_000_000)}[]]}}`;
     const graphql = await loopStallMs(() => post(server.graphqlUrl, variables));
-    console.log(`GraphQL, 15 MB of [] in variables: ${graphql.value.status} after a loop stall of ${graphql.stallMs.toFixed(0)} ms`);
+    console.log(
+      `GraphQL, 15 MB of [] in variables: ${graphql.value.status} after a loop stall of ${graphql.stallMs.toFixed(0)} ms`,
+    );
     expect(graphql.value.status).toBe(413);
     expect(codeOf(graphql.value.body)).toBe('PAYLOAD_TOO_LARGE');
     expect(JSON.stringify(graphql.value.body)).toMatch(/MAX_JSON_VALUES/);
@@ -150,15 +170,26 @@ describe('JSON bodies are refused by structure before they are parsed', () => {
     const closed = await new Promise<{ code: number; reason: string }>((resolve) => {
       const socket = new WebSocket(server.wsUrl, 'graphql-transport-ws');
       socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
-      socket.on('message', () => socket.send(`{"type":"subscribe","id":"1","payload":{"query":"{ models { name } }","variables":{"x":[${'[],'.repeat(1_000_000)}[]]}}}`));
+      socket.on('message', () =>
+        socket.send(
+          `{"type":"subscribe","id":"1","payload":{"query":"{ models { name } }","variables":{"x":[${'[],'.repeat(1_000_000)}[]]}}}`,
+        ),
+      );
       socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
       socket.on('error', () => undefined);
     });
-    expect(closed).toEqual({ code: 4400, reason: `Message has more than ${server.config.maxJsonValues} JSON values (MAX_JSON_VALUES)` });
+    expect(closed).toEqual({
+      code: 4400,
+      reason: `Message has more than ${server.config.maxJsonValues} JSON values (MAX_JSON_VALUES)`,
+    });
 
     // One 40 MB base64 string is one value: it reaches the image checks (not an image: 422), not the structure limit.
-    const base64 = await loopStallMs(() => post(rest, JSON.stringify({ image: 'A'.repeat(40_000_000), classes: ['a', 'b'] })));
-    console.log(`REST, one 40 MB base64 string: ${base64.value.status} after a loop stall of ${base64.stallMs.toFixed(0)} ms`);
+    const base64 = await loopStallMs(() =>
+      post(rest, JSON.stringify({ image: 'A'.repeat(40_000_000), classes: ['a', 'b'] })),
+    );
+    console.log(
+      `REST, one 40 MB base64 string: ${base64.value.status} after a loop stall of ${base64.stallMs.toFixed(0)} ms`,
+    );
     expect(base64.value.status).toBe(422);
     expect(codeOf(base64.value.body)).toBe('BAD_USER_INPUT');
     expect(server.errorLogs()).toEqual([]);
@@ -169,7 +200,11 @@ describe('strict decoding', () => {
   it('should fail the job of a JPEG whose header promises 6000×6000 pixels over 8×8 of data with BAD_USER_INPUT, not classify grey', async () => {
     const server = await startRecordedServer();
     const pixels = Buffer.alloc(8 * 8 * 3).map((_, i) => (i * 37) % 256);
-    const jpeg = Buffer.from(await sharp(pixels, { raw: { width: 8, height: 8, channels: 3 } }).jpeg().toBuffer());
+    const jpeg = Buffer.from(
+      await sharp(pixels, { raw: { width: 8, height: 8, channels: 3 } })
+        .jpeg()
+        .toBuffer(),
+    );
     const frame = jpeg.indexOf(Buffer.from([0xff, 0xc0]));
     jpeg.writeUInt16BE(6000, frame + 5);
     jpeg.writeUInt16BE(6000, frame + 7);
@@ -187,7 +222,10 @@ describe('strict decoding', () => {
       }
       const job = await settledJob(server.server, answer.body.id as string);
       expect(job.status).toBe('failed');
-      expect(job.status === 'failed' && job.error).toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringMatching(/could not be decoded/) });
+      expect(job.status === 'failed' && job.error).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        message: expect.stringMatching(/could not be decoded/),
+      });
     }
   });
 });

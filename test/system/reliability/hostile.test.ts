@@ -24,15 +24,22 @@ interface RawResponse {
 }
 
 /** One HTTP request with any headers (fetch will not send a foreign `Host`). */
-function rawRequest(url: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<RawResponse> {
+function rawRequest(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method: options.method ?? 'GET', headers: options.headers ?? {} }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
-      response.on('error', reject);
-    });
+    const request = http.request(
+      url,
+      { method: options.method ?? 'GET', headers: options.headers ?? {} },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        response.on('error', reject);
+      },
+    );
     request.on('error', reject);
     request.end(options.body);
   });
@@ -94,7 +101,13 @@ interface WsOutcome {
 }
 
 /** A raw graphql-ws exchange: sends `init` as it is, then `subscribe` messages once acknowledged; ends on close or the last answer. */
-function wsExchange(url: string, init: string, subscribes: unknown[] = [], headers: Record<string, string> = {}, giveUpMs = 20_000): Promise<WsOutcome> {
+function wsExchange(
+  url: string,
+  init: string,
+  subscribes: unknown[] = [],
+  headers: Record<string, string> = {},
+  giveUpMs = 20_000,
+): Promise<WsOutcome> {
   return new Promise((resolve) => {
     const outcome: WsOutcome = { messages: [] };
     const socket = new WebSocket(url, 'graphql-transport-ws', { headers });
@@ -110,8 +123,10 @@ function wsExchange(url: string, init: string, subscribes: unknown[] = [], heade
     socket.on('message', (data) => {
       const message = JSON.parse(String(data)) as WsOutcome['messages'][number];
       outcome.messages.push(message);
-      if (message.type === 'connection_ack') subscribes.forEach((payload, i) => socket.send(JSON.stringify({ type: 'subscribe', id: String(i), payload })));
-      if ((message.type === 'complete' || message.type === 'error') && Number(message.id) === subscribes.length - 1) socket.close(1000);
+      if (message.type === 'connection_ack')
+        subscribes.forEach((payload, i) => socket.send(JSON.stringify({ type: 'subscribe', id: String(i), payload })));
+      if ((message.type === 'complete' || message.type === 'error') && Number(message.id) === subscribes.length - 1)
+        socket.close(1000);
     });
     socket.on('unexpected-response', (_request, response) => {
       outcome.upgradeStatus = response.statusCode;
@@ -141,7 +156,8 @@ describe('bounded parsing', () => {
     const body = JSON.stringify({ query: huge });
     // For scale: the same 2 MB as a variable of an ordinary query (the body alone costs this much to move and read).
     const padded = JSON.stringify({ query: MODELS, variables: { pad: 'a '.repeat(1_000_000) } });
-    const postJson = (text: string): Promise<RawResponse> => rawRequest(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+    const postJson = (text: string): Promise<RawResponse> =>
+      rawRequest(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
     expect((await postJson(padded)).status).toBe(200);
     let started = performance.now();
     expect((await postJson(padded)).status).toBe(200);
@@ -157,7 +173,12 @@ describe('bounded parsing', () => {
     const overWs = await wsExchange(server.wsUrl, init(), [{ query: huge }]);
     const wsMs = performance.now() - wsStarted;
     const error = overWs.messages.find((m) => m.type === 'error');
-    expect(error?.payload).toEqual([expect.objectContaining({ message: expect.stringMatching(/MAX_DOCUMENT_BYTES/), extensions: { code: 'BAD_REQUEST' } })]);
+    expect(error?.payload).toEqual([
+      expect.objectContaining({
+        message: expect.stringMatching(/MAX_DOCUMENT_BYTES/),
+        extensions: { code: 'BAD_REQUEST' },
+      }),
+    ]);
     console.log(
       `bounded parsing: a 2 MB document refused in ${httpMs.toFixed(0)} ms over HTTP (an ordinary query with 2 MB of variables: ${paddedMs.toFixed(0)} ms), ` +
         `${wsMs.toFixed(0)} ms over a new websocket (round trips included)`,
@@ -170,22 +191,37 @@ describe('bounded parsing', () => {
     const server = await startRecordedServer({ maxDocumentTokens: 1_000 });
     // 30 KB of repeated fields: valid (they merge), 6,000 tokens.
     const dense = `{ models { ${'name '.repeat(6_000)}} }`;
-    const post = await rawRequest(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: dense }) });
+    const post = await rawRequest(server.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: dense }),
+    });
     expect(post.status).toBe(400);
     expect(codeOf(post.body)).toBe('GRAPHQL_PARSE_FAILED');
     expect(messageOf(post.body)).toMatch(/more than 1000 tokens \(MAX_DOCUMENT_TOKENS\)/);
 
     const query = new URLSearchParams({ query: `{ models { ${'a '.repeat(2_000)}} }` });
-    const get = await rawRequest(`${server.graphqlUrl}?${query.toString()}`, { headers: { 'apollo-require-preflight': '1' } });
+    const get = await rawRequest(`${server.graphqlUrl}?${query.toString()}`, {
+      headers: { 'apollo-require-preflight': '1' },
+    });
     expect(get.status).toBe(400);
     expect(codeOf(get.body)).toBe('GRAPHQL_PARSE_FAILED');
 
     const overWs = await wsExchange(server.wsUrl, init(), [{ query: dense }]);
     const error = overWs.messages.find((m) => m.type === 'error');
-    expect(error?.payload).toEqual([expect.objectContaining({ message: expect.stringMatching(/MAX_DOCUMENT_TOKENS/), extensions: { code: 'GRAPHQL_PARSE_FAILED' } })]);
+    expect(error?.payload).toEqual([
+      expect.objectContaining({
+        message: expect.stringMatching(/MAX_DOCUMENT_TOKENS/),
+        extensions: { code: 'GRAPHQL_PARSE_FAILED' },
+      }),
+    ]);
 
     // Ordinary documents are untouched.
-    const ok = await rawRequest(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: MODELS }) });
+    const ok = await rawRequest(server.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: MODELS }),
+    });
     expect(ok.status).toBe(200);
     expect(server.errorLogs()).toEqual([]);
   });
@@ -194,22 +230,36 @@ describe('bounded parsing', () => {
 describe('caches bounded by what they keep', () => {
   it('should return the heap to its level after 300 distinct ~500 KB documents over HTTP, and 100 over the websocket', async () => {
     // Documents this large are allowed here so they reach the caches; 4 MiB caches keep the bound sharp.
-    const server = await startRecordedServer({ maxDocumentBytes: 1024 * 1024, httpDocumentCacheBytes: 4 * MiB, wsDocumentCacheBytes: 4 * MiB });
+    const server = await startRecordedServer({
+      maxDocumentBytes: 1024 * 1024,
+      httpDocumentCacheBytes: 4 * MiB,
+      wsDocumentCacheBytes: 4 * MiB,
+    });
     const comment = `#${'x'.repeat(500_000)}\n`;
-    const documentNumber = (i: number, via: string): string => `query Q${via}${i}_${Math.random().toString(36).slice(2)} { models { name } }\n${comment}`;
+    const documentNumber = (i: number, via: string): string =>
+      `query Q${via}${i}_${Math.random().toString(36).slice(2)} { models { name } }\n${comment}`;
     const viaHttp = async (i: number): Promise<void> => {
-      const response = await rawRequest(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: documentNumber(i, 'h') }) });
+      const response = await rawRequest(server.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: documentNumber(i, 'h') }),
+      });
       expect(response.status).toBe(200);
     };
     for (let i = 0; i < 5; i++) await viaHttp(i);
     forceGc();
     const before = process.memoryUsage().heapUsed;
     for (let i = 0; i < 300; i++) await viaHttp(i);
-    const socket = await wsBatch(server.wsUrl, Array.from({ length: 100 }, (_, i) => documentNumber(i, 'w')));
+    const socket = await wsBatch(
+      server.wsUrl,
+      Array.from({ length: 100 }, (_, i) => documentNumber(i, 'w')),
+    );
     expect(socket.answered).toBe(100);
     forceGc();
     const after = process.memoryUsage().heapUsed;
-    console.log(`caches: heap after GC ${mib(before)} before, ${mib(after)} after 400 distinct 500 KB documents (growth ${mib(after - before)})`);
+    console.log(
+      `caches: heap after GC ${mib(before)} before, ${mib(after)} after 400 distinct 500 KB documents (growth ${mib(after - before)})`,
+    );
     // Both caches full (8 MiB) and what the server itself allocates on the way; keeping the texts is 200 MB.
     expect(after - before).toBeLessThan(24 * MiB);
     expect(server.errorLogs()).toEqual([]);
@@ -221,7 +271,8 @@ function wsBatch(url: string, queries: string[]): Promise<{ answered: number }> 
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, 'graphql-transport-ws');
     let answered = 0;
-    const send = (i: number): void => socket.send(JSON.stringify({ type: 'subscribe', id: String(i), payload: { query: queries[i] } }));
+    const send = (i: number): void =>
+      socket.send(JSON.stringify({ type: 'subscribe', id: String(i), payload: { query: queries[i] } }));
     socket.on('open', () => socket.send(init()));
     socket.on('message', (data) => {
       const message = JSON.parse(String(data)) as { type: string; id?: string };
@@ -240,7 +291,11 @@ function wsBatch(url: string, queries: string[]): Promise<{ answered: number }> 
 describe('every malformed request is answered', () => {
   it('should answer a multipart request without a usable boundary with 400 BAD_REQUEST at once', async () => {
     const server = await startRecordedServer();
-    for (const contentType of ['multipart/form-data', 'multipart/form-data; boundary=', 'multipart/form-data; boundary=""']) {
+    for (const contentType of [
+      'multipart/form-data',
+      'multipart/form-data; boundary=',
+      'multipart/form-data; boundary=""',
+    ]) {
       const started = performance.now();
       const response = await fetch(server.graphqlUrl, {
         method: 'POST',
@@ -253,7 +308,9 @@ describe('every malformed request is answered', () => {
       const body = await response.text();
       expect(codeOf(body)).toBe('BAD_REQUEST');
       expect(messageOf(body)).toMatch(/boundary/);
-      console.log(`multipart ${JSON.stringify(contentType)}: answered ${response.status} in ${(performance.now() - started).toFixed(0)} ms`);
+      console.log(
+        `multipart ${JSON.stringify(contentType)}: answered ${response.status} in ${(performance.now() - started).toFixed(0)} ms`,
+      );
     }
     expect(server.errorLogs()).toEqual([]);
   });
@@ -298,7 +355,9 @@ describe('nothing large is parsed before authentication', () => {
     const refused = await wsExchange(server.wsUrl, hostile);
     clearInterval(sampler);
     peak = Math.max(peak, process.memoryUsage().heapUsed);
-    console.log(`pre-auth: an 8 MB connection_init closed with ${refused.code ?? 'nothing'} (${refused.reason ?? ''}); heap ${mib(before)} → peak ${mib(peak)}`);
+    console.log(
+      `pre-auth: an 8 MB connection_init closed with ${refused.code ?? 'nothing'} (${refused.reason ?? ''}); heap ${mib(before)} → peak ${mib(peak)}`,
+    );
     expect(refused.code).toBe(1009);
     expect(refused.reason).toMatch(/before connection_init/);
     // The test's own 8 MB string is in `before`; parsing it would add hundreds of MB.
@@ -335,10 +394,16 @@ describe('allowed hosts', () => {
   it('should refuse another Host with 403 FORBIDDEN_HOST on every route and the websocket, and accept the loopback names', async () => {
     const server = await startRecordedServer();
     const { port } = new URL(server.url);
-    const post = { method: 'POST', headers: { 'content-type': 'application/json', host: foreign, origin: `http://${foreign}` } };
+    const post = {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', host: foreign, origin: `http://${foreign}` },
+    };
     const refused = [
       await rawRequest(server.graphqlUrl, { ...post, body: JSON.stringify({ query: MODELS }) }),
-      await rawRequest(`${server.url}/api/tasks/zero-shot-image-classification/tiny/jobs`, { ...post, body: JSON.stringify({ image: 'x', classes: ['a'] }) }),
+      await rawRequest(`${server.url}/api/tasks/zero-shot-image-classification/tiny/jobs`, {
+        ...post,
+        body: JSON.stringify({ image: 'x', classes: ['a'] }),
+      }),
       await rawRequest(`${server.url}/api/models`, { headers: { host: foreign } }),
       await rawRequest(`${server.url}/`, { headers: { host: foreign, accept: 'text/html' } }),
       await rawRequest(server.graphqlUrl, { headers: { host: foreign, accept: 'text/html' } }),
@@ -350,7 +415,10 @@ describe('allowed hosts', () => {
       expect(codeOf(response.body)).toBe('FORBIDDEN_HOST');
       expect(messageOf(response.body)).toMatch(/evil\.example.*ALLOWED_HOSTS/);
     }
-    const ws = await wsExchange(server.wsUrl, init(), [{ query: MODELS }], { host: foreign, origin: `http://${foreign}` });
+    const ws = await wsExchange(server.wsUrl, init(), [{ query: MODELS }], {
+      host: foreign,
+      origin: `http://${foreign}`,
+    });
     expect(ws.upgradeStatus).toBe(403);
     expect(codeOf(ws.upgradeBody ?? '{}')).toBe('FORBIDDEN_HOST');
     expect(server.server.jobs.stats().queued + server.server.jobs.stats().running).toBe(0);
@@ -378,14 +446,19 @@ describe('allowed hosts', () => {
 
     it("should hold a worker's /health, /ready and /metrics to the same rule", async () => {
       redis = await startRedisServer();
-      const worker = createWorkerServer(testConfig({ role: 'worker', redisUrl: redis.url, redisKeyPrefix: 'hostile' }), { logger: silentLogger() });
+      const worker = createWorkerServer(
+        testConfig({ role: 'worker', redisUrl: redis.url, redisKeyPrefix: 'hostile' }),
+        { logger: silentLogger() },
+      );
       try {
         const { url, port } = await worker.start();
         for (const path of ['/health', '/ready', '/metrics']) {
           const refused = await rawRequest(`${url}${path}`, { headers: { host: foreign } });
           expect(refused.status, path).toBe(403);
           expect(codeOf(refused.body)).toBe('FORBIDDEN_HOST');
-          expect((await rawRequest(`${url}${path}`, { headers: { host: `localhost:${port}` } })).status, path).toBe(200);
+          expect((await rawRequest(`${url}${path}`, { headers: { host: `localhost:${port}` } })).status, path).toBe(
+            200,
+          );
         }
       } finally {
         await worker.stop();

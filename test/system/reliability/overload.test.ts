@@ -6,12 +6,29 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { distinctImages, gql } from '../../utils/testServer.js';
-import { countCrashes, probabilityRows, expectClassification, forceGc, mib, MiB, sampleMemory, settledJob, startRecordedServer, type RecordedServer } from './support.js';
+import {
+  countCrashes,
+  probabilityRows,
+  expectClassification,
+  forceGc,
+  mib,
+  MiB,
+  sampleMemory,
+  settledJob,
+  startRecordedServer,
+  type RecordedServer,
+} from './support.js';
 
 const CLASSIFY = 'mutation($input: ClassifyInput!) { classify(input: $input) { id status } }';
 const REST_BATCHED = '/api/tasks/zero-shot-image-classification/batched/tiny/jobs';
 
-type Attempt = { via: 'graphql' | 'rest' | 'ws'; id?: string; refusedWith?: string; status?: number; retryAfter?: string | null };
+type Attempt = {
+  via: 'graphql' | 'rest' | 'ws';
+  id?: string;
+  refusedWith?: string;
+  status?: number;
+  retryAfter?: string | null;
+};
 
 async function viaGraphql(server: RecordedServer, images: string[], classes: string[]): Promise<Attempt> {
   const response = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { images, classes } });
@@ -21,10 +38,19 @@ async function viaGraphql(server: RecordedServer, images: string[], classes: str
 }
 
 async function viaRest(server: RecordedServer, images: string[], classes: string[]): Promise<Attempt> {
-  const response = await fetch(`${server.url}${REST_BATCHED}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: images, classes }) });
+  const response = await fetch(`${server.url}${REST_BATCHED}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ image: images, classes }),
+  });
   const body = (await response.json()) as { id?: string; error?: { code: string } };
   if (response.ok && body.id !== undefined) return { via: 'rest', id: body.id };
-  return { via: 'rest', refusedWith: body.error?.code ?? `HTTP ${response.status}`, status: response.status, retryAfter: response.headers.get('retry-after') };
+  return {
+    via: 'rest',
+    refusedWith: body.error?.code ?? `HTTP ${response.status}`,
+    status: response.status,
+    retryAfter: response.headers.get('retry-after'),
+  };
 }
 
 /** The classify mutation over a raw graphql-ws socket: a job id or the refusal's code. */
@@ -33,13 +59,26 @@ function viaWs(server: RecordedServer, images: string[], classes: string[]): Pro
     const socket = new WebSocket(server.wsUrl, 'graphql-transport-ws');
     socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
     socket.on('message', (data) => {
-      const message = JSON.parse(String(data)) as { type: string; payload?: { data?: { classify?: { id: string } } | null; errors?: { extensions?: { code?: string } }[] } };
+      const message = JSON.parse(String(data)) as {
+        type: string;
+        payload?: { data?: { classify?: { id: string } } | null; errors?: { extensions?: { code?: string } }[] };
+      };
       if (message.type === 'connection_ack') {
-        socket.send(JSON.stringify({ type: 'subscribe', id: '1', payload: { query: CLASSIFY, variables: { input: { images, classes } } } }));
+        socket.send(
+          JSON.stringify({
+            type: 'subscribe',
+            id: '1',
+            payload: { query: CLASSIFY, variables: { input: { images, classes } } },
+          }),
+        );
       } else if (message.type === 'next') {
         const id = message.payload?.data?.classify?.id;
         socket.close(1000);
-        resolve(id !== undefined ? { via: 'ws', id } : { via: 'ws', refusedWith: String(message.payload?.errors?.[0]?.extensions?.code) });
+        resolve(
+          id !== undefined
+            ? { via: 'ws', id }
+            : { via: 'ws', refusedWith: String(message.payload?.errors?.[0]?.extensions?.code) },
+        );
       }
     });
     socket.on('error', reject);
@@ -47,15 +86,26 @@ function viaWs(server: RecordedServer, images: string[], classes: string[]): Pro
 }
 
 /** One flood: `perTransport` submissions on each API at once; resolves once every accepted job is settled. */
-async function flood(server: RecordedServer, pool: string[][], perTransport: number, round: number): Promise<{ attempts: Attempt[]; jobs: Awaited<ReturnType<typeof settledJob>>[] }> {
+async function flood(
+  server: RecordedServer,
+  pool: string[][],
+  perTransport: number,
+  round: number,
+): Promise<{ attempts: Attempt[]; jobs: Awaited<ReturnType<typeof settledJob>>[] }> {
   const classes = ['cat', 'dog', `round ${round}`];
   const submissions: Promise<Attempt>[] = [];
   for (let i = 0; i < perTransport; i += 1) {
     const images = pool[i % pool.length] as string[];
-    submissions.push(viaGraphql(server, images, classes), viaRest(server, images, classes), viaWs(server, images, classes));
+    submissions.push(
+      viaGraphql(server, images, classes),
+      viaRest(server, images, classes),
+      viaWs(server, images, classes),
+    );
   }
   const attempts = await Promise.all(submissions);
-  const jobs = await Promise.all(attempts.flatMap((attempt) => (attempt.id === undefined ? [] : [settledJob(server.server, attempt.id)])));
+  const jobs = await Promise.all(
+    attempts.flatMap((attempt) => (attempt.id === undefined ? [] : [settledJob(server.server, attempt.id)])),
+  );
   return { attempts, jobs };
 }
 
@@ -86,7 +136,8 @@ describe('overload', () => {
             expect(attempt.retryAfter).toBe('1');
           }
         }
-        for (const via of ['graphql', 'rest', 'ws'] as const) expect(attempts.filter((a) => a.via === via && a.refusedWith !== undefined).length).toBeGreaterThan(0);
+        for (const via of ['graphql', 'rest', 'ws'] as const)
+          expect(attempts.filter((a) => a.via === via && a.refusedWith !== undefined).length).toBeGreaterThan(0);
         for (const job of jobs) {
           expect(job.status).toBe('complete');
           if (job.status === 'complete') expectClassification(probabilityRows(job.result), 16, 3);
@@ -126,9 +177,18 @@ describe('overload', () => {
   it('should refuse a job that would exceed MAX_QUEUED_IMAGES or MAX_PENDING_IMAGE_BYTES with OVERLOADED, and never fail an accepted one', async () => {
     // Images being decoded sit in no queue yet: they must count, or jobs admitted meanwhile overfill the
     // inference queue and accepted jobs then FAIL with OVERLOADED (found by this test; fixed in JobService).
-    const byImages = await startRecordedServer({ maxQueuedImages: 64, maxConcurrentJobs: 8, maxBatchSize: 1, preprocessConcurrency: 4 });
+    const byImages = await startRecordedServer({
+      maxQueuedImages: 64,
+      maxConcurrentJobs: 8,
+      maxBatchSize: 1,
+      preprocessConcurrency: 4,
+    });
     const pool = await Promise.all(Array.from({ length: 8 }, (_, i) => distinctImages(64, 100_000 + 64 * i)));
-    const attempts = await Promise.all(pool.map((images, i) => (i % 2 === 0 ? viaGraphql(byImages, images, ['a', 'b']) : viaRest(byImages, images, ['a', 'b']))));
+    const attempts = await Promise.all(
+      pool.map((images, i) =>
+        i % 2 === 0 ? viaGraphql(byImages, images, ['a', 'b']) : viaRest(byImages, images, ['a', 'b']),
+      ),
+    );
     const refusals = attempts.filter((attempt) => attempt.refusedWith !== undefined);
     expect(refusals.length).toBeGreaterThan(0);
     for (const refusal of refusals) {
@@ -143,10 +203,19 @@ describe('overload', () => {
     const images = pool[0] as string[];
 
     // A running 64-image job holds its bytes until it ends: with the budget just above them, nothing else fits.
-    const blockerBytes = images.reduce((sum, url) => sum + Buffer.from(url.slice(url.indexOf(',') + 1), 'base64').length, 0);
-    const byBytes = await startRecordedServer({ maxImageBytes: 32 * 1024, maxPendingImageBytes: blockerBytes + 1024, maxConcurrentJobs: 1 });
+    const blockerBytes = images.reduce(
+      (sum, url) => sum + Buffer.from(url.slice(url.indexOf(',') + 1), 'base64').length,
+      0,
+    );
+    const byBytes = await startRecordedServer({
+      maxImageBytes: 32 * 1024,
+      maxPendingImageBytes: blockerBytes + 1024,
+      maxConcurrentJobs: 1,
+    });
     const blocker = await viaGraphql(byBytes, images, ['a', 'b']);
-    const refused = await gql(byBytes.graphqlUrl, CLASSIFY, { input: { images: (pool[1] as string[]).slice(0, 2), classes: ['a', 'b'] } });
+    const refused = await gql(byBytes.graphqlUrl, CLASSIFY, {
+      input: { images: (pool[1] as string[]).slice(0, 2), classes: ['a', 'b'] },
+    });
     expect(refused.body.errors?.[0]?.extensions?.code).toBe('OVERLOADED');
     expect(refused.body.errors?.[0]?.message).toMatch(/MAX_PENDING_IMAGE_BYTES/);
     expect((await settledJob(byBytes.server, blocker.id ?? '')).status).toBe('complete');

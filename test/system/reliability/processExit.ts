@@ -23,7 +23,14 @@ import { createClient, type Client } from 'graphql-ws';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { MAIN_JS, REPO_ROOT, buildServer, processEnv, startProcessServer, type ProcessServer } from '../../utils/processServer.js';
+import {
+  MAIN_JS,
+  REPO_ROOT,
+  buildServer,
+  processEnv,
+  startProcessServer,
+  type ProcessServer,
+} from '../../utils/processServer.js';
 import { redisServerPath, startRedisServer, type RedisServer } from '../../utils/redisServer.js';
 import { ensureSlowModel } from '../../utils/slowModel.js';
 
@@ -58,7 +65,10 @@ export function roleNamed(name: RoleName): RoleUnderTest {
 }
 
 const REDIS = redisServerPath();
-if (REDIS === null) console.log('skipping the api and worker rows of the process-exit test: redis-server is not installed (apt-get install redis-server)');
+if (REDIS === null)
+  console.log(
+    'skipping the api and worker rows of the process-exit test: redis-server is not installed (apt-get install redis-server)',
+  );
 
 const DRAIN_TIMEOUT_MS = 2_000;
 const SHUTDOWN_GRACE_MS = 3_000;
@@ -85,7 +95,9 @@ afterAll(() => {
 async function pngDataUrl(seed: number, size: number): Promise<string> {
   const pixels = Buffer.alloc(size * size * 3);
   for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 11 + seed * 97 + ((i * seed) % 19) * 7) % 256;
-  const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+  const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .png({ compressionLevel: 1 })
+    .toBuffer();
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
@@ -102,7 +114,11 @@ async function submit(server: ProcessServer, images: string[]): Promise<string> 
 }
 
 async function statusOf(server: ProcessServer, id: string): Promise<string | undefined> {
-  const response = await fetch(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: JOB_STATUS, variables: { id } }) });
+  const response = await fetch(server.graphqlUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: JOB_STATUS, variables: { id } }),
+  });
   return ((await response.json()) as { data?: { job?: { status?: string } } }).data?.job?.status;
 }
 
@@ -128,7 +144,8 @@ async function unresponsiveWebsocket(server: ProcessServer): Promise<net.Socket>
       );
     });
     socket.once('data', (chunk: Buffer) => {
-      if (!chunk.toString('latin1').startsWith('HTTP/1.1 101')) reject(new Error(`upgrade refused: ${chunk.toString('latin1').slice(0, 80)}`));
+      if (!chunk.toString('latin1').startsWith('HTTP/1.1 101'))
+        reject(new Error(`upgrade refused: ${chunk.toString('latin1').slice(0, 80)}`));
       else resolve();
       // From now on nothing is read: the server's close frame sits unanswered.
       socket.pause();
@@ -142,18 +159,33 @@ async function unresponsiveWebsocket(server: ProcessServer): Promise<net.Socket>
  * A graphql-ws client that connected (acknowledged) and then stays silent; with `jobIds`, subscribed to each
  * job's updates (their states land in `states`), so the server holds a watcher per job.
  */
-async function silentGraphqlWsClient(server: ProcessServer, jobIds: readonly string[] = [], states: string[] = []): Promise<Client> {
+async function silentGraphqlWsClient(
+  server: ProcessServer,
+  jobIds: readonly string[] = [],
+  states: string[] = [],
+): Promise<Client> {
   let acknowledged: () => void = () => {};
   const connected = new Promise<void>((resolve) => {
     acknowledged = resolve;
   });
-  const client = createClient({ url: server.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {}, on: { connected: () => acknowledged() } });
+  const client = createClient({
+    url: server.wsUrl,
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    lazy: false,
+    onNonLazyError: () => {},
+    on: { connected: () => acknowledged() },
+  });
   cleanups.push(() => void client.dispose());
   await connected;
   for (const id of jobIds) {
     client.subscribe<{ jobUpdated: { status: string } }>(
       { query: JOB_UPDATED, variables: { id } },
-      { next: (message) => states.push(message.data?.jobUpdated.status ?? '?'), error: () => undefined, complete: () => undefined },
+      {
+        next: (message) => states.push(message.data?.jobUpdated.status ?? '?'),
+        error: () => undefined,
+        complete: () => undefined,
+      },
     );
   }
   return client;
@@ -173,7 +205,11 @@ async function connection(server: ProcessServer): Promise<net.Socket> {
  * Opens a TCP connection and sends part of a request to `route`: `headers` stops mid-header, `body` mid-body.
  * The GraphQL body is what an API reads; a worker refuses it (404) but only once the body would have arrived.
  */
-async function halfSentRequest(server: ProcessServer, part: 'headers' | 'body', route = '/graphql'): Promise<net.Socket> {
+async function halfSentRequest(
+  server: ProcessServer,
+  part: 'headers' | 'body',
+  route = '/graphql',
+): Promise<net.Socket> {
   const socket = await connection(server);
   const body = JSON.stringify({ query: '{ models { name } }' });
   socket.write(
@@ -198,14 +234,30 @@ async function idleKeepAliveClient(server: ProcessServer, route: string, read = 
 }
 
 /** Submits `count` jobs of `images` distinct PNGs of `size` px through `front`, one after the other. */
-async function submitJobs(front: ProcessServer, count: number, images: number, size: number, seed: number): Promise<string[]> {
+async function submitJobs(
+  front: ProcessServer,
+  count: number,
+  images: number,
+  size: number,
+  seed: number,
+): Promise<string[]> {
   const ids: string[] = [];
-  for (let job = 0; job < count; job += 1) ids.push(await submit(front, await Promise.all(Array.from({ length: images }, (_, i) => pngDataUrl(seed + 100 * job + i, size)))));
+  for (let job = 0; job < count; job += 1)
+    ids.push(
+      await submit(
+        front,
+        await Promise.all(Array.from({ length: images }, (_, i) => pngDataUrl(seed + 100 * job + i, size))),
+      ),
+    );
   return ids;
 }
 
 /** Resolves with the exit code and how long after `since` the process was gone; SIGKILLs it and throws past `withinMs`. */
-async function gone(server: ProcessServer, since: number, withinMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; afterMs: number }> {
+async function gone(
+  server: ProcessServer,
+  since: number,
+  withinMs: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; afterMs: number }> {
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
     server.exited.then((code) => ({ code })),
@@ -227,19 +279,26 @@ type Signals = 1 | 2;
  * Sends one or two SIGTERMs; resolves with when the process's deadline started and how long it has: the
  * deadline, plus at most SHUTDOWN_GRACE_MS for ONNX runs in flight when it passes, plus EXIT_SLACK_MS.
  */
-async function signal(server: ProcessServer, signals: Signals, drainMs: number, graceMs: number): Promise<{ since: number; withinMs: number; delivered: Signals }> {
+async function signal(
+  server: ProcessServer,
+  signals: Signals,
+  drainMs: number,
+  graceMs: number,
+): Promise<{ since: number; withinMs: number; delivered: Signals }> {
   const first = performance.now();
   server.child.kill('SIGTERM');
   if (signals === 1) return { since: first, withinMs: drainMs + 2 * graceMs + EXIT_SLACK_MS, delivered: 1 };
   await new Promise((resolve) => setTimeout(resolve, SECOND_SIGNAL_AFTER_MS));
   const second = performance.now();
   // A process that already finished its clean exit never gets the second signal: its 0 is then the right code.
-  const delivered: Signals = server.child.exitCode === null && server.child.signalCode === null && server.child.kill('SIGTERM') ? 2 : 1;
+  const delivered: Signals =
+    server.child.exitCode === null && server.child.signalCode === null && server.child.kill('SIGTERM') ? 2 : 1;
   return { since: second, withinMs: 2 * graceMs + EXIT_SLACK_MS, delivered };
 }
 
 function deadlineLine(server: ProcessServer): { activeResources?: string[] } | undefined {
-  return server.logs.find((line) => line.msg?.startsWith('shutdown deadline passed') === true) as { activeResources?: string[] } | undefined;
+  return server.logs.find((line) => line.msg?.startsWith('shutdown deadline passed') === true) as
+    { activeResources?: string[] } | undefined;
 }
 
 /**
@@ -253,7 +312,11 @@ function stoppedBeforeSecondSignal(server: ProcessServer): boolean {
 }
 
 /** What every ending must look like: gone in time, a clean code (never a crash), no stack traces. */
-function expectCleanEnding(server: ProcessServer, ending: { code: number | null; signal: NodeJS.Signals | null }, signals: Signals): void {
+function expectCleanEnding(
+  server: ProcessServer,
+  ending: { code: number | null; signal: NodeJS.Signals | null },
+  signals: Signals,
+): void {
   expect(ending.signal).toBeNull();
   if (signals === 2) expect(ending.code).toBe(stoppedBeforeSecondSignal(server) ? 0 : 1);
   else expect([0, 1]).toContain(ending.code);
@@ -261,7 +324,6 @@ function expectCleanEnding(server: ProcessServer, ending: { code: number | null;
   if (signals === 1 && ending.code === 1) expect(deadlineLine(server)?.activeResources?.length ?? 0).toBeGreaterThan(0);
   expect(server.output()).not.toMatch(/Napi::Error|FATAL ERROR|Uncaught|unhandled/i);
 }
-
 
 /** The processes of one test. */
 interface Run {
@@ -305,7 +367,10 @@ const unresponsiveWebsockets: Situation = {
   name: 'websocket clients connected and silent, some not even answering the close handshake',
   oneSignalCode: 0,
   arrange: async ({ server }) => {
-    await Promise.all([...Array.from({ length: 2 }, () => silentGraphqlWsClient(server)), ...Array.from({ length: 3 }, () => unresponsiveWebsocket(server))]);
+    await Promise.all([
+      ...Array.from({ length: 2 }, () => silentGraphqlWsClient(server)),
+      ...Array.from({ length: 3 }, () => unresponsiveWebsocket(server)),
+    ]);
   },
 };
 
@@ -329,12 +394,18 @@ function killedSubscribers(name: string): Situation {
     env: { MAX_CONCURRENT_JOBS: '1' },
     oneSignalCode: 0,
     arrange: async ({ front }) => {
-      const child = spawn(process.execPath, [SUBSCRIBER_SCRIPT, JSON.stringify({ url: front.url, jobs: 3, imagesPerJob: 16, imageSize: 192 })], {
-        cwd: REPO_ROOT,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const child = spawn(
+        process.execPath,
+        [SUBSCRIBER_SCRIPT, JSON.stringify({ url: front.url, jobs: 3, imagesPerJob: 16, imageSize: 192 })],
+        {
+          cwd: REPO_ROOT,
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       cleanups.push(() => child.kill('SIGKILL'));
-      const line = await new Promise<string>((resolve) => child.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString())));
+      const line = await new Promise<string>((resolve) =>
+        child.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString())),
+      );
       const { states } = JSON.parse(line) as { states: string[] };
       expect(states).toContain('RUNNING');
       child.kill('SIGKILL');
@@ -375,7 +446,9 @@ const CASES: Case[] = [
       name: 'idle keep-alive HTTP clients of /health and /metrics (a worker serves no websockets)',
       oneSignalCode: 0,
       arrange: async ({ server }) => {
-        await Promise.all(['/health', '/health', '/metrics', '/metrics'].map((route) => idleKeepAliveClient(server, route)));
+        await Promise.all(
+          ['/health', '/health', '/metrics', '/metrics'].map((route) => idleKeepAliveClient(server, route)),
+        );
       },
     },
   },
@@ -386,7 +459,10 @@ const CASES: Case[] = [
       name: 'connections that never send a byte, and clients that asked for /metrics and never read the answer',
       oneSignalCode: 0,
       arrange: async ({ server }) => {
-        await Promise.all([...Array.from({ length: 3 }, () => connection(server)), ...Array.from({ length: 2 }, () => idleKeepAliveClient(server, '/metrics', false))]);
+        await Promise.all([
+          ...Array.from({ length: 3 }, () => connection(server)),
+          ...Array.from({ length: 2 }, () => idleKeepAliveClient(server, '/metrics', false)),
+        ]);
       },
     },
   },
@@ -426,7 +502,11 @@ const CASES: Case[] = [
 async function keepBusy(role: RoleName, { server, front }: Run): Promise<void> {
   const ids = await submitJobs(front, role === 'api' ? 3 : 2, 48, 160, 500);
   if (role === 'api') await silentGraphqlWsClient(server, ids);
-  await until(async () => ['RUNNING', 'COMPLETE'].includes((await statusOf(front, ids[0]!)) ?? ''), 60_000, 'the first long job to run');
+  await until(
+    async () => ['RUNNING', 'COMPLETE'].includes((await statusOf(front, ids[0]!)) ?? ''),
+    60_000,
+    'the first long job to run',
+  );
 }
 
 /** This test file's redis-server, for the roles on Redis. */
@@ -451,11 +531,17 @@ function redisEnv(role: RoleUnderTest): Record<string, string> {
 }
 
 /** Starts the process under test and, beside it, its partner. */
-async function startRun(role: RoleUnderTest, env: Record<string, string>, readyTimeoutMs: number | undefined): Promise<Run> {
+async function startRun(
+  role: RoleUnderTest,
+  env: Record<string, string>,
+  readyTimeoutMs: number | undefined,
+): Promise<Run> {
   const shared = { ...env, ...redisEnv(role) };
   const [server, partner] = await Promise.all([
     startProcessServer({ ...shared, ...role.env }, role.args, readyTimeoutMs),
-    role.partner === undefined ? undefined : startProcessServer({ ...shared, ...role.partner }, [MAIN_JS], readyTimeoutMs),
+    role.partner === undefined
+      ? undefined
+      : startProcessServer({ ...shared, ...role.partner }, [MAIN_JS], readyTimeoutMs),
   ]);
   return { server, partner, front: role.role === 'worker' && partner !== undefined ? partner : server };
 }
@@ -470,91 +556,127 @@ export function describeProcessExit(role: RoleUnderTest): void {
     }, 600_000);
     if (REDIS !== null && (role.partner !== undefined || role.redis === true)) useRedis();
 
-    describe.skipIf(role.partner !== undefined && REDIS === null)(role.partner === undefined ? 'alone' : 'beside its partner, on Redis', () => {
-      describe.each(CASES.map((testCase) => testCase[role.role]))('with $name', (situation) => {
-        it.each([1, 2] as const)('should be gone within the deadline after %i signal(s)', async (signals) => {
-          const env = { ...deadlineEnv, ...(situation.slow === true ? { CLIP_MODEL: slowModelDir } : {}), ...situation.env };
-          const run = await startRun(role, env, situation.readyTimeoutMs);
-          try {
-            await situation.arrange(run);
-            if (signals === 2 && situation.busy !== true) await keepBusy(role.role, run);
-            const { since, withinMs, delivered } = await signal(run.server, signals, Number(env.DRAIN_TIMEOUT_MS), Number(env.SHUTDOWN_GRACE_MS));
-            const ending = await gone(run.server, since, withinMs);
-            console.log(`${role.role} / ${situation.name} / ${signals} signal(s): exit ${ending.code ?? ending.signal} after ${ending.afterMs} ms (limit ${withinMs - EXIT_SLACK_MS} + ${EXIT_SLACK_MS} ms slack)`);
-            expectCleanEnding(run.server, ending, delivered);
-            if (signals === 1) expect(ending.code).toBe(situation.oneSignalCode);
-            if (delivered === 2 && !stoppedBeforeSecondSignal(run.server)) expect(run.server.logs.some((line) => line.msg?.startsWith('second signal while stopping') === true)).toBe(true);
-            if (signals === 1 && situation.oneSignalCode === 1) expect(deadlineLine(run.server)?.activeResources).toContain('TCPSocketWrap');
-            // Only the process under test was signalled.
-            expect(run.partner?.child.exitCode ?? null).toBeNull();
-          } finally {
-            run.partner?.child.kill('SIGKILL');
-          }
-        }, 240_000);
-      });
+    describe.skipIf(role.partner !== undefined && REDIS === null)(
+      role.partner === undefined ? 'alone' : 'beside its partner, on Redis',
+      () => {
+        describe.each(CASES.map((testCase) => testCase[role.role]))('with $name', (situation) => {
+          it.each([1, 2] as const)(
+            'should be gone within the deadline after %i signal(s)',
+            async (signals) => {
+              const env = {
+                ...deadlineEnv,
+                ...(situation.slow === true ? { CLIP_MODEL: slowModelDir } : {}),
+                ...situation.env,
+              };
+              const run = await startRun(role, env, situation.readyTimeoutMs);
+              try {
+                await situation.arrange(run);
+                if (signals === 2 && situation.busy !== true) await keepBusy(role.role, run);
+                const { since, withinMs, delivered } = await signal(
+                  run.server,
+                  signals,
+                  Number(env.DRAIN_TIMEOUT_MS),
+                  Number(env.SHUTDOWN_GRACE_MS),
+                );
+                const ending = await gone(run.server, since, withinMs);
+                console.log(
+                  `${role.role} / ${situation.name} / ${signals} signal(s): exit ${ending.code ?? ending.signal} after ${ending.afterMs} ms (limit ${withinMs - EXIT_SLACK_MS} + ${EXIT_SLACK_MS} ms slack)`,
+                );
+                expectCleanEnding(run.server, ending, delivered);
+                if (signals === 1) expect(ending.code).toBe(situation.oneSignalCode);
+                if (delivered === 2 && !stoppedBeforeSecondSignal(run.server))
+                  expect(
+                    run.server.logs.some((line) => line.msg?.startsWith('second signal while stopping') === true),
+                  ).toBe(true);
+                if (signals === 1 && situation.oneSignalCode === 1)
+                  expect(deadlineLine(run.server)?.activeResources).toContain('TCPSocketWrap');
+                // Only the process under test was signalled.
+                expect(run.partner?.child.exitCode ?? null).toBeNull();
+              } finally {
+                run.partner?.child.kill('SIGKILL');
+              }
+            },
+            240_000,
+          );
+        });
 
-      describe('with stdout and stderr piped into a process that has exited', () => {
-        function alive(pid: number): boolean {
-          try {
-            // A zombie is gone for our purpose: it has exited and only waits for its (new) parent to reap it.
-            return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-          } catch {
-            return false;
+        describe('with stdout and stderr piped into a process that has exited', () => {
+          function alive(pid: number): boolean {
+            try {
+              // A zombie is gone for our purpose: it has exited and only waits for its (new) parent to reap it.
+              return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+            } catch {
+              return false;
+            }
           }
-        }
 
-        it.each([
-          [1, 'json'],
-          [2, 'json'],
-          [1, 'pretty'],
-          [2, 'pretty'],
-        ] as const)('should be gone within the deadline after %i signal(s) sent by the parent on its way out (%s logs)', async (signals, logFormat) => {
-          const env = { ...deadlineEnv, MAX_CONCURRENT_JOBS: '2', ...redisEnv(role) };
-          // The partner (the api's worker, running the jobs; the worker's API, taking them) is this test's child, not the parent's.
-          const partner = role.partner === undefined ? undefined : await startProcessServer({ ...env, ...role.partner });
-          try {
-            const options = {
-              command: [process.execPath, ...role.args],
-              cwd: REPO_ROOT,
-              env: processEnv({ ...env, ...role.env, LOG_FORMAT: logFormat }),
-              signals,
-              // The issue's parent signals and exits at once; a short pause lets the second signal arrive on its own.
-              signalGapMs: signals === 2 ? 30 : 0,
-              unknownSubscriptions: 10,
-              jobs: 6,
-              imagesPerJob: 16,
-              imageSize: 256,
-              readyTimeoutMs: 60_000,
-              // A worker serves no API: the parent's subscriptions and jobs go through the worker's partner.
-              ...(role.role === 'worker' && partner !== undefined ? { apiUrl: partner.url } : {}),
-            };
-            const parent = spawn(process.execPath, [ORPHANING_PARENT_SCRIPT, JSON.stringify(options)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-            let out = '';
-            parent.stdout.on('data', (chunk: Buffer) => {
-              out += chunk.toString();
-            });
-            await new Promise((resolve) => parent.once('close', resolve));
-            const since = performance.now();
-            const report = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { serverPid?: number; states?: string[]; error?: string };
-            expect(report.error).toBeUndefined();
-            const pid = report.serverPid!;
-            cleanups.push(() => {
-              if (alive(pid)) process.kill(pid, 'SIGKILL');
-            });
-            expect(report.states).toContain('RUNNING');
-            const withinMs = DRAIN_TIMEOUT_MS + 2 * SHUTDOWN_GRACE_MS + EXIT_SLACK_MS;
-            await until(() => !alive(pid), withinMs, `server ${pid} to exit`).catch((error: unknown) => {
-              process.kill(pid, 'SIGKILL');
-              throw error;
-            });
-            console.log(`${role.role} / dead pipes / ${logFormat} / ${signals} signal(s): gone ${Math.round(performance.now() - since)} ms after the parent exited`);
-            expect(partner?.child.exitCode ?? null).toBeNull();
-          } finally {
-            partner?.child.kill('SIGKILL');
-          }
-        }, 120_000);
-      });
-    });
+          it.each([
+            [1, 'json'],
+            [2, 'json'],
+            [1, 'pretty'],
+            [2, 'pretty'],
+          ] as const)(
+            'should be gone within the deadline after %i signal(s) sent by the parent on its way out (%s logs)',
+            async (signals, logFormat) => {
+              const env = { ...deadlineEnv, MAX_CONCURRENT_JOBS: '2', ...redisEnv(role) };
+              // The partner (the api's worker, running the jobs; the worker's API, taking them) is this test's child, not the parent's.
+              const partner =
+                role.partner === undefined ? undefined : await startProcessServer({ ...env, ...role.partner });
+              try {
+                const options = {
+                  command: [process.execPath, ...role.args],
+                  cwd: REPO_ROOT,
+                  env: processEnv({ ...env, ...role.env, LOG_FORMAT: logFormat }),
+                  signals,
+                  // The issue's parent signals and exits at once; a short pause lets the second signal arrive on its own.
+                  signalGapMs: signals === 2 ? 30 : 0,
+                  unknownSubscriptions: 10,
+                  jobs: 6,
+                  imagesPerJob: 16,
+                  imageSize: 256,
+                  readyTimeoutMs: 60_000,
+                  // A worker serves no API: the parent's subscriptions and jobs go through the worker's partner.
+                  ...(role.role === 'worker' && partner !== undefined ? { apiUrl: partner.url } : {}),
+                };
+                const parent = spawn(process.execPath, [ORPHANING_PARENT_SCRIPT, JSON.stringify(options)], {
+                  cwd: REPO_ROOT,
+                  stdio: ['ignore', 'pipe', 'inherit'],
+                });
+                let out = '';
+                parent.stdout.on('data', (chunk: Buffer) => {
+                  out += chunk.toString();
+                });
+                await new Promise((resolve) => parent.once('close', resolve));
+                const since = performance.now();
+                const report = JSON.parse(out.trim().split('\n').pop() ?? '{}') as {
+                  serverPid?: number;
+                  states?: string[];
+                  error?: string;
+                };
+                expect(report.error).toBeUndefined();
+                const pid = report.serverPid!;
+                cleanups.push(() => {
+                  if (alive(pid)) process.kill(pid, 'SIGKILL');
+                });
+                expect(report.states).toContain('RUNNING');
+                const withinMs = DRAIN_TIMEOUT_MS + 2 * SHUTDOWN_GRACE_MS + EXIT_SLACK_MS;
+                await until(() => !alive(pid), withinMs, `server ${pid} to exit`).catch((error: unknown) => {
+                  process.kill(pid, 'SIGKILL');
+                  throw error;
+                });
+                console.log(
+                  `${role.role} / dead pipes / ${logFormat} / ${signals} signal(s): gone ${Math.round(performance.now() - since)} ms after the parent exited`,
+                );
+                expect(partner?.child.exitCode ?? null).toBeNull();
+              } finally {
+                partner?.child.kill('SIGKILL');
+              }
+            },
+            120_000,
+          );
+        });
+      },
+    );
   });
 }
 
@@ -574,25 +696,39 @@ export function describeRedisStopped(roles: readonly RoleUnderTest[]): void {
     'the $role server process on Redis ends after SIGTERM with Redis stopped before the signal',
     (role) => {
       beforeAll(() => buildServer(), 600_000);
-      it.each([1, 2] as const)('should be gone within the deadline after %i signal(s)', async (signals) => {
-        const run = await startRun(role, deadlineEnv, undefined);
-        try {
-          if (signals === 2) await keepBusy(role.role, run);
-          await redis!.stop();
+      it.each([1, 2] as const)(
+        'should be gone within the deadline after %i signal(s)',
+        async (signals) => {
+          const run = await startRun(role, deadlineEnv, undefined);
           try {
-            const { since, withinMs, delivered } = await signal(run.server, signals, DRAIN_TIMEOUT_MS, SHUTDOWN_GRACE_MS);
-            const ending = await gone(run.server, since, withinMs);
-            console.log(`${role.role}${role.redis === true ? ' on Redis' : ''} / Redis stopped / ${signals} signal(s): exit ${ending.code ?? ending.signal} after ${ending.afterMs} ms`);
-            expectCleanEnding(run.server, ending, delivered);
-            if (signals === 1) expect(ending.code).toBe(0);
-            if (delivered === 2 && !stoppedBeforeSecondSignal(run.server)) expect(run.server.logs.some((line) => line.msg?.startsWith('second signal while stopping') === true)).toBe(true);
+            if (signals === 2) await keepBusy(role.role, run);
+            await redis!.stop();
+            try {
+              const { since, withinMs, delivered } = await signal(
+                run.server,
+                signals,
+                DRAIN_TIMEOUT_MS,
+                SHUTDOWN_GRACE_MS,
+              );
+              const ending = await gone(run.server, since, withinMs);
+              console.log(
+                `${role.role}${role.redis === true ? ' on Redis' : ''} / Redis stopped / ${signals} signal(s): exit ${ending.code ?? ending.signal} after ${ending.afterMs} ms`,
+              );
+              expectCleanEnding(run.server, ending, delivered);
+              if (signals === 1) expect(ending.code).toBe(0);
+              if (delivered === 2 && !stoppedBeforeSecondSignal(run.server))
+                expect(
+                  run.server.logs.some((line) => line.msg?.startsWith('second signal while stopping') === true),
+                ).toBe(true);
+            } finally {
+              await redis!.restart();
+            }
           } finally {
-            await redis!.restart();
+            run.partner?.child.kill('SIGKILL');
           }
-        } finally {
-          run.partner?.child.kill('SIGKILL');
-        }
-      }, 120_000);
+        },
+        120_000,
+      );
     },
   );
 }

@@ -22,17 +22,26 @@ interface WsResult {
 }
 
 /** A raw graphql-ws exchange: connection_init (with `payload`), then `subscribe` messages once acknowledged. */
-function wsExchange(url: string, init: unknown, subscribes: unknown[] = [], headers: Record<string, string> = {}): Promise<WsResult> {
+function wsExchange(
+  url: string,
+  init: unknown,
+  subscribes: unknown[] = [],
+  headers: Record<string, string> = {},
+): Promise<WsResult> {
   return new Promise((resolve) => {
     const result: WsResult = { code: null, messages: [] };
     const socket = new WebSocket(url, 'graphql-transport-ws', { headers });
     const timer = setTimeout(() => socket.close(1000), 1_500);
-    socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', ...(init === undefined ? {} : { payload: init }) })));
+    socket.on('open', () =>
+      socket.send(JSON.stringify({ type: 'connection_init', ...(init === undefined ? {} : { payload: init }) })),
+    );
     socket.on('message', (data) => {
       const message = JSON.parse(String(data)) as WsResult['messages'][number];
       result.messages.push(message);
-      if (message.type === 'connection_ack') subscribes.forEach((payload, i) => socket.send(JSON.stringify({ type: 'subscribe', id: String(i), payload })));
-      if ((message.type === 'complete' || message.type === 'error') && Number(message.id) === subscribes.length - 1) socket.close(1000);
+      if (message.type === 'connection_ack')
+        subscribes.forEach((payload, i) => socket.send(JSON.stringify({ type: 'subscribe', id: String(i), payload })));
+      if ((message.type === 'complete' || message.type === 'error') && Number(message.id) === subscribes.length - 1)
+        socket.close(1000);
     });
     socket.on('unexpected-response', (_request, response) => {
       result.upgradeStatus = response.statusCode;
@@ -62,9 +71,21 @@ describe('CSRF prevention', () => {
     const query = encodeURIComponent(MODELS);
     const refused = [
       await fetch(`${graphqlUrl}?query=${query}`),
-      await fetch(graphqlUrl, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ query: MODELS }) }),
-      await fetch(graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `query=${query}` }),
-      await fetch(graphqlUrl, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=b' }, body: `--b\r\nContent-Disposition: form-data; name="query"\r\n\r\n${MODELS}\r\n--b--\r\n` }),
+      await fetch(graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: JSON.stringify({ query: MODELS }),
+      }),
+      await fetch(graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `query=${query}`,
+      }),
+      await fetch(graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'multipart/form-data; boundary=b' },
+        body: `--b\r\nContent-Disposition: form-data; name="query"\r\n\r\n${MODELS}\r\n--b--\r\n`,
+      }),
     ];
     for (const response of refused) {
       expect(response.status).toBe(400);
@@ -72,8 +93,12 @@ describe('CSRF prevention', () => {
       expect(firstCode(body)).toBe('BAD_REQUEST');
       expect(JSON.stringify(body)).toMatch(/CSRF/);
     }
-    expect((await fetch(`${graphqlUrl}?query=${query}`, { headers: { 'apollo-require-preflight': 'true' } })).status).toBe(200);
-    expect((await fetch(`${graphqlUrl}?query=${query}`, { headers: { 'x-apollo-operation-name': 'Models' } })).status).toBe(200);
+    expect(
+      (await fetch(`${graphqlUrl}?query=${query}`, { headers: { 'apollo-require-preflight': 'true' } })).status,
+    ).toBe(200);
+    expect(
+      (await fetch(`${graphqlUrl}?query=${query}`, { headers: { 'x-apollo-operation-name': 'Models' } })).status,
+    ).toBe(200);
     expect((await gql(graphqlUrl, MODELS)).status).toBe(200);
   });
 
@@ -82,8 +107,16 @@ describe('CSRF prevention', () => {
     const [image] = await distinctImages(1, 120_000);
     const before = server.server.jobs.stats().totals.queued;
     const simple = [
-      await fetch(`${server.url}${REST_JOB}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ image, classes: ['a', 'b'] }) }),
-      await fetch(`${server.url}${REST_JOB}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `image=${encodeURIComponent(image ?? '')}&classes=a` }),
+      await fetch(`${server.url}${REST_JOB}`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: JSON.stringify({ image, classes: ['a', 'b'] }),
+      }),
+      await fetch(`${server.url}${REST_JOB}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `image=${encodeURIComponent(image ?? '')}&classes=a`,
+      }),
       await fetch(`${server.url}${REST_JOB}`, { method: 'POST', body: JSON.stringify({ image, classes: ['a', 'b'] }) }),
     ];
     for (const response of simple) {
@@ -98,12 +131,23 @@ describe('CSRF prevention', () => {
 describe('CORS', () => {
   const foreign = 'https://evil.example';
   const preflight = (url: string, origin: string): Promise<Response> =>
-    fetch(url, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, authorization' } });
+    fetch(url, {
+      method: 'OPTIONS',
+      headers: {
+        origin,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type, authorization',
+      },
+    });
 
   it('should send no CORS headers to other origins by default, on any route, and refuse their websockets', async () => {
     const server = await startRecordedServer();
     const reads = [
-      await fetch(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', origin: foreign }, body: JSON.stringify({ query: MODELS }) }),
+      await fetch(server.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: foreign },
+        body: JSON.stringify({ query: MODELS }),
+      }),
       await fetch(`${server.url}/api/models`, { headers: { origin: foreign } }),
       await fetch(`${server.url}/health`, { headers: { origin: foreign } }),
       await preflight(server.graphqlUrl, foreign),
@@ -131,7 +175,11 @@ describe('CORS', () => {
     }
     const read = await fetch(`${server.url}/api/models`, { headers: { origin: allowed } });
     expect(read.headers.get('access-control-allow-origin')).toBe(allowed);
-    expect((await wsExchange(server.wsUrl, {}, [{ query: MODELS }], { origin: allowed })).messages.some((m) => m.type === 'next')).toBe(true);
+    expect(
+      (await wsExchange(server.wsUrl, {}, [{ query: MODELS }], { origin: allowed })).messages.some(
+        (m) => m.type === 'next',
+      ),
+    ).toBe(true);
     expect((await wsExchange(server.wsUrl, {}, [], { origin: foreign })).upgradeStatus).toBe(403);
 
     const open = await startRecordedServer({ corsOrigins: ['*'] });
@@ -159,7 +207,9 @@ describe('introspection and GraphiQL', () => {
       expect(firstCode(response.body as Record<string, unknown>)).toBe('GRAPHQL_VALIDATION_FAILED');
       const ws = await wsExchange(server.wsUrl, {}, [{ query }]);
       const error = ws.messages.find((m) => m.type === 'error');
-      expect((error?.payload as { extensions?: { code?: string } }[] | undefined)?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect((error?.payload as { extensions?: { code?: string } }[] | undefined)?.[0]?.extensions?.code).toBe(
+        'GRAPHQL_VALIDATION_FAILED',
+      );
     }
     // __typename is not introspection: clients (Apollo Client) add it everywhere.
     expect((await gql(server.graphqlUrl, '{ __typename models { __typename name } }')).body.data).toBeTruthy();
@@ -182,19 +232,30 @@ describe('operation limits', () => {
   it('should count depth through fragments, aliases inside fragments, and cost through variables', async () => {
     server = await startRecordedServer({ maxQueryDepth: 5, maxAliases: 3 });
     // Depth 6 spread over two fragments, the second one also used at depth 2 (where it fits).
-    const deepByFragments = 'query { ...A models { name } } fragment A on Query { jobs { nodes { ...B } } } fragment B on Job { result { images { top { label } } } }';
+    const deepByFragments =
+      'query { ...A models { name } } fragment A on Query { jobs { nodes { ...B } } } fragment B on Job { result { images { top { label } } } }';
     expect(await refusedFor(deepByFragments)).toMatch(/maximum query depth of 5/);
-    expect((await gql(server.graphqlUrl, 'query { jobs { nodes { ...B } } } fragment B on Job { id status }')).status).toBe(200);
-    const aliasedInFragments = 'query { ...A ...B } fragment A on Query { a: models { name } b: models { name } } fragment B on Query { c: models { name } d: models { name } }';
+    expect(
+      (await gql(server.graphqlUrl, 'query { jobs { nodes { ...B } } } fragment B on Job { id status }')).status,
+    ).toBe(200);
+    const aliasedInFragments =
+      'query { ...A ...B } fragment A on Query { a: models { name } b: models { name } } fragment B on Query { c: models { name } d: models { name } }';
     expect(await refusedFor(aliasedInFragments)).toMatch(/4 aliases, more than the maximum of 3/);
     // Cost: shallow enough for the default depth limit, too expensive through its variables.
     server = await startRecordedServer();
-    expect(await refusedFor('query($k: Int) { jobs(first: 100) { nodes { result { images { top(k: $k) { label } } } } } }', { k: 10_000 })).toMatch(/MAX_QUERY_COMPLEXITY/);
+    expect(
+      await refusedFor('query($k: Int) { jobs(first: 100) { nodes { result { images { top(k: $k) { label } } } } } }', {
+        k: 10_000,
+      }),
+    ).toMatch(/MAX_QUERY_COMPLEXITY/);
   });
 
   it('should answer a document whose fragments double 40 times at once, over HTTP and websocket', async () => {
     server ??= await startRecordedServer();
-    const fragments = Array.from({ length: 40 }, (_, i) => `fragment F${i} on Query { ${i === 39 ? 'models { name }' : `...F${i + 1} ...F${i + 1}`} }`).join(' ');
+    const fragments = Array.from(
+      { length: 40 },
+      (_, i) => `fragment F${i} on Query { ${i === 39 ? 'models { name }' : `...F${i + 1} ...F${i + 1}`} }`,
+    ).join(' ');
     const query = `query { ...F0 } ${fragments}`;
     const started = performance.now();
     const http = await gql(server.graphqlUrl, query);
@@ -220,19 +281,35 @@ describe('costly but valid jobs', () => {
   it('should keep answering other clients while a job of 1,000 long prompts is tokenized', async () => {
     const server = await startRecordedServer();
     const [image, other] = await distinctImages(2, 122_000);
-    const letters = (seed: number, length: number): string => Array.from({ length }, (_, i) => String.fromCharCode(97 + ((i * 7 + seed * 13 + ((i * seed) % 11)) % 26))).join('');
+    const letters = (seed: number, length: number): string =>
+      Array.from({ length }, (_, i) => String.fromCharCode(97 + ((i * 7 + seed * 13 + ((i * seed) % 11)) % 26))).join(
+        '',
+      );
     // 200 classes of 1000 letters × 5 templates of ~1000 characters: 1,000 prompts of ~2,000 characters.
-    const classes = Array.from({ length: 200 }, (_, i) => `${String(i).padStart(3, '0')} ${letters(i, server.config.maxClassLength - 4)}`);
-    const promptTemplates = Array.from({ length: 5 }, (_, i) => `${letters(1000 + i, 495)} {} ${letters(2000 + i, 495)}`);
+    const classes = Array.from(
+      { length: 200 },
+      (_, i) => `${String(i).padStart(3, '0')} ${letters(i, server.config.maxClassLength - 4)}`,
+    );
+    const promptTemplates = Array.from(
+      { length: 5 },
+      (_, i) => `${letters(1000 + i, 495)} {} ${letters(2000 + i, 495)}`,
+    );
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
     const started = performance.now();
-    const big = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { image, classes, config: { promptTemplates } } });
+    const big = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+      input: { image, classes, config: { promptTemplates } },
+    });
     expect(big.body.errors).toBeUndefined();
-    const small = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, { input: { image: other, classes: ['a', 'b'] } });
+    const small = await gql<{ classify: { id: string } }>(server.graphqlUrl, CLASSIFY, {
+      input: { image: other, classes: ['a', 'b'] },
+    });
     const health: number[] = [];
     const bigJob = settledJob(server.server, big.body.data?.classify.id ?? '', 60_000);
-    const unfinished = async (): Promise<boolean> => ['queued', 'running'].includes((await server.server.jobs.get(OPEN_CALLER, big.body.data?.classify.id ?? ''))?.status ?? '');
+    const unfinished = async (): Promise<boolean> =>
+      ['queued', 'running'].includes(
+        (await server.server.jobs.get(OPEN_CALLER, big.body.data?.classify.id ?? ''))?.status ?? '',
+      );
     while ((await unfinished()) && performance.now() - started < 50_000) {
       const asked = performance.now();
       expect((await fetch(`${server.url}/health`)).status).toBe(200);
@@ -243,7 +320,9 @@ describe('costly but valid jobs', () => {
     expect((await settledJob(server.server, small.body.data?.classify.id ?? '')).status).toBe('complete');
     delay.disable();
     const maxDelayMs = delay.max / 1e6;
-    console.log(`1,000 prompts of ~2,000 characters: done in ${Math.round(performance.now() - started)} ms; event loop delay max ${maxDelayMs.toFixed(0)} ms; /health answered ${health.length} times, slowest ${Math.round(Math.max(...health))} ms`);
+    console.log(
+      `1,000 prompts of ~2,000 characters: done in ${Math.round(performance.now() - started)} ms; event loop delay max ${maxDelayMs.toFixed(0)} ms; /health answered ${health.length} times, slowest ${Math.round(Math.max(...health))} ms`,
+    );
     // Before prompts were tokenized one per event-loop turn, the loop stalled for the whole job (seconds).
     expect(maxDelayMs).toBeLessThan(500);
     expect(health.length).toBeGreaterThan(0);
@@ -257,11 +336,21 @@ describe('API keys', () => {
     const server = await startRecordedServer({ apiKeys: KEYS });
     const [image] = await distinctImages(1, 121_000);
     const routes: [string, RequestInit][] = [
-      [server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: MODELS }) }],
+      [
+        server.graphqlUrl,
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: MODELS }) },
+      ],
       [`${server.graphqlUrl}?query=${encodeURIComponent(MODELS)}`, { headers: { 'apollo-require-preflight': 'true' } }],
       [`${server.url}/api/models`, {}],
       [`${server.url}/api/tasks`, {}],
-      [`${server.url}${REST_JOB}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image, classes: ['a', 'b'] }) }],
+      [
+        `${server.url}${REST_JOB}`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ image, classes: ['a', 'b'] }),
+        },
+      ],
       [`${server.url}/api/tasks/zero-shot-image-classification/jobs/x`, {}],
       [`${server.url}/api/nowhere`, {}],
     ];
@@ -277,7 +366,10 @@ describe('API keys', () => {
     ];
     for (const [url, init] of routes) {
       for (const headers of wrongKeys) {
-        const response = await fetch(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...headers } });
+        const response = await fetch(url, {
+          ...init,
+          headers: { ...(init.headers as Record<string, string> | undefined), ...headers },
+        });
         expect(response.status, `${url} ${JSON.stringify(headers)}`).toBe(401);
         expect(response.headers.get('www-authenticate')).toBe('Bearer');
         const body = await json(response);
@@ -287,15 +379,24 @@ describe('API keys', () => {
       const inQuery = await fetch(`${url}${url.includes('?') ? '&' : '?'}apiKey=${KEYS[0] ?? ''}`, init);
       expect(inQuery.status).toBe(401);
     }
-    const goodKeys: Record<string, string>[] = [{ authorization: `Bearer ${KEYS[0] ?? ''}` }, { 'x-api-key': KEYS[1] ?? '' }, { authorization: `bearer   ${KEYS[1] ?? ''}  ` }];
+    const goodKeys: Record<string, string>[] = [
+      { authorization: `Bearer ${KEYS[0] ?? ''}` },
+      { 'x-api-key': KEYS[1] ?? '' },
+      { authorization: `bearer   ${KEYS[1] ?? ''}  ` },
+    ];
     for (const headers of goodKeys) {
-      const submitted = await fetch(`${server.url}${REST_JOB}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ image, classes: ['a', 'b'] }) });
+      const submitted = await fetch(`${server.url}${REST_JOB}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ image, classes: ['a', 'b'] }),
+      });
       expect(submitted.status).toBe(200);
       expect((await settledJob(server.server, ((await json(submitted)) as { id: string }).id)).status).toBe('complete');
       expect((await gql(server.graphqlUrl, MODELS, {}, headers)).body.data).toBeTruthy();
     }
     // Open: liveness, readiness, metrics and the GraphiQL page (its operations carry the key).
-    for (const path of ['/health', '/ready', '/metrics']) expect((await fetch(`${server.url}${path}`)).status).toBe(200);
+    for (const path of ['/health', '/ready', '/metrics'])
+      expect((await fetch(`${server.url}${path}`)).status).toBe(200);
     expect((await fetch(server.graphqlUrl, { headers: { accept: 'text/html' } })).status).toBe(200);
   });
 
@@ -321,7 +422,9 @@ describe('what responses reveal', () => {
     const response = await fetch(`${server.url}/health`, { headers: { 'x-request-id': '<script>alert(1)</script>' } });
     expect(response.headers.get('x-powered-by')).toBeNull();
     expect(response.headers.get('x-request-id')).not.toMatch(/script/);
-    expect((await fetch(`${server.url}/health`, { headers: { 'x-request-id': 'trace-42' } })).headers.get('x-request-id')).toBe('trace-42');
+    expect(
+      (await fetch(`${server.url}/health`, { headers: { 'x-request-id': 'trace-42' } })).headers.get('x-request-id'),
+    ).toBe('trace-42');
   });
 
   it('should answer unknown routes and malformed requests with JSON that names no file, module or stack frame', async () => {
@@ -332,7 +435,9 @@ describe('what responses reveal', () => {
       fetch(`${server.url}/api/tasks/zero-shot-image-classification/jobs/%E0%A4%A`),
       fetch(`${server.url}/api/${'x'.repeat(20_000)}`),
       fetch(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query": ' }),
-      gql(server.graphqlUrl, CLASSIFY, { input: { image: 'data:image/png;base64,iVBORw0KGgo=', classes: ['a'] } }).then((r) => new Response(JSON.stringify(r.body), { status: r.status })),
+      gql(server.graphqlUrl, CLASSIFY, { input: { image: 'data:image/png;base64,iVBORw0KGgo=', classes: ['a'] } }).then(
+        (r) => new Response(JSON.stringify(r.body), { status: r.status }),
+      ),
     ]);
     for (const response of responses) {
       expect(response.status).toBeLessThan(500);

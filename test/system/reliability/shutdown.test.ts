@@ -11,7 +11,8 @@ import WebSocket from 'ws';
 import { buildServer, startProcessServer, type ProcessServer } from '../../utils/processServer.js';
 
 const CLASSIFY = 'mutation($input: ClassifyInput!) { classify(input: $input) { id status } }';
-const JOB_UPDATED = 'subscription($id: ID!) { jobUpdated(id: $id) { id status error { code message } result { images { probabilities } } } }';
+const JOB_UPDATED =
+  'subscription($id: ID!) { jobUpdated(id: $id) { id status error { code message } result { images { probabilities } } } }';
 const REST_SINGLE = '/api/tasks/zero-shot-image-classification/tiny/jobs';
 const REST_BATCHED = '/api/tasks/zero-shot-image-classification/batched/tiny/jobs';
 
@@ -22,14 +23,20 @@ async function images(count: number, offset: number, size = 160): Promise<string
       const pixels = Buffer.alloc(size * size * 3);
       const seed = index + offset;
       for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 13 + seed * 101 + ((i * seed) % 17) * 5) % 256;
-      const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+      const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+        .png({ compressionLevel: 1 })
+        .toBuffer();
       return `data:image/png;base64,${png.toString('base64')}`;
     }),
   );
 }
 
 async function post(url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
@@ -82,7 +89,9 @@ function watch(client: Client, id: string): Watched {
 }
 
 function errorLogs(server: ProcessServer): string[] {
-  return server.logs.filter((line) => line.level >= 50).map((line) => `${line.msg ?? ''} ${JSON.stringify(line.err ?? '')}`);
+  return server.logs
+    .filter((line) => line.level >= 50)
+    .map((line) => `${line.msg ?? ''} ${JSON.stringify(line.err ?? '')}`);
 }
 
 describe('shutdown of the server process', () => {
@@ -92,13 +101,23 @@ describe('shutdown of the server process', () => {
 
   it('should finish every accepted job on SIGTERM, tell each subscriber, refuse new jobs while draining, and exit 0', async () => {
     const server = await startProcessServer({ MAX_CONCURRENT_JOBS: '1', DRAIN_TIMEOUT_MS: '60000' });
-    const client = createClient({ url: server.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
+    const client = createClient({
+      url: server.wsUrl,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      lazy: false,
+      onNonLazyError: () => {},
+    });
     // One long job running, then queued ones behind it over both APIs.
-    const [busy, ...queued] = await Promise.all([images(48, 1_000), ...Array.from({ length: 6 }, (_, i) => images(4, 2_000 + 10 * i, 96))]);
+    const [busy, ...queued] = await Promise.all([
+      images(48, 1_000),
+      ...Array.from({ length: 6 }, (_, i) => images(4, 2_000 + 10 * i, 96)),
+    ]);
     const graphqlIds = [await submitGraphql(server, { images: busy, classes: ['a', 'b'] })];
     const restIds: string[] = [];
     for (const [index, group] of queued.entries()) {
-      if (index % 2 === 0) graphqlIds.push(await submitGraphql(server, { images: group, classes: ['cat', 'dog', `thing ${index}`] }));
+      if (index % 2 === 0)
+        graphqlIds.push(await submitGraphql(server, { images: group, classes: ['cat', 'dog', `thing ${index}`] }));
       else restIds.push(await submitRest(server, REST_BATCHED, { image: group, classes: ['cat', 'dog'] }));
     }
     const watched = graphqlIds.map((id) => watch(client, id));
@@ -115,8 +134,13 @@ describe('shutdown of the server process', () => {
     const ready = await fetch(`${server.url}/ready`);
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { reason: string }).reason).toMatch(/shutting down/);
-    const refusedGraphql = await post(server.graphqlUrl, { query: CLASSIFY, variables: { input: { image: queued[0]?.[0], classes: ['a', 'b'] } } });
-    expect((refusedGraphql.body.errors as { extensions: { code: string } }[])[0]?.extensions.code).toBe('SHUTTING_DOWN');
+    const refusedGraphql = await post(server.graphqlUrl, {
+      query: CLASSIFY,
+      variables: { input: { image: queued[0]?.[0], classes: ['a', 'b'] } },
+    });
+    expect((refusedGraphql.body.errors as { extensions: { code: string } }[])[0]?.extensions.code).toBe(
+      'SHUTTING_DOWN',
+    );
     const refusedRest = await post(`${server.url}${REST_SINGLE}`, { image: queued[0]?.[0], classes: ['a', 'b'] });
     expect(refusedRest.status).toBe(503);
     expect((refusedRest.body.error as { code: string }).code).toBe('SHUTTING_DOWN');
@@ -132,16 +156,25 @@ describe('shutdown of the server process', () => {
     expect(await server.exited).toBe(0);
     await client.dispose();
     // REST jobs have no subscriber: the job log says they completed before the process stopped.
-    for (const id of [...graphqlIds, ...restIds]) expect(server.logs.some((line) => line.jobId === id && line.status === 'complete')).toBe(true);
+    for (const id of [...graphqlIds, ...restIds])
+      expect(server.logs.some((line) => line.jobId === id && line.status === 'complete')).toBe(true);
     expect(server.logs.some((line) => line.msg === 'stopped')).toBe(true);
     expect(errorLogs(server)).toEqual([]);
     expect(server.output()).not.toMatch(/unhandled|uncaught|Error:/i);
-    console.log(`SIGTERM drain: ${graphqlIds.length + restIds.length} accepted jobs (${stillRunning} unfinished at the signal) all completed; exit 0`);
+    console.log(
+      `SIGTERM drain: ${graphqlIds.length + restIds.length} accepted jobs (${stillRunning} unfinished at the signal) all completed; exit 0`,
+    );
   });
 
   it('should fail the jobs still unfinished at DRAIN_TIMEOUT_MS with SHUTTING_DOWN, tell their subscribers, and exit 0', async () => {
     const server = await startProcessServer({ MAX_CONCURRENT_JOBS: '1', DRAIN_TIMEOUT_MS: '200' });
-    const client = createClient({ url: server.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
+    const client = createClient({
+      url: server.wsUrl,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      lazy: false,
+      onNonLazyError: () => {},
+    });
     const groups = await Promise.all(Array.from({ length: 4 }, (_, i) => images(48, 5_000 + 100 * i)));
     const ids: string[] = [];
     for (const group of groups) ids.push(await submitGraphql(server, { images: group, classes: ['a', 'b'] }));
@@ -167,7 +200,8 @@ describe('shutdown of the server process', () => {
     expect(await idle.exited).toBe(0);
 
     const busy = await startProcessServer({ MAX_CONCURRENT_JOBS: '1', DRAIN_TIMEOUT_MS: '60000' });
-    for (let i = 0; i < 3; i += 1) await submitGraphql(busy, { images: await images(48, 9_000 + 100 * i), classes: ['a', 'b'] });
+    for (let i = 0; i < 3; i += 1)
+      await submitGraphql(busy, { images: await images(48, 9_000 + 100 * i), classes: ['a', 'b'] });
     busy.child.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 100));
     const second = performance.now();

@@ -141,8 +141,10 @@ export async function settledJob(server: Server, id: string, timeoutMs = 30_000)
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const job = await server.jobs.get(OPEN_CALLER, id);
-    if (job !== undefined && (job.status === 'complete' || job.status === 'failed' || job.status === 'cancelled')) return job;
-    if (Date.now() > deadline) throw new Error(`job ${id} not finished after ${timeoutMs} ms (${job?.status ?? 'gone'})`);
+    if (job !== undefined && (job.status === 'complete' || job.status === 'failed' || job.status === 'cancelled'))
+      return job;
+    if (Date.now() > deadline)
+      throw new Error(`job ${id} not finished after ${timeoutMs} ms (${job?.status ?? 'gone'})`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -167,7 +169,17 @@ export function expectClassification(rows: readonly (readonly number[])[], image
  * What must never reach a client: server paths, dependency paths, stack frames, source locations.
  * (The fuzz inputs never contain these strings, so an echo of user input cannot trip it.)
  */
-export const LEAK_PATTERNS: readonly RegExp[] = [/\/work\//, /\/home\//, /\/tmp\//, /node_modules/, /\n\s+at /, /\bat \S+ \(\S+:\d+:\d+\)/, /\.ts:\d+/, /\.js:\d+/, /stacktrace/i];
+export const LEAK_PATTERNS: readonly RegExp[] = [
+  /\/work\//,
+  /\/home\//,
+  /\/tmp\//,
+  /node_modules/,
+  /\n\s+at /,
+  /\bat \S+ \(\S+:\d+:\d+\)/,
+  /\.ts:\d+/,
+  /\.js:\d+/,
+  /stacktrace/i,
+];
 
 export function leaksIn(text: string): string[] {
   return LEAK_PATTERNS.filter((pattern) => pattern.test(text)).map(String);

@@ -14,7 +14,14 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildServer, MAIN_JS, processEnv, REPO_ROOT, startProcessServer, type ProcessServer } from '../../utils/processServer.js';
+import {
+  buildServer,
+  MAIN_JS,
+  processEnv,
+  REPO_ROOT,
+  startProcessServer,
+  type ProcessServer,
+} from '../../utils/processServer.js';
 import { redisServerPath, startRedisServer } from '../../utils/redisServer.js';
 import { HF_SIGLIP_TEST_MODEL_DIR, TINY_MODEL_DIR } from '../../utils/testModel.js';
 
@@ -43,7 +50,11 @@ function queuedEvents(home: string): number {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
-    return tables.reduce((sum, { name }) => sum + (db.prepare(`SELECT count(*) AS n FROM "${name.replace(/"/g, '""')}"`).get() as { n: number }).n, 0);
+    return tables.reduce(
+      (sum, { name }) =>
+        sum + (db.prepare(`SELECT count(*) AS n FROM "${name.replace(/"/g, '""')}"`).get() as { n: number }).n,
+      0,
+    );
   } finally {
     db.close();
   }
@@ -51,13 +62,24 @@ function queuedEvents(home: string): number {
 
 async function pngDataUrl(seed: number): Promise<string> {
   const pixels = Buffer.alloc(16 * 16 * 3, seed * 37);
-  return `data:image/png;base64,${(await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } }).png().toBuffer()).toString('base64')}`;
+  return `data:image/png;base64,${(
+    await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } })
+      .png()
+      .toBuffer()
+  ).toString('base64')}`;
 }
 
 /** Runs one classification to its end, so sessions are created and run. */
 async function classifyOnce(server: ProcessServer): Promise<void> {
-  const post = async (query: string, variables: Record<string, unknown>): Promise<Record<string, { id: string; status: string } | null>> => {
-    const response = await fetch(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  const post = async (
+    query: string,
+    variables: Record<string, unknown>,
+  ): Promise<Record<string, { id: string; status: string } | null>> => {
+    const response = await fetch(server.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables }),
+    });
     const body = (await response.json()) as { data?: Record<string, { id: string; status: string } | null> };
     if (body.data === undefined) throw new Error(`GraphQL refused: ${JSON.stringify(body).slice(0, 300)}`);
     return body.data;
@@ -66,7 +88,12 @@ async function classifyOnce(server: ProcessServer): Promise<void> {
     input: { image: await pngDataUrl(1), classes: ['a cat', 'a dog'] },
   });
   const id = created.classify?.id ?? '';
-  await expect.poll(async () => (await post('query($id: ID!) { job(id: $id) { id status } }', { id })).job?.status, { timeout: 60_000, interval: 100 }).toBe('COMPLETE');
+  await expect
+    .poll(async () => (await post('query($id: ID!) { job(id: $id) { id status } }', { id })).job?.status, {
+      timeout: 60_000,
+      interval: 100,
+    })
+    .toBe('COMPLETE');
 }
 
 async function stopGracefully(server: ProcessServer): Promise<void> {
@@ -105,7 +132,10 @@ describe('ONNX Runtime telemetry', () => {
     const redis = await startRedisServer();
     try {
       const env = { HOME: home, REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'telemetry-test' };
-      const [api, worker] = await Promise.all([startProcessServer({ ...env, ROLE: 'api' }), startProcessServer({ ...env, ROLE: 'worker' })]);
+      const [api, worker] = await Promise.all([
+        startProcessServer({ ...env, ROLE: 'api' }),
+        startProcessServer({ ...env, ROLE: 'worker' }),
+      ]);
       await classifyOnce(api);
       await Promise.all([stopGracefully(api), stopGracefully(worker)]);
     } finally {
@@ -121,7 +151,10 @@ describe('ONNX Runtime telemetry', () => {
     const hook = path.join(path.dirname(path.dirname(MAIN_JS)), 'scripts', 'ortTelemetry.js');
     const model = path.join(TINY_MODEL_DIR, 'onnx', 'text_model.onnx');
     const script = `await import(${JSON.stringify(hook)}); const ort = await import('onnxruntime-node'); await ort.InferenceSession.create(${JSON.stringify(model)});`;
-    await execFileAsync(process.execPath, ['--input-type=module', '-e', script], { cwd: REPO_ROOT, env: { ...env, HOME: home } });
+    await execFileAsync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: REPO_ROOT,
+      env: { ...env, HOME: home },
+    });
     expect(queuedEvents(home)).toBe(0);
   });
 
@@ -129,7 +162,10 @@ describe('ONNX Runtime telemetry', () => {
     const home = await emptyHome();
     const { ORT_DISABLE_TELEMETRY: _inherited, ...env } = processEnv({ HOME: home });
     const vitest = path.join(REPO_ROOT, 'node_modules', 'vitest', 'vitest.mjs');
-    await execFileAsync(process.execPath, [vitest, 'run', 'test/unit/clip/runtime/onnx.test.ts'], { cwd: REPO_ROOT, env: { ...env, NODE_ENV: 'test' } });
+    await execFileAsync(process.execPath, [vitest, 'run', 'test/unit/clip/runtime/onnx.test.ts'], {
+      cwd: REPO_ROOT,
+      env: { ...env, NODE_ENV: 'test' },
+    });
     expect(queuedEvents(home)).toBe(0);
   }, 240_000);
 });

@@ -13,6 +13,13 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 
 it('should type-check src/web with src/web/tsconfig.json', async () => {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const run = promisify(execFile)(process.execPath, [tsc, '-p', path.join(ROOT, 'src', 'web', 'tsconfig.json')], { cwd: ROOT });
-  await expect(run.then(() => 'ok', (error: Error & { stdout?: string }) => error.stdout ?? String(error))).resolves.toBe('ok');
+  const run = promisify(execFile)(process.execPath, [tsc, '-p', path.join(ROOT, 'src', 'web', 'tsconfig.json')], {
+    cwd: ROOT,
+  });
+  await expect(
+    run.then(
+      () => 'ok',
+      (error: Error & { stdout?: string }) => error.stdout ?? String(error),
+    ),
+  ).resolves.toBe('ok');
 });

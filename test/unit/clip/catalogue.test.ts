@@ -52,41 +52,88 @@ describe('catalogue', () => {
 
   it("should resolve FES's names: open-clip-vit-b32 to the XLM-R base model, clip-vit-large-patch14 to OpenAI ViT-L/14", () => {
     for (const name of ['open-clip-vit-b32', 'open_clip_vit_b32', 'Open-CLIP-ViT-B32']) {
-      expect(resolveModelSource(name)).toEqual({ kind: 'hub', repo: 'immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k', revision: 'main' });
+      expect(resolveModelSource(name)).toEqual({
+        kind: 'hub',
+        repo: 'immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k',
+        revision: 'main',
+      });
     }
-    expect(resolveModelSource('clip_vit_large_patch14')).toEqual({ kind: 'hub', repo: 'Xenova/clip-vit-large-patch14', revision: 'main' });
+    expect(resolveModelSource('clip_vit_large_patch14')).toEqual({
+      kind: 'hub',
+      repo: 'Xenova/clip-vit-large-patch14',
+      revision: 'main',
+    });
     expect(findCatalogueEntry('xlm-roberta-base-ViT-B-32')?.aliases).toContain('open-clip-vit-b32');
   });
 
   it('should list the issue 8 models with layout, tokenizer family, scoring and embedding size, and no invented SigLIP values', () => {
     const byName = new Map(CATALOGUE.map((e) => [e.name, e]));
-    expect(byName.get('xlm-roberta-base-vit-b-32')).toMatchObject({ layout: 'immich', tokenizerFamily: 'xlm-r', scoring: 'softmax', embeddingSize: 512 });
-    expect(byName.get('vit-b-32-openai')).toMatchObject({ repo: 'immich-app/ViT-B-32__openai', layout: 'immich', logitScale: 100 });
+    expect(byName.get('xlm-roberta-base-vit-b-32')).toMatchObject({
+      layout: 'immich',
+      tokenizerFamily: 'xlm-r',
+      scoring: 'softmax',
+      embeddingSize: 512,
+    });
+    expect(byName.get('vit-b-32-openai')).toMatchObject({
+      repo: 'immich-app/ViT-B-32__openai',
+      layout: 'immich',
+      logitScale: 100,
+    });
     expect(byName.get('vit-l-14-openai')).toMatchObject({ repo: 'immich-app/ViT-L-14__openai', embeddingSize: 768 });
-    expect(byName.get('xlm-roberta-large-vit-b-16plus')).toMatchObject({ repo: 'immich-app/XLM-Roberta-Large-Vit-B-16Plus', embeddingSize: 640 });
-    expect(byName.get('siglip-base-patch16-224')).toMatchObject({ repo: 'Xenova/siglip-base-patch16-224', layout: 'hf-siglip', embeddingSize: 768 });
+    expect(byName.get('xlm-roberta-large-vit-b-16plus')).toMatchObject({
+      repo: 'immich-app/XLM-Roberta-Large-Vit-B-16Plus',
+      embeddingSize: 640,
+    });
+    expect(byName.get('siglip-base-patch16-224')).toMatchObject({
+      repo: 'Xenova/siglip-base-patch16-224',
+      layout: 'hf-siglip',
+      embeddingSize: 768,
+    });
     for (const name of ['vit-b-16-siglip', 'vit-b-16-siglip2', 'siglip-base-patch16-224']) {
-      expect(byName.get(name)).toMatchObject({ scoring: 'sigmoid', tokenizerFamily: 'siglip', logitScale: undefined, logitBias: undefined });
+      expect(byName.get(name)).toMatchObject({
+        scoring: 'sigmoid',
+        tokenizerFamily: 'siglip',
+        logitScale: undefined,
+        logitBias: undefined,
+      });
     }
     expect(findCatalogueEntry('immich-app/ViT-B-16-SigLIP2__webli')?.name).toBe('vit-b-16-siglip2');
     // Any immich-app/<name> is a valid hub id, catalogued or not.
-    expect(resolveModelSource('immich-app/nllb-clip-base-siglip__v1')).toEqual({ kind: 'hub', repo: 'immich-app/nllb-clip-base-siglip__v1', revision: 'main' });
+    expect(resolveModelSource('immich-app/nllb-clip-base-siglip__v1')).toEqual({
+      kind: 'hub',
+      repo: 'immich-app/nllb-clip-base-siglip__v1',
+      revision: 'main',
+    });
   });
 
   it('should find entries by name in any case, kebab or snake, and by repo id', () => {
     expect(findCatalogueEntry('clip_vit_base_patch16')?.repo).toBe('Xenova/clip-vit-base-patch16');
     expect(findCatalogueEntry('CLIP-ViT-Large-Patch14')?.repo).toBe('Xenova/clip-vit-large-patch14');
     expect(findCatalogueEntry('Xenova/clip-vit-base-patch32')?.name).toBe('clip-vit-base-patch32');
-    expect(findCatalogueEntry('xlm-roberta-base-ViT-B-32')?.repo).toBe('immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k');
+    expect(findCatalogueEntry('xlm-roberta-base-ViT-B-32')?.repo).toBe(
+      'immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k',
+    );
     expect(findCatalogueEntry('unknown-model')).toBeUndefined();
   });
 });
 
 describe('resolveModelSource', () => {
   it('should resolve catalogue names (kebab, snake, any case) to the hub at main', () => {
-    expect(resolve('clip-vit-base-patch32')).toEqual({ kind: 'hub', repo: 'Xenova/clip-vit-base-patch32', revision: 'main' });
-    expect(resolve(' clip_vit_base_patch32 ')).toEqual({ kind: 'hub', repo: 'Xenova/clip-vit-base-patch32', revision: 'main' });
-    expect(resolve('CLIP_ViT_Large_Patch14@v1.0')).toEqual({ kind: 'hub', repo: 'Xenova/clip-vit-large-patch14', revision: 'v1.0' });
+    expect(resolve('clip-vit-base-patch32')).toEqual({
+      kind: 'hub',
+      repo: 'Xenova/clip-vit-base-patch32',
+      revision: 'main',
+    });
+    expect(resolve(' clip_vit_base_patch32 ')).toEqual({
+      kind: 'hub',
+      repo: 'Xenova/clip-vit-base-patch32',
+      revision: 'main',
+    });
+    expect(resolve('CLIP_ViT_Large_Patch14@v1.0')).toEqual({
+      kind: 'hub',
+      repo: 'Xenova/clip-vit-large-patch14',
+      revision: 'v1.0',
+    });
   });
 
   it('should resolve hub ids with an optional revision', () => {
@@ -134,10 +181,25 @@ describe('resolveModelSource', () => {
   });
 
   it('should refuse hub ids and revisions unsafe for URLs and cache paths', () => {
-    for (const input of ['a/b/c', 'owner/na me', 'own--er/name', 'owner/na..me', 'owner/.hidden', 'owner/name-', 'o/n%2F..', 'owner/x.git']) {
+    for (const input of [
+      'a/b/c',
+      'owner/na me',
+      'own--er/name',
+      'owner/na..me',
+      'owner/.hidden',
+      'owner/name-',
+      'o/n%2F..',
+      'owner/x.git',
+    ]) {
       expect(errorOf(() => resolve(input)).message, input).toMatch(/is not a valid hub id|expected a catalogue name/);
     }
-    for (const input of ['owner/name@..', 'owner/name@a/../b', 'owner/name@', 'owner/name@a b', 'clip-vit-base-patch32@x/../y']) {
+    for (const input of [
+      'owner/name@..',
+      'owner/name@a/../b',
+      'owner/name@',
+      'owner/name@a b',
+      'clip-vit-base-patch32@x/../y',
+    ]) {
       expect(errorOf(() => resolve(input)).message, input).toMatch(/is not a valid revision/);
     }
   });

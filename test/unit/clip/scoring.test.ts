@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { applyTemplate, classProbabilities, ensemble, normalize, parsePromptConfig, softmax, templatesOf } from '../../../src/clip/scoring.js';
+import {
+  applyTemplate,
+  classProbabilities,
+  ensemble,
+  normalize,
+  parsePromptConfig,
+  softmax,
+  templatesOf,
+} from '../../../src/clip/scoring.js';
 import { ErrorCode } from '../../../src/errors.js';
 
 describe('scoring', () => {
@@ -36,7 +44,9 @@ describe('scoring', () => {
     [{ temperature: 2 }, 'config.temperature'],
     ['text', 'config'],
   ])('should refuse the prompt config %j naming %s', (value, field) => {
-    expect(() => parsePromptConfig(value, 'config')).toThrow(expect.objectContaining({ code: ErrorCode.BadUserInput, field }));
+    expect(() => parsePromptConfig(value, 'config')).toThrow(
+      expect.objectContaining({ code: ErrorCode.BadUserInput, field }),
+    );
   });
 
   it('should accept valid prompt configs', () => {

@@ -17,7 +17,12 @@ function documentedName(name: string): string {
 }
 
 describe('docs/architecture.md, dependencies and why', () => {
-  it.each(Object.keys({ ...manifest.dependencies, ...manifest.devDependencies }))('should give the reason for %s', (name) => {
-    expect(section, `docs/architecture.md names no reason for ${name}: add it to "Dependencies and why"`).toContain(`\`${documentedName(name)}\``);
-  });
+  it.each(Object.keys({ ...manifest.dependencies, ...manifest.devDependencies }))(
+    'should give the reason for %s',
+    (name) => {
+      expect(section, `docs/architecture.md names no reason for ${name}: add it to "Dependencies and why"`).toContain(
+        `\`${documentedName(name)}\``,
+      );
+    },
+  );
 });

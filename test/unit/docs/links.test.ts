@@ -9,7 +9,11 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const DOCS = path.join(ROOT, 'docs');
 const MARKDOWN_FILES = [
   path.join(ROOT, 'README.md'),
-  ...fs.readdirSync(DOCS, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.md')).sort().map((f) => path.join(DOCS, f)),
+  ...fs
+    .readdirSync(DOCS, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => path.join(DOCS, f)),
 ];
 
 describe('githubSlug', () => {
@@ -34,7 +38,8 @@ describe('anchorsOf', () => {
 
 describe('linkTargets', () => {
   it('should find links and images but not links written as code', () => {
-    const markdown = 'See [a](a.md#x) and ![shot](img.png "title"), not `[b](b.md)`.\n```\n[c](c.md)\n```\n[d](https://example.com)';
+    const markdown =
+      'See [a](a.md#x) and ![shot](img.png "title"), not `[b](b.md)`.\n```\n[c](c.md)\n```\n[d](https://example.com)';
     expect(linkTargets(markdown)).toEqual(['a.md#x', 'img.png', 'https://example.com']);
   });
 });
@@ -55,8 +60,11 @@ describe('brokenLinks', () => {
 });
 
 describe('README.md and docs/*.md', () => {
-  it.each(MARKDOWN_FILES.map((file) => [path.relative(ROOT, file), file]))('%s: every relative link and #anchor should resolve', (_, file) => {
-    const broken = brokenLinks(file).map((link) => `${link.target} (${link.reason})`);
-    expect(broken, `broken links in ${path.relative(ROOT, file)}`).toEqual([]);
-  });
+  it.each(MARKDOWN_FILES.map((file) => [path.relative(ROOT, file), file]))(
+    '%s: every relative link and #anchor should resolve',
+    (_, file) => {
+      const broken = brokenLinks(file).map((link) => `${link.target} (${link.reason})`);
+      expect(broken, `broken links in ${path.relative(ROOT, file)}`).toEqual([]);
+    },
+  );
 });

@@ -42,7 +42,12 @@ describe('validatedDocuments', () => {
 
   it('should evict the least recently used documents past maxBytes', () => {
     const queries = Array.from({ length: 40 }, (_, i) => `query Q${i}($id: ID!) { job(id: $id) { id } }`);
-    const documents = validatedDocuments({ schema, rules: specifiedRules, limits, maxBytes: 10 * retainedBytes(parse(queries[0]!)) });
+    const documents = validatedDocuments({
+      schema,
+      rules: specifiedRules,
+      limits,
+      maxBytes: 10 * retainedBytes(parse(queries[0]!)),
+    });
     const firsts = queries.map((query) => documents(query));
     const again = documents(queries[0]!);
     const last = documents(queries[39]!);
@@ -53,7 +58,12 @@ describe('validatedDocuments', () => {
   });
 
   it('should refuse a document over the size limit before parsing it, and one over the token limit, naming the settings', () => {
-    const documents = validatedDocuments({ schema, rules: specifiedRules, limits: { maxBytes: 1024, maxTokens: 20 }, maxBytes: 1 << 20 });
+    const documents = validatedDocuments({
+      schema,
+      rules: specifiedRules,
+      limits: { maxBytes: 1024, maxTokens: 20 },
+      maxBytes: 1 << 20,
+    });
     const large = documents(`{ job(id: "1") { id } }\n#${'x'.repeat(2000)}`);
     expect(large.ok).toBe(false);
     if (!large.ok) {
@@ -89,8 +99,11 @@ describe('createDocumentStore', () => {
     await store.delete('a');
     expect(await store.get('a')).toBeUndefined();
     // 50 documents with 100 KB of comment each: ~200 KB each by what they keep, so about 5 fit in 1 MiB.
-    for (let i = 0; i < 50; i++) await store.set(`d${i}`, parse(`query Q${i} { job(id: "1") { id } }\n#${'x'.repeat(100_000)}`));
-    const kept = (await Promise.all(Array.from({ length: 50 }, (_, i) => store.get(`d${i}`)))).filter((d) => d !== undefined);
+    for (let i = 0; i < 50; i++)
+      await store.set(`d${i}`, parse(`query Q${i} { job(id: "1") { id } }\n#${'x'.repeat(100_000)}`));
+    const kept = (await Promise.all(Array.from({ length: 50 }, (_, i) => store.get(`d${i}`)))).filter(
+      (d) => d !== undefined,
+    );
     expect(kept.length).toBeGreaterThan(0);
     expect(kept.length).toBeLessThanOrEqual(5);
     expect(await store.get('d49')).toBeDefined();

@@ -21,7 +21,9 @@ describe('parseDocument', () => {
     expect(parseDocument('{ a b c }', limits).definitions).toHaveLength(1);
     // Comments are not tokens: only the size bounds them.
     expect(parseDocument(`{ a }\n#${'x'.repeat(900)}`, limits).definitions).toHaveLength(1);
-    expect(() => parseDocument(`{ ${'a '.repeat(100)}}`, limits)).toThrow(/more than 50 tokens \(MAX_DOCUMENT_TOKENS\)/);
+    expect(() => parseDocument(`{ ${'a '.repeat(100)}}`, limits)).toThrow(
+      /more than 50 tokens \(MAX_DOCUMENT_TOKENS\)/,
+    );
     expect(() => parseDocument(`{ a }\n#${'x'.repeat(1000)}`, limits)).toThrow(/MAX_DOCUMENT_BYTES/);
     try {
       parseDocument('{ a', limits);

@@ -30,15 +30,25 @@ describe('formatGraphqlError', () => {
   it('should mask unknown errors and log the detail server-side only', () => {
     const { logger, lines } = capture();
     const error = resolverError(new Error('ENOENT: /secret/path/model.onnx'));
-    const formatted = formatGraphqlError({ ...error.toJSON(), extensions: { code: 'INTERNAL_SERVER_ERROR', stacktrace: ['at x (/secret/path.ts:1)'] } }, error, logger);
-    expect(formatted).toEqual({ message: 'Internal server error', path: ['classify'], extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    const formatted = formatGraphqlError(
+      { ...error.toJSON(), extensions: { code: 'INTERNAL_SERVER_ERROR', stacktrace: ['at x (/secret/path.ts:1)'] } },
+      error,
+      logger,
+    );
+    expect(formatted).toEqual({
+      message: 'Internal server error',
+      path: ['classify'],
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+    });
     expect(JSON.stringify(formatted)).not.toContain('/secret');
     expect(lines.join('')).toContain('/secret/path/model.onnx');
   });
 
   it('should keep request errors with their code and drop other extensions', () => {
     const { logger } = capture();
-    const validation = new GraphQLError('Cannot query field "nope" on type "Query".', { extensions: { code: 'GRAPHQL_VALIDATION_FAILED', stacktrace: ['x'] } });
+    const validation = new GraphQLError('Cannot query field "nope" on type "Query".', {
+      extensions: { code: 'GRAPHQL_VALIDATION_FAILED', stacktrace: ['x'] },
+    });
     expect(formatGraphqlError(validation.toJSON(), validation, logger)).toEqual({
       message: 'Cannot query field "nope" on type "Query".',
       extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },

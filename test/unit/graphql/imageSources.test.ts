@@ -8,13 +8,23 @@ function upload(bytes: Buffer | Error, requestReceived: Promise<void> = Promise.
   const content = bytes instanceof Error ? Promise.reject(bytes) : Promise.resolve(bytes);
   content.catch(() => undefined);
   requestReceived.catch(() => undefined);
-  return Promise.resolve({ filename: 'x.png', mimetype: 'image/png', encoding: '7bit', bytes: content, requestReceived });
+  return Promise.resolve({
+    filename: 'x.png',
+    mimetype: 'image/png',
+    encoding: '7bit',
+    bytes: content,
+    requestReceived,
+  });
 }
 
 describe('jobImagesFrom', () => {
   it('should pass strings through as they are', async () => {
     expect(await jobImagesFrom({ image: 'abc' })).toEqual({ images: ['abc'], imagesField: 'image', batched: false });
-    expect(await jobImagesFrom({ images: ['a', 'b'] })).toEqual({ images: ['a', 'b'], imagesField: 'images', batched: true });
+    expect(await jobImagesFrom({ images: ['a', 'b'] })).toEqual({
+      images: ['a', 'b'],
+      imagesField: 'images',
+      batched: true,
+    });
   });
 
   it('should read uploads into bytes, in order', async () => {
@@ -28,7 +38,11 @@ describe('jobImagesFrom', () => {
     [{ image: 'a', images: ['b'] }, /got image and images/, 'image,images'],
     [{ image: 'a', files: [] }, /got image and files/, 'image,files'],
   ])('should refuse %j with BAD_USER_INPUT', async (input, message, field) => {
-    await expect(jobImagesFrom(input)).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field, message: expect.stringMatching(message) });
+    await expect(jobImagesFrom(input)).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field,
+      message: expect.stringMatching(message),
+    });
   });
 
   it('should name the file whose upload failed', async () => {
@@ -38,11 +52,15 @@ describe('jobImagesFrom', () => {
       field: 'files[1]',
       message: 'files[1]: the upload was interrupted',
     });
-    await expect(jobImagesFrom({ files: [Promise.reject(new MultipartFailure('fileMissing', 'File missing in the request.'))] })).rejects.toMatchObject({
+    await expect(
+      jobImagesFrom({ files: [Promise.reject(new MultipartFailure('fileMissing', 'File missing in the request.'))] }),
+    ).rejects.toMatchObject({
       field: 'files[0]',
       message: 'files[0]: File missing in the request.',
     });
-    await expect(jobImagesFrom({ files: [upload(new MultipartFailure('fileTooLarge', 'too large', 100))] })).rejects.toMatchObject({
+    await expect(
+      jobImagesFrom({ files: [upload(new MultipartFailure('fileTooLarge', 'too large', 100))] }),
+    ).rejects.toMatchObject({
       code: 'BAD_USER_INPUT',
       message: 'files[0]: image is over the limit of 100 bytes (MAX_IMAGE_BYTES)',
     });

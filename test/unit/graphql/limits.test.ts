@@ -19,16 +19,24 @@ describe('operation limits', () => {
   it('should refuse an operation deeper than the maximum, counting through fragments', () => {
     const deep = '{ jobs { nodes { result { images { probabilities } } } } }';
     expect(errorsOf(deep)).toEqual(['Operation exceeds the maximum query depth of 4 (MAX_QUERY_DEPTH)']);
-    const viaFragment = 'query Q { jobs { ...F } } fragment F on JobConnection { nodes { result { images { probabilities } } } }';
+    const viaFragment =
+      'query Q { jobs { ...F } } fragment F on JobConnection { nodes { result { images { probabilities } } } }';
     expect(errorsOf(viaFragment)).toEqual(['Operation "Q" exceeds the maximum query depth of 4 (MAX_QUERY_DEPTH)']);
   });
 
   it('should not count introspection fields towards the depth', () => {
-    expect(validate(schema, parse(getIntrospectionQuery()), [...specifiedRules, ...limitRules({ maxDepth: 10, maxAliases: 30, maxComplexity: 5000 }, true)])).toEqual([]);
+    expect(
+      validate(schema, parse(getIntrospectionQuery()), [
+        ...specifiedRules,
+        ...limitRules({ maxDepth: 10, maxAliases: 30, maxComplexity: 5000 }, true),
+      ]),
+    ).toEqual([]);
   });
 
   it('should survive a fragment cycle (reported by graphql-js, not looped on)', () => {
-    const messages = errorsOf('{ jobs { ...A } } fragment A on JobConnection { ...B } fragment B on JobConnection { ...A }');
+    const messages = errorsOf(
+      '{ jobs { ...A } } fragment A on JobConnection { ...B } fragment B on JobConnection { ...A }',
+    );
     expect(messages.some((message) => message.includes('Cannot spread fragment "A" within itself'))).toBe(true);
   });
 
@@ -47,7 +55,9 @@ describe('operation limits', () => {
   });
 
   it('should cost list fields by their size argument and refuse over the maximum', () => {
-    const query = parse('query($first: Int) { jobs(first: $first) { nodes { result { images { top(k: 50) { label } } } } } }');
+    const query = parse(
+      'query($first: Int) { jobs(first: $first) { nodes { result { images { top(k: 50) { label } } } } } }',
+    );
     expect(complexityError(schema, query, { first: 1 }, undefined, 5000)).toBeNull();
     const refused = complexityError(schema, query, { first: 100 }, undefined, 5000);
     expect(refused?.message).toMatch(/^Operation complexity \d+ exceeds the maximum of 5000 \(MAX_QUERY_COMPLEXITY\)$/);
@@ -55,10 +65,14 @@ describe('operation limits', () => {
   });
 
   it('should make a page of 100 full results too costly while a page of 20 passes', () => {
-    const query = parse('query($first: Int) { jobs(first: $first) { nodes { id result { images { probabilities top { label probability } } } } } }');
+    const query = parse(
+      'query($first: Int) { jobs(first: $first) { nodes { id result { images { probabilities top { label probability } } } } } }',
+    );
     expect(complexityError(schema, query, { first: 20 }, undefined, 5000)).toBeNull();
     expect(complexityError(schema, query, { first: 100 }, undefined, 5000)).not.toBeNull();
-    expect(complexityError(schema, parse('{ jobs(first: 100) { nodes { id status } } }'), {}, undefined, 5000)).toBeNull();
+    expect(
+      complexityError(schema, parse('{ jobs(first: 100) { nodes { id status } } }'), {}, undefined, 5000),
+    ).toBeNull();
   });
 
   it('should accept the standard introspection query within the default cost limit', () => {
@@ -71,21 +85,27 @@ describe('operation limits', () => {
 
   it('should price one document object again for each value of its cost variables, whatever order they come in', () => {
     // One document object, as Apollo's and the websocket's caches hand it out: its outcomes are kept per `first`.
-    const query = parse('query($first: Int, $id: ID!) { job(id: $id) { id } jobs(first: $first) { nodes { result { images { top(k: 50) { label } } } } } }');
+    const query = parse(
+      'query($first: Int, $id: ID!) { job(id: $id) { id } jobs(first: $first) { nodes { result { images { top(k: 50) { label } } } } } }',
+    );
     for (const id of ['a', 'b']) {
       expect(complexityError(schema, query, { first: 100, id }, undefined, 5000)).not.toBeNull();
       expect(complexityError(schema, query, { first: 1, id }, undefined, 5000)).toBeNull();
       expect(complexityError(schema, query, { first: 100, id }, undefined, 5000)).not.toBeNull();
     }
     // @include(if: $var) changes what is priced.
-    const included = parse('query($big: Boolean!) { models { name } jobs(first: 100) @include(if: $big) { nodes { result { images { top(k: 50) { label } } } } } }');
+    const included = parse(
+      'query($big: Boolean!) { models { name } jobs(first: 100) @include(if: $big) { nodes { result { images { top(k: 50) { label } } } } } }',
+    );
     expect(complexityError(schema, included, { big: false }, undefined, 5000)).toBeNull();
     expect(complexityError(schema, included, { big: true }, undefined, 5000)).not.toBeNull();
     expect(complexityError(schema, included, { big: false }, undefined, 5000)).toBeNull();
   });
 
   it('should not take a cost left unknown by bad variables for a pass when the variables are good', () => {
-    const costly = parse('query($id: ID!) { job(id: $id) { id } jobs(first: 100) { nodes { result { images { top(k: 50) { label } } } } } }');
+    const costly = parse(
+      'query($id: ID!) { job(id: $id) { id } jobs(first: 100) { nodes { result { images { top(k: 50) { label } } } } } }',
+    );
     // `id` missing: the cost cannot be worked out, execution refuses the variables.
     expect(complexityError(schema, costly, {}, undefined, 5000)).toBeNull();
     expect(complexityError(schema, costly, { id: 'a' }, undefined, 5000)).not.toBeNull();

@@ -5,7 +5,14 @@
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { MultipartFailure, multipartBoundary, parseMultipartRequest, setAtPath, type MultipartLimits, type ReceivedFile } from '../../../src/graphql/multipart.js';
+import {
+  MultipartFailure,
+  multipartBoundary,
+  parseMultipartRequest,
+  setAtPath,
+  type MultipartLimits,
+  type ReceivedFile,
+} from '../../../src/graphql/multipart.js';
 import { multipartParts } from '../../utils/multipart.js';
 
 const LIMITS: MultipartLimits = { maxFileBytes: 1000, maxFiles: 3, maxBodyBytes: 10_000, maxFieldBytes: 2000 };
@@ -26,7 +33,10 @@ function fakeRequest(contentType: string): FakeRequest {
 
 type Operations = { variables: { input: { files: { promise: Promise<ReceivedFile> }[] } } };
 
-function parts(files: Buffer[], extra: { name: string; data: Buffer }[] = []): { parts: Buffer[]; contentType: string } {
+function parts(
+  files: Buffer[],
+  extra: { name: string; data: Buffer }[] = [],
+): { parts: Buffer[]; contentType: string } {
   return multipartParts(
     QUERY,
     { input: { files: files.map(() => null), classes: ['a'] } },
@@ -69,7 +79,7 @@ describe('parseMultipartRequest', () => {
     const parsing = parseMultipartRequest(request, LIMITS);
     const headerBytes = body.parts[0]!.length + body.parts[1]!.length + 200;
     stream.write(whole.subarray(0, headerBytes + LIMITS.maxFileBytes + 100));
-    const [first, second] = (await parsing as Operations).variables.input.files;
+    const [first, second] = ((await parsing) as Operations).variables.input.files;
     const file = await first!.promise;
     // Most of the file has not been sent yet, and the file is already refused.
     const failure = await failureOf(file.bytes);
@@ -86,7 +96,7 @@ describe('parseMultipartRequest', () => {
     const { request, stream } = fakeRequest(body.contentType);
     const parsing = parseMultipartRequest(request, LIMITS);
     stream.end(whole.subarray(0, whole.length - 400));
-    const file = await (await parsing as Operations).variables.input.files[0]!.promise;
+    const file = await ((await parsing) as Operations).variables.input.files[0]!.promise;
     expect(await failureOf(file.bytes)).toMatchObject({ kind: 'interrupted' });
     expect(await failureOf(file.requestReceived)).toMatchObject({ kind: 'interrupted' });
   });
@@ -97,7 +107,7 @@ describe('parseMultipartRequest', () => {
     const { request, stream } = fakeRequest(body.contentType);
     const parsing = parseMultipartRequest(request, LIMITS);
     stream.write(whole.subarray(0, whole.length - 600));
-    const [first, second] = (await parsing as Operations).variables.input.files;
+    const [first, second] = ((await parsing) as Operations).variables.input.files;
     await tick();
     stream.destroy();
     expect(await failureOf((await first!.promise).bytes)).toMatchObject({ kind: 'interrupted' });
@@ -106,11 +116,14 @@ describe('parseMultipartRequest', () => {
 
   it('should count the whole body against maxBodyBytes, parts the map does not name included, then hang up on a client that keeps sending', async () => {
     const filler = Buffer.alloc(900, 7);
-    const body = parts([Buffer.from('a')], Array.from({ length: 12 }, (_, i) => ({ name: `extra${i}`, data: filler })));
+    const body = parts(
+      [Buffer.from('a')],
+      Array.from({ length: 12 }, (_, i) => ({ name: `extra${i}`, data: filler })),
+    );
     const { request, stream, socketDestroyed } = fakeRequest(body.contentType);
     const parsing = parseMultipartRequest(request, LIMITS);
     for (const part of body.parts) stream.write(part);
-    const file = await (await parsing as Operations).variables.input.files[0]!.promise;
+    const file = await ((await parsing) as Operations).variables.input.files[0]!.promise;
     expect(await failureOf(file.requestReceived)).toMatchObject({ kind: 'bodyTooLarge', limit: LIMITS.maxBodyBytes });
     expect(socketDestroyed()).toBe(false);
     stream.write(Buffer.alloc(LIMITS.maxBodyBytes + 1));
@@ -132,23 +145,62 @@ describe('parseMultipartRequest', () => {
     const parsing = parseMultipartRequest(request, LIMITS);
     // operations, map, the first file, the closing boundary: no second file.
     stream.end(Buffer.concat([body.parts[0]!, body.parts[1]!, body.parts[2]!, body.parts[4]!]));
-    const [, second] = (await parsing as Operations).variables.input.files;
-    expect(await failureOf(second!.promise)).toMatchObject({ kind: 'fileMissing', message: 'File missing in the request.' });
+    const [, second] = ((await parsing) as Operations).variables.input.files;
+    expect(await failureOf(second!.promise)).toMatchObject({
+      kind: 'fileMissing',
+      message: 'File missing in the request.',
+    });
   });
 
   const boundary = 'b0undary';
-  const field = (name: string, value: string): string => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+  const field = (name: string, value: string): string =>
+    `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
   const end = `--${boundary}--\r\n`;
   it.each([
-    ['operations that are not JSON', field('operations', 'not json') + end, 'malformed', /Invalid JSON in the ‘operations’/],
-    ['operations that are not an object', field('operations', '3') + field('map', '{}') + end, 'malformed', /Invalid type for the ‘operations’/],
+    [
+      'operations that are not JSON',
+      field('operations', 'not json') + end,
+      'malformed',
+      /Invalid JSON in the ‘operations’/,
+    ],
+    [
+      'operations that are not an object',
+      field('operations', '3') + field('map', '{}') + end,
+      'malformed',
+      /Invalid type for the ‘operations’/,
+    ],
     ['a map before the operations', field('map', '{}') + end, 'malformed', /‘map’ should follow ‘operations’/],
-    ['a map that is an array', field('operations', '{}') + field('map', '[]') + end, 'malformed', /Invalid type for the ‘map’/],
-    ['a map path into a prototype', field('operations', '{"variables":{}}') + field('map', '{"0":["__proto__.polluted"]}') + end, 'malformed', /Invalid object path/],
-    ['a map path through a missing object', field('operations', '{"variables":{}}') + field('map', '{"0":["variables.input.files.0"]}') + end, 'malformed', /Invalid object path/],
+    [
+      'a map that is an array',
+      field('operations', '{}') + field('map', '[]') + end,
+      'malformed',
+      /Invalid type for the ‘map’/,
+    ],
+    [
+      'a map path into a prototype',
+      field('operations', '{"variables":{}}') + field('map', '{"0":["__proto__.polluted"]}') + end,
+      'malformed',
+      /Invalid object path/,
+    ],
+    [
+      'a map path through a missing object',
+      field('operations', '{"variables":{}}') + field('map', '{"0":["variables.input.files.0"]}') + end,
+      'malformed',
+      /Invalid object path/,
+    ],
     ['no map', field('operations', '{}') + end, 'malformed', /Missing multipart field ‘map’/],
-    ['an oversized operations field', field('operations', `"${'x'.repeat(3000)}"`) + end, 'fieldTooLarge', /exceeds the 2000 byte size limit/],
-    ['a body that ends before its closing boundary', field('operations', '{}').slice(0, 30), 'interrupted', /Unexpected end of form/],
+    [
+      'an oversized operations field',
+      field('operations', `"${'x'.repeat(3000)}"`) + end,
+      'fieldTooLarge',
+      /exceeds the 2000 byte size limit/,
+    ],
+    [
+      'a body that ends before its closing boundary',
+      field('operations', '{}').slice(0, 30),
+      'interrupted',
+      /Unexpected end of form/,
+    ],
   ])('should refuse %s', async (_name, text, kind, message) => {
     const { request, stream } = fakeRequest(`multipart/form-data; boundary=${boundary}`);
     const parsing = parseMultipartRequest(request, LIMITS);
@@ -171,7 +223,13 @@ describe('multipartBoundary', () => {
     expect(multipartBoundary('multipart/form-data; boundary=abc')).toBe('abc');
     expect(multipartBoundary('multipart/form-data;BOUNDARY="a b;c"; charset=utf-8')).toBe('a b;c');
     expect(multipartBoundary(`multipart/form-data; boundary=${'x'.repeat(70)}`)).toBe('x'.repeat(70));
-    for (const contentType of [undefined, 'multipart/form-data', 'multipart/form-data; boundary=', 'multipart/form-data; boundary=""', `multipart/form-data; boundary=${'x'.repeat(71)}`]) {
+    for (const contentType of [
+      undefined,
+      'multipart/form-data',
+      'multipart/form-data; boundary=',
+      'multipart/form-data; boundary=""',
+      `multipart/form-data; boundary=${'x'.repeat(71)}`,
+    ]) {
       expect(multipartBoundary(contentType), contentType).toBeUndefined();
     }
   });

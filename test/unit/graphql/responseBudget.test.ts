@@ -9,7 +9,10 @@ describe('ResponseBudget', () => {
     budget.charge(40, 'texts');
     expect(budget.refusal).toBeNull();
     expect(() => budget.charge(1, 'classes')).toThrow(AppError);
-    expect(budget.refusal).toMatchObject({ code: ErrorCode.ResponseTooLarge, message: expect.stringMatching(/100 bytes \(MAX_RESPONSE_BYTES; reached at classes\)/) });
+    expect(budget.refusal).toMatchObject({
+      code: ErrorCode.ResponseTooLarge,
+      message: expect.stringMatching(/100 bytes \(MAX_RESPONSE_BYTES; reached at classes\)/),
+    });
   });
 
   it('should refuse every later charge once refused, and start over on reset (one subscription event at a time)', () => {

@@ -4,13 +4,22 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { printGraphqlSchema } from '../../../src/graphql/schema.js';
 
-const SCHEMA_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'schema', 'schema.graphql');
+const SCHEMA_FILE = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  'schema',
+  'schema.graphql',
+);
 
 describe('schema/schema.graphql', () => {
   it('should match the schema built from src/graphql (run `npm run emit-schema` when it does not)', async () => {
     const committed = await readFile(SCHEMA_FILE, 'utf8');
     const built = await printGraphqlSchema();
-    expect(built === committed, 'schema/schema.graphql is stale: run `npm run emit-schema` and commit the result').toBe(true);
+    expect(built === committed, 'schema/schema.graphql is stale: run `npm run emit-schema` and commit the result').toBe(
+      true,
+    );
   });
 
   it('should contain the fixed contract of issue 3', async () => {
@@ -30,10 +39,18 @@ describe('schema/schema.graphql', () => {
     ]) {
       expect(sdl).toContain(line);
     }
-    expect(sdl).toMatch(/jobs\((?=[^)]*status: JobStatus)(?=[^)]*first: Int = 20)(?=[^)]*after: String)[^)]*\): JobConnection!/);
+    expect(sdl).toMatch(
+      /jobs\((?=[^)]*status: JobStatus)(?=[^)]*first: Int = 20)(?=[^)]*after: String)[^)]*\): JobConnection!/,
+    );
     const start = sdl.indexOf('input ClassifyInput {');
     const classifyInput = sdl.slice(start, sdl.indexOf('\n}', start) + 1);
-    for (const field of ['image: String\n', 'images: [String!]\n', 'classes: [String!]!\n', 'model: String\n', 'config: JSON\n']) {
+    for (const field of [
+      'image: String\n',
+      'images: [String!]\n',
+      'classes: [String!]!\n',
+      'model: String\n',
+      'config: JSON\n',
+    ]) {
       expect(classifyInput).toContain(`  ${field}`);
     }
   });

@@ -14,15 +14,26 @@ describe('hostNameOf', () => {
 describe('createHostCheck', () => {
   it('should allow exactly the listed names on any port, requests without a Host, and anything for any', () => {
     const check = createHostCheck(['localhost', '127.0.0.1', '[::1]']);
-    for (const host of ['localhost', 'localhost:4000', '127.0.0.1:1', '[::1]:4000', 'LOCALHOST', undefined]) expect(check(host), String(host)).toBe(true);
-    for (const host of ['evil.example', 'evil.example:4000', 'localhost.evil.example', '127.0.0.2', '[::2]', '', 'localhost@evil.example']) {
+    for (const host of ['localhost', 'localhost:4000', '127.0.0.1:1', '[::1]:4000', 'LOCALHOST', undefined])
+      expect(check(host), String(host)).toBe(true);
+    for (const host of [
+      'evil.example',
+      'evil.example:4000',
+      'localhost.evil.example',
+      '127.0.0.2',
+      '[::2]',
+      '',
+      'localhost@evil.example',
+    ]) {
       expect(check(host), host).toBe(false);
     }
     expect(createHostCheck('any')('evil.example')).toBe(true);
   });
 
   it('should name the host and the setting in the refusal, within bounds', () => {
-    expect(foreignHostMessage('evil.example:4000')).toBe('This server does not answer to the host "evil.example" (ALLOWED_HOSTS)');
+    expect(foreignHostMessage('evil.example:4000')).toBe(
+      'This server does not answer to the host "evil.example" (ALLOWED_HOSTS)',
+    );
     expect(foreignHostMessage('x'.repeat(10_000)).length).toBeLessThan(400);
   });
 });

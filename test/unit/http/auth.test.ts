@@ -20,8 +20,14 @@ describe('createAuth', () => {
 
   it('should make a key its own caller and an admin key an admin, both valid keys', () => {
     const auth = createAuth(['key-a', 'key-b'], ['key-admin']);
-    expect(auth.authenticate('key-a')).toEqual({ outcome: 'ok', caller: { owner: ownerOf('key-a'), seesAll: false, operator: false } });
-    expect(auth.authenticate('key-admin')).toEqual({ outcome: 'ok', caller: { owner: ownerOf('key-admin'), seesAll: true, operator: true } });
+    expect(auth.authenticate('key-a')).toEqual({
+      outcome: 'ok',
+      caller: { owner: ownerOf('key-a'), seesAll: false, operator: false },
+    });
+    expect(auth.authenticate('key-admin')).toEqual({
+      outcome: 'ok',
+      caller: { owner: ownerOf('key-admin'), seesAll: true, operator: true },
+    });
     // A key in both lists is an admin.
     expect(createAuth(['key-a'], ['key-a']).authenticate('key-a')).toMatchObject({ caller: { seesAll: true } });
     // Admin keys alone turn authentication on.

@@ -6,7 +6,12 @@ import { JobService, type JobClassifier, type JobServiceOptions } from '../../..
 import type { QueueCounts } from '../../../src/jobs/JobQueue.js';
 import { MemoryJobQueue } from '../../../src/jobs/memory/MemoryJobQueue.js';
 import { MemoryJobStore } from '../../../src/jobs/memory/MemoryJobStore.js';
-import type { Job, SubmitClassificationInput, SubmitImageEmbeddingInput, SubmitTextEmbeddingInput } from '../../../src/jobs/types.js';
+import type {
+  Job,
+  SubmitClassificationInput,
+  SubmitImageEmbeddingInput,
+  SubmitTextEmbeddingInput,
+} from '../../../src/jobs/types.js';
 import { silentLogger } from '../../../src/logger.js';
 import type {
   ClassifyRequest,
@@ -37,7 +42,19 @@ class FakeClassifier implements JobClassifier {
   }
 
   models(): ModelInfo[] {
-    return [{ name: 'tiny', source: 'dir', precision: 'fp32', status: 'ready', embeddingSize: 8, contextLength: 77, imageSize: 32, logitScale: 100, error: null }];
+    return [
+      {
+        name: 'tiny',
+        source: 'dir',
+        precision: 'fp32',
+        status: 'ready',
+        embeddingSize: 8,
+        contextLength: 77,
+        imageSize: 32,
+        logitScale: 100,
+        error: null,
+      },
+    ];
   }
 
   decodeImage(input: string, field: string): Buffer {
@@ -51,7 +68,8 @@ class FakeClassifier implements JobClassifier {
   }
 
   validatePrompt(config: unknown, field: string): PromptConfig {
-    if (typeof config !== 'object' || config === null || 'bad' in config) throw badUserInput(`${field}: bad prompt`, field);
+    if (typeof config !== 'object' || config === null || 'bad' in config)
+      throw badUserInput(`${field}: bad prompt`, field);
     return config;
   }
 
@@ -72,7 +90,9 @@ class FakeClassifier implements JobClassifier {
   complete(index = 0): void {
     const call = this.calls[index];
     if (call === undefined) throw new Error(`no classify call #${index}`);
-    call.resolve({ probabilities: call.request.images.map(() => call.request.labels.map(() => 1 / call.request.labels.length)) });
+    call.resolve({
+      probabilities: call.request.images.map(() => call.request.labels.map(() => 1 / call.request.labels.length)),
+    });
   }
 
   readonly embedCalls: (EmbedImagesRequest | EmbedTextsRequest)[] = [];
@@ -141,7 +161,12 @@ function settledOrPending<T>(promise: Promise<T>): Promise<T | 'pending'> {
 
 const idle = (jobs: JobService): boolean => jobs.stats().queued + jobs.stats().running === 0;
 
-async function expectAppError(promise: Promise<unknown>, code: ErrorCode, field?: string, message?: RegExp): Promise<AppError> {
+async function expectAppError(
+  promise: Promise<unknown>,
+  code: ErrorCode,
+  field?: string,
+  message?: RegExp,
+): Promise<AppError> {
   const error = await promise.then(
     () => {
       throw new Error('expected a rejection');
@@ -214,49 +239,156 @@ describe('JobService', () => {
 
   it('should refuse each kind of bad input with BAD_USER_INPUT naming the field', async () => {
     const { jobs } = make({ maxImagesPerJob: 2, maxClassesPerJob: 3, maxClassLength: 5 });
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ classes: [] })), ErrorCode.BadUserInput, 'classes', /at least one/);
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ classes: ['a', 'b', 'c', 'd'] })), ErrorCode.BadUserInput, 'classes', /at most 3/);
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ classes: ['a', '  '] })), ErrorCode.BadUserInput, 'classes[1]', /non-empty/);
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ classes: ['a', 'toolong'] })), ErrorCode.BadUserInput, 'classes[1]', /at most 5 characters/);
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ classes: [] })),
+      ErrorCode.BadUserInput,
+      'classes',
+      /at least one/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ classes: ['a', 'b', 'c', 'd'] })),
+      ErrorCode.BadUserInput,
+      'classes',
+      /at most 3/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ classes: ['a', '  '] })),
+      ErrorCode.BadUserInput,
+      'classes[1]',
+      /non-empty/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ classes: ['a', 'toolong'] })),
+      ErrorCode.BadUserInput,
+      'classes[1]',
+      /at most 5 characters/,
+    );
     // Five astral code points are ten UTF-16 units but within the limit.
-    await expect(jobs.submit(OPEN_CALLER, input({ classes: ['😀😀😀😀😀'] }))).resolves.toMatchObject({ status: 'queued' });
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ classes: ['cat', 'dog', ' cat'] })), ErrorCode.BadUserInput, 'classes[2]', /duplicates classes\[0\]/);
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ classes: ['a', 3 as unknown as string] })), ErrorCode.BadUserInput, 'classes[1]');
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ model: 'nope' })), ErrorCode.BadUserInput, 'model', /unknown model "nope"; available: tiny/);
+    await expect(jobs.submit(OPEN_CALLER, input({ classes: ['😀😀😀😀😀'] }))).resolves.toMatchObject({
+      status: 'queued',
+    });
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ classes: ['cat', 'dog', ' cat'] })),
+      ErrorCode.BadUserInput,
+      'classes[2]',
+      /duplicates classes\[0\]/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ classes: ['a', 3 as unknown as string] })),
+      ErrorCode.BadUserInput,
+      'classes[1]',
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ model: 'nope' })),
+      ErrorCode.BadUserInput,
+      'model',
+      /unknown model "nope"; available: tiny/,
+    );
     await expectAppError(jobs.submit(OPEN_CALLER, input({ config: { bad: 1 } })), ErrorCode.BadUserInput, 'config');
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ images: [] })), ErrorCode.BadUserInput, 'image', /at least one image/);
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ images: [] })),
+      ErrorCode.BadUserInput,
+      'image',
+      /at least one image/,
+    );
     await expectAppError(
       jobs.submit(OPEN_CALLER, input({ images: ['a', 'b', 'c'], imagesField: 'images', batched: true })),
       ErrorCode.BadUserInput,
       'images',
       /at most 2 images/,
     );
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ images: ['ok', '!bad'], imagesField: 'images', batched: true })), ErrorCode.BadUserInput, 'images[1]');
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ images: ['text file'] })), ErrorCode.BadUserInput, 'image', /not an image/);
-    await expect(jobs.submit(OPEN_CALLER, input({ model: 'Tiny', config: { promptTemplate: '{}' } }))).resolves.toMatchObject({ model: 'tiny' });
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ images: ['ok', '!bad'], imagesField: 'images', batched: true })),
+      ErrorCode.BadUserInput,
+      'images[1]',
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ images: ['text file'] })),
+      ErrorCode.BadUserInput,
+      'image',
+      /not an image/,
+    );
+    await expect(
+      jobs.submit(OPEN_CALLER, input({ model: 'Tiny', config: { promptTemplate: '{}' } })),
+    ).resolves.toMatchObject({ model: 'tiny' });
   });
 
   it('should run an image-embedding job to one vector per image, in order', async () => {
     const { jobs, clip } = make();
-    const job = await jobs.submit(OPEN_CALLER, imageEmbedding({ images: ['b-img', 'a-image'], imagesField: 'images', batched: true, model: 'Tiny' }));
-    expect(job).toMatchObject({ status: 'queued', task: 'image-embedding', model: 'tiny', classes: [], texts: [], imageCount: 2, batched: true });
+    const job = await jobs.submit(
+      OPEN_CALLER,
+      imageEmbedding({ images: ['b-img', 'a-image'], imagesField: 'images', batched: true, model: 'Tiny' }),
+    );
+    expect(job).toMatchObject({
+      status: 'queued',
+      task: 'image-embedding',
+      model: 'tiny',
+      classes: [],
+      texts: [],
+      imageCount: 2,
+      batched: true,
+    });
     await until(() => idle(jobs));
     const done = await jobs.get(OPEN_CALLER, job.id);
-    expect(done).toMatchObject({ status: 'complete', result: { task: 'image-embedding', embeddings: [[98, 5], [97, 7]] } });
+    expect(done).toMatchObject({
+      status: 'complete',
+      result: {
+        task: 'image-embedding',
+        embeddings: [
+          [98, 5],
+          [97, 7],
+        ],
+      },
+    });
     expect(clip.embedCalls).toHaveLength(1);
     expect(clip.calls).toHaveLength(0);
     expect(jobs.stats().pendingImages).toBe(0);
     // The job is plain data: a JSON round trip (the planned Redis store) loses nothing but the Dates' type.
-    expect(JSON.parse(JSON.stringify(done))).toMatchObject({ task: 'image-embedding', result: { embeddings: [[98, 5], [97, 7]] } });
+    expect(JSON.parse(JSON.stringify(done))).toMatchObject({
+      task: 'image-embedding',
+      result: {
+        embeddings: [
+          [98, 5],
+          [97, 7],
+        ],
+      },
+    });
   });
 
   it('should run a text-embedding job to one vector per text, in order, with the prompt config passed on', async () => {
     const { jobs, clip } = make();
-    const job = await jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['zebra', 'a cat', 'a cat'], textsField: 'texts', batched: true, config: { promptTemplate: 'a photo of {}' } }));
-    expect(job).toMatchObject({ task: 'text-embedding', texts: ['zebra', 'a cat', 'a cat'], classes: [], imageCount: 0 });
+    const job = await jobs.submit(
+      OPEN_CALLER,
+      textEmbedding({
+        texts: ['zebra', 'a cat', 'a cat'],
+        textsField: 'texts',
+        batched: true,
+        config: { promptTemplate: 'a photo of {}' },
+      }),
+    );
+    expect(job).toMatchObject({
+      task: 'text-embedding',
+      texts: ['zebra', 'a cat', 'a cat'],
+      classes: [],
+      imageCount: 0,
+    });
     await until(() => idle(jobs));
-    expect(await jobs.get(OPEN_CALLER, job.id)).toMatchObject({ status: 'complete', result: { task: 'text-embedding', embeddings: [[122, 5], [97, 5], [97, 5]] } });
-    expect(clip.embedCalls[0]).toMatchObject({ model: 'tiny', texts: ['zebra', 'a cat', 'a cat'], prompt: { promptTemplate: 'a photo of {}' } });
+    expect(await jobs.get(OPEN_CALLER, job.id)).toMatchObject({
+      status: 'complete',
+      result: {
+        task: 'text-embedding',
+        embeddings: [
+          [122, 5],
+          [97, 5],
+          [97, 5],
+        ],
+      },
+    });
+    expect(clip.embedCalls[0]).toMatchObject({
+      model: 'tiny',
+      texts: ['zebra', 'a cat', 'a cat'],
+      prompt: { promptTemplate: 'a photo of {}' },
+    });
     // No config: no template (the clip layer embeds verbatim).
     const plain = await jobs.submit(OPEN_CALLER, textEmbedding());
     await until(() => idle(jobs));
@@ -266,37 +398,123 @@ describe('JobService', () => {
 
   it('should refuse bad embedding input with BAD_USER_INPUT naming the field, as for classification', async () => {
     const { jobs } = make({ maxImagesPerJob: 2, maxTextsPerJob: 3, maxTextLength: 5, maxPromptsPerJob: 4 });
-    await expectAppError(jobs.submit(OPEN_CALLER, imageEmbedding({ images: [] })), ErrorCode.BadUserInput, 'image', /at least one image/);
-    await expectAppError(jobs.submit(OPEN_CALLER, imageEmbedding({ images: ['a', 'b', 'c'], imagesField: 'images', batched: true })), ErrorCode.BadUserInput, 'images', /at most 2 images \(MAX_IMAGES_PER_JOB\)/);
-    await expectAppError(jobs.submit(OPEN_CALLER, imageEmbedding({ images: ['ok', '!bad'], imagesField: 'images', batched: true })), ErrorCode.BadUserInput, 'images[1]');
-    await expectAppError(jobs.submit(OPEN_CALLER, imageEmbedding({ images: ['text file'] })), ErrorCode.BadUserInput, 'image', /not an image/);
-    await expectAppError(jobs.submit(OPEN_CALLER, imageEmbedding({ model: 'nope' })), ErrorCode.BadUserInput, 'model', /unknown model/);
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding({ texts: [], textsField: 'texts', batched: true })), ErrorCode.BadUserInput, 'texts', /at least one text/);
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['a', 'b', 'c', 'd'], textsField: 'texts', batched: true })), ErrorCode.BadUserInput, 'texts', /at most 3 texts \(MAX_TEXTS_PER_JOB\)/);
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['  '] })), ErrorCode.BadUserInput, 'text', /non-empty text/);
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['ok', ''], textsField: 'texts', batched: true })), ErrorCode.BadUserInput, 'texts[1]', /non-empty/);
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['toolong'] })), ErrorCode.BadUserInput, 'text', /at most 5 characters \(MAX_TEXT_LENGTH\)/);
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['a', 7 as unknown as string], textsField: 'texts', batched: true })), ErrorCode.BadUserInput, 'texts[1]');
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding({ config: { bad: 1 } })), ErrorCode.BadUserInput, 'config');
     await expectAppError(
-      jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['a', 'b', 'c'], textsField: 'texts', batched: true, config: { promptTemplates: ['{}', 'a {}'] } })),
+      jobs.submit(OPEN_CALLER, imageEmbedding({ images: [] })),
+      ErrorCode.BadUserInput,
+      'image',
+      /at least one image/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, imageEmbedding({ images: ['a', 'b', 'c'], imagesField: 'images', batched: true })),
+      ErrorCode.BadUserInput,
+      'images',
+      /at most 2 images \(MAX_IMAGES_PER_JOB\)/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, imageEmbedding({ images: ['ok', '!bad'], imagesField: 'images', batched: true })),
+      ErrorCode.BadUserInput,
+      'images[1]',
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, imageEmbedding({ images: ['text file'] })),
+      ErrorCode.BadUserInput,
+      'image',
+      /not an image/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, imageEmbedding({ model: 'nope' })),
+      ErrorCode.BadUserInput,
+      'model',
+      /unknown model/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, textEmbedding({ texts: [], textsField: 'texts', batched: true })),
+      ErrorCode.BadUserInput,
+      'texts',
+      /at least one text/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['a', 'b', 'c', 'd'], textsField: 'texts', batched: true })),
+      ErrorCode.BadUserInput,
+      'texts',
+      /at most 3 texts \(MAX_TEXTS_PER_JOB\)/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['  '] })),
+      ErrorCode.BadUserInput,
+      'text',
+      /non-empty text/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['ok', ''], textsField: 'texts', batched: true })),
+      ErrorCode.BadUserInput,
+      'texts[1]',
+      /non-empty/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['toolong'] })),
+      ErrorCode.BadUserInput,
+      'text',
+      /at most 5 characters \(MAX_TEXT_LENGTH\)/,
+    );
+    await expectAppError(
+      jobs.submit(
+        OPEN_CALLER,
+        textEmbedding({ texts: ['a', 7 as unknown as string], textsField: 'texts', batched: true }),
+      ),
+      ErrorCode.BadUserInput,
+      'texts[1]',
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, textEmbedding({ config: { bad: 1 } })),
+      ErrorCode.BadUserInput,
+      'config',
+    );
+    await expectAppError(
+      jobs.submit(
+        OPEN_CALLER,
+        textEmbedding({
+          texts: ['a', 'b', 'c'],
+          textsField: 'texts',
+          batched: true,
+          config: { promptTemplates: ['{}', 'a {}'] },
+        }),
+      ),
       ErrorCode.BadUserInput,
       'config.promptTemplates',
       /3 texts × 2 templates = 6 prompts, over the limit of 4/,
     );
-    await expect(jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['😀😀😀😀😀'] }))).resolves.toMatchObject({ status: 'queued' });
+    await expect(jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['😀😀😀😀😀'] }))).resolves.toMatchObject({
+      status: 'queued',
+    });
   });
 
   it('should bound texts by the class limits when no text limits are given', async () => {
     const { jobs } = make({ maxClassesPerJob: 1, maxClassLength: 3 });
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['a', 'b'], textsField: 'texts', batched: true })), ErrorCode.BadUserInput, 'texts', /at most 1 texts/);
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['abcd'] })), ErrorCode.BadUserInput, 'text', /at most 3 characters/);
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['a', 'b'], textsField: 'texts', batched: true })),
+      ErrorCode.BadUserInput,
+      'texts',
+      /at most 1 texts/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['abcd'] })),
+      ErrorCode.BadUserInput,
+      'text',
+      /at most 3 characters/,
+    );
   });
 
   it('should rank one embedding job against another, refusing jobs that cannot be compared', async () => {
     const { jobs, clip } = make({ maxTextsPerJob: 3, maxImagesPerJob: 2 });
-    const texts = await jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['ab', 'ba'], textsField: 'texts', batched: true }));
-    const images = await jobs.submit(OPEN_CALLER, imageEmbedding({ images: ['a', 'b'], imagesField: 'images', batched: true }));
+    const texts = await jobs.submit(
+      OPEN_CALLER,
+      textEmbedding({ texts: ['ab', 'ba'], textsField: 'texts', batched: true }),
+    );
+    const images = await jobs.submit(
+      OPEN_CALLER,
+      imageEmbedding({ images: ['a', 'b'], imagesField: 'images', batched: true }),
+    );
     const classified = await jobs.submit(OPEN_CALLER, input());
     await until(() => clip.calls.length === 1);
     await until(() => jobs.stats().running === 1);
@@ -307,34 +525,69 @@ describe('JobService', () => {
       { index: 1, matches: [{ index: 1, score: 98 * 98 + 2 }] },
     ]);
     expect(ranked.queries.texts).toEqual(['ab', 'ba']);
-    await expectAppError(jobs.rank(OPEN_CALLER, 'nope', images.id, 1), ErrorCode.NotFound, undefined, /queries: job "nope" not found/);
-    await expectAppError(jobs.rank(OPEN_CALLER, texts.id, classified.id, 1), ErrorCode.BadUserInput, 'candidates', /running/);
+    await expectAppError(
+      jobs.rank(OPEN_CALLER, 'nope', images.id, 1),
+      ErrorCode.NotFound,
+      undefined,
+      /queries: job "nope" not found/,
+    );
+    await expectAppError(
+      jobs.rank(OPEN_CALLER, texts.id, classified.id, 1),
+      ErrorCode.BadUserInput,
+      'candidates',
+      /running/,
+    );
     clip.complete(0);
     await until(() => idle(jobs));
-    await expectAppError(jobs.rank(OPEN_CALLER, classified.id, images.id, 1), ErrorCode.BadUserInput, 'queries', /classification/);
+    await expectAppError(
+      jobs.rank(OPEN_CALLER, classified.id, images.id, 1),
+      ErrorCode.BadUserInput,
+      'queries',
+      /classification/,
+    );
     await expectAppError(jobs.rank(OPEN_CALLER, texts.id, images.id, 0), ErrorCode.BadUserInput, 'k');
-    const many = await jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['a', 'b', 'c'], textsField: 'texts', batched: true }));
+    const many = await jobs.submit(
+      OPEN_CALLER,
+      textEmbedding({ texts: ['a', 'b', 'c'], textsField: 'texts', batched: true }),
+    );
     await until(() => idle(jobs));
     await expect(jobs.rank(OPEN_CALLER, many.id, images.id, 2)).resolves.toMatchObject({ rankings: { length: 3 } });
-    await expectAppError(jobs.rank(OPEN_CALLER, many.id, many.id, 2), ErrorCode.BadUserInput, 'candidates', /9 pairs, over the limit of 6/);
+    await expectAppError(
+      jobs.rank(OPEN_CALLER, many.id, many.id, 2),
+      ErrorCode.BadUserInput,
+      'candidates',
+      /9 pairs, over the limit of 6/,
+    );
   });
 
   it('should count text-embedding jobs against MAX_QUEUED_JOBS', async () => {
     const { jobs } = make({ maxQueuedJobs: 1, maxConcurrentJobs: 1 });
     await jobs.submit(OPEN_CALLER, input());
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding()), ErrorCode.Overloaded, undefined, /MAX_QUEUED_JOBS=1/);
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, textEmbedding()),
+      ErrorCode.Overloaded,
+      undefined,
+      /MAX_QUEUED_JOBS=1/,
+    );
   });
 
   it('should refuse a job whose classes × templates exceed MAX_PROMPTS_PER_JOB, naming the field', async () => {
     const { jobs } = make({ maxPromptsPerJob: 4 });
-    await expectAppError(jobs.submit(OPEN_CALLER, input({ classes: ['a', 'b', 'c', 'd', 'e'] })), ErrorCode.BadUserInput, 'classes', /5 classes × 1 templates = 5 prompts, over the limit of 4/);
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ classes: ['a', 'b', 'c', 'd', 'e'] })),
+      ErrorCode.BadUserInput,
+      'classes',
+      /5 classes × 1 templates = 5 prompts, over the limit of 4/,
+    );
     await expectAppError(
       jobs.submit(OPEN_CALLER, input({ classes: ['a', 'b', 'c'], config: { promptTemplates: ['{}', 'a {}'] } })),
       ErrorCode.BadUserInput,
       'config.promptTemplates',
       /3 classes × 2 templates = 6 prompts/,
     );
-    await expect(jobs.submit(OPEN_CALLER, input({ classes: ['a', 'b'], config: { promptTemplates: ['{}', 'a {}'] } }))).resolves.toMatchObject({ status: 'queued' });
+    await expect(
+      jobs.submit(OPEN_CALLER, input({ classes: ['a', 'b'], config: { promptTemplates: ['{}', 'a {}'] } })),
+    ).resolves.toMatchObject({ status: 'queued' });
   });
 
   it('should refuse with OVERLOADED when the admission bounds are reached', async () => {
@@ -354,7 +607,12 @@ describe('JobService', () => {
     await expect(images.jobs.submit(OPEN_CALLER, input())).resolves.toMatchObject({ status: 'queued' });
     const bytes = make({ maxPendingImageBytes: 8 });
     await bytes.jobs.submit(OPEN_CALLER, input({ images: ['12345'] }));
-    await expectAppError(bytes.jobs.submit(OPEN_CALLER, input({ images: ['12345'] })), ErrorCode.Overloaded, undefined, /MAX_PENDING_IMAGE_BYTES/);
+    await expectAppError(
+      bytes.jobs.submit(OPEN_CALLER, input({ images: ['12345'] })),
+      ErrorCode.Overloaded,
+      undefined,
+      /MAX_PENDING_IMAGE_BYTES/,
+    );
   });
 
   it('should not refuse on counts last seen that are stale (another API drained since), only on counts read again', async () => {
@@ -365,8 +623,18 @@ describe('JobService', () => {
     await expect(jobs.submit(OPEN_CALLER, textEmbedding())).resolves.toMatchObject({ status: 'queued' });
     expect(queue.freshReads).toBeGreaterThan(0);
     // Really saturated now (two unfinished jobs): refused, on the counts read again.
-    await expectAppError(jobs.submit(OPEN_CALLER, input()), ErrorCode.Overloaded, undefined, /too many jobs in progress \(2, MAX_QUEUED_JOBS=2\)/);
-    await expectAppError(jobs.submit(OPEN_CALLER, textEmbedding()), ErrorCode.Overloaded, undefined, /MAX_QUEUED_JOBS=2/);
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, input()),
+      ErrorCode.Overloaded,
+      undefined,
+      /too many jobs in progress \(2, MAX_QUEUED_JOBS=2\)/,
+    );
+    await expectAppError(
+      jobs.submit(OPEN_CALLER, textEmbedding()),
+      ErrorCode.Overloaded,
+      undefined,
+      /MAX_QUEUED_JOBS=2/,
+    );
   });
 
   it('should keep at most maxConcurrentJobs running and the rest queued', async () => {
@@ -394,8 +662,14 @@ describe('JobService', () => {
     clip.calls[1]?.reject(new Error('secret /path/to/file detail'));
     clip.complete(2);
     await until(() => idle(jobs));
-    expect(await jobs.get(OPEN_CALLER, a.id)).toMatchObject({ status: 'failed', error: { code: 'INFERENCE_FAILED', message: 'the model produced NaN' } });
-    expect(await jobs.get(OPEN_CALLER, b.id)).toMatchObject({ status: 'failed', error: { code: 'INTERNAL_SERVER_ERROR', message: 'internal error' } });
+    expect(await jobs.get(OPEN_CALLER, a.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'INFERENCE_FAILED', message: 'the model produced NaN' },
+    });
+    expect(await jobs.get(OPEN_CALLER, b.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'INTERNAL_SERVER_ERROR', message: 'internal error' },
+    });
     // One failing job does not affect another.
     expect((await jobs.get(OPEN_CALLER, c.id))?.status).toBe('complete');
   });
@@ -406,7 +680,10 @@ describe('JobService', () => {
     await until(() => clip.calls.length === 1);
     clip.calls[0]?.resolve({ probabilities: [[1]] });
     await until(() => idle(jobs));
-    expect(await jobs.get(OPEN_CALLER, job.id)).toMatchObject({ status: 'failed', error: { code: 'INTERNAL_SERVER_ERROR' } });
+    expect(await jobs.get(OPEN_CALLER, job.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'INTERNAL_SERVER_ERROR' },
+    });
   });
 
   it('should cancel queued and running jobs, and return finished ones unchanged', async () => {
@@ -522,7 +799,10 @@ describe('JobService', () => {
     clip.complete(0);
     expect(await draining).toBe(1);
     expect((await jobs.get(OPEN_CALLER, finishing.id))?.status).toBe('complete');
-    expect(await jobs.get(OPEN_CALLER, straggler.id)).toMatchObject({ status: 'failed', error: { code: 'SHUTTING_DOWN' } });
+    expect(await jobs.get(OPEN_CALLER, straggler.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'SHUTTING_DOWN' },
+    });
     const seen: string[] = [];
     for await (const state of watch) seen.push(state.status);
     expect(seen).toEqual(['running', 'failed']);
@@ -536,7 +816,9 @@ describe('JobService', () => {
   });
 
   it('should reject invalid options', () => {
-    expect(() => new JobService({ clip: new FakeClassifier(), logger: silentLogger(), maxQueuedJobs: 0 })).toThrow(/maxQueuedJobs/);
+    expect(() => new JobService({ clip: new FakeClassifier(), logger: silentLogger(), maxQueuedJobs: 0 })).toThrow(
+      /maxQueuedJobs/,
+    );
   });
 });
 
@@ -566,23 +848,45 @@ describe('JobService images by URL', () => {
     const files: Record<string, Uint8Array> = { [`${host.url}/a.png`]: imageA, [`${host.url}/b.png`]: imageB };
     return async (url, field) => {
       const bytes = files[url];
-      if (bytes === undefined) throw new AppError(ErrorCode.BadUserInput, `${field}: HTTP 404`, { field, refusal: ImageUrlRefusal.HttpStatus });
+      if (bytes === undefined)
+        throw new AppError(ErrorCode.BadUserInput, `${field}: HTTP 404`, {
+          field,
+          refusal: ImageUrlRefusal.HttpStatus,
+        });
       return bytes;
     };
   };
 
   it('should run a job on the fetched bytes, in input order, URLs and inline images mixed', async () => {
     const { jobs, clip } = await serviceWith({ fetchImageUrl: fetcher() });
-    const job = await jobs.submit(OPEN_CALLER, imageEmbedding({ images: [`${host.url}/b.png`, 'inline', `${host.url}/a.png`], imagesField: 'images', batched: true }));
+    const job = await jobs.submit(
+      OPEN_CALLER,
+      imageEmbedding({
+        images: [`${host.url}/b.png`, 'inline', `${host.url}/a.png`],
+        imagesField: 'images',
+        batched: true,
+      }),
+    );
     expect(job.imageCount).toBe(3);
     await until(() => clip.embedCalls.length === 1);
     const request = clip.embedCalls[0] as EmbedImagesRequest;
-    expect(request.images.map((bytes) => Buffer.from(bytes).toString())).toEqual([imageB.toString(), 'inline', imageA.toString()]);
+    expect(request.images.map((bytes) => Buffer.from(bytes).toString())).toEqual([
+      imageB.toString(),
+      'inline',
+      imageA.toString(),
+    ]);
   });
 
   it('should refuse a URL the guard refuses, naming its field, and run nothing', async () => {
     const { jobs, clip } = await serviceWith({ fetchImageUrl: fetcher() });
-    const error = await expectAppError(jobs.submit(OPEN_CALLER, input({ images: ['inline', `${host.url}/missing.png`], imagesField: 'images', batched: true })), ErrorCode.BadUserInput, 'images[1]');
+    const error = await expectAppError(
+      jobs.submit(
+        OPEN_CALLER,
+        input({ images: ['inline', `${host.url}/missing.png`], imagesField: 'images', batched: true }),
+      ),
+      ErrorCode.BadUserInput,
+      'images[1]',
+    );
     expect(error.refusal).toBe(ImageUrlRefusal.HttpStatus);
     expect(clip.calls).toHaveLength(0);
     expect(jobs.stats().totals.queued).toBe(0);
@@ -590,14 +894,24 @@ describe('JobService images by URL', () => {
 
   it('should refuse URLs when it has no fetcher', async () => {
     const { jobs } = await serviceWith({});
-    const error = await expectAppError(jobs.submit(OPEN_CALLER, input({ images: [`${host.url}/a.png`] })), ErrorCode.BadUserInput, 'image');
+    const error = await expectAppError(
+      jobs.submit(OPEN_CALLER, input({ images: [`${host.url}/a.png`] })),
+      ErrorCode.BadUserInput,
+      'image',
+    );
     expect(error.refusal).toBe(ImageUrlRefusal.Off);
   });
 
   it('should stop fetching once a job’s images pass MAX_PENDING_IMAGE_BYTES', async () => {
-    const { jobs } = await serviceWith({ fetchImageUrl: fetcher(), maxPendingImageBytes: imageA.length + imageB.length - 1 });
+    const { jobs } = await serviceWith({
+      fetchImageUrl: fetcher(),
+      maxPendingImageBytes: imageA.length + imageB.length - 1,
+    });
     await expectAppError(
-      jobs.submit(OPEN_CALLER, input({ images: [`${host.url}/a.png`, `${host.url}/b.png`], imagesField: 'images', batched: true })),
+      jobs.submit(
+        OPEN_CALLER,
+        input({ images: [`${host.url}/a.png`, `${host.url}/b.png`], imagesField: 'images', batched: true }),
+      ),
       ErrorCode.BadUserInput,
       'images',
       /MAX_PENDING_IMAGE_BYTES/,

@@ -31,10 +31,19 @@ describe('estimatedJobHeapBytes', () => {
       status: 'complete',
       startedAt: new Date(0),
       finishedAt: new Date(0),
-      result: { task: 'text-embedding', embeddings: [new Array<number>(512).fill(0.5), new Array<number>(512).fill(0.5)] },
+      result: {
+        task: 'text-embedding',
+        embeddings: [new Array<number>(512).fill(0.5), new Array<number>(512).fill(0.5)],
+      },
     };
     expect(estimatedJobHeapBytes(complete) - empty).toBeGreaterThanOrEqual(2 * 512 * 8);
-    const failed: Job = { ...base, status: 'failed', startedAt: null, finishedAt: new Date(0), error: { code: ErrorCode.InternalServerError, message: 'm'.repeat(100) } };
+    const failed: Job = {
+      ...base,
+      status: 'failed',
+      startedAt: null,
+      finishedAt: new Date(0),
+      error: { code: ErrorCode.InternalServerError, message: 'm'.repeat(100) },
+    };
     expect(estimatedJobHeapBytes(failed) - empty).toBeGreaterThanOrEqual(200);
   });
 });

@@ -6,8 +6,23 @@ import { fromBase64Float32, toBase64Float32 } from '../../../src/openai/response
 describe('toOpenAiError', () => {
   it.each([
     [badUserInput('input[3]: not valid base64', 'input[3]'), 400, 'invalid_request_error', 'input[3]', null],
-    [new AppError(ErrorCode.BadUserInput, 'input[0]: forbidden', { field: 'input[0]', refusal: ImageUrlRefusal.Forbidden }), 400, 'invalid_request_error', 'input[0]', 'URL_FORBIDDEN'],
-    [new AppError(ErrorCode.NotFound, 'no such model', { field: 'model' }), 404, 'invalid_request_error', 'model', 'model_not_found'],
+    [
+      new AppError(ErrorCode.BadUserInput, 'input[0]: forbidden', {
+        field: 'input[0]',
+        refusal: ImageUrlRefusal.Forbidden,
+      }),
+      400,
+      'invalid_request_error',
+      'input[0]',
+      'URL_FORBIDDEN',
+    ],
+    [
+      new AppError(ErrorCode.NotFound, 'no such model', { field: 'model' }),
+      404,
+      'invalid_request_error',
+      'model',
+      'model_not_found',
+    ],
     [new AppError(ErrorCode.Unauthenticated, 'key'), 401, 'invalid_request_error', null, 'invalid_api_key'],
     [new AppError(ErrorCode.Overloaded, 'busy'), 429, 'rate_limit_error', null, 'rate_limit_exceeded'],
     [new AppError(ErrorCode.ShuttingDown, 'bye'), 503, 'server_error', null, 'SHUTTING_DOWN'],
@@ -23,7 +38,12 @@ describe('toOpenAiError', () => {
 
   it('should mask anything else as a 500 without its detail', () => {
     const answer = toOpenAiError(new Error('/secret/path exploded'));
-    expect(answer).toEqual({ status: 500, body: { error: { message: 'Internal server error', type: 'server_error', param: null, code: 'INTERNAL_SERVER_ERROR' } } });
+    expect(answer).toEqual({
+      status: 500,
+      body: {
+        error: { message: 'Internal server error', type: 'server_error', param: null, code: 'INTERNAL_SERVER_ERROR' },
+      },
+    });
   });
 });
 

@@ -6,7 +6,8 @@ function refusal(body: unknown): { field: string | undefined; message: string } 
   try {
     parseEmbeddingRequest(body);
   } catch (error) {
-    if (error instanceof AppError && error.code === ErrorCode.BadUserInput) return { field: error.field, message: error.message };
+    if (error instanceof AppError && error.code === ErrorCode.BadUserInput)
+      return { field: error.field, message: error.message };
     throw error;
   }
   throw new Error('expected a refusal');
@@ -21,26 +22,42 @@ describe('parseEmbeddingRequest', () => {
       encodingFormat: 'float',
       dimensions: undefined,
     });
-    expect(parseEmbeddingRequest({ model: 'm', input: 'data:image/png;base64,AAAA' }).inputs).toEqual([{ kind: 'image', image: 'data:image/png;base64,AAAA' }]);
+    expect(parseEmbeddingRequest({ model: 'm', input: 'data:image/png;base64,AAAA' }).inputs).toEqual([
+      { kind: 'image', image: 'data:image/png;base64,AAAA' },
+    ]);
   });
 
   it('should never guess that a URL is an image, unless modality or an {"image"} object says so', () => {
     const url = 'https://example.com/cat.jpg';
     expect(parseEmbeddingRequest({ model: 'm', input: [url] }).inputs).toEqual([{ kind: 'text', text: url }]);
-    expect(parseEmbeddingRequest({ model: 'm', input: [url], modality: 'image' }).inputs).toEqual([{ kind: 'image', image: url }]);
-    expect(parseEmbeddingRequest({ model: 'm', input: [{ image: url }] }).inputs).toEqual([{ kind: 'image', image: url }]);
+    expect(parseEmbeddingRequest({ model: 'm', input: [url], modality: 'image' }).inputs).toEqual([
+      { kind: 'image', image: url },
+    ]);
+    expect(parseEmbeddingRequest({ model: 'm', input: [{ image: url }] }).inputs).toEqual([
+      { kind: 'image', image: url },
+    ]);
   });
 
   it('should take every string as an image with modality "image" and as a text with "text"', () => {
-    expect(parseEmbeddingRequest({ model: 'm', input: ['iVBORw0K', 'data:image/png;base64,AA'], modality: 'image' }).inputs).toEqual([
+    expect(
+      parseEmbeddingRequest({ model: 'm', input: ['iVBORw0K', 'data:image/png;base64,AA'], modality: 'image' }).inputs,
+    ).toEqual([
       { kind: 'image', image: 'iVBORw0K' },
       { kind: 'image', image: 'data:image/png;base64,AA' },
     ]);
-    expect(parseEmbeddingRequest({ model: 'm', input: ['data:image/png;base64,AA'], modality: 'text' }).inputs).toEqual([{ kind: 'text', text: 'data:image/png;base64,AA' }]);
+    expect(parseEmbeddingRequest({ model: 'm', input: ['data:image/png;base64,AA'], modality: 'text' }).inputs).toEqual(
+      [{ kind: 'text', text: 'data:image/png;base64,AA' }],
+    );
   });
 
   it('should keep mixed {"text"} and {"image"} objects in order', () => {
-    const request = parseEmbeddingRequest({ model: 'm', input: [{ text: 'a' }, { image: 'data:image/png;base64,AA' }, 'b'], encoding_format: 'base64', dimensions: 512, user: 'u' });
+    const request = parseEmbeddingRequest({
+      model: 'm',
+      input: [{ text: 'a' }, { image: 'data:image/png;base64,AA' }, 'b'],
+      encoding_format: 'base64',
+      dimensions: 512,
+      user: 'u',
+    });
     expect(request.inputs.map((input) => input.kind)).toEqual(['text', 'image', 'text']);
     expect(request.single).toBe(false);
     expect(request.encodingFormat).toBe('base64');

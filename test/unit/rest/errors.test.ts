@@ -24,7 +24,11 @@ describe('toRestError', () => {
       expect(mapped.status).toBe(status);
       expect(mapped.body).toEqual({ error: { code, message: `because ${code}` }, detail: `because ${code}` });
     }
-    expect(toRestError(badUserInput('bad class', 'classes[2]')).body.error).toEqual({ code: 'BAD_USER_INPUT', message: 'bad class', field: 'classes[2]' });
+    expect(toRestError(badUserInput('bad class', 'classes[2]')).body.error).toEqual({
+      code: 'BAD_USER_INPUT',
+      message: 'bad class',
+      field: 'classes[2]',
+    });
   });
 
   it('should turn a JSON parse failure into 400 with a clear message', () => {
@@ -37,9 +41,14 @@ describe('toRestError', () => {
   });
 
   it('should turn an oversized body into 413 PAYLOAD_TOO_LARGE naming the limit', () => {
-    const mapped = toRestError(bodyParserError(413, 'entity.too.large', 'request entity too large', { limit: 1024, length: 5000 }));
+    const mapped = toRestError(
+      bodyParserError(413, 'entity.too.large', 'request entity too large', { limit: 1024, length: 5000 }),
+    );
     expect(mapped.status).toBe(413);
-    expect(mapped.body.error).toEqual({ code: 'PAYLOAD_TOO_LARGE', message: 'Request body is over the size limit of 1024 bytes' });
+    expect(mapped.body.error).toEqual({
+      code: 'PAYLOAD_TOO_LARGE',
+      message: 'Request body is over the size limit of 1024 bytes',
+    });
   });
 
   it('should keep other exposed 4xx body errors with their own status', () => {
@@ -49,11 +58,20 @@ describe('toRestError', () => {
   });
 
   it('should mask anything else as 500 Internal server error', () => {
-    for (const error of [new Error('/home/x/secret.ts:10'), 'a string', null, { status: 400, message: 'not exposed' }, bodyParserError(500, 'x', 'boom')]) {
+    for (const error of [
+      new Error('/home/x/secret.ts:10'),
+      'a string',
+      null,
+      { status: 400, message: 'not exposed' },
+      bodyParserError(500, 'x', 'boom'),
+    ]) {
       const mapped = toRestError(error);
       expect(mapped.status).toBe(500);
       expect(mapped.clientError).toBe(false);
-      expect(mapped.body).toEqual({ error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' }, detail: 'Internal server error' });
+      expect(mapped.body).toEqual({
+        error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' },
+        detail: 'Internal server error',
+      });
     }
   });
 });

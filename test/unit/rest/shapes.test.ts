@@ -44,10 +44,31 @@ function thrown(fn: () => unknown): AppError {
 // Resolves as ClipModels promises (any case, kebab or snake), like ClipService does.
 const clip: ClipModels = {
   models: () => [
-    { name: 'my_model', source: '/m', precision: 'fp32', status: 'ready', embeddingSize: 8, contextLength: 77, imageSize: 32, logitScale: 100, error: null },
-    { name: 'clip-vit-base-patch32', source: 'clip-vit-base-patch32', precision: 'fp32', status: 'loading', embeddingSize: null, contextLength: null, imageSize: null, logitScale: null, error: null },
+    {
+      name: 'my_model',
+      source: '/m',
+      precision: 'fp32',
+      status: 'ready',
+      embeddingSize: 8,
+      contextLength: 77,
+      imageSize: 32,
+      logitScale: 100,
+      error: null,
+    },
+    {
+      name: 'clip-vit-base-patch32',
+      source: 'clip-vit-base-patch32',
+      precision: 'fp32',
+      status: 'loading',
+      embeddingSize: null,
+      contextLength: null,
+      imageSize: null,
+      logitScale: null,
+      error: null,
+    },
   ],
-  resolveModelName: (name) => ['my_model', 'clip-vit-base-patch32'].find((model) => normaliseModelName(model) === normaliseModelName(name)),
+  resolveModelName: (name) =>
+    ['my_model', 'clip-vit-base-patch32'].find((model) => normaliseModelName(model) === normaliseModelName(name)),
 };
 
 describe('toFesJobState', () => {
@@ -71,7 +92,9 @@ describe('toFesJobResponse', () => {
 
   it('should answer a pending job with its status only', () => {
     expect(toFesJobResponse({ ...common, status: 'queued' }, false)).toEqual({ status: 'starting' });
-    expect(toFesJobResponse({ ...common, status: 'running', startedAt: new Date(1) }, false)).toEqual({ status: 'running' });
+    expect(toFesJobResponse({ ...common, status: 'running', startedAt: new Date(1) }, false)).toEqual({
+      status: 'running',
+    });
   });
 
   it('should answer one classification on the single route and a list on the batched route', () => {
@@ -99,11 +122,19 @@ describe('toFesJobResponse', () => {
   });
 
   it('should refuse a job of several images on the single route, pointing at the batched one', () => {
-    const batchedJob: Job = { ...complete, imageCount: 2, batched: true, result: { task: 'classification', images: [{ probabilities: [1, 0] }, { probabilities: [0, 1] }] } };
+    const batchedJob: Job = {
+      ...complete,
+      imageCount: 2,
+      batched: true,
+      result: { task: 'classification', images: [{ probabilities: [1, 0] }, { probabilities: [0, 1] }] },
+    };
     const error = thrown(() => toFesJobResponse(batchedJob, false));
     expect(error.code).toBe(ErrorCode.BadUserInput);
     expect(error.message).toContain('/batched/jobs/job-1');
-    expect(toFesJobResponse(batchedJob, true)).toEqual({ status: 'complete', result: [{ probabilities: [1, 0] }, { probabilities: [0, 1] }] });
+    expect(toFesJobResponse(batchedJob, true)).toEqual({
+      status: 'complete',
+      result: [{ probabilities: [1, 0] }, { probabilities: [0, 1] }],
+    });
   });
 
   it('should answer a new job with id and the seed status', () => {
@@ -127,10 +158,20 @@ describe('embedding jobs', () => {
     finishedAt: new Date(2),
     result: { task: 'image-embedding', embeddings: vectors },
   };
-  const textJob: Job = { ...imageJob, task: 'text-embedding', texts: ['a cat'], imageCount: 0, batched: false, result: { task: 'text-embedding', embeddings: [[0, 1]] } };
+  const textJob: Job = {
+    ...imageJob,
+    task: 'text-embedding',
+    texts: ['a cat'],
+    imageCount: 0,
+    batched: false,
+    result: { task: 'text-embedding', embeddings: [[0, 1]] },
+  };
 
   it('should answer {embedding} per input: a list in input order on the batched route, one object on the single route', () => {
-    expect(toFesJobResponse(imageJob, true)).toEqual({ status: 'complete', result: [{ embedding: [0.6, 0.8] }, { embedding: [1, 0] }] });
+    expect(toFesJobResponse(imageJob, true)).toEqual({
+      status: 'complete',
+      result: [{ embedding: [0.6, 0.8] }, { embedding: [1, 0] }],
+    });
     expect(toFesJobResponse(textJob, false)).toEqual({ status: 'complete', result: { embedding: [0, 1] } });
     expect(toFesJobResponse(textJob, true)).toEqual({ status: 'complete', result: [{ embedding: [0, 1] }] });
   });
@@ -141,11 +182,13 @@ describe('embedding jobs', () => {
     expect(error.message).toContain('2 texts; read it at /api/tasks/text-embedding/batched/jobs/job-1');
   });
 
-  it('should answer NOT_FOUND for a job read on another task\'s route, saying where it is', () => {
+  it("should answer NOT_FOUND for a job read on another task's route, saying where it is", () => {
     const error = thrown(() => assertJobOnRoute(imageJob, 'text-embedding', true));
     expect(error.code).toBe(ErrorCode.NotFound);
     expect(error.message).toContain('/api/tasks/image-embedding/batched/jobs/job-1');
-    expect(thrown(() => assertJobOnRoute(textJob, 'zero-shot-image-classification', false)).code).toBe(ErrorCode.NotFound);
+    expect(thrown(() => assertJobOnRoute(textJob, 'zero-shot-image-classification', false)).code).toBe(
+      ErrorCode.NotFound,
+    );
     expect(() => assertJobOnRoute(imageJob, 'image-embedding', true)).not.toThrow();
   });
 
@@ -156,10 +199,18 @@ describe('embedding jobs', () => {
       imagesField: 'image',
       batched: false,
     });
-    expect(parseFesJobBody({ image: ['AAAA', 'BBBB'], config: {} }, true, 'image-embedding')).toMatchObject({ images: ['AAAA', 'BBBB'], batched: true });
+    expect(parseFesJobBody({ image: ['AAAA', 'BBBB'], config: {} }, true, 'image-embedding')).toMatchObject({
+      images: ['AAAA', 'BBBB'],
+      batched: true,
+    });
     // A generated client may send the optional config as null: the same as absent.
-    expect(parseFesJobBody({ image: 'AAAA', config: null }, false, 'image-embedding')).toMatchObject({ images: ['AAAA'] });
-    expect(parseFesJobBody({ text: 'a', config: null }, false, 'text-embedding')).toMatchObject({ texts: ['a'], config: undefined });
+    expect(parseFesJobBody({ image: 'AAAA', config: null }, false, 'image-embedding')).toMatchObject({
+      images: ['AAAA'],
+    });
+    expect(parseFesJobBody({ text: 'a', config: null }, false, 'text-embedding')).toMatchObject({
+      texts: ['a'],
+      config: undefined,
+    });
     expect(parseFesJobBody({ text: 'a cat' }, false, 'text-embedding')).toEqual({
       task: 'text-embedding',
       texts: ['a cat'],
@@ -167,7 +218,9 @@ describe('embedding jobs', () => {
       batched: false,
       config: undefined,
     });
-    expect(parseFesJobBody({ text: ['a', 'b'], config: { promptTemplate: '{}' } }, true, 'text-embedding')).toMatchObject({
+    expect(
+      parseFesJobBody({ text: ['a', 'b'], config: { promptTemplate: '{}' } }, true, 'text-embedding'),
+    ).toMatchObject({
       texts: ['a', 'b'],
       batched: true,
       config: { promptTemplate: '{}' },
@@ -205,7 +258,12 @@ describe('parseFesJobBody', () => {
   });
 
   it('should read a single-image body', () => {
-    expect(parseFesJobBody({ image: 'data:image/png;base64,AAAA', classes: ['a', 'b'], config: { promptTemplate: '{}' }, extra: 1 }, false)).toEqual({
+    expect(
+      parseFesJobBody(
+        { image: 'data:image/png;base64,AAAA', classes: ['a', 'b'], config: { promptTemplate: '{}' }, extra: 1 },
+        false,
+      ),
+    ).toEqual({
       images: ['data:image/png;base64,AAAA'],
       imagesField: 'image',
       batched: false,

@@ -23,8 +23,12 @@ describe('presets', () => {
     for (const preset of Object.values(PRESETS)) {
       const counts = countParameters(preset);
       expect(specTotal(preset), preset.name).toBe(counts.total);
-      expect(specTotal(preset, 'vision_model.') + specTotal(preset, 'visual_projection.'), preset.name).toBe(counts.imageTower);
-      expect(specTotal(preset, 'text_model.') + specTotal(preset, 'text_projection.'), preset.name).toBe(counts.textTower);
+      expect(specTotal(preset, 'vision_model.') + specTotal(preset, 'visual_projection.'), preset.name).toBe(
+        counts.imageTower,
+      );
+      expect(specTotal(preset, 'text_model.') + specTotal(preset, 'text_projection.'), preset.name).toBe(
+        counts.textTower,
+      );
     }
   });
 
@@ -35,6 +39,8 @@ describe('presets', () => {
   it('should make the slow preset cost a third of ViT-B/32 per image in under 1 % of its image-tower weights', () => {
     expect(imageTowerFlops(PRESETS.slow) / 1e9).toBeCloseTo(2.84, 2);
     expect(imageTowerFlops(PRESETS.slow) / imageTowerFlops(PRESETS['vit-b-32'])).toBeGreaterThan(0.3);
-    expect(countParameters(PRESETS.slow).imageTower / countParameters(PRESETS['vit-b-32']).imageTower).toBeLessThan(0.01);
+    expect(countParameters(PRESETS.slow).imageTower / countParameters(PRESETS['vit-b-32']).imageTower).toBeLessThan(
+      0.01,
+    );
   });
 });

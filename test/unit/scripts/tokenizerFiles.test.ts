@@ -3,7 +3,12 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { byteUnicodeAlphabet, loadClipVocabulary, mergesTxt, tokenizerJson } from '../../../scripts/model/tokenizerFiles.js';
+import {
+  byteUnicodeAlphabet,
+  loadClipVocabulary,
+  mergesTxt,
+  tokenizerJson,
+} from '../../../scripts/model/tokenizerFiles.js';
 import { SHARED_CLIP_DIR } from '../../utils/testModel.js';
 
 const REFERENCE_TOKENIZER = path.join(SHARED_CLIP_DIR, 'tokenizer.reference.json');
@@ -32,7 +37,9 @@ describe('tokenizerFiles', () => {
   });
 
   it.skipIf(!hasShared)("should use OpenAI's merges, in order", async () => {
-    const lines = gunzipSync(await readFile(OPENAI_VOCAB)).toString('utf8').split('\n');
+    const lines = gunzipSync(await readFile(OPENAI_VOCAB))
+      .toString('utf8')
+      .split('\n');
     // As CLIP's SimpleTokenizer reads it: skip the header, take 49152 - 256 - 2 merges.
     const merges = lines.slice(1, 49152 - 256 - 2 + 1);
     expect(mergesTxt(vocabulary).split('\n').slice(1, -1)).toEqual(merges);

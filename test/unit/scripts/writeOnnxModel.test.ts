@@ -21,7 +21,11 @@ describe('writeOnnxModel', () => {
     const builder = new GraphBuilder('roundtrip');
     const x = builder.input({ name: 'x', elemType: DataType.Float, shape: ['batch', 3] });
     // Over the 1 MB write buffer, so the direct-write path is exercised too.
-    const big = floatTensor('big', [3, 100_000], Float32Array.from({ length: 300_000 }, (_, i) => i * 0.5));
+    const big = floatTensor(
+      'big',
+      [3, 100_000],
+      Float32Array.from({ length: 300_000 }, (_, i) => i * 0.5),
+    );
     const product = builder.op('MatMul', [x, builder.initializer(big)]);
     builder.op('Softmax', [product], [attr.int('axis', -1)], { outputs: ['y'] });
     builder.output({ name: 'y', elemType: DataType.Float, shape: ['batch', 100_000] });
@@ -44,7 +48,10 @@ describe('writeOnnxModel', () => {
     const graph = model.graph as onnxProto.onnx.GraphProto;
     expect(graph.node.map((n) => n.opType)).toEqual(['MatMul', 'Softmax']);
     expect(graph.node[1]?.attribute?.[0]).toMatchObject({ name: 'axis' });
-    expect(graph.input[0]?.type?.tensorType?.shape?.dim?.map((d) => d.dimParam || Number(d.dimValue))).toEqual(['batch', 3]);
+    expect(graph.input[0]?.type?.tensorType?.shape?.dim?.map((d) => d.dimParam || Number(d.dimValue))).toEqual([
+      'batch',
+      3,
+    ]);
     const initializer = graph.initializer[0] as onnxProto.onnx.TensorProto;
     expect(initializer.name).toBe('big');
     expect(initializer.dims.map(Number)).toEqual([3, 100_000]);

@@ -6,7 +6,14 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../../../src/errors.js';
-import { fetchModel, fetchModelFiles, HubError, hubFileUrl, snapshotDir, type HubOptions } from '../../../../src/clip/hub/fetchModel.js';
+import {
+  fetchModel,
+  fetchModelFiles,
+  HubError,
+  hubFileUrl,
+  snapshotDir,
+  type HubOptions,
+} from '../../../../src/clip/hub/fetchModel.js';
 import { requiredFiles } from '../../../../src/clip/layouts/hfClip.js';
 import { startFakeHub, writeFakeModelRepo, sha256, type FakeHub } from '../../../utils/fakeHub.js';
 import { refusedPort } from '../../../utils/refusedPort.js';
@@ -40,7 +47,14 @@ async function startHub(options: { token?: string; lfsRedirect?: boolean; listin
 }
 
 function opts(extra: Partial<HubOptions> = {}): HubOptions {
-  return { cacheDir, endpoint: hub?.url ?? 'http://127.0.0.1:9', files: FILES, progress: false, retryDelayMs: 0, ...extra };
+  return {
+    cacheDir,
+    endpoint: hub?.url ?? 'http://127.0.0.1:9',
+    files: FILES,
+    progress: false,
+    retryDelayMs: 0,
+    ...extra,
+  };
 }
 
 async function expectSameFiles(dir: string, files: readonly string[]): Promise<void> {
@@ -125,7 +139,9 @@ describe('fetchModel', () => {
     fake.setFault(REPO, TEXT, { kind: 'cut', afterBytes: 70_000 });
     const error = await fetchModel(SOURCE, opts({ maxRetries: 0 })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HubError);
-    expect((error as HubError).message).toMatch(/download of onnx\/text_model\.onnx from http:\/\/127\.0\.0\.1:\d+\/test-owner\/tiny-clip\/resolve\/main\/onnx\/text_model\.onnx was interrupted after 70000 bytes/);
+    expect((error as HubError).message).toMatch(
+      /download of onnx\/text_model\.onnx from http:\/\/127\.0\.0\.1:\d+\/test-owner\/tiny-clip\/resolve\/main\/onnx\/text_model\.onnx was interrupted after 70000 bytes/,
+    );
     const finalPath = path.join(snapshotDir(cacheDir, SOURCE), TEXT);
     expect(existsSync(finalPath)).toBe(false);
     const kept = (await fs.stat(`${finalPath}.incomplete`)).size;
@@ -175,7 +191,9 @@ describe('fetchModel', () => {
 
   it('should say which file was not found, where, and what to check on a 404', async () => {
     await startHub();
-    const error = (await fetchModel(SOURCE, opts({ files: [...FILES.slice(0, 3), 'onnx/text_model_fp16.onnx'] })).catch((e: unknown) => e)) as HubError;
+    const error = (await fetchModel(SOURCE, opts({ files: [...FILES.slice(0, 3), 'onnx/text_model_fp16.onnx'] })).catch(
+      (e: unknown) => e,
+    )) as HubError;
     expect(error).toBeInstanceOf(HubError);
     expect(error.reason).toBe('not-found');
     expect(error.file).toBe('onnx/text_model_fp16.onnx');
@@ -188,7 +206,9 @@ describe('fetchModel', () => {
     await startHub({ token: 'hf_secret' });
     const error = (await fetchModel(SOURCE, opts()).catch((e: unknown) => e)) as HubError;
     expect(error.reason).toBe('unauthorized');
-    expect(error.message).toMatch(/test-owner\/tiny-clip@main is gated or private \(HTTP 401 for \S+\.json at http:.*\): set HF_TOKEN/);
+    expect(error.message).toMatch(
+      /test-owner\/tiny-clip@main is gated or private \(HTTP 401 for \S+\.json at http:.*\): set HF_TOKEN/,
+    );
     // The small files go first, so nothing large was started for a repo we cannot read.
     expect(hub?.requests.some((r) => r.file?.endsWith('.onnx'))).toBe(false);
   });
@@ -231,7 +251,11 @@ describe('fetchModel', () => {
   it('should share one download between concurrent calls', async () => {
     const fake = await startHub();
     fake.setFault(REPO, TEXT, { kind: 'delay', ms: 150 });
-    const [a, b, c] = await Promise.all([fetchModel(SOURCE, opts()), fetchModel(SOURCE, opts()), fetchModel(SOURCE, opts())]);
+    const [a, b, c] = await Promise.all([
+      fetchModel(SOURCE, opts()),
+      fetchModel(SOURCE, opts()),
+      fetchModel(SOURCE, opts()),
+    ]);
     expect(new Set([a, b, c]).size).toBe(1);
     for (const file of FILES) expect(fake.contentRequests(file), file).toHaveLength(1);
     await expectSameFiles(a, FILES);
@@ -259,7 +283,9 @@ describe('fetchModel', () => {
     expect(error.reason).toBe('network');
     // Small files are fetched in parallel: whichever failed first is named.
     expect(error.message).toMatch(
-      new RegExp(`cannot download (\\S+) from http://127\\.0\\.0\\.1:${port}/test-owner/tiny-clip/resolve/main/\\1: fetch failed`),
+      new RegExp(
+        `cannot download (\\S+) from http://127\\.0\\.0\\.1:${port}/test-owner/tiny-clip/resolve/main/\\1: fetch failed`,
+      ),
     );
     expect(error.message).toContain('ECONNREFUSED');
   });
@@ -343,7 +369,12 @@ describe('fetchModelFiles', () => {
     await fs.rm(path.join(repoDir, 'onnx'), { recursive: true });
     await writeFakeModelRepo(repoDir, { text: 0, vision: 0, combined: 200_000 });
     const fake = await startHub();
-    const dir = await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: fake.url, progress: false, retryDelayMs: 0 });
+    const dir = await fetchModelFiles(SOURCE, 'fp32', {
+      cacheDir,
+      endpoint: fake.url,
+      progress: false,
+      retryDelayMs: 0,
+    });
     await expectSameFiles(dir, requiredFiles('fp32', 'combined'));
     expect(existsSync(path.join(dir, TEXT))).toBe(false);
   });

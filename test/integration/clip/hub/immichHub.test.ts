@@ -49,7 +49,9 @@ describe('fetchModelFiles on an immich-layout repo', () => {
     hub = await startFakeHub({ repos: { [REPO]: repoDir } });
     const dir = await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, progress: false });
     const expected = (await listFiles(repoDir)).filter((f) => !/\.(armnn|rknn)$/.test(f) && f !== 'README.md');
-    expect(expected.some((f) => f.startsWith('visual/') && !f.endsWith('model.onnx') && !f.endsWith('.json'))).toBe(true);
+    expect(expected.some((f) => f.startsWith('visual/') && !f.endsWith('model.onnx') && !f.endsWith('.json'))).toBe(
+      true,
+    );
     expect((await listFiles(dir)).filter((f) => !f.endsWith('.lock'))).toEqual(expected);
     expect(hub.requests.filter((r) => r.kind === 'listing')).toHaveLength(1);
     for (const file of expected) expect(hub.contentRequests(file), file).toHaveLength(1);
@@ -60,11 +62,25 @@ describe('fetchModelFiles on an immich-layout repo', () => {
     const seen = hub.requests.length;
     await hub.close();
     hub = undefined;
-    expect(await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: 'http://127.0.0.1:9', offline: true, progress: false })).toBe(dir);
+    expect(
+      await fetchModelFiles(SOURCE, 'fp32', {
+        cacheDir,
+        endpoint: 'http://127.0.0.1:9',
+        offline: true,
+        progress: false,
+      }),
+    ).toBe(dir);
     expect(seen).toBeGreaterThan(0);
     // Even without the cached listing (files put into the cache by hand), an immich snapshot is used offline.
     await fs.rm(path.join(dir, LISTING_FILE));
-    expect(await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: 'http://127.0.0.1:9', offline: true, progress: false })).toBe(dir);
+    expect(
+      await fetchModelFiles(SOURCE, 'fp32', {
+        cacheDir,
+        endpoint: 'http://127.0.0.1:9',
+        offline: true,
+        progress: false,
+      }),
+    ).toBe(dir);
   });
 
   it('should refuse CLIP_PRECISION=fp16 for a repo with only fp32 graphs, naming what exists, before any download', async () => {
@@ -77,15 +93,27 @@ describe('fetchModelFiles on an immich-layout repo', () => {
 
   it('should send HF_TOKEN for the listing of a gated repo, and say to set it when missing', async () => {
     hub = await startFakeHub({ repos: { [REPO]: repoDir }, token: 'secret' });
-    await expect(fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, progress: false })).rejects.toThrow(/gated or private \(HTTP 401 for its file listing.*set HF_TOKEN/);
-    const dir = await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, token: 'secret', progress: false });
+    await expect(fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, progress: false })).rejects.toThrow(
+      /gated or private \(HTTP 401 for its file listing.*set HF_TOKEN/,
+    );
+    const dir = await fetchModelFiles(SOURCE, 'fp32', {
+      cacheDir,
+      endpoint: hub.url,
+      token: 'secret',
+      progress: false,
+    });
     expect((await loadModelSpec(dir, 'fp32')).layout).toBe('immich');
-    expect(hub.requests.filter((r) => r.kind === 'listing').map((r) => r.authorization)).toEqual([undefined, 'Bearer secret']);
+    expect(hub.requests.filter((r) => r.kind === 'listing').map((r) => r.authorization)).toEqual([
+      undefined,
+      'Bearer secret',
+    ]);
   });
 
   it('should name the missing file when a listed repo lacks part of the layout', async () => {
     await fs.rm(path.join(repoDir, 'textual', 'tokenizer.json'));
     hub = await startFakeHub({ repos: { [REPO]: repoDir } });
-    await expect(fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, progress: false })).rejects.toThrow(/lacks textual\/tokenizer\.json/);
+    await expect(fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, progress: false })).rejects.toThrow(
+      /lacks textual\/tokenizer\.json/,
+    );
   });
 });

@@ -24,7 +24,10 @@ describe('requiredFiles', () => {
       'onnx/text_model.onnx',
       'onnx/vision_model.onnx',
     ]);
-    expect(requiredFiles('fp16', 'towers').slice(3)).toEqual(['onnx/text_model_fp16.onnx', 'onnx/vision_model_fp16.onnx']);
+    expect(requiredFiles('fp16', 'towers').slice(3)).toEqual([
+      'onnx/text_model_fp16.onnx',
+      'onnx/vision_model_fp16.onnx',
+    ]);
     expect(requiredFiles('int8', 'combined')).toEqual([
       'config.json',
       'preprocessor_config.json',
@@ -90,9 +93,15 @@ describe('parsePreprocessorConfig', () => {
   it('should name the file and the field of an invalid value', () => {
     const cases: [unknown, RegExp][] = [
       [[], /invalid preprocessor_config\.json: expected a JSON object, but got \[\]/],
-      [{ size: 'big' }, /invalid preprocessor_config\.json: "size" expected a positive integer, \{"shortest_edge": n\} or \{"height": h, "width": w\}, but got "big"/],
+      [
+        { size: 'big' },
+        /invalid preprocessor_config\.json: "size" expected a positive integer, \{"shortest_edge": n\} or \{"height": h, "width": w\}, but got "big"/,
+      ],
       [{ size: { shortest_edge: 0 } }, /"size" expected .* but got \{"shortest_edge":0\}/],
-      [{ crop_size: { height: 224 } }, /"crop_size" expected a positive integer or \{"height": h, "width": w\}, but got \{"height":224\}/],
+      [
+        { crop_size: { height: 224 } },
+        /"crop_size" expected a positive integer or \{"height": h, "width": w\}, but got \{"height":224\}/,
+      ],
       [{ image_mean: [0.5, 0.5] }, /"image_mean" expected three numbers/],
       [{ image_std: [0.5, 0, 0.5] }, /"image_std" expected three positive numbers/],
       [{ do_resize: 'yes' }, /"do_resize" expected true or false, but got "yes"/],
@@ -129,7 +138,12 @@ describe('parseClipConfig', () => {
     expect(
       parseClipConfig({ text_config_dict: { max_position_embeddings: 64 }, vision_config_dict: { image_size: 288 } }),
     ).toEqual({ projectionDim: 512, contextLength: 64, imageSize: 288, logitScaleInitValue: undefined });
-    expect(parseClipConfig({})).toEqual({ projectionDim: 512, contextLength: 77, imageSize: 224, logitScaleInitValue: undefined });
+    expect(parseClipConfig({})).toEqual({
+      projectionDim: 512,
+      contextLength: 77,
+      imageSize: 224,
+      logitScaleInitValue: undefined,
+    });
   });
 
   it('should name the file and field of an invalid value', () => {
@@ -139,7 +153,9 @@ describe('parseClipConfig', () => {
     expect(() => parseClipConfig({ text_config: { max_position_embeddings: -1 } })).toThrow(
       'invalid config.json: "text_config.max_position_embeddings" expected a positive integer, but got -1',
     );
-    expect(() => parseClipConfig({ vision_config: 7 })).toThrow('invalid config.json: "vision_config" expected an object, but got 7');
+    expect(() => parseClipConfig({ vision_config: 7 })).toThrow(
+      'invalid config.json: "vision_config" expected an object, but got 7',
+    );
     expect(() => parseClipConfig('{')).toThrow('invalid config.json: expected a JSON object, but got "{"');
   });
 });
@@ -172,7 +188,12 @@ describe('loadModelFiles', () => {
     expect(loaded.combinedModelPath).toBeUndefined();
     expect(loaded.tokenizerPath).toBe(path.join(dir, 'tokenizer.json'));
     expect(loaded.tokenizerConfigPath).toBe(path.join(dir, 'tokenizer_config.json'));
-    expect(loaded.config).toEqual({ projectionDim: 512, contextLength: 77, imageSize: 224, logitScaleInitValue: 2.6592 });
+    expect(loaded.config).toEqual({
+      projectionDim: 512,
+      contextLength: 77,
+      imageSize: 224,
+      logitScaleInitValue: 2.6592,
+    });
     expect(loaded.preprocessor.shortestEdge).toBe(224);
   });
 
@@ -192,7 +213,9 @@ describe('loadModelFiles', () => {
 
   it('should name a missing model directory', async () => {
     const missing = path.join(dir, 'nope');
-    expect((await loadError('fp32', missing)).message).toBe(`model directory ${missing} does not exist or is not a directory`);
+    expect((await loadError('fp32', missing)).message).toBe(
+      `model directory ${missing} does not exist or is not a directory`,
+    );
   });
 
   it('should name a missing, empty, truncated or invalid JSON file', async () => {
@@ -204,10 +227,14 @@ describe('loadModelFiles', () => {
     expect((await loadError()).message).toBe(`${config} is empty: a truncated download? Delete it and retry`);
 
     await fs.writeFile(config, '{"projection_dim": 512, "text_con');
-    expect((await loadError()).message).toMatch(new RegExp(`^${escape(config)} is not valid JSON \\(truncated or corrupt\\?\\): `));
+    expect((await loadError()).message).toMatch(
+      new RegExp(`^${escape(config)} is not valid JSON \\(truncated or corrupt\\?\\): `),
+    );
 
     await fs.writeFile(config, '{"projection_dim": "x"}');
-    expect((await loadError()).message).toBe(`invalid ${config}: "projection_dim" expected a positive integer, but got "x"`);
+    expect((await loadError()).message).toBe(
+      `invalid ${config}: "projection_dim" expected a positive integer, but got "x"`,
+    );
   });
 
   it('should name an invalid preprocessor config and a tokenizer that is not one', async () => {
@@ -218,7 +245,9 @@ describe('loadModelFiles', () => {
     await writeFakeModelRepo(dir);
     const tokenizer = path.join(dir, 'tokenizer.json');
     await fs.writeFile(tokenizer, '{"version": "1.0"}');
-    expect((await loadError()).message).toBe(`invalid ${tokenizer}: expected a Hugging Face tokenizer with a "model" object`);
+    expect((await loadError()).message).toBe(
+      `invalid ${tokenizer}: expected a Hugging Face tokenizer with a "model" object`,
+    );
   });
 
   it('should name an empty .onnx file', async () => {
@@ -230,11 +259,16 @@ describe('loadModelFiles', () => {
   it('should name the missing graph and what a precision needs', async () => {
     const error = await loadError('fp16');
     expect(error.message).toContain(`has no fp16 graphs: ${path.join(dir, 'onnx', 'text_model_fp16.onnx')} is missing`);
-    expect(error.message).toContain('needs onnx/text_model_fp16.onnx + onnx/vision_model_fp16.onnx, or onnx/model_fp16.onnx');
+    expect(error.message).toContain(
+      'needs onnx/text_model_fp16.onnx + onnx/vision_model_fp16.onnx, or onnx/model_fp16.onnx',
+    );
   });
 
   const tinyConfig = path.join(TINY_MODEL_DIR, 'config.json');
-  if (!existsSync(tinyConfig)) console.log(`skipping the generated tiny model check: ${tinyConfig} does not exist (test/setup/models.ts makes it)`);
+  if (!existsSync(tinyConfig))
+    console.log(
+      `skipping the generated tiny model check: ${tinyConfig} does not exist (test/setup/models.ts makes it)`,
+    );
   it.skipIf(!existsSync(tinyConfig))('should load the generated tiny test model', async () => {
     const loaded = await loadModelFiles(TINY_MODEL_DIR, 'fp32');
     expect(loaded.config.contextLength).toBe(77);

@@ -29,7 +29,9 @@ afterAll(async () => {
 });
 
 function service(source: string): ClipService {
-  return new ClipService(testServiceOptions({ defaultModel: source, caches: { textEmbeddings: 0, imageEmbeddings: 0 } }));
+  return new ClipService(
+    testServiceOptions({ defaultModel: source, caches: { textEmbeddings: 0, imageEmbeddings: 0 } }),
+  );
 }
 
 /** A copy of the test model (symlinked files) without the given ones. */
@@ -57,21 +59,37 @@ describe('Hugging Face SigLIP layout files', () => {
       rescaleFactor: 1 / 255,
     });
     expect(parseSiglipPreprocessorConfig({})).toMatchObject({ cropHeight: 224, cropWidth: 224, resizeMode: 'squash' });
-    expect(() => parseSiglipPreprocessorConfig({ size: 'big' }, 'x/preprocessor_config.json')).toThrow(/x\/preprocessor_config.json.*"size"/);
+    expect(() => parseSiglipPreprocessorConfig({ size: 'big' }, 'x/preprocessor_config.json')).toThrow(
+      /x\/preprocessor_config.json.*"size"/,
+    );
   });
 
   it("should read SiglipConfig's context length (64 when absent) and the vision tower's width as the embedding size", () => {
-    expect(parseSiglipConfig({ model_type: 'siglip', text_config: {}, vision_config: {} })).toMatchObject({ contextLength: 64, embeddingSize: 768 });
-    expect(parseSiglipConfig({ text_config: { max_position_embeddings: 16 }, vision_config: { hidden_size: 1152 } })).toMatchObject({ contextLength: 16, embeddingSize: 1152 });
-    expect(() => parseSiglipConfig({ text_config: { max_position_embeddings: -1 } }, 'x/config.json')).toThrow(/x\/config.json.*text_config.max_position_embeddings/);
+    expect(parseSiglipConfig({ model_type: 'siglip', text_config: {}, vision_config: {} })).toMatchObject({
+      contextLength: 64,
+      embeddingSize: 768,
+    });
+    expect(
+      parseSiglipConfig({ text_config: { max_position_embeddings: 16 }, vision_config: { hidden_size: 1152 } }),
+    ).toMatchObject({ contextLength: 16, embeddingSize: 1152 });
+    expect(() => parseSiglipConfig({ text_config: { max_position_embeddings: -1 } }, 'x/config.json')).toThrow(
+      /x\/config.json.*text_config.max_position_embeddings/,
+    );
   });
 
   it('should detect the layout from model_type and describe the model as SigLIP: sigmoid, padded to 64, canonicalised, pooler_output', async () => {
     const spec = await loadModelSpec(DIR, 'fp32');
-    expect(spec).toMatchObject({ layout: 'hf-siglip', scoring: 'sigmoid', embeddingOutputs: { image: ['pooler_output'], text: ['pooler_output'] } });
+    expect(spec).toMatchObject({
+      layout: 'hf-siglip',
+      scoring: 'sigmoid',
+      embeddingOutputs: { image: ['pooler_output'], text: ['pooler_output'] },
+    });
     expect(spec.image.resizeMode).toBe('squash');
     expect(spec.text.padToContext).toBe(true);
-    expect(spec.text.resolve({ fixedLength: undefined, takesAttentionMask: false })).toEqual({ contextLength: 64, clean: 'canonicalize' });
+    expect(spec.text.resolve({ fixedLength: undefined, takesAttentionMask: false })).toEqual({
+      contextLength: 64,
+      clean: 'canonicalize',
+    });
     expect(spec.graphs).toMatchObject({ kind: 'towers', combined: path.join(DIR, 'onnx', 'model.onnx') });
   });
 });
@@ -85,7 +103,9 @@ describe('Hugging Face SigLIP models through ClipService', () => {
     expect(info!.logitBias).toBeCloseTo(HF_SIGLIP_TEST_SCORING.logitBias, 3);
 
     const png = await noiseImage(41, { width: 120, height: 50 });
-    const served = (await clip.classify({ model: info!.name, images: [png], labels: CLASSES, prompt: { promptTemplate: '{}' } })).probabilities[0]!;
+    const served = (
+      await clip.classify({ model: info!.name, images: [png], labels: CLASSES, prompt: { promptTemplate: '{}' } })
+    ).probabilities[0]!;
 
     // The reference: the export's own combined graph on the same pixels and the same padded ids, read with ONNX Runtime.
     const spec = await loadModelSpec(DIR, 'fp32');
@@ -107,7 +127,9 @@ describe('Hugging Face SigLIP models through ClipService', () => {
     }
     // Each class on its own: the row does not sum to 1, and one class asked alone scores the same.
     expect(Math.abs(served.reduce((a, b) => a + b, 0) - 1)).toBeGreaterThan(1e-3);
-    const alone = (await clip.classify({ model: info!.name, images: [png], labels: [CLASSES[2]!], prompt: { promptTemplate: '{}' } })).probabilities[0]!;
+    const alone = (
+      await clip.classify({ model: info!.name, images: [png], labels: [CLASSES[2]!], prompt: { promptTemplate: '{}' } })
+    ).probabilities[0]!;
     expect(alone[0]).toBeCloseTo(served[2]!, 6);
   });
 
@@ -135,7 +157,9 @@ describe('Hugging Face SigLIP repos from the hub', () => {
     const plain = await fetchModelFiles(source, 'fp32', { ...hubOptions, withCombined: false });
     await expect(fs.stat(path.join(plain, 'onnx', 'model.onnx'))).rejects.toThrow();
     const dir = await fetchModelFiles(source, 'fp32', { ...hubOptions, withCombined: 'for-siglip' });
-    expect((await fs.stat(path.join(dir, 'onnx', 'model.onnx'))).size).toBe((await fs.stat(path.join(DIR, 'onnx', 'model.onnx'))).size);
+    expect((await fs.stat(path.join(dir, 'onnx', 'model.onnx'))).size).toBe(
+      (await fs.stat(path.join(DIR, 'onnx', 'model.onnx'))).size,
+    );
     // The towers were not downloaded twice.
     expect(hub.contentRequests('onnx/vision_model.onnx')).toHaveLength(1);
     expect((await loadModelSpec(dir, 'fp32')).layout).toBe('hf-siglip');

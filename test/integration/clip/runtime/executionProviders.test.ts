@@ -7,13 +7,23 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ExecutionProviderUnavailableError, howToInstall, INSTALL_CUDA_COMMAND } from '../../../../src/clip/runtime/executionProviders.js';
+import {
+  ExecutionProviderUnavailableError,
+  howToInstall,
+  INSTALL_CUDA_COMMAND,
+} from '../../../../src/clip/runtime/executionProviders.js';
 import { OnnxGraph, sessionOptionsFor } from '../../../../src/clip/runtime/onnx.js';
 import { TINY_MODEL_DIR } from '../../../utils/testModel.js';
 
 const VISION = path.join(TINY_MODEL_DIR, 'onnx', 'vision_model.onnx');
 const BASE = { intraOpThreads: 1, graphOptimizationLevel: 'all' } as const;
-const PIXELS = { pixel_values: { kind: 'float' as const, data: new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i)), dims: [1, 3, 224, 224] } };
+const PIXELS = {
+  pixel_values: {
+    kind: 'float' as const,
+    data: new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i)),
+    dims: [1, 3, 224, 224],
+  },
+};
 
 async function loadError(options: Parameters<typeof OnnxGraph.load>[1]): Promise<ExecutionProviderUnavailableError> {
   const error: unknown = await OnnxGraph.load(VISION, options).then(
@@ -27,13 +37,24 @@ async function loadError(options: Parameters<typeof OnnxGraph.load>[1]): Promise
   return error as ExecutionProviderUnavailableError;
 }
 
-const nativeDir = path.join(path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+const nativeDir = path.join(
+  path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node')),
+  '..',
+  'bin',
+  'napi-v6',
+  process.platform,
+  process.arch,
+);
 const cudaInstalled = fs.existsSync(path.join(nativeDir, 'libonnxruntime_providers_cuda.so'));
 
 describe('execution providers', () => {
   it('should hand the providers, in their order, to the session options (cpu when unset)', () => {
     expect(sessionOptionsFor(BASE).executionProviders).toEqual(['cpu']);
-    expect(sessionOptionsFor({ ...BASE, executionProviders: ['cuda', 'webgpu', 'cpu'] }).executionProviders).toEqual(['cuda', 'webgpu', 'cpu']);
+    expect(sessionOptionsFor({ ...BASE, executionProviders: ['cuda', 'webgpu', 'cpu'] }).executionProviders).toEqual([
+      'cuda',
+      'webgpu',
+      'cpu',
+    ]);
   });
 
   it('should run a graph on the cpu provider when it is asked for by name', async () => {
@@ -52,19 +73,24 @@ describe('execution providers', () => {
     expect(error.message).toContain(VISION);
   });
 
-  it.skipIf(cudaInstalled)('should say that the CUDA libraries are not installed (they were skipped by .npmrc) and how to get them', async () => {
-    const error = await loadError({ ...BASE, executionProviders: ['cuda', 'cpu'] });
-    expect(error.provider).toBe('cuda');
-    expect(error.reason).toBe('not-installed');
-    expect(error.detail).toContain(nativeDir);
-    expect(howToInstall('cuda', error.reason)).toContain(INSTALL_CUDA_COMMAND);
-    const tensorrt = await loadError({ ...BASE, executionProviders: ['tensorrt'] });
-    expect([tensorrt.provider, tensorrt.reason]).toEqual(['tensorrt', 'not-installed']);
-  });
+  it.skipIf(cudaInstalled)(
+    'should say that the CUDA libraries are not installed (they were skipped by .npmrc) and how to get them',
+    async () => {
+      const error = await loadError({ ...BASE, executionProviders: ['cuda', 'cpu'] });
+      expect(error.provider).toBe('cuda');
+      expect(error.reason).toBe('not-installed');
+      expect(error.detail).toContain(nativeDir);
+      expect(howToInstall('cuda', error.reason)).toContain(INSTALL_CUDA_COMMAND);
+      const tensorrt = await loadError({ ...BASE, executionProviders: ['tensorrt'] });
+      expect([tensorrt.provider, tensorrt.reason]).toEqual(['tensorrt', 'not-installed']);
+    },
+  );
 
   it('should run on webgpu where an adapter exists, and otherwise name webgpu as the provider that failed', async () => {
     // webgpu is bundled in the Linux x64 binary, but needs a GPU adapter (Vulkan here); a headless CI machine has none.
-    const loaded = await OnnxGraph.load(VISION, { ...BASE, executionProviders: ['webgpu', 'cpu'] }).catch((error: unknown) => error);
+    const loaded = await OnnxGraph.load(VISION, { ...BASE, executionProviders: ['webgpu', 'cpu'] }).catch(
+      (error: unknown) => error,
+    );
     if (loaded instanceof OnnxGraph) {
       const onCpu = await OnnxGraph.load(VISION, BASE);
       const [gpu, cpu] = [await loaded.run(PIXELS, ['image_embeds']), await onCpu.run(PIXELS, ['image_embeds'])];

@@ -19,7 +19,10 @@ describe('OnnxGraph', () => {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
     const started = performance.now();
-    const out = await graph.run({ pixel_values: { kind: 'float', data: new Float32Array(batch * 3 * 224 * 224), dims: [batch, 3, 224, 224] } }, ['image_embeds']);
+    const out = await graph.run(
+      { pixel_values: { kind: 'float', data: new Float32Array(batch * 3 * 224 * 224), dims: [batch, 3, 224, 224] } },
+      ['image_embeds'],
+    );
     const ms = performance.now() - started;
     clearInterval(timer);
     await graph.release();
@@ -35,8 +38,12 @@ describe('OnnxGraph', () => {
     const graph = await OnnxGraph.load(path.join(TINY_MODEL_DIR, 'onnx', 'vision_model.onnx'), OPTIONS);
     const pixels = { kind: 'float' as const, data: new Float32Array(3 * 224 * 224), dims: [1, 3, 224, 224] };
     const extra = { kind: 'int64' as const, data: new BigInt64Array(2), dims: [1, 2] };
-    await expect(graph.run({ pixel_values: pixels, input_ids: extra }, ['image_embeds'])).resolves.toHaveProperty('image_embeds');
-    await expect(graph.run({ input_ids: extra }, ['image_embeds'])).rejects.toThrow(/needs an input named pixel_values/);
+    await expect(graph.run({ pixel_values: pixels, input_ids: extra }, ['image_embeds'])).resolves.toHaveProperty(
+      'image_embeds',
+    );
+    await expect(graph.run({ input_ids: extra }, ['image_embeds'])).rejects.toThrow(
+      /needs an input named pixel_values/,
+    );
     await graph.release();
     await expect(graph.run({ pixel_values: pixels }, ['image_embeds'])).rejects.toThrow(/released/);
   });

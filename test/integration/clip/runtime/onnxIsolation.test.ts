@@ -12,8 +12,17 @@ const OPTIONS = { intraOpThreads: 1, graphOptimizationLevel: 'all' } as const;
 describe('OnnxGraph isolation', () => {
   it('should run a graph in a child process with the same metadata and outputs as in a worker thread', async () => {
     const file = path.join(TINY_MODEL_DIR, 'onnx', 'vision_model.onnx');
-    const [thread, child] = await Promise.all([OnnxGraph.load(file, OPTIONS, 'thread'), OnnxGraph.load(file, OPTIONS, 'process')]);
-    const feeds = () => ({ pixel_values: { kind: 'float' as const, data: new Float32Array(2 * 3 * 224 * 224).map((_, i) => Math.cos(i * 0.01)), dims: [2, 3, 224, 224] } });
+    const [thread, child] = await Promise.all([
+      OnnxGraph.load(file, OPTIONS, 'thread'),
+      OnnxGraph.load(file, OPTIONS, 'process'),
+    ]);
+    const feeds = () => ({
+      pixel_values: {
+        kind: 'float' as const,
+        data: new Float32Array(2 * 3 * 224 * 224).map((_, i) => Math.cos(i * 0.01)),
+        dims: [2, 3, 224, 224],
+      },
+    });
     try {
       expect(child.inputs).toEqual(thread.inputs);
       expect(child.outputNames).toEqual(thread.outputNames);

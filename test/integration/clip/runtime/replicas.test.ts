@@ -23,7 +23,9 @@ describe('planVisionReplicas', () => {
     // Inputs that could not be read ahead of loading: the old behaviour, one copy on every thread.
     expect(planVisionReplicas(undefined, 2, [])).toMatchObject({ replicas: 1, threadsEach: 2 });
     // The 4-d input is the pixel input when its name is not a known one.
-    expect(planVisionReplicas(undefined, 2, [{ name: 'x', type: 'float32', shape: [1, 3, 32, 32] }])).toMatchObject({ replicas: 2 });
+    expect(planVisionReplicas(undefined, 2, [{ name: 'x', type: 'float32', shape: [1, 3, 32, 32] }])).toMatchObject({
+      replicas: 2,
+    });
   });
 
   it('should follow VISION_REPLICAS whatever the graph', () => {
@@ -42,12 +44,16 @@ describe('declaredInputs (read from the file, before any session)', () => {
   it("should give exactly the inputs ONNX Runtime's session declares, for every test graph", async () => {
     const files = [
       ...['vision_model.onnx', 'text_model.onnx', 'model.onnx'].map((f) => path.join(TINY_MODEL_DIR, 'onnx', f)),
-      ...Object.values(IMMICH_TEST_MODELS).flatMap((m) => ['visual', 'textual'].map((tower) => path.join(m.dir, tower, 'model.onnx'))),
+      ...Object.values(IMMICH_TEST_MODELS).flatMap((m) =>
+        ['visual', 'textual'].map((tower) => path.join(m.dir, tower, 'model.onnx')),
+      ),
     ];
     for (const file of files) {
       const graph = await OnnxGraph.load(file, { intraOpThreads: 1, graphOptimizationLevel: 'disabled' });
       graphs.push(graph);
-      expect(await declaredInputs(file), file).toEqual(graph.inputs.map((info) => ({ name: info.name, type: info.type, shape: [...info.shape] })));
+      expect(await declaredInputs(file), file).toEqual(
+        graph.inputs.map((info) => ({ name: info.name, type: info.type, shape: [...info.shape] })),
+      );
     }
   });
 

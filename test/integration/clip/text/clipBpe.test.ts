@@ -113,7 +113,9 @@ describe('ClipTokenizer (tiny model tokenizer.json)', () => {
   it('should encode 1,000 distinct prompts to distinct id sequences (timing printed, not asserted)', () => {
     tokenizer.encode('warm up the regular expressions');
     const start = performance.now();
-    const encoded = Array.from({ length: 1000 }, (_, i) => tokenizer.encode(`a photo of a thing number ${i}, seen from afar.`));
+    const encoded = Array.from({ length: 1000 }, (_, i) =>
+      tokenizer.encode(`a photo of a thing number ${i}, seen from afar.`),
+    );
     const elapsedMs = performance.now() - start;
     // Typically 25–50 ms here; speed is the benchmark's job.
     console.log(`tokenizer: 1,000 prompts in ${elapsedMs.toFixed(1)} ms`);
@@ -123,7 +125,9 @@ describe('ClipTokenizer (tiny model tokenizer.json)', () => {
 
   it('should refuse a file without CLIP markers and a bad context length', () => {
     const json = JSON.parse(fs.readFileSync(TINY_TOKENIZER_JSON, 'utf8')) as { added_tokens: unknown[] };
-    expect(() => ClipTokenizer.fromJSON({ ...json, added_tokens: [] }, { contextLength: 77 })).toThrow(/<\|startoftext\|>/);
+    expect(() => ClipTokenizer.fromJSON({ ...json, added_tokens: [] }, { contextLength: 77 })).toThrow(
+      /<\|startoftext\|>/,
+    );
     expect(() => ClipTokenizer.fromJSON(json, { contextLength: 1 })).toThrow(/contextLength/);
     expect(() => ClipTokenizer.fromJSON('nope', { contextLength: 77 })).toThrow(/not a tokenizer.json/);
   });

@@ -14,7 +14,9 @@ let xlmrFiles: Record<string, string>;
 beforeAll(async () => {
   const dir = path.join(root, 'xlmr-source');
   await writeTokenizerFiles(dir, 'xlm-r', { contextLength: 77 });
-  xlmrFiles = Object.fromEntries(fs.readdirSync(dir).map((name) => [name, fs.readFileSync(path.join(dir, name), 'utf8')]));
+  xlmrFiles = Object.fromEntries(
+    fs.readdirSync(dir).map((name) => [name, fs.readFileSync(path.join(dir, name), 'utf8')]),
+  );
 });
 
 let counter = 0;
@@ -25,7 +27,12 @@ function variant(changes: Record<string, string | ((json: Json) => Json) | null>
   for (const [name, content] of Object.entries(xlmrFiles)) {
     const change = changes[name];
     if (change === null) continue;
-    const text = change === undefined ? content : typeof change === 'string' ? change : JSON.stringify(change(JSON.parse(content) as Json));
+    const text =
+      change === undefined
+        ? content
+        : typeof change === 'string'
+          ? change
+          : JSON.stringify(change(JSON.parse(content) as Json));
     fs.writeFileSync(path.join(dir, name), text);
   }
   return dir;
@@ -48,9 +55,14 @@ describe('loadTextTokenizer', () => {
   });
 
   it('should read pad_token as a string or as an object with content, from either file', async () => {
-    const asObject = variant({ 'tokenizer_config.json': (c) => ({ ...c, pad_token: { content: '</s>', special: true } }) });
+    const asObject = variant({
+      'tokenizer_config.json': (c) => ({ ...c, pad_token: { content: '</s>', special: true } }),
+    });
     expect((await loadTextTokenizer(asObject, { contextLength: 77 })).padId).toBe(2);
-    const mapOnly = variant({ 'tokenizer_config.json': null, 'special_tokens_map.json': (m) => ({ ...m, pad_token: { content: '<unk>' } }) });
+    const mapOnly = variant({
+      'tokenizer_config.json': null,
+      'special_tokens_map.json': (m) => ({ ...m, pad_token: { content: '<unk>' } }),
+    });
     expect((await loadTextTokenizer(mapOnly, { contextLength: 77 })).padId).toBe(3);
     const fromPadding = variant({
       'tokenizer_config.json': null,
@@ -69,27 +81,59 @@ describe('loadTextTokenizer', () => {
 
   it('should name the file and the fault for broken files', async () => {
     const options = { contextLength: 77 };
-    await expect(loadTextTokenizer(path.join(root, 'nowhere'), options)).rejects.toThrow(/cannot read .*nowhere\/tokenizer\.json/);
-    await expect(loadTextTokenizer(variant({ 'tokenizer.json': '{"model": ' }), options)).rejects.toThrow(/tokenizer\.json is not valid JSON/);
-    await expect(loadTextTokenizer(variant({ 'tokenizer.json': '[]' }), options)).rejects.toThrow(/tokenizer\.json: expected a JSON object, got an array/);
-    await expect(loadTextTokenizer(variant({ 'tokenizer.json': '{}' }), options)).rejects.toThrow(/tokenizer\.json: expected a Hugging Face tokenizer with a "model"/);
-    await expect(loadTextTokenizer(variant({ 'tokenizer_config.json': '{' }), options)).rejects.toThrow(/tokenizer_config\.json is not valid JSON/);
-    await expect(loadTextTokenizer(variant({ 'tokenizer_config.json': (c) => ({ ...c, pad_token: '<nope>' }) }), options)).rejects.toThrow(
-      /tokenizer_config\.json: pad_token "<nope>" is not a token of .*tokenizer\.json/,
+    await expect(loadTextTokenizer(path.join(root, 'nowhere'), options)).rejects.toThrow(
+      /cannot read .*nowhere\/tokenizer\.json/,
     );
-    await expect(loadTextTokenizer(variant({ 'tokenizer_config.json': (c) => ({ ...c, pad_token: 7 }) }), options)).rejects.toThrow(
-      /tokenizer_config\.json: expected pad_token to be a string or an object with "content", got 7/,
+    await expect(loadTextTokenizer(variant({ 'tokenizer.json': '{"model": ' }), options)).rejects.toThrow(
+      /tokenizer\.json is not valid JSON/,
     );
-    await expect(loadTextTokenizer(variant({ 'tokenizer_config.json': null, 'special_tokens_map.json': null }), options)).rejects.toThrow(/no pad_token/);
+    await expect(loadTextTokenizer(variant({ 'tokenizer.json': '[]' }), options)).rejects.toThrow(
+      /tokenizer\.json: expected a JSON object, got an array/,
+    );
+    await expect(loadTextTokenizer(variant({ 'tokenizer.json': '{}' }), options)).rejects.toThrow(
+      /tokenizer\.json: expected a Hugging Face tokenizer with a "model"/,
+    );
+    await expect(loadTextTokenizer(variant({ 'tokenizer_config.json': '{' }), options)).rejects.toThrow(
+      /tokenizer_config\.json is not valid JSON/,
+    );
+    await expect(
+      loadTextTokenizer(variant({ 'tokenizer_config.json': (c) => ({ ...c, pad_token: '<nope>' }) }), options),
+    ).rejects.toThrow(/tokenizer_config\.json: pad_token "<nope>" is not a token of .*tokenizer\.json/);
+    await expect(
+      loadTextTokenizer(variant({ 'tokenizer_config.json': (c) => ({ ...c, pad_token: 7 }) }), options),
+    ).rejects.toThrow(/tokenizer_config\.json: expected pad_token to be a string or an object with "content", got 7/);
+    await expect(
+      loadTextTokenizer(variant({ 'tokenizer_config.json': null, 'special_tokens_map.json': null }), options),
+    ).rejects.toThrow(/no pad_token/);
     const badCharsmap = variant({
-      'tokenizer.json': (t) => ({ ...t, normalizer: { type: 'Sequence', normalizers: [{ type: 'Precompiled', precompiled_charsmap: 'AAAAAA==' }] } }),
+      'tokenizer.json': (t) => ({
+        ...t,
+        normalizer: { type: 'Sequence', normalizers: [{ type: 'Precompiled', precompiled_charsmap: 'AAAAAA==' }] },
+      }),
     });
-    await expect(loadTextTokenizer(badCharsmap, options)).rejects.toThrow(/tokenizer\.json: invalid Precompiled normalizer: expected a trie size/);
-    const wordPiece = variant({ 'tokenizer.json': (t) => ({ ...t, model: { type: 'WordPiece', vocab: { '[UNK]': 0 } }, post_processor: null }) });
-    await expect(loadTextTokenizer(wordPiece, options)).rejects.toThrow(/tokenizer\.json: unsupported tokenizer \(a WordPiece model whose post-processor adds 0 start and 0 end token/);
-    const brokenTemplate = variant({ 'tokenizer.json': (t) => ({ ...t, post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<x>' } }, { Sequence: { id: 'A' } }], special_tokens: {} } }) });
+    await expect(loadTextTokenizer(badCharsmap, options)).rejects.toThrow(
+      /tokenizer\.json: invalid Precompiled normalizer: expected a trie size/,
+    );
+    const wordPiece = variant({
+      'tokenizer.json': (t) => ({ ...t, model: { type: 'WordPiece', vocab: { '[UNK]': 0 } }, post_processor: null }),
+    });
+    await expect(loadTextTokenizer(wordPiece, options)).rejects.toThrow(
+      /tokenizer\.json: unsupported tokenizer \(a WordPiece model whose post-processor adds 0 start and 0 end token/,
+    );
+    const brokenTemplate = variant({
+      'tokenizer.json': (t) => ({
+        ...t,
+        post_processor: {
+          type: 'TemplateProcessing',
+          single: [{ SpecialToken: { id: '<x>' } }, { Sequence: { id: 'A' } }],
+          special_tokens: {},
+        },
+      }),
+    });
     await expect(loadTextTokenizer(brokenTemplate, options)).rejects.toThrow(/TemplateProcessing entry .* has no ids/);
-    await expect(loadTextTokenizer(variant({}), { contextLength: 2 })).rejects.toThrow(/expected contextLength to be an integer > 2/);
+    await expect(loadTextTokenizer(variant({}), { contextLength: 2 })).rejects.toThrow(
+      /expected contextLength to be an integer > 2/,
+    );
   });
 });
 

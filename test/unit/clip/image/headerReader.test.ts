@@ -37,7 +37,8 @@ async function expectAgreement(name: string, bytes: Uint8Array, limits: ImageLim
   const fast = readImageHeader(bytes); // a throw here fails the test: it must never throw
   const viaSharp = await outcome(() => inspectImageWithSharp(bytes, FIELD, limits));
   if (fast !== undefined) {
-    const unlimited = limits === UNLIMITED ? viaSharp : await outcome(() => inspectImageWithSharp(bytes, FIELD, UNLIMITED));
+    const unlimited =
+      limits === UNLIMITED ? viaSharp : await outcome(() => inspectImageWithSharp(bytes, FIELD, UNLIMITED));
     expect({ header: fast }, name).toStrictEqual(unlimited);
   }
   expect(await outcome(() => inspectImage(bytes, FIELD, limits)), name).toStrictEqual(viaSharp);
@@ -50,7 +51,8 @@ async function expectAgreement(name: string, bytes: Uint8Array, limits: ImageLim
 function photo(width = 64, height = 40): Sharp {
   const pixels = Buffer.alloc(width * height * 3);
   const rng = createRng(width * 7 + height);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = (((i % (width * 3)) * 3 + Math.floor(i / (width * 3)) * 5) & 0xff) ^ rng.int(0, 31);
+  for (let i = 0; i < pixels.length; i++)
+    pixels[i] = (((i % (width * 3)) * 3 + Math.floor(i / (width * 3)) * 5) & 0xff) ^ rng.int(0, 31);
   return sharp(pixels, { raw: { width, height, channels: 3 } });
 }
 
@@ -76,7 +78,7 @@ interface Segment {
 /** The marker segments of a well-formed JPEG up to and including SOS. */
 function jpegSegments(jpeg: Buffer): Segment[] {
   const out: Segment[] = [];
-  for (let at = 2; at + 4 <= jpeg.length; ) {
+  for (let at = 2; at + 4 <= jpeg.length;) {
     const segment = { marker: jpeg[at + 1]!, at, length: jpeg.readUInt16BE(at + 2) };
     out.push(segment);
     if (segment.marker === 0xda) break;
@@ -104,7 +106,11 @@ function modified(bytes: Buffer, change: (copy: Buffer) => void): Buffer {
 }
 
 /** A TIFF structure with one IFD of `entries` ([tag, type, count, inline value]), in either byte order. */
-function tiff(littleEndian: boolean, entries: readonly (readonly [number, number, number, number])[], ifdOffset = 8): Buffer {
+function tiff(
+  littleEndian: boolean,
+  entries: readonly (readonly [number, number, number, number])[],
+  ifdOffset = 8,
+): Buffer {
   const b = Buffer.alloc(ifdOffset + 2 + 12 * entries.length + 4);
   const u16 = (v: number, at: number) => (littleEndian ? b.writeUInt16LE(v, at) : b.writeUInt16BE(v, at));
   const u32 = (v: number, at: number) => (littleEndian ? b.writeUInt32LE(v, at) : b.writeUInt32BE(v, at));
@@ -130,7 +136,15 @@ const orientationEntry = (value: number) => [0x0112, SHORT, 1, value] as const;
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-function ihdr(width: number, height: number, bitDepth: number, colourType: number, interlace = 0, compression = 0, filter = 0): Buffer {
+function ihdr(
+  width: number,
+  height: number,
+  bitDepth: number,
+  colourType: number,
+  interlace = 0,
+  compression = 0,
+  filter = 0,
+): Buffer {
   const data = Buffer.alloc(13);
   data.writeUInt32BE(width, 0);
   data.writeUInt32BE(height, 4);
@@ -173,7 +187,10 @@ function pngHeaderEnd(bytes: Buffer): number {
 
 /** Images of every common kind, all of which the fast reader must answer for. */
 async function commonImages(): Promise<{ name: string; bytes: Buffer }[]> {
-  const exifSource = await photo().withExif({ IFD0: { Copyright: 'someone', ImageDescription: 'a test image' } }).jpeg().toBuffer();
+  const exifSource = await photo()
+    .withExif({ IFD0: { Copyright: 'someone', ImageDescription: 'a test image' } })
+    .jpeg()
+    .toBuffer();
   const base = await photo().jpeg().toBuffer();
   const cmyk = await photo().toColourspace('cmyk').jpeg().toBuffer();
   const rgbPng = await photo().png().toBuffer();
@@ -195,11 +212,30 @@ async function commonImages(): Promise<{ name: string; bytes: Buffer }[]> {
     ['jpeg cmyk with its icc profile', photo().toColourspace('cmyk').keepIccProfile().jpeg()],
     ['jpeg with a p3 icc profile', photo().withIccProfile('p3').jpeg()],
     ['jpeg greyscale with an icc profile', grey().withIccProfile('p3').jpeg()],
-    ['jpeg with exif', photo().withExif({ IFD0: { Copyright: 'someone', Artist: 'me' } }).jpeg()],
+    [
+      'jpeg with exif',
+      photo()
+        .withExif({ IFD0: { Copyright: 'someone', Artist: 'me' } })
+        .jpeg(),
+    ],
     ['jpeg with kept exif', sharp(exifSource).keepExif().jpeg()],
     ['jpeg with exif and orientation 6', sharp(exifSource).keepExif().withMetadata({ orientation: 6 }).jpeg()],
-    ['jpeg with xmp', photo().withXmp('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>').jpeg()],
-    ['jpeg with everything', photo().withIccProfile('p3').withExif({ IFD0: { Copyright: 'x' } }).withMetadata({ orientation: 7, density: 300 }).jpeg()],
+    [
+      'jpeg with xmp',
+      photo()
+        .withXmp(
+          '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>',
+        )
+        .jpeg(),
+    ],
+    [
+      'jpeg with everything',
+      photo()
+        .withIccProfile('p3')
+        .withExif({ IFD0: { Copyright: 'x' } })
+        .withMetadata({ orientation: 7, density: 300 })
+        .jpeg(),
+    ],
     ['jpeg 1×1', sharp({ create: { width: 1, height: 1, channels: 3, background: '#123456' } }).jpeg()],
     ['jpeg 1×300', sharp({ create: { width: 1, height: 300, channels: 3, background: '#123456' } }).jpeg()],
     ['jpeg 6000×1', sharp({ create: { width: 6000, height: 1, channels: 3, background: '#123456' } }).jpeg()],
@@ -227,37 +263,88 @@ async function commonImages(): Promise<{ name: string; bytes: Buffer }[]> {
     ['png 640×480 (several IDATs)', photo(640, 480).png({ compressionLevel: 1 })],
     ['png 1×1', sharp({ create: { width: 1, height: 1, channels: 4, background: '#12345678' } }).png()],
   ];
-  const images: { name: string; bytes: Buffer }[] = await Promise.all(made.map(async ([name, s]) => ({ name, bytes: await s.toBuffer() })));
+  const images: { name: string; bytes: Buffer }[] = await Promise.all(
+    made.map(async ([name, s]) => ({ name, bytes: await s.toBuffer() })),
+  );
   for (let orientation = 1; orientation <= 8; orientation++) {
-    images.push({ name: `jpeg orientation ${orientation}`, bytes: await photo().withMetadata({ orientation }).jpeg().toBuffer() });
-    images.push({ name: `jpeg progressive orientation ${orientation}`, bytes: await photo().withMetadata({ orientation }).jpeg({ progressive: true }).toBuffer() });
-    images.push({ name: `png orientation ${orientation} (eXIf)`, bytes: await photo().withMetadata({ orientation }).png().toBuffer() });
+    images.push({
+      name: `jpeg orientation ${orientation}`,
+      bytes: await photo().withMetadata({ orientation }).jpeg().toBuffer(),
+    });
+    images.push({
+      name: `jpeg progressive orientation ${orientation}`,
+      bytes: await photo().withMetadata({ orientation }).jpeg({ progressive: true }).toBuffer(),
+    });
+    images.push({
+      name: `png orientation ${orientation} (eXIf)`,
+      bytes: await photo().withMetadata({ orientation }).png().toBuffer(),
+    });
     for (const littleEndian of [true, false]) {
-      const entries = [[0x010e, 2, 4, 0x00616263] as const, orientationEntry(orientation), [0x0131, 2, 4, 0x00787978] as const];
-      images.push({ name: `jpeg crafted ${littleEndian ? 'II' : 'MM'} exif, orientation ${orientation}`, bytes: withSegments(base, exifApp1(tiff(littleEndian, entries))) });
-      images.push({ name: `png crafted ${littleEndian ? 'II' : 'MM'} eXIf, orientation ${orientation}`, bytes: withChunks(rgbPng, pngChunk('eXIf', tiff(littleEndian, entries))) });
+      const entries = [
+        [0x010e, 2, 4, 0x00616263] as const,
+        orientationEntry(orientation),
+        [0x0131, 2, 4, 0x00787978] as const,
+      ];
+      images.push({
+        name: `jpeg crafted ${littleEndian ? 'II' : 'MM'} exif, orientation ${orientation}`,
+        bytes: withSegments(base, exifApp1(tiff(littleEndian, entries))),
+      });
+      images.push({
+        name: `png crafted ${littleEndian ? 'II' : 'MM'} eXIf, orientation ${orientation}`,
+        bytes: withChunks(rgbPng, pngChunk('eXIf', tiff(littleEndian, entries))),
+      });
     }
   }
-  const jfif = (minor: number) => jpegSegment(0xe0, Buffer.from([0x4a, 0x46, 0x49, 0x46, 0, 1, minor, 1, 0, 72, 0, 72, 0, 0]));
-  const adobe = (transform: number) => jpegSegment(0xee, Buffer.from([0x41, 0x64, 0x6f, 0x62, 0x65, 0, 100, 0, 0, 0, 0, transform]));
+  const jfif = (minor: number) =>
+    jpegSegment(0xe0, Buffer.from([0x4a, 0x46, 0x49, 0x46, 0, 1, minor, 1, 0, 72, 0, 72, 0, 0]));
+  const adobe = (transform: number) =>
+    jpegSegment(0xee, Buffer.from([0x41, 0x64, 0x6f, 0x62, 0x65, 0, 100, 0, 0, 0, 0, transform]));
   const crafted: [string, Buffer][] = [
     ['jpeg with JFIF 1.01', withSegments(base, jfif(1))],
     ['jpeg with JFIF 1.02 and exif', withSegments(base, jfif(2), exifApp1(tiff(true, [orientationEntry(5)])))],
     ['jpeg with a comment', withSegments(base, jpegSegment(0xfe, Buffer.from('made by a test')))],
     ['jpeg with an empty comment', withSegments(base, jpegSegment(0xfe, Buffer.alloc(0)))],
-    ['jpeg with APP3…APP15', withSegments(base, ...[0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xef].map((m) => jpegSegment(m, Buffer.from(`app ${m}`))))],
-    ['jpeg with Photoshop APP13', withSegments(base, jpegSegment(0xed, Buffer.from('Photoshop 3.0\x008BIM\x04\x04\0\0\0\0\0\0', 'latin1')))],
+    [
+      'jpeg with APP3…APP15',
+      withSegments(
+        base,
+        ...[0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xef].map((m) =>
+          jpegSegment(m, Buffer.from(`app ${m}`)),
+        ),
+      ),
+    ],
+    [
+      'jpeg with Photoshop APP13',
+      withSegments(base, jpegSegment(0xed, Buffer.from('Photoshop 3.0\x008BIM\x04\x04\0\0\0\0\0\0', 'latin1'))),
+    ],
     ['jpeg with a restart interval', withSegments(base, jpegSegment(0xdd, Buffer.from([0, 4])))],
     ['jpeg with an Adobe marker, transform 1 (YCbCr)', withSegments(base, adobe(1))],
     ['jpeg with an Adobe marker, transform 0 (RGB)', withSegments(base, adobe(0))],
     ['jpeg with a short APP14 "Adobe"', withSegments(base, jpegSegment(0xee, Buffer.from('Adobe')))],
-    ['jpeg with an APP1 that is neither exif nor xmp', withSegments(base, jpegSegment(0xe1, Buffer.from('something else')))],
+    [
+      'jpeg with an APP1 that is neither exif nor xmp',
+      withSegments(base, jpegSegment(0xe1, Buffer.from('something else'))),
+    ],
     ['jpeg with a short APP1 "Exif"', withSegments(base, jpegSegment(0xe1, Buffer.from('Exif')))],
     ['jpeg with an APP2 that is not ICC', withSegments(base, jpegSegment(0xe2, Buffer.from('FPXR\0 something')))],
-    ['jpeg with exif, IFD0 away from the header', withSegments(base, exifApp1(tiff(false, [[0x0131, 2, 4, 0x61626300], orientationEntry(8)], 40)))],
+    [
+      'jpeg with exif, IFD0 away from the header',
+      withSegments(base, exifApp1(tiff(false, [[0x0131, 2, 4, 0x61626300], orientationEntry(8)], 40))),
+    ],
     ['jpeg with exif, no orientation', withSegments(base, exifApp1(tiff(true, [[0x0131, 2, 4, 0x61626300]])))],
     ['jpeg with exif, empty IFD0', withSegments(base, exifApp1(tiff(true, [])))],
-    ['jpeg with exif, orientation in IFD1 only', withSegments(base, exifApp1(Buffer.concat([modified(tiff(true, [[0x0100, SHORT, 1, 64]]), (t) => t.writeUInt32LE(26, 22)), Buffer.from([1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0])])))],
+    [
+      'jpeg with exif, orientation in IFD1 only',
+      withSegments(
+        base,
+        exifApp1(
+          Buffer.concat([
+            modified(tiff(true, [[0x0100, SHORT, 1, 64]]), (t) => t.writeUInt32LE(26, 22)),
+            Buffer.from([1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]),
+          ]),
+        ),
+      ),
+    ],
     ['jpeg cmyk, YCCK (Adobe transform 2)', modified(cmyk, (b) => (b[segmentOf(cmyk, 0xee).at + 4 + 11] = 2))],
     ['jpeg with SOF1 (extended sequential)', modified(base, (b) => (b[segmentOf(base, 0xc0).at + 1] = 0xc1))],
     ['png with tRNS (grey)', png(ihdr(20, 10, 8, 0), pngChunk('tRNS', Buffer.from([0, 7])), IDAT, IEND)],
@@ -265,18 +352,57 @@ async function commonImages(): Promise<{ name: string; bytes: Buffer }[]> {
     ['png with tRNS (grey, 1-bit)', png(ihdr(20, 10, 1, 0), pngChunk('tRNS', Buffer.from([0, 1])), IDAT, IEND)],
     ['png grey 2-bit', png(ihdr(20, 10, 2, 0), IDAT, IEND)],
     ['png grey 4-bit', png(ihdr(20, 10, 4, 0), IDAT, IEND)],
-    ['png with sRGB, gAMA, cHRM, pHYs, tIME, bKGD, sBIT', withChunks(rgbPng, pngChunk('sRGB', Buffer.from([0])), pngChunk('gAMA', Buffer.from([0, 0, 0xb1, 0x8f])), pngChunk('cHRM', Buffer.alloc(32, 1)), pngChunk('sBIT', Buffer.from([8, 8, 8])), pngChunk('pHYs', Buffer.from([0, 0, 0x0b, 0x13, 0, 0, 0x0b, 0x13, 1])), pngChunk('tIME', Buffer.from([0x07, 0xe8, 1, 2, 3, 4, 5])), pngChunk('bKGD', Buffer.from([0, 1, 0, 2, 0, 3])))],
-    ['png with text chunks', withChunks(rgbPng, pngChunk('tEXt', Buffer.from('Title\0a test')), pngChunk('zTXt', Buffer.concat([Buffer.from('Comment\0\0'), deflateSync(Buffer.from('compressed'))])), pngChunk('iTXt', Buffer.from('XML:com.adobe.xmp\0\0\0\0\0<x:xmpmeta/>')))],
-    ['png with eXIf after IDAT', Buffer.concat([rgbPng.subarray(0, rgbPng.length - 12), pngChunk('eXIf', tiff(true, [orientationEntry(6)])), rgbPng.subarray(rgbPng.length - 12)])],
+    [
+      'png with sRGB, gAMA, cHRM, pHYs, tIME, bKGD, sBIT',
+      withChunks(
+        rgbPng,
+        pngChunk('sRGB', Buffer.from([0])),
+        pngChunk('gAMA', Buffer.from([0, 0, 0xb1, 0x8f])),
+        pngChunk('cHRM', Buffer.alloc(32, 1)),
+        pngChunk('sBIT', Buffer.from([8, 8, 8])),
+        pngChunk('pHYs', Buffer.from([0, 0, 0x0b, 0x13, 0, 0, 0x0b, 0x13, 1])),
+        pngChunk('tIME', Buffer.from([0x07, 0xe8, 1, 2, 3, 4, 5])),
+        pngChunk('bKGD', Buffer.from([0, 1, 0, 2, 0, 3])),
+      ),
+    ],
+    [
+      'png with text chunks',
+      withChunks(
+        rgbPng,
+        pngChunk('tEXt', Buffer.from('Title\0a test')),
+        pngChunk('zTXt', Buffer.concat([Buffer.from('Comment\0\0'), deflateSync(Buffer.from('compressed'))])),
+        pngChunk('iTXt', Buffer.from('XML:com.adobe.xmp\0\0\0\0\0<x:xmpmeta/>')),
+      ),
+    ],
+    [
+      'png with eXIf after IDAT',
+      Buffer.concat([
+        rgbPng.subarray(0, rgbPng.length - 12),
+        pngChunk('eXIf', tiff(true, [orientationEntry(6)])),
+        rgbPng.subarray(rgbPng.length - 12),
+      ]),
+    ],
     ['png with a private ancillary chunk', withChunks(rgbPng, pngChunk('prVt', Buffer.from('private')))],
     ['png rgb with a suggested palette', withChunks(rgbPng, pngChunk('PLTE', Buffer.alloc(30, 9)))],
-    ['png palette with more entries than its bit depth', png(ihdr(20, 10, 1, 3), pngChunk('PLTE', Buffer.alloc(768, 3)), IDAT, IEND)],
-    ['png with bad ancillary and IHDR CRCs', modified(withChunks(rgbPng, pngChunk('tEXt', Buffer.from('Title\0x'))), (b) => {
-      b[29] = (b[29]! + 1) & 0xff;
-      b[33 + 8 + 7] = (b[33 + 8 + 7]! + 1) & 0xff;
-    })],
+    [
+      'png palette with more entries than its bit depth',
+      png(ihdr(20, 10, 1, 3), pngChunk('PLTE', Buffer.alloc(768, 3)), IDAT, IEND),
+    ],
+    [
+      'png with bad ancillary and IHDR CRCs',
+      modified(withChunks(rgbPng, pngChunk('tEXt', Buffer.from('Title\0x'))), (b) => {
+        b[29] = (b[29]! + 1) & 0xff;
+        b[33 + 8 + 7] = (b[33 + 8 + 7]! + 1) & 0xff;
+      }),
+    ],
     ['png with only its IDAT chunk header', png(ihdr(20, 10, 8, 2), IDAT.subarray(0, 8))],
-    ['png with an IDAT claiming 2³¹ − 1 bytes', png(ihdr(20, 10, 8, 2), modified(IDAT.subarray(0, 8), (b) => b.writeUInt32BE(0x7fffffff, 0)))],
+    [
+      'png with an IDAT claiming 2³¹ − 1 bytes',
+      png(
+        ihdr(20, 10, 8, 2),
+        modified(IDAT.subarray(0, 8), (b) => b.writeUInt32BE(0x7fffffff, 0)),
+      ),
+    ],
     ['png 10,000,000 wide (header only)', png(ihdr(10_000_000, 1, 8, 2), IDAT, IEND)],
     ['jpeg 65500 wide (header only)', modified(base, (b) => b.writeUInt16BE(65500, segmentOf(base, 0xc0).at + 7))],
   ];
@@ -315,7 +441,14 @@ describe('readImageHeader', () => {
 
   it('should leave files in other formats to sharp', async () => {
     const rgb = photo();
-    for (const bytes of [await rgb.clone().webp().toBuffer(), await rgb.clone().gif().toBuffer(), await rgb.clone().tiff().toBuffer(), await rgb.clone().avif({ effort: 0 }).toBuffer(), Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>'), Buffer.from('not an image')]) {
+    for (const bytes of [
+      await rgb.clone().webp().toBuffer(),
+      await rgb.clone().gif().toBuffer(),
+      await rgb.clone().tiff().toBuffer(),
+      await rgb.clone().avif({ effort: 0 }).toBuffer(),
+      Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>'),
+      Buffer.from('not an image'),
+    ]) {
       expect(readImageHeader(bytes)).toBeUndefined();
       await expectAgreement('other format', bytes, LIMITS);
     }
@@ -336,7 +469,13 @@ describe('readImageHeader', () => {
       expect(readImageHeader(bomb)).toBeDefined();
       expect(await expectAgreement('bomb', bomb, LIMITS)).toBe(true);
       const refused = await outcome(() => inspectImage(bomb, FIELD, LIMITS));
-      expect(refused).toMatchObject({ refusal: { code: 'BAD_USER_INPUT', field: FIELD, message: expect.stringMatching(/pixels exceeds the limit of 40000000$/) } });
+      expect(refused).toMatchObject({
+        refusal: {
+          code: 'BAD_USER_INPUT',
+          field: FIELD,
+          message: expect.stringMatching(/pixels exceeds the limit of 40000000$/),
+        },
+      });
     }
   });
 
@@ -378,16 +517,40 @@ describe('readImageHeader', () => {
       ['jpeg garbage between markers', before(sof.at, Buffer.from([1, 2, 3]))],
       ['jpeg fill bytes', before(sof.at, Buffer.from([0xff, 0xff]))],
       ['jpeg stuffed zero between markers', before(sof.at, Buffer.from([0xff, 0x00]))],
-      ['jpeg JFIF 2.0', withSegments(base, jpegSegment(0xe0, Buffer.from([0x4a, 0x46, 0x49, 0x46, 0, 2, 0, 1, 0, 72, 0, 72, 0, 0])))],
-      ['jpeg 3 components, Adobe transform 2', withSegments(base, jpegSegment(0xee, Buffer.from([0x41, 0x64, 0x6f, 0x62, 0x65, 0, 100, 0, 0, 0, 0, 2])))],
+      [
+        'jpeg JFIF 2.0',
+        withSegments(base, jpegSegment(0xe0, Buffer.from([0x4a, 0x46, 0x49, 0x46, 0, 2, 0, 1, 0, 72, 0, 72, 0, 0]))),
+      ],
+      [
+        'jpeg 3 components, Adobe transform 2',
+        withSegments(base, jpegSegment(0xee, Buffer.from([0x41, 0x64, 0x6f, 0x62, 0x65, 0, 100, 0, 0, 0, 0, 2]))),
+      ],
       ['jpeg cmyk, Adobe transform 1', modified(cmyk, (b) => (b[segmentOf(cmyk, 0xee).at + 4 + 11] = 1))],
       ['jpeg 2 components', twoComponents],
-      ['jpeg MPF (UltraHDR candidate)', withSegments(base, jpegSegment(0xe2, Buffer.from('MPF\0II*\0\x08\0\0\0', 'latin1')))],
-      ['jpeg two exif blocks', withSegments(base, exifApp1(tiff(true, [orientationEntry(6)])), exifApp1(tiff(true, [orientationEntry(3)])))],
-      ['jpeg "Exif" without its two zeros', withSegments(base, jpegSegment(0xe1, Buffer.concat([Buffer.from('Exif\x01\x02', 'latin1'), tiff(true, [orientationEntry(6)])])))],
-      ['jpeg exif, unknown byte order', exif(modified(tiff(true, [orientationEntry(6)]), (t) => t.write('XX', 0, 'latin1')))],
+      [
+        'jpeg MPF (UltraHDR candidate)',
+        withSegments(base, jpegSegment(0xe2, Buffer.from('MPF\0II*\0\x08\0\0\0', 'latin1'))),
+      ],
+      [
+        'jpeg two exif blocks',
+        withSegments(base, exifApp1(tiff(true, [orientationEntry(6)])), exifApp1(tiff(true, [orientationEntry(3)]))),
+      ],
+      [
+        'jpeg "Exif" without its two zeros',
+        withSegments(
+          base,
+          jpegSegment(0xe1, Buffer.concat([Buffer.from('Exif\x01\x02', 'latin1'), tiff(true, [orientationEntry(6)])])),
+        ),
+      ],
+      [
+        'jpeg exif, unknown byte order',
+        exif(modified(tiff(true, [orientationEntry(6)]), (t) => t.write('XX', 0, 'latin1'))),
+      ],
       ['jpeg exif, no 42', exif(modified(tiff(true, [orientationEntry(6)]), (t) => (t[2] = 43)))],
-      ['jpeg exif, IFD0 past the end', exif(modified(tiff(true, [orientationEntry(6)]), (t) => t.writeUInt32LE(1000, 4)))],
+      [
+        'jpeg exif, IFD0 past the end',
+        exif(modified(tiff(true, [orientationEntry(6)]), (t) => t.writeUInt32LE(1000, 4))),
+      ],
       ['jpeg exif, IFD0 cut short', exif(tiff(true, [orientationEntry(6), orientationEntry(6)]).subarray(0, 30))],
       ['jpeg exif, too short', exif(Buffer.from('II*\0'))],
       ['jpeg exif, orientation 0', exif(tiff(true, [orientationEntry(0)]))],
@@ -403,13 +566,28 @@ describe('readImageHeader', () => {
       ['jpeg quantisation table 4 in SOF', modified(base, (b) => (b[sof.at + 12] = 4))],
       ['jpeg repeated component id', modified(base, (b) => (b[sof.at + 13] = b[sof.at + 10]!))],
       ['jpeg SOF length wrong', modified(base, (b) => b.writeUInt16BE(sof.length + 1, sof.at + 2))],
-      ['jpeg scan selectors out of order', modified(base, (b) => ([b[sos.at + 5], b[sos.at + 7]] = [b[sos.at + 7]!, b[sos.at + 5]!]))],
+      [
+        'jpeg scan selectors out of order',
+        modified(base, (b) => ([b[sos.at + 5], b[sos.at + 7]] = [b[sos.at + 7]!, b[sos.at + 5]!])),
+      ],
       ['jpeg scan selector unknown', modified(base, (b) => (b[sos.at + 5] = 9))],
       ['jpeg scan of 0 components', modified(base, (b) => (b[sos.at + 4] = 0))],
       ['jpeg DHT table 4', modified(base, (b) => (b[dht.at + 4] = 4))],
       ['jpeg DHT table 0x14', modified(base, (b) => (b[dht.at + 4] = 0x14))],
       ['jpeg DHT with too many codes', modified(base, (b) => (b[dht.at + 5] = 200))],
-      ['jpeg DHT with 300 codes (room for them all)', before(sof.at, jpegSegment(0xc4, Buffer.concat([Buffer.from([0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 100, 200]), Buffer.alloc(300, 1)])))],
+      [
+        'jpeg DHT with 300 codes (room for them all)',
+        before(
+          sof.at,
+          jpegSegment(
+            0xc4,
+            Buffer.concat([
+              Buffer.from([0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 100, 200]),
+              Buffer.alloc(300, 1),
+            ]),
+          ),
+        ),
+      ],
       ['jpeg DQT table 4', modified(base, (b) => (b[dqt.at + 4] = 4))],
       ['jpeg DQT 16-bit (length no longer matches)', modified(base, (b) => (b[dqt.at + 4] = 0x10))],
       ['jpeg DRI of length 5', before(2, jpegSegment(0xdd, Buffer.from([0, 4, 0])))],
@@ -417,21 +595,73 @@ describe('readImageHeader', () => {
       ['jpeg APP segment of length 1', before(2, Buffer.from([0xff, 0xe5, 0, 1]))],
       ['jpeg tables only', Buffer.concat([base.subarray(0, sof.at), Buffer.from([0xff, 0xd9])])],
       ['jpeg SOI only', base.subarray(0, 2)],
-      ['png two eXIf chunks', withChunks(rgbPng, pngChunk('eXIf', tiff(true, [orientationEntry(6)])), pngChunk('eXIf', tiff(true, [orientationEntry(1)])))],
-      ['png eXIf without a TIFF header', withChunks(rgbPng, pngChunk('eXIf', Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), tiff(true, [orientationEntry(6)])])))],
+      [
+        'png two eXIf chunks',
+        withChunks(
+          rgbPng,
+          pngChunk('eXIf', tiff(true, [orientationEntry(6)])),
+          pngChunk('eXIf', tiff(true, [orientationEntry(1)])),
+        ),
+      ],
+      [
+        'png eXIf without a TIFF header',
+        withChunks(
+          rgbPng,
+          pngChunk('eXIf', Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), tiff(true, [orientationEntry(6)])])),
+        ),
+      ],
       ['png eXIf of 3 bytes', withChunks(rgbPng, pngChunk('eXIf', Buffer.from('II*')))],
       ['png eXIf, orientation 9', withChunks(rgbPng, pngChunk('eXIf', tiff(false, [orientationEntry(9)])))],
-      ['png eXIf, IFD0 past the end', withChunks(rgbPng, pngChunk('eXIf', modified(tiff(true, [orientationEntry(6)]), (t) => t.writeUInt32LE(500, 4))))],
+      [
+        'png eXIf, IFD0 past the end',
+        withChunks(
+          rgbPng,
+          pngChunk(
+            'eXIf',
+            modified(tiff(true, [orientationEntry(6)]), (t) => t.writeUInt32LE(500, 4)),
+          ),
+        ),
+      ],
       ['png APNG (acTL)', withChunks(rgbPng, pngChunk('acTL', Buffer.from([0, 0, 0, 2, 0, 0, 0, 0])))],
-      ['png "Raw profile type exif" text', withChunks(rgbPng, pngChunk('tEXt', Buffer.from('Raw profile type exif\0\nexif\n      24\n49492a00080000000100120103000100000006000000\n')))],
+      [
+        'png "Raw profile type exif" text',
+        withChunks(
+          rgbPng,
+          pngChunk(
+            'tEXt',
+            Buffer.from('Raw profile type exif\0\nexif\n      24\n49492a00080000000100120103000100000006000000\n'),
+          ),
+        ),
+      ],
       ['png unknown critical chunk', withChunks(rgbPng, pngChunk('CRIT', Buffer.alloc(3)))],
       ['png chunk name with a digit', withChunks(rgbPng, pngChunk('ab1d', Buffer.alloc(3)))],
       ['png chunk name with a lower-case reserved letter', withChunks(rgbPng, pngChunk('abcd', Buffer.alloc(3)))],
-      ['png chunk length of 2³¹', withChunks(rgbPng, modified(pngChunk('prVt', Buffer.alloc(0)), (c) => c.writeUInt32BE(0x80000000, 0)))],
-      ['png IDAT length of 2³¹', png(ihdr(20, 10, 8, 2), modified(IDAT, (c) => c.writeUInt32BE(0x80000000, 0)))],
-      ['png ancillary chunk before IHDR', Buffer.concat([PNG_SIGNATURE, pngChunk('prVt', Buffer.alloc(2)), rgbPng.subarray(8)])],
-      ['png tEXt before IHDR', Buffer.concat([PNG_SIGNATURE, pngChunk('tEXt', Buffer.from('a\0b')), rgbPng.subarray(8)])],
-      ['png IHDR of 14 bytes', png(pngChunk('IHDR', Buffer.concat([ihdr(20, 10, 8, 2).subarray(8, 21), Buffer.alloc(1)])), IDAT, IEND)],
+      [
+        'png chunk length of 2³¹',
+        withChunks(
+          rgbPng,
+          modified(pngChunk('prVt', Buffer.alloc(0)), (c) => c.writeUInt32BE(0x80000000, 0)),
+        ),
+      ],
+      [
+        'png IDAT length of 2³¹',
+        png(
+          ihdr(20, 10, 8, 2),
+          modified(IDAT, (c) => c.writeUInt32BE(0x80000000, 0)),
+        ),
+      ],
+      [
+        'png ancillary chunk before IHDR',
+        Buffer.concat([PNG_SIGNATURE, pngChunk('prVt', Buffer.alloc(2)), rgbPng.subarray(8)]),
+      ],
+      [
+        'png tEXt before IHDR',
+        Buffer.concat([PNG_SIGNATURE, pngChunk('tEXt', Buffer.from('a\0b')), rgbPng.subarray(8)]),
+      ],
+      [
+        'png IHDR of 14 bytes',
+        png(pngChunk('IHDR', Buffer.concat([ihdr(20, 10, 8, 2).subarray(8, 21), Buffer.alloc(1)])), IDAT, IEND),
+      ],
       ['png two IHDRs', png(ihdr(20, 10, 8, 2), ihdr(30, 10, 8, 2), IDAT, IEND)],
       ['png IEND before IDAT', png(ihdr(20, 10, 8, 2), IEND, IDAT)],
       ['png no IDAT', png(ihdr(20, 10, 8, 2), IEND)],
@@ -452,7 +682,14 @@ describe('readImageHeader', () => {
       ['png palette, empty PLTE', png(ihdr(20, 10, 8, 3), pngChunk('PLTE', Buffer.alloc(0)), IDAT, IEND)],
       ['png palette, PLTE of 4 bytes', png(ihdr(20, 10, 8, 3), pngChunk('PLTE', Buffer.alloc(4)), IDAT, IEND)],
       ['png palette, PLTE of 771 bytes', png(ihdr(20, 10, 8, 3), pngChunk('PLTE', Buffer.alloc(771)), IDAT, IEND)],
-      ['png palette, two PLTEs', Buffer.concat([palettePng.subarray(0, plte.at + 12 + plte.length), palettePng.subarray(plte.at, plte.at + 12 + plte.length), palettePng.subarray(plte.at + 12 + plte.length)])],
+      [
+        'png palette, two PLTEs',
+        Buffer.concat([
+          palettePng.subarray(0, plte.at + 12 + plte.length),
+          palettePng.subarray(plte.at, plte.at + 12 + plte.length),
+          palettePng.subarray(plte.at + 12 + plte.length),
+        ]),
+      ],
       ['png signature only', PNG_SIGNATURE],
     ];
     for (const [name, bytes] of cases) {
@@ -463,7 +700,12 @@ describe('readImageHeader', () => {
 
   it('should agree with sharp on every truncation of a header', async () => {
     const jpeg = await photo().jpeg().toBuffer();
-    const exifJpeg = await photo().withIccProfile('p3').withExif({ IFD0: { Copyright: 'x' } }).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+    const exifJpeg = await photo()
+      .withIccProfile('p3')
+      .withExif({ IFD0: { Copyright: 'x' } })
+      .withMetadata({ orientation: 6 })
+      .jpeg()
+      .toBuffer();
     const palette = await photo().ensureAlpha(0.5).png({ palette: true }).toBuffer();
     const grey16 = await photo().toColourspace('grey16').withIccProfile('p3').png().toBuffer();
     const files: [string, Buffer, number, number][] = [
@@ -487,7 +729,11 @@ describe('readImageHeader', () => {
       photo().jpeg({ progressive: true }).toBuffer(),
       photo().toColourspace('b-w').jpeg().toBuffer(),
       photo().toColourspace('cmyk').jpeg().toBuffer(),
-      photo().withExif({ IFD0: { Copyright: 'x' } }).withMetadata({ orientation: 6 }).jpeg().toBuffer(),
+      photo()
+        .withExif({ IFD0: { Copyright: 'x' } })
+        .withMetadata({ orientation: 6 })
+        .jpeg()
+        .toBuffer(),
       photo().png().toBuffer(),
       photo().ensureAlpha(0.5).png({ palette: true }).toBuffer(),
       photo().toColourspace('rgb16').png({ progressive: true }).toBuffer(),
@@ -508,7 +754,10 @@ describe('readImageHeader', () => {
   });
 });
 
-const INTERESTING = [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x08, 0x09, 0x0c, 0x10, 0x11, 0x12, 0x14, 0x20, 0x22, 0x41, 0x49, 0x4d, 0x7f, 0x80, 0xc0, 0xc1, 0xc2, 0xc4, 0xd8, 0xd9, 0xda, 0xdb, 0xdd, 0xe0, 0xe1, 0xe2, 0xee, 0xfe, 0xff];
+const INTERESTING = [
+  0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x08, 0x09, 0x0c, 0x10, 0x11, 0x12, 0x14, 0x20, 0x22, 0x41, 0x49, 0x4d,
+  0x7f, 0x80, 0xc0, 0xc1, 0xc2, 0xc4, 0xd8, 0xd9, 0xda, 0xdb, 0xdd, 0xe0, 0xe1, 0xe2, 0xee, 0xfe, 0xff,
+];
 
 /** One to four random edits inside the header (a byte set, flipped, inserted or removed), or a truncation. */
 function mutate(seed: Buffer, headerEnd: number, rng: Rng): Buffer {

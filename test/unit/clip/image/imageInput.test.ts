@@ -38,7 +38,9 @@ function pngHeaderOnly(width: number, height: number): Buffer {
 }
 
 async function samplePng(): Promise<Buffer> {
-  return sharp({ create: { width: 8, height: 6, channels: 3, background: '#abcdef' } }).png().toBuffer();
+  return sharp({ create: { width: 8, height: 6, channels: 3, background: '#abcdef' } })
+    .png()
+    .toBuffer();
 }
 
 describe('decodeImageString', () => {
@@ -49,9 +51,17 @@ describe('decodeImageString', () => {
 
   it('should decode a data URL', async () => {
     const png = await samplePng();
-    expect(decodeImageString(`data:image/png;base64,${png.toString('base64')}`, 'image', LIMITS.maxBytes).equals(png)).toBe(true);
-    expect(decodeImageString(`  DATA:image/PNG;BASE64,${png.toString('base64')}\n`, 'image', LIMITS.maxBytes).equals(png)).toBe(true);
-    expect(decodeImageString(`data:image/png;name=a.png;base64,${png.toString('base64')}`, 'image', LIMITS.maxBytes).equals(png)).toBe(true);
+    expect(
+      decodeImageString(`data:image/png;base64,${png.toString('base64')}`, 'image', LIMITS.maxBytes).equals(png),
+    ).toBe(true);
+    expect(
+      decodeImageString(`  DATA:image/PNG;BASE64,${png.toString('base64')}\n`, 'image', LIMITS.maxBytes).equals(png),
+    ).toBe(true);
+    expect(
+      decodeImageString(`data:image/png;name=a.png;base64,${png.toString('base64')}`, 'image', LIMITS.maxBytes).equals(
+        png,
+      ),
+    ).toBe(true);
   });
 
   it('should decode URL-safe base64, unpadded base64 and base64 with line breaks', () => {
@@ -80,7 +90,9 @@ describe('decodeImageString', () => {
     };
     const stray = ['*', '.', '=', '!', '\u00e9', '\u0000', '%', '"'];
     for (let n = 0; n < 300; n++) {
-      const bytes = Buffer.from(Array.from({ length: 1 + Math.floor(random() * 200) }, () => Math.floor(random() * 256)));
+      const bytes = Buffer.from(
+        Array.from({ length: 1 + Math.floor(random() * 200) }, () => Math.floor(random() * 256)),
+      );
       const standard = bytes.toString('base64');
       const urlSafe = bytes.toString('base64url');
       for (const encoded of [standard, standard.replace(/=+$/, ''), urlSafe, `data:image/png;base64,${standard}`]) {
@@ -91,7 +103,8 @@ describe('decodeImageString', () => {
       expect(() => decodeImageString(broken, 'images[0]', 1000), broken).toThrow(/not valid base64|empty image/);
       if (/[+/]/.test(standard)) {
         const mixed = `${standard.replace(/[+/]/, (c) => c)}`.replace(/[A-Za-z0-9](?=[A-Za-z0-9]*$)/, '_');
-        if (/[-_]/.test(mixed)) expect(() => decodeImageString(mixed, 'images[0]', 1000), mixed).toThrow(/not valid base64/);
+        if (/[-_]/.test(mixed))
+          expect(() => decodeImageString(mixed, 'images[0]', 1000), mixed).toThrow(/not valid base64/);
       }
     }
   });
@@ -137,7 +150,9 @@ describe('inspectImage', () => {
   };
 
   it.each(SUPPORTED_IMAGE_FORMATS.map((format) => [format]))('should accept %s', async (format) => {
-    const bytes = await makers[format](sharp({ create: { width: 40, height: 30, channels: 3, background: '#204080' } })).toBuffer();
+    const bytes = await makers[format](
+      sharp({ create: { width: 40, height: 30, channels: 3, background: '#204080' } }),
+    ).toBuffer();
     const info = await inspectImage(bytes, 'image', LIMITS);
     expect(info).toMatchObject({ format, width: 40, height: 30 });
     // And it decodes all the way.
@@ -147,19 +162,25 @@ describe('inspectImage', () => {
   it('should report the frames of an animated image', async () => {
     // Distinct frames: the GIF encoder merges identical ones.
     const frames = Buffer.concat([0, 120, 240].map((v) => Buffer.alloc(10 * 10 * 3, v)));
-    const gif = await sharp(frames, { raw: { width: 10, height: 30, channels: 3, pageHeight: 10 } }).gif({ loop: 0 }).toBuffer();
+    const gif = await sharp(frames, { raw: { width: 10, height: 30, channels: 3, pageHeight: 10 } })
+      .gif({ loop: 0 })
+      .toBuffer();
     expect(await inspectImage(gif, 'image', LIMITS)).toMatchObject({ format: 'gif', width: 10, height: 10, pages: 3 });
   });
 
   it('should refuse a text file as not an image', async () => {
     const error = await refusal(() => inspectImage(Buffer.from('just some text\n'), 'images[4]', LIMITS));
-    expect(error.message).toBe('images[4]: not an image (unrecognised format); expected one of jpeg, png, webp, gif, avif, tiff');
+    expect(error.message).toBe(
+      'images[4]: not an image (unrecognised format); expected one of jpeg, png, webp, gif, avif, tiff',
+    );
     expect(error.field).toBe('images[4]');
   });
 
   it('should refuse images in formats other than the supported ones', async () => {
     // SVG is the one unsupported format this sharp build can read from a buffer (libheif here has no HEVC).
-    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
+    const svg = Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
+    );
     const error = await refusal(() => inspectImage(svg, 'image', LIMITS));
     expect(error.message).toBe('image: unsupported format svg; expected one of jpeg, png, webp, gif, avif, tiff');
     // The decoder refuses it too, even when called without inspecting first.
@@ -184,11 +205,23 @@ describe('inspectImage', () => {
     // A header-only file could not be decoded at all: the refusal came from the header, before any decoding.
     expect(viaPreprocess.message).toBe(error.message);
     // The same header under the limit passes inspection: the refusal was the pixel count.
-    expect(await inspectImage(pngHeaderOnly(2000, 2000), 'image', LIMITS)).toMatchObject({ format: 'png', width: 2000, height: 2000 });
+    expect(await inspectImage(pngHeaderOnly(2000, 2000), 'image', LIMITS)).toMatchObject({
+      format: 'png',
+      width: 2000,
+      height: 2000,
+    });
   });
 
   it('should refuse a truncated JPEG when decoding it', async () => {
-    const jpeg = await sharp({ create: { width: 120, height: 90, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 30 } } })
+    const jpeg = await sharp({
+      create: {
+        width: 120,
+        height: 90,
+        channels: 3,
+        background: '#808080',
+        noise: { type: 'gaussian', mean: 128, sigma: 30 },
+      },
+    })
       .jpeg()
       .toBuffer();
     const truncated = jpeg.subarray(0, Math.floor(jpeg.length * 0.6));
@@ -201,21 +234,35 @@ describe('inspectImage', () => {
 
   it('should refuse a JPEG whose header promises more pixels than its data holds, on the full and the shrink-on-load paths', async () => {
     const pixels = Buffer.alloc(8 * 8 * 3, 0).map((_, i) => (i * 37) % 256);
-    const tiny = await sharp(pixels, { raw: { width: 8, height: 8, channels: 3 } }).jpeg().toBuffer();
+    const tiny = await sharp(pixels, { raw: { width: 8, height: 8, channels: 3 } })
+      .jpeg()
+      .toBuffer();
     const frame = tiny.indexOf(Buffer.from([0xff, 0xc0]));
     // 300×300 decodes whole (then resized exactly); 6000×6000 is decoded at reduced scale by libjpeg itself.
     for (const size of [300, 6000]) {
       const patched = Buffer.from(tiny);
       patched.writeUInt16BE(size, frame + 5);
       patched.writeUInt16BE(size, frame + 7);
-      await expect(inspectImage(patched, 'image', LIMITS)).resolves.toMatchObject({ format: 'jpeg', width: size, height: size });
+      await expect(inspectImage(patched, 'image', LIMITS)).resolves.toMatchObject({
+        format: 'jpeg',
+        width: size,
+        height: size,
+      });
       const error = await refusal(() => preprocessImage(patched, CLIP_CONFIG, LIMITS));
       expect(error.message).toMatch(/^image could not be decoded: .*premature end of data segment/i);
     }
   });
 
   it('should still decode a JPEG with a harmless warning (stray bytes before a marker) exactly as the clean file', async () => {
-    const jpeg = await sharp({ create: { width: 120, height: 90, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 30 } } })
+    const jpeg = await sharp({
+      create: {
+        width: 120,
+        height: 90,
+        channels: 3,
+        background: '#808080',
+        noise: { type: 'gaussian', mean: 128, sigma: 30 },
+      },
+    })
       .jpeg()
       .toBuffer();
     const scan = jpeg.indexOf(Buffer.from([0xff, 0xda]));
@@ -226,7 +273,15 @@ describe('inspectImage', () => {
   });
 
   it('should refuse a corrupted PNG when decoding it', async () => {
-    const png = await sharp({ create: { width: 120, height: 90, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 30 } } })
+    const png = await sharp({
+      create: {
+        width: 120,
+        height: 90,
+        channels: 3,
+        background: '#808080',
+        noise: { type: 'gaussian', mean: 128, sigma: 30 },
+      },
+    })
       .png()
       .toBuffer();
     const corrupted = Buffer.from(png);

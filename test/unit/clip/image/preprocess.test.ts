@@ -73,7 +73,9 @@ describe('resizeWindow (port of Pillow Resample.c)', () => {
       const full = resizeWindow(source, 11, 8, { left: 0, top: 0, width: 11, height: 8 }, resample);
       const part = resizeWindow(source, 11, 8, { left: 3, top: 2, width: 5, height: 4 }, resample);
       for (let y = 0; y < 4; y++) {
-        expect(Array.from(part.subarray(y * 15, y * 15 + 15))).toEqual(Array.from(full.subarray(((y + 2) * 11 + 3) * 3, ((y + 2) * 11 + 8) * 3)));
+        expect(Array.from(part.subarray(y * 15, y * 15 + 15))).toEqual(
+          Array.from(full.subarray(((y + 2) * 11 + 3) * 3, ((y + 2) * 11 + 8) * 3)),
+        );
       }
     }
   });
@@ -96,7 +98,9 @@ describe('shortestEdgeSize', () => {
 
 describe('preprocessImage', () => {
   it('should return [3, cropHeight, cropWidth] finite floats', async () => {
-    const png = await sharp({ create: { width: 50, height: 40, channels: 3, background: '#3366cc' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 50, height: 40, channels: 3, background: '#3366cc' } })
+      .png()
+      .toBuffer();
     const out = await preprocessImage(png, CLIP_CONFIG, LIMITS);
     expect(out).toBeInstanceOf(Float32Array);
     expect(out).toHaveLength(3 * PLANE);
@@ -109,27 +113,41 @@ describe('preprocessImage', () => {
   });
 
   it('should write into a batch tensor at an offset and leave the rest alone', async () => {
-    const png = await sharp({ create: { width: 30, height: 30, channels: 3, background: '#ff0000' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 30, height: 30, channels: 3, background: '#ff0000' } })
+      .png()
+      .toBuffer();
     const batch = new Float32Array(3 * 3 * PLANE).fill(7);
     await preprocessInto(png, CLIP_CONFIG, LIMITS, batch, 3 * PLANE);
     expect(batch.subarray(0, 3 * PLANE).every((v) => v === 7)).toBe(true);
     expect(batch.subarray(6 * PLANE).every((v) => v === 7)).toBe(true);
-    expect(Array.from(batch.subarray(3 * PLANE, 6 * PLANE))).toEqual(Array.from(await preprocessImage(png, CLIP_CONFIG, LIMITS)));
+    expect(Array.from(batch.subarray(3 * PLANE, 6 * PLANE))).toEqual(
+      Array.from(await preprocessImage(png, CLIP_CONFIG, LIMITS)),
+    );
     await expect(preprocessInto(png, CLIP_CONFIG, LIMITS, batch, 7 * PLANE)).rejects.toThrow(RangeError);
   });
 
   it('should keep the colour of transparent pixels (alpha dropped, not blended or premultiplied)', async () => {
     const rgba = solidRgb(64, 48, [200, 30, 60], 4, 0);
-    const png = await sharp(rgba, { raw: { width: 64, height: 48, channels: 4 } }).png().toBuffer();
+    const png = await sharp(rgba, { raw: { width: 64, height: 48, channels: 4 } })
+      .png()
+      .toBuffer();
     const out = await preprocessImage(png, CLIP_CONFIG, LIMITS);
-    for (const [x, y] of [[0, 0], [111, 111], [223, 223]] as const) expect(rgbAt(out, x, y)).toEqual([200, 30, 60]);
+    for (const [x, y] of [
+      [0, 0],
+      [111, 111],
+      [223, 223],
+    ] as const)
+      expect(rgbAt(out, x, y)).toEqual([200, 30, 60]);
   });
 
   it('should apply EXIF orientation 6 (rotate 90° clockwise)', async () => {
     // 40×20: left half red, right half blue. Rotated clockwise it is 20×40: red on top, blue below.
     const raw = Buffer.alloc(40 * 20 * 3);
     for (let i = 0; i < 40 * 20; i++) raw.set(i % 40 < 20 ? [255, 0, 0] : [0, 0, 255], i * 3);
-    const jpeg = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } }).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toBuffer();
+    const jpeg = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } })
+      .jpeg({ quality: 100 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     expect((await sharp(jpeg).metadata()).orientation).toBe(6);
     const image = await decodeRgb(jpeg, LIMITS);
     expect([image.width, image.height]).toEqual([20, 40]);
@@ -145,7 +163,10 @@ describe('preprocessImage', () => {
   it('should expand grey to three equal channels', async () => {
     const grey = Buffer.alloc(64 * 64);
     for (let i = 0; i < grey.length; i++) grey[i] = (i * 7) % 256;
-    const png = await sharp(grey, { raw: { width: 64, height: 64, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+    const png = await sharp(grey, { raw: { width: 64, height: 64, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toBuffer();
     expect((await sharp(png).metadata()).channels).toBe(1);
     const image = await decodeRgb(png, LIMITS);
     for (let i = 0; i < image.data.length; i += 3) {
@@ -190,8 +211,14 @@ describe('preprocessImage', () => {
 
   it('should use the first frame of an animated GIF', async () => {
     const [w, h] = [24, 16];
-    const frames = Buffer.concat([solidRgb(w, h, [250, 0, 0]), solidRgb(w, h, [0, 250, 0]), solidRgb(w, h, [0, 0, 250])]);
-    const gif = await sharp(frames, { raw: { width: w, height: h * 3, channels: 3, pageHeight: h } }).gif({ loop: 0 }).toBuffer();
+    const frames = Buffer.concat([
+      solidRgb(w, h, [250, 0, 0]),
+      solidRgb(w, h, [0, 250, 0]),
+      solidRgb(w, h, [0, 0, 250]),
+    ]);
+    const gif = await sharp(frames, { raw: { width: w, height: h * 3, channels: 3, pageHeight: h } })
+      .gif({ loop: 0 })
+      .toBuffer();
     expect((await sharp(gif).metadata()).pages).toBe(3);
     const image = await decodeRgb(gif, LIMITS);
     expect([image.width, image.height]).toEqual([w, h]);
@@ -213,10 +240,13 @@ describe('preprocessImage', () => {
   });
 
   it('should pad with zero pixels when the crop is larger than the resized image', async () => {
-    const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#ffffff' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#ffffff' } })
+      .png()
+      .toBuffer();
     const config = { ...CLIP_CONFIG, shortestEdge: 16, cropHeight: 20, cropWidth: 21 };
     const out = await preprocessImage(png, config, LIMITS);
-    const at = (x: number, y: number) => [0, 1, 2].map((c) => Math.round(denormalise(out[c * 420 + y * 21 + x]!, c)) + 0);
+    const at = (x: number, y: number) =>
+      [0, 1, 2].map((c) => Math.round(denormalise(out[c * 420 + y * 21 + x]!, c)) + 0);
     // Hugging Face pads (crop - size) with ceil((crop - size) / 2) before: 2 rows on top, 3 columns left.
     expect(at(0, 0)).toEqual([0, 0, 0]);
     expect(at(2, 1)).toEqual([0, 0, 0]);
@@ -232,8 +262,14 @@ describe('preprocessImage', () => {
       ${Array.from({ length: 24 }, (_, i) => `<circle cx="${(i * 97) % 1600}" cy="${(i * 61) % 1200}" r="${20 + i * 9}" fill="hsl(${i * 37},70%,50%)"/>`).join('')}
     </svg>`;
     const jpeg = await sharp(Buffer.from(svg)).jpeg({ quality: 90 }).toBuffer();
-    const exact = await preprocessImage(jpeg, CLIP_CONFIG, LIMITS, { exactResizeMaxPixels: Infinity, shrinkOnLoad: false });
-    const viaLibvips = await preprocessImage(jpeg, CLIP_CONFIG, LIMITS, { exactResizeMaxPixels: 0, shrinkOnLoad: false });
+    const exact = await preprocessImage(jpeg, CLIP_CONFIG, LIMITS, {
+      exactResizeMaxPixels: Infinity,
+      shrinkOnLoad: false,
+    });
+    const viaLibvips = await preprocessImage(jpeg, CLIP_CONFIG, LIMITS, {
+      exactResizeMaxPixels: 0,
+      shrinkOnLoad: false,
+    });
     // Measured 0.001–0.007 on photo-like images from 1 to 12 MP; the issue's bar is 0.01.
     expect(meanAbsDiff(exact, viaLibvips)).toBeLessThan(0.01);
     expect(meanAbsDiff(exact, viaLibvips)).toBeGreaterThan(0);
@@ -246,8 +282,14 @@ describe('preprocessImage', () => {
       ${Array.from({ length: 30 }, (_, i) => `<circle cx="${(i * 131) % w}" cy="${(i * 71) % h}" r="${30 + i * 11}" fill="hsl(${i * 29},60%,50%)"/>`).join('')}
     </svg>`;
     for (const orientation of [1, 6]) {
-      const jpeg = await sharp(Buffer.from(svg(2400, 1800))).withMetadata({ orientation }).jpeg({ quality: 90 }).toBuffer();
-      const exact = await preprocessImage(jpeg, CLIP_CONFIG, LIMITS, { exactResizeMaxPixels: Infinity, shrinkOnLoad: false });
+      const jpeg = await sharp(Buffer.from(svg(2400, 1800)))
+        .withMetadata({ orientation })
+        .jpeg({ quality: 90 })
+        .toBuffer();
+      const exact = await preprocessImage(jpeg, CLIP_CONFIG, LIMITS, {
+        exactResizeMaxPixels: Infinity,
+        shrinkOnLoad: false,
+      });
       const shrunk = await preprocessImage(jpeg, CLIP_CONFIG, LIMITS);
       const noShrink = await preprocessImage(jpeg, CLIP_CONFIG, LIMITS, { shrinkOnLoad: false });
       // libvips decodes at reduced scale only when it need not rotate; a rotated JPEG decodes in full (same result).
@@ -258,7 +300,9 @@ describe('preprocessImage', () => {
   });
 
   it('should refuse undecodable bytes with a BAD_USER_INPUT naming the field', async () => {
-    const error = await preprocessImage(Buffer.from('hello, world'), CLIP_CONFIG, LIMITS, { field: 'images[3]' }).catch((e: unknown) => e);
+    const error = await preprocessImage(Buffer.from('hello, world'), CLIP_CONFIG, LIMITS, { field: 'images[3]' }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(AppError);
     expect((error as AppError).code).toBe(ErrorCode.BadUserInput);
     expect((error as AppError).field).toBe('images[3]');
@@ -267,7 +311,15 @@ describe('preprocessImage', () => {
 
   it('should preprocess a 640×480 and a 4000×3000 JPEG (timings printed, not asserted)', async () => {
     const jpegOf = (width: number, height: number) =>
-      sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } })
+      sharp({
+        create: {
+          width,
+          height,
+          channels: 3,
+          background: '#808080',
+          noise: { type: 'gaussian', mean: 128, sigma: 40 },
+        },
+      })
         .jpeg({ quality: 90 })
         .toBuffer();
     const small = await jpegOf(640, 480);

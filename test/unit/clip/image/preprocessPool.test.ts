@@ -9,7 +9,9 @@ import { OPENAI_CLIP_PREPROCESSOR } from '../../../fixtures/clipConfigs.js';
 const LIMITS: ImageLimits = { maxBytes: 50_000_000, maxPixels: 40_000_000 };
 
 function noiseJpeg(width: number, height: number, sigma = 40): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma } } })
+  return sharp({
+    create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma } },
+  })
     .jpeg({ quality: 90 })
     .toBuffer();
 }
@@ -35,7 +37,11 @@ describe('PreprocessPool', () => {
         pool.preprocess(image, OPENAI_CLIP_PREPROCESSOR, LIMITS),
       ]);
       expect(inWorker).toBeInstanceOf(Float32Array);
-      expect(Buffer.from(inWorker.buffer, inWorker.byteOffset, inWorker.byteLength).equals(Buffer.from(inThread.buffer, inThread.byteOffset, inThread.byteLength))).toBe(true);
+      expect(
+        Buffer.from(inWorker.buffer, inWorker.byteOffset, inWorker.byteLength).equals(
+          Buffer.from(inThread.buffer, inThread.byteOffset, inThread.byteLength),
+        ),
+      ).toBe(true);
     }
   });
 
@@ -48,7 +54,9 @@ describe('PreprocessPool', () => {
     const padded = Buffer.concat([Buffer.alloc(100, 7), image, Buffer.alloc(50, 9)]);
     const windowed = padded.subarray(100, 100 + image.length);
     const fromWindow = await pool.preprocess(windowed, OPENAI_CLIP_PREPROCESSOR, LIMITS);
-    expect(Array.from(fromWindow.subarray(0, 32))).toEqual(Array.from((await preprocessImage(image, OPENAI_CLIP_PREPROCESSOR, LIMITS)).subarray(0, 32)));
+    expect(Array.from(fromWindow.subarray(0, 32))).toEqual(
+      Array.from((await preprocessImage(image, OPENAI_CLIP_PREPROCESSOR, LIMITS)).subarray(0, 32)),
+    );
     expect(windowed.equals(image)).toBe(true);
     const given = new Uint8Array(image);
     await pool.preprocess(given, OPENAI_CLIP_PREPROCESSOR, LIMITS, { transfer: true });
@@ -95,7 +103,9 @@ describe('PreprocessPool', () => {
     const images = await Promise.all(Array.from({ length: 8 }, (_, i) => noiseJpeg(200 + 16 * i, 240)));
     const expected = await Promise.all(images.map((image) => preprocessImage(image, OPENAI_CLIP_PREPROCESSOR, LIMITS)));
     const got = await Promise.all(images.map((image) => pool.preprocess(image, OPENAI_CLIP_PREPROCESSOR, LIMITS)));
-    got.forEach((pixels, i) => expect(Array.from(pixels.subarray(0, 64))).toEqual(Array.from(expected[i]!.subarray(0, 64))));
+    got.forEach((pixels, i) =>
+      expect(Array.from(pixels.subarray(0, 64))).toEqual(Array.from(expected[i]!.subarray(0, 64))),
+    );
   });
 
   it('should refuse work after close with SHUTTING_DOWN', async () => {
@@ -103,7 +113,9 @@ describe('PreprocessPool', () => {
     const image = await noiseJpeg(64, 64);
     await closing.preprocess(image, OPENAI_CLIP_PREPROCESSOR, LIMITS);
     await closing.close();
-    expect((await errorOf(closing.preprocess(image, OPENAI_CLIP_PREPROCESSOR, LIMITS))).code).toBe(ErrorCode.ShuttingDown);
+    expect((await errorOf(closing.preprocess(image, OPENAI_CLIP_PREPROCESSOR, LIMITS))).code).toBe(
+      ErrorCode.ShuttingDown,
+    );
   });
 
   it('should refuse a size that is not a positive integer', () => {

@@ -5,7 +5,14 @@ import { openClipGeometry, roundHalfEven } from '../../../../src/clip/image/resi
 import { parseOpenClipPreprocessCfg } from '../../../../src/clip/layouts/immich.js';
 
 const LIMITS = { maxBytes: 5_000_000, maxPixels: 40_000_000 };
-const config = (resizeMode: string, fill = 0) => parseOpenClipPreprocessCfg({ size: 224, resize_mode: resizeMode, fill_color: fill, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+const config = (resizeMode: string, fill = 0) =>
+  parseOpenClipPreprocessCfg({
+    size: 224,
+    resize_mode: resizeMode,
+    fill_color: fill,
+    mean: [0.5, 0.5, 0.5],
+    std: [0.5, 0.5, 0.5],
+  });
 
 describe('open_clip resize modes', () => {
   it("should round as Python's round does: half to even", () => {
@@ -26,7 +33,11 @@ describe('open_clip resize modes', () => {
   });
 
   it('squash: both edges to the size, ignoring the aspect ratio', () => {
-    expect(openClipGeometry({ width: 100, height: 30 }, config('squash'), 'squash')).toMatchObject({ resizedWidth: 224, resizedHeight: 224, window: { left: 0, top: 0, width: 224, height: 224 } });
+    expect(openClipGeometry({ width: 100, height: 30 }, config('squash'), 'squash')).toMatchObject({
+      resizedWidth: 224,
+      resizedHeight: 224,
+      window: { left: 0, top: 0, width: 224, height: 224 },
+    });
   });
 
   it('longest: fit the long edge, then centre the image on a fill-colour square', () => {
@@ -38,14 +49,19 @@ describe('open_clip resize modes', () => {
       intoY: 56,
     });
     // 300×101 → 224×round(75.41…) = 224×75; padded by (224 - 75) // 2 = 74 above.
-    expect(openClipGeometry({ width: 300, height: 101 }, config('longest'), 'longest')).toMatchObject({ resizedHeight: 75, intoY: 74 });
+    expect(openClipGeometry({ width: 300, height: 101 }, config('longest'), 'longest')).toMatchObject({
+      resizedHeight: 75,
+      intoY: 74,
+    });
   });
 
   it('should fill the padding with fill_color (before normalising) and keep the picture inside', async () => {
     const width = 200;
     const height = 100;
     const pixels = Buffer.alloc(width * height * 3, 0); // black picture
-    const png = await sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
+    const png = await sharp(pixels, { raw: { width, height, channels: 3 } })
+      .png()
+      .toBuffer();
     const out = await preprocessImage(png, config('longest', 255), LIMITS);
     const plane = 224 * 224;
     // Row 0 is padding (white: (1 - 0.5) / 0.5 = 1), the middle row is the black picture ((0 - 0.5) / 0.5 = -1).

@@ -9,7 +9,9 @@ function randomImage(random: () => number, width: number, height: number, smooth
   const data = new Uint8Array(width * height * 3);
   for (let i = 0; i < data.length; i++) {
     // Noise, or a gradient with extremes (0 and 255 runs), which is where the clipping after each pass matters.
-    data[i] = smooth ? Math.max(0, Math.min(255, Math.round(((i / 3) % width) * (255 / width) * 2 - 64 + random() * 8))) : Math.floor(random() * 256);
+    data[i] = smooth
+      ? Math.max(0, Math.min(255, Math.round(((i / 3) % width) * (255 / width) * 2 - 64 + random() * 8)))
+      : Math.floor(random() * 256);
   }
   return { data, width, height };
 }
@@ -17,7 +19,12 @@ function randomImage(random: () => number, width: number, height: number, smooth
 function randomWindow(random: () => number, outWidth: number, outHeight: number): ResizeWindow {
   const width = 1 + Math.floor(random() * outWidth);
   const height = 1 + Math.floor(random() * outHeight);
-  return { left: Math.floor(random() * (outWidth - width + 1)), top: Math.floor(random() * (outHeight - height + 1)), width, height };
+  return {
+    left: Math.floor(random() * (outWidth - width + 1)),
+    top: Math.floor(random() * (outHeight - height + 1)),
+    width,
+    height,
+  };
 }
 
 describe('the SIMD resampling kernels (resample.wat)', () => {
@@ -41,7 +48,10 @@ describe('the SIMD resampling kernels (resample.wat)', () => {
       };
       const outWidth = pick(width);
       const outHeight = pick(height);
-      const window = n % 4 === 0 ? { left: 0, top: 0, width: outWidth, height: outHeight } : randomWindow(random, outWidth, outHeight);
+      const window =
+        n % 4 === 0
+          ? { left: 0, top: 0, width: outWidth, height: outHeight }
+          : randomWindow(random, outWidth, outHeight);
       for (const resample of [1, 2, 3, 4, 5]) {
         const reference = resizeWindow(image, outWidth, outHeight, window, resample, 'js');
         const simd = resizeWindow(image, outWidth, outHeight, window, resample);
@@ -62,7 +72,11 @@ describe('the SIMD resampling kernels (resample.wat)', () => {
     const image = randomImage(random, 1800, 1350, false);
     const window = { left: 37, top: 0, width: 224, height: 224 };
     for (const resample of [1, 3]) {
-      expect(Buffer.from(resizeWindow(image, 298, 224, window, resample)).equals(Buffer.from(resizeWindow(image, 298, 224, window, resample, 'js')))).toBe(true);
+      expect(
+        Buffer.from(resizeWindow(image, 298, 224, window, resample)).equals(
+          Buffer.from(resizeWindow(image, 298, 224, window, resample, 'js')),
+        ),
+      ).toBe(true);
     }
   });
 

@@ -2,7 +2,15 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Batcher } from '../../../../src/clip/runtime/Batcher.js';
 import { AppError, ErrorCode } from '../../../../src/errors.js';
 
-function recordingBatcher(options: Partial<{ maxBatchSize: number; maxWaitMs: number; maxQueued: number; delayMs: number; concurrency: number }> = {}) {
+function recordingBatcher(
+  options: Partial<{
+    maxBatchSize: number;
+    maxWaitMs: number;
+    maxQueued: number;
+    delayMs: number;
+    concurrency: number;
+  }> = {},
+) {
   const batches: number[][] = [];
   const batcher = new Batcher<number, number>({
     name: 'test',
@@ -61,7 +69,12 @@ describe('Batcher', () => {
         throw new Error('the batch failed after two items');
       },
     });
-    const results = [1, 2, 3, 4].map((x) => batcher.add(x).then((v) => ({ ok: v }), (e: Error) => ({ err: e.message })));
+    const results = [1, 2, 3, 4].map((x) =>
+      batcher.add(x).then(
+        (v) => ({ ok: v }),
+        (e: Error) => ({ err: e.message }),
+      ),
+    );
     // The batch's wait ends: the run delivers two items, then waits at the gate.
     await vi.advanceTimersByTimeAsync(5);
     // The two delivered items are answered while the run is still going.
@@ -157,7 +170,10 @@ describe('Batcher', () => {
     const results = await settle(Promise.all([1, 2, 3, 4, 5, 6].map((x) => batcher.add(x))));
     expect(results).toEqual([-1, -2, -3, -4, -5, -6]);
     expect(maxInFlight).toBe(2);
-    expect(batches).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expect(batches).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
   });
 
   describe("with fairShare (a fixed-batch graph's replicas)", () => {
@@ -189,7 +205,12 @@ describe('Batcher', () => {
       const fair = fairBatcher(true);
       const unfair = fairBatcher(false);
       const items = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-      const [a, b] = await settle(Promise.all([Promise.all(items.map((x) => fair.batcher.add(x))), Promise.all(items.map((x) => unfair.batcher.add(x)))]));
+      const [a, b] = await settle(
+        Promise.all([
+          Promise.all(items.map((x) => fair.batcher.add(x))),
+          Promise.all(items.map((x) => unfair.batcher.add(x))),
+        ]),
+      );
       expect(a).toEqual(items.map((x) => x * 10));
       expect(b).toEqual(a);
       // 1 and 2 start the two runners at once; 3–10 wait. The first runner to free up takes half of them, not all 8.
@@ -202,7 +223,16 @@ describe('Batcher', () => {
     it('should fail only the item that breaks a batch while the other runner carries on', async () => {
       const { batcher, maxInFlight } = fairBatcher(true);
       const results = await settle(Promise.allSettled([1, 2, 3, -1, 5, 6, 7, 8].map((x) => batcher.add(x))));
-      expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([10, 20, 30, 'poison', 50, 60, 70, 80]);
+      expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([
+        10,
+        20,
+        30,
+        'poison',
+        50,
+        60,
+        70,
+        80,
+      ]);
       expect(maxInFlight()).toBe(2);
     });
 

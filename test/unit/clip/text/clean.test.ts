@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { basicClean, canonicalizeText, cleanText, fixText, pyStrip, whitespaceClean } from '../../../../src/clip/text/clean.js';
+import {
+  basicClean,
+  canonicalizeText,
+  cleanText,
+  fixText,
+  pyStrip,
+  whitespaceClean,
+} from '../../../../src/clip/text/clean.js';
 
 describe('fixText (the reproduced part of ftfy.fix_text)', () => {
   it('should split Latin ligatures, narrow full-width forms and straighten curly quotes', () => {
@@ -22,7 +29,8 @@ describe('fixText (the reproduced part of ftfy.fix_text)', () => {
   });
 
   it('should keep what ftfy keeps: ZWJ emoji sequences, zero-width space, non-Latin scripts', () => {
-    for (const text of ['🏳️\u200d🌈', 'zero\u200bwidth', 'Привет', '日本語', 'ΣΊΣΥΦΟΣ']) expect(fixText(text)).toBe(text);
+    for (const text of ['🏳️\u200d🌈', 'zero\u200bwidth', 'Привет', '日本語', 'ΣΊΣΥΦΟΣ'])
+      expect(fixText(text)).toBe(text);
   });
 });
 
@@ -42,12 +50,16 @@ describe('basicClean / whitespaceClean / canonicalizeText', () => {
   });
 
   it('should fold exactly as the plain definition does (the regex only skips runs that are already one space)', () => {
-    const plain = (text: string): string => text.replace(/[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/g, ' ').trim();
+    const plain = (text: string): string =>
+      text.replace(/[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/g, ' ').trim();
     const alphabet = [' ', ' ', '\t', '\n', '\u3000', '\x1f', '\x85', '\ufeff', 'a', 'b', '\u200b'];
     let seed = 1;
-    const random = (): number => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    const random = (): number => (seed = (seed * 48271) % 2147483647) / 2147483647;
     for (let i = 0; i < 2000; i++) {
-      const text = Array.from({ length: Math.floor(random() * 12) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+      const text = Array.from(
+        { length: Math.floor(random() * 12) },
+        () => alphabet[Math.floor(random() * alphabet.length)],
+      ).join('');
       // JavaScript's trim() also strips U+FEFF, Python's strip() does not: compare away from the ends.
       expect(whitespaceClean(`x${text}x`)).toBe(plain(`x${text}x`));
     }

@@ -57,8 +57,13 @@ describe.skipIf(sharedAbsent)('xlm-r goldens (SentencePiece 0.1.97 on the shared
   });
 
   it('should match where @huggingface/tokenizers alone (NFKC for Precompiled) does not: the ZWJ emoji sequence', () => {
-    const library = new Tokenizer(JSON.parse(fs.readFileSync(path.join(SHARED_XLMR_DIR, 'tokenizer.json'), 'utf8')), {});
-    const differing = (golden?.cases ?? []).filter((c) => JSON.stringify(library.encode(c.clean).ids) !== JSON.stringify(c.ids));
+    const library = new Tokenizer(
+      JSON.parse(fs.readFileSync(path.join(SHARED_XLMR_DIR, 'tokenizer.json'), 'utf8')),
+      {},
+    );
+    const differing = (golden?.cases ?? []).filter(
+      (c) => JSON.stringify(library.encode(c.clean).ids) !== JSON.stringify(c.ids),
+    );
     // The library maps U+200D to a space; the real charsmap keeps it. If the library is fixed, this list empties.
     expect(differing.map((c) => c.text)).toEqual(['🏳️\u200d🌈 flag']);
   });
@@ -66,7 +71,9 @@ describe.skipIf(sharedAbsent)('xlm-r goldens (SentencePiece 0.1.97 on the shared
   it('should encode 1,000 distinct prompts to distinct ids (timing printed, not asserted)', () => {
     tokenizer.encode('warm up');
     const start = performance.now();
-    const encoded = Array.from({ length: 1000 }, (_, i) => tokenizer.encode(`ein Foto von Ding Nummer ${i}, aus der Ferne gesehen.`));
+    const encoded = Array.from({ length: 1000 }, (_, i) =>
+      tokenizer.encode(`ein Foto von Ding Nummer ${i}, aus der Ferne gesehen.`),
+    );
     console.log(`xlm-r: 1,000 prompts in ${(performance.now() - start).toFixed(1)} ms`);
     expect(new Set(encoded.map((ids) => ids.join(','))).size).toBe(1000);
   });
@@ -82,32 +89,41 @@ describe.skipIf(sharedAbsent)('xlm-r goldens (SentencePiece 0.1.97 on the shared
   });
 });
 
-describe.skipIf(sharedAbsent)('xlm-r against SentencePiece on 3,000 random strings (test/fixtures/xlmr-sentencepiece-random.json)', () => {
-  it('should agree except where Rust tokenizers itself differs from SentencePiece, in the two documented ways', async () => {
-    const fixture = JSON.parse(fs.readFileSync(new URL('../../../fixtures/xlmr-sentencepiece-random.json', import.meta.url), 'utf8')) as {
-      cases: Array<{ text: string; ids: number[] }>;
-    };
-    const tokenizer = (await loadTextTokenizer(SHARED_XLMR_DIR, { contextLength: 77 })) as HfTextTokenizer;
-    const library = new Tokenizer(JSON.parse(fs.readFileSync(path.join(SHARED_XLMR_DIR, 'tokenizer.json'), 'utf8')), {});
-    const kinds = { agree: 0, trailingSpace: 0, combiningMarks: 0, libraryAgrees: 0 };
-    const unexplained: string[] = [];
-    for (const c of fixture.cases) {
-      const ids = [0, ...tokenizer.encodeCleanedBody(c.text), 2];
-      if (JSON.stringify(library.encode(c.text).ids) === JSON.stringify(c.ids)) kinds.libraryAgrees++;
-      if (JSON.stringify(ids) === JSON.stringify(c.ids)) kinds.agree++;
-      // (a) The normaliser turned the text's end into a space (e.g. U+200B): SentencePiece drops it, the Rust
-      // Metaspace keeps a final "▁" (id 4).
-      else if (ids.at(-2) === 4 && JSON.stringify([...ids.slice(0, -2), 2]) === JSON.stringify(c.ids)) kinds.trailingSpace++;
-      // (b) Combining marks: Rust rewrites per grapheme cluster (see precompiled.ts), SentencePiece by longest match.
-      // eslint-disable-next-line no-misleading-character-class -- the class is a list of combining-mark ranges, on purpose
-      else if (/[\u0300-\u036f\u0900-\u097f\u0e31-\u0e4e\u20d0-\u20ff]/.test(c.text)) kinds.combiningMarks++;
-      else unexplained.push(c.text);
-    }
-    console.log(`xlm-r vs SentencePiece on ${fixture.cases.length} random strings: ${JSON.stringify(kinds)}`);
-    expect(unexplained).toEqual([]);
-    expect(kinds).toEqual({ agree: 2974, trailingSpace: 12, combiningMarks: 14, libraryAgrees: 2833 });
-  });
-});
+describe.skipIf(sharedAbsent)(
+  'xlm-r against SentencePiece on 3,000 random strings (test/fixtures/xlmr-sentencepiece-random.json)',
+  () => {
+    it('should agree except where Rust tokenizers itself differs from SentencePiece, in the two documented ways', async () => {
+      const fixture = JSON.parse(
+        fs.readFileSync(new URL('../../../fixtures/xlmr-sentencepiece-random.json', import.meta.url), 'utf8'),
+      ) as {
+        cases: Array<{ text: string; ids: number[] }>;
+      };
+      const tokenizer = (await loadTextTokenizer(SHARED_XLMR_DIR, { contextLength: 77 })) as HfTextTokenizer;
+      const library = new Tokenizer(
+        JSON.parse(fs.readFileSync(path.join(SHARED_XLMR_DIR, 'tokenizer.json'), 'utf8')),
+        {},
+      );
+      const kinds = { agree: 0, trailingSpace: 0, combiningMarks: 0, libraryAgrees: 0 };
+      const unexplained: string[] = [];
+      for (const c of fixture.cases) {
+        const ids = [0, ...tokenizer.encodeCleanedBody(c.text), 2];
+        if (JSON.stringify(library.encode(c.text).ids) === JSON.stringify(c.ids)) kinds.libraryAgrees++;
+        if (JSON.stringify(ids) === JSON.stringify(c.ids)) kinds.agree++;
+        // (a) The normaliser turned the text's end into a space (e.g. U+200B): SentencePiece drops it, the Rust
+        // Metaspace keeps a final "▁" (id 4).
+        else if (ids.at(-2) === 4 && JSON.stringify([...ids.slice(0, -2), 2]) === JSON.stringify(c.ids))
+          kinds.trailingSpace++;
+        // (b) Combining marks: Rust rewrites per grapheme cluster (see precompiled.ts), SentencePiece by longest match.
+        // eslint-disable-next-line no-misleading-character-class -- the class is a list of combining-mark ranges, on purpose
+        else if (/[\u0300-\u036f\u0900-\u097f\u0e31-\u0e4e\u20d0-\u20ff]/.test(c.text)) kinds.combiningMarks++;
+        else unexplained.push(c.text);
+      }
+      console.log(`xlm-r vs SentencePiece on ${fixture.cases.length} random strings: ${JSON.stringify(kinds)}`);
+      expect(unexplained).toEqual([]);
+      expect(kinds).toEqual({ agree: 2974, trailingSpace: 12, combiningMarks: 14, libraryAgrees: 2833 });
+    });
+  },
+);
 
 describe('xlm-r family rules (generated XLM-R-format tokenizer)', () => {
   let dir: string;
@@ -135,7 +151,12 @@ describe('xlm-r family rules (generated XLM-R-format tokenizer)', () => {
     const words = Array.from({ length: 200 }, (_, i) => ['dog', 'cat', 'tree', 'house'][i % 4]).join(' ');
     for (const contextLength of [77, 16, 3]) {
       const short = HfTextTokenizer.fromFiles(
-        { dir, tokenizer: JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')), config: { pad_token: '<pad>' }, specialTokensMap: undefined },
+        {
+          dir,
+          tokenizer: JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')),
+          config: { pad_token: '<pad>' },
+          specialTokensMap: undefined,
+        },
         { contextLength },
       );
       const ids = short.encode(words);
@@ -231,7 +252,11 @@ describe('siglip family rules (generated Gemma-format tokenizer, as timm/ViT-B-1
     const ids = tokenizer.encode('a photo of a cat');
     expect(ids.at(-1)).toBe(1);
     expect(ids).not.toContain(2);
-    expect(padIds(ids, 64, tokenizer.padId).slice(ids.length).every((id) => id === 0)).toBe(true);
+    expect(
+      padIds(ids, 64, tokenizer.padId)
+        .slice(ids.length)
+        .every((id) => id === 0),
+    ).toBe(true);
   });
 
   it('should canonicalize, fall back to UTF-8 byte tokens for unknown characters, and truncate keeping <eos>', () => {
@@ -251,7 +276,9 @@ describe('nllb family rules (generated NLLB-format tokenizer, as immich nllb-cli
     const dir = tempDir();
     await writeTokenizerFiles(dir, 'nllb', { contextLength: 77 });
     tokenizer = await loadTextTokenizer(dir, { contextLength: 77 });
-    const json = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as { added_tokens: Array<{ id: number; content: string }> };
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as {
+      added_tokens: Array<{ id: number; content: string }>;
+    };
     engLatn = json.added_tokens.find((t) => t.content === 'eng_Latn')?.id ?? -1;
   });
 

@@ -35,7 +35,9 @@ describe('PrecompiledCharsmap (generated charsmap)', () => {
   it('should refuse blobs that are not charsmaps, saying what is wrong', () => {
     expect(() => PrecompiledCharsmap.fromBase64('not base64!')).toThrow(/base64/);
     expect(() => PrecompiledCharsmap.fromBase64('AAA=')).toThrow(/at least 4 bytes/);
-    expect(() => PrecompiledCharsmap.fromBase64(Buffer.from([0xff, 0, 0, 0, 1, 2]).toString('base64'))).toThrow(/trie size/);
+    expect(() => PrecompiledCharsmap.fromBase64(Buffer.from([0xff, 0, 0, 0, 1, 2]).toString('base64'))).toThrow(
+      /trie size/,
+    );
     const badUtf8 = Buffer.from([4, 0, 0, 0, 0, 0, 0, 0, 0xff, 0]);
     expect(() => PrecompiledCharsmap.fromBase64(badUtf8.toString('base64'))).toThrow(/UTF-8/);
   });
@@ -48,31 +50,39 @@ describe('PrecompiledCharsmap (generated charsmap)', () => {
   });
 });
 
-describe.skipIf(sharedAbsent)('PrecompiledCharsmap (the real nmt_nfkc charsmap of the shared XLM-R-format model)', () => {
-  // Read in beforeAll, not while collecting: a skipped suite's body still runs, and the file is absent then.
-  let charsmap: PrecompiledCharsmap;
-  beforeAll(() => {
-    const json = JSON.parse(fs.readFileSync(SHARED_TOKENIZER, 'utf8')) as { normalizer: { normalizers: Array<{ precompiled_charsmap?: string }> } };
-    charsmap = PrecompiledCharsmap.fromBase64(json.normalizer.normalizers[0]?.precompiled_charsmap ?? '');
-  });
+describe.skipIf(sharedAbsent)(
+  'PrecompiledCharsmap (the real nmt_nfkc charsmap of the shared XLM-R-format model)',
+  () => {
+    // Read in beforeAll, not while collecting: a skipped suite's body still runs, and the file is absent then.
+    let charsmap: PrecompiledCharsmap;
+    beforeAll(() => {
+      const json = JSON.parse(fs.readFileSync(SHARED_TOKENIZER, 'utf8')) as {
+        normalizer: { normalizers: Array<{ precompiled_charsmap?: string }> };
+      };
+      charsmap = PrecompiledCharsmap.fromBase64(json.normalizer.normalizers[0]?.precompiled_charsmap ?? '');
+    });
 
-  it('should apply nmt_nfkc: NFKC, controls removed, odd spaces to a space, U+200D and U+FE0F kept', () => {
-    expect(charsmap.normalize('ﬁ ½ ＦＵＬＬ ①')).toBe('fi 1⁄2 FULL 1');
-    expect(charsmap.normalize('a\u0007b\u200bc\u00a0d')).toBe('ab c d');
-    expect(charsmap.normalize('🏳️\u200d🌈')).toBe('🏳️\u200d🌈');
-    // The library's NFKC approximation turns U+200D into a space: the one golden case it misses.
-    expect(charsmap.transform('\u200d')).toBeNull();
-  });
+    it('should apply nmt_nfkc: NFKC, controls removed, odd spaces to a space, U+200D and U+FE0F kept', () => {
+      expect(charsmap.normalize('ﬁ ½ ＦＵＬＬ ①')).toBe('fi 1⁄2 FULL 1');
+      expect(charsmap.normalize('a\u0007b\u200bc\u00a0d')).toBe('ab c d');
+      expect(charsmap.normalize('🏳️\u200d🌈')).toBe('🏳️\u200d🌈');
+      // The library's NFKC approximation turns U+200D into a space: the one golden case it misses.
+      expect(charsmap.transform('\u200d')).toBeNull();
+    });
 
-  it('should give the same text with and without the ASCII fast path', () => {
-    const fixture = JSON.parse(fs.readFileSync(new URL('../../../fixtures/xlmr-sentencepiece-random.json', import.meta.url), 'utf8')) as { cases: Array<{ text: string }> };
-    const tricky = ['a\r\nb', '\r', 'x\u0600a b', 'e\u0301e', 'A\u030a\u0301', 'ab\u200d🐱', '\u0001a\u0002', '']; // CR LF, Prepend + ASCII, combining marks
-    for (const text of [...tricky, ...fixture.cases.map((c) => c.text)]) expect(charsmap.normalize(text)).toBe(charsmap.normalizeEveryCluster(text));
-  });
+    it('should give the same text with and without the ASCII fast path', () => {
+      const fixture = JSON.parse(
+        fs.readFileSync(new URL('../../../fixtures/xlmr-sentencepiece-random.json', import.meta.url), 'utf8'),
+      ) as { cases: Array<{ text: string }> };
+      const tricky = ['a\r\nb', '\r', 'x\u0600a b', 'e\u0301e', 'A\u030a\u0301', 'ab\u200d🐱', '\u0001a\u0002', '']; // CR LF, Prepend + ASCII, combining marks
+      for (const text of [...tricky, ...fixture.cases.map((c) => c.text)])
+        expect(charsmap.normalize(text)).toBe(charsmap.normalizeEveryCluster(text));
+    });
 
-  it('should agree with the generator rules wherever the generator has one', () => {
-    const rules = nmtNfkcRules();
-    const differing = [...rules].filter(([key, value]) => (charsmap.normalize(key)) !== value).map(([key]) => key);
-    expect(differing).toEqual([]);
-  });
-});
+    it('should agree with the generator rules wherever the generator has one', () => {
+      const rules = nmtNfkcRules();
+      const differing = [...rules].filter(([key, value]) => charsmap.normalize(key) !== value).map(([key]) => key);
+      expect(differing).toEqual([]);
+    });
+  },
+);

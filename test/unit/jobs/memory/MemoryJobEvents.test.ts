@@ -3,7 +3,18 @@ import { MemoryJobEvents } from '../../../../src/jobs/memory/MemoryJobEvents.js'
 import type { Job } from '../../../../src/jobs/types.js';
 
 const job: Job = {
-  id: 'a', owner: null, status: 'queued', task: 'classification', model: 'm', classes: ['x'], texts: [], imageCount: 1, batched: false, createdAt: new Date(), expiresAt: new Date(), version: 0,
+  id: 'a',
+  owner: null,
+  status: 'queued',
+  task: 'classification',
+  model: 'm',
+  classes: ['x'],
+  texts: [],
+  imageCount: 1,
+  batched: false,
+  createdAt: new Date(),
+  expiresAt: new Date(),
+  version: 0,
 };
 
 describe('MemoryJobEvents', () => {

@@ -5,9 +5,28 @@ import type { Job } from '../../../../src/jobs/types.js';
 
 function makeJob(id: string, ttlMs = 60_000, status: Job['status'] = 'queued'): Job {
   const createdAt = new Date();
-  const base = { id, owner: null, task: 'classification' as const, model: 'm', classes: ['a'], texts: [], imageCount: 1, batched: false, createdAt, expiresAt: new Date(createdAt.getTime() + ttlMs), version: 0 };
+  const base = {
+    id,
+    owner: null,
+    task: 'classification' as const,
+    model: 'm',
+    classes: ['a'],
+    texts: [],
+    imageCount: 1,
+    batched: false,
+    createdAt,
+    expiresAt: new Date(createdAt.getTime() + ttlMs),
+    version: 0,
+  };
   if (status === 'complete') {
-    return { ...base, version: 1, status, startedAt: createdAt, finishedAt: createdAt, result: { task: 'classification', images: [{ probabilities: [1] }] } };
+    return {
+      ...base,
+      version: 1,
+      status,
+      startedAt: createdAt,
+      finishedAt: createdAt,
+      result: { task: 'classification', images: [{ probabilities: [1] }] },
+    };
   }
   return { ...base, status: 'queued' };
 }
@@ -77,7 +96,11 @@ describe('MemoryJobStore', () => {
     expect(page3.hasNextPage).toBe(false);
     // A cursor stays valid when the job it points at is gone.
     await store.delete('j1');
-    expect((await store.list({ first: 10, after: page1.endCursor ?? undefined })).jobs.map((job) => job.id)).toEqual(['j2', 'j3', 'j4']);
+    expect((await store.list({ first: 10, after: page1.endCursor ?? undefined })).jobs.map((job) => job.id)).toEqual([
+      'j2',
+      'j3',
+      'j4',
+    ]);
     const queued = await store.list({ first: 10, status: 'queued' });
     expect(queued.jobs.map((job) => job.id)).toEqual(['j0', 'j2', 'j4']);
     const empty = await store.list({ first: 10, status: 'failed' });
