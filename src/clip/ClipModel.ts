@@ -327,6 +327,12 @@ export class ClipModel {
     await releaseGraphs(this.#graphs);
   }
 
+  /** Runs queued work now instead of waiting for fuller batches (see Batcher.hurry): the model is being stopped. */
+  hurry(): void {
+    this.#imageBatcher.hurry();
+    this.#textBatcher.hurry();
+  }
+
   /** Finishes queued work, then releases the ONNX sessions. */
   async stop(): Promise<void> {
     await Promise.all([this.#imageBatcher.stop(), this.#textBatcher.stop()]);

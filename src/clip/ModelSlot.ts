@@ -197,6 +197,8 @@ export class ModelSlot {
         case 'running': {
           const { model } = state;
           const stopped = (async () => {
+            // The inference in flight may wait in a batch for up to MAX_BATCH_WAIT_MS: it runs now.
+            model.hurry();
             await this.#whenIdle();
             await model.stop();
             this.#state = { phase: 'stopped' };

@@ -47,6 +47,7 @@ export class Batcher<I, O> {
   readonly #concurrency: number;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
+  #hurried = false;
 
   constructor(options: BatcherOptions<I, O>) {
     for (const key of ['maxBatchSize', 'maxQueued'] as const) {
@@ -97,6 +98,15 @@ export class Batcher<I, O> {
     });
   }
 
+  /**
+   * Stops waiting for batches to fill: what is queued is dispatched now, and what comes later as soon as a runner is
+   * free. A model being stopped calls it so that the work it waits for is not held back by the batch wait.
+   */
+  hurry(): void {
+    this.#hurried = true;
+    if (this.#queue.length > 0) this.#dispatch();
+  }
+
   /** Refuses new items and waits until everything queued has run. Idempotent. */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -126,7 +136,7 @@ export class Batcher<I, O> {
 
   #schedule(): void {
     if (this.#running.size >= this.#concurrency) return; // a running batch dispatches the next when it ends
-    if (this.#queue.length >= this.#options.maxBatchSize || this.#options.maxWaitMs === 0) {
+    if (this.#queue.length >= this.#options.maxBatchSize || this.#options.maxWaitMs === 0 || this.#hurried) {
       this.#dispatch();
       return;
     }

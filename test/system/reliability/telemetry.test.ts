@@ -162,7 +162,7 @@ describe('ONNX Runtime telemetry', () => {
     const home = await emptyHome();
     const { ORT_DISABLE_TELEMETRY: _inherited, ...env } = processEnv({ HOME: home });
     const vitest = path.join(REPO_ROOT, 'node_modules', 'vitest', 'vitest.mjs');
-    await execFileAsync(process.execPath, [vitest, 'run', 'test/unit/clip/runtime/onnx.test.ts'], {
+    await execFileAsync(process.execPath, [vitest, 'run', 'test/integration/clip/runtime/onnx.test.ts'], {
       cwd: REPO_ROOT,
       env: { ...env, NODE_ENV: 'test' },
     });

@@ -135,6 +135,18 @@ describe('Batcher', () => {
     await expect(batcher.add(1)).rejects.toMatchObject({ code: ErrorCode.ShuttingDown });
   });
 
+  it('should run what waits at once when hurried, and later items without the batch wait, still taking new work', async () => {
+    const { batcher, batches } = recordingBatcher({ maxWaitMs: 60_000 });
+    const first = batcher.add(1);
+    await Promise.resolve();
+    expect(batches).toEqual([]);
+    batcher.hurry();
+    expect(await first).toBe(2);
+    // No timer was fired: the later item runs as soon as it is added.
+    expect(await batcher.add(3)).toBe(6);
+    expect(batches).toEqual([[1], [3]]);
+  });
+
   it('should reject queued items on abort but let the running batch finish', async () => {
     const { batcher, batches } = recordingBatcher({ maxBatchSize: 1, delayMs: 30 });
     const running = batcher.add(1);
