@@ -58,11 +58,14 @@ afterAll(() => {
   for (const child of children) child.kill('SIGKILL');
 });
 
-/** The environment every test process gets: the tiny model, any free port, offline, quick batching. */
-export function processEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+/**
+ * The environment every test process gets: the tiny model, any free port, offline, quick batching. An override whose
+ * value is `undefined` removes that variable.
+ */
+export function processEnv(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   // vitest's own opt-out (vitest.config.ts) is not inherited: the server must turn ONNX Runtime's telemetry off itself.
   const { ORT_DISABLE_TELEMETRY: _vitestOptOut, ...inherited } = process.env;
-  return {
+  const env: NodeJS.ProcessEnv = {
     ...inherited,
     // As users run it: vitest sets NODE_ENV=test, under which Apollo (for one) behaves differently on SIGTERM.
     NODE_ENV: 'production',
@@ -76,10 +79,16 @@ export function processEnv(overrides: Record<string, string> = {}): NodeJS.Proce
     PREPROCESS_CONCURRENCY: '1',
     ...overrides,
   };
+  return Object.fromEntries(
+    Object.entries(env).filter(([name]) => !(name in overrides && overrides[name] === undefined)),
+  );
 }
 
 /** Spawns the built server (`args`: node's arguments, the entry point first); does not wait for it (see `untilReady`). */
-export function spawnServer(env: Record<string, string> = {}, args: readonly string[] = [MAIN_JS]): ProcessServer {
+export function spawnServer(
+  env: Record<string, string | undefined> = {},
+  args: readonly string[] = [MAIN_JS],
+): ProcessServer {
   const child = spawn(process.execPath, [...args], {
     cwd: REPO_ROOT,
     env: processEnv(env),

@@ -101,10 +101,35 @@ async function stopGracefully(server: ProcessServer): Promise<void> {
   expect(await server.exited).toBe(0);
 }
 
+/**
+ * ONNX Runtime records nothing when the environment says it runs under CI (its Linux build checks CI, GITHUB_ACTIONS,
+ * TF_BUILD and the like), so every process here runs without them: the tests must see what a user's machine sees,
+ * on CI too.
+ */
+const CI_MARKERS = [
+  'CI',
+  'GITHUB_ACTIONS',
+  'TF_BUILD',
+  'GITLAB_CI',
+  'CIRCLECI',
+  'TRAVIS',
+  'JENKINS_URL',
+  'CODEBUILD_BUILD_ID',
+  'BUILDKITE',
+  'TEAMCITY_VERSION',
+  'APPVEYOR',
+  'BITBUCKET_BUILD_NUMBER',
+];
+const OUTSIDE_CI: Record<string, undefined> = Object.fromEntries(CI_MARKERS.map((name) => [name, undefined]));
+
+function withoutCiMarkers(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !CI_MARKERS.includes(name)));
+}
+
 describe('ONNX Runtime telemetry', () => {
   it('should queue no event from a server (ROLE=all) that ran a job', async () => {
     const home = await emptyHome();
-    const server = await startProcessServer({ HOME: home });
+    const server = await startProcessServer({ HOME: home, ...OUTSIDE_CI });
     await classifyOnce(server);
     await stopGracefully(server);
     expect(queuedEvents(home)).toBe(0);
@@ -114,7 +139,7 @@ describe('ONNX Runtime telemetry', () => {
 
   it('should queue events when ORT_TELEMETRY=true opts in', async () => {
     const home = await emptyHome();
-    const server = await startProcessServer({ HOME: home, ORT_TELEMETRY: 'true' });
+    const server = await startProcessServer({ HOME: home, ORT_TELEMETRY: 'true', ...OUTSIDE_CI });
     await classifyOnce(server);
     await stopGracefully(server);
     expect(queuedEvents(home)).toBeGreaterThan(0);
@@ -122,7 +147,7 @@ describe('ONNX Runtime telemetry', () => {
 
   it('should queue no event from the child process that measures a SigLIP scale', async () => {
     const home = await emptyHome();
-    const server = await startProcessServer({ HOME: home, CLIP_MODEL: HF_SIGLIP_TEST_MODEL_DIR });
+    const server = await startProcessServer({ HOME: home, CLIP_MODEL: HF_SIGLIP_TEST_MODEL_DIR, ...OUTSIDE_CI });
     await stopGracefully(server);
     expect(queuedEvents(home)).toBe(0);
   });
@@ -131,7 +156,7 @@ describe('ONNX Runtime telemetry', () => {
     const home = await emptyHome();
     const redis = await startRedisServer();
     try {
-      const env = { HOME: home, REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'telemetry-test' };
+      const env = { HOME: home, REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'telemetry-test', ...OUTSIDE_CI };
       const [api, worker] = await Promise.all([
         startProcessServer({ ...env, ROLE: 'api' }),
         startProcessServer({ ...env, ROLE: 'worker' }),
@@ -153,7 +178,7 @@ describe('ONNX Runtime telemetry', () => {
     const script = `await import(${JSON.stringify(hook)}); const ort = await import('onnxruntime-node'); await ort.InferenceSession.create(${JSON.stringify(model)});`;
     await execFileAsync(process.execPath, ['--input-type=module', '-e', script], {
       cwd: REPO_ROOT,
-      env: { ...env, HOME: home },
+      env: withoutCiMarkers({ ...env, HOME: home }),
     });
     expect(queuedEvents(home)).toBe(0);
   });
@@ -164,7 +189,7 @@ describe('ONNX Runtime telemetry', () => {
     const vitest = path.join(REPO_ROOT, 'node_modules', 'vitest', 'vitest.mjs');
     await execFileAsync(process.execPath, [vitest, 'run', 'test/integration/clip/runtime/onnx.test.ts'], {
       cwd: REPO_ROOT,
-      env: { ...env, NODE_ENV: 'test' },
+      env: withoutCiMarkers({ ...env, NODE_ENV: 'test' }),
     });
     expect(queuedEvents(home)).toBe(0);
   }, 240_000);
