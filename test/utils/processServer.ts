@@ -49,7 +49,10 @@ export interface ProcessServer {
   logs: ProcessLogLine[];
   /** Everything written to stdout that was not a log line, and everything on stderr. */
   output(): string;
-  /** Resolves with the exit code (null when killed by a signal). */
+  /**
+   * Resolves with the exit code (null when killed by a signal) once stdout and stderr are closed too, so `logs` and
+   * `output()` then hold everything the process wrote ('exit' can come before the last lines are read).
+   */
   exited: Promise<number | null>;
 }
 
@@ -108,7 +111,7 @@ export function spawnServer(
     other += chunk.toString();
   });
   const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
+    child.once('close', (code) => {
       children.delete(child);
       resolve(code);
     });
