@@ -30,9 +30,9 @@ export interface HubClientOptions {
   fetch?: typeof fetch;
   /** Aborts this call; a download shared with another caller goes on while anyone still waits for it. */
   signal?: AbortSignal;
-  /** Retries of a file after a network failure, an interrupted body or a 5xx, each resuming. Default 3. */
+  /** Retries of a file after a network failure, an interrupted body or a 5xx, each resuming. Default DOWNLOAD_RETRIES. */
   maxRetries?: number;
-  /** Pause before retry n is n × this. Default 1000 ms. */
+  /** Pause before retry n is n × this. Default RETRY_DELAY_MS. */
   retryDelayMs?: number;
 }
 
