@@ -11,7 +11,7 @@ import { findCatalogueEntry, normaliseModelName, resolveModelSource } from './ca
 import { ClipModel } from './ClipModel.js';
 import { parseModelOptions, type LoadPolicy } from '../config.js';
 import { ModelSlot } from './ModelSlot.js';
-import { fetchModelFiles } from './hub/fetchModel.js';
+import { fetchModelFiles } from './hub/index.js';
 import { decodeImageString, inspectImage } from './image/imageInput.js';
 import type { GraphOptimizationLevel } from './runtime/onnx.js';
 import type { ExecutionProvider } from './runtime/executionProviders.js';
@@ -207,7 +207,7 @@ export class ClipService {
           : await fetchModelFiles(source, precision, {
               ...hub,
               logger,
-              withCombined: scaleKnown ? false : 'for-siglip',
+              withScaleFiles: scaleKnown ? 'never' : 'when-needed',
             });
       onLoading();
       const model = await ClipModel.load({

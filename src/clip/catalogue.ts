@@ -223,7 +223,7 @@ export function findCatalogueEntry(nameOrRepo: string): CatalogueEntry | undefin
 // One part of a hub id: what huggingface_hub's validate_repo_id accepts (word chars, '-', '.'; at most 96;
 // starting and ending with a word char); '--' and '..' are refused separately.
 const REPO_PART = /^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?$/;
-// A branch, tag, commit sha or `refs/pr/N`. Slashes are allowed (hub/fetchModel.ts encodes them), '..' and empty segments are not.
+// A branch, tag, commit sha or `refs/pr/N`. Slashes are allowed (the hub encodes them in URLs and cache paths), '..' and empty segments are not.
 const REVISION = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
 
 /** True for `owner/name` ids that are safe to put into a URL path and a cache directory name. */

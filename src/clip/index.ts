@@ -11,8 +11,8 @@ export {
 } from './runtime/executionProviders.js';
 export type { ExecutionProvider, ProviderFailureReason } from './runtime/executionProviders.js';
 export { onnxCpuSeconds, onnxThreadCount, onnxThreadCpu } from './runtime/threadCpu.js';
-export { HubError } from './hub/fetchModel.js';
-export type { HubErrorReason } from './hub/fetchModel.js';
+export { HubError } from './hub/index.js';
+export type { HubErrorReason } from './hub/index.js';
 export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE, PROMPT_CONFIG_KEYS } from './types.js';
 export { VERBATIM_TEMPLATE } from './embeddings.js';
 export type { LayoutName } from './layouts/index.js';

@@ -7,10 +7,12 @@ export interface FileProgress {
   done(): void;
 }
 
+/** How often a download without a bar logs how far it is. */
 const LOG_EVERY_MS = 10_000;
+/** Files smaller than this download too quickly to be worth watching. */
 const SMALL_FILE_BYTES = 1024 * 1024;
 
-/** One cli-progress bar per file of 1 MiB or more on stderr, or (no bar) a log line at its start and every 10 s. */
+/** One cli-progress bar per file of SMALL_FILE_BYTES or more on stderr, or (no bar) a log line at its start and every LOG_EVERY_MS. */
 export class ProgressReporter {
   #multibar: cliProgress.MultiBar | undefined;
 

@@ -7,12 +7,15 @@ import path from 'node:path';
 import { setTimeout } from 'node:timers/promises';
 import type { Logger } from '../../logger.js';
 
-const LOCK_POLL_MS = 250;
-
 /**
- * Runs `fn` holding `{file}.lock` (created exclusively, our pid inside), so two processes never append to one
- * `.incomplete`. A lock whose pid is gone is stale and taken over.
+ * How often a held lock is looked at again. Another process's lock file gives no event to await (file watching is
+ * unreliable on network and container filesystems), so waiting for it is polling.
  */
+const LOCK_POLL_MS = 250;
+/** A lock file without a readable pid is being written right now, unless it is older than this. */
+const UNREADABLE_LOCK_STALE_MS = 10_000;
+
+/** Runs `fn` holding the lock at `lockPath`, waiting while another live process holds it. */
 export async function withFileLock<T>(
   lockPath: string,
   signal: AbortSignal,
@@ -52,7 +55,7 @@ async function isStaleLock(lockPath: string): Promise<boolean> {
   if (!Number.isInteger(pid) || pid <= 0) {
     // Being written right now, or garbage: stale only once it is old.
     const stat = await fs.stat(lockPath).catch(() => undefined);
-    return stat !== undefined && Date.now() - stat.mtimeMs > 10_000;
+    return stat !== undefined && Date.now() - stat.mtimeMs > UNREADABLE_LOCK_STALE_MS;
   }
   try {
     process.kill(pid, 0);

@@ -1,5 +1,6 @@
 /**
- * Which files a CLIP ONNX export needs, and the parse boundary for its JSON: `config.json` and
+ * The Hugging Face CLIP layout: which files a CLIP ONNX export needs (from a directory and from a hub repo: `hfClipLayout`,
+ * its declaration for the registry), and the parse boundary for its JSON: `config.json` and
  * `preprocessor_config.json` arrive in snake_case (in the variants real hub repos have) and leave as the
  * camelCase types of types.ts, with CLIP's defaults filled in. Nothing deeper ever reads the raw JSON.
  *
@@ -13,8 +14,9 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AppError, ErrorCode } from '../../errors.js';
 import type { ClipModelConfig, Precision, PreprocessorConfig } from '../types.js';
+import { FieldReader, isRecord, modelFileError, readJsonFile } from './jsonFields.js';
+import type { FilePlan, FileSet, LayoutModule, RepoListing } from './layoutModule.js';
 import type { GraphFiles, ModelSpec } from './modelSpec.js';
 
 /** Which graphs a model directory is run from: the two towers, or the combined `onnx/model*.onnx`. */
@@ -47,7 +49,7 @@ export function combinedModelFile(precision: Precision): string {
   return `onnx/model${precisionSuffix(precision)}.onnx`;
 }
 
-/** The JSON files every layout needs. */
+/** The JSON files every model in this layout needs. */
 export const CONFIG_FILES: readonly string[] = Object.freeze([CONFIG_FILE, PREPROCESSOR_CONFIG_FILE, TOKENIZER_FILE]);
 
 /** Every file a model needs in a layout, relative to its directory (`/`-separated, as on the hub). */
@@ -167,24 +169,6 @@ export async function loadModelFiles(
   );
 }
 
-/** Reads and parses a JSON file; any failure becomes an error naming the file and why. */
-export async function readJsonFile(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file is missing' : `cannot read it (${code ?? String(error)})`;
-    throw modelFileError(`${file}: ${why}`, error);
-  }
-  if (text.trim() === '') throw modelFileError(`${file} is empty: a truncated download? Delete it and retry`);
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw modelFileError(`${file} is not valid JSON (truncated or corrupt?): ${(error as Error).message}`, error);
-  }
-}
-
 // --- config.json -------------------------------------------------------------------------------------------
 
 /** CLIPConfig's defaults (transformers), used when a field is absent. */
@@ -243,132 +227,9 @@ export function parsePreprocessorConfig(json: unknown, file: string = PREPROCESS
   };
 }
 
-// --- helpers -----------------------------------------------------------------------------------------------
-
-type JsonObject = Record<string, unknown>;
-
-function isRecord(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-export function modelFileError(message: string, cause?: unknown): AppError {
-  return new AppError(ErrorCode.ModelUnavailable, message, cause === undefined ? {} : { cause });
-}
-
 async function fileSize(file: string): Promise<number | undefined> {
   const stat = await fs.stat(file).catch(() => undefined);
   return stat?.isFile() === true ? stat.size : undefined;
-}
-
-/**
- * Typed reads of optional fields. Absent (or null) → undefined, present but wrong → an error worded
- * `invalid FILE: "field" expected X, but got Y`.
- */
-export class FieldReader {
-  readonly root: JsonObject;
-
-  constructor(
-    json: unknown,
-    private readonly file: string,
-  ) {
-    if (!isRecord(json)) throw modelFileError(`invalid ${file}: expected a JSON object, but got ${describe(json)}`);
-    this.root = json;
-  }
-
-  section(key: string): JsonObject | undefined {
-    const value = this.root[key];
-    if (value === undefined || value === null) return undefined;
-    if (!isRecord(value)) throw this.fail(key, 'an object', value);
-    return value;
-  }
-
-  bool(obj: JsonObject, key: string): boolean | undefined {
-    const value = obj[key];
-    if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'boolean') throw this.fail(key, 'true or false', value);
-    return value;
-  }
-
-  finiteNumber(obj: JsonObject | undefined, key: string, prefix = ''): number | undefined {
-    const value = obj?.[key];
-    if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'number' || !Number.isFinite(value)) throw this.fail(prefix + key, 'a number', value);
-    return value;
-  }
-
-  positiveNumber(obj: JsonObject, key: string): number | undefined {
-    const value = this.finiteNumber(obj, key);
-    if (value !== undefined && value <= 0) throw this.fail(key, 'a positive number', value);
-    return value;
-  }
-
-  positiveInt(obj: JsonObject | undefined, key: string, prefix = ''): number | undefined {
-    const value = obj?.[key];
-    if (value === undefined || value === null) return undefined;
-    if (!isPositiveInt(value)) throw this.fail(prefix + key, 'a positive integer', value);
-    return value;
-  }
-
-  nonNegativeInt(obj: JsonObject, key: string): number | undefined {
-    const value = obj[key];
-    if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw this.fail(key, 'a non-negative integer', value);
-    }
-    return value;
-  }
-
-  /** `size`: a number, `{shortest_edge}` or `{height, width}`. */
-  shortestEdge(obj: JsonObject, key: string): number | undefined {
-    const value = obj[key];
-    if (value === undefined || value === null) return undefined;
-    if (isPositiveInt(value)) return value;
-    if (isRecord(value)) {
-      if (isPositiveInt(value['shortest_edge'])) return value['shortest_edge'];
-      if (isPositiveInt(value['height']) && isPositiveInt(value['width'])) {
-        return Math.min(value['height'], value['width']);
-      }
-    }
-    throw this.fail(key, 'a positive integer, {"shortest_edge": n} or {"height": h, "width": w}', value);
-  }
-
-  /** `crop_size`: a number or `{height, width}`. */
-  size(obj: JsonObject, key: string): { height: number; width: number } | undefined {
-    const value = obj[key];
-    if (value === undefined || value === null) return undefined;
-    if (isPositiveInt(value)) return { height: value, width: value };
-    if (isRecord(value) && isPositiveInt(value['height']) && isPositiveInt(value['width'])) {
-      return { height: value['height'], width: value['width'] };
-    }
-    throw this.fail(key, 'a positive integer or {"height": h, "width": w}', value);
-  }
-
-  /** `image_mean`/`image_std`: three numbers, or one number (or a one-element list) meaning all three channels. */
-  triple(obj: JsonObject, key: string, positive: boolean): [number, number, number] | undefined {
-    const value = obj[key];
-    if (value === undefined || value === null) return undefined;
-    const list = typeof value === 'number' ? [value] : value;
-    const ok = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && (!positive || v > 0);
-    if (Array.isArray(list) && (list.length === 1 || list.length === 3) && list.every(ok)) {
-      const [a, b = a, c = a] = list;
-      return [a as number, b as number, c as number];
-    }
-    throw this.fail(key, `three ${positive ? 'positive ' : ''}numbers (one per RGB channel)`, value);
-  }
-
-  private fail(field: string, expected: string, got: unknown): AppError {
-    return modelFileError(`invalid ${this.file}: "${field}" expected ${expected}, but got ${describe(got)}`);
-  }
-}
-
-function isPositiveInt(value: unknown): value is number {
-  return typeof value === 'number' && Number.isInteger(value) && value > 0;
-}
-
-function describe(value: unknown): string {
-  const text = JSON.stringify(value);
-  if (text === undefined) return String(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 // --- the model description ---------------------------------------------------------------------------------
@@ -415,3 +276,55 @@ export async function loadHfClipSpec(dir: string, precision: Precision): Promise
     architecture: undefined,
   };
 }
+
+// --- the files from a hub repo -----------------------------------------------------------------------------
+
+/** The two ways a Hugging Face-layout model runs at a precision, best first. */
+function hfFileSets(precision: Precision): readonly [FileSet, FileSet] {
+  return [
+    { label: 'the two towers', required: requiredFiles(precision, 'towers'), optional: OPTIONAL_MODEL_FILES },
+    { label: 'the combined graph', required: requiredFiles(precision, 'combined'), optional: OPTIONAL_MODEL_FILES },
+  ];
+}
+
+/**
+ * What a Hugging Face-layout model (CLIP's or SigLIP's: the same files) needs from a repo: the configs, the tokenizer
+ * and the two towers, or, when the listing has no towers at that precision, the combined graph. A listing with
+ * neither is refused before any download, naming the graphs it has.
+ */
+export function hfFilePlan(precision: Precision, listing: RepoListing | undefined): FilePlan {
+  const [towerSet, combinedSet] = hfFileSets(precision);
+  if (listing === undefined) return { kind: 'fetch', sets: [towerSet, combinedSet] };
+  const towers = towerModelFiles(precision);
+  const combined = combinedModelFile(precision);
+  const has = (file: string): boolean => listing.files.includes(file);
+  if (has(towers.text) && has(towers.vision)) return { kind: 'fetch', sets: [towerSet] };
+  if (has(combined)) return { kind: 'fetch', sets: [combinedSet] };
+  const graphs = listing.files.filter((f) => f.endsWith('.onnx'));
+  return {
+    kind: 'refuse',
+    file: towers.vision,
+    reason:
+      `has no ${precision} graphs (CLIP_PRECISION=${precision} needs ${towers.text} + ${towers.vision}, or ${combined}); ` +
+      (graphs.length === 0 ? 'it has no .onnx files at all' : `it has ${graphs.join(', ')}`),
+  };
+}
+
+/** True when a repo's listing is in a Hugging Face layout: an `onnx/` graph or a `preprocessor_config.json`. */
+export function isHfListing(files: readonly string[]): boolean {
+  return files.includes(PREPROCESSOR_CONFIG_FILE) || files.some((file) => file.startsWith('onnx/'));
+}
+
+/** The Hugging Face CLIP layout, for the registry (index.ts). */
+export const hfClipLayout: LayoutModule<'hf-clip'> = {
+  name: 'hf-clip',
+  looksLike: 'Hugging Face CLIP: onnx/…',
+  isLayoutDir: isHfClipDir,
+  loadSpec: loadHfClipSpec,
+  files: {
+    inListing: isHfListing,
+    plan: hfFilePlan,
+    // The combined graph holds the trained scale; without it, the scale comes from config.json or the catalogue.
+    trainedScale: (precision) => ({ files: [combinedModelFile(precision)], needed: false }),
+  },
+};

@@ -22,7 +22,9 @@
  */
 import path from 'node:path';
 import type { Precision, PreprocessorConfig } from '../types.js';
-import { CONFIG_FILE, FieldReader, loadModelFiles, PREPROCESSOR_CONFIG_FILE, readJsonFile } from './hfClip.js';
+import { CONFIG_FILE, combinedModelFile, hfFilePlan, loadModelFiles, PREPROCESSOR_CONFIG_FILE } from './hfClip.js';
+import { FieldReader, readJsonFile } from './jsonFields.js';
+import type { LayoutModule } from './layoutModule.js';
 import type { GraphFiles, ModelSpec } from './modelSpec.js';
 
 /** The `model_type` that makes a Hugging Face-layout directory this layout. */
@@ -118,3 +120,18 @@ export async function loadHfSiglipSpec(dir: string, precision: Precision): Promi
     architecture: config.architecture,
   };
 }
+
+/** The Hugging Face SigLIP layout, for the registry (index.ts). */
+export const hfSiglipLayout: LayoutModule<'hf-siglip'> = {
+  name: 'hf-siglip',
+  looksLike: 'Hugging Face SigLIP: onnx/… with model_type "siglip"',
+  isLayoutDir: isHfSiglipDir,
+  loadSpec: loadHfSiglipSpec,
+  files: {
+    // Its files are CLIP's: a listing cannot tell them apart, config.json does once downloaded.
+    inListing: () => false,
+    plan: hfFilePlan,
+    // config.json holds no trained values: the combined graph is the only source of the scale and bias.
+    trainedScale: (precision) => ({ files: [combinedModelFile(precision)], needed: true }),
+  },
+};

@@ -19,7 +19,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Precision, PreprocessorConfig, ResizeMode } from '../types.js';
 import { RESIZE_MODES } from '../types.js';
-import { FieldReader, modelFileError, readJsonFile } from './hfClip.js';
+import { FieldReader, modelFileError, readJsonFile } from './jsonFields.js';
+import type { FilePlan, LayoutModule, RepoListing } from './layoutModule.js';
 import type { ModelSpec, TextCleanName } from './modelSpec.js';
 
 export const IMMICH_CONFIG_FILE = 'config.json';
@@ -55,11 +56,12 @@ export function immichFilesToFetch(listing: readonly string[]): string[] {
   });
 }
 
-/** True when a listing (or directory) is in this layout: it has `visual/model.onnx` or `textual/model.onnx`. */
+/** True when a listing is in this layout: it has `visual/model.onnx` or `textual/model.onnx`. */
 export function isImmichListing(listing: readonly string[]): boolean {
   return listing.includes(IMMICH_VISUAL_MODEL) || listing.includes(IMMICH_TEXTUAL_MODEL);
 }
 
+/** True when a directory is in this layout: it has either graph or `visual/preprocess_cfg.json`. */
 export async function isImmichDir(dir: string): Promise<boolean> {
   const has = async (file: string): Promise<boolean> =>
     (await fs.stat(path.join(dir, file)).catch(() => undefined)) !== undefined;
@@ -222,3 +224,57 @@ export async function loadImmichSpec(dir: string, precision: Precision): Promise
     architecture,
   };
 }
+
+/** The files every immich-layout model has; its listing names the rest (external data of any name). */
+const IMMICH_CORE_FILES: readonly string[] = [
+  IMMICH_CONFIG_FILE,
+  IMMICH_VISUAL_MODEL,
+  IMMICH_PREPROCESS_CFG,
+  IMMICH_TEXTUAL_MODEL,
+  IMMICH_TOKENIZER_FILE,
+];
+
+/**
+ * What an immich-layout model needs from a repo: its fp32 graphs and every file its listing names under `visual/` and
+ * `textual/` ({@link immichFilesToFetch}). Without a listing those names cannot be known, so a cached directory is
+ * used as it is (files copied into the cache by hand).
+ */
+export function immichFilePlan(precision: Precision, listing: RepoListing | undefined): FilePlan {
+  if (listing === undefined) return { kind: 'as-cached' };
+  if (precision !== 'fp32') {
+    const graphs = [IMMICH_VISUAL_MODEL, IMMICH_TEXTUAL_MODEL].filter((f) => listing.files.includes(f));
+    return {
+      kind: 'refuse',
+      file: IMMICH_VISUAL_MODEL,
+      reason:
+        `is in immich's layout and has only fp32 ONNX graphs (${graphs.join(', ')}); ` +
+        `CLIP_PRECISION=${precision} asks for a variant it does not have: set CLIP_PRECISION=fp32`,
+    };
+  }
+  const missing = IMMICH_CORE_FILES.filter((f) => !listing.files.includes(f));
+  if (missing.length > 0) {
+    return {
+      kind: 'refuse',
+      file: missing[0]!,
+      reason: `lacks ${missing.join(', ')} (immich layout; its listing at ${listing.url})`,
+    };
+  }
+  return {
+    kind: 'fetch',
+    sets: [{ label: "immich's graphs", required: immichFilesToFetch(listing.files), optional: [] }],
+  };
+}
+
+/** immich's layout, for the registry (index.ts). */
+export const immichLayout: LayoutModule<'immich'> = {
+  name: 'immich',
+  looksLike: 'immich: visual/ + textual/',
+  isLayoutDir: isImmichDir,
+  loadSpec: loadImmichSpec,
+  files: {
+    inListing: isImmichListing,
+    plan: immichFilePlan,
+    // No file of the export holds the trained scale: it comes from the catalogue, the per-model option or scoring.ts.
+    trainedScale: () => ({ files: [], needed: false }),
+  },
+};

@@ -4,13 +4,12 @@
  * What only a loaded ONNX session can tell (input and output names, dtypes, fixed or dynamic batch and length) is
  * read from the sessions by runtime/towers.ts, never assumed here.
  */
-import type { Precision, PreprocessorConfig, ScoringKind } from '../types.js';
-
-/** The file layouts the server loads. */
-export type LayoutName = 'hf-clip' | 'hf-siglip' | 'immich';
-export const LAYOUT_NAMES: readonly LayoutName[] = ['hf-clip', 'hf-siglip', 'immich'];
-
 import type { TextClean } from '../text/index.js';
+import type { Precision, PreprocessorConfig, ScoringKind } from '../types.js';
+import type { LAYOUTS } from './index.js';
+
+/** The file layouts the server loads: the names of the registry's layouts (index.ts). */
+export type LayoutName = (typeof LAYOUTS)[number]['name'];
 
 /** The text cleaning a tokenizer family applies before its tokenizer.json (open_clip's `clean`). */
 export type TextCleanName = TextClean;

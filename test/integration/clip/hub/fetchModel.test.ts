@@ -6,14 +6,10 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../../../src/errors.js';
-import {
-  fetchModel,
-  fetchModelFiles,
-  HubError,
-  hubFileUrl,
-  snapshotDir,
-  type HubOptions,
-} from '../../../../src/clip/hub/fetchModel.js';
+import { snapshotDir } from '../../../../src/clip/hub/cacheLayout.js';
+import { fetchModel, type HubOptions } from '../../../../src/clip/hub/fetchModel.js';
+import { fetchModelFiles, HubError } from '../../../../src/clip/hub/index.js';
+import { hubFileUrl } from '../../../../src/clip/hub/transport.js';
 import { requiredFiles } from '../../../../src/clip/layouts/hfClip.js';
 import { startFakeHub, writeFakeModelRepo, sha256, type FakeHub } from '../../../utils/fakeHub.js';
 import { refusedPort } from '../../../utils/refusedPort.js';
@@ -51,6 +47,7 @@ function opts(extra: Partial<HubOptions> = {}): HubOptions {
     cacheDir,
     endpoint: hub?.url ?? 'http://127.0.0.1:9',
     files: FILES,
+    offline: false,
     progress: false,
     retryDelayMs: 0,
     ...extra,
@@ -360,7 +357,12 @@ describe('fetchModel', () => {
 describe('fetchModelFiles', () => {
   it('should fetch the configs, the tokenizer and both towers of a precision', async () => {
     const fake = await startHub();
-    const dir = await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: fake.url, progress: false });
+    const dir = await fetchModelFiles(SOURCE, 'fp32', {
+      cacheDir,
+      endpoint: fake.url,
+      offline: false,
+      progress: false,
+    });
     await expectSameFiles(dir, [...FILES, 'tokenizer_config.json']);
     expect(existsSync(path.join(dir, 'onnx', 'model.onnx'))).toBe(false);
   });
@@ -372,6 +374,7 @@ describe('fetchModelFiles', () => {
     const dir = await fetchModelFiles(SOURCE, 'fp32', {
       cacheDir,
       endpoint: fake.url,
+      offline: false,
       progress: false,
       retryDelayMs: 0,
     });
@@ -383,9 +386,10 @@ describe('fetchModelFiles', () => {
     await writeFakeModelRepo(repoDir, { combined: 200_000 });
     const fake = await startHub();
     const dir = await fetchModelFiles(SOURCE, 'fp32', {
-      withCombined: true,
+      withScaleFiles: 'always',
       cacheDir,
       endpoint: fake.url,
+      offline: false,
       progress: false,
       retryDelayMs: 0,
     });
@@ -394,14 +398,18 @@ describe('fetchModelFiles', () => {
 
   it('should name both the towers and the combined graph when a precision is missing (hub without a listing API)', async () => {
     const fake = await startHub({ listing: false });
-    await expect(fetchModelFiles(SOURCE, 'int8', { cacheDir, endpoint: fake.url, progress: false })).rejects.toThrow(
+    await expect(
+      fetchModelFiles(SOURCE, 'int8', { cacheDir, endpoint: fake.url, offline: false, progress: false }),
+    ).rejects.toThrow(
       /has no int8 graphs: .*(text|vision)_model_quantized\.onnx.* not found.*onnx\/model_quantized\.onnx.* not found/,
     );
   });
 
   it('should name what the repo has when its listing lacks the precision asked for, before downloading anything', async () => {
     const fake = await startHub();
-    await expect(fetchModelFiles(SOURCE, 'int8', { cacheDir, endpoint: fake.url, progress: false })).rejects.toThrow(
+    await expect(
+      fetchModelFiles(SOURCE, 'int8', { cacheDir, endpoint: fake.url, offline: false, progress: false }),
+    ).rejects.toThrow(
       /has no int8 graphs \(CLIP_PRECISION=int8 needs onnx\/text_model_quantized\.onnx \+ onnx\/vision_model_quantized\.onnx, or onnx\/model_quantized\.onnx\); it has onnx\/text_model\.onnx, onnx\/vision_model\.onnx/,
     );
     expect(fake.requests.filter((r) => r.kind !== 'listing')).toEqual([]);

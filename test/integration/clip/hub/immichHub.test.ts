@@ -2,7 +2,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fetchModelFiles, LISTING_FILE } from '../../../../src/clip/hub/fetchModel.js';
+import { LISTING_FILE } from '../../../../src/clip/hub/cacheLayout.js';
+import { fetchModelFiles } from '../../../../src/clip/hub/index.js';
 import { loadModelSpec } from '../../../../src/clip/layouts/index.js';
 import { startFakeHub, type FakeHub } from '../../../utils/fakeHub.js';
 import { IMMICH_TEST_MODELS } from '../../../utils/testModel.js';
@@ -47,7 +48,7 @@ afterEach(async () => {
 describe('fetchModelFiles on an immich-layout repo', () => {
   it('should download the files its listing names, external data included, skipping other runtimes, and load them offline afterwards', async () => {
     hub = await startFakeHub({ repos: { [REPO]: repoDir } });
-    const dir = await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, progress: false });
+    const dir = await fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, offline: false, progress: false });
     const expected = (await listFiles(repoDir)).filter((f) => !/\.(armnn|rknn)$/.test(f) && f !== 'README.md');
     expect(expected.some((f) => f.startsWith('visual/') && !f.endsWith('model.onnx') && !f.endsWith('.json'))).toBe(
       true,
@@ -85,7 +86,9 @@ describe('fetchModelFiles on an immich-layout repo', () => {
 
   it('should refuse CLIP_PRECISION=fp16 for a repo with only fp32 graphs, naming what exists, before any download', async () => {
     hub = await startFakeHub({ repos: { [REPO]: repoDir } });
-    await expect(fetchModelFiles(SOURCE, 'fp16', { cacheDir, endpoint: hub.url, progress: false })).rejects.toThrow(
+    await expect(
+      fetchModelFiles(SOURCE, 'fp16', { cacheDir, endpoint: hub.url, offline: false, progress: false }),
+    ).rejects.toThrow(
       /immich's layout and has only fp32 ONNX graphs \(visual\/model\.onnx, textual\/model\.onnx\); CLIP_PRECISION=fp16 .* set CLIP_PRECISION=fp32/,
     );
     expect(hub.requests.filter((r) => r.kind !== 'listing')).toEqual([]);
@@ -93,13 +96,14 @@ describe('fetchModelFiles on an immich-layout repo', () => {
 
   it('should send HF_TOKEN for the listing of a gated repo, and say to set it when missing', async () => {
     hub = await startFakeHub({ repos: { [REPO]: repoDir }, token: 'secret' });
-    await expect(fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, progress: false })).rejects.toThrow(
-      /gated or private \(HTTP 401 for its file listing.*set HF_TOKEN/,
-    );
+    await expect(
+      fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, offline: false, progress: false }),
+    ).rejects.toThrow(/gated or private \(HTTP 401 for its file listing.*set HF_TOKEN/);
     const dir = await fetchModelFiles(SOURCE, 'fp32', {
       cacheDir,
       endpoint: hub.url,
       token: 'secret',
+      offline: false,
       progress: false,
     });
     expect((await loadModelSpec(dir, 'fp32')).layout).toBe('immich');
@@ -112,8 +116,8 @@ describe('fetchModelFiles on an immich-layout repo', () => {
   it('should name the missing file when a listed repo lacks part of the layout', async () => {
     await fs.rm(path.join(repoDir, 'textual', 'tokenizer.json'));
     hub = await startFakeHub({ repos: { [REPO]: repoDir } });
-    await expect(fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, progress: false })).rejects.toThrow(
-      /lacks textual\/tokenizer\.json/,
-    );
+    await expect(
+      fetchModelFiles(SOURCE, 'fp32', { cacheDir, endpoint: hub.url, offline: false, progress: false }),
+    ).rejects.toThrow(/lacks textual\/tokenizer\.json/);
   });
 });

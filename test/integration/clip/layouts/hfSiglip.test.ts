@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HF_SIGLIP_TEST_SCORING } from '../../../../scripts/make-test-model.js';
 import { ClipService } from '../../../../src/clip/index.js';
-import { fetchModelFiles } from '../../../../src/clip/hub/fetchModel.js';
+import { fetchModelFiles } from '../../../../src/clip/hub/index.js';
 import { parseSiglipConfig, parseSiglipPreprocessorConfig } from '../../../../src/clip/layouts/hfSiglip.js';
 import { loadModelSpec } from '../../../../src/clip/layouts/index.js';
 import { decodeRgb, pixelValuesInto, pixelValuesLength } from '../../../../src/clip/image/preprocess.js';
@@ -148,15 +148,15 @@ describe('Hugging Face SigLIP repos from the hub', () => {
     await hub?.close();
   });
 
-  it('should fetch the combined graph of a SigLIP repo (its scale and bias) when asked for-siglip, and not otherwise', async () => {
+  it('should fetch the combined graph of a SigLIP repo (its scale and bias) when asked for it where needed, and not otherwise', async () => {
     hub = await startFakeHub({ repos: { 'Xenova/siglip-base-patch16-224': DIR } });
     const source = { repo: 'Xenova/siglip-base-patch16-224', revision: 'main' };
     const cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hf-siglip-cache-'));
     temporaries.push(cacheDir);
-    const hubOptions = { cacheDir, endpoint: hub.url, progress: false };
-    const plain = await fetchModelFiles(source, 'fp32', { ...hubOptions, withCombined: false });
+    const hubOptions = { cacheDir, endpoint: hub.url, offline: false, progress: false };
+    const plain = await fetchModelFiles(source, 'fp32', { ...hubOptions, withScaleFiles: 'never' });
     await expect(fs.stat(path.join(plain, 'onnx', 'model.onnx'))).rejects.toThrow();
-    const dir = await fetchModelFiles(source, 'fp32', { ...hubOptions, withCombined: 'for-siglip' });
+    const dir = await fetchModelFiles(source, 'fp32', { ...hubOptions, withScaleFiles: 'when-needed' });
     expect((await fs.stat(path.join(dir, 'onnx', 'model.onnx'))).size).toBe(
       (await fs.stat(path.join(DIR, 'onnx', 'model.onnx'))).size,
     );
