@@ -2,6 +2,7 @@
 export { JobService } from './JobService.js';
 export { assertOperator, canAccess, OPEN_CALLER, ownerLabel, visibleTo } from './caller.js';
 export type { Caller } from './caller.js';
+export type { ModelControl } from './modelControl.js';
 export type { JobServiceLimits, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
 export type { FetchImageUrl, JobClassifier, SubmissionLimits } from './validation.js';
 export type { AdmissionSettings } from './admission.js';
