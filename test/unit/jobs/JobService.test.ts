@@ -743,6 +743,23 @@ describe('JobService', () => {
     expect(seen).toEqual(['queued', 'running', 'complete']);
   });
 
+  it('should resolve whenWatchersGone once the last watcher ends, and to false at its deadline while one is open', async () => {
+    const { jobs, clip } = make();
+    expect(await settledOrPending(jobs.whenWatchersGone(5000))).toBe(true);
+    const job = await jobs.submit(OPEN_CALLER, input());
+    const watch = await jobs.watch(OPEN_CALLER, job.id);
+    const consumed = (async () => {
+      for await (const _state of watch);
+    })();
+    expect(await jobs.whenWatchersGone(20)).toBe(false);
+    const gone = jobs.whenWatchersGone(5000);
+    expect(await settledOrPending(gone)).toBe('pending');
+    await until(() => clip.calls.length === 1);
+    clip.complete(0);
+    await consumed;
+    expect(await gone).toBe(true);
+  });
+
   it('should reject watching an unknown job with NOT_FOUND', async () => {
     const { jobs } = make();
     await expectAppError(jobs.watch(OPEN_CALLER, 'nope'), ErrorCode.NotFound);
