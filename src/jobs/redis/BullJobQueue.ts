@@ -276,7 +276,7 @@ export class BullJobQueue implements JobQueue {
    * the other workers. Past the timeout the worker lets go: its running jobs are aborted and moved back to the
    * queue, where another worker takes them (or, if Redis cannot be told, their locks lapse and the stalled check does).
    * With Redis unreachable and none of this worker's jobs running, there is nothing left to finish or record:
-   * the worker lets go at once (BullMQ's graceful close would wait for Redis to come back, issue 13).
+   * the worker lets go at once (BullMQ's graceful close would wait for Redis to come back, holding the stop).
    */
   async drain(timeoutMs: number): Promise<string[]> {
     const worker = this.#worker;
@@ -348,7 +348,7 @@ export class BullJobQueue implements JobQueue {
     this.#closing.abort();
     for (const controller of this.#running.values()) controller.abort();
     // BullMQ's closes talk to Redis (QUIT, the end of blocking reads): with Redis away they would wait for its
-    // return (issue 13). They get CLOSE_MS together; then our connections are cut, failing what still waits.
+    // return, holding the stop. They get CLOSE_MS together; then our connections are cut, failing what still waits.
     await Promise.all([
       settleWithin(this.#worker?.close(true), CLOSE_MS),
       settleWithin(this.#queueEvents?.close(), CLOSE_MS),
