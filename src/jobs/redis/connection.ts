@@ -62,15 +62,18 @@ export async function closeConnection(redis: Redis): Promise<void> {
   }
 }
 
-/** Whether Redis answers a PING within `timeoutMs`. */
-export async function isReachable(redis: Redis, timeoutMs = 1000): Promise<boolean> {
+/** How long readiness waits for Redis to answer a PING, in ms: a Redis slower than this counts as unreachable. */
+const PING_TIMEOUT_MS = 1000;
+
+/** Whether Redis answers a PING within PING_TIMEOUT_MS. */
+export async function isReachable(redis: Redis): Promise<boolean> {
   if (redis.status !== 'ready') return false;
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       redis.ping().then((reply) => reply === 'PONG'),
       new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
+        timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
         timer.unref();
       }),
     ]);
