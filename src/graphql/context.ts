@@ -2,9 +2,8 @@
  * The per-operation context every resolver receives, over HTTP and websocket alike.
  */
 import type { ModelInfo } from '../clip/index.js';
-import type { Caller, JobService } from '../jobs/index.js';
+import type { Caller, JobService, ModelControl } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
-import type { ModelControl } from '../rest/index.js';
 import { ResponseBudget } from './responseBudget.js';
 
 /** What resolvers need from the clip layer: only model listing. */

@@ -5,9 +5,8 @@
  */
 import type { ClipService, ModelInfo } from '../clip/index.js';
 import { AppError, ErrorCode } from '../errors.js';
-import { canAccess, type Caller, type JobService } from '../jobs/index.js';
+import { canAccess, type Caller, type JobService, type ModelControl } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
-import type { ModelControl } from '../rest/index.js';
 
 export interface LocalModelControlOptions {
   clip: ClipService;

@@ -1,28 +1,48 @@
 /**
- * Composes the jobs layer for a role: in memory (ROLE=all without REDIS_URL: one process, as before), or on
- * Redis (ROLE=all with REDIS_URL, api, worker), with a JobWorker wherever models run (all, worker).
+ * The one factory of the jobs layer: it builds the backend of a role and composes the API side (JobService) and,
+ * wherever models run (all, worker), this process's JobWorker on the same backend. In memory for ROLE=all without
+ * REDIS_URL (one self-contained process), on Redis otherwise (ROLE=all with REDIS_URL, api, worker). Every backend
+ * is built here, so a role's jobs layer differs only in where its state lives, never in how it is composed.
  */
+import type { Role } from '../config.js';
 import type { Logger } from '../logger.js';
-import { JobService, type FetchImageUrl, type JobClassifier, type JobServiceOptions } from './JobService.js';
+import type { JobEvents } from './JobEvents.js';
+import type { JobQueue } from './JobQueue.js';
+import { JobService, type JobServiceLimits } from './JobService.js';
+import type { JobStore } from './JobStore.js';
 import { JobWorker, type JobRunner } from './JobWorker.js';
+import { MemoryJobEvents } from './memory/MemoryJobEvents.js';
+import { MemoryJobQueue } from './memory/MemoryJobQueue.js';
+import { MemoryJobStore } from './memory/MemoryJobStore.js';
 import { createRedisBackend, type RedisModelRegistry, type StallSettings } from './redis/index.js';
+import type { FetchImageUrl, JobClassifier } from './validation.js';
 
-export type JobsRole = 'all' | 'api' | 'worker';
+/** Every setting of the jobs layer (each names its setting in src/config.ts). */
+export interface JobsLimits extends JobServiceLimits {
+  /** Jobs this process's worker runs at once (MAX_CONCURRENT_JOBS). */
+  maxConcurrentJobs: number;
+  /** What finished jobs may hold before the oldest are forgotten early (MAX_RETAINED_JOB_BYTES). */
+  maxRetainedJobBytes: number;
+}
 
-export interface CreateJobsOptions {
-  role: JobsRole;
+interface CommonJobsOptions {
   /** The Redis backend's settings; undefined = in memory (ROLE=all only). */
   redis: { url: string; keyPrefix: string; stall: StallSettings } | undefined;
-  /** Validation for the API side; also the runner where a worker runs (all, worker). */
-  clip: JobClassifier & JobRunner;
   logger: Logger;
-  limits: Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl'> & {
-    maxConcurrentJobs: number;
-    ttlSeconds: number;
-  };
+  limits: JobsLimits;
   /** Fetches images given as URLs, in the API process; without it URLs are refused. */
-  fetchImageUrl?: FetchImageUrl;
+  fetchImageUrl?: FetchImageUrl | undefined;
 }
+
+/**
+ * `clip` checks names and inputs for the API side; where a worker runs (all, worker) it also runs the jobs, so it
+ * must be a JobRunner there.
+ */
+export type CreateJobsOptions = CommonJobsOptions &
+  (
+    | { role: Extract<Role, 'api'>; clip: JobClassifier }
+    | { role: Exclude<Role, 'api'>; clip: JobClassifier & JobRunner }
+  );
 
 export interface Jobs {
   readonly service: JobService;
@@ -32,39 +52,37 @@ export interface Jobs {
   readonly models: RedisModelRegistry | undefined;
   /** Whether the backend is reachable (always true in memory). */
   reachable(): Promise<boolean>;
-  /** Connects (bounded: an unreachable Redis is survivable) and, where models run, starts consuming once they are warm. */
+  /** Starts this process's worker taking jobs (call once a model can run them); nothing where no worker runs. */
   startWorker(): void;
+  /** Resolves once the backend is connected, or to false after `timeoutMs` (an unreachable Redis is survivable). */
   connect(timeoutMs: number): Promise<boolean>;
   /** Closes the service and the backend's connections. Call after `service.drain`. Idempotent. */
   close(): Promise<void>;
 }
 
+/** The parts every backend provides. */
+interface Backend {
+  store: JobStore;
+  events: JobEvents;
+  queue: JobQueue;
+  models: RedisModelRegistry | undefined;
+  reachable(): Promise<boolean>;
+  connected(timeoutMs: number): Promise<boolean>;
+  /** Releases what the service's close does not (shared connections). */
+  close(): Promise<void>;
+}
+
 export function createJobs(options: CreateJobsOptions): Jobs {
-  const { role, clip, logger, limits } = options;
-  const urls = options.fetchImageUrl === undefined ? {} : { fetchImageUrl: options.fetchImageUrl };
-  if (options.redis === undefined) {
-    if (role !== 'all') throw new TypeError(`createJobs: ROLE=${role} needs Redis`);
-    const service = new JobService({ clip, logger, ...limits, ...urls });
-    return {
-      service,
-      worker: undefined,
-      models: undefined,
-      reachable: async () => true,
-      startWorker: () => undefined,
-      connect: async () => true,
-      close: () => service.close(),
-    };
-  }
-  const backend = createRedisBackend({
-    ...options.redis,
-    logger,
-    ...(limits.maxRetainedJobBytes === undefined ? {} : { maxRetainedJobBytes: limits.maxRetainedJobBytes }),
-  });
+  const { logger, limits } = options;
+  const backend =
+    options.redis === undefined
+      ? memoryBackend(options.role, logger, limits)
+      : redisBackend(options.redis, logger, limits);
   const worker =
-    role === 'api'
+    options.role === 'api'
       ? undefined
       : new JobWorker({
-          clip,
+          clip: options.clip,
           store: backend.store,
           events: backend.events,
           queue: backend.queue,
@@ -72,15 +90,16 @@ export function createJobs(options: CreateJobsOptions): Jobs {
           maxConcurrentJobs: limits.maxConcurrentJobs,
           ttlSeconds: limits.ttlSeconds,
         });
+  const { maxConcurrentJobs: _worker, maxRetainedJobBytes: _store, ...serviceLimits } = limits;
   const service = new JobService({
-    clip,
+    clip: options.clip,
     logger,
-    ...limits,
-    ...urls,
     store: backend.store,
     events: backend.events,
     queue: backend.queue,
-    ...(worker === undefined ? {} : { worker }),
+    worker,
+    fetchImageUrl: options.fetchImageUrl,
+    limits: serviceLimits,
   });
   let closed: Promise<void> | null = null;
   return {
@@ -94,5 +113,32 @@ export function createJobs(options: CreateJobsOptions): Jobs {
       closed ??= service.close().then(() => backend.close());
       return closed;
     },
+  };
+}
+
+/** One process: nothing to connect to, nothing shared. */
+function memoryBackend(role: Role, logger: Logger, limits: JobsLimits): Backend {
+  if (role !== 'all') throw new TypeError(`createJobs: ROLE=${role} needs Redis`);
+  return {
+    store: new MemoryJobStore({ maxRetainedBytes: limits.maxRetainedJobBytes }),
+    events: new MemoryJobEvents((error) => logger.error({ err: error }, 'job event listener threw')),
+    queue: new MemoryJobQueue(),
+    models: undefined,
+    reachable: async () => true,
+    connected: async () => true,
+    close: async () => undefined,
+  };
+}
+
+function redisBackend(redis: NonNullable<CreateJobsOptions['redis']>, logger: Logger, limits: JobsLimits): Backend {
+  const backend = createRedisBackend({ ...redis, logger, maxRetainedJobBytes: limits.maxRetainedJobBytes });
+  return {
+    store: backend.store,
+    events: backend.events,
+    queue: backend.queue,
+    models: backend.models,
+    reachable: () => backend.reachable(),
+    connected: (timeoutMs) => backend.connected(timeoutMs),
+    close: () => backend.close(),
   };
 }

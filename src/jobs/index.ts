@@ -2,10 +2,13 @@
 export { JobService } from './JobService.js';
 export { assertOperator, canAccess, OPEN_CALLER, ownerLabel, visibleTo } from './caller.js';
 export type { Caller } from './caller.js';
-export type { FetchImageUrl, JobClassifier, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
+export type { ModelControl } from './modelControl.js';
+export type { JobServiceLimits, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
+export type { FetchImageUrl, JobClassifier, SubmissionLimits } from './validation.js';
+export type { AdmissionSettings } from './admission.js';
 export { JobWorker } from './JobWorker.js';
 export { createJobs } from './createJobs.js';
-export type { CreateJobsOptions, Jobs, JobsRole } from './createJobs.js';
+export type { CreateJobsOptions, Jobs, JobsLimits } from './createJobs.js';
 export type { JobRunner, JobWorkerOptions } from './JobWorker.js';
 export { MemoryJobStore } from './memory/MemoryJobStore.js';
 export type { MemoryJobStoreOptions } from './memory/MemoryJobStore.js';

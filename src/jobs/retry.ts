@@ -12,10 +12,12 @@ export interface RetryOptions {
   signal?: AbortSignal | undefined;
   /** Called once per outage, with its first error, when the call starts being retried. */
   onOutage?: (error: unknown) => void;
-  /** First wait between tries, in ms; doubles up to `maxDelayMs`. */
-  initialDelayMs?: number;
-  maxDelayMs?: number;
 }
+
+/** First wait between tries, in ms: a blip of the connection is ridden out at once. */
+const INITIAL_RETRY_DELAY_MS = 100;
+/** Longest wait between tries, in ms: a write lands within this of the backend's return. */
+const MAX_RETRY_DELAY_MS = 2000;
 
 /** Whether an error means "the backend is unreachable, try again later" (as opposed to a bug or a refusal). */
 export function isUnreachable(error: unknown): boolean {
@@ -25,8 +27,7 @@ export function isUnreachable(error: unknown): boolean {
 /** Runs `call` until it settles with anything but SERVICE_UNAVAILABLE, or `signal` aborts. */
 export async function retryWhileUnreachable<T>(call: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const { signal, onOutage } = options;
-  let delayMs = options.initialDelayMs ?? 100;
-  const maxDelayMs = options.maxDelayMs ?? 2000;
+  let delayMs = INITIAL_RETRY_DELAY_MS;
   let reported = false;
   for (;;) {
     try {
@@ -37,7 +38,7 @@ export async function retryWhileUnreachable<T>(call: () => Promise<T>, options: 
       reported = true;
       const waited = await sleep(delayMs, signal);
       if (!waited) throw error;
-      delayMs = Math.min(delayMs * 2, maxDelayMs);
+      delayMs = Math.min(delayMs * 2, MAX_RETRY_DELAY_MS);
     }
   }
 }

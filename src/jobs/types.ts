@@ -5,7 +5,7 @@
  * A job is one of three tasks (classification, image embedding, text embedding); its result says which.
  *
  * A Job is plain data (strings, numbers, arrays, Dates): no class instances with behaviour and no
- * functions; `serialise.ts` turns it into JSON and back at the storage boundary (issue 9).
+ * functions; `serialise.ts` turns it into JSON and back at the storage boundary, so every backend stores the same thing.
  */
 import type { ErrorCode } from '../errors.js';
 

@@ -4,8 +4,8 @@
  * unit tests and so the job or clip services can change without touching the REST code.
  */
 import type { Request, Response } from 'express';
-import type { ModelInfo, ModelStatus } from '../clip/index.js';
-import type { Caller, Job, SubmitJobInput } from '../jobs/index.js';
+import type { ModelInfo } from '../clip/index.js';
+import type { Caller, Job, ModelControl, SubmitJobInput } from '../jobs/index.js';
 import type { JsonShapeLimits } from '../jsonShape.js';
 import type { Logger } from '../logger.js';
 
@@ -15,6 +15,11 @@ export interface JobSubmitter {
   submit(caller: Caller, input: SubmitJobInput): Promise<Job>;
   /** The job, or undefined when it never existed, has expired, or is not `caller`'s to see. */
   get(caller: Caller, id: string): Promise<Job | undefined>;
+  /**
+   * The job's states, the current one first, ending after a terminal one (JobService.watch); rejects with NOT_FOUND
+   * for a job `caller` may not see. `return()` stops it.
+   */
+  watch(caller: Caller, id: string): Promise<AsyncIterableIterator<Job>>;
 }
 
 /** The part of the clip layer the REST API calls. */
@@ -23,21 +28,6 @@ export interface ClipModels {
   models(): ModelInfo[];
   /** The name a user's model string refers to (any case, kebab or snake), or undefined when unknown. */
   resolveModelName(name: string): string | undefined;
-}
-
-/**
- * Starting and stopping models (FES's `/api/models/{model}/start|stop|status`). Names are users' strings (kebab or
- * snake case, catalogue names); an unknown one throws NOT_FOUND.
- */
-export interface ModelControl {
-  /** Begins starting the model (idempotent); resolves, once that is under way, with the model as it then is. */
-  start(name: string): Promise<ModelInfo>;
-  /** Begins stopping the model (idempotent); resolves, once that is under way, with the model as it then is. */
-  stop(name: string): Promise<ModelInfo>;
-  /** The model's status and the unfinished jobs on it that `caller` may see (the cluster's, with Redis). */
-  status(name: string, caller: Caller): Promise<{ status: ModelStatus; jobs: Job[] }>;
-  /** Throws FORBIDDEN when `caller` may not start or stop models (an operator action). */
-  authorize(caller: Caller): void;
 }
 
 /** Everything `createRestRouter` needs. */
@@ -49,22 +39,11 @@ export interface RestDeps {
   logger: Logger;
   /** Who sent the request (the API key check in front of the router decides). */
   callerOf(req: Request, res: Response): Caller;
-  /**
-   * The largest JSON request body accepted, in bytes; larger ones get 413 PAYLOAD_TOO_LARGE.
-   * @default DEFAULT_MAX_BODY_BYTES (64 MiB: 64 images of ~750 KB each once base64-encoded)
-   */
-  maxBodyBytes?: number;
+  /** The largest JSON request body accepted, in bytes (MAX_BODY_BYTES); larger ones get 413 PAYLOAD_TOO_LARGE. */
+  maxBodyBytes: number;
   /**
    * How much structure a JSON body may have (MAX_JSON_DEPTH, MAX_JSON_VALUES), checked on its bytes before it is
    * parsed; a body over it gets 413 PAYLOAD_TOO_LARGE naming the setting.
    */
   jsonLimits: JsonShapeLimits;
-  /**
-   * How often the synchronous legacy route (`/api/legacy/tasks/...`) re-reads a job while it waits, in ms.
-   * @default 25
-   */
-  legacyPollIntervalMs?: number;
 }
-
-/** The body limit when `RestDeps.maxBodyBytes` is not given, in bytes. */
-export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;

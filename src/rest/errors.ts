@@ -3,7 +3,7 @@
  * leaves as JSON, never as an HTML page, a stack trace or a file path.
  *
  * Body shape: `{ "error": { "code", "message", "field"?, "reason"? }, "detail": message }`. `error` is ours (codes from
- * src/errors.ts); `detail` repeats the message because the seed (feature-extraction-server, FastAPI) answered
+ * src/errors.ts); `detail` repeats the message because FES (feature-extraction-server, FastAPI) answers
  * every error as `{ "detail": "..." }`, and its clients print that field.
  *
  * Statuses: AppError → `httpStatusOf(code)` (422 bad input, 404 not found, 429 overloaded, 503 shutting down,
@@ -25,7 +25,7 @@ export interface RestErrorBody {
     /** A finer code inside `code`, e.g. why an image URL was refused (`URL_FORBIDDEN`). */
     reason?: string;
   };
-  /** The message again, where the seed's clients look for it. */
+  /** The message again, where FES's clients look for it. */
   detail: string;
 }
 

@@ -4,9 +4,9 @@
  * and leave through src/rest/errors.ts. Express 5 forwards rejected promises to the error handler.
  */
 import type { Request, RequestHandler, Response } from 'express';
-import { AppError, ErrorCode, UnreachableCaseError } from '../errors.js';
-import { isTerminal, type Caller, type Job } from '../jobs/index.js';
-import type { ModelControl, RestDeps } from './deps.js';
+import { AppError, ErrorCode, isAppError, UnreachableCaseError } from '../errors.js';
+import { isTerminal, type Caller, type Job, type ModelControl } from '../jobs/index.js';
+import type { JobSubmitter, RestDeps } from './deps.js';
 import {
   FES_TASKS,
   assertJobOnRoute,
@@ -42,12 +42,11 @@ export interface RestHandlers {
   modelStatus: RequestHandler<ModelParams>;
 }
 
-const DEFAULT_LEGACY_POLL_INTERVAL_MS = 25;
+// setTimeout fires at once for delays over 2^31-1 ms (~24.8 days): a job living longer is not watched for its expiry.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Builds the handlers over one set of dependencies; `createRestRouter` decides which path each serves. */
 export function createRestHandlers(deps: RestDeps): RestHandlers {
-  const pollIntervalMs = deps.legacyPollIntervalMs ?? DEFAULT_LEGACY_POLL_INTERVAL_MS;
-
   async function submit(req: Request<TaskModelParams>, res: Response, batched: boolean): Promise<Job> {
     const task = requireFesTask(req.params.task);
     const model = requireFesModel(deps.clip, req.params.model);
@@ -117,14 +116,14 @@ export function createRestHandlers(deps: RestDeps): RestHandlers {
       sendJson(res, toFesModelStatus(status, jobs));
     },
 
-    // The seed's synchronous route (legacy_api.py): submit, wait, answer the result itself.
+    // FES's synchronous route (legacy_api.py): submit, wait, answer the result itself.
     runLegacyJob: async (req, res) => {
       const aborted = new AbortController();
-      // 'close' on the response fires when the client goes away before we answer: stop polling for it.
+      // 'close' on the response fires when the client goes away before we answer: stop waiting for it.
       res.on('close', () => aborted.abort());
       const caller = deps.callerOf(req, res);
       const submitted = await submit(req, res, false);
-      const job = await waitForTerminal(deps, caller, submitted.id, pollIntervalMs, aborted.signal);
+      const job = await awaitTerminal(deps.jobs, caller, submitted.id, aborted.signal);
       if (job === undefined) return;
       sendJson(res, legacyResult(job));
     },
@@ -151,21 +150,48 @@ function legacyResult(job: Job): FesTaskOutput {
   }
 }
 
-/** Re-reads a job until it is terminal; undefined when the client went away first. */
-async function waitForTerminal(
-  deps: RestDeps,
+/**
+ * Awaits the job's terminal state through the watch the subscription uses (no reads in between); undefined when the
+ * client went away first. A job that expires unfinished is announced by nothing, so the wait also ends at the job's
+ * expiry, answering NOT_FOUND as a read would then.
+ */
+async function awaitTerminal(
+  jobs: JobSubmitter,
   caller: Caller,
   id: string,
-  intervalMs: number,
   signal: AbortSignal,
 ): Promise<Job | undefined> {
-  for (;;) {
-    if (signal.aborted) return undefined;
-    const job = await deps.jobs.get(caller, id);
-    if (job === undefined) throw jobNotFound(id);
-    if (isTerminal(job)) return job;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  if (signal.aborted) return undefined;
+  const states = await jobs.watch(caller, id).catch((error: unknown) => {
+    throw isAppError(error) && error.code === ErrorCode.NotFound ? jobNotFound(id) : error;
+  });
+  const stop = (): void => void states.return?.();
+  signal.addEventListener('abort', stop, { once: true });
+  let expiry: NodeJS.Timeout | undefined;
+  let expired = false;
+  try {
+    for await (const job of states) {
+      if (isTerminal(job)) return job;
+      clearTimeout(expiry);
+      const untilExpiry = job.expiresAt.getTime() - Date.now();
+      if (untilExpiry > MAX_TIMER_MS) continue;
+      expiry = setTimeout(
+        () => {
+          expired = true;
+          stop();
+        },
+        Math.max(0, untilExpiry),
+      );
+    }
+  } finally {
+    clearTimeout(expiry);
+    signal.removeEventListener('abort', stop);
   }
+  if (!expired || signal.aborted) return undefined;
+  // At its expiry: gone (NOT_FOUND), or changed at the last moment (then its latest state decides).
+  const job = await jobs.get(caller, id);
+  if (job === undefined) throw jobNotFound(id);
+  return isTerminal(job) ? job : awaitTerminal(jobs, caller, id, signal);
 }
 
 function modelControlOf(deps: RestDeps): ModelControl {

@@ -28,16 +28,15 @@
  */
 import express, { type Router } from 'express';
 import { jsonShapeVerifier } from '../jsonShape.js';
-import { DEFAULT_MAX_BODY_BYTES, type RestDeps } from './deps.js';
+import type { RestDeps } from './deps.js';
 import { restErrorHandler, restNotFoundHandler } from './errors.js';
 import { createRestHandlers } from './handlers.js';
 
-export type { ClipModels, JobSubmitter, ModelControl, RestDeps } from './deps.js';
-export { DEFAULT_MAX_BODY_BYTES } from './deps.js';
+export type { ClipModels, JobSubmitter, RestDeps } from './deps.js';
 
 /** Builds the REST router; every answer, errors included, is JSON. */
 export function createRestRouter(deps: RestDeps): Router {
-  const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const { maxBodyBytes } = deps;
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) {
     throw new TypeError(
       `createRestRouter expects maxBodyBytes to be a positive integer, but got ${String(maxBodyBytes)}`,

@@ -3,7 +3,7 @@
  * classification, image embedding, text embedding), and the translation between them and our job contract
  * (src/jobs/types.ts). Pure functions: no express, no I/O.
  *
- * Seed reference: `src/base_api/feature_extraction_server/services/base_api.py` (routes, `{id, status}` and
+ * FES reference: `src/base_api/feature_extraction_server/services/base_api.py` (routes, `{id, status}` and
  * `{status, result}` bodies, kebab/snake model names) and
  * `src/zero_shot_image_classification/.../zero_shot_image_classification.py` (input `image`, `classes`,
  * `config`; output `probabilities`), where `image` becomes a list on the batched routes and the batched result
@@ -16,7 +16,7 @@ import type { Job, JobStatus, JobTask, SubmitJobInput } from '../jobs/index.js';
 import { PROMPT_CONFIG_KEYS, type ModelStatus } from '../clip/index.js';
 import type { ClipModels } from './deps.js';
 
-/** The FES tasks this server implements, in the kebab case the seed's paths use. */
+/** The FES tasks this server implements, in the kebab case FES's paths use. */
 export const ZERO_SHOT_TASK = 'zero-shot-image-classification';
 export const IMAGE_EMBEDDING_TASK = 'image-embedding';
 export const TEXT_EMBEDDING_TASK = 'text-embedding';
@@ -69,7 +69,7 @@ export function assertJobOnRoute(job: Job, task: FesTask, batched: boolean): voi
   );
 }
 
-/** The seed's `JobState` enum. */
+/** FES's `JobState` enum. */
 export type FesJobState = 'starting' | 'running' | 'complete' | 'failed';
 
 /** `POST .../jobs` answer. */
@@ -78,12 +78,12 @@ export interface FesNewJobResponse {
   status: FesJobState;
 }
 
-/** The seed's `ZeroShotImageClassificationOutput`: `probabilities[i]` belongs to `classes[i]`. */
+/** FES's `ZeroShotImageClassificationOutput`: `probabilities[i]` belongs to `classes[i]`. */
 export interface FesClassification {
   probabilities: number[];
 }
 
-/** The seed's `ImageEmbeddingOutput` / `TextEmbeddingOutput`: one L2-normalised vector. */
+/** FES's `ImageEmbeddingOutput` / `TextEmbeddingOutput`: one L2-normalised vector. */
 export interface FesEmbedding {
   embedding: number[];
 }
@@ -91,7 +91,7 @@ export interface FesEmbedding {
 /** One input's result, in the shape of the job's task. */
 export type FesTaskOutput = FesClassification | FesEmbedding;
 
-/** Why a job failed; ours, the seed answered 500 instead. */
+/** Why a job failed; ours, where FES answers 500. */
 export interface FesJobError {
   /** An ErrorCode, or `CANCELLED` for a job cancelled through GraphQL. */
   code: string;
@@ -105,7 +105,7 @@ export type FesJobResponse =
   | { status: 'failed'; error: FesJobError };
 
 /**
- * Our job status as the seed's clients know it. The seed had no queue and no cancellation, so:
+ * Our job status as FES's clients know it. FES has no queue and no cancellation, so:
  * queued → `starting`, running → `running`, complete → `complete`, failed and cancelled → `failed`.
  */
 export function toFesJobState(status: JobStatus): FesJobState {
@@ -224,7 +224,7 @@ export function toFesNewJobResponse(job: Job): FesNewJobResponse {
 
 /**
  * Reads an FES job body into a job submission, checking only JSON types: emptiness, limits, base64 and image
- * validity are JobService's to judge. Extra keys are ignored, as pydantic did for the seed. Bodies per task:
+ * validity are JobService's to judge. Extra keys are ignored, as FES's pydantic models do. Bodies per task:
  * - zero-shot-image-classification: `{"image", "classes": [...], "config"?}`
  * - image-embedding: `{"image", "config"?}`; FES's CLIP models take no settings, so `config` (an object) is ignored
  * - text-embedding: `{"text", "config"?}`; `config` takes classification's prompt settings, none by default (verbatim)
@@ -274,7 +274,7 @@ function parseImages(
 }
 
 /**
- * The configured model a path segment names, in kebab or snake case as the seed allowed
+ * The configured model a path segment names, in kebab or snake case as FES allows
  * (`clip-vit-base-patch32`, `clip_vit_base_patch32`; resolveModelName matches either); undefined when none matches.
  */
 export function resolveFesModel(clip: ClipModels, name: string): string | undefined {
@@ -293,7 +293,7 @@ export function requireFesModel(clip: ClipModels, name: string): string {
   return resolved;
 }
 
-/** Model names as the seed listed them: kebab case. */
+/** Model names as FES lists them: kebab case. */
 export function fesModelNames(clip: ClipModels): string[] {
   return clip.models().map((model) => toKebabCase(model.name));
 }
@@ -311,7 +311,7 @@ export function unknownTask(task: string): AppError {
   );
 }
 
-/** `clip_vit_base_patch32` → `clip-vit-base-patch32`, as the seed's `to_kebab_case`. */
+/** `clip_vit_base_patch32` → `clip-vit-base-patch32`, as FES's `to_kebab_case`. */
 export function toKebabCase(name: string): string {
   return name.replace(/_/g, '-');
 }
@@ -386,7 +386,7 @@ function parseClasses(value: unknown): string[] {
 
 /**
  * FES's OpenAPI spec declares `config` a free-form object whose unknown keys its models ignore (vitrivr-engine sends
- * e.g. `{"top_k": 50}`), so keys other than the prompt settings are dropped here, not refused (issue 8); the GraphQL
+ * e.g. `{"top_k": 50}`), so keys other than the prompt settings are dropped here, not refused (a client written for FES must keep working); the GraphQL
  * input stays strict. {@link unknownFesConfigKeys} names them, for a debug log.
  */
 function parseConfig(value: unknown): Record<string, unknown> | undefined {

@@ -15,7 +15,8 @@ import type {
   ModelInfo,
   PromptConfig,
 } from '../../src/clip/types.js';
-import { JobService, type JobClassifier } from '../../src/jobs/JobService.js';
+import { JobService } from '../../src/jobs/JobService.js';
+import type { JobClassifier } from '../../src/jobs/validation.js';
 import { JobWorker, type JobRunner } from '../../src/jobs/JobWorker.js';
 import type { JobEvents } from '../../src/jobs/JobEvents.js';
 import type { JobQueue } from '../../src/jobs/JobQueue.js';
@@ -26,6 +27,7 @@ import { MemoryJobStore } from '../../src/jobs/memory/MemoryJobStore.js';
 import { estimatedJobHeapBytes } from '../../src/jobs/retention.js';
 import type { Job } from '../../src/jobs/types.js';
 import { silentLogger } from '../../src/logger.js';
+import { testServiceLimits } from './jobService.js';
 import { startRedisServer } from './redisServer.js';
 
 export interface Backend {
@@ -231,9 +233,11 @@ export function describeBackendContract(factory: BackendFactory): void {
         clip: runner,
         logger: silentLogger(),
         ...api,
-        maxQueuedJobs: options.maxQueuedJobs ?? 256,
-        maxQueuedImages: options.maxQueuedImages ?? 1024,
-        ttlSeconds: options.ttlSeconds ?? 60,
+        limits: testServiceLimits({
+          maxQueuedJobs: options.maxQueuedJobs ?? 256,
+          maxQueuedImages: options.maxQueuedImages ?? 1024,
+          ttlSeconds: options.ttlSeconds ?? 60,
+        }),
       });
       services.push(jobs);
       return { deployment, api, jobs, runner, workers };
@@ -510,15 +514,13 @@ export function describeBackendContract(factory: BackendFactory): void {
         clip: runner,
         logger: silentLogger(),
         ...second,
-        maxQueuedJobs: 2,
-        ttlSeconds: 60,
+        limits: testServiceLimits({ maxQueuedJobs: 2, ttlSeconds: 60 }),
       });
       const first = new JobService({
         clip: runner,
         logger: silentLogger(),
         ...(factory.name === 'memory' ? second : await make(deployment)),
-        maxQueuedJobs: 2,
-        ttlSeconds: 60,
+        limits: testServiceLimits({ maxQueuedJobs: 2, ttlSeconds: 60 }),
       });
       services.push(other, first);
       const image = {
@@ -641,7 +643,12 @@ export function describeBackendContract(factory: BackendFactory): void {
         openGate = resolve;
       });
       await startWorker({ ...workerSide, store: flaky }, runner, 1);
-      const jobs = new JobService({ clip: runner, logger: silentLogger(), ...api, ttlSeconds: 60 });
+      const jobs = new JobService({
+        clip: runner,
+        logger: silentLogger(),
+        ...api,
+        limits: testServiceLimits({ ttlSeconds: 60 }),
+      });
       services.push(jobs);
       const job = await jobs.submit(OPEN_CALLER, {
         images: [Buffer.from([77]).toString('base64')],
@@ -680,7 +687,12 @@ export function describeBackendContract(factory: BackendFactory): void {
             openGate = resolve;
           });
           await startWorker(await make(deployment), runner, 1);
-          const jobs = new JobService({ clip: runner, logger: silentLogger(), ...api, ttlSeconds: 60 });
+          const jobs = new JobService({
+            clip: runner,
+            logger: silentLogger(),
+            ...api,
+            limits: testServiceLimits({ ttlSeconds: 60 }),
+          });
           services.push(jobs);
           const job = await jobs.submit(OPEN_CALLER, {
             images: [Buffer.from([200]).toString('base64')],
@@ -740,7 +752,12 @@ export function describeBackendContract(factory: BackendFactory): void {
         });
         draining.start();
         await (leaving.queue as unknown as { ready(): Promise<void> }).ready();
-        const jobs = new JobService({ clip: new FakeRunner(), logger: silentLogger(), ...api, ttlSeconds: 60 });
+        const jobs = new JobService({
+          clip: new FakeRunner(),
+          logger: silentLogger(),
+          ...api,
+          limits: testServiceLimits({ ttlSeconds: 60 }),
+        });
         services.push(jobs);
         const job = await jobs.submit(OPEN_CALLER, {
           images: [Buffer.from([200]).toString('base64')],
@@ -792,7 +809,12 @@ export function describeBackendContract(factory: BackendFactory): void {
         };
         new JobWorker({ clip: hanging, ...lost, logger: silentLogger(), maxConcurrentJobs: 1, ttlSeconds: 60 }).start();
         await (lost.queue as unknown as { ready(): Promise<void> }).ready();
-        const jobs = new JobService({ clip: new FakeRunner(), logger: silentLogger(), ...survivor, ttlSeconds: 60 });
+        const jobs = new JobService({
+          clip: new FakeRunner(),
+          logger: silentLogger(),
+          ...survivor,
+          limits: testServiceLimits({ ttlSeconds: 60 }),
+        });
         services.push(jobs);
         const job = await jobs.submit(OPEN_CALLER, {
           images: [Buffer.from([1]).toString('base64')],

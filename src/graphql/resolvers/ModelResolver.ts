@@ -1,7 +1,7 @@
 import { Arg, Ctx, Mutation, Query, Resolver } from 'type-graphql';
 import { AppError, ErrorCode } from '../../errors.js';
-import type { ModelControl } from '../../rest/index.js';
 import type { GraphqlContext } from '../context.js';
+import type { ModelControl } from '../../jobs/index.js';
 import { ModelObject } from '../types/Model.js';
 
 @Resolver(() => ModelObject)

@@ -96,10 +96,11 @@ export class MemoryJobQueue implements JobQueue {
   }
 
   async drain(timeoutMs: number): Promise<string[]> {
-    // Work keeps flowing while draining: nobody else will run what waits here.
+    // Work keeps flowing while draining: nobody else will run what waits here. With no handler (the worker never
+    // started: no model could run) nothing would run it, so there is nothing to wait for.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      this.#whenIdle(),
+      this.#handler === null ? Promise.resolve() : this.#whenIdle(),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, timeoutMs);
       }),

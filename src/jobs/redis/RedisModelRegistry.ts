@@ -1,7 +1,9 @@
 /**
  * What the workers serve, for the API processes (which load no model): each worker writes its models'
  * ModelInfo (status, embedding size, scale, …) under its own key with a short expiry and renews it; a worker
- * that dies drops out when its key expires. APIs read every worker's entry.
+ * that dies drops out when its key expires. APIs read every worker's entry, or `watch` the views: a worker announces
+ * each change of its entry on a channel, and the watch re-reads once per entry TTL for the entries that expired
+ * (a lost worker announces nothing).
  *
  * Model control travels the other way: an API publishes `{model, change}` on one channel and every worker that
  * listens applies it to its own models, so a start or stop sent to any API reaches the whole cluster.
@@ -18,7 +20,7 @@ export interface RedisModelRegistryOptions {
   entryTtlMs: number;
   /** Whether `close` quits the connection. */
   ownsConnection?: boolean;
-  /** Opens a connection for the control channel's subscription (workers only). */
+  /** Opens a connection for a subscription: the control channel (workers), the change channel (`watch`). */
   connect?: () => Redis;
   logger?: Logger;
 }
@@ -40,6 +42,12 @@ function parseControlMessage(text: string): ModelControlMessage | undefined {
   return undefined;
 }
 
+/**
+ * How often per entry TTL a watch re-reads the entries, for those that expired unannounced: a lost worker leaves
+ * the views at most two TTLs after its last renewal.
+ */
+const EXPIRY_CHECKS_PER_TTL = 1;
+
 export class RedisModelRegistry {
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
@@ -51,6 +59,8 @@ export class RedisModelRegistry {
   readonly #connect: (() => Redis) | undefined;
   readonly #logger: Logger | undefined;
   #subscriber: Redis | null = null;
+  /** The stops of the open `watch`es, called by `close`. */
+  readonly #watches = new Set<() => void>();
 
   constructor(options: RedisModelRegistryOptions) {
     this.#redis = options.redis;
@@ -83,23 +93,85 @@ export class RedisModelRegistry {
       .catch((error: unknown) => this.#logger?.warn({ err: error }, 'model control subscription failed'));
   }
 
-  /** Writes this worker's models now (after a status change), rather than at the next renewal. */
+  /** Writes this worker's models now (after a status change), rather than at the next renewal, and announces it. */
   refresh(): void {
     this.#write?.();
   }
 
-  /** Registers this worker's models now and renews them every third of the TTL until `close`. */
+  /**
+   * Registers this worker's models now (announced to the watches) and renews them every third of the TTL until
+   * `close` (a renewal changes nothing a watch shows, so it is not announced).
+   */
   register(workerId: string, models: () => ModelInfo[]): void {
     this.#registeredAs = workerId;
-    const write = (): void => {
+    const write = (announce: boolean): void => {
       void this.#redis
         .set(this.#keys.models(workerId), JSON.stringify(models()), 'PX', this.#ttlMs)
+        .then(() => (announce ? this.#announce(workerId) : undefined))
         .catch(() => undefined);
     };
-    this.#write = write;
-    write();
-    this.#heartbeat = setInterval(write, Math.max(100, Math.floor(this.#ttlMs / 3)));
+    this.#write = () => write(true);
+    write(true);
+    this.#heartbeat = setInterval(() => write(false), Math.max(100, Math.floor(this.#ttlMs / 3)));
     this.#heartbeat.unref();
+  }
+
+  async #announce(workerId: string): Promise<void> {
+    await this.#redis.publish(this.#keys.modelsChanged, workerId);
+  }
+
+  /**
+   * Calls `listener` with every live worker's models (as `read` answers them) now and whenever they change: when a
+   * worker announces a change of its entry, when the subscription reconnects (announcements may have been missed),
+   * and when an entry may have expired (a worker lost without deregistering: checked once per entry TTL). Equal
+   * views are not repeated. The returned function stops the watch; `close` stops every watch.
+   */
+  watch(listener: (views: ModelInfo[][]) => void): () => void {
+    if (this.#connect === undefined) throw new TypeError('RedisModelRegistry.watch needs the connect option');
+    const subscriber = this.#connect();
+    let stopped = false;
+    let reading = false;
+    let readAgain = false;
+    let last: string | undefined;
+    const push = async (): Promise<void> => {
+      // One read at a time; changes announced during it are covered by one more read after it.
+      if (reading) {
+        readAgain = true;
+        return;
+      }
+      reading = true;
+      try {
+        do {
+          readAgain = false;
+          const views = await this.read().catch(() => undefined);
+          const text = views === undefined ? undefined : JSON.stringify(views);
+          if (stopped || views === undefined || text === last) continue;
+          last = text;
+          listener(views);
+        } while (readAgain && !stopped);
+      } finally {
+        reading = false;
+      }
+    };
+    subscriber.on('message', (channel: string) => {
+      if (channel === this.#keys.modelsChanged) void push();
+    });
+    // 'ready' comes once connected and after every reconnect, when announcements may have been lost meanwhile.
+    subscriber.on('ready', () => void push());
+    void subscriber
+      .subscribe(this.#keys.modelsChanged)
+      .catch((error: unknown) => this.#logger?.warn({ err: error }, 'model change subscription failed'));
+    const expiries = setInterval(() => void push(), Math.floor(this.#ttlMs / EXPIRY_CHECKS_PER_TTL));
+    expiries.unref();
+    const stop = (): void => {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(expiries);
+      this.#watches.delete(stop);
+      void closeConnection(subscriber);
+    };
+    this.#watches.add(stop);
+    return stop;
   }
 
   /** Every live worker's models. */
@@ -117,10 +189,14 @@ export class RedisModelRegistry {
   }
 
   async close(): Promise<void> {
+    for (const stop of [...this.#watches]) stop();
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     this.#heartbeat = null;
-    if (this.#registeredAs !== null)
-      await this.#redis.del(this.#keys.models(this.#registeredAs)).catch(() => undefined);
+    const workerId = this.#registeredAs;
+    if (workerId !== null) {
+      await this.#redis.del(this.#keys.models(workerId)).catch(() => undefined);
+      await this.#announce(workerId).catch(() => undefined);
+    }
     this.#registeredAs = null;
     this.#write = null;
     if (this.#subscriber !== null) await closeConnection(this.#subscriber);

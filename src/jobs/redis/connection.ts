@@ -62,15 +62,18 @@ export async function closeConnection(redis: Redis): Promise<void> {
   }
 }
 
-/** Whether Redis answers a PING within `timeoutMs`. */
-export async function isReachable(redis: Redis, timeoutMs = 1000): Promise<boolean> {
+/** How long readiness waits for Redis to answer a PING, in ms: a Redis slower than this counts as unreachable. */
+const PING_TIMEOUT_MS = 1000;
+
+/** Whether Redis answers a PING within PING_TIMEOUT_MS. */
+export async function isReachable(redis: Redis): Promise<boolean> {
   if (redis.status !== 'ready') return false;
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       redis.ping().then((reply) => reply === 'PONG'),
       new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
+        timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
         timer.unref();
       }),
     ]);
@@ -79,4 +82,38 @@ export async function isReachable(redis: Redis, timeoutMs = 1000): Promise<boole
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Waits for `promise` to settle, at most `ms` (its timer does not keep the process alive). */
+export async function settleWithin(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (promise === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/**
+ * Resolves to true once `redis` is ready (at once if it is), or to false after `timeoutMs`; waits on the
+ * connection's 'ready' event.
+ */
+export async function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return true;
+  let onReady = (): void => undefined;
+  const ready = new Promise<void>((resolve) => {
+    onReady = resolve;
+    redis.once('ready', onReady);
+  });
+  await settleWithin(ready, timeoutMs);
+  redis.off('ready', onReady);
+  return isReady(redis);
+}
+
+function isReady(redis: Redis): boolean {
+  return redis.status === 'ready';
 }

@@ -6,6 +6,8 @@ import {
   createCommandConnection,
   createWaitingConnection,
   isReachable,
+  settleWithin,
+  whenReady,
   type Redis,
 } from './connection.js';
 import { RedisJobEvents } from './RedisJobEvents.js';
@@ -90,13 +92,12 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     queue,
     models,
     connected: async (timeoutMs) => {
-      const deadline = Date.now() + timeoutMs;
-      await events.ready().catch(() => undefined);
-      while (Date.now() < deadline) {
-        if (redis.status === 'ready' && queue.producerReady()) return true;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      return false;
+      const [, commands, producer] = await Promise.all([
+        settleWithin(events.ready(), timeoutMs),
+        whenReady(redis, timeoutMs),
+        queue.producerReady(timeoutMs),
+      ]);
+      return commands && producer;
     },
     reachable: () => isReachable(redis),
     close: async () => {

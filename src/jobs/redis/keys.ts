@@ -77,12 +77,17 @@ export class RedisKeys {
     return `${this.prefix}:events`;
   }
 
-  /** Cancels, for the worker running the job (pub/sub). */
   /** Channel of model start / stop requests, from any API to every worker. */
   get modelControl(): string {
     return `${this.prefix}:model-control`;
   }
 
+  /** Channel on which a worker announces that its model entry changed (written, or removed). */
+  get modelsChanged(): string {
+    return `${this.prefix}:models-changed`;
+  }
+
+  /** Cancels, for the worker running the job (pub/sub). */
   get cancel(): string {
     return `${this.prefix}:cancel`;
   }

@@ -6,17 +6,18 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelInfo } from '../../../src/clip/types.js';
 import { AppError, ErrorCode, badUserInput } from '../../../src/errors.js';
-import type { Job, SubmitJobInput } from '../../../src/jobs/types.js';
+import { isTerminal, type Job, type SubmitJobInput } from '../../../src/jobs/types.js';
 import type { JobSubmitter } from '../../../src/rest/deps.js';
 import { createRestRouter } from '../../../src/rest/router.js';
 import { normaliseModelName } from '../../../src/clip/catalogue.js';
 
 /**
- * A JobSubmitter double: records submissions, lets a test move jobs through their states, and throws what a
- * test scripts. The router under test is the real one, on a real express app and socket.
+ * A JobSubmitter double: records submissions, lets a test move jobs through their states (announced to its
+ * watchers), and throws what a test scripts. The router under test is the real one, on a real express app and socket.
  */
 class JobsDouble implements JobSubmitter {
   readonly jobs = new Map<string, Job>();
+  readonly #watchers = new Set<(job: Job) => void>();
   readonly submitted: SubmitJobInput[] = [];
   nextError: Error | undefined;
   #count = 0;
@@ -50,9 +51,43 @@ class JobsDouble implements JobSubmitter {
     return this.jobs.get(id);
   }
 
+  async watch(_caller: Caller, id: string): Promise<AsyncIterableIterator<Job>> {
+    const current = this.jobs.get(id);
+    if (current === undefined) throw new AppError(ErrorCode.NotFound, `job ${id} not found`);
+    const states: Job[] = [current];
+    let wake: (() => void) | null = null;
+    const listener = (job: Job): void => {
+      if (job.id !== id) return;
+      states.push(job);
+      wake?.();
+    };
+    this.#watchers.add(listener);
+    const watchers = this.#watchers;
+    return (async function* () {
+      try {
+        for (;;) {
+          const job = states.shift();
+          if (job === undefined) {
+            await new Promise<void>((resolve) => (wake = resolve));
+            continue;
+          }
+          yield job;
+          if (isTerminal(job)) return;
+        }
+      } finally {
+        watchers.delete(listener);
+      }
+    })();
+  }
+
+  #set(job: Job): void {
+    this.jobs.set(job.id, job);
+    for (const listener of this.#watchers) listener(job);
+  }
+
   complete(id: string, probabilities: number[][]): void {
     const job = this.#job(id);
-    this.jobs.set(id, {
+    this.#set({
       ...job,
       status: 'complete',
       startedAt: new Date(),
@@ -64,7 +99,7 @@ class JobsDouble implements JobSubmitter {
   completeEmbedding(id: string, embeddings: number[][]): void {
     const job = this.#job(id);
     if (job.task === 'classification') throw new Error(`${id} is a classification job`);
-    this.jobs.set(id, {
+    this.#set({
       ...job,
       status: 'complete',
       startedAt: new Date(),
@@ -74,11 +109,11 @@ class JobsDouble implements JobSubmitter {
   }
 
   run(id: string): void {
-    this.jobs.set(id, { ...this.#job(id), status: 'running', startedAt: new Date() });
+    this.#set({ ...this.#job(id), status: 'running', startedAt: new Date() });
   }
 
   fail(id: string, code: ErrorCode, message: string): void {
-    this.jobs.set(id, {
+    this.#set({
       ...this.#job(id),
       status: 'failed',
       startedAt: null,
@@ -129,7 +164,6 @@ beforeAll(async () => {
       callerOf: () => OPEN_CALLER,
       maxBodyBytes: 4096,
       jsonLimits: { maxDepth: 8, maxValues: 200 },
-      legacyPollIntervalMs: 5,
     }),
   );
   server = http.createServer(app);

@@ -2,7 +2,8 @@ import { OPEN_CALLER } from '../../../src/jobs/caller.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AppError, ErrorCode, ImageUrlRefusal, badUserInput } from '../../../src/errors.js';
 import type { FetchImageUrl } from '../../../src/jobs/index.js';
-import { JobService, type JobClassifier, type JobServiceOptions } from '../../../src/jobs/JobService.js';
+import type { JobService } from '../../../src/jobs/JobService.js';
+import type { JobClassifier } from '../../../src/jobs/validation.js';
 import type { QueueCounts } from '../../../src/jobs/JobQueue.js';
 import { MemoryJobQueue } from '../../../src/jobs/memory/MemoryJobQueue.js';
 import { MemoryJobStore } from '../../../src/jobs/memory/MemoryJobStore.js';
@@ -12,7 +13,7 @@ import type {
   SubmitImageEmbeddingInput,
   SubmitTextEmbeddingInput,
 } from '../../../src/jobs/types.js';
-import { silentLogger } from '../../../src/logger.js';
+import { memoryJobService, type MemoryJobServiceOptions } from '../../utils/jobService.js';
 import type {
   ClassifyRequest,
   ClassifyResult,
@@ -200,9 +201,9 @@ class StaleCountsQueue extends MemoryJobQueue {
 
 describe('JobService', () => {
   let services: JobService[] = [];
-  const make = (options: Partial<JobServiceOptions> = {}): { jobs: JobService; clip: FakeClassifier } => {
+  const make = (options: Partial<MemoryJobServiceOptions> = {}): { jobs: JobService; clip: FakeClassifier } => {
     const clip = (options.clip as FakeClassifier | undefined) ?? new FakeClassifier();
-    const jobs = new JobService({ logger: silentLogger(), ...options, clip });
+    const jobs = memoryJobService({ ...options, clip });
     services.push(jobs);
     return { jobs, clip };
   };
@@ -489,8 +490,8 @@ describe('JobService', () => {
     });
   });
 
-  it('should bound texts by the class limits when no text limits are given', async () => {
-    const { jobs } = make({ maxClassesPerJob: 1, maxClassLength: 3 });
+  it('should bound texts by MAX_TEXTS_PER_JOB and MAX_TEXT_LENGTH', async () => {
+    const { jobs } = make({ maxClassesPerJob: 1, maxClassLength: 3, maxTextsPerJob: 1, maxTextLength: 3 });
     await expectAppError(
       jobs.submit(OPEN_CALLER, textEmbedding({ texts: ['a', 'b'], textsField: 'texts', batched: true })),
       ErrorCode.BadUserInput,
@@ -742,6 +743,23 @@ describe('JobService', () => {
     expect(seen).toEqual(['queued', 'running', 'complete']);
   });
 
+  it('should resolve whenWatchersGone once the last watcher ends, and to false at its deadline while one is open', async () => {
+    const { jobs, clip } = make();
+    expect(await settledOrPending(jobs.whenWatchersGone(5000))).toBe(true);
+    const job = await jobs.submit(OPEN_CALLER, input());
+    const watch = await jobs.watch(OPEN_CALLER, job.id);
+    const consumed = (async () => {
+      for await (const _state of watch);
+    })();
+    expect(await jobs.whenWatchersGone(20)).toBe(false);
+    const gone = jobs.whenWatchersGone(5000);
+    expect(await settledOrPending(gone)).toBe('pending');
+    await until(() => clip.calls.length === 1);
+    clip.complete(0);
+    await consumed;
+    expect(await gone).toBe(true);
+  });
+
   it('should reject watching an unknown job with NOT_FOUND', async () => {
     const { jobs } = make();
     await expectAppError(jobs.watch(OPEN_CALLER, 'nope'), ErrorCode.NotFound);
@@ -816,9 +834,7 @@ describe('JobService', () => {
   });
 
   it('should reject invalid options', () => {
-    expect(() => new JobService({ clip: new FakeClassifier(), logger: silentLogger(), maxQueuedJobs: 0 })).toThrow(
-      /maxQueuedJobs/,
-    );
+    expect(() => memoryJobService({ clip: new FakeClassifier(), maxQueuedJobs: 0 })).toThrow(/maxQueuedJobs/);
   });
 });
 
@@ -832,9 +848,11 @@ describe('JobService images by URL', () => {
     for (const service of services.splice(0)) await service.close();
   });
 
-  async function serviceWith(options: Partial<JobServiceOptions>): Promise<{ jobs: JobService; clip: FakeClassifier }> {
+  async function serviceWith(
+    options: Partial<MemoryJobServiceOptions>,
+  ): Promise<{ jobs: JobService; clip: FakeClassifier }> {
     const clip = new FakeClassifier();
-    const jobs = new JobService({ clip, logger: silentLogger(), ...options });
+    const jobs = memoryJobService({ ...options, clip });
     services.push(jobs);
     return { jobs, clip };
   }
