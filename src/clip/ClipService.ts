@@ -1,7 +1,9 @@
 /**
  * The inference service the job layer talks to: every configured model, loaded once and shared by
  * all jobs. The default model must load for the server to be ready; extra models load in the
- * background and a failure there only marks that model failed.
+ * background and a failure there only marks that model failed. What happens behind its surface lives
+ * beside it: loading (loadConfiguredModel.ts), each model's lifecycle (ModelSlot.ts), idle stops
+ * (idleStops.ts), the embedding task (embeddings.ts), the recipe of one model (ClipModel.ts).
  */
 import { EventEmitter } from 'node:events';
 import path from 'node:path';

@@ -100,8 +100,8 @@ const WORKER_URL = new URL('./onnxWorker.js', import.meta.url);
 
 /**
  * Where a session lives: a worker thread (the default), or a child process, for a graph loaded once and dropped,
- * whose memory must go back to the operating system (issue 12: glibc keeps what a worker thread's session freed,
- * so a one-off 600 MB graph stayed in the server's RSS for good).
+ * whose memory must go back to the operating system (glibc keeps what a worker thread's session freed, so a one-off
+ * 600 MB graph would stay in the server's RSS for good).
  */
 export type SessionIsolation = 'thread' | 'process';
 
