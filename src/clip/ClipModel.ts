@@ -66,8 +66,6 @@ export interface ClipModelOptions {
   onCacheLookup?: (kind: 'image' | 'text', hit: boolean) => void;
 }
 
-export type LogitScaleSource = ScoringSource;
-
 /** Labels whose prompts are built and embedded at once by `classify`. */
 const LABELS_IN_FLIGHT = 256;
 
@@ -86,8 +84,8 @@ export class ClipModel {
   readonly scoring: Scoring;
   /** The softmax temperature or the sigmoid's scale. */
   readonly logitScale: number;
-  readonly logitScaleSource: LogitScaleSource;
-  readonly logitBiasSource: LogitScaleSource | undefined;
+  readonly logitScaleSource: ScoringSource;
+  readonly logitBiasSource: ScoringSource | undefined;
   /** Bytes of ONNX graph (and external weight data) the sessions hold, each image-tower replica counted. */
   readonly sessionBytes: number;
 
