@@ -4,7 +4,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { textFeeds as serverTextFeeds } from '../../src/clip/ClipModel.js';
+import { textFeeds as serverTextFeeds } from '../../src/clip/runtime/towers.js';
 import { median } from './stats.js';
 
 /** CLIP's `<|endoftext|>`, which also pads. */

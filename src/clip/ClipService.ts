@@ -1,23 +1,24 @@
 /**
  * The inference service the job layer talks to: every configured model, loaded once and shared by
  * all jobs. The default model must load for the server to be ready; extra models load in the
- * background and a failure there only marks that model failed.
+ * background and a failure there only marks that model failed. What happens behind its surface lives
+ * beside it: loading (loadConfiguredModel.ts), each model's lifecycle (ModelSlot.ts), idle stops
+ * (idleStops.ts), the embedding task (embeddings.ts), the recipe of one model (ClipModel.ts).
  */
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
-import { AppError, ErrorCode, UnreachableCaseError, badUserInput, isAppError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
 import { findCatalogueEntry, normaliseModelName, resolveModelSource } from './catalogue.js';
-import { ClipModel } from './ClipModel.js';
+import type { ClipModel } from './ClipModel.js';
 import { parseModelOptions, type LoadPolicy } from '../config.js';
 import { ModelSlot } from './ModelSlot.js';
-import { fetchModelFiles } from './hub/index.js';
 import { decodeImageString, inspectImage } from './image/imageInput.js';
-import type { GraphOptimizationLevel } from './runtime/onnx.js';
-import type { ExecutionProvider } from './runtime/executionProviders.js';
-import { embeddingTemplatesOf, toVector } from './embeddings.js';
+import { embedImagesOn, embedTextsOn } from './embeddings.js';
+import { IdleStops } from './idleStops.js';
+import { loadConfiguredModel } from './loadConfiguredModel.js';
 import { PreprocessPool } from './image/preprocessPool.js';
-import { applyTemplate, ensemble, parsePromptConfig } from './scoring.js';
+import { parsePromptConfig } from './scoring.js';
+import type { ClipEvents, ClipServiceOptions } from './serviceOptions.js';
 import type {
   ClassifyRequest,
   ClassifyResult,
@@ -25,81 +26,9 @@ import type {
   EmbedImagesRequest,
   EmbedTextsRequest,
   ImageInfo,
-  ImageLimits,
   ModelInfo,
-  Precision,
   PromptConfig,
 } from './types.js';
-
-export interface HubSettings {
-  /** Where downloaded models are kept. */
-  cacheDir: string;
-  /** The hub (or a mirror). @default 'https://huggingface.co' */
-  endpoint: string;
-  /** Sent as a bearer token, for gated or private repos. */
-  token?: string | undefined;
-  /** Use only the cache; never the network. */
-  offline: boolean;
-  /** Draw a progress bar on stderr while downloading. */
-  progress: boolean;
-}
-
-export interface InferenceSettings {
-  /** @default 32 */
-  maxBatchSize: number;
-  /** @default 5 */
-  maxBatchWaitMs: number;
-  /** @default 64 */
-  maxTextBatchSize: number;
-  /** Images waiting per model before OVERLOADED. */
-  maxQueuedImages: number;
-  /** ONNX Runtime intra-op threads per model (the text tower's; image-tower replicas share them). */
-  intraOpThreads: number;
-  /** Copies of the image tower running batches side by side; undefined: decided by the graph (runtime/replicas.ts). */
-  visionReplicas?: number | undefined;
-  graphOptimizationLevel: GraphOptimizationLevel;
-  /** Let idle ONNX Runtime threads spin for work. @default false */
-  allowSpinning?: boolean | undefined;
-  /** ONNX Runtime execution providers, in priority order. @default ['cpu'] */
-  executionProviders?: readonly ExecutionProvider[] | undefined;
-  /** Overrides the trained logit scale of every model. */
-  logitScale?: number | undefined;
-  /** Whether ONNX Runtime may queue its usage telemetry (ORT_TELEMETRY); absent: it may not. */
-  ortTelemetry?: boolean | undefined;
-  /** Images decoded and resized at once. */
-  preprocessConcurrency: number;
-  /** Worker threads preprocessing images, shared by every model; 0 preprocesses on the event loop. @default 0 */
-  preprocessWorkers?: number | undefined;
-  /** Downscales reading more source pixels than this use libvips instead of the exact PIL port. @default 400000 */
-  exactResizeMaxPixels?: number | undefined;
-}
-
-export interface ClipServiceOptions {
-  /** Source of the default model: catalogue name, hub id `owner/name[@rev]`, or a local directory. */
-  defaultModel: string;
-  /** More models; a failure to load one never takes the default down. */
-  extraModels: { name: string; source: string }[];
-  precision: Precision;
-  hub: HubSettings;
-  inference: InferenceSettings;
-  /** LRU capacities, in entries. */
-  caches: { textEmbeddings: number; imageEmbeddings: number };
-  imageLimits: ImageLimits;
-  logger: Logger;
-  /** Stop a model that ran no inference for this long, in seconds (it starts again on its next job); 0: never. See MODEL_IDLE_STOP_SECONDS. */
-  idleStopSeconds?: number | undefined;
-  /** Milliseconds since an epoch, for idle times; tests pass their own. @default Date.now */
-  clock?: (() => number) | undefined;
-}
-
-export type ClipEvents = {
-  batchCompleted: [{ model: string; kind: 'image' | 'text'; size: number; durationMs: number }];
-  cacheLookup: [{ model: string; kind: 'image' | 'text'; hit: boolean }];
-  modelStatusChanged: [ModelInfo];
-};
-
-/** Texts whose prompts are built and embedded at once by `embedTexts`. */
-const TEXTS_IN_FLIGHT = 256;
 
 export class ClipService {
   readonly events = new EventEmitter<ClipEvents>();
@@ -110,7 +39,7 @@ export class ClipService {
   readonly #sources = new Map<string, string>();
   #started: Promise<void> | null = null;
   #stopping: Promise<void> | null = null;
-  #idleTimer: NodeJS.Timeout | null = null;
+  readonly #idleStops: IdleStops;
   readonly #clock: () => number;
   /** One pool for every model: the cores are shared anyway. */
   readonly #preprocessPool: PreprocessPool | undefined;
@@ -118,10 +47,13 @@ export class ClipService {
   constructor(options: ClipServiceOptions) {
     this.#options = options;
     this.#clock = options.clock ?? Date.now;
-    const idle = options.idleStopSeconds ?? 0;
-    if (!Number.isFinite(idle) || idle < 0)
-      throw new TypeError(`Expected idleStopSeconds to be a number >= 0, got ${idle}`);
-    const workers = options.inference.preprocessWorkers ?? 0;
+    this.#idleStops = new IdleStops({
+      idleStopSeconds: options.idleStopSeconds,
+      slots: () => this.#slots.values(),
+      stopping: () => this.#stopping !== null,
+      logger: options.logger,
+    });
+    const workers = options.inference.preprocessWorkers;
     this.#preprocessPool = workers > 0 ? new PreprocessPool({ size: workers }) : undefined;
     this.defaultModelName = defaultNameOf(options.defaultModel);
     const specs = [{ name: this.defaultModelName, source: options.defaultModel }];
@@ -171,12 +103,7 @@ export class ClipService {
   }
 
   async #start(): Promise<void> {
-    const idleSeconds = this.#options.idleStopSeconds ?? 0;
-    if (idleSeconds > 0) {
-      // A quarter of the idle time between checks: a model is stopped at most 25 % later than due.
-      this.#idleTimer = setInterval(() => void this.stopIdleModels(), Math.max(250, (idleSeconds * 1000) / 4));
-      this.#idleTimer.unref();
-    }
+    this.#idleStops.start();
     for (const slot of this.#slots.values()) if (slot.load === 'eager') void slot.start();
     const slot = this.#slots.get(this.defaultModelName)!;
     if (slot.load === 'lazy') return;
@@ -189,76 +116,11 @@ export class ClipService {
   }
 
   /** Fetches the model's files, then loads and warms it; throws what went wrong (logged here). */
-  async #load(name: string, rawSource: string, onLoading: () => void): Promise<ClipModel> {
-    const { logger, inference, caches, hub, precision } = this.#options;
-    const started = performance.now();
-    try {
-      logger.info({ model: name, source: publicSourceOf(rawSource), precision }, 'loading model');
-      const { source: sourceText, options: modelOptions } = parseModelOptions(rawSource);
-      const source = resolveModelSource(sourceText);
-      // A model configured under a catalogue name (e.g. FES's open-clip-vit-b32=<dir>) gets that entry's published values.
-      const known = findCatalogueEntry(sourceText) ?? findCatalogueEntry(name);
-      // A SigLIP export's trained scale and bias are in its combined graph alone: fetched unless the model's option or
-      // the catalogue already gives them.
-      const scaleKnown = modelOptions.logitScale !== undefined || known?.logitScale !== undefined;
-      const dir =
-        source.kind === 'local'
-          ? source.path
-          : await fetchModelFiles(source, precision, {
-              ...hub,
-              logger,
-              withScaleFiles: scaleKnown ? 'never' : 'when-needed',
-            });
-      onLoading();
-      const model = await ClipModel.load({
-        name,
-        dir,
-        precision,
-        session: {
-          intraOpThreads: inference.intraOpThreads,
-          graphOptimizationLevel: inference.graphOptimizationLevel,
-          allowSpinning: inference.allowSpinning ?? false,
-          ...(inference.executionProviders === undefined ? {} : { executionProviders: inference.executionProviders }),
-          telemetry: inference.ortTelemetry ?? false,
-        },
-        visionReplicas: inference.visionReplicas,
-        maxBatchSize: inference.maxBatchSize,
-        maxBatchWaitMs: inference.maxBatchWaitMs,
-        maxTextBatchSize: inference.maxTextBatchSize,
-        maxQueuedImages: inference.maxQueuedImages,
-        preprocessConcurrency: inference.preprocessConcurrency,
-        preprocessPool: this.#preprocessPool,
-        exactResizeMaxPixels: inference.exactResizeMaxPixels,
-        textCacheSize: caches.textEmbeddings,
-        imageCacheSize: caches.imageEmbeddings,
-        imageLimits: this.#options.imageLimits,
-        logitScale: inference.logitScale,
-        modelScoring: modelOptions,
-        known: known === undefined ? undefined : { logitScale: known.logitScale, logitBias: known.logitBias },
-        logger: logger.child({ model: name }),
-        onBatch: (kind, size, durationMs) =>
-          this.events.emit('batchCompleted', { model: name, kind, size, durationMs }),
-        onCacheLookup: (kind, hit) => this.events.emit('cacheLookup', { model: name, kind, hit }),
-      });
-      logger.info(
-        {
-          model: name,
-          ms: Math.round(performance.now() - started),
-          layout: model.layout,
-          scoring: model.scoring.kind,
-          logitScale: model.logitScale,
-          logitScaleSource: model.logitScaleSource,
-          ...(model.logitBias === undefined
-            ? {}
-            : { logitBias: model.logitBias, logitBiasSource: model.logitBiasSource }),
-        },
-        'model ready',
-      );
-      return model;
-    } catch (error) {
-      logger.error({ model: name, err: error }, 'model failed to load');
-      throw error;
-    }
+  #load(name: string, rawSource: string, onLoading: () => void): Promise<ClipModel> {
+    return loadConfiguredModel(
+      { name, rawSource, publicSource: publicSourceOf(rawSource) },
+      { options: this.#options, preprocessPool: this.#preprocessPool, events: this.events, onLoading },
+    );
   }
 
   /** The canonical name of a configured model: exact, case-insensitive, kebab or snake case, or its source / hub id. */
@@ -320,43 +182,14 @@ export class ClipService {
   }
 
   /** Stops every model idle for `idleStopSeconds` or longer; resolves with their names once they are stopped. */
-  async stopIdleModels(): Promise<string[]> {
-    const idleMs = (this.#options.idleStopSeconds ?? 0) * 1000;
-    if (idleMs <= 0 || this.#stopping) return [];
-    const idle = [...this.#slots.values()].filter((slot) => slot.status === 'ready' && slot.idleMs() >= idleMs);
-    for (const slot of idle)
-      this.#options.logger.info(
-        { model: slot.name, idleSeconds: Math.round(slot.idleMs() / 1000) },
-        'stopping an idle model',
-      );
-    await Promise.all(idle.map((slot) => slot.stop()));
-    return idle.map((slot) => slot.name);
+  stopIdleModels(): Promise<string[]> {
+    return this.#idleStops.stopIdleModels();
   }
 
-  /**
-   * Ready unless the default model failed, or is eager and has not finished its first load. A stopped (or lazy, not
-   * yet started) default model leaves the server ready: its next job starts it. Other models never count.
-   */
+  /** Ready unless shutting down or the default model is not (see ModelSlot.readinessAsDefault); other models never count. */
   readiness(): { ready: boolean; reason: string | null } {
-    const slot = this.#slots.get(this.defaultModelName)!;
-    const info = slot.info();
     if (this.#stopping) return { ready: false, reason: 'shutting down' };
-    switch (info.status) {
-      case 'ready':
-      case 'stopping':
-      case 'stopped':
-        return { ready: true, reason: null };
-      case 'uninitialized':
-      case 'starting':
-      case 'loading':
-        return slot.hasRun || slot.load === 'lazy'
-          ? { ready: true, reason: null }
-          : { ready: false, reason: `loading the default model ${info.name}` };
-      case 'failed':
-        return { ready: false, reason: `the default model ${info.name} failed to load: ${info.error}` };
-      default:
-        throw new UnreachableCaseError(info.status);
-    }
+    return this.#slots.get(this.defaultModelName)!.readinessAsDefault();
   }
 
   decodeImage(input: string, field: string): Buffer {
@@ -387,10 +220,7 @@ export class ClipService {
   async embedImages(request: EmbedImagesRequest): Promise<EmbeddingVectors> {
     const slot = this.#slotFor(request.model);
     return this.#inferring(slot.name, request.signal, () =>
-      slot.use(async (model) => {
-        const vectors = await Promise.all(request.images.map((bytes, i) => model.embedImage(bytes, i, request.signal)));
-        return { embeddings: vectors.map(toVector) };
-      }),
+      slot.use((model) => embedImagesOn(model, request.images, request.signal)),
     );
   }
 
@@ -400,30 +230,8 @@ export class ClipService {
    */
   async embedTexts(request: EmbedTextsRequest): Promise<EmbeddingVectors> {
     const slot = this.#slotFor(request.model);
-    const templates = embeddingTemplatesOf(request.prompt);
     return this.#inferring(slot.name, request.signal, () =>
-      slot.use(async (model) => {
-        const embeddings: number[][] = [];
-        let tokens = 0;
-        // A chunk at a time, as classify does for labels: bounded prompt strings and promises in flight.
-        for (let start = 0; start < request.texts.length; start += TEXTS_IN_FLIGHT) {
-          request.signal?.throwIfAborted();
-          const chunk = request.texts.slice(start, start + TEXTS_IN_FLIGHT);
-          const vectors = await Promise.all(
-            chunk.map(async (text) => {
-              const prompts = templates.map((template) => applyTemplate(template, text));
-              const [vectors, counts] = await Promise.all([
-                Promise.all(prompts.map((prompt) => model.embedPrompt(prompt))),
-                Promise.all(prompts.map((prompt) => model.countTokens(prompt))),
-              ]);
-              for (const count of counts) tokens += count;
-              return ensemble(vectors);
-            }),
-          );
-          for (const vector of vectors) embeddings.push(toVector(vector));
-        }
-        return { embeddings, tokens };
-      }),
+      slot.use((model) => embedTextsOn(model, request.texts, request.prompt, request.signal)),
     );
   }
 
@@ -474,7 +282,7 @@ export class ClipService {
    */
   async abort(): Promise<void> {
     const reason = new AppError(ErrorCode.ShuttingDown, 'The server stopped before this job finished');
-    this.#stopIdleTimer();
+    this.#idleStops.stop();
     await Promise.allSettled([...this.#slots.values()].map((slot) => slot.abort(reason)));
     await this.#preprocessPool?.close();
   }
@@ -482,16 +290,11 @@ export class ClipService {
   /** Finishes queued inference, then releases every session. Idempotent; a second call awaits the first. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      this.#stopIdleTimer();
+      this.#idleStops.stop();
       await Promise.allSettled([...this.#slots.values()].map((slot) => slot.close()));
       await this.#preprocessPool?.close();
     })();
     return this.#stopping;
-  }
-
-  #stopIdleTimer(): void {
-    if (this.#idleTimer !== null) clearInterval(this.#idleTimer);
-    this.#idleTimer = null;
   }
 }
 

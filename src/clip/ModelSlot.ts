@@ -85,6 +85,30 @@ export class ModelSlot {
     return this.#hasRun;
   }
 
+  /**
+   * Whether the server may serve with this slot as its default model: yes unless it failed, or is eager and has not
+   * finished its first load. A stopped (or lazy, not yet started) model leaves the server ready: its next job starts it.
+   */
+  readinessAsDefault(): { ready: boolean; reason: string | null } {
+    const info = this.info();
+    switch (info.status) {
+      case 'ready':
+      case 'stopping':
+      case 'stopped':
+        return { ready: true, reason: null };
+      case 'uninitialized':
+      case 'starting':
+      case 'loading':
+        return this.hasRun || this.load === 'lazy'
+          ? { ready: true, reason: null }
+          : { ready: false, reason: `loading the default model ${info.name}` };
+      case 'failed':
+        return { ready: false, reason: `the default model ${info.name} failed to load: ${info.error}` };
+      default:
+        throw new UnreachableCaseError(info.status);
+    }
+  }
+
   /** The model while it holds sessions (running, or stopping with inference in flight). */
   get model(): ClipModel | undefined {
     const state = this.#state;

@@ -1,8 +1,8 @@
 /** The clip folder's public surface: other folders import from here, never from its modules. */
 export { ClipService } from './ClipService.js';
 export type { LoadPolicy } from '../config.js';
-export type { ClipServiceOptions, ClipEvents, HubSettings, InferenceSettings } from './ClipService.js';
-export type { GraphOptimizationLevel } from './runtime/onnx.js';
+export type { ClipServiceOptions, ClipEvents, HubSettings, InferenceSettings } from './serviceOptions.js';
+export type { GraphOptimizationLevel } from '../config.js';
 export {
   EXECUTION_PROVIDERS,
   ExecutionProviderUnavailableError,

@@ -72,7 +72,7 @@ function checkTemplate(value: unknown, field: string): string {
   if (typeof value !== 'string') throw badUserInput(`${field}: expected a string, got ${describe(value)}`, field);
   if (!value.includes('{}'))
     throw badUserInput(`${field}: the template must contain {} where the class name goes`, field);
-  // Once: each further {} adds a whole class name to every prompt (500 of them made 500 KB prompts; issue 5).
+  // Once: each further {} adds a whole class name to every prompt (500 of them make 500 KB prompts).
   if (value.indexOf('{}') !== value.lastIndexOf('{}'))
     throw badUserInput(`${field}: the template must contain {} only once`, field);
   if (value.length > MAX_TEMPLATE_LENGTH) {

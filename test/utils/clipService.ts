@@ -38,12 +38,18 @@ export function testServiceOptions(overrides: TestServiceOverrides = {}): ClipSe
       maxQueuedImages: 1000,
       intraOpThreads: 1,
       graphOptimizationLevel: 'all',
+      allowSpinning: false,
+      executionProviders: ['cpu'],
+      ortTelemetry: false,
       preprocessConcurrency: 4,
+      preprocessWorkers: 0,
+      exactResizeMaxPixels: 400_000,
       ...overrides.inference,
     },
     caches: overrides.caches ?? { textEmbeddings: 1000, imageEmbeddings: 1000 },
     imageLimits: TEST_IMAGE_LIMITS,
     logger: silentLogger(),
+    idleStopSeconds: 0,
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * @file A small pool of worker threads that turn image bytes into `pixel_values` (decode, exact resize, normalise:
- * preprocess.ts, unchanged), so that the ~10 ms of JavaScript resizing per photo never holds the event loop that
+ * preprocess.ts, the same code as in-thread), so that the ~10 ms of JavaScript resizing per photo never holds the event loop that
  * serves HTTP, websockets and JSON. The bytes go to a worker by transfer (a copy is made first unless the caller
  * hands them over), the floats come back by transfer. A refused image fails only its own job, with the same
  * AppError (code, message, field) the in-thread path throws; a worker that dies fails the jobs it held and is

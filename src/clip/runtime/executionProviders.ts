@@ -1,5 +1,5 @@
 /**
- * ONNX Runtime execution providers (issue 12): the names ORT_EXECUTION_PROVIDERS accepts, the error a session
+ * ONNX Runtime execution providers: the names ORT_EXECUTION_PROVIDERS accepts, the error a session
  * raises when one of them cannot be used, and how a user gets each one. The check itself runs where the sessions
  * live, in the worker threads (onnxWorker.js), against the onnxruntime-node binary actually installed.
  */

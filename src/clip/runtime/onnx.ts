@@ -8,6 +8,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
+import type { GraphOptimizationLevel } from '../../config.js';
 import { applyOrtTelemetry } from './telemetry.js';
 import { registerOnnxThreads } from './threadCpu.js';
 import {
@@ -16,16 +17,14 @@ import {
   type ProviderFailure,
 } from './executionProviders.js';
 
-export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
-
 export interface OnnxSessionOptions {
   /** Threads one inference may use; the machine's core count is right when one batch runs at a time. */
   intraOpThreads: number;
-  /** @default 'all' */
+  /** See ORT_GRAPH_OPTIMIZATION. */
   graphOptimizationLevel: GraphOptimizationLevel;
-  /** Idle intra-op threads spin waiting for work: a little faster alone, but they steal cores from image decoding. @default false */
+  /** Idle intra-op threads spin waiting for work: a little faster alone, but they steal cores from image decoding. See ORT_ALLOW_SPINNING; absent: they do not. */
   allowSpinning?: boolean;
-  /** The execution providers, in priority order (ONNX Runtime runs each node on the first that supports it). @default ['cpu'] */
+  /** The execution providers, in priority order (ONNX Runtime runs each node on the first that supports it). See ORT_EXECUTION_PROVIDERS; absent: the CPU alone. */
   executionProviders?: readonly ExecutionProvider[];
   /** Whether ONNX Runtime may queue its usage telemetry (the ORT_TELEMETRY setting); absent: it may not. */
   telemetry?: boolean;
@@ -101,8 +100,8 @@ const WORKER_URL = new URL('./onnxWorker.js', import.meta.url);
 
 /**
  * Where a session lives: a worker thread (the default), or a child process, for a graph loaded once and dropped,
- * whose memory must go back to the operating system (issue 12: glibc keeps what a worker thread's session freed,
- * so a one-off 600 MB graph stayed in the server's RSS for good).
+ * whose memory must go back to the operating system (glibc keeps what a worker thread's session freed, so a one-off
+ * 600 MB graph would stay in the server's RSS for good).
  */
 export type SessionIsolation = 'thread' | 'process';
 

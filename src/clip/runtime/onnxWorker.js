@@ -82,7 +82,7 @@ function taskIds() {
   }
 }
 
-/** This thread's id (Linux), so the server can tell ONNX Runtime's CPU time from its own (issue 12). */
+/** This thread's id (Linux), so the server can tell ONNX Runtime's CPU time from its own. */
 function ownThreadId() {
   try {
     return [Number(nodePath.basename(fs.readlinkSync('/proc/thread-self')))];

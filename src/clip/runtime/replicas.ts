@@ -8,8 +8,10 @@
  * by image decoding stalls its partner at every barrier. Two independent single-threaded runs keep both cores on
  * useful work. A dynamic-batch graph already fills its threads with a batch, so it keeps one copy with all of them.
  */
+import type { Logger } from '../../logger.js';
+import { declaredInputs } from './onnxHeader.js';
 import { fixedDim, type ValueInfo } from './onnx.js';
-import { findPixelInput } from './towers.js';
+import { findPixelInput, type ImageTower } from './towers.js';
 
 export interface VisionPlan {
   replicas: number;
@@ -52,4 +54,70 @@ export function planVisionReplicas(
     FIXED_BATCH_RUNS_IN_FLIGHT,
     `fixed batch of 1: ${FIXED_BATCH_RUNS_IN_FLIGHT} runs in flight with ${Math.floor(intraOpThreads / FIXED_BATCH_RUNS_IN_FLIGHT)} thread(s) each`,
   );
+}
+
+/**
+ * The plan for the image graph at `visionPath`, made from the inputs the file declares before any session exists
+ * (the replicas share the threads, and a session's thread count is fixed at creation); logged with its reason.
+ */
+export async function planVisionReplicasOf(
+  visionPath: string,
+  requested: number | undefined,
+  intraOpThreads: number,
+  logger: Logger,
+  model: string,
+): Promise<VisionPlan> {
+  const inputs =
+    requested === undefined
+      ? await declaredInputs(visionPath).catch((error: unknown) => {
+          // ONNX Runtime has the last word on the file: if it loads it, one copy on every thread is always right.
+          logger.warn(
+            { model, err: error },
+            'could not read the image graph inputs ahead of loading; running one copy of it',
+          );
+          return [];
+        })
+      : [];
+  const plan = planVisionReplicas(requested, intraOpThreads, inputs);
+  logger.info(
+    { model, visionReplicas: plan.replicas, threadsEach: plan.threadsEach, reason: plan.reason },
+    'image tower replicas',
+  );
+  return plan;
+}
+
+/** The image-tower replicas of one model; each run goes to the least busy one. */
+export class VisionReplicas {
+  readonly #towers: readonly ImageTower[];
+  /** Batches each replica has in flight (the batcher bounds them, so the loads stay even). */
+  readonly #loads: number[];
+
+  constructor(towers: readonly ImageTower[]) {
+    if (towers.length === 0) throw new RangeError('Expected at least one image tower');
+    this.#towers = towers;
+    this.#loads = towers.map(() => 0);
+  }
+
+  get count(): number {
+    return this.#towers.length;
+  }
+
+  /** Whether the graph fixes its batch (it runs a gathered batch item by item). */
+  get fixedBatch(): boolean {
+    return this.#towers[0]!.fixedBatch !== undefined;
+  }
+
+  /** See ImageTower.embed. */
+  async embed(
+    pixels: readonly Float32Array[],
+    onEach?: (index: number, embedding: Float32Array) => void,
+  ): Promise<Float32Array[]> {
+    const index = this.#loads.indexOf(Math.min(...this.#loads));
+    this.#loads[index]!++;
+    try {
+      return await this.#towers[index]!.embed(pixels, onEach);
+    } finally {
+      this.#loads[index]!--;
+    }
+  }
 }

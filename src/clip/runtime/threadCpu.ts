@@ -1,6 +1,6 @@
 /**
- * CPU time of ONNX Runtime's threads in this process (issue 12: "the process's CPU time minus the CPU time of the
- * ONNX Runtime threads, read per thread from /proc/self/task/*\/stat"). Every session's worker thread reports its
+ * CPU time of ONNX Runtime's threads in this process, read per thread from /proc/self/task/*\/stat, so the metrics
+ * can tell inference from the rest of the process's CPU time. Every session's worker thread reports its
  * own thread id and the intra-op pool threads ONNX Runtime started while creating the session (onnxWorker.js); this
  * module sums their user + system time. Linux only: elsewhere there are no ids and the sum is 0.
  */

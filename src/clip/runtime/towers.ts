@@ -50,6 +50,50 @@ function splitRows(data: Float32Array, rows: number): Float32Array[] {
   return Array.from({ length: rows }, (_, i) => data.slice(i * width, (i + 1) * width));
 }
 
+/** How a text graph takes its ids: the input names and the integer type. */
+export interface TextInputs {
+  readonly idsInput: string;
+  readonly maskInput: string | undefined;
+  readonly idType: 'int32' | 'int64';
+}
+
+/** Hugging Face's text graphs (and the combined one): int64 `input_ids` with an `attention_mask`. */
+export const HUGGING_FACE_TEXT_INPUTS: TextInputs = { idsInput: ID_INPUTS[0]!, maskInput: MASK_INPUT, idType: 'int64' };
+
+/**
+ * Feeds for prompts (token ids with specials, unpadded): ids padded with `padId` to `length`, else to the longest
+ * prompt, and a mask of ones over the real tokens. The one builder of text feeds: the towers, the logit-scale fit on a
+ * combined graph, the benchmark's raw runs and the tests' independent computations use it.
+ */
+export function textFeeds(
+  prompts: readonly (readonly number[])[],
+  padId: number,
+  length?: number,
+  inputs: TextInputs = HUGGING_FACE_TEXT_INPUTS,
+): Record<string, FeedValue> {
+  const longest = Math.max(...prompts.map((p) => p.length));
+  const width = length ?? longest;
+  if (longest > width) throw new RangeError(`a prompt of ${longest} tokens does not fit the text graph's ${width}`);
+  const rows = prompts.length;
+  const ids = new Array<number>(rows * width).fill(padId);
+  const mask = new Array<number>(rows * width).fill(0);
+  prompts.forEach((prompt, row) => {
+    prompt.forEach((id, col) => {
+      ids[row * width + col] = id;
+      mask[row * width + col] = 1;
+    });
+  });
+  const dims = [rows, width];
+  const tensor = (values: number[]): FeedValue =>
+    inputs.idType === 'int32'
+      ? { kind: 'int32', data: Int32Array.from(values), dims }
+      : { kind: 'int64', data: BigInt64Array.from(values, (v) => BigInt(v)), dims };
+  return {
+    [inputs.idsInput]: tensor(ids),
+    ...(inputs.maskInput === undefined ? {} : { [inputs.maskInput]: tensor(mask) }),
+  };
+}
+
 /** The image side of a graph. */
 export class ImageTower {
   readonly input: string;
@@ -133,7 +177,7 @@ export class ImageTower {
 }
 
 /** The text side of a graph. */
-export class TextTower {
+export class TextTower implements TextInputs {
   readonly idsInput: string;
   readonly maskInput: string | undefined;
   readonly idType: 'int32' | 'int64';
@@ -178,29 +222,9 @@ export class TextTower {
     this.#padding = { padId, length: this.fixedLength ?? length };
   }
 
-  /** Feeds for prompts (token ids with specials, unpadded). Exported for the benchmark's raw runs. */
+  /** Feeds for prompts (token ids with specials, unpadded), padded as {@link setPadding} says. */
   feeds(prompts: readonly (readonly number[])[]): Record<string, FeedValue> {
-    const longest = Math.max(...prompts.map((p) => p.length));
-    const width = this.#padding.length ?? longest;
-    if (longest > width) throw new RangeError(`a prompt of ${longest} tokens does not fit the text graph's ${width}`);
-    const rows = prompts.length;
-    const ids = new Array<number>(rows * width).fill(this.#padding.padId);
-    const mask = new Array<number>(rows * width).fill(0);
-    prompts.forEach((prompt, row) => {
-      prompt.forEach((id, col) => {
-        ids[row * width + col] = id;
-        mask[row * width + col] = 1;
-      });
-    });
-    const dims = [rows, width];
-    const tensor = (values: number[]): FeedValue =>
-      this.idType === 'int32'
-        ? { kind: 'int32', data: Int32Array.from(values), dims }
-        : { kind: 'int64', data: BigInt64Array.from(values, (v) => BigInt(v)), dims };
-    return {
-      [this.idsInput]: tensor(ids),
-      ...(this.maskInput === undefined ? {} : { [this.maskInput]: tensor(mask) }),
-    };
+    return textFeeds(prompts, this.#padding.padId, this.#padding.length, this);
   }
 
   /** Embeddings of prompts, in order; a fixed-batch graph tells `onEach` of each as soon as it exists. */

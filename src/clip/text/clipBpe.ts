@@ -137,8 +137,8 @@ export class ClipTokenizer implements TextTokenizer {
   /**
    * The start of a cleaned text that can reach the context: at most MAX_CHARS_PER_TOKEN characters per
    * position. BPE costs microseconds per character and prompts can be long (MAX_CLASS_LENGTH may be set to a
-   * million; a 500,000-character prompt held the event loop for 4 s), so what the context cuts off is never
-   * tokenized (issue 5). Words are tokenized independently, so the kept tokens are unchanged unless they
+   * million; a 500,000-character prompt would hold the event loop for 4 s), so what the context cuts off is never
+   * tokenized. Words are tokenized independently, so the kept tokens are unchanged unless they
    * reach that far (over 16 characters per token on average).
    */
   #reachable(cleaned: string): string {

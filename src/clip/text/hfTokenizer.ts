@@ -153,7 +153,7 @@ export class HfTextTokenizer implements TextTokenizer {
 
   /**
    * The start of a cleaned text that can reach the context: at most MAX_CHARS_PER_TOKEN characters per position,
-   * so a huge prompt costs what its first tokens cost (issue 5). Every piece of these vocabularies is shorter than that.
+   * so a huge prompt costs what its first tokens cost. Every piece of these vocabularies is shorter than that.
    */
   #reachable(cleaned: string): string {
     let end = this.contextLength * MAX_CHARS_PER_TOKEN;

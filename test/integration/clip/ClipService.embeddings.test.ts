@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClipService, type ClipServiceOptions } from '../../../src/clip/index.js';
-import { textFeeds } from '../../../src/clip/ClipModel.js';
+import { textFeeds } from '../../../src/clip/runtime/towers.js';
 import { loadModelFiles } from '../../../src/clip/layouts/hfClip.js';
 import { preprocessImage } from '../../../src/clip/image/preprocess.js';
 import { ClipTokenizer } from '../../../src/clip/text/clipBpe.js';

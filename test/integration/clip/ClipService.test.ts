@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ClipService, type ClipServiceOptions } from '../../../src/clip/index.js';
 import { withoutServerPaths } from '../../../src/clip/ClipService.js';
-import { textFeeds } from '../../../src/clip/ClipModel.js';
+import { textFeeds } from '../../../src/clip/runtime/towers.js';
 import { loadModelFiles } from '../../../src/clip/layouts/hfClip.js';
 import { OnnxGraph } from '../../../src/clip/runtime/onnx.js';
 import { preprocessImage } from '../../../src/clip/image/preprocess.js';

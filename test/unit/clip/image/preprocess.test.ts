@@ -4,9 +4,8 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { AppError, ErrorCode } from '../../../../src/errors.js';
+import { decodeRgb, gifTransparentColour } from '../../../../src/clip/image/decode.js';
 import {
-  decodeRgb,
-  gifTransparentColour,
   pixelValuesInto,
   pixelValuesLength,
   preprocessImage,
