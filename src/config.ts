@@ -117,6 +117,7 @@ export interface Config {
   readonly role: Role;
   readonly redisUrl: string | undefined;
   readonly redisKeyPrefix: string;
+  readonly redisConnectTimeoutMs: number;
   readonly lockDurationMs: number;
   readonly stalledIntervalMs: number;
   readonly maxStalledCount: number;
@@ -182,6 +183,7 @@ export interface Config {
   readonly jobTtlSeconds: number;
   readonly maxRetainedJobBytes: number;
   readonly drainTimeoutMs: number;
+  readonly httpStopGraceMs: number;
   readonly shutdownGraceMs: number;
   readonly corsOrigins: readonly string[];
   readonly introspection: boolean;
@@ -433,6 +435,13 @@ const SETTINGS: SettingSpecs = {
     description: 'Prefix of every Redis key and channel, so several deployments can share one Redis.',
     defaultValue: 'clip',
     parse: nonEmpty,
+  },
+  redisConnectTimeoutMs: {
+    env: 'REDIS_CONNECT_TIMEOUT_MS',
+    description:
+      'At start, the longest wait, in ms, for Redis before the process serves anyway (an API answers SERVICE_UNAVAILABLE and a worker takes no job until Redis is back).',
+    defaultValue: 5_000,
+    parse: integer(1),
   },
   lockDurationMs: {
     env: 'LOCK_DURATION_MS',
@@ -874,6 +883,13 @@ const SETTINGS: SettingSpecs = {
     description:
       'On SIGTERM/SIGINT, the longest wait, in ms, for accepted jobs to finish; jobs still unfinished then FAIL with SHUTTING_DOWN.',
     defaultValue: 30_000,
+    parse: integer(0),
+  },
+  httpStopGraceMs: {
+    env: 'HTTP_STOP_GRACE_MS',
+    description:
+      'On stop, after the jobs drained and the websockets closed, the longest wait, in ms, for HTTP requests still in flight before their connections are cut.',
+    defaultValue: 10_000,
     parse: integer(0),
   },
   shutdownGraceMs: {

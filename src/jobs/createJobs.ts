@@ -9,12 +9,13 @@ import { createRedisBackend, type RedisModelRegistry, type StallSettings } from 
 
 export type JobsRole = 'all' | 'api' | 'worker';
 
-export interface CreateJobsOptions {
-  role: JobsRole;
+/** ROLE=api validates with model names and input checks alone; the roles that run models pass their runner too. */
+export type CreateJobsOptions = CreateJobsSettings &
+  ({ role: 'api'; clip: JobClassifier } | { role: 'all' | 'worker'; clip: JobClassifier & JobRunner });
+
+interface CreateJobsSettings {
   /** The Redis backend's settings; undefined = in memory (ROLE=all only). */
   redis: { url: string; keyPrefix: string; stall: StallSettings } | undefined;
-  /** Validation for the API side; also the runner where a worker runs (all, worker). */
-  clip: JobClassifier & JobRunner;
   logger: Logger;
   limits: Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl'> & {
     maxConcurrentJobs: number;
@@ -61,10 +62,10 @@ export function createJobs(options: CreateJobsOptions): Jobs {
     ...(limits.maxRetainedJobBytes === undefined ? {} : { maxRetainedJobBytes: limits.maxRetainedJobBytes }),
   });
   const worker =
-    role === 'api'
+    options.role === 'api'
       ? undefined
       : new JobWorker({
-          clip,
+          clip: options.clip,
           store: backend.store,
           events: backend.events,
           queue: backend.queue,
