@@ -166,7 +166,7 @@ function messageBytes(data: unknown): Buffer {
 }
 
 /**
- * Closes gaps of graphql-ws's `ws` adapter before it sees the socket (issue 5): a client sending a
+ * Closes gaps of graphql-ws's `ws` adapter before it sees the socket: a client sending a
  * server-only message (connection_ack, next, error) is a bad request (4400), where the adapter would close
  * with 4500 and print a stack trace; socket errors (a frame over the size limit, invalid UTF-8), which
  * `ws` has already answered with 1009/1007, are logged here rather than printed to the console; and a message

@@ -141,7 +141,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
       this.set(jobs.stats().watchers);
     },
   });
-  // The server's CPU split (issue 12): process_cpu_seconds_total minus this is what it spends outside inference.
+  // The server's CPU split: process_cpu_seconds_total minus this is what it spends outside inference.
   new Gauge({
     name: 'clip_onnxruntime_cpu_seconds',
     help: "CPU time used so far by ONNX Runtime's threads (each session's worker thread and its intra-op pool), in seconds (Linux; 0 elsewhere).",
