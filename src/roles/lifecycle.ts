@@ -103,6 +103,11 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
   let state: ServerState = { phase: 'initialized' };
   let listening: Promise<ServerAddress> | null = null;
 
+  /** A stop during start closes the jobs layer and the models: nothing registers or takes jobs on them after it. */
+  function throwIfStopped(): void {
+    if (state.phase !== 'starting') throw new Error('The server was stopped before it was ready');
+  }
+
   async function listenFirst(): Promise<ServerAddress> {
     await steps.beforeListen?.();
     const address = await listen(httpServer, config);
@@ -114,11 +119,11 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     listening = listenFirst();
     const address = await listening;
     if (!(await jobs.connect(config.redisConnectTimeoutMs))) logger.warn(messages.redisUnreachable);
+    throwIfStopped();
     steps.beforeModels?.();
     const loadStarted = performance.now();
     await models?.start();
-    // A stop during the load has closed the jobs layer: no worker starts on it.
-    if (state.phase !== 'starting') throw new Error('The server was stopped before it was ready');
+    throwIfStopped();
     jobs.startWorker();
     logger.info({ url: address.url, loadMs: Math.round(performance.now() - loadStarted) }, messages.ready);
     return address;
