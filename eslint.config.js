@@ -10,7 +10,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 /** The folders of src/; each is one concern, and others reach it only through its index.ts. */
-const FOLDERS = ['clip', 'jobs', 'graphql', 'rest', 'http', 'web'];
+const FOLDERS = ['clip', 'jobs', 'graphql', 'rest', 'http', 'roles', 'web'];
 
 /**
  * A relative import that walks up into one of `folders` (`../jobs/types.js`, `../../clip/index.js`). Imports are
@@ -101,9 +101,18 @@ export default defineConfig(
   { files: ['src/*.ts'], rules: boundaries(pastIndexFromRoot) },
   { files: ['src/*/**/*.ts'], rules: boundaries(pastIndex) },
   {
+    // roles composes everything; nothing it composes may import it back (main.ts picks a role).
+    files: ['src/*/**/*.ts'],
+    ignores: ['src/roles/**', 'src/clip/**', 'src/web/**'],
+    rules: boundaries(pastIndex, {
+      regex: reaching(['roles']),
+      message: 'Only main.ts starts a role: the folders roles composes never import it.',
+    }),
+  },
+  {
     files: ['src/clip/**/*.ts'],
     rules: boundaries(pastIndex, {
-      regex: reaching(['jobs', 'graphql', 'rest', 'http', 'web']),
+      regex: reaching(['jobs', 'graphql', 'rest', 'http', 'roles', 'web']),
       message: 'clip is the core: it imports nothing from jobs, graphql, rest, http or web (they call it).',
     }),
   },
@@ -115,11 +124,18 @@ export default defineConfig(
     }),
   },
   {
-    files: ['src/config.ts', 'src/errors.ts', 'src/logger.ts'],
+    files: [
+      'src/config.ts',
+      'src/configCommand.ts',
+      'src/configHosts.ts',
+      'src/configParsers.ts',
+      'src/errors.ts',
+      'src/logger.ts',
+    ],
     rules: boundaries({
-      regex: '^\\.(?!/(config|errors|logger)\\.js$)',
+      regex: '^\\.(?!/(config|configCommand|configHosts|configParsers|errors|logger)\\.js$)',
       message:
-        'config.ts, errors.ts and logger.ts are the base every module imports: they import nothing else from the app.',
+        'config.ts (with the modules beside it: configCommand.ts, configHosts.ts, configParsers.ts), errors.ts and logger.ts are the base every module imports: they import nothing else from the app.',
     }),
   },
   prettier,

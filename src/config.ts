@@ -1,30 +1,66 @@
 /**
- * The server's configuration: the only module that reads environment variables and command-line flags.
+ * The server's configuration: the only module that reads environment variables and command-line flags, and the one
+ * home of every default (the SETTINGS table).
+ *
+ * This file stays over 450 lines on purpose: the table is one piece, because it is the single place a reader (and
+ * `npm run docs`, and `--help`) finds every setting with its default, unit and meaning, in the order the defaults
+ * are computed (a default may depend on the settings above it), and its type makes a Config field without a row a
+ * compile error. Splitting it by topic would put defaults in several homes again. What is not the table lives
+ * beside it: the value parsers (configParsers.ts), flags, help and the reference rows (configCommand.ts), and the
+ * allowed host names (configHosts.ts).
  *
  * Every setting is an environment variable AND a flag (the env name in kebab case: `MAX_BATCH_SIZE` →
  * `--max-batch-size`); a flag wins over the environment, the environment over the default. Values are
- * parsed and validated here ("expected X, got Y"), and the result is one frozen, typed `Config`.
+ * parsed and validated ("expected X, got Y"), and the result is one frozen, typed `Config`.
  * `loadConfig` is pure: it reads only the `argv` and `env` it is given.
  */
 import os from 'node:os';
 import path from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
-import ipaddr from 'ipaddr.js';
+import {
+  ConfigError,
+  describeSettingRows,
+  helpTextOf,
+  readSettings,
+  type SettingDoc,
+  type SettingEntries,
+  type SettingSpec,
+} from './configCommand.js';
+import {
+  allowedHostList,
+  boolean,
+  bytes,
+  cidrList,
+  expandHome,
+  integer,
+  list,
+  modelList,
+  modelSource,
+  nonEmpty,
+  oneOf,
+  optional,
+  originList,
+  positiveNumber,
+  providerList,
+  redisUrl,
+  url,
+  type AllowedHostsSetting,
+  type ExtraModel,
+} from './configParsers.js';
 import type { LogFormatSetting } from './logger.js';
 
-/** What this process runs: everything (one process), the API only, or the inference worker only (issue 9). */
+export { ConfigError, HelpRequested } from './configCommand.js';
+export type { SettingDoc } from './configCommand.js';
+export { allowedHostNames } from './configHosts.js';
+export { LOAD_POLICIES, MODEL_OPTION_KEYS, parseModelOptions } from './configParsers.js';
+export type { AllowedHostsSetting, ExtraModel, LoadPolicy, ModelOptions } from './configParsers.js';
+
+/** What this process runs: everything (one process), the API only, or the inference worker only. */
 export type Role = 'all' | 'api' | 'worker';
 export const ROLES: readonly Role[] = ['all', 'api', 'worker'];
 
 /** Whether images may be given as http(s) URLs the server fetches: `public` destinations only, or not at all. */
 export type ImageUrlsMode = 'public' | 'off';
 export const IMAGE_URLS_MODES: readonly ImageUrlsMode[] = ['public', 'off'];
-
-/**
- * Which `Host` headers requests may carry (DNS rebinding): `auto` (decided by HOST, see {@link allowedHostNames}),
- * `any`, or exactly these host names.
- */
-export type AllowedHostsSetting = 'auto' | 'any' | readonly string[];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -37,86 +73,12 @@ export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8'];
 export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda', 'tensorrt', 'coreml', 'dml'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
-/**
- * Per-model options written after a model's source: `source;logitScale=112.3;logitBias=-16.5` in `CLIP_MODEL` and in
- * each `CLIP_MODELS` entry (`name=source;logitScale=…`). They set what the files of many exports do not carry: the
- * trained softmax temperature, and a SigLIP model's trained scale and bias; and when the model is loaded (`load=lazy`:
- * on its first job instead of at start). Keys are case-insensitive, camel or snake case.
- * These are the options one model may be given.
- */
-/** When a model is loaded: `eager` at start, `lazy` on its first job (or an explicit start). */
-export type LoadPolicy = 'eager' | 'lazy';
-export const LOAD_POLICIES: readonly LoadPolicy[] = ['eager', 'lazy'];
-
-export interface ModelOptions {
-  /** The trained logit scale (the exp of the checkpoint's `logit_scale`, e.g. 100 for OpenAI CLIP), > 0. */
-  logitScale?: number | undefined;
-  /** A SigLIP model's trained `logit_bias` (typically around −10 to −17). */
-  logitBias?: number | undefined;
-  /** When the model is loaded; absent means `eager`. */
-  load?: LoadPolicy | undefined;
-}
-
-export const MODEL_OPTION_KEYS = ['logitScale', 'logitBias', 'load'] as const;
-
-/**
- * Splits `source;key=value;…` into the source and its options. Throws an Error worded "expected …, got …" for an
- * unknown key, a missing `=`, or a value that is not a number in range.
- */
-export function parseModelOptions(text: string): { source: string; options: ModelOptions } {
-  const [source = '', ...parts] = text.split(';');
-  const options: ModelOptions = {};
-  for (const raw of parts) {
-    const part = raw.trim();
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    if (eq <= 0)
-      throw new Error(
-        `expected a model option key=value (${MODEL_OPTION_KEYS.join(', ')}), got ${JSON.stringify(part)}`,
-      );
-    const key = part.slice(0, eq).trim().toLowerCase().replace(/[_-]/g, '');
-    const value = part.slice(eq + 1).trim();
-    const number = value === '' ? Number.NaN : Number(value);
-    switch (key) {
-      case 'logitscale':
-        if (!Number.isFinite(number) || number <= 0)
-          throw new Error(
-            `expected logitScale to be a positive number (the exp of the trained logit_scale), got ${JSON.stringify(value)}`,
-          );
-        options.logitScale = number;
-        break;
-      case 'logitbias':
-        if (!Number.isFinite(number))
-          throw new Error(`expected logitBias to be a number, got ${JSON.stringify(value)}`);
-        options.logitBias = number;
-        break;
-      case 'load': {
-        const policy = LOAD_POLICIES.find((p) => p === value.toLowerCase());
-        if (policy === undefined)
-          throw new Error(`expected load to be ${LOAD_POLICIES.join(' or ')}, got ${JSON.stringify(value)}`);
-        options.load = policy;
-        break;
-      }
-      default:
-        throw new Error(
-          `expected a model option among ${MODEL_OPTION_KEYS.join(', ')}, got ${JSON.stringify(part.slice(0, eq).trim())}`,
-        );
-    }
-  }
-  return { source: source.trim(), options };
-}
-
-/** A model to load besides the default one (`CLIP_MODELS=name=source,…`). */
-export interface ExtraModel {
-  readonly name: string;
-  readonly source: string;
-}
-
 /** The whole, validated configuration. Field docs (defaults, units) live in the setting table below. */
 export interface Config {
   readonly role: Role;
   readonly redisUrl: string | undefined;
   readonly redisKeyPrefix: string;
+  readonly redisConnectTimeoutMs: number;
   readonly lockDurationMs: number;
   readonly stalledIntervalMs: number;
   readonly maxStalledCount: number;
@@ -182,6 +144,7 @@ export interface Config {
   readonly jobTtlSeconds: number;
   readonly maxRetainedJobBytes: number;
   readonly drainTimeoutMs: number;
+  readonly httpStopGraceMs: number;
   readonly shutdownGraceMs: number;
   readonly corsOrigins: readonly string[];
   readonly introspection: boolean;
@@ -194,218 +157,9 @@ export interface Config {
   readonly logFormat: LogFormatSetting;
 }
 
-/** One row of the settings table (docs/configuration.md, `--help`). */
-export interface SettingDoc {
-  env: string;
-  flag: string;
-  /** The default as a human reads it (`4000`, `none`, `os.availableParallelism()`). */
-  default: string;
-  description: string;
-}
-
-/** A setting's value was malformed or out of range; the message names the variable and the flag. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-interface SettingSpec<T> {
-  env: string;
-  description: string;
-  /** The default, computed from the machine or from the settings above it (in table order) when it depends on them. */
-  defaultValue: T | ((settings: Readonly<Partial<Config>>) => T);
-  /** How the default reads in docs, when `String(defaultValue)` would not do. */
-  defaultText?: string;
-  parse: (raw: string) => T;
-  /** Booleans may be given as a bare flag (`--hf-hub-offline`). */
-  boolean?: boolean;
-}
-
 type SettingSpecs = { [K in keyof Config]: SettingSpec<Config[K]> };
 
 const MiB = 1024 * 1024;
-
-// ---- value parsers: each throws "expected …, got …" (the caller adds the setting's name) ----
-
-function integer(min: number, max = Number.MAX_SAFE_INTEGER): (raw: string) => number {
-  return (raw) => {
-    const value = Number(raw.trim());
-    if (raw.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `between ${min} and ${max}`;
-      throw new Error(`expected an integer ${range}, got ${JSON.stringify(raw)}`);
-    }
-    return value;
-  };
-}
-
-function positiveNumber(raw: string): number {
-  const value = Number(raw.trim());
-  if (raw.trim() === '' || !Number.isFinite(value) || value <= 0) {
-    throw new Error(`expected a positive number, got ${JSON.stringify(raw)}`);
-  }
-  return value;
-}
-
-function optional<T>(parse: (raw: string) => T): (raw: string) => T | undefined {
-  return (raw) => (raw.trim() === '' ? undefined : parse(raw));
-}
-
-const BYTE_UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  k: 1024,
-  kb: 1000,
-  kib: 1024,
-  m: MiB,
-  mb: 1e6,
-  mib: MiB,
-  g: 1024 * MiB,
-  gb: 1e9,
-  gib: 1024 * MiB,
-};
-
-/** A byte count: a plain integer or a number with a unit (`20MiB`, `100 MB`, `512k`). */
-function bytes(min: number): (raw: string) => number {
-  return (raw) => {
-    const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(raw);
-    const unit = BYTE_UNITS[match?.[2]?.toLowerCase() ?? 'x'];
-    const value = match && unit !== undefined ? Math.floor(Number(match[1]) * unit) : NaN;
-    if (!Number.isSafeInteger(value) || value < min) {
-      throw new Error(`expected a byte count >= ${min} (e.g. 1048576, 20MiB, 100MB), got ${JSON.stringify(raw)}`);
-    }
-    return value;
-  };
-}
-
-function boolean(raw: string): boolean {
-  const value = raw.trim().toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
-  if (['0', 'false', 'no', 'off'].includes(value)) return false;
-  throw new Error(`expected true or false (or 1/0, yes/no, on/off), got ${JSON.stringify(raw)}`);
-}
-
-function oneOf<T extends string>(values: readonly T[]): (raw: string) => T {
-  return (raw) => {
-    const value = raw.trim().toLowerCase();
-    if ((values as readonly string[]).includes(value)) return value as T;
-    throw new Error(`expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
-  };
-}
-
-/** A comma list in priority order, each a known provider, none twice. */
-function providerList(raw: string): ExecutionProvider[] {
-  const parse = oneOf(EXECUTION_PROVIDERS);
-  const providers = list(raw).map(parse);
-  if (providers.length === 0)
-    throw new Error(`expected a comma-separated list of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(raw)}`);
-  const twice = providers.find((provider, i) => providers.indexOf(provider) !== i);
-  if (twice !== undefined) throw new Error(`expected each provider once, got ${JSON.stringify(twice)} twice`);
-  return providers;
-}
-
-function nonEmpty(raw: string): string {
-  if (raw.trim() === '') throw new Error('expected a non-empty string, got ""');
-  return raw.trim();
-}
-
-/** A comma list of CIDR networks (`10.20.0.0/16`, `fd00::/8`); a bare address is its own /32 or /128. */
-function cidrList(raw: string): string[] {
-  return list(raw).map((item) => {
-    const cidr = item.includes('/') ? item : `${item}/${ipaddr.IPv4.isValidFourPartDecimal(item) ? 32 : 128}`;
-    try {
-      const [address, bits] = ipaddr.parseCIDR(cidr);
-      return `${address.toString()}/${bits}`;
-    } catch {
-      throw new Error(
-        `expected CIDR networks like 10.20.0.0/16 or fd00::/8, separated by commas, got ${JSON.stringify(item)}`,
-      );
-    }
-  });
-}
-
-function list(raw: string): string[] {
-  return raw
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
-}
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
-}
-
-function redisUrl(raw: string): string {
-  try {
-    const parsed = new URL(raw.trim());
-    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error('not redis');
-  } catch {
-    throw new Error(`expected a redis:// or rediss:// URL, got ${JSON.stringify(raw.replace(/\/\/[^@]*@/, '//***@'))}`);
-  }
-  return raw.trim();
-}
-
-function url(raw: string): string {
-  try {
-    const parsed = new URL(raw.trim());
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http(s)');
-  } catch {
-    throw new Error(`expected an http(s) URL, got ${JSON.stringify(raw)}`);
-  }
-  return raw.trim().replace(/\/+$/, '');
-}
-
-/** A model source with its per-model options (`source;logitScale=…;logitBias=…`), checked here and kept as written. */
-function modelSource(raw: string): string {
-  const { source } = parseModelOptions(raw);
-  if (source === '') throw new Error(`expected a model source before its options, got ${JSON.stringify(raw)}`);
-  return expandHome(raw.trim());
-}
-
-/** `name=source,…`; the source may itself contain `=`-free hub ids, paths or catalogue names. */
-function modelList(raw: string): ExtraModel[] {
-  const models = list(raw).map((item) => {
-    const eq = item.indexOf('=');
-    const name = item.slice(0, eq).trim();
-    const source = item.slice(eq + 1).trim();
-    if (eq <= 0 || name === '' || source === '') {
-      throw new Error(`expected name=source pairs separated by commas, got ${JSON.stringify(item)}`);
-    }
-    return { name, source: modelSource(source) };
-  });
-  const names = new Set<string>();
-  for (const { name } of models) {
-    if (names.has(name)) throw new Error(`expected unique model names, got ${JSON.stringify(name)} twice`);
-    names.add(name);
-  }
-  return models;
-}
-
-function originList(raw: string): string[] {
-  return list(raw).map((origin) => {
-    if (origin === '*') return origin;
-    try {
-      return new URL(origin).origin;
-    } catch {
-      throw new Error(`expected origins like https://app.example.com (or *), got ${JSON.stringify(origin)}`);
-    }
-  });
-}
-
-/** A host name as a `Host` header carries it, without the port: `api.example.com`, `10.0.0.5`, `[::1]`. */
-const HOST_NAME = /^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)$/i;
-
-function allowedHostList(raw: string): AllowedHostsSetting {
-  const value = raw.trim().toLowerCase();
-  if (value === '' || value === 'auto') return 'auto';
-  if (value === '*') return 'any';
-  const names = list(value).map((name) => name.replace(/\.$/, ''));
-  const wrong = names.find((name) => name === '*' || !HOST_NAME.test(name));
-  if (wrong !== undefined || names.length === 0) {
-    throw new Error(
-      `expected auto, * or host names without scheme or port (e.g. api.example.com,localhost,[::1]), got ${JSON.stringify(wrong ?? raw)}`,
-    );
-  }
-  return names;
-}
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const LOG_FORMATS: readonly LogFormatSetting[] = ['auto', 'json', 'pretty'];
@@ -433,6 +187,13 @@ const SETTINGS: SettingSpecs = {
     description: 'Prefix of every Redis key and channel, so several deployments can share one Redis.',
     defaultValue: 'clip',
     parse: nonEmpty,
+  },
+  redisConnectTimeoutMs: {
+    env: 'REDIS_CONNECT_TIMEOUT_MS',
+    description:
+      'At start, the longest wait, in ms, for Redis before the process serves anyway (an API answers SERVICE_UNAVAILABLE and a worker takes no job until Redis is back).',
+    defaultValue: 5_000,
+    parse: integer(1),
   },
   lockDurationMs: {
     env: 'LOCK_DURATION_MS',
@@ -601,7 +362,7 @@ const SETTINGS: SettingSpecs = {
       'ONNX Runtime execution providers for every session, in priority order (comma list of cpu, webgpu, cuda, tensorrt, coreml, dml; nodes a provider cannot run fall back to the CPU). A provider the installed onnxruntime-node cannot use stops the start with how to install it; see [GPUs](models.md#gpus-execution-providers).',
     defaultValue: ['cpu'],
     defaultText: 'cpu',
-    parse: providerList,
+    parse: providerList(EXECUTION_PROVIDERS),
   },
   ortTelemetry: {
     env: 'ORT_TELEMETRY',
@@ -876,6 +637,13 @@ const SETTINGS: SettingSpecs = {
     defaultValue: 30_000,
     parse: integer(0),
   },
+  httpStopGraceMs: {
+    env: 'HTTP_STOP_GRACE_MS',
+    description:
+      'On stop, after the jobs drained and the websockets closed, the longest wait, in ms, for HTTP requests still in flight before their connections are cut.',
+    defaultValue: 10_000,
+    parse: integer(0),
+  },
   shutdownGraceMs: {
     env: 'SHUTDOWN_GRACE_MS',
     description:
@@ -950,48 +718,11 @@ const SETTINGS: SettingSpecs = {
   },
 };
 
-function flagOf(env: string): string {
-  return `--${env.toLowerCase().replace(/_/g, '-')}`;
-}
-
-function attributeOf(env: string): string {
-  return env.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
-function defaultTextOf(spec: SettingSpec<unknown>): string {
-  if (spec.defaultText !== undefined) return spec.defaultText;
-  const value =
-    typeof spec.defaultValue === 'function'
-      ? (spec.defaultValue as (settings: Partial<Config>) => unknown)({})
-      : spec.defaultValue;
-  return String(value);
-}
-
-const SETTING_ENTRIES = Object.entries(SETTINGS) as [keyof Config, SettingSpec<unknown>][];
+const SETTING_ENTRIES = Object.entries(SETTINGS) as unknown as SettingEntries;
 
 /** The settings table: every env variable, its flag, default and meaning (for docs/configuration.md through `npm run docs`, and `--help`). */
 export function describeSettings(): SettingDoc[] {
-  return SETTING_ENTRIES.map(([, spec]) => ({
-    env: spec.env,
-    flag: flagOf(spec.env),
-    default: defaultTextOf(spec),
-    description: spec.description,
-  }));
-}
-
-function buildCommand(): Command {
-  const command = new Command('clip-server')
-    .description('Zero-shot image classification server (GraphQL + REST) over CLIP.')
-    .exitOverride()
-    .allowExcessArguments(false)
-    // Help and errors go through the caller (main prints them); loadConfig itself writes nothing.
-    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  for (const [, spec] of SETTING_ENTRIES) {
-    const flags = spec.boolean === true ? `${flagOf(spec.env)} [value]` : `${flagOf(spec.env)} <value>`;
-    const option = new Option(flags, `${spec.description} (env ${spec.env}; default ${defaultTextOf(spec)})`);
-    command.addOption(option);
-  }
-  return command;
+  return describeSettingRows(SETTING_ENTRIES);
 }
 
 /**
@@ -1010,12 +741,7 @@ export function ortTelemetryFrom(env: Readonly<Record<string, string | undefined
 
 /** `--help` text (main prints it). */
 export function helpText(): string {
-  return buildCommand().helpInformation();
-}
-
-/** Thrown for `--help`: not an error, main prints the help and exits 0. */
-export class HelpRequested extends Error {
-  override name = 'HelpRequested';
+  return helpTextOf(SETTING_ENTRIES);
 }
 
 /**
@@ -1026,37 +752,7 @@ export function loadConfig(
   argv: readonly string[] = [],
   env: Readonly<Record<string, string | undefined>> = {},
 ): Config {
-  const command = buildCommand();
-  try {
-    command.parse([...argv], { from: 'user' });
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.help')
-        throw new HelpRequested(helpText());
-      throw new ConfigError(error.message.replace(/^error: /, ''));
-    }
-    throw error;
-  }
-  const flags = command.opts<Record<string, string | true | undefined>>();
-
-  const values: Record<string, unknown> = {};
-  for (const [key, spec] of SETTING_ENTRIES) {
-    const flag = flags[attributeOf(spec.env)];
-    const raw = flag === true ? 'true' : (flag ?? env[spec.env]);
-    if (raw === undefined) {
-      values[key] =
-        typeof spec.defaultValue === 'function'
-          ? (spec.defaultValue as (settings: Partial<Config>) => unknown)(values)
-          : spec.defaultValue;
-      continue;
-    }
-    try {
-      values[key] = spec.parse(raw);
-    } catch (error) {
-      const source = flag === undefined ? spec.env : `${flagOf(spec.env)} (${spec.env})`;
-      throw new ConfigError(`${source}: ${(error as Error).message}`);
-    }
-  }
+  const values = readSettings(SETTING_ENTRIES, argv, env);
   return finalizeConfig(values as unknown as Config);
 }
 
@@ -1122,25 +818,4 @@ export function finalizeConfig(config: Config): Config {
     adminApiKeys: Object.freeze([...config.adminApiKeys]),
     ortExecutionProviders: Object.freeze([...config.ortExecutionProviders]),
   });
-}
-
-/** Listen addresses that mean "every interface": a request may name the machine in any way. */
-const ALL_INTERFACES: ReadonlySet<string> = new Set(['0.0.0.0', '::', '[::]', '']);
-
-/** How an address reads in a `Host` header: IPv6 in brackets. */
-function hostHeaderName(address: string): string {
-  const name = address.trim().toLowerCase();
-  return name.includes(':') && !name.startsWith('[') ? `[${name}]` : name;
-}
-
-/**
- * The host names requests may carry, or `any`: ALLOWED_HOSTS resolved against HOST. `auto` lets in the loopback
- * names and HOST itself when the server listens on one address (a browser on this machine reaches it by those
- * names; a page of another name that resolves here is a DNS-rebinding attempt), and any name when it listens on
- * every interface (it is then reached by names this process cannot know: list them to restrict).
- */
-export function allowedHostNames(config: Pick<Config, 'allowedHosts' | 'host'>): 'any' | readonly string[] {
-  if (config.allowedHosts !== 'auto') return config.allowedHosts;
-  if (ALL_INTERFACES.has(config.host.trim())) return 'any';
-  return [...new Set(['localhost', '127.0.0.1', '[::1]', hostHeaderName(config.host)])];
 }

@@ -29,25 +29,21 @@ function readConfig(): Config {
 const config = readConfig();
 // Before the server's modules load (hence the dynamic imports below): ONNX Runtime reads it once, at its start.
 applyOrtTelemetry(config.ortTelemetry);
-const [
-  { createServer, createWorkerServer },
-  { createLogger, resolveLogFormat },
-  { installProcessShutdown },
-  { explainStartFailure },
-] = await Promise.all([
-  import('./http/index.js'),
-  import('./logger.js'),
-  import('./processShutdown.js'),
-  import('./startupFailure.js'),
-]);
+const [{ createRole }, { createLogger, resolveLogFormat }, { installProcessShutdown }, { explainStartFailure }] =
+  await Promise.all([
+    import('./roles/index.js'),
+    import('./logger.js'),
+    import('./processShutdown.js'),
+    import('./startupFailure.js'),
+  ]);
 // isatty(1) rather than process.stdout.isTTY: the logger writes to fd 1 itself and needs no stream on it.
 const logger = createLogger(config.logLevel, { format: resolveLogFormat(config.logFormat, isatty(1)) });
 // ROLE=all and ROLE=api serve the API (api without models); ROLE=worker runs jobs and serves only health and metrics.
-const server = config.role === 'worker' ? createWorkerServer(config, { logger }) : createServer(config, { logger });
+const server = createRole(config, { logger });
 const shutdown = installProcessShutdown({
   logger,
   stop: () => server.stop(),
-  abort: () => server.clip.abort(),
+  abort: () => server.abort(),
   drainTimeoutMs: config.drainTimeoutMs,
   graceMs: config.shutdownGraceMs,
   describePending: () => {

@@ -1,11 +1,11 @@
 /**
- * How a server process ends, for every role (all today; api and worker share it when they exist):
+ * How a server process ends, for every role (all, api, worker):
  *
  * - First SIGTERM/SIGINT: the role's ordered `stop()`, then exit 0 (1 if the stop failed).
  * - Second signal: queued work is abandoned (`abort()`), the ONNX runs already inside onnxruntime finish
  *   (exiting under one aborts the whole process in native code: SIGABRT, "terminate called after throwing an
  *   instance of 'Napi::Error'"), then exit 1.
- * - Hard deadline, the last line of defence (issue 13): `drainTimeoutMs + graceMs` after the first signal,
+ * - Hard deadline, the last line of defence: `drainTimeoutMs + graceMs` after the first signal,
  *   `graceMs` after the second, whatever is still pending is logged (`process.getActiveResourcesInfo()`) and
  *   the process exits 1, as soon as the ONNX runs then in flight have returned (at most `graceMs` more).
  *   Its timers are unref'd: they never keep the process alive by themselves.

@@ -1,7 +1,7 @@
 /**
- * The one paragraph a person reads when the server cannot start (issue 11: "a first start that explains
- * itself"): what it tried, from where, why it failed, and the ways out. Pure: it only reads the error chain
- * and the configuration, so main prints it and tests check it without a process.
+ * The one paragraph a person reads when the server cannot start, so a first start explains itself: what it
+ * tried, from where, why it failed, and the ways out. Pure: it only reads the error chain and the configuration,
+ * so main prints it and tests check it without a process.
  */
 import { ExecutionProviderUnavailableError, HubError, howToInstall } from './clip/index.js';
 import type { Config } from './config.js';
@@ -42,7 +42,7 @@ const PROVIDER_REASONS = {
   failed: 'ONNX Runtime could not create a session with it',
 } as const;
 
-/** A provider ORT_EXECUTION_PROVIDERS names that this machine's onnxruntime-node cannot use (issue 12). */
+/** A provider ORT_EXECUTION_PROVIDERS names that this machine's onnxruntime-node cannot use. */
 function explainProviderFailure(error: ExecutionProviderUnavailableError, config: Config): string {
   const others = config.ortExecutionProviders.filter((provider) => provider !== error.provider);
   const without = others.length === 0 ? 'cpu' : others.join(',');

@@ -6,18 +6,14 @@
  * (idleStops.ts), the embedding task (embeddings.ts), the recipe of one model (ClipModel.ts).
  */
 import { EventEmitter } from 'node:events';
-import path from 'node:path';
 import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
-import { findCatalogueEntry, normaliseModelName, resolveModelSource } from './catalogue.js';
 import type { ClipModel } from './ClipModel.js';
-import { parseModelOptions, type LoadPolicy } from '../config.js';
+import { ModelCatalogue, publicSourceOf, withoutServerPaths } from './ModelCatalogue.js';
 import { ModelSlot } from './ModelSlot.js';
-import { decodeImageString, inspectImage } from './image/imageInput.js';
 import { embedImagesOn, embedTextsOn } from './embeddings.js';
 import { IdleStops } from './idleStops.js';
 import { loadConfiguredModel } from './loadConfiguredModel.js';
 import { PreprocessPool } from './image/preprocessPool.js';
-import { parsePromptConfig } from './scoring.js';
 import type { ClipEvents, ClipServiceOptions } from './serviceOptions.js';
 import type {
   ClassifyRequest,
@@ -35,8 +31,8 @@ export class ClipService {
   readonly defaultModelName: string;
   readonly #options: ClipServiceOptions;
   readonly #slots = new Map<string, ModelSlot>();
-  /** The operator's source string per model (may be a server path: never shown to clients). */
-  readonly #sources = new Map<string, string>();
+  /** Names, sources and input checks (ROLE=api uses the catalogue alone). */
+  readonly #catalogue: ModelCatalogue;
   #started: Promise<void> | null = null;
   #stopping: Promise<void> | null = null;
   readonly #idleStops: IdleStops;
@@ -53,37 +49,16 @@ export class ClipService {
       stopping: () => this.#stopping !== null,
       logger: options.logger,
     });
+    this.#catalogue = new ModelCatalogue(options);
     const workers = options.inference.preprocessWorkers;
     this.#preprocessPool = workers > 0 ? new PreprocessPool({ size: workers }) : undefined;
-    this.defaultModelName = defaultNameOf(options.defaultModel);
-    const specs = [{ name: this.defaultModelName, source: options.defaultModel }];
-    for (const extra of options.extraModels) {
-      if (specs.some((s) => normaliseModelName(s.name) === normaliseModelName(extra.name))) {
-        throw new TypeError(`Expected distinct model names, got ${extra.name} twice`);
-      }
-      specs.push(extra);
-    }
-    for (const spec of specs) {
-      this.#sources.set(spec.name, spec.source);
+    this.defaultModelName = this.#catalogue.defaultModelName;
+    for (const spec of this.#catalogue.configured()) {
       this.#slots.set(
         spec.name,
         new ModelSlot({
-          info: {
-            name: spec.name,
-            source: publicSourceOf(spec.source),
-            precision: options.precision,
-            status: 'uninitialized',
-            embeddingSize: null,
-            contextLength: null,
-            imageSize: null,
-            logitScale: null,
-            scoring: null,
-            logitBias: null,
-            layout: null,
-            sessionBytes: null,
-            error: null,
-          },
-          load: loadPolicyOf(spec.source),
+          info: this.#catalogue.infoBeforeLoad(spec),
+          load: this.#catalogue.loadPolicyOf(spec),
           loader: (onLoading) => this.#load(spec.name, spec.source, onLoading),
           describeFailure: (error) => withoutServerPaths(error instanceof Error ? error.message : String(error)),
           clock: this.#clock,
@@ -125,22 +100,7 @@ export class ClipService {
 
   /** The canonical name of a configured model: exact, case-insensitive, kebab or snake case, or its source / hub id. */
   resolveModelName(name: string): string | undefined {
-    if (this.#slots.has(name)) return name;
-    const wanted = normaliseModelName(name);
-    for (const [key, raw] of this.#sources) {
-      const source = sourceOf(raw);
-      if (normaliseModelName(key) === wanted || normaliseModelName(source) === wanted) return key;
-    }
-    // Then through the catalogue: FES's `open-clip-vit-b32` finds the model configured as `xlm-roberta-base-ViT-B-32`,
-    // or under any name whose source is that hub repo.
-    const catalogue = findCatalogueEntry(name);
-    if (catalogue === undefined) return undefined;
-    for (const [key, raw] of this.#sources) {
-      const source = sourceOf(raw);
-      const configured = findCatalogueEntry(source) ?? findCatalogueEntry(key);
-      if (configured === catalogue) return key;
-    }
-    return undefined;
+    return this.#catalogue.resolveModelName(name);
   }
 
   models(): ModelInfo[] {
@@ -193,15 +153,15 @@ export class ClipService {
   }
 
   decodeImage(input: string, field: string): Buffer {
-    return decodeImageString(input, field, this.#options.imageLimits.maxBytes);
+    return this.#catalogue.decodeImage(input, field);
   }
 
   inspectImage(bytes: Uint8Array, field: string): Promise<ImageInfo> {
-    return inspectImage(bytes, field, this.#options.imageLimits);
+    return this.#catalogue.inspectImage(bytes, field);
   }
 
   validatePrompt(config: unknown, field: string): PromptConfig {
-    return parsePromptConfig(config, field);
+    return this.#catalogue.validatePrompt(config, field);
   }
 
   async classify(request: ClassifyRequest): Promise<ClassifyResult> {
@@ -298,54 +258,4 @@ export class ClipService {
   }
 }
 
-/** A model's `load` option; an unparsable source is eager (loading it at start reports why). */
-function loadPolicyOf(raw: string): LoadPolicy {
-  try {
-    return parseModelOptions(raw).options.load ?? 'eager';
-  } catch {
-    return 'eager';
-  }
-}
-
-/** How a source is shown to clients: hub ids and catalogue names as they are, a local directory as `local:<folder>`. */
-function publicSourceOf(raw: string): string {
-  const source = sourceOf(raw);
-  try {
-    const resolved = resolveModelSource(source);
-    return resolved.kind === 'local' ? `local:${path.basename(resolved.path)}` : source;
-  } catch {
-    return withoutServerPaths(source);
-  }
-}
-
-/**
- * Load errors name the file at fault, but clients must not learn the server's directory layout:
- * an absolute path keeps only its last two segments (`…/onnx/text_model.onnx`). The full message is logged.
- */
-export function withoutServerPaths(message: string): string {
-  // The look-behind leaves URLs (`https://host/…`) and hub ids (`owner/name`) alone.
-  return message.replace(/(?<![\w:/.~-])(?:\/[^\s/'"`:,;()]+)*\/([^\s/'"`:,;()]+\/[^\s/'"`:,;()]+)/g, '…/$1');
-}
-
-/** A catalogue model is called by its short name, a local directory by its folder name, a hub model by its id. */
-function defaultNameOf(raw: string): string {
-  const source = sourceOf(raw);
-  const catalogue = findCatalogueEntry(source);
-  if (catalogue) return catalogue.name;
-  try {
-    const resolved = resolveModelSource(source);
-    if (resolved.kind === 'local') return path.basename(resolved.path);
-  } catch {
-    // An unusable source keeps its own string as its name; loading it reports why.
-  }
-  return source;
-}
-
-/** The source without its per-model options (`source;logitScale=…`); an unparsable string is kept whole (loading reports it). */
-function sourceOf(raw: string): string {
-  try {
-    return parseModelOptions(raw).source;
-  } catch {
-    return raw.split(';')[0]!.trim();
-  }
-}
+export { withoutServerPaths };

@@ -1,5 +1,7 @@
 /** The clip folder's public surface: other folders import from here, never from its modules. */
 export { ClipService } from './ClipService.js';
+export { ModelCatalogue } from './ModelCatalogue.js';
+export type { ConfiguredModel, ModelCatalogueOptions } from './ModelCatalogue.js';
 export type { LoadPolicy } from '../config.js';
 export type { ClipServiceOptions, ClipEvents, HubSettings, InferenceSettings } from './serviceOptions.js';
 export type { GraphOptimizationLevel } from '../config.js';

@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js';
 import type { GraphqlContext } from './context.js';
 import { createDocumentStore } from './documentCache.js';
 import type { DocumentLimits } from './documentLimits.js';
-import { formatGraphqlError } from './formatError.js';
+import { formatGraphqlError, graphqlErrorBody } from './formatError.js';
 import { complexityError, limitRules, type OperationLimits } from './limits.js';
 
 export interface ApolloOptions {
@@ -27,8 +27,8 @@ export interface ApolloOptions {
   /** Parsed and validated documents kept for reuse, by the memory they keep (see documentCache.ts); 0: none. */
   documentCacheBytes: number;
   introspection: boolean;
-  /** How long `stop()` waits for in-flight HTTP requests before closing their connections, in ms. @default 10000 */
-  stopGracePeriodMs?: number;
+  /** How long `stop()` waits for in-flight HTTP requests before closing their connections, in ms (see HTTP_STOP_GRACE_MS). */
+  stopGracePeriodMs: number;
 }
 
 /**
@@ -68,10 +68,7 @@ function responseBudgetPlugin(): ApolloServerPlugin<GraphqlContext> {
         async willSendResponse({ response, contextValue }) {
           const refusal = contextValue.response.refusal;
           if (refusal === null) return;
-          response.body = {
-            kind: 'single',
-            singleResult: { errors: [{ message: refusal.message, extensions: { code: refusal.code } }] },
-          };
+          response.body = { kind: 'single', singleResult: graphqlErrorBody(refusal.message, refusal.code) };
           response.http.status = httpStatusOf(refusal.code);
         },
       };
@@ -98,7 +95,7 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<Graphql
     plugins: [
       ApolloServerPluginDrainHttpServer({
         httpServer: options.httpServer,
-        stopGracePeriodMillis: options.stopGracePeriodMs ?? 10_000,
+        stopGracePeriodMillis: options.stopGracePeriodMs,
       }),
       ApolloServerPluginLandingPageDisabled(),
       complexityPlugin(options.schema, options.limits.maxComplexity),

@@ -1,6 +1,7 @@
 /**
  * The single error exit of the GraphQL API (HTTP through Apollo's `formatError`, websocket through
- * graphql-ws `onNext`/`onError`). Clients see:
+ * graphql-ws `onNext`/`onError`, and `graphqlErrorBody` for the refusals answered before or instead of an
+ * execution: a missing API key, an unreadable body, a foreign host, MAX_RESPONSE_BYTES). Clients see:
  * - an AppError: its message, `extensions.code` and, when set, `extensions.field` and `extensions.reason`;
  * - a GraphQL request error (parse, validation, variable coercion, limits): its message and code;
  * - anything else: "Internal server error" / INTERNAL_SERVER_ERROR; the detail is logged, never sent.
@@ -75,4 +76,14 @@ export function formatGraphqlError(
     logger.error({ err: formatFailure }, 'formatting a GraphQL error failed');
   }
   return pick(formatted, MASKED_MESSAGE, { code: ErrorCode.InternalServerError });
+}
+
+/** A GraphQL answer that is one refusal and no data. */
+export interface GraphqlErrorBody {
+  errors: [{ message: string; extensions: { code: string } }];
+}
+
+/** The body of a refusal answered before or instead of an execution: its message and its code, nothing else. */
+export function graphqlErrorBody(message: string, code: string): GraphqlErrorBody {
+  return { errors: [{ message, extensions: { code } }] };
 }

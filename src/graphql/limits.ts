@@ -54,7 +54,7 @@ export function depthLimitRule(maxDepth: number): ValidationRule {
       if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
     }
     // A fragment's depth does not depend on where it is spread: computed once. Without this, fragments that
-    // each spread the next one twice cost 2^n walks (a 1 KB document held the event loop for seconds; issue 5).
+    // each spread the next one twice cost 2^n walks (a 1 KB document held the event loop for seconds).
     const fragmentDepths = new Map<string, number>();
     // Depth of a selection set; `visiting` breaks fragment cycles (reported by NoFragmentCyclesRule).
     const depthOf = (selectionSet: SelectionSetNode, visiting: Set<string>): number => {
@@ -156,7 +156,7 @@ const costsBySchema = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, DocumentC
  * Call on a validated document.
  *
  * Costing walks the whole document with type information, which profiling found to be ~0.5 ms per request at
- * 16 clients (issue 12), paid twice per job (the mutation, then the subscription). The cost of a document can
+ * 16 clients, paid twice per job (the mutation, then the subscription). The cost of a document can
  * depend only on the variables passed to fields that price their arguments (`complexity` extensions: `first`,
  * `k`) and to `@include`/`@skip`; so the outcome is kept per document (Apollo's and the websocket's document
  * caches hand out the same document object for the same text) and per value of just those variables. A job id

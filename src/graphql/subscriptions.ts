@@ -27,7 +27,7 @@ import type { Logger } from '../logger.js';
 import { createContext, type GraphqlContext, type GraphqlServices } from './context.js';
 import { validatedDocuments } from './documentCache.js';
 import type { DocumentLimits } from './documentLimits.js';
-import { formatGraphqlError } from './formatError.js';
+import { formatGraphqlError, graphqlErrorBody } from './formatError.js';
 import { allValidationRules, complexityError, LIMIT_ERROR_CODE, type OperationLimits } from './limits.js';
 
 /** The outcome of checking a connection's credentials: the caller, or why there is none. */
@@ -90,7 +90,7 @@ function refuseUpgrade(
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     return;
   }
-  const body = JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code } }] });
+  const body = JSON.stringify(graphqlErrorBody(error.message, error.code));
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
@@ -166,7 +166,7 @@ function messageBytes(data: unknown): Buffer {
 }
 
 /**
- * Closes gaps of graphql-ws's `ws` adapter before it sees the socket (issue 5): a client sending a
+ * Closes gaps of graphql-ws's `ws` adapter before it sees the socket: a client sending a
  * server-only message (connection_ack, next, error) is a bad request (4400), where the adapter would close
  * with 4500 and print a stack trace; socket errors (a frame over the size limit, invalid UTF-8), which
  * `ws` has already answered with 1009/1007, are logged here rather than printed to the console; and a message
@@ -294,7 +294,7 @@ export function startGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       onNext: (_ctx, _id, _payload, args, result) => {
         // Over MAX_RESPONSE_BYTES the message is the refusal alone, as over HTTP (responseBudget.ts).
         const refusal = (args.contextValue as GraphqlContext).response.refusal;
-        if (refusal !== null) return { errors: [{ message: refusal.message, extensions: { code: refusal.code } }] };
+        if (refusal !== null) return graphqlErrorBody(refusal.message, refusal.code);
         if (result.errors === undefined) return undefined;
         return { ...result, errors: result.errors.map((error) => formatGraphqlError(error.toJSON(), error, logger)) };
       },

@@ -8,6 +8,7 @@
  */
 import type { RequestHandler } from 'express';
 import { ErrorCode } from '../errors.js';
+import { graphqlErrorBody } from '../graphql/index.js';
 
 /** The host names allowed (lower case, no port), or `any`. */
 export type HostPolicy = 'any' | readonly string[];
@@ -43,7 +44,7 @@ export function refuseForeignHosts(isAllowedHost: (hostHeader: string | undefine
     const code = ErrorCode.ForbiddenHost;
     res.setHeader('Connection', 'close');
     if (req.path === '/graphql' || req.path.startsWith('/graphql/')) {
-      res.status(403).json({ errors: [{ message, extensions: { code } }] });
+      res.status(403).json(graphqlErrorBody(message, code));
       return;
     }
     res.status(403).json({ error: { code, message }, detail: message });

@@ -16,7 +16,8 @@ import { ownerLabel, type Job, type JobStats, type RetentionStats } from '../job
 import type { Logger } from '../logger.js';
 
 export interface MetricsSources {
-  clip: { readonly events: EventEmitter<ClipEvents>; queuedImages(): number };
+  /** The inference service of this process; absent on ROLE=api, which runs no model (its batcher gauges read 0). */
+  clip?: { readonly events: EventEmitter<ClipEvents>; queuedImages(): number } | undefined;
   jobs: { onStored(listener: (job: Job) => void): () => void; stats(): JobStats; retention(): Promise<RetentionStats> };
   /** Open websocket connections. */
   websocketConnections?: () => number;
@@ -69,7 +70,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     help: "Images waiting in this process's inference batchers (per process; 0 on an API).",
     registers: [registry],
     collect() {
-      this.set(clip.queuedImages());
+      this.set(clip?.queuedImages() ?? 0);
     },
   });
   new Gauge({
@@ -140,7 +141,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
       this.set(jobs.stats().watchers);
     },
   });
-  // The server's CPU split (issue 12): process_cpu_seconds_total minus this is what it spends outside inference.
+  // The server's CPU split: process_cpu_seconds_total minus this is what it spends outside inference.
   new Gauge({
     name: 'clip_onnxruntime_cpu_seconds',
     help: "CPU time used so far by ONNX Runtime's threads (each session's worker thread and its intra-op pool), in seconds (Linux; 0 elsewhere).",
@@ -237,8 +238,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
     else counts.misses += 1;
     cacheCounts.set(event.kind, counts);
   };
-  clip.events.on('batchCompleted', onBatch);
-  clip.events.on('cacheLookup', onCacheLookup);
+  clip?.events.on('batchCompleted', onBatch);
+  clip?.events.on('cacheLookup', onCacheLookup);
 
   let disposed = false;
   return {
@@ -260,8 +261,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
       if (disposed) return;
       disposed = true;
       offJobUpdated();
-      clip.events.off('batchCompleted', onBatch);
-      clip.events.off('cacheLookup', onCacheLookup);
+      clip?.events.off('batchCompleted', onBatch);
+      clip?.events.off('cacheLookup', onCacheLookup);
     },
   };
 }

@@ -6,7 +6,7 @@ import { OPEN_CALLER } from '../../src/jobs/caller.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createServer } from '../../src/http/server.js';
+import { createServer } from '../../src/roles/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { ClassifyDocument, JobDocument, JobUpdatedDocument } from '../generated/graphql.js';
 import {

@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server } from '../../src/http/server.js';
+import { createServer, type Server } from '../../src/roles/index.js';
 import { OPEN_CALLER } from '../../src/jobs/caller.js';
 import { gql, subscribe, testConfig, tinyImages, wsClient, type GqlResponse } from '../utils/testServer.js';
 
@@ -202,7 +202,7 @@ describe('a fair share of the queue per key', () => {
     expect(refused.body.errors?.[0]?.message).toMatch(/MAX_QUEUED_JOBS_PER_KEY=1/);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/^clip_jobs_in_progress_by_key\{key="[0-9a-f]{12}"\} 1$/m);
-    const rest = await fetch(`${url}/api/tasks/zero-shot-image-classification/${server.clip.defaultModelName}/jobs`, {
+    const rest = await fetch(`${url}/api/tasks/zero-shot-image-classification/${server.clip!.defaultModelName}/jobs`, {
       method: 'POST',
       headers: { ...as(KEY_A), 'content-type': 'application/json' },
       body: JSON.stringify({ image: images[1], classes: ['a', 'b'] }),

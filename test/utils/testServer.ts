@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { afterAll } from 'vitest';
 import WebSocket from 'ws';
 import { finalizeConfig, loadConfig, type Config } from '../../src/config.js';
-import { createServer, type Server } from '../../src/http/server.js';
+import { createServer, type Server } from '../../src/roles/index.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
 import { TINY_MODEL_DIR } from './testModel.js';
 

@@ -1,7 +1,7 @@
 /**
  * `Vector`: an embedding as one JSON array of floats. A leaf, not `[Float!]!`, because graphql-js completes a
  * list item by item (a resolver-less completion and a Float serialisation per number): for 64 × 768 floats that
- * more than doubles the time to answer (`npm run bench -- --embeddings`, README Performance; issue 10).
+ * more than doubles the time to answer (`npm run bench -- --embeddings`, README Performance).
  * The serialiser still checks every element is a finite number, so a wrong value fails loudly.
  */
 import { GraphQLError, GraphQLScalarType, Kind, type ValueNode } from 'graphql';

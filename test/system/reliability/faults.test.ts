@@ -12,7 +12,7 @@ import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ClipTokenizer } from '../../../src/clip/text/clipBpe.js';
-import { createServer } from '../../../src/http/server.js';
+import { createServer } from '../../../src/roles/index.js';
 import { silentLogger } from '../../../src/logger.js';
 import { craftPng } from '../../utils/fuzzCases.js';
 import { buildServer, spawnServer } from '../../utils/processServer.js';

@@ -549,6 +549,6 @@ describe('bad input (fuzz)', () => {
     await expect.poll(() => metricValue(server.url, 'clip_websocket_connections'), { timeout: 5_000 }).toBe(0);
     expect(server.server.jobs.stats().watchers).toBe(0);
     expect(server.server.jobs.events.listenerCount('jobUpdated')).toBe(listenersBefore);
-    expect(server.server.clip.queuedImages()).toBe(0);
+    expect(server.server.clip!.queuedImages()).toBe(0);
   });
 });

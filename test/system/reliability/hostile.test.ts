@@ -9,7 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createWorkerServer } from '../../../src/http/workerServer.js';
+import { createWorkerServer } from '../../../src/roles/index.js';
 import { silentLogger } from '../../../src/logger.js';
 import { redisServerPath, startRedisServer, type RedisServer } from '../../utils/redisServer.js';
 import { testConfig } from '../../utils/testServer.js';

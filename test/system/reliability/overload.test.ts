@@ -167,7 +167,7 @@ describe('overload', () => {
     // Nothing is left over, and the service takes new work at once.
     const stats = server.server.jobs.stats();
     expect([stats.queued, stats.running, stats.pendingImages, stats.pendingImageBytes]).toEqual([0, 0, 0, 0]);
-    expect(server.server.clip.queuedImages()).toBe(0);
+    expect(server.server.clip!.queuedImages()).toBe(0);
     const after = await viaGraphql(server, pool[0] as string[], ['a', 'b']);
     expect((await settledJob(server.server, after.id ?? '')).status).toBe('complete');
     expect(crashes.rejections).toEqual([]);

@@ -7,7 +7,7 @@ import { OPEN_CALLER } from '../../../src/jobs/caller.js';
 import { createClient } from 'graphql-ws';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Server } from '../../../src/http/server.js';
+import type { Server } from '../../../src/roles/index.js';
 import { distinctImages, gql } from '../../utils/testServer.js';
 import {
   countCrashes,
@@ -134,14 +134,14 @@ describe('soak', () => {
               expectClassification(probabilityRows(job.result), submitted.images, submitted.classes);
               ids.push(job.id);
               done += 1;
-              for (const size of server.server.clip.cacheSizes()) {
+              for (const size of server.server.clip!.cacheSizes()) {
                 maxTextCache = Math.max(maxTextCache, size.text);
                 maxImageCache = Math.max(maxImageCache, size.image);
               }
               if (done % every === 0) {
                 forceGc();
                 const { heapUsed, rss } = process.memoryUsage();
-                const [cache] = server.server.clip.cacheSizes();
+                const [cache] = server.server.clip!.cacheSizes();
                 checkpoints.push({
                   jobsDone: done,
                   heapUsed,

@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { afterAll, expect } from 'vitest';
 import type { Config } from '../../../src/config.js';
-import { createServer, type Server } from '../../../src/http/server.js';
+import { createServer, type Server } from '../../../src/roles/index.js';
 import type { Job, JobResult } from '../../../src/jobs/types.js';
 import { testConfig } from '../../utils/testServer.js';
 

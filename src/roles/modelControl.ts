@@ -3,13 +3,13 @@
  * start and stop return once the change is under way, never waiting for a load or for running jobs; status adds
  * the model's unfinished jobs from the job store.
  */
-import type { ClipService, ModelInfo } from '../clip/index.js';
+import type { ClipService, ModelCatalogue, ModelInfo } from '../clip/index.js';
 import { AppError, ErrorCode } from '../errors.js';
 import { canAccess, type Caller, type JobService, type ModelControl } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 
 export interface LocalModelControlOptions {
-  clip: ClipService;
+  clip: Pick<ClipService, 'modelInfo' | 'startModel' | 'stopModel'>;
   jobs: JobService;
   logger: Logger;
   /** Throws FORBIDDEN when a caller may not start or stop models. */
@@ -41,7 +41,7 @@ export function createLocalModelControl({ clip, jobs, logger, authorize }: Local
 
 export interface ClusterModelControlOptions {
   /** Resolves model names (ROLE=api loads none). */
-  clip: Pick<ClipService, 'resolveModelName'>;
+  clip: Pick<ModelCatalogue, 'resolveModelName'>;
   jobs: JobService;
   /** Every worker's view merged (see mergeModelViews), as last read from Redis. */
   models: () => ModelInfo[];
