@@ -5,7 +5,7 @@
  * JSON goes to stdout through a *synchronous* destination. pino's default destination buffers and writes
  * asynchronously, and flushes what is left from a `process.on('exit')` hook; sonic-boom 4's `flushSync`
  * treats every write error but EAGAIN as "retry in 100 ms", forever, so an exit while stdout's reader was
- * gone (EPIPE) never returned (issue 13: the server that did not exit). A synchronous destination has
+ * gone (EPIPE) never returned: the server did not exit. A synchronous destination has
  * nothing buffered, registers no exit hook, and on EPIPE pino turns logging off instead of retrying.
  *
  * Pretty output is a pino transport (a worker thread running pino-pretty), asynchronous by nature: callers
@@ -58,7 +58,7 @@ export function createLogger(level: LevelWithSilent = 'info', options: LoggerOpt
     const transport = pino.transport({
       target: 'pino-pretty',
       // No flush from a process 'exit' hook: there it blocks the main thread (Atomics.wait) until the worker
-      // catches up, and a worker writing into a dead pipe never did (issue 13). flushLogger() does it instead.
+      // catches up, and a worker writing into a dead pipe never does. flushLogger() does it instead.
       worker: { autoEnd: false },
       // sync: the worker writes each line before it takes the next, so a flush that saw the worker catch up
       // means the lines are on the terminal. Colours follow the terminal (pino-pretty's default: fd 1 a TTY).
