@@ -125,6 +125,9 @@ export function installProcessShutdown(options: ProcessShutdownOptions): Process
 
   async function emergencyExit(signal: string): Promise<void> {
     emergency = true;
+    // The code from now on, however the process ends: once the HTTP server and the sockets are closed, the abort may
+    // await only unreferenced handles (worker threads, the deadline), and an emptied event loop exits with this code.
+    process.exitCode = 1;
     logger.warn({ signal }, 'second signal while stopping: exiting now, abandoning unfinished jobs');
     armDeadline(options.graceMs, 'SHUTDOWN_GRACE_MS after the second signal');
     try {
