@@ -5,7 +5,7 @@
 import type { Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { API_MESSAGES, authorizeModelControl, createApiSide } from './apiSide.js';
-import { createLifecycle, type CreateServerOptions, type ModelServer } from './lifecycle.js';
+import { createLifecycle, serverOf, type CreateServerOptions, type ModelServer } from './lifecycle.js';
 import { createLocalModelControl } from './modelControl.js';
 import { createClip, jobsFromConfig } from './settings.js';
 
@@ -42,13 +42,5 @@ export function createAllServer(config: Config, options: CreateServerOptions = {
     steps: api.steps,
     messages: API_MESSAGES,
   });
-  return {
-    start: () => lifecycle.start(),
-    stop: () => lifecycle.stop(),
-    abort: () => lifecycle.abort(),
-    clip,
-    jobs: jobs.service,
-    httpServer: api.httpServer,
-    logger,
-  };
+  return serverOf(lifecycle, { clip: clip, jobs, httpServer: api.httpServer, logger });
 }

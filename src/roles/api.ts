@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import { mergeModelViews } from '../jobs/index.js';
 import { createLogger } from '../logger.js';
 import { API_MESSAGES, authorizeModelControl, createApiSide } from './apiSide.js';
-import { createLifecycle, type CreateServerOptions, type Server } from './lifecycle.js';
+import { createLifecycle, serverOf, type CreateServerOptions, type Server } from './lifecycle.js';
 import { createClusterModelControl } from './modelControl.js';
 import { catalogueFromConfig, jobsFromConfig } from './settings.js';
 
@@ -60,13 +60,5 @@ export function createApiServer(config: Config, options: CreateServerOptions = {
     },
     messages: API_MESSAGES,
   });
-  return {
-    start: () => lifecycle.start(),
-    stop: () => lifecycle.stop(),
-    abort: () => lifecycle.abort(),
-    clip: undefined,
-    jobs: jobs.service,
-    httpServer: api.httpServer,
-    logger,
-  };
+  return serverOf(lifecycle, { clip: undefined, jobs, httpServer: api.httpServer, logger });
 }

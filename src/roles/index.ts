@@ -8,6 +8,7 @@ import { createWorkerServer } from './worker.js';
 export { createAllServer } from './all.js';
 export { createApiServer } from './api.js';
 export { createWorkerServer } from './worker.js';
+export { jobsLimitsFromConfig } from './settings.js';
 export type { CreateServerOptions, ModelServer, Server, ServerState } from './lifecycle.js';
 export type { ServerAddress } from '../http/index.js';
 

@@ -98,6 +98,22 @@ export interface Lifecycle {
   readiness(): Promise<Readiness>;
 }
 
+/** The Server a role returns: its lifecycle's start, stop and abort, with the parts tests and main.ts reach for. */
+export function serverOf<C extends ClipService | undefined>(
+  lifecycle: Lifecycle,
+  parts: { clip: C; jobs: Jobs; httpServer: http.Server; logger: Logger },
+): Server & { readonly clip: C } {
+  return {
+    start: () => lifecycle.start(),
+    stop: () => lifecycle.stop(),
+    abort: () => lifecycle.abort(),
+    clip: parts.clip,
+    jobs: parts.jobs.service,
+    httpServer: parts.httpServer,
+    logger: parts.logger,
+  };
+}
+
 export function createLifecycle(options: LifecycleOptions): Lifecycle {
   const { config, httpServer, jobs, logger, models, steps, messages } = options;
   let state: ServerState = { phase: 'initialized' };

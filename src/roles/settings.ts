@@ -5,7 +5,7 @@
 import { ClipService, ModelCatalogue } from '../clip/index.js';
 import type { Config } from '../config.js';
 import { createImageUrlFetcher, type ImageUrlFetcher } from '../imageUrls/index.js';
-import { createJobs, type JobClassifier, type JobRunner, type Jobs } from '../jobs/index.js';
+import { createJobs, type JobClassifier, type JobRunner, type Jobs, type JobsLimits } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 
 /** Names this server to the hosts it fetches image URLs from. */
@@ -80,22 +80,7 @@ export function jobsFromConfig(config: Config, models: JobsModels, logger: Logge
     logger: logger.child({ component: 'jobs' }),
     // Only the API side submits jobs: a worker process never fetches URLs.
     ...(models.role === 'worker' ? {} : { fetchImageUrl: imageUrlFetcherFromConfig(config).fetch }),
-    limits: {
-      maxImagesPerJob: config.maxImagesPerJob,
-      maxClassesPerJob: config.maxClassesPerJob,
-      maxClassLength: config.maxClassLength,
-      maxTextsPerJob: config.maxTextsPerJob,
-      maxTextLength: config.maxTextLength,
-      maxPromptsPerJob: config.maxPromptsPerJob,
-      maxQueuedJobs: config.maxQueuedJobs,
-      maxQueuedImages: config.maxQueuedImages,
-      maxPendingImageBytes: config.maxPendingImageBytes,
-      maxQueuedJobsPerKey: config.maxQueuedJobsPerKey,
-      maxQueuedImagesPerKey: config.maxQueuedImagesPerKey,
-      maxConcurrentJobs: config.maxConcurrentJobs,
-      ttlSeconds: config.jobTtlSeconds,
-      maxRetainedJobBytes: config.maxRetainedJobBytes,
-    },
+    limits: jobsLimitsFromConfig(config),
   });
 }
 
@@ -110,4 +95,24 @@ export function imageUrlFetcherFromConfig(config: Config): ImageUrlFetcher {
     concurrency: config.imageUrlConcurrency,
     userAgent: IMAGE_URL_USER_AGENT,
   });
+}
+
+/** The jobs layer's limits: the MAX_* settings, MAX_CONCURRENT_JOBS, JOB_TTL_SECONDS and MAX_RETAINED_JOB_BYTES. */
+export function jobsLimitsFromConfig(config: Config): JobsLimits {
+  return {
+    maxImagesPerJob: config.maxImagesPerJob,
+    maxClassesPerJob: config.maxClassesPerJob,
+    maxClassLength: config.maxClassLength,
+    maxTextsPerJob: config.maxTextsPerJob,
+    maxTextLength: config.maxTextLength,
+    maxPromptsPerJob: config.maxPromptsPerJob,
+    maxQueuedJobs: config.maxQueuedJobs,
+    maxQueuedImages: config.maxQueuedImages,
+    maxPendingImageBytes: config.maxPendingImageBytes,
+    maxQueuedJobsPerKey: config.maxQueuedJobsPerKey,
+    maxQueuedImagesPerKey: config.maxQueuedImagesPerKey,
+    maxConcurrentJobs: config.maxConcurrentJobs,
+    ttlSeconds: config.jobTtlSeconds,
+    maxRetainedJobBytes: config.maxRetainedJobBytes,
+  };
 }

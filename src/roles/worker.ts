@@ -12,7 +12,7 @@ import { allowedHostNames, type Config } from '../config.js';
 import { createHostCheck, createHttpServer, createMetrics, createWorkerApp } from '../http/index.js';
 import type { Jobs } from '../jobs/index.js';
 import { createLogger, type Logger } from '../logger.js';
-import { createLifecycle, type CreateServerOptions, type ModelServer } from './lifecycle.js';
+import { createLifecycle, serverOf, type CreateServerOptions, type ModelServer } from './lifecycle.js';
 import { createClip, jobsFromConfig } from './settings.js';
 
 /** The log lines of a worker's start and stop. */
@@ -61,13 +61,5 @@ export function createWorkerServer(config: Config, options: CreateServerOptions 
     steps: { beforeModels: () => registerModels(jobs, clip, logger) },
     messages: WORKER_MESSAGES,
   });
-  return {
-    start: () => lifecycle.start(),
-    stop: () => lifecycle.stop(),
-    abort: () => lifecycle.abort(),
-    clip,
-    jobs: jobs.service,
-    httpServer,
-    logger,
-  };
+  return serverOf(lifecycle, { clip: clip, jobs, httpServer: httpServer, logger });
 }

@@ -4,6 +4,7 @@
  * store or the queue for a double; otherwise createJobs builds everything.
  */
 import { loadConfig } from '../../src/config.js';
+import { jobsLimitsFromConfig } from '../../src/roles/index.js';
 import {
   createJobs,
   JobService,
@@ -23,24 +24,7 @@ import { silentLogger } from '../../src/logger.js';
 
 /** The jobs layer's limits at the settings' defaults, with `overrides`. */
 export function testJobLimits(overrides: Partial<JobsLimits> = {}): JobsLimits {
-  const config = loadConfig([], {});
-  return {
-    maxImagesPerJob: config.maxImagesPerJob,
-    maxClassesPerJob: config.maxClassesPerJob,
-    maxClassLength: config.maxClassLength,
-    maxTextsPerJob: config.maxTextsPerJob,
-    maxTextLength: config.maxTextLength,
-    maxPromptsPerJob: config.maxPromptsPerJob,
-    maxQueuedJobs: config.maxQueuedJobs,
-    maxQueuedImages: config.maxQueuedImages,
-    maxPendingImageBytes: config.maxPendingImageBytes,
-    maxQueuedJobsPerKey: config.maxQueuedJobsPerKey,
-    maxQueuedImagesPerKey: config.maxQueuedImagesPerKey,
-    maxConcurrentJobs: config.maxConcurrentJobs,
-    ttlSeconds: config.jobTtlSeconds,
-    maxRetainedJobBytes: config.maxRetainedJobBytes,
-    ...overrides,
-  };
+  return { ...jobsLimitsFromConfig(loadConfig([], {})), ...overrides };
 }
 
 /** The JobService part of `testJobLimits` (the worker's and the store's settings left out). */
