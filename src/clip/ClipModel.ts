@@ -18,7 +18,8 @@ import { FIXED_BATCH_BATCHES_PER_REPLICA, planVisionReplicas } from './runtime/r
 import { ImageTower, TextTower } from './runtime/towers.js';
 import { preprocessImage, type PreprocessOptions } from './image/preprocess.js';
 import type { PreprocessPool } from './image/preprocessPool.js';
-import { applyTemplate, ensemble, normalize, resolveScoring, scoreClasses, templatesOf } from './scoring.js';
+import { normalize, resolveScoring, scoreClasses, templatesOf } from './scoring.js';
+import { buildZeroShotWeights } from './zeroShotWeights.js';
 import { loadTextTokenizer, type TextTokenizer } from './tokenizer.js';
 import type { ImageLimits, Precision, PreprocessorConfig, PromptConfig, Scoring, ScoringSource } from './types.js';
 
@@ -238,23 +239,11 @@ export class ClipModel {
     prompt: PromptConfig,
     signal?: AbortSignal,
   ): Promise<number[][]> {
-    const templates = templatesOf(prompt);
-    const classEmbeddings = (async () => {
-      // A chunk of labels at a time: 1000 classes × 100 templates of 1000 characters would otherwise be
-      // 200 MB of prompt strings created in one go (issue 5); a chunk still fills many text batches.
-      const embeddings: Float32Array[] = [];
-      for (let start = 0; start < labels.length; start += LABELS_IN_FLIGHT) {
-        const chunk = labels.slice(start, start + LABELS_IN_FLIGHT);
-        embeddings.push(
-          ...(await Promise.all(
-            chunk.map(async (label) =>
-              ensemble(await Promise.all(templates.map((t) => this.embedPrompt(applyTemplate(t, label))))),
-            ),
-          )),
-        );
-      }
-      return embeddings;
-    })();
+    // A chunk of labels at a time: 1000 classes × 100 templates of 1000 characters would otherwise be
+    // 200 MB of prompt strings created in one go (issue 5); a chunk still fills many text batches.
+    const classEmbeddings = buildZeroShotWeights(labels, templatesOf(prompt), (p) => this.embedPrompt(p), {
+      promptsInFlight: LABELS_IN_FLIGHT * templatesOf(prompt).length,
+    });
     const imageEmbeddings = Promise.all(images.map((bytes, i) => this.embedImage(bytes, i, signal)));
     // Settle both before throwing, so no rejection goes unobserved.
     const [classes, pictures] = await Promise.allSettled([classEmbeddings, imageEmbeddings]);
@@ -270,6 +259,11 @@ export class ClipModel {
       async () => this.#textBatcher.add(await this.#tokenize(prompt)),
       (hit) => this.#options.onCacheLookup?.('text', hit),
     );
+  }
+
+  /** The normalised embedding of one prompt, past the text cache: a classifier's build would evict every job's prompts. */
+  async embedPromptUncached(prompt: string): Promise<Float32Array> {
+    return this.#textBatcher.add(await this.#tokenize(prompt));
   }
 
   /** How many token ids the text tower reads for a prompt (special tokens included, after truncation): usage reports count them. */

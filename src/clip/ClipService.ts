@@ -18,9 +18,13 @@ import type { ExecutionProvider } from './runtime/executionProviders.js';
 import { embeddingTemplatesOf, toVector } from './embeddings.js';
 import { PreprocessPool } from './image/preprocessPool.js';
 import { applyTemplate, ensemble, parsePromptConfig } from './scoring.js';
+import { modelFingerprint } from './modelFingerprint.js';
+import { buildZeroShotWeights, scoreAgainstWeights } from './zeroShotWeights.js';
 import type {
+  BuildWeightsRequest,
   ClassifyRequest,
   ClassifyResult,
+  ClassifyWithWeightsRequest,
   EmbeddingVectors,
   EmbedImagesRequest,
   EmbedTextsRequest,
@@ -114,6 +118,8 @@ export class ClipService {
   readonly #clock: () => number;
   /** One pool for every model: the cores are shared anyway. */
   readonly #preprocessPool: PreprocessPool | undefined;
+  /** Per model, the fingerprint of the files it was last loaded from (see modelFingerprint.ts). */
+  readonly #fingerprints = new Map<string, Promise<string>>();
 
   constructor(options: ClipServiceOptions) {
     this.#options = options;
@@ -210,6 +216,7 @@ export class ClipService {
               withCombined: scaleKnown ? false : 'for-siglip',
             });
       onLoading();
+      this.#fingerprints.set(name, modelFingerprint(dir, precision));
       const model = await ClipModel.load({
         name,
         dir,
@@ -423,6 +430,40 @@ export class ClipService {
           for (const vector of vectors) embeddings.push(toVector(vector));
         }
         return { embeddings, tokens };
+      }),
+    );
+  }
+
+  // ---- stored zero-shot classifiers: built once, then scored without the text tower ----
+
+  /** The fingerprint of the model's files (starting it if needed): what stored weights are keyed by. */
+  async modelFingerprint(model: string): Promise<string> {
+    const slot = this.#slotFor(model);
+    await slot.ready();
+    return this.#fingerprints.get(slot.name)!;
+  }
+
+  /** open_clip's zero-shot weights (one row per label), embedded past the text cache, with progress. */
+  async buildWeights(request: BuildWeightsRequest): Promise<Float32Array[]> {
+    const slot = this.#slotFor(request.model);
+    return this.#inferring(slot.name, request.signal, () =>
+      slot.use((model) =>
+        buildZeroShotWeights(request.labels, request.templates, (prompt) => model.embedPromptUncached(prompt), {
+          promptsInFlight: this.#options.inference.maxTextBatchSize * 4,
+          onProgress: request.onProgress,
+          signal: request.signal,
+        }),
+      ),
+    );
+  }
+
+  /** Per image, the probability of each row of `weights`: only the image tower runs. */
+  async classifyWithWeights(request: ClassifyWithWeightsRequest): Promise<ClassifyResult> {
+    const slot = this.#slotFor(request.model);
+    return this.#inferring(slot.name, request.signal, () =>
+      slot.use(async (model) => {
+        const images = await Promise.all(request.images.map((bytes, i) => model.embedImage(bytes, i, request.signal)));
+        return { probabilities: scoreAgainstWeights(images, request.weights, model.scoring) };
       }),
     );
   }
