@@ -17,6 +17,7 @@ import { isImageUrl } from '../imageUrls/index.js';
 import type { JobEvents } from './JobEvents.js';
 import { exceededLimit, type AdmissionRequest } from './admission.js';
 import { canAccess, visibleTo, type Caller } from './caller.js';
+import type { JobClassifiers } from './classifierPort.js';
 import type { Admission, AdmissionLimits, JobQueue, OwnerCounts, QueueCounts } from './JobQueue.js';
 import { InvalidCursorError, type JobPage, type JobStore } from './JobStore.js';
 import { JobWorker, type JobRunner } from './JobWorker.js';
@@ -69,6 +70,8 @@ export interface JobServiceOptions {
   queue?: JobQueue;
   /** The worker of this process, drained by `drain` (only with `queue`; the api role has none). */
   worker?: JobWorker;
+  /** Stored classifiers (classify by `classifier` instead of `classes`); without it such jobs are refused. */
+  classifiers?: JobClassifiers | undefined;
   /** Most images in one job; default 64. */
   maxImagesPerJob?: number;
   /** Most classes in one job; default 1000. */
@@ -139,6 +142,8 @@ interface JobPlan {
   /** The images to decode, or null for a task without images. */
   images: SubmitImages | null;
   batched: boolean;
+  /** The stored classifier a classification scores against. */
+  classifier?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -155,10 +160,19 @@ export class JobService {
   readonly #limits: Required<
     Omit<
       JobServiceOptions,
-      'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl' | 'maxRetainedJobBytes'
+      | 'clip'
+      | 'logger'
+      | 'store'
+      | 'events'
+      | 'queue'
+      | 'worker'
+      | 'fetchImageUrl'
+      | 'maxRetainedJobBytes'
+      | 'classifiers'
     >
   >;
   readonly #fetchImageUrl: FetchImageUrl | undefined;
+  readonly #classifiers: JobClassifiers | undefined;
   /** Submissions past their last SHUTTING_DOWN check: drain waits for them, so none is enqueued after the queue drained. */
   readonly #admitting = new Set<Promise<unknown>>();
   #watchers = 0;
@@ -171,6 +185,7 @@ export class JobService {
     this.#clip = options.clip;
     this.#logger = options.logger;
     this.#fetchImageUrl = options.fetchImageUrl;
+    this.#classifiers = options.classifiers;
     this.#store =
       options.store ??
       new MemoryJobStore(
@@ -237,6 +252,7 @@ export class JobService {
         logger: this.#logger,
         maxConcurrentJobs: this.#limits.maxConcurrentJobs,
         ttlSeconds: this.#limits.ttlSeconds,
+        classifiers: options.classifiers,
       });
       this.#worker.start();
     }
@@ -263,6 +279,29 @@ export class JobService {
         field,
       );
     }
+  }
+
+  /** The plan of a submission: on a stored classifier (see classifierPort.ts), or checked inline. */
+  async #planSubmission(caller: Caller, input: SubmitJobInput): Promise<JobPlan> {
+    if ((input.task ?? 'classification') !== 'classification' || !('classifier' in input)) return this.#plan(input);
+    if (input.classifier === undefined) return this.#plan(input);
+    if (input.classes.length > 0)
+      throw badUserInput('input: expected exactly one of classes or classifier, got both', 'classes,classifier');
+    if (input.config !== undefined)
+      throw badUserInput("config: a classifier's prompt templates are its own; give no prompt settings", 'config');
+    if (this.#classifiers === undefined)
+      throw badUserInput('classifier: this server keeps no classifiers; give classes instead', 'classifier');
+    const { classes, model } = await this.#classifiers.plan(caller, input.classifier, input.model);
+    return {
+      task: 'classification',
+      model,
+      classes,
+      texts: [],
+      prompt: {},
+      images: input,
+      batched: input.batched,
+      classifier: input.classifier,
+    };
   }
 
   /** Checks everything about a submission that needs no image decoding, in the order errors are reported. */
@@ -385,7 +424,7 @@ export class JobService {
    */
   async submit(caller: Caller, input: SubmitJobInput): Promise<Job> {
     this.#assertAccepting();
-    const plan = this.#plan(input);
+    const plan = await this.#planSubmission(caller, input);
     const owner = caller.owner;
     if (plan.images === null) await this.#refuseIfSaturated({ owner, images: 0, imageBytes: 0 });
     const { images, imageBytes } =
@@ -416,6 +455,7 @@ export class JobService {
       task: plan.task,
       model: plan.model,
       classes: plan.classes,
+      ...(plan.classifier === undefined ? {} : { classifier: plan.classifier }),
       texts: plan.texts,
       imageCount: images.length,
       batched: plan.batched,

@@ -4,6 +4,7 @@
  */
 import type { Logger } from '../logger.js';
 import { JobService, type FetchImageUrl, type JobClassifier, type JobServiceOptions } from './JobService.js';
+import type { JobClassifiers } from './classifierPort.js';
 import { JobWorker, type JobRunner } from './JobWorker.js';
 import { createRedisBackend, type RedisModelRegistry, type StallSettings } from './redis/index.js';
 
@@ -16,12 +17,17 @@ export interface CreateJobsOptions {
   /** Validation for the API side; also the runner where a worker runs (all, worker). */
   clip: JobClassifier & JobRunner;
   logger: Logger;
-  limits: Omit<JobServiceOptions, 'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl'> & {
+  limits: Omit<
+    JobServiceOptions,
+    'clip' | 'logger' | 'store' | 'events' | 'queue' | 'worker' | 'fetchImageUrl' | 'classifiers'
+  > & {
     maxConcurrentJobs: number;
     ttlSeconds: number;
   };
   /** Fetches images given as URLs, in the API process; without it URLs are refused. */
   fetchImageUrl?: FetchImageUrl;
+  /** Stored classifiers, where this process keeps them (see classifierPort.ts). */
+  classifiers?: JobClassifiers | undefined;
 }
 
 export interface Jobs {
@@ -42,9 +48,10 @@ export interface Jobs {
 export function createJobs(options: CreateJobsOptions): Jobs {
   const { role, clip, logger, limits } = options;
   const urls = options.fetchImageUrl === undefined ? {} : { fetchImageUrl: options.fetchImageUrl };
+  const { classifiers } = options;
   if (options.redis === undefined) {
     if (role !== 'all') throw new TypeError(`createJobs: ROLE=${role} needs Redis`);
-    const service = new JobService({ clip, logger, ...limits, ...urls });
+    const service = new JobService({ clip, logger, ...limits, ...urls, classifiers });
     return {
       service,
       worker: undefined,
@@ -71,12 +78,14 @@ export function createJobs(options: CreateJobsOptions): Jobs {
           logger,
           maxConcurrentJobs: limits.maxConcurrentJobs,
           ttlSeconds: limits.ttlSeconds,
+          classifiers,
         });
   const service = new JobService({
     clip,
     logger,
     ...limits,
     ...urls,
+    classifiers,
     store: backend.store,
     events: backend.events,
     queue: backend.queue,

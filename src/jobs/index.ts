@@ -2,6 +2,7 @@
 export { JobService } from './JobService.js';
 export { assertOperator, canAccess, OPEN_CALLER, ownerLabel, visibleTo } from './caller.js';
 export type { Caller } from './caller.js';
+export type { ClassifierPlan, JobClassifiers } from './classifierPort.js';
 export type { FetchImageUrl, JobClassifier, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
 export { JobWorker } from './JobWorker.js';
 export { createJobs } from './createJobs.js';
