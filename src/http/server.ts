@@ -45,7 +45,14 @@ import {
   type GraphqlWs,
   type OperationLimits,
 } from '../graphql/index.js';
-import { assertOperator, createJobs, mergeModelViews, type Caller, type JobService } from '../jobs/index.js';
+import {
+  assertOperator,
+  createJobs,
+  mergeModelViews,
+  type Caller,
+  type JobClassifiers,
+  type JobService,
+} from '../jobs/index.js';
 import { JsonShapeError, jsonShapeVerifier, type JsonShapeLimits } from '../jsonShape.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createImageUrlFetcher, type ImageUrlFetcher } from '../imageUrls/index.js';
@@ -58,6 +65,7 @@ import { createGraphiqlHandler } from './graphiql.js';
 import { createWebUiHandler } from './webUi.js';
 import { createHealthRouter, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
+import { classifiersFromConfig } from './classifiers.js';
 
 export interface CreateServerOptions {
   /** Default: a pino logger at `config.logLevel`. */
@@ -173,9 +181,11 @@ export function jobsFromConfig(
   role: Config['role'],
   clip: ClipService,
   logger: Logger,
+  classifiers?: JobClassifiers,
 ): ReturnType<typeof createJobs> {
   return createJobs({
     role,
+    classifiers,
     redis:
       config.redisUrl === undefined
         ? undefined
@@ -265,7 +275,9 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
   const clip = createClip(config, logger);
   // ROLE=api runs no model here: ClipService only resolves names and checks inputs, and is never started.
   const runsModels = config.role !== 'api';
-  const jobsLayer = jobsFromConfig(config, config.role, clip, logger);
+  // Stored classifiers live where models run in the API's process (ROLE=all).
+  const classifiers = config.role === 'all' ? classifiersFromConfig(config, clip, logger) : undefined;
+  const jobsLayer = jobsFromConfig(config, config.role, clip, logger, classifiers?.service);
   const jobs = jobsLayer.service;
   const limits: OperationLimits = {
     maxDepth: config.maxQueryDepth,
@@ -311,7 +323,14 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
           publish: (message) => registry.publishControl(message),
           authorize: authorizeModelControl,
         });
-  const services = { jobs, clip: graphqlModels, logger, maxResponseBytes: config.maxResponseBytes, modelControl };
+  const services = {
+    jobs,
+    clip: graphqlModels,
+    logger,
+    maxResponseBytes: config.maxResponseBytes,
+    modelControl,
+    classifiers: classifiers?.service,
+  };
   const allowAnyOrigin = config.corsOrigins.includes('*');
   const isAllowedOrigin = (origin: string): boolean => allowAnyOrigin || config.corsOrigins.includes(origin);
   const isAllowedHost = createHostCheck(allowedHostNames(config));
@@ -567,6 +586,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
       logger.warn('Redis is unreachable at start; answering SERVICE_UNAVAILABLE until it is back');
     const loadStarted = performance.now();
     if (runsModels) await clip.start();
+    await classifiers?.start();
     jobsLayer.startWorker();
     logger.info({ url: address.url, loadMs: Math.round(performance.now() - loadStarted) }, 'ready');
     return address;
@@ -617,6 +637,7 @@ export function createServer(config: Config, options: CreateServerOptions = {}):
     }
     if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     if (modelsRefresh !== null) clearInterval(modelsRefresh);
+    await classifiers?.service.stop();
     await clip.stop();
     await jobsLayer.close();
     metrics.dispose();
