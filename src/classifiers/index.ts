@@ -4,6 +4,8 @@ export type { ClassifierModels, ClassifierServiceOptions, CreateClassifierInput 
 export type { ClassifierStore } from './ClassifierStore.js';
 export { MemoryClassifierStore } from './memory/MemoryClassifierStore.js';
 export type { MemoryClassifierStoreOptions } from './memory/MemoryClassifierStore.js';
+export { RedisClassifierStore } from './redis/RedisClassifierStore.js';
+export type { RedisClassifierStoreOptions } from './redis/RedisClassifierStore.js';
 export { PRESETS, PRESET_IDS } from './presets.js';
 export type { Preset } from './presets.js';
 export { buildOn } from './types.js';
