@@ -2,43 +2,39 @@
  * Stored zero-shot classifiers: create (BUILDING at once, built in the background on the model that will use it),
  * list, get, delete and watch, each as the caller may (its own classifiers and the presets; an admin key: all); and,
  * for jobs (jobs/classifierPort.ts), the classes of a classifier and its weights on a model, built when missing.
- * Weights are built by open_clip's recipe (clip/zeroShotWeights.ts) and stored by model files and recipe, so a
- * restart loads them instead of embedding the prompts again.
+ * Weights are built where models run (weightBuilder.ts) and stored by model files and recipe, so a restart loads them
+ * instead of embedding the prompts again. Changes travel on the bus (bus.ts): in a cluster, the API creates and
+ * watches, and a worker builds and scores.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
+import { AppError, ErrorCode, UnreachableCaseError, badUserInput } from '../errors.js';
 import type { Logger } from '../logger.js';
-import {
-  packWeights,
-  templatesOf,
-  unpackWeights,
-  type BuildWeightsRequest,
-  type ClassifyResult,
-  type ClassifyWithWeightsRequest,
-  type PromptConfig,
-} from '../clip/index.js';
+import { templatesOf, type ClassifyResult, type PromptConfig } from '../clip/index.js';
 import type { Caller, ClassifierPlan, JobClassifiers } from '../jobs/index.js';
+import type { ClassifierBus, ClassifierMessage } from './bus.js';
 import type { ClassifierStore } from './ClassifierStore.js';
 import { PRESETS, PRESET_IDS } from './presets.js';
-import { buildOn, pendingBuild, type Classifier, type ClassifierBuild, type ClassifierFailure } from './types.js';
+import { buildOn, pendingBuild, type Classifier } from './types.js';
 import { checkClasses, checkName, checkPromptCount, type ClassifierLimits } from './validation.js';
 import { createWatcher } from './watch.js';
-import { weightsKey } from './weightsKey.js';
+import { abortable, deletedError, WeightBuilder, type ClassifierRunner } from './weightBuilder.js';
 
-/** What classifiers need from the models: ClipService. */
+/** What classifiers need from the models' names and checks: ClipService, or the api role's ModelCatalogue. */
 export interface ClassifierModels {
   readonly defaultModelName: string;
   resolveModelName(name: string): string | undefined;
   validatePrompt(config: unknown, field: string): PromptConfig;
-  modelFingerprint(model: string): Promise<string>;
-  buildWeights(request: BuildWeightsRequest): Promise<Float32Array[]>;
-  classifyWithWeights(request: ClassifyWithWeightsRequest): Promise<ClassifyResult>;
 }
 
 export interface ClassifierServiceOptions extends ClassifierLimits {
   clip: ClassifierModels;
+  /** Where models run (all, worker): builds and scores. Without it (ROLE=api) builds are asked of the workers. */
+  runner: ClassifierRunner | undefined;
   store: ClassifierStore;
+  bus: ClassifierBus;
+  /** How long a build's claim outlives its last progress, in ms (see bus.ts): the longest wait for a lost build. */
+  claimMs: number;
   logger: Logger;
   /** See MAX_CLASSIFIERS. */
   maxClassifiers: number;
@@ -54,9 +50,6 @@ export interface CreateClassifierInput {
   model?: string | undefined;
 }
 
-/** How often a build's progress is stored and published, at most, in ms. */
-const PROGRESS_INTERVAL_MS = 200;
-
 type ClassifierEvents = { updated: [Classifier]; deleted: [string] };
 
 export class ClassifierService implements JobClassifiers {
@@ -65,10 +58,9 @@ export class ClassifierService implements JobClassifiers {
   readonly #store: ClassifierStore;
   readonly #clip: ClassifierModels;
   readonly #logger: Logger;
-  /** Builds under way, by classifier and model. */
-  readonly #building = new Map<string, { done: Promise<Float32Array[]>; stop: AbortController }>();
-  /** Weight rows ready to score against, by weights key. */
-  readonly #rows = new Map<string, Float32Array[]>();
+  readonly #bus: ClassifierBus;
+  readonly #builder: WeightBuilder | undefined;
+  readonly #unsubscribe: () => void;
   /** The last change of each classifier: changes of one are made one after the other. */
   readonly #turns = new Map<string, Promise<unknown>>();
 
@@ -77,7 +69,20 @@ export class ClassifierService implements JobClassifiers {
     this.#store = options.store;
     this.#clip = options.clip;
     this.#logger = options.logger;
+    this.#bus = options.bus;
+    this.#builder =
+      options.runner === undefined
+        ? undefined
+        : new WeightBuilder({
+            runner: options.runner,
+            store: options.store,
+            bus: options.bus,
+            change: (id, change) => this.#change(id, change),
+            logger: options.logger,
+            claimMs: options.claimMs,
+          });
     this.events.setMaxListeners(0);
+    this.#unsubscribe = options.bus.subscribe((message) => this.#heard(message));
     for (const id of options.presetsAtStart)
       if (!PRESET_IDS.includes(id))
         throw new TypeError(`CLASSIFIER_PRESETS: unknown preset ${id}; known: ${PRESET_IDS.join(', ')}`);
@@ -103,18 +108,40 @@ export class ClassifierService implements JobClassifiers {
         version: 0,
       });
     }
+    const builder = this.#builder;
+    if (builder === undefined) return;
     for (const classifier of await this.#store.list())
       for (const [model, build] of Object.entries(classifier.builds))
-        if (build.status === 'building') this.#buildInBackground(classifier.id, model);
-    for (const id of this.#options.presetsAtStart) this.#buildInBackground(id, this.#clip.defaultModelName);
+        if (build.status === 'building' && this.#clip.resolveModelName(model) !== undefined)
+          builder.buildInBackground(classifier.id, model);
+    for (const id of this.#options.presetsAtStart) builder.buildInBackground(id, this.#clip.defaultModelName);
   }
 
-  /** Stops the builds under way (they resume at the next start) and releases the store. */
+  /** Stops the builds under way (they resume at the next start), then releases the bus and the store. */
   async stop(): Promise<void> {
-    const builds = [...this.#building.values()];
-    for (const build of builds) build.stop.abort(new AppError(ErrorCode.ShuttingDown, 'the server is stopping'));
-    await Promise.allSettled(builds.map((build) => build.done));
+    this.#unsubscribe();
+    await this.#builder?.stop();
+    await this.#bus.close();
     await this.#store.close();
+  }
+
+  /** What other processes (or this one) published: watchers follow it; a process that runs models builds. */
+  #heard(message: ClassifierMessage): void {
+    switch (message.kind) {
+      case 'updated':
+        this.events.emit('updated', message.classifier);
+        return;
+      case 'deleted':
+        this.#builder?.abortBuildsOf(message.id, deletedError(message.id));
+        this.events.emit('deleted', message.id);
+        return;
+      case 'build':
+        if (this.#clip.resolveModelName(message.model) !== undefined)
+          this.#builder?.buildInBackground(message.id, message.model);
+        return;
+      default:
+        throw new UnreachableCaseError(message);
+    }
   }
 
   // ---- the API ----
@@ -148,7 +175,8 @@ export class ClassifierService implements JobClassifiers {
     };
     await this.#store.put(classifier);
     this.#logger.info({ classifier: id, model, prompts: classes.length * templates.length }, 'classifier created');
-    this.#buildInBackground(id, model);
+    if (this.#builder !== undefined) this.#builder.buildInBackground(id, model);
+    else await this.#bus.publish({ kind: 'build', id, model });
     return classifier;
   }
 
@@ -169,10 +197,10 @@ export class ClassifierService implements JobClassifiers {
     if (classifier === undefined) return undefined;
     if (classifier.preset) throw badUserInput(`id: ${id} is a preset and cannot be deleted`, 'id');
     await this.#serially(id, async () => {
-      for (const [key, build] of this.#building) if (key.startsWith(`${id}\n`)) build.stop.abort(deletedError(id));
+      this.#builder?.abortBuildsOf(id, deletedError(id));
       await this.#store.delete(id);
     });
-    this.events.emit('deleted', id);
+    await this.#bus.publish({ kind: 'deleted', id });
     this.#logger.info({ classifier: id }, 'classifier deleted');
     return classifier;
   }
@@ -231,7 +259,7 @@ export class ClassifierService implements JobClassifiers {
   }
 
   async prepare(id: string, model: string, signal: AbortSignal): Promise<void> {
-    await abortable(this.#weights(id, model), signal);
+    await abortable(this.#modelSide().weights(id, model), signal);
   }
 
   async classify(request: {
@@ -240,124 +268,17 @@ export class ClassifierService implements JobClassifiers {
     images: Uint8Array[];
     signal: AbortSignal;
   }): Promise<ClassifyResult> {
-    const weights = await abortable(this.#weights(request.id, request.model), request.signal);
-    return this.#clip.classifyWithWeights({
-      model: request.model,
-      images: request.images,
-      weights,
-      signal: request.signal,
-    });
+    return this.#modelSide().classify(request);
   }
 
-  // ---- building ----
-
-  /** The classifier's weight rows on `model`: held, stored (a restart), or built now. */
-  async #weights(id: string, model: string): Promise<Float32Array[]> {
-    const under = this.#building.get(buildKey(id, model));
-    if (under !== undefined) return under.done;
-    const classifier = await this.#store.get(id);
-    if (classifier === undefined) throw deletedError(id);
-    const build = buildOn(classifier, model);
-    if (build.status === 'failed' && !classifier.preset) throw new AppError(build.error!.code, build.error!.message);
-    const key = weightsKey(await this.#clip.modelFingerprint(model), classifier.classes, classifier.templates);
-    const held = this.#rows.get(key) ?? (await this.#loadRows(key, classifier.classes.length));
-    if (held !== undefined) {
-      if (build.status !== 'ready' || build.weightsKey !== key) await this.#markReady(id, model, key, held);
-      return held;
-    }
-    return this.#startBuild(id, model);
-  }
-
-  async #loadRows(key: string, classes: number): Promise<Float32Array[] | undefined> {
-    const packed = await this.#store.loadWeights(key);
-    if (packed === undefined || packed.length % classes !== 0) return undefined;
-    const rows = unpackWeights(packed, packed.length / classes);
-    this.#rows.set(key, rows);
-    return rows;
-  }
-
-  #buildInBackground(id: string, model: string): void {
-    this.#weights(id, model).catch((error: unknown) => {
-      if (!isAppError(error) || error.code !== ErrorCode.ShuttingDown)
-        this.#logger.warn({ err: error, classifier: id, model }, 'classifier build failed');
-    });
-  }
-
-  #startBuild(id: string, model: string): Promise<Float32Array[]> {
-    const existing = this.#building.get(buildKey(id, model));
-    if (existing !== undefined) return existing.done;
-    const stop = new AbortController();
-    const done = this.#build(id, model, stop.signal).finally(() => this.#building.delete(buildKey(id, model)));
-    this.#building.set(buildKey(id, model), { done, stop });
-    return done;
-  }
-
-  async #build(id: string, model: string, signal: AbortSignal): Promise<Float32Array[]> {
-    const started = performance.now();
-    const classifier = await this.#change(id, (current) => ({
-      ...current,
-      builds: {
-        ...current.builds,
-        [model]: {
-          ...buildOn(current, model),
-          status: 'building',
-          builtPrompts: 0,
-          error: null,
-          updatedAt: new Date(),
-        },
-      },
-    }));
-    if (classifier === undefined) throw deletedError(id);
-    const fingerprint = await this.#clip.modelFingerprint(model);
-    const key = weightsKey(fingerprint, classifier.classes, classifier.templates);
-    let lastProgress = 0;
-    try {
-      const rows = await this.#clip.buildWeights({
-        model,
-        labels: classifier.classes,
-        templates: classifier.templates,
-        signal,
-        onProgress: (builtPrompts) => {
-          const now = performance.now();
-          if (now - lastProgress < PROGRESS_INTERVAL_MS) return;
-          lastProgress = now;
-          void this.#change(id, (current) => withBuild(current, model, { builtPrompts })).catch(() => undefined);
-        },
-      });
-      await this.#store.saveWeights(key, packWeights(rows));
-      this.#rows.set(key, rows);
-      await this.#markReady(id, model, key, rows);
-      this.#logger.info(
-        {
-          classifier: id,
-          model,
-          prompts: rows.length * classifier.templates.length,
-          ms: Math.round(performance.now() - started),
-        },
-        'classifier built',
+  /** The builder: jobs run on classifiers only where models run. */
+  #modelSide(): WeightBuilder {
+    if (this.#builder === undefined)
+      throw new AppError(
+        ErrorCode.ModelUnavailable,
+        'this process runs no model: classifiers are built by the workers',
       );
-      return rows;
-    } catch (error) {
-      if (signal.aborted) throw signal.reason;
-      const failure: ClassifierFailure = isAppError(error)
-        ? { code: error.code, message: error.message }
-        : { code: ErrorCode.InternalServerError, message: 'the classifier could not be built' };
-      if (!isAppError(error)) this.#logger.error({ err: error, classifier: id, model }, 'classifier build failed');
-      await this.#change(id, (current) => withBuild(current, model, { status: 'failed', error: failure }));
-      throw new AppError(failure.code, failure.message);
-    }
-  }
-
-  async #markReady(id: string, model: string, key: string, rows: Float32Array[]): Promise<void> {
-    await this.#change(id, (current) =>
-      withBuild(current, model, {
-        status: 'ready',
-        builtPrompts: current.classes.length * current.templates.length,
-        error: null,
-        weightsKey: key,
-        dimensions: rows[0]?.length ?? 0,
-      }),
-    );
+    return this.#builder;
   }
 
   /** Reads, changes and stores a classifier (one change at a time per classifier), then publishes it; undefined when gone. */
@@ -367,7 +288,7 @@ export class ClassifierService implements JobClassifiers {
       if (current === undefined) return undefined;
       const next = { ...change(current), version: current.version + 1 };
       await this.#store.put(next);
-      this.events.emit('updated', next);
+      await this.#bus.publish({ kind: 'updated', classifier: next });
       return next;
     });
   }
@@ -394,29 +315,4 @@ export class ClassifierService implements JobClassifiers {
 
 function visible(caller: Caller, classifier: Classifier): boolean {
   return classifier.preset || caller.seesAll || (caller.owner !== null && classifier.owner === caller.owner);
-}
-
-function withBuild(classifier: Classifier, model: string, change: Partial<ClassifierBuild>): Classifier {
-  return {
-    ...classifier,
-    builds: { ...classifier.builds, [model]: { ...buildOn(classifier, model), ...change, updatedAt: new Date() } },
-  };
-}
-
-function buildKey(id: string, model: string): string {
-  return `${id}\n${model}`;
-}
-
-function deletedError(id: string): AppError {
-  return new AppError(ErrorCode.NotFound, `classifier ${id} was deleted`);
-}
-
-/** `work`, or the signal's reason once it aborts (the work goes on for others waiting on it). */
-function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

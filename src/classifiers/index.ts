@@ -2,6 +2,11 @@
 export { ClassifierService } from './ClassifierService.js';
 export type { ClassifierModels, ClassifierServiceOptions, CreateClassifierInput } from './ClassifierService.js';
 export type { ClassifierStore } from './ClassifierStore.js';
+export type { ClassifierRunner } from './weightBuilder.js';
+export { MemoryClassifierBus } from './bus.js';
+export type { ClassifierBus, ClassifierMessage } from './bus.js';
+export { CLAIM_MS, RedisClassifierBus } from './redis/RedisClassifierBus.js';
+export type { RedisClassifierBusOptions } from './redis/RedisClassifierBus.js';
 export { MemoryClassifierStore } from './memory/MemoryClassifierStore.js';
 export type { MemoryClassifierStoreOptions } from './memory/MemoryClassifierStore.js';
 export { RedisClassifierStore } from './redis/RedisClassifierStore.js';

@@ -37,7 +37,13 @@ export type {
 export { jobFromJSON, jobToJSON } from './serialise.js';
 export { mergeModelViews } from './redis/index.js';
 // The Redis boundary, for other folders' Redis stores (classifiers): one connection kind and one error mapping.
-export { closeConnection, createCommandConnection, viaRedis } from './redis/connection.js';
+export {
+  closeConnection,
+  createCommandConnection,
+  createWaitingConnection,
+  viaRedis,
+  whenReady,
+} from './redis/connection.js';
 export type { Redis } from './redis/connection.js';
 export { isTerminal, JOB_STATUSES, JOB_TASKS, TERMINAL_STATUSES } from './types.js';
 export type {

@@ -5,7 +5,7 @@
 import type { Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { API_MESSAGES, authorizeModelControl, createApiSide } from './apiSide.js';
-import { classifiersFromConfig, modelsWithClassifiers } from './classifiers.js';
+import { classifiersFromConfig } from './classifiers.js';
 import { createLifecycle, type CreateServerOptions, type ModelServer } from './lifecycle.js';
 import { createLocalModelControl } from './modelControl.js';
 import { createClip, jobsFromConfig } from './settings.js';
@@ -14,7 +14,7 @@ import { createClip, jobsFromConfig } from './settings.js';
 export function createAllServer(config: Config, options: CreateServerOptions = {}): ModelServer {
   const logger = options.logger ?? createLogger(config.logLevel);
   const clip = createClip(config, logger);
-  const classifiers = classifiersFromConfig(config, clip, logger);
+  const classifiers = classifiersFromConfig(config, clip, clip, logger);
   const jobs = jobsFromConfig(config, { role: 'all', clip }, logger, classifiers.service);
   const modelControl = createLocalModelControl({
     clip,
@@ -40,9 +40,9 @@ export function createAllServer(config: Config, options: CreateServerOptions = {
     jobs,
     logger,
     defaultModelName: clip.defaultModelName,
-    models: modelsWithClassifiers(clip, classifiers),
+    models: clip,
     metrics: api.metrics,
-    steps: api.steps,
+    steps: { ...api.steps, afterModels: () => classifiers.start(), beforeModelsStop: () => classifiers.stop() },
     messages: API_MESSAGES,
   });
   return {

@@ -1,61 +1,90 @@
 /**
- * The stored classifiers of a process that runs models in the API's process (ROLE=all): a memory store whose records
- * and weights persist under MODEL_CACHE_DIR/classifiers, the service the jobs and GraphQL share, and the models as
- * the lifecycle sees them with the classifiers started after the models load and stopped before they are released.
+ * The stored classifiers of a role. In one process (no REDIS_URL): a memory store whose records and weights persist
+ * under MODEL_CACHE_DIR/classifiers, and a bus inside the process. On Redis: the records, weights, changes and build
+ * claims in Redis, so the API creates and watches while a worker builds and scores. The roles that run models (all,
+ * worker) give the models as the runner; the api role gives none and asks the workers to build.
  */
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { ClassifierService, MemoryClassifierStore } from '../classifiers/index.js';
-import type { ClipService } from '../clip/index.js';
+import {
+  CLAIM_MS,
+  ClassifierService,
+  MemoryClassifierBus,
+  MemoryClassifierStore,
+  RedisClassifierBus,
+  RedisClassifierStore,
+  type ClassifierModels,
+  type ClassifierRunner,
+} from '../classifiers/index.js';
 import type { Config } from '../config.js';
+import { closeConnection, createCommandConnection, createWaitingConnection, whenReady } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
-import type { ProcessModels } from './lifecycle.js';
 
-/** The folder under MODEL_CACHE_DIR that keeps classifier records and weights. */
+/** The folder under MODEL_CACHE_DIR that keeps classifier records and weights (one process). */
 const CLASSIFIERS_DIR = 'classifiers';
 
 export interface Classifiers {
   readonly service: ClassifierService;
-  /** Reads the kept records, then starts the service (resumed builds, CLASSIFIER_PRESETS). */
+  /** Once the models are loaded: reads the kept records, stores the presets, resumes builds (CLASSIFIER_PRESETS). */
   start(): Promise<void>;
+  /** Before the models are released: stops the builds under way (they resume at the next start), then the store. */
+  stop(): Promise<void>;
 }
 
-export function classifiersFromConfig(config: Config, clip: ClipService, logger: Logger): Classifiers {
+export function classifiersFromConfig(
+  config: Config,
+  models: ClassifierModels,
+  runner: ClassifierRunner | undefined,
+  logger: Logger,
+): Classifiers {
   const log = logger.child({ component: 'classifiers' });
-  const store = new MemoryClassifierStore({ dir: path.join(config.modelCacheDir, CLASSIFIERS_DIR) });
-  const service = new ClassifierService({
-    clip,
-    store,
+  const settings = {
+    clip: models,
+    runner,
     logger: log,
+    claimMs: CLAIM_MS,
     maxClassifierPrompts: config.maxClassifierPrompts,
     maxClassLength: config.maxClassLength,
     maxClassifiers: config.maxClassifiers,
     presetsAtStart: config.classifierPresets,
+  };
+  if (config.redisUrl === undefined) {
+    const store = new MemoryClassifierStore({ dir: path.join(config.modelCacheDir, CLASSIFIERS_DIR) });
+    const service = new ClassifierService({ ...settings, store, bus: new MemoryClassifierBus() });
+    return {
+      service,
+      async start() {
+        await store.open((file, error) => log.warn({ file, err: error }, 'skipped an unreadable classifier record'));
+        await service.start();
+      },
+      stop: () => service.stop(),
+    };
+  }
+  const redis = createCommandConnection({ url: config.redisUrl });
+  const bus = new RedisClassifierBus({
+    redis,
+    subscriber: createWaitingConnection({ url: config.redisUrl }),
+    keyPrefix: config.redisKeyPrefix,
+    processId: randomUUID(),
   });
+  const store = new RedisClassifierStore({ redis, keyPrefix: config.redisKeyPrefix });
+  const service = new ClassifierService({ ...settings, store, bus });
   return {
     service,
     async start() {
-      await store.open((file, error) => log.warn({ file, err: error }, 'skipped an unreadable classifier record'));
-      await service.start();
+      // Redis may be away at start (the process serves SERVICE_UNAVAILABLE meanwhile): classifiers then start with
+      // the next process that finds it, and this one still serves the classifiers already in Redis once it is back.
+      try {
+        if (!(await whenReady(redis, config.redisConnectTimeoutMs))) throw new Error('Redis is unreachable');
+        await bus.open();
+        await service.start();
+      } catch (error) {
+        log.warn({ err: error }, 'classifiers did not start: presets and resumed builds wait for a restart');
+      }
     },
-  };
-}
-
-/**
- * The models with the classifiers beside them: builds need a loaded model, so the classifiers start once the models
- * did, and their builds stop before the sessions are released.
- */
-export function modelsWithClassifiers(clip: ClipService, classifiers: Classifiers): ProcessModels {
-  return {
-    defaultModelName: clip.defaultModelName,
-    start: async () => {
-      await clip.start();
-      await classifiers.start();
+    async stop() {
+      await service.stop();
+      await closeConnection(redis);
     },
-    stop: async () => {
-      await classifiers.service.stop();
-      await clip.stop();
-    },
-    abort: () => clip.abort(),
-    readiness: () => clip.readiness(),
   };
 }
