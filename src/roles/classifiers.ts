@@ -72,15 +72,20 @@ export function classifiersFromConfig(
   return {
     service,
     async start() {
-      // Redis may be away at start (the process serves SERVICE_UNAVAILABLE meanwhile): classifiers then start with
-      // the next process that finds it, and this one still serves the classifiers already in Redis once it is back.
-      try {
-        if (!(await whenReady(redis, config.redisConnectTimeoutMs))) throw new Error('Redis is unreachable');
-        await bus.open();
-        await service.start();
-      } catch (error) {
-        log.warn({ err: error }, 'classifiers did not start: presets and resumed builds wait for a restart');
-      }
+      // The subscription is made (or made again) whenever its connection is up, without holding the start.
+      bus.open().catch((error: unknown) => log.warn({ err: error }, 'classifier events: subscription failed'));
+      // Redis may be away at start (the process serves SERVICE_UNAVAILABLE meanwhile): the presets and resumed builds
+      // then start once it is back.
+      const startService = async (): Promise<void> => {
+        try {
+          await service.start();
+        } catch (error) {
+          log.warn({ err: error }, 'classifiers did not start; trying again when Redis is back');
+          redis.once('ready', () => void startService());
+        }
+      };
+      if (await whenReady(redis, config.redisConnectTimeoutMs)) await startService();
+      else redis.once('ready', () => void startService());
     },
     async stop() {
       await service.stop();

@@ -40,7 +40,8 @@ export class RedisClassifierBus implements ClassifierBus {
     this.#channel = `${options.keyPrefix}:classifier-events`;
     options.subscriber.on('message', (channel: string, text: string) => {
       if (channel !== this.#channel) return;
-      const message = fromWire(JSON.parse(text) as WireMessage);
+      const message = parseMessage(text);
+      if (message === undefined) return;
       for (const listener of this.#listeners) listener(message);
     });
   }
@@ -87,6 +88,15 @@ export class RedisClassifierBus implements ClassifierBus {
 
 function toWire(message: ClassifierMessage): WireMessage {
   return message.kind === 'updated' ? { kind: 'updated', classifier: classifierToJSON(message.classifier) } : message;
+}
+
+/** The message, or undefined for text no process of ours published (it is ignored rather than thrown in a handler). */
+function parseMessage(text: string): ClassifierMessage | undefined {
+  try {
+    return fromWire(JSON.parse(text) as WireMessage);
+  } catch {
+    return undefined;
+  }
 }
 
 function fromWire(message: WireMessage): ClassifierMessage {

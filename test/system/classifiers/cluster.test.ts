@@ -1,9 +1,9 @@
 /**
- * Stored classifiers in the worker role, as processes on a real redis-server: an API (ROLE=api, no model) and a
- * worker (ROLE=worker). The API creates a classifier and the worker builds it; the build's progress and its READY
- * reach the API's classifierUpdated through Redis; classify(classifier) on the API gives the probabilities of the same
- * classes and templates inline (within 1e-5); a restarted worker finds the classifier READY and scores with it
- * without running the text model (its text batches counted on /metrics).
+ * Stored classifiers in the worker role, as processes on a real redis-server: an API (ROLE=api, no model) and two
+ * workers (ROLE=worker). The API creates a classifier and one worker builds it (the other waits for its result); the
+ * build's progress and its READY reach the API's classifierUpdated through Redis; classify(classifier) on the API
+ * gives the probabilities of the same classes and templates inline (within 1e-5); restarted workers find the
+ * classifier READY and score with it without running the text model (their text batches counted on /metrics).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricValue } from '../../utils/metrics.js';
@@ -41,7 +41,7 @@ interface JobState {
 let redis: RedisServer;
 let env: Record<string, string>;
 let api: ProcessServer;
-let worker: ProcessServer;
+let workers: ProcessServer[] = [];
 let images: string[];
 
 function startWorker(): Promise<ProcessServer> {
@@ -83,7 +83,7 @@ function expectClose(actual: number[][], expected: number[][]): void {
 
 const probabilitiesOf = (job: JobState): number[][] => job.result!.images.map((image) => image.probabilities);
 
-describe.skipIf(REDIS === null)('classifiers on an API and a worker over Redis', () => {
+describe.skipIf(REDIS === null)('classifiers on an API and two workers over Redis', () => {
   beforeAll(async () => {
     redis = await startRedisServer();
     env = {
@@ -92,16 +92,22 @@ describe.skipIf(REDIS === null)('classifiers on an API and a worker over Redis',
       MAX_TEXT_BATCH_SIZE: '8',
       LOG_LEVEL: 'info',
     };
-    [api, worker] = await Promise.all([startProcessServer({ ...env, ROLE: 'api' }, undefined, 120_000), startWorker()]);
+    const started = await Promise.all([
+      startProcessServer({ ...env, ROLE: 'api' }, undefined, 120_000),
+      startWorker(),
+      startWorker(),
+    ]);
+    api = started[0];
+    workers = started.slice(1);
     images = await distinctImages(3, 4200);
   }, 240_000);
 
   afterAll(async () => {
-    for (const server of [api, worker]) server?.child.kill('SIGKILL');
+    for (const server of [api, ...workers]) server?.child.kill('SIGKILL');
     await redis?.dispose();
   });
 
-  it('should build on the worker, with its progress seen by the API, and equal the same classes and templates inline', async () => {
+  it('should build on one worker, with its progress seen by the API, and equal the same classes and templates inline', async () => {
     const { body } = await gql<{ createClassifier: ClassifierState }>(
       api.url,
       `mutation ($input: CreateClassifierInput!) { createClassifier(input: $input) { ${CLASSIFIER_FIELDS} } }`,
@@ -123,7 +129,10 @@ describe.skipIf(REDIS === null)('classifiers on an API and a worker over Redis',
     const progress = states.map((state) => state.builtPrompts);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
     expect(progress.some((built) => built > 0 && built < 600)).toBe(true);
-    expect(worker.logs.some((line) => line.msg === 'classifier built' && line.classifier === created.id)).toBe(true);
+    const builds = workers.flatMap((worker) =>
+      worker.logs.filter((line) => line.msg === 'classifier built' && line.classifier === created.id),
+    );
+    expect(builds).toHaveLength(1);
 
     const stored = await classify({ images, classifier: created.id });
     expect(stored).toMatchObject({ status: 'COMPLETE', classes: CLASSES, classifier: created.id });
@@ -131,15 +140,21 @@ describe.skipIf(REDIS === null)('classifiers on an API and a worker over Redis',
     expect(inline.status).toBe('COMPLETE');
     expectClose(probabilitiesOf(stored), probabilitiesOf(inline));
 
-    // A restarted worker finds the weights in Redis: READY, the same probabilities, and no text batch run.
-    worker.child.kill('SIGTERM');
-    expect(await worker.exited).toBe(0);
-    worker = await startWorker();
+    // Restarted workers find the weights in Redis: READY, the same probabilities, and no text batch run.
+    for (const worker of workers) worker.child.kill('SIGTERM');
+    for (const worker of workers) expect(await worker.exited).toBe(0);
+    workers = await Promise.all([startWorker(), startWorker()]);
     expect(await classifierState(created.id)).toMatchObject({ status: 'READY', builtPrompts: 600 });
     const after = await classify({ images, classifier: created.id });
     expect(after.status).toBe('COMPLETE');
     expectClose(probabilitiesOf(after), probabilitiesOf(stored));
-    expect((await metricValue(worker.url, 'clip_batch_size_count', 'model="tiny",kind="text"')) ?? 0).toBe(0);
-    expect(await metricValue(worker.url, 'clip_batch_size_count', 'model="tiny",kind="image"')).toBeGreaterThan(0);
+    const batches = async (kind: string): Promise<number> => {
+      const counts = await Promise.all(
+        workers.map((worker) => metricValue(worker.url, 'clip_batch_size_count', `model="tiny",kind="${kind}"`)),
+      );
+      return counts.reduce<number>((sum, count) => sum + (count ?? 0), 0);
+    };
+    expect(await batches('text')).toBe(0);
+    expect(await batches('image')).toBeGreaterThan(0);
   }, 240_000);
 });
