@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json [FILE] --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess|openai|json-body|model-memory --redis]`
+ * `npm run bench [-- --json [FILE] --rounds N --quick --embeddings --model-dir DIR --immich-only --only uploads|preprocess|openai|json-body|model-memory|classifiers --redis]`
  *
  * `--only openai` compares `POST /v1/embeddings` with GraphQL `embedImages` on one server: 8 images a request at 16
  * clients, alternating; the ratio of their images/s is the OpenAI adapter's cost (bench/openai.ts; goal ≥ 0.95).
@@ -56,6 +56,7 @@ import { loadTransformersJs, tjsThroughput } from './bench/transformersJs.js';
 import { benchPreprocessPath, formatPreprocessPath } from './bench/preprocessPath.js';
 import { benchOpenAiRow, formatOpenAiRow } from './bench/openai.js';
 import { benchJsonBody, formatJsonBody } from './bench/jsonBody.js';
+import { benchClassifiers, formatClassifierRow } from './bench/classifiers.js';
 import { loadConfig } from '../src/config.js';
 import { expectedOnnxThreads, formatCpuSplit, measureCpuSplit, sizedImages, type CpuSplit } from './bench/cpuSplit.js';
 import { memoryRun, type MemoryRun } from './bench/memory.js';
@@ -274,7 +275,7 @@ async function main(argv: readonly string[]): Promise<void> {
     )
     .option(
       '--only <section>',
-      'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model), openai (/v1/embeddings versus GraphQL embedImages), json-body (the JSON pre-scan, no server), model-memory (RSS across model start/stop)',
+      'run one section only: uploads (base64 JSON versus multipart file uploads), preprocess (request → pixel_values, no model), openai (/v1/embeddings versus GraphQL embedImages), json-body (the JSON pre-scan, no server), model-memory (RSS across model start/stop), classifiers (imagenet-1k against 10 inline classes; a classifier build against raw ONNX Runtime)',
     )
     .option('--malloc-default', "model-memory: run the server with glibc's default allocator settings", false)
     .option(
@@ -316,6 +317,27 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     if (options.only === 'openai') {
       await openAiOnly(options, rounds, n);
+      return;
+    }
+    if (options.only === 'classifiers') {
+      // Only the fp32 graphs are used, as for model-memory: test/.models/vit-b-32 serves as it is.
+      if (!fs.existsSync(path.join(options.modelDir, 'onnx', 'text_model.onnx'))) await ensureModel(options.modelDir);
+      const images = await makeImages(64);
+      let cursor = 0;
+      const row = await benchClassifiers(root, options.modelDir, {
+        rounds,
+        jobs: n(64),
+        // --quick: open_clip's 7 simple templates instead of OpenAI's 80 (7,000 prompts to build, not 80,000).
+        preset: options.quick ? 'imagenet-1k-simple' : 'imagenet-1k',
+        buildClasses: options.quick ? 250 : 1000,
+        buildTemplates: options.quick ? 8 : 80,
+        nextImages: (k) => Array.from({ length: k }, () => images[cursor++ % images.length]!),
+        log,
+      });
+      process.stdout.write(
+        `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, Node ${process.version}; model ${path.basename(options.modelDir)} (fp32).\n\n${formatClassifierRow(row)}\n`,
+      );
+      if (options.json) writeBenchJson(options.json, { classifiers: row });
       return;
     }
     if (options.only === 'json-body') {

@@ -118,6 +118,9 @@ export interface Config {
   readonly maxTextsPerJob: number;
   readonly maxTextLength: number;
   readonly maxPromptsPerJob: number;
+  readonly maxClassifierPrompts: number;
+  readonly maxClassifiers: number;
+  readonly classifierPresets: readonly string[];
   readonly maxImageBytes: number;
   readonly maxImagePixels: number;
   readonly imageUrls: ImageUrlsMode;
@@ -431,6 +434,27 @@ const SETTINGS: SettingSpecs = {
     description: 'Most prompts (classes × prompt templates) in one job; each new prompt costs a text-model run.',
     defaultValue: 10_000,
     parse: integer(1, 10_000_000),
+  },
+  maxClassifierPrompts: {
+    env: 'MAX_CLASSIFIER_PROMPTS',
+    description:
+      'Most prompts (classes × prompt templates) in one stored classifier (createClassifier); each is embedded once per model, in the background.',
+    defaultValue: 100_000,
+    parse: integer(1, 10_000_000),
+  },
+  maxClassifiers: {
+    env: 'MAX_CLASSIFIERS',
+    description: 'Most classifiers stored at once (the presets not counted); createClassifier is refused past it.',
+    defaultValue: 100,
+    parse: integer(1, 100_000),
+  },
+  classifierPresets: {
+    env: 'CLASSIFIER_PRESETS',
+    description:
+      'Preset classifiers (imagenet-1k, imagenet-1k-simple; comma-separated) built for the default model at start instead of on first use.',
+    defaultValue: [],
+    defaultText: 'none',
+    parse: list,
   },
   maxClassLength: {
     env: 'MAX_CLASS_LENGTH',

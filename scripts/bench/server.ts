@@ -121,12 +121,18 @@ export interface JobInput {
   images: { dataUrl: string; jpeg: Buffer }[];
   /** The classes of a classification job (ignored by embedding jobs). */
   classes: string[];
+  /** A stored classifier instead of `classes`. */
+  classifier?: string;
 }
 
 async function submit(url: string, kind: LoadKind, job: JobInput, transport: ImageTransport): Promise<string> {
   const { field, query } = MUTATIONS[kind];
   const withClasses = (input: Record<string, unknown>) =>
-    kind === 'classify' ? { ...input, classes: job.classes } : input;
+    kind !== 'classify'
+      ? input
+      : job.classifier === undefined
+        ? { ...input, classes: job.classes }
+        : { ...input, classifier: job.classifier };
   let response: Response;
   if (transport === 'json') {
     const input = withClasses(

@@ -19,10 +19,11 @@ import { Batcher } from './runtime/Batcher.js';
 import type { OnnxSessionOptions } from './runtime/onnx.js';
 import { FIXED_BATCH_BATCHES_PER_REPLICA, VisionReplicas } from './runtime/replicas.js';
 import type { TextTower } from './runtime/towers.js';
-import { applyTemplate, ensemble, normalize, scoreClasses, templatesOf } from './scoring.js';
+import { normalize, scoreClasses, templatesOf } from './scoring.js';
 import type { TextTokenizer } from './tokenizer.js';
 import type { ImageLimits, Precision, PreprocessorConfig, PromptConfig, Scoring, ScoringSource } from './types.js';
 import { warmUp } from './warmUp.js';
+import { buildZeroShotWeights } from './zeroShotWeights.js';
 
 export interface ClipModelOptions {
   name: string;
@@ -215,23 +216,14 @@ export class ClipModel {
   }
 
   /**
-   * One embedding per label: the ensemble of its prompts. A chunk of labels at a time, because 1000 classes × 100
-   * templates of 1000 characters would otherwise be 200 MB of prompt strings created in one go; a chunk still fills
-   * many text batches.
+   * One embedding per label: the ensemble of its prompts (zeroShotWeights.ts, the recipe stored classifiers share).
+   * A chunk of labels at a time, because 1000 classes × 100 templates of 1000 characters would otherwise be 200 MB
+   * of prompt strings created in one go; a chunk still fills many text batches.
    */
-  async #embedClasses(labels: readonly string[], templates: readonly string[]): Promise<Float32Array[]> {
-    const embeddings: Float32Array[] = [];
-    for (let start = 0; start < labels.length; start += LABELS_IN_FLIGHT) {
-      const chunk = labels.slice(start, start + LABELS_IN_FLIGHT);
-      embeddings.push(
-        ...(await Promise.all(
-          chunk.map(async (label) =>
-            ensemble(await Promise.all(templates.map((t) => this.embedPrompt(applyTemplate(t, label))))),
-          ),
-        )),
-      );
-    }
-    return embeddings;
+  #embedClasses(labels: readonly string[], templates: readonly string[]): Promise<Float32Array[]> {
+    return buildZeroShotWeights(labels, templates, (prompt) => this.embedPrompt(prompt), {
+      promptsInFlight: LABELS_IN_FLIGHT * templates.length,
+    });
   }
 
   /** The normalised embedding of one prompt (cached by prompt text). */
@@ -241,6 +233,11 @@ export class ClipModel {
       async () => this.#textBatcher.add(await this.#tokenize(prompt)),
       (hit) => this.#options.onCacheLookup?.('text', hit),
     );
+  }
+
+  /** The normalised embedding of one prompt, past the text cache: a classifier's build would evict every job's prompts. */
+  async embedPromptUncached(prompt: string): Promise<Float32Array> {
+    return this.#textBatcher.add(await this.#tokenize(prompt));
   }
 
   /** How many token ids the text tower reads for a prompt (special tokens included, after truncation): usage reports count them. */

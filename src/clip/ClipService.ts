@@ -3,7 +3,8 @@
  * all jobs. The default model must load for the server to be ready; extra models load in the
  * background and a failure there only marks that model failed. What happens behind its surface lives
  * beside it: loading (loadConfiguredModel.ts), each model's lifecycle (ModelSlot.ts), idle stops
- * (idleStops.ts), the embedding task (embeddings.ts), the recipe of one model (ClipModel.ts).
+ * (idleStops.ts), the embedding task (embeddings.ts), the recipe of one model (ClipModel.ts), what stored
+ * classifiers need of a model (storedWeights.ts).
  */
 import { EventEmitter } from 'node:events';
 import { AppError, ErrorCode, badUserInput, isAppError } from '../errors.js';
@@ -15,9 +16,12 @@ import { IdleStops } from './idleStops.js';
 import { loadConfiguredModel } from './loadConfiguredModel.js';
 import { PreprocessPool } from './image/preprocessPool.js';
 import type { ClipEvents, ClipServiceOptions } from './serviceOptions.js';
+import { StoredWeights } from './storedWeights.js';
 import type {
+  BuildWeightsRequest,
   ClassifyRequest,
   ClassifyResult,
+  ClassifyWithWeightsRequest,
   EmbeddingVectors,
   EmbedImagesRequest,
   EmbedTextsRequest,
@@ -39,6 +43,7 @@ export class ClipService {
   readonly #clock: () => number;
   /** One pool for every model: the cores are shared anyway. */
   readonly #preprocessPool: PreprocessPool | undefined;
+  readonly #storedWeights: StoredWeights;
 
   constructor(options: ClipServiceOptions) {
     this.#options = options;
@@ -50,6 +55,10 @@ export class ClipService {
       logger: options.logger,
     });
     this.#catalogue = new ModelCatalogue(options);
+    this.#storedWeights = new StoredWeights({
+      precision: options.precision,
+      maxTextBatchSize: options.inference.maxTextBatchSize,
+    });
     const workers = options.inference.preprocessWorkers;
     this.#preprocessPool = workers > 0 ? new PreprocessPool({ size: workers }) : undefined;
     this.defaultModelName = this.#catalogue.defaultModelName;
@@ -94,7 +103,13 @@ export class ClipService {
   #load(name: string, rawSource: string, onLoading: () => void): Promise<ClipModel> {
     return loadConfiguredModel(
       { name, rawSource, publicSource: publicSourceOf(rawSource) },
-      { options: this.#options, preprocessPool: this.#preprocessPool, events: this.events, onLoading },
+      {
+        options: this.#options,
+        preprocessPool: this.#preprocessPool,
+        events: this.events,
+        onLoading,
+        onFilesReady: (dir) => this.#storedWeights.filesReady(name, dir),
+      },
     );
   }
 
@@ -192,6 +207,29 @@ export class ClipService {
     const slot = this.#slotFor(request.model);
     return this.#inferring(slot.name, request.signal, () =>
       slot.use((model) => embedTextsOn(model, request.texts, request.prompt, request.signal)),
+    );
+  }
+
+  /** The fingerprint of the model's files (starting it if needed): what stored weights are keyed by. */
+  async modelFingerprint(model: string): Promise<string> {
+    const slot = this.#slotFor(model);
+    await slot.ready();
+    return this.#storedWeights.fingerprintOf(slot.name);
+  }
+
+  /** open_clip's zero-shot weights (one row per label), embedded past the text cache, with progress. */
+  async buildWeights(request: BuildWeightsRequest): Promise<Float32Array[]> {
+    const slot = this.#slotFor(request.model);
+    return this.#inferring(slot.name, request.signal, () =>
+      slot.use((model) => this.#storedWeights.build(model, request)),
+    );
+  }
+
+  /** Per image, the probability of each row of `weights`: only the image tower runs. */
+  async classifyWithWeights(request: ClassifyWithWeightsRequest): Promise<ClassifyResult> {
+    const slot = this.#slotFor(request.model);
+    return this.#inferring(slot.name, request.signal, () =>
+      slot.use(async (model) => ({ probabilities: await this.#storedWeights.score(model, request) })),
     );
   }
 

@@ -18,7 +18,11 @@ export type { HubErrorReason } from './hub/index.js';
 export { PRECISIONS, DEFAULT_PROMPT_TEMPLATE, PROMPT_CONFIG_KEYS } from './types.js';
 export { VERBATIM_TEMPLATE } from './embeddings.js';
 export type { LayoutName } from './layouts/index.js';
+export { packWeights, unpackWeights } from './zeroShotWeights.js';
+export { templatesOf } from './scoring.js';
 export type {
+  BuildWeightsRequest,
+  ClassifyWithWeightsRequest,
   ClassifyRequest,
   ClassifyResult,
   EmbeddingVectors,

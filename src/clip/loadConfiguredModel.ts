@@ -27,6 +27,8 @@ export interface ModelLoadContext {
   events: EventEmitter<ClipEvents>;
   /** Called once the files are in place and the sessions start loading. */
   onLoading: () => void;
+  /** Called with the model's directory once its files are in place (what stored weights are keyed by). */
+  onFilesReady: (dir: string) => void;
 }
 
 /** Fetches the model's files, then loads and warms it; throws what went wrong (logged here). */
@@ -52,6 +54,7 @@ export async function loadConfiguredModel(model: ConfiguredModel, context: Model
             withScaleFiles: scaleKnown ? 'never' : 'when-needed',
           });
     context.onLoading();
+    context.onFilesReady(dir);
     const { events } = context;
     const loaded = await ClipModel.load({
       name,

@@ -169,3 +169,21 @@ export interface EmbeddingVectors {
   /** Text embeddings only: the token ids the text tower read for all the texts (special tokens included, after truncation). */
   tokens?: number;
 }
+
+/** A zero-shot classifier's weights to build: every label under every template (see zeroShotWeights.ts). */
+export interface BuildWeightsRequest {
+  model: string;
+  labels: readonly string[];
+  templates: readonly string[];
+  /** Called as groups of prompts are embedded, with the number embedded so far. */
+  onProgress?: (builtPrompts: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Images scored against built weights (one unit row per class) instead of labels. */
+export interface ClassifyWithWeightsRequest {
+  model: string;
+  images: Uint8Array[];
+  weights: readonly Float32Array[];
+  signal?: AbortSignal;
+}

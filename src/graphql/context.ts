@@ -1,6 +1,7 @@
 /**
  * The per-operation context every resolver receives, over HTTP and websocket alike.
  */
+import type { ClassifierService } from '../classifiers/index.js';
 import type { ModelInfo } from '../clip/index.js';
 import type { Caller, JobService, ModelControl } from '../jobs/index.js';
 import type { Logger } from '../logger.js';
@@ -24,6 +25,8 @@ export interface GraphqlContext {
   caller: Caller;
   /** Starting and stopping models; absent where this process cannot. */
   modelControl: ModelControl | undefined;
+  /** Stored zero-shot classifiers; absent where this process keeps none. */
+  classifiers?: ClassifierService | undefined;
 }
 
 /** The services a context is built from (fixed for the server's life). */
@@ -34,6 +37,7 @@ export interface GraphqlServices {
   /** MAX_RESPONSE_BYTES. */
   maxResponseBytes: number;
   modelControl?: ModelControl | undefined;
+  classifiers?: ClassifierService | undefined;
 }
 
 export function createContext(services: GraphqlServices, requestId: string, caller: Caller): GraphqlContext {
@@ -45,5 +49,6 @@ export function createContext(services: GraphqlServices, requestId: string, call
     response: new ResponseBudget(services.maxResponseBytes),
     caller,
     modelControl: services.modelControl,
+    classifiers: services.classifiers,
   };
 }

@@ -7,13 +7,15 @@ import { printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import { JobResolver } from './resolvers/JobResolver.js';
 import { ModelResolver } from './resolvers/ModelResolver.js';
+// After the others: type-graphql orders the schema by declaration, so the classifiers' additions come last.
+import { ClassifierResolver } from './resolvers/ClassifierResolver.js';
 
 let built: Promise<GraphQLSchema> | null = null;
 
 /** The schema (memoised: type-graphql's metadata is global, one build serves every server in the process). */
 export function buildGraphqlSchema(): Promise<GraphQLSchema> {
   built ??= buildSchema({
-    resolvers: [JobResolver, ModelResolver],
+    resolvers: [JobResolver, ModelResolver, ClassifierResolver],
     // Input checks live in JobService (one place for GraphQL and REST), not in class-validator.
     validate: false,
     // type-graphql insists on a PubSub once there is a subscription, but ours use `subscribe`

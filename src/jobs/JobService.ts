@@ -13,6 +13,7 @@ import { AppError, ErrorCode, badUserInput } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { AdmissionControl, type AdmissionSettings } from './admission.js';
 import { visibleTo, type Caller } from './caller.js';
+import type { JobClassifiers } from './classifierPort.js';
 import type { JobEvents } from './JobEvents.js';
 import type { JobQueue, OwnerCounts, QueueCounts } from './JobQueue.js';
 import { InvalidCursorError, type JobPage, type JobStore } from './JobStore.js';
@@ -47,6 +48,8 @@ export interface JobServiceOptions {
   worker?: JobWorker | undefined;
   /** Images given as http(s) URLs are fetched with it; without it they are refused. */
   fetchImageUrl?: FetchImageUrl | undefined;
+  /** Stored classifiers (classify by `classifier` instead of `classes`); without it such jobs are refused. */
+  classifiers?: JobClassifiers | undefined;
   limits: JobServiceLimits;
 }
 
@@ -107,7 +110,12 @@ export class JobService {
     this.events = options.events;
     this.#queue = options.queue;
     this.#worker = options.worker;
-    this.#validator = new SubmissionValidator({ clip, limits, fetchImageUrl: options.fetchImageUrl });
+    this.#validator = new SubmissionValidator({
+      clip,
+      limits,
+      fetchImageUrl: options.fetchImageUrl,
+      classifiers: options.classifiers,
+    });
     this.#admission = new AdmissionControl({
       queue: this.#queue,
       settings: limits,
@@ -146,7 +154,7 @@ export class JobService {
    */
   async submit(caller: Caller, input: SubmitJobInput): Promise<Job> {
     this.#admission.assertAccepting();
-    const plan = this.#validator.plan(input);
+    const plan = await this.#validator.planFor(caller, input);
     const owner = caller.owner;
     // Refuse early under overload, before spending time decoding or fetching images we would not keep.
     const refuseEarly = (images: number): Promise<void> =>
@@ -177,6 +185,7 @@ export class JobService {
       texts: plan.texts,
       imageCount: images.length,
       batched: plan.batched,
+      ...(plan.classifier === undefined ? {} : { classifier: plan.classifier }),
       createdAt: now,
       expiresAt,
       version: 0,

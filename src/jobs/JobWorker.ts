@@ -18,6 +18,7 @@ import type {
   EmbedImagesRequest,
   EmbedTextsRequest,
 } from '../clip/index.js';
+import type { JobClassifiers } from './classifierPort.js';
 import type { JobEvents } from './JobEvents.js';
 import type { GiveUpReason, JobQueue, TakenWork } from './JobQueue.js';
 import type { JobStore } from './JobStore.js';
@@ -44,10 +45,13 @@ export interface JobWorkerOptions {
   maxConcurrentJobs: number;
   /** How long a job is kept after its last change, in seconds. */
   ttlSeconds: number;
+  /** Runs classifications on stored classifiers; such a job fails without it. */
+  classifiers?: JobClassifiers | undefined;
 }
 
 export class JobWorker {
   readonly #clip: JobRunner;
+  readonly #classifiers: JobClassifiers | undefined;
   readonly #queue: JobQueue;
   readonly #logger: Logger;
   readonly #deps: TransitionDeps;
@@ -59,6 +63,7 @@ export class JobWorker {
 
   constructor(options: JobWorkerOptions) {
     this.#clip = options.clip;
+    this.#classifiers = options.classifiers;
     this.#queue = options.queue;
     this.#logger = options.logger;
     this.#maxConcurrentJobs = options.maxConcurrentJobs;
@@ -136,6 +141,9 @@ export class JobWorker {
       // A lazy or stopped model starts here; its jobs wait QUEUED while it loads, and fail if it cannot.
       try {
         await this.#clip.prepareModel(work.job.model);
+        // A classifier still building holds its jobs QUEUED until its weights are ready.
+        if (work.job.classifier !== undefined)
+          await this.#classifiersFor(work.job).prepare(work.job.classifier, work.job.model, signal);
       } catch (error) {
         if (signal.aborted) return;
         await this.#fail(work.id, this.#toFailure(error, work.job));
@@ -205,6 +213,11 @@ export class JobWorker {
       );
     switch (job.task) {
       case 'classification':
+        if (job.classifier !== undefined)
+          return toClassificationResult(
+            await this.#classifiersFor(job).classify({ id: job.classifier, model: job.model, images, signal }),
+            job,
+          );
         return toClassificationResult(
           await this.#clip.classify({ model: job.model, images, labels: job.classes, prompt, signal }),
           job,
@@ -224,6 +237,12 @@ export class JobWorker {
       default:
         throw new UnreachableCaseError(job.task);
     }
+  }
+
+  #classifiersFor(job: Job): JobClassifiers {
+    if (this.#classifiers === undefined)
+      throw new AppError(ErrorCode.ModelUnavailable, `this worker keeps no classifiers; job ${job.id} needs one`);
+    return this.#classifiers;
   }
 
   #toFailure(error: unknown, job: Job): JobFailure {

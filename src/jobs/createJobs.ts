@@ -6,6 +6,7 @@
  */
 import type { Role } from '../config.js';
 import type { Logger } from '../logger.js';
+import type { JobClassifiers } from './classifierPort.js';
 import type { JobEvents } from './JobEvents.js';
 import type { JobQueue } from './JobQueue.js';
 import { JobService, type JobServiceLimits } from './JobService.js';
@@ -32,6 +33,8 @@ interface CommonJobsOptions {
   limits: JobsLimits;
   /** Fetches images given as URLs, in the API process; without it URLs are refused. */
   fetchImageUrl?: FetchImageUrl | undefined;
+  /** Stored classifiers, where this process keeps them (see classifierPort.ts). */
+  classifiers?: JobClassifiers | undefined;
 }
 
 /**
@@ -89,6 +92,7 @@ export function createJobs(options: CreateJobsOptions): Jobs {
           logger,
           maxConcurrentJobs: limits.maxConcurrentJobs,
           ttlSeconds: limits.ttlSeconds,
+          classifiers: options.classifiers,
         });
   const { maxConcurrentJobs: _worker, maxRetainedJobBytes: _store, ...serviceLimits } = limits;
   const service = new JobService({
@@ -99,6 +103,7 @@ export function createJobs(options: CreateJobsOptions): Jobs {
     queue: backend.queue,
     worker,
     fetchImageUrl: options.fetchImageUrl,
+    classifiers: options.classifiers,
     limits: serviceLimits,
   });
   let closed: Promise<void> | null = null;

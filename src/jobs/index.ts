@@ -6,6 +6,7 @@ export type { ModelControl } from './modelControl.js';
 export type { JobServiceLimits, JobServiceOptions, JobStats, ListJobsInput } from './JobService.js';
 export type { FetchImageUrl, JobClassifier, SubmissionLimits } from './validation.js';
 export type { AdmissionSettings } from './admission.js';
+export type { ClassifierPlan, JobClassifiers } from './classifierPort.js';
 export { JobWorker } from './JobWorker.js';
 export { createJobs } from './createJobs.js';
 export type { CreateJobsOptions, Jobs, JobsLimits } from './createJobs.js';
@@ -35,6 +36,15 @@ export type {
 } from './JobQueue.js';
 export { jobFromJSON, jobToJSON } from './serialise.js';
 export { mergeModelViews } from './redis/index.js';
+// The Redis boundary, for other folders' Redis stores (classifiers): one connection kind and one error mapping.
+export {
+  closeConnection,
+  createCommandConnection,
+  createWaitingConnection,
+  viaRedis,
+  whenReady,
+} from './redis/connection.js';
+export type { Redis } from './redis/connection.js';
 export { isTerminal, JOB_STATUSES, JOB_TASKS, TERMINAL_STATUSES } from './types.js';
 export type {
   ClassificationResult,

@@ -62,6 +62,8 @@ interface JobCommon {
   model: string;
   /** A classification's classes; empty for the other tasks. */
   classes: string[];
+  /** The stored classifier a classification scores against (its classes are `classes`); absent for inline classes. */
+  classifier?: string;
   /** A text embedding's texts, in order; empty for the other tasks. */
   texts: string[];
   /** Input images (0 for a text embedding). */
@@ -105,7 +107,10 @@ interface SubmitCommon {
 /** A classification (the task when `task` is omitted). Still untrusted user input. */
 export interface SubmitClassificationInput extends SubmitImages, SubmitCommon {
   task?: 'classification';
+  /** Inline classes; empty when `classifier` is given. */
   classes: string[];
+  /** A stored classifier's id (src/classifiers): its classes and prompt ensemble, built once. */
+  classifier?: string | undefined;
   /** Free-form per-job config (`promptTemplate`, `promptTemplates`); validated by JobService. */
   config?: unknown;
 }

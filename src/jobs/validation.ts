@@ -7,6 +7,8 @@
 import { AppError, ErrorCode, ImageUrlRefusal, badUserInput, UnreachableCaseError } from '../errors.js';
 import type { ModelInfo, PromptConfig } from '../clip/index.js';
 import { isImageUrl } from '../imageUrls/index.js';
+import type { Caller } from './caller.js';
+import type { JobClassifiers } from './classifierPort.js';
 import type { JobTask, SubmitImages, SubmitJobInput } from './types.js';
 
 /**
@@ -58,6 +60,8 @@ export interface JobPlan {
   /** The images to decode, or null for a task without images. */
   images: SubmitImages | null;
   batched: boolean;
+  /** The stored classifier a classification scores against. */
+  classifier?: string;
 }
 
 export interface SubmissionValidatorOptions {
@@ -65,17 +69,44 @@ export interface SubmissionValidatorOptions {
   limits: SubmissionLimits;
   /** Images given as http(s) URLs are fetched with it; without it they are refused. */
   fetchImageUrl: FetchImageUrl | undefined;
+  /** Stored classifiers (see classifierPort.ts); without them a classification by `classifier` is refused. */
+  classifiers: JobClassifiers | undefined;
 }
 
 export class SubmissionValidator {
   readonly #clip: JobClassifier;
   readonly #limits: SubmissionLimits;
   readonly #fetchImageUrl: FetchImageUrl | undefined;
+  readonly #classifiers: JobClassifiers | undefined;
 
   constructor(options: SubmissionValidatorOptions) {
     this.#clip = options.clip;
     this.#limits = options.limits;
     this.#fetchImageUrl = options.fetchImageUrl;
+    this.#classifiers = options.classifiers;
+  }
+
+  /** The plan of `caller`'s submission: on a stored classifier (see classifierPort.ts), or checked inline. */
+  async planFor(caller: Caller, input: SubmitJobInput): Promise<JobPlan> {
+    if ((input.task ?? 'classification') !== 'classification' || !('classifier' in input)) return this.plan(input);
+    if (input.classifier === undefined) return this.plan(input);
+    if (input.classes.length > 0)
+      throw badUserInput('input: expected exactly one of classes or classifier, got both', 'classes,classifier');
+    if (input.config !== undefined)
+      throw badUserInput("config: a classifier's prompt templates are its own; give no prompt settings", 'config');
+    if (this.#classifiers === undefined)
+      throw badUserInput('classifier: this server keeps no classifiers; give classes instead', 'classifier');
+    const { classes, model } = await this.#classifiers.plan(caller, input.classifier, input.model);
+    return {
+      task: 'classification',
+      model,
+      classes,
+      texts: [],
+      prompt: {},
+      images: input,
+      batched: input.batched,
+      classifier: input.classifier,
+    };
   }
 
   /** Checks everything about a submission that needs no image decoding, in the order errors are reported. */

@@ -5,6 +5,7 @@
 import type { Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { API_MESSAGES, authorizeModelControl, createApiSide } from './apiSide.js';
+import { classifiersFromConfig } from './classifiers.js';
 import { createLifecycle, serverOf, type CreateServerOptions, type ModelServer } from './lifecycle.js';
 import { createLocalModelControl } from './modelControl.js';
 import { createClip, jobsFromConfig } from './settings.js';
@@ -13,7 +14,8 @@ import { createClip, jobsFromConfig } from './settings.js';
 export function createAllServer(config: Config, options: CreateServerOptions = {}): ModelServer {
   const logger = options.logger ?? createLogger(config.logLevel);
   const clip = createClip(config, logger);
-  const jobs = jobsFromConfig(config, { role: 'all', clip }, logger);
+  const classifiers = classifiersFromConfig(config, clip, clip, logger);
+  const jobs = jobsFromConfig(config, { role: 'all', clip }, logger, classifiers.service);
   const modelControl = createLocalModelControl({
     clip,
     jobs: jobs.service,
@@ -28,6 +30,7 @@ export function createAllServer(config: Config, options: CreateServerOptions = {
     restModels: clip,
     openAiModels: clip,
     modelControl,
+    classifiers: classifiers.service,
     metricsClip: clip,
     readiness: () => lifecycle.readiness(),
   });
@@ -39,8 +42,8 @@ export function createAllServer(config: Config, options: CreateServerOptions = {
     defaultModelName: clip.defaultModelName,
     models: clip,
     metrics: api.metrics,
-    steps: api.steps,
+    steps: { ...api.steps, afterModels: () => classifiers.start(), beforeModelsStop: () => classifiers.stop() },
     messages: API_MESSAGES,
   });
-  return serverOf(lifecycle, { clip: clip, jobs, httpServer: api.httpServer, logger });
+  return serverOf(lifecycle, { clip, jobs, httpServer: api.httpServer, logger });
 }

@@ -8,6 +8,7 @@ import type { Config } from '../config.js';
 import { mergeModelViews } from '../jobs/index.js';
 import { createLogger } from '../logger.js';
 import { API_MESSAGES, authorizeModelControl, createApiSide } from './apiSide.js';
+import { classifiersFromConfig } from './classifiers.js';
 import { createLifecycle, serverOf, type CreateServerOptions, type Server } from './lifecycle.js';
 import { createClusterModelControl } from './modelControl.js';
 import { catalogueFromConfig, jobsFromConfig } from './settings.js';
@@ -16,7 +17,9 @@ import { catalogueFromConfig, jobsFromConfig } from './settings.js';
 export function createApiServer(config: Config, options: CreateServerOptions = {}): Server {
   const logger = options.logger ?? createLogger(config.logLevel);
   const catalogue = catalogueFromConfig(config);
-  const jobs = jobsFromConfig(config, { role: 'api', clip: catalogue }, logger);
+  // The api role runs no model: its classifiers are built and scored by the workers.
+  const classifiers = classifiersFromConfig(config, catalogue, undefined, logger);
+  const jobs = jobsFromConfig(config, { role: 'api', clip: catalogue }, logger, classifiers.service);
   const registry = jobs.models;
   if (registry === undefined) throw new TypeError('ROLE=api needs REDIS_URL');
   // What the workers registered, pushed by the registry when it changes (from the start of the process to its stop).
@@ -38,6 +41,7 @@ export function createApiServer(config: Config, options: CreateServerOptions = {
     restModels: catalogue,
     openAiModels: { models, resolveModelName: (name) => catalogue.resolveModelName(name) },
     modelControl,
+    classifiers: classifiers.service,
     metricsClip: undefined,
     readiness: () => lifecycle.readiness(),
   });
@@ -57,6 +61,8 @@ export function createApiServer(config: Config, options: CreateServerOptions = {
         });
       },
       afterClose: () => stopWatching?.(),
+      afterModels: () => classifiers.start(),
+      beforeModelsStop: () => classifiers.stop(),
     },
     messages: API_MESSAGES,
   });

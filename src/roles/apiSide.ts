@@ -4,6 +4,7 @@
  * their terminal states, then the websockets and Apollo close. The roles differ in the models behind it.
  */
 import type http from 'node:http';
+import type { ClassifierService } from '../classifiers/index.js';
 import { allowedHostNames, type Config } from '../config.js';
 import type { GraphqlModels } from '../graphql/index.js';
 import {
@@ -45,6 +46,8 @@ export interface ApiSideOptions {
   /** The models the OpenAI routes list and resolve names with. */
   openAiModels: OpenAiModels;
   modelControl: ModelControl;
+  /** Stored zero-shot classifiers, where this process keeps them. */
+  classifiers?: ClassifierService | undefined;
   /** The inference service feeding the batch and cache metrics; undefined where no model runs. */
   metricsClip: MetricsSources['clip'];
   /** What /ready answers (the lifecycle's). */
@@ -97,6 +100,7 @@ export function createApiSide(options: ApiSideOptions): ApiSide {
       logger,
       maxResponseBytes: config.maxResponseBytes,
       modelControl: options.modelControl,
+      classifiers: options.classifiers,
     },
     auth,
     isAllowedHost,

@@ -11,7 +11,8 @@
  *      DRAIN_TIMEOUT_MS (stragglers FAIL with SHUTTING_DOWN, or on Redis are left to another worker),
  *   2. the role's `afterDrain` (the API: subscribers get their terminal states, websockets and Apollo close),
  *   3. the HTTP server closes, then the role's `afterClose`,
- *   4. the ONNX sessions are released, then the jobs backend's connections and the metrics.
+ *   4. the role's `beforeModelsStop` (the classifiers' builds), the ONNX sessions are released, then the jobs
+ *      backend's connections and the metrics.
  */
 import type http from 'node:http';
 import type { ClipService } from '../clip/index.js';
@@ -62,6 +63,10 @@ export interface RoleSteps {
   beforeListen?: () => Promise<void>;
   /** Once Redis was tried, before the models load (a worker registers them). */
   beforeModels?: () => void;
+  /** Once the models loaded, before the worker takes jobs (the stored classifiers start). */
+  afterModels?: () => Promise<void>;
+  /** Before the models stop (the classifiers' builds end while their model still runs). */
+  beforeModelsStop?: () => Promise<void>;
   /** After the drain: what serves requests finishes (subscribers, websockets, Apollo). Must not throw. */
   afterDrain?: () => Promise<void>;
   /** After the HTTP server closed, before the models stop. */
@@ -140,6 +145,8 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     const loadStarted = performance.now();
     await models?.start();
     throwIfStopped();
+    await steps.afterModels?.();
+    throwIfStopped();
     jobs.startWorker();
     logger.info({ url: address.url, loadMs: Math.round(performance.now() - loadStarted) }, messages.ready);
     return address;
@@ -155,6 +162,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     await steps.afterDrain?.();
     await closeHttpServer(httpServer);
     steps.afterClose?.();
+    await steps.beforeModelsStop?.();
     await models?.stop();
     await jobs.close();
     options.metrics.dispose();

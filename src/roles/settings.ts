@@ -5,7 +5,14 @@
 import { ClipService, ModelCatalogue } from '../clip/index.js';
 import type { Config } from '../config.js';
 import { createImageUrlFetcher, type ImageUrlFetcher } from '../imageUrls/index.js';
-import { createJobs, type JobClassifier, type JobRunner, type Jobs, type JobsLimits } from '../jobs/index.js';
+import {
+  createJobs,
+  type JobClassifier,
+  type JobClassifiers,
+  type JobRunner,
+  type Jobs,
+  type JobsLimits,
+} from '../jobs/index.js';
 import type { Logger } from '../logger.js';
 
 /** Names this server to the hosts it fetches image URLs from. */
@@ -61,10 +68,14 @@ export function createClip(config: Config, logger: Logger): ClipService {
   });
 }
 
-/** The jobs layer of a role, with the settings of `config`: in memory, or on Redis when REDIS_URL is set. */
-export function jobsFromConfig(config: Config, models: JobsModels, logger: Logger): Jobs {
+/**
+ * The jobs layer of a role, with the settings of `config`: in memory, or on Redis when REDIS_URL is set; with the
+ * stored classifiers where this process keeps them.
+ */
+export function jobsFromConfig(config: Config, models: JobsModels, logger: Logger, classifiers?: JobClassifiers): Jobs {
   return createJobs({
     ...models,
+    classifiers,
     redis:
       config.redisUrl === undefined
         ? undefined

@@ -12,6 +12,7 @@ import { allowedHostNames, type Config } from '../config.js';
 import { createHostCheck, createHttpServer, createMetrics, createWorkerApp } from '../http/index.js';
 import type { Jobs } from '../jobs/index.js';
 import { createLogger, type Logger } from '../logger.js';
+import { classifiersFromConfig } from './classifiers.js';
 import { createLifecycle, serverOf, type CreateServerOptions, type ModelServer } from './lifecycle.js';
 import { createClip, jobsFromConfig } from './settings.js';
 
@@ -42,7 +43,8 @@ export function createWorkerServer(config: Config, options: CreateServerOptions 
   const logger = options.logger ?? createLogger(config.logLevel);
   if (config.redisUrl === undefined) throw new TypeError('ROLE=worker needs REDIS_URL');
   const clip = createClip(config, logger);
-  const jobs = jobsFromConfig(config, { role: 'worker', clip }, logger);
+  const classifiers = classifiersFromConfig(config, clip, clip, logger);
+  const jobs = jobsFromConfig(config, { role: 'worker', clip }, logger, classifiers.service);
   const metrics = createMetrics({ clip, jobs: jobs.service, logger });
   const app = createWorkerApp({
     isAllowedHost: createHostCheck(allowedHostNames(config)),
@@ -58,8 +60,12 @@ export function createWorkerServer(config: Config, options: CreateServerOptions 
     defaultModelName: clip.defaultModelName,
     models: clip,
     metrics,
-    steps: { beforeModels: () => registerModels(jobs, clip, logger) },
+    steps: {
+      beforeModels: () => registerModels(jobs, clip, logger),
+      afterModels: () => classifiers.start(),
+      beforeModelsStop: () => classifiers.stop(),
+    },
     messages: WORKER_MESSAGES,
   });
-  return serverOf(lifecycle, { clip: clip, jobs, httpServer: httpServer, logger });
+  return serverOf(lifecycle, { clip, jobs, httpServer: httpServer, logger });
 }

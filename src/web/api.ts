@@ -44,10 +44,22 @@ const JOB_FIELDS = 'id status model classes result { images { probabilities } } 
 const CLASSIFY = `mutation Classify($input: ClassifyInput!) { classify(input: $input) { ${JOB_FIELDS} } }`;
 const JOB_UPDATED = `subscription JobUpdated($id: ID!) { jobUpdated(id: $id) { ${JOB_FIELDS} } }`;
 const MODELS = 'query Models { models { name isDefault ready } }';
+const CLASSIFIERS = 'query Classifiers { classifiers { id name preset status classCount } }';
+
+/** A stored classifier or a preset, as the page offers it instead of typed classes. */
+export interface ClassifierSummary {
+  id: string;
+  name: string;
+  preset: boolean;
+  status: string;
+  classCount: number;
+}
 
 export interface ClassifyRequest {
   image: PendingImage;
   classes: string[];
+  /** A stored classifier instead of `classes`. */
+  classifier: string | undefined;
   model: string | undefined;
   promptTemplate: string | undefined;
 }
@@ -91,14 +103,26 @@ export class Api {
     return answer.models;
   }
 
+  /** The presets and the caller's saved classifiers; none where the server keeps no classifiers. */
+  async classifiers(): Promise<ClassifierSummary[]> {
+    const answer = await this.#post<{ classifiers: ClassifierSummary[] }>(
+      { 'content-type': 'application/json' },
+      JSON.stringify({ query: CLASSIFIERS, operationName: 'Classifiers' }),
+    );
+    return answer.classifiers;
+  }
+
   /**
    * Creates a job for one image: a file as a file upload (no base64), a URL as `image` (the server fetches it).
    * Resolves with the job as created.
    */
   async classify(request: ClassifyRequest): Promise<JobUpdate> {
-    const input: Record<string, unknown> = { classes: request.classes };
+    const input: Record<string, unknown> =
+      request.classifier === undefined ? { classes: request.classes } : { classifier: request.classifier };
     if (request.model !== undefined) input.model = request.model;
-    if (request.promptTemplate !== undefined) input.config = { promptTemplate: request.promptTemplate };
+    // A classifier brings its own templates.
+    if (request.promptTemplate !== undefined && request.classifier === undefined)
+      input.prompt = { template: request.promptTemplate };
     if (request.image.kind === 'url') {
       input.image = request.image.url;
       const answer = await this.#post<{ classify: JobUpdate }>(

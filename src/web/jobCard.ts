@@ -7,6 +7,9 @@ import { h } from './dom.js';
 import { displayNameOf, type PendingImage } from './imageSources.js';
 import { formatBytes, formatPercent, rankClasses } from './format.js';
 
+/** Most classes shown on a card. */
+const MAX_BARS = 10;
+
 const STATUS_TEXT: Record<JobStatus | 'SENDING', string> = {
   SENDING: 'Uploading',
   QUEUED: 'Queued',
@@ -106,7 +109,8 @@ export class JobCard {
 
   #showResult(job: JobUpdate): void {
     const probabilities = job.result?.images[0]?.probabilities ?? [];
-    const ranked = rankClasses(job.classes, probabilities);
+    // A stored classifier may have a thousand classes: the most probable ones are the answer.
+    const ranked = rankClasses(job.classes, probabilities).slice(0, MAX_BARS);
     const list = h('ol', { className: 'bars', attrs: { 'aria-label': `Classes for ${job.id}, most probable first` } });
     for (const [rank, { label, probability }] of ranked.entries()) {
       const fill = h('span', { className: 'bar-fill' });

@@ -8,7 +8,14 @@
  * The server embeds its settings as JSON in `<script type="application/json" id="clip-ui-config">` (no inline
  * script: the page's Content-Security-Policy forbids it).
  */
-import { Api, ApiError, type JobUpdate, type ModelSummary } from './api.js';
+import {
+  Api,
+  ApiError,
+  type ClassifierSummary,
+  type ClassifyRequest,
+  type JobUpdate,
+  type ModelSummary,
+} from './api.js';
 import { parseClasses } from './classes.js';
 import { byId, h } from './dom.js';
 import { formatBytes } from './format.js';
@@ -99,6 +106,7 @@ function start(): void {
   const addUrlButton = byId('add-url', HTMLButtonElement);
   const dropZone = byId('drop-zone', HTMLElement);
   const classesInput = byId('classes', HTMLTextAreaElement);
+  const classifierSelect = byId('classifier', HTMLSelectElement);
   const modelSelect = byId('model', HTMLSelectElement);
   const templateInput = byId('template', HTMLInputElement);
   const keyRow = byId('api-key-row', HTMLElement);
@@ -126,6 +134,7 @@ function start(): void {
     sessionKey.set(keyInput.value.trim());
     api.setApiKey(keyInput.value);
     void loadModels();
+    void loadClassifiers();
   });
 
   // ---- models ----
@@ -153,6 +162,38 @@ function start(): void {
     modelSelect.title = '';
   }
   void loadModels();
+
+  // ---- classifiers: a preset or a saved one instead of typed classes ----
+  const chooseClassifier = (): void => {
+    const chosen = classifierSelect.value !== '';
+    classesInput.disabled = chosen;
+    templateInput.disabled = chosen;
+  };
+  async function loadClassifiers(): Promise<void> {
+    let classifiers: ClassifierSummary[];
+    try {
+      classifiers = await api.classifiers();
+    } catch {
+      classifiers = [];
+    }
+    const wanted = remembered.get('classifier') ?? '';
+    classifierSelect.replaceChildren(
+      h('option', { text: 'The classes typed below', attrs: { value: '' } }),
+      ...classifiers.map((classifier) =>
+        h('option', {
+          text: `${classifier.preset ? classifier.id : classifier.name} · ${classifier.classCount} classes`,
+          attrs: { value: classifier.id, title: classifier.name },
+        }),
+      ),
+    );
+    classifierSelect.value = classifiers.some((classifier) => classifier.id === wanted) ? wanted : '';
+    chooseClassifier();
+  }
+  classifierSelect.addEventListener('change', () => {
+    remembered.set('classifier', classifierSelect.value);
+    chooseClassifier();
+  });
+  void loadClassifiers();
 
   // ---- choosing images: the picker, a typed URL, drag and drop (anywhere on the page), paste ----
   fileInput.addEventListener('change', () => {
@@ -218,11 +259,12 @@ function start(): void {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const classes = parseClasses(classesInput.value);
+    const classifier = classifierSelect.value === '' ? undefined : classifierSelect.value;
     const problem =
       pending.images.length === 0
         ? 'Choose, drop or paste at least one image, or add its URL.'
-        : classes.length === 0
-          ? 'Type at least one class.'
+        : classes.length === 0 && classifier === undefined
+          ? 'Type at least one class, or choose a classifier.'
           : '';
     formError.textContent = problem;
     if (problem !== '') {
@@ -232,25 +274,20 @@ function start(): void {
     remembered.set('classes', classesInput.value);
     remembered.set('promptTemplate', templateInput.value.trim());
     remembered.set('model', modelSelect.value);
+    remembered.set('classifier', classifierSelect.value);
     const model = modelSelect.value === '' ? undefined : modelSelect.value;
     const promptTemplate = templateInput.value.trim() === '' ? undefined : templateInput.value.trim();
     noJobs.hidden = true;
     const batch = pending.images.map((image) => ({ image, card: new JobCard(image) }));
     cards.prepend(...batch.map(({ card }) => card.element));
     pending.clear();
-    for (const { image, card } of batch) void runJob(image, card, classes, model, promptTemplate);
+    for (const { image, card } of batch) void runJob(image, card, { classes, classifier, model, promptTemplate });
   });
 
-  async function runJob(
-    image: PendingImage,
-    card: JobCard,
-    classes: string[],
-    model: string | undefined,
-    promptTemplate: string | undefined,
-  ): Promise<void> {
+  async function runJob(image: PendingImage, card: JobCard, request: Omit<ClassifyRequest, 'image'>): Promise<void> {
     let created: JobUpdate;
     try {
-      created = await api.classify({ image, classes, model, promptTemplate });
+      created = await api.classify({ image, ...request });
     } catch (error) {
       card.fail(error instanceof ApiError ? error : new ApiError('ERROR', String(error)));
       return;

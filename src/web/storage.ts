@@ -6,7 +6,7 @@
 
 const PREFIX = 'clip-ui:';
 
-export type RememberedField = 'classes' | 'promptTemplate' | 'model';
+export type RememberedField = 'classes' | 'promptTemplate' | 'model' | 'classifier';
 
 function read(storage: () => Storage, key: string): string | null {
   try {

@@ -14,11 +14,13 @@
  * - The whole flow with the keyboard alone, with a visible focus.
  * - At 360 px wide nothing overflows horizontally.
  * - With API keys: the key field, a refusal without it, then the mutation and the subscription with it.
+ * - A saved classifier chosen instead of typed classes: the job runs on it, and the choice is remembered.
  *
  * Screenshots go to test/.output/browser/. With UPDATE_SCREENSHOTS=1 the finished desktop page is also written
  * to docs/web-ui.png (the README's picture). Needs /usr/bin/chromium; skipped with a message when it is absent.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -200,17 +202,25 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
     let server: TestServer;
     let context: BrowserContext;
     let imageHost: LoopbackHost;
+    let cacheDir: string;
 
     beforeAll(async () => {
       // The random-weight model's logit scale (100) puts nearly all mass on one class; a lower one spreads the
       // bars out, which is what the screenshot is for. The comparison with the API holds at any scale.
-      server = await startTestServer({ logitScale: 8, imageUrlAllowedNetworks: ['127.0.0.1/32'] });
+      // Its own MODEL_CACHE_DIR: the saved classifier of a test is kept there.
+      cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'web-ui-'));
+      server = await startTestServer({
+        logitScale: 8,
+        imageUrlAllowedNetworks: ['127.0.0.1/32'],
+        modelCacheDir: cacheDir,
+      });
       imageHost = await startImageHost(Object.fromEntries(files.map((file) => [file.name, file.buffer])));
       context = await browser.newContext({ viewport: { width: 1280, height: 760 }, deviceScaleFactor: 1 });
     });
 
     afterAll(async () => {
       await context?.close();
+      fs.rmSync(cacheDir, { recursive: true, force: true });
     });
 
     it('should classify two uploaded images and show the API’s probabilities, most probable first', async () => {
@@ -250,6 +260,43 @@ describe.skipIf(!hasChromium)('the classification page in headless Chromium', ()
       // The classes are remembered between visits.
       await page.reload();
       expect(await page.inputValue('#classes')).toBe(`${CLASSES[0]}, ${CLASSES[1]}\n${CLASSES[2]}`);
+      await page.close();
+    });
+
+    it('should classify with a saved classifier chosen instead of typed classes', async () => {
+      const created = await gql<{ createClassifier: { id: string } }>(
+        server.graphqlUrl,
+        'mutation ($input: CreateClassifierInput!) { createClassifier(input: $input) { id } }',
+        { input: { name: 'shapes', classes: CLASSES, prompt: { templates: ['a photo of {}.', 'a drawing of {}.'] } } },
+      );
+      const id = created.body.data?.createClassifier.id ?? '';
+      expect(id).not.toBe('');
+      const watched = await openPage(context, `${server.url}/`);
+      const { page } = watched;
+      await page.waitForSelector(`#classifier option[value="${id}"]`, { state: 'attached' });
+      expect(await page.locator('#classifier option').allTextContents()).toEqual(
+        expect.arrayContaining(['imagenet-1k · 1000 classes', 'shapes · 3 classes']),
+      );
+      await page.fill('#classes', '');
+      await page.selectOption('#classifier', id);
+      expect(await page.isDisabled('#classes')).toBe(true);
+      await page.setInputFiles('#file-input', files.slice(2, 3));
+      await page.click('#submit');
+      const [card] = await settledCards(page, 1);
+      expect(card!.rows.map((row) => row.label).sort()).toEqual([...CLASSES].sort());
+      await expectCardMatchesApi(server, card!);
+      const { body } = await gql<{ job: { classifier: string | null } | null }>(
+        server.graphqlUrl,
+        'query ($id: ID!) { job(id: $id) { classifier } }',
+        { id: card!.jobId },
+      );
+      expect(body.data?.job?.classifier).toBe(id);
+      expect(watched.problems).toEqual([]);
+      // The choice is remembered between visits.
+      await page.reload();
+      await page.waitForSelector(`#classifier option[value="${id}"]`, { state: 'attached' });
+      expect(await page.inputValue('#classifier')).toBe(id);
+      await page.selectOption('#classifier', '');
       await page.close();
     });
 

@@ -4,11 +4,16 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
-/** A classification request: exactly one of `image`, `images` or `files`. */
+/** A classification request: exactly one of `image`, `images` or `files`, and exactly one of `classes` or `classifier`. */
 export type ClassifyInput = {
   /** The candidate classes (non-empty, distinct). */
-  classes: Array<string>;
-  /** Prompt settings, e.g. { "promptTemplate": "a photo of a {}." } or { "promptTemplates": [...] }. */
+  classes?: Array<string> | null | undefined;
+  /** A stored classifier (createClassifier) or a preset (imagenet-1k, imagenet-1k-simple) instead of `classes`: its classes and prompt templates, embedded once; the job waits QUEUED while it builds. */
+  classifier?: string | number | null | undefined;
+  /**
+   * Prompt settings, e.g. { "promptTemplate": "a photo of a {}." } or { "promptTemplates": [...] }.
+   * @deprecated Use `prompt: PromptInput` ({ template } or { templates }), which is typed.
+   */
   config?: unknown;
   /** Several images as file uploads (GraphQL multipart request; send the `apollo-require-preflight` header), in order. No base64. */
   files?: Array<unknown> | null | undefined;
@@ -18,6 +23,8 @@ export type ClassifyInput = {
   images?: Array<string> | null | undefined;
   /** A model name, catalogue name or hub id of a configured model; the default model when omitted. */
   model?: string | null | undefined;
+  /** How class names become prompts; "a photo of a {}." by default. */
+  prompt?: PromptInput | null | undefined;
 };
 
 /** An image-embedding request: exactly one of `image`, `images` or `files`. */
@@ -34,10 +41,15 @@ export type EmbedImagesInput = {
 
 /** A text-embedding request: exactly one of `text` or `texts`. */
 export type EmbedTextsInput = {
-  /** Prompt settings as for classification, e.g. { "promptTemplate": "a photo of a {}." }; none by default: each text is embedded verbatim. */
+  /**
+   * Prompt settings as for classification, e.g. { "promptTemplate": "a photo of a {}." }; none by default: each text is embedded verbatim.
+   * @deprecated Use `prompt: PromptInput` ({ template } or { templates }), which is typed.
+   */
   config?: unknown;
   /** A model name, catalogue name or hub id of a configured model; the default model when omitted. */
   model?: string | null | undefined;
+  /** Templates applied to each text (several are averaged); none by default: each text is embedded verbatim. */
+  prompt?: PromptInput | null | undefined;
   /** One text. */
   text?: string | null | undefined;
   /** Several texts, embedded in order (duplicates allowed). */
@@ -64,17 +76,29 @@ export type ModelLayout =
   | 'HF_SIGLIP'
   | 'IMMICH';
 
-/** Whether a model is usable. */
+/** Where a model is in its lifecycle: UNINITIALIZED (lazy, never started) → STARTING (fetching files) → LOADING (sessions) → READY → STOPPING (finishing its running jobs) → STOPPED; FAILED when a start failed. A job on an UNINITIALIZED or STOPPED model starts it and waits QUEUED. */
 export type ModelStatus =
   | 'FAILED'
   | 'LOADING'
-  | 'READY';
+  | 'READY'
+  | 'STARTING'
+  | 'STOPPED'
+  | 'STOPPING'
+  | 'UNINITIALIZED';
 
 /** Which ONNX variant of a model runs. */
 export type Precision =
   | 'FP16'
   | 'FP32'
   | 'INT8';
+
+/** How a class name (or text) becomes the prompt the text model reads: one `template`, or several `templates` averaged. */
+export type PromptInput = {
+  /** A template with `{}` where the class name goes, e.g. "a photo of a {}.". */
+  template?: string | null | undefined;
+  /** Several templates (each with `{}`): each class's prompt embeddings are normalised, averaged and normalised again (OpenAI's prompt ensemble). */
+  templates?: Array<string> | null | undefined;
+};
 
 /** How cosine similarities become probabilities. SOFTMAX (CLIP): softmax over the classes of logitScale · cos; each row sums to 1. SIGMOID (SigLIP): sigmoid(logitScale · cos + logitBias) for each class on its own; rows do not sum to 1. */
 export type Scoring =

@@ -7,7 +7,8 @@ import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from
 import type { Job, JobStatus } from '../../jobs/index.js';
 import type { GraphqlContext } from '../context.js';
 import { jobImagesFrom } from '../imageSources.js';
-import { ClassifyInput } from '../types/ClassifyInput.js';
+import { ClassifyInput, classificationOf } from '../types/ClassifyInput.js';
+import { promptSettingsOf } from '../types/PromptInput.js';
 import { EmbedImagesInput, EmbedTextsInput, submittedTexts } from '../types/EmbedInput.js';
 import { JobStatusEnum } from '../types/enums.js';
 import { JobObject } from '../types/Job.js';
@@ -82,11 +83,13 @@ export class JobResolver {
     @Arg('input', () => ClassifyInput) input: ClassifyInput,
     @Ctx() context: GraphqlContext,
   ): Promise<JobObject> {
+    const { classes, classifier, config } = classificationOf(input);
     const job = await context.jobs.submit(context.caller, {
       ...(await jobImagesFrom(input)),
-      classes: input.classes,
+      classes,
+      ...(classifier === undefined ? {} : { classifier }),
       model: input.model ?? undefined,
-      config: input.config ?? undefined,
+      config: config ?? undefined,
     });
     return JobObject.from(job);
   }
@@ -119,7 +122,7 @@ export class JobResolver {
       task: 'text-embedding',
       ...submittedTexts(input),
       model: input.model ?? undefined,
-      config: input.config ?? undefined,
+      config: promptSettingsOf(input.prompt, input.config) ?? undefined,
     });
     return JobObject.from(job);
   }

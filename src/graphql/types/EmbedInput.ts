@@ -2,6 +2,7 @@ import { GraphQLJSON } from 'graphql-scalars';
 import { Field, InputType } from 'type-graphql';
 import { badUserInput } from '../../errors.js';
 import { ImageInputFields } from './ImageInput.js';
+import { CONFIG_DEPRECATION, PromptInput } from './PromptInput.js';
 
 const MODEL_DESCRIPTION =
   'A model name, catalogue name or hub id of a configured model; the default model when omitted.';
@@ -25,10 +26,18 @@ export class EmbedTextsInput {
   @Field(() => String, { nullable: true, description: MODEL_DESCRIPTION })
   model?: string | null;
 
+  @Field(() => PromptInput, {
+    nullable: true,
+    description:
+      'Templates applied to each text (several are averaged); none by default: each text is embedded verbatim.',
+  })
+  prompt?: PromptInput | null;
+
   @Field(() => GraphQLJSON, {
     nullable: true,
     description:
       'Prompt settings as for classification, e.g. { "promptTemplate": "a photo of a {}." }; none by default: each text is embedded verbatim.',
+    deprecationReason: CONFIG_DEPRECATION,
   })
   config?: unknown;
 }

@@ -79,6 +79,23 @@ export class ImageClassificationObject {
     context.response.charge(bytes, 'top');
     return top;
   }
+
+  @Field(() => [ClassScoreObject], {
+    description:
+      'The classes scoring at least `threshold`, most probable first: the multi-label answer (tags), most useful with sigmoid-scored (SigLIP) models, whose classes are scored each on its own.',
+    complexity: ({ childComplexity }) => 1 + PROBABILITIES_COST * Math.max(1, childComplexity),
+  })
+  above(@Arg('threshold', () => Float) threshold: number, @Ctx() context: GraphqlContext): ClassScoreObject[] {
+    if (!Number.isFinite(threshold)) throw badUserInput(`threshold: expected a number, got ${threshold}`, 'threshold');
+    const above = this.#probabilities
+      .map((probability, index) => new ClassScoreObject(this.#labels[index] ?? '', probability))
+      .filter((score) => score.probability >= threshold)
+      .sort((a, b) => b.probability - a.probability);
+    let bytes = numberListBytes(above.length);
+    for (const score of above) bytes += stringBytes(score.label);
+    context.response.charge(bytes, 'above');
+    return above;
+  }
 }
 
 @ObjectType('ClassificationResult', { description: "A complete job's result." })
@@ -153,6 +170,13 @@ export class JobObject {
   @Field(() => String, { description: 'The resolved name of the model the job runs on.' })
   model!: string;
 
+  @Field(() => ID, {
+    nullable: true,
+    description:
+      'The stored classifier a CLASSIFICATION scores against (its classes are `classes`); null for inline classes.',
+  })
+  classifier!: string | null;
+
   @Field(() => [String], {
     description: 'The classes, in the order of every `probabilities` list (empty unless CLASSIFICATION).',
     complexity: STRING_LIST_COST,
@@ -211,6 +235,7 @@ export class JobObject {
     object.status = job.status;
     object.task = job.task;
     object.model = job.model;
+    object.classifier = job.classifier ?? null;
     object.#classes = job.classes;
     object.#texts = job.texts;
     object.imageCount = job.imageCount;

@@ -61,6 +61,11 @@ export function renderWebUiPage(options: WebUiPageOptions): string {
       <ul id="picked" class="picked" aria-label="Chosen images"></ul>
     </div>
     <div class="field">
+      <label for="classifier">Classifier</label>
+      <select id="classifier" name="classifier" aria-describedby="classifier-hint"><option value="">The classes typed below</option></select>
+      <p id="classifier-hint" class="hint">A preset (ImageNet-1k) or a saved classifier instead of typed classes.</p>
+    </div>
+    <div class="field">
       <label for="classes">Classes</label>
       <textarea id="classes" name="classes" rows="4" spellcheck="false" placeholder="a cat, a dog, a car" aria-describedby="classes-hint"></textarea>
       <p id="classes-hint" class="hint">Comma-separated or one per line. Remembered on this device.</p>

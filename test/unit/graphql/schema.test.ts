@@ -47,9 +47,12 @@ describe('schema/schema.graphql', () => {
     for (const field of [
       'image: String\n',
       'images: [String!]\n',
-      'classes: [String!]!\n',
+      // Issue 22: `classes` or a stored `classifier` (exactly one, checked at run time); `config` deprecated for `prompt`.
+      'classes: [String!]\n',
+      'classifier: ID\n',
       'model: String\n',
-      'config: JSON\n',
+      'prompt: PromptInput\n',
+      'config: JSON @deprecated(reason: "Use `prompt: PromptInput`',
     ]) {
       expect(classifyInput).toContain(`  ${field}`);
     }
