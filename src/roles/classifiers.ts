@@ -60,10 +60,15 @@ export function classifiersFromConfig(
       stop: () => service.stop(),
     };
   }
+  // The jobs layer's connections log an outage once; these two fail with them, and an error event without a listener
+  // would be printed by ioredis on every reconnect attempt.
   const redis = createCommandConnection({ url: config.redisUrl });
+  redis.on('error', () => undefined);
+  const subscriber = createWaitingConnection({ url: config.redisUrl });
+  subscriber.on('error', () => undefined);
   const bus = new RedisClassifierBus({
     redis,
-    subscriber: createWaitingConnection({ url: config.redisUrl }),
+    subscriber,
     keyPrefix: config.redisKeyPrefix,
     processId: randomUUID(),
   });
