@@ -18,7 +18,13 @@ import { PRESETS, PRESET_IDS } from './presets.js';
 import { buildOn, pendingBuild, type Classifier } from './types.js';
 import { checkClasses, checkName, checkPromptCount, type ClassifierLimits } from './validation.js';
 import { createWatcher } from './watch.js';
-import { abortable, deletedError, WeightBuilder, type ClassifierRunner } from './weightBuilder.js';
+import {
+  abortable,
+  deletedError,
+  WeightBuilder,
+  type ClassifierJobRequest,
+  type ClassifierRunner,
+} from './weightBuilder.js';
 
 /** What classifiers need from the models' names and checks: ClipService, or the api role's ModelCatalogue. */
 export interface ClassifierModels {
@@ -262,12 +268,7 @@ export class ClassifierService implements JobClassifiers {
     await abortable(this.#modelSide().weights(id, model), signal);
   }
 
-  async classify(request: {
-    id: string;
-    model: string;
-    images: Uint8Array[];
-    signal: AbortSignal;
-  }): Promise<ClassifyResult> {
+  async classify(request: ClassifierJobRequest): Promise<ClassifyResult> {
     return this.#modelSide().classify(request);
   }
 

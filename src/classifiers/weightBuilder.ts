@@ -44,6 +44,14 @@ export interface WeightBuilderOptions {
 /** How often a build's progress is stored and published, at most, in ms. */
 const PROGRESS_INTERVAL_MS = 200;
 
+/** A job's images, to be classified against classifier `id` on `model`. */
+export interface ClassifierJobRequest {
+  id: string;
+  model: string;
+  images: Uint8Array[];
+  signal: AbortSignal;
+}
+
 export class WeightBuilder {
   readonly #options: WeightBuilderOptions;
   /** Builds under way, by classifier and model. */
@@ -86,12 +94,7 @@ export class WeightBuilder {
   }
 
   /** Per image, the probability of each class: the images against the classifier's weights on `model`. */
-  async classify(request: {
-    id: string;
-    model: string;
-    images: Uint8Array[];
-    signal: AbortSignal;
-  }): Promise<ClassifyResult> {
+  async classify(request: ClassifierJobRequest): Promise<ClassifyResult> {
     const weights = await abortable(this.weights(request.id, request.model), request.signal);
     return this.#options.runner.classifyWithWeights({
       model: request.model,
@@ -180,9 +183,9 @@ export class WeightBuilder {
       });
       await store.saveWeights(key, packWeights(rows));
       this.#rows.set(key, rows);
-      await this.#markReady(id, model, key, rows);
       const prompts = rows.length * classifier.templates.length;
       logger.info({ classifier: id, model, prompts, ms: Math.round(performance.now() - started) }, 'classifier built');
+      await this.#markReady(id, model, key, rows);
       return rows;
     } catch (error) {
       if (signal.aborted) throw signal.reason;

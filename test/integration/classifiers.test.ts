@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectBuildFollowedToReady } from '../utils/classifierBuild.js';
 import { metricValue } from '../utils/metrics.js';
 import { distinctImages, gql, startTestServer, subscribe, waitFor, type TestServer } from '../utils/testServer.js';
 
@@ -201,19 +202,7 @@ describe('createClassifier', () => {
     expect(classes.length * templates.length).toBeGreaterThan(MAX_PROMPTS_PER_JOB);
     expect(await classifyError({ images, classes, prompt: { templates } })).toBe('BAD_USER_INPUT');
     const created = await createClassifier({ classes, prompt: { templates } });
-    const followed = await subscribe<{ classifierUpdated: ClassifierState }>(
-      server.wsUrl,
-      `subscription ($id: ID!) { classifierUpdated(id: $id) { ${CLASSIFIER_FIELDS} } }`,
-      { id: created.id },
-      { timeoutMs: 60_000 },
-    );
-    expect(followed.error).toBeUndefined();
-    expect(followed.completed).toBe(true);
-    const states = followed.messages.map((message) => message.data!.classifierUpdated);
-    expect(states.at(-1)).toMatchObject({ status: 'READY', builtPrompts: 600, totalPrompts: 600 });
-    const progress = states.map((state) => state.builtPrompts);
-    expect(progress).toEqual([...progress].sort((a, b) => a - b));
-    expect(progress.some((built) => built > 0 && built < 600)).toBe(true);
+    await expectBuildFollowedToReady(server.wsUrl, created.id, 600, 60_000);
     const job = await classify({ images, classifier: created.id });
     expect(job.status).toBe('COMPLETE');
     expect(job.result!.images[0]!.probabilities).toHaveLength(150);
