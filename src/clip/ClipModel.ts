@@ -8,15 +8,13 @@
 import { createHash } from 'node:crypto';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { AppError, ErrorCode, isAppError } from '../errors.js';
-import type { Logger } from '../logger.js';
 import { EmbeddingCache } from './EmbeddingCache.js';
 import { loadModelSpec, type LayoutName } from './layouts/index.js';
 import { preprocessImage, type PreprocessOptions } from './image/preprocess.js';
 import type { PreprocessPool } from './image/preprocessPool.js';
-import { resolveModelScoring, type ResolvedScoring } from './logitScaleFit.js';
+import { resolveModelScoring, type ModelScoringSettings, type ResolvedScoring } from './logitScaleFit.js';
 import { describeTowers, loadGraphs, releaseGraphs, sessionBytesOf, type LoadedModel } from './modelLoading.js';
 import { Batcher } from './runtime/Batcher.js';
-import type { OnnxSessionOptions } from './runtime/onnx.js';
 import { FIXED_BATCH_BATCHES_PER_REPLICA, VisionReplicas } from './runtime/replicas.js';
 import type { TextTower } from './runtime/towers.js';
 import { normalize, scoreClasses, templatesOf } from './scoring.js';
@@ -25,12 +23,10 @@ import type { ImageLimits, Precision, PreprocessorConfig, PromptConfig, Scoring,
 import { warmUp } from './warmUp.js';
 import { buildZeroShotWeights } from './zeroShotWeights.js';
 
-export interface ClipModelOptions {
-  name: string;
+export interface ClipModelOptions extends ModelScoringSettings {
   /** A local model directory in a known layout (already downloaded). */
   dir: string;
   precision: Precision;
-  session: OnnxSessionOptions;
   /** Largest image batch: see MAX_BATCH_SIZE. */
   maxBatchSize: number;
   /** How long a lone request waits for company, ms: see MAX_BATCH_WAIT_MS. */
@@ -56,13 +52,6 @@ export interface ClipModelOptions {
   /** LRU capacity (entries) of the image-embedding cache; 0 disables. See IMAGE_CACHE_SIZE. */
   imageCacheSize: number;
   imageLimits: ImageLimits;
-  /** `LOGIT_SCALE`: the trained scale (not the log) of every softmax model; ignored by sigmoid (SigLIP) models. */
-  logitScale: number | undefined;
-  /** This model's own option (`CLIP_MODELS=name=source;logitScale=…;logitBias=…`): wins over everything. */
-  modelScoring: { logitScale?: number | undefined; logitBias?: number | undefined } | undefined;
-  /** What the catalogue publishes for this model, used when the model files cannot tell. */
-  known: { logitScale?: number | undefined; logitBias?: number | undefined } | undefined;
-  logger: Logger;
   onBatch?: (kind: 'image' | 'text', size: number, durationMs: number) => void;
   onCacheLookup?: (kind: 'image' | 'text', hit: boolean) => void;
 }

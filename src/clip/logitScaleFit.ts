@@ -14,15 +14,18 @@ import type { PreprocessorConfig } from './types.js';
 
 export type ResolvedScoring = ReturnType<typeof resolveScoring>;
 
-/** What the settings and the catalogue say about a model's scoring; see resolveScoring for the order. */
-export interface ScoringCandidates {
+/**
+ * What the settings and the catalogue say about a model's scoring (see resolveScoring for the order), with what a
+ * measurement on its combined graph needs. Part of ClipModelOptions.
+ */
+export interface ModelScoringSettings {
   name: string;
   session: OnnxSessionOptions;
-  /** LOGIT_SCALE. */
+  /** `LOGIT_SCALE`: the trained scale (not the log) of every softmax model; ignored by sigmoid (SigLIP) models. */
   logitScale: number | undefined;
-  /** The model's own option (`CLIP_MODELS=name=source;logitScale=…;logitBias=…`). */
+  /** This model's own option (`CLIP_MODELS=name=source;logitScale=…;logitBias=…`): wins over everything. */
   modelScoring: { logitScale?: number | undefined; logitBias?: number | undefined } | undefined;
-  /** What the catalogue publishes for this model. */
+  /** What the catalogue publishes for this model, used when the model files cannot tell. */
   known: { logitScale?: number | undefined; logitBias?: number | undefined } | undefined;
   logger: Logger;
 }
@@ -37,7 +40,7 @@ const MIN_SPREAD = 1e-8;
 /** The scoring from the candidates in order (see resolveScoring); the combined graph is measured only when it can decide. */
 export async function resolveModelScoring(
   loaded: LoadedModel,
-  candidates: ScoringCandidates,
+  candidates: ModelScoringSettings,
 ): Promise<ResolvedScoring> {
   const { spec } = loaded;
   const needsMeasure =
@@ -65,7 +68,7 @@ export async function resolveModelScoring(
   return scoring;
 }
 
-function logScoringCaveats(spec: ModelSpec, scoring: ResolvedScoring, candidates: ScoringCandidates): void {
+function logScoringCaveats(spec: ModelSpec, scoring: ResolvedScoring, candidates: ModelScoringSettings): void {
   const log = {
     model: candidates.name,
     layout: spec.layout,
